@@ -1,0 +1,219 @@
+// report — one table out of one benchmark run.
+//
+// Reads the raw results that the Makefile's steps left in the run directory
+// (duckdb.json, sqlite.json, scoredb-{auto,scalar,avx2,avx512}.json,
+// scoredb-cli.json, ingest.json, kernels.txt), cross-checks every engine's
+// answers against DuckDB (threads=2) — counts exactly, averages, minima and
+// maxima to 1e-9 relative — and writes the markdown report to stdout and to
+// --out. A mismatch is printed loudly on stderr and listed in the report; a
+// step that failed shows as "—" with its error, never as a number.
+//
+// Usage: node report.mjs --dir RUN_DIR --queries F --out results/latest.md
+import { readFileSync, existsSync, writeFileSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const args = {};
+for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+const dir = args.dir;
+const spec = JSON.parse(readFileSync(args.queries, 'utf8'));
+const load = (f) => {
+  const p = path.join(dir, f);
+  if (!existsSync(p)) return null;
+  try { return JSON.parse(readFileSync(p, 'utf8')); } catch (e) { return { error: `${f}: ${e.message}` }; }
+};
+
+const duck = load('duckdb.json');
+const sqlite = load('sqlite.json');
+const ingest = load('ingest.json');
+if (ingest && existsSync(path.join(dir, 'data_mdb_bytes'))) {
+  ingest.data_mdb_bytes = Number(readFileSync(path.join(dir, 'data_mdb_bytes'), 'utf8').trim()) || undefined;
+}
+// `scoredb ingest` prints one JSON summary line: accepted, rejected, errors.
+if (ingest && existsSync(path.join(dir, 'ingest.out'))) {
+  const first = readFileSync(path.join(dir, 'ingest.out'), 'utf8').split('\n')[0];
+  try {
+    const s = JSON.parse(first);
+    Object.assign(ingest, { accepted: s.accepted, rejected: s.rejected });
+    if (s.rejected) ingest.error = `${s.rejected} rejected, e.g. ${JSON.stringify((s.errors || []).slice(0, 2))}`;
+  } catch { if (ingest.exit) ingest.error = `exit ${ingest.exit}: ${first.slice(0, 200)}`; }
+}
+const tables = ['scalar', 'avx2', 'avx512'];
+const sdb = { auto: load('scoredb-auto.json'), cli: load('scoredb-cli.json') };
+for (const t of tables) sdb[t] = load(`scoredb-${t}.json`);
+const autoName = sdb.auto?.kernels;
+
+// ------------------------------------------------------------ normalising
+// Every answer becomes a flat map "key/field" -> number. Empty series days,
+// empty histogram bins and null statistics are dropped on both sides.
+const INT_FIELDS = new Set(['count', 'traces']);
+const STAT_FIELDS = ['count', 'avg', 'min', 'max', 'traces'];
+
+function normSql(kind, rows) {
+  const out = {};
+  for (const r of rows) {
+    const key = r.k === null || r.k === undefined ? '' : String(r.k);
+    if (kind === 'hist') { if (r.count) out[`bin${key}/count`] = r.count; continue; }
+    if (r.count === 0) continue;
+    for (const f of STAT_FIELDS) if (r[f] !== undefined && r[f] !== null) out[`${key}/${f}`] = r[f];
+  }
+  return out;
+}
+
+function normScoredb(kind, answer) {
+  const out = {};
+  if (!answer || !Array.isArray(answer.groups)) throw new Error(`not an answer: ${JSON.stringify(answer).slice(0, 200)}`);
+  for (const g of answer.groups) {
+    const key = g.key ? Object.values(g.key).join('|') : '';
+    if (kind === 'series') {
+      for (const s of g.series || []) {
+        if (!s.count) continue;
+        const t = String(Date.parse(s.t));
+        out[`${t}/count`] = s.count;
+        if (s.avg !== null && s.avg !== undefined) out[`${t}/avg`] = s.avg;
+      }
+    } else if (kind === 'hist') {
+      const h = g.histogram || { counts: [] };
+      h.counts.forEach((c, i) => { if (c) out[`bin${i}/count`] = c; });
+      if (h.underflow) out['bin-1/count'] = h.underflow;
+      if (h.overflow) out[`bin${h.counts.length}/count`] = h.overflow;
+    } else {
+      if (!g.count) continue;
+      for (const f of STAT_FIELDS) if (g[f] !== undefined && g[f] !== null) out[`${key}/${f}`] = g[f];
+    }
+  }
+  return out;
+}
+
+function compare(ref, got) {
+  const bad = [];
+  for (const k of new Set([...Object.keys(ref), ...Object.keys(got)])) {
+    const a = ref[k], b = got[k];
+    const field = k.slice(k.lastIndexOf('/') + 1);
+    if (a === undefined || b === undefined) { bad.push(`${k}: ${a} vs ${b}`); continue; }
+    if (INT_FIELDS.has(field)) { if (a !== b) bad.push(`${k}: ${a} vs ${b}`); continue; }
+    if (Math.abs(a - b) > 1e-9 * Math.max(Math.abs(a), Math.abs(b), 1e-300)) bad.push(`${k}: ${a} vs ${b}`);
+  }
+  return bad;
+}
+
+const mismatches = [];
+function check(engine, q, norm) {
+  const ref = duck?.threads?.[2]?.[q.id];
+  if (!ref || !norm) return;
+  let got;
+  try { got = norm(); } catch (e) { mismatches.push(`${engine} ${q.id}: ${e.message}`); return; }
+  const bad = compare(normSql(q.kind, ref.rows), got);
+  if (bad.length) mismatches.push(`${engine} ${q.id}: ${bad.length} differences, e.g. ${bad.slice(0, 3).join('; ')}`);
+}
+
+for (const q of spec.queries) {
+  const dq = duck?.threads?.[1]?.[q.id];
+  if (dq) check('duckdb(threads=1)', q, () => normSql(q.kind, dq.rows));
+  const sq = sqlite?.queries?.[q.id];
+  if (sq) check('sqlite', q, () => normSql(q.kind, sq.rows));
+  for (const [label, r] of Object.entries(sdb)) {
+    const e = r?.queries?.[q.id];
+    if (e?.answer !== undefined) check(`scoredb(${label === 'auto' ? autoName : label})`, q, () => normScoredb(q.kind, e.answer));
+  }
+}
+
+// ----------------------------------------------------------------- tables
+const fmt = (ms) => ms === undefined || ms === null ? '—' : ms < 1 ? ms.toFixed(3) : ms < 100 ? ms.toFixed(2) : ms.toFixed(0);
+const rowsOf = duck?.rows ?? sqlite?.rows ?? ingest?.rows;
+const errors = [];
+const cell = (label, r, id) => {
+  if (!r) return '—';
+  if (r.error) { errors.push(`${label}: ${r.error}`); return '—'; }
+  const e = r.queries?.[id];
+  if (!e) return '—';
+  if (e.error) { errors.push(`${label} ${id}: ${e.error}`); return 'error'; }
+  return fmt(e.ms);
+};
+// A forced table the CPU lacks falls back to another: show it as n/a.
+const tableCell = (t, id) => sdb[t] && sdb[t].kernels && sdb[t].kernels !== t ? 'n/a' : cell(`scoredb(${t})`, sdb[t], id);
+
+const lines = [];
+const cpu = (os.cpus()[0]?.model || 'unknown CPU').replace(/\s+/g, ' ');
+lines.push(`# scoredb benchmark — ${rowsOf ? rowsOf.toLocaleString('en-US') : '?'} scores`);
+lines.push('');
+lines.push(`${new Date().toISOString().slice(0, 10)}, ${cpu}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB. ` +
+  `Data: \`bench/gen\` (50 names, Zipf; 90 days; 8 models, 20 prompt versions). ` +
+  `Frequent name = \`${spec.frequent}\` (rank 1), typical = \`${spec.typical}\` (rank 10). ` +
+  `Median of ${sdb.auto?.runs ?? duck?.runs ?? '?'} warm runs after one warm-up; milliseconds.`);
+lines.push('');
+lines.push(`## Queries (ms)`);
+lines.push('');
+lines.push(`| query | name | scoredb${autoName ? ` (${autoName})` : ''} | scalar | avx2 | avx512 | scoredb CLI | DuckDB t=1 | DuckDB t=2 | SQLite | DuckDB t=2 / scoredb |`);
+lines.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
+for (const q of spec.queries) {
+  const a = sdb.auto?.queries?.[q.id]?.ms, d = duck?.threads?.[2]?.[q.id]?.ms;
+  const ratio = a && d ? `${(d / a).toFixed(1)}×` : '—';
+  lines.push(`| ${q.letter}. ${q.label} | ${q.target} | ${cell('scoredb', sdb.auto, q.id)} | ` +
+    tables.map((t) => tableCell(t, q.id)).join(' | ') + ` | ${cell('scoredb-cli', sdb.cli, q.id)} | ` +
+    `${fmt(duck?.threads?.[1]?.[q.id]?.ms)} | ${fmt(d)} | ${fmt(sqlite?.queries?.[q.id]?.ms)} | ${ratio} |`);
+}
+lines.push('');
+lines.push('scoredb: in-process `sdb_query_json` through `bench/bench_query.c` (kernel table forced with `SDB_KERNELS`); ' +
+  'scoredb CLI: the whole `scoredb query --db DIR JSON` command, spawn to exit. ' +
+  'DuckDB: `@duckdb/node-api`, persistent file, `SET threads`. SQLite: libsqlite3, index on (name, ts), ANALYZE, mmap.');
+lines.push('');
+
+// Ingest and size.
+lines.push('## Ingest and size');
+lines.push('');
+lines.push('| engine | what is timed | seconds | rows/s | bytes/score |');
+lines.push('|---|---|--:|--:|--:|');
+const rate = (n, ms) => n && ms ? Math.round(n / ms * 1000).toLocaleString('en-US') : '—';
+if (ingest) {
+  const fold = sdb.auto?.fold_ms ?? 0;
+  const n = ingest.accepted ?? rowsOf;
+  const bytes = ingest.data_mdb_bytes;
+  const what = `\`scoredb ingest\` of the NDJSON${fold ? ` + fold (${(fold / 1000).toFixed(2)} s)` : ''}` +
+    (ingest.exit ? ` — exit ${ingest.exit}, ${ingest.accepted ?? '?'} accepted, ${ingest.rejected ?? '?'} rejected` : '');
+  lines.push(`| scoredb | ${what} | ${((ingest.ms + fold) / 1000).toFixed(2)} | ${rate(n, ingest.ms + fold)} | ${bytes && n ? (bytes / n).toFixed(1) : '—'} |`);
+  if (ingest.error) errors.push(`scoredb ingest: ${ingest.error}`);
+}
+if (duck && !duck.error) lines.push(`| DuckDB ${duck.version} | \`CREATE TABLE AS read_csv\` + CHECKPOINT | ${(duck.load_ms / 1000).toFixed(2)} | ${rate(duck.rows, duck.load_ms)} | ${(duck.file_bytes / duck.rows).toFixed(1)} |`);
+if (sqlite && !sqlite.error) lines.push(`| SQLite ${sqlite.version} | prepared INSERTs in one transaction + index + ANALYZE (index ${(sqlite.index_ms / 1000).toFixed(2)} s) | ${((sqlite.load_ms + sqlite.index_ms) / 1000).toFixed(2)} | ${rate(sqlite.rows, sqlite.load_ms + sqlite.index_ms)} | ${(sqlite.file_bytes / sqlite.rows).toFixed(1)} |`);
+lines.push('');
+lines.push('scoredb bytes/score is the store\'s `data.mdb` over the scores accepted (the row store with every field, plus the column segments); ' +
+  'DuckDB and SQLite hold only the ten CSV columns.');
+lines.push('');
+
+// Cross-check.
+lines.push('## Cross-check');
+lines.push('');
+if (!duck?.threads) lines.push('No DuckDB reference answers: nothing was cross-checked.');
+else if (!mismatches.length) lines.push('Every engine\'s answers agree with DuckDB (threads=2): counts exactly, averages, minima and maxima to 1e-9 relative.');
+else {
+  lines.push(`**${mismatches.length} MISMATCHES** against DuckDB (threads=2):`);
+  lines.push('');
+  for (const m of mismatches) lines.push(`- ${m}`);
+}
+if (errors.length) {
+  lines.push('');
+  lines.push('Errors:');
+  lines.push('');
+  for (const e of [...new Set(errors)]) lines.push(`- ${e.replace(/\s+/g, ' ').slice(0, 300)}`);
+}
+lines.push('');
+
+// Kernels.
+const kpath = path.join(dir, 'kernels.txt');
+if (existsSync(kpath) && statSync(kpath).size > 0) {
+  lines.push('## Kernels (`bench/bench_kernels`)');
+  lines.push('');
+  lines.push(readFileSync(kpath, 'utf8').trimEnd());
+  lines.push('');
+}
+
+const md = lines.join('\n') + '\n';
+process.stdout.write(md);
+if (args.out) writeFileSync(args.out, md);
+if (mismatches.length) {
+  console.error('\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
+  console.error(`!!! CROSS-CHECK FAILED: ${mismatches.length} query answers differ between engines`);
+  for (const m of mismatches) console.error(`!!! ${m}`);
+  console.error('!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n');
+}
