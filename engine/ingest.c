@@ -1,0 +1,276 @@
+/* Ingest: batches of validated scores into one durable write transaction.
+ *
+ * The acknowledgement is the commit. A batch writes, per score: the row
+ * record (`rows`), the client id index (`ids`), and an entry in the append
+ * log (`pending`) that the fold later moves into column segments. A score
+ * whose id exists replaces the old one everywhere: the old row leaves the
+ * pending log or its segment chunk (so no aggregate keeps its value) before
+ * the new one is written, inside the same transaction.
+ *
+ * The transaction body reads only the batch and the store, so when the map
+ * fills it can be rerun from the start after the map grows.
+ */
+#include "internal.h"
+
+#include <sys/random.h>
+#include <time.h>
+
+#define ARENA_BLOCK (64u << 10)
+
+typedef struct block {
+    struct block *next;
+    size_t used, cap;
+    char data[];
+} block;
+
+struct sdb_batch {
+    sdb__score *rows;
+    size_t n, cap;
+    block *arena;
+    uint64_t rng; /* for generated ids */
+};
+
+int sdb_batch_new(sdb_batch **out)
+{
+    sdb_batch *b = calloc(1, sizeof *b);
+    if (!b) return SDB_ENOMEM;
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)b;
+    b->rng = seed;
+    *out = b;
+    return SDB_OK;
+}
+
+void sdb_batch_clear(sdb_batch *b)
+{
+    b->n = 0;
+    /* Keep the first block for reuse; free the rest. */
+    block *k = b->arena;
+    if (!k) return;
+    block *next = k->next;
+    while (next) {
+        block *x = next->next;
+        free(next);
+        next = x;
+    }
+    k->next = NULL;
+    k->used = 0;
+}
+
+void sdb_batch_free(sdb_batch *b)
+{
+    if (!b) return;
+    for (block *k = b->arena, *x; k; k = x) {
+        x = k->next;
+        free(k);
+    }
+    free(b->rows);
+    free(b);
+}
+
+void *sdb__batch_alloc(sdb_batch *b, size_t len)
+{
+    len = (len + 7) & ~(size_t)7;
+    if (!b->arena || b->arena->cap - b->arena->used < len) {
+        size_t cap = len > ARENA_BLOCK ? len : ARENA_BLOCK;
+        block *k = malloc(sizeof *k + cap);
+        if (!k) return NULL;
+        k->used = 0;
+        k->cap = cap;
+        /* A big one-off goes behind the current block so the current one
+         * keeps serving small strings. */
+        if (b->arena && len > ARENA_BLOCK) {
+            k->next = b->arena->next;
+            b->arena->next = k;
+            k->used = len;
+            return k->data;
+        }
+        k->next = b->arena;
+        b->arena = k;
+    }
+    void *p = b->arena->data + b->arena->used;
+    b->arena->used += len;
+    return p;
+}
+
+int sdb__batch_str(sdb_batch *b, const char *p, size_t len, sdb__str *out)
+{
+    char *d = sdb__batch_alloc(b, len + 1);
+    if (!d) return SDB_ENOMEM;
+    memcpy(d, p, len);
+    d[len] = 0;
+    out->p = d;
+    out->len = (uint32_t)len;
+    return SDB_OK;
+}
+
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* A random (version 4) UUID, the id shape clients already use. */
+int sdb__batch_gen_id(sdb_batch *b, sdb__str *out)
+{
+    uint64_t hi = splitmix(&b->rng), lo = splitmix(&b->rng);
+    hi = (hi & ~0xF000ull) | 0x4000ull;
+    lo = (lo & ~(3ull << 62)) | (2ull << 62);
+    char buf[40];
+    snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(hi >> 32),
+             (unsigned)(hi >> 16) & 0xFFFF, (unsigned)hi & 0xFFFF,
+             (unsigned)(lo >> 48), (unsigned long long)(lo & 0xFFFFFFFFFFFFull));
+    return sdb__batch_str(b, buf, 36, out);
+}
+
+int sdb__batch_push(sdb_batch *b, const sdb__score *sc)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        sdb__score *r = realloc(b->rows, cap * sizeof *r);
+        if (!r) return SDB_ENOMEM;
+        b->rows = r;
+        b->cap = cap;
+    }
+    b->rows[b->n++] = *sc;
+    return SDB_OK;
+}
+
+size_t sdb_batch_rows(const sdb_batch *b) { return b->n; }
+
+const char *sdb_batch_id(const sdb_batch *b, size_t i)
+{
+    return i < b->n ? b->rows[i].id.p : NULL;
+}
+
+/* ---------------------------------------------------------------- commit */
+
+typedef struct ingest_ctx {
+    uint32_t project;
+    sdb_batch *b;
+    int64_t now;
+    sdb__buf rec;
+} ingest_ctx;
+
+static int dict_opt(sdb__txn *t, uint32_t project, int dict, sdb__str s, uint32_t *out)
+{
+    if (!s.p) {
+        *out = 0;
+        return SDB_OK;
+    }
+    return sdb__dict_id(t, project, dict, s.p, s.len, 1, out);
+}
+
+/* Take the score with row ref `ref` out of every aggregate and the row
+ * store. A score still in the pending log only leaves the log; *pending
+ * (when not NULL) collects the change to the project's pending count, or
+ * the count is updated at once. */
+static int unlink_row(sdb__txn *t, uint32_t project, uint64_t ref, int64_t *pending)
+{
+    uint8_t rk[12], pk[8];
+    sdb__be32(rk, project);
+    sdb__be64(rk + 4, ref);
+    sdb__be64(pk, ref);
+    sdb__val v;
+    int rc = sdb__get(t, SDB__DB_ROWS, rk, sizeof rk, &v);
+    if (rc) return rc == SDB_ENOTFOUND ? SDB_ECORRUPT : rc;
+    sdb__row row;
+    if ((rc = sdb__row_decode(v.p, v.len, &row))) return rc;
+    sdb__fixed fx = row.fx;
+    rc = sdb__del(t, SDB__DB_PENDING, pk, sizeof pk);
+    if (rc == SDB_OK && pending)
+        --*pending;
+    else if (rc == SDB_OK)
+        rc = sdb__pending_add(t, project, -1);
+    else if (rc == SDB_ENOTFOUND)
+        rc = sdb__seg_remove(t, &fx);
+    if (rc) return rc;
+    return sdb__del(t, SDB__DB_ROWS, rk, sizeof rk);
+}
+
+int sdb__unlink_row(sdb__txn *t, uint32_t project, uint64_t ref)
+{
+    return unlink_row(t, project, ref, NULL);
+}
+
+static int ingest_txn(sdb__txn *t, void *arg)
+{
+    ingest_ctx *c = arg;
+    uint64_t next_ref = 1, last = 0;
+    int rc = sdb__meta_get_u64(t, "next_ref", &next_ref);
+    if (rc && rc != SDB_ENOTFOUND) return rc;
+    rc = sdb__meta_get_u64(t, "last_ingest", &last);
+    if (rc && rc != SDB_ENOTFOUND) return rc;
+    /* Ingest times never go backwards, so the pending log is in ingest-time
+     * order and a fold can stop at the first entry past its watermark. */
+    int64_t now = c->now > (int64_t)last ? c->now : (int64_t)last;
+    int64_t pending = (int64_t)c->b->n;
+
+    for (size_t i = 0; i < c->b->n; i++) {
+        const sdb__score *sc = &c->b->rows[i];
+        sdb__fixed fx;
+        memset(&fx, 0, sizeof fx);
+        fx.project = c->project;
+        fx.ts = sc->has_ts ? sc->ts : now;
+        fx.ingested = now;
+        fx.type = sc->type;
+        fx.source = sc->source;
+        fx.ref = next_ref++;
+        fx.trace = sc->trace_id.p ? sdb__hash(sc->trace_id.p, sc->trace_id.len) : 0;
+        if (fx.trace == 0 && sc->trace_id.p) fx.trace = 1;
+        if ((rc = sdb__dict_id(t, c->project, SDB_DICT_NAME, sc->name.p, sc->name.len, 1,
+                               &fx.name)))
+            return rc;
+        for (int d = 0; d < SDB_N_DIMS; d++)
+            if ((rc = dict_opt(t, c->project, d, sc->dims[d], &fx.dims[d]))) return rc;
+        uint32_t label = 0;
+        if (sc->type == SDB_CATEGORICAL) {
+            if ((rc = dict_opt(t, c->project, SDB_DICT_CATEGORY, sc->label, &label))) return rc;
+            fx.value = (double)label;
+        } else {
+            fx.value = sc->value;
+        }
+        for (uint32_t p = 0; p < sc->n_props; p++) {
+            uint32_t pid;
+            if ((rc = dict_opt(t, c->project, SDB_DICT_PROP, sc->props[2 * p + 1], &pid)))
+                return rc;
+        }
+
+        /* Replacement by id. */
+        uint8_t ik[4 + SDB_MAX_STR];
+        sdb__be32(ik, c->project);
+        memcpy(ik + 4, sc->id.p, sc->id.len);
+        size_t iklen = 4 + sc->id.len;
+        sdb__val old;
+        rc = sdb__get(t, SDB__DB_IDS, ik, iklen, &old);
+        if (rc == SDB_OK) {
+            if (old.len != 8) return SDB_ECORRUPT;
+            if ((rc = unlink_row(t, c->project, sdb__rd64(old.p), &pending))) return rc;
+        } else if (rc != SDB_ENOTFOUND) {
+            return rc;
+        }
+        uint8_t refb[8], rk[12];
+        sdb__be64(refb, fx.ref);
+        sdb__be32(rk, c->project);
+        sdb__be64(rk + 4, fx.ref);
+        if ((rc = sdb__put(t, SDB__DB_IDS, ik, iklen, refb, 8, 0))) return rc;
+        if ((rc = sdb__row_encode(&fx, sc, label, &c->rec))) return rc;
+        if ((rc = sdb__put(t, SDB__DB_ROWS, rk, sizeof rk, c->rec.p, c->rec.len, 0))) return rc;
+        if ((rc = sdb__put(t, SDB__DB_PENDING, refb, 8, &fx, sizeof fx, 1))) return rc;
+    }
+    if ((rc = sdb__pending_add(t, c->project, pending))) return rc;
+    if ((rc = sdb__meta_put_u64(t, "next_ref", next_ref))) return rc;
+    return sdb__meta_put_u64(t, "last_ingest", (uint64_t)now);
+}
+
+int sdb_store_ingest(sdb_store *s, uint32_t project, sdb_batch *b, int64_t now_ms)
+{
+    if (b->n == 0) return SDB_OK;
+    ingest_ctx c = {.project = project, .b = b, .now = now_ms};
+    int rc = sdb__write(s, ingest_txn, &c);
+    sdb__buf_free(&c.rec);
+    return rc;
+}

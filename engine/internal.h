@@ -1,0 +1,326 @@
+/* Private declarations shared inside engine/. Nothing here is API. */
+#ifndef SDB_INTERNAL_H
+#define SDB_INTERNAL_H
+
+#include "scoredb.h"
+#include "kernels/kernels.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef SDB_DEBUG
+#include <assert.h>
+#define SDB_ASSERT(x) assert(x)
+#else
+#define SDB_ASSERT(x) ((void)0)
+#endif
+
+#define SDB_FORMAT_VERSION 1u
+#define SDB_MAX_STR 200u          /* ids, names and dimension values */
+#define SDB_MAX_GROUP_BY 4u
+
+/* ------------------------------------------------------------ data model */
+
+enum { SDB_NUMERIC = 0, SDB_BOOLEAN = 1, SDB_CATEGORICAL = 2, SDB_N_TYPES = 3 };
+enum { SDB_SRC_API = 0, SDB_SRC_EVAL = 1, SDB_SRC_ANNOTATION = 2, SDB_N_SOURCES = 3 };
+
+/* Dictionary-encoded dimensions: column order in a segment. */
+enum {
+    SDB_DIM_ENVIRONMENT = 0,
+    SDB_DIM_MODEL,
+    SDB_DIM_PROMPT_VERSION,
+    SDB_DIM_TRACE_NAME,
+    SDB_DIM_USER_ID,
+    SDB_DIM_AUTHOR,
+    SDB_N_DIMS
+};
+/* Other dictionaries (not columns). */
+enum {
+    SDB_DICT_NAME = SDB_N_DIMS, /* score names */
+    SDB_DICT_CATEGORY,          /* categorical labels */
+    SDB_DICT_PROP,              /* property values (for properties.KEY group-by) */
+    SDB_DICT_PROJECT,           /* project names (project field is always 0) */
+    SDB_N_DICTS
+};
+
+extern const char *const sdb__dim_names[SDB_N_DIMS];
+extern const char *const sdb__type_names[SDB_N_TYPES];
+extern const char *const sdb__source_names[SDB_N_SOURCES];
+
+typedef struct sdb__str {
+    const char *p; /* not NUL-terminated necessarily; NULL when absent */
+    uint32_t len;
+} sdb__str;
+
+/* A validated score as parsed from JSON. Strings point into the batch's
+ * arena. */
+typedef struct sdb__score {
+    sdb__str name, id, trace_id, observation_id, session_id, dataset_run_id;
+    sdb__str config_id, comment, metadata; /* metadata: compact JSON text */
+    sdb__str dims[SDB_N_DIMS];
+    sdb__str label; /* categorical value */
+    sdb__str *tags;  /* n_tags */
+    sdb__str *props; /* 2 * n_props: key, value, key, value... */
+    uint32_t n_tags, n_props;
+    double value; /* numeric; boolean 0/1; categorical: unused */
+    int64_t ts;   /* epoch ms; valid when has_ts */
+    uint8_t type, source, has_ts, id_generated;
+} sdb__score;
+
+/* The fixed-width part of a stored score: what columns and pending hold. */
+typedef struct sdb__fixed {
+    int64_t ts;
+    int64_t ingested;
+    double value; /* categorical: label id */
+    uint64_t trace; /* xxh3 of trace_id; 0 when absent */
+    uint64_t ref;   /* row ref: ingest sequence number */
+    uint32_t project;
+    uint32_t name;
+    uint32_t dims[SDB_N_DIMS]; /* 0 = absent */
+    uint8_t type, source;
+    uint8_t pad[6];
+} sdb__fixed;
+_Static_assert(sizeof(sdb__fixed) == 80, "pending entry layout");
+
+/* ------------------------------------------------------------ utilities */
+
+/* Growable byte buffer. */
+typedef struct sdb__buf {
+    char *p;
+    size_t len, cap;
+} sdb__buf;
+int sdb__buf_reserve(sdb__buf *b, size_t extra);
+int sdb__buf_add(sdb__buf *b, const void *p, size_t len);
+void sdb__buf_free(sdb__buf *b);
+
+/* Big-endian helpers for keys. */
+static inline void sdb__be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline void sdb__be64(uint8_t *p, uint64_t v)
+{
+    sdb__be32(p, (uint32_t)(v >> 32));
+    sdb__be32(p + 4, (uint32_t)v);
+}
+static inline uint32_t sdb__rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint64_t sdb__rd64(const uint8_t *p)
+{
+    return (uint64_t)sdb__rd32(p) << 32 | sdb__rd32(p + 4);
+}
+/* Signed time → order-preserving unsigned (sign bit flipped). */
+static inline uint64_t sdb__ts_key(int64_t t) { return (uint64_t)t ^ (1ull << 63); }
+static inline int64_t sdb__key_ts(uint64_t k) { return (int64_t)(k ^ (1ull << 63)); }
+
+/* floor division for possibly negative times */
+static inline int64_t sdb__floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+uint64_t sdb__hash(const void *p, size_t len); /* xxh3-64 */
+
+/* printf into a caller's error buffer; tolerates err == NULL. */
+void sdb__errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ----------------------------------------------------------- store (LMDB) */
+
+enum {
+    SDB__DB_SEGMENTS = 0, /* project|name|bucket|chunk → segment */
+    SDB__DB_PENDING,      /* ref → sdb__fixed (durable, not yet folded) */
+    SDB__DB_ROWS,         /* project|ref → row record */
+    SDB__DB_IDS,          /* project|client id → ref */
+    SDB__DB_DICT,         /* project|dict|string → id */
+    SDB__DB_DICTREV,      /* project|dict|id → string */
+    SDB__DB_META,         /* string key → value */
+    SDB__N_DBS
+};
+
+typedef struct sdb__txn sdb__txn;
+typedef struct sdb__cur sdb__cur;
+
+typedef struct sdb__val {
+    const void *p; /* borrowed: valid until the txn ends or the next write */
+    size_t len;
+} sdb__val;
+
+struct sdb_store {
+    void *env;        /* MDB_env */
+    unsigned dbi[SDB__N_DBS];
+    char *path;
+    int read_only;
+    int64_t bucket_ms;
+    uint32_t chunk_rows;
+    uint64_t map_size;
+    void *lock;       /* pthread_rwlock_t: resize excludes every txn */
+    void *write_lock; /* pthread_mutex_t: one writer at a time, in process */
+};
+
+int sdb__txn_begin(sdb_store *s, int write, sdb__txn **out);
+int sdb__txn_commit(sdb__txn *t); /* frees t, even on failure */
+void sdb__txn_abort(sdb__txn *t); /* takes NULL */
+sdb_store *sdb__txn_store(sdb__txn *t);
+
+int sdb__get(sdb__txn *t, int db, const void *k, size_t klen, sdb__val *out);
+int sdb__put(sdb__txn *t, int db, const void *k, size_t klen, const void *v,
+             size_t vlen, int append);
+/* Reserve vlen bytes for key k and return a pointer to fill before the next
+ * write in this txn. */
+int sdb__reserve(sdb__txn *t, int db, const void *k, size_t klen, size_t vlen,
+                 void **out);
+int sdb__del(sdb__txn *t, int db, const void *k, size_t klen);
+uint64_t sdb__count(sdb__txn *t, int db);
+int sdb__clear(sdb__txn *t, int db); /* delete every entry */
+
+int sdb__cur_open(sdb__txn *t, int db, sdb__cur **out);
+void sdb__cur_close(sdb__cur *c);
+/* Position at the first key >= k (k NULL: the first key). */
+int sdb__cur_seek(sdb__cur *c, const void *k, size_t klen, sdb__val *key, sdb__val *val);
+int sdb__cur_next(sdb__cur *c, sdb__val *key, sdb__val *val);
+int sdb__cur_prev(sdb__cur *c, sdb__val *key, sdb__val *val);
+int sdb__cur_last(sdb__cur *c, sdb__val *key, sdb__val *val);
+int sdb__cur_del(sdb__cur *c); /* delete the current entry */
+
+/* Run fn in one write transaction and commit; when the map fills, abort,
+ * grow the map and run fn again from the start. fn must therefore keep no
+ * state outside the txn that a retry would see half-done. */
+int sdb__write(sdb_store *s, int (*fn)(sdb__txn *t, void *ctx), void *ctx);
+
+/* meta helpers */
+int sdb__meta_get_u64(sdb__txn *t, const char *key, uint64_t *out); /* ENOTFOUND */
+int sdb__meta_put_u64(sdb__txn *t, const char *key, uint64_t v);
+
+/* Per-project count of acknowledged scores not yet folded. */
+int sdb__pending_of(sdb__txn *t, uint32_t project, uint64_t *out);
+int sdb__pending_add(sdb__txn *t, uint32_t project, int64_t delta);
+
+/* ----------------------------------------------------------- dictionaries */
+
+/* id of string s in dictionary `dict` of `project`; created when `create`
+ * (write txn). Ids start at 1; 0 means absent. */
+int sdb__dict_id(sdb__txn *t, uint32_t project, int dict, const char *s, size_t len,
+                 int create, uint32_t *out);
+/* The string of an id, borrowed until the txn ends. */
+int sdb__dict_str(sdb__txn *t, uint32_t project, int dict, uint32_t id, sdb__val *out);
+/* Highest id assigned so far in the dictionary (0 when empty). */
+uint32_t sdb__dict_max(sdb__txn *t, uint32_t project, int dict);
+
+/* ------------------------------------------------------------ row records */
+
+/* Encode a score (with its resolved fixed part) into a row record. */
+int sdb__row_encode(const sdb__fixed *fx, const sdb__score *sc, uint32_t label_id,
+                    sdb__buf *out);
+/* A decoded row record: views into the record bytes (borrowed). */
+typedef struct sdb__row {
+    sdb__fixed fx;
+    sdb__str id, trace_id, observation_id, session_id, dataset_run_id;
+    sdb__str config_id, comment, metadata;
+    const uint8_t *tags;  /* n_tags × (u16 len, bytes) */
+    const uint8_t *props; /* n_props × (u16 len, key, u16 len, value) */
+    uint32_t n_tags, n_props;
+} sdb__row;
+int sdb__row_decode(const void *p, size_t len, sdb__row *out);
+/* Iterate tags/props of a decoded row: returns 1 while there is one. */
+int sdb__row_tag(const sdb__row *r, uint32_t i, sdb__str *out);
+int sdb__row_prop(const sdb__row *r, uint32_t i, sdb__str *key, sdb__str *val);
+/* true when the row has tag t / property k with value v. */
+bool sdb__row_has_tag(const sdb__row *r, const char *t, size_t len);
+bool sdb__row_prop_get(const sdb__row *r, const char *k, size_t klen, sdb__str *val);
+
+/* ------------------------------------------------------------- segments */
+
+/* On-disk column segment. Layout (little-endian, native doubles):
+ *
+ *   +--------------------+  0
+ *   | sdb__seg_hdr       |  128 bytes: zone map + pre-aggregate
+ *   +--------------------+  128
+ *   | ts     i64[n]      |
+ *   | value  f64[n]      |  categorical rows hold their label id
+ *   | trace  u64[n]      |
+ *   | ref    u64[n]      |
+ *   | dims   u32[6][n]   |  one array per dimension
+ *   | type   u8[n]       |
+ *   | source u8[n]       |
+ *   +--------------------+  128 + 58n
+ */
+typedef struct sdb__seg_hdr {
+    uint32_t magic;    /* 'SSEG' */
+    uint16_t version;
+    uint16_t flags;
+    uint32_t n_rows;
+    uint32_t n_type[SDB_N_TYPES]; /* rows per data type */
+    int64_t ts_min, ts_max;       /* over every row */
+    double v_min, v_max;          /* numeric and boolean rows; +inf/-inf if none */
+    double sum;                   /* sum of numeric and boolean values */
+    double m2;                    /* sum of squared deviations from the mean */
+    int64_t max_ingested;
+    uint8_t reserved[48];
+} sdb__seg_hdr;
+_Static_assert(sizeof(sdb__seg_hdr) == 128, "segment header is 128 bytes");
+
+#define SDB__SEG_MAGIC 0x47455353u /* "SSEG" */
+#define SDB__SEG_ROW_BYTES 58u
+
+/* Column views of a segment (pointers into the value, unaligned). */
+typedef struct sdb__seg {
+    sdb__seg_hdr h; /* copied out (aligned) */
+    const uint8_t *ts, *value, *trace, *ref, *dims[SDB_N_DIMS], *type, *source;
+    uint32_t n;
+} sdb__seg;
+
+static inline size_t sdb__seg_bytes(uint32_t n) { return 128 + (size_t)SDB__SEG_ROW_BYTES * n; }
+
+/* Validate and map a segment value; SDB_ECORRUPT when it is not one. */
+int sdb__seg_open(const void *p, size_t len, sdb__seg *out);
+/* Row i of a segment as a fixed record (project/name filled by the caller). */
+void sdb__seg_row(const sdb__seg *g, uint32_t i, sdb__fixed *out);
+/* Write n rows (from an array of fixed) as a segment into dst, which has
+ * sdb__seg_bytes(n) bytes; computes the header. */
+void sdb__seg_build(const sdb__fixed *const *rows, uint32_t n, void *dst);
+
+/* Segment key: project | name | bucket (biased) | chunk. 20 bytes. */
+#define SDB__SEGKEY_LEN 20
+void sdb__seg_key(uint8_t *k, uint32_t project, uint32_t name, int64_t bucket,
+                  uint32_t chunk);
+
+/* ------------------------------------------------------------ fold/ingest */
+
+/* Append rows of one (project, name, bucket), in order, to its chunks. */
+int sdb__seg_append(sdb__txn *t, const sdb__fixed *const *rows, uint32_t n);
+/* Remove a folded row (by ref) from its segment chunk, rewriting it. */
+int sdb__seg_remove(sdb__txn *t, const sdb__fixed *fx);
+
+/* Moments, merged with Chan et al.'s parallel formula. */
+typedef struct sdb__mom {
+    uint64_t n;
+    double sum, mean, m2, min, max;
+} sdb__mom;
+void sdb__mom_init(sdb__mom *m);
+void sdb__mom_add_agg(sdb__mom *m, const sdb_agg *a, double shift);
+void sdb__mom_merge(sdb__mom *m, const sdb__mom *o);
+void sdb__mom_add(sdb__mom *m, double x);
+
+/* ----------------------------------------------------------------- batch */
+
+void *sdb__batch_alloc(sdb_batch *b, size_t len); /* lives until clear/free */
+int sdb__batch_str(sdb_batch *b, const char *p, size_t len, sdb__str *out);
+int sdb__batch_gen_id(sdb_batch *b, sdb__str *out);
+int sdb__batch_push(sdb_batch *b, const sdb__score *sc);
+/* Take row `ref` out of every aggregate, the pending log and the row store
+ * (its id index entry is the caller's). */
+int sdb__unlink_row(sdb__txn *t, uint32_t project, uint64_t ref);
+/* Parse one score object; strings are copied into the batch's arena. */
+int sdb__score_parse(sdb_batch *b, const char *json, size_t len, sdb__score *out,
+                     char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,1015 @@
+/* JSON in and out: the only engine file that includes <jansson.h>.
+ *
+ * Input (score objects, query objects) is parsed by jansson and validated
+ * field by field; every rejection names the field and the offending value,
+ * because the caller is usually a person reading an ingest report.
+ * Output is written with small emitters: numbers use the shortest text that
+ * reads back to the same double (so 0.1 prints as 0.1, not
+ * 0.10000000000000001), which jansson's fixed %.17g cannot do.
+ */
+#include "query.h"
+
+#include <jansson.h>
+#include <math.h>
+
+/* ------------------------------------------------------------- emitters */
+
+void sdb__j_raw(sdb__buf *b, const char *s) { sdb__buf_add(b, s, strlen(s)); }
+
+void sdb__j_str(sdb__buf *b, const char *p, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (sdb__buf_reserve(b, len + 2)) return;
+    b->p[b->len++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        char e[7];
+        size_t n = 0;
+        if (c == '"' || c == '\\') {
+            e[n++] = '\\';
+            e[n++] = (char)c;
+        } else if (c < 0x20) {
+            e[n++] = '\\';
+            switch (c) {
+            case '\n': e[n++] = 'n'; break;
+            case '\r': e[n++] = 'r'; break;
+            case '\t': e[n++] = 't'; break;
+            default:
+                e[n++] = 'u'; e[n++] = '0'; e[n++] = '0';
+                e[n++] = hex[c >> 4]; e[n++] = hex[c & 15];
+            }
+        } else {
+            e[n++] = (char)c;
+        }
+        sdb__buf_add(b, e, n);
+    }
+    sdb__buf_add(b, "\"", 1);
+}
+
+int sdb_json_quote(const char *s, size_t len, char **out, size_t *out_len)
+{
+    sdb__buf b = {*out, *out_len, *out ? *out_len + 1 : 0};
+    sdb__j_str(&b, s, len);
+    if (sdb__buf_add(&b, "", 1)) return SDB_ENOMEM;
+    *out = b.p;
+    *out_len = b.len - 1;
+    return SDB_OK;
+}
+
+void sdb__j_num(sdb__buf *b, double v)
+{
+    char tmp[40];
+    if (!isfinite(v)) {
+        sdb__j_raw(b, "null");
+        return;
+    }
+    if (v == 0) v = 0; /* -0 prints as 0 */
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v) break;
+    }
+    sdb__j_raw(b, tmp);
+}
+
+void sdb__j_u64(sdb__buf *b, uint64_t v)
+{
+    char tmp[24];
+    snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
+    sdb__j_raw(b, tmp);
+}
+
+void sdb__j_time(sdb__buf *b, int64_t ms)
+{
+    char tmp[40];
+    tmp[0] = '"';
+    sdb_time_format(ms, tmp + 1);
+    strcat(tmp, "\"");
+    sdb__j_raw(b, tmp);
+}
+
+/* ---------------------------------------------------------------- shared */
+
+static const char *kind_of(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: case JSON_REAL: return "a number";
+    case JSON_TRUE: case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "a value";
+}
+
+/* A short rendering of a JSON value for error messages. */
+static void show(const json_t *v, char *out, size_t n)
+{
+    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (!s) {
+        snprintf(out, n, "%s", kind_of(v));
+        return;
+    }
+    if (strlen(s) > 60) {
+        memcpy(s + 57, "...", 4);
+    }
+    snprintf(out, n, "%s", s);
+    free(s);
+}
+
+static int load(const char *text, size_t len, json_t **out, char *err, size_t errlen)
+{
+    json_error_t je;
+    *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!*out) {
+        sdb__errf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column,
+                  je.text);
+        return SDB_EINVAL;
+    }
+    if (!json_is_object(*out)) {
+        char v[80];
+        show(*out, v, sizeof v);
+        sdb__errf(err, errlen, "expected a JSON object, got %s", v);
+        json_decref(*out);
+        *out = NULL;
+        return SDB_EINVAL;
+    }
+    return SDB_OK;
+}
+
+/* A time: RFC 3339 string or integer epoch ms. */
+static int get_time(const char *field, const json_t *v, int64_t *out, char *err, size_t errlen)
+{
+    char shown[80];
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return SDB_OK;
+    }
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (d == floor(d) && fabs(d) < 9e15) {
+            *out = (int64_t)d;
+            return SDB_OK;
+        }
+    }
+    if (json_is_string(v) &&
+        sdb_time_parse(json_string_value(v), json_string_length(v), out) == SDB_OK)
+        return SDB_OK;
+    show(v, shown, sizeof shown);
+    sdb__errf(err, errlen,
+              "field \"%s\": expected an RFC 3339 time or integer epoch milliseconds, got %s",
+              field, shown);
+    return SDB_EINVAL;
+}
+
+/* --------------------------------------------------------------- scores */
+
+typedef struct score_parse {
+    sdb_batch *b;
+    char *err;
+    size_t errlen;
+} score_parse;
+
+/* An optional string field: null or absent leaves *out absent. */
+static int opt_str(score_parse *c, const char *field, const json_t *v, size_t max,
+                   bool nonempty, sdb__str *out)
+{
+    char shown[80];
+    if (!v || json_is_null(v)) return SDB_OK;
+    if (!json_is_string(v)) {
+        show(v, shown, sizeof shown);
+        sdb__errf(c->err, c->errlen, "field \"%s\": expected a string, got %s", field, shown);
+        return SDB_EINVAL;
+    }
+    size_t len = json_string_length(v);
+    if (max && len > max) {
+        sdb__errf(c->err, c->errlen, "field \"%s\": longer than %zu bytes (%zu)", field, max,
+                  len);
+        return SDB_EINVAL;
+    }
+    if (nonempty && len == 0) {
+        sdb__errf(c->err, c->errlen, "field \"%s\": must not be empty", field);
+        return SDB_EINVAL;
+    }
+    return sdb__batch_str(c->b, json_string_value(v), len, out);
+}
+
+static int enum_of(const char *s, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0) return i;
+    return -1;
+}
+
+static int parse_value(score_parse *c, const json_t *v, const json_t *dt, sdb__score *sc)
+{
+    char shown[80];
+    int type = -1;
+    if (dt && !json_is_null(dt)) {
+        type = json_is_string(dt) ? enum_of(json_string_value(dt), sdb__type_names, SDB_N_TYPES)
+                                  : -1;
+        if (type < 0) {
+            show(dt, shown, sizeof shown);
+            sdb__errf(c->err, c->errlen,
+                      "field \"data_type\": expected NUMERIC, BOOLEAN or CATEGORICAL, got %s",
+                      shown);
+            return SDB_EINVAL;
+        }
+    }
+    if (!v) {
+        sdb__errf(c->err, c->errlen, "field \"value\": required");
+        return SDB_EINVAL;
+    }
+    show(v, shown, sizeof shown);
+    if (json_is_number(v)) {
+        double x = json_number_value(v);
+        if (!isfinite(x)) {
+            sdb__errf(c->err, c->errlen, "field \"value\": not a finite number: %s", shown);
+            return SDB_EINVAL;
+        }
+        if (type == SDB_CATEGORICAL) {
+            sdb__errf(c->err, c->errlen,
+                      "field \"value\": data_type CATEGORICAL takes a string, got %s", shown);
+            return SDB_EINVAL;
+        }
+        if (type == SDB_BOOLEAN && x != 0 && x != 1) {
+            sdb__errf(c->err, c->errlen,
+                      "field \"value\": data_type BOOLEAN takes true, false, 0 or 1, got %s",
+                      shown);
+            return SDB_EINVAL;
+        }
+        sc->type = type < 0 ? SDB_NUMERIC : (uint8_t)type;
+        sc->value = x == 0 ? 0.0 : x;
+        return SDB_OK;
+    }
+    if (json_is_boolean(v)) {
+        if (type == SDB_NUMERIC || type == SDB_CATEGORICAL) {
+            sdb__errf(c->err, c->errlen, "field \"value\": data_type %s takes %s, got %s",
+                      sdb__type_names[type], type == SDB_NUMERIC ? "a number" : "a string",
+                      shown);
+            return SDB_EINVAL;
+        }
+        sc->type = SDB_BOOLEAN;
+        sc->value = json_is_true(v) ? 1.0 : 0.0;
+        return SDB_OK;
+    }
+    if (json_is_string(v)) {
+        if (type == SDB_NUMERIC || type == SDB_BOOLEAN) {
+            sdb__errf(c->err, c->errlen, "field \"value\": data_type %s takes %s, got %s",
+                      sdb__type_names[type],
+                      type == SDB_NUMERIC ? "a number" : "true, false, 0 or 1", shown);
+            return SDB_EINVAL;
+        }
+        size_t len = json_string_length(v);
+        if (len == 0 || len > SDB_MAX_STR) {
+            sdb__errf(c->err, c->errlen,
+                      "field \"value\": a category label must be 1 to %u bytes, got %zu",
+                      SDB_MAX_STR, len);
+            return SDB_EINVAL;
+        }
+        sc->type = SDB_CATEGORICAL;
+        sc->value = 0;
+        return sdb__batch_str(c->b, json_string_value(v), len, &sc->label);
+    }
+    sdb__errf(c->err, c->errlen,
+              "field \"value\": expected a finite number, boolean or string, got %s", shown);
+    return SDB_EINVAL;
+}
+
+int sdb__score_parse(sdb_batch *b, const char *text, size_t len, sdb__score *sc, char *err,
+                     size_t errlen)
+{
+    json_t *o;
+    memset(sc, 0, sizeof *sc);
+    int rc = load(text, len, &o, err, errlen);
+    if (rc) return rc;
+    score_parse c = {b, err, errlen};
+    char shown[80];
+    const char *key;
+    json_t *v, *value = NULL, *dt = NULL;
+    json_object_foreach(o, key, v)
+    {
+        if (strcmp(key, "name") == 0) {
+            if (!json_is_string(v)) {
+                show(v, shown, sizeof shown);
+                sdb__errf(err, errlen, "field \"name\": expected a string, got %s", shown);
+                rc = SDB_EINVAL;
+            } else {
+                size_t n = json_string_length(v);
+                if (n < 1 || n > SDB_MAX_STR) {
+                    sdb__errf(err, errlen, "field \"name\": must be 1 to %u bytes, got %zu",
+                              SDB_MAX_STR, n);
+                    rc = SDB_EINVAL;
+                } else {
+                    rc = sdb__batch_str(b, json_string_value(v), n, &sc->name);
+                }
+            }
+        } else if (strcmp(key, "value") == 0) {
+            value = v;
+        } else if (strcmp(key, "data_type") == 0) {
+            dt = v;
+        } else if (strcmp(key, "id") == 0) {
+            rc = opt_str(&c, key, v, SDB_MAX_STR, true, &sc->id);
+        } else if (strcmp(key, "trace_id") == 0) {
+            rc = opt_str(&c, key, v, SDB_MAX_STR, true, &sc->trace_id);
+        } else if (strcmp(key, "observation_id") == 0) {
+            rc = opt_str(&c, key, v, SDB_MAX_STR, true, &sc->observation_id);
+        } else if (strcmp(key, "session_id") == 0) {
+            rc = opt_str(&c, key, v, SDB_MAX_STR, true, &sc->session_id);
+        } else if (strcmp(key, "dataset_run_id") == 0) {
+            rc = opt_str(&c, key, v, SDB_MAX_STR, true, &sc->dataset_run_id);
+        } else if (strcmp(key, "config_id") == 0) {
+            rc = opt_str(&c, key, v, SDB_MAX_STR, false, &sc->config_id);
+        } else if (strcmp(key, "comment") == 0) {
+            rc = opt_str(&c, key, v, 1u << 20, false, &sc->comment);
+        } else if (strcmp(key, "timestamp") == 0) {
+            if (!json_is_null(v)) {
+                rc = get_time("timestamp", v, &sc->ts, err, errlen);
+                sc->has_ts = rc == SDB_OK;
+            }
+        } else if (strcmp(key, "source") == 0) {
+            int s = json_is_string(v) ? enum_of(json_string_value(v), sdb__source_names,
+                                                SDB_N_SOURCES)
+                                      : -1;
+            if (json_is_null(v)) s = SDB_SRC_API;
+            if (s < 0) {
+                show(v, shown, sizeof shown);
+                sdb__errf(err, errlen,
+                          "field \"source\": expected API, EVAL or ANNOTATION, got %s", shown);
+                rc = SDB_EINVAL;
+            } else {
+                sc->source = (uint8_t)s;
+            }
+        } else if (strcmp(key, "tags") == 0) {
+            if (json_is_null(v)) continue;
+            if (!json_is_array(v) || json_array_size(v) > 1000) {
+                show(v, shown, sizeof shown);
+                sdb__errf(err, errlen, "field \"tags\": expected an array of at most 1000 strings, got %s",
+                          shown);
+                rc = SDB_EINVAL;
+                break;
+            }
+            sc->n_tags = (uint32_t)json_array_size(v);
+            sc->tags = sdb__batch_alloc(b, sizeof(sdb__str) * (sc->n_tags + 1));
+            if (!sc->tags) { rc = SDB_ENOMEM; break; }
+            for (uint32_t i = 0; i < sc->n_tags && !rc; i++) {
+                json_t *t = json_array_get(v, i);
+                if (!json_is_string(t) || json_string_length(t) > SDB_MAX_STR) {
+                    show(t, shown, sizeof shown);
+                    sdb__errf(err, errlen,
+                              "field \"tags[%u]\": expected a string of at most %u bytes, got %s",
+                              i, SDB_MAX_STR, shown);
+                    rc = SDB_EINVAL;
+                } else {
+                    rc = sdb__batch_str(b, json_string_value(t), json_string_length(t),
+                                        &sc->tags[i]);
+                }
+            }
+        } else if (strcmp(key, "properties") == 0) {
+            if (json_is_null(v)) continue;
+            if (!json_is_object(v) || json_object_size(v) > 1000) {
+                show(v, shown, sizeof shown);
+                sdb__errf(err, errlen,
+                          "field \"properties\": expected an object of strings, got %s", shown);
+                rc = SDB_EINVAL;
+                break;
+            }
+            sc->props = sdb__batch_alloc(b, sizeof(sdb__str) * 2 * (json_object_size(v) + 1));
+            if (!sc->props) { rc = SDB_ENOMEM; break; }
+            const char *pk;
+            json_t *pv;
+            json_object_foreach(v, pk, pv)
+            {
+                size_t kl = strlen(pk);
+                if (!json_is_string(pv) || json_string_length(pv) > SDB_MAX_STR ||
+                    kl > SDB_MAX_STR || kl == 0) {
+                    show(pv, shown, sizeof shown);
+                    sdb__errf(err, errlen,
+                              "field \"properties.%.200s\": expected a string of at most %u "
+                              "bytes under a key of 1 to %u bytes, got %s",
+                              pk, SDB_MAX_STR, SDB_MAX_STR, shown);
+                    rc = SDB_EINVAL;
+                    break;
+                }
+                uint32_t i = sc->n_props++;
+                if ((rc = sdb__batch_str(b, pk, kl, &sc->props[2 * i])) ||
+                    (rc = sdb__batch_str(b, json_string_value(pv), json_string_length(pv),
+                                         &sc->props[2 * i + 1])))
+                    break;
+            }
+        } else if (strcmp(key, "metadata") == 0) {
+            if (json_is_null(v)) continue;
+            if (!json_is_object(v)) {
+                show(v, shown, sizeof shown);
+                sdb__errf(err, errlen, "field \"metadata\": expected an object, got %s", shown);
+                rc = SDB_EINVAL;
+                break;
+            }
+            char *m = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            if (!m) { rc = SDB_ENOMEM; break; }
+            rc = sdb__batch_str(b, m, strlen(m), &sc->metadata);
+            free(m);
+        } else {
+            int d = enum_of(key, sdb__dim_names, SDB_N_DIMS);
+            if (d < 0) {
+                sdb__errf(err, errlen, "unknown field \"%.200s\"", key);
+                rc = SDB_EINVAL;
+            } else {
+                rc = opt_str(&c, key, v, SDB_MAX_STR, false, &sc->dims[d]);
+            }
+        }
+        if (rc) break;
+    }
+    if (rc == SDB_OK && !sc->name.p) {
+        sdb__errf(err, errlen, "field \"name\": required");
+        rc = SDB_EINVAL;
+    }
+    if (rc == SDB_OK) rc = parse_value(&c, value, dt, sc);
+    if (rc == SDB_OK && !sc->trace_id.p && !sc->session_id.p && !sc->dataset_run_id.p) {
+        sdb__errf(err, errlen,
+                  "a score needs at least one of trace_id, session_id or dataset_run_id");
+        rc = SDB_EINVAL;
+    }
+    if (rc == SDB_OK && sc->observation_id.p && !sc->trace_id.p) {
+        sdb__errf(err, errlen, "field \"observation_id\": needs trace_id");
+        rc = SDB_EINVAL;
+    }
+    if (rc == SDB_OK && !sc->dims[SDB_DIM_ENVIRONMENT].p)
+        rc = sdb__batch_str(b, "default", 7, &sc->dims[SDB_DIM_ENVIRONMENT]);
+    if (rc == SDB_OK && !sc->id.p) {
+        rc = sdb__batch_gen_id(b, &sc->id);
+        sc->id_generated = 1;
+    }
+    json_decref(o);
+    return rc;
+}
+
+int sdb_batch_add_json(sdb_batch *b, const char *json, size_t len, char *err, size_t errlen)
+{
+    sdb__score sc;
+    int rc = sdb__score_parse(b, json, len, &sc, err, errlen);
+    if (rc) return rc;
+    return sdb__batch_push(b, &sc);
+}
+
+/* ---------------------------------------------------------------- queries */
+
+typedef struct qparse {
+    char *err;
+    size_t errlen;
+} qparse;
+
+static int dup_str(const char *p, size_t len, sdb__str *out)
+{
+    char *d = malloc(len + 1);
+    if (!d) return SDB_ENOMEM;
+    memcpy(d, p, len);
+    d[len] = 0;
+    out->p = d;
+    out->len = (uint32_t)len;
+    return SDB_OK;
+}
+
+/* A list of strings: an array of strings, or one string. */
+static int get_strs(qparse *c, const char *field, const json_t *v, sdb__strs *out)
+{
+    char shown[80];
+    size_t n = json_is_array(v) ? json_array_size(v) : 1;
+    if (!json_is_array(v) && !json_is_string(v)) goto bad;
+    out->v = calloc(n ? n : 1, sizeof *out->v);
+    if (!out->v) return SDB_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *s = json_is_array(v) ? json_array_get(v, i) : v;
+        if (!json_is_string(s)) goto bad;
+        if (dup_str(json_string_value(s), json_string_length(s), &out->v[i])) return SDB_ENOMEM;
+        out->n++;
+    }
+    return SDB_OK;
+bad:
+    show(v, shown, sizeof shown);
+    sdb__errf(c->err, c->errlen, "field \"%s\": expected an array of strings, got %s", field,
+              shown);
+    return SDB_EINVAL;
+}
+
+static int get_num(qparse *c, const char *field, const json_t *v, double *out)
+{
+    char shown[80];
+    if (json_is_number(v) && isfinite(json_number_value(v))) {
+        *out = json_number_value(v);
+        return SDB_OK;
+    }
+    show(v, shown, sizeof shown);
+    sdb__errf(c->err, c->errlen, "field \"%s\": expected a finite number, got %s", field, shown);
+    return SDB_EINVAL;
+}
+
+static int parse_value_filter(qparse *c, const json_t *v, sdb__query *q)
+{
+    char shown[80];
+    if (!json_is_object(v)) {
+        show(v, shown, sizeof shown);
+        sdb__errf(c->err, c->errlen, "field \"where.value\": expected an object, got %s", shown);
+        return SDB_EINVAL;
+    }
+    q->has_value = true;
+    q->v_lo = -INFINITY;
+    q->v_hi = INFINITY;
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x)
+    {
+        char field[64];
+        snprintf(field, sizeof field, "where.value.%.20s", k);
+        double d;
+        if (strcmp(k, "gt") && strcmp(k, "gte") && strcmp(k, "lt") && strcmp(k, "lte") &&
+            strcmp(k, "eq")) {
+            sdb__errf(c->err, c->errlen,
+                      "unknown field \"%s\" (expected gt, gte, lt, lte or eq)", field);
+            return SDB_EINVAL;
+        }
+        if (get_num(c, field, x, &d)) return SDB_EINVAL;
+        /* Every bound becomes a closed one so kernels compare one way. */
+        double lo = -INFINITY, hi = INFINITY;
+        if (!strcmp(k, "gt")) lo = nextafter(d, INFINITY);
+        if (!strcmp(k, "gte")) lo = d;
+        if (!strcmp(k, "lt")) hi = nextafter(d, -INFINITY);
+        if (!strcmp(k, "lte")) hi = d;
+        if (!strcmp(k, "eq")) lo = hi = d;
+        if (lo > q->v_lo) q->v_lo = lo;
+        if (hi < q->v_hi) q->v_hi = hi;
+    }
+    return SDB_OK;
+}
+
+static int parse_enum_mask(qparse *c, const char *field, const json_t *v,
+                           const char *const *names, int n, uint8_t *mask)
+{
+    sdb__strs s = {0};
+    int rc = get_strs(c, field, v, &s);
+    for (uint32_t i = 0; rc == SDB_OK && i < s.n; i++) {
+        int e = enum_of(s.v[i].p, names, n);
+        if (e < 0) {
+            sdb__errf(c->err, c->errlen, "field \"%s\": unknown value \"%.200s\"", field,
+                      s.v[i].p);
+            rc = SDB_EINVAL;
+        } else {
+            *mask |= (uint8_t)(1u << e);
+        }
+    }
+    for (uint32_t i = 0; i < s.n; i++) free((void *)s.v[i].p);
+    free(s.v);
+    /* An empty list matches nothing: keep a mask bit that no row has. */
+    if (rc == SDB_OK && *mask == 0) *mask = 0x80;
+    return rc;
+}
+
+static int parse_where(qparse *c, const json_t *w, sdb__query *q)
+{
+    char shown[80];
+    if (!json_is_object(w)) {
+        show(w, shown, sizeof shown);
+        sdb__errf(c->err, c->errlen, "field \"where\": expected an object, got %s", shown);
+        return SDB_EINVAL;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)w, k, v)
+    {
+        char field[240];
+        snprintf(field, sizeof field, "where.%.200s", k);
+        int rc, d;
+        if (!strcmp(k, "value")) {
+            rc = parse_value_filter(c, v, q);
+        } else if (!strcmp(k, "source")) {
+            rc = parse_enum_mask(c, field, v, sdb__source_names, SDB_N_SOURCES, &q->source_mask);
+        } else if (!strcmp(k, "data_type")) {
+            rc = parse_enum_mask(c, field, v, sdb__type_names, SDB_N_TYPES, &q->type_mask);
+        } else if (!strcmp(k, "tags")) {
+            rc = get_strs(c, field, v, &q->tags);
+        } else if (!strcmp(k, "properties")) {
+            if (!json_is_object(v)) {
+                show(v, shown, sizeof shown);
+                sdb__errf(c->err, c->errlen,
+                          "field \"where.properties\": expected an object, got %s", shown);
+                return SDB_EINVAL;
+            }
+            q->props = calloc(json_object_size(v) + 1, sizeof *q->props);
+            if (!q->props) return SDB_ENOMEM;
+            const char *pk;
+            json_t *pv;
+            rc = SDB_OK;
+            json_object_foreach(v, pk, pv)
+            {
+                sdb__prop_filter *f = &q->props[q->n_props++];
+                snprintf(field, sizeof field, "where.properties.%.200s", pk);
+                if ((rc = dup_str(pk, strlen(pk), &f->key))) break;
+                if ((rc = get_strs(c, field, pv, &f->values))) break;
+            }
+        } else if ((d = enum_of(k, sdb__dim_names, SDB_N_DIMS)) >= 0) {
+            q->has_dim[d] = true;
+            rc = get_strs(c, field, v, &q->dim[d]);
+        } else {
+            sdb__errf(c->err, c->errlen, "unknown field \"%s\"", field);
+            rc = SDB_EINVAL;
+        }
+        if (rc) return rc;
+    }
+    return SDB_OK;
+}
+
+static int parse_group_by(qparse *c, const json_t *v, sdb__query *q)
+{
+    sdb__strs s = {0};
+    int rc = get_strs(c, "group_by", v, &s);
+    if (rc == SDB_OK && s.n > SDB_MAX_GROUP_BY) {
+        sdb__errf(c->err, c->errlen, "field \"group_by\": at most %u fields, got %u",
+                  SDB_MAX_GROUP_BY, s.n);
+        rc = SDB_EINVAL;
+    }
+    for (uint32_t i = 0; rc == SDB_OK && i < s.n; i++) {
+        sdb__gb *g = &q->group[q->n_group++];
+        const char *f = s.v[i].p;
+        snprintf(g->label, sizeof g->label, "%.215s", f);
+        int d;
+        if (!strcmp(f, "name")) {
+            g->kind = SDB_GB_NAME;
+        } else if (!strcmp(f, "source")) {
+            g->kind = SDB_GB_SOURCE;
+        } else if (!strcmp(f, "data_type")) {
+            g->kind = SDB_GB_TYPE;
+        } else if ((d = enum_of(f, sdb__dim_names, SDB_N_DIMS)) >= 0) {
+            g->kind = SDB_GB_DIM;
+            g->dim = d;
+        } else if (!strncmp(f, "properties.", 11) && f[11]) {
+            g->kind = SDB_GB_PROP;
+            rc = dup_str(f + 11, strlen(f + 11), &g->key);
+        } else {
+            sdb__errf(c->err, c->errlen,
+                      "field \"group_by\": unknown dimension \"%.200s\" (expected name, "
+                      "source, data_type, environment, model, prompt_version, trace_name, "
+                      "user_id, author or properties.KEY)",
+                      f);
+            rc = SDB_EINVAL;
+        }
+    }
+    for (uint32_t i = 0; i < s.n; i++) free((void *)s.v[i].p);
+    free(s.v);
+    return rc;
+}
+
+static int parse_interval(qparse *c, const json_t *v, sdb__query *q)
+{
+    char shown[80];
+    show(v, shown, sizeof shown);
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        char *end;
+        long long n = strtoll(s, &end, 10);
+        int64_t unit = 0;
+        if (end != s && n > 0 && n <= 100000 && end[0] && !end[1]) {
+            switch (end[0]) {
+            case 's': unit = 1000; break;
+            case 'm': unit = 60000; break;
+            case 'h': unit = 3600000; break;
+            case 'd': unit = 86400000; break;
+            case 'w': unit = 7 * 86400000ll; break;
+            }
+        }
+        if (unit) {
+            q->interval_ms = n * unit;
+            /* 1970-01-05 was a Monday: weeks are ISO weeks. */
+            q->interval_origin = end[0] == 'w' ? 4 * 86400000ll : 0;
+            return SDB_OK;
+        }
+    }
+    sdb__errf(c->err, c->errlen,
+              "field \"interval\": expected a positive count and a unit s, m, h, d or w "
+              "(\"1d\"), got %s",
+              shown);
+    return SDB_EINVAL;
+}
+
+static int parse_stats(qparse *c, const json_t *v, sdb__query *q)
+{
+    static const char *const names[] = {"count", "avg", "min", "max", "sum", "stddev", "traces"};
+    sdb__strs s = {0};
+    int rc = get_strs(c, "stats", v, &s);
+    q->stats = 0;
+    for (uint32_t i = 0; rc == SDB_OK && i < s.n; i++) {
+        int e = enum_of(s.v[i].p, names, 7);
+        if (e < 0) {
+            sdb__errf(c->err, c->errlen,
+                      "field \"stats\": unknown stat \"%.200s\" (expected count, avg, min, "
+                      "max, sum, stddev or traces)",
+                      s.v[i].p);
+            rc = SDB_EINVAL;
+        } else {
+            q->stats |= 1u << e;
+        }
+    }
+    for (uint32_t i = 0; i < s.n; i++) free((void *)s.v[i].p);
+    free(s.v);
+    return rc;
+}
+
+static int parse_histogram(qparse *c, const json_t *v, sdb__query *q)
+{
+    char shown[80];
+    if (!json_is_object(v)) {
+        show(v, shown, sizeof shown);
+        sdb__errf(c->err, c->errlen, "field \"histogram\": expected an object, got %s", shown);
+        return SDB_EINVAL;
+    }
+    q->has_hist = true;
+    q->bins = 10;
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x)
+    {
+        if (!strcmp(k, "bins")) {
+            if (!json_is_integer(x) || json_integer_value(x) < 1 ||
+                json_integer_value(x) > 10000) {
+                show(x, shown, sizeof shown);
+                sdb__errf(c->err, c->errlen,
+                          "field \"histogram.bins\": expected an integer from 1 to 10000, got %s",
+                          shown);
+                return SDB_EINVAL;
+            }
+            q->bins = (uint32_t)json_integer_value(x);
+        } else if (!strcmp(k, "min")) {
+            if (json_is_null(x)) continue;
+            if (get_num(c, "histogram.min", x, &q->hist_min)) return SDB_EINVAL;
+            q->hist_has_min = true;
+        } else if (!strcmp(k, "max")) {
+            if (json_is_null(x)) continue;
+            if (get_num(c, "histogram.max", x, &q->hist_max)) return SDB_EINVAL;
+            q->hist_has_max = true;
+        } else {
+            sdb__errf(c->err, c->errlen, "unknown field \"histogram.%.200s\"", k);
+            return SDB_EINVAL;
+        }
+    }
+    if (q->hist_has_min && q->hist_has_max && !(q->hist_max > q->hist_min)) {
+        sdb__errf(c->err, c->errlen,
+                  "field \"histogram.max\": must be greater than histogram.min (%g), got %g",
+                  q->hist_min, q->hist_max);
+        return SDB_EINVAL;
+    }
+    return SDB_OK;
+}
+
+static int parse_percentiles(qparse *c, const json_t *v, sdb__query *q)
+{
+    char shown[80];
+    if (!json_is_array(v) || json_array_size(v) > 100) {
+        show(v, shown, sizeof shown);
+        sdb__errf(c->err, c->errlen,
+                  "field \"percentiles\": expected an array of at most 100 numbers, got %s",
+                  shown);
+        return SDB_EINVAL;
+    }
+    q->pct = calloc(json_array_size(v) + 1, sizeof *q->pct);
+    if (!q->pct) return SDB_ENOMEM;
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        json_t *x = json_array_get(v, i);
+        double p;
+        char field[40];
+        snprintf(field, sizeof field, "percentiles[%zu]", i);
+        if (get_num(c, field, x, &p)) return SDB_EINVAL;
+        if (p < 0 || p > 100) {
+            sdb__errf(c->err, c->errlen, "field \"%s\": must be from 0 to 100, got %g", field, p);
+            return SDB_EINVAL;
+        }
+        q->pct[q->n_pct++] = p;
+    }
+    return SDB_OK;
+}
+
+int sdb__query_parse(const char *text, size_t len, sdb__query *q, char *err, size_t errlen)
+{
+    memset(q, 0, sizeof *q);
+    q->stats = SDB_STAT_COUNT | SDB_STAT_AVG | SDB_STAT_MIN | SDB_STAT_MAX;
+    json_t *o;
+    int rc = load(text, len, &o, err, errlen);
+    if (rc) return rc;
+    qparse c = {err, errlen};
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        if (json_is_null(v)) continue; /* null means absent, as clients send it */
+        if (!strcmp(k, "name")) {
+            if (q->has_names) goto both;
+            q->has_names = true;
+            if (!json_is_string(v)) {
+                char shown[80];
+                show(v, shown, sizeof shown);
+                sdb__errf(err, errlen, "field \"name\": expected a string, got %s", shown);
+                rc = SDB_EINVAL;
+            } else {
+                rc = get_strs(&c, "name", v, &q->names);
+            }
+        } else if (!strcmp(k, "names")) {
+            if (q->has_names) goto both;
+            q->has_names = true;
+            rc = get_strs(&c, "names", v, &q->names);
+        } else if (!strcmp(k, "from")) {
+            rc = get_time("from", v, &q->from, err, errlen);
+            q->has_from = true;
+        } else if (!strcmp(k, "to")) {
+            rc = get_time("to", v, &q->to, err, errlen);
+            q->has_to = true;
+        } else if (!strcmp(k, "where")) {
+            rc = parse_where(&c, v, q);
+        } else if (!strcmp(k, "group_by")) {
+            rc = parse_group_by(&c, v, q);
+        } else if (!strcmp(k, "interval")) {
+            rc = parse_interval(&c, v, q);
+        } else if (!strcmp(k, "stats")) {
+            rc = parse_stats(&c, v, q);
+        } else if (!strcmp(k, "histogram")) {
+            rc = parse_histogram(&c, v, q);
+        } else if (!strcmp(k, "percentiles")) {
+            rc = parse_percentiles(&c, v, q);
+        } else {
+            sdb__errf(err, errlen, "unknown field \"%.200s\"", k);
+            rc = SDB_EINVAL;
+        }
+        if (rc) break;
+    }
+    if (rc == SDB_OK && q->has_from && q->has_to && q->to < q->from) {
+        sdb__errf(err, errlen, "field \"to\": must not be before \"from\"");
+        rc = SDB_EINVAL;
+    }
+    json_decref(o);
+    if (rc) sdb__query_free(q);
+    return rc;
+both:
+    sdb__errf(err, errlen, "fields \"name\" and \"names\": give one, not both");
+    json_decref(o);
+    sdb__query_free(q);
+    return SDB_EINVAL;
+}
+
+static void free_strs(sdb__strs *s)
+{
+    for (uint32_t i = 0; i < s->n; i++) free((void *)s->v[i].p);
+    free(s->v);
+    s->v = NULL;
+    s->n = 0;
+}
+
+void sdb__query_free(sdb__query *q)
+{
+    free_strs(&q->names);
+    for (int d = 0; d < SDB_N_DIMS; d++) free_strs(&q->dim[d]);
+    free_strs(&q->tags);
+    for (uint32_t i = 0; i < q->n_props; i++) {
+        free((void *)q->props[i].key.p);
+        free_strs(&q->props[i].values);
+    }
+    free(q->props);
+    for (uint32_t i = 0; i < q->n_group; i++) free((void *)q->group[i].key.p);
+    free(q->pct);
+    memset(q, 0, sizeof *q);
+}
+
+/* ---------------------------------------------------------------- answers */
+
+static void stat_fields(sdb__buf *b, uint32_t stats, const sdb__mom *m, bool numeric)
+{
+    if (!numeric) return;
+    bool any = m->n > 0;
+    if (stats & SDB_STAT_AVG) {
+        sdb__j_raw(b, ",\"avg\":");
+        any ? sdb__j_num(b, m->sum / (double)m->n) : sdb__j_raw(b, "null");
+    }
+    if (stats & SDB_STAT_MIN) {
+        sdb__j_raw(b, ",\"min\":");
+        any ? sdb__j_num(b, m->min) : sdb__j_raw(b, "null");
+    }
+    if (stats & SDB_STAT_MAX) {
+        sdb__j_raw(b, ",\"max\":");
+        any ? sdb__j_num(b, m->max) : sdb__j_raw(b, "null");
+    }
+    if (stats & SDB_STAT_SUM) {
+        sdb__j_raw(b, ",\"sum\":");
+        any ? sdb__j_num(b, m->sum) : sdb__j_raw(b, "null");
+    }
+    if (stats & SDB_STAT_STDDEV) {
+        sdb__j_raw(b, ",\"stddev\":");
+        if (m->n >= 2)
+            sdb__j_num(b, sqrt(m->m2 / (double)(m->n - 1)));
+        else
+            sdb__j_raw(b, "null");
+    }
+}
+
+static void pct_key(sdb__buf *b, double p)
+{
+    char tmp[40];
+    snprintf(tmp, sizeof tmp, "%.15g", p);
+    sdb__j_str(b, tmp, strlen(tmp));
+}
+
+int sdb__answer_render(const sdb__query *q, const sdb__answer *a, char **out)
+{
+    sdb__buf b = {0};
+    sdb__j_raw(&b, "{\"as_of\":");
+    if (a->as_of == INT64_MIN)
+        sdb__j_raw(&b, "null");
+    else
+        sdb__j_time(&b, a->as_of);
+    sdb__j_raw(&b, ",\"pending\":");
+    sdb__j_u64(&b, a->pending);
+    sdb__j_raw(&b, ",\"groups\":[");
+    for (uint32_t gi = 0; gi < a->n_groups; gi++) {
+        const sdb__out_group *g = &a->groups[gi];
+        /* A group with numeric or boolean rows carries numeric stats; a
+         * purely categorical one carries count and categories. */
+        bool numeric = g->mom.n > 0 || g->n_cat == 0;
+        sdb__j_raw(&b, gi ? ",{" : "{");
+        bool first = true;
+        if (q->n_group) {
+            sdb__j_raw(&b, "\"key\":{");
+            for (uint32_t k = 0; k < q->n_group; k++) {
+                if (k) sdb__j_raw(&b, ",");
+                sdb__j_str(&b, q->group[k].label, strlen(q->group[k].label));
+                sdb__j_raw(&b, ":");
+                if (g->key[k].p)
+                    sdb__j_str(&b, g->key[k].p, g->key[k].len);
+                else
+                    sdb__j_raw(&b, "null");
+            }
+            sdb__j_raw(&b, "}");
+            first = false;
+        }
+        /* count is always given: it is what every other stat is over. */
+        sdb__j_raw(&b, first ? "\"count\":" : ",\"count\":");
+        sdb__j_u64(&b, g->count);
+        stat_fields(&b, q->stats, &g->mom, numeric);
+        if (q->stats & SDB_STAT_TRACES) {
+            sdb__j_raw(&b, ",\"traces\":");
+            sdb__j_u64(&b, g->traces);
+        }
+        if (q->has_hist && numeric && g->edges) {
+            sdb__j_raw(&b, ",\"histogram\":{\"edges\":[");
+            for (uint32_t i = 0; i <= q->bins; i++) {
+                if (i) sdb__j_raw(&b, ",");
+                sdb__j_num(&b, g->edges[i]);
+            }
+            sdb__j_raw(&b, "],\"counts\":[");
+            for (uint32_t i = 0; i < q->bins; i++) {
+                if (i) sdb__j_raw(&b, ",");
+                sdb__j_u64(&b, g->hist[i]);
+            }
+            sdb__j_raw(&b, "],\"underflow\":");
+            sdb__j_u64(&b, g->under);
+            sdb__j_raw(&b, ",\"overflow\":");
+            sdb__j_u64(&b, g->over);
+            sdb__j_raw(&b, "}");
+        }
+        if (q->n_pct && numeric) {
+            sdb__j_raw(&b, ",\"percentiles\":{");
+            for (uint32_t i = 0; i < q->n_pct; i++) {
+                if (i) sdb__j_raw(&b, ",");
+                pct_key(&b, q->pct[i]);
+                sdb__j_raw(&b, ":");
+                g->pct ? sdb__j_num(&b, g->pct[i]) : sdb__j_raw(&b, "null");
+            }
+            sdb__j_raw(&b, "}");
+        }
+        if (g->n_cat) {
+            sdb__j_raw(&b, ",\"categories\":{");
+            for (uint32_t i = 0; i < g->n_cats; i++) {
+                if (i) sdb__j_raw(&b, ",");
+                sdb__j_str(&b, g->cats[i].label.p, g->cats[i].label.len);
+                sdb__j_raw(&b, ":");
+                sdb__j_u64(&b, g->cats[i].count);
+            }
+            sdb__j_raw(&b, "}");
+        }
+        if (q->interval_ms) {
+            sdb__j_raw(&b, ",\"series\":[");
+            for (uint32_t i = 0; i < g->n_series; i++) {
+                const sdb__point *p = &g->series[i];
+                sdb__j_raw(&b, i ? ",{\"t\":" : "{\"t\":");
+                sdb__j_time(&b, p->t);
+                sdb__j_raw(&b, ",\"count\":");
+                sdb__j_u64(&b, p->count);
+                stat_fields(&b, q->stats, &p->mom, numeric);
+                sdb__j_raw(&b, "}");
+            }
+            sdb__j_raw(&b, "]");
+        }
+        sdb__j_raw(&b, "}");
+    }
+    sdb__j_raw(&b, "]}");
+    if (sdb__buf_add(&b, "", 1)) {
+        sdb__buf_free(&b);
+        return SDB_ENOMEM;
+    }
+    *out = b.p;
+    return SDB_OK;
+}

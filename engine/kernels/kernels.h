@@ -1,0 +1,94 @@
+/* The aggregation kernels: the inner loops of every analytic query.
+ *
+ * A kernel reads column arrays in place from the LMDB map. LMDB makes no
+ * alignment promise for values, so every column pointer here is `const void *`
+ * and kernels load with unaligned loads (memcpy in C, loadu in SIMD).
+ * Kernels never allocate: the caller passes the output.
+ *
+ * Filters are closed ranges on both axes: t_lo <= ts <= t_hi and
+ * v_lo <= v <= v_hi. The caller turns exclusive bounds into closed ones
+ * (to - 1 for time, nextafter() for values), so one comparison shape serves
+ * gt/gte/lt/lte/eq. A value filter that is absent is [-inf, +inf].
+ *
+ * Second moments are accumulated about a caller-chosen shift K
+ * (s1 = sum(v - K), s2 = sum((v - K)^2)); with K near the mean this avoids
+ * the cancellation of sum-of-squares formulas (Chan, Golub, LeVeque 1983).
+ *
+ * kernels/scalar.c is the definition of correct; every other table must
+ * produce the same counts and bins exactly and sums within rounding.
+ */
+#ifndef SDB_KERNELS_H
+#define SDB_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sdb_filter {
+    int64_t t_lo, t_hi; /* inclusive time range, epoch ms */
+    double v_lo, v_hi;  /* inclusive value range */
+    double shift;       /* K for s1/s2 */
+} sdb_filter;
+
+/* Partial aggregate over the rows a filter selected. An empty one has
+ * n = 0, sums 0, min = +inf, max = -inf. */
+typedef struct sdb_agg {
+    uint64_t n;
+    double sum; /* sum(v) */
+    double s1;  /* sum(v - K) */
+    double s2;  /* sum((v - K)^2) */
+    double min, max;
+} sdb_agg;
+
+typedef struct sdb_kernels {
+    const char *name; /* "scalar", "avx2", "avx512" */
+
+    /* Stats of rows passing f: *out is overwritten (not accumulated). */
+    void (*agg_f64)(const void *v, const void *ts, size_t n, const sdb_filter *f,
+                    sdb_agg *out);
+
+    /* Histogram of rows passing f over [lo, hi] with `bins` equal bins of
+     * `width` (= (hi - lo) / bins, passed so that every table divides by the
+     * same double): bin = floor((v - lo) / width), clamped to bins - 1 for
+     * v <= hi (so v == hi lands in the last bin). v < lo counts in
+     * counts[bins], v > hi in counts[bins + 1]. counts (bins + 2 entries) is
+     * accumulated into, not cleared. */
+    void (*hist_f64)(const void *v, const void *ts, size_t n, const sdb_filter *f,
+                     double lo, double hi, double width, uint32_t bins,
+                     uint64_t *counts);
+
+    /* Group-by over dictionary ids: for rows passing f, accumulate into
+     * accs[keys[i]] (keys are u32, each < n_keys; accs accumulated into,
+     * with f->shift as K). */
+    void (*group_u32)(const void *keys, const void *v, const void *ts, size_t n,
+                      const sdb_filter *f, uint32_t n_keys, sdb_agg *accs);
+
+    /* Time-bucketed stats: rows passing f go to bucket
+     * (ts - t0) / width (t0 <= f->t_lo, so the quotient is >= 0), which must
+     * be < n_buckets. accs accumulated into, with f->shift as K. */
+    void (*series_f64)(const void *v, const void *ts, size_t n, const sdb_filter *f,
+                       int64_t t0, int64_t width, uint32_t n_buckets, sdb_agg *accs);
+
+    /* Write the u64 trace hashes of rows passing f (and hash != 0) to out
+     * (room for n); returns how many were written. */
+    size_t (*select_u64)(const void *hash, const void *v, const void *ts, size_t n,
+                         const sdb_filter *f, uint64_t *out);
+} sdb_kernels;
+
+/* The empty partial aggregate. */
+void sdb__agg_empty(sdb_agg *a);
+
+/* Tables. sdb__kernels_scalar always exists; the others are NULL when the
+ * build or the CPU lacks them. */
+extern const sdb_kernels sdb__kernels_scalar;
+const sdb_kernels *sdb__kernels_avx2(void);   /* NULL unless built and supported */
+const sdb_kernels *sdb__kernels_avx512(void); /* NULL unless built and supported */
+
+/* The table chosen once at start-up from the CPU, or from the environment
+ * variable SDB_KERNELS=scalar|avx2|avx512 (an unsupported choice falls back
+ * to the best supported table). Thread-safe. */
+const sdb_kernels *sdb__kernels(void);
+
+/* A table by name, or NULL when not built or not supported by this CPU. */
+const sdb_kernels *sdb__kernels_by_name(const char *name);
+
+#endif

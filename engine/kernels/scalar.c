@@ -1,0 +1,136 @@
+/* The scalar kernels: the definition of correct for every other table.
+ *
+ * Plain loops, one row at a time, with memcpy loads because LMDB values are
+ * only 2-byte aligned. Every SIMD table is tested against these on random
+ * data and edge lengths; counts and bins must agree exactly, sums within
+ * rounding.
+ */
+#include "kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+static inline double ld_f64(const void *p, size_t i)
+{
+    double x;
+    memcpy(&x, (const char *)p + i * 8, 8);
+    return x;
+}
+
+static inline int64_t ld_i64(const void *p, size_t i)
+{
+    int64_t x;
+    memcpy(&x, (const char *)p + i * 8, 8);
+    return x;
+}
+
+static inline uint64_t ld_u64(const void *p, size_t i)
+{
+    uint64_t x;
+    memcpy(&x, (const char *)p + i * 8, 8);
+    return x;
+}
+
+static inline uint32_t ld_u32(const void *p, size_t i)
+{
+    uint32_t x;
+    memcpy(&x, (const char *)p + i * 4, 4);
+    return x;
+}
+
+static inline int pass(const sdb_filter *f, int64_t t, double x)
+{
+    return t >= f->t_lo && t <= f->t_hi && x >= f->v_lo && x <= f->v_hi;
+}
+
+static inline void add(sdb_agg *a, double x, double k)
+{
+    double d = x - k;
+    a->n++;
+    a->sum += x;
+    a->s1 += d;
+    a->s2 += d * d;
+    if (x < a->min) a->min = x;
+    if (x > a->max) a->max = x;
+}
+
+void sdb__agg_empty(sdb_agg *a)
+{
+    a->n = 0;
+    a->sum = a->s1 = a->s2 = 0.0;
+    a->min = INFINITY;
+    a->max = -INFINITY;
+}
+
+static void agg_f64(const void *v, const void *ts, size_t n, const sdb_filter *f,
+                    sdb_agg *out)
+{
+    sdb__agg_empty(out);
+    for (size_t i = 0; i < n; i++) {
+        double x = ld_f64(v, i);
+        if (pass(f, ld_i64(ts, i), x)) add(out, x, f->shift);
+    }
+}
+
+static void hist_f64(const void *v, const void *ts, size_t n, const sdb_filter *f,
+                     double lo, double hi, double width, uint32_t bins,
+                     uint64_t *counts)
+{
+    for (size_t i = 0; i < n; i++) {
+        double x = ld_f64(v, i);
+        if (!pass(f, ld_i64(ts, i), x)) continue;
+        if (x < lo) {
+            counts[bins]++;
+        } else if (x > hi) {
+            counts[bins + 1]++;
+        } else {
+            double q = floor((x - lo) / width);
+            /* q is NaN when width is 0 (lo == hi == x): the last bin. */
+            uint32_t b = (q >= 0 && q < (double)bins) ? (uint32_t)q : bins - 1;
+            counts[b]++;
+        }
+    }
+}
+
+static void group_u32(const void *keys, const void *v, const void *ts, size_t n,
+                      const sdb_filter *f, uint32_t n_keys, sdb_agg *accs)
+{
+    for (size_t i = 0; i < n; i++) {
+        double x = ld_f64(v, i);
+        if (!pass(f, ld_i64(ts, i), x)) continue;
+        uint32_t k = ld_u32(keys, i);
+        if (k < n_keys) add(&accs[k], x, f->shift);
+    }
+}
+
+static void series_f64(const void *v, const void *ts, size_t n, const sdb_filter *f,
+                       int64_t t0, int64_t width, uint32_t n_buckets, sdb_agg *accs)
+{
+    for (size_t i = 0; i < n; i++) {
+        double x = ld_f64(v, i);
+        int64_t t = ld_i64(ts, i);
+        if (!pass(f, t, x)) continue;
+        uint64_t b = (uint64_t)(t - t0) / (uint64_t)width;
+        if (b < n_buckets) add(&accs[b], x, f->shift);
+    }
+}
+
+static size_t select_u64(const void *hash, const void *v, const void *ts, size_t n,
+                         const sdb_filter *f, uint64_t *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t h = ld_u64(hash, i);
+        if (h != 0 && pass(f, ld_i64(ts, i), ld_f64(v, i))) out[k++] = h;
+    }
+    return k;
+}
+
+const sdb_kernels sdb__kernels_scalar = {
+    .name = "scalar",
+    .agg_f64 = agg_f64,
+    .hist_f64 = hist_f64,
+    .group_u32 = group_u32,
+    .series_f64 = series_f64,
+    .select_u64 = select_u64,
+};

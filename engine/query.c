@@ -1,0 +1,938 @@
+/* The query engine: plan over segment keys and zone maps, then aggregate.
+ *
+ * Plan, per segment (DESIGN.md "Query engine"):
+ *   1. seek by key to (project, name, bucket of `from`) and stop past the
+ *      bucket of `to`;
+ *   2. drop the segment when its zone map cannot match (time, value, type);
+ *   3. answer from its header when the segment lies wholly inside the time
+ *      range, inside one series interval, and nothing per-row is asked for;
+ *   4. otherwise run a kernel over its columns when the filters are only
+ *      time and value ranges, or the general row loop when they are not.
+ *
+ * Every path accumulates, per group, the same sdb_agg about a shift K
+ * chosen once per group (its first value), so sums, counts and moments
+ * are independent of which path served which segment. Exactness: counts,
+ * min, max, histogram bins and percentiles are exact; sum and avg are
+ * sums of doubles (the same additions a SQL engine performs, in another
+ * order).
+ */
+#include "query.h"
+
+#include <math.h>
+
+#define MAX_INTERVALS 100000
+#define SERIES_TMP_MAX 4096
+
+/* ------------------------------------------------------- small structures */
+
+typedef struct u64set {
+    uint64_t *v;
+    size_t n, cap; /* cap is a power of two; 0 is the empty slot */
+} u64set;
+
+static int set_add(u64set *s, uint64_t h)
+{
+    if (s->n * 2 >= s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        uint64_t *v = calloc(cap, sizeof *v);
+        if (!v) return SDB_ENOMEM;
+        for (size_t i = 0; i < s->cap; i++) {
+            if (!s->v[i]) continue;
+            size_t j = (s->v[i] * 0x9E3779B97F4A7C15ull) >> 20 & (cap - 1);
+            while (v[j]) j = (j + 1) & (cap - 1);
+            v[j] = s->v[i];
+        }
+        free(s->v);
+        s->v = v;
+        s->cap = cap;
+    }
+    size_t j = (h * 0x9E3779B97F4A7C15ull) >> 20 & (s->cap - 1);
+    while (s->v[j]) {
+        if (s->v[j] == h) return SDB_OK;
+        j = (j + 1) & (s->cap - 1);
+    }
+    s->v[j] = h;
+    s->n++;
+    return SDB_OK;
+}
+
+typedef struct dvec {
+    double *v;
+    size_t n, cap;
+} dvec;
+
+static int dvec_push(dvec *d, double x)
+{
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 1024;
+        double *v = realloc(d->v, cap * sizeof *v);
+        if (!v) return SDB_ENOMEM;
+        d->v = v;
+        d->cap = cap;
+    }
+    d->v[d->n++] = x;
+    return SDB_OK;
+}
+
+typedef struct group {
+    uint32_t key[SDB_MAX_GROUP_BY];
+    uint64_t count, n_cat;
+    double k; /* shift for s1/s2 */
+    sdb_agg agg;
+    uint64_t *cats; /* by label id, n_labels + 1 */
+    dvec vals;
+    uint64_t *hist; /* bins + 2 (fixed-range histograms) */
+    u64set traces;
+    /* series over interval indexes [s_base, s_base + s_n) */
+    int64_t s_base;
+    uint32_t s_n;
+    sdb_agg *s_agg;
+    uint64_t *s_count;
+} group;
+
+typedef struct exec {
+    sdb__txn *t;
+    const sdb__query *q;
+    uint32_t project;
+    const sdb_kernels *kern;
+    int64_t t_lo, t_hi;
+    double v_lo, v_hi;
+    uint32_t *dim_ids[SDB_N_DIMS];
+    uint32_t n_dim_ids[SDB_N_DIMS];
+    bool dim_active;
+    bool need_row, need_vals, fixed_hist, want_traces, want_cats_only;
+    bool gb_simple; /* group keys come from the segment alone */
+    double h_lo, h_hi, h_width;
+    uint32_t n_labels;
+    int64_t i_width, i_origin;
+    int64_t i_min, i_max; /* observed interval indexes */
+    group *groups;
+    uint32_t n_groups, cap_groups;
+    uint32_t *table; /* open addressing: group index + 1 */
+    uint32_t table_cap;
+    uint64_t *scratch; /* n rows of u64 */
+    size_t scratch_cap;
+    sdb_agg *stmp;
+    char *err;
+    size_t errlen;
+} exec;
+
+static inline double ld_f64(const uint8_t *p, size_t i)
+{
+    double x;
+    memcpy(&x, p + i * 8, 8);
+    return x;
+}
+static inline int64_t ld_i64(const uint8_t *p, size_t i)
+{
+    int64_t x;
+    memcpy(&x, p + i * 8, 8);
+    return x;
+}
+static inline uint64_t ld_u64(const uint8_t *p, size_t i)
+{
+    uint64_t x;
+    memcpy(&x, p + i * 8, 8);
+    return x;
+}
+static inline uint32_t ld_u32(const uint8_t *p, size_t i)
+{
+    uint32_t x;
+    memcpy(&x, p + i * 4, 4);
+    return x;
+}
+
+static uint64_t key_hash(const uint32_t *k, uint32_t n)
+{
+    return sdb__hash(k, n * sizeof *k);
+}
+
+static group *group_get(exec *e, const uint32_t *key)
+{
+    uint32_t nk = e->q->n_group;
+    if (e->table_cap == 0 || (e->n_groups + 1) * 2 > e->table_cap) {
+        uint32_t cap = e->table_cap ? e->table_cap * 2 : 64;
+        uint32_t *t = calloc(cap, sizeof *t);
+        if (!t) return NULL;
+        for (uint32_t i = 0; i < e->n_groups; i++) {
+            uint32_t j = (uint32_t)key_hash(e->groups[i].key, nk) & (cap - 1);
+            while (t[j]) j = (j + 1) & (cap - 1);
+            t[j] = i + 1;
+        }
+        free(e->table);
+        e->table = t;
+        e->table_cap = cap;
+    }
+    uint32_t j = (uint32_t)key_hash(key, nk) & (e->table_cap - 1);
+    while (e->table[j]) {
+        group *g = &e->groups[e->table[j] - 1];
+        if (memcmp(g->key, key, nk * sizeof *key) == 0) return g;
+        j = (j + 1) & (e->table_cap - 1);
+    }
+    if (e->n_groups == e->cap_groups) {
+        uint32_t cap = e->cap_groups ? e->cap_groups * 2 : 16;
+        group *g = realloc(e->groups, cap * sizeof *g);
+        if (!g) return NULL;
+        e->groups = g;
+        e->cap_groups = cap;
+    }
+    group *g = &e->groups[e->n_groups];
+    memset(g, 0, sizeof *g);
+    memcpy(g->key, key, nk * sizeof *key);
+    g->k = NAN;
+    sdb__agg_empty(&g->agg);
+    if (e->fixed_hist) {
+        g->hist = calloc(e->q->bins + 2, sizeof *g->hist);
+        if (!g->hist) return NULL;
+    }
+    e->table[j] = ++e->n_groups;
+    return g;
+}
+
+/* Make room in a group's series for interval index i. */
+static int series_room(exec *e, group *g, int64_t lo, int64_t hi)
+{
+    if (g->s_n && lo >= g->s_base && hi < g->s_base + g->s_n) return SDB_OK;
+    int64_t nlo = g->s_n ? (lo < g->s_base ? lo : g->s_base) : lo;
+    int64_t nhi = g->s_n ? (hi >= g->s_base + g->s_n ? hi : g->s_base + g->s_n - 1) : hi;
+    if (nhi - nlo + 1 > MAX_INTERVALS) {
+        sdb__errf(e->err, e->errlen,
+                  "field \"interval\": the answer would have more than %d intervals; use a "
+                  "wider interval or a shorter time range",
+                  MAX_INTERVALS);
+        return SDB_ELIMIT;
+    }
+    uint32_t n = (uint32_t)(nhi - nlo + 1);
+    sdb_agg *a = malloc(n * sizeof *a);
+    uint64_t *c = calloc(n, sizeof *c);
+    if (!a || !c) {
+        free(a);
+        free(c);
+        return SDB_ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++) sdb__agg_empty(&a[i]);
+    if (g->s_n) {
+        uint32_t off = (uint32_t)(g->s_base - nlo);
+        memcpy(a + off, g->s_agg, g->s_n * sizeof *a);
+        memcpy(c + off, g->s_count, g->s_n * sizeof *c);
+    }
+    free(g->s_agg);
+    free(g->s_count);
+    g->s_agg = a;
+    g->s_count = c;
+    g->s_base = nlo;
+    g->s_n = n;
+    return SDB_OK;
+}
+
+static inline int64_t interval_of(const exec *e, int64_t t)
+{
+    return sdb__floor_div(t - e->i_origin, e->i_width);
+}
+
+static inline void agg_add(sdb_agg *a, double x, double k)
+{
+    double d = x - k;
+    a->n++;
+    a->sum += x;
+    a->s1 += d;
+    a->s2 += d * d;
+    if (x < a->min) a->min = x;
+    if (x > a->max) a->max = x;
+}
+
+static void agg_merge(sdb_agg *a, const sdb_agg *b)
+{
+    a->n += b->n;
+    a->sum += b->sum;
+    a->s1 += b->s1;
+    a->s2 += b->s2;
+    if (b->min < a->min) a->min = b->min;
+    if (b->max > a->max) a->max = b->max;
+}
+
+/* A segment header's moments, re-expressed about shift k. */
+static void agg_from_header(sdb_agg *a, const sdb__seg_hdr *h, double k)
+{
+    uint64_t n = (uint64_t)h->n_type[SDB_NUMERIC] + h->n_type[SDB_BOOLEAN];
+    sdb__agg_empty(a);
+    if (!n) return;
+    double mean = h->sum / (double)n, d = mean - k;
+    a->n = n;
+    a->sum = h->sum;
+    a->s1 = h->sum - (double)n * k;
+    a->s2 = h->m2 + (double)n * d * d;
+    a->min = h->v_min;
+    a->max = h->v_max;
+}
+
+static int grow_scratch(exec *e, size_t n)
+{
+    if (n <= e->scratch_cap) return SDB_OK;
+    uint64_t *p = realloc(e->scratch, n * sizeof *p);
+    if (!p) return SDB_ENOMEM;
+    e->scratch = p;
+    e->scratch_cap = n;
+    return SDB_OK;
+}
+
+/* ------------------------------------------------------------ row path */
+
+static bool id_in(const uint32_t *ids, uint32_t n, uint32_t id)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (ids[mid] < id) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && ids[lo] == id;
+}
+
+/* Add one matched row to group g. */
+static int add_row(exec *e, group *g, int64_t ts, double v, uint8_t type, uint64_t trace)
+{
+    int rc;
+    g->count++;
+    if (type == SDB_CATEGORICAL) {
+        g->n_cat++;
+        if (!g->cats) {
+            g->cats = calloc(e->n_labels + 1, sizeof *g->cats);
+            if (!g->cats) return SDB_ENOMEM;
+        }
+        uint32_t id = (uint32_t)v;
+        if (id <= e->n_labels) g->cats[id]++;
+    } else {
+        if (isnan(g->k)) g->k = v;
+        agg_add(&g->agg, v, g->k);
+        if (e->need_vals && (rc = dvec_push(&g->vals, v))) return rc;
+        if (e->fixed_hist) e->kern->hist_f64(&v, &ts, 1, &(sdb_filter){INT64_MIN, INT64_MAX,
+                                                 -INFINITY, INFINITY, 0},
+                                             e->h_lo, e->h_hi, e->h_width, e->q->bins, g->hist);
+    }
+    if (e->want_traces && trace && (rc = set_add(&g->traces, trace))) return rc;
+    if (e->i_width) {
+        int64_t i = interval_of(e, ts);
+        if ((rc = series_room(e, g, i, i))) return rc;
+        uint32_t at = (uint32_t)(i - g->s_base);
+        g->s_count[at]++;
+        if (type != SDB_CATEGORICAL) agg_add(&g->s_agg[at], v, g->k);
+        if (i < e->i_min) e->i_min = i;
+        if (i > e->i_max) e->i_max = i;
+    }
+    return SDB_OK;
+}
+
+/* The group key part of a property: its value's dictionary id, 0 when the
+ * row lacks the property. */
+static uint32_t prop_key(exec *e, const sdb__row *r, const sdb__str *key)
+{
+    sdb__str v;
+    if (!sdb__row_prop_get(r, key->p, key->len, &v)) return 0;
+    uint32_t id = 0;
+    sdb__dict_id(e->t, e->project, SDB_DICT_PROP, v.p, v.len, 0, &id);
+    return id;
+}
+
+static int row_path(exec *e, const sdb__seg *g, uint32_t name)
+{
+    const sdb__query *q = e->q;
+    uint32_t key[SDB_MAX_GROUP_BY] = {0};
+    for (uint32_t i = 0; i < g->n; i++) {
+        int64_t ts = ld_i64(g->ts, i);
+        if (ts < e->t_lo || ts > e->t_hi) continue;
+        uint8_t type = g->type[i], src = g->source[i];
+        if (q->type_mask && !(q->type_mask & (1u << type))) continue;
+        if (q->source_mask && !(q->source_mask & (1u << src))) continue;
+        double v = ld_f64(g->value, i);
+        if (q->has_value && (type == SDB_CATEGORICAL || v < e->v_lo || v > e->v_hi)) continue;
+        bool ok = true;
+        for (int d = 0; ok && d < SDB_N_DIMS; d++)
+            if (e->dim_ids[d] && !id_in(e->dim_ids[d], e->n_dim_ids[d], ld_u32(g->dims[d], i)))
+                ok = false;
+        if (!ok) continue;
+        sdb__row row;
+        if (e->need_row) {
+            uint8_t rk[12];
+            sdb__be32(rk, e->project);
+            sdb__be64(rk + 4, ld_u64(g->ref, i));
+            sdb__val rv;
+            int rc = sdb__get(e->t, SDB__DB_ROWS, rk, sizeof rk, &rv);
+            if (rc) return rc == SDB_ENOTFOUND ? SDB_ECORRUPT : rc;
+            if ((rc = sdb__row_decode(rv.p, rv.len, &row))) return rc;
+            for (uint32_t k = 0; ok && k < q->tags.n; k++)
+                ok = sdb__row_has_tag(&row, q->tags.v[k].p, q->tags.v[k].len);
+            for (uint32_t k = 0; ok && k < q->n_props; k++) {
+                sdb__str pv;
+                ok = sdb__row_prop_get(&row, q->props[k].key.p, q->props[k].key.len, &pv);
+                bool any = false;
+                for (uint32_t m = 0; ok && !any && m < q->props[k].values.n; m++)
+                    any = pv.len == q->props[k].values.v[m].len &&
+                          memcmp(pv.p, q->props[k].values.v[m].p, pv.len) == 0;
+                ok = ok && any;
+            }
+            if (!ok) continue;
+        }
+        for (uint32_t k = 0; k < q->n_group; k++) {
+            const sdb__gb *gb = &q->group[k];
+            switch (gb->kind) {
+            case SDB_GB_NAME: key[k] = name; break;
+            case SDB_GB_DIM: key[k] = ld_u32(g->dims[gb->dim], i); break;
+            case SDB_GB_SOURCE: key[k] = src + 1u; break;
+            case SDB_GB_TYPE: key[k] = type + 1u; break;
+            case SDB_GB_PROP: key[k] = prop_key(e, &row, &gb->key); break;
+            }
+        }
+        group *gr = group_get(e, key);
+        if (!gr) return SDB_ENOMEM;
+        int rc = add_row(e, gr, ts, v, type, ld_u64(g->trace, i));
+        if (rc) return rc;
+    }
+    return SDB_OK;
+}
+
+/* ------------------------------------------------- header and kernel paths */
+
+static bool types_unrestricted(const exec *e, const sdb__seg_hdr *h)
+{
+    if (!e->q->type_mask) return true;
+    for (int t = 0; t < SDB_N_TYPES; t++)
+        if (h->n_type[t] && !(e->q->type_mask & (1u << t))) return false;
+    return true;
+}
+
+/* Can the columns be read by kernels alone (no per-row decisions)? */
+static bool kernel_ok(const exec *e, const sdb__seg_hdr *h)
+{
+    return e->gb_simple && !e->dim_active && !e->need_row && !e->q->source_mask &&
+           h->n_type[SDB_CATEGORICAL] == 0 && types_unrestricted(e, h);
+}
+
+static int header_path(exec *e, const sdb__seg *g, group *gr)
+{
+    sdb_agg a;
+    if (isnan(gr->k)) gr->k = g->h.sum / (double)(g->n ? g->n : 1);
+    agg_from_header(&a, &g->h, gr->k);
+    gr->count += g->n;
+    agg_merge(&gr->agg, &a);
+    if (e->i_width) {
+        int64_t i = interval_of(e, g->h.ts_min);
+        int rc = series_room(e, gr, i, i);
+        if (rc) return rc;
+        uint32_t at = (uint32_t)(i - gr->s_base);
+        gr->s_count[at] += g->n;
+        agg_merge(&gr->s_agg[at], &a);
+        if (i < e->i_min) e->i_min = i;
+        if (i > e->i_max) e->i_max = i;
+    }
+    return SDB_OK;
+}
+
+static int kernel_path(exec *e, const sdb__seg *g, group *gr)
+{
+    int rc;
+    if (isnan(gr->k)) gr->k = g->h.sum / (double)(g->n ? g->n : 1);
+    sdb_filter f = {e->t_lo, e->t_hi, e->v_lo, e->v_hi, gr->k};
+    sdb_agg a;
+    if (e->i_width) {
+        int64_t lo = interval_of(e, g->h.ts_min > e->t_lo ? g->h.ts_min : e->t_lo);
+        int64_t hi = interval_of(e, g->h.ts_max < e->t_hi ? g->h.ts_max : e->t_hi);
+        if (hi - lo + 1 > SERIES_TMP_MAX) return 1; /* too fine: row path */
+        uint32_t nb = (uint32_t)(hi - lo + 1);
+        for (uint32_t i = 0; i < nb; i++) sdb__agg_empty(&e->stmp[i]);
+        e->kern->series_f64(g->value, g->ts, g->n, &f, lo * e->i_width + e->i_origin,
+                            e->i_width, nb, e->stmp);
+        sdb__agg_empty(&a);
+        for (uint32_t i = 0; i < nb; i++) {
+            if (!e->stmp[i].n) continue;
+            if ((rc = series_room(e, gr, lo + i, lo + i))) return rc;
+            uint32_t at = (uint32_t)(lo + i - gr->s_base);
+            gr->s_count[at] += e->stmp[i].n;
+            agg_merge(&gr->s_agg[at], &e->stmp[i]);
+            agg_merge(&a, &e->stmp[i]);
+            if (lo + i < e->i_min) e->i_min = lo + i;
+            if (lo + i > e->i_max) e->i_max = lo + i;
+        }
+    } else {
+        e->kern->agg_f64(g->value, g->ts, g->n, &f, &a);
+    }
+    gr->count += a.n;
+    agg_merge(&gr->agg, &a);
+    if (e->fixed_hist)
+        e->kern->hist_f64(g->value, g->ts, g->n, &f, e->h_lo, e->h_hi, e->h_width, e->q->bins,
+                          gr->hist);
+    if (e->want_traces || e->need_vals) {
+        if ((rc = grow_scratch(e, g->n))) return rc;
+    }
+    if (e->want_traces) {
+        size_t m = e->kern->select_u64(g->trace, g->value, g->ts, g->n, &f, e->scratch);
+        for (size_t i = 0; i < m; i++)
+            if ((rc = set_add(&gr->traces, e->scratch[i]))) return rc;
+    }
+    if (e->need_vals) {
+        for (uint32_t i = 0; i < g->n; i++) {
+            int64_t ts = ld_i64(g->ts, i);
+            double v = ld_f64(g->value, i);
+            if (ts >= f.t_lo && ts <= f.t_hi && v >= f.v_lo && v <= f.v_hi)
+                if ((rc = dvec_push(&gr->vals, v))) return rc;
+        }
+    }
+    return SDB_OK;
+}
+
+static int scan_segment(exec *e, const sdb__seg *g, uint32_t name)
+{
+    const sdb__seg_hdr *h = &g->h;
+    if (h->ts_max < e->t_lo || h->ts_min > e->t_hi || g->n == 0) return SDB_OK;
+    uint64_t n_num = (uint64_t)h->n_type[SDB_NUMERIC] + h->n_type[SDB_BOOLEAN];
+    if (e->q->has_value && (n_num == 0 || h->v_max < e->v_lo || h->v_min > e->v_hi))
+        return SDB_OK;
+    if (e->q->type_mask) {
+        bool any = false;
+        for (int t = 0; t < SDB_N_TYPES; t++)
+            if (h->n_type[t] && (e->q->type_mask & (1u << t))) any = true;
+        if (!any) return SDB_OK;
+    }
+    if (!kernel_ok(e, h)) return row_path(e, g, name);
+
+    uint32_t key[SDB_MAX_GROUP_BY] = {0};
+    for (uint32_t k = 0; k < e->q->n_group; k++) key[k] = name; /* only NAME is simple */
+    group *gr = group_get(e, key);
+    if (!gr) return SDB_ENOMEM;
+    bool inside = h->ts_min >= e->t_lo && h->ts_max <= e->t_hi &&
+                  (!e->q->has_value || (h->v_min >= e->v_lo && h->v_max <= e->v_hi));
+    bool one_interval = !e->i_width || interval_of(e, h->ts_min) == interval_of(e, h->ts_max);
+    if (inside && one_interval && !e->fixed_hist && !e->want_traces && !e->need_vals)
+        return header_path(e, g, gr);
+    int rc = kernel_path(e, g, gr);
+    return rc == 1 ? row_path(e, g, name) : rc;
+}
+
+/* Scan the segments of one name (or of every name when name == 0). */
+static int scan(exec *e, uint32_t name)
+{
+    sdb_store *s = sdb__txn_store(e->t);
+    int64_t b_lo = e->t_lo == INT64_MIN ? INT64_MIN : sdb__floor_div(e->t_lo, s->bucket_ms) * s->bucket_ms;
+    int64_t b_hi = e->t_hi == INT64_MAX ? INT64_MAX : sdb__floor_div(e->t_hi, s->bucket_ms) * s->bucket_ms;
+    uint8_t k[SDB__SEGKEY_LEN];
+    sdb__seg_key(k, e->project, name, b_lo, 0);
+    size_t prefix = name ? 8 : 4;
+    sdb__cur *c;
+    int rc = sdb__cur_open(e->t, SDB__DB_SEGMENTS, &c);
+    if (rc) return rc;
+    sdb__val key, val;
+    for (rc = sdb__cur_seek(c, k, name ? sizeof k : 4, &key, &val); rc == SDB_OK;
+         rc = sdb__cur_next(c, &key, &val)) {
+        const uint8_t *kp = key.p;
+        if (key.len != SDB__SEGKEY_LEN || memcmp(kp, k, prefix) != 0) break;
+        int64_t bucket = sdb__key_ts(sdb__rd64(kp + 8));
+        if (bucket < b_lo) continue;
+        if (bucket > b_hi) {
+            if (name) break;
+            continue; /* the next name's buckets follow */
+        }
+        sdb__seg g;
+        if ((rc = sdb__seg_open(val.p, val.len, &g))) break;
+        if ((rc = scan_segment(e, &g, sdb__rd32(kp + 4)))) break;
+    }
+    sdb__cur_close(c);
+    return rc == SDB_ENOTFOUND ? SDB_OK : rc;
+}
+
+/* ------------------------------------------------------------- finishing */
+
+static void swap_d(double *a, double *b)
+{
+    double t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Hoare-style quickselect: v[k] becomes the k-th smallest of v[lo..hi],
+ * everything left of it <= and right of it >=. */
+static void select_kth(double *v, size_t lo, size_t hi, size_t k)
+{
+    while (hi > lo) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] < v[lo]) swap_d(&v[mid], &v[lo]);
+        if (v[hi] < v[lo]) swap_d(&v[hi], &v[lo]);
+        if (v[hi] < v[mid]) swap_d(&v[hi], &v[mid]);
+        double p = v[mid];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < p) i++;
+            while (v[j] > p) j--;
+            if (i <= j) {
+                swap_d(&v[i], &v[j]);
+                i++;
+                if (j == 0) break;
+                j--;
+            }
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else return;
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Exact percentiles with linear interpolation between closest ranks
+ * (SQL quantile_cont): position p/100 * (n - 1). */
+static int percentiles(const sdb__query *q, dvec *d, double *out)
+{
+    size_t n = d->n;
+    if (n == 0) return 0;
+    if (q->n_pct > 8) {
+        qsort(d->v, n, sizeof *d->v, cmp_double);
+    }
+    for (uint32_t i = 0; i < q->n_pct; i++) {
+        double pos = q->pct[i] / 100.0 * (double)(n - 1);
+        size_t lo = (size_t)floor(pos);
+        if (lo >= n) lo = n - 1;
+        double frac = pos - (double)lo;
+        double a, b;
+        if (q->n_pct > 8) {
+            a = d->v[lo];
+            b = lo + 1 < n ? d->v[lo + 1] : a;
+        } else {
+            select_kth(d->v, 0, n - 1, lo);
+            a = d->v[lo];
+            b = a;
+            if (lo + 1 < n) {
+                b = d->v[lo + 1];
+                for (size_t j = lo + 2; j < n; j++)
+                    if (d->v[j] < b) b = d->v[j];
+            }
+        }
+        out[i] = frac == 0 ? a : a + (b - a) * frac;
+    }
+    return 1;
+}
+
+static sdb__str key_str(exec *e, const sdb__gb *gb, uint32_t id)
+{
+    sdb__str s = {NULL, 0};
+    sdb__val v;
+    switch (gb->kind) {
+    case SDB_GB_SOURCE:
+        if (id >= 1 && id <= SDB_N_SOURCES) s = (sdb__str){sdb__source_names[id - 1], (uint32_t)strlen(sdb__source_names[id - 1])};
+        return s;
+    case SDB_GB_TYPE:
+        if (id >= 1 && id <= SDB_N_TYPES) s = (sdb__str){sdb__type_names[id - 1], (uint32_t)strlen(sdb__type_names[id - 1])};
+        return s;
+    case SDB_GB_NAME:
+        if (id && sdb__dict_str(e->t, e->project, SDB_DICT_NAME, id, &v) == SDB_OK) s = (sdb__str){v.p, (uint32_t)v.len};
+        return s;
+    case SDB_GB_DIM:
+        if (id && sdb__dict_str(e->t, e->project, gb->dim, id, &v) == SDB_OK) s = (sdb__str){v.p, (uint32_t)v.len};
+        return s;
+    case SDB_GB_PROP:
+        if (id && sdb__dict_str(e->t, e->project, SDB_DICT_PROP, id, &v) == SDB_OK) s = (sdb__str){v.p, (uint32_t)v.len};
+        return s;
+    }
+    return s;
+}
+
+static int cmp_str(const sdb__str *a, const sdb__str *b)
+{
+    if (!a->p || !b->p) return (a->p != NULL) - (b->p != NULL); /* null first */
+    uint32_t n = a->len < b->len ? a->len : b->len;
+    int c = memcmp(a->p, b->p, n);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+static int cmp_out(const void *x, const void *y, void *arg)
+{
+    const sdb__out_group *a = x, *b = y;
+    uint32_t n = *(const uint32_t *)arg;
+    for (uint32_t k = 0; k < n; k++) {
+        int c = cmp_str(&a->key[k], &b->key[k]);
+        if (c) return c;
+    }
+    return 0;
+}
+
+static int cmp_cat(const void *x, const void *y)
+{
+    return cmp_str(&((const sdb__cat *)x)->label, &((const sdb__cat *)y)->label);
+}
+
+static void mom_of(const sdb_agg *a, double k, sdb__mom *m)
+{
+    sdb__mom_init(m);
+    if (!a->n) return;
+    double n = (double)a->n;
+    m->n = a->n;
+    m->sum = a->sum;
+    m->mean = k + a->s1 / n;
+    m->m2 = a->s2 - a->s1 * a->s1 / n;
+    if (m->m2 < 0) m->m2 = 0;
+    m->min = a->min;
+    m->max = a->max;
+}
+
+static void hist_of(exec *e, group *g, sdb__out_group *o)
+{
+    const sdb__query *q = e->q;
+    uint32_t bins = q->bins;
+    double lo, hi, width;
+    if (e->fixed_hist) {
+        lo = e->h_lo;
+        hi = e->h_hi;
+        width = e->h_width;
+    } else {
+        lo = q->hist_has_min ? q->hist_min : o->mom.min;
+        hi = q->hist_has_max ? q->hist_max : o->mom.max;
+        if (!(hi >= lo)) hi = lo;
+        width = (hi - lo) / bins;
+        g->hist = calloc(bins + 2, sizeof *g->hist);
+        if (!g->hist) return;
+        sdb_filter all = {INT64_MIN, INT64_MAX, -INFINITY, INFINITY, 0};
+        for (size_t i = 0; i < g->vals.n; i++) {
+            int64_t t = 0;
+            e->kern->hist_f64(&g->vals.v[i], &t, 1, &all, lo, hi, width, bins, g->hist);
+        }
+    }
+    o->edges = malloc((bins + 1) * sizeof *o->edges);
+    if (!o->edges) return;
+    for (uint32_t i = 0; i < bins; i++) o->edges[i] = lo + width * i;
+    o->edges[bins] = hi;
+    o->hist = g->hist;
+    o->under = g->hist[bins];
+    o->over = g->hist[bins + 1];
+    g->hist = NULL;
+}
+
+static int finish(exec *e, sdb__answer *a)
+{
+    const sdb__query *q = e->q;
+    a->groups = calloc(e->n_groups ? e->n_groups : 1, sizeof *a->groups);
+    if (!a->groups) return SDB_ENOMEM;
+    a->n_groups = e->n_groups;
+    int64_t first = 0, last = -1;
+    if (e->i_width && e->n_groups) {
+        first = q->has_from ? interval_of(e, q->from) : e->i_min;
+        last = q->has_to ? interval_of(e, q->to - 1) : e->i_max;
+        if (last - first + 1 > MAX_INTERVALS) {
+            sdb__errf(e->err, e->errlen,
+                      "field \"interval\": the answer would have more than %d intervals; use "
+                      "a wider interval or a shorter time range",
+                      MAX_INTERVALS);
+            return SDB_ELIMIT;
+        }
+    }
+    for (uint32_t gi = 0; gi < e->n_groups; gi++) {
+        group *g = &e->groups[gi];
+        sdb__out_group *o = &a->groups[gi];
+        for (uint32_t k = 0; k < q->n_group; k++) o->key[k] = key_str(e, &q->group[k], g->key[k]);
+        o->count = g->count;
+        o->n_cat = g->n_cat;
+        mom_of(&g->agg, g->k, &o->mom);
+        o->traces = g->traces.n;
+        bool numeric = o->mom.n > 0 || o->n_cat == 0;
+        if (q->has_hist && numeric) hist_of(e, g, o);
+        if (q->n_pct && o->mom.n) {
+            o->pct = malloc(q->n_pct * sizeof *o->pct);
+            if (!o->pct) return SDB_ENOMEM;
+            percentiles(q, &g->vals, o->pct);
+        }
+        if (g->cats) {
+            o->cats = malloc(sizeof *o->cats * (e->n_labels + 1));
+            if (!o->cats) return SDB_ENOMEM;
+            for (uint32_t id = 1; id <= e->n_labels; id++) {
+                if (!g->cats[id]) continue;
+                sdb__val v;
+                sdb__str s = {"", 0};
+                if (sdb__dict_str(e->t, e->project, SDB_DICT_CATEGORY, id, &v) == SDB_OK)
+                    s = (sdb__str){v.p, (uint32_t)v.len};
+                o->cats[o->n_cats++] = (sdb__cat){s, g->cats[id]};
+            }
+            qsort(o->cats, o->n_cats, sizeof *o->cats, cmp_cat);
+        }
+        if (e->i_width) {
+            uint32_t n = (uint32_t)(last - first + 1);
+            o->series = calloc(n ? n : 1, sizeof *o->series);
+            if (!o->series) return SDB_ENOMEM;
+            o->n_series = n;
+            for (uint32_t i = 0; i < n; i++) {
+                int64_t idx = first + i;
+                sdb__point *p = &o->series[i];
+                p->t = idx * e->i_width + e->i_origin;
+                sdb__mom_init(&p->mom);
+                if (g->s_n && idx >= g->s_base && idx < g->s_base + g->s_n) {
+                    uint32_t at = (uint32_t)(idx - g->s_base);
+                    p->count = g->s_count[at];
+                    mom_of(&g->s_agg[at], g->k, &p->mom);
+                }
+            }
+        }
+    }
+    uint32_t ng = q->n_group;
+    qsort_r(a->groups, a->n_groups, sizeof *a->groups, cmp_out, &ng);
+    return SDB_OK;
+}
+
+static void answer_free(sdb__answer *a)
+{
+    for (uint32_t i = 0; i < a->n_groups; i++) {
+        sdb__out_group *o = &a->groups[i];
+        free(o->edges);
+        free(o->hist);
+        free(o->pct);
+        free(o->cats);
+        free(o->series);
+    }
+    free(a->groups);
+}
+
+static void exec_free(exec *e)
+{
+    for (uint32_t i = 0; i < e->n_groups; i++) {
+        group *g = &e->groups[i];
+        free(g->cats);
+        free(g->vals.v);
+        free(g->hist);
+        free(g->traces.v);
+        free(g->s_agg);
+        free(g->s_count);
+    }
+    free(e->groups);
+    free(e->table);
+    free(e->scratch);
+    free(e->stmp);
+    for (int d = 0; d < SDB_N_DIMS; d++) free(e->dim_ids[d]);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Resolve filter strings to ids. Returns 1 when the query cannot match. */
+static int resolve(exec *e, uint32_t **names, uint32_t *n_names)
+{
+    const sdb__query *q = e->q;
+    for (int d = 0; d < SDB_N_DIMS; d++) {
+        if (!q->has_dim[d]) continue;
+        e->dim_active = true;
+        e->dim_ids[d] = malloc((q->dim[d].n + 1) * sizeof(uint32_t));
+        if (!e->dim_ids[d]) return SDB_ENOMEM;
+        uint32_t m = 0;
+        for (uint32_t i = 0; i < q->dim[d].n; i++) {
+            uint32_t id;
+            if (sdb__dict_id(e->t, e->project, d, q->dim[d].v[i].p, q->dim[d].v[i].len, 0,
+                             &id) == SDB_OK)
+                e->dim_ids[d][m++] = id;
+        }
+        if (m == 0) return 1;
+        qsort(e->dim_ids[d], m, sizeof(uint32_t), cmp_u32);
+        e->n_dim_ids[d] = m;
+    }
+    if (q->has_names) {
+        *names = malloc((q->names.n + 1) * sizeof(uint32_t));
+        if (!*names) return SDB_ENOMEM;
+        uint32_t m = 0;
+        for (uint32_t i = 0; i < q->names.n; i++) {
+            uint32_t id;
+            if (sdb__dict_id(e->t, e->project, SDB_DICT_NAME, q->names.v[i].p,
+                             q->names.v[i].len, 0, &id) == SDB_OK)
+                (*names)[m++] = id;
+        }
+        qsort(*names, m, sizeof(uint32_t), cmp_u32);
+        uint32_t u = 0;
+        for (uint32_t i = 0; i < m; i++)
+            if (u == 0 || (*names)[u - 1] != (*names)[i]) (*names)[u++] = (*names)[i];
+        *n_names = u;
+        if (u == 0) return 1;
+    }
+    return SDB_OK;
+}
+
+int sdb_query_json(sdb_store *s, uint32_t project, const char *text, size_t len,
+                   char **out_json, char *err, size_t errlen)
+{
+    *out_json = NULL;
+    sdb__query q;
+    int rc = sdb__query_parse(text, len, &q, err, errlen);
+    if (rc) return rc;
+    exec e;
+    memset(&e, 0, sizeof e);
+    e.q = &q;
+    e.project = project;
+    e.kern = sdb__kernels();
+    e.err = err;
+    e.errlen = errlen;
+    e.t_lo = q.has_from ? q.from : INT64_MIN;
+    e.t_hi = q.has_to ? q.to - 1 : INT64_MAX;
+    e.v_lo = q.has_value ? q.v_lo : -INFINITY;
+    e.v_hi = q.has_value ? q.v_hi : INFINITY;
+    e.need_row = q.tags.n || q.n_props;
+    e.want_traces = q.stats & SDB_STAT_TRACES;
+    e.fixed_hist = q.has_hist && q.hist_has_min && q.hist_has_max;
+    e.need_vals = q.n_pct || (q.has_hist && !e.fixed_hist);
+    e.gb_simple = true;
+    for (uint32_t k = 0; k < q.n_group; k++) {
+        if (q.group[k].kind != SDB_GB_NAME) e.gb_simple = false;
+        if (q.group[k].kind == SDB_GB_PROP) e.need_row = true;
+    }
+    if (e.fixed_hist) {
+        e.h_lo = q.hist_min;
+        e.h_hi = q.hist_max;
+        e.h_width = (q.hist_max - q.hist_min) / q.bins;
+    }
+    e.i_width = q.interval_ms;
+    e.i_origin = q.interval_origin;
+    e.i_min = INT64_MAX;
+    e.i_max = INT64_MIN;
+    if (e.i_width && q.has_from && q.has_to && q.to > q.from &&
+        interval_of(&e, q.to - 1) - interval_of(&e, q.from) + 1 > MAX_INTERVALS) {
+        sdb__errf(err, errlen,
+                  "field \"interval\": the answer would have more than %d intervals; use a "
+                  "wider interval or a shorter time range",
+                  MAX_INTERVALS);
+        sdb__query_free(&q);
+        return SDB_EINVAL;
+    }
+    if (e.i_width) {
+        e.stmp = malloc(SERIES_TMP_MAX * sizeof *e.stmp);
+        if (!e.stmp) {
+            sdb__query_free(&q);
+            return SDB_ENOMEM;
+        }
+    }
+
+    sdb__answer a;
+    memset(&a, 0, sizeof a);
+    uint32_t *names = NULL, n_names = 0;
+    if ((rc = sdb__txn_begin(s, 0, &e.t))) goto done;
+    uint64_t wm = 0;
+    a.as_of = sdb__meta_get_u64(e.t, "watermark", &wm) == SDB_OK ? sdb__key_ts(wm) : INT64_MIN;
+    if ((rc = sdb__pending_of(e.t, project, &a.pending))) goto done;
+    e.n_labels = sdb__dict_max(e.t, project, SDB_DICT_CATEGORY);
+    rc = resolve(&e, &names, &n_names);
+    if (rc == 1) {
+        rc = SDB_OK; /* nothing can match: no groups */
+    } else if (rc == SDB_OK && !(q.has_from && q.has_to && q.to <= q.from)) {
+        if (q.has_names) {
+            for (uint32_t i = 0; rc == SDB_OK && i < n_names; i++) rc = scan(&e, names[i]);
+        } else {
+            rc = scan(&e, 0);
+        }
+    }
+    if (rc == SDB_OK) rc = finish(&e, &a);
+    if (rc == SDB_OK) rc = sdb__answer_render(&q, &a, out_json);
+done:
+    if (rc == SDB_ELIMIT) rc = SDB_EINVAL;
+    sdb__txn_abort(e.t);
+    answer_free(&a);
+    exec_free(&e);
+    free(names);
+    sdb__query_free(&q);
+    return rc;
+}

@@ -1,0 +1,483 @@
+/* The store: one LMDB environment per directory, and the only file that
+ * includes <lmdb.h>.
+ *
+ * Everything else in the engine sees LMDB through a thin key/value layer
+ * (sdb__txn, sdb__cur) so that error translation and map growth live in
+ * one place. Invariant: a write either commits whole or leaves no trace;
+ * a batch that fills the map is retried after the map grows, never dropped.
+ *
+ * Map growth: mdb_env_set_mapsize() may only be called while this process
+ * has no transaction open (lmdb.h), so every transaction holds a shared
+ * lock for its lifetime and growth takes it exclusively.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define DEFAULT_MAP_SIZE (64ull << 20)
+#define DEFAULT_BUCKET_MS 86400000ll
+#define DEFAULT_CHUNK_ROWS 8192u
+
+static const char *const db_names[SDB__N_DBS] = {
+    "segments", "pending", "rows", "ids", "dict", "dictrev", "meta",
+};
+
+struct sdb__txn {
+    MDB_txn *txn;
+    sdb_store *s;
+};
+
+struct sdb__cur {
+    MDB_cursor *c;
+};
+
+const char *sdb_strerror(int code)
+{
+    switch (code) {
+#define SDB__MSG(c, v, m) case c: return m;
+        SDB_ERRORS(SDB__MSG)
+#undef SDB__MSG
+    }
+    return "unknown error";
+}
+
+void sdb__errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* LMDB and errno codes become SDB_E* here, where they enter. */
+static int from_mdb(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS: return SDB_OK;
+    case MDB_NOTFOUND: return SDB_ENOTFOUND;
+    case MDB_MAP_FULL: return SDB_EFULL;
+    case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_INVALID: return SDB_ECORRUPT;
+    case MDB_VERSION_MISMATCH: return SDB_EVERSION;
+    case MDB_READERS_FULL: case MDB_TXN_FULL: case MDB_CURSOR_FULL: return SDB_EBUSY;
+    case ENOMEM: return SDB_ENOMEM;
+    case ENOSPC: return SDB_EFULL;
+    default: return SDB_EIO;
+    }
+}
+
+int64_t sdb_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof tmp) return -1;
+    memcpy(tmp, path, n + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+static pthread_rwlock_t *lock_of(sdb_store *s) { return (pthread_rwlock_t *)s->lock; }
+
+/* Settings fixed at creation live in meta; read them back, or write the
+ * defaults on a new store. */
+static int load_settings(sdb_store *s, const sdb_options *o, char *err, size_t errlen)
+{
+    sdb__txn *t = NULL;
+    int rc = sdb__txn_begin(s, !s->read_only, &t);
+    if (rc) return rc;
+    uint64_t ver = 0, bucket = 0, chunk = 0;
+    rc = sdb__meta_get_u64(t, "format_version", &ver);
+    if (rc == SDB_ENOTFOUND && !s->read_only) {
+        ver = SDB_FORMAT_VERSION;
+        bucket = (uint64_t)(o && o->bucket_ms > 0 ? o->bucket_ms : DEFAULT_BUCKET_MS);
+        chunk = o && o->chunk_rows ? o->chunk_rows : DEFAULT_CHUNK_ROWS;
+        if ((rc = sdb__meta_put_u64(t, "format_version", ver)) ||
+            (rc = sdb__meta_put_u64(t, "bucket_ms", bucket)) ||
+            (rc = sdb__meta_put_u64(t, "chunk_rows", chunk)))
+            goto done;
+        rc = sdb__dict_id(t, 0, SDB_DICT_PROJECT, "default", 7, 1, &(uint32_t){0});
+        if (rc) goto done;
+        rc = sdb__txn_commit(t);
+        t = NULL;
+        if (rc) goto done;
+    } else if (rc) {
+        sdb__errf(err, errlen, "store at %s has no format version", s->path);
+        goto done;
+    } else {
+        if (ver != SDB_FORMAT_VERSION) {
+            sdb__errf(err, errlen, "store format version %llu, this build reads %u",
+                      (unsigned long long)ver, SDB_FORMAT_VERSION);
+            rc = SDB_EVERSION;
+            goto done;
+        }
+        if ((rc = sdb__meta_get_u64(t, "bucket_ms", &bucket)) ||
+            (rc = sdb__meta_get_u64(t, "chunk_rows", &chunk)))
+            goto done;
+    }
+    if (bucket == 0 || chunk == 0 || chunk > (1u << 24)) {
+        sdb__errf(err, errlen, "store settings are corrupt (bucket_ms=%llu chunk_rows=%llu)",
+                  (unsigned long long)bucket, (unsigned long long)chunk);
+        rc = SDB_ECORRUPT;
+        goto done;
+    }
+    s->bucket_ms = (int64_t)bucket;
+    s->chunk_rows = (uint32_t)chunk;
+done:
+    sdb__txn_abort(t);
+    return rc;
+}
+
+int sdb_store_open(const char *path, const sdb_options *o, sdb_store **out, char *err,
+                   size_t errlen)
+{
+    *out = NULL;
+    int rc = SDB_ENOMEM;
+    MDB_txn *txn = NULL;
+    sdb_store *s = calloc(1, sizeof *s);
+    if (!s) return SDB_ENOMEM;
+    s->read_only = o && o->read_only;
+    s->path = strdup(path);
+    s->lock = malloc(sizeof(pthread_rwlock_t));
+    if (!s->path || !s->lock) goto fail;
+    pthread_rwlockattr_t la;
+    pthread_rwlockattr_init(&la);
+    /* A grow must not starve behind a stream of readers. */
+    pthread_rwlockattr_setkind_np(&la, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(lock_of(s), &la);
+    pthread_rwlockattr_destroy(&la);
+
+    if (!s->read_only && mkdir_p(path) != 0) {
+        sdb__errf(err, errlen, "cannot create store directory %s: %s", path, strerror(errno));
+        rc = SDB_EIO;
+        goto fail_lock;
+    }
+    MDB_env *env;
+    if ((rc = from_mdb(mdb_env_create(&env)))) goto fail_lock;
+    s->env = env;
+    s->map_size = o && o->map_size ? o->map_size : DEFAULT_MAP_SIZE;
+    mdb_env_set_maxdbs(env, SDB__N_DBS + 2);
+    mdb_env_set_maxreaders(env, 512);
+    mdb_env_set_mapsize(env, (size_t)s->map_size);
+    unsigned flags = MDB_NOTLS;
+    if (s->read_only) flags |= MDB_RDONLY;
+    if (o && o->no_sync) flags |= MDB_NOSYNC;
+    int mrc = mdb_env_open(env, path, flags, 0644);
+    if (mrc) {
+        sdb__errf(err, errlen, "cannot open store %s: %s", path, mdb_strerror(mrc));
+        rc = from_mdb(mrc);
+        goto fail_env;
+    }
+    MDB_envinfo info;
+    mdb_env_info(env, &info);
+    s->map_size = info.me_mapsize;
+
+    if ((mrc = mdb_txn_begin(env, NULL, s->read_only ? MDB_RDONLY : 0, &txn))) {
+        sdb__errf(err, errlen, "cannot open store %s: %s", path, mdb_strerror(mrc));
+        rc = from_mdb(mrc);
+        goto fail_env;
+    }
+    for (int i = 0; i < SDB__N_DBS; i++) {
+        MDB_dbi dbi;
+        mrc = mdb_dbi_open(txn, db_names[i], s->read_only ? 0 : MDB_CREATE, &dbi);
+        if (mrc) {
+            sdb__errf(err, errlen, "store %s: database %s: %s", path, db_names[i],
+                      mdb_strerror(mrc));
+            rc = mrc == MDB_NOTFOUND ? SDB_ECORRUPT : from_mdb(mrc);
+            mdb_txn_abort(txn);
+            goto fail_env;
+        }
+        s->dbi[i] = dbi;
+    }
+    if ((mrc = mdb_txn_commit(txn))) {
+        sdb__errf(err, errlen, "store %s: %s", path, mdb_strerror(mrc));
+        rc = from_mdb(mrc);
+        goto fail_env;
+    }
+    if ((rc = load_settings(s, o, err, errlen))) goto fail_env;
+    *out = s;
+    return SDB_OK;
+
+fail_env:
+    mdb_env_close(env);
+fail_lock:
+    pthread_rwlock_destroy(lock_of(s));
+fail:
+    if (rc == SDB_ENOMEM) sdb__errf(err, errlen, "out of memory opening %s", path);
+    free(s->lock);
+    free(s->path);
+    free(s);
+    return rc;
+}
+
+void sdb_store_close(sdb_store *s)
+{
+    if (!s) return;
+    mdb_env_close((MDB_env *)s->env);
+    pthread_rwlock_destroy(lock_of(s));
+    free(s->lock);
+    free(s->path);
+    free(s);
+}
+
+uint64_t sdb_store_disk_bytes(sdb_store *s)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/data.mdb", s->path);
+    struct stat st;
+    if (stat(p, &st) != 0) return 0;
+    return (uint64_t)st.st_blocks * 512u;
+}
+
+/* ------------------------------------------------------------ transactions */
+
+int sdb__txn_begin(sdb_store *s, int write, sdb__txn **out)
+{
+    *out = NULL;
+    sdb__txn *t = malloc(sizeof *t);
+    if (!t) return SDB_ENOMEM;
+    t->s = s;
+    for (;;) {
+        pthread_rwlock_rdlock(lock_of(s));
+        int mrc = mdb_txn_begin((MDB_env *)s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+        if (mrc == 0) break;
+        pthread_rwlock_unlock(lock_of(s));
+        if (mrc == MDB_MAP_RESIZED) {
+            /* Another process grew the map: adopt its size. */
+            pthread_rwlock_wrlock(lock_of(s));
+            mdb_env_set_mapsize((MDB_env *)s->env, 0);
+            MDB_envinfo info;
+            mdb_env_info((MDB_env *)s->env, &info);
+            s->map_size = info.me_mapsize;
+            pthread_rwlock_unlock(lock_of(s));
+            continue;
+        }
+        free(t);
+        return from_mdb(mrc);
+    }
+    *out = t;
+    return SDB_OK;
+}
+
+int sdb__txn_commit(sdb__txn *t)
+{
+    int rc = from_mdb(mdb_txn_commit(t->txn));
+    pthread_rwlock_unlock(lock_of(t->s));
+    free(t);
+    return rc;
+}
+
+void sdb__txn_abort(sdb__txn *t)
+{
+    if (!t) return;
+    mdb_txn_abort(t->txn);
+    pthread_rwlock_unlock(lock_of(t->s));
+    free(t);
+}
+
+sdb_store *sdb__txn_store(sdb__txn *t) { return t->s; }
+
+static int grow(sdb_store *s)
+{
+    pthread_rwlock_wrlock(lock_of(s));
+    MDB_envinfo info;
+    mdb_env_info((MDB_env *)s->env, &info);
+    size_t want = info.me_mapsize * 2;
+    int mrc = mdb_env_set_mapsize((MDB_env *)s->env, want);
+    if (mrc == 0) {
+        mdb_env_info((MDB_env *)s->env, &info);
+        s->map_size = info.me_mapsize;
+    }
+    pthread_rwlock_unlock(lock_of(s));
+    return from_mdb(mrc);
+}
+
+int sdb__write(sdb_store *s, int (*fn)(sdb__txn *t, void *ctx), void *ctx)
+{
+    if (s->read_only) return SDB_EINVAL;
+    for (int attempt = 0; attempt < 40; attempt++) {
+        sdb__txn *t;
+        int rc = sdb__txn_begin(s, 1, &t);
+        if (rc) return rc;
+        rc = fn(t, ctx);
+        if (rc == SDB_OK) {
+            rc = sdb__txn_commit(t);
+        } else {
+            sdb__txn_abort(t);
+        }
+        if (rc != SDB_EFULL) return rc;
+        /* MDB_MAP_FULL from a put or the commit: grow and redo the batch. */
+        if ((rc = grow(s))) return rc;
+    }
+    return SDB_EFULL;
+}
+
+/* ------------------------------------------------------------- key/value */
+
+static MDB_dbi dbi(sdb__txn *t, int db) { return (MDB_dbi)t->s->dbi[db]; }
+
+int sdb__get(sdb__txn *t, int db, const void *k, size_t klen, sdb__val *out)
+{
+    MDB_val key = {klen, (void *)k}, val;
+    int rc = mdb_get(t->txn, dbi(t, db), &key, &val);
+    if (rc) return from_mdb(rc);
+    out->p = val.mv_data;
+    out->len = val.mv_size;
+    return SDB_OK;
+}
+
+int sdb__put(sdb__txn *t, int db, const void *k, size_t klen, const void *v, size_t vlen,
+             int append)
+{
+    MDB_val key = {klen, (void *)k}, val = {vlen, (void *)v};
+    return from_mdb(mdb_put(t->txn, dbi(t, db), &key, &val, append ? MDB_APPEND : 0));
+}
+
+int sdb__reserve(sdb__txn *t, int db, const void *k, size_t klen, size_t vlen, void **out)
+{
+    MDB_val key = {klen, (void *)k}, val = {vlen, NULL};
+    int rc = mdb_put(t->txn, dbi(t, db), &key, &val, MDB_RESERVE);
+    if (rc) return from_mdb(rc);
+    *out = val.mv_data;
+    return SDB_OK;
+}
+
+int sdb__del(sdb__txn *t, int db, const void *k, size_t klen)
+{
+    MDB_val key = {klen, (void *)k};
+    return from_mdb(mdb_del(t->txn, dbi(t, db), &key, NULL));
+}
+
+int sdb__clear(sdb__txn *t, int db) { return from_mdb(mdb_drop(t->txn, dbi(t, db), 0)); }
+
+uint64_t sdb__count(sdb__txn *t, int db)
+{
+    MDB_stat st;
+    if (mdb_stat(t->txn, dbi(t, db), &st)) return 0;
+    return st.ms_entries;
+}
+
+int sdb__cur_open(sdb__txn *t, int db, sdb__cur **out)
+{
+    sdb__cur *c = malloc(sizeof *c);
+    if (!c) return SDB_ENOMEM;
+    int rc = mdb_cursor_open(t->txn, dbi(t, db), &c->c);
+    if (rc) {
+        free(c);
+        return from_mdb(rc);
+    }
+    *out = c;
+    return SDB_OK;
+}
+
+void sdb__cur_close(sdb__cur *c)
+{
+    if (!c) return;
+    mdb_cursor_close(c->c);
+    free(c);
+}
+
+static int cur_get(sdb__cur *c, MDB_val *key, MDB_cursor_op op, sdb__val *k, sdb__val *v)
+{
+    MDB_val val;
+    int rc = mdb_cursor_get(c->c, key, &val, op);
+    if (rc) return from_mdb(rc);
+    if (k) { k->p = key->mv_data; k->len = key->mv_size; }
+    if (v) { v->p = val.mv_data; v->len = val.mv_size; }
+    return SDB_OK;
+}
+
+int sdb__cur_seek(sdb__cur *c, const void *k, size_t klen, sdb__val *key, sdb__val *val)
+{
+    MDB_val mk = {klen, (void *)k};
+    return cur_get(c, &mk, k ? MDB_SET_RANGE : MDB_FIRST, key, val);
+}
+
+int sdb__cur_next(sdb__cur *c, sdb__val *key, sdb__val *val)
+{
+    MDB_val mk;
+    return cur_get(c, &mk, MDB_NEXT, key, val);
+}
+
+int sdb__cur_prev(sdb__cur *c, sdb__val *key, sdb__val *val)
+{
+    MDB_val mk;
+    return cur_get(c, &mk, MDB_PREV, key, val);
+}
+
+int sdb__cur_last(sdb__cur *c, sdb__val *key, sdb__val *val)
+{
+    MDB_val mk;
+    return cur_get(c, &mk, MDB_LAST, key, val);
+}
+
+int sdb__cur_del(sdb__cur *c) { return from_mdb(mdb_cursor_del(c->c, 0)); }
+
+/* ------------------------------------------------------------------ meta */
+
+int sdb__meta_get_u64(sdb__txn *t, const char *key, uint64_t *out)
+{
+    sdb__val v = {NULL, 0};
+    int rc = sdb__get(t, SDB__DB_META, key, strlen(key), &v);
+    if (rc) return rc;
+    if (v.len != 8) return SDB_ECORRUPT;
+    *out = sdb__rd64(v.p);
+    return SDB_OK;
+}
+
+int sdb__meta_put_u64(sdb__txn *t, const char *key, uint64_t v)
+{
+    uint8_t b[8];
+    sdb__be64(b, v);
+    return sdb__put(t, SDB__DB_META, key, strlen(key), b, 8, 0);
+}
+
+static void pending_key(char *k, uint32_t project)
+{
+    memcpy(k, "pending:", 8);
+    sdb__be32((uint8_t *)k + 8, project);
+}
+
+int sdb__pending_of(sdb__txn *t, uint32_t project, uint64_t *out)
+{
+    char k[12];
+    pending_key(k, project);
+    sdb__val v = {NULL, 0};
+    int rc = sdb__get(t, SDB__DB_META, k, sizeof k, &v);
+    *out = 0;
+    if (rc == SDB_ENOTFOUND) return SDB_OK;
+    if (rc) return rc;
+    if (v.len != 8) return SDB_ECORRUPT;
+    *out = sdb__rd64(v.p);
+    return SDB_OK;
+}
+
+int sdb__pending_add(sdb__txn *t, uint32_t project, int64_t delta)
+{
+    uint64_t n;
+    int rc = sdb__pending_of(t, project, &n);
+    if (rc) return rc;
+    n = (int64_t)n + delta < 0 ? 0 : (uint64_t)((int64_t)n + delta);
+    char k[12];
+    uint8_t b[8];
+    pending_key(k, project);
+    sdb__be64(b, n);
+    return sdb__put(t, SDB__DB_META, k, sizeof k, b, 8, 0);
+}

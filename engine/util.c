@@ -1,0 +1,242 @@
+/* Small shared pieces: growable buffers, hashing, moments, and time.
+ *
+ * Times are epoch milliseconds in UTC everywhere inside the engine. Parsing
+ * follows RFC 3339 section 5.6 (with the common relaxations: a space for
+ * 'T', lower case 't'/'z', any number of fraction digits, a bare date);
+ * calendar arithmetic is Howard Hinnant's days_from_civil, which works for
+ * every proleptic Gregorian date without touching the C library's time zone
+ * state.
+ */
+#include "internal.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <xxhash.h>
+
+const char *const sdb__dim_names[SDB_N_DIMS] = {
+    "environment", "model", "prompt_version", "trace_name", "user_id", "author",
+};
+const char *const sdb__type_names[SDB_N_TYPES] = {"NUMERIC", "BOOLEAN", "CATEGORICAL"};
+const char *const sdb__source_names[SDB_N_SOURCES] = {"API", "EVAL", "ANNOTATION"};
+
+int sdb__buf_reserve(sdb__buf *b, size_t extra)
+{
+    if (b->len + extra <= b->cap) return SDB_OK;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) return SDB_ENOMEM;
+    b->p = p;
+    b->cap = cap;
+    return SDB_OK;
+}
+
+int sdb__buf_add(sdb__buf *b, const void *p, size_t len)
+{
+    if (sdb__buf_reserve(b, len)) return SDB_ENOMEM;
+    if (len) memcpy(b->p + b->len, p, len);
+    b->len += len;
+    return SDB_OK;
+}
+
+void sdb__buf_free(sdb__buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+uint64_t sdb__hash(const void *p, size_t len) { return XXH3_64bits(p, len); }
+
+/* --------------------------------------------------------------- moments */
+
+void sdb__mom_init(sdb__mom *m)
+{
+    m->n = 0;
+    m->sum = m->mean = m->m2 = 0.0;
+    m->min = INFINITY;
+    m->max = -INFINITY;
+}
+
+void sdb__mom_merge(sdb__mom *m, const sdb__mom *o)
+{
+    if (o->n == 0) return;
+    if (m->n == 0) {
+        *m = *o;
+        return;
+    }
+    double na = (double)m->n, nb = (double)o->n, n = na + nb;
+    double d = o->mean - m->mean;
+    m->m2 += o->m2 + d * d * na * nb / n;
+    m->mean += d * nb / n;
+    m->sum += o->sum;
+    m->n += o->n;
+    if (o->min < m->min) m->min = o->min;
+    if (o->max > m->max) m->max = o->max;
+}
+
+void sdb__mom_add_agg(sdb__mom *m, const sdb_agg *a, double shift)
+{
+    if (a->n == 0) return;
+    double n = (double)a->n;
+    sdb__mom o = {
+        .n = a->n,
+        .sum = a->sum,
+        .mean = shift + a->s1 / n,
+        .m2 = a->s2 - a->s1 * a->s1 / n,
+        .min = a->min,
+        .max = a->max,
+    };
+    if (o.m2 < 0) o.m2 = 0;
+    sdb__mom_merge(m, &o);
+}
+
+void sdb__mom_add(sdb__mom *m, double x)
+{
+    m->n++;
+    double d = x - m->mean;
+    m->mean += d / (double)m->n;
+    m->m2 += d * (x - m->mean);
+    m->sum += x;
+    if (x < m->min) m->min = x;
+    if (x > m->max) m->max = x;
+}
+
+/* ------------------------------------------------------------------ time */
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t yy = (int64_t)yoe + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = yy + (*m <= 2);
+}
+
+static int digits(const char *s, size_t len, size_t at, size_t n, int *out)
+{
+    if (at + n > len) return -1;
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[at + i])) return -1;
+        v = v * 10 + (s[at + i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int sdb_time_parse(const char *s, size_t len, int64_t *out_ms)
+{
+    int y, mo, d, h = 0, mi = 0, sec = 0;
+    if (digits(s, len, 0, 4, &y) || len < 10 || s[4] != '-' || digits(s, len, 5, 2, &mo) ||
+        s[7] != '-' || digits(s, len, 8, 2, &d))
+        return SDB_EINVAL;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1]) return SDB_EINVAL;
+    if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+        return SDB_EINVAL;
+    size_t i = 10;
+    int64_t frac_ms = 0, offset_min = 0;
+    if (i < len) {
+        if (s[i] != 'T' && s[i] != 't' && s[i] != ' ') return SDB_EINVAL;
+        if (digits(s, len, 11, 2, &h) || len < 16 || s[13] != ':' ||
+            digits(s, len, 14, 2, &mi))
+            return SDB_EINVAL;
+        i = 16;
+        if (i < len && s[i] == ':') {
+            if (digits(s, len, 17, 2, &sec)) return SDB_EINVAL;
+            i = 19;
+        }
+        if (h > 23 || mi > 59 || sec > 60) return SDB_EINVAL;
+        if (i < len && (s[i] == '.' || s[i] == ',')) {
+            i++;
+            size_t start = i;
+            int64_t scale = 100;
+            while (i < len && isdigit((unsigned char)s[i])) {
+                frac_ms += (s[i] - '0') * scale;
+                scale /= 10;
+                i++;
+            }
+            if (i == start) return SDB_EINVAL;
+        }
+        if (i >= len) return SDB_EINVAL; /* RFC 3339 requires a zone */
+        if (s[i] == 'Z' || s[i] == 'z') {
+            i++;
+        } else if (s[i] == '+' || s[i] == '-') {
+            int oh, om;
+            if (digits(s, len, i + 1, 2, &oh) || i + 3 >= len || s[i + 3] != ':' ||
+                digits(s, len, i + 4, 2, &om) || oh > 23 || om > 59)
+                return SDB_EINVAL;
+            offset_min = (s[i] == '+' ? 1 : -1) * (oh * 60 + om);
+            i += 6;
+        } else {
+            return SDB_EINVAL;
+        }
+        if (i != len) return SDB_EINVAL;
+    }
+    if (sec == 60) sec = 59; /* a leap second is held at :59.999 */
+    int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+    int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+    *out_ms = secs * 1000 + frac_ms;
+    return SDB_OK;
+}
+
+void sdb_time_format(int64_t ms, char *buf)
+{
+    int64_t days = sdb__floor_div(ms, 86400000);
+    int64_t rem = ms - days * 86400000;
+    int64_t y;
+    unsigned m, d;
+    civil_from_days(days, &y, &m, &d);
+    char tmp[96];
+    snprintf(tmp, sizeof tmp, "%04lld-%02u-%02uT%02u:%02u:%02u.%03uZ", (long long)y, m, d,
+             (unsigned)(rem / 3600000), (unsigned)(rem / 60000 % 60),
+             (unsigned)(rem / 1000 % 60), (unsigned)(rem % 1000));
+    memcpy(buf, tmp, 31);
+    buf[31] = 0;
+}
+
+int sdb_duration_parse(const char *text, int64_t *out_ms)
+{
+    const char *p = text;
+    int64_t total = 0;
+    if (!*p) return SDB_EINVAL;
+    if (strcmp(p, "0") == 0) {
+        *out_ms = 0;
+        return SDB_OK;
+    }
+    while (*p) {
+        if (!isdigit((unsigned char)*p)) return SDB_EINVAL;
+        int64_t n = 0;
+        while (isdigit((unsigned char)*p)) {
+            if (n > 1000000000000ll) return SDB_EINVAL;
+            n = n * 10 + (*p++ - '0');
+        }
+        int64_t unit;
+        if (p[0] == 'm' && p[1] == 's') { unit = 1; p += 2; }
+        else if (*p == 's') { unit = 1000; p++; }
+        else if (*p == 'm') { unit = 60000; p++; }
+        else if (*p == 'h') { unit = 3600000; p++; }
+        else if (*p == 'd') { unit = 86400000; p++; }
+        else if (*p == 'w') { unit = 7 * 86400000ll; p++; }
+        else return SDB_EINVAL;
+        total += n * unit;
+    }
+    *out_ms = total;
+    return SDB_OK;
+}

@@ -1,0 +1,165 @@
+/* scoredb — a columnar time-series engine for evaluation scores.
+ *
+ * This is the one public header. Every function that can fail returns an
+ * int: SDB_OK (0) or a negative SDB_E* code; results come back through
+ * out-parameters. Handles are opaque. Strings passed in are borrowed for the
+ * duration of the call unless a comment says otherwise.
+ *
+ * Threads: an sdb_store handle may be shared by any number of threads. Write
+ * transactions are serialised inside the store; reads run concurrently.
+ * An sdb_batch belongs to one thread at a time.
+ */
+#ifndef SCOREDB_H
+#define SCOREDB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+/* X-macro: code, value, message. Written once; makes the enum and
+ * sdb_strerror(). */
+#define SDB_ERRORS(X)                                                         \
+    X(SDB_OK, 0, "success")                                                   \
+    X(SDB_EINVAL, -1, "invalid argument")                                     \
+    X(SDB_ENOMEM, -2, "out of memory")                                        \
+    X(SDB_EIO, -3, "input/output error")                                      \
+    X(SDB_ECORRUPT, -4, "store is corrupt")                                   \
+    X(SDB_ENOTFOUND, -5, "not found")                                         \
+    X(SDB_EFULL, -6, "store is full")                                         \
+    X(SDB_EBUSY, -7, "store is busy")                                         \
+    X(SDB_EVERSION, -8, "store format version is not supported")              \
+    X(SDB_ELIMIT, -9, "a limit was exceeded")
+
+enum sdb_error {
+#define SDB__ENUM(code, val, msg) code = val,
+    SDB_ERRORS(SDB__ENUM)
+#undef SDB__ENUM
+};
+
+/* A static English message for `code`; never NULL. */
+const char *sdb_strerror(int code);
+
+/* ------------------------------------------------------------- the store */
+
+typedef struct sdb_store sdb_store;
+
+/* Options the caller fills; zero means "the default" for every field. */
+typedef struct sdb_options {
+    uint64_t map_size;     /* initial LMDB map size in bytes; grows on demand (64 MiB) */
+    int64_t bucket_ms;     /* time-bucket width of a segment key (86400000: one day);
+                              fixed when the store is created */
+    uint32_t chunk_rows;   /* rows per sealed column chunk (8192); fixed at creation */
+    int read_only;         /* open without write access */
+    int no_sync;           /* skip fsync on commit (benchmarks of the engine only;
+                              an acknowledged score may be lost on power failure) */
+} sdb_options;
+
+/* Open the store in directory `path`, creating it (and the directory) when
+ * absent. On success *out is a new handle owned by the caller; release it
+ * with sdb_store_close(). On failure *out is NULL and, when `err` is not
+ * NULL, a message naming the cause is written to err (errlen bytes).
+ * One handle per process; threads may share it.
+ * Returns SDB_OK, SDB_EIO, SDB_ECORRUPT, SDB_EVERSION or SDB_ENOMEM. */
+int sdb_store_open(const char *path, const sdb_options *opts, sdb_store **out,
+                   char *err, size_t errlen);
+
+/* Close the store. Takes NULL. No other call on the handle may be running. */
+void sdb_store_close(sdb_store *s);
+
+/* Bytes the store occupies on disk (the LMDB data file). */
+uint64_t sdb_store_disk_bytes(sdb_store *s);
+
+/* The project id for `name` (e.g. "default"), created when `create` is set.
+ * Project 0 is always "default". Returns SDB_OK or SDB_ENOTFOUND. */
+int sdb_project_id(sdb_store *s, const char *name, int create, uint32_t *out_id);
+
+/* ---------------------------------------------------------------- ingest */
+
+typedef struct sdb_batch sdb_batch;
+
+/* A new empty batch, owned by the caller (sdb_batch_free()). */
+int sdb_batch_new(sdb_batch **out);
+void sdb_batch_free(sdb_batch *b);
+/* Forget every row so the batch can be reused. */
+void sdb_batch_clear(sdb_batch *b);
+
+/* Parse and validate one score object (API.md "Score object") given as
+ * JSON text of `len` bytes. A valid score is appended to the batch and
+ * SDB_OK returned; an invalid one leaves the batch unchanged, returns
+ * SDB_EINVAL and writes a message naming the field and value into err. */
+int sdb_batch_add_json(sdb_batch *b, const char *json, size_t len, char *err,
+                       size_t errlen);
+
+/* Rows currently in the batch. */
+size_t sdb_batch_rows(const sdb_batch *b);
+
+/* The score id of row i (the client's or a generated one), borrowed until
+ * the batch is cleared or freed. */
+const char *sdb_batch_id(const sdb_batch *b, size_t i);
+
+/* Store every row of the batch in project `project` in one durable write
+ * transaction: committed before this returns SDB_OK (the acknowledgement).
+ * `now_ms` is the ingest time (scores without a timestamp get it). Rows
+ * whose id already exists replace the old score everywhere.
+ * A full map is grown and the batch retried; it is never dropped.
+ * Returns SDB_OK, SDB_EIO, SDB_ENOMEM or SDB_EFULL (disk full). */
+int sdb_store_ingest(sdb_store *s, uint32_t project, sdb_batch *b, int64_t now_ms);
+
+/* ----------------------------------------------------- aggregation delay */
+
+/* Fold every acknowledged score ingested at or before `watermark_ms` into
+ * the column segments analytics read, and record the watermark. Folding is
+ * idempotent and monotonic: a lower watermark than the recorded one is a
+ * no-op. *out_pending (may be NULL) gets the number of scores still
+ * waiting. Returns SDB_OK, SDB_EIO or SDB_ENOMEM. */
+int sdb_store_fold(sdb_store *s, int64_t watermark_ms, uint64_t *out_pending);
+
+/* The recorded watermark and pending count (a read; no folding). */
+int sdb_store_watermark(sdb_store *s, int64_t *out_watermark_ms,
+                        uint64_t *out_pending);
+
+/* --------------------------------------------------------------- queries */
+
+/* Run the query object of API.md (JSON text) over project `project` and
+ * return the answer as JSON text in *out_json, owned by the caller (free()).
+ * Analytics read what has been folded (see sdb_store_fold). On SDB_EINVAL
+ * err names the field and value that were wrong. */
+int sdb_query_json(sdb_store *s, uint32_t project, const char *query,
+                   size_t len, char **out_json, char *err, size_t errlen);
+
+/* Score names with type, counts and time range, as API.md's
+ * GET /v1/names: a JSON array in *out_json (caller frees). */
+int sdb_names_json(sdb_store *s, uint32_t project, char **out_json);
+
+/* ------------------------------------------------------------ time utils */
+
+/* Parse an RFC 3339 time ("2026-01-31T07:05:32.780Z", offsets allowed)
+ * into epoch milliseconds. Returns SDB_OK or SDB_EINVAL. */
+int sdb_time_parse(const char *text, size_t len, int64_t *out_ms);
+
+/* Format epoch ms as "YYYY-MM-DDTHH:MM:SS.mmmZ" into buf (>= 32 bytes). */
+void sdb_time_format(int64_t ms, char *buf);
+
+/* Parse a duration "10m", "0", "1h30m", "500ms", "2d" into ms. */
+int sdb_duration_parse(const char *text, int64_t *out_ms);
+
+/* Write `s` (len bytes) as a quoted, escaped JSON string into *out, a
+ * growing malloc'd buffer of *out_len bytes used (appends; NUL-terminated).
+ * Returns SDB_OK or SDB_ENOMEM. */
+int sdb_json_quote(const char *s, size_t len, char **out, size_t *out_len);
+
+/* Wall-clock now in epoch ms. */
+int64_t sdb_now_ms(void);
+
+/* The name of the kernel table in use: "scalar", "avx2" or "avx512". */
+const char *sdb_kernels_name(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SCOREDB_H */

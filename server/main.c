@@ -1,0 +1,339 @@
+/* The scoredb command-line tool: ingest, query, names (API.md "Command
+ * line"); serve and export live in their own files and register below.
+ *
+ * The tools read the store with no aggregation delay: each folds every
+ * acknowledged score before answering, so a query right after an ingest
+ * sees the new scores. Exit status: 0 success, 1 fatal (store cannot be
+ * opened), 2 usage, 3 some ingest rows rejected.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BATCH_ROWS 20000
+#define MAX_ERRORS 100000
+
+static void usage(FILE *f)
+{
+    fputs("usage:\n"
+          "  scoredb ingest --db DIR [FILE ...|-]        NDJSON scores in, one per line\n"
+          "  scoredb query  --db DIR [QUERY_JSON|-]      one query, JSON out\n"
+          "  scoredb names  --db DIR                     score names with type and counts\n"
+          "  scoredb serve  --db DIR [--listen 127.0.0.1:8080] [--aggregation-delay 10m]\n"
+          "                 [--threads N] [--max-body 8MiB] [--keys FILE]\n"
+          "  scoredb export --db DIR --format clickhouse|csv|ndjson [--out PATH]\n",
+          f);
+}
+
+int sdb_cli_usage(const char *msg)
+{
+    if (msg) fprintf(stderr, "scoredb: %s\n", msg);
+    usage(stderr);
+    return 2;
+}
+
+int sdb_cli_open(const char *db, int must_exist, sdb_store **out)
+{
+    char err[512] = "";
+    if (must_exist) {
+        char p[4200];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/data.mdb", db);
+        if (stat(p, &st) != 0) {
+            fprintf(stderr, "scoredb: no store at %s\n", db);
+            return 1;
+        }
+    }
+    int rc = sdb_store_open(db, NULL, out, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "scoredb: %s\n", err[0] ? err : sdb_strerror(rc));
+        return 1;
+    }
+    return 0;
+}
+
+/* Read a whole stream (query text from stdin). */
+static char *slurp(FILE *f, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *p = malloc(cap);
+    while (p) {
+        size_t r = fread(p + n, 1, cap - n, f);
+        n += r;
+        if (n < cap) break;
+        char *q = realloc(p, cap * 2);
+        if (!q) {
+            free(p);
+            return NULL;
+        }
+        p = q;
+        cap *= 2;
+    }
+    *len = n;
+    return p;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+typedef struct report {
+    unsigned long long accepted, rejected;
+    char *errors;
+    size_t len;
+    size_t n_errors;
+} report;
+
+static void add_error(report *r, const char *file, unsigned long long line, const char *msg)
+{
+    r->rejected++;
+    if (r->n_errors++ >= MAX_ERRORS) return;
+    char head[64];
+    if (r->len) {
+        char *p = realloc(r->errors, r->len + 2);
+        if (!p) return;
+        r->errors = p;
+        r->errors[r->len++] = ',';
+        r->errors[r->len] = 0;
+    }
+    snprintf(head, sizeof head, "{\"line\":%llu,", line);
+    size_t hl = strlen(head);
+    char *p = realloc(r->errors, r->len + hl + 1);
+    if (!p) return;
+    r->errors = p;
+    memcpy(r->errors + r->len, head, hl + 1);
+    r->len += hl;
+    if (file) {
+        const char *k = "\"file\":";
+        p = realloc(r->errors, r->len + strlen(k) + 1);
+        if (!p) return;
+        r->errors = p;
+        strcpy(r->errors + r->len, k);
+        r->len += strlen(k);
+        sdb_json_quote(file, strlen(file), &r->errors, &r->len);
+        p = realloc(r->errors, r->len + 2);
+        if (!p) return;
+        r->errors = p;
+        strcpy(r->errors + r->len++, ",");
+    }
+    const char *k = "\"error\":";
+    p = realloc(r->errors, r->len + strlen(k) + 1);
+    if (!p) return;
+    r->errors = p;
+    strcpy(r->errors + r->len, k);
+    r->len += strlen(k);
+    sdb_json_quote(msg, strlen(msg), &r->errors, &r->len);
+    p = realloc(r->errors, r->len + 2);
+    if (!p) return;
+    r->errors = p;
+    strcpy(r->errors + r->len++, "}");
+}
+
+static int flush(sdb_store *s, sdb_batch *b, report *r)
+{
+    size_t n = sdb_batch_rows(b);
+    if (!n) return 0;
+    int rc = sdb_store_ingest(s, 0, b, sdb_now_ms());
+    sdb_batch_clear(b);
+    if (rc) {
+        fprintf(stderr, "scoredb: ingest failed after %llu scores: %s\n", r->accepted,
+                sdb_strerror(rc));
+        return 1;
+    }
+    r->accepted += n;
+    return 0;
+}
+
+static int cmd_ingest(const char *db, int n_files, char **files)
+{
+    sdb_store *s;
+    int rc = sdb_cli_open(db, 0, &s);
+    if (rc) return rc;
+    sdb_batch *b;
+    if (sdb_batch_new(&b)) {
+        sdb_store_close(s);
+        return 1;
+    }
+    report r = {0};
+    int fatal = 0, tty = isatty(2);
+    double t0 = now_s(), last_print = t0;
+    char *line = NULL;
+    size_t cap = 0;
+    char *stdin_name = "-";
+    if (n_files == 0) {
+        files = &stdin_name;
+        n_files = 1;
+    }
+    for (int fi = 0; fi < n_files && !fatal; fi++) {
+        int is_stdin = strcmp(files[fi], "-") == 0;
+        FILE *f = is_stdin ? stdin : fopen(files[fi], "r");
+        if (!f) {
+            fprintf(stderr, "scoredb: cannot read %s: %s\n", files[fi], strerror(errno));
+            fatal = 1;
+            break;
+        }
+        const char *label = n_files > 1 ? files[fi] : NULL;
+        unsigned long long lineno = 0;
+        ssize_t len;
+        while ((len = getline(&line, &cap, f)) >= 0) {
+            lineno++;
+            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
+                               line[len - 1] == ' ' || line[len - 1] == '\t'))
+                line[--len] = 0;
+            size_t at = 0;
+            while ((ssize_t)at < len && (line[at] == ' ' || line[at] == '\t')) at++;
+            if ((ssize_t)at == len) continue; /* blank lines are not scores */
+            char err[512];
+            if (sdb_batch_add_json(b, line + at, (size_t)len - at, err, sizeof err) != SDB_OK)
+                add_error(&r, label, lineno, err);
+            if (sdb_batch_rows(b) >= BATCH_ROWS && (fatal = flush(s, b, &r))) break;
+            if (tty && (lineno & 1023) == 0) {
+                double t = now_s();
+                if (t - last_print >= 1) {
+                    unsigned long long done = r.accepted + sdb_batch_rows(b);
+                    fprintf(stderr, "\r%llu scores, %.0f scores/s   ", done, done / (t - t0));
+                    last_print = t;
+                }
+            }
+        }
+        if (!is_stdin) fclose(f);
+    }
+    if (!fatal) fatal = flush(s, b, &r);
+    free(line);
+    if (!fatal) {
+        /* The CLI has no aggregation delay: make everything visible now. */
+        int frc = sdb_store_fold(s, sdb_now_ms(), NULL);
+        if (frc) {
+            fprintf(stderr, "scoredb: fold failed: %s\n", sdb_strerror(frc));
+            fatal = 1;
+        }
+    }
+    if (tty) {
+        double t = now_s();
+        fprintf(stderr, "\r%llu scores in %.1f s, %.0f scores/s\n", r.accepted, t - t0,
+                r.accepted / (t - t0 > 0 ? t - t0 : 1));
+    }
+    printf("{\"accepted\":%llu,\"rejected\":%llu,\"errors\":[%s]}\n", r.accepted, r.rejected,
+           r.errors ? r.errors : "");
+    free(r.errors);
+    sdb_batch_free(b);
+    sdb_store_close(s);
+    if (fatal) return 1;
+    return r.rejected ? 3 : 0;
+}
+
+static int cmd_query(const char *db, const char *arg)
+{
+    char *text = NULL;
+    size_t len;
+    if (!arg || strcmp(arg, "-") == 0) {
+        text = slurp(stdin, &len);
+        if (!text) return 1;
+    } else {
+        text = strdup(arg);
+        len = strlen(arg);
+    }
+    sdb_store *s;
+    int rc = sdb_cli_open(db, 1, &s);
+    if (rc) {
+        free(text);
+        return rc;
+    }
+    rc = sdb_store_fold(s, sdb_now_ms(), NULL);
+    char *out = NULL, err[512] = "";
+    if (rc == SDB_OK) rc = sdb_query_json(s, 0, text, len, &out, err, sizeof err);
+    free(text);
+    sdb_store_close(s);
+    if (rc == SDB_EINVAL) {
+        fprintf(stderr, "scoredb: query: %s\n", err);
+        return 2;
+    }
+    if (rc) {
+        fprintf(stderr, "scoredb: query failed: %s\n", err[0] ? err : sdb_strerror(rc));
+        return 1;
+    }
+    puts(out);
+    free(out);
+    return 0;
+}
+
+static int cmd_names(const char *db)
+{
+    sdb_store *s;
+    int rc = sdb_cli_open(db, 1, &s);
+    if (rc) return rc;
+    rc = sdb_store_fold(s, sdb_now_ms(), NULL);
+    char *out = NULL;
+    if (rc == SDB_OK) rc = sdb_names_json(s, 0, &out);
+    sdb_store_close(s);
+    if (rc) {
+        fprintf(stderr, "scoredb: names failed: %s\n", sdb_strerror(rc));
+        return 1;
+    }
+    puts(out);
+    free(out);
+    return 0;
+}
+
+/* Pull "--db DIR" (or --db=DIR) out of argv; the rest stay in order. */
+static const char *take_db(int *argc, char **argv)
+{
+    const char *db = NULL;
+    int w = 0;
+    for (int i = 0; i < *argc; i++) {
+        if (strcmp(argv[i], "--db") == 0 && i + 1 < *argc) {
+            db = argv[++i];
+        } else if (strncmp(argv[i], "--db=", 5) == 0) {
+            db = argv[i] + 5;
+        } else {
+            argv[w++] = argv[i];
+        }
+    }
+    *argc = w;
+    return db;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) return sdb_cli_usage(NULL);
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    int rest = argc - 2;
+    char **args = argv + 2;
+    const char *db = take_db(&rest, args);
+    for (int i = 0; i < rest; i++)
+        if (args[i][0] == '-' && args[i][1] == '-' && strcmp(cmd, "serve") &&
+            strcmp(cmd, "export")) {
+            fprintf(stderr, "scoredb: %s: unknown option %s\n", cmd, args[i]);
+            return sdb_cli_usage(NULL);
+        }
+    if (!db) {
+        fprintf(stderr, "scoredb: %s: --db DIR is required\n", cmd);
+        return sdb_cli_usage(NULL);
+    }
+    if (!strcmp(cmd, "ingest")) return cmd_ingest(db, rest, args);
+    if (!strcmp(cmd, "query")) {
+        if (rest > 1) return sdb_cli_usage("query takes one query object");
+        return cmd_query(db, rest ? args[0] : NULL);
+    }
+    if (!strcmp(cmd, "names")) {
+        if (rest) return sdb_cli_usage("names takes no arguments");
+        return cmd_names(db);
+    }
+    for (const sdb_cli_cmd *c = sdb_cli_cmds; c->name; c++)
+        if (!strcmp(cmd, c->name)) return c->run(db, rest, args);
+    fprintf(stderr, "scoredb: unknown command %s\n", cmd);
+    return sdb_cli_usage(NULL);
+}
