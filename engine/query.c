@@ -77,8 +77,7 @@ static int dvec_push(dvec *d, double x)
 typedef struct group {
     uint32_t key[SDB_MAX_GROUP_BY];
     uint64_t count, n_cat;
-    double k; /* shift for s1/s2 */
-    sdb_agg agg;
+    sdb__mom mom; /* numeric and boolean rows */
     uint64_t *cats; /* by label id, n_labels + 1 */
     dvec vals;
     uint64_t *hist; /* bins + 2 (fixed-range histograms) */
@@ -86,7 +85,7 @@ typedef struct group {
     /* series over interval indexes [s_base, s_base + s_n) */
     int64_t s_base;
     uint32_t s_n;
-    sdb_agg *s_agg;
+    sdb__mom *s_mom;
     uint64_t *s_count;
 } group;
 
@@ -179,8 +178,7 @@ static group *group_get(exec *e, const uint32_t *key)
     group *g = &e->groups[e->n_groups];
     memset(g, 0, sizeof *g);
     memcpy(g->key, key, nk * sizeof *key);
-    g->k = NAN;
-    sdb__agg_empty(&g->agg);
+    sdb__mom_init(&g->mom);
     if (e->fixed_hist) {
         g->hist = calloc(e->q->bins + 2, sizeof *g->hist);
         if (!g->hist) return NULL;
@@ -203,22 +201,22 @@ static int series_room(exec *e, group *g, int64_t lo, int64_t hi)
         return SDB_ELIMIT;
     }
     uint32_t n = (uint32_t)(nhi - nlo + 1);
-    sdb_agg *a = malloc(n * sizeof *a);
+    sdb__mom *a = malloc(n * sizeof *a);
     uint64_t *c = calloc(n, sizeof *c);
     if (!a || !c) {
         free(a);
         free(c);
         return SDB_ENOMEM;
     }
-    for (uint32_t i = 0; i < n; i++) sdb__agg_empty(&a[i]);
+    for (uint32_t i = 0; i < n; i++) sdb__mom_init(&a[i]);
     if (g->s_n) {
         uint32_t off = (uint32_t)(g->s_base - nlo);
-        memcpy(a + off, g->s_agg, g->s_n * sizeof *a);
+        memcpy(a + off, g->s_mom, g->s_n * sizeof *a);
         memcpy(c + off, g->s_count, g->s_n * sizeof *c);
     }
-    free(g->s_agg);
+    free(g->s_mom);
     free(g->s_count);
-    g->s_agg = a;
+    g->s_mom = a;
     g->s_count = c;
     g->s_base = nlo;
     g->s_n = n;
@@ -230,40 +228,31 @@ static inline int64_t interval_of(const exec *e, int64_t t)
     return sdb__floor_div(t - e->i_origin, e->i_width);
 }
 
-static inline void agg_add(sdb_agg *a, double x, double k)
-{
-    double d = x - k;
-    a->n++;
-    a->sum += x;
-    a->s1 += d;
-    a->s2 += d * d;
-    if (x < a->min) a->min = x;
-    if (x > a->max) a->max = x;
-}
-
-static void agg_merge(sdb_agg *a, const sdb_agg *b)
-{
-    a->n += b->n;
-    a->sum += b->sum;
-    a->s1 += b->s1;
-    a->s2 += b->s2;
-    if (b->min < a->min) a->min = b->min;
-    if (b->max > a->max) a->max = b->max;
-}
-
-/* A segment header's moments, re-expressed about shift k. */
-static void agg_from_header(sdb_agg *a, const sdb__seg_hdr *h, double k)
+/* A segment header's moments: exact per chunk (two-pass at build). */
+static void mom_from_header(sdb__mom *m, const sdb__seg_hdr *h)
 {
     uint64_t n = (uint64_t)h->n_type[SDB_NUMERIC] + h->n_type[SDB_BOOLEAN];
-    sdb__agg_empty(a);
+    sdb__mom_init(m);
     if (!n) return;
-    double mean = h->sum / (double)n, d = mean - k;
-    a->n = n;
-    a->sum = h->sum;
-    a->s1 = h->sum - (double)n * k;
-    a->s2 = h->m2 + (double)n * d * d;
-    a->min = h->v_min;
-    a->max = h->v_max;
+    m->n = n;
+    m->sum = h->sum;
+    m->mean = h->sum / (double)n;
+    m->m2 = h->m2;
+    m->min = h->v_min;
+    m->max = h->v_max;
+}
+
+/* Moments of a kernel's partial aggregate taken about shift 0: mean is
+ * exact to rounding, M2 is filled in by a second pass when asked for. */
+static void mom_from_agg(sdb__mom *m, const sdb_agg *a)
+{
+    sdb__mom_init(m);
+    if (!a->n) return;
+    m->n = a->n;
+    m->sum = a->sum;
+    m->mean = a->sum / (double)a->n;
+    m->min = a->min;
+    m->max = a->max;
 }
 
 static int grow_scratch(exec *e, size_t n)
@@ -303,8 +292,7 @@ static int add_row(exec *e, group *g, int64_t ts, double v, uint8_t type, uint64
         uint32_t id = (uint32_t)v;
         if (id <= e->n_labels) g->cats[id]++;
     } else {
-        if (isnan(g->k)) g->k = v;
-        agg_add(&g->agg, v, g->k);
+        sdb__mom_add(&g->mom, v);
         if (e->need_vals && (rc = dvec_push(&g->vals, v))) return rc;
         if (e->fixed_hist) e->kern->hist_f64(&v, &ts, 1, &(sdb_filter){INT64_MIN, INT64_MAX,
                                                  -INFINITY, INFINITY, 0},
@@ -316,7 +304,7 @@ static int add_row(exec *e, group *g, int64_t ts, double v, uint8_t type, uint64
         if ((rc = series_room(e, g, i, i))) return rc;
         uint32_t at = (uint32_t)(i - g->s_base);
         g->s_count[at]++;
-        if (type != SDB_CATEGORICAL) agg_add(&g->s_agg[at], v, g->k);
+        if (type != SDB_CATEGORICAL) sdb__mom_add(&g->s_mom[at], v);
         if (i < e->i_min) e->i_min = i;
         if (i > e->i_max) e->i_max = i;
     }
@@ -410,54 +398,67 @@ static bool kernel_ok(const exec *e, const sdb__seg_hdr *h)
 
 static int header_path(exec *e, const sdb__seg *g, group *gr)
 {
-    sdb_agg a;
-    if (isnan(gr->k)) gr->k = g->h.sum / (double)(g->n ? g->n : 1);
-    agg_from_header(&a, &g->h, gr->k);
+    sdb__mom m;
+    mom_from_header(&m, &g->h);
     gr->count += g->n;
-    agg_merge(&gr->agg, &a);
+    sdb__mom_merge(&gr->mom, &m);
     if (e->i_width) {
         int64_t i = interval_of(e, g->h.ts_min);
         int rc = series_room(e, gr, i, i);
         if (rc) return rc;
         uint32_t at = (uint32_t)(i - gr->s_base);
         gr->s_count[at] += g->n;
-        agg_merge(&gr->s_agg[at], &a);
+        sdb__mom_merge(&gr->s_mom[at], &m);
         if (i < e->i_min) e->i_min = i;
         if (i > e->i_max) e->i_max = i;
     }
     return SDB_OK;
 }
 
+/* Returns 1 when the segment should go to the row path instead. */
 static int kernel_path(exec *e, const sdb__seg *g, group *gr)
 {
     int rc;
-    if (isnan(gr->k)) gr->k = g->h.sum / (double)(g->n ? g->n : 1);
-    sdb_filter f = {e->t_lo, e->t_hi, e->v_lo, e->v_hi, gr->k};
+    bool want_m2 = e->q->stats & SDB_STAT_STDDEV;
+    sdb_filter f = {e->t_lo, e->t_hi, e->v_lo, e->v_hi, 0};
     sdb_agg a;
+    sdb__mom m;
     if (e->i_width) {
         int64_t lo = interval_of(e, g->h.ts_min > e->t_lo ? g->h.ts_min : e->t_lo);
         int64_t hi = interval_of(e, g->h.ts_max < e->t_hi ? g->h.ts_max : e->t_hi);
-        if (hi - lo + 1 > SERIES_TMP_MAX) return 1; /* too fine: row path */
+        /* Per-interval M2 would need a shift per bucket; Welford rows do it. */
+        if (want_m2 || hi - lo + 1 > SERIES_TMP_MAX) return 1;
         uint32_t nb = (uint32_t)(hi - lo + 1);
         for (uint32_t i = 0; i < nb; i++) sdb__agg_empty(&e->stmp[i]);
         e->kern->series_f64(g->value, g->ts, g->n, &f, lo * e->i_width + e->i_origin,
                             e->i_width, nb, e->stmp);
-        sdb__agg_empty(&a);
         for (uint32_t i = 0; i < nb; i++) {
             if (!e->stmp[i].n) continue;
             if ((rc = series_room(e, gr, lo + i, lo + i))) return rc;
             uint32_t at = (uint32_t)(lo + i - gr->s_base);
-            gr->s_count[at] += e->stmp[i].n;
-            agg_merge(&gr->s_agg[at], &e->stmp[i]);
-            agg_merge(&a, &e->stmp[i]);
+            mom_from_agg(&m, &e->stmp[i]);
+            gr->s_count[at] += m.n;
+            sdb__mom_merge(&gr->s_mom[at], &m);
+            gr->count += m.n;
+            sdb__mom_merge(&gr->mom, &m);
             if (lo + i < e->i_min) e->i_min = lo + i;
             if (lo + i > e->i_max) e->i_max = lo + i;
         }
     } else {
         e->kern->agg_f64(g->value, g->ts, g->n, &f, &a);
+        mom_from_agg(&m, &a);
+        if (want_m2 && a.n > 1) {
+            /* Corrected two-pass (Chan, Golub, LeVeque): deviations about
+             * this chunk's own mean, less the rounding left in s1. */
+            f.shift = m.mean;
+            e->kern->agg_f64(g->value, g->ts, g->n, &f, &a);
+            m.m2 = a.s2 - a.s1 * a.s1 / (double)a.n;
+            if (m.m2 < 0) m.m2 = 0;
+        }
+        gr->count += m.n;
+        sdb__mom_merge(&gr->mom, &m);
     }
-    gr->count += a.n;
-    agg_merge(&gr->agg, &a);
+    f.shift = 0;
     if (e->fixed_hist)
         e->kern->hist_f64(g->value, g->ts, g->n, &f, e->h_lo, e->h_hi, e->h_width, e->q->bins,
                           gr->hist);
@@ -465,8 +466,8 @@ static int kernel_path(exec *e, const sdb__seg *g, group *gr)
         if ((rc = grow_scratch(e, g->n))) return rc;
     }
     if (e->want_traces) {
-        size_t m = e->kern->select_u64(g->trace, g->value, g->ts, g->n, &f, e->scratch);
-        for (size_t i = 0; i < m; i++)
+        size_t k = e->kern->select_u64(g->trace, g->value, g->ts, g->n, &f, e->scratch);
+        for (size_t i = 0; i < k; i++)
             if ((rc = set_add(&gr->traces, e->scratch[i]))) return rc;
     }
     if (e->need_vals) {
@@ -662,20 +663,6 @@ static int cmp_cat(const void *x, const void *y)
     return cmp_str(&((const sdb__cat *)x)->label, &((const sdb__cat *)y)->label);
 }
 
-static void mom_of(const sdb_agg *a, double k, sdb__mom *m)
-{
-    sdb__mom_init(m);
-    if (!a->n) return;
-    double n = (double)a->n;
-    m->n = a->n;
-    m->sum = a->sum;
-    m->mean = k + a->s1 / n;
-    m->m2 = a->s2 - a->s1 * a->s1 / n;
-    if (m->m2 < 0) m->m2 = 0;
-    m->min = a->min;
-    m->max = a->max;
-}
-
 static void hist_of(exec *e, group *g, sdb__out_group *o)
 {
     const sdb__query *q = e->q;
@@ -715,7 +702,9 @@ static int finish(exec *e, sdb__answer *a)
     if (!a->groups) return SDB_ENOMEM;
     a->n_groups = e->n_groups;
     int64_t first = 0, last = -1;
-    if (e->i_width && e->n_groups) {
+    bool any = false;
+    for (uint32_t gi = 0; gi < e->n_groups; gi++) any |= e->groups[gi].count > 0;
+    if (e->i_width && any) {
         first = q->has_from ? interval_of(e, q->from) : e->i_min;
         last = q->has_to ? interval_of(e, q->to - 1) : e->i_max;
         if (last - first + 1 > MAX_INTERVALS) {
@@ -726,13 +715,16 @@ static int finish(exec *e, sdb__answer *a)
             return SDB_ELIMIT;
         }
     }
+    a->n_groups = 0;
     for (uint32_t gi = 0; gi < e->n_groups; gi++) {
         group *g = &e->groups[gi];
-        sdb__out_group *o = &a->groups[gi];
+        /* The kernel path opens a group before it knows a row matched. */
+        if (g->count == 0) continue;
+        sdb__out_group *o = &a->groups[a->n_groups++];
         for (uint32_t k = 0; k < q->n_group; k++) o->key[k] = key_str(e, &q->group[k], g->key[k]);
         o->count = g->count;
         o->n_cat = g->n_cat;
-        mom_of(&g->agg, g->k, &o->mom);
+        o->mom = g->mom;
         o->traces = g->traces.n;
         bool numeric = o->mom.n > 0 || o->n_cat == 0;
         if (q->has_hist && numeric) hist_of(e, g, o);
@@ -767,7 +759,7 @@ static int finish(exec *e, sdb__answer *a)
                 if (g->s_n && idx >= g->s_base && idx < g->s_base + g->s_n) {
                     uint32_t at = (uint32_t)(idx - g->s_base);
                     p->count = g->s_count[at];
-                    mom_of(&g->s_agg[at], g->k, &p->mom);
+                    p->mom = g->s_mom[at];
                 }
             }
         }
@@ -798,7 +790,7 @@ static void exec_free(exec *e)
         free(g->vals.v);
         free(g->hist);
         free(g->traces.v);
-        free(g->s_agg);
+        free(g->s_mom);
         free(g->s_count);
     }
     free(e->groups);

@@ -1,0 +1,641 @@
+/* Randomized differential test: the engine against a plain reference.
+ *
+ * Each round builds a random score set (every data type, dimensions,
+ * tags, properties, replacements by id, timestamps on bucket edges),
+ * ingests it in several batches with folds in between (so replacements hit
+ * both the pending log and sealed segments), and runs random query objects.
+ * The reference answers each query by filtering a plain array, grouping by
+ * strings and sorting: no segments, no zone maps, no kernels. Every field
+ * of every group is compared: counts exactly, floats to 1e-9 relative.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "scoredb.h"
+
+#define BASE_MS 1767225600000ll /* 2026-01-01T00:00:00Z */
+#define DAY 86400000ll
+#define TOL 1e-9
+
+typedef struct rrow {
+    char id[16];
+    char name[16];
+    int type; /* 0 numeric, 1 boolean, 2 categorical */
+    double value;
+    char label[12];
+    long long ts;
+    int source;
+    const char *model, *prompt, *env;
+    char trace[12]; /* "" when absent */
+    int tag_a, tag_b;
+    const char *feature; /* property "feature", NULL when absent */
+    int live;
+} rrow;
+
+static const char *const MODELS[] = {NULL, "gpt-4o", "claude", "llama"};
+static const char *const PROMPTS[] = {NULL, "v1", "v2", "v3", "v10"};
+static const char *const ENVS[] = {"default", "production", "staging"};
+static const char *const FEATURES[] = {NULL, "search", "chat"};
+static const char *const LABELS[] = {"pass", "fail", "partial"};
+static const char *const SOURCES[] = {"API", "EVAL", "ANNOTATION"};
+static const char *const TYPES[] = {"NUMERIC", "BOOLEAN", "CATEGORICAL"};
+
+static uint64_t rng;
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+static int ri(int n) { return (int)(rnd() % (uint64_t)n); }
+static double rf(void) { return (double)(rnd() >> 11) / 9007199254740992.0; }
+
+/* ------------------------------------------------------------- data */
+
+static void make_row(rrow *r, int i, int n_names, int reuse_id, const rrow *rows, int n_rows)
+{
+    memset(r, 0, sizeof *r);
+    if (reuse_id && n_rows > 0)
+        strcpy(r->id, rows[ri(n_rows)].id);
+    else
+        snprintf(r->id, sizeof r->id, "id%d", i);
+    int nm = ri(n_names);
+    snprintf(r->name, sizeof r->name, "n%d", nm);
+    /* Names are mostly one type; n3 mixes. */
+    r->type = nm == 3 ? ri(3) : nm % 3;
+    switch (r->type) {
+    case 0:
+        r->value = ri(4) == 0 ? (double)(1 + ri(5)) : (ri(10) == 0 ? 1000 + rf() : rf());
+        if (ri(20) == 0) r->value = -r->value;
+        break;
+    case 1: r->value = ri(2); break;
+    case 2: strcpy(r->label, LABELS[ri(3)]); break;
+    }
+    int k = ri(10);
+    if (k == 0)
+        r->ts = BASE_MS + ri(10) * DAY; /* exactly on a day edge */
+    else if (k == 1)
+        r->ts = BASE_MS + ri(10) * DAY - 1;
+    else
+        r->ts = BASE_MS + (long long)(rf() * 10 * DAY);
+    r->source = ri(3);
+    r->model = MODELS[ri(4)];
+    r->prompt = PROMPTS[ri(5)];
+    r->env = ENVS[ri(3)];
+    if (ri(5)) snprintf(r->trace, sizeof r->trace, "t%d", ri(40));
+    r->tag_a = ri(2);
+    r->tag_b = ri(3) == 0;
+    r->feature = FEATURES[ri(3)];
+    r->live = 1;
+}
+
+static int row_json(const rrow *r, char *buf, size_t n)
+{
+    int o = snprintf(buf, n, "{\"id\":\"%s\",\"name\":\"%s\",", r->id, r->name);
+    switch (r->type) {
+    case 0: o += snprintf(buf + o, n - o, "\"value\":%.17g,", r->value); break;
+    case 1:
+        if (ri(2))
+            o += snprintf(buf + o, n - o, "\"value\":%s,", r->value ? "true" : "false");
+        else
+            o += snprintf(buf + o, n - o, "\"value\":%d,\"data_type\":\"BOOLEAN\",", (int)r->value);
+        break;
+    case 2: o += snprintf(buf + o, n - o, "\"value\":\"%s\",", r->label); break;
+    }
+    if (ri(2)) {
+        char t[40];
+        sdb_time_format(r->ts, t);
+        o += snprintf(buf + o, n - o, "\"timestamp\":\"%s\",", t);
+    } else {
+        o += snprintf(buf + o, n - o, "\"timestamp\":%lld,", r->ts);
+    }
+    o += snprintf(buf + o, n - o, "\"source\":\"%s\",", SOURCES[r->source]);
+    if (r->model) o += snprintf(buf + o, n - o, "\"model\":\"%s\",", r->model);
+    if (r->prompt) o += snprintf(buf + o, n - o, "\"prompt_version\":\"%s\",", r->prompt);
+    if (strcmp(r->env, "default") || ri(2)) o += snprintf(buf + o, n - o, "\"environment\":\"%s\",", r->env);
+    if (r->trace[0])
+        o += snprintf(buf + o, n - o, "\"trace_id\":\"%s\",", r->trace);
+    else
+        o += snprintf(buf + o, n - o, "\"session_id\":\"s1\",");
+    o += snprintf(buf + o, n - o, "\"tags\":[%s%s%s]", r->tag_a ? "\"a\"" : "",
+                  r->tag_a && r->tag_b ? "," : "", r->tag_b ? "\"b\"" : "");
+    if (r->feature) o += snprintf(buf + o, n - o, ",\"properties\":{\"feature\":\"%s\"}", r->feature);
+    o += snprintf(buf + o, n - o, "}");
+    return o;
+}
+
+/* ----------------------------------------------------------- queries */
+
+typedef struct rq {
+    int n_names;            /* 0: every name */
+    char names[3][16];
+    int has_from, has_to;
+    long long from, to;
+    int vop; /* 0 none, 1 gte/lt, 2 gt/lte, 3 eq */
+    double va, vb;
+    int src_mask, type_mask;
+    const char *model_f[2];
+    int n_model_f;
+    int tag_f;   /* require tag a */
+    int feat_f;  /* require feature == search */
+    int gb[4];   /* 0 name,1 model,2 source,3 data_type,4 properties.feature,5 prompt_version */
+    int n_gb;
+    long long interval; /* 0 none */
+    int hist, hist_fixed, bins;
+    double hmin, hmax;
+    int pct;
+} rq;
+
+static const char *const GB_NAMES[] = {"name", "model", "source", "data_type",
+                                       "properties.feature", "prompt_version"};
+
+static void make_query(rq *q, int n_names, const rrow *rows, int n_rows)
+{
+    memset(q, 0, sizeof *q);
+    int k = ri(4);
+    if (k > 0) {
+        q->n_names = 1 + ri(2);
+        for (int i = 0; i < q->n_names; i++) snprintf(q->names[i], 16, "n%d", ri(n_names + 1));
+    }
+    if (ri(3)) {
+        q->has_from = 1;
+        q->from = ri(3) == 0 && n_rows ? rows[ri(n_rows)].ts : BASE_MS + (long long)(rf() * 5 * DAY);
+        if (ri(3) == 0) q->from = BASE_MS + ri(5) * DAY;
+    }
+    if (ri(3)) {
+        q->has_to = 1;
+        q->to = (q->has_from ? q->from : BASE_MS) + (long long)(rf() * 8 * DAY);
+        if (ri(3) == 0 && n_rows) q->to = rows[ri(n_rows)].ts;
+        if (q->has_from && q->to < q->from) q->to = q->from;
+    }
+    q->vop = ri(8) < 5 ? 0 : 1 + ri(3);
+    q->va = ri(2) ? rf() : (double)ri(6);
+    q->vb = q->va + rf() * 2;
+    if (ri(6) == 0) q->src_mask = 1 + ri(7);
+    if (ri(6) == 0) q->type_mask = 1 + ri(7);
+    if (ri(6) == 0) {
+        q->n_model_f = 1 + ri(2);
+        for (int i = 0; i < q->n_model_f; i++) q->model_f[i] = MODELS[1 + ri(3)];
+    }
+    q->tag_f = ri(8) == 0;
+    q->feat_f = ri(8) == 0;
+    if (ri(2)) {
+        q->n_gb = 1 + ri(2);
+        for (int i = 0; i < q->n_gb; i++) q->gb[i] = ri(6);
+        if (q->n_gb == 2 && q->gb[0] == q->gb[1]) q->n_gb = 1;
+    }
+    if (ri(3) == 0) {
+        static const long long iv[] = {3600000ll, 6 * 3600000ll, DAY, 7 * DAY};
+        q->interval = iv[ri(4)];
+    }
+    if (ri(3) == 0) {
+        q->hist = 1;
+        q->bins = 1 + ri(12);
+        q->hist_fixed = ri(2);
+        q->hmin = ri(2) ? 0 : 0.25;
+        q->hmax = ri(2) ? 1 : 5;
+    }
+    q->pct = ri(3) == 0;
+}
+
+static int query_json(const rq *q, char *buf, size_t n)
+{
+    int o = snprintf(buf, n, "{\"stats\":[\"count\",\"avg\",\"min\",\"max\",\"sum\",\"stddev\",\"traces\"]");
+    if (q->n_names == 1) o += snprintf(buf + o, n - o, ",\"name\":\"%s\"", q->names[0]);
+    if (q->n_names == 2)
+        o += snprintf(buf + o, n - o, ",\"names\":[\"%s\",\"%s\"]", q->names[0], q->names[1]);
+    if (q->has_from) o += snprintf(buf + o, n - o, ",\"from\":%lld", q->from);
+    if (q->has_to) {
+        char t[40];
+        sdb_time_format(q->to, t);
+        o += snprintf(buf + o, n - o, ",\"to\":\"%s\"", t);
+    }
+    o += snprintf(buf + o, n - o, ",\"where\":{");
+    int first = 1;
+#define SEP (first ? (first = 0, "") : ",")
+    if (q->vop == 1) o += snprintf(buf + o, n - o, "%s\"value\":{\"gte\":%.17g,\"lt\":%.17g}", SEP, q->va, q->vb);
+    if (q->vop == 2) o += snprintf(buf + o, n - o, "%s\"value\":{\"gt\":%.17g,\"lte\":%.17g}", SEP, q->va, q->vb);
+    if (q->vop == 3) o += snprintf(buf + o, n - o, "%s\"value\":{\"eq\":%.17g}", SEP, q->va);
+    if (q->src_mask) {
+        o += snprintf(buf + o, n - o, "%s\"source\":[", SEP);
+        int f2 = 1;
+        for (int i = 0; i < 3; i++)
+            if (q->src_mask & (1 << i)) o += snprintf(buf + o, n - o, "%s\"%s\"", f2 ? (f2 = 0, "") : ",", SOURCES[i]);
+        o += snprintf(buf + o, n - o, "]");
+    }
+    if (q->type_mask) {
+        o += snprintf(buf + o, n - o, "%s\"data_type\":[", SEP);
+        int f2 = 1;
+        for (int i = 0; i < 3; i++)
+            if (q->type_mask & (1 << i)) o += snprintf(buf + o, n - o, "%s\"%s\"", f2 ? (f2 = 0, "") : ",", TYPES[i]);
+        o += snprintf(buf + o, n - o, "]");
+    }
+    if (q->n_model_f) {
+        o += snprintf(buf + o, n - o, "%s\"model\":[\"%s\"", SEP, q->model_f[0]);
+        if (q->n_model_f == 2) o += snprintf(buf + o, n - o, ",\"%s\"", q->model_f[1]);
+        o += snprintf(buf + o, n - o, "]");
+    }
+    if (q->tag_f) o += snprintf(buf + o, n - o, "%s\"tags\":[\"a\"]", SEP);
+    if (q->feat_f) o += snprintf(buf + o, n - o, "%s\"properties\":{\"feature\":[\"search\"]}", SEP);
+#undef SEP
+    o += snprintf(buf + o, n - o, "}");
+    if (q->n_gb) {
+        o += snprintf(buf + o, n - o, ",\"group_by\":[\"%s\"", GB_NAMES[q->gb[0]]);
+        if (q->n_gb == 2) o += snprintf(buf + o, n - o, ",\"%s\"", GB_NAMES[q->gb[1]]);
+        o += snprintf(buf + o, n - o, "]");
+    }
+    if (q->interval) {
+        const char *iv = q->interval == 3600000ll ? "1h" : q->interval == 6 * 3600000ll ? "6h"
+                         : q->interval == DAY ? "1d" : "1w";
+        o += snprintf(buf + o, n - o, ",\"interval\":\"%s\"", iv);
+    }
+    if (q->hist) {
+        if (q->hist_fixed)
+            o += snprintf(buf + o, n - o, ",\"histogram\":{\"bins\":%d,\"min\":%.17g,\"max\":%.17g}", q->bins, q->hmin, q->hmax);
+        else
+            o += snprintf(buf + o, n - o, ",\"histogram\":{\"bins\":%d}", q->bins);
+    }
+    if (q->pct) o += snprintf(buf + o, n - o, ",\"percentiles\":[0,25,50,90,99,100]");
+    o += snprintf(buf + o, n - o, "}");
+    return o;
+}
+
+/* --------------------------------------------------------- reference */
+
+static const char *key_of(const rrow *r, int gb)
+{
+    static char buf[4][16];
+    switch (gb) {
+    case 0: return r->name;
+    case 1: return r->model;
+    case 2: return SOURCES[r->source];
+    case 3: return TYPES[r->type];
+    case 4: return r->feature;
+    case 5: return r->prompt;
+    }
+    (void)buf;
+    return NULL;
+}
+
+static int match(const rq *q, const rrow *r)
+{
+    if (!r->live) return 0;
+    if (q->n_names) {
+        int ok = 0;
+        for (int i = 0; i < q->n_names; i++) ok |= !strcmp(q->names[i], r->name);
+        if (!ok) return 0;
+    }
+    if (q->has_from && r->ts < q->from) return 0;
+    if (q->has_to && r->ts >= q->to) return 0;
+    if (q->vop) {
+        if (r->type == 2) return 0;
+        double v = r->value;
+        if (q->vop == 1 && !(v >= q->va && v < q->vb)) return 0;
+        if (q->vop == 2 && !(v > q->va && v <= q->vb)) return 0;
+        if (q->vop == 3 && !(v == q->va)) return 0;
+    }
+    if (q->src_mask && !(q->src_mask & (1 << r->source))) return 0;
+    if (q->type_mask && !(q->type_mask & (1 << r->type))) return 0;
+    if (q->n_model_f) {
+        int ok = 0;
+        for (int i = 0; i < q->n_model_f; i++) ok |= r->model && !strcmp(r->model, q->model_f[i]);
+        if (!ok) return 0;
+    }
+    if (q->tag_f && !r->tag_a) return 0;
+    if (q->feat_f && !(r->feature && !strcmp(r->feature, "search"))) return 0;
+    return 1;
+}
+
+static int cmp_key(const char *a, const char *b)
+{
+    if (!a || !b) return (a != NULL) - (b != NULL);
+    return strcmp(a, b);
+}
+
+static const rq *sort_q;
+static int cmp_rows_by_key(const void *x, const void *y)
+{
+    const rrow *a = *(const rrow *const *)x, *b = *(const rrow *const *)y;
+    for (int k = 0; k < sort_q->n_gb; k++) {
+        int c = cmp_key(key_of(a, sort_q->gb[k]), key_of(b, sort_q->gb[k]));
+        if (c) return c;
+    }
+    return 0;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void near(double got, double want, const char *what, const char *qs)
+{
+    double tol = TOL * (1 + fabs(want));
+    cr_assert(fabs(got - want) <= tol, "%s: got %.17g want %.17g\nquery %s", what, got, want, qs);
+}
+
+static double jnum(json_t *o, const char *k, const char *qs)
+{
+    json_t *v = json_object_get(o, k);
+    cr_assert(json_is_number(v), "field %s missing or not a number\nquery %s", k, qs);
+    return json_number_value(v);
+}
+
+static long long floor_div(long long a, long long b)
+{
+    long long q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+static long long iv_idx(const rq *q, long long t)
+{
+    long long origin = q->interval == 7 * DAY ? 4 * DAY : 0;
+    return floor_div(t - origin, q->interval);
+}
+
+/* Check numeric stats of a set of rows against a JSON object. */
+static void check_stats(json_t *o, rrow **rs, int n, const char *qs, const char *where)
+{
+    double sum = 0, mn = INFINITY, mx = -INFINITY;
+    int nn = 0;
+    for (int i = 0; i < n; i++) {
+        if (rs[i]->type == 2) continue;
+        sum += rs[i]->value;
+        nn++;
+        if (rs[i]->value < mn) mn = rs[i]->value;
+        if (rs[i]->value > mx) mx = rs[i]->value;
+    }
+    char what[64];
+    if (nn == 0) {
+        cr_assert(json_is_null(json_object_get(o, "avg")), "%s: avg should be null\n%s", where, qs);
+        return;
+    }
+    double mean = sum / nn, m2 = 0;
+    for (int i = 0; i < n; i++)
+        if (rs[i]->type != 2) m2 += (rs[i]->value - mean) * (rs[i]->value - mean);
+    snprintf(what, sizeof what, "%s avg", where);
+    near(jnum(o, "avg", qs), sum / nn, what, qs);
+    snprintf(what, sizeof what, "%s min", where);
+    cr_assert_eq(jnum(o, "min", qs), mn, "%s got %.17g want %.17g\n%s", what, jnum(o, "min", qs), mn, qs);
+    snprintf(what, sizeof what, "%s max", where);
+    cr_assert_eq(jnum(o, "max", qs), mx, "%s\n%s", what, qs);
+    snprintf(what, sizeof what, "%s sum", where);
+    near(jnum(o, "sum", qs), sum, what, qs);
+    json_t *sd = json_object_get(o, "stddev");
+    if (nn < 2) {
+        cr_assert(json_is_null(sd), "%s stddev should be null\n%s", where, qs);
+    } else {
+        snprintf(what, sizeof what, "%s stddev", where);
+        near(json_number_value(sd), sqrt(m2 / (nn - 1)), what, qs);
+    }
+}
+
+static void check_group(const rq *q, json_t *g, rrow **rs, int n, long long i_first,
+                        long long i_last, const char *qs)
+{
+    cr_assert_eq(json_integer_value(json_object_get(g, "count")), n, "count got %lld want %d\n%s",
+                 (long long)json_integer_value(json_object_get(g, "count")), n, qs);
+    int n_num = 0, n_cat = 0;
+    for (int i = 0; i < n; i++) {
+        if (rs[i]->type == 2) n_cat++;
+        else n_num++;
+    }
+    int numeric = n_num > 0 || n_cat == 0;
+    /* traces */
+    int distinct = 0;
+    for (int i = 0; i < n; i++) {
+        if (!rs[i]->trace[0]) continue;
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++) seen = !strcmp(rs[j]->trace, rs[i]->trace);
+        distinct += !seen;
+    }
+    cr_assert_eq(json_integer_value(json_object_get(g, "traces")), distinct, "traces\n%s", qs);
+    if (numeric) {
+        check_stats(g, rs, n, qs, "group");
+    } else {
+        cr_assert_null(json_object_get(g, "avg"), "categorical group has avg\n%s", qs);
+    }
+    /* categories */
+    json_t *cats = json_object_get(g, "categories");
+    if (n_cat) {
+        cr_assert(json_is_object(cats), "categories missing\n%s", qs);
+        for (int l = 0; l < 3; l++) {
+            int c = 0;
+            for (int i = 0; i < n; i++) c += rs[i]->type == 2 && !strcmp(rs[i]->label, LABELS[l]);
+            json_t *x = json_object_get(cats, LABELS[l]);
+            if (c)
+                cr_assert_eq(json_integer_value(x), c, "category %s\n%s", LABELS[l], qs);
+            else
+                cr_assert_null(x, "category %s should be absent\n%s", LABELS[l], qs);
+        }
+    } else {
+        cr_assert_null(cats, "categories present without categorical rows\n%s", qs);
+    }
+    double *vals = malloc(sizeof(double) * (n_num + 1));
+    int nv = 0;
+    for (int i = 0; i < n; i++)
+        if (rs[i]->type != 2) vals[nv++] = rs[i]->value;
+    qsort(vals, nv, sizeof *vals, cmp_d);
+    if (q->hist && numeric) {
+        json_t *h = json_object_get(g, "histogram");
+        cr_assert(json_is_object(h), "histogram missing\n%s", qs);
+        double lo = q->hist_fixed ? q->hmin : (nv ? vals[0] : INFINITY);
+        double hi = q->hist_fixed ? q->hmax : (nv ? vals[nv - 1] : -INFINITY);
+        if (!q->hist_fixed && !nv) lo = hi = 0;
+        double width = (hi - lo) / q->bins;
+        long long *cnt = calloc(q->bins + 2, sizeof *cnt);
+        for (int i = 0; i < nv; i++) {
+            double x = vals[i];
+            if (x < lo) cnt[q->bins]++;
+            else if (x > hi) cnt[q->bins + 1]++;
+            else {
+                double f = floor((x - lo) / width);
+                int b = (f >= 0 && f < q->bins) ? (int)f : q->bins - 1;
+                cnt[b]++;
+            }
+        }
+        json_t *counts = json_object_get(h, "counts"), *edges = json_object_get(h, "edges");
+        cr_assert_eq(json_array_size(counts), (size_t)q->bins, "bins\n%s", qs);
+        cr_assert_eq(json_array_size(edges), (size_t)q->bins + 1, "edges\n%s", qs);
+        for (int b = 0; b < q->bins; b++)
+            cr_assert_eq(json_integer_value(json_array_get(counts, b)), cnt[b], "bin %d\n%s", b, qs);
+        if (nv) {
+            near(json_number_value(json_array_get(edges, 0)), lo, "edge 0", qs);
+            near(json_number_value(json_array_get(edges, q->bins)), hi, "last edge", qs);
+        }
+        cr_assert_eq(json_integer_value(json_object_get(h, "underflow")), cnt[q->bins], "under\n%s", qs);
+        cr_assert_eq(json_integer_value(json_object_get(h, "overflow")), cnt[q->bins + 1], "over\n%s", qs);
+        free(cnt);
+    }
+    if (q->pct && numeric && nv) {
+        static const double P[] = {0, 25, 50, 90, 99, 100};
+        static const char *const PK[] = {"0", "25", "50", "90", "99", "100"};
+        json_t *p = json_object_get(g, "percentiles");
+        cr_assert(json_is_object(p), "percentiles missing\n%s", qs);
+        for (int i = 0; i < 6; i++) {
+            double pos = P[i] / 100.0 * (nv - 1);
+            int lo = (int)floor(pos);
+            double fr = pos - lo;
+            double a = vals[lo], b = lo + 1 < nv ? vals[lo + 1] : a;
+            double want = fr == 0 ? a : a + (b - a) * fr;
+            near(json_number_value(json_object_get(p, PK[i])), want, PK[i], qs);
+        }
+    }
+    free(vals);
+    if (q->interval) {
+        json_t *s = json_object_get(g, "series");
+        cr_assert(json_is_array(s), "series missing\n%s", qs);
+        cr_assert_eq((long long)json_array_size(s), i_last - i_first + 1, "series length %zu want %lld\n%s",
+                     json_array_size(s), i_last - i_first + 1, qs);
+        rrow **sub = malloc(sizeof *sub * (n + 1));
+        for (long long k = i_first; k <= i_last; k++) {
+            json_t *pt = json_array_get(s, (size_t)(k - i_first));
+            long long origin = q->interval == 7 * DAY ? 4 * DAY : 0;
+            int64_t t;
+            cr_assert_eq(sdb_time_parse(json_string_value(json_object_get(pt, "t")),
+                                        strlen(json_string_value(json_object_get(pt, "t"))), &t),
+                         SDB_OK);
+            cr_assert_eq(t, k * q->interval + origin, "series t\n%s", qs);
+            int m = 0;
+            for (int i = 0; i < n; i++)
+                if (iv_idx(q, rs[i]->ts) == k) sub[m++] = rs[i];
+            cr_assert_eq(json_integer_value(json_object_get(pt, "count")), m, "series count at %lld\n%s", k, qs);
+            if (numeric) check_stats(pt, sub, m, qs, "series");
+        }
+        free(sub);
+    }
+}
+
+static void check(const rq *q, const char *answer, rrow *rows, int n_rows, const char *qs)
+{
+    json_error_t je;
+    json_t *a = json_loads(answer, 0, &je);
+    cr_assert_not_null(a, "answer is not JSON: %s\n%s", je.text, answer);
+    json_t *groups = json_object_get(a, "groups");
+    cr_assert(json_is_array(groups));
+    rrow **m = malloc(sizeof *m * (n_rows + 1));
+    int n = 0;
+    long long i_min = LLONG_MAX, i_max = LLONG_MIN;
+    for (int i = 0; i < n_rows; i++)
+        if (match(q, &rows[i])) {
+            m[n++] = &rows[i];
+            if (q->interval) {
+                long long k = iv_idx(q, rows[i].ts);
+                if (k < i_min) i_min = k;
+                if (k > i_max) i_max = k;
+            }
+        }
+    long long i_first = !q->interval ? 0 : q->has_from ? iv_idx(q, q->from) : i_min;
+    long long i_last = !q->interval ? 0 : q->has_to ? iv_idx(q, q->to - 1) : i_max;
+    sort_q = q;
+    qsort(m, n, sizeof *m, cmp_rows_by_key);
+    size_t gi = 0;
+    for (int i = 0; i < n;) {
+        int j = i + 1;
+        while (j < n && cmp_rows_by_key(&m[i], &m[j]) == 0) j++;
+        json_t *g = json_array_get(groups, gi);
+        cr_assert_not_null(g, "missing group %zu\n%s\n%s", gi, qs, answer);
+        json_t *key = json_object_get(g, "key");
+        for (int k = 0; k < q->n_gb; k++) {
+            const char *want = key_of(m[i], q->gb[k]);
+            json_t *got = json_object_get(key, GB_NAMES[q->gb[k]]);
+            if (want)
+                cr_assert(json_is_string(got) && !strcmp(json_string_value(got), want),
+                          "group %zu key %s want %s\n%s\n%s", gi, GB_NAMES[q->gb[k]], want, qs, answer);
+            else
+                cr_assert(json_is_null(got), "group key should be null\n%s", qs);
+        }
+        if (!q->n_gb) cr_assert_null(key);
+        check_group(q, g, m + i, j - i, i_first, i_last, qs);
+        gi++;
+        i = j;
+    }
+    cr_assert_eq(json_array_size(groups), gi, "group count got %zu want %zu\n%s\n%s",
+                 json_array_size(groups), gi, qs, answer);
+    free(m);
+    json_decref(a);
+}
+
+/* ------------------------------------------------------------ driver */
+
+static void run_round(int round, int n_queries)
+{
+    char dir[] = "/tmp/sdb_diff_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)(round + 1) * 0xBF58476D1CE4E5B9ull;
+    rnd();
+    sdb_options o = {0};
+    o.chunk_rows = 8 + ri(60);
+    o.bucket_ms = ri(2) ? DAY : 6 * 3600000ll;
+    o.map_size = 1 << 20; /* tiny: exercises map growth */
+    o.no_sync = 1;
+    sdb_store *s;
+    char err[512];
+    cr_assert_eq(sdb_store_open(dir, &o, &s, err, sizeof err), SDB_OK, "%s", err);
+    int n_rows = round % 7 == 0 ? ri(3) : ri(1500);
+    int n_names = 1 + ri(4);
+    rrow *rows = calloc(n_rows + 1, sizeof *rows);
+    sdb_batch *b;
+    sdb_batch_new(&b);
+    char buf[1024];
+    int i = 0;
+    while (i < n_rows) {
+        int batch = 1 + ri(400);
+        for (int k = 0; k < batch && i < n_rows; k++, i++) {
+            make_row(&rows[i], i, n_names, ri(8) == 0, rows, i);
+            for (int j = 0; j < i; j++)
+                if (rows[j].live && !strcmp(rows[j].id, rows[i].id)) rows[j].live = 0;
+            int len = row_json(&rows[i], buf, sizeof buf);
+            cr_assert_eq(sdb_batch_add_json(b, buf, (size_t)len, err, sizeof err), SDB_OK,
+                         "%s: %s", err, buf);
+        }
+        cr_assert_eq(sdb_store_ingest(s, 0, b, BASE_MS + 20 * DAY + i), SDB_OK);
+        sdb_batch_clear(b);
+        if (ri(2)) cr_assert_eq(sdb_store_fold(s, BASE_MS + 30 * DAY, NULL), SDB_OK);
+    }
+    uint64_t pending = 99;
+    cr_assert_eq(sdb_store_fold(s, BASE_MS + 30 * DAY, &pending), SDB_OK);
+    cr_assert_eq(pending, 0);
+    for (int qn = 0; qn < n_queries; qn++) {
+        rq q;
+        make_query(&q, n_names, rows, n_rows);
+        char qs[2048];
+        query_json(&q, qs, sizeof qs);
+        char *out = NULL;
+        int rc = sdb_query_json(s, 0, qs, strlen(qs), &out, err, sizeof err);
+        cr_assert_eq(rc, SDB_OK, "query failed: %s\n%s", err, qs);
+        check(&q, out, rows, n_rows, qs);
+        if (qn == 0) {
+            /* Reopen: the same answer from the same bytes on disk. */
+            sdb_store_close(s);
+            cr_assert_eq(sdb_store_open(dir, &o, &s, err, sizeof err), SDB_OK, "%s", err);
+            char *again = NULL;
+            cr_assert_eq(sdb_query_json(s, 0, qs, strlen(qs), &again, err, sizeof err), SDB_OK);
+            /* as_of is the same watermark, so the whole text matches. */
+            cr_assert_str_eq(again, out);
+            free(again);
+        }
+        free(out);
+    }
+    sdb_batch_free(b);
+    sdb_store_close(s);
+    free(rows);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(engine_diff, random_scores_and_queries_match_the_reference, .timeout = 240)
+{
+    const char *kernels = getenv("SDB_KERNELS");
+    (void)kernels;
+    for (int round = 0; round < 60; round++) run_round(round, 40);
+}
