@@ -1,0 +1,442 @@
+/* The AVX2 kernels: scalar.c's semantics, four rows per vector.
+ *
+ * Invariant: counts, bins, n, min and max equal scalar.c's exactly; sums
+ * differ only by the order of additions (several accumulators, lanes folded
+ * at the end) and by fused multiply-add in s2. Every load is unaligned
+ * (columns come straight from the LMDB map, only 2-byte aligned), every
+ * tail that does not fill a vector runs the scalar formula, and nothing is
+ * allocated: the histogram's sub-histograms live on the stack.
+ *
+ * Workload: segments of a few thousand to a few million rows, ts + v =
+ * 16 bytes per row, scanned once per query; aggregation should run at
+ * memory speed, so the loops do little more than compare, mask and add.
+ *
+ * Built with -mavx2 -mfma (Makefile, this file only). Nothing here runs
+ * unless sdb__kernels_avx2() said the CPU can.
+ */
+#include "kernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+/* ---- loads ---------------------------------------------------------------
+ * Through __m256i_u, whose alignment is 1, so a column pointer that is only
+ * 2-byte aligned is never converted to a double * (undefined behaviour). */
+
+static inline __m256i ld_i4(const void *p, size_t i)
+{
+    return _mm256_loadu_si256((const __m256i_u *)((const char *)p + i * 8));
+}
+
+static inline __m256d ld_d4(const void *p, size_t i)
+{
+    return _mm256_castsi256_pd(ld_i4(p, i));
+}
+
+static inline double ld_f64(const void *p, size_t i)
+{
+    double x;
+    memcpy(&x, (const char *)p + i * 8, 8);
+    return x;
+}
+
+static inline int64_t ld_i64(const void *p, size_t i)
+{
+    int64_t x;
+    memcpy(&x, (const char *)p + i * 8, 8);
+    return x;
+}
+
+static inline uint64_t ld_u64(const void *p, size_t i)
+{
+    uint64_t x;
+    memcpy(&x, (const char *)p + i * 8, 8);
+    return x;
+}
+
+static inline uint32_t ld_u32(const void *p, size_t i)
+{
+    uint32_t x;
+    memcpy(&x, (const char *)p + i * 4, 4);
+    return x;
+}
+
+/* ---- the filter and one-row helpers (scalar.c's formulas) --------------- */
+
+static inline int pass(const sdb_filter *f, int64_t t, double x)
+{
+    return t >= f->t_lo && t <= f->t_hi && x >= f->v_lo && x <= f->v_hi;
+}
+
+static inline void add(sdb_agg *a, double x, double k)
+{
+    double d = x - k;
+    a->n++;
+    a->sum += x;
+    a->s1 += d;
+    a->s2 += d * d;
+    if (x < a->min) a->min = x;
+    if (x > a->max) a->max = x;
+}
+
+static inline void merge(sdb_agg *a, const sdb_agg *b)
+{
+    a->n += b->n;
+    a->sum += b->sum;
+    a->s1 += b->s1;
+    a->s2 += b->s2;
+    if (b->min < a->min) a->min = b->min;
+    if (b->max > a->max) a->max = b->max;
+}
+
+typedef struct flt4 {
+    __m256i t_lo, t_hi;
+    __m256d v_lo, v_hi;
+} flt4;
+
+static inline flt4 flt4_make(const sdb_filter *f)
+{
+    flt4 F = {_mm256_set1_epi64x(f->t_lo), _mm256_set1_epi64x(f->t_hi),
+              _mm256_set1_pd(f->v_lo), _mm256_set1_pd(f->v_hi)};
+    return F;
+}
+
+/* All-ones lanes where t_lo <= t <= t_hi and v_lo <= x <= v_hi. AVX2 has
+ * only a signed greater-than for 64-bit integers, so the time test is
+ * "neither t_lo > t nor t > t_hi". Ordered compares reject NaN, as
+ * scalar's >= and <= do. */
+static inline __m256d pass4(const flt4 *F, __m256i t, __m256d x)
+{
+    __m256i out = _mm256_or_si256(_mm256_cmpgt_epi64(F->t_lo, t), _mm256_cmpgt_epi64(t, F->t_hi));
+    __m256d in = _mm256_and_pd(_mm256_cmp_pd(x, F->v_lo, _CMP_GE_OQ),
+                               _mm256_cmp_pd(x, F->v_hi, _CMP_LE_OQ));
+    return _mm256_andnot_pd(_mm256_castsi256_pd(out), in);
+}
+
+/* ---- vector partial aggregates ----------------------------------------- */
+
+typedef struct acc4 {
+    __m256i n; /* per lane, incremented by subtracting the all-ones mask */
+    __m256d sum, s1, s2, min, max;
+} acc4;
+
+static inline void acc4_init(acc4 *a)
+{
+    a->n = _mm256_setzero_si256();
+    a->sum = a->s1 = a->s2 = _mm256_setzero_pd();
+    a->min = _mm256_set1_pd(INFINITY);
+    a->max = _mm256_set1_pd(-INFINITY);
+}
+
+/* Rows outside m add 0 to the sums (and(m, .) rather than a multiply, so a
+ * rejected inf or NaN cannot leak in) and +-inf to min/max. */
+static inline void acc4_add(acc4 *a, __m256d m, __m256d x, __m256d k)
+{
+    __m256d d = _mm256_and_pd(m, _mm256_sub_pd(x, k));
+    a->n = _mm256_sub_epi64(a->n, _mm256_castpd_si256(m));
+    a->sum = _mm256_add_pd(a->sum, _mm256_and_pd(m, x));
+    a->s1 = _mm256_add_pd(a->s1, d);
+    a->s2 = _mm256_fmadd_pd(d, d, a->s2);
+    a->min = _mm256_min_pd(a->min, _mm256_blendv_pd(_mm256_set1_pd(INFINITY), x, m));
+    a->max = _mm256_max_pd(a->max, _mm256_blendv_pd(_mm256_set1_pd(-INFINITY), x, m));
+}
+
+/* Fold the four lanes of a into *out (accumulating). */
+static inline void acc4_merge(sdb_agg *out, const acc4 *a)
+{
+    uint64_t n[4];
+    double sum[4], s1[4], s2[4], mn[4], mx[4];
+    _mm256_storeu_si256((__m256i_u *)n, a->n);
+    _mm256_storeu_pd(sum, a->sum);
+    _mm256_storeu_pd(s1, a->s1);
+    _mm256_storeu_pd(s2, a->s2);
+    _mm256_storeu_pd(mn, a->min);
+    _mm256_storeu_pd(mx, a->max);
+    for (int j = 0; j < 4; j++) {
+        sdb_agg p = {n[j], sum[j], s1[j], s2[j], mn[j], mx[j]};
+        merge(out, &p);
+    }
+}
+
+/* ---- agg_f64 -------------------------------------------------------------
+ * Two independent accumulators, eight rows per iteration: enough to hide
+ * the add latency when the segment is already in cache; from memory the
+ * loop waits on loads either way. */
+static void agg_f64(const void *v, const void *ts, size_t n, const sdb_filter *f,
+                    sdb_agg *out)
+{
+    flt4 F = flt4_make(f);
+    __m256d k = _mm256_set1_pd(f->shift);
+    acc4 a0, a1;
+    acc4_init(&a0);
+    acc4_init(&a1);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256d x0 = ld_d4(v, i), x1 = ld_d4(v, i + 4);
+        acc4_add(&a0, pass4(&F, ld_i4(ts, i), x0), x0, k);
+        acc4_add(&a1, pass4(&F, ld_i4(ts, i + 4), x1), x1, k);
+    }
+    if (i + 4 <= n) {
+        __m256d x0 = ld_d4(v, i);
+        acc4_add(&a0, pass4(&F, ld_i4(ts, i), x0), x0, k);
+        i += 4;
+    }
+    sdb__agg_empty(out);
+    acc4_merge(out, &a0);
+    acc4_merge(out, &a1);
+    for (; i < n; i++) {
+        double x = ld_f64(v, i);
+        if (pass(f, ld_i64(ts, i), x)) add(out, x, f->shift);
+    }
+}
+
+/* ---- hist_f64 ------------------------------------------------------------
+ * The bin index is computed for four rows at once, as a double, with
+ * scalar.c's formula: a true division, floor, then the clamps. Rows the
+ * filter rejects get the index bins + 2, a slot that is never copied out.
+ * Counting then goes row by row into four sub-histograms, one per lane, so
+ * runs of equal values (pass/fail scores land in two bins) do not wait on
+ * the previous increment of the same counter (store-to-load forwarding). */
+
+#define HIST_SUBS 4
+#define HIST_LOCAL_BINS 1024 /* larger histograms count straight into counts */
+#define HIST_CHUNK ((size_t)1 << 30) /* rows per flush: each u32 sub-count <= 2^28 */
+
+typedef struct histv {
+    __m256d lo, hi, width, nbins, last, under, over, skip;
+} histv;
+
+static inline __m256d hist_index4(const histv *H, __m256d m, __m256d x)
+{
+    __m256d q = _mm256_round_pd(_mm256_div_pd(_mm256_sub_pd(x, H->lo), H->width),
+                                _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    /* q is NaN when width is 0 (lo == hi == x): not valid, so the last bin. */
+    __m256d valid = _mm256_and_pd(_mm256_cmp_pd(q, _mm256_setzero_pd(), _CMP_GE_OQ),
+                                  _mm256_cmp_pd(q, H->nbins, _CMP_LT_OQ));
+    __m256d b = _mm256_blendv_pd(H->last, q, valid);
+    /* Scalar tests x < lo first; applying it last makes it win likewise. */
+    b = _mm256_blendv_pd(b, H->over, _mm256_cmp_pd(x, H->hi, _CMP_GT_OQ));
+    b = _mm256_blendv_pd(b, H->under, _mm256_cmp_pd(x, H->lo, _CMP_LT_OQ));
+    return _mm256_blendv_pd(H->skip, b, m);
+}
+
+static inline void hist_one(const sdb_filter *f, double x, int64_t t, double lo, double hi,
+                            double width, uint32_t bins, uint64_t *counts)
+{
+    if (!pass(f, t, x)) return;
+    if (x < lo) {
+        counts[bins]++;
+    } else if (x > hi) {
+        counts[bins + 1]++;
+    } else {
+        double q = floor((x - lo) / width);
+        uint32_t b = (q >= 0 && q < (double)bins) ? (uint32_t)q : bins - 1;
+        counts[b]++;
+    }
+}
+
+static void hist_f64(const void *v, const void *ts, size_t n, const sdb_filter *f,
+                     double lo, double hi, double width, uint32_t bins,
+                     uint64_t *counts)
+{
+    flt4 F = flt4_make(f);
+    histv H = {_mm256_set1_pd(lo),
+               _mm256_set1_pd(hi),
+               _mm256_set1_pd(width),
+               _mm256_set1_pd((double)bins),
+               _mm256_set1_pd((double)bins - 1),
+               _mm256_set1_pd((double)bins),
+               _mm256_set1_pd((double)bins + 1),
+               _mm256_set1_pd((double)bins + 2)};
+    size_t i = 0;
+    if (bins >= 1 && bins <= HIST_LOCAL_BINS) {
+        uint32_t sub[HIST_SUBS][HIST_LOCAL_BINS + 3];
+        while (i + 4 <= n) {
+            size_t end = n - i > HIST_CHUNK ? i + HIST_CHUNK : n;
+            for (int s = 0; s < HIST_SUBS; s++) memset(sub[s], 0, (bins + 3) * sizeof(uint32_t));
+            for (; i + 4 <= end; i += 4) {
+                __m256d x = ld_d4(v, i);
+                __m256d b = hist_index4(&H, pass4(&F, ld_i4(ts, i), x), x);
+                __m128i bi = _mm256_cvttpd_epi32(b);
+                sub[0][_mm_cvtsi128_si32(bi)]++;
+                sub[1][_mm_extract_epi32(bi, 1)]++;
+                sub[2][_mm_extract_epi32(bi, 2)]++;
+                sub[3][_mm_extract_epi32(bi, 3)]++;
+            }
+            for (uint32_t b = 0; b < bins + 2; b++)
+                counts[b] += (uint64_t)sub[0][b] + sub[1][b] + sub[2][b] + sub[3][b];
+        }
+    } else if (bins > HIST_LOCAL_BINS) {
+        for (; i + 4 <= n; i += 4) {
+            __m256d x = ld_d4(v, i);
+            __m256d m = pass4(&F, ld_i4(ts, i), x);
+            unsigned bits = (unsigned)_mm256_movemask_pd(m);
+            if (bits == 0) continue;
+            double b[4];
+            _mm256_storeu_pd(b, hist_index4(&H, m, x));
+            for (; bits != 0; bits &= bits - 1) counts[(uint64_t)b[__builtin_ctz(bits)]]++;
+        }
+    }
+    for (; i < n; i++) hist_one(f, ld_f64(v, i), ld_i64(ts, i), lo, hi, width, bins, counts);
+}
+
+/* ---- group_u32 -----------------------------------------------------------
+ * The filter runs four rows at a time; only the rows that pass are added,
+ * one by one, to their key's accumulator. Keys are dictionary ids, so the
+ * accumulators are indexed directly. */
+static void group_u32(const void *keys, const void *v, const void *ts, size_t n,
+                      const sdb_filter *f, uint32_t n_keys, sdb_agg *accs)
+{
+    flt4 F = flt4_make(f);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256d x = ld_d4(v, i);
+        unsigned bits = (unsigned)_mm256_movemask_pd(pass4(&F, ld_i4(ts, i), x));
+        for (; bits != 0; bits &= bits - 1) {
+            size_t r = i + (size_t)__builtin_ctz(bits);
+            uint32_t key = ld_u32(keys, r);
+            if (key < n_keys) add(&accs[key], ld_f64(v, r), f->shift);
+        }
+    }
+    for (; i < n; i++) {
+        double x = ld_f64(v, i);
+        if (!pass(f, ld_i64(ts, i), x)) continue;
+        uint32_t key = ld_u32(keys, i);
+        if (key < n_keys) add(&accs[key], x, f->shift);
+    }
+}
+
+/* ---- series_f64 ----------------------------------------------------------
+ * Segments are mostly in time order, so consecutive rows mostly share a
+ * bucket. We keep the current bucket's unsigned offset range [b_lo, b_hi]
+ * (offset = ts - t0) and a vector accumulator for it: a block of four whose
+ * passing rows all fall in the range is added without any division. Any
+ * other block flushes the accumulator and runs row by row with scalar.c's
+ * division, and the bucket of its last passing row becomes current. Either
+ * way each row lands in the bucket scalar.c would pick. */
+
+#define SIGN64 ((int64_t)INT64_MIN)
+
+typedef struct bucket {
+    uint64_t b; /* current bucket; >= n_buckets means none */
+    __m256i lo, hi; /* its offset range, sign-flipped for signed compares */
+} bucket;
+
+static inline void bucket_set(bucket *B, uint64_t b, uint64_t w, uint32_t n_buckets)
+{
+    B->b = b;
+    if (b >= n_buckets) {
+        /* An empty range: every row is outside it. */
+        B->lo = _mm256_set1_epi64x(INT64_MAX);
+        B->hi = _mm256_set1_epi64x(INT64_MIN);
+        return;
+    }
+    uint64_t lo = b * w; /* <= some offset, so no overflow */
+    uint64_t hi = lo + (w - 1) < lo ? UINT64_MAX : lo + (w - 1);
+    B->lo = _mm256_set1_epi64x((int64_t)(lo ^ (uint64_t)SIGN64));
+    B->hi = _mm256_set1_epi64x((int64_t)(hi ^ (uint64_t)SIGN64));
+}
+
+static void series_f64(const void *v, const void *ts, size_t n, const sdb_filter *f,
+                       int64_t t0, int64_t width, uint32_t n_buckets, sdb_agg *accs)
+{
+    flt4 F = flt4_make(f);
+    __m256d k = _mm256_set1_pd(f->shift);
+    /* offset ^ sign = (t - t0) ^ sign = t - (t0 ^ sign), all wrapping. */
+    __m256i t0s = _mm256_set1_epi64x((int64_t)((uint64_t)t0 ^ (uint64_t)SIGN64));
+    uint64_t w = (uint64_t)width;
+    bucket B;
+    bucket_set(&B, UINT64_MAX, w, n_buckets);
+    acc4 a;
+    acc4_init(&a);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256i t = ld_i4(ts, i);
+        __m256d x = ld_d4(v, i);
+        __m256d m = pass4(&F, t, x);
+        unsigned bits = (unsigned)_mm256_movemask_pd(m);
+        if (bits == 0) continue;
+        __m256i off = _mm256_sub_epi64(t, t0s);
+        __m256i out = _mm256_or_si256(_mm256_cmpgt_epi64(B.lo, off), _mm256_cmpgt_epi64(off, B.hi));
+        if (_mm256_movemask_pd(_mm256_and_pd(m, _mm256_castsi256_pd(out))) == 0) {
+            acc4_add(&a, m, x, k);
+            continue;
+        }
+        if (B.b < n_buckets) acc4_merge(&accs[B.b], &a);
+        acc4_init(&a);
+        uint64_t b = UINT64_MAX;
+        for (; bits != 0; bits &= bits - 1) {
+            size_t r = i + (size_t)__builtin_ctz(bits);
+            b = ((uint64_t)ld_i64(ts, r) - (uint64_t)t0) / w;
+            if (b < n_buckets) add(&accs[b], ld_f64(v, r), f->shift);
+        }
+        bucket_set(&B, b, w, n_buckets);
+    }
+    if (B.b < n_buckets) acc4_merge(&accs[B.b], &a);
+    for (; i < n; i++) {
+        double x = ld_f64(v, i);
+        int64_t t = ld_i64(ts, i);
+        if (!pass(f, t, x)) continue;
+        uint64_t b = ((uint64_t)t - (uint64_t)t0) / w;
+        if (b < n_buckets) add(&accs[b], x, f->shift);
+    }
+}
+
+/* ---- select_u64 ----------------------------------------------------------
+ * Left-pack the passing hashes of four rows with one permute (a 16-entry
+ * table of 32-bit lane orders), store all four lanes and advance by the
+ * number kept. The store may write up to three lanes past the kept ones;
+ * they stay inside out because k <= i and out has room for n. */
+
+#define P2(a, b) (2 * (a)), (2 * (a) + 1), (2 * (b)), (2 * (b) + 1)
+static const int32_t pack_lut[16][8] = {
+    {P2(0, 0), P2(0, 0)}, {P2(0, 0), P2(0, 0)}, {P2(1, 0), P2(0, 0)}, {P2(0, 1), P2(0, 0)},
+    {P2(2, 0), P2(0, 0)}, {P2(0, 2), P2(0, 0)}, {P2(1, 2), P2(0, 0)}, {P2(0, 1), P2(2, 0)},
+    {P2(3, 0), P2(0, 0)}, {P2(0, 3), P2(0, 0)}, {P2(1, 3), P2(0, 0)}, {P2(0, 1), P2(3, 0)},
+    {P2(2, 3), P2(0, 0)}, {P2(0, 2), P2(3, 0)}, {P2(1, 2), P2(3, 0)}, {P2(0, 1), P2(2, 3)},
+};
+#undef P2
+
+static size_t select_u64(const void *hash, const void *v, const void *ts, size_t n,
+                         const sdb_filter *f, uint64_t *out)
+{
+    flt4 F = flt4_make(f);
+    size_t k = 0, i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256i h = ld_i4(hash, i);
+        __m256d m = pass4(&F, ld_i4(ts, i), ld_d4(v, i));
+        m = _mm256_andnot_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(h, _mm256_setzero_si256())), m);
+        unsigned bits = (unsigned)_mm256_movemask_pd(m);
+        __m256i perm = _mm256_loadu_si256((const __m256i_u *)pack_lut[bits]);
+        _mm256_storeu_si256((__m256i_u *)(out + k), _mm256_permutevar8x32_epi32(h, perm));
+        k += (size_t)__builtin_popcount(bits);
+    }
+    for (; i < n; i++) {
+        uint64_t h = ld_u64(hash, i);
+        if (h != 0 && pass(f, ld_i64(ts, i), ld_f64(v, i))) out[k++] = h;
+    }
+    return k;
+}
+
+static const sdb_kernels table = {
+    .name = "avx2",
+    .agg_f64 = agg_f64,
+    .hist_f64 = hist_f64,
+    .group_u32 = group_u32,
+    .series_f64 = series_f64,
+    .select_u64 = select_u64,
+};
+
+/* Compiled for the baseline ISA although the file is built with -mavx2: a
+ * CPU without AVX must be able to call this and hear "no". libgcc's
+ * __builtin_cpu_supports also checks, through XGETBV, that the OS saves the
+ * YMM registers, so a CPU that has AVX2 under an OS that does not enable it
+ * reports no AVX2. */
+__attribute__((target("no-avx")))
+const sdb_kernels *sdb__kernels_avx2(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &table;
+    return NULL;
+}
