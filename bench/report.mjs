@@ -148,7 +148,7 @@ lines.push(`| query | name | scoredb${autoName ? ` (${autoName})` : ''} | scalar
 lines.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
 for (const q of spec.queries) {
   const a = sdb.auto?.queries?.[q.id]?.ms, d = duck?.threads?.[2]?.[q.id]?.ms;
-  const ratio = a && d ? `${(d / a).toFixed(1)}×` : '—';
+  const ratio = a && d ? `${(d / a).toFixed(d / a >= 100 ? 0 : 1)}×` : '—';
   lines.push(`| ${q.letter}. ${q.label} | ${q.target} | ${cell('scoredb', sdb.auto, q.id)} | ` +
     tables.map((t) => tableCell(t, q.id)).join(' | ') + ` | ${cell('scoredb-cli', sdb.cli, q.id)} | ` +
     `${fmt(duck?.threads?.[1]?.[q.id]?.ms)} | ${fmt(d)} | ${fmt(sqlite?.queries?.[q.id]?.ms)} | ${ratio} |`);
@@ -169,7 +169,7 @@ if (ingest) {
   const fold = sdb.auto?.fold_ms ?? 0;
   const n = ingest.accepted ?? rowsOf;
   const bytes = ingest.data_mdb_bytes;
-  const what = `\`scoredb ingest\` of the NDJSON${fold ? ` + fold (${(fold / 1000).toFixed(2)} s)` : ''}` +
+  const what = `\`scoredb ingest\` of the NDJSON${fold >= 1 ? ` + fold (${(fold / 1000).toFixed(2)} s)` : ''}` +
     (ingest.exit ? ` — exit ${ingest.exit}, ${ingest.accepted ?? '?'} accepted, ${ingest.rejected ?? '?'} rejected` : '');
   lines.push(`| scoredb | ${what} | ${((ingest.ms + fold) / 1000).toFixed(2)} | ${rate(n, ingest.ms + fold)} | ${bytes && n ? (bytes / n).toFixed(1) : '—'} |`);
   if (ingest.error) errors.push(`scoredb ingest: ${ingest.error}`);
