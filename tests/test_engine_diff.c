@@ -637,5 +637,5 @@ Test(engine_diff, random_scores_and_queries_match_the_reference, .timeout = 240)
 {
     const char *kernels = getenv("SDB_KERNELS");
     (void)kernels;
-    for (int round = 0; round < 60; round++) run_round(round, 40);
+    for (int round = 0; round < 250; round++) run_round(round, 40);
 }

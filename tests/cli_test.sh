@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Command-line tests: exit codes, the ingest report, stdin and files,
+# a malformed file that changes nothing, and query/names output.
+# Prints "N passed, N failed" and exits non-zero on any failure.
+set -u
+BIN=${SCOREDB_BIN:-build/scoredb}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+expect_eq() { if [ "$1" = "$2" ]; then ok; else bad "$3: got [$1] want [$2]"; fi; }
+expect_has() { case "$1" in *"$2"*) ok ;; *) bad "$3: [$1] lacks [$2]" ;; esac; }
+
+cat >"$T/good.ndjson" <<'J'
+{"name":"faithfulness","value":0.5,"trace_id":"t1","timestamp":"2026-01-01T10:00:00Z","model":"gpt-4o"}
+{"name":"faithfulness","value":0.75,"trace_id":"t2","timestamp":1767265200000,"model":"claude"}
+
+{"name":"thumbs","value":true,"session_id":"s1","timestamp":"2026-01-02T00:00:00.000Z"}
+{"id":"r1","name":"label","value":"pass","trace_id":"t3","timestamp":"2026-01-02T12:00:00+02:00"}
+J
+out=$("$BIN" ingest --db "$T/db" "$T/good.ndjson"); rc=$?
+expect_eq "$rc" 0 "ingest of good rows exits 0"
+expect_eq "$out" '{"accepted":4,"rejected":0,"errors":[]}' "ingest report"
+
+q='{"names":["faithfulness","thumbs"],"group_by":["name"],"stats":["count","avg","sum"]}'
+out=$("$BIN" query --db "$T/db" "$q"); rc=$?
+expect_eq "$rc" 0 "query exits 0"
+expect_has "$out" '"groups":[{"key":{"name":"faithfulness"},"count":2,"avg":0.625,"sum":1.25},{"key":{"name":"thumbs"},"count":1,"avg":1,"sum":1}]' "query answer"
+expect_has "$out" '"pending":0' "CLI reads with no delay"
+out2=$(echo "$q" | "$BIN" query --db "$T/db" -)
+expect_eq "$(echo "$out2" | sed 's/"as_of":"[^"]*"//')" "$(echo "$out" | sed 's/"as_of":"[^"]*"//')" "query from stdin"
+
+before=$("$BIN" query --db "$T/db" '{"group_by":["name"],"stats":["count","sum"]}' | sed 's/"as_of":"[^"]*"//')
+cat >"$T/bad.ndjson" <<'J'
+{"name":"faithfulness","value":"high","data_type":"NUMERIC","trace_id":"t1"}
+{"name":"faithfulness","value":0.5}
+not json at all
+{"name":"","value":1,"trace_id":"t"}
+{"id":"r1","name":"label","value":2,"data_type":"BOOLEAN","trace_id":"t3"}
+{"name":"x","value":1,"trace_id":"t","colour":"red"}
+J
+out=$("$BIN" ingest --db "$T/db" "$T/bad.ndjson"); rc=$?
+expect_eq "$rc" 3 "malformed rows exit 3"
+expect_has "$out" '"accepted":0,"rejected":6' "every malformed row rejected"
+expect_has "$out" '{"line":1,"error":"field \"value\": data_type NUMERIC takes a number, got \"high\""}' "line 1 reason"
+expect_has "$out" '{"line":2,"error":"a score needs at least one of trace_id, session_id or dataset_run_id"}' "line 2 reason"
+expect_has "$out" '{"line":3,"error":"invalid JSON' "line 3 reason"
+expect_has "$out" '{"line":5,"error":"field \"value\": data_type BOOLEAN takes true, false, 0 or 1, got 2"}' "line 5 reason"
+expect_has "$out" '{"line":6,"error":"unknown field \"colour\""}' "line 6 reason"
+after=$("$BIN" query --db "$T/db" '{"group_by":["name"],"stats":["count","sum"]}' | sed 's/"as_of":"[^"]*"//')
+expect_eq "$after" "$before" "a rejected batch changes nothing"
+
+printf '%s\n' '{"name":"faithfulness","value":1,"trace_id":"t9","timestamp":1767265200000}' '{"name":"faithfulness"}' \
+  | "$BIN" ingest --db "$T/db" - >"$T/mixed.out"; rc=$?
+expect_eq "$rc" 3 "mixed batch exits 3"
+expect_has "$(cat "$T/mixed.out")" '"accepted":1,"rejected":1' "good row of a mixed batch kept"
+out=$("$BIN" query --db "$T/db" '{"name":"faithfulness","stats":["count"]}')
+expect_has "$out" '"count":3' "the good row is stored"
+
+out=$("$BIN" names --db "$T/db"); rc=$?
+expect_eq "$rc" 0 "names exits 0"
+expect_has "$out" '{"name":"label","data_type":"CATEGORICAL","count":1,"first":"2026-01-02T10:00:00.000Z","last":"2026-01-02T10:00:00.000Z"}' "names lists label"
+
+"$BIN" query --db "$T/nope" '{}' 2>"$T/err"; rc=$?
+expect_eq "$rc" 1 "query of a missing store exits 1"
+expect_has "$(cat "$T/err")" "no store at" "missing store message"
+"$BIN" query --db "$T/db" '{"stats":["median"]}' 2>"$T/err"; rc=$?
+expect_eq "$rc" 2 "invalid query exits 2"
+expect_has "$(cat "$T/err")" "unknown stat \"median\"" "invalid query message"
+"$BIN" ingest 2>/dev/null; expect_eq "$?" 2 "ingest without --db exits 2"
+"$BIN" frobnicate --db "$T/db" 2>/dev/null; expect_eq "$?" 2 "unknown command exits 2"
+"$BIN" ingest --db "$T/db" "$T/missing.ndjson" >/dev/null 2>&1; expect_eq "$?" 1 "unreadable file exits 1"
+mkdir -p "$T/ro" && touch "$T/ro/data.mdb" && chmod 000 "$T/ro/data.mdb"
+if [ "$(id -u)" != 0 ]; then "$BIN" query --db "$T/ro" '{}' >/dev/null 2>&1; expect_eq "$?" 1 "unopenable store exits 1"; fi
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" = 0 ]

@@ -1,0 +1,734 @@
+/* Tests for engine/kernels/: scalar.c against hand-computed answers, then
+ * every SIMD table this CPU supports against scalar.c.
+ *
+ * The SIMD tables must agree with scalar exactly on counts (n, histogram
+ * bins, selected hashes) and on min/max, and on sums within rounding.
+ * Tolerance: a sum of m terms added in another order differs by at most
+ * about 2 * m * DBL_EPSILON * sum(|term|) (Higham, "Accuracy and Stability
+ * of Numerical Algorithms", 4.2); we allow 4 * (m + 8) * DBL_EPSILON times
+ * the sum of absolute terms of that very accumulator, computed here
+ * independently. min/max are compared with ==, so -0 and +0 are equal: the
+ * sign of a zero minimum depends on which zero came first, and lanes see
+ * rows in another order.
+ *
+ * Columns are copied into buffers of exactly the needed size at byte
+ * offsets 0..7, so unaligned loads are exercised and an overrun is caught
+ * under -fsanitize=address. A table the CPU lacks skips its tests.
+ */
+#include <criterion/criterion.h>
+
+#include "kernels/kernels.h"
+#include <scoredb.h>
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- data ---------------------------------------------------------------- */
+
+static uint64_t rng_next(uint64_t *s) /* splitmix64 */
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static double rng_unit(uint64_t *s) /* [0, 1) */
+{
+    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
+}
+
+enum vals { V_UNIT, V_WIDE, V_EDGES, V_PASSFAIL };
+enum times { T_SORTED, T_SHUFFLED };
+
+static const double edge_values[] = {
+    0.0, -0.0, 1e300, -1e300, 1e-300, -1e-300, -3.5, 0.5, 1.0, -1.0,
+    DBL_MIN, -DBL_MIN, 5e-324, 0.1, 0.9, 0.25, 0.75, NAN, 2.0, -2.0,
+};
+
+static double gen_value(enum vals mode, uint64_t *s)
+{
+    switch (mode) {
+    case V_UNIT: return rng_unit(s);
+    case V_WIDE: return (rng_unit(s) - 0.5) * 2000.0;
+    case V_EDGES: return edge_values[rng_next(s) % (sizeof edge_values / sizeof edge_values[0])];
+    case V_PASSFAIL: return (double)(rng_next(s) & 1);
+    }
+    return 0;
+}
+
+/* Columns in row order, each in its own malloc of exactly n elements placed
+ * `off` bytes into the block. */
+typedef struct cols {
+    size_t n;
+    void *v, *ts, *keys, *hash;
+    void *base[4];
+    double *vd;   /* aligned copies, for the test's own reference sums */
+    int64_t *td;
+    uint32_t *kd;
+} cols;
+
+static void *place(const void *src, size_t len, unsigned off, void **base)
+{
+    *base = malloc(len + off);
+    cr_assert_not_null(*base);
+    char *p = (char *)*base + off;
+    memcpy(p, src, len);
+    return p;
+}
+
+static cols cols_make(size_t n, unsigned off, enum vals vm, enum times tm, uint32_t n_keys,
+                      uint64_t seed)
+{
+    cols c;
+    memset(&c, 0, sizeof c);
+    c.n = n;
+    size_t m = n ? n : 1;
+    c.vd = malloc(m * 8);
+    c.td = malloc(m * 8);
+    c.kd = malloc(m * 4);
+    uint64_t *hd = malloc(m * 8);
+    cr_assert(c.vd && c.td && c.kd && hd);
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        c.vd[i] = gen_value(vm, &s);
+        c.td[i] = tm == T_SORTED ? 1000 + (int64_t)i * 3 + (int64_t)(rng_next(&s) % 3)
+                                 : 1000 + (int64_t)(rng_next(&s) % 20000);
+        c.kd[i] = n_keys ? (uint32_t)(rng_next(&s) % (n_keys + 1)) : 0; /* n_keys: out of range */
+        hd[i] = (rng_next(&s) % 5 == 0) ? 0 : rng_next(&s);            /* some hashes absent */
+    }
+    c.v = place(c.vd, n * 8, off, &c.base[0]);
+    c.ts = place(c.td, n * 8, off, &c.base[1]);
+    c.keys = place(c.kd, n * 4, off, &c.base[2]);
+    c.hash = place(hd, n * 8, off, &c.base[3]);
+    free(hd);
+    return c;
+}
+
+static void cols_free(cols *c)
+{
+    for (int j = 0; j < 4; j++) free(c->base[j]);
+    free(c->vd);
+    free(c->td);
+    free(c->kd);
+}
+
+/* ---- filters ------------------------------------------------------------- */
+
+enum filt { F_ALL, F_NONE_TIME, F_NONE_VALUE, F_SOME, F_COUNT };
+
+static sdb_filter filter(enum filt which, const cols *c)
+{
+    sdb_filter f = {INT64_MIN, INT64_MAX, -INFINITY, INFINITY, 0.5};
+    switch (which) {
+    case F_ALL: break;
+    case F_NONE_TIME: f.t_lo = 1; f.t_hi = 0; break;
+    case F_NONE_VALUE: f.v_lo = 1; f.v_hi = -1; break;
+    case F_SOME:
+        /* Bounds equal to data values, so inclusiveness matters. */
+        f.t_lo = c->n > 2 ? c->td[c->n / 4] : 1000;
+        f.t_hi = c->n > 2 ? c->td[c->n / 2] + 5000 : 5000;
+        f.v_lo = 0.1;
+        f.v_hi = 0.9;
+        f.shift = 0.4;
+        break;
+    default: break;
+    }
+    return f;
+}
+
+static int passes(const sdb_filter *f, int64_t t, double x)
+{
+    return t >= f->t_lo && t <= f->t_hi && x >= f->v_lo && x <= f->v_hi;
+}
+
+/* ---- comparing partial aggregates --------------------------------------- */
+
+/* Sums of absolute terms of one accumulator: the scale of its rounding. */
+typedef struct absum {
+    double m, sum, s1, s2;
+} absum;
+
+static void absum_add(absum *a, double x, double k)
+{
+    a->m += 1;
+    a->sum += fabs(x);
+    a->s1 += fabs(x - k);
+    a->s2 += (x - k) * (x - k);
+}
+
+static void expect_close(double got, double want, double scale, double m, const char *what,
+                         const char *ctx)
+{
+    if (!isfinite(got) || !isfinite(want) || !isfinite(scale)) {
+        /* Overflowed (1e300 squared): both must overflow alike. */
+        cr_expect(got == want || (isnan(got) && isnan(want)) || !isfinite(scale),
+                  "%s: %s = %.17g, scalar %.17g", ctx, what, got, want);
+        return;
+    }
+    double tol = 4.0 * (m + 8.0) * DBL_EPSILON * scale;
+    cr_expect(fabs(got - want) <= tol, "%s: %s = %.17g, scalar %.17g (tolerance %g)", ctx, what,
+              got, want, tol);
+}
+
+static void expect_agg(const sdb_agg *got, const sdb_agg *want, const absum *sc, const char *ctx)
+{
+    cr_expect_eq(got->n, want->n, "%s: n = %llu, scalar %llu", ctx, (unsigned long long)got->n,
+                 (unsigned long long)want->n);
+    cr_expect(got->min == want->min, "%s: min = %.17g, scalar %.17g", ctx, got->min, want->min);
+    cr_expect(got->max == want->max, "%s: max = %.17g, scalar %.17g", ctx, got->max, want->max);
+    expect_close(got->sum, want->sum, sc->sum, sc->m, "sum", ctx);
+    expect_close(got->s1, want->s1, sc->s1, sc->m, "s1", ctx);
+    expect_close(got->s2, want->s2, sc->s2, sc->m, "s2", ctx);
+}
+
+/* A seed for accumulated-into outputs: odd slots hold one earlier row. */
+static void seed_accs(sdb_agg *a, size_t n, absum *sc, double k)
+{
+    for (size_t j = 0; j < n; j++) {
+        sdb__agg_empty(&a[j]);
+        memset(&sc[j], 0, sizeof sc[j]);
+        if (j & 1) {
+            a[j].n = 1;
+            a[j].sum = a[j].min = a[j].max = 0.5;
+            a[j].s1 = 0.5 - k;
+            a[j].s2 = (0.5 - k) * (0.5 - k);
+            absum_add(&sc[j], 0.5, k);
+        }
+    }
+}
+
+/* ---- the checks, one per kernel ----------------------------------------- */
+
+static const sdb_kernels *const S = &sdb__kernels_scalar;
+
+static void check_agg(const sdb_kernels *k, const cols *c, const sdb_filter *f, const char *ctx)
+{
+    sdb_agg got, want;
+    absum sc = {0, 0, 0, 0};
+    memset(&got, 0x55, sizeof got); /* *out is overwritten, not accumulated */
+    k->agg_f64(c->v, c->ts, c->n, f, &got);
+    S->agg_f64(c->v, c->ts, c->n, f, &want);
+    for (size_t i = 0; i < c->n; i++)
+        if (passes(f, c->td[i], c->vd[i])) absum_add(&sc, c->vd[i], f->shift);
+    expect_agg(&got, &want, &sc, ctx);
+}
+
+static void check_hist(const sdb_kernels *k, const cols *c, const sdb_filter *f, double lo,
+                       double hi, uint32_t bins, const char *ctx)
+{
+    double width = (hi - lo) / bins;
+    size_t m = (size_t)bins + 2;
+    uint64_t *got = malloc(m * 8), *want = malloc(m * 8);
+    cr_assert(got && want);
+    for (size_t b = 0; b < m; b++) got[b] = want[b] = b * 3; /* accumulated into */
+    k->hist_f64(c->v, c->ts, c->n, f, lo, hi, width, bins, got);
+    S->hist_f64(c->v, c->ts, c->n, f, lo, hi, width, bins, want);
+    for (size_t b = 0; b < m; b++)
+        cr_expect_eq(got[b], want[b], "%s: bins=%u counts[%zu] = %llu, scalar %llu", ctx, bins, b,
+                     (unsigned long long)got[b], (unsigned long long)want[b]);
+    free(got);
+    free(want);
+}
+
+static void check_group(const sdb_kernels *k, const cols *c, const sdb_filter *f,
+                        uint32_t n_keys, const char *ctx)
+{
+    size_t m = n_keys ? n_keys : 1;
+    sdb_agg *got = malloc(m * sizeof *got), *want = malloc(m * sizeof *want);
+    absum *sc = malloc(m * sizeof *sc);
+    cr_assert(got && want && sc);
+    seed_accs(got, m, sc, f->shift);
+    seed_accs(want, m, sc, f->shift);
+    k->group_u32(c->keys, c->v, c->ts, c->n, f, n_keys, got);
+    S->group_u32(c->keys, c->v, c->ts, c->n, f, n_keys, want);
+    for (size_t i = 0; i < c->n; i++)
+        if (passes(f, c->td[i], c->vd[i]) && c->kd[i] < n_keys)
+            absum_add(&sc[c->kd[i]], c->vd[i], f->shift);
+    for (uint32_t j = 0; j < n_keys; j++) {
+        char where[160];
+        snprintf(where, sizeof where, "%s key %u", ctx, j);
+        expect_agg(&got[j], &want[j], &sc[j], where);
+    }
+    free(got);
+    free(want);
+    free(sc);
+}
+
+static void check_series(const sdb_kernels *k, const cols *c, const sdb_filter *f, int64_t t0,
+                         int64_t width, uint32_t n_buckets, const char *ctx)
+{
+    sdb_agg *got = malloc(n_buckets * sizeof *got), *want = malloc(n_buckets * sizeof *want);
+    absum *sc = malloc(n_buckets * sizeof *sc);
+    cr_assert(got && want && sc);
+    seed_accs(got, n_buckets, sc, f->shift);
+    seed_accs(want, n_buckets, sc, f->shift);
+    k->series_f64(c->v, c->ts, c->n, f, t0, width, n_buckets, got);
+    S->series_f64(c->v, c->ts, c->n, f, t0, width, n_buckets, want);
+    for (size_t i = 0; i < c->n; i++) {
+        if (!passes(f, c->td[i], c->vd[i])) continue;
+        uint64_t b = (uint64_t)(c->td[i] - t0) / (uint64_t)width;
+        if (b < n_buckets) absum_add(&sc[b], c->vd[i], f->shift);
+    }
+    for (uint32_t j = 0; j < n_buckets; j++) {
+        char where[160];
+        snprintf(where, sizeof where, "%s width %lld bucket %u", ctx, (long long)width, j);
+        expect_agg(&got[j], &want[j], &sc[j], where);
+    }
+    free(got);
+    free(want);
+    free(sc);
+}
+
+static void check_select(const sdb_kernels *k, const cols *c, const sdb_filter *f, const char *ctx)
+{
+    size_t m = c->n ? c->n : 1; /* room for n, exactly: ASan sees overruns */
+    uint64_t *got = malloc(m * 8), *want = malloc(m * 8);
+    cr_assert(got && want);
+    size_t ng = k->select_u64(c->hash, c->v, c->ts, c->n, f, got);
+    size_t nw = S->select_u64(c->hash, c->v, c->ts, c->n, f, want);
+    cr_expect_eq(ng, nw, "%s: selected %zu, scalar %zu", ctx, ng, nw);
+    for (size_t j = 0; j < ng && j < nw; j++)
+        cr_expect_eq(got[j], want[j], "%s: out[%zu] = %llx, scalar %llx", ctx, j,
+                     (unsigned long long)got[j], (unsigned long long)want[j]);
+    free(got);
+    free(want);
+}
+
+/* ---- sweeps -------------------------------------------------------------- */
+
+static const size_t lengths[] = {0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 4099};
+#define N_LENGTHS (sizeof lengths / sizeof lengths[0])
+
+static const sdb_kernels *need(const char *name)
+{
+    const sdb_kernels *k = sdb__kernels_by_name(name);
+    if (k == NULL) cr_skip_test("%s is not supported by this CPU", name);
+    cr_assert_str_eq(k->name, name);
+    return k;
+}
+
+typedef void (*check_fn)(const sdb_kernels *k, const cols *c, const sdb_filter *f,
+                         const char *ctx);
+
+/* Every length x every byte offset x every filter, on one kind of value. */
+static void sweep(const sdb_kernels *k, enum vals vm, enum times tm, check_fn fn, uint64_t seed)
+{
+    for (size_t li = 0; li < N_LENGTHS; li++) {
+        for (unsigned off = 0; off < 8; off++) {
+            cols c = cols_make(lengths[li], off, vm, tm, 13, seed + li * 8 + off);
+            for (int fi = 0; fi < F_COUNT; fi++) {
+                sdb_filter f = filter((enum filt)fi, &c);
+                char ctx[128];
+                snprintf(ctx, sizeof ctx, "%s n=%zu off=%u vals=%d times=%d filter=%d", k->name,
+                         c.n, off, vm, tm, fi);
+                fn(k, &c, &f, ctx);
+            }
+            cols_free(&c);
+        }
+    }
+}
+
+static void hist_unit(const sdb_kernels *k, const cols *c, const sdb_filter *f, const char *ctx)
+{
+    check_hist(k, c, f, 0.0, 1.0, 10, ctx);
+    check_hist(k, c, f, 0.2, 0.7, 3, ctx);
+    check_hist(k, c, f, -1.0, 1.0, 1, ctx);
+    check_hist(k, c, f, 0.0, 1.0, 3000, ctx); /* beyond the on-stack sub-histograms */
+}
+
+static void hist_wide(const sdb_kernels *k, const cols *c, const sdb_filter *f, const char *ctx)
+{
+    check_hist(k, c, f, -1e300, 1e300, 16, ctx);
+    check_hist(k, c, f, -2.0, 2.0, 8, ctx);
+    check_hist(k, c, f, -500.0, 500.0, 1024, ctx);
+    check_hist(k, c, f, -DBL_MAX, DBL_MAX, 4, ctx); /* width overflows to inf */
+}
+
+static void group13(const sdb_kernels *k, const cols *c, const sdb_filter *f, const char *ctx)
+{
+    check_group(k, c, f, 13, ctx); /* keys 0..13: key 13 is out of range, skipped */
+    check_group(k, c, f, 1, ctx);
+}
+
+static void series_all(const sdb_kernels *k, const cols *c, const sdb_filter *f0, const char *ctx)
+{
+    /* series requires t0 <= t_lo. */
+    sdb_filter f = *f0;
+    if (f.t_lo < 0) f.t_lo = 0;
+    static const int64_t widths[] = {1, 3, 8, 64, 1000, 100000};
+    for (size_t j = 0; j < sizeof widths / sizeof widths[0]; j++) {
+        int64_t w = widths[j];
+        uint32_t nb = (uint32_t)(25000 / w + 1);
+        check_series(k, c, &f, 0, w, nb, ctx);
+        /* Too few buckets: rows past the last one are dropped alike. */
+        check_series(k, c, &f, 0, w, nb / 2 + 1, ctx);
+    }
+    check_series(k, c, &f, 0, 7, 1, ctx);
+}
+
+/* ---- scalar.c against hand-computed answers ----------------------------- */
+
+/* Row i of a small hand-written table, at an odd offset. */
+typedef struct small {
+    void *v, *ts, *keys, *hash, *base[4];
+} small;
+
+static small small_make(const double *v, const int64_t *ts, const uint32_t *keys,
+                        const uint64_t *hash, size_t n)
+{
+    small s;
+    s.v = place(v, n * 8, 3, &s.base[0]);
+    s.ts = place(ts, n * 8, 5, &s.base[1]);
+    s.keys = place(keys, n * 4, 1, &s.base[2]);
+    s.hash = place(hash, n * 8, 7, &s.base[3]);
+    return s;
+}
+
+static void small_free(small *s)
+{
+    for (int j = 0; j < 4; j++) free(s->base[j]);
+}
+
+static const sdb_filter every = {INT64_MIN, INT64_MAX, -INFINITY, INFINITY, 2.0};
+
+Test(kernels, scalar_agg_computes_count_sums_and_extremes_by_hand)
+{
+    double v[] = {1, 2, 3, 4};
+    int64_t ts[] = {10, 20, 30, 40};
+    uint32_t keys[4] = {0};
+    uint64_t hash[4] = {0};
+    small s = small_make(v, ts, keys, hash, 4);
+    sdb_agg a;
+    S->agg_f64(s.v, s.ts, 4, &every, &a);
+    cr_assert_eq(a.n, 4);
+    cr_assert_eq(a.sum, 10.0);
+    cr_assert_eq(a.s1, 2.0);  /* -1 + 0 + 1 + 2 */
+    cr_assert_eq(a.s2, 6.0);  /* 1 + 0 + 1 + 4 */
+    cr_assert_eq(a.min, 1.0);
+    cr_assert_eq(a.max, 4.0);
+
+    sdb_filter f = {20, 30, -INFINITY, INFINITY, 0.0}; /* inclusive time bounds */
+    S->agg_f64(s.v, s.ts, 4, &f, &a);
+    cr_assert_eq(a.n, 2);
+    cr_assert_eq(a.sum, 5.0);
+    cr_assert_eq(a.s2, 13.0);
+    cr_assert_eq(a.min, 2.0);
+    cr_assert_eq(a.max, 3.0);
+
+    f = (sdb_filter){INT64_MIN, INT64_MAX, 1.5, 4.0, 0.0}; /* inclusive value bounds */
+    S->agg_f64(s.v, s.ts, 4, &f, &a);
+    cr_assert_eq(a.n, 3);
+    cr_assert_eq(a.sum, 9.0);
+    small_free(&s);
+}
+
+Test(kernels, scalar_agg_of_nothing_is_the_empty_aggregate)
+{
+    double v[] = {1, NAN};
+    int64_t ts[] = {10, 20};
+    uint32_t keys[2] = {0};
+    uint64_t hash[2] = {0};
+    small s = small_make(v, ts, keys, hash, 2);
+    sdb_agg a;
+    sdb_filter none = {11, 19, -INFINITY, INFINITY, 0.0};
+    S->agg_f64(s.v, s.ts, 2, &none, &a);
+    cr_assert_eq(a.n, 0);
+    cr_assert_eq(a.sum, 0.0);
+    cr_assert(isinf(a.min) && a.min > 0);
+    cr_assert(isinf(a.max) && a.max < 0);
+    /* NaN fails every value bound, even [-inf, inf]. */
+    S->agg_f64(s.v, s.ts, 2, &every, &a);
+    cr_assert_eq(a.n, 1);
+    cr_assert_eq(a.max, 1.0);
+    S->agg_f64(s.v, s.ts, 0, &every, &a);
+    cr_assert_eq(a.n, 0);
+    small_free(&s);
+}
+
+Test(kernels, scalar_hist_puts_edges_in_the_documented_bins)
+{
+    double v[] = {-0.5, 0.0, 0.25, 0.5, 0.99, 1.0, 1.5, 0.3};
+    int64_t ts[8] = {0};
+    uint32_t keys[8] = {0};
+    uint64_t hash[8] = {0};
+    small s = small_make(v, ts, keys, hash, 8);
+    uint64_t c[6] = {0, 0, 0, 0, 0, 100};
+    S->hist_f64(s.v, s.ts, 8, &every, 0.0, 1.0, 0.25, 4, c);
+    /* 0 -> 0; 0.25 and 0.3 -> 1; 0.5 -> 2; 0.99 and 1.0 (== hi) -> 3; under; over. */
+    uint64_t want[6] = {1, 2, 1, 2, 1, 101};
+    for (int b = 0; b < 6; b++) cr_assert_eq(c[b], want[b], "bin %d: %llu", b, (unsigned long long)c[b]);
+
+    /* Width 0 (lo == hi == x): the last bin. */
+    double five = 5.0;
+    uint64_t z[3] = {0, 0, 0};
+    S->hist_f64((const char *)&five, s.ts, 1, &every, 5.0, 5.0, 0.0, 1, z);
+    cr_assert_eq(z[0], 1);
+    cr_assert_eq(z[1] + z[2], 0);
+    small_free(&s);
+}
+
+Test(kernels, scalar_group_accumulates_by_key_and_skips_unknown_keys)
+{
+    double v[] = {1, 2, 4, 8, 16};
+    int64_t ts[] = {1, 2, 3, 4, 5};
+    uint32_t keys[] = {0, 1, 0, 2, 1};
+    uint64_t hash[5] = {0};
+    small s = small_make(v, ts, keys, hash, 5);
+    sdb_agg a[2];
+    sdb__agg_empty(&a[0]);
+    sdb__agg_empty(&a[1]);
+    a[1].n = 1;
+    a[1].sum = 100;
+    S->group_u32(s.keys, s.v, s.ts, 5, &every, 2, a);
+    cr_assert_eq(a[0].n, 2);
+    cr_assert_eq(a[0].sum, 5.0);
+    cr_assert_eq(a[0].s2, 5.0); /* (1-2)^2 + (4-2)^2 */
+    cr_assert_eq(a[1].n, 3);    /* accumulated onto the earlier row */
+    cr_assert_eq(a[1].sum, 118.0);
+    cr_assert_eq(a[1].min, 2.0);
+    cr_assert_eq(a[1].max, 16.0);
+    small_free(&s);
+}
+
+Test(kernels, scalar_series_buckets_by_time_from_t0)
+{
+    double v[] = {1, 2, 3, 4, 5};
+    int64_t ts[] = {100, 109, 110, 125, 130};
+    uint32_t keys[5] = {0};
+    uint64_t hash[5] = {0};
+    small s = small_make(v, ts, keys, hash, 5);
+    sdb_agg a[3];
+    for (int j = 0; j < 3; j++) sdb__agg_empty(&a[j]);
+    sdb_filter f = {100, INT64_MAX, -INFINITY, INFINITY, 0.0};
+    S->series_f64(s.v, s.ts, 5, &f, 100, 10, 3, a);
+    cr_assert_eq(a[0].n, 2);
+    cr_assert_eq(a[0].sum, 3.0);
+    cr_assert_eq(a[1].n, 1);
+    cr_assert_eq(a[1].sum, 3.0);
+    cr_assert_eq(a[2].n, 1); /* 130 is bucket 3: past the end, dropped */
+    cr_assert_eq(a[2].sum, 4.0);
+    small_free(&s);
+}
+
+Test(kernels, scalar_select_keeps_passing_nonzero_hashes_in_order)
+{
+    double v[] = {1, 2, 3, 4};
+    int64_t ts[] = {1, 2, 3, 4};
+    uint32_t keys[4] = {0};
+    uint64_t hash[] = {5, 0, 7, 9};
+    small s = small_make(v, ts, keys, hash, 4);
+    uint64_t out[4] = {0};
+    sdb_filter f = {INT64_MIN, 3, -INFINITY, INFINITY, 0.0};
+    cr_assert_eq(S->select_u64(s.hash, s.v, s.ts, 4, &f, out), 2);
+    cr_assert_eq(out[0], 5);
+    cr_assert_eq(out[1], 7);
+    small_free(&s);
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+Test(kernels, dispatch_names_tables_and_rejects_unknown_names)
+{
+    cr_assert_eq(sdb__kernels_by_name("scalar"), &sdb__kernels_scalar);
+    cr_assert_null(sdb__kernels_by_name("sse9"));
+    cr_assert_null(sdb__kernels_by_name(NULL));
+    const sdb_kernels *a2 = sdb__kernels_by_name("avx2");
+    cr_assert(a2 == NULL || strcmp(a2->name, "avx2") == 0);
+    cr_assert_eq(a2 != NULL, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+    const sdb_kernels *a5 = sdb__kernels_by_name("avx512");
+    cr_assert(a5 == NULL || strcmp(a5->name, "avx512") == 0);
+    cr_assert_eq(a5 != NULL, __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                                 __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"));
+}
+
+/* Criterion runs each test in its own process, so the once-only choice is
+ * made afresh here. */
+Test(kernels, dispatch_honours_sdb_kernels_override)
+{
+    setenv("SDB_KERNELS", "scalar", 1);
+    cr_assert_eq(sdb__kernels(), &sdb__kernels_scalar);
+    cr_assert_str_eq(sdb_kernels_name(), "scalar");
+}
+
+Test(kernels, dispatch_picks_the_best_table_without_override)
+{
+    unsetenv("SDB_KERNELS");
+    const sdb_kernels *want = sdb__kernels_by_name("avx512");
+    if (want == NULL) want = sdb__kernels_by_name("avx2");
+    if (want == NULL) want = &sdb__kernels_scalar;
+    cr_assert_eq(sdb__kernels(), want);
+    cr_assert_eq(sdb__kernels(), want, "the choice is stable");
+}
+
+Test(kernels, dispatch_falls_back_on_unknown_override)
+{
+    setenv("SDB_KERNELS", "avx9000", 1);
+    const sdb_kernels *want = sdb__kernels_by_name("avx512");
+    if (want == NULL) want = sdb__kernels_by_name("avx2");
+    if (want == NULL) want = &sdb__kernels_scalar;
+    cr_assert_eq(sdb__kernels(), want);
+}
+
+/* ---- each SIMD table against scalar ------------------------------------- */
+
+static void hist_edges(const sdb_kernels *k)
+{
+    /* Exactly at lo, hi, every bin edge, and one ulp either side of each. */
+    double lo = -1.0, hi = 1.0;
+    uint32_t bins = 8;
+    double vals[64];
+    size_t m = 0;
+    for (uint32_t j = 0; j <= bins; j++) {
+        double e = lo + j * ((hi - lo) / bins);
+        vals[m++] = e;
+        vals[m++] = nextafter(e, -INFINITY);
+        vals[m++] = nextafter(e, INFINITY);
+    }
+    vals[m++] = -0.0;
+    vals[m++] = 0.3;
+    vals[m++] = -7.0;
+    vals[m++] = 7.0;
+    for (unsigned off = 0; off < 8; off++) {
+        for (size_t n = 1; n <= m; n++) {
+            cols c = cols_make(n, off, V_UNIT, T_SORTED, 1, 7);
+            memcpy(c.v, vals, n * 8);
+            memcpy(c.vd, vals, n * 8);
+            sdb_filter f = filter(F_ALL, &c);
+            char ctx[96];
+            snprintf(ctx, sizeof ctx, "%s edges n=%zu off=%u", k->name, n, off);
+            check_hist(k, &c, &f, lo, hi, bins, ctx);
+            check_hist(k, &c, &f, 0.0, 1.0, 10, ctx); /* 0.1 is inexact: floor after division */
+            check_hist(k, &c, &f, 0.0, 0.3, 3, ctx);
+            check_hist(k, &c, &f, 0.5, 0.5, 1, ctx); /* width 0 */
+            check_hist(k, &c, &f, 0.0, 0.0, 4, ctx);
+            cols_free(&c);
+        }
+    }
+    /* A value filter whose bounds are bin edges, and rows left of lo kept. */
+    cols c = cols_make(4099, 3, V_EDGES, T_SHUFFLED, 1, 11);
+    sdb_filter f = {INT64_MIN, INT64_MAX, -1.0, 0.25, 0.0};
+    check_hist(k, &c, &f, -0.5, 0.5, 4, "edges, value filter");
+    cols_free(&c);
+}
+
+static void hist_known(const sdb_kernels *k)
+{
+    /* An absolute check, so scalar and SIMD cannot agree on a wrong answer:
+     * 4099 rows of value (i % 10) / 10 + 0.05 in 10 bins over [0, 1]. */
+    size_t n = 4099;
+    cols c = cols_make(n, 5, V_UNIT, T_SORTED, 1, 3);
+    for (size_t i = 0; i < n; i++) c.vd[i] = (double)(i % 10) / 10.0 + 0.05;
+    memcpy(c.v, c.vd, n * 8);
+    sdb_filter f = filter(F_ALL, &c);
+    uint64_t counts[12] = {0};
+    k->hist_f64(c.v, c.ts, n, &f, 0.0, 1.0, 0.1, 10, counts);
+    for (int b = 0; b < 10; b++) cr_expect_eq(counts[b], b < 9 ? 410u : 409u, "bin %d", b);
+    cr_expect_eq(counts[10] + counts[11], 0);
+    cols_free(&c);
+}
+
+static void agg_known(const sdb_kernels *k)
+{
+    /* 0..n-1 at ts = i: closed forms for count, sum, min, max. */
+    for (size_t li = 0; li < N_LENGTHS; li++) {
+        size_t n = lengths[li];
+        cols c = cols_make(n, (unsigned)li % 8, V_UNIT, T_SORTED, 1, 1);
+        for (size_t i = 0; i < n; i++) c.vd[i] = (double)i;
+        memcpy(c.v, c.vd, n * 8);
+        sdb_filter f = filter(F_ALL, &c);
+        f.shift = 0.0;
+        sdb_agg a;
+        k->agg_f64(c.v, c.ts, n, &f, &a);
+        cr_expect_eq(a.n, n);
+        cr_expect_eq(a.sum, (double)n * ((double)n - 1) / 2, "n=%zu sum %.17g", n, a.sum);
+        cr_expect_eq(a.min, n ? 0.0 : INFINITY);
+        cr_expect_eq(a.max, n ? (double)n - 1 : -INFINITY);
+        cols_free(&c);
+    }
+}
+
+static void series_known(const sdb_kernels *k)
+{
+    /* ts = 1000 + 3i + jitter, t0 = 1000, width 30: ten rows per bucket. */
+    size_t n = 4099;
+    cols c = cols_make(n, 6, V_UNIT, T_SORTED, 1, 9);
+    for (size_t i = 0; i < n; i++) c.vd[i] = 1.0, c.td[i] = 1000 + 3 * (int64_t)i;
+    memcpy(c.v, c.vd, n * 8);
+    memcpy(c.ts, c.td, n * 8);
+    sdb_filter f = {1000, INT64_MAX, -INFINITY, INFINITY, 0.0};
+    uint32_t nb = 410;
+    sdb_agg a[410];
+    for (uint32_t j = 0; j < nb; j++) sdb__agg_empty(&a[j]);
+    k->series_f64(c.v, c.ts, n, &f, 1000, 30, nb, a);
+    for (uint32_t j = 0; j < nb; j++) {
+        cr_expect_eq(a[j].n, j < 409 ? 10u : 9u, "bucket %u", j);
+        cr_expect_eq(a[j].sum, (double)a[j].n, "bucket %u", j);
+    }
+    cols_free(&c);
+}
+
+static void sweep_agg(const sdb_kernels *k)
+{
+    sweep(k, V_UNIT, T_SHUFFLED, check_agg, 100);
+    sweep(k, V_WIDE, T_SORTED, check_agg, 200);
+}
+
+static void sweep_agg_edges(const sdb_kernels *k)
+{
+    sweep(k, V_EDGES, T_SHUFFLED, check_agg, 300);
+    sweep(k, V_PASSFAIL, T_SORTED, check_agg, 400);
+}
+
+static void sweep_hist(const sdb_kernels *k)
+{
+    sweep(k, V_UNIT, T_SHUFFLED, hist_unit, 500);
+    sweep(k, V_PASSFAIL, T_SORTED, hist_unit, 550);
+    sweep(k, V_WIDE, T_SORTED, hist_wide, 600);
+    sweep(k, V_EDGES, T_SHUFFLED, hist_wide, 700);
+}
+
+static void sweep_group(const sdb_kernels *k)
+{
+    sweep(k, V_UNIT, T_SHUFFLED, group13, 800);
+    sweep(k, V_EDGES, T_SORTED, group13, 900);
+}
+
+static void sweep_series(const sdb_kernels *k)
+{
+    sweep(k, V_UNIT, T_SORTED, series_all, 1000);
+    sweep(k, V_UNIT, T_SHUFFLED, series_all, 1100);
+    sweep(k, V_EDGES, T_SORTED, series_all, 1200);
+}
+
+static void sweep_select(const sdb_kernels *k)
+{
+    sweep(k, V_UNIT, T_SHUFFLED, check_select, 1300);
+    sweep(k, V_EDGES, T_SORTED, check_select, 1400);
+}
+
+#define TABLE_TESTS(isa)                                                                 \
+    Test(kernels, isa##_agg_matches_scalar_on_random_data) { sweep_agg(need(#isa)); }   \
+    Test(kernels, isa##_agg_matches_scalar_on_zeros_huge_tiny_negative_and_nan)         \
+    {                                                                                    \
+        sweep_agg_edges(need(#isa));                                                     \
+    }                                                                                    \
+    Test(kernels, isa##_agg_counts_and_sums_integers_exactly) { agg_known(need(#isa)); } \
+    Test(kernels, isa##_hist_matches_scalar_bin_for_bin) { sweep_hist(need(#isa)); }    \
+    Test(kernels, isa##_hist_matches_scalar_at_lo_hi_and_bin_edges)                      \
+    {                                                                                    \
+        hist_edges(need(#isa));                                                          \
+    }                                                                                    \
+    Test(kernels, isa##_hist_counts_a_known_distribution) { hist_known(need(#isa)); }   \
+    Test(kernels, isa##_group_matches_scalar_for_every_key) { sweep_group(need(#isa)); } \
+    Test(kernels, isa##_series_matches_scalar_on_sorted_and_shuffled_times)             \
+    {                                                                                    \
+        sweep_series(need(#isa));                                                        \
+    }                                                                                    \
+    Test(kernels, isa##_series_fills_known_buckets) { series_known(need(#isa)); }       \
+    Test(kernels, isa##_select_matches_scalar_row_for_row) { sweep_select(need(#isa)); }
+
+TABLE_TESTS(avx2)
+TABLE_TESTS(avx512)

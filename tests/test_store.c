@@ -1,0 +1,182 @@
+/* Store, ingest and fold (engine/store.c, ingest.c, fold.c, segment.c):
+ * durability across reopen, replacement in every place a score can be,
+ * map growth, the watermark and pending counts, project isolation. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "scoredb.h"
+
+#define T0 1767225600000ll /* 2026-01-01 */
+
+static char dir[64];
+static sdb_store *s;
+static char err[512];
+
+static void open_store(uint64_t map_size)
+{
+    sdb_options o = {0};
+    o.map_size = map_size;
+    o.chunk_rows = 16;
+    cr_assert_eq(sdb_store_open(dir, &o, &s, err, sizeof err), SDB_OK, "%s", err);
+}
+
+static void setup(void)
+{
+    strcpy(dir, "/tmp/sdb_store_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    open_store(0);
+}
+
+static void teardown(void)
+{
+    sdb_store_close(s);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static void put(uint32_t project, int64_t now, const char *json)
+{
+    sdb_batch *b;
+    cr_assert_eq(sdb_batch_new(&b), SDB_OK);
+    cr_assert_eq(sdb_batch_add_json(b, json, strlen(json), err, sizeof err), SDB_OK, "%s", err);
+    cr_assert_eq(sdb_store_ingest(s, project, b, now), SDB_OK);
+    sdb_batch_free(b);
+}
+
+/* Run a query and return the value of `"field":` in the first group as a
+ * double, or -1 when there is no group. */
+static double q1(uint32_t project, const char *query, const char *field)
+{
+    char *out = NULL;
+    cr_assert_eq(sdb_query_json(s, project, query, strlen(query), &out, err, sizeof err), SDB_OK,
+                 "%s", err);
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":", field);
+    const char *p = strstr(out, "\"groups\":[{");
+    double v = -1;
+    if (p && (p = strstr(p, key))) v = strtod(p + strlen(key), NULL);
+    free(out);
+    return v;
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+Test(store, scores_survive_close_and_reopen)
+{
+    put(0, T0, "{\"name\":\"a\",\"value\":0.25,\"trace_id\":\"t\",\"timestamp\":1767225600000}");
+    put(0, T0, "{\"name\":\"a\",\"value\":0.75,\"trace_id\":\"t\",\"timestamp\":1767225601000}");
+    cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+    sdb_store_close(s);
+    open_store(0);
+    cr_assert_eq(q1(0, "{\"name\":\"a\"}", "count"), 2);
+    cr_assert_eq(q1(0, "{\"name\":\"a\"}", "avg"), 0.5);
+}
+
+Test(store, analytics_see_only_what_the_watermark_folded)
+{
+    put(0, T0, "{\"name\":\"a\",\"value\":1,\"trace_id\":\"t\"}");
+    put(0, T0 + 60000, "{\"name\":\"a\",\"value\":3,\"trace_id\":\"t\"}");
+    uint64_t pending = 0;
+    cr_assert_eq(sdb_store_fold(s, T0 + 30000, &pending), SDB_OK);
+    cr_assert_eq(pending, 1);
+    cr_assert_eq(q1(0, "{}", "count"), 1);
+    char *out = NULL;
+    cr_assert_eq(sdb_query_json(s, 0, "{}", 2, &out, err, sizeof err), SDB_OK);
+    cr_assert_not_null(strstr(out, "\"as_of\":\"2026-01-01T00:00:30.000Z\",\"pending\":1"), "%s", out);
+    free(out);
+    /* A lower watermark never moves it back. */
+    cr_assert_eq(sdb_store_fold(s, T0, &pending), SDB_OK);
+    int64_t wm;
+    cr_assert_eq(sdb_store_watermark(s, &wm, &pending), SDB_OK);
+    cr_assert_eq(wm, T0 + 30000);
+    cr_assert_eq(sdb_store_fold(s, T0 + 60000, &pending), SDB_OK);
+    cr_assert_eq(pending, 0);
+    cr_assert_eq(q1(0, "{}", "avg"), 2);
+}
+
+Test(store, replacing_a_score_removes_it_from_pending_and_from_segments)
+{
+    put(0, T0, "{\"id\":\"x\",\"name\":\"a\",\"value\":10,\"trace_id\":\"t\",\"timestamp\":1767225600000}");
+    put(0, T0, "{\"id\":\"x\",\"name\":\"a\",\"value\":20,\"trace_id\":\"t\",\"timestamp\":1767225600000}");
+    uint64_t pending;
+    cr_assert_eq(sdb_store_fold(s, T0, &pending), SDB_OK);
+    cr_assert_eq(pending, 0);
+    cr_assert_eq(q1(0, "{}", "count"), 1);
+    cr_assert_eq(q1(0, "{\"stats\":[\"sum\"]}", "sum"), 20);
+    /* Now replace the folded one, moving it to another name and day. */
+    put(0, T0 + 1, "{\"id\":\"x\",\"name\":\"b\",\"value\":5,\"trace_id\":\"t\",\"timestamp\":1767312000000}");
+    cr_assert_eq(sdb_store_fold(s, T0 + 1, NULL), SDB_OK);
+    cr_assert_eq(q1(0, "{\"name\":\"a\"}", "count"), -1);
+    cr_assert_eq(q1(0, "{\"name\":\"b\",\"stats\":[\"sum\"]}", "sum"), 5);
+    cr_assert_eq(q1(0, "{}", "count"), 1);
+}
+
+Test(store, a_full_map_grows_and_the_batch_is_kept)
+{
+    sdb_store_close(s);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    open_store(256 << 10); /* 256 KiB: a few hundred rows fill it */
+    sdb_batch *b;
+    sdb_batch_new(&b);
+    char j[256];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(j, sizeof j,
+                 "{\"name\":\"n%d\",\"value\":%d,\"trace_id\":\"trace-%d\",\"timestamp\":%lld}",
+                 i % 7, i % 100, i, T0 + i * 1000ll);
+        cr_assert_eq(sdb_batch_add_json(b, j, strlen(j), err, sizeof err), SDB_OK);
+    }
+    cr_assert_eq(sdb_store_ingest(s, 0, b, T0), SDB_OK);
+    sdb_batch_free(b);
+    cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+    cr_assert_eq(q1(0, "{}", "count"), 20000);
+    cr_assert_eq(q1(0, "{\"stats\":[\"sum\"]}", "sum"), 200 * 4950.0);
+}
+
+Test(store, projects_never_see_each_other)
+{
+    uint32_t p;
+    cr_assert_eq(sdb_project_id(s, "acme", 1, &p), SDB_OK);
+    cr_assert_neq(p, 0);
+    uint32_t again;
+    cr_assert_eq(sdb_project_id(s, "acme", 0, &again), SDB_OK);
+    cr_assert_eq(again, p);
+    cr_assert_eq(sdb_project_id(s, "nobody", 0, &again), SDB_ENOTFOUND);
+    put(0, T0, "{\"id\":\"same\",\"name\":\"a\",\"value\":1,\"trace_id\":\"t\"}");
+    put(p, T0, "{\"id\":\"same\",\"name\":\"a\",\"value\":9,\"trace_id\":\"t\"}");
+    cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+    cr_assert_eq(q1(0, "{}", "avg"), 1);
+    cr_assert_eq(q1(p, "{}", "avg"), 9);
+    cr_assert_eq(q1(0, "{}", "count"), 1);
+}
+
+Test(store, names_lists_each_name_with_its_type_and_range)
+{
+    put(0, T0, "{\"name\":\"b\",\"value\":\"x\",\"trace_id\":\"t\",\"timestamp\":1767225600000}");
+    put(0, T0, "{\"name\":\"a\",\"value\":true,\"trace_id\":\"t\",\"timestamp\":1767225600000}");
+    put(0, T0, "{\"name\":\"a\",\"value\":false,\"trace_id\":\"t\",\"timestamp\":1767398400000}");
+    cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+    char *out = NULL;
+    cr_assert_eq(sdb_names_json(s, 0, &out), SDB_OK);
+    cr_assert_str_eq(out,
+                     "[{\"name\":\"a\",\"data_type\":\"BOOLEAN\",\"count\":2,"
+                     "\"first\":\"2026-01-01T00:00:00.000Z\",\"last\":\"2026-01-03T00:00:00.000Z\"},"
+                     "{\"name\":\"b\",\"data_type\":\"CATEGORICAL\",\"count\":1,"
+                     "\"first\":\"2026-01-01T00:00:00.000Z\",\"last\":\"2026-01-01T00:00:00.000Z\"}]");
+    free(out);
+}
+
+Test(store, stddev_stays_exact_when_the_mean_dwarfs_the_spread)
+{
+    /* Sum-of-squares would lose every digit here: values 1e9 + {1,2,3}. */
+    put(0, T0, "{\"name\":\"a\",\"value\":1000000001,\"trace_id\":\"t\"}");
+    put(0, T0, "{\"name\":\"a\",\"value\":1000000002,\"trace_id\":\"t\"}");
+    put(0, T0, "{\"name\":\"a\",\"value\":1000000003,\"trace_id\":\"t\"}");
+    cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+    cr_assert_float_eq(q1(0, "{\"stats\":[\"stddev\"]}", "stddev"), 1.0, 1e-12);
+    cr_assert_float_eq(q1(0, "{\"stats\":[\"stddev\"],\"where\":{\"value\":{\"gte\":0}}}", "stddev"),
+                       1.0, 1e-12);
+}
