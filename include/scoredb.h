@@ -159,6 +159,67 @@ int64_t sdb_now_ms(void);
 /* The name of the kernel table in use: "scalar", "avx2" or "avx512". */
 const char *sdb_kernels_name(void);
 
+
+/* ------------------------------------------- query server support (issue 4)
+ * Functions the HTTP server (server/serve.c) needs beyond the CLI's. */
+
+/* Store several batches, each in its own project (projects[i] for b[i]),
+ * in ONE durable write transaction: the server's group commit. Same
+ * contract as sdb_store_ingest otherwise; NULL or empty batches are
+ * skipped. Returns SDB_OK, SDB_EIO, SDB_ENOMEM or SDB_EFULL; on failure no
+ * batch was stored. */
+int sdb_store_ingest_many(sdb_store *s, const uint32_t *projects, sdb_batch *const *b,
+                          size_t n, int64_t now_ms);
+
+/* Parse an HTTP ingest body of `len` bytes into batch b: a JSON array of
+ * score objects or {"scores": [...]} (is_ndjson 0), or one score object
+ * per line (is_ndjson 1; blank lines skipped). Valid scores are appended
+ * to b; each invalid one adds {"index": i, ("line": L,) "error": "..."} to
+ * *out_errors, a JSON array's elements without brackets ("" when none),
+ * owned by the caller (free()). *out_items counts the items seen.
+ * Returns SDB_OK; SDB_EINVAL when the body is not one of the shapes;
+ * SDB_ELIMIT past max_items scores (err says so); SDB_ENOMEM. On failure
+ * *out_errors is NULL and b may hold some of the rows (clear it). */
+int sdb_batch_add_body(sdb_batch *b, const char *body, size_t len, int is_ndjson,
+                       size_t max_items, size_t *out_items, size_t *out_n_errors,
+                       char **out_errors, char *err, size_t errlen);
+
+/* One URL query parameter, both strings borrowed. */
+typedef struct sdb_param {
+    const char *key;
+    const char *value; /* NULL is read as "" */
+} sdb_param;
+
+/* GET /v1/scores: scores of `project`, newest ingested first, filtered by
+ * the parameters of API.md (name, trace_id, session_id, source, data_type,
+ * from, to, value_gte, value_lte, dimension names; name and dimensions may
+ * repeat: any of), `limit` (1-1000, default 100) and `cursor` (a
+ * next_cursor). Reads every acknowledged score (no aggregation delay).
+ * *out_json {"data":[score...],"next_cursor":"..."|null} is owned by the
+ * caller (free()). Returns SDB_OK, SDB_EINVAL (err names the parameter),
+ * SDB_ECORRUPT, SDB_EIO or SDB_ENOMEM. Any thread. */
+int sdb_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params, size_t n,
+                         char **out_json, char *err, size_t errlen);
+
+/* One score by client id (NUL-terminated) as a JSON object in *out_json
+ * (caller frees). Returns SDB_OK, SDB_ENOTFOUND, SDB_ECORRUPT or SDB_EIO. */
+int sdb_score_get_json(sdb_store *s, uint32_t project, const char *id, char **out_json);
+
+/* Delete one score by client id, from the row store and every aggregate,
+ * in one durable write transaction. Returns SDB_OK, SDB_ENOTFOUND, SDB_EIO
+ * or SDB_ENOMEM. */
+int sdb_score_delete(sdb_store *s, uint32_t project, const char *id);
+
+/* POST /v1/traces/search: the body {"name"|"names","from","to","where",
+ * "limit","cursor"} (query-object semantics for the filters) selects
+ * scores among every acknowledged one; the answer lists the distinct
+ * trace ids of those scores in byte order, with count, first and last
+ * timestamps: {"data":[{"trace_id","count","first","last"}],
+ * "next_cursor":"..."|null}, owned by the caller (free()).
+ * Returns SDB_OK, SDB_EINVAL (err names the field) or an I/O error. */
+int sdb_traces_search_json(sdb_store *s, uint32_t project, const char *body, size_t len,
+                           char **out_json, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,207 @@
+/* Request bodies of the query server that are not one score or one query:
+ * the ingest body (a JSON array, {"scores": [...]}, or NDJSON) and the
+ * trace-search body.
+ *
+ * This is the second engine file that includes <jansson.h> (json.c is the
+ * first, and owns score and query parsing). It is kept apart because it
+ * only splits envelopes: every score element is re-serialised and handed
+ * to sdb_batch_add_json, and the trace-search filters go through the query
+ * parser, so the validation rules and their messages live in one place.
+ * NDJSON needs no JSON parser to split: a record ends at a newline, which
+ * JSON text cannot contain unescaped (RFC 8259 section 7).
+ */
+#include "list.h"
+
+#include <jansson.h>
+
+#define ERR_MAX 512
+
+typedef struct body_ctx {
+    sdb_batch *b;
+    sdb__buf errs; /* the JSON array text of errors, without brackets */
+    size_t n_items, n_errors;
+} body_ctx;
+
+static int add_error(body_ctx *c, size_t index, long line, const char *msg)
+{
+    c->n_errors++;
+    if (c->errs.len) sdb__j_raw(&c->errs, ",");
+    sdb__j_raw(&c->errs, "{\"index\":");
+    sdb__j_u64(&c->errs, index);
+    if (line > 0) {
+        sdb__j_raw(&c->errs, ",\"line\":");
+        sdb__j_u64(&c->errs, (uint64_t)line);
+    }
+    sdb__j_raw(&c->errs, ",\"error\":");
+    sdb__j_str(&c->errs, msg, strlen(msg));
+    sdb__j_raw(&c->errs, "}");
+    return SDB_OK;
+}
+
+static int add_item(body_ctx *c, const char *p, size_t len, long line)
+{
+    char err[ERR_MAX] = "";
+    size_t index = c->n_items++;
+    int rc = sdb_batch_add_json(c->b, p, len, err, sizeof err);
+    if (rc == SDB_EINVAL) return add_error(c, index, line, err);
+    return rc;
+}
+
+static int ndjson(body_ctx *c, const char *body, size_t len, size_t max_items)
+{
+    long line = 0;
+    for (size_t at = 0; at < len;) {
+        const char *nl = memchr(body + at, '\n', len - at);
+        size_t end = nl ? (size_t)(nl - body) : len;
+        line++;
+        size_t a = at, e = end;
+        while (a < e && (body[a] == ' ' || body[a] == '\t' || body[a] == '\r')) a++;
+        while (e > a && (body[e - 1] == ' ' || body[e - 1] == '\t' || body[e - 1] == '\r')) e--;
+        at = end + 1;
+        if (a == e) continue; /* blank lines are not scores */
+        if (c->n_items == max_items) return SDB_ELIMIT;
+        int rc = add_item(c, body + a, e - a, line);
+        if (rc) return rc;
+    }
+    return SDB_OK;
+}
+
+static int array(body_ctx *c, const json_t *arr, size_t max_items)
+{
+    if (json_array_size(arr) > max_items) return SDB_ELIMIT;
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        int rc;
+        if (!json_is_object(v)) {
+            c->n_items++;
+            rc = add_error(c, i, 0, "expected a score object");
+        } else {
+            char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            if (!text) return SDB_ENOMEM;
+            rc = add_item(c, text, strlen(text), 0);
+            free(text);
+        }
+        if (rc) return rc;
+    }
+    return SDB_OK;
+}
+
+int sdb_batch_add_body(sdb_batch *b, const char *body, size_t len, int is_ndjson,
+                       size_t max_items, size_t *out_items, size_t *out_n_errors,
+                       char **out_errors, char *err, size_t errlen)
+{
+    body_ctx c = {.b = b};
+    *out_errors = NULL;
+    *out_items = *out_n_errors = 0;
+    int rc;
+    if (is_ndjson) {
+        rc = ndjson(&c, body, len, max_items);
+    } else {
+        json_error_t je;
+        json_t *root = json_loadb(body, len, 0, &je);
+        if (!root) {
+            sdb__errf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column,
+                      je.text);
+            return SDB_EINVAL;
+        }
+        json_t *arr = root;
+        if (json_is_object(root)) {
+            arr = json_object_get(root, "scores");
+            if (!arr || json_object_size(root) != 1) {
+                sdb__errf(err, errlen, "field \"scores\": expected an object with only a "
+                                       "\"scores\" array, or a JSON array of scores");
+                json_decref(root);
+                return SDB_EINVAL;
+            }
+        }
+        if (!json_is_array(arr)) {
+            sdb__errf(err, errlen, "%s: expected an array of score objects",
+                      arr == root ? "body" : "field \"scores\"");
+            json_decref(root);
+            return SDB_EINVAL;
+        }
+        rc = array(&c, arr, max_items);
+        json_decref(root);
+    }
+    if (rc == SDB_ELIMIT)
+        sdb__errf(err, errlen, "body: more than %zu scores in one request", max_items);
+    if (rc == SDB_OK && sdb__buf_add(&c.errs, "", 1)) rc = SDB_ENOMEM;
+    if (rc) {
+        sdb__buf_free(&c.errs);
+        return rc;
+    }
+    *out_errors = c.errs.p;
+    *out_items = c.n_items;
+    *out_n_errors = c.n_errors;
+    return SDB_OK;
+}
+
+/* ------------------------------------------------------------ trace search */
+
+int sdb_traces_search_json(sdb_store *s, uint32_t project, const char *body, size_t len,
+                           char **out_json, char *err, size_t errlen)
+{
+    *out_json = NULL;
+    json_error_t je;
+    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!o) {
+        sdb__errf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column,
+                  je.text);
+        return SDB_EINVAL;
+    }
+    int rc = SDB_EINVAL;
+    char *rest = NULL, *after = NULL;
+    uint32_t limit = 100;
+    sdb__query q;
+    memset(&q, 0, sizeof q);
+    if (!json_is_object(o)) {
+        sdb__errf(err, errlen, "body: expected a JSON object");
+        goto done;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        if (strcmp(k, "name") && strcmp(k, "names") && strcmp(k, "from") && strcmp(k, "to") &&
+            strcmp(k, "where") && strcmp(k, "limit") && strcmp(k, "cursor")) {
+            sdb__errf(err, errlen, "unknown field \"%.200s\"", k);
+            goto done;
+        }
+    }
+    json_t *lv = json_object_get(o, "limit");
+    if (lv && !json_is_null(lv)) {
+        if (!json_is_integer(lv) || json_integer_value(lv) < 1 ||
+            json_integer_value(lv) > 1000) {
+            sdb__errf(err, errlen, "field \"limit\": expected an integer from 1 to 1000");
+            goto done;
+        }
+        limit = (uint32_t)json_integer_value(lv);
+    }
+    json_t *cv = json_object_get(o, "cursor");
+    if (cv && !json_is_null(cv)) {
+        if (!json_is_string(cv)) {
+            sdb__errf(err, errlen, "field \"cursor\": expected a string (a next_cursor)");
+            goto done;
+        }
+        if (!(after = strdup(json_string_value(cv)))) {
+            rc = SDB_ENOMEM;
+            goto done;
+        }
+    }
+    json_object_del(o, "limit");
+    json_object_del(o, "cursor");
+    if (!(rest = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
+        rc = SDB_ENOMEM;
+        goto done;
+    }
+    if ((rc = sdb__query_parse(rest, strlen(rest), &q, err, errlen))) goto done;
+    rc = sdb__traces_search(s, project, &q, limit, after, out_json);
+    sdb__query_free(&q);
+done:
+    free(rest);
+    free(after);
+    json_decref(o);
+    return rc;
+}
