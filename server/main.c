@@ -9,6 +9,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,12 +139,134 @@ static void add_error(report *r, const char *file, unsigned long long line, cons
     strcpy(r->errors + r->len++, "}");
 }
 
-static int flush(sdb_store *s, sdb_batch *b, report *r)
+/* Ingest is a two-stage pipeline: the main thread reads lines and commits
+ * batches in file order, while a worker thread parses and validates the
+ * next chunk (parsing JSON is over half the work, so it gets its own core).
+ * Commits stay in file order, so replacements by id apply as written.
+ * Memory is two chunks of text and two batches, whatever the file size. */
+typedef struct job {
+    char *text;
+    size_t len, cap;
+    size_t *off;
+    unsigned long long *lineno;
+    size_t n, cap_n;
+    const char *label;
+    sdb_batch *b;
+    char **emsg;
+    unsigned long long *eline;
+    size_t n_err, cap_err;
+    int ready; /* parsed */
+} job;
+
+typedef struct pipe_ctl {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    job *todo;
+    int quit;
+} pipe_ctl;
+
+static void job_reset(job *j, const char *label)
 {
-    size_t n = sdb_batch_rows(b);
+    j->len = j->n = 0;
+    for (size_t i = 0; i < j->n_err; i++) free(j->emsg[i]);
+    j->n_err = 0;
+    j->label = label;
+    j->ready = 0;
+    sdb_batch_clear(j->b);
+}
+
+static int job_add_line(job *j, const char *p, size_t len, unsigned long long lineno)
+{
+    if (j->len + len + 1 > j->cap) {
+        size_t cap = j->cap ? j->cap : 1 << 20;
+        while (cap < j->len + len + 1) cap *= 2;
+        char *t = realloc(j->text, cap);
+        if (!t) return -1;
+        j->text = t;
+        j->cap = cap;
+    }
+    if (j->n == j->cap_n) {
+        size_t cap = j->cap_n ? j->cap_n * 2 : 4096;
+        size_t *o = realloc(j->off, cap * sizeof *o);
+        if (!o) return -1;
+        j->off = o;
+        unsigned long long *l = realloc(j->lineno, cap * sizeof *l);
+        if (!l) return -1;
+        j->lineno = l;
+        j->cap_n = cap;
+    }
+    memcpy(j->text + j->len, p, len);
+    j->text[j->len + len] = 0;
+    j->off[j->n] = j->len;
+    j->lineno[j->n++] = lineno;
+    j->len += len + 1;
+    return 0;
+}
+
+static void job_parse(job *j)
+{
+    char err[512];
+    for (size_t i = 0; i < j->n; i++) {
+        size_t end = i + 1 < j->n ? j->off[i + 1] - 1 : j->len - 1;
+        if (sdb_batch_add_json(j->b, j->text + j->off[i], end - j->off[i], err, sizeof err) ==
+            SDB_OK)
+            continue;
+        if (j->n_err == j->cap_err) {
+            size_t cap = j->cap_err ? j->cap_err * 2 : 64;
+            char **m = realloc(j->emsg, cap * sizeof *m);
+            unsigned long long *l = m ? realloc(j->eline, cap * sizeof *l) : NULL;
+            if (m) j->emsg = m;
+            if (!l) continue;
+            j->eline = l;
+            j->cap_err = cap;
+        }
+        j->emsg[j->n_err] = strdup(err);
+        j->eline[j->n_err++] = j->lineno[i];
+    }
+}
+
+static void *worker(void *arg)
+{
+    pipe_ctl *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->todo && !c->quit) pthread_cond_wait(&c->cv, &c->mu);
+        if (!c->todo) break;
+        job *j = c->todo;
+        pthread_mutex_unlock(&c->mu);
+        job_parse(j);
+        pthread_mutex_lock(&c->mu);
+        j->ready = 1;
+        c->todo = NULL;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+static void submit(pipe_ctl *c, job *j)
+{
+    pthread_mutex_lock(&c->mu);
+    c->todo = j;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void wait_ready(pipe_ctl *c, job *j)
+{
+    pthread_mutex_lock(&c->mu);
+    while (!j->ready) pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Commit a parsed job: its errors join the report, its rows the store. */
+static int commit(sdb_store *s, job *j, report *r)
+{
+    for (size_t i = 0; i < j->n_err; i++)
+        add_error(r, j->label, j->eline[i], j->emsg[i] ? j->emsg[i] : "out of memory");
+    size_t n = sdb_batch_rows(j->b);
     if (!n) return 0;
-    int rc = sdb_store_ingest(s, 0, b, sdb_now_ms());
-    sdb_batch_clear(b);
+    int rc = sdb_store_ingest(s, 0, j->b, sdb_now_ms());
     if (rc) {
         fprintf(stderr, "scoredb: ingest failed after %llu scores: %s\n", r->accepted,
                 sdb_strerror(rc));
@@ -158,13 +281,23 @@ static int cmd_ingest(const char *db, int n_files, char **files)
     sdb_store *s;
     int rc = sdb_cli_open(db, 0, &s);
     if (rc) return rc;
-    sdb_batch *b;
-    if (sdb_batch_new(&b)) {
+    job jobs[2];
+    memset(jobs, 0, sizeof jobs);
+    pipe_ctl ctl = {.todo = NULL, .quit = 0};
+    pthread_mutex_init(&ctl.mu, NULL);
+    pthread_cond_init(&ctl.cv, NULL);
+    pthread_t th;
+    if (sdb_batch_new(&jobs[0].b) || sdb_batch_new(&jobs[1].b) ||
+        pthread_create(&th, NULL, worker, &ctl)) {
+        fprintf(stderr, "scoredb: out of memory\n");
+        sdb_batch_free(jobs[0].b);
+        sdb_batch_free(jobs[1].b);
         sdb_store_close(s);
         return 1;
     }
     report r = {0};
-    int fatal = 0, tty = isatty(2);
+    int fatal = 0, tty = isatty(2), cur = 0;
+    job *inflight = NULL;
     double t0 = now_s(), last_print = t0;
     char *line = NULL;
     size_t cap = 0;
@@ -183,31 +316,52 @@ static int cmd_ingest(const char *db, int n_files, char **files)
         }
         const char *label = n_files > 1 ? files[fi] : NULL;
         unsigned long long lineno = 0;
-        ssize_t len;
-        while ((len = getline(&line, &cap, f)) >= 0) {
-            lineno++;
-            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
-                               line[len - 1] == ' ' || line[len - 1] == '\t'))
-                line[--len] = 0;
-            size_t at = 0;
-            while ((ssize_t)at < len && (line[at] == ' ' || line[at] == '\t')) at++;
-            if ((ssize_t)at == len) continue; /* blank lines are not scores */
-            char err[512];
-            if (sdb_batch_add_json(b, line + at, (size_t)len - at, err, sizeof err) != SDB_OK)
-                add_error(&r, label, lineno, err);
-            if (sdb_batch_rows(b) >= BATCH_ROWS && (fatal = flush(s, b, &r))) break;
-            if (tty && (lineno & 1023) == 0) {
+        int eof = 0;
+        while (!eof && !fatal) {
+            job *j = &jobs[cur];
+            job_reset(j, label);
+            ssize_t len;
+            while (j->n < BATCH_ROWS && (len = getline(&line, &cap, f)) >= 0) {
+                lineno++;
+                while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
+                                   line[len - 1] == ' ' || line[len - 1] == '\t'))
+                    line[--len] = 0;
+                size_t at = 0;
+                while ((ssize_t)at < len && (line[at] == ' ' || line[at] == '\t')) at++;
+                if ((ssize_t)at == len) continue; /* blank lines are not scores */
+                if (job_add_line(j, line + at, (size_t)len - at, lineno)) {
+                    fprintf(stderr, "scoredb: out of memory\n");
+                    fatal = 1;
+                    break;
+                }
+            }
+            if (j->n < BATCH_ROWS) eof = 1;
+            if (fatal) break;
+            if (inflight) wait_ready(&ctl, inflight);
+            submit(&ctl, j);
+            if (inflight && (fatal = commit(s, inflight, &r))) break;
+            inflight = j;
+            cur ^= 1;
+            if (tty) {
                 double t = now_s();
                 if (t - last_print >= 1) {
-                    unsigned long long done = r.accepted + sdb_batch_rows(b);
-                    fprintf(stderr, "\r%llu scores, %.0f scores/s   ", done, done / (t - t0));
+                    fprintf(stderr, "\r%llu scores, %.0f scores/s   ", r.accepted,
+                            r.accepted / (t - t0));
                     last_print = t;
                 }
             }
         }
         if (!is_stdin) fclose(f);
     }
-    if (!fatal) fatal = flush(s, b, &r);
+    if (inflight) {
+        wait_ready(&ctl, inflight);
+        if (!fatal) fatal = commit(s, inflight, &r);
+    }
+    pthread_mutex_lock(&ctl.mu);
+    ctl.quit = 1;
+    pthread_cond_broadcast(&ctl.cv);
+    pthread_mutex_unlock(&ctl.mu);
+    pthread_join(th, NULL);
     free(line);
     if (!fatal) {
         /* The CLI has no aggregation delay: make everything visible now. */
@@ -225,7 +379,17 @@ static int cmd_ingest(const char *db, int n_files, char **files)
     printf("{\"accepted\":%llu,\"rejected\":%llu,\"errors\":[%s]}\n", r.accepted, r.rejected,
            r.errors ? r.errors : "");
     free(r.errors);
-    sdb_batch_free(b);
+    for (int i = 0; i < 2; i++) {
+        job_reset(&jobs[i], NULL);
+        free(jobs[i].text);
+        free(jobs[i].off);
+        free(jobs[i].lineno);
+        free(jobs[i].emsg);
+        free(jobs[i].eline);
+        sdb_batch_free(jobs[i].b);
+    }
+    pthread_mutex_destroy(&ctl.mu);
+    pthread_cond_destroy(&ctl.cv);
     sdb_store_close(s);
     if (fatal) return 1;
     return r.rejected ? 3 : 0;
