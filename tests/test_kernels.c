@@ -22,6 +22,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,29 +160,48 @@ static void absum_add(absum *a, double x, double k)
     a->s2 += (x - k) * (x - k);
 }
 
+/* Criterion reports every assertion to its runner, passing or not; the
+ * sweeps below make millions of comparisons, so they test in plain C and
+ * hand Criterion only the failures (with the values). CHECK(cond, ...) is
+ * cr_expect(cond, ...) that costs nothing when cond holds. */
+#define CHECK(cond, ...)                       \
+    do {                                       \
+        if (!(cond)) cr_expect(cond, __VA_ARGS__); \
+    } while (0)
+
 static void expect_close(double got, double want, double scale, double m, const char *what,
-                         const char *ctx)
+                         const char *ctx, const char *label, unsigned idx)
 {
     if (!isfinite(got) || !isfinite(want) || !isfinite(scale)) {
         /* Overflowed (1e300 squared): both must overflow alike. */
-        cr_expect(got == want || (isnan(got) && isnan(want)) || !isfinite(scale),
-                  "%s: %s = %.17g, scalar %.17g", ctx, what, got, want);
+        CHECK(got == want || (isnan(got) && isnan(want)) || !isfinite(scale),
+              "%s %s %u: %s = %.17g, scalar %.17g", ctx, label, idx, what, got, want);
         return;
     }
     double tol = 4.0 * (m + 8.0) * DBL_EPSILON * scale;
-    cr_expect(fabs(got - want) <= tol, "%s: %s = %.17g, scalar %.17g (tolerance %g)", ctx, what,
-              got, want, tol);
+    CHECK(fabs(got - want) <= tol, "%s %s %u: %s = %.17g, scalar %.17g (tolerance %g)", ctx,
+          label, idx, what, got, want, tol);
 }
 
-static void expect_agg(const sdb_agg *got, const sdb_agg *want, const absum *sc, const char *ctx)
+static void expect_agg(const sdb_agg *got, const sdb_agg *want, const absum *sc, const char *ctx,
+                       const char *label, unsigned idx)
 {
-    cr_expect_eq(got->n, want->n, "%s: n = %llu, scalar %llu", ctx, (unsigned long long)got->n,
-                 (unsigned long long)want->n);
-    cr_expect(got->min == want->min, "%s: min = %.17g, scalar %.17g", ctx, got->min, want->min);
-    cr_expect(got->max == want->max, "%s: max = %.17g, scalar %.17g", ctx, got->max, want->max);
-    expect_close(got->sum, want->sum, sc->sum, sc->m, "sum", ctx);
-    expect_close(got->s1, want->s1, sc->s1, sc->m, "s1", ctx);
-    expect_close(got->s2, want->s2, sc->s2, sc->m, "s2", ctx);
+    CHECK(got->n == want->n, "%s %s %u: n = %llu, scalar %llu", ctx, label, idx,
+          (unsigned long long)got->n, (unsigned long long)want->n);
+    CHECK(got->min == want->min, "%s %s %u: min = %.17g, scalar %.17g", ctx, label, idx, got->min,
+          want->min);
+    CHECK(got->max == want->max, "%s %s %u: max = %.17g, scalar %.17g", ctx, label, idx, got->max,
+          want->max);
+    expect_close(got->sum, want->sum, sc->sum, sc->m, "sum", ctx, label, idx);
+    expect_close(got->s1, want->s1, sc->s1, sc->m, "s1", ctx, label, idx);
+    expect_close(got->s2, want->s2, sc->s2, sc->m, "s2", ctx, label, idx);
+}
+
+static int guard_intact(const void *p, size_t len)
+{
+    for (size_t j = 0; j < len; j++)
+        if (((const unsigned char *)p)[j] != 0xa5) return 0;
+    return 1;
 }
 
 /* A seed for accumulated-into outputs: odd slots hold one earlier row. */
@@ -213,7 +233,7 @@ static void check_agg(const sdb_kernels *k, const cols *c, const sdb_filter *f, 
     S->agg_f64(c->v, c->ts, c->n, f, &want);
     for (size_t i = 0; i < c->n; i++)
         if (passes(f, c->td[i], c->vd[i])) absum_add(&sc, c->vd[i], f->shift);
-    expect_agg(&got, &want, &sc, ctx);
+    expect_agg(&got, &want, &sc, ctx, "row set", 0);
 }
 
 static void check_hist(const sdb_kernels *k, const cols *c, const sdb_filter *f, double lo,
@@ -221,14 +241,16 @@ static void check_hist(const sdb_kernels *k, const cols *c, const sdb_filter *f,
 {
     double width = (hi - lo) / bins;
     size_t m = (size_t)bins + 2;
-    uint64_t *got = malloc(m * 8), *want = malloc(m * 8);
+    uint64_t *got = malloc((m + 1) * 8), *want = malloc(m * 8);
     cr_assert(got && want);
     for (size_t b = 0; b < m; b++) got[b] = want[b] = b * 3; /* accumulated into */
+    memset(&got[m], 0xa5, 8); /* a guard the kernel must not touch */
     k->hist_f64(c->v, c->ts, c->n, f, lo, hi, width, bins, got);
     S->hist_f64(c->v, c->ts, c->n, f, lo, hi, width, bins, want);
     for (size_t b = 0; b < m; b++)
-        cr_expect_eq(got[b], want[b], "%s: bins=%u counts[%zu] = %llu, scalar %llu", ctx, bins, b,
+        CHECK(got[b] == want[b], "%s: bins=%u counts[%zu] = %llu, scalar %llu", ctx, bins, b,
                      (unsigned long long)got[b], (unsigned long long)want[b]);
+    CHECK(guard_intact(&got[m], 8), "%s: bins=%u wrote past counts[%zu]", ctx, bins, m - 1);
     free(got);
     free(want);
 }
@@ -237,21 +259,20 @@ static void check_group(const sdb_kernels *k, const cols *c, const sdb_filter *f
                         uint32_t n_keys, const char *ctx)
 {
     size_t m = n_keys ? n_keys : 1;
-    sdb_agg *got = malloc(m * sizeof *got), *want = malloc(m * sizeof *want);
+    /* One guard slot past the end: an out-of-range key must not reach it. */
+    sdb_agg *got = malloc((m + 1) * sizeof *got), *want = malloc(m * sizeof *want);
     absum *sc = malloc(m * sizeof *sc);
     cr_assert(got && want && sc);
     seed_accs(got, m, sc, f->shift);
     seed_accs(want, m, sc, f->shift);
+    memset(&got[m], 0xa5, sizeof got[m]);
     k->group_u32(c->keys, c->v, c->ts, c->n, f, n_keys, got);
     S->group_u32(c->keys, c->v, c->ts, c->n, f, n_keys, want);
     for (size_t i = 0; i < c->n; i++)
         if (passes(f, c->td[i], c->vd[i]) && c->kd[i] < n_keys)
             absum_add(&sc[c->kd[i]], c->vd[i], f->shift);
-    for (uint32_t j = 0; j < n_keys; j++) {
-        char where[160];
-        snprintf(where, sizeof where, "%s key %u", ctx, j);
-        expect_agg(&got[j], &want[j], &sc[j], where);
-    }
+    for (uint32_t j = 0; j < n_keys; j++) expect_agg(&got[j], &want[j], &sc[j], ctx, "key", j);
+    CHECK(guard_intact(&got[m], sizeof got[m]), "%s: wrote past accs[%u]", ctx, n_keys - 1);
     free(got);
     free(want);
     free(sc);
@@ -260,11 +281,12 @@ static void check_group(const sdb_kernels *k, const cols *c, const sdb_filter *f
 static void check_series(const sdb_kernels *k, const cols *c, const sdb_filter *f, int64_t t0,
                          int64_t width, uint32_t n_buckets, const char *ctx)
 {
-    sdb_agg *got = malloc(n_buckets * sizeof *got), *want = malloc(n_buckets * sizeof *want);
+    sdb_agg *got = malloc((n_buckets + 1) * sizeof *got), *want = malloc(n_buckets * sizeof *want);
     absum *sc = malloc(n_buckets * sizeof *sc);
     cr_assert(got && want && sc);
     seed_accs(got, n_buckets, sc, f->shift);
     seed_accs(want, n_buckets, sc, f->shift);
+    memset(&got[n_buckets], 0xa5, sizeof got[n_buckets]);
     k->series_f64(c->v, c->ts, c->n, f, t0, width, n_buckets, got);
     S->series_f64(c->v, c->ts, c->n, f, t0, width, n_buckets, want);
     for (size_t i = 0; i < c->n; i++) {
@@ -272,11 +294,11 @@ static void check_series(const sdb_kernels *k, const cols *c, const sdb_filter *
         uint64_t b = (uint64_t)(c->td[i] - t0) / (uint64_t)width;
         if (b < n_buckets) absum_add(&sc[b], c->vd[i], f->shift);
     }
-    for (uint32_t j = 0; j < n_buckets; j++) {
-        char where[160];
-        snprintf(where, sizeof where, "%s width %lld bucket %u", ctx, (long long)width, j);
-        expect_agg(&got[j], &want[j], &sc[j], where);
-    }
+    char where[160];
+    snprintf(where, sizeof where, "%s width %lld", ctx, (long long)width);
+    for (uint32_t j = 0; j < n_buckets; j++) expect_agg(&got[j], &want[j], &sc[j], where, "bucket", j);
+    CHECK(guard_intact(&got[n_buckets], sizeof got[n_buckets]), "%s: wrote past the last bucket",
+          where);
     free(got);
     free(want);
     free(sc);
@@ -289,9 +311,9 @@ static void check_select(const sdb_kernels *k, const cols *c, const sdb_filter *
     cr_assert(got && want);
     size_t ng = k->select_u64(c->hash, c->v, c->ts, c->n, f, got);
     size_t nw = S->select_u64(c->hash, c->v, c->ts, c->n, f, want);
-    cr_expect_eq(ng, nw, "%s: selected %zu, scalar %zu", ctx, ng, nw);
+    CHECK(ng == nw, "%s: selected %zu, scalar %zu", ctx, ng, nw);
     for (size_t j = 0; j < ng && j < nw; j++)
-        cr_expect_eq(got[j], want[j], "%s: out[%zu] = %llx, scalar %llx", ctx, j,
+        CHECK(got[j] == want[j], "%s: out[%zu] = %llx, scalar %llx", ctx, j,
                      (unsigned long long)got[j], (unsigned long long)want[j]);
     free(got);
     free(want);
