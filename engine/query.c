@@ -112,6 +112,8 @@ typedef struct exec {
     uint64_t *scratch; /* n rows of u64 */
     size_t scratch_cap;
     sdb_agg *stmp;
+    uint32_t gb_keys; /* single-dimension group-by: dictionary size + 1, 0 = off */
+    sdb_agg *gtmp;    /* gb_keys accumulators */
     char *err;
     size_t errlen;
 } exec;
@@ -481,6 +483,35 @@ static int kernel_path(exec *e, const sdb__seg *g, group *gr)
     return SDB_OK;
 }
 
+/* Group-by one low-cardinality dimension with only time and value filters:
+ * the group_u32 kernel fills direct-indexed accumulators, one per
+ * dictionary id, and only the touched ones become groups. */
+static bool dim_kernel_ok(const exec *e, const sdb__seg_hdr *h)
+{
+    return !e->dim_active && !e->need_row && !e->q->source_mask && !e->need_vals &&
+           !e->want_traces && !e->fixed_hist && !e->i_width &&
+           !(e->q->stats & SDB_STAT_STDDEV) && h->n_type[SDB_CATEGORICAL] == 0 &&
+           types_unrestricted(e, h);
+}
+
+static int dim_kernel_path(exec *e, const sdb__seg *g)
+{
+    const sdb__gb *gb = &e->q->group[0];
+    sdb_filter f = {e->t_lo, e->t_hi, e->v_lo, e->v_hi, 0};
+    for (uint32_t k = 0; k < e->gb_keys; k++) sdb__agg_empty(&e->gtmp[k]);
+    e->kern->group_u32(g->dims[gb->dim], g->value, g->ts, g->n, &f, e->gb_keys, e->gtmp);
+    for (uint32_t k = 0; k < e->gb_keys; k++) {
+        if (!e->gtmp[k].n) continue;
+        group *gr = group_get(e, &k);
+        if (!gr) return SDB_ENOMEM;
+        sdb__mom m;
+        mom_from_agg(&m, &e->gtmp[k]);
+        gr->count += m.n;
+        sdb__mom_merge(&gr->mom, &m);
+    }
+    return SDB_OK;
+}
+
 static int scan_segment(exec *e, const sdb__seg *g, uint32_t name)
 {
     const sdb__seg_hdr *h = &g->h;
@@ -494,6 +525,7 @@ static int scan_segment(exec *e, const sdb__seg *g, uint32_t name)
             if (h->n_type[t] && (e->q->type_mask & (1u << t))) any = true;
         if (!any) return SDB_OK;
     }
+    if (e->gb_keys && dim_kernel_ok(e, h)) return dim_kernel_path(e, g);
     if (!kernel_ok(e, h)) return row_path(e, g, name);
 
     uint32_t key[SDB_MAX_GROUP_BY] = {0};
@@ -797,6 +829,7 @@ static void exec_free(exec *e)
     free(e->table);
     free(e->scratch);
     free(e->stmp);
+    free(e->gtmp);
     for (int d = 0; d < SDB_N_DIMS; d++) free(e->dim_ids[d]);
 }
 
@@ -907,6 +940,10 @@ int sdb_query_json(sdb_store *s, uint32_t project, const char *text, size_t len,
     a.as_of = sdb__meta_get_u64(e.t, "watermark", &wm) == SDB_OK ? sdb__key_ts(wm) : INT64_MIN;
     if ((rc = sdb__pending_of(e.t, project, &a.pending))) goto done;
     e.n_labels = sdb__dict_max(e.t, project, SDB_DICT_CATEGORY);
+    if (q.n_group == 1 && q.group[0].kind == SDB_GB_DIM) {
+        uint32_t n = sdb__dict_max(e.t, project, q.group[0].dim) + 1;
+        if (n <= 4096 && (e.gtmp = malloc(n * sizeof *e.gtmp))) e.gb_keys = n;
+    }
     rc = resolve(&e, &names, &n_names);
     if (rc == 1) {
         rc = SDB_OK; /* nothing can match: no groups */
