@@ -3,6 +3,10 @@
 
 #include <stddef.h>
 
+/* ---- serve (issue 4): server/serve.c */
+#include "server.h"
+
 const sdb_cli_cmd sdb_cli_cmds[] = {
+    {"serve", sdb_cmd_serve},
     {NULL, NULL},
 };

@@ -1,0 +1,134 @@
+/* API keys → projects, the only server file that includes <sodium.h>.
+ *
+ * The keys file has one key per line, `PROJECT KEY`, blank lines and lines
+ * starting with '#' ignored:
+ *
+ *     # project   key
+ *     default     sk-3f9a0c...
+ *     team-b      pk-lf-1234:sk-lf-5678
+ *
+ * A key containing ':' is also a Langfuse key pair: clients send it as
+ * HTTP Basic with the public key as user and the secret key as password
+ * (the server rebuilds "public:secret" from Basic); Bearer takes the whole
+ * key text. Several keys may map to one project.
+ *
+ * Keys are held only as BLAKE2b-256 hashes (libsodium crypto_generichash,
+ * keyed with a random per-process key so the table is useless outside this
+ * process), and a presented key is compared against every entry with
+ * sodium_memcmp, without an early exit: the time taken does not depend on
+ * which key, or how much of one, matched.
+ */
+#include "srv_int.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct key_entry {
+    unsigned char hash[crypto_generichash_BYTES];
+    uint32_t project;
+} key_entry;
+
+struct sdb_keys {
+    unsigned char hkey[crypto_generichash_KEYBYTES];
+    key_entry *v;
+    size_t n;
+};
+
+static void hash_of(const sdb_keys *k, const char *cred, size_t len, unsigned char *out)
+{
+    crypto_generichash(out, crypto_generichash_BYTES, (const unsigned char *)cred, len, k->hkey,
+                       sizeof k->hkey);
+}
+
+int sdb_keys_load(const char *path, sdb_store *s, sdb_keys **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "libsodium failed to initialise");
+        return SDB_EIO;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "--keys %s: cannot read the file", path);
+        return SDB_EIO;
+    }
+    sdb_keys *k = calloc(1, sizeof *k);
+    if (!k) {
+        fclose(f);
+        return SDB_ENOMEM;
+    }
+    crypto_generichash_keygen(k->hkey);
+    char *line = NULL;
+    size_t cap = 0, cap_v = 0;
+    ssize_t got;
+    int rc = SDB_OK, lineno = 0;
+    while (rc == SDB_OK && (got = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        char *save = NULL, *proj = strtok_r(line, " \t\r\n", &save);
+        if (!proj || proj[0] == '#') continue;
+        char *key = strtok_r(NULL, " \t\r\n", &save), *extra = strtok_r(NULL, " \t\r\n", &save);
+        if (!key || extra || strlen(proj) > 200) {
+            snprintf(err, errlen, "--keys %s line %d: expected \"PROJECT KEY\"", path, lineno);
+            rc = SDB_EINVAL;
+            break;
+        }
+        if (k->n == cap_v) {
+            cap_v = cap_v ? cap_v * 2 : 16;
+            key_entry *v = realloc(k->v, cap_v * sizeof *v);
+            if (!v) {
+                rc = SDB_ENOMEM;
+                break;
+            }
+            k->v = v;
+        }
+        key_entry *e = &k->v[k->n];
+        if ((rc = sdb_project_id(s, proj, 1, &e->project))) {
+            snprintf(err, errlen, "--keys %s line %d: project \"%s\": %s", path, lineno, proj,
+                     sdb_strerror(rc));
+            break;
+        }
+        hash_of(k, key, strlen(key), e->hash);
+        sodium_memzero(key, strlen(key));
+        k->n++;
+    }
+    if (line) sodium_memzero(line, cap);
+    free(line);
+    fclose(f);
+    if (rc == SDB_OK && k->n == 0) {
+        snprintf(err, errlen, "--keys %s: no keys in the file", path);
+        rc = SDB_EINVAL;
+    }
+    if (rc) {
+        sdb_keys_free(k);
+        return rc;
+    }
+    *out = k;
+    return SDB_OK;
+}
+
+int sdb_keys_check(const sdb_keys *k, const char *cred, size_t len, uint32_t *out_project)
+{
+    unsigned char h[crypto_generichash_BYTES];
+    hash_of(k, cred, len, h);
+    int found = 0;
+    uint32_t project = 0;
+    for (size_t i = 0; i < k->n; i++) {
+        int eq = sodium_memcmp(h, k->v[i].hash, sizeof h) == 0;
+        /* Branch-free select: no early exit on a match. */
+        uint32_t mask = (uint32_t)0 - (uint32_t)(eq & !found);
+        project = (project & ~mask) | (k->v[i].project & mask);
+        found |= eq;
+    }
+    *out_project = project;
+    return found ? SDB_OK : SDB_ENOTFOUND;
+}
+
+void sdb_keys_free(sdb_keys *k)
+{
+    if (!k) return;
+    sodium_memzero(k->hkey, sizeof k->hkey);
+    free(k->v);
+    free(k);
+}

@@ -1,0 +1,775 @@
+/* The query server's endpoints and the three pieces of state behind them.
+ *
+ * Writer (group commit). Ingest requests parse and validate their body
+ * into their own sdb_batch on the HTTP thread, then queue it and wait. One
+ * writer thread takes everything queued, stores it with a single
+ * sdb_store_ingest_many (one transaction, one fsync), and only then wakes
+ * the waiting requests: no score is acknowledged before its commit, and N
+ * concurrent requests cost one commit instead of N.
+ *
+ * Aggregator (DESIGN.md "Aggregation delay"). Analytics see the scores
+ * ingested at or before now - delay. A thread folds to that watermark once
+ * a second; in addition the query path folds synchronously when a commit
+ * it knows of has become due (`spans`: the ingest-time ranges of commits
+ * not yet folded, one per second of ingest), so with delay 0 an answer
+ * includes every acknowledged score, and a test that moves the fake clock
+ * sees the move at once. List and get read the row store and see every
+ * acknowledged score immediately.
+ *
+ * Cache. Query answers are cached by (project, request body) until the
+ * answer may change: `gen` moves on every fold, commit and delete. The
+ * table is bounded (cache_entries) and answers over 1 MiB are not kept.
+ */
+#include "srv_int.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_ITEMS 100000u       /* scores per ingest request */
+#define MAX_COMMIT_ROWS 500000u /* rows per group commit */
+#define CACHE_VAL_MAX (1u << 20)
+
+/* ---------------------------------------------------------------- replies */
+
+static void reply_text(sdb__reply *out, int status, char *body, const char *ctype)
+{
+    out->status = status;
+    out->body = body;
+    out->len = body ? strlen(body) : 0;
+    out->ctype = ctype;
+}
+
+/* A JSON document, newline-terminated like the CLI's output. Takes `json`. */
+static void reply_json(sdb__reply *out, int status, char *json)
+{
+    size_t n = strlen(json);
+    char *p = realloc(json, n + 2);
+    if (!p) {
+        free(json);
+        sdb__reply_error(out, 500, "out of memory");
+        return;
+    }
+    p[n] = '\n';
+    p[n + 1] = 0;
+    out->status = status;
+    out->body = p;
+    out->len = n + 1;
+    out->ctype = NULL;
+}
+
+void sdb__reply_error(sdb__reply *out, int status, const char *msg)
+{
+    char *b = strdup("{\"error\":");
+    size_t len = b ? strlen(b) : 0;
+    if (b && sdb_json_quote(msg, strlen(msg), &b, &len) == SDB_OK) {
+        char *p = realloc(b, len + 3);
+        if (p) {
+            memcpy(p + len, "}\n", 3);
+            out->status = status;
+            out->body = p;
+            out->len = len + 2;
+            out->ctype = NULL;
+            return;
+        }
+    }
+    free(b);
+    out->status = status;
+    out->body = strdup("{\"error\":\"out of memory\"}\n");
+    out->len = out->body ? strlen(out->body) : 0;
+    out->ctype = NULL;
+}
+
+static void reply_engine_error(sdb__reply *out, int rc, const char *err)
+{
+    if (rc == SDB_EINVAL) {
+        sdb__reply_error(out, 400, err && err[0] ? err : "invalid request");
+    } else if (rc == SDB_ENOTFOUND) {
+        sdb__reply_error(out, 404, "not found");
+    } else {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s%s%s", sdb_strerror(rc), err && err[0] ? ": " : "",
+                 err ? err : "");
+        sdb__reply_error(out, 500, msg);
+    }
+}
+
+/* ------------------------------------------------------------------ clock */
+
+int64_t sdb__srv_now(sdb_server *s)
+{
+    int64_t f = atomic_load(&s->fake_now);
+    if (f != INT64_MIN) return f;
+    if (s->o.clock_file) {
+        FILE *fp = fopen(s->o.clock_file, "r");
+        long long v;
+        int ok = fp && fscanf(fp, "%lld", &v) == 1;
+        if (fp) fclose(fp);
+        if (ok) return v;
+    }
+    return sdb_now_ms();
+}
+
+void sdb_server_set_now(sdb_server *s, int64_t now_ms) { atomic_store(&s->fake_now, now_ms); }
+
+/* ------------------------------------------------------------- aggregator */
+
+static int64_t delay_of(const sdb_server *s) { return s->o.delay_ms; }
+
+/* Called with agg_mu held. */
+static void spans_push(sdb_server *s, int64_t t)
+{
+    if (s->span_n) {
+        sdb__span *tail = &s->spans[(s->span_head + s->span_n - 1) % SDB__SPANS];
+        if (t / 1000 == tail->lo / 1000 || s->span_n == SDB__SPANS) {
+            if (t > tail->hi) tail->hi = t;
+            if (t < tail->lo) tail->lo = t;
+            return;
+        }
+    }
+    s->spans[(s->span_head + s->span_n) % SDB__SPANS] = (sdb__span){t, t};
+    s->span_n++;
+}
+
+static void spans_folded(sdb_server *s, int64_t w)
+{
+    while (s->span_n && s->spans[s->span_head].hi <= w) {
+        s->span_head = (s->span_head + 1) % SDB__SPANS;
+        s->span_n--;
+    }
+    if (s->span_n && s->spans[s->span_head].lo <= w) s->spans[s->span_head].lo = w + 1;
+}
+
+/* Fold to now - delay when something became due (or `force`: the periodic
+ * tick, which also moves as_of forward when nothing is pending). */
+static int fold_due(sdb_server *s, int force)
+{
+    int64_t now = sdb__srv_now(s), target = now - delay_of(s);
+    pthread_mutex_lock(&s->agg_mu);
+    int due = s->fold_unknown || (s->span_n && s->spans[s->span_head].lo <= target) ||
+              (force && target > s->folded_to);
+    int rc = SDB_OK;
+    if (due) {
+        rc = sdb_store_fold(s->store, target, NULL);
+        if (rc == SDB_OK) {
+            if (target > s->folded_to) s->folded_to = target;
+            s->fold_unknown = 0;
+            spans_folded(s, target);
+            atomic_fetch_add(&s->gen, 1);
+            atomic_fetch_add(&s->folds, 1);
+        }
+    }
+    pthread_mutex_unlock(&s->agg_mu);
+    return rc;
+}
+
+static void *agg_main(void *arg)
+{
+    sdb_server *s = arg;
+    pthread_mutex_lock(&s->agg_mu);
+    while (!s->agg_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&s->agg_cv, &s->agg_mu, &ts);
+        if (s->agg_stop) break;
+        pthread_mutex_unlock(&s->agg_mu);
+        int rc = fold_due(s, 1);
+        if (rc) fprintf(stderr, "scoredb serve: fold failed: %s\n", sdb_strerror(rc));
+        pthread_mutex_lock(&s->agg_mu);
+    }
+    pthread_mutex_unlock(&s->agg_mu);
+    return NULL;
+}
+
+/* ----------------------------------------------------------------- writer */
+
+static void *writer_main(void *arg)
+{
+    sdb_server *s = arg;
+    size_t cap = 64;
+    uint32_t *projects = malloc(cap * sizeof *projects);
+    sdb_batch **batches = malloc(cap * sizeof *batches);
+    pthread_mutex_lock(&s->wq_mu);
+    for (;;) {
+        while (!s->wq_head && !s->stopping) pthread_cond_wait(&s->wq_cv, &s->wq_mu);
+        if (!s->wq_head) break; /* stopping and drained */
+        /* Take a prefix of the queue, bounded in rows. */
+        sdb__wreq *first = s->wq_head, *last = first;
+        size_t n = 1, rows = sdb_batch_rows(first->b);
+        while (last->next && rows + sdb_batch_rows(last->next->b) <= MAX_COMMIT_ROWS) {
+            last = last->next;
+            rows += sdb_batch_rows(last->b);
+            n++;
+        }
+        s->wq_head = last->next;
+        if (!s->wq_head) s->wq_tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&s->wq_mu);
+
+        int rc = SDB_OK;
+        if (n > cap) {
+            size_t nc = n * 2;
+            uint32_t *p = realloc(projects, nc * sizeof *p);
+            if (p) projects = p;
+            sdb_batch **b = realloc(batches, nc * sizeof *b);
+            if (b) batches = b;
+            if (p && b) cap = nc;
+        }
+        if (!projects || !batches || n > cap) rc = SDB_ENOMEM;
+        if (rc == SDB_OK) {
+            size_t i = 0;
+            for (sdb__wreq *w = first; w; w = w->next, i++) {
+                projects[i] = w->project;
+                batches[i] = w->b;
+            }
+            int64_t now = sdb__srv_now(s);
+            rc = sdb_store_ingest_many(s->store, projects, batches, n, now);
+            if (rc == SDB_OK) {
+                pthread_mutex_lock(&s->agg_mu);
+                spans_push(s, now);
+                pthread_mutex_unlock(&s->agg_mu);
+                atomic_fetch_add(&s->ingested, rows);
+                atomic_fetch_add(&s->commits, 1);
+                atomic_fetch_add(&s->gen, 1);
+            }
+        }
+        pthread_mutex_lock(&s->wq_mu);
+        for (sdb__wreq *w = first, *nx; w; w = nx) {
+            nx = w->next;
+            w->rc = rc;
+            w->done = 1;
+        }
+        pthread_cond_broadcast(&s->done_cv);
+    }
+    pthread_mutex_unlock(&s->wq_mu);
+    free(projects);
+    free(batches);
+    return NULL;
+}
+
+/* Queue a batch and wait for its commit. */
+static int commit(sdb_server *s, uint32_t project, sdb_batch *b)
+{
+    sdb__wreq w = {NULL, project, b, 0, 0};
+    pthread_mutex_lock(&s->wq_mu);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->wq_mu);
+        return SDB_EBUSY;
+    }
+    if (s->wq_tail)
+        s->wq_tail->next = &w;
+    else
+        s->wq_head = &w;
+    s->wq_tail = &w;
+    pthread_cond_signal(&s->wq_cv);
+    while (!w.done) pthread_cond_wait(&s->done_cv, &s->wq_mu);
+    pthread_mutex_unlock(&s->wq_mu);
+    return w.rc;
+}
+
+/* ------------------------------------------------------------------ cache */
+
+static uint64_t fnv(uint32_t project, const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull ^ project;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+    return h | 1; /* 0 marks an empty slot */
+}
+
+static char *cache_get(sdb_server *s, uint32_t project, const char *key, size_t klen,
+                       uint64_t gen, size_t *vlen)
+{
+    if (!s->cache_cap) return NULL;
+    uint64_t h = fnv(project, key, klen);
+    char *out = NULL;
+    pthread_mutex_lock(&s->cache_mu);
+    for (size_t i = h & (s->cache_cap - 1);; i = (i + 1) & (s->cache_cap - 1)) {
+        sdb__centry *e = &s->cache[i];
+        if (!e->hash) break;
+        if (e->hash == h && e->project == project && e->klen == klen &&
+            !memcmp(e->key, key, klen)) {
+            if (e->gen == gen && (out = malloc(e->vlen + 1))) {
+                memcpy(out, e->val, e->vlen + 1);
+                *vlen = e->vlen;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->cache_mu);
+    return out;
+}
+
+static void cache_clear_locked(sdb_server *s)
+{
+    for (size_t i = 0; i < s->cache_cap; i++) {
+        free(s->cache[i].key);
+        free(s->cache[i].val);
+        memset(&s->cache[i], 0, sizeof s->cache[i]);
+    }
+    s->cache_n = 0;
+}
+
+static void cache_put(sdb_server *s, uint32_t project, const char *key, size_t klen,
+                      uint64_t gen, const char *val, size_t vlen)
+{
+    if (!s->cache_cap || vlen > CACHE_VAL_MAX) return;
+    uint64_t h = fnv(project, key, klen);
+    char *k = malloc(klen + 1), *v = malloc(vlen + 1);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return;
+    }
+    memcpy(k, key, klen);
+    k[klen] = 0;
+    memcpy(v, val, vlen + 1);
+    pthread_mutex_lock(&s->cache_mu);
+    /* Bounded: at half full (open addressing) start over; every entry of
+     * an older generation is dead anyway. */
+    if (s->cache_n * 2 >= s->cache_cap) cache_clear_locked(s);
+    for (size_t i = h & (s->cache_cap - 1);; i = (i + 1) & (s->cache_cap - 1)) {
+        sdb__centry *e = &s->cache[i];
+        if (!e->hash || (e->hash == h && e->project == project && e->klen == klen &&
+                         !memcmp(e->key, key, klen))) {
+            if (!e->hash) s->cache_n++;
+            free(e->key);
+            free(e->val);
+            *e = (sdb__centry){h, gen, project, k, klen, v, vlen};
+            k = v = NULL;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->cache_mu);
+    free(k);
+    free(v);
+}
+
+/* -------------------------------------------------------------- endpoints */
+
+static void ep_ingest(sdb_server *s, struct MHD_Connection *c, sdb__req *r, sdb__reply *out)
+{
+    if (!r->len) {
+        sdb__reply_error(out, 400, "body: empty; send a JSON array of scores, {\"scores\": "
+                                   "[...]}, or NDJSON");
+        return;
+    }
+    const char *ct = sdb__http_ctype(c);
+    int nd = ct && (!strncasecmp(ct, "application/x-ndjson", 20) ||
+                    !strncasecmp(ct, "application/jsonl", 17) ||
+                    !strncasecmp(ct, "application/ndjson", 18));
+    sdb_batch *b;
+    if (sdb_batch_new(&b)) {
+        sdb__reply_error(out, 500, "out of memory");
+        return;
+    }
+    size_t items, n_err;
+    char *errs = NULL, err[512] = "";
+    int rc = sdb_batch_add_body(b, r->body, r->len, nd, MAX_ITEMS, &items, &n_err, &errs, err,
+                                sizeof err);
+    if (rc) {
+        reply_engine_error(out, rc == SDB_ELIMIT ? SDB_EINVAL : rc, err);
+        sdb_batch_free(b);
+        return;
+    }
+    size_t ok = sdb_batch_rows(b);
+    char *body = NULL;
+    size_t len = 0;
+    if (ok == 0) {
+        const char *head = items ? "{\"error\":\"no valid score in the body\",\"accepted\":0,"
+                                   "\"errors\":["
+                                 : "{\"error\":\"body: no scores\",\"accepted\":0,\"errors\":[";
+        size_t hl = strlen(head), el = strlen(errs);
+        body = malloc(hl + el + 4);
+        if (body) {
+            memcpy(body, head, hl);
+            memcpy(body + hl, errs, el);
+            memcpy(body + hl + el, "]}", 3);
+            reply_json(out, 400, body);
+        } else {
+            sdb__reply_error(out, 500, "out of memory");
+        }
+        free(errs);
+        sdb_batch_free(b);
+        return;
+    }
+    rc = commit(s, r->project, b);
+    if (rc) {
+        reply_engine_error(out, rc, "the scores were not stored");
+        free(errs);
+        sdb_batch_free(b);
+        return;
+    }
+    char head[64];
+    snprintf(head, sizeof head, "{\"accepted\":%zu,\"ids\":[", ok);
+    body = strdup(head);
+    len = body ? strlen(body) : 0;
+    for (size_t i = 0; body && i < ok; i++) {
+        const char *id = sdb_batch_id(b, i);
+        if (i) {
+            char *p = realloc(body, len + 2);
+            if (!p) {
+                free(body);
+                body = NULL;
+                break;
+            }
+            body = p;
+            body[len++] = ',';
+            body[len] = 0;
+        }
+        if (sdb_json_quote(id, strlen(id), &body, &len)) {
+            free(body);
+            body = NULL;
+        }
+    }
+    if (body) {
+        size_t el = n_err ? strlen(errs) : 0;
+        char *p = realloc(body, len + el + 16);
+        if (p) {
+            body = p;
+            if (n_err) {
+                memcpy(body + len, "],\"errors\":[", 12);
+                len += 12;
+                memcpy(body + len, errs, el);
+                len += el;
+            }
+            memcpy(body + len, "]}", 3);
+            reply_json(out, n_err ? 207 : 200, body);
+        } else {
+            free(body);
+            body = NULL;
+        }
+    }
+    if (!body && !out->body) sdb__reply_error(out, 500, "out of memory (the scores were stored)");
+    free(errs);
+    sdb_batch_free(b);
+}
+
+static void ep_query(sdb_server *s, sdb__req *r, sdb__reply *out)
+{
+    int rc = fold_due(s, 0);
+    if (rc) {
+        reply_engine_error(out, rc, "fold");
+        return;
+    }
+    uint64_t gen = atomic_load(&s->gen);
+    const char *body = r->body ? r->body : "";
+    size_t vlen;
+    char *hit = cache_get(s, r->project, body, r->len, gen, &vlen);
+    if (hit) {
+        atomic_fetch_add(&s->cache_hits, 1);
+        reply_text(out, 200, hit, NULL);
+        return;
+    }
+    atomic_fetch_add(&s->cache_misses, 1);
+    char *ans = NULL, err[512] = "";
+    rc = sdb_query_json(s->store, r->project, body, r->len, &ans, err, sizeof err);
+    if (rc) {
+        reply_engine_error(out, rc, err);
+        return;
+    }
+    reply_json(out, 200, ans);
+    if (out->status == 200) cache_put(s, r->project, body, r->len, gen, out->body, out->len);
+}
+
+static void ep_names(sdb_server *s, sdb__req *r, sdb__reply *out)
+{
+    int rc = fold_due(s, 0);
+    char *ans = NULL;
+    if (rc == SDB_OK) rc = sdb_names_json(s->store, r->project, &ans);
+    if (rc)
+        reply_engine_error(out, rc, NULL);
+    else
+        reply_json(out, 200, ans);
+}
+
+static void ep_list(sdb_server *s, struct MHD_Connection *c, sdb__req *r, sdb__reply *out)
+{
+    sdb_param *params = NULL;
+    size_t n = sdb__http_args(c, &params);
+    char *ans = NULL, err[512] = "";
+    int rc = sdb_scores_list_json(s->store, r->project, params, n, &ans, err, sizeof err);
+    free(params);
+    if (rc)
+        reply_engine_error(out, rc, err);
+    else
+        reply_json(out, 200, ans);
+}
+
+static void ep_get(sdb_server *s, sdb__req *r, sdb__reply *out)
+{
+    char *ans = NULL;
+    int rc = sdb_score_get_json(s->store, r->project, r->id, &ans);
+    if (rc == SDB_ENOTFOUND)
+        sdb__reply_error(out, 404, "no score with this id");
+    else if (rc)
+        reply_engine_error(out, rc, NULL);
+    else
+        reply_json(out, 200, ans);
+}
+
+static void ep_delete(sdb_server *s, sdb__req *r, sdb__reply *out)
+{
+    int rc = sdb_score_delete(s->store, r->project, r->id);
+    if (rc == SDB_ENOTFOUND) {
+        sdb__reply_error(out, 404, "no score with this id");
+        return;
+    }
+    if (rc) {
+        reply_engine_error(out, rc, NULL);
+        return;
+    }
+    atomic_fetch_add(&s->gen, 1);
+    char *b = strdup("{\"deleted\":");
+    size_t len = b ? strlen(b) : 0;
+    if (b && sdb_json_quote(r->id, strlen(r->id), &b, &len) == SDB_OK) {
+        char *p = realloc(b, len + 2);
+        if (p) {
+            memcpy(p + len, "}", 2);
+            reply_json(out, 200, p);
+            return;
+        }
+    }
+    free(b);
+    sdb__reply_error(out, 500, "out of memory (the score was deleted)");
+}
+
+static void ep_traces(sdb_server *s, sdb__req *r, sdb__reply *out)
+{
+    char *ans = NULL, err[512] = "";
+    int rc = sdb_traces_search_json(s->store, r->project, r->body ? r->body : "", r->len, &ans,
+                                    err, sizeof err);
+    if (rc)
+        reply_engine_error(out, rc, err);
+    else
+        reply_json(out, 200, ans);
+}
+
+void sdb__serve_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r, sdb__reply *out)
+{
+    switch (r->route) {
+    case SDB_R_HEALTHZ:
+        reply_text(out, 200, strdup("{\"status\":\"ok\"}\n"), NULL);
+        break;
+    case SDB_R_METRICS: {
+        size_t len;
+        char *m = sdb__metrics_text(s, &len);
+        reply_text(out, 200, m, "text/plain; version=0.0.4");
+        break;
+    }
+    case SDB_R_SCORES_POST: ep_ingest(s, c, r, out); break;
+    case SDB_R_SCORES_LIST: ep_list(s, c, r, out); break;
+    case SDB_R_SCORE_GET: ep_get(s, r, out); break;
+    case SDB_R_SCORE_DELETE: ep_delete(s, r, out); break;
+    case SDB_R_NAMES: ep_names(s, r, out); break;
+    case SDB_R_QUERY: ep_query(s, r, out); break;
+    case SDB_R_TRACES: ep_traces(s, r, out); break;
+    default: sdb__reply_error(out, 404, "no such path"); break;
+    }
+    if (!out->body) sdb__reply_error(out, 500, "out of memory");
+}
+
+/* -------------------------------------------------------------- lifecycle */
+
+int sdb_server_start(const sdb_server_opts *opts, sdb_server **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (err && errlen) err[0] = 0;
+    if (!opts->db) {
+        snprintf(err, errlen, "--db DIR is required");
+        return SDB_EINVAL;
+    }
+    sdb_server *s = calloc(1, sizeof *s);
+    if (!s) return SDB_ENOMEM;
+    s->o = *opts;
+    snprintf(s->listen, sizeof s->listen, "%s", opts->listen ? opts->listen : "127.0.0.1:8080");
+    if (s->o.delay_ms < 0) s->o.delay_ms = 10 * 60 * 1000;
+    if (!s->o.threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        s->o.threads = n > 0 ? (unsigned)n : 2;
+    }
+    if (!s->o.max_body) s->o.max_body = 8u << 20;
+    if (!s->o.conn_timeout_s) s->o.conn_timeout_s = 30;
+    if (!s->o.max_conns) s->o.max_conns = 1024;
+    if (!s->o.max_inflight) s->o.max_inflight = 256;
+    if (!s->o.cache_entries) s->o.cache_entries = 1024;
+    atomic_init(&s->fake_now, opts->fake_clock ? opts->fake_now_ms : INT64_MIN);
+    s->fold_unknown = 1;
+    s->folded_to = INT64_MIN;
+    for (s->cache_cap = 16; s->cache_cap < 2 * (size_t)s->o.cache_entries;) s->cache_cap *= 2;
+    s->cache = calloc(s->cache_cap, sizeof *s->cache);
+    pthread_mutex_init(&s->wq_mu, NULL);
+    pthread_cond_init(&s->wq_cv, NULL);
+    pthread_cond_init(&s->done_cv, NULL);
+    pthread_mutex_init(&s->agg_mu, NULL);
+    pthread_cond_init(&s->agg_cv, NULL);
+    pthread_mutex_init(&s->cache_mu, NULL);
+    int rc = s->cache ? SDB_OK : SDB_ENOMEM;
+    sdb_options so = {0};
+    so.no_sync = opts->no_sync;
+    if (rc == SDB_OK) rc = sdb_store_open(opts->db, &so, &s->store, err, errlen);
+    if (rc == SDB_OK && opts->keys_file)
+        rc = sdb_keys_load(opts->keys_file, s->store, &s->keys, err, errlen);
+    int writer = 0, agg = 0;
+    if (rc == SDB_OK) {
+        writer = pthread_create(&s->writer, NULL, writer_main, s) == 0;
+        agg = pthread_create(&s->agg, NULL, agg_main, s) == 0;
+        if (!writer || !agg) rc = SDB_ENOMEM;
+    }
+    if (rc == SDB_OK) rc = fold_due(s, 1);
+    if (rc == SDB_OK) rc = sdb__http_start(s, err, errlen);
+    if (rc) {
+        if (err && errlen && !err[0]) snprintf(err, errlen, "%s", sdb_strerror(rc));
+        pthread_mutex_lock(&s->wq_mu);
+        s->stopping = 1;
+        pthread_cond_broadcast(&s->wq_cv);
+        pthread_mutex_unlock(&s->wq_mu);
+        pthread_mutex_lock(&s->agg_mu);
+        s->agg_stop = 1;
+        pthread_cond_broadcast(&s->agg_cv);
+        pthread_mutex_unlock(&s->agg_mu);
+        if (writer) pthread_join(s->writer, NULL);
+        if (agg) pthread_join(s->agg, NULL);
+        s->d = NULL;
+        sdb_server_stop(s);
+        return rc;
+    }
+    *out = s;
+    return SDB_OK;
+}
+
+uint16_t sdb_server_port(const sdb_server *s) { return s->port; }
+
+void sdb_server_stop(sdb_server *s)
+{
+    if (!s) return;
+    if (s->d) {
+        sdb__http_stop(s);
+        pthread_mutex_lock(&s->wq_mu);
+        s->stopping = 1;
+        pthread_cond_broadcast(&s->wq_cv);
+        pthread_mutex_unlock(&s->wq_mu);
+        pthread_join(s->writer, NULL);
+        pthread_mutex_lock(&s->agg_mu);
+        s->agg_stop = 1;
+        pthread_cond_broadcast(&s->agg_cv);
+        pthread_mutex_unlock(&s->agg_mu);
+        pthread_join(s->agg, NULL);
+    }
+    if (s->cache) {
+        cache_clear_locked(s);
+        free(s->cache);
+    }
+    sdb_keys_free(s->keys);
+    sdb_store_close(s->store);
+    pthread_mutex_destroy(&s->wq_mu);
+    pthread_cond_destroy(&s->wq_cv);
+    pthread_cond_destroy(&s->done_cv);
+    pthread_mutex_destroy(&s->agg_mu);
+    pthread_cond_destroy(&s->agg_cv);
+    pthread_mutex_destroy(&s->cache_mu);
+    free(s);
+}
+
+/* ------------------------------------------------------------ the command */
+
+static volatile sig_atomic_t got_signal;
+
+/* serve.c is also linked into the tests, without main.c: its own usage. */
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, "scoredb serve: %s\n"
+                    "usage: scoredb serve --db DIR [--listen 127.0.0.1:8080] "
+                    "[--aggregation-delay 10m]\n"
+                    "                     [--threads N] [--max-body 8MiB] [--keys FILE]\n"
+                    "                     [--max-connections N] [--max-inflight N]\n",
+            msg);
+    return 2;
+}
+static void on_signal(int sig) { got_signal = sig; }
+
+/* "8MiB", "512k", "1048576" into bytes. */
+static int parse_size(const char *t, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(t, &end, 10);
+    if (end == t || errno || t[0] == '-') return -1;
+    uint64_t m = 1;
+    if (!strcasecmp(end, "") || !strcasecmp(end, "b")) m = 1;
+    else if (!strcasecmp(end, "k") || !strcasecmp(end, "kb") || !strcasecmp(end, "kib")) m = 1024;
+    else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb") || !strcasecmp(end, "mib")) m = 1u << 20;
+    else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb") || !strcasecmp(end, "gib")) m = 1u << 30;
+    else return -1;
+    if (v == 0 || v > UINT64_MAX / m) return -1;
+    *out = v * m;
+    return 0;
+}
+
+int sdb_cmd_serve(const char *db, int argc, char **argv)
+{
+    sdb_server_opts o;
+    memset(&o, 0, sizeof o);
+    o.db = db;
+    o.delay_ms = -1;
+    o.clock_file = getenv("SCOREDB_FAKE_NOW_FILE");
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end;
+        if (!strcmp(a, "--listen") && v) {
+            o.listen = v;
+        } else if (!strcmp(a, "--aggregation-delay") && v) {
+            if (sdb_duration_parse(v, &o.delay_ms) || o.delay_ms < 0)
+                return usage_error("--aggregation-delay: expected a duration (10m, 0, 1h30m)");
+        } else if (!strcmp(a, "--threads") && v) {
+            long n = strtol(v, &end, 10);
+            if (*end || n < 1 || n > 1024) return usage_error("--threads: expected 1 to 1024");
+            o.threads = (unsigned)n;
+        } else if (!strcmp(a, "--max-body") && v) {
+            if (parse_size(v, &o.max_body))
+                return usage_error("--max-body: expected a size (8MiB, 512KiB, bytes)");
+        } else if (!strcmp(a, "--keys") && v) {
+            o.keys_file = v;
+        } else if (!strcmp(a, "--max-connections") && v) {
+            long n = strtol(v, &end, 10);
+            if (*end || n < 1) return usage_error("--max-connections: expected a count");
+            o.max_conns = (unsigned)n;
+        } else if (!strcmp(a, "--max-inflight") && v) {
+            long n = strtol(v, &end, 10);
+            if (*end || n < 1) return usage_error("--max-inflight: expected a count");
+            o.max_inflight = (unsigned)n;
+        } else if (!strcmp(a, "--clock-file") && v) { /* tests only */
+            o.clock_file = v;
+        } else {
+            char msg[200];
+            snprintf(msg, sizeof msg, "serve: unknown or incomplete option %.100s", a);
+            return usage_error(msg);
+        }
+        i++;
+    }
+    sdb_server *s;
+    char err[512] = "";
+    int rc = sdb_server_start(&o, &s, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "scoredb serve: %s\n", err[0] ? err : sdb_strerror(rc));
+        return rc == SDB_EINVAL ? 2 : 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    fprintf(stderr, "scoredb serve: listening on http://%s (port %u), store %s, aggregation delay %lld ms%s\n",
+            s->listen, sdb_server_port(s), db, (long long)s->o.delay_ms,
+            s->keys ? ", API keys on" : ", no keys (loopback only)");
+    while (!got_signal) pause();
+    fprintf(stderr, "scoredb serve: stopping\n");
+    sdb_server_stop(s);
+    return 0;
+}

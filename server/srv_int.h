@@ -1,0 +1,152 @@
+/* Private to the server files (http.c, serve.c, keys.c): the server
+ * struct and the seams between HTTP plumbing and endpoints. */
+#ifndef SDB_SRV_INT_H
+#define SDB_SRV_INT_H
+
+#include "server.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+struct MHD_Daemon;
+struct MHD_Connection;
+
+/* Routes, for dispatch and for the metrics labels. */
+enum {
+    SDB_R_HEALTHZ,
+    SDB_R_METRICS,
+    SDB_R_SCORES_POST,
+    SDB_R_SCORES_LIST,
+    SDB_R_SCORE_GET,
+    SDB_R_SCORE_DELETE,
+    SDB_R_NAMES,
+    SDB_R_QUERY,
+    SDB_R_TRACES,
+    SDB_R_OTHER,
+    SDB_N_ROUTES
+};
+extern const char *const sdb__route_names[SDB_N_ROUTES];
+
+#define SDB_N_STATUS 10   /* 200 207 400 401 404 405 413 500 503 other */
+#define SDB_N_LAT 14      /* latency histogram buckets, the last is +Inf */
+extern const int sdb__status_codes[SDB_N_STATUS];
+extern const double sdb__lat_bounds[SDB_N_LAT - 1];
+
+/* ---------------------------------------------------------------- keys */
+
+typedef struct sdb_keys sdb_keys;
+/* Load a keys file (format in keys.c), resolving project names to ids in
+ * s (created when new). *out owned (sdb_keys_free). */
+int sdb_keys_load(const char *path, sdb_store *s, sdb_keys **out, char *err, size_t errlen);
+/* The project of credential cred (a Bearer key, or "public:secret" from
+ * Basic). Constant time in the credential. Returns SDB_OK or
+ * SDB_ENOTFOUND. */
+int sdb_keys_check(const sdb_keys *k, const char *cred, size_t len, uint32_t *out_project);
+void sdb_keys_free(sdb_keys *k);
+
+/* ------------------------------------------------------------- requests */
+
+typedef struct sdb__req {
+    int route;
+    uint32_t project;
+    int status;          /* of the response queued, for metrics */
+    int responded;       /* a response was queued (early error) */
+    int over;            /* the body passed the cap: discard the rest */
+    int counted;         /* counted in inflight */
+    double t0;           /* monotonic seconds at the first callback */
+    char id[256];        /* /v1/scores/{id} */
+    char *body;
+    size_t len, cap;
+} sdb__req;
+
+typedef struct sdb__reply {
+    int status;
+    char *body;          /* malloc'd, taken by the HTTP layer */
+    size_t len;
+    const char *ctype;   /* NULL: application/json */
+} sdb__reply;
+
+/* serve.c: run the endpoint of a routed, authorised request whose body is
+ * complete. */
+void sdb__serve_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r, sdb__reply *out);
+/* A JSON error reply {"error": msg}. */
+void sdb__reply_error(sdb__reply *out, int status, const char *msg);
+/* Epoch ms by the server's clock (real, file or fake). */
+int64_t sdb__srv_now(sdb_server *s);
+
+/* http.c */
+int sdb__http_start(sdb_server *s, char *err, size_t errlen);
+void sdb__http_stop(sdb_server *s);
+/* Prometheus text of the counters plus store gauges (caller frees). */
+char *sdb__metrics_text(sdb_server *s, size_t *len);
+/* The URL query parameters, borrowed from the connection for the request;
+ * *out is malloc'd (free()). */
+size_t sdb__http_args(struct MHD_Connection *c, sdb_param **out);
+/* The request's Content-Type header (NULL when absent). */
+const char *sdb__http_ctype(struct MHD_Connection *c);
+
+/* ---------------------------------------------------------------- state */
+
+typedef struct sdb__wreq {
+    struct sdb__wreq *next;
+    uint32_t project;
+    sdb_batch *b;
+    int done, rc;
+} sdb__wreq;
+
+typedef struct sdb__span {
+    int64_t lo, hi; /* ingest times of commits not yet folded */
+} sdb__span;
+#define SDB__SPANS 4096
+
+typedef struct sdb__centry {
+    uint64_t hash, gen;
+    uint32_t project;
+    char *key;   /* the request body */
+    size_t klen;
+    char *val;
+    size_t vlen;
+} sdb__centry;
+
+struct sdb_server {
+    sdb_server_opts o;
+    char listen[256];
+    sdb_store *store;
+    sdb_keys *keys;
+    struct MHD_Daemon *d;
+    uint16_t port;
+    _Atomic int64_t fake_now; /* INT64_MIN: not faked */
+
+    /* writer: group commit */
+    pthread_t writer;
+    pthread_mutex_t wq_mu;
+    pthread_cond_t wq_cv, done_cv;
+    sdb__wreq *wq_head, *wq_tail;
+    int stopping;
+
+    /* aggregator */
+    pthread_t agg;
+    pthread_mutex_t agg_mu;
+    pthread_cond_t agg_cv;
+    int agg_stop;
+    int64_t folded_to;
+    int fold_unknown; /* the store may hold pending scores of unknown age */
+    sdb__span spans[SDB__SPANS];
+    size_t span_head, span_n;
+
+    /* answer cache */
+    pthread_mutex_t cache_mu;
+    sdb__centry *cache;
+    size_t cache_cap, cache_n;
+    _Atomic uint64_t gen; /* bumped when answers may change */
+
+    /* metrics */
+    _Atomic int inflight;
+    _Atomic uint64_t req[SDB_N_ROUTES][SDB_N_STATUS];
+    _Atomic uint64_t lat[SDB_N_ROUTES][SDB_N_LAT];
+    _Atomic uint64_t lat_sum_us[SDB_N_ROUTES];
+    _Atomic uint64_t ingested, commits, cache_hits, cache_misses, folds;
+};
+
+#endif
