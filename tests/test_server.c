@@ -1,0 +1,851 @@
+/* Integration tests of the query server (server/serve.c, server/http.c):
+ * each test starts a server on an ephemeral 127.0.0.1 port over a fresh
+ * store and talks to it with a tiny blocking socket client (requests are
+ * written by hand here on purpose: several tests send malformed HTTP that
+ * a client library would refuse to produce). Every socket has a receive
+ * timeout, and every load is bounded in count.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#define T0 4102444800000LL /* 2100-01-01: later than any real clock the CLI folds to */
+
+/* ------------------------------------------------------------- helpers */
+
+typedef struct srv {
+    sdb_server *s;
+    char dir[64];
+    uint16_t port;
+} srv;
+
+static void rm_store(const char *dir)
+{
+    char p[128];
+    snprintf(p, sizeof p, "%s/data.mdb", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/lock.mdb", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+static void start_with(srv *v, sdb_server_opts o)
+{
+    strcpy(v->dir, "/tmp/sdb_srv_XXXXXX");
+    cr_assert_not_null(mkdtemp(v->dir));
+    o.db = v->dir;
+    if (!o.listen) o.listen = "127.0.0.1:0";
+    if (!o.threads) o.threads = 4;
+    char err[512] = "";
+    int rc = sdb_server_start(&o, &v->s, err, sizeof err);
+    cr_assert_eq(rc, SDB_OK, "start: %s", err);
+    v->port = sdb_server_port(v->s);
+    cr_assert_neq(v->port, 0);
+}
+
+static void start(srv *v, int64_t delay_ms)
+{
+    sdb_server_opts o;
+    memset(&o, 0, sizeof o);
+    o.delay_ms = delay_ms;
+    o.fake_clock = 1;
+    o.fake_now_ms = T0;
+    start_with(v, o);
+}
+
+static void stop(srv *v)
+{
+    sdb_server_stop(v->s);
+    v->s = NULL;
+    rm_store(v->dir);
+}
+
+static int connect_to(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0) return; /* the server may close early (413, 400) */
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+typedef struct resp {
+    int status;
+    char *raw;  /* whole response, NUL-terminated */
+    char *body; /* into raw */
+} resp;
+
+static void resp_free(resp *r) { free(r->raw); }
+
+/* Read until the server closes (requests say Connection: close). */
+static resp read_resp(int fd)
+{
+    resp r = {0, NULL, NULL};
+    size_t cap = 8192, n = 0;
+    r.raw = malloc(cap);
+    for (;;) {
+        if (n + 4096 > cap) r.raw = realloc(r.raw, cap *= 2);
+        ssize_t got = recv(fd, r.raw + n, cap - n - 1, 0);
+        if (got <= 0) break;
+        n += (size_t)got;
+    }
+    r.raw[n] = 0;
+    sscanf(r.raw, "HTTP/1.%*d %d", &r.status);
+    char *b = strstr(r.raw, "\r\n\r\n");
+    r.body = b ? b + 4 : r.raw + n;
+    return r;
+}
+
+static resp raw_req(uint16_t port, const char *text, size_t len)
+{
+    int fd = connect_to(port);
+    send_all(fd, text, len);
+    resp r = read_resp(fd);
+    close(fd);
+    return r;
+}
+
+static resp req_h(uint16_t port, const char *method, const char *path, const char *headers,
+                  const char *body)
+{
+    size_t bl = body ? strlen(body) : 0;
+    size_t cap = bl + 1024 + (headers ? strlen(headers) : 0);
+    char *text = malloc(cap);
+    int n = snprintf(text, cap,
+                     "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n",
+                     method, path, headers ? headers : "", bl);
+    memcpy(text + n, body ? body : "", bl);
+    resp r = raw_req(port, text, (size_t)n + bl);
+    free(text);
+    return r;
+}
+
+static resp req(uint16_t port, const char *method, const char *path, const char *body)
+{
+    return req_h(port, method, path, NULL, body);
+}
+
+static int count_of(const char *s, const char *needle)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
+}
+
+/* The value of "key":NUMBER in a JSON text (first occurrence), or -1. */
+static long long num_field(const char *s, const char *key)
+{
+    char pat[80];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(s, pat);
+    return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
+}
+
+/* ------------------------------------------------------------- endpoints */
+
+Test(server, healthz_answers_ok)
+{
+    srv v;
+    start(&v, 0);
+    resp r = req(v.port, "GET", "/healthz", NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, "{\"status\":\"ok\"}\n");
+    resp_free(&r);
+    stop(&v);
+}
+
+Test(server, ingest_accepts_array_object_and_ndjson)
+{
+    srv v;
+    start(&v, 0);
+    resp r = req(v.port, "POST", "/v1/scores",
+                 "[{\"id\":\"a1\",\"name\":\"acc\",\"value\":0.5,\"trace_id\":\"t1\"},"
+                 "{\"id\":\"a2\",\"name\":\"acc\",\"value\":1,\"trace_id\":\"t2\"}]");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_str_eq(r.body, "{\"accepted\":2,\"ids\":[\"a1\",\"a2\"]}\n");
+    resp_free(&r);
+    r = req(v.port, "POST", "/v1/scores",
+            "{\"scores\":[{\"id\":\"b1\",\"name\":\"ok\",\"value\":true,\"session_id\":\"s\"}]}");
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, "{\"accepted\":1,\"ids\":[\"b1\"]}\n");
+    resp_free(&r);
+    r = req_h(v.port, "POST", "/v1/scores", "Content-Type: application/x-ndjson\r\n",
+              "{\"id\":\"c1\",\"name\":\"cat\",\"value\":\"pass\",\"trace_id\":\"t1\"}\n\n"
+              "{\"id\":\"c2\",\"name\":\"cat\",\"value\":\"fail\",\"trace_id\":\"t3\"}\n");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_str_eq(r.body, "{\"accepted\":2,\"ids\":[\"c1\",\"c2\"]}\n");
+    resp_free(&r);
+    r = req(v.port, "POST", "/v1/query", "{\"name\":\"acc\",\"stats\":[\"count\",\"sum\"]}");
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(num_field(r.body, "count"), 2);
+    cr_assert(strstr(r.body, "\"sum\":1.5"), "%s", r.body);
+    resp_free(&r);
+    stop(&v);
+}
+
+Test(server, ingest_reports_bad_rows_by_index_with_207_and_400)
+{
+    srv v;
+    start(&v, 0);
+    resp r = req(v.port, "POST", "/v1/scores",
+                 "[{\"id\":\"g\",\"name\":\"acc\",\"value\":0.5,\"trace_id\":\"t\"},"
+                 "{\"name\":\"acc\",\"trace_id\":\"t\"},"
+                 "{\"name\":\"acc\",\"value\":1,\"trace_id\":\"t\",\"colour\":1}]");
+    cr_assert_eq(r.status, 207, "%s", r.raw);
+    cr_assert(strstr(r.body, "\"accepted\":1,\"ids\":[\"g\"]"), "%s", r.body);
+    cr_assert(strstr(r.body, "{\"index\":1,\"error\":\"field \\\"value\\\": required\"}"), "%s",
+              r.body);
+    cr_assert(strstr(r.body, "{\"index\":2,\"error\":\"unknown field \\\"colour\\\"\"}"), "%s",
+              r.body);
+    resp_free(&r);
+    r = req(v.port, "POST", "/v1/scores", "[{\"name\":\"acc\",\"value\":\"x\",\"data_type\":\"NUMERIC\",\"trace_id\":\"t\"}]");
+    cr_assert_eq(r.status, 400);
+    cr_assert(strstr(r.body, "\"index\":0") && strstr(r.body, "data_type NUMERIC"), "%s", r.body);
+    resp_free(&r);
+    r = req(v.port, "POST", "/v1/scores", "[{\"name\":");
+    cr_assert_eq(r.status, 400);
+    cr_assert(strstr(r.body, "{\"error\":\"invalid JSON"), "%s", r.body);
+    resp_free(&r);
+    r = req(v.port, "POST", "/v1/scores", "{\"rows\":[]}");
+    cr_assert_eq(r.status, 400);
+    cr_assert(strstr(r.body, "field \\\"scores\\\""), "%s", r.body);
+    resp_free(&r);
+    r = req(v.port, "POST", "/v1/scores", "");
+    cr_assert_eq(r.status, 400);
+    resp_free(&r);
+    /* Only the valid one was stored. */
+    r = req(v.port, "GET", "/v1/scores", NULL);
+    cr_assert_eq(count_of(r.body, "\"id\":"), 1, "%s", r.body);
+    resp_free(&r);
+    stop(&v);
+}
+
+static const char *const panel_queries[] = {
+    "{\"name\":\"acc\"}",
+    "{\"name\":\"acc\",\"stats\":[\"count\",\"avg\",\"min\",\"max\",\"sum\",\"stddev\",\"traces\"],"
+    "\"group_by\":[\"model\"],\"percentiles\":[50,90]}",
+    "{\"names\":[\"acc\",\"cat\"],\"interval\":\"1h\",\"from\":\"2099-12-31T22:00:00Z\","
+    "\"to\":\"2100-01-01T02:00:00Z\"}",
+    "{\"name\":\"acc\",\"histogram\":{\"bins\":4,\"min\":0,\"max\":1},\"where\":{\"value\":{\"gte\":0.2}}}",
+    "{\"group_by\":[\"name\"]}",
+};
+
+Test(server, query_answer_is_byte_for_byte_the_cli_answer)
+{
+    srv v;
+    start(&v, 0);
+    char body[8192];
+    size_t n = 0;
+    n += (size_t)snprintf(body + n, sizeof body - n, "[");
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(body + n, sizeof body - n,
+                              "%s{\"name\":\"%s\",\"value\":%s,\"trace_id\":\"t%d\",\"model\":\"m%d\","
+                              "\"timestamp\":%lld}",
+                              i ? "," : "", i % 4 == 3 ? "cat" : "acc",
+                              i % 4 == 3 ? "\"pass\"" : (i % 2 ? "0.25" : "0.75"), i % 7, i % 3,
+                              T0 - 3600000LL + i * 60000LL);
+    snprintf(body + n, sizeof body - n, "]");
+    resp r = req(v.port, "POST", "/v1/scores", body);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    resp_free(&r);
+    size_t nq = sizeof panel_queries / sizeof *panel_queries;
+    char *http[8];
+    for (size_t q = 0; q < nq; q++) {
+        r = req(v.port, "POST", "/v1/query", panel_queries[q]);
+        cr_assert_eq(r.status, 200, "%s", r.raw);
+        http[q] = strdup(r.body);
+        resp_free(&r);
+        /* A second time: from the cache, still the same bytes. */
+        r = req(v.port, "POST", "/v1/query", panel_queries[q]);
+        cr_assert_str_eq(r.body, http[q]);
+        resp_free(&r);
+    }
+    sdb_server_stop(v.s);
+    /* What `scoredb query` does: fold to now (a no-op below the server's
+     * watermark of 2100), answer, print with a newline. */
+    sdb_store *s;
+    cr_assert_eq(sdb_store_open(v.dir, NULL, &s, NULL, 0), SDB_OK);
+    cr_assert_eq(sdb_store_fold(s, sdb_now_ms(), NULL), SDB_OK);
+    for (size_t q = 0; q < nq; q++) {
+        char *out = NULL;
+        cr_assert_eq(sdb_query_json(s, 0, panel_queries[q], strlen(panel_queries[q]), &out, NULL, 0),
+                     SDB_OK);
+        size_t ol = strlen(out);
+        cr_assert_eq(strlen(http[q]), ol + 1);
+        cr_assert_eq(memcmp(http[q], out, ol), 0, "http %s\ncli  %s", http[q], out);
+        cr_assert_eq(http[q][ol], '\n');
+        free(out);
+    }
+    sdb_store_close(s);
+    /* And the real binary, when the test run names it. */
+    const char *bin = getenv("SCOREDB_BIN");
+    for (size_t q = 0; bin && q < nq; q++) {
+        char qf[128], cmd[512];
+        snprintf(qf, sizeof qf, "%s/q.json", v.dir);
+        FILE *f = fopen(qf, "w");
+        fputs(panel_queries[q], f);
+        fclose(f);
+        snprintf(cmd, sizeof cmd, "%s query --db %s - < %s", bin, v.dir, qf);
+        FILE *p = popen(cmd, "r");
+        cr_assert_not_null(p);
+        char out[16384];
+        size_t got = fread(out, 1, sizeof out - 1, p);
+        out[got] = 0;
+        cr_assert_eq(pclose(p), 0);
+        cr_assert_str_eq(out, http[q]);
+        unlink(qf);
+    }
+    for (size_t q = 0; q < nq; q++) free(http[q]);
+    rm_store(v.dir);
+}
+
+Test(server, list_filters_and_paginates_newest_first)
+{
+    srv v;
+    start(&v, 0);
+    for (int i = 0; i < 7; i++) {
+        char b[300];
+        snprintf(b, sizeof b,
+                 "[{\"id\":\"s%d\",\"name\":\"%s\",\"value\":%d,\"trace_id\":\"t%d\",\"source\":\"%s\","
+                 "\"model\":\"%s\",\"timestamp\":%lld}]",
+                 i, i < 5 ? "acc" : "other", i, i % 2, i % 3 ? "API" : "EVAL", i % 2 ? "m1" : "m2",
+                 T0 + i * 1000LL);
+        resp r = req(v.port, "POST", "/v1/scores", b);
+        cr_assert_eq(r.status, 200);
+        resp_free(&r);
+    }
+    /* Pages of 3: s6 s5 s4 | s3 s2 s1 | s0 */
+    const char *expect[] = {"s6", "s5", "s4", "s3", "s2", "s1", "s0"};
+    char path[256] = "/v1/scores?limit=3";
+    int seen = 0, pages = 0;
+    for (;;) {
+        resp r = req(v.port, "GET", path, NULL);
+        cr_assert_eq(r.status, 200, "%s", r.raw);
+        pages++;
+        const char *p = r.body;
+        while ((p = strstr(p, "{\"id\":\""))) {
+            p += 7;
+            cr_assert_lt(seen, 7);
+            cr_assert_eq(strncmp(p, expect[seen], 2), 0, "item %d: %.10s", seen, p);
+            seen++;
+        }
+        const char *c = strstr(r.body, "\"next_cursor\":\"");
+        if (!c) {
+            cr_assert(strstr(r.body, "\"next_cursor\":null"));
+            resp_free(&r);
+            break;
+        }
+        snprintf(path, sizeof path, "/v1/scores?limit=3&cursor=%lld", strtoll(c + 15, NULL, 10));
+        resp_free(&r);
+    }
+    cr_assert_eq(seen, 7);
+    cr_assert_eq(pages, 3);
+    struct {
+        const char *q;
+        int n;
+    } cases[] = {
+        {"/v1/scores?name=acc", 5},
+        {"/v1/scores?name=other&name=acc", 7},
+        {"/v1/scores?name=nosuch", 0},
+        {"/v1/scores?trace_id=t1", 3},
+        {"/v1/scores?source=EVAL", 3},
+        {"/v1/scores?value_gte=2&value_lte=4", 3},
+        {"/v1/scores?model=m1&name=acc", 2},
+        {"/v1/scores?from=2100-01-01T00:00:02Z&to=4102444805000", 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        resp r = req(v.port, "GET", cases[i].q, NULL);
+        cr_assert_eq(r.status, 200, "%s: %s", cases[i].q, r.raw);
+        cr_assert_eq(count_of(r.body, "{\"id\":"), cases[i].n, "%s: %s", cases[i].q, r.body);
+        resp_free(&r);
+    }
+    const char *bad[][2] = {{"/v1/scores?limit=0", "\\\"limit\\\""},
+                            {"/v1/scores?limit=1001", "\\\"limit\\\""},
+                            {"/v1/scores?from=yesterday", "\\\"from\\\""},
+                            {"/v1/scores?value_gte=abc", "\\\"value_gte\\\""},
+                            {"/v1/scores?source=HUMAN", "\\\"source\\\""},
+                            {"/v1/scores?colour=red", "\\\"colour\\\""}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        resp r = req(v.port, "GET", bad[i][0], NULL);
+        cr_assert_eq(r.status, 400, "%s", bad[i][0]);
+        cr_assert(strstr(r.body, bad[i][1]), "%s: %s", bad[i][0], r.body);
+        resp_free(&r);
+    }
+    stop(&v);
+}
+
+Test(server, get_and_delete_one_score)
+{
+    srv v;
+    start(&v, 0);
+    resp r = req(v.port, "POST", "/v1/scores",
+                 "[{\"id\":\"x 1\",\"name\":\"acc\",\"value\":0.25,\"trace_id\":\"t\","
+                 "\"tags\":[\"a\"],\"properties\":{\"k\":\"v\"},\"metadata\":{\"m\":[1,2]},"
+                 "\"comment\":\"hi\",\"timestamp\":\"2100-01-01T00:00:00.123Z\"},"
+                 "{\"id\":\"keep\",\"name\":\"acc\",\"value\":0.75,\"trace_id\":\"t\"}]");
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+    r = req(v.port, "GET", "/v1/scores/x%201", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert(strstr(r.body, "{\"id\":\"x 1\",\"name\":\"acc\",\"value\":0.25,\"data_type\":"
+                             "\"NUMERIC\",\"source\":\"API\",\"timestamp\":\"2100-01-01T00:00:00.123Z\""),
+              "%s", r.body);
+    cr_assert(strstr(r.body, "\"tags\":[\"a\"],\"properties\":{\"k\":\"v\"},\"metadata\":{\"m\":[1,2]}"),
+              "%s", r.body);
+    cr_assert(strstr(r.body, "\"comment\":\"hi\""));
+    resp_free(&r);
+    r = req(v.port, "DELETE", "/v1/scores/x%201", NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, "{\"deleted\":\"x 1\"}\n");
+    resp_free(&r);
+    r = req(v.port, "GET", "/v1/scores/x%201", NULL);
+    cr_assert_eq(r.status, 404);
+    cr_assert(strstr(r.body, "{\"error\":"));
+    resp_free(&r);
+    r = req(v.port, "DELETE", "/v1/scores/x%201", NULL);
+    cr_assert_eq(r.status, 404);
+    resp_free(&r);
+    /* The aggregates forgot it too. */
+    r = req(v.port, "POST", "/v1/query", "{\"name\":\"acc\",\"stats\":[\"count\",\"sum\"]}");
+    cr_assert_eq(num_field(r.body, "count"), 1, "%s", r.body);
+    cr_assert(strstr(r.body, "\"sum\":0.75"), "%s", r.body);
+    resp_free(&r);
+    stop(&v);
+}
+
+Test(server, names_and_trace_search)
+{
+    srv v;
+    start(&v, 0);
+    resp r = req(v.port, "POST", "/v1/scores",
+                 "[{\"name\":\"acc\",\"value\":0.1,\"trace_id\":\"tb\"},"
+                 "{\"name\":\"acc\",\"value\":0.9,\"trace_id\":\"ta\"},"
+                 "{\"name\":\"acc\",\"value\":0.8,\"trace_id\":\"ta\"},"
+                 "{\"name\":\"acc\",\"value\":0.7,\"trace_id\":\"tc\"},"
+                 "{\"name\":\"tox\",\"value\":0.95,\"trace_id\":\"td\"}]");
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+    r = req(v.port, "GET", "/v1/names", NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr(r.body, "{\"name\":\"acc\",\"data_type\":\"NUMERIC\",\"count\":4"), "%s", r.body);
+    cr_assert(strstr(r.body, "{\"name\":\"tox\",\"data_type\":\"NUMERIC\",\"count\":1"), "%s", r.body);
+    resp_free(&r);
+    r = req(v.port, "POST", "/v1/traces/search",
+            "{\"name\":\"acc\",\"where\":{\"value\":{\"gte\":0.5}},\"limit\":1}");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert(strstr(r.body, "{\"data\":[{\"trace_id\":\"ta\",\"count\":2,"), "%s", r.body);
+    cr_assert(strstr(r.body, "\"next_cursor\":\"ta\""), "%s", r.body);
+    resp_free(&r);
+    r = req(v.port, "POST", "/v1/traces/search",
+            "{\"name\":\"acc\",\"where\":{\"value\":{\"gte\":0.5}},\"limit\":1,\"cursor\":\"ta\"}");
+    cr_assert(strstr(r.body, "{\"data\":[{\"trace_id\":\"tc\",\"count\":1,"), "%s", r.body);
+    cr_assert(strstr(r.body, "\"next_cursor\":null"), "%s", r.body);
+    resp_free(&r);
+    r = req(v.port, "POST", "/v1/traces/search", "{\"name\":\"acc\",\"where\":{\"valu\":1}}");
+    cr_assert_eq(r.status, 400);
+    cr_assert(strstr(r.body, "where.valu"), "%s", r.body);
+    resp_free(&r);
+    r = req(v.port, "POST", "/v1/traces/search", "{\"limit\":0}");
+    cr_assert_eq(r.status, 400);
+    cr_assert(strstr(r.body, "\\\"limit\\\""), "%s", r.body);
+    resp_free(&r);
+    stop(&v);
+}
+
+Test(server, metrics_count_requests_by_route_and_status)
+{
+    srv v;
+    start(&v, 0);
+    resp r = req(v.port, "POST", "/v1/scores", "[{\"name\":\"a\",\"value\":1,\"trace_id\":\"t\"}]");
+    resp_free(&r);
+    r = req(v.port, "GET", "/nope", NULL);
+    resp_free(&r);
+    r = req(v.port, "GET", "/metrics", NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr(r.raw, "Content-Type: text/plain"));
+    cr_assert(strstr(r.body, "scoredb_http_requests_total{route=\"scores_post\",status=\"200\"} 1\n"),
+              "%s", r.body);
+    cr_assert(strstr(r.body, "scoredb_http_requests_total{route=\"other\",status=\"404\"} 1\n"));
+    cr_assert(strstr(r.body, "scoredb_http_request_seconds_count{route=\"scores_post\"} 1\n"));
+    cr_assert(strstr(r.body, "scoredb_ingested_scores_total 1\n"));
+    cr_assert(strstr(r.body, "scoredb_pending_scores "));
+    cr_assert(strstr(r.body, "scoredb_store_bytes "));
+    resp_free(&r);
+    stop(&v);
+}
+
+/* ------------------------------------------------------------ bad input */
+
+Test(server, unknown_path_404_and_wrong_method_405_with_allow)
+{
+    srv v;
+    start(&v, 0);
+    resp r = req(v.port, "GET", "/v2/whatever", NULL);
+    cr_assert_eq(r.status, 404);
+    cr_assert(strstr(r.body, "{\"error\":"));
+    resp_free(&r);
+    r = req(v.port, "GET", "/v1/query", NULL);
+    cr_assert_eq(r.status, 405);
+    cr_assert(strstr(r.raw, "Allow: POST\r\n"), "%s", r.raw);
+    resp_free(&r);
+    r = req(v.port, "PUT", "/v1/scores/abc", "{}");
+    cr_assert_eq(r.status, 405);
+    cr_assert(strstr(r.raw, "Allow: GET, HEAD, DELETE\r\n"), "%s", r.raw);
+    resp_free(&r);
+    r = req(v.port, "POST", "/v1/query", "{\"name\":\"a\",\"stats\":[\"median\"]}");
+    cr_assert_eq(r.status, 400);
+    cr_assert(strstr(r.body, "stats"), "%s", r.body);
+    resp_free(&r);
+    stop(&v);
+}
+
+Test(server, body_over_the_cap_is_413_by_length_and_by_chunks)
+{
+    srv v;
+    sdb_server_opts o;
+    memset(&o, 0, sizeof o);
+    o.max_body = 1024;
+    start_with(&v, o);
+    /* Declared: refused before the body is read. */
+    const char *h = "POST /v1/scores HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                    "Content-Length: 5000\r\n\r\n";
+    resp r = raw_req(v.port, h, strlen(h));
+    cr_assert_eq(r.status, 413, "%s", r.raw);
+    cr_assert(strstr(r.body, "over the limit"), "%s", r.body);
+    resp_free(&r);
+    /* Chunked: counted as it arrives. */
+    char big[4096];
+    int n = snprintf(big, sizeof big,
+                     "POST /v1/scores HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 3; i++) {
+        n += snprintf(big + n, sizeof big - (size_t)n, "200\r\n");
+        memset(big + n, ' ', 512);
+        n += 512;
+        n += snprintf(big + n, sizeof big - (size_t)n, "\r\n");
+    }
+    n += snprintf(big + n, sizeof big - (size_t)n, "0\r\n\r\n");
+    r = raw_req(v.port, big, (size_t)n);
+    cr_assert_eq(r.status, 413, "%s", r.raw);
+    resp_free(&r);
+    /* Under the cap, chunked works. */
+    const char *ok = "POST /v1/scores HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n"
+                     "10\r\n[{\"name\":\"a\",\"va\r\n"
+                     "17\r\nlue\":1,\"trace_id\":\"t\"}]\r\n0\r\n\r\n";
+    r = raw_req(v.port, ok, strlen(ok));
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    resp_free(&r);
+    stop(&v);
+}
+
+Test(server, ambiguous_framing_is_400)
+{
+    srv v;
+    start(&v, 0);
+    const char *dup = "POST /v1/query HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                      "Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}";
+    resp r = raw_req(v.port, dup, strlen(dup));
+    cr_assert_eq(r.status, 400, "%s", r.raw);
+    cr_assert(strstr(r.body, "Content-Length"), "%s", r.body);
+    resp_free(&r);
+    const char *both = "POST /v1/query HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                       "Content-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+    r = raw_req(v.port, both, strlen(both));
+    cr_assert_eq(r.status, 400, "%s", r.raw);
+    cr_assert(strstr(r.body, "Transfer-Encoding"), "%s", r.body);
+    resp_free(&r);
+    stop(&v);
+}
+
+Test(server, overload_is_503_with_retry_after)
+{
+    srv v;
+    sdb_server_opts o;
+    memset(&o, 0, sizeof o);
+    o.max_inflight = 1;
+    start_with(&v, o);
+    /* One request in flight: headers sent, body still owed. */
+    int hold = connect_to(v.port);
+    const char *h = "POST /v1/query HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{";
+    send_all(hold, h, strlen(h));
+    usleep(200 * 1000);
+    resp r = req(v.port, "GET", "/healthz", NULL);
+    cr_assert_eq(r.status, 503, "%s", r.raw);
+    cr_assert(strstr(r.raw, "Retry-After: 1\r\n"), "%s", r.raw);
+    resp_free(&r);
+    close(hold);
+    usleep(200 * 1000);
+    r = req(v.port, "GET", "/healthz", NULL);
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+    stop(&v);
+}
+
+Test(server, slow_clients_are_cut_by_the_connection_timeout)
+{
+    srv v;
+    sdb_server_opts o;
+    memset(&o, 0, sizeof o);
+    o.conn_timeout_s = 1;
+    start_with(&v, o);
+    int fd = connect_to(v.port);
+    send_all(fd, "GET /healthz HTTP/1.1\r\nHo", 25);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    char buf[256];
+    ssize_t got = recv(fd, buf, sizeof buf, 0); /* blocks until the server closes */
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double dt = (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
+    cr_assert_leq(got, 0);
+    cr_assert_lt(dt, 4.0, "closed after %.2f s", dt);
+    cr_assert_gt(dt, 0.5, "closed after %.2f s", dt);
+    close(fd);
+    stop(&v);
+}
+
+/* --------------------------------------------------------------- the delay */
+
+Test(server, analytics_wait_for_the_watermark_and_list_does_not)
+{
+    srv v;
+    start(&v, 10 * 60 * 1000); /* 10 minutes, on the fake clock at T0 */
+    resp r = req(v.port, "POST", "/v1/scores",
+                 "[{\"id\":\"d1\",\"name\":\"acc\",\"value\":0.5,\"trace_id\":\"t\"}]");
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+    const char *q = "{\"name\":\"acc\"}";
+    r = req(v.port, "POST", "/v1/query", q);
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr(r.body, "\"pending\":1,\"groups\":[]"), "%s", r.body);
+    cr_assert(strstr(r.body, "\"as_of\":\"2099-12-31T23:50:00.000Z\""), "%s", r.body);
+    resp_free(&r);
+    r = req(v.port, "GET", "/v1/scores/d1", NULL); /* detail reads see it at once */
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+    r = req(v.port, "GET", "/v1/scores?name=acc", NULL);
+    cr_assert_eq(count_of(r.body, "{\"id\":"), 1);
+    resp_free(&r);
+    sdb_server_set_now(v.s, T0 + 10 * 60 * 1000 - 1); /* 1 ms short */
+    r = req(v.port, "POST", "/v1/query", q);
+    cr_assert(strstr(r.body, "\"pending\":1,\"groups\":[]"), "%s", r.body);
+    resp_free(&r);
+    sdb_server_set_now(v.s, T0 + 10 * 60 * 1000);
+    r = req(v.port, "POST", "/v1/query", q);
+    cr_assert(strstr(r.body, "\"as_of\":\"2100-01-01T00:00:00.000Z\",\"pending\":0"), "%s", r.body);
+    cr_assert_eq(num_field(r.body, "count"), 1, "%s", r.body);
+    resp_free(&r);
+    stop(&v);
+}
+
+Test(server, real_time_when_the_delay_is_zero)
+{
+    srv v;
+    start(&v, 0);
+    for (int i = 1; i <= 3; i++) {
+        resp r = req(v.port, "POST", "/v1/scores", "[{\"name\":\"acc\",\"value\":1,\"trace_id\":\"t\"}]");
+        cr_assert_eq(r.status, 200);
+        resp_free(&r);
+        r = req(v.port, "POST", "/v1/query", "{\"name\":\"acc\"}");
+        cr_assert_eq(num_field(r.body, "count"), i, "%s", r.body);
+        cr_assert(strstr(r.body, "\"pending\":0"), "%s", r.body);
+        resp_free(&r);
+    }
+    stop(&v);
+}
+
+/* ------------------------------------------------------- keys and projects */
+
+Test(server, keys_isolate_projects)
+{
+    char kf[] = "/tmp/sdb_keys_XXXXXX";
+    int fd = mkstemp(kf);
+    cr_assert_geq(fd, 0);
+    const char *text = "# project key\nalpha sk-alpha-1\n\nbeta  pk-lf-b:sk-lf-b\n";
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    srv v;
+    sdb_server_opts o;
+    memset(&o, 0, sizeof o);
+    o.keys_file = kf;
+    o.delay_ms = 0;
+    start_with(&v, o);
+    const char *A = "Authorization: Bearer sk-alpha-1\r\n";
+    /* Basic base64("pk-lf-b:sk-lf-b") */
+    const char *B = "Authorization: Basic cGstbGYtYjpzay1sZi1i\r\n";
+    resp r = req_h(v.port, "POST", "/v1/scores", A,
+                   "[{\"id\":\"same\",\"name\":\"acc\",\"value\":0.25,\"trace_id\":\"t\"}]");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    resp_free(&r);
+    r = req_h(v.port, "POST", "/v1/scores", B,
+              "[{\"id\":\"same\",\"name\":\"acc\",\"value\":0.75,\"trace_id\":\"t\"},"
+              "{\"id\":\"b2\",\"name\":\"acc\",\"value\":0.75,\"trace_id\":\"t\"}]");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    resp_free(&r);
+    r = req_h(v.port, "POST", "/v1/query", A, "{\"name\":\"acc\",\"stats\":[\"count\",\"sum\"]}");
+    cr_assert_eq(num_field(r.body, "count"), 1, "%s", r.body);
+    cr_assert(strstr(r.body, "\"sum\":0.25"), "%s", r.body);
+    resp_free(&r);
+    r = req_h(v.port, "POST", "/v1/query", B, "{\"name\":\"acc\",\"stats\":[\"count\",\"sum\"]}");
+    cr_assert_eq(num_field(r.body, "count"), 2, "%s", r.body);
+    cr_assert(strstr(r.body, "\"sum\":1.5"), "%s", r.body);
+    resp_free(&r);
+    r = req_h(v.port, "GET", "/v1/scores/same", A, NULL);
+    cr_assert(strstr(r.body, "\"value\":0.25"), "%s", r.body);
+    resp_free(&r);
+    r = req_h(v.port, "GET", "/v1/scores/b2", A, NULL);
+    cr_assert_eq(r.status, 404);
+    resp_free(&r);
+    r = req_h(v.port, "DELETE", "/v1/scores/b2", A, NULL);
+    cr_assert_eq(r.status, 404);
+    resp_free(&r);
+    r = req_h(v.port, "GET", "/v1/scores", A, NULL);
+    cr_assert_eq(count_of(r.body, "{\"id\":"), 1, "%s", r.body);
+    resp_free(&r);
+    r = req_h(v.port, "POST", "/v1/traces/search", B, "{\"name\":\"acc\"}");
+    cr_assert(strstr(r.body, "\"count\":2"), "%s", r.body);
+    resp_free(&r);
+    /* No key, a wrong key, a key cut short, Basic with the wrong secret. */
+    const char *bad[] = {"", "Authorization: Bearer sk-alpha-2\r\n",
+                         "Authorization: Bearer sk-alpha-\r\n",
+                         "Authorization: Basic cGstbGYtYjp4\r\n"};
+    for (size_t i = 0; i < 4; i++) {
+        r = req_h(v.port, "POST", "/v1/query", bad[i], "{}");
+        cr_assert_eq(r.status, 401, "%zu: %s", i, r.raw);
+        cr_assert(strstr(r.body, "Authorization"));
+        resp_free(&r);
+    }
+    r = req(v.port, "GET", "/healthz", NULL);
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+    stop(&v);
+    unlink(kf);
+}
+
+Test(server, refuses_non_loopback_without_keys)
+{
+    sdb_server_opts o;
+    memset(&o, 0, sizeof o);
+    char dir[] = "/tmp/sdb_srv_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    o.db = dir;
+    o.listen = "0.0.0.0:0";
+    sdb_server *s = NULL;
+    char err[512] = "";
+    cr_assert_eq(sdb_server_start(&o, &s, err, sizeof err), SDB_EINVAL);
+    cr_assert_null(s);
+    cr_assert(strstr(err, "loopback"), "%s", err);
+    o.listen = "127.0.0.1";
+    cr_assert_eq(sdb_server_start(&o, &s, err, sizeof err), SDB_EINVAL);
+    cr_assert(strstr(err, "--listen"), "%s", err);
+    rm_store(dir);
+}
+
+/* ------------------------------------------------------------ concurrency */
+
+#define N_THREADS 4
+#define N_REQS 200
+#define PER_REQ 3
+
+typedef struct worker {
+    uint16_t port;
+    int id, acked, queried;
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    for (int i = 0; i < N_REQS; i++) {
+        char b[1024];
+        int n = snprintf(b, sizeof b, "[");
+        for (int k = 0; k < PER_REQ; k++)
+            n += snprintf(b + n, sizeof b - (size_t)n,
+                          "%s{\"id\":\"w%d-%d-%d\",\"name\":\"load\",\"value\":%d,\"trace_id\":\"t%d\"}",
+                          k ? "," : "", w->id, i, k, k, i);
+        snprintf(b + n, sizeof b - (size_t)n, "]");
+        resp r = req(w->port, "POST", "/v1/scores", b);
+        if (r.status == 200 && count_of(r.body, "\"w") == PER_REQ) w->acked++;
+        resp_free(&r);
+        if (i % 4 == 0) {
+            r = req(w->port, "POST", "/v1/query", "{\"name\":\"load\",\"stats\":[\"count\"]}");
+            if (r.status == 200) w->queried++;
+            resp_free(&r);
+        }
+    }
+    return NULL;
+}
+
+Test(server, concurrent_ingest_and_query_lose_no_acknowledged_score, .timeout = 60)
+{
+    srv v;
+    start(&v, 0);
+    pthread_t th[N_THREADS];
+    worker w[N_THREADS];
+    for (int i = 0; i < N_THREADS; i++) {
+        w[i] = (worker){v.port, i, 0, 0};
+        pthread_create(&th[i], NULL, work, &w[i]);
+    }
+    int acked = 0;
+    for (int i = 0; i < N_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(w[i].acked, N_REQS);
+        cr_assert_eq(w[i].queried, N_REQS / 4);
+        acked += w[i].acked;
+    }
+    resp r = req(v.port, "POST", "/v1/query", "{\"name\":\"load\",\"stats\":[\"count\"]}");
+    cr_assert_eq(num_field(r.body, "count"), acked * PER_REQ, "%s", r.body);
+    resp_free(&r);
+    for (int t = 0; t < N_THREADS; t++)
+        for (int i = 0; i < N_REQS; i += 7)
+            for (int k = 0; k < PER_REQ; k++) {
+                char path[64];
+                snprintf(path, sizeof path, "/v1/scores/w%d-%d-%d", t, i, k);
+                r = req(v.port, "GET", path, NULL);
+                cr_assert_eq(r.status, 200, "%s", path);
+                resp_free(&r);
+            }
+    /* Every one, through the list in pages of 1000. */
+    int listed = 0;
+    char path[128] = "/v1/scores?name=load&limit=1000";
+    for (int page = 0; page < 10; page++) {
+        r = req(v.port, "GET", path, NULL);
+        listed += count_of(r.body, "{\"id\":\"w");
+        const char *c = strstr(r.body, "\"next_cursor\":\"");
+        if (c) snprintf(path, sizeof path, "/v1/scores?name=load&limit=1000&cursor=%lld",
+                        strtoll(c + 15, NULL, 10));
+        resp_free(&r);
+        if (!c) break;
+    }
+    cr_assert_eq(listed, acked * PER_REQ);
+    r = req(v.port, "GET", "/metrics", NULL);
+    cr_assert(strstr(r.body, "scoredb_ingested_scores_total 2400\n"), "%s", r.body);
+    resp_free(&r);
+    stop(&v);
+}
