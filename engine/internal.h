@@ -143,6 +143,7 @@ enum {
     SDB__DB_DICT,         /* project|dict|string → id */
     SDB__DB_DICTREV,      /* project|dict|id → string */
     SDB__DB_META,         /* string key → value */
+    SDB__DB_PREAGG,       /* segment key → per-dimension-value pre-aggregates */
     SDB__N_DBS
 };
 
@@ -292,6 +293,22 @@ void sdb__seg_build(const sdb__fixed *const *rows, uint32_t n, void *dst);
 #define SDB__SEGKEY_LEN 20
 void sdb__seg_key(uint8_t *k, uint32_t project, uint32_t name, int64_t bucket,
                   uint32_t chunk);
+
+/* Per-dimension-value pre-aggregates of one chunk (`preagg` database,
+ * same key as the segment). Layout: for each dimension in column order a
+ * u16 entry count (0xFFFF: more than SDB__PREAGG_MAX distinct values, not
+ * kept), then that many sdb__preagg entries. Only numeric and boolean rows
+ * are counted; a chunk with categorical rows keeps none. */
+#define SDB__PREAGG_MAX 64u
+typedef struct sdb__preagg {
+    uint32_t id, n;
+    double sum, m2, min, max;
+} sdb__preagg;
+_Static_assert(sizeof(sdb__preagg) == 40, "pre-aggregate entry is 40 bytes");
+
+/* Find dimension d's entries in a preagg value: returns the count and sets
+ * *out (unaligned bytes), or -1 when the dimension was not kept. */
+int sdb__preagg_find(const void *p, size_t len, int d, const uint8_t **out);
 
 /* ------------------------------------------------------------ fold/ingest */
 

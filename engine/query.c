@@ -112,6 +112,7 @@ typedef struct exec {
     uint64_t *scratch; /* n rows of u64 */
     size_t scratch_cap;
     sdb_agg *stmp;
+    bool gb_dim;      /* group-by exactly one dimension */
     uint32_t gb_keys; /* single-dimension group-by: dictionary size + 1, 0 = off */
     sdb_agg *gtmp;    /* gb_keys accumulators */
     char *err;
@@ -512,9 +513,72 @@ static int dim_kernel_path(exec *e, const sdb__seg *g)
     return SDB_OK;
 }
 
-static int scan_segment(exec *e, const sdb__seg *g, uint32_t name)
+/* A purely categorical segment with only a time filter: count labels with
+ * a direct-indexed array, no per-row group lookup. */
+static bool cat_ok(const exec *e, const sdb__seg_hdr *h)
+{
+    return e->gb_simple && !e->dim_active && !e->need_row && !e->q->source_mask &&
+           !e->q->has_value && h->n_type[SDB_CATEGORICAL] == h->n_rows && types_unrestricted(e, h);
+}
+
+static int cat_path(exec *e, const sdb__seg *g, group *gr)
+{
+    int rc;
+    if (!gr->cats) {
+        gr->cats = calloc(e->n_labels + 1, sizeof *gr->cats);
+        if (!gr->cats) return SDB_ENOMEM;
+    }
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < g->n; i++) {
+        int64_t ts = ld_i64(g->ts, i);
+        if (ts < e->t_lo || ts > e->t_hi) continue;
+        uint32_t id = (uint32_t)ld_f64(g->value, i);
+        if (id <= e->n_labels) gr->cats[id]++;
+        n++;
+        if (e->want_traces) {
+            uint64_t h = ld_u64(g->trace, i);
+            if (h && (rc = set_add(&gr->traces, h))) return rc;
+        }
+        if (e->i_width) {
+            int64_t k = interval_of(e, ts);
+            if ((rc = series_room(e, gr, k, k))) return rc;
+            gr->s_count[k - gr->s_base]++;
+            if (k < e->i_min) e->i_min = k;
+            if (k > e->i_max) e->i_max = k;
+        }
+    }
+    gr->count += n;
+    gr->n_cat += n;
+    return SDB_OK;
+}
+
+/* A chunk wholly inside the query, grouped by one dimension: merge its
+ * pre-aggregates. Returns 1 when the chunk kept none for the dimension. */
+static int preagg_path(exec *e, const uint8_t *key)
+{
+    sdb__val v;
+    int rc = sdb__get(e->t, SDB__DB_PREAGG, key, SDB__SEGKEY_LEN, &v);
+    if (rc == SDB_ENOTFOUND) return 1;
+    if (rc) return rc;
+    const uint8_t *p;
+    int m = sdb__preagg_find(v.p, v.len, e->q->group[0].dim, &p);
+    if (m < 0) return 1;
+    for (int i = 0; i < m; i++) {
+        sdb__preagg pa;
+        memcpy(&pa, p + (size_t)i * sizeof pa, sizeof pa);
+        group *gr = group_get(e, &pa.id);
+        if (!gr) return SDB_ENOMEM;
+        sdb__mom mm = {pa.n, pa.sum, pa.sum / pa.n, pa.m2, pa.min, pa.max};
+        gr->count += pa.n;
+        sdb__mom_merge(&gr->mom, &mm);
+    }
+    return SDB_OK;
+}
+
+static int scan_segment(exec *e, const sdb__seg *g, const uint8_t *segkey)
 {
     const sdb__seg_hdr *h = &g->h;
+    uint32_t name = sdb__rd32(segkey + 4);
     if (h->ts_max < e->t_lo || h->ts_min > e->t_hi || g->n == 0) return SDB_OK;
     uint64_t n_num = (uint64_t)h->n_type[SDB_NUMERIC] + h->n_type[SDB_BOOLEAN];
     if (e->q->has_value && (n_num == 0 || h->v_max < e->v_lo || h->v_min > e->v_hi))
@@ -525,13 +589,23 @@ static int scan_segment(exec *e, const sdb__seg *g, uint32_t name)
             if (h->n_type[t] && (e->q->type_mask & (1u << t))) any = true;
         if (!any) return SDB_OK;
     }
+    if (e->gb_dim && h->ts_min >= e->t_lo && h->ts_max <= e->t_hi &&
+        (!e->q->has_value || (h->v_min >= e->v_lo && h->v_max <= e->v_hi)) &&
+        !e->dim_active && !e->need_row && !e->q->source_mask && !e->need_vals &&
+        !e->want_traces && !e->fixed_hist && !e->i_width && h->n_type[SDB_CATEGORICAL] == 0 &&
+        types_unrestricted(e, h)) {
+        int rc = preagg_path(e, segkey);
+        if (rc != 1) return rc;
+    }
     if (e->gb_keys && dim_kernel_ok(e, h)) return dim_kernel_path(e, g);
-    if (!kernel_ok(e, h)) return row_path(e, g, name);
+    bool cat = cat_ok(e, h);
+    if (!cat && !kernel_ok(e, h)) return row_path(e, g, name);
 
     uint32_t key[SDB_MAX_GROUP_BY] = {0};
     for (uint32_t k = 0; k < e->q->n_group; k++) key[k] = name; /* only NAME is simple */
     group *gr = group_get(e, key);
     if (!gr) return SDB_ENOMEM;
+    if (cat) return cat_path(e, g, gr);
     bool inside = h->ts_min >= e->t_lo && h->ts_max <= e->t_hi &&
                   (!e->q->has_value || (h->v_min >= e->v_lo && h->v_max <= e->v_hi));
     bool one_interval = !e->i_width || interval_of(e, h->ts_min) == interval_of(e, h->ts_max);
@@ -566,7 +640,7 @@ static int scan(exec *e, uint32_t name)
         }
         sdb__seg g;
         if ((rc = sdb__seg_open(val.p, val.len, &g))) break;
-        if ((rc = scan_segment(e, &g, sdb__rd32(kp + 4)))) break;
+        if ((rc = scan_segment(e, &g, kp))) break;
     }
     sdb__cur_close(c);
     return rc == SDB_ENOTFOUND ? SDB_OK : rc;
@@ -941,6 +1015,7 @@ int sdb_query_json(sdb_store *s, uint32_t project, const char *text, size_t len,
     if ((rc = sdb__pending_of(e.t, project, &a.pending))) goto done;
     e.n_labels = sdb__dict_max(e.t, project, SDB_DICT_CATEGORY);
     if (q.n_group == 1 && q.group[0].kind == SDB_GB_DIM) {
+        e.gb_dim = true;
         uint32_t n = sdb__dict_max(e.t, project, q.group[0].dim) + 1;
         if (n <= 4096 && (e.gtmp = malloc(n * sizeof *e.gtmp))) e.gb_keys = n;
     }

@@ -107,18 +107,100 @@ void sdb__seg_build(const sdb__fixed *const *rows, uint32_t n, void *dst)
     memcpy(dst, &h, sizeof h);
 }
 
-/* Write rows[0..n) as chunk `chunk` of (project, name, bucket). */
+/* Pre-aggregates by dimension value: a dashboard's "average per model"
+ * over whole chunks reads these few entries instead of the columns. Two
+ * passes per value (sum first, then squared deviations from its mean) keep
+ * M2 exact, as in the header. */
+static int build_preagg(const sdb__fixed *const *rows, uint32_t n, sdb__buf *out)
+{
+    out->len = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (rows[i]->type == SDB_CATEGORICAL) return SDB_OK; /* none kept */
+    sdb__preagg e[SDB__PREAGG_MAX];
+    for (int d = 0; d < SDB_N_DIMS; d++) {
+        uint16_t m = 0;
+        bool over = false;
+        for (uint32_t i = 0; i < n && !over; i++) {
+            uint32_t id = rows[i]->dims[d];
+            double v = rows[i]->value;
+            uint16_t j = 0;
+            while (j < m && e[j].id != id) j++;
+            if (j == m) {
+                if (m == SDB__PREAGG_MAX) {
+                    over = true;
+                    break;
+                }
+                e[m++] = (sdb__preagg){id, 0, 0, 0, INFINITY, -INFINITY};
+            }
+            e[j].n++;
+            e[j].sum += v;
+            if (v < e[j].min) e[j].min = v;
+            if (v > e[j].max) e[j].max = v;
+        }
+        if (over) {
+            uint16_t none = 0xFFFF;
+            if (sdb__buf_add(out, &none, 2)) return SDB_ENOMEM;
+            continue;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            uint16_t j = 0;
+            while (e[j].id != rows[i]->dims[d]) j++;
+            double dv = rows[i]->value - e[j].sum / e[j].n;
+            e[j].m2 += dv * dv;
+        }
+        if (sdb__buf_add(out, &m, 2) || sdb__buf_add(out, e, sizeof(sdb__preagg) * m))
+            return SDB_ENOMEM;
+    }
+    return SDB_OK;
+}
+
+int sdb__preagg_find(const void *p, size_t len, int d, const uint8_t **out)
+{
+    const uint8_t *c = p, *end = c + len;
+    for (int i = 0; i <= d; i++) {
+        if (end - c < 2) return -1;
+        uint16_t m;
+        memcpy(&m, c, 2);
+        c += 2;
+        if (m == 0xFFFF) {
+            if (i == d) return -1;
+            continue;
+        }
+        if ((size_t)(end - c) < (size_t)m * sizeof(sdb__preagg)) return -1;
+        if (i == d) {
+            *out = c;
+            return m;
+        }
+        c += (size_t)m * sizeof(sdb__preagg);
+    }
+    return -1;
+}
+
+/* Write rows[0..n) as chunk `chunk` of (project, name, bucket), with its
+ * pre-aggregates. */
 static int put_chunk(sdb__txn *t, uint32_t project, uint32_t name, int64_t bucket,
                      uint32_t chunk, const sdb__fixed *const *rows, uint32_t n)
 {
     uint8_t k[SDB__SEGKEY_LEN];
     sdb__seg_key(k, project, name, bucket, chunk);
-    if (n == 0) return sdb__del(t, SDB__DB_SEGMENTS, k, sizeof k);
+    int rc;
+    if (n == 0) {
+        rc = sdb__del(t, SDB__DB_PREAGG, k, sizeof k);
+        if (rc && rc != SDB_ENOTFOUND) return rc;
+        return sdb__del(t, SDB__DB_SEGMENTS, k, sizeof k);
+    }
     void *dst;
-    int rc = sdb__reserve(t, SDB__DB_SEGMENTS, k, sizeof k, sdb__seg_bytes(n), &dst);
-    if (rc) return rc;
+    if ((rc = sdb__reserve(t, SDB__DB_SEGMENTS, k, sizeof k, sdb__seg_bytes(n), &dst)))
+        return rc;
     sdb__seg_build(rows, n, dst);
-    return SDB_OK;
+    sdb__buf pa = {0};
+    rc = build_preagg(rows, n, &pa);
+    if (rc == SDB_OK && pa.len)
+        rc = sdb__put(t, SDB__DB_PREAGG, k, sizeof k, pa.p, pa.len, 0);
+    else if (rc == SDB_OK && (rc = sdb__del(t, SDB__DB_PREAGG, k, sizeof k)) == SDB_ENOTFOUND)
+        rc = SDB_OK;
+    sdb__buf_free(&pa);
+    return rc;
 }
 
 /* Copy every row of a segment out into fx[] (the map may move under a
