@@ -336,11 +336,12 @@ typedef void (*check_fn)(const sdb_kernels *k, const cols *c, const sdb_filter *
                          const char *ctx);
 
 /* Every length x every byte offset x every filter, on one kind of value. */
-static void sweep(const sdb_kernels *k, enum vals vm, enum times tm, check_fn fn, uint64_t seed)
+static void sweep_keys(const sdb_kernels *k, enum vals vm, enum times tm, check_fn fn,
+                       uint64_t seed, uint32_t n_keys)
 {
     for (size_t li = 0; li < N_LENGTHS; li++) {
         for (unsigned off = 0; off < 8; off++) {
-            cols c = cols_make(lengths[li], off, vm, tm, 13, seed + li * 8 + off);
+            cols c = cols_make(lengths[li], off, vm, tm, n_keys, seed + li * 8 + off);
             for (int fi = 0; fi < F_COUNT; fi++) {
                 sdb_filter f = filter((enum filt)fi, &c);
                 char ctx[128];
@@ -351,6 +352,11 @@ static void sweep(const sdb_kernels *k, enum vals vm, enum times tm, check_fn fn
             cols_free(&c);
         }
     }
+}
+
+static void sweep(const sdb_kernels *k, enum vals vm, enum times tm, check_fn fn, uint64_t seed)
+{
+    sweep_keys(k, vm, tm, fn, seed, 13);
 }
 
 static void hist_unit(const sdb_kernels *k, const cols *c, const sdb_filter *f, const char *ctx)
@@ -373,6 +379,13 @@ static void group13(const sdb_kernels *k, const cols *c, const sdb_filter *f, co
 {
     check_group(k, c, f, 13, ctx); /* keys 0..13: key 13 is out of range, skipped */
     check_group(k, c, f, 1, ctx);
+}
+
+static void group150(const sdb_kernels *k, const cols *c, const sdb_filter *f, const char *ctx)
+{
+    /* Many keys (beyond the on-stack copies); keys 150..200 are skipped. */
+    check_group(k, c, f, 150, ctx);
+    check_group(k, c, f, 201, ctx);
 }
 
 static void series_all(const sdb_kernels *k, const cols *c, const sdb_filter *f0, const char *ctx)
@@ -716,6 +729,7 @@ static void sweep_group(const sdb_kernels *k)
 {
     sweep(k, V_UNIT, T_SHUFFLED, group13, 800);
     sweep(k, V_EDGES, T_SORTED, group13, 900);
+    sweep_keys(k, V_UNIT, T_SHUFFLED, group150, 950, 200);
 }
 
 static void sweep_series(const sdb_kernels *k)

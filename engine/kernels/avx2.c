@@ -195,7 +195,8 @@ static void agg_f64(const void *v, const void *ts, size_t n, const sdb_filter *f
  * The bin index is computed for four rows at once, as a double, with
  * scalar.c's formula: a true division, floor, then the clamps. Rows the
  * filter rejects get the index bins + 2, a slot that is never copied out.
- * Counting then goes row by row into four sub-histograms, one per lane, so
+ * Blocks the filter rejects entirely are skipped. Counting goes row by
+ * row into four sub-histograms, one per lane, so
  * runs of equal values (pass/fail scores land in two bins) do not wait on
  * the previous increment of the same counter (store-to-load forwarding). */
 
@@ -257,8 +258,11 @@ static void hist_f64(const void *v, const void *ts, size_t n, const sdb_filter *
             for (int s = 0; s < HIST_SUBS; s++) memset(sub[s], 0, (bins + 3) * sizeof(uint32_t));
             for (; i + 4 <= end; i += 4) {
                 __m256d x = ld_d4(v, i);
-                __m256d b = hist_index4(&H, pass4(&F, ld_i4(ts, i), x), x);
-                __m128i bi = _mm256_cvttpd_epi32(b);
+                __m256d m = pass4(&F, ld_i4(ts, i), x);
+                /* Time ranges reject whole runs of rows: skip them without
+                 * queueing four increments of the spare slot. */
+                if (_mm256_movemask_pd(m) == 0) continue;
+                __m128i bi = _mm256_cvttpd_epi32(hist_index4(&H, m, x));
                 sub[0][_mm_cvtsi128_si32(bi)]++;
                 sub[1][_mm_extract_epi32(bi, 1)]++;
                 sub[2][_mm_extract_epi32(bi, 2)]++;
@@ -282,12 +286,80 @@ static void hist_f64(const void *v, const void *ts, size_t n, const sdb_filter *
 }
 
 /* ---- group_u32 -----------------------------------------------------------
- * The filter runs four rows at a time; only the rows that pass are added,
- * one by one, to their key's accumulator. Keys are dictionary ids, so the
- * accumulators are indexed directly. */
+ * The filter runs four rows at a time. With few keys (the common case:
+ * models, sources, data types) the rows go, without a branch, into four
+ * copies of the accumulators on the stack, one per lane and laid out one
+ * array per field: rows that share a key then rarely wait on each other's
+ * stores, and no store is a merged 16-byte one that a later 8-byte load
+ * must pick apart. A rejected row, or a key >= n_keys, goes to the spare
+ * slot n_keys, which is never copied out. With many keys, only the rows
+ * that pass are added, one by one, straight into accs. */
+
+#define GROUP_LOCAL_KEYS 64
+#define GROUP_COPIES 4
+
+typedef struct gacc {
+    uint64_t n[GROUP_LOCAL_KEYS + 1];
+    double sum[GROUP_LOCAL_KEYS + 1], s1[GROUP_LOCAL_KEYS + 1], s2[GROUP_LOCAL_KEYS + 1];
+    double min[GROUP_LOCAL_KEYS + 1], max[GROUP_LOCAL_KEYS + 1];
+} gacc;
+
+static inline void gacc_add(gacc *g, uint32_t slot, double x, double k)
+{
+    double d = x - k;
+    g->n[slot]++;
+    g->sum[slot] += x;
+    g->s1[slot] += d;
+    g->s2[slot] += d * d;
+    g->min[slot] = x < g->min[slot] ? x : g->min[slot];
+    g->max[slot] = x > g->max[slot] ? x : g->max[slot];
+}
+
+static void group_local(const void *keys, const void *v, const void *ts, size_t n,
+                        const sdb_filter *f, uint32_t n_keys, sdb_agg *accs)
+{
+    gacc g[GROUP_COPIES];
+    for (int c = 0; c < GROUP_COPIES; c++) {
+        for (uint32_t s = 0; s <= n_keys; s++) {
+            g[c].n[s] = 0;
+            g[c].sum[s] = g[c].s1[s] = g[c].s2[s] = 0.0;
+            g[c].min[s] = INFINITY;
+            g[c].max[s] = -INFINITY;
+        }
+    }
+    flt4 F = flt4_make(f);
+    double k = f->shift;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        unsigned bits = (unsigned)_mm256_movemask_pd(pass4(&F, ld_i4(ts, i), ld_d4(v, i)));
+        if (bits == 0) continue;
+        for (unsigned j = 0; j < 4; j++) {
+            uint32_t key = ld_u32(keys, i + j);
+            uint32_t slot = ((bits >> j) & 1) && key < n_keys ? key : n_keys;
+            gacc_add(&g[j], slot, ld_f64(v, i + j), k);
+        }
+    }
+    for (; i < n; i++) {
+        double x = ld_f64(v, i);
+        uint32_t key = ld_u32(keys, i);
+        if (pass(f, ld_i64(ts, i), x) && key < n_keys) gacc_add(&g[0], key, x, k);
+    }
+    for (int c = 0; c < GROUP_COPIES; c++) {
+        for (uint32_t s = 0; s < n_keys; s++) {
+            if (g[c].n[s] == 0) continue;
+            sdb_agg p = {g[c].n[s], g[c].sum[s], g[c].s1[s], g[c].s2[s], g[c].min[s], g[c].max[s]};
+            merge(&accs[s], &p);
+        }
+    }
+}
+
 static void group_u32(const void *keys, const void *v, const void *ts, size_t n,
                       const sdb_filter *f, uint32_t n_keys, sdb_agg *accs)
 {
+    if (n_keys <= GROUP_LOCAL_KEYS) {
+        group_local(keys, v, ts, n, f, n_keys, accs);
+        return;
+    }
     flt4 F = flt4_make(f);
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {

@@ -185,7 +185,8 @@ static void agg_f64(const void *v, const void *ts, size_t n, const sdb_filter *f
  * The bin index is computed for eight rows at once, as a double, with
  * scalar.c's formula: a true division, floor, then the clamps. Rows the
  * filter rejects get the index bins + 2, a slot that is never copied out.
- * Counting goes row by row into eight sub-histograms, one per lane, so runs
+ * Blocks the filter rejects entirely are skipped. Counting goes row by row
+ * into eight sub-histograms, one per lane, so runs
  * of equal values do not wait on the previous increment of the same counter
  * (store-to-load forwarding). */
 
@@ -254,10 +255,25 @@ static void hist_f64(const void *v, const void *ts, size_t n, const sdb_filter *
                 __mmask8 live = end - i >= 8 ? (__mmask8)0xff : tail_mask(end - i);
                 __m512d x = _mm512_maskz_loadu_pd(live, at(v, i));
                 __m512i t = _mm512_maskz_loadu_epi64(live, at(ts, i));
-                __m512d b = hist_index8(&H, pass8(&F, live, t, x), x);
-                int32_t bi[8];
-                _mm256_storeu_si256((__m256i_u *)bi, _mm512_cvttpd_epi32(b));
-                for (int j = 0; j < 8; j++) sub[j][bi[j]]++;
+                __mmask8 m = pass8(&F, live, t, x);
+                /* Time ranges reject whole runs of rows: skip them without
+                 * queueing eight increments of the spare slot. */
+                if (m == 0) continue;
+                __m256i bi = _mm512_cvttpd_epi32(hist_index8(&H, m, x));
+                /* Indices leave through general registers, two per move: a
+                 * vector store read back as eight 4-byte loads can miss
+                 * store-to-load forwarding. */
+                __m128i b03 = _mm256_castsi256_si128(bi), b47 = _mm256_extracti128_si256(bi, 1);
+                uint64_t p01 = (uint64_t)_mm_cvtsi128_si64(b03), p23 = (uint64_t)_mm_extract_epi64(b03, 1);
+                uint64_t p45 = (uint64_t)_mm_cvtsi128_si64(b47), p67 = (uint64_t)_mm_extract_epi64(b47, 1);
+                sub[0][(uint32_t)p01]++;
+                sub[1][p01 >> 32]++;
+                sub[2][(uint32_t)p23]++;
+                sub[3][p23 >> 32]++;
+                sub[4][(uint32_t)p45]++;
+                sub[5][p45 >> 32]++;
+                sub[6][(uint32_t)p67]++;
+                sub[7][p67 >> 32]++;
             }
             if (i > end) i = end;
             for (uint32_t b = 0; b < bins + 2; b++) {
@@ -282,12 +298,82 @@ static void hist_f64(const void *v, const void *ts, size_t n, const sdb_filter *
 }
 
 /* ---- group_u32 -----------------------------------------------------------
- * The filter runs eight rows at a time; only the rows that pass are added,
- * one by one, to their key's accumulator, indexed directly by the
- * dictionary id. */
+ * The filter runs eight rows at a time. With few keys (the common case:
+ * models, sources, data types) the rows of a block that has any passing row
+ * go, without a branch, into four copies of the accumulators on the stack
+ * (lanes j and j + 4 share copy j % 4), laid out one array per field: rows
+ * that share a key then rarely wait on each other's stores, and no store is
+ * a merged 16-byte one that a later 8-byte load must pick apart. A rejected
+ * row, or a key >= n_keys, goes to the spare slot n_keys, never copied out.
+ * With many keys, only the passing rows are added, one by one, to accs. */
+
+#define GROUP_LOCAL_KEYS 64
+#define GROUP_COPIES 4
+
+typedef struct gacc {
+    uint64_t n[GROUP_LOCAL_KEYS + 1];
+    double sum[GROUP_LOCAL_KEYS + 1], s1[GROUP_LOCAL_KEYS + 1], s2[GROUP_LOCAL_KEYS + 1];
+    double min[GROUP_LOCAL_KEYS + 1], max[GROUP_LOCAL_KEYS + 1];
+} gacc;
+
+static inline void gacc_add(gacc *g, uint32_t slot, double x, double k)
+{
+    double d = x - k;
+    g->n[slot]++;
+    g->sum[slot] += x;
+    g->s1[slot] += d;
+    g->s2[slot] += d * d;
+    g->min[slot] = x < g->min[slot] ? x : g->min[slot];
+    g->max[slot] = x > g->max[slot] ? x : g->max[slot];
+}
+
+static void group_local(const void *keys, const void *v, const void *ts, size_t n,
+                        const sdb_filter *f, uint32_t n_keys, sdb_agg *accs)
+{
+    gacc g[GROUP_COPIES];
+    for (int c = 0; c < GROUP_COPIES; c++) {
+        for (uint32_t s = 0; s <= n_keys; s++) {
+            g[c].n[s] = 0;
+            g[c].sum[s] = g[c].s1[s] = g[c].s2[s] = 0.0;
+            g[c].min[s] = INFINITY;
+            g[c].max[s] = -INFINITY;
+        }
+    }
+    flt8 F = flt8_make(f);
+    double k = f->shift;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        unsigned bits = pass8(&F, 0xff, ld_i8(ts, i), ld_d8(v, i));
+        if (bits == 0) continue;
+        for (unsigned j = 0; j < 8; j++) {
+            uint32_t key = ld_u32(keys, i + j);
+            uint32_t slot = ((bits >> j) & 1) && key < n_keys ? key : n_keys;
+            gacc_add(&g[j % GROUP_COPIES], slot, ld_f64(v, i + j), k);
+        }
+    }
+    for (; i < n; i++) {
+        double x = ld_f64(v, i);
+        int64_t t = ld_i64(ts, i);
+        uint32_t key = ld_u32(keys, i);
+        if (t >= f->t_lo && t <= f->t_hi && x >= f->v_lo && x <= f->v_hi && key < n_keys)
+            gacc_add(&g[0], key, x, k);
+    }
+    for (int c = 0; c < GROUP_COPIES; c++) {
+        for (uint32_t s = 0; s < n_keys; s++) {
+            if (g[c].n[s] == 0) continue;
+            sdb_agg p = {g[c].n[s], g[c].sum[s], g[c].s1[s], g[c].s2[s], g[c].min[s], g[c].max[s]};
+            merge(&accs[s], &p);
+        }
+    }
+}
+
 static void group_u32(const void *keys, const void *v, const void *ts, size_t n,
                       const sdb_filter *f, uint32_t n_keys, sdb_agg *accs)
 {
+    if (n_keys <= GROUP_LOCAL_KEYS) {
+        group_local(keys, v, ts, n, f, n_keys, accs);
+        return;
+    }
     flt8 F = flt8_make(f);
     for (size_t i = 0; i < n; i += 8) {
         __mmask8 live = n - i >= 8 ? (__mmask8)0xff : tail_mask(n - i);
