@@ -145,22 +145,40 @@ static void spans_folded(sdb_server *s, int64_t w)
     if (s->span_n && s->spans[s->span_head].lo <= w) s->spans[s->span_head].lo = w + 1;
 }
 
-/* Fold to now - delay when something became due (or `force`: the periodic
- * tick, which also moves as_of forward when nothing is pending). */
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Fold to now - delay when a known commit became due. `force` is the
+ * periodic tick: it also folds scores of unknown age (pending from before
+ * this process, or written by another one), and moves an idle store's
+ * as_of forward once a minute. Cached answers are dropped only when rows
+ * were folded: an answer whose as_of is a little older is still exactly
+ * the answer at that watermark, and keeping it spares a dashboard's
+ * pollers a recomputation every second. */
 static int fold_due(sdb_server *s, int force)
 {
     int64_t now = sdb__srv_now(s), target = now - delay_of(s);
     pthread_mutex_lock(&s->agg_mu);
-    int due = s->fold_unknown || (s->span_n && s->spans[s->span_head].lo <= target) ||
-              (force && target > s->folded_to);
+    int due_rows = s->fold_unknown || (s->span_n && s->spans[s->span_head].lo <= target);
+    int due = due_rows;
+    uint64_t before = 0, after = 0;
     int rc = SDB_OK;
+    if (!due && force && target > s->folded_to) {
+        rc = sdb_store_watermark(s->store, NULL, &before);
+        due = rc == SDB_OK && (before > 0 || mono_s() - s->last_tick_fold >= 60);
+    }
     if (due) {
-        rc = sdb_store_fold(s->store, target, NULL);
+        rc = sdb_store_fold(s->store, target, &after);
         if (rc == SDB_OK) {
             if (target > s->folded_to) s->folded_to = target;
             s->fold_unknown = 0;
+            s->last_tick_fold = mono_s();
             spans_folded(s, target);
-            atomic_fetch_add(&s->gen, 1);
+            if (due_rows || after < before) atomic_fetch_add(&s->gen, 1);
             atomic_fetch_add(&s->folds, 1);
         }
     }

@@ -132,6 +132,7 @@ struct sdb_server {
     int agg_stop;
     int64_t folded_to;
     int fold_unknown; /* the store may hold pending scores of unknown age */
+    double last_tick_fold; /* monotonic s of the last fold */
     sdb__span spans[SDB__SPANS];
     size_t span_head, span_n;
 
