@@ -113,16 +113,29 @@ static uint64_t splitmix(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-/* A random (version 4) UUID, the id shape clients already use. */
+/* A version 7 UUID (RFC 9562): 48 bits of Unix milliseconds, then random
+ * bits. Ids a client did not choose therefore sort by creation time, so
+ * the id index grows at its end instead of splitting pages at random
+ * places, and two batches can never collide in practice (74 random bits
+ * per millisecond). */
 int sdb__batch_gen_id(sdb_batch *b, sdb__str *out)
 {
-    uint64_t hi = splitmix(&b->rng), lo = splitmix(&b->rng);
-    hi = (hi & ~0xF000ull) | 0x4000ull;
-    lo = (lo & ~(3ull << 62)) | (2ull << 62);
-    char buf[40];
-    snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(hi >> 32),
-             (unsigned)(hi >> 16) & 0xFFFF, (unsigned)hi & 0xFFFF,
-             (unsigned)(lo >> 48), (unsigned long long)(lo & 0xFFFFFFFFFFFFull));
+    static const char hex[] = "0123456789abcdef";
+    uint64_t ms = (uint64_t)sdb_now_ms();
+    uint64_t r1 = splitmix(&b->rng), r2 = splitmix(&b->rng);
+    uint64_t hi = ms << 16 | 0x7000u | (r1 & 0x0FFFu);
+    uint64_t lo = (r2 & ~(3ull << 62)) | (2ull << 62);
+    char buf[37];
+    int o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 8 || i == 12) buf[o++] = '-';
+        buf[o++] = hex[(hi >> (60 - 4 * i)) & 15];
+    }
+    for (int i = 0; i < 16; i++) {
+        if (i == 0 || i == 4) buf[o++] = '-';
+        buf[o++] = hex[(lo >> (60 - 4 * i)) & 15];
+    }
+    buf[o] = 0;
     return sdb__batch_str(b, buf, 36, out);
 }
 
@@ -148,20 +161,57 @@ const char *sdb_batch_id(const sdb_batch *b, size_t i)
 
 /* ---------------------------------------------------------------- commit */
 
+/* Within one write transaction the same few names, models and prompt
+ * versions repeat on every row: a small cache in front of the dictionary
+ * saves most B-tree lookups. It lives for one attempt of the transaction
+ * (ids created in an aborted attempt must not outlive it). */
+#define DCACHE 4096u
+typedef struct dcache_ent {
+    uint64_t h;
+    const char *p;
+    uint32_t len, id;
+    uint32_t project;
+    uint8_t dict, used;
+} dcache_ent;
+
 typedef struct ingest_ctx {
     uint32_t project;
     sdb_batch *b;
     int64_t now;
     sdb__buf rec;
+    dcache_ent *cache; /* DCACHE entries, or NULL */
+    uint32_t cache_n;
 } ingest_ctx;
 
-static int dict_opt(sdb__txn *t, uint32_t project, int dict, sdb__str s, uint32_t *out)
+static int dict_cached(sdb__txn *t, ingest_ctx *c, uint32_t project, int dict, sdb__str s,
+                       uint32_t *out)
 {
     if (!s.p) {
         *out = 0;
         return SDB_OK;
     }
-    return sdb__dict_id(t, project, dict, s.p, s.len, 1, out);
+    if (!c || !c->cache) return sdb__dict_id(t, project, dict, s.p, s.len, 1, out);
+    uint64_t h = sdb__hash(s.p, s.len) ^ ((uint64_t)dict << 56) ^ ((uint64_t)project << 32);
+    uint32_t j = (uint32_t)h & (DCACHE - 1);
+    while (c->cache[j].used) {
+        dcache_ent *e = &c->cache[j];
+        if (e->h == h && e->dict == dict && e->project == project && e->len == s.len &&
+            memcmp(e->p, s.p, s.len) == 0) {
+            *out = e->id;
+            return SDB_OK;
+        }
+        j = (j + 1) & (DCACHE - 1);
+    }
+    int rc = sdb__dict_id(t, project, dict, s.p, s.len, 1, out);
+    if (rc) return rc;
+    if (c->cache_n * 2 >= DCACHE) { /* keep probes short: start over */
+        memset(c->cache, 0, DCACHE * sizeof *c->cache);
+        c->cache_n = 0;
+        j = (uint32_t)h & (DCACHE - 1);
+    }
+    c->cache[j] = (dcache_ent){h, s.p, s.len, *out, project, (uint8_t)dict, 1};
+    c->cache_n++;
+    return SDB_OK;
 }
 
 /* Take the score with row ref `ref` out of every aggregate and the row
@@ -221,21 +271,19 @@ static int ingest_txn(sdb__txn *t, void *arg)
         fx.ref = next_ref++;
         fx.trace = sc->trace_id.p ? sdb__hash(sc->trace_id.p, sc->trace_id.len) : 0;
         if (fx.trace == 0 && sc->trace_id.p) fx.trace = 1;
-        if ((rc = sdb__dict_id(t, c->project, SDB_DICT_NAME, sc->name.p, sc->name.len, 1,
-                               &fx.name)))
-            return rc;
+        if ((rc = dict_cached(t, c, c->project, SDB_DICT_NAME, sc->name, &fx.name))) return rc;
         for (int d = 0; d < SDB_N_DIMS; d++)
-            if ((rc = dict_opt(t, c->project, d, sc->dims[d], &fx.dims[d]))) return rc;
+            if ((rc = dict_cached(t, c, c->project, d, sc->dims[d], &fx.dims[d]))) return rc;
         uint32_t label = 0;
         if (sc->type == SDB_CATEGORICAL) {
-            if ((rc = dict_opt(t, c->project, SDB_DICT_CATEGORY, sc->label, &label))) return rc;
+            if ((rc = dict_cached(t, c, c->project, SDB_DICT_CATEGORY, sc->label, &label))) return rc;
             fx.value = (double)label;
         } else {
             fx.value = sc->value;
         }
         for (uint32_t p = 0; p < sc->n_props; p++) {
             uint32_t pid;
-            if ((rc = dict_opt(t, c->project, SDB_DICT_PROP, sc->props[2 * p + 1], &pid)))
+            if ((rc = dict_cached(t, c, c->project, SDB_DICT_PROP, sc->props[2 * p + 1], &pid)))
                 return rc;
         }
 
@@ -245,7 +293,8 @@ static int ingest_txn(sdb__txn *t, void *arg)
         memcpy(ik + 4, sc->id.p, sc->id.len);
         size_t iklen = 4 + sc->id.len;
         sdb__val old;
-        rc = sdb__get(t, SDB__DB_IDS, ik, iklen, &old);
+        /* A generated id is new by construction: no lookup. */
+        rc = sc->id_generated ? SDB_ENOTFOUND : sdb__get(t, SDB__DB_IDS, ik, iklen, &old);
         if (rc == SDB_OK) {
             if (old.len != 8) return SDB_ECORRUPT;
             if ((rc = unlink_row(t, c->project, sdb__rd64(old.p), &pending))) return rc;
@@ -266,12 +315,27 @@ static int ingest_txn(sdb__txn *t, void *arg)
     return sdb__meta_put_u64(t, "last_ingest", (uint64_t)now);
 }
 
+static void cache_reset(dcache_ent *cache, uint32_t *n)
+{
+    if (cache) memset(cache, 0, DCACHE * sizeof *cache);
+    *n = 0;
+}
+
+static int ingest_one_txn(sdb__txn *t, void *arg)
+{
+    ingest_ctx *c = arg;
+    cache_reset(c->cache, &c->cache_n); /* a retry starts with no cached ids */
+    return ingest_txn(t, c);
+}
+
 int sdb_store_ingest(sdb_store *s, uint32_t project, sdb_batch *b, int64_t now_ms)
 {
     if (b->n == 0) return SDB_OK;
     ingest_ctx c = {.project = project, .b = b, .now = now_ms};
-    int rc = sdb__write(s, ingest_txn, &c);
+    c.cache = malloc(DCACHE * sizeof *c.cache); /* without it: uncached lookups */
+    int rc = sdb__write(s, ingest_one_txn, &c);
     sdb__buf_free(&c.rec);
+    free(c.cache);
     return rc;
 }
 
@@ -289,16 +353,21 @@ typedef struct many_ctx {
     size_t n;
     int64_t now;
     sdb__buf rec;
+    dcache_ent *cache;
+    uint32_t cache_n;
 } many_ctx;
 
 static int ingest_many_txn(sdb__txn *t, void *arg)
 {
     many_ctx *m = arg;
+    cache_reset(m->cache, &m->cache_n); /* a retry starts with no cached ids */
     for (size_t i = 0; i < m->n; i++) {
         if (!m->b[i] || m->b[i]->n == 0) continue;
-        ingest_ctx c = {.project = m->projects[i], .b = m->b[i], .now = m->now, .rec = m->rec};
+        ingest_ctx c = {.project = m->projects[i], .b = m->b[i], .now = m->now, .rec = m->rec,
+                        .cache = m->cache, .cache_n = m->cache_n};
         int rc = ingest_txn(t, &c);
         m->rec = c.rec; /* keep the grown buffer */
+        m->cache_n = c.cache_n;
         if (rc) return rc;
     }
     return SDB_OK;
@@ -308,7 +377,9 @@ int sdb_store_ingest_many(sdb_store *s, const uint32_t *projects, sdb_batch *con
                           size_t n, int64_t now_ms)
 {
     many_ctx m = {.projects = projects, .b = b, .n = n, .now = now_ms};
+    m.cache = malloc(DCACHE * sizeof *m.cache);
     int rc = sdb__write(s, ingest_many_txn, &m);
     sdb__buf_free(&m.rec);
+    free(m.cache);
     return rc;
 }

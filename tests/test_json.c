@@ -46,11 +46,14 @@ Test(score, accepts_every_data_type_and_infers_it)
                  SDB_OK, "%s", err);
     cr_assert_eq(sdb_batch_rows(b), 5);
     cr_assert_str_eq(sdb_batch_id(b, 4), "my-id");
-    /* A generated id is a v4 UUID. */
+    /* A generated id is a v7 UUID: time-ordered, variant 10. */
     const char *id = sdb_batch_id(b, 0);
     cr_assert_eq(strlen(id), 36);
-    cr_assert_eq(id[14], '4');
+    cr_assert_eq(id[14], '7', "%s", id);
+    cr_assert(strchr("89ab", id[19]) != NULL, "%s", id);
     cr_assert_str_neq(sdb_batch_id(b, 0), sdb_batch_id(b, 1));
+    cr_assert(strncmp(sdb_batch_id(b, 0), sdb_batch_id(b, 1), 13) <= 0,
+              "ids from later calls sort later (to the millisecond)");
 }
 
 Test(score, rejects_missing_and_bad_required_fields)
