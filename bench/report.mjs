@@ -169,7 +169,7 @@ if (ingest) {
   const fold = sdb.auto?.fold_ms ?? 0;
   const n = ingest.accepted ?? rowsOf;
   const bytes = ingest.data_mdb_bytes;
-  const what = `\`scoredb ingest\` of the NDJSON${fold >= 1 ? ` + fold (${(fold / 1000).toFixed(2)} s)` : ''}` +
+  const what = `\`scoredb ingest\` of the NDJSON${fold >= 10 ? ` + fold (${(fold / 1000).toFixed(2)} s)` : ''}` +
     (ingest.exit ? ` — exit ${ingest.exit}, ${ingest.accepted ?? '?'} accepted, ${ingest.rejected ?? '?'} rejected` : '');
   lines.push(`| scoredb | ${what} | ${((ingest.ms + fold) / 1000).toFixed(2)} | ${rate(n, ingest.ms + fold)} | ${bytes && n ? (bytes / n).toFixed(1) : '—'} |`);
   if (ingest.error) errors.push(`scoredb ingest: ${ingest.error}`);
