@@ -78,10 +78,11 @@ static int array(body_ctx *c, const json_t *arr, size_t max_items)
             c->n_items++;
             rc = add_error(c, i, 0, "expected a score object");
         } else {
-            char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
-            if (!text) return SDB_ENOMEM;
-            rc = add_item(c, text, strlen(text), 0);
-            free(text);
+            /* Validate the parsed element in place: no second parse. */
+            char err[ERR_MAX] = "";
+            c->n_items++;
+            rc = sdb__batch_add_obj(c->b, v, err, sizeof err);
+            if (rc == SDB_EINVAL) rc = add_error(c, i, 0, err);
         }
         if (rc) return rc;
     }

@@ -276,13 +276,9 @@ static int parse_value(score_parse *c, const json_t *v, const json_t *dt, sdb__s
     return SDB_EINVAL;
 }
 
-int sdb__score_parse(sdb_batch *b, const char *text, size_t len, sdb__score *sc, char *err,
-                     size_t errlen)
+static int score_from_obj(sdb_batch *b, json_t *o, sdb__score *sc, char *err, size_t errlen)
 {
-    json_t *o;
-    memset(sc, 0, sizeof *sc);
-    int rc = load(text, len, &o, err, errlen);
-    if (rc) return rc;
+    int rc = SDB_OK;
     score_parse c = {b, err, errlen};
     char shown[80];
     const char *key;
@@ -440,8 +436,28 @@ int sdb__score_parse(sdb_batch *b, const char *text, size_t len, sdb__score *sc,
         rc = sdb__batch_gen_id(b, &sc->id);
         sc->id_generated = 1;
     }
+    return rc;
+}
+
+int sdb__score_parse(sdb_batch *b, const char *text, size_t len, sdb__score *sc, char *err,
+                     size_t errlen)
+{
+    json_t *o;
+    memset(sc, 0, sizeof *sc);
+    int rc = load(text, len, &o, err, errlen);
+    if (rc) return rc;
+    rc = score_from_obj(b, o, sc, err, errlen);
     json_decref(o);
     return rc;
+}
+
+int sdb__batch_add_obj(sdb_batch *b, const void *obj, char *err, size_t errlen)
+{
+    sdb__score sc;
+    memset(&sc, 0, sizeof sc);
+    int rc = score_from_obj(b, (json_t *)obj, &sc, err, errlen);
+    if (rc) return rc;
+    return sdb__batch_push(b, &sc);
 }
 
 int sdb_batch_add_json(sdb_batch *b, const char *json, size_t len, char *err, size_t errlen)
