@@ -117,6 +117,13 @@ static void show(const json_t *v, char *out, size_t n)
     free(s);
 }
 
+/* show() into an 80-byte buffer, returning it: for use inside a message. */
+static const char *shown_of(const json_t *v, char *buf)
+{
+    show(v, buf, 80);
+    return buf;
+}
+
 static int load(const char *text, size_t len, json_t **out, char *err, size_t errlen)
 {
     json_error_t je;
@@ -220,22 +227,23 @@ static int parse_value(score_parse *c, const json_t *v, const json_t *dt, sdb__s
         sdb__errf(c->err, c->errlen, "field \"value\": required");
         return SDB_EINVAL;
     }
-    show(v, shown, sizeof shown);
+    /* The value is only rendered for a message: formatting a double on
+     * every accepted row cost more than the rest of the validation. */
     if (json_is_number(v)) {
         double x = json_number_value(v);
         if (!isfinite(x)) {
-            sdb__errf(c->err, c->errlen, "field \"value\": not a finite number: %s", shown);
+            sdb__errf(c->err, c->errlen, "field \"value\": not a finite number: %s", shown_of(v, shown));
             return SDB_EINVAL;
         }
         if (type == SDB_CATEGORICAL) {
             sdb__errf(c->err, c->errlen,
-                      "field \"value\": data_type CATEGORICAL takes a string, got %s", shown);
+                      "field \"value\": data_type CATEGORICAL takes a string, got %s", shown_of(v, shown));
             return SDB_EINVAL;
         }
         if (type == SDB_BOOLEAN && x != 0 && x != 1) {
             sdb__errf(c->err, c->errlen,
                       "field \"value\": data_type BOOLEAN takes true, false, 0 or 1, got %s",
-                      shown);
+                      shown_of(v, shown));
             return SDB_EINVAL;
         }
         sc->type = type < 0 ? SDB_NUMERIC : (uint8_t)type;
@@ -246,7 +254,7 @@ static int parse_value(score_parse *c, const json_t *v, const json_t *dt, sdb__s
         if (type == SDB_NUMERIC || type == SDB_CATEGORICAL) {
             sdb__errf(c->err, c->errlen, "field \"value\": data_type %s takes %s, got %s",
                       sdb__type_names[type], type == SDB_NUMERIC ? "a number" : "a string",
-                      shown);
+                      shown_of(v, shown));
             return SDB_EINVAL;
         }
         sc->type = SDB_BOOLEAN;
@@ -257,7 +265,7 @@ static int parse_value(score_parse *c, const json_t *v, const json_t *dt, sdb__s
         if (type == SDB_NUMERIC || type == SDB_BOOLEAN) {
             sdb__errf(c->err, c->errlen, "field \"value\": data_type %s takes %s, got %s",
                       sdb__type_names[type],
-                      type == SDB_NUMERIC ? "a number" : "true, false, 0 or 1", shown);
+                      type == SDB_NUMERIC ? "a number" : "true, false, 0 or 1", shown_of(v, shown));
             return SDB_EINVAL;
         }
         size_t len = json_string_length(v);
@@ -272,7 +280,7 @@ static int parse_value(score_parse *c, const json_t *v, const json_t *dt, sdb__s
         return sdb__batch_str(c->b, json_string_value(v), len, &sc->label);
     }
     sdb__errf(c->err, c->errlen,
-              "field \"value\": expected a finite number, boolean or string, got %s", shown);
+              "field \"value\": expected a finite number, boolean or string, got %s", shown_of(v, shown));
     return SDB_EINVAL;
 }
 
