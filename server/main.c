@@ -158,10 +158,14 @@ typedef struct job {
     int ready; /* parsed */
 } job;
 
+#define N_JOBS 4   /* chunks in flight: read, parsing (one per worker), committing */
+#define N_WORKERS 2 /* parse threads; the main thread reads and commits */
+
 typedef struct pipe_ctl {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    job *todo;
+    job *queue[N_JOBS]; /* submitted, not yet taken by a worker (FIFO) */
+    int q_head, q_len;
     int quit;
 } pipe_ctl;
 
@@ -230,14 +234,15 @@ static void *worker(void *arg)
     pipe_ctl *c = arg;
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (!c->todo && !c->quit) pthread_cond_wait(&c->cv, &c->mu);
-        if (!c->todo) break;
-        job *j = c->todo;
+        while (!c->q_len && !c->quit) pthread_cond_wait(&c->cv, &c->mu);
+        if (!c->q_len) break;
+        job *j = c->queue[c->q_head];
+        c->q_head = (c->q_head + 1) % N_JOBS;
+        c->q_len--;
         pthread_mutex_unlock(&c->mu);
         job_parse(j);
         pthread_mutex_lock(&c->mu);
         j->ready = 1;
-        c->todo = NULL;
         pthread_cond_broadcast(&c->cv);
     }
     pthread_mutex_unlock(&c->mu);
@@ -247,7 +252,8 @@ static void *worker(void *arg)
 static void submit(pipe_ctl *c, job *j)
 {
     pthread_mutex_lock(&c->mu);
-    c->todo = j;
+    c->queue[(c->q_head + c->q_len) % N_JOBS] = j;
+    c->q_len++;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
 }
@@ -281,23 +287,26 @@ static int cmd_ingest(const char *db, int n_files, char **files)
     sdb_store *s;
     int rc = sdb_cli_open(db, 0, &s);
     if (rc) return rc;
-    job jobs[2];
+    job jobs[N_JOBS];
     memset(jobs, 0, sizeof jobs);
-    pipe_ctl ctl = {.todo = NULL, .quit = 0};
+    pipe_ctl ctl = {.q_head = 0, .q_len = 0, .quit = 0};
     pthread_mutex_init(&ctl.mu, NULL);
     pthread_cond_init(&ctl.cv, NULL);
-    pthread_t th;
-    if (sdb_batch_new(&jobs[0].b) || sdb_batch_new(&jobs[1].b) ||
-        pthread_create(&th, NULL, worker, &ctl)) {
+    pthread_t th[N_WORKERS];
+    int n_th = 0, fatal = 0;
+    for (int i = 0; i < N_JOBS && !fatal; i++) fatal = sdb_batch_new(&jobs[i].b) != SDB_OK;
+    while (!fatal && n_th < N_WORKERS)
+        if (pthread_create(&th[n_th], NULL, worker, &ctl) == 0) n_th++;
+        else break;
+    if (fatal || n_th == 0) {
         fprintf(stderr, "scoredb: out of memory\n");
-        sdb_batch_free(jobs[0].b);
-        sdb_batch_free(jobs[1].b);
-        sdb_store_close(s);
-        return 1;
+        fatal = 1;
     }
     report r = {0};
-    int fatal = 0, tty = isatty(2), cur = 0;
-    job *inflight = NULL;
+    int tty = isatty(2);
+    /* Jobs in file order: fifo[0] is the oldest in flight. */
+    job *fifo[N_JOBS];
+    int n_fifo = 0, next_free = 0;
     double t0 = now_s(), last_print = t0;
     char *line = NULL;
     size_t cap = 0;
@@ -318,7 +327,18 @@ static int cmd_ingest(const char *db, int n_files, char **files)
         unsigned long long lineno = 0;
         int eof = 0;
         while (!eof && !fatal) {
-            job *j = &jobs[cur];
+            if (n_fifo == N_JOBS) {
+                /* Every slot is in flight: commit the oldest to free one. */
+                job *old = fifo[0];
+                wait_ready(&ctl, old);
+                fatal = commit(s, old, &r);
+                memmove(fifo, fifo + 1, sizeof *fifo * (N_JOBS - 1));
+                n_fifo--;
+                next_free = (int)(old - jobs);
+                if (fatal) break;
+            }
+            job *j = &jobs[next_free];
+            next_free = (next_free + 1) % N_JOBS;
             job_reset(j, label);
             ssize_t len;
             while (j->n < BATCH_ROWS && (len = getline(&line, &cap, f)) >= 0) {
@@ -337,11 +357,18 @@ static int cmd_ingest(const char *db, int n_files, char **files)
             }
             if (j->n < BATCH_ROWS) eof = 1;
             if (fatal) break;
-            if (inflight) wait_ready(&ctl, inflight);
             submit(&ctl, j);
-            if (inflight && (fatal = commit(s, inflight, &r))) break;
-            inflight = j;
-            cur ^= 1;
+            fifo[n_fifo++] = j;
+            /* Commit whatever is parsed at the front without waiting. */
+            while (n_fifo && fifo[0]->ready && !fatal) {
+                pthread_mutex_lock(&ctl.mu); /* pairs with the worker's store */
+                pthread_mutex_unlock(&ctl.mu);
+                job *old = fifo[0];
+                fatal = commit(s, old, &r);
+                memmove(fifo, fifo + 1, sizeof *fifo * (N_JOBS - 1));
+                n_fifo--;
+                next_free = (int)(old - jobs);
+            }
             if (tty) {
                 double t = now_s();
                 if (t - last_print >= 1) {
@@ -353,15 +380,15 @@ static int cmd_ingest(const char *db, int n_files, char **files)
         }
         if (!is_stdin) fclose(f);
     }
-    if (inflight) {
-        wait_ready(&ctl, inflight);
-        if (!fatal) fatal = commit(s, inflight, &r);
+    for (int i = 0; i < n_fifo; i++) {
+        wait_ready(&ctl, fifo[i]);
+        if (!fatal) fatal = commit(s, fifo[i], &r);
     }
     pthread_mutex_lock(&ctl.mu);
     ctl.quit = 1;
     pthread_cond_broadcast(&ctl.cv);
     pthread_mutex_unlock(&ctl.mu);
-    pthread_join(th, NULL);
+    for (int i = 0; i < n_th; i++) pthread_join(th[i], NULL);
     free(line);
     if (!fatal) {
         /* The CLI has no aggregation delay: make everything visible now. */
@@ -379,8 +406,8 @@ static int cmd_ingest(const char *db, int n_files, char **files)
     printf("{\"accepted\":%llu,\"rejected\":%llu,\"errors\":[%s]}\n", r.accepted, r.rejected,
            r.errors ? r.errors : "");
     free(r.errors);
-    for (int i = 0; i < 2; i++) {
-        job_reset(&jobs[i], NULL);
+    for (int i = 0; i < N_JOBS; i++) {
+        if (jobs[i].b) job_reset(&jobs[i], NULL);
         free(jobs[i].text);
         free(jobs[i].off);
         free(jobs[i].lineno);
