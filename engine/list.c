@@ -147,9 +147,36 @@ static int dict_field(sdb__buf *b, sdb__txn *t, uint32_t project, int dict, cons
     return SDB_OK;
 }
 
-/* One score as API.md's score object (the ingest shape, with every field
- * present and `created_at`, the ingest time). */
-static int render_row(sdb__buf *b, sdb__txn *t, uint32_t project, const sdb__row *r)
+void sdb__row_tags_json(sdb__buf *b, const sdb__row *r)
+{
+    sdb__str s;
+    sdb__j_raw(b, "[");
+    for (uint32_t i = 0; sdb__row_tag(r, i, &s); i++) {
+        if (i) sdb__j_raw(b, ",");
+        sdb__j_str(b, s.p, s.len);
+    }
+    sdb__j_raw(b, "]");
+}
+
+void sdb__row_props_json(sdb__buf *b, const sdb__row *r)
+{
+    sdb__str s, v;
+    sdb__j_raw(b, "{");
+    for (uint32_t i = 0; sdb__row_prop(r, i, &s, &v); i++) {
+        if (i) sdb__j_raw(b, ",");
+        sdb__j_str(b, s.p, s.len);
+        sdb__j_raw(b, ":");
+        sdb__j_str(b, v.p, v.len);
+    }
+    sdb__j_raw(b, "}");
+}
+
+/* One score as API.md's score object: the ingest shape with every field
+ * present, plus `created_at` (the ingest time) when flags ask for it. The
+ * list and get endpoints show created_at; the NDJSON export leaves it out
+ * so that `scoredb ingest` reads the file back (it is not an ingest field). */
+int sdb__row_render(sdb__buf *b, sdb__txn *t, uint32_t project, const sdb__row *r,
+                    unsigned flags)
 {
     const sdb__fixed *x = &r->fx;
     int rc;
@@ -178,8 +205,10 @@ static int render_row(sdb__buf *b, sdb__txn *t, uint32_t project, const sdb__row
     sdb__j_raw(b, sdb__source_names[x->source]);
     sdb__j_raw(b, "\",\"timestamp\":");
     sdb__j_time(b, x->ts);
-    sdb__j_raw(b, ",\"created_at\":");
-    sdb__j_time(b, x->ingested);
+    if (flags & SDB__RENDER_CREATED_AT) {
+        sdb__j_raw(b, ",\"created_at\":");
+        sdb__j_time(b, x->ingested);
+    }
     opt_field(b, "trace_id", r->trace_id);
     opt_field(b, "observation_id", r->observation_id);
     opt_field(b, "session_id", r->session_id);
@@ -188,20 +217,11 @@ static int render_row(sdb__buf *b, sdb__txn *t, uint32_t project, const sdb__row
         if ((rc = dict_field(b, t, project, d, sdb__dim_names[d], x->dims[d]))) return rc;
     opt_field(b, "config_id", r->config_id);
     opt_field(b, "comment", r->comment);
-    sdb__j_raw(b, ",\"tags\":[");
-    sdb__str s, v;
-    for (uint32_t i = 0; sdb__row_tag(r, i, &s); i++) {
-        if (i) sdb__j_raw(b, ",");
-        sdb__j_str(b, s.p, s.len);
-    }
-    sdb__j_raw(b, "],\"properties\":{");
-    for (uint32_t i = 0; sdb__row_prop(r, i, &s, &v); i++) {
-        if (i) sdb__j_raw(b, ",");
-        sdb__j_str(b, s.p, s.len);
-        sdb__j_raw(b, ":");
-        sdb__j_str(b, v.p, v.len);
-    }
-    sdb__j_raw(b, "},\"metadata\":");
+    sdb__j_raw(b, ",\"tags\":");
+    sdb__row_tags_json(b, r);
+    sdb__j_raw(b, ",\"properties\":");
+    sdb__row_props_json(b, r);
+    sdb__j_raw(b, ",\"metadata\":");
     /* Stored as compact JSON text written by jansson at ingest. */
     if (r->metadata.p)
         sdb__buf_add(b, r->metadata.p, r->metadata.len);
@@ -209,6 +229,11 @@ static int render_row(sdb__buf *b, sdb__txn *t, uint32_t project, const sdb__row
         sdb__j_raw(b, "null");
     sdb__j_raw(b, "}");
     return SDB_OK;
+}
+
+static int render_row(sdb__buf *b, sdb__txn *t, uint32_t project, const sdb__row *r)
+{
+    return sdb__row_render(b, t, project, r, SDB__RENDER_CREATED_AT);
 }
 
 /* Finish a buffer as a NUL-terminated string handed to the caller. */

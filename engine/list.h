@@ -5,6 +5,21 @@
 
 #include "query.h"
 
+/* Render one row record as API.md's score object (JSON text appended to
+ * b), resolving dictionary ids in txn t; the row's strings are borrowed
+ * from t. With SDB__RENDER_CREATED_AT the object also carries
+ * `created_at`, the ingest time (list and get show it; it is not an
+ * ingest field, so the NDJSON export leaves it out to stay re-ingestible).
+ * Buffer growth failures are sticky in b (see sdb__j_raw). Returns SDB_OK,
+ * or SDB_ECORRUPT when a dictionary id or enum is unknown. */
+enum { SDB__RENDER_CREATED_AT = 1u << 0 };
+int sdb__row_render(sdb__buf *b, sdb__txn *t, uint32_t project, const sdb__row *r,
+                    unsigned flags);
+/* The renderer's pieces: tags as a JSON array, properties as a JSON
+ * object (export.c writes them into CSV cells and ClickHouse rows). */
+void sdb__row_tags_json(sdb__buf *b, const sdb__row *r);
+void sdb__row_props_json(sdb__buf *b, const sdb__row *r);
+
 /* Trace search over the row store: the trace ids of scores matching the
  * filters of q (names, time range, where), ordered by trace id, `limit`
  * per page, starting after trace id `after` (NULL: the first page).

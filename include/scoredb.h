@@ -220,6 +220,47 @@ int sdb_score_delete(sdb_store *s, uint32_t project, const char *id);
 int sdb_traces_search_json(sdb_store *s, uint32_t project, const char *body, size_t len,
                            char **out_json, char *err, size_t errlen);
 
+/* ---------------------------------------------------------------- export
+ * Every score of a project in a form other tools load (DESIGN.md "Beyond
+ * one machine"; API.md `scoredb export`). */
+
+/* Export formats. */
+enum {
+    SDB_EXPORT_NDJSON = 0,     /* API.md score objects, one per line; ingesting the
+                                  file into an empty store rebuilds the same store */
+    SDB_EXPORT_CSV = 1,        /* RFC 4180: a header line, then one row per score */
+    SDB_EXPORT_CLICKHOUSE = 2  /* JSONEachRow rows for the table of sdb_export_ddl() */
+};
+
+/* The format named `name` ("ndjson", "csv" or "clickhouse") into
+ * *out_format. Returns SDB_OK, or SDB_EINVAL for any other name (NULL
+ * included). Any thread. */
+int sdb_export_format_parse(const char *name, int *out_format);
+
+/* Where exported bytes go: called with `len` bytes at `p` (borrowed for the
+ * call) as they are produced, in order. Return 0 to go on; anything else
+ * stops the export, which then returns SDB_EIO. */
+typedef int (*sdb_export_sink)(void *ctx, const void *p, size_t len);
+
+/* The ClickHouse CREATE TABLE statement (with `--` comments that say how to
+ * load the rows) matching SDB_EXPORT_CLICKHOUSE rows, as NUL-terminated
+ * text in *out_sql, owned by the caller (free()). Returns SDB_OK or
+ * SDB_ENOMEM. Any thread. */
+int sdb_export_ddl(char **out_sql);
+
+/* Write every acknowledged score of `project` (no aggregation delay: the
+ * row store, not the folded segments) in `format` to `sink`, oldest
+ * ingested first, from one read transaction: a consistent snapshot, and
+ * concurrent ingest neither waits for it nor shows up in it. Memory stays
+ * flat whatever the store size: rows go to the sink in chunks of about
+ * 64 KiB as they are rendered. *out_rows (may be NULL) gets the number of
+ * scores written, also on failure. Returns SDB_OK; SDB_EINVAL for a bad
+ * format or NULL store or sink; SDB_EIO when the sink refused bytes or the
+ * store could not be read; SDB_ECORRUPT; SDB_ENOMEM. On failure the sink
+ * may already have received part of the output. Any thread. */
+int sdb_store_export(sdb_store *s, uint32_t project, int format, sdb_export_sink sink,
+                     void *ctx, uint64_t *out_rows);
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,4 +18,7 @@ int sdb_cli_usage(const char *msg);
 /* Open the store at db; prints the error and returns 1 on failure. */
 int sdb_cli_open(const char *db, int must_exist, sdb_store **out);
 
+/* scoredb export (server/export.c). */
+int sdb_cmd_export(const char *db, int argc, char **argv);
+
 #endif

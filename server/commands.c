@@ -8,5 +8,6 @@
 
 const sdb_cli_cmd sdb_cli_cmds[] = {
     {"serve", sdb_cmd_serve},
+    {"export", sdb_cmd_export}, /* server/export.c */
     {NULL, NULL},
 };
