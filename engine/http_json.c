@@ -2,11 +2,12 @@
  * the ingest body (a JSON array, {"scores": [...]}, or NDJSON) and the
  * trace-search body.
  *
- * This is the second engine file that includes <jansson.h> (json.c is the
- * first, and owns score and query parsing). It is kept apart because it
- * only splits envelopes: every score element is re-serialised and handed
- * to sdb_batch_add_json, and the trace-search filters go through the query
- * parser, so the validation rules and their messages live in one place.
+ * Score bodies are split here (NDJSON by lines) or by score_json.c (JSON
+ * arrays, parsed once and validated element by element), so the score
+ * rules and their messages live in one place. This is the second engine
+ * file that includes <jansson.h> (json.c is the first, and owns query
+ * parsing): the trace-search body is read here and its filters go through
+ * the query parser.
  * NDJSON needs no JSON parser to split: a record ends at a newline, which
  * JSON text cannot contain unescaped (RFC 8259 section 7).
  */
@@ -66,27 +67,9 @@ static int ndjson(body_ctx *c, const char *body, size_t len, size_t max_items)
     return SDB_OK;
 }
 
-static int array(body_ctx *c, const json_t *arr, size_t max_items)
+static int array_error(void *ctx, size_t index, const char *msg)
 {
-    if (json_array_size(arr) > max_items) return SDB_ELIMIT;
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v)
-    {
-        int rc;
-        if (!json_is_object(v)) {
-            c->n_items++;
-            rc = add_error(c, i, 0, "expected a score object");
-        } else {
-            /* Validate the parsed element in place: no second parse. */
-            char err[ERR_MAX] = "";
-            c->n_items++;
-            rc = sdb__batch_add_obj(c->b, v, err, sizeof err);
-            if (rc == SDB_EINVAL) rc = add_error(c, i, 0, err);
-        }
-        if (rc) return rc;
-    }
-    return SDB_OK;
+    return add_error(ctx, index, 0, msg);
 }
 
 int sdb_batch_add_body(sdb_batch *b, const char *body, size_t len, int is_ndjson,
@@ -100,31 +83,11 @@ int sdb_batch_add_body(sdb_batch *b, const char *body, size_t len, int is_ndjson
     if (is_ndjson) {
         rc = ndjson(&c, body, len, max_items);
     } else {
-        json_error_t je;
-        json_t *root = json_loadb(body, len, 0, &je);
-        if (!root) {
-            sdb__errf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column,
-                      je.text);
-            return SDB_EINVAL;
-        }
-        json_t *arr = root;
-        if (json_is_object(root)) {
-            arr = json_object_get(root, "scores");
-            if (!arr || json_object_size(root) != 1) {
-                sdb__errf(err, errlen, "field \"scores\": expected an object with only a "
-                                       "\"scores\" array, or a JSON array of scores");
-                json_decref(root);
-                return SDB_EINVAL;
-            }
-        }
-        if (!json_is_array(arr)) {
-            sdb__errf(err, errlen, "%s: expected an array of score objects",
-                      arr == root ? "body" : "field \"scores\"");
-            json_decref(root);
-            return SDB_EINVAL;
-        }
-        rc = array(&c, arr, max_items);
-        json_decref(root);
+        /* Arrays are parsed and validated where scores are (score_json.c),
+         * element by element, without a second parse. */
+        rc = sdb__batch_add_array(b, body, len, max_items, array_error, &c, &c.n_items, err,
+                                  errlen);
+        if (rc == SDB_EINVAL) return rc;
     }
     if (rc == SDB_ELIMIT)
         sdb__errf(err, errlen, "body: more than %zu scores in one request", max_items);

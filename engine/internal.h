@@ -336,9 +336,15 @@ int sdb__batch_push(sdb_batch *b, const sdb__score *sc);
 /* Take row `ref` out of every aggregate, the pending log and the row store
  * (its id index entry is the caller's). */
 int sdb__unlink_row(sdb__txn *t, uint32_t project, uint64_t ref);
-/* Validate one already-parsed score object (a borrowed json_t *, from a
- * body that held many) and append it to the batch; as sdb_batch_add_json. */
-int sdb__batch_add_obj(sdb_batch *b, const void *obj, char *err, size_t errlen);
+/* Parse a body holding many scores (a JSON array, or {"scores": [...]})
+ * and append each valid one to the batch; each invalid one is reported to
+ * on_error with its index (a non-zero return from on_error stops).
+ * *out_items counts the elements seen. Returns SDB_OK, SDB_EINVAL (the body
+ * itself is malformed; err says why), SDB_ELIMIT (over max_items) or
+ * SDB_ENOMEM. */
+int sdb__batch_add_array(sdb_batch *b, const char *body, size_t len, size_t max_items,
+                         int (*on_error)(void *ctx, size_t index, const char *msg), void *ctx,
+                         size_t *out_items, char *err, size_t errlen);
 /* Parse one score object; strings are copied into the batch's arena. */
 int sdb__score_parse(sdb_batch *b, const char *json, size_t len, sdb__score *out,
                      char *err, size_t errlen);

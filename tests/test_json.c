@@ -102,7 +102,10 @@ Test(score, rejects_bad_optional_fields_naming_them)
             "unknown field \"colour\"");
     rejects("{\"name\":\"a\",\"value\":1,\"trace_id\":\"\"}", "\"trace_id\": must not be empty");
     rejects("{\"name\":\"a\",\"value\":1,\"trace_id\":\"t\",\"trace_id\":\"u\"}", "invalid JSON");
-    rejects("{\"name\":\"a\",\"value\":1e999,\"trace_id\":\"t\"}", "invalid JSON");
+    rejects("{\"name\":\"a\",\"value\":1e999,\"trace_id\":\"t\"}", "\"value\": not a finite number");
+    rejects("{\"name\":\"a\",\"value\":1,\"trace_id\":\"t\"} x", "text after the value");
+    rejects("{\"name\":\"a\xff\",\"value\":1,\"trace_id\":\"t\"}", "not UTF-8");
+    rejects("{\"name\":\"a\\u0000b\",\"value\":1,\"trace_id\":\"t\"}", "\\u0000");
     rejects("{\"name\":\"a\",", "invalid JSON at line 1");
     rejects("[1,2]", "expected a JSON object");
     char big[400];

@@ -1,0 +1,516 @@
+/* Score objects in: the ingest hot path, and the only file that includes
+ * <cjson/cJSON.h>.
+ *
+ * Every ingested score is parsed and validated here, field by field, with
+ * messages that name the field and the value. The parser is cJSON rather
+ * than jansson (which the rest of the engine uses) for one measured
+ * reason: on the benchmark's score lines jansson parses 65 MB/s
+ * (3.3 us a score, over half of all ingest time) and cJSON 321 MB/s
+ * (0.67 us). What cJSON leaves to its caller is done here before
+ * parsing: the text must be UTF-8, and "\u0000" (which cJSON would cut a
+ * string at) is refused; duplicate field names are refused after it.
+ */
+#include "internal.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+
+/* A short rendering of a JSON value for error messages. */
+static void show(const cJSON *v, char *out, size_t n)
+{
+    char *s = cJSON_PrintUnformatted(v);
+    if (!s) {
+        snprintf(out, n, "a value");
+        return;
+    }
+    if (strlen(s) > 60) memcpy(s + 57, "...", 4);
+    snprintf(out, n, "%s", s);
+    cJSON_free(s);
+}
+
+static const char *shown_of(const cJSON *v, char *buf)
+{
+    show(v, buf, 80);
+    return buf;
+}
+
+/* RFC 3629 UTF-8 (no overlongs, no surrogates); returns the offset of the
+ * first bad byte, or len. */
+static size_t utf8_check(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        uint32_t cp;
+        if ((c & 0xE0) == 0xC0) n = 1, cp = c & 0x1F;
+        else if ((c & 0xF0) == 0xE0) n = 2, cp = c & 0x0F;
+        else if ((c & 0xF8) == 0xF0) n = 3, cp = c & 0x07;
+        else return i;
+        if (i + n >= len) return i; /* truncated sequence */
+        for (size_t k = 1; k <= n; k++) {
+            if (i + k >= len || (s[i + k] & 0xC0) != 0x80) return i;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return i;
+        i += n + 1;
+    }
+    return len;
+}
+
+/* Line and column (1-based) of byte offset `at`, for parse errors. */
+static void position(const char *text, size_t at, int *line, int *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < at; i++) {
+        if (text[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+/* Parse `text` into a cJSON tree (caller deletes), refusing what cJSON
+ * would accept but JSON or this store does not. */
+static int load(const char *text, size_t len, cJSON **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    int line, col;
+    size_t bad = utf8_check((const unsigned char *)text, len);
+    if (bad < len) {
+        position(text, bad, &line, &col);
+        sdb__errf(err, errlen, "invalid JSON at line %d column %d: not UTF-8", line, col);
+        return SDB_EINVAL;
+    }
+    if (len >= 6 && memmem(text, len, "\\u0000", 6)) {
+        sdb__errf(err, errlen, "invalid JSON: \\u0000 is not allowed in a string");
+        return SDB_EINVAL;
+    }
+    const char *end = NULL;
+    cJSON *o = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!o) {
+        size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
+        position(text, at, &line, &col);
+        sdb__errf(err, errlen, "invalid JSON at line %d column %d", line, col);
+        return SDB_EINVAL;
+    }
+    while (end && end < text + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+        end++;
+    if (end && end < text + len) {
+        position(text, (size_t)(end - text), &line, &col);
+        sdb__errf(err, errlen, "invalid JSON at line %d column %d: text after the value", line,
+                  col);
+        cJSON_Delete(o);
+        return SDB_EINVAL;
+    }
+    *out = o;
+    return SDB_OK;
+}
+
+/* A duplicate field name, or NULL. cJSON keeps both; a score must not. */
+static const char *duplicate_key(const cJSON *o)
+{
+    for (const cJSON *a = o->child; a; a = a->next)
+        for (const cJSON *b = a->next; b; b = b->next)
+            if (strcmp(a->string, b->string) == 0) return a->string;
+    return NULL;
+}
+
+/* A time: RFC 3339 string or integer epoch ms. */
+static int get_time(const char *field, const cJSON *v, int64_t *out, char *err, size_t errlen)
+{
+    char shown[80];
+    if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        if (d == floor(d) && fabs(d) < 9e15) {
+            *out = (int64_t)d;
+            return SDB_OK;
+        }
+    }
+    if (cJSON_IsString(v) &&
+        sdb_time_parse(v->valuestring, strlen(v->valuestring), out) == SDB_OK)
+        return SDB_OK;
+    sdb__errf(err, errlen,
+              "field \"%s\": expected an RFC 3339 time or integer epoch milliseconds, got %s",
+              field, shown_of(v, shown));
+    return SDB_EINVAL;
+}
+
+/* --------------------------------------------------------------- scores */
+
+typedef struct score_parse {
+    sdb_batch *b;
+    char *err;
+    size_t errlen;
+} score_parse;
+
+/* An optional string field: null or absent leaves *out absent. */
+static int opt_str(score_parse *c, const char *field, const cJSON *v, size_t max,
+                   bool nonempty, sdb__str *out)
+{
+    char shown[80];
+    if (!v || cJSON_IsNull(v)) return SDB_OK;
+    if (!cJSON_IsString(v)) {
+        show(v, shown, sizeof shown);
+        sdb__errf(c->err, c->errlen, "field \"%s\": expected a string, got %s", field, shown);
+        return SDB_EINVAL;
+    }
+    size_t len = strlen(v->valuestring);
+    if (max && len > max) {
+        sdb__errf(c->err, c->errlen, "field \"%s\": longer than %zu bytes (%zu)", field, max,
+                  len);
+        return SDB_EINVAL;
+    }
+    if (nonempty && len == 0) {
+        sdb__errf(c->err, c->errlen, "field \"%s\": must not be empty", field);
+        return SDB_EINVAL;
+    }
+    return sdb__batch_str(c->b, v->valuestring, len, out);
+}
+
+static int enum_of(const char *s, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0) return i;
+    return -1;
+}
+
+static int parse_value(score_parse *c, const cJSON *v, const cJSON *dt, sdb__score *sc)
+{
+    char shown[80];
+    int type = -1;
+    if (dt && !cJSON_IsNull(dt)) {
+        type = cJSON_IsString(dt) ? enum_of(dt->valuestring, sdb__type_names, SDB_N_TYPES)
+                                  : -1;
+        if (type < 0) {
+            show(dt, shown, sizeof shown);
+            sdb__errf(c->err, c->errlen,
+                      "field \"data_type\": expected NUMERIC, BOOLEAN or CATEGORICAL, got %s",
+                      shown);
+            return SDB_EINVAL;
+        }
+    }
+    if (!v) {
+        sdb__errf(c->err, c->errlen, "field \"value\": required");
+        return SDB_EINVAL;
+    }
+    /* The value is only rendered for a message: formatting a double on
+     * every accepted row cost more than the rest of the validation. */
+    if (cJSON_IsNumber(v)) {
+        double x = v->valuedouble;
+        if (!isfinite(x)) {
+            sdb__errf(c->err, c->errlen,
+                      "field \"value\": not a finite number (beyond the range of a double)");
+            return SDB_EINVAL;
+        }
+        if (type == SDB_CATEGORICAL) {
+            sdb__errf(c->err, c->errlen,
+                      "field \"value\": data_type CATEGORICAL takes a string, got %s", shown_of(v, shown));
+            return SDB_EINVAL;
+        }
+        if (type == SDB_BOOLEAN && x != 0 && x != 1) {
+            sdb__errf(c->err, c->errlen,
+                      "field \"value\": data_type BOOLEAN takes true, false, 0 or 1, got %s",
+                      shown_of(v, shown));
+            return SDB_EINVAL;
+        }
+        sc->type = type < 0 ? SDB_NUMERIC : (uint8_t)type;
+        sc->value = x == 0 ? 0.0 : x;
+        return SDB_OK;
+    }
+    if (cJSON_IsBool(v)) {
+        if (type == SDB_NUMERIC || type == SDB_CATEGORICAL) {
+            sdb__errf(c->err, c->errlen, "field \"value\": data_type %s takes %s, got %s",
+                      sdb__type_names[type], type == SDB_NUMERIC ? "a number" : "a string",
+                      shown_of(v, shown));
+            return SDB_EINVAL;
+        }
+        sc->type = SDB_BOOLEAN;
+        sc->value = cJSON_IsTrue(v) ? 1.0 : 0.0;
+        return SDB_OK;
+    }
+    if (cJSON_IsString(v)) {
+        if (type == SDB_NUMERIC || type == SDB_BOOLEAN) {
+            sdb__errf(c->err, c->errlen, "field \"value\": data_type %s takes %s, got %s",
+                      sdb__type_names[type],
+                      type == SDB_NUMERIC ? "a number" : "true, false, 0 or 1", shown_of(v, shown));
+            return SDB_EINVAL;
+        }
+        size_t len = strlen(v->valuestring);
+        if (len == 0 || len > SDB_MAX_STR) {
+            sdb__errf(c->err, c->errlen,
+                      "field \"value\": a category label must be 1 to %u bytes, got %zu",
+                      SDB_MAX_STR, len);
+            return SDB_EINVAL;
+        }
+        sc->type = SDB_CATEGORICAL;
+        sc->value = 0;
+        return sdb__batch_str(c->b, v->valuestring, len, &sc->label);
+    }
+    sdb__errf(c->err, c->errlen,
+              "field \"value\": expected a finite number, boolean or string, got %s", shown_of(v, shown));
+    return SDB_EINVAL;
+}
+
+static int score_from_obj(sdb_batch *b, const cJSON *o, sdb__score *sc, char *err, size_t errlen)
+{
+    int rc = SDB_OK;
+    score_parse c = {b, err, errlen};
+    char shown[80];
+    const cJSON *v, *value = NULL, *dt = NULL;
+    cJSON_ArrayForEach(v, o)
+    {
+        const char *key = v->string;
+        if (strcmp(key, "name") == 0) {
+            if (!cJSON_IsString(v)) {
+                show(v, shown, sizeof shown);
+                sdb__errf(err, errlen, "field \"name\": expected a string, got %s", shown);
+                rc = SDB_EINVAL;
+            } else {
+                size_t n = strlen(v->valuestring);
+                if (n < 1 || n > SDB_MAX_STR) {
+                    sdb__errf(err, errlen, "field \"name\": must be 1 to %u bytes, got %zu",
+                              SDB_MAX_STR, n);
+                    rc = SDB_EINVAL;
+                } else {
+                    rc = sdb__batch_str(b, v->valuestring, n, &sc->name);
+                }
+            }
+        } else if (strcmp(key, "value") == 0) {
+            value = v;
+        } else if (strcmp(key, "data_type") == 0) {
+            dt = v;
+        } else if (strcmp(key, "id") == 0) {
+            rc = opt_str(&c, key, v, SDB_MAX_STR, true, &sc->id);
+        } else if (strcmp(key, "trace_id") == 0) {
+            rc = opt_str(&c, key, v, SDB_MAX_STR, true, &sc->trace_id);
+        } else if (strcmp(key, "observation_id") == 0) {
+            rc = opt_str(&c, key, v, SDB_MAX_STR, true, &sc->observation_id);
+        } else if (strcmp(key, "session_id") == 0) {
+            rc = opt_str(&c, key, v, SDB_MAX_STR, true, &sc->session_id);
+        } else if (strcmp(key, "dataset_run_id") == 0) {
+            rc = opt_str(&c, key, v, SDB_MAX_STR, true, &sc->dataset_run_id);
+        } else if (strcmp(key, "config_id") == 0) {
+            rc = opt_str(&c, key, v, SDB_MAX_STR, false, &sc->config_id);
+        } else if (strcmp(key, "comment") == 0) {
+            rc = opt_str(&c, key, v, 1u << 20, false, &sc->comment);
+        } else if (strcmp(key, "timestamp") == 0) {
+            if (!cJSON_IsNull(v)) {
+                rc = get_time("timestamp", v, &sc->ts, err, errlen);
+                sc->has_ts = rc == SDB_OK;
+            }
+        } else if (strcmp(key, "source") == 0) {
+            int s = cJSON_IsString(v) ? enum_of(v->valuestring, sdb__source_names,
+                                                SDB_N_SOURCES)
+                                      : -1;
+            if (cJSON_IsNull(v)) s = SDB_SRC_API;
+            if (s < 0) {
+                show(v, shown, sizeof shown);
+                sdb__errf(err, errlen,
+                          "field \"source\": expected API, EVAL or ANNOTATION, got %s", shown);
+                rc = SDB_EINVAL;
+            } else {
+                sc->source = (uint8_t)s;
+            }
+        } else if (strcmp(key, "tags") == 0) {
+            if (cJSON_IsNull(v)) continue;
+            if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > 1000) {
+                show(v, shown, sizeof shown);
+                sdb__errf(err, errlen, "field \"tags\": expected an array of at most 1000 strings, got %s",
+                          shown);
+                rc = SDB_EINVAL;
+                break;
+            }
+            sc->n_tags = (uint32_t)cJSON_GetArraySize(v);
+            sc->tags = sdb__batch_alloc(b, sizeof(sdb__str) * (sc->n_tags + 1));
+            if (!sc->tags) { rc = SDB_ENOMEM; break; }
+            uint32_t i = 0;
+            const cJSON *t;
+            cJSON_ArrayForEach(t, v)
+            {
+                if (rc) break;
+                if (!cJSON_IsString(t) || strlen(t->valuestring) > SDB_MAX_STR) {
+                    show(t, shown, sizeof shown);
+                    sdb__errf(err, errlen,
+                              "field \"tags[%u]\": expected a string of at most %u bytes, got %s",
+                              i, SDB_MAX_STR, shown);
+                    rc = SDB_EINVAL;
+                } else {
+                    rc = sdb__batch_str(b, t->valuestring, strlen(t->valuestring),
+                                        &sc->tags[i]);
+                }
+                i++;
+            }
+        } else if (strcmp(key, "properties") == 0) {
+            if (cJSON_IsNull(v)) continue;
+            if (!cJSON_IsObject(v) || cJSON_GetArraySize(v) > 1000) {
+                show(v, shown, sizeof shown);
+                sdb__errf(err, errlen,
+                          "field \"properties\": expected an object of strings, got %s", shown);
+                rc = SDB_EINVAL;
+                break;
+            }
+            sc->props = sdb__batch_alloc(b, sizeof(sdb__str) * 2 * (cJSON_GetArraySize(v) + 1));
+            if (!sc->props) { rc = SDB_ENOMEM; break; }
+            const cJSON *pv;
+            cJSON_ArrayForEach(pv, v)
+            {
+                const char *pk = pv->string;
+                size_t kl = strlen(pk);
+                if (!cJSON_IsString(pv) || strlen(pv->valuestring) > SDB_MAX_STR ||
+                    kl > SDB_MAX_STR || kl == 0) {
+                    show(pv, shown, sizeof shown);
+                    sdb__errf(err, errlen,
+                              "field \"properties.%.200s\": expected a string of at most %u "
+                              "bytes under a key of 1 to %u bytes, got %s",
+                              pk, SDB_MAX_STR, SDB_MAX_STR, shown);
+                    rc = SDB_EINVAL;
+                    break;
+                }
+                uint32_t i = sc->n_props++;
+                if ((rc = sdb__batch_str(b, pk, kl, &sc->props[2 * i])) ||
+                    (rc = sdb__batch_str(b, pv->valuestring, strlen(pv->valuestring),
+                                         &sc->props[2 * i + 1])))
+                    break;
+            }
+        } else if (strcmp(key, "metadata") == 0) {
+            if (cJSON_IsNull(v)) continue;
+            if (!cJSON_IsObject(v)) {
+                show(v, shown, sizeof shown);
+                sdb__errf(err, errlen, "field \"metadata\": expected an object, got %s", shown);
+                rc = SDB_EINVAL;
+                break;
+            }
+            char *m = cJSON_PrintUnformatted(v);
+            if (!m) { rc = SDB_ENOMEM; break; }
+            rc = sdb__batch_str(b, m, strlen(m), &sc->metadata);
+            cJSON_free(m);
+        } else {
+            int d = enum_of(key, sdb__dim_names, SDB_N_DIMS);
+            if (d < 0) {
+                sdb__errf(err, errlen, "unknown field \"%.200s\"", key);
+                rc = SDB_EINVAL;
+            } else {
+                rc = opt_str(&c, key, v, SDB_MAX_STR, false, &sc->dims[d]);
+            }
+        }
+        if (rc) break;
+    }
+    if (rc == SDB_OK && !sc->name.p) {
+        sdb__errf(err, errlen, "field \"name\": required");
+        rc = SDB_EINVAL;
+    }
+    if (rc == SDB_OK) rc = parse_value(&c, value, dt, sc);
+    if (rc == SDB_OK && !sc->trace_id.p && !sc->session_id.p && !sc->dataset_run_id.p) {
+        sdb__errf(err, errlen,
+                  "a score needs at least one of trace_id, session_id or dataset_run_id");
+        rc = SDB_EINVAL;
+    }
+    if (rc == SDB_OK && sc->observation_id.p && !sc->trace_id.p) {
+        sdb__errf(err, errlen, "field \"observation_id\": needs trace_id");
+        rc = SDB_EINVAL;
+    }
+    if (rc == SDB_OK && !sc->dims[SDB_DIM_ENVIRONMENT].p)
+        rc = sdb__batch_str(b, "default", 7, &sc->dims[SDB_DIM_ENVIRONMENT]);
+    if (rc == SDB_OK && !sc->id.p) {
+        rc = sdb__batch_gen_id(b, &sc->id);
+        sc->id_generated = 1;
+    }
+    return rc;
+}
+
+
+int sdb__score_parse(sdb_batch *b, const char *text, size_t len, sdb__score *sc, char *err,
+                     size_t errlen)
+{
+    cJSON *o;
+    memset(sc, 0, sizeof *sc);
+    int rc = load(text, len, &o, err, errlen);
+    if (rc) return rc;
+    if (!cJSON_IsObject(o)) {
+        char shown[80];
+        sdb__errf(err, errlen, "expected a JSON object, got %s", shown_of(o, shown));
+        rc = SDB_EINVAL;
+    } else {
+        const char *dup = duplicate_key(o);
+        if (dup) {
+            sdb__errf(err, errlen, "invalid JSON: field \"%.200s\" appears twice", dup);
+            rc = SDB_EINVAL;
+        } else {
+            rc = score_from_obj(b, o, sc, err, errlen);
+        }
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+
+int sdb_batch_add_json(sdb_batch *b, const char *json, size_t len, char *err, size_t errlen)
+{
+    sdb__score sc;
+    int rc = sdb__score_parse(b, json, len, &sc, err, errlen);
+    if (rc) return rc;
+    return sdb__batch_push(b, &sc);
+}
+
+int sdb__batch_add_array(sdb_batch *b, const char *body, size_t len, size_t max_items,
+                         int (*on_error)(void *ctx, size_t index, const char *msg), void *ctx,
+                         size_t *out_items, char *err, size_t errlen)
+{
+    *out_items = 0;
+    cJSON *root;
+    int rc = load(body, len, &root, err, errlen);
+    if (rc) return rc;
+    const cJSON *arr = root;
+    if (cJSON_IsObject(root)) {
+        arr = cJSON_GetObjectItemCaseSensitive(root, "scores");
+        if (!arr || cJSON_GetArraySize(root) != 1) {
+            sdb__errf(err, errlen, "field \"scores\": expected an object with only a "
+                                   "\"scores\" array, or a JSON array of scores");
+            cJSON_Delete(root);
+            return SDB_EINVAL;
+        }
+    }
+    if (!cJSON_IsArray(arr)) {
+        sdb__errf(err, errlen, "%s: expected an array of score objects",
+                  arr == root ? "body" : "field \"scores\"");
+        cJSON_Delete(root);
+        return SDB_EINVAL;
+    }
+    if ((size_t)cJSON_GetArraySize(arr) > max_items) {
+        cJSON_Delete(root);
+        return SDB_ELIMIT;
+    }
+    size_t i = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, arr)
+    {
+        char msg[512] = "";
+        const char *dup;
+        sdb__score sc;
+        memset(&sc, 0, sizeof sc);
+        if (!cJSON_IsObject(v)) {
+            snprintf(msg, sizeof msg, "expected a score object");
+        } else if ((dup = duplicate_key(v))) {
+            snprintf(msg, sizeof msg, "invalid JSON: field \"%.200s\" appears twice", dup);
+        } else {
+            rc = score_from_obj(b, v, &sc, msg, sizeof msg);
+            if (rc == SDB_OK) rc = sdb__batch_push(b, &sc);
+            if (rc && rc != SDB_EINVAL) break;
+        }
+        if (msg[0] && (rc = on_error(ctx, i, msg))) break;
+        rc = SDB_OK;
+        i++;
+    }
+    *out_items = i;
+    cJSON_Delete(root);
+    return rc;
+}
