@@ -184,21 +184,38 @@ static const char *const lf_names[][2] = {
  * annotation queues (an honest gap; see README "Compatible APIs"). */
 static const char *const lf_ignored[] = {"queueId"};
 
-/* Rewrite `field "trace_id"` in a native message into `field "traceId"`:
- * the caller should read the name it sent. */
+/* Rewrite the native field names in a native message (`field "trace_id":
+ * needs ...`) into Langfuse's (`traceId`): the caller should read the
+ * names it sent. Whole words only. */
+static bool word_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
 static void rename_in_message(char *err, size_t errlen)
 {
     if (!err || !errlen) return;
-    for (size_t i = 0; i < N_LF_NAMES; i++) {
-        char pat[64];
-        snprintf(pat, sizeof pat, "\"%s\"", lf_names[i][1]);
-        char *at = strstr(err, pat);
-        if (!at || !strcmp(lf_names[i][0], lf_names[i][1])) continue;
-        char tmp[ERR_MAX];
-        snprintf(tmp, sizeof tmp, "%.*s\"%s\"%s", (int)(at - err), err, lf_names[i][0],
-                 at + strlen(pat));
-        snprintf(err, errlen, "%s", tmp);
+    char out[ERR_MAX];
+    size_t o = 0;
+    for (const char *p = err; *p && o + 1 < sizeof out;) {
+        size_t i = N_LF_NAMES;
+        if (p == err || !word_char(p[-1]))
+            for (i = 0; i < N_LF_NAMES; i++) {
+                size_t l = strlen(lf_names[i][1]);
+                if (!strncmp(p, lf_names[i][1], l) && !word_char(p[l])) break;
+            }
+        if (i < N_LF_NAMES) {
+            size_t l = strlen(lf_names[i][0]);
+            if (o + l >= sizeof out) break;
+            memcpy(out + o, lf_names[i][0], l);
+            o += l;
+            p += strlen(lf_names[i][1]);
+        } else {
+            out[o++] = *p++;
+        }
     }
+    out[o] = 0;
+    snprintf(err, errlen, "%s", out);
 }
 
 /* --------------------------------------------------- Langfuse: configs */

@@ -14,7 +14,7 @@
  * chunked; past the cap the rest is discarded and 413 answered. The last
  * callback hands the complete request to serve.c.
  */
-#include "srv_int.h"
+#include "compat.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -29,7 +29,7 @@
 
 const char *const sdb__route_names[SDB_N_ROUTES] = {
     "healthz", "metrics", "scores_post", "scores_list", "score_get",
-    "score_delete", "names", "query", "traces_search", "other"};
+    "score_delete", "names", "query", "traces_search", "langfuse", "helicone", "other"};
 const int sdb__status_codes[SDB_N_STATUS] = {200, 207, 400, 401, 404, 405, 413, 500, 503, 0};
 const double sdb__lat_bounds[SDB_N_LAT - 1] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
                                                0.005,  0.01,    0.025,  0.05,  0.1,
@@ -115,6 +115,8 @@ static int route_of(const char *method, const char *url, sdb__req *r, const char
         *allow = "POST";
         return post ? SDB_R_TRACES : -1;
     }
+    int compat = sdb__compat_route(method, url, r, allow);
+    if (compat != -2) return compat;
     *known = 0;
     return -1;
 }
@@ -213,7 +215,7 @@ static enum MHD_Result first_call(sdb_server *s, struct MHD_Connection *c, const
         return send_error(c, r, 405, msg, allow);
     }
     r->route = route;
-    if (route != SDB_R_HEALTHZ && route != SDB_R_METRICS) {
+    if (route != SDB_R_HEALTHZ && route != SDB_R_METRICS && !sdb__compat_public(r)) {
         if (s->keys) {
             char cred[1024];
             int len = credential(c, cred, sizeof cred);

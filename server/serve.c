@@ -20,7 +20,7 @@
  * answer may change: `gen` moves on every fold, commit and delete. The
  * table is bounded (cache_entries) and answers over 1 MiB are not kept.
  */
-#include "srv_int.h"
+#include "compat.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -290,6 +290,13 @@ static int commit(sdb_server *s, uint32_t project, sdb_batch *b)
     pthread_mutex_unlock(&s->wq_mu);
     return w.rc;
 }
+
+int sdb__srv_commit(sdb_server *s, uint32_t project, sdb_batch *b)
+{
+    return commit(s, project, b);
+}
+
+int sdb__srv_fold(sdb_server *s) { return fold_due(s, 0); }
 
 /* ------------------------------------------------------------------ cache */
 
@@ -587,6 +594,8 @@ void sdb__serve_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r, s
     case SDB_R_NAMES: ep_names(s, r, out); break;
     case SDB_R_QUERY: ep_query(s, r, out); break;
     case SDB_R_TRACES: ep_traces(s, r, out); break;
+    case SDB_R_LANGFUSE:
+    case SDB_R_HELICONE: sdb__compat_dispatch(s, c, r, out); break;
     default: sdb__reply_error(out, 404, "no such path"); break;
     }
     if (!out->body) sdb__reply_error(out, 500, "out of memory");

@@ -23,6 +23,8 @@ enum {
     SDB_R_NAMES,
     SDB_R_QUERY,
     SDB_R_TRACES,
+    SDB_R_LANGFUSE, /* compat.c: r->sub says which */
+    SDB_R_HELICONE,
     SDB_R_OTHER,
     SDB_N_ROUTES
 };
@@ -49,6 +51,7 @@ void sdb_keys_free(sdb_keys *k);
 
 typedef struct sdb__req {
     int route;
+    int sub;             /* compatible routes: which endpoint (compat.c) */
     uint32_t project;
     int status;          /* of the response queued, for metrics */
     int responded;       /* a response was queued (early error) */
@@ -74,6 +77,11 @@ void sdb__serve_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r, s
 void sdb__reply_error(sdb__reply *out, int status, const char *msg);
 /* Epoch ms by the server's clock (real, file or fake). */
 int64_t sdb__srv_now(sdb_server *s);
+/* Queue batch b of `project` for the writer and wait for its commit (the
+ * acknowledgement). Returns the commit's code; SDB_EBUSY when stopping. */
+int sdb__srv_commit(sdb_server *s, uint32_t project, sdb_batch *b);
+/* Fold to now - delay when a known commit became due (before analytics). */
+int sdb__srv_fold(sdb_server *s);
 
 /* http.c */
 int sdb__http_start(sdb_server *s, char *err, size_t errlen);
