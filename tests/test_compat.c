@@ -1,0 +1,738 @@
+/* Integration tests of the compatible APIs (server/compat.c over
+ * engine/compat.c): every Langfuse and Helicone route, on a server bound to
+ * an ephemeral 127.0.0.1 port over a fresh store. Answers are parsed with
+ * jansson and asserted on their values; the numbers are checked against
+ * the native /v1/query of the same scores. Sockets have receive timeouts
+ * and every test sends a bounded number of requests.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define T0 4102444800000LL /* 2100-01-01T00:00:00Z, the fake "now" */
+#define DAY "\"timeFilter\":{\"start\":\"2099-12-31T00:00:00Z\",\"end\":\"2100-01-02T00:00:00Z\"}"
+
+/* ------------------------------------------------------------- helpers */
+
+typedef struct srv {
+    sdb_server *s;
+    char dir[64];
+    char keys[64];
+    uint16_t port;
+} srv;
+
+static void start(srv *v, const char *keys_text)
+{
+    memset(v, 0, sizeof *v);
+    strcpy(v->dir, "/tmp/sdb_compat_XXXXXX");
+    cr_assert_not_null(mkdtemp(v->dir));
+    sdb_server_opts o;
+    memset(&o, 0, sizeof o);
+    o.db = v->dir;
+    o.listen = "127.0.0.1:0";
+    o.threads = 2;
+    o.delay_ms = 0;
+    o.fake_clock = 1;
+    o.fake_now_ms = T0;
+    if (keys_text) {
+        strcpy(v->keys, "/tmp/sdb_compat_keys_XXXXXX");
+        int fd = mkstemp(v->keys);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, keys_text, strlen(keys_text)), (ssize_t)strlen(keys_text));
+        close(fd);
+        o.keys_file = v->keys;
+    }
+    char err[512] = "";
+    cr_assert_eq(sdb_server_start(&o, &v->s, err, sizeof err), SDB_OK, "start: %s", err);
+    v->port = sdb_server_port(v->s);
+}
+
+static void stop(srv *v)
+{
+    sdb_server_stop(v->s);
+    char p[128];
+    snprintf(p, sizeof p, "%s/data.mdb", v->dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/lock.mdb", v->dir);
+    unlink(p);
+    rmdir(v->dir);
+    if (v->keys[0]) unlink(v->keys);
+}
+
+typedef struct resp {
+    int status;
+    char *raw;
+    const char *body;
+    json_t *j; /* the body parsed, NULL when it is not JSON */
+} resp;
+
+static void resp_free(resp *r)
+{
+    json_decref(r->j);
+    free(r->raw);
+}
+
+/* One request on its own connection (Connection: close), read to EOF. */
+static resp req_h(uint16_t port, const char *method, const char *path, const char *headers,
+                  const char *body)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    size_t bl = body ? strlen(body) : 0;
+    size_t cap = bl + 1024 + (headers ? strlen(headers) : 0);
+    char *text = malloc(cap);
+    int n = snprintf(text, cap,
+                     "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     "Content-Type: application/json\r\n%sContent-Length: %zu\r\n\r\n",
+                     method, path, headers ? headers : "", bl);
+    memcpy(text + n, body ? body : "", bl);
+    for (size_t off = 0, len = (size_t)n + bl; off < len;) {
+        ssize_t w = send(fd, text + off, len - off, MSG_NOSIGNAL);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    free(text);
+    resp r = {0, NULL, NULL, NULL};
+    size_t rcap = 8192, got = 0;
+    r.raw = malloc(rcap);
+    for (;;) {
+        if (got + 4096 > rcap) r.raw = realloc(r.raw, rcap *= 2);
+        ssize_t k = recv(fd, r.raw + got, rcap - got - 1, 0);
+        if (k <= 0) break;
+        got += (size_t)k;
+    }
+    close(fd);
+    r.raw[got] = 0;
+    sscanf(r.raw, "HTTP/1.%*d %d", &r.status);
+    char *b = strstr(r.raw, "\r\n\r\n");
+    r.body = b ? b + 4 : r.raw + got;
+    r.j = json_loads(r.body, JSON_DECODE_ANY, NULL);
+    return r;
+}
+
+static resp req(uint16_t port, const char *method, const char *path, const char *body)
+{
+    return req_h(port, method, path, NULL, body);
+}
+
+/* The value at a path of keys and array indexes ("data", "0", "name"). */
+static json_t *at(json_t *j, const char *path)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k && j;
+         k = strtok_r(NULL, ".", &save))
+        j = json_is_array(j) ? json_array_get(j, strtoul(k, NULL, 10)) : json_object_get(j, k);
+    return j;
+}
+
+static double num_at(json_t *j, const char *path)
+{
+    json_t *v = at(j, path);
+    cr_assert(json_is_number(v), "%s is not a number", path);
+    return json_number_value(v);
+}
+
+static const char *str_at(json_t *j, const char *path)
+{
+    json_t *v = at(j, path);
+    cr_assert(json_is_string(v), "%s is not a string", path);
+    return json_string_value(v);
+}
+
+/* The avg of the native query {"name": name} (one group). */
+static double native_avg(uint16_t port, const char *headers, const char *name, long *count)
+{
+    char q[256];
+    snprintf(q, sizeof q, "{\"name\":\"%s\",\"stats\":[\"count\",\"avg\"]}", name);
+    resp r = req_h(port, "POST", "/v1/query", headers, q);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    double avg = num_at(r.j, "groups.0.avg");
+    if (count) *count = (long)num_at(r.j, "groups.0.count");
+    resp_free(&r);
+    return avg;
+}
+
+/* ------------------------------------------------------------- Langfuse */
+
+Test(compat, langfuse_batch_ingest_then_native_query_gives_the_exact_average)
+{
+    srv v;
+    start(&v, NULL);
+    resp r = req(v.port, "POST", "/api/public/ingestion",
+                 "{\"batch\":["
+                 "{\"id\":\"e1\",\"type\":\"score-create\",\"timestamp\":\"2100-01-01T00:00:00Z\","
+                 "\"body\":{\"id\":\"s1\",\"name\":\"faith\",\"value\":0.25,\"traceId\":\"t1\"}},"
+                 "{\"id\":\"e2\",\"type\":\"score-create\",\"timestamp\":\"2100-01-01T00:00:00Z\","
+                 "\"body\":{\"name\":\"faith\",\"value\":0.5,\"traceId\":\"t2\","
+                 "\"environment\":\"prod\",\"comment\":\"ok\",\"metadata\":{\"k\":[1,2]}}},"
+                 "{\"id\":\"e3\",\"type\":\"score-create\",\"timestamp\":\"2100-01-01T00:00:00Z\","
+                 "\"body\":{\"name\":\"faith\",\"value\":0.75,\"sessionId\":\"sess\"}},"
+                 "{\"id\":\"e4\",\"type\":\"score-create\",\"timestamp\":\"2100-01-01T00:00:00Z\","
+                 "\"body\":{\"name\":\"faith\",\"value\":1,\"datasetRunId\":\"run\","
+                 "\"dataType\":\"NUMERIC\"}}],\"metadata\":{\"sdk\":\"python\"}}");
+    cr_assert_eq(r.status, 207, "%s", r.raw);
+    cr_assert_eq(json_array_size(at(r.j, "successes")), 4, "%s", r.body);
+    cr_assert_eq(json_array_size(at(r.j, "errors")), 0, "%s", r.body);
+    cr_assert_str_eq(str_at(r.j, "successes.3.id"), "e4");
+    cr_assert_eq(num_at(r.j, "successes.0.status"), 201);
+    resp_free(&r);
+    long count;
+    cr_assert_eq(native_avg(v.port, NULL, "faith", &count), 0.625);
+    cr_assert_eq(count, 4);
+    /* The native row keeps the renamed fields. */
+    r = req(v.port, "GET", "/v1/scores/s1", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_str_eq(str_at(r.j, "trace_id"), "t1");
+    cr_assert_str_eq(str_at(r.j, "timestamp"), "2100-01-01T00:00:00.000Z");
+    resp_free(&r);
+    stop(&v);
+}
+
+Test(compat, langfuse_ingestion_reports_each_bad_event_in_a_207)
+{
+    srv v;
+    start(&v, NULL);
+    resp r = req(v.port, "POST", "/api/public/ingestion",
+                 "{\"batch\":["
+                 "{\"id\":\"good\",\"type\":\"score-create\",\"body\":{\"name\":\"q\",\"value\":2,"
+                 "\"traceId\":\"t\"}},"
+                 "{\"id\":\"badtype\",\"type\":\"score-create\",\"body\":{\"name\":\"q\","
+                 "\"value\":\"high\",\"dataType\":\"NUMERIC\",\"traceId\":\"t\"}},"
+                 "{\"id\":\"noattach\",\"type\":\"score-create\",\"body\":{\"name\":\"q\","
+                 "\"value\":1}},"
+                 "{\"id\":\"trace\",\"type\":\"trace-create\",\"body\":{\"id\":\"t\"}},"
+                 "{\"id\":\"extra\",\"type\":\"score-create\",\"body\":{\"name\":\"q\","
+                 "\"value\":1,\"traceId\":\"t\",\"colour\":\"red\"}}]}");
+    cr_assert_eq(r.status, 207, "%s", r.raw);
+    cr_assert_eq(json_array_size(at(r.j, "successes")), 1, "%s", r.body);
+    cr_assert_str_eq(str_at(r.j, "successes.0.id"), "good");
+    cr_assert_eq(json_array_size(at(r.j, "errors")), 4, "%s", r.body);
+    const char *ids[] = {"badtype", "noattach", "trace", "extra"};
+    const char *names[] = {"dataType NUMERIC", "traceId", "trace-create", "\"colour\""};
+    for (int i = 0; i < 4; i++) {
+        char p[32];
+        snprintf(p, sizeof p, "errors.%d.id", i);
+        cr_assert_str_eq(str_at(r.j, p), ids[i]);
+        snprintf(p, sizeof p, "errors.%d.status", i);
+        cr_assert_eq(num_at(r.j, p), 400);
+        snprintf(p, sizeof p, "errors.%d.message", i);
+        cr_assert(strstr(str_at(r.j, p), names[i]), "%s lacks %s", str_at(r.j, p), names[i]);
+    }
+    resp_free(&r);
+    long count;
+    cr_assert_eq(native_avg(v.port, NULL, "q", &count), 2);
+    cr_assert_eq(count, 1);
+    /* Not an ingestion body at all: 400 naming the field. */
+    r = req(v.port, "POST", "/api/public/ingestion", "{\"events\":[]}");
+    cr_assert_eq(r.status, 400);
+    cr_assert(strstr(str_at(r.j, "message"), "\"batch\""), "%s", r.body);
+    resp_free(&r);
+    r = req(v.port, "POST", "/api/public/ingestion", "{\"batch\":[");
+    cr_assert_eq(r.status, 400);
+    cr_assert(strstr(str_at(r.j, "message"), "invalid JSON"), "%s", r.body);
+    resp_free(&r);
+    stop(&v);
+}
+
+Test(compat, langfuse_create_get_list_and_delete_a_score)
+{
+    srv v;
+    start(&v, NULL);
+    resp r = req(v.port, "POST", "/api/public/scores",
+                 "{\"id\":\"lf-1\",\"name\":\"helpful\",\"value\":0.9,\"traceId\":\"tr\","
+                 "\"observationId\":\"obs\",\"comment\":\"nice\",\"environment\":\"prod\","
+                 "\"metadata\":{\"judge\":\"gpt\"},\"timestamp\":\"2100-01-01T00:00:00Z\"}");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_str_eq(str_at(r.j, "id"), "lf-1");
+    resp_free(&r);
+    r = req(v.port, "POST", "/api/public/scores",
+            "{\"name\":\"passed\",\"value\":1,\"dataType\":\"BOOLEAN\",\"sessionId\":\"s\"}");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    char bool_id[64];
+    snprintf(bool_id, sizeof bool_id, "%s", str_at(r.j, "id"));
+    resp_free(&r);
+    r = req(v.port, "POST", "/api/public/scores",
+            "{\"name\":\"tone\",\"value\":\"calm\",\"traceId\":\"tr\"}");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    resp_free(&r);
+
+    r = req(v.port, "GET", "/api/public/scores/lf-1", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_str_eq(str_at(r.j, "traceId"), "tr");
+    cr_assert_str_eq(str_at(r.j, "observationId"), "obs");
+    cr_assert_str_eq(str_at(r.j, "environment"), "prod");
+    cr_assert_str_eq(str_at(r.j, "dataType"), "NUMERIC");
+    cr_assert_str_eq(str_at(r.j, "source"), "API");
+    cr_assert_str_eq(str_at(r.j, "comment"), "nice");
+    cr_assert_str_eq(str_at(r.j, "metadata.judge"), "gpt");
+    cr_assert_eq(num_at(r.j, "value"), 0.9);
+    cr_assert(strstr(r.body, "\"value\":0.9,"), "shortest number text: %s", r.body);
+    resp_free(&r);
+    char path[128];
+    snprintf(path, sizeof path, "/api/public/v2/scores/%s", bool_id);
+    r = req(v.port, "GET", path, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_eq(num_at(r.j, "value"), 1);
+    cr_assert_str_eq(str_at(r.j, "stringValue"), "True");
+    cr_assert_str_eq(str_at(r.j, "dataType"), "BOOLEAN");
+    resp_free(&r);
+
+    /* List: newest first, pages with totals, filters by Langfuse names. */
+    r = req(v.port, "GET", "/api/public/v2/scores?limit=2&page=1", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_eq(json_array_size(at(r.j, "data")), 2);
+    cr_assert_str_eq(str_at(r.j, "data.0.name"), "tone");
+    cr_assert_str_eq(str_at(r.j, "data.0.stringValue"), "calm");
+    cr_assert_eq(num_at(r.j, "meta.totalItems"), 3);
+    cr_assert_eq(num_at(r.j, "meta.totalPages"), 2);
+    cr_assert_eq(num_at(r.j, "meta.limit"), 2);
+    resp_free(&r);
+    r = req(v.port, "GET", "/api/public/v2/scores?limit=2&page=2", NULL);
+    cr_assert_eq(json_array_size(at(r.j, "data")), 1);
+    cr_assert_str_eq(str_at(r.j, "data.0.id"), "lf-1");
+    resp_free(&r);
+    r = req(v.port, "GET", "/api/public/v2/scores?traceId=tr&dataType=NUMERIC", NULL);
+    cr_assert_eq(num_at(r.j, "meta.totalItems"), 1, "%s", r.body);
+    cr_assert_str_eq(str_at(r.j, "data.0.id"), "lf-1");
+    resp_free(&r);
+    r = req(v.port, "GET", "/api/public/v2/scores?value=0.5&operator=%3E", NULL);
+    cr_assert_eq(num_at(r.j, "meta.totalItems"), 2, "%s", r.body); /* 0.9 and true */
+    resp_free(&r);
+    r = req(v.port, "GET",
+            "/api/public/v2/scores?observationId=obs&fromTimestamp=2099-12-31T00:00:00Z"
+            "&toTimestamp=2100-01-02T00:00:00Z",
+            NULL);
+    cr_assert_eq(num_at(r.j, "meta.totalItems"), 1, "%s", r.body);
+    resp_free(&r);
+    r = req(v.port, "GET", "/api/public/scores?name=helpful", NULL); /* the v1 list */
+    cr_assert_eq(num_at(r.j, "meta.totalItems"), 1, "%s", r.body);
+    resp_free(&r);
+    r = req(v.port, "GET", "/api/public/v2/scores?dataType=TEXT", NULL);
+    cr_assert_eq(r.status, 400);
+    cr_assert(strstr(str_at(r.j, "message"), "\"dataType\""), "%s", r.body);
+    resp_free(&r);
+    r = req(v.port, "GET", "/api/public/v2/scores?colour=red", NULL);
+    cr_assert_eq(r.status, 400);
+    cr_assert(strstr(str_at(r.j, "message"), "\"colour\""), "%s", r.body);
+    resp_free(&r);
+
+    r = req(v.port, "DELETE", "/api/public/scores/lf-1", NULL);
+    cr_assert_eq(r.status, 204, "%s", r.raw);
+    resp_free(&r);
+    r = req(v.port, "GET", "/api/public/scores/lf-1", NULL);
+    cr_assert_eq(r.status, 404);
+    cr_assert(strstr(str_at(r.j, "message"), "no score"), "%s", r.body);
+    resp_free(&r);
+    r = req(v.port, "DELETE", "/api/public/scores/lf-1", NULL);
+    cr_assert_eq(r.status, 404);
+    resp_free(&r);
+    stop(&v);
+}
+
+Test(compat, langfuse_bad_score_bodies_are_400_naming_the_field)
+{
+    srv v;
+    start(&v, NULL);
+    const char *bodies[] = {
+        "{\"name\":\"x\",\"value\":1}",
+        "{\"name\":\"x\",\"value\":1,\"traceId\":\"\"}",
+        "{\"name\":\"x\",\"value\":true,\"traceId\":\"t\",\"dataType\":\"NUMERIC\"}",
+        "{\"name\":\"x\",\"value\":1,\"traceId\":\"t\",\"metadata\":\"text\"}",
+        "{\"name\":\"x\",\"value\":1,\"traceId\":\"t\",\"dataType\":\"TEXT\"}",
+        "{\"value\":1,\"traceId\":\"t\"}",
+        "{\"name\":\"x\",\"value\":1,\"traceId\":\"t\",\"configId\":\"nope\"}",
+        "[1]",
+    };
+    const char *field[] = {"traceId", "\"traceId\"", "\"value\"", "\"metadata\"",
+                           "\"dataType\"", "\"name\"", "\"configId\"", "body"};
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        resp r = req(v.port, "POST", "/api/public/scores", bodies[i]);
+        cr_assert_eq(r.status, 400, "%zu: %s", i, r.raw);
+        cr_assert(strstr(str_at(r.j, "message"), field[i]), "%zu: %s", i, r.body);
+        cr_assert_str_eq(str_at(r.j, "error"), str_at(r.j, "message"));
+        resp_free(&r);
+    }
+    resp r = req(v.port, "GET", "/api/public/v2/scores", NULL);
+    cr_assert_eq(num_at(r.j, "meta.totalItems"), 0, "%s", r.body);
+    resp_free(&r);
+    stop(&v);
+}
+
+Test(compat, langfuse_score_configs_validate_scores_that_name_them)
+{
+    srv v;
+    start(&v, NULL);
+    resp r = req(v.port, "POST", "/api/public/score-configs",
+                 "{\"name\":\"rating\",\"dataType\":\"NUMERIC\",\"minValue\":1,\"maxValue\":5,"
+                 "\"description\":\"stars\"}");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    char num_id[64];
+    snprintf(num_id, sizeof num_id, "%s", str_at(r.j, "id"));
+    cr_assert_eq(num_at(r.j, "maxValue"), 5);
+    cr_assert(json_is_false(at(r.j, "isArchived")));
+    resp_free(&r);
+    r = req(v.port, "POST", "/api/public/score-configs",
+            "{\"name\":\"verdict\",\"dataType\":\"CATEGORICAL\",\"categories\":["
+            "{\"label\":\"pass\",\"value\":1},{\"label\":\"fail\",\"value\":0}]}");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    char cat_id[64];
+    snprintf(cat_id, sizeof cat_id, "%s", str_at(r.j, "id"));
+    resp_free(&r);
+    r = req(v.port, "POST", "/api/public/score-configs",
+            "{\"name\":\"ok\",\"dataType\":\"BOOLEAN\"}");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_str_eq(str_at(r.j, "categories.0.label"), "True");
+    cr_assert_eq(num_at(r.j, "categories.1.value"), 0);
+    resp_free(&r);
+
+    /* Bad configs name their field. */
+    const char *bad[] = {"{\"name\":\"x\"}",
+                         "{\"name\":\"x\",\"dataType\":\"CATEGORICAL\"}",
+                         "{\"name\":\"x\",\"dataType\":\"NUMERIC\",\"minValue\":3,\"maxValue\":1}",
+                         "{\"name\":\"x\",\"dataType\":\"BOOLEAN\",\"maxValue\":1}",
+                         "{\"dataType\":\"NUMERIC\"}"};
+    const char *field[] = {"\"dataType\"", "\"categories\"", "\"minValue\"", "\"maxValue\"",
+                           "\"name\""};
+    for (size_t i = 0; i < 5; i++) {
+        r = req(v.port, "POST", "/api/public/score-configs", bad[i]);
+        cr_assert_eq(r.status, 400, "%zu: %s", i, r.raw);
+        cr_assert(strstr(str_at(r.j, "message"), field[i]), "%zu: %s", i, r.body);
+        resp_free(&r);
+    }
+
+    r = req(v.port, "GET", "/api/public/score-configs?limit=2", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_eq(json_array_size(at(r.j, "data")), 2);
+    cr_assert_eq(num_at(r.j, "meta.totalItems"), 3);
+    cr_assert_eq(num_at(r.j, "meta.totalPages"), 2);
+    resp_free(&r);
+    char path[128];
+    snprintf(path, sizeof path, "/api/public/score-configs/%s", num_id);
+    r = req(v.port, "GET", path, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_str_eq(str_at(r.j, "name"), "rating");
+    cr_assert_str_eq(str_at(r.j, "description"), "stars");
+    resp_free(&r);
+    r = req(v.port, "GET", "/api/public/score-configs/none", NULL);
+    cr_assert_eq(r.status, 404);
+    resp_free(&r);
+
+    /* Scores against the configs. */
+    char body[512];
+    struct {
+        const char *name, *value, *cfg;
+        int status;
+        const char *field;
+    } cases[] = {
+        {"rating", "4", num_id, 200, NULL},
+        {"rating", "4.5", num_id, 200, NULL},
+        {"rating", "6", num_id, 400, "\"value\""},
+        {"rating", "\"4\"", num_id, 400, "\"value\""},
+        {"stars", "4", num_id, 400, "\"name\""},
+        {"verdict", "\"pass\"", cat_id, 200, NULL},
+        {"verdict", "0", cat_id, 200, NULL}, /* the category's value: stored as "fail" */
+        {"verdict", "\"meh\"", cat_id, 400, "\"value\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(body, sizeof body,
+                 "{\"id\":\"c%zu\",\"name\":\"%s\",\"value\":%s,\"traceId\":\"t\","
+                 "\"configId\":\"%s\"}",
+                 i, cases[i].name, cases[i].value, cases[i].cfg);
+        r = req(v.port, "POST", "/api/public/scores", body);
+        cr_assert_eq(r.status, cases[i].status, "%zu: %s", i, r.raw);
+        if (cases[i].field)
+            cr_assert(strstr(str_at(r.j, "message"), cases[i].field), "%zu: %s", i, r.body);
+        resp_free(&r);
+    }
+    snprintf(body, sizeof body,
+             "{\"id\":\"c9\",\"name\":\"verdict\",\"value\":\"pass\",\"traceId\":\"t\","
+             "\"dataType\":\"NUMERIC\",\"configId\":\"%s\"}",
+             cat_id);
+    r = req(v.port, "POST", "/api/public/scores", body);
+    cr_assert_eq(r.status, 400, "%s", r.raw);
+    cr_assert(strstr(str_at(r.j, "message"), "\"dataType\""), "%s", r.body);
+    resp_free(&r);
+    r = req(v.port, "GET", "/api/public/scores/c6", NULL);
+    cr_assert_str_eq(str_at(r.j, "stringValue"), "fail");
+    cr_assert_str_eq(str_at(r.j, "dataType"), "CATEGORICAL");
+    char want[80];
+    snprintf(want, sizeof want, "%s", cat_id);
+    cr_assert_str_eq(str_at(r.j, "configId"), want);
+    resp_free(&r);
+    snprintf(path, sizeof path, "/api/public/v2/scores?configId=%s", num_id);
+    r = req(v.port, "GET", path, NULL);
+    cr_assert_eq(num_at(r.j, "meta.totalItems"), 2, "%s", r.body);
+    resp_free(&r);
+    cr_assert_eq(native_avg(v.port, NULL, "rating", NULL), 4.25);
+    stop(&v);
+}
+
+Test(compat, langfuse_health_and_empty_annotation_queues)
+{
+    srv v;
+    start(&v, NULL);
+    resp r = req(v.port, "GET", "/api/public/health", NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(str_at(r.j, "status"), "OK");
+    cr_assert(json_is_string(at(r.j, "version")));
+    resp_free(&r);
+    r = req(v.port, "GET", "/api/public/annotation-queues?page=2&limit=10", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_eq(json_array_size(at(r.j, "data")), 0);
+    cr_assert_eq(num_at(r.j, "meta.page"), 2);
+    cr_assert_eq(num_at(r.j, "meta.totalItems"), 0);
+    resp_free(&r);
+    r = req(v.port, "GET", "/api/public/annotation-queues?limit=0", NULL);
+    cr_assert_eq(r.status, 400);
+    cr_assert(strstr(str_at(r.j, "message"), "\"limit\""), "%s", r.body);
+    resp_free(&r);
+    r = req(v.port, "POST", "/api/public/annotation-queues", "{}");
+    cr_assert_eq(r.status, 405);
+    cr_assert(strstr(r.raw, "Allow: GET, HEAD"), "%s", r.raw);
+    resp_free(&r);
+    r = req(v.port, "PUT", "/api/public/ingestion", "{}");
+    cr_assert_eq(r.status, 405);
+    resp_free(&r);
+    stop(&v);
+}
+
+/* ------------------------------------------------------------- Helicone */
+
+Test(compat, helicone_scores_then_evals_and_native_query_agree)
+{
+    srv v;
+    start(&v, NULL);
+    /* Floats accepted; booleans are pass rates; a repeated name replaces. */
+    const char *posts[][2] = {
+        {"/v1/request/req-1/score", "{\"scores\":{\"accuracy\":0.9,\"grounded\":true}}"},
+        {"/v1/request/req-2/score", "{\"scores\":{\"accuracy\":0.2,\"grounded\":false}}"},
+        {"/v1/request/req-3/score", "{\"scores\":{\"accuracy\":0.1,\"grounded\":true}}"},
+        {"/v1/request/req-3/score", "{\"scores\":{\"accuracy\":0.4}}"},
+        {"/v1/request/req-4/score", "{\"scores\":{}}"},
+    };
+    for (size_t i = 0; i < 5; i++) {
+        resp r = req(v.port, "POST", posts[i][0], posts[i][1]);
+        cr_assert_eq(r.status, 201, "%zu: %s", i, r.raw);
+        cr_assert(json_is_null(at(r.j, "data")) && json_is_null(at(r.j, "error")), "%s", r.body);
+        resp_free(&r);
+    }
+    long count;
+    double avg = native_avg(v.port, NULL, "accuracy", &count);
+    cr_assert_eq(count, 3);
+    cr_assert_eq(avg, (0.9 + 0.2 + 0.4) / 3);
+
+    resp r = req(v.port, "GET", "/v1/evals/scores", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_eq(json_array_size(at(r.j, "data")), 2, "%s", r.body);
+    cr_assert_str_eq(str_at(r.j, "data.0"), "accuracy");
+    cr_assert_str_eq(str_at(r.j, "data.1"), "grounded");
+    cr_assert(json_is_null(at(r.j, "error")));
+    resp_free(&r);
+
+    r = req(v.port, "POST", "/v1/evals/query", "{\"filter\":\"all\"," DAY "}");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_eq(json_array_size(at(r.j, "data")), 2, "%s", r.body);
+    cr_assert_str_eq(str_at(r.j, "data.0.name"), "accuracy");
+    cr_assert_eq(num_at(r.j, "data.0.averageScore"), avg);
+    cr_assert_eq(num_at(r.j, "data.0.minScore"), 0.2);
+    cr_assert_eq(num_at(r.j, "data.0.maxScore"), 0.9);
+    cr_assert_eq(num_at(r.j, "data.0.count"), 3);
+    cr_assert_eq(json_array_size(at(r.j, "data.0.overTime")), 48, "hourly over two days");
+    cr_assert_str_eq(str_at(r.j, "data.0.overTime.24.date"), "2100-01-01T00:00:00.000Z");
+    cr_assert_eq(num_at(r.j, "data.0.overTime.24.count"), 3);
+    cr_assert_eq(num_at(r.j, "data.0.averageOverTime.24.value"), avg);
+    cr_assert_eq(num_at(r.j, "data.0.averageOverTime.0.value"), 0);
+    cr_assert_eq(num_at(r.j, "data.1.averageScore"), 2.0 / 3, "grounded pass rate");
+    resp_free(&r);
+    r = req(v.port, "POST", "/v1/evals/query", "{\"filter\":{}," DAY ",\"offset\":1,\"limit\":1}");
+    cr_assert_eq(json_array_size(at(r.j, "data")), 1, "%s", r.body);
+    cr_assert_str_eq(str_at(r.j, "data.0.name"), "grounded");
+    resp_free(&r);
+
+    /* Caller-chosen bins over a caller-chosen range, exact counts. */
+    r = req(v.port, "POST", "/v1/evals/score-distributions/query",
+            "{\"filter\":\"all\"," DAY ",\"bins\":4,\"min\":0,\"max\":1}");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_str_eq(str_at(r.j, "data.0.name"), "accuracy");
+    cr_assert_eq(json_array_size(at(r.j, "data.0.distribution")), 4, "%s", r.body);
+    double counts[4] = {1, 1, 0, 1}; /* 0.2 | 0.4 | - | 0.9 */
+    for (int i = 0; i < 4; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "data.0.distribution.%d.lower", i);
+        cr_assert_eq(num_at(r.j, p), i * 0.25);
+        snprintf(p, sizeof p, "data.0.distribution.%d.upper", i);
+        cr_assert_eq(num_at(r.j, p), (i + 1) * 0.25);
+        snprintf(p, sizeof p, "data.0.distribution.%d.value", i);
+        cr_assert_eq(num_at(r.j, p), counts[i], "bin %d: %s", i, r.body);
+    }
+    resp_free(&r);
+    r = req(v.port, "POST", "/v1/evals/score-distributions/query", "{\"filter\":\"all\"," DAY "}");
+    cr_assert_eq(json_array_size(at(r.j, "data.0.distribution")), 10, "default 10 bins: %s",
+                 r.body);
+    resp_free(&r);
+    stop(&v);
+}
+
+Test(compat, helicone_filters_map_to_dimensions)
+{
+    srv v;
+    start(&v, NULL);
+    resp r = req(v.port, "POST", "/v1/scores",
+                 "[{\"name\":\"acc\",\"value\":1,\"trace_id\":\"a\",\"model\":\"gpt-4o\","
+                 "\"properties\":{\"feature\":\"search\"}},"
+                 "{\"name\":\"acc\",\"value\":0.5,\"trace_id\":\"b\",\"model\":\"gpt-4o\"},"
+                 "{\"name\":\"acc\",\"value\":0,\"trace_id\":\"c\",\"model\":\"claude\"}]");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    resp_free(&r);
+    r = req(v.port, "POST", "/v1/evals/query",
+            "{\"filter\":{\"request_response_rmt\":{\"model\":{\"equals\":\"gpt-4o\"}}}," DAY "}");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_eq(num_at(r.j, "data.0.count"), 2, "%s", r.body);
+    cr_assert_eq(num_at(r.j, "data.0.averageScore"), 0.75);
+    resp_free(&r);
+    r = req(v.port, "POST", "/v1/evals/query",
+            "{\"filter\":{\"left\":{\"request_response_rmt\":{\"model\":{\"equals\":\"gpt-4o\"}}},"
+            "\"operator\":\"and\",\"right\":{\"request_response_rmt\":{\"properties\":"
+            "{\"feature\":{\"equals\":\"search\"}}}}}," DAY "}");
+    cr_assert_eq(num_at(r.j, "data.0.count"), 1, "%s", r.body);
+    cr_assert_eq(num_at(r.j, "data.0.averageScore"), 1);
+    resp_free(&r);
+    r = req(v.port, "POST", "/v1/evals/query",
+            "{\"filter\":{\"left\":{\"request_response_rmt\":{\"model\":{\"equals\":\"gpt-4o\"}}},"
+            "\"operator\":\"and\",\"right\":{\"request_response_rmt\":{\"model\":"
+            "{\"equals\":\"claude\"}}}}," DAY "}");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_eq(json_array_size(at(r.j, "data")), 0, "contradiction: %s", r.body);
+    resp_free(&r);
+
+    /* What scoredb cannot answer is a 400 naming the field. */
+    const char *bad[] = {
+        "{\"filter\":{\"left\":\"all\",\"operator\":\"or\",\"right\":\"all\"}," DAY "}",
+        "{\"filter\":{\"request_response_rmt\":{\"latency\":{\"gte\":1}}}," DAY "}",
+        "{\"filter\":{\"request_response_rmt\":{\"model\":{\"like\":\"gpt%\"}}}," DAY "}",
+        "{\"filter\":\"all\"}",
+        "{\"filter\":\"all\",\"timeFilter\":{\"start\":\"yesterday\",\"end\":\"2100-01-01T00:00:00Z\"}}",
+        "{" DAY "}",
+        "{\"filter\":\"all\"," DAY ",\"limit\":-1}",
+        "{\"filter\":\"all\"," DAY ",\"bins\":4}",
+    };
+    const char *field[] = {"filter.operator", "filter.request_response_rmt.latency",
+                           "filter.request_response_rmt.model", "timeFilter",
+                           "timeFilter.start", "\"filter\"", "\"limit\"", "\"bins\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = req(v.port, "POST", "/v1/evals/query", bad[i]);
+        cr_assert_eq(r.status, 400, "%zu: %s", i, r.raw);
+        cr_assert(json_is_null(at(r.j, "data")), "%zu: %s", i, r.body);
+        cr_assert(strstr(str_at(r.j, "error"), field[i]), "%zu: %s", i, r.body);
+        resp_free(&r);
+    }
+    r = req(v.port, "POST", "/v1/evals/score-distributions/query",
+            "{\"filter\":\"all\"," DAY ",\"bins\":0}");
+    cr_assert_eq(r.status, 400, "%s", r.raw);
+    cr_assert(strstr(str_at(r.j, "error"), "\"bins\""), "%s", r.body);
+    resp_free(&r);
+    stop(&v);
+}
+
+Test(compat, helicone_bad_scores_store_nothing_and_name_the_field)
+{
+    srv v;
+    start(&v, NULL);
+    const char *bad[] = {"{\"scores\":{\"a\":1,\"b\":\"high\"}}", "{\"scores\":[1]}",
+                         "{\"score\":{\"a\":1}}", "{\"scores\":{\"\":1}}", "nope"};
+    const char *field[] = {"\"scores.b\"", "\"scores\"", "\"score\"", "\"scores.\"",
+                           "invalid JSON"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        resp r = req(v.port, "POST", "/v1/request/r1/score", bad[i]);
+        cr_assert_eq(r.status, 400, "%zu: %s", i, r.raw);
+        cr_assert(strstr(str_at(r.j, "error"), field[i]), "%zu: %s", i, r.body);
+        resp_free(&r);
+    }
+    resp r = req(v.port, "GET", "/v1/scores", NULL);
+    cr_assert_eq(json_array_size(at(r.j, "data")), 0, "all or nothing: %s", r.body);
+    resp_free(&r);
+    r = req(v.port, "GET", "/v1/request/r1/score", NULL);
+    cr_assert_eq(r.status, 405);
+    resp_free(&r);
+    stop(&v);
+}
+
+/* ----------------------------------------------------------------- auth */
+
+Test(compat, keys_guard_every_compat_route_and_isolate_projects)
+{
+    srv v;
+    start(&v, "alpha pk-lf-a:sk-lf-a\nbeta sk-helicone-b\n");
+    /* Basic base64("pk-lf-a:sk-lf-a") */
+    const char *A = "Authorization: Basic cGstbGYtYTpzay1sZi1h\r\n";
+    const char *B = "Authorization: Bearer sk-helicone-b\r\n";
+    resp r = req_h(v.port, "POST", "/api/public/scores", A,
+                   "{\"id\":\"x\",\"name\":\"acc\",\"value\":0.25,\"traceId\":\"t\"}");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    resp_free(&r);
+    r = req_h(v.port, "POST", "/v1/request/t/score", B, "{\"scores\":{\"acc\":0.75}}");
+    cr_assert_eq(r.status, 201, "%s", r.raw);
+    resp_free(&r);
+    cr_assert_eq(native_avg(v.port, A, "acc", NULL), 0.25);
+    cr_assert_eq(native_avg(v.port, B, "acc", NULL), 0.75);
+    r = req_h(v.port, "GET", "/api/public/scores/x", B, NULL);
+    cr_assert_eq(r.status, 404, "another project's score: %s", r.raw);
+    resp_free(&r);
+    r = req_h(v.port, "GET", "/api/public/v2/scores", A, NULL);
+    cr_assert_eq(num_at(r.j, "meta.totalItems"), 1, "%s", r.body);
+    resp_free(&r);
+    r = req_h(v.port, "POST", "/api/public/score-configs", A,
+              "{\"name\":\"acc\",\"dataType\":\"NUMERIC\"}");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    char cfg[64];
+    snprintf(cfg, sizeof cfg, "/api/public/score-configs/%s", str_at(r.j, "id"));
+    resp_free(&r);
+    r = req_h(v.port, "GET", cfg, B, NULL);
+    cr_assert_eq(r.status, 404, "another project's config: %s", r.raw);
+    resp_free(&r);
+
+    /* Every compat route wants a key; the health check does not. */
+    const char *routes[][2] = {
+        {"POST", "/api/public/ingestion"},    {"POST", "/api/public/scores"},
+        {"GET", "/api/public/v2/scores"},     {"GET", "/api/public/scores/x"},
+        {"DELETE", "/api/public/scores/x"},   {"GET", "/api/public/score-configs"},
+        {"POST", "/api/public/score-configs"}, {"GET", "/api/public/annotation-queues"},
+        {"POST", "/v1/request/t/score"},      {"GET", "/v1/evals/scores"},
+        {"POST", "/v1/evals/query"},          {"POST", "/v1/evals/score-distributions/query"},
+    };
+    const char *wrong[] = {"", "Authorization: Basic cGstbGYtYTp4\r\n", /* pk-lf-a:x */
+                           "Authorization: Bearer sk-helicone-c\r\n"};
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        for (size_t k = 0; k < 3; k++) {
+            r = req_h(v.port, routes[i][0], routes[i][1], wrong[k], "{}");
+            cr_assert_eq(r.status, 401, "%s %s key %zu: %s", routes[i][0], routes[i][1], k,
+                         r.raw);
+            resp_free(&r);
+        }
+    r = req(v.port, "GET", "/api/public/health", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    resp_free(&r);
+    r = req_h(v.port, "DELETE", "/api/public/scores/x", A, NULL);
+    cr_assert_eq(r.status, 204, "%s", r.raw);
+    resp_free(&r);
+    stop(&v);
+}
