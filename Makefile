@@ -21,6 +21,9 @@ LISTEN   ?= 127.0.0.1:8080
 DELAY    ?= 10m
 # `make bench QUICK=1` runs at 1M rows.
 QUICK    ?=
+# `make fuzz`: seconds per target, and the compiler with libFuzzer.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(SRV_PKGS) 2>/dev/null)
@@ -37,7 +40,7 @@ ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test test-unit test-asan bench run fuzz clean
+.PHONY: all deps test test-unit test-asan bench run fuzz fuzz-replay clean
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/scoredb $(BUILD)/libscoredb.a
 
@@ -79,6 +82,7 @@ test: deps
 test-unit: $(BUILD)/scoredb $(BUILD)/test_scoredb
 	$(TEST_ENV) SCOREDB_BIN=$(abspath $(BUILD)/scoredb) $(BUILD)/test_scoredb --jobs 2
 	$(TEST_ENV) SCOREDB_BIN=$(abspath $(BUILD)/scoredb) bash tests/cli_test.sh
+	@$(MAKE) --no-print-directory fuzz-replay
 
 # LeakSanitizer stays on for our code; Criterion's runner keeps a few
 # allocations of its own until exit, which tests/lsan.supp names.
@@ -92,10 +96,60 @@ run: all
 bench: all
 	@$(MAKE) --no-print-directory -C bench QUICK=$(QUICK) SCOREDB=$(abspath $(BUILD)/scoredb)
 
-fuzz: all
-	@echo "fuzz: no targets yet"
+# Fuzz targets, one per kind of untrusted input: tests/fuzz/fuzz_<input>.c.
+# test-unit replays each saved corpus (tests/fuzz/corpus/<input>/) through
+# tests/fuzz/replay.c, built like everything else in $(BUILD). `make fuzz`
+# builds the targets and the engine with clang and libFuzzer into
+# build-fuzz/ and runs each for FUZZ_SECONDS; what it finds goes to
+# build/fuzz-corpus/<input>/ and crashes to build/fuzz-crash-<input>-*,
+# never into the committed corpus (copy in a small input by hand).
+FUZZ_NAMES  := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_DEB    := clang libclang-rt-14-dev
+FZ          := build-fuzz
+FZ_CFLAGS    = $(WARN) $(DEFS) -g -O1 -fno-omit-frame-pointer -Iinclude -Iengine $(PKG_CFLAGS) \
+               -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+
+.SECONDARY: $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/fuzz_%.o) $(BUILD)/tests/fuzz/replay.o \
+            $(FUZZ_NAMES:%=$(FZ)/tests/fuzz/fuzz_%.o) $(ENGINE_SRC:%.c=$(FZ)/%.o)
+$(BUILD)/fuzz/replay_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o $(BUILD)/libscoredb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+fuzz-replay: $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay_%)
+	@p=0; f=0; for t in $(FUZZ_NAMES); do \
+	  r=$$($(TEST_ENV) $(BUILD)/fuzz/replay_$$t tests/fuzz/corpus/$$t); set -- $$r; \
+	  case "$$2:$$4" in [0-9]*:[0-9]*) p=$$((p + $$2)); f=$$((f + $$4));; *) f=$$((f + 1));; esac; \
+	done; echo "fuzz-replay: $$p passed, $$f failed"; [ $$f = 0 ]
+
+$(FZ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FZ_CFLAGS) -MMD -MP -c $< -o $@
+$(FZ)/engine/kernels/avx2.o: engine/kernels/avx2.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FZ_CFLAGS) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
+$(FZ)/engine/kernels/avx512.o: engine/kernels/avx512.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FZ_CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
+$(FZ)/fuzz_%: $(FZ)/tests/fuzz/fuzz_%.o $(ENGINE_SRC:%.c=$(FZ)/%.o)
+	$(FUZZ_CC) $(FZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS)
+
+fuzz: deps
+	@missing=""; for p in $(FUZZ_DEB); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make fuzz: installing$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@$(MAKE) --no-print-directory $(FUZZ_NAMES:%=$(FZ)/fuzz_%)
+	@for t in $(FUZZ_NAMES); do \
+	  mkdir -p build/fuzz-corpus/$$t; echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  $(FZ)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz-crash-$$t- build/fuzz-corpus/$$t tests/fuzz/corpus/$$t \
+	    2>build/fuzz-$$t.log || { tail -n 60 build/fuzz-$$t.log; exit 1; }; \
+	  grep -E '^(stat::number_of_executed_units|stat::new_units_added|Done)' build/fuzz-$$t.log; \
+	done
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) $(FZ) -name '*.d' 2>/dev/null)

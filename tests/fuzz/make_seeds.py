@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Writes the hand-made seed inputs of tests/fuzz/corpus/ (run from the
+repository root; files are overwritten, fuzzer-found inputs are kept).
+
+Binary seeds follow the layouts drawn in engine/internal.h (segment) and
+engine/row.c (row record): little-endian, native doubles."""
+import os, struct
+
+C = "tests/fuzz/corpus"
+
+def put(target, name, data):
+    os.makedirs(f"{C}/{target}", exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(f"{C}/{target}/{name}", "wb") as f:
+        f.write(data)
+
+# ---------------------------------------------------------------- score
+scores = {
+    "numeric": '{"name":"faithfulness","value":0.82,"trace_id":"t1"}',
+    "boolean": '{"name":"pass","value":true,"session_id":"s1","data_type":"BOOLEAN"}',
+    "boolean_01": '{"name":"pass","value":1,"trace_id":"t1","data_type":"BOOLEAN"}',
+    "categorical": '{"name":"tone","value":"polite","dataset_run_id":"r1","data_type":"CATEGORICAL"}',
+    "full": '{"id":"s-1","name":"faithfulness","value":0.5,"data_type":"NUMERIC",'
+            '"trace_id":"t1","observation_id":"o1","session_id":"s1","dataset_run_id":"d1",'
+            '"timestamp":"2026-01-31T07:05:32.780Z","source":"EVAL","environment":"production",'
+            '"model":"gpt-4o","prompt_version":"v2","trace_name":"chat","user_id":"u1",'
+            '"author":"a","config_id":"c1","tags":["x","y"],"properties":{"feature":"search"},'
+            '"comment":"ok","metadata":{"k":[1,2,{"z":null}]}}',
+    "epoch_ts": '{"name":"n","value":-1e300,"trace_id":"t","timestamp":1769817600000}',
+    "nulls": '{"name":"n","value":0,"trace_id":"t","timestamp":null,"source":null,"tags":null,'
+             '"properties":null,"metadata":null,"model":null}',
+    "bad_type_mismatch": '{"name":"n","value":"x","trace_id":"t","data_type":"NUMERIC"}',
+    "bad_no_parent": '{"name":"n","value":1}',
+    "bad_obs_no_trace": '{"name":"n","value":1,"session_id":"s","observation_id":"o"}',
+    "bad_unknown": '{"name":"n","value":1,"trace_id":"t","colour":"red"}',
+    "bad_dup_key": '{"name":"n","name":"m","value":1,"trace_id":"t"}',
+    "bad_long_name": '{"name":"' + "n" * 201 + '","value":1,"trace_id":"t"}',
+    "bad_prop_value": '{"name":"n","value":1,"trace_id":"t","properties":{"a":1}}',
+    "bad_json": '{"name":"n","value":1,',
+    "bad_array": '[1,2,3]',
+    "bad_nan": '{"name":"n","value":1e999,"trace_id":"t"}',
+    "bad_time": '{"name":"n","value":1,"trace_id":"t","timestamp":"2026-02-30T00:00:00Z"}',
+}
+for k, v in scores.items():
+    put("score", k, v)
+
+# ----------------------------------------------------------------- body
+s1 = '{"name":"a","value":1,"trace_id":"t"}'
+s2 = '{"name":"b","value":"x","session_id":"s"}'
+bad = '{"name":"c","value":1}'
+bodies = {
+    "array": f"[{s1},{s2}]",
+    "array_mixed": f"[{s1},{bad},3,null,{s2}]",
+    "scores_obj": f'{{"scores":[{s1},{bad}]}}',
+    "scores_extra": f'{{"scores":[{s1}],"more":1}}',
+    "scores_not_array": '{"scores":{"a":1}}',
+    "ndjson": f"{s1}\n{s2}\n",
+    "ndjson_blank_crlf": f"\r\n  {s1}\r\n\n\t{bad}\r\n{s2}",
+    "ndjson_garbage": f"{s1}\nnot json\n[1]\n",
+    "empty": "",
+    "empty_array": "[]",
+    "too_many": "[" + ",".join([s1] * 101) + "]",
+    "too_many_ndjson": "\n".join([s1] * 101),
+}
+for k, v in bodies.items():
+    put("body", k, v)
+
+# ---------------------------------------------------------------- query
+queries = {
+    "empty": "{}",
+    "name_stats": '{"name":"faithfulness","stats":["count","avg","min","max","sum","stddev","traces"]}',
+    "names_range": '{"names":["faithfulness","relevance"],"from":"2026-01-01T00:00:00Z","to":1767830400000}',
+    "where": '{"where":{"value":{"gte":0.2,"lt":0.8},"source":["EVAL"],"data_type":["NUMERIC"],'
+             '"model":["gpt-4o","claude"],"environment":"production","tags":["b"],'
+             '"properties":{"feature":["f1"]}}}',
+    "group_by": '{"group_by":["model","prompt_version","properties.feature","name"]}',
+    "group_one_dim": '{"group_by":["model"]}',
+    "group_source_type": '{"group_by":["source","data_type"],"stats":["traces"]}',
+    "interval": '{"name":"faithfulness","interval":"1d","from":"2026-01-01T00:00:00Z","to":"2026-01-20T00:00:00Z"}',
+    "interval_week": '{"interval":"1w","stats":["stddev"]}',
+    "interval_open": '{"interval":"6h","group_by":["name"]}',
+    "histogram": '{"histogram":{"bins":20,"min":0,"max":1},"percentiles":[0,50,90,99,100]}',
+    "histogram_auto": '{"name":"relevance","histogram":{"bins":3},"percentiles":[1,2,3,4,5,6,7,8,9,10]}',
+    "categorical": '{"name":"tone","group_by":["model"],"interval":"1d"}',
+    "eq_filter": '{"where":{"value":{"eq":0.5}},"group_by":["name"]}',
+    "search": '{"name":"faithfulness","where":{"value":{"gt":0.1}},"limit":5,"cursor":"t1"}',
+    "search_limit": '{"limit":1}',
+    "bad_both": '{"name":"a","names":["b"]}',
+    "bad_to_before": '{"from":100,"to":50}',
+    "bad_interval": '{"interval":"0d"}',
+    "bad_too_many_intervals": '{"interval":"1s","from":0,"to":"2026-01-01T00:00:00Z"}',
+    "bad_group": '{"group_by":["nope"]}',
+    "bad_hist": '{"histogram":{"bins":0}}',
+    "bad_pct": '{"percentiles":[101]}',
+    "bad_where": '{"where":{"value":{"gt":"x"}}}',
+    "extreme_times": '{"from":-9223372036854775808,"to":9223372036854775807,"interval":"100000w"}',
+}
+for k, v in queries.items():
+    put("query", k, v)
+
+# ----------------------------------------------------------------- time
+times = ["2026-01-31T07:05:32.780Z", "2026-01-31 07:05:32+05:30", "2026-01-31t07:05z",
+         "2026-01-31", "2024-02-29T23:59:60.999999Z", "0000-01-01T00:00:00-23:59",
+         "9999-12-31T23:59:59.999+00:00", "2025-02-29", "2026-13-01", "2026-01-31T07:05",
+         "2026-01-31T24:00:00Z", "10m", "1h30m", "500ms", "2d", "0", "1w2d3h4m5s6ms",
+         "10", "m", "", "99999999999999w"]
+for i, t in enumerate(times):
+    put("time", f"t{i:02d}", t)
+put("time", "int64_min_ms", struct.pack("<q", -2**63))
+put("time", "int64_max_ms", struct.pack("<q", 2**63 - 1))
+
+# -------------------------------------------------------------- segment
+def segment(rows, magic=0x47455353, version=1, n=None, types=None):
+    n = len(rows) if n is None else n
+    nt = [0, 0, 0]
+    for r in rows:
+        nt[r["type"] if r["type"] < 3 else 0] += 1
+    if types is not None:
+        nt = types
+    hdr = struct.pack("<IHHI3I", magic, version, 0, n, *nt)
+    ts = [r["ts"] for r in rows]
+    vals = [r["v"] for r in rows]
+    hdr += struct.pack("<qqdddd q", min(ts, default=0), max(ts, default=0),
+                       min(vals, default=0.0), max(vals, default=0.0), sum(vals), 0.0,
+                       0)
+    hdr += bytes(48)
+    assert len(hdr) == 128
+    body = b"".join(struct.pack("<q", r["ts"]) for r in rows)
+    body += b"".join(struct.pack("<d", r["v"]) for r in rows)
+    body += b"".join(struct.pack("<Q", r["trace"]) for r in rows)
+    body += b"".join(struct.pack("<Q", r["ref"]) for r in rows)
+    for d in range(6):
+        body += b"".join(struct.pack("<I", r["dims"][d]) for r in rows)
+    body += bytes(r["type"] for r in rows)
+    body += bytes(r["src"] for r in rows)
+    return hdr + body
+
+def row(i, t=0):
+    return {"ts": 1767225600000 + i * 1000, "v": i / 10, "trace": 0x1234 + i, "ref": i,
+            "dims": [1, i % 3, 0, 2, 0, 1], "type": t, "src": i % 3}
+
+rows3 = [row(0), row(1, 1), row(2, 2)]
+put("segment", "three_rows", segment(rows3))
+put("segment", "empty", segment([]))
+put("segment", "one_row", segment([row(7)]))
+put("segment", "ten_rows", segment([row(i, i % 3) for i in range(10)]))
+put("segment", "bad_magic", segment(rows3, magic=0x12345678))
+put("segment", "bad_version", segment(rows3, version=2))
+put("segment", "bad_count", segment(rows3, n=4))
+put("segment", "bad_type_counts", segment(rows3, types=[3, 1, 0]))
+put("segment", "truncated", segment(rows3)[:-1])
+put("segment", "short_header", segment(rows3)[:100])
+put("segment", "type_out_of_range", segment([row(0, 7), row(1, 255)], types=[2, 0, 0]))
+# preagg values: per dimension a u16 count (0xFFFF: not kept) then 40-byte entries
+pe = struct.pack("<IIdddd", 1, 3, 1.5, 0.25, 0.1, 0.9)
+put("segment", "preagg", b"".join(struct.pack("<H", 1) + pe for _ in range(6)))
+put("segment", "preagg_skipped", struct.pack("<H", 0xFFFF) + struct.pack("<H", 2) + pe + pe)
+put("segment", "preagg_short", struct.pack("<H", 3) + pe)
+
+# ------------------------------------------------------------------ row
+def s16(s):
+    return struct.pack("<H", 0xFFFF) if s is None else struct.pack("<H", len(s)) + s
+
+def s32(s):
+    return struct.pack("<I", 0xFFFFFFFF) if s is None else struct.pack("<I", len(s)) + s
+
+fixed = struct.pack("<qqdQQII6IBB6x", 1767225600000, 1767225600001, 0.5, 0xabc, 42, 0, 1,
+                    1, 2, 0, 0, 0, 0, 0, 1)
+assert len(fixed) == 80
+
+def record(strs=(b"id-1", b"t1", None, b"s1", None, b""), comment=b"nice",
+           meta=b'{"k":1}', tags=(b"a", b"bb"), props=((b"feature", b"search"),), ver=1):
+    r = bytes([ver]) + fixed + b"".join(s16(s) for s in strs) + s32(comment) + s32(meta)
+    r += struct.pack("<H", len(tags)) + b"".join(s16(t) for t in tags)
+    r += struct.pack("<H", len(props)) + b"".join(s16(k) + s16(v) for k, v in props)
+    return r
+
+put("row", "full", record())
+put("row", "minimal", record(strs=(b"i", b"t", None, None, None, None), comment=None,
+                             meta=None, tags=(), props=()))
+put("row", "absent_tag", record(tags=(None, b"x")))
+put("row", "many_props", record(props=tuple((b"k%d" % i, b"v%d" % i) for i in range(20))))
+put("row", "bad_version", record(ver=2))
+put("row", "truncated", record()[:-3])
+put("row", "short", record()[:50])
+put("row", "tag_count_lies", record()[:-(2 + 2 + 7 + 2 + 6)] + struct.pack("<H", 9))
+put("row", "huge_comment", bytes([1]) + fixed + s16(b"i") * 6 + struct.pack("<I", 0xFFFFFFF0))
