@@ -140,6 +140,7 @@ lines.push('');
 lines.push(`${new Date().toISOString().slice(0, 10)}, ${cpu}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB. ` +
   `Data: \`bench/gen\` (50 names, Zipf; 90 days; 8 models, 20 prompt versions). ` +
   `Frequent name = \`${spec.frequent}\` (rank 1), typical = \`${spec.typical}\` (rank 10). ` +
+  (existsSync(path.join(dir, 'loadavg')) ? `Load average before the run: ${readFileSync(path.join(dir, 'loadavg'), 'utf8').split(' ').slice(0, 3).join(' ')}. ` : '') +
   `Median of ${sdb.auto?.runs ?? duck?.runs ?? '?'} warm runs after one warm-up; milliseconds.`);
 lines.push('');
 lines.push(`## Queries (ms)`);
