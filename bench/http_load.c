@@ -9,12 +9,17 @@
  *   http_load ingest [--host 127.0.0.1] --port P [--conns 8] [--batch 5000]
  *                    [--requests 200]
  *       scores/s of batched NDJSON ingest (POST /v1/scores), acknowledged
- *       (durable) scores only.
+ *       (durable) scores only;
+ *   http_load get    [--host 127.0.0.1] --port P [--path /healthz] [--wait S]
+ *       GET one path and print the body; with --wait, retry until it
+ *       answers 200 or S seconds have passed (exit 1 then): how the
+ *       benchmark waits for a server it has just started.
  *
  * Output: one JSON line per measurement. Each load is bounded by time or
  * count. Responses are framed by Content-Length, which libmicrohttpd sends
  * for every answer scoredb makes; anything else counts as an error.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -182,6 +187,48 @@ static void run_query(int conns, double seconds, const char *body)
     free(req);
 }
 
+/* -------------------------------------------------------------------- get */
+
+/* GET path until 200 (at most `wait` seconds, one try when 0); print the
+ * body. Returns the exit status. */
+static int run_get(const char *path, double wait)
+{
+    double until = now_s() + wait;
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                     path, host);
+    if (n < 0 || (size_t)n >= sizeof req) return 2;
+    for (;;) {
+        int fd = dial();
+        if (fd >= 0 && !send_all(fd, req, (size_t)n)) {
+            size_t cap = 1 << 22, len = 0;
+            char *buf = malloc(cap);
+            ssize_t got;
+            while (buf && len + 1 < cap && (got = recv(fd, buf + len, cap - len - 1, 0)) > 0)
+                len += (size_t)got;
+            int status = 0;
+            if (buf) {
+                buf[len] = 0;
+                sscanf(buf, "HTTP/1.%*d %d", &status);
+            }
+            char *body = buf ? strstr(buf, "\r\n\r\n") : NULL;
+            if (status == 200 && body) {
+                fputs(body + 4, stdout);
+                free(buf);
+                close(fd);
+                return 0;
+            }
+            free(buf);
+        }
+        if (fd >= 0) close(fd);
+        if (now_s() >= until) break;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "http_load: GET %s on %s:%d: no 200 answer\n", path, host, port);
+    return 1;
+}
+
 /* ----------------------------------------------------------------- ingest */
 
 typedef struct ithread {
@@ -248,12 +295,13 @@ static void run_ingest(int conns, int batch, int requests)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: http_load query|ingest --port P [options] (see the source)\n");
+        fprintf(stderr, "usage: http_load query|ingest|get --port P [options] (see the source)\n");
         return 2;
     }
     const char *mode = argv[1], *conns = NULL,
                *body = "{\"name\":\"faithfulness\",\"interval\":\"1d\",\"stats\":[\"count\",\"avg\"]}";
-    double seconds = 5;
+    const char *path = "/healthz";
+    double seconds = 5, wait = 0;
     int batch = 5000, requests = 200;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--host")) host = argv[i + 1];
@@ -263,12 +311,16 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--body")) body = argv[i + 1];
         else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--requests")) requests = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--path")) path = argv[i + 1];
+        else if (!strcmp(argv[i], "--wait")) wait = atof(argv[i + 1]);
         else {
             fprintf(stderr, "http_load: unknown option %s\n", argv[i]);
             return 2;
         }
     }
-    if (seconds <= 0 || seconds > 600 || batch < 1 || requests < 1) return 2;
+    if (seconds <= 0 || seconds > 600 || batch < 1 || requests < 1 || wait < 0 || wait > 600)
+        return 2;
+    if (!strcmp(mode, "get")) return run_get(path, wait);
     if (!strcmp(mode, "query")) {
         char list[64];
         snprintf(list, sizeof list, "%s", conns ? conns : "1,16,64");

@@ -2,7 +2,7 @@
 //
 // Reads the raw results that the Makefile's steps left in the run directory
 // (duckdb.json, sqlite.json, scoredb-{auto,scalar,avx2,avx512}.json,
-// scoredb-cli.json, ingest.json, kernels.txt), cross-checks every engine's
+// scoredb-cli.json, ingest.json, http.json, kernels.txt), cross-checks every engine's
 // answers against DuckDB (threads=2) — counts exactly, averages, minima and
 // maxima to 1e-9 relative — and writes the markdown report to stdout and to
 // --out. A mismatch is printed loudly on stderr and listed in the report; a
@@ -181,6 +181,53 @@ lines.push('');
 lines.push('scoredb bytes/score is the store\'s `data.mdb` over the scores accepted (the row store with every field, plus the column segments); ' +
   'DuckDB and SQLite hold only the ten CSV columns.');
 lines.push('');
+
+// HTTP: `scoredb serve` under bench/http_load (Makefile run-http).
+const http = load('http.json');
+const HTTP_QUERY_RPS = 20000, HTTP_QUERY_P99_MS = 10, HTTP_QUERY_CONNS = 64, HTTP_INGEST_SPS = 500000;
+if (http) {
+  const num = (x, d = 0) => x === undefined || x === null ? '—' : Number(x).toLocaleString('en-US', { maximumFractionDigits: d });
+  const verdict = (ok) => ok ? 'met' : '**missed**';
+  const res = Array.isArray(http.results) ? http.results : [];
+  if (http.error) errors.push(`http: ${http.error}`);
+  for (const r of res) if (r.error) errors.push(`${r.test}: ${r.error}`);
+  const panel = spec.queries.find((q) => q.id === http.panel);
+  const panelLabel = panel ? `${panel.letter}. ${panel.label}, \`${panel.name}\`` : `\`${http.panel}\``;
+  lines.push('## HTTP (`scoredb serve`)');
+  lines.push('');
+  lines.push(`| load | connections | requests/s | p50 ms | p99 ms | errors | target |`);
+  lines.push('|---|--:|--:|--:|--:|--:|---|');
+  const qs = res.filter((r) => r.test === 'http_query' && !r.error);
+  for (const r of qs) {
+    const target = r.conns === HTTP_QUERY_CONNS
+      ? `≥ ${num(HTTP_QUERY_RPS)} req/s with p99 < ${HTTP_QUERY_P99_MS} ms: ` +
+        verdict(r.rps >= HTTP_QUERY_RPS && r.p99_ms < HTTP_QUERY_P99_MS && !r.errors)
+      : '';
+    lines.push(`| cached panel query (${panelLabel}) | ${r.conns} | ${num(r.rps)} | ${fmt(r.p50_ms)} | ${fmt(r.p99_ms)} | ${num(r.errors)} | ${target} |`);
+    if (r.errors) errors.push(`http query at ${r.conns} connections: ${r.errors} failed requests`);
+  }
+  if (!qs.length) lines.push(`| cached panel query (${panelLabel}) | — | — | — | — | — | ≥ ${num(HTTP_QUERY_RPS)} req/s at ${HTTP_QUERY_CONNS} connections, p99 < ${HTTP_QUERY_P99_MS} ms: not measured |`);
+  lines.push('');
+  lines.push(`| load | connections | scores per request | scores | seconds | scores/s | group commits | target |`);
+  lines.push('|---|--:|--:|--:|--:|--:|--:|---|');
+  const ing = res.find((r) => r.test === 'http_ingest' && !r.error);
+  const commits = res.find((r) => r.test === 'http_ingest_commits')?.commits;
+  if (ing) {
+    lines.push(`| batched NDJSON ingest (\`POST /v1/scores\`), durable, fresh store | ${ing.conns} | ${num(ing.batch)} | ${num(ing.scores)} | ${ing.seconds.toFixed(2)} | ` +
+      `${num(ing.scores_per_s)} | ${num(commits)} | ≥ ${num(HTTP_INGEST_SPS)} scores/s: ${verdict(ing.scores_per_s >= HTTP_INGEST_SPS && !ing.errors)} |`);
+    if (ing.errors) errors.push(`http ingest: ${ing.errors} failed requests`);
+  } else {
+    lines.push(`| batched NDJSON ingest (\`POST /v1/scores\`), durable, fresh store | — | — | — | — | — | — | ≥ ${num(HTTP_INGEST_SPS)} scores/s: not measured |`);
+  }
+  lines.push('');
+  const cache = res.find((r) => r.test === 'http_query_cache');
+  lines.push(`Server: \`scoredb serve --listen 127.0.0.1:0 --aggregation-delay 10m\`, default threads (${http.cores ?? '?'} cores, shared with the load client). ` +
+    `Query: \`POST /v1/query\` with \`${JSON.stringify(http.query)}\` over keep-alive connections, closed loop (each connection sends its next request when the answer is in), ` +
+    `latency from request sent to response read` +
+    (cache ? `; ${num(cache.hits)} answers came from the cache, ${num(cache.misses)} were computed` : '') + '. ' +
+    'Ingest: NDJSON bodies of new scores; a score counts once its request is acknowledged, which is after the group commit\'s fsync.');
+  lines.push('');
+}
 
 // Cross-check.
 lines.push('## Cross-check');
