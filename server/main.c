@@ -17,7 +17,16 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Rows per chunk (one parse job, one commit). SCOREDB_INGEST_BATCH
+ * overrides it: tests use tiny chunks to drive the pipeline through many
+ * turns of its ring. */
 #define BATCH_ROWS 20000
+static size_t batch_rows(void)
+{
+    const char *e = getenv("SCOREDB_INGEST_BATCH");
+    long v = e ? strtol(e, NULL, 10) : 0;
+    return v > 0 && v <= 1000000 ? (size_t)v : BATCH_ROWS;
+}
 #define MAX_ERRORS 100000
 
 static void usage(FILE *f)
@@ -229,6 +238,10 @@ static void job_parse(job *j)
     }
 }
 
+/* SCOREDB_TEST_JITTER=N: each parse job sleeps up to N microseconds
+ * before it is marked ready (tests only). */
+static unsigned jitter_us;
+
 static void *worker(void *arg)
 {
     pipe_ctl *c = arg;
@@ -241,6 +254,12 @@ static void *worker(void *arg)
         c->q_len--;
         pthread_mutex_unlock(&c->mu);
         job_parse(j);
+        if (jitter_us) {
+            /* Fault injection for tests: parse jobs finish out of order. */
+            static _Thread_local unsigned seed = 1;
+            seed = seed * 1103515245u + 12345u + (unsigned)(uintptr_t)j;
+            if (seed & 0x10000u) usleep((useconds_t)((seed >> 17) % jitter_us));
+        }
         pthread_mutex_lock(&c->mu);
         j->ready = 1;
         pthread_cond_broadcast(&c->cv);
@@ -263,6 +282,16 @@ static void wait_ready(pipe_ctl *c, job *j)
     pthread_mutex_lock(&c->mu);
     while (!j->ready) pthread_cond_wait(&c->cv, &c->mu);
     pthread_mutex_unlock(&c->mu);
+}
+
+/* Whether a job is parsed, read under the lock that the worker stores it
+ * under (a plain read of `ready` would race with the worker). */
+static int is_ready(pipe_ctl *c, const job *j)
+{
+    pthread_mutex_lock(&c->mu);
+    int r = j->ready;
+    pthread_mutex_unlock(&c->mu);
+    return r;
 }
 
 /* Commit a parsed job: its errors join the report, its rows the store. */
@@ -293,6 +322,8 @@ static int cmd_ingest(const char *db, int n_files, char **files)
     pthread_mutex_init(&ctl.mu, NULL);
     pthread_cond_init(&ctl.cv, NULL);
     pthread_t th[N_WORKERS];
+    const char *jit = getenv("SCOREDB_TEST_JITTER");
+    jitter_us = jit ? (unsigned)strtoul(jit, NULL, 10) : 0;
     int n_th = 0, fatal = 0;
     for (int i = 0; i < N_JOBS && !fatal; i++) fatal = sdb_batch_new(&jobs[i].b) != SDB_OK;
     while (!fatal && n_th < N_WORKERS)
@@ -304,9 +335,12 @@ static int cmd_ingest(const char *db, int n_files, char **files)
     }
     report r = {0};
     int tty = isatty(2);
-    /* Jobs in file order: fifo[0] is the oldest in flight. */
-    job *fifo[N_JOBS];
-    int n_fifo = 0, next_free = 0;
+    /* Jobs in flight form a ring in file order: jobs[head] is the oldest,
+     * jobs[(head + n_fifo) % N_JOBS] the next free slot. Slots are taken
+     * and committed in the same cyclic order, so the free ones are always
+     * the ones after the newest. */
+    int head = 0, n_fifo = 0;
+    const size_t chunk_rows = batch_rows();
     double t0 = now_s(), last_print = t0;
     char *line = NULL;
     size_t cap = 0;
@@ -329,19 +363,17 @@ static int cmd_ingest(const char *db, int n_files, char **files)
         while (!eof && !fatal) {
             if (n_fifo == N_JOBS) {
                 /* Every slot is in flight: commit the oldest to free one. */
-                job *old = fifo[0];
+                job *old = &jobs[head];
                 wait_ready(&ctl, old);
                 fatal = commit(s, old, &r);
-                memmove(fifo, fifo + 1, sizeof *fifo * (N_JOBS - 1));
+                head = (head + 1) % N_JOBS;
                 n_fifo--;
-                next_free = (int)(old - jobs);
                 if (fatal) break;
             }
-            job *j = &jobs[next_free];
-            next_free = (next_free + 1) % N_JOBS;
+            job *j = &jobs[(head + n_fifo) % N_JOBS];
             job_reset(j, label);
             ssize_t len;
-            while (j->n < BATCH_ROWS && (len = getline(&line, &cap, f)) >= 0) {
+            while (j->n < chunk_rows && (len = getline(&line, &cap, f)) >= 0) {
                 lineno++;
                 while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
                                    line[len - 1] == ' ' || line[len - 1] == '\t'))
@@ -355,19 +387,15 @@ static int cmd_ingest(const char *db, int n_files, char **files)
                     break;
                 }
             }
-            if (j->n < BATCH_ROWS) eof = 1;
+            if (j->n < chunk_rows) eof = 1;
             if (fatal) break;
             submit(&ctl, j);
-            fifo[n_fifo++] = j;
+            n_fifo++;
             /* Commit whatever is parsed at the front without waiting. */
-            while (n_fifo && fifo[0]->ready && !fatal) {
-                pthread_mutex_lock(&ctl.mu); /* pairs with the worker's store */
-                pthread_mutex_unlock(&ctl.mu);
-                job *old = fifo[0];
-                fatal = commit(s, old, &r);
-                memmove(fifo, fifo + 1, sizeof *fifo * (N_JOBS - 1));
+            while (n_fifo && !fatal && is_ready(&ctl, &jobs[head])) {
+                fatal = commit(s, &jobs[head], &r);
+                head = (head + 1) % N_JOBS;
                 n_fifo--;
-                next_free = (int)(old - jobs);
             }
             if (tty) {
                 double t = now_s();
@@ -381,8 +409,9 @@ static int cmd_ingest(const char *db, int n_files, char **files)
         if (!is_stdin) fclose(f);
     }
     for (int i = 0; i < n_fifo; i++) {
-        wait_ready(&ctl, fifo[i]);
-        if (!fatal) fatal = commit(s, fifo[i], &r);
+        job *j = &jobs[(head + i) % N_JOBS];
+        wait_ready(&ctl, j);
+        if (!fatal) fatal = commit(s, j, &r);
     }
     pthread_mutex_lock(&ctl.mu);
     ctl.quit = 1;
