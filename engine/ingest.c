@@ -113,19 +113,24 @@ static uint64_t splitmix(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-/* A version 7 UUID (RFC 9562): 48 bits of Unix milliseconds, then random
- * bits. Ids a client did not choose therefore sort by creation time, so
- * the id index grows at its end instead of splitting pages at random
- * places, and two batches can never collide in practice (74 random bits
- * per millisecond). */
-int sdb__batch_gen_id(sdb_batch *b, sdb__str *out)
+/* Generated ids are version 7 UUIDs (RFC 9562): 48 bits of Unix
+ * milliseconds, the version, 12 random bits, the variant, and 62 bits that
+ * RFC 9562 section 6.2 lets an implementation fill with a counter: here
+ * the score's row ref. So a generated id needs no entry in the `ids`
+ * index (an entry costs ~85 bytes and a B-tree insert per score, a fifth of
+ * what ingest wrote): the id itself says where its row is, and the row
+ * keeps the id string to prove it. The ids still sort by creation time.
+ *
+ * The ref is known only inside the ingest transaction, so parsing leaves a
+ * placeholder of the right length that ingest_txn overwrites. */
+#define GEN_ID_LEN 36u
+#define REF_MASK ((1ull << 62) - 1)
+
+static void gen_id_write(char *buf, uint64_t ms, uint64_t rand12, uint64_t ref)
 {
     static const char hex[] = "0123456789abcdef";
-    uint64_t ms = (uint64_t)sdb_now_ms();
-    uint64_t r1 = splitmix(&b->rng), r2 = splitmix(&b->rng);
-    uint64_t hi = ms << 16 | 0x7000u | (r1 & 0x0FFFu);
-    uint64_t lo = (r2 & ~(3ull << 62)) | (2ull << 62);
-    char buf[37];
+    uint64_t hi = ms << 16 | 0x7000u | (rand12 & 0x0FFFu);
+    uint64_t lo = (ref & REF_MASK) | (2ull << 62);
     int o = 0;
     for (int i = 0; i < 16; i++) {
         if (i == 8 || i == 12) buf[o++] = '-';
@@ -135,8 +140,67 @@ int sdb__batch_gen_id(sdb_batch *b, sdb__str *out)
         if (i == 0 || i == 4) buf[o++] = '-';
         buf[o++] = hex[(lo >> (60 - 4 * i)) & 15];
     }
-    buf[o] = 0;
-    return sdb__batch_str(b, buf, 36, out);
+}
+
+int sdb__batch_gen_id(sdb_batch *b, sdb__str *out)
+{
+    char buf[GEN_ID_LEN + 1];
+    gen_id_write(buf, (uint64_t)sdb_now_ms(), splitmix(&b->rng), splitmix(&b->rng) & REF_MASK);
+    buf[GEN_ID_LEN] = 0;
+    return sdb__batch_str(b, buf, GEN_ID_LEN, out);
+}
+
+/* The row ref a generated id carries, or 0 when `id` is not of that shape
+ * (lower-case hex, version 7, RFC 9562 variant). */
+static uint64_t gen_id_ref(const char *id, size_t len)
+{
+    if (len != GEN_ID_LEN || id[14] != '7') return 0;
+    uint64_t lo = 0;
+    for (size_t i = 0; i < GEN_ID_LEN; i++) {
+        char c = id[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-') return 0;
+            continue;
+        }
+        unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10) : 16u;
+        if (d > 15) return 0;
+        if (i >= 19) lo = lo << 4 | d;
+    }
+    if (lo >> 62 != 2) return 0;
+    return lo & REF_MASK;
+}
+
+int sdb__id_lookup(sdb__txn *t, uint32_t project, const char *id, size_t len,
+                   uint64_t *out_ref, int *out_indexed)
+{
+    uint64_t ref = gen_id_ref(id, len);
+    if (ref) {
+        uint8_t rk[12];
+        sdb__be32(rk, project);
+        sdb__be64(rk + 4, ref);
+        sdb__val v;
+        sdb__row row;
+        int rc = sdb__get(t, SDB__DB_ROWS, rk, sizeof rk, &v);
+        if (rc == SDB_OK && (rc = sdb__row_decode(v.p, v.len, &row)) == SDB_OK &&
+            row.id.len == len && memcmp(row.id.p, id, len) == 0) {
+            *out_ref = ref;
+            *out_indexed = 0;
+            return SDB_OK;
+        }
+        if (rc && rc != SDB_ENOTFOUND) return rc;
+    }
+    if (len == 0 || len > SDB_MAX_STR) return SDB_ENOTFOUND;
+    uint8_t k[4 + SDB_MAX_STR];
+    sdb__be32(k, project);
+    memcpy(k + 4, id, len);
+    sdb__val v;
+    int rc = sdb__get(t, SDB__DB_IDS, k, 4 + len, &v);
+    if (rc) return rc;
+    if (v.len != 8) return SDB_ECORRUPT;
+    *out_ref = sdb__rd64(v.p);
+    *out_indexed = 1;
+    return SDB_OK;
 }
 
 int sdb__batch_push(sdb_batch *b, const sdb__score *sc)
@@ -287,25 +351,31 @@ static int ingest_txn(sdb__txn *t, void *arg)
                 return rc;
         }
 
-        /* Replacement by id. */
-        uint8_t ik[4 + SDB_MAX_STR];
-        sdb__be32(ik, c->project);
-        memcpy(ik + 4, sc->id.p, sc->id.len);
-        size_t iklen = 4 + sc->id.len;
-        sdb__val old;
-        /* A generated id is new by construction: no lookup. */
-        rc = sc->id_generated ? SDB_ENOTFOUND : sdb__get(t, SDB__DB_IDS, ik, iklen, &old);
-        if (rc == SDB_OK) {
-            if (old.len != 8) return SDB_ECORRUPT;
-            if ((rc = unlink_row(t, c->project, sdb__rd64(old.p), &pending))) return rc;
-        } else if (rc != SDB_ENOTFOUND) {
-            return rc;
-        }
         uint8_t refb[8], rk[12];
         sdb__be64(refb, fx.ref);
         sdb__be32(rk, c->project);
         sdb__be64(rk + 4, fx.ref);
-        if ((rc = sdb__put(t, SDB__DB_IDS, ik, iklen, refb, 8, 0))) return rc;
+        if (sc->id_generated) {
+            /* New by construction; the id names its row (no index entry).
+             * The placeholder is the batch's own arena memory. */
+            SDB_ASSERT(sc->id.len == GEN_ID_LEN);
+            gen_id_write((char *)(uintptr_t)sc->id.p, (uint64_t)now,
+                         splitmix(&c->b->rng), fx.ref);
+        } else {
+            /* Replacement by id. */
+            uint64_t old_ref;
+            int indexed;
+            rc = sdb__id_lookup(t, c->project, sc->id.p, sc->id.len, &old_ref, &indexed);
+            if (rc == SDB_OK) {
+                if ((rc = unlink_row(t, c->project, old_ref, &pending))) return rc;
+            } else if (rc != SDB_ENOTFOUND) {
+                return rc;
+            }
+            uint8_t ik[4 + SDB_MAX_STR];
+            sdb__be32(ik, c->project);
+            memcpy(ik + 4, sc->id.p, sc->id.len);
+            if ((rc = sdb__put(t, SDB__DB_IDS, ik, 4 + sc->id.len, refb, 8, 0))) return rc;
+        }
         if ((rc = sdb__row_encode(&fx, sc, label, &c->rec))) return rc;
         if ((rc = sdb__put(t, SDB__DB_ROWS, rk, sizeof rk, c->rec.p, c->rec.len, 0))) return rc;
         if ((rc = sdb__put(t, SDB__DB_PENDING, refb, 8, &fx, sizeof fx, 1))) return rc;

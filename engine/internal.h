@@ -336,6 +336,12 @@ int sdb__batch_push(sdb_batch *b, const sdb__score *sc);
 /* Take row `ref` out of every aggregate, the pending log and the row store
  * (its id index entry is the caller's). */
 int sdb__unlink_row(sdb__txn *t, uint32_t project, uint64_t ref);
+/* The row ref of score id `id` in `project`: a generated id names its row
+ * (checked against the id the row keeps), any other id is looked up in the
+ * `ids` index. *out_indexed says which (1: an `ids` entry exists).
+ * Returns SDB_OK, SDB_ENOTFOUND or an error of the store. */
+int sdb__id_lookup(sdb__txn *t, uint32_t project, const char *id, size_t len,
+                   uint64_t *out_ref, int *out_indexed);
 /* Parse a body holding many scores (a JSON array, or {"scores": [...]})
  * and append each valid one to the batch; each invalid one is reported to
  * on_error with its index (a non-zero return from on_error stops).

@@ -489,13 +489,11 @@ int sdb_score_get_json(sdb_store *s, uint32_t project, const char *id, char **ou
     sdb__buf b = {0};
     sdb__val v;
     sdb__row row;
-    if ((rc = sdb__get(t, SDB__DB_IDS, k, klen, &v))) goto done;
-    if (v.len != 8) {
-        rc = SDB_ECORRUPT;
-        goto done;
-    }
+    uint64_t ref;
+    int indexed;
+    if ((rc = sdb__id_lookup(t, project, id, klen - 4, &ref, &indexed))) goto done;
     sdb__be32(rk, project);
-    memcpy(rk + 4, v.p, 8);
+    sdb__be64(rk + 4, ref);
     if ((rc = sdb__get(t, SDB__DB_ROWS, rk, sizeof rk, &v))) {
         if (rc == SDB_ENOTFOUND) rc = SDB_ECORRUPT;
         goto done;
@@ -518,13 +516,12 @@ typedef struct del_ctx {
 static int delete_txn(sdb__txn *t, void *arg)
 {
     del_ctx *d = arg;
-    sdb__val v;
-    int rc = sdb__get(t, SDB__DB_IDS, d->k, d->klen, &v);
+    uint64_t ref;
+    int indexed;
+    int rc = sdb__id_lookup(t, d->project, (const char *)d->k + 4, d->klen - 4, &ref, &indexed);
     if (rc) return rc;
-    if (v.len != 8) return SDB_ECORRUPT;
-    uint64_t ref = sdb__rd64(v.p);
     if ((rc = sdb__unlink_row(t, d->project, ref))) return rc;
-    return sdb__del(t, SDB__DB_IDS, d->k, d->klen);
+    return indexed ? sdb__del(t, SDB__DB_IDS, d->k, d->klen) : SDB_OK;
 }
 
 int sdb_score_delete(sdb_store *s, uint32_t project, const char *id)

@@ -113,6 +113,83 @@ Test(store, replacing_a_score_removes_it_from_pending_and_from_segments)
     cr_assert_eq(q1(0, "{}", "count"), 1);
 }
 
+/* A generated id carries its row's ref instead of an `ids` entry: it must
+ * still find, replace and delete exactly its own score, and an id that only
+ * looks like it (same ref bits, other text) must be a new score. */
+Test(store, generated_ids_find_replace_and_delete_their_own_score)
+{
+    sdb_batch *b;
+    cr_assert_eq(sdb_batch_new(&b), SDB_OK);
+    for (int i = 0; i < 3; i++) {
+        char j[160];
+        snprintf(j, sizeof j, "{\"name\":\"g\",\"value\":%d,\"trace_id\":\"t%d\",\"timestamp\":%lld}",
+                 i + 1, i, T0 + i);
+        cr_assert_eq(sdb_batch_add_json(b, j, strlen(j), err, sizeof err), SDB_OK, "%s", err);
+    }
+    cr_assert_eq(sdb_store_ingest(s, 0, b, T0), SDB_OK);
+    char ids[3][64];
+    for (int i = 0; i < 3; i++) {
+        snprintf(ids[i], sizeof ids[i], "%s", sdb_batch_id(b, (size_t)i));
+        cr_assert_eq(strlen(ids[i]), 36);
+        cr_assert_eq(ids[i][14], '7', "%s is a version 7 UUID", ids[i]);
+    }
+    sdb_batch_free(b);
+    cr_assert_str_neq(ids[0], ids[1]);
+    cr_assert_str_neq(ids[1], ids[2]);
+
+    /* Close and reopen: nothing about an id lives only in memory. */
+    sdb_store_close(s);
+    open_store(0);
+    for (int i = 0; i < 3; i++) {
+        char *out = NULL;
+        cr_assert_eq(sdb_score_get_json(s, 0, ids[i], &out), SDB_OK, "%s", ids[i]);
+        char want[256];
+        snprintf(want, sizeof want, "\"id\":\"%s\"", ids[i]);
+        cr_assert_not_null(strstr(out, want), "%s", out);
+        snprintf(want, sizeof want, "\"value\":%d", i + 1);
+        cr_assert_not_null(strstr(out, want), "%s", out);
+        free(out);
+    }
+    char *out = NULL;
+    cr_assert_eq(sdb_score_get_json(s, 1, ids[0], &out), SDB_ENOTFOUND, "another project");
+
+    /* Sending a generated id back replaces that score. */
+    char j[200];
+    snprintf(j, sizeof j, "{\"id\":\"%s\",\"name\":\"g\",\"value\":40,\"trace_id\":\"t1\"}", ids[1]);
+    put(0, T0 + 10, j);
+    cr_assert_eq(sdb_store_fold(s, T0 + 10, NULL), SDB_OK);
+    cr_assert_eq(q1(0, "{\"stats\":[\"count\",\"sum\"]}", "count"), 3);
+    cr_assert_eq(q1(0, "{\"stats\":[\"count\",\"sum\"]}", "sum"), 1 + 40 + 3);
+    cr_assert_eq(sdb_score_get_json(s, 0, ids[1], &out), SDB_OK);
+    cr_assert_not_null(strstr(out, "\"value\":40"), "%s", out);
+    free(out);
+
+    /* Same ref bits, other millisecond digits: a new score, ids[0] intact. */
+    char forged[64];
+    snprintf(forged, sizeof forged, "%s", ids[0]);
+    forged[0] = forged[0] == 'f' ? 'e' : 'f';
+    snprintf(j, sizeof j, "{\"id\":\"%s\",\"name\":\"g\",\"value\":100,\"trace_id\":\"t9\"}", forged);
+    put(0, T0 + 20, j);
+    cr_assert_eq(sdb_store_fold(s, T0 + 20, NULL), SDB_OK);
+    cr_assert_eq(q1(0, "{\"stats\":[\"count\",\"sum\"]}", "count"), 4);
+    cr_assert_eq(sdb_score_get_json(s, 0, ids[0], &out), SDB_OK);
+    cr_assert_not_null(strstr(out, "\"value\":1"), "%s", out);
+    free(out);
+    cr_assert_eq(sdb_score_get_json(s, 0, forged, &out), SDB_OK);
+    cr_assert_not_null(strstr(out, "\"value\":100"), "%s", out);
+    free(out);
+
+    /* Delete: a generated id (no index entry) and a replaced one (indexed). */
+    cr_assert_eq(sdb_score_delete(s, 0, ids[2]), SDB_OK);
+    cr_assert_eq(sdb_score_get_json(s, 0, ids[2], &out), SDB_ENOTFOUND);
+    cr_assert_eq(sdb_score_delete(s, 0, ids[2]), SDB_ENOTFOUND);
+    cr_assert_eq(sdb_score_delete(s, 0, ids[1]), SDB_OK);
+    cr_assert_eq(sdb_score_get_json(s, 0, ids[1], &out), SDB_ENOTFOUND);
+    cr_assert_eq(sdb_store_fold(s, T0 + 30, NULL), SDB_OK);
+    cr_assert_eq(q1(0, "{\"stats\":[\"count\",\"sum\"]}", "count"), 2);
+    cr_assert_eq(q1(0, "{\"stats\":[\"count\",\"sum\"]}", "sum"), 101);
+}
+
 Test(store, a_full_map_grows_and_the_batch_is_kept)
 {
     sdb_store_close(s);
