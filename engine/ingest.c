@@ -1,11 +1,12 @@
 /* Ingest: batches of validated scores into one durable write transaction.
  *
  * The acknowledgement is the commit. A batch writes, per score: the row
- * record (`rows`), the client id index (`ids`), and an entry in the append
- * log (`pending`) that the fold later moves into column segments. A score
- * whose id exists replaces the old one everywhere: the old row leaves the
- * pending log or its segment chunk (so no aggregate keeps its value) before
- * the new one is written, inside the same transaction.
+ * record (`rows`, keyed by a row ref that grows with ingest time; the fold
+ * later moves rows past the project's fold mark into column segments) and,
+ * for an id the client chose, the id index (`ids`). A score whose id
+ * exists replaces the old one everywhere: the old row leaves the pending
+ * count or its segment chunk (so no aggregate keeps its value) before the
+ * new one is written, inside the same transaction.
  *
  * The transaction body reads only the batch and the store, so when the map
  * fills it can be rerun from the start after the map grows.
@@ -279,28 +280,30 @@ static int dict_cached(sdb__txn *t, ingest_ctx *c, uint32_t project, int dict, s
 }
 
 /* Take the score with row ref `ref` out of every aggregate and the row
- * store. A score still in the pending log only leaves the log; *pending
+ * store. A score not yet folded only leaves the pending count; *pending
  * (when not NULL) collects the change to the project's pending count, or
  * the count is updated at once. */
 static int unlink_row(sdb__txn *t, uint32_t project, uint64_t ref, int64_t *pending)
 {
-    uint8_t rk[12], pk[8];
+    uint8_t rk[12];
     sdb__be32(rk, project);
     sdb__be64(rk + 4, ref);
-    sdb__be64(pk, ref);
     sdb__val v;
     int rc = sdb__get(t, SDB__DB_ROWS, rk, sizeof rk, &v);
     if (rc) return rc == SDB_ENOTFOUND ? SDB_ECORRUPT : rc;
     sdb__row row;
     if ((rc = sdb__row_decode(v.p, v.len, &row))) return rc;
     sdb__fixed fx = row.fx;
-    rc = sdb__del(t, SDB__DB_PENDING, pk, sizeof pk);
-    if (rc == SDB_OK && pending)
-        --*pending;
-    else if (rc == SDB_OK)
-        rc = sdb__pending_add(t, project, -1);
-    else if (rc == SDB_ENOTFOUND)
+    uint64_t folded;
+    if ((rc = sdb__folded_of(t, project, &folded))) return rc;
+    if (ref > folded) { /* not folded yet: only the pending count knows it */
+        if (pending)
+            --*pending;
+        else
+            rc = sdb__pending_add(t, project, -1);
+    } else {
         rc = sdb__seg_remove(t, &fx);
+    }
     if (rc) return rc;
     return sdb__del(t, SDB__DB_ROWS, rk, sizeof rk);
 }
@@ -318,7 +321,7 @@ static int ingest_txn(sdb__txn *t, void *arg)
     if (rc && rc != SDB_ENOTFOUND) return rc;
     rc = sdb__meta_get_u64(t, "last_ingest", &last);
     if (rc && rc != SDB_ENOTFOUND) return rc;
-    /* Ingest times never go backwards, so the pending log is in ingest-time
+    /* Ingest times never go backwards, so row refs are in ingest-time
      * order and a fold can stop at the first entry past its watermark. */
     int64_t now = c->now > (int64_t)last ? c->now : (int64_t)last;
     int64_t pending = (int64_t)c->b->n;
@@ -378,7 +381,6 @@ static int ingest_txn(sdb__txn *t, void *arg)
         }
         if ((rc = sdb__row_encode(&fx, sc, label, &c->rec))) return rc;
         if ((rc = sdb__put(t, SDB__DB_ROWS, rk, sizeof rk, c->rec.p, c->rec.len, 0))) return rc;
-        if ((rc = sdb__put(t, SDB__DB_PENDING, refb, 8, &fx, sizeof fx, 1))) return rc;
     }
     if ((rc = sdb__pending_add(t, c->project, pending))) return rc;
     if ((rc = sdb__meta_put_u64(t, "next_ref", next_ref))) return rc;

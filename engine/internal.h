@@ -19,7 +19,7 @@
 #define SDB_ASSERT(x) ((void)0)
 #endif
 
-#define SDB_FORMAT_VERSION 1u
+#define SDB_FORMAT_VERSION 2u /* 2: no pending log; fold marks in meta */
 #define SDB_MAX_STR 200u          /* ids, names and dimension values */
 #define SDB_MAX_GROUP_BY 4u
 
@@ -71,7 +71,8 @@ typedef struct sdb__score {
     uint8_t type, source, has_ts, id_generated;
 } sdb__score;
 
-/* The fixed-width part of a stored score: what columns and pending hold. */
+/* The fixed-width part of a stored score: what columns hold, and the head
+ * of every row record. */
 typedef struct sdb__fixed {
     int64_t ts;
     int64_t ingested;
@@ -84,7 +85,7 @@ typedef struct sdb__fixed {
     uint8_t type, source;
     uint8_t pad[6];
 } sdb__fixed;
-_Static_assert(sizeof(sdb__fixed) == 80, "pending entry layout");
+_Static_assert(sizeof(sdb__fixed) == 80, "row record fixed part layout");
 
 /* ------------------------------------------------------------ utilities */
 
@@ -137,7 +138,6 @@ void sdb__errf(char *err, size_t errlen, const char *fmt, ...)
 
 enum {
     SDB__DB_SEGMENTS = 0, /* project|name|bucket|chunk → segment */
-    SDB__DB_PENDING,      /* ref → sdb__fixed (durable, not yet folded) */
     SDB__DB_ROWS,         /* project|ref → row record */
     SDB__DB_IDS,          /* project|client id → ref */
     SDB__DB_DICT,         /* project|dict|string → id */
@@ -204,6 +204,11 @@ int sdb__meta_put_u64(sdb__txn *t, const char *key, uint64_t v);
 /* Per-project count of acknowledged scores not yet folded. */
 int sdb__pending_of(sdb__txn *t, uint32_t project, uint64_t *out);
 int sdb__pending_add(sdb__txn *t, uint32_t project, int64_t delta);
+/* The project's fold mark: every row of the project with a ref at or
+ * below it is in a segment (or gone); rows above it are pending. */
+int sdb__folded_of(sdb__txn *t, uint32_t project, uint64_t *out);
+/* Rows per fold transaction (tests set it small). */
+extern uint32_t sdb__fold_slice;
 
 /* ----------------------------------------------------------- dictionaries */
 
@@ -333,7 +338,7 @@ void *sdb__batch_alloc(sdb_batch *b, size_t len); /* lives until clear/free */
 int sdb__batch_str(sdb_batch *b, const char *p, size_t len, sdb__str *out);
 int sdb__batch_gen_id(sdb_batch *b, sdb__str *out);
 int sdb__batch_push(sdb_batch *b, const sdb__score *sc);
-/* Take row `ref` out of every aggregate, the pending log and the row store
+/* Take row `ref` out of every aggregate, the pending count and the row store
  * (its id index entry is the caller's). */
 int sdb__unlink_row(sdb__txn *t, uint32_t project, uint64_t ref);
 /* The row ref of score id `id` in `project`: a generated id names its row

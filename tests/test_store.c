@@ -190,6 +190,59 @@ Test(store, generated_ids_find_replace_and_delete_their_own_score)
     cr_assert_eq(q1(0, "{\"stats\":[\"count\",\"sum\"]}", "sum"), 101);
 }
 
+/* engine/fold.c: rows per fold transaction. */
+extern uint32_t sdb__fold_slice;
+
+/* The fold walks each project's rows after its fold mark; slices of 7 rows
+ * cut through batches and projects, replacements hit both folded and
+ * pending rows, and each project's counts stay its own. */
+Test(store, folds_in_small_slices_across_interleaved_projects)
+{
+    sdb__fold_slice = 7;
+    /* 5 batches alternating projects, ingested at T0 .. T0+4; batch k
+     * holds values 100k + 0..9, so a batch sums to 1000k + 45. */
+    for (int k = 0; k < 5; k++) {
+        sdb_batch *b;
+        cr_assert_eq(sdb_batch_new(&b), SDB_OK);
+        for (int i = 0; i < 10; i++) {
+            char j[200];
+            snprintf(j, sizeof j,
+                     "{\"id\":\"k%d-%d\",\"name\":\"n%d\",\"value\":%d,\"trace_id\":\"t\","
+                     "\"timestamp\":%lld}",
+                     k, i, i % 3, 100 * k + i, T0 + 3600000ll * (i % 4) + 86400000ll * (k % 2));
+            cr_assert_eq(sdb_batch_add_json(b, j, strlen(j), err, sizeof err), SDB_OK, "%s", err);
+        }
+        cr_assert_eq(sdb_store_ingest(s, (uint32_t)(k % 2), b, T0 + k), SDB_OK);
+        sdb_batch_free(b);
+    }
+    uint64_t pending;
+    cr_assert_eq(sdb_store_fold(s, T0 + 2, &pending), SDB_OK);
+    cr_assert_eq(pending, 20, "batches 3 and 4 are after the watermark");
+    /* Project 0 sees batches 0 and 2, project 1 batch 1. */
+    cr_assert_eq(q1(0, "{\"stats\":[\"count\",\"sum\"]}", "count"), 20);
+    cr_assert_eq(q1(0, "{\"stats\":[\"count\",\"sum\"]}", "sum"), 45 + 2045);
+    cr_assert_eq(q1(1, "{\"stats\":[\"count\",\"sum\"]}", "count"), 10);
+    cr_assert_eq(q1(1, "{\"stats\":[\"count\",\"sum\"]}", "sum"), 1045);
+
+    /* Replace a folded row of project 0 (k0-5: 5 -> 7) and a pending one of
+     * project 1 (k3-2: 302 -> 1), each from its own project. */
+    put(0, T0 + 5, "{\"id\":\"k0-5\",\"name\":\"n2\",\"value\":7,\"trace_id\":\"t\",\"timestamp\":1767225600000}");
+    put(1, T0 + 5, "{\"id\":\"k3-2\",\"name\":\"n2\",\"value\":1,\"trace_id\":\"t\",\"timestamp\":1767225600000}");
+    cr_assert_eq(sdb_store_fold(s, T0 + 4, &pending), SDB_OK);
+    cr_assert_eq(pending, 2, "the two replacements came after the watermark");
+    cr_assert_eq(q1(0, "{\"stats\":[\"count\",\"sum\"]}", "count"), 29);
+    cr_assert_eq(q1(1, "{\"stats\":[\"count\",\"sum\"]}", "count"), 19);
+    cr_assert_eq(sdb_store_fold(s, T0 + 5, &pending), SDB_OK);
+    cr_assert_eq(pending, 0);
+    cr_assert_eq(q1(0, "{\"stats\":[\"count\",\"sum\"]}", "count"), 30);
+    cr_assert_eq(q1(0, "{\"stats\":[\"count\",\"sum\"]}", "sum"), 45 + 2045 + 4045 + 2);
+    cr_assert_eq(q1(1, "{\"stats\":[\"count\",\"sum\"]}", "count"), 20);
+    cr_assert_eq(q1(1, "{\"stats\":[\"count\",\"sum\"]}", "sum"), 1045 + 3045 - 301);
+    /* Every row is where its name and day say. */
+    cr_assert_eq(q1(1, "{\"name\":\"n2\",\"from\":1767225600000,\"to\":1767225600001,"
+                       "\"stats\":[\"count\",\"sum\"]}", "sum"), 1);
+}
+
 Test(store, a_full_map_grows_and_the_batch_is_kept)
 {
     sdb_store_close(s);
