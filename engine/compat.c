@@ -546,7 +546,7 @@ int sdb_langfuse_ingest(sdb_store *s, uint32_t project, sdb_batch *b, const char
                          : SDB_OK;
             } else if (r == SDB_EINVAL) {
                 char full[ERR_MAX + 32];
-                snprintf(full, sizeof full, "batch[%zu].body: %s", i, msg);
+                snprintf(full, sizeof full, "batch[%zu].body: %.480s", i, msg);
                 rc = ingest_error(errors, idv, 400, full, "InvalidRequestError");
             } else {
                 rc = r;

@@ -20,7 +20,8 @@
 #endif
 
 #define SDB_FORMAT_VERSION 2u /* 2: no pending log; fold marks in meta */
-#define SDB_MAX_STR 200u          /* ids, names and dimension values */
+#define SDB_MAX_STR 200u          /* names, ids, property keys (API.md) */
+#define SDB_MAX_VALUE 4096u       /* dimension values, labels, tags, property values */
 #define SDB_MAX_GROUP_BY 4u
 
 /* ------------------------------------------------------------ data model */
@@ -129,6 +130,16 @@ static inline int64_t sdb__floor_div(int64_t a, int64_t b)
 }
 
 uint64_t sdb__hash(const void *p, size_t len); /* xxh3-64 */
+
+/* The times scoredb stores and queries: RFC 3339's years 0000..9999
+ * (0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z in epoch ms).
+ * Keeping every time inside them keeps all time arithmetic (buckets,
+ * intervals, offsets) far from int64 overflow. */
+#define SDB__MIN_MS (-62167219200000ll)
+#define SDB__MAX_MS (253402300799999ll)
+/* SDB_OK when ms is inside them, else SDB_EINVAL with an error naming
+ * `field` and the value. */
+int sdb__time_check(const char *field, int64_t ms, char *err, size_t errlen);
 
 /* printf into a caller's error buffer; tolerates err == NULL. */
 void sdb__errf(char *err, size_t errlen, const char *fmt, ...)

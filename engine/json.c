@@ -144,18 +144,18 @@ static int get_time(const char *field, const json_t *v, int64_t *out, char *err,
     char shown[80];
     if (json_is_integer(v)) {
         *out = json_integer_value(v);
-        return SDB_OK;
+        return sdb__time_check(field, *out, err, errlen);
     }
     if (json_is_real(v)) {
         double d = json_real_value(v);
         if (d == floor(d) && fabs(d) < 9e15) {
             *out = (int64_t)d;
-            return SDB_OK;
+            return sdb__time_check(field, *out, err, errlen);
         }
     }
     if (json_is_string(v) &&
         sdb_time_parse(json_string_value(v), json_string_length(v), out) == SDB_OK)
-        return SDB_OK;
+        return sdb__time_check(field, *out, err, errlen);
     show(v, shown, sizeof shown);
     sdb__errf(err, errlen,
               "field \"%s\": expected an RFC 3339 time or integer epoch milliseconds, got %s",

@@ -171,12 +171,12 @@ static int get_time(const char *field, const cJSON *v, int64_t *out, char *err, 
         double d = v->valuedouble;
         if (d == floor(d) && fabs(d) < 9e15) {
             *out = (int64_t)d;
-            return SDB_OK;
+            return sdb__time_check(field, *out, err, errlen);
         }
     }
     if (cJSON_IsString(v) &&
         sdb_time_parse(v->valuestring, strlen(v->valuestring), out) == SDB_OK)
-        return SDB_OK;
+        return sdb__time_check(field, *out, err, errlen);
     sdb__errf(err, errlen,
               "field \"%s\": expected an RFC 3339 time or integer epoch milliseconds, got %s",
               field, shown_of(v, shown));
@@ -284,10 +284,10 @@ static int parse_value(score_parse *c, const cJSON *v, const cJSON *dt, sdb__sco
             return SDB_EINVAL;
         }
         size_t len = strlen(v->valuestring);
-        if (len == 0 || len > SDB_MAX_STR) {
+        if (len == 0 || len > SDB_MAX_VALUE) {
             sdb__errf(c->err, c->errlen,
                       "field \"value\": a category label must be 1 to %u bytes, got %zu",
-                      SDB_MAX_STR, len);
+                      SDB_MAX_VALUE, len);
             return SDB_EINVAL;
         }
         sc->type = SDB_CATEGORICAL;
@@ -348,7 +348,7 @@ static int score_from_obj(sdb_batch *b, const cJSON *o, sdb__score *sc, char *er
         } else if (f == F_DATASET_RUN_ID) {
             rc = opt_str(&c, key, v, SDB_MAX_STR, true, &sc->dataset_run_id);
         } else if (f == F_CONFIG_ID) {
-            rc = opt_str(&c, key, v, SDB_MAX_STR, false, &sc->config_id);
+            rc = opt_str(&c, key, v, SDB_MAX_VALUE, false, &sc->config_id);
         } else if (f == F_COMMENT) {
             rc = opt_str(&c, key, v, 1u << 20, false, &sc->comment);
         } else if (f == F_TIMESTAMP) {
@@ -386,11 +386,11 @@ static int score_from_obj(sdb_batch *b, const cJSON *o, sdb__score *sc, char *er
             cJSON_ArrayForEach(t, v)
             {
                 if (rc) break;
-                if (!cJSON_IsString(t) || strlen(t->valuestring) > SDB_MAX_STR) {
+                if (!cJSON_IsString(t) || strlen(t->valuestring) > SDB_MAX_VALUE) {
                     show(t, shown, sizeof shown);
                     sdb__errf(err, errlen,
                               "field \"tags[%u]\": expected a string of at most %u bytes, got %s",
-                              i, SDB_MAX_STR, shown);
+                              i, SDB_MAX_VALUE, shown);
                     rc = SDB_EINVAL;
                 } else {
                     rc = sdb__batch_str(b, t->valuestring, strlen(t->valuestring),
@@ -414,13 +414,13 @@ static int score_from_obj(sdb_batch *b, const cJSON *o, sdb__score *sc, char *er
             {
                 const char *pk = pv->string;
                 size_t kl = strlen(pk);
-                if (!cJSON_IsString(pv) || strlen(pv->valuestring) > SDB_MAX_STR ||
+                if (!cJSON_IsString(pv) || strlen(pv->valuestring) > SDB_MAX_VALUE ||
                     kl > SDB_MAX_STR || kl == 0) {
                     show(pv, shown, sizeof shown);
                     sdb__errf(err, errlen,
                               "field \"properties.%.200s\": expected a string of at most %u "
                               "bytes under a key of 1 to %u bytes, got %s",
-                              pk, SDB_MAX_STR, SDB_MAX_STR, shown);
+                              pk, SDB_MAX_VALUE, SDB_MAX_STR, shown);
                     rc = SDB_EINVAL;
                     break;
                 }
@@ -455,7 +455,7 @@ static int score_from_obj(sdb_batch *b, const cJSON *o, sdb__score *sc, char *er
                 sdb__errf(err, errlen, "unknown field \"%.200s\"", key);
                 rc = SDB_EINVAL;
             } else {
-                rc = opt_str(&c, key, v, SDB_MAX_STR, false, &sc->dims[d]);
+                rc = opt_str(&c, key, v, SDB_MAX_VALUE, false, &sc->dims[d]);
             }
         }
         if (rc) break;

@@ -196,10 +196,23 @@ int sdb_time_parse(const char *s, size_t len, int64_t *out_ms)
     return SDB_OK;
 }
 
+int sdb__time_check(const char *field, int64_t ms, char *err, size_t errlen)
+{
+    if (ms >= SDB__MIN_MS && ms <= SDB__MAX_MS) return SDB_OK;
+    sdb__errf(err, errlen,
+              "field \"%s\": must be from 0000-01-01T00:00:00.000Z to "
+              "9999-12-31T23:59:59.999Z (%lld to %lld ms), got %lld",
+              field, SDB__MIN_MS, SDB__MAX_MS, (long long)ms);
+    return SDB_EINVAL;
+}
+
 void sdb_time_format(int64_t ms, char *buf)
 {
-    int64_t days = sdb__floor_div(ms, 86400000);
-    int64_t rem = ms - days * 86400000;
+    /* Safe for every int64 (ms - days * 86400000 would overflow at the
+     * ends): the remainder first, then the days. */
+    int64_t rem = ms % 86400000;
+    if (rem < 0) rem += 86400000;
+    int64_t days = ms / 86400000 - (ms % 86400000 < 0);
     int64_t y;
     unsigned m, d;
     civil_from_days(days, &y, &m, &d);

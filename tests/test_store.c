@@ -243,6 +243,68 @@ Test(store, folds_in_small_slices_across_interleaved_projects)
                        "\"stats\":[\"count\",\"sum\"]}", "sum"), 1);
 }
 
+/* Labels and dimension values longer than an LMDB key (511 bytes) are
+ * dictionary-keyed by prefix and hash: two that share their first 448
+ * bytes stay apart, and answers carry them whole. */
+Test(store, long_labels_and_dimension_values_are_kept_whole_and_apart)
+{
+    static char a[4200], b[4200], j[9000];
+    memset(a, 'x', 4096);
+    a[4096] = 0;
+    memcpy(b, a, sizeof a);
+    b[4095] = 'y'; /* differs in the last byte only */
+    snprintf(j, sizeof j, "{\"name\":\"c\",\"value\":\"%.600s\",\"trace_id\":\"t\",\"model\":\"%s\"}", a, a);
+    put(0, T0, j);
+    snprintf(j, sizeof j, "{\"name\":\"c\",\"value\":\"%.599sy\",\"trace_id\":\"t\",\"model\":\"%s\"}", a, b);
+    put(0, T0, j);
+    put(0, T0, j);
+    cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+    char *out = NULL;
+    const char *q = "{\"name\":\"c\",\"group_by\":[\"model\"]}";
+    cr_assert_eq(sdb_query_json(s, 0, q, strlen(q), &out, err, sizeof err), SDB_OK, "%s", err);
+    /* Two groups, sorted: the all-'x' model first with one score, then
+     * the one ending in 'y' with two; each group's label is its own. */
+    char want[9000];
+    snprintf(want, sizeof want, "{\"key\":{\"model\":\"%s\"},\"count\":1,\"categories\":{\"%.600s\":1}}", a, a);
+    cr_assert_not_null(strstr(out, want), "first group");
+    snprintf(want, sizeof want, "{\"key\":{\"model\":\"%s\"},\"count\":2,\"categories\":{\"%.599sy\":2}}", b, a);
+    cr_assert_not_null(strstr(out, want), "second group");
+    free(out);
+    /* A filter on the long value finds exactly its rows. */
+    snprintf(j, sizeof j, "{\"name\":\"c\",\"where\":{\"model\":[\"%s\"]}}", b);
+    cr_assert_eq(q1(0, j, "count"), 2);
+    /* Over SDB_MAX_VALUE (4096 bytes): rejected, naming the field. */
+    static char big[5000];
+    memset(big, 'z', 4097);
+    big[4097] = 0;
+    snprintf(j, sizeof j, "{\"name\":\"c\",\"value\":1,\"trace_id\":\"t\",\"model\":\"%s\"}", big);
+    sdb_batch *bt;
+    cr_assert_eq(sdb_batch_new(&bt), SDB_OK);
+    cr_assert_eq(sdb_batch_add_json(bt, j, strlen(j), err, sizeof err), SDB_EINVAL);
+    cr_assert_str_eq(err, "field \"model\": longer than 4096 bytes (4097)");
+    sdb_batch_free(bt);
+}
+
+/* Times are kept inside RFC 3339's years 0000..9999, so no time arithmetic
+ * can overflow; the edges themselves are fine. */
+Test(store, timestamps_outside_years_0000_to_9999_are_rejected_by_name)
+{
+    sdb_batch *b;
+    cr_assert_eq(sdb_batch_new(&b), SDB_OK);
+    const char *bad = "{\"name\":\"a\",\"value\":1,\"trace_id\":\"t\",\"timestamp\":253402300800000}";
+    cr_assert_eq(sdb_batch_add_json(b, bad, strlen(bad), err, sizeof err), SDB_EINVAL);
+    cr_assert_str_eq(err, "field \"timestamp\": must be from 0000-01-01T00:00:00.000Z to "
+                          "9999-12-31T23:59:59.999Z (-62167219200000 to 253402300799999 ms), "
+                          "got 253402300800000");
+    const char *edge = "{\"name\":\"a\",\"value\":1,\"trace_id\":\"t\",\"timestamp\":253402300799999}";
+    cr_assert_eq(sdb_batch_add_json(b, edge, strlen(edge), err, sizeof err), SDB_OK, "%s", err);
+    sdb_batch_free(b);
+    char *out = NULL;
+    const char *q = "{\"from\":-9223372036854775808}";
+    cr_assert_eq(sdb_query_json(s, 0, q, strlen(q), &out, err, sizeof err), SDB_EINVAL);
+    cr_assert_not_null(strstr(err, "field \"from\": must be from 0000-01-01"), "%s", err);
+}
+
 Test(store, a_full_map_grows_and_the_batch_is_kept)
 {
     sdb_store_close(s);
