@@ -8,17 +8,33 @@
  * `dictrev` (project|dict|id → string) for answers. Ids are assigned in the
  * write transaction that first sees a string, so an aborted batch leaves
  * no id behind.
+ *
+ * LMDB keys are at most 511 bytes (mdb_env_get_maxkeysize), and a value
+ * (a category label, a model string) may be up to SDB_MAX_VALUE bytes. A
+ * string longer than INLINE is keyed by its first INLINE bytes, its xxh3
+ * hash and a sequence byte; the id found is checked against the full
+ * string in `dictrev`, and a (never yet seen) hash collision takes the
+ * next sequence number. Inline keys are shorter than every long key, so
+ * the two kinds never meet.
  */
 #include "internal.h"
 
 #define PREFIX 5
+#define INLINE 448u
+#define LONG_KEY (PREFIX + INLINE + 8 + 1)
 
 static size_t fwd_key(uint8_t *k, uint32_t project, int dict, const char *s, size_t len)
 {
     sdb__be32(k, project);
     k[4] = (uint8_t)dict;
-    memcpy(k + PREFIX, s, len);
-    return PREFIX + len;
+    if (len <= INLINE) {
+        memcpy(k + PREFIX, s, len);
+        return PREFIX + len;
+    }
+    memcpy(k + PREFIX, s, INLINE);
+    sdb__be64(k + PREFIX + INLINE, sdb__hash(s, len));
+    k[LONG_KEY - 1] = 0; /* sequence */
+    return LONG_KEY;
 }
 
 static void rev_key(uint8_t *k, uint32_t project, int dict, uint32_t id)
@@ -57,15 +73,30 @@ uint32_t sdb__dict_max(sdb__txn *t, uint32_t project, int dict)
 int sdb__dict_id(sdb__txn *t, uint32_t project, int dict, const char *s, size_t len,
                  int create, uint32_t *out)
 {
-    uint8_t k[PREFIX + 512];
-    if (len > 500) return SDB_EINVAL; /* callers cap strings at SDB_MAX_STR */
+    uint8_t k[LONG_KEY];
+    /* Callers cap stored strings; a longer one cannot be in the dictionary. */
+    if (len > SDB_MAX_VALUE) return create ? SDB_EINVAL : SDB_ENOTFOUND;
     size_t klen = fwd_key(k, project, dict, s, len);
     sdb__val v;
-    int rc = sdb__get(t, SDB__DB_DICT, k, klen, &v);
-    if (rc == SDB_OK) {
+    int rc;
+    for (;;) {
+        rc = sdb__get(t, SDB__DB_DICT, k, klen, &v);
+        if (rc != SDB_OK) break;
         if (v.len != 4) return SDB_ECORRUPT;
-        *out = sdb__rd32(v.p);
-        return SDB_OK;
+        uint32_t id = sdb__rd32(v.p);
+        if (klen != LONG_KEY) {
+            *out = id;
+            return SDB_OK;
+        }
+        sdb__val str;
+        if ((rc = sdb__dict_str(t, project, dict, id, &str)))
+            return rc == SDB_ENOTFOUND ? SDB_ECORRUPT : rc;
+        if (str.len == len && memcmp(str.p, s, len) == 0) {
+            *out = id;
+            return SDB_OK;
+        }
+        if (k[LONG_KEY - 1] == UINT8_MAX) return SDB_ELIMIT; /* 256 collisions */
+        k[LONG_KEY - 1]++;
     }
     if (rc != SDB_ENOTFOUND || !create) return rc;
     uint32_t id = sdb__dict_max(t, project, dict) + 1;
