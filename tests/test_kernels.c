@@ -118,7 +118,10 @@ static void cols_free(cols *c)
 
 /* ---- filters ------------------------------------------------------------- */
 
-enum filt { F_ALL, F_NONE_TIME, F_NONE_VALUE, F_SOME, F_COUNT };
+/* F_ALL, F_NONE_VALUE and F_VALUE leave the time range at everything,
+ * where the SIMD tables skip the ts column; F_AFTER bounds it on one side
+ * only, so that the skip must not be taken. */
+enum filt { F_ALL, F_NONE_TIME, F_NONE_VALUE, F_SOME, F_VALUE, F_AFTER, F_COUNT };
 
 static sdb_filter filter(enum filt which, const cols *c)
 {
@@ -134,6 +137,13 @@ static sdb_filter filter(enum filt which, const cols *c)
         f.v_lo = 0.1;
         f.v_hi = 0.9;
         f.shift = 0.4;
+        break;
+    case F_VALUE:
+        f.v_lo = 0.2;
+        f.v_hi = nextafter(0.4, 0.0); /* [0.2, 0.4) */
+        break;
+    case F_AFTER:
+        f.t_lo = c->n > 2 ? c->td[c->n / 3] : 1000;
         break;
     default: break;
     }

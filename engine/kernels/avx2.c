@@ -114,6 +114,25 @@ static inline __m256d pass4(const flt4 *F, __m256i t, __m256d x)
     return _mm256_andnot_pd(_mm256_castsi256_pd(out), in);
 }
 
+/* A filter whose time range is [INT64_MIN, INT64_MAX] passes every
+ * timestamp, so agg, hist and select then never load the ts column. The
+ * query engine passes such a filter for a segment that lies wholly inside
+ * the query's time range, and those scans read half (hist, agg) or two
+ * thirds (select) of the bytes. The loops are written once, with `use_ts` a
+ * constant in each of their two always-inlined copies. */
+static inline int all_times(const sdb_filter *f)
+{
+    return f->t_lo == INT64_MIN && f->t_hi == INT64_MAX;
+}
+
+/* pass4 over rows i..i+3, reading ts only when use_ts. */
+static inline __attribute__((always_inline)) __m256d
+pass4_at(const flt4 *F, const void *ts, size_t i, __m256d x, int use_ts)
+{
+    if (use_ts) return pass4(F, ld_i4(ts, i), x);
+    return _mm256_and_pd(_mm256_cmp_pd(x, F->v_lo, _CMP_GE_OQ), _mm256_cmp_pd(x, F->v_hi, _CMP_LE_OQ));
+}
+
 /* ---- vector partial aggregates ----------------------------------------- */
 
 typedef struct acc4 {
@@ -163,8 +182,8 @@ static inline void acc4_merge(sdb_agg *out, const acc4 *a)
  * Two independent accumulators, eight rows per iteration: enough to hide
  * the add latency when the segment is already in cache; from memory the
  * loop waits on loads either way. */
-static void agg_f64(const void *v, const void *ts, size_t n, const sdb_filter *f,
-                    sdb_agg *out)
+static inline __attribute__((always_inline)) void
+agg_body(const void *v, const void *ts, size_t n, const sdb_filter *f, sdb_agg *out, int use_ts)
 {
     flt4 F = flt4_make(f);
     __m256d k = _mm256_set1_pd(f->shift);
@@ -174,12 +193,12 @@ static void agg_f64(const void *v, const void *ts, size_t n, const sdb_filter *f
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256d x0 = ld_d4(v, i), x1 = ld_d4(v, i + 4);
-        acc4_add(&a0, pass4(&F, ld_i4(ts, i), x0), x0, k);
-        acc4_add(&a1, pass4(&F, ld_i4(ts, i + 4), x1), x1, k);
+        acc4_add(&a0, pass4_at(&F, ts, i, x0, use_ts), x0, k);
+        acc4_add(&a1, pass4_at(&F, ts, i + 4, x1, use_ts), x1, k);
     }
     if (i + 4 <= n) {
         __m256d x0 = ld_d4(v, i);
-        acc4_add(&a0, pass4(&F, ld_i4(ts, i), x0), x0, k);
+        acc4_add(&a0, pass4_at(&F, ts, i, x0, use_ts), x0, k);
         i += 4;
     }
     sdb__agg_empty(out);
@@ -187,8 +206,17 @@ static void agg_f64(const void *v, const void *ts, size_t n, const sdb_filter *f
     acc4_merge(out, &a1);
     for (; i < n; i++) {
         double x = ld_f64(v, i);
-        if (pass(f, ld_i64(ts, i), x)) add(out, x, f->shift);
+        if (pass(f, use_ts ? ld_i64(ts, i) : 0, x)) add(out, x, f->shift);
     }
+}
+
+static void agg_f64(const void *v, const void *ts, size_t n, const sdb_filter *f,
+                    sdb_agg *out)
+{
+    if (all_times(f))
+        agg_body(v, ts, n, f, out, 0);
+    else
+        agg_body(v, ts, n, f, out, 1);
 }
 
 /* ---- hist_f64 ------------------------------------------------------------
@@ -237,9 +265,9 @@ static inline void hist_one(const sdb_filter *f, double x, int64_t t, double lo,
     }
 }
 
-static void hist_f64(const void *v, const void *ts, size_t n, const sdb_filter *f,
-                     double lo, double hi, double width, uint32_t bins,
-                     uint64_t *counts)
+static inline __attribute__((always_inline)) void
+hist_body(const void *v, const void *ts, size_t n, const sdb_filter *f, double lo, double hi,
+          double width, uint32_t bins, uint64_t *counts, int use_ts)
 {
     flt4 F = flt4_make(f);
     histv H = {_mm256_set1_pd(lo),
@@ -258,7 +286,7 @@ static void hist_f64(const void *v, const void *ts, size_t n, const sdb_filter *
             for (int s = 0; s < HIST_SUBS; s++) memset(sub[s], 0, (bins + 3) * sizeof(uint32_t));
             for (; i + 4 <= end; i += 4) {
                 __m256d x = ld_d4(v, i);
-                __m256d m = pass4(&F, ld_i4(ts, i), x);
+                __m256d m = pass4_at(&F, ts, i, x, use_ts);
                 /* Time ranges reject whole runs of rows: skip them without
                  * queueing four increments of the spare slot. */
                 if (_mm256_movemask_pd(m) == 0) continue;
@@ -274,7 +302,7 @@ static void hist_f64(const void *v, const void *ts, size_t n, const sdb_filter *
     } else if (bins > HIST_LOCAL_BINS) {
         for (; i + 4 <= n; i += 4) {
             __m256d x = ld_d4(v, i);
-            __m256d m = pass4(&F, ld_i4(ts, i), x);
+            __m256d m = pass4_at(&F, ts, i, x, use_ts);
             unsigned bits = (unsigned)_mm256_movemask_pd(m);
             if (bits == 0) continue;
             double b[4];
@@ -282,7 +310,18 @@ static void hist_f64(const void *v, const void *ts, size_t n, const sdb_filter *
             for (; bits != 0; bits &= bits - 1) counts[(uint64_t)b[__builtin_ctz(bits)]]++;
         }
     }
-    for (; i < n; i++) hist_one(f, ld_f64(v, i), ld_i64(ts, i), lo, hi, width, bins, counts);
+    for (; i < n; i++)
+        hist_one(f, ld_f64(v, i), use_ts ? ld_i64(ts, i) : 0, lo, hi, width, bins, counts);
+}
+
+static void hist_f64(const void *v, const void *ts, size_t n, const sdb_filter *f,
+                     double lo, double hi, double width, uint32_t bins,
+                     uint64_t *counts)
+{
+    if (all_times(f))
+        hist_body(v, ts, n, f, lo, hi, width, bins, counts, 0);
+    else
+        hist_body(v, ts, n, f, lo, hi, width, bins, counts, 1);
 }
 
 /* ---- group_u32 -----------------------------------------------------------
@@ -470,14 +509,15 @@ static const int32_t pack_lut[16][8] = {
 };
 #undef P2
 
-static size_t select_u64(const void *hash, const void *v, const void *ts, size_t n,
-                         const sdb_filter *f, uint64_t *out)
+static inline __attribute__((always_inline)) size_t
+select_body(const void *hash, const void *v, const void *ts, size_t n, const sdb_filter *f,
+            uint64_t *out, int use_ts)
 {
     flt4 F = flt4_make(f);
     size_t k = 0, i = 0;
     for (; i + 4 <= n; i += 4) {
         __m256i h = ld_i4(hash, i);
-        __m256d m = pass4(&F, ld_i4(ts, i), ld_d4(v, i));
+        __m256d m = pass4_at(&F, ts, i, ld_d4(v, i), use_ts);
         m = _mm256_andnot_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(h, _mm256_setzero_si256())), m);
         unsigned bits = (unsigned)_mm256_movemask_pd(m);
         __m256i perm = _mm256_loadu_si256((const __m256i_u *)pack_lut[bits]);
@@ -486,9 +526,16 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
     }
     for (; i < n; i++) {
         uint64_t h = ld_u64(hash, i);
-        if (h != 0 && pass(f, ld_i64(ts, i), ld_f64(v, i))) out[k++] = h;
+        if (h != 0 && pass(f, use_ts ? ld_i64(ts, i) : 0, ld_f64(v, i))) out[k++] = h;
     }
     return k;
+}
+
+static size_t select_u64(const void *hash, const void *v, const void *ts, size_t n,
+                         const sdb_filter *f, uint64_t *out)
+{
+    return all_times(f) ? select_body(hash, v, ts, n, f, out, 0)
+                        : select_body(hash, v, ts, n, f, out, 1);
 }
 
 static const sdb_kernels table = {

@@ -110,6 +110,32 @@ static inline __mmask8 pass8(const flt8 *F, __mmask8 live, __m512i t, __m512d x)
     return _mm512_mask_cmp_pd_mask(m, x, F->v_hi, _CMP_LE_OQ);
 }
 
+/* The value half of pass8, for a filter whose time range is everything. */
+static inline __mmask8 pass8_v(const flt8 *F, __mmask8 live, __m512d x)
+{
+    __mmask8 m = _mm512_mask_cmp_pd_mask(live, x, F->v_lo, _CMP_GE_OQ);
+    return _mm512_mask_cmp_pd_mask(m, x, F->v_hi, _CMP_LE_OQ);
+}
+
+/* A filter whose time range is [INT64_MIN, INT64_MAX] passes every
+ * timestamp, so agg, hist and select then never load the ts column. The
+ * query engine passes such a filter for a segment that lies wholly inside
+ * the query's time range, and those scans read half (hist, agg) or two
+ * thirds (select) of the bytes. The loops are written once, with `use_ts` a
+ * constant in each of their two always-inlined copies. */
+static inline int all_times(const sdb_filter *f)
+{
+    return f->t_lo == INT64_MIN && f->t_hi == INT64_MAX;
+}
+
+/* pass8 over row block i, reading ts only when use_ts. */
+static inline __attribute__((always_inline)) __mmask8
+pass8_at(const flt8 *F, __mmask8 live, const void *ts, size_t i, __m512d x, int use_ts)
+{
+    if (!use_ts) return pass8_v(F, live, x);
+    return pass8(F, live, _mm512_maskz_loadu_epi64(live, at(ts, i)), x);
+}
+
 /* ---- vector partial aggregates ----------------------------------------- */
 
 typedef struct acc8 {
@@ -156,8 +182,8 @@ static inline void acc8_merge(sdb_agg *out, const acc8 *a)
 /* ---- agg_f64 -------------------------------------------------------------
  * Two accumulators, sixteen rows per iteration; the tail is one or two
  * masked iterations. */
-static void agg_f64(const void *v, const void *ts, size_t n, const sdb_filter *f,
-                    sdb_agg *out)
+static inline __attribute__((always_inline)) void
+agg_body(const void *v, const void *ts, size_t n, const sdb_filter *f, sdb_agg *out, int use_ts)
 {
     flt8 F = flt8_make(f);
     __m512d k = _mm512_set1_pd(f->shift);
@@ -167,18 +193,26 @@ static void agg_f64(const void *v, const void *ts, size_t n, const sdb_filter *f
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m512d x0 = ld_d8(v, i), x1 = ld_d8(v, i + 8);
-        acc8_add(&a0, pass8(&F, 0xff, ld_i8(ts, i), x0), x0, k);
-        acc8_add(&a1, pass8(&F, 0xff, ld_i8(ts, i + 8), x1), x1, k);
+        acc8_add(&a0, pass8_at(&F, 0xff, ts, i, x0, use_ts), x0, k);
+        acc8_add(&a1, pass8_at(&F, 0xff, ts, i + 8, x1, use_ts), x1, k);
     }
     for (; i < n; i += 8) {
         __mmask8 live = n - i >= 8 ? (__mmask8)0xff : tail_mask(n - i);
         __m512d x = _mm512_maskz_loadu_pd(live, at(v, i));
-        __m512i t = _mm512_maskz_loadu_epi64(live, at(ts, i));
-        acc8_add(&a0, pass8(&F, live, t, x), x, k);
+        acc8_add(&a0, pass8_at(&F, live, ts, i, x, use_ts), x, k);
     }
     sdb__agg_empty(out);
     acc8_merge(out, &a0);
     acc8_merge(out, &a1);
+}
+
+static void agg_f64(const void *v, const void *ts, size_t n, const sdb_filter *f,
+                    sdb_agg *out)
+{
+    if (all_times(f))
+        agg_body(v, ts, n, f, out, 0);
+    else
+        agg_body(v, ts, n, f, out, 1);
 }
 
 /* ---- hist_f64 ------------------------------------------------------------
@@ -227,9 +261,9 @@ static inline void hist_one(const sdb_filter *f, double x, int64_t t, double lo,
     }
 }
 
-static void hist_f64(const void *v, const void *ts, size_t n, const sdb_filter *f,
-                     double lo, double hi, double width, uint32_t bins,
-                     uint64_t *counts)
+static inline __attribute__((always_inline)) void
+hist_body(const void *v, const void *ts, size_t n, const sdb_filter *f, double lo, double hi,
+          double width, uint32_t bins, uint64_t *counts, int use_ts)
 {
     flt8 F = flt8_make(f);
     histv H = {_mm512_set1_pd(lo),
@@ -243,7 +277,8 @@ static void hist_f64(const void *v, const void *ts, size_t n, const sdb_filter *
     size_t i = 0;
     if (bins == 0) {
         /* Not a histogram; do exactly what scalar.c does with it. */
-        for (; i < n; i++) hist_one(f, ld_f64(v, i), ld_i64(ts, i), lo, hi, width, bins, counts);
+        for (; i < n; i++)
+            hist_one(f, ld_f64(v, i), use_ts ? ld_i64(ts, i) : 0, lo, hi, width, bins, counts);
         return;
     }
     if (bins <= HIST_LOCAL_BINS) {
@@ -254,8 +289,7 @@ static void hist_f64(const void *v, const void *ts, size_t n, const sdb_filter *
             for (; i < end; i += 8) {
                 __mmask8 live = end - i >= 8 ? (__mmask8)0xff : tail_mask(end - i);
                 __m512d x = _mm512_maskz_loadu_pd(live, at(v, i));
-                __m512i t = _mm512_maskz_loadu_epi64(live, at(ts, i));
-                __mmask8 m = pass8(&F, live, t, x);
+                __mmask8 m = pass8_at(&F, live, ts, i, x, use_ts);
                 /* Time ranges reject whole runs of rows: skip them without
                  * queueing eight increments of the spare slot. */
                 if (m == 0) continue;
@@ -287,14 +321,23 @@ static void hist_f64(const void *v, const void *ts, size_t n, const sdb_filter *
     for (; i < n; i += 8) {
         __mmask8 live = n - i >= 8 ? (__mmask8)0xff : tail_mask(n - i);
         __m512d x = _mm512_maskz_loadu_pd(live, at(v, i));
-        __m512i t = _mm512_maskz_loadu_epi64(live, at(ts, i));
-        __mmask8 m = pass8(&F, live, t, x);
+        __mmask8 m = pass8_at(&F, live, ts, i, x, use_ts);
         if (m == 0) continue;
         double b[8];
         _mm512_storeu_pd(b, hist_index8(&H, m, x));
         for (unsigned bits = m; bits != 0; bits &= bits - 1)
             counts[(uint64_t)b[__builtin_ctz(bits)]]++;
     }
+}
+
+static void hist_f64(const void *v, const void *ts, size_t n, const sdb_filter *f,
+                     double lo, double hi, double width, uint32_t bins,
+                     uint64_t *counts)
+{
+    if (all_times(f))
+        hist_body(v, ts, n, f, lo, hi, width, bins, counts, 0);
+    else
+        hist_body(v, ts, n, f, lo, hi, width, bins, counts, 1);
 }
 
 /* ---- group_u32 -----------------------------------------------------------
@@ -459,8 +502,9 @@ static void series_f64(const void *v, const void *ts, size_t n, const sdb_filter
  * cores (AMD Zen 4), the register form is not. The full store may write up
  * to seven lanes past the kept ones; they stay inside out because k <= i
  * and out has room for n. The tail stores only the kept lanes. */
-static size_t select_u64(const void *hash, const void *v, const void *ts, size_t n,
-                         const sdb_filter *f, uint64_t *out)
+static inline __attribute__((always_inline)) size_t
+select_body(const void *hash, const void *v, const void *ts, size_t n, const sdb_filter *f,
+            uint64_t *out, int use_ts)
 {
     flt8 F = flt8_make(f);
     size_t k = 0;
@@ -469,8 +513,7 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
         __mmask8 live = full ? (__mmask8)0xff : tail_mask(n - i);
         __m512i h = _mm512_maskz_loadu_epi64(live, at(hash, i));
         __m512d x = _mm512_maskz_loadu_pd(live, at(v, i));
-        __m512i t = _mm512_maskz_loadu_epi64(live, at(ts, i));
-        __mmask8 m = _mm512_mask_test_epi64_mask(pass8(&F, live, t, x), h, h);
+        __mmask8 m = _mm512_mask_test_epi64_mask(pass8_at(&F, live, ts, i, x, use_ts), h, h);
         __m512i packed = _mm512_maskz_compress_epi64(m, h);
         unsigned kept = (unsigned)__builtin_popcount(m);
         if (full)
@@ -480,6 +523,13 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
         k += kept;
     }
     return k;
+}
+
+static size_t select_u64(const void *hash, const void *v, const void *ts, size_t n,
+                         const sdb_filter *f, uint64_t *out)
+{
+    return all_times(f) ? select_body(hash, v, ts, n, f, out, 0)
+                        : select_body(hash, v, ts, n, f, out, 1);
 }
 
 static const sdb_kernels table = {
