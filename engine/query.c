@@ -25,35 +25,206 @@
 
 /* ------------------------------------------------------- small structures */
 
-typedef struct u64set {
-    uint64_t *v;
-    size_t n, cap; /* cap is a power of two; 0 is the empty slot */
-} u64set;
+/* Distinct trace hashes. A group's trace hashes are appended to an array
+ * as the scans select them (select_u64 writes straight into it) and
+ * counted once, at the end, by sdb__distinct_u64. An append is a
+ * sequential write; inserting each row into one hash set sized for a few
+ * hundred thousand traces was a cache miss per row, 63% of the time of the
+ * benchmark's query f (value range + distinct traces, 2.2M rows, 336k
+ * selected, 298k distinct), plus the rehashes of its doublings.
+ *
+ * The count radix-partitions the array by the top bits of a multiplicative
+ * hash (a bijection of u64, so distinct stays distinct) into at most 2^10
+ * partitions of about DISTINCT_PART_ROWS (more partitions cost a TLB miss
+ * per scattered write), then dedupes each partition with an open-addressing
+ * table (linear probing) of at least 8 slots per row, mostly cache-resident:
+ * at that load most probes end at the first slot, so the loop mispredicts
+ * rarely. The table is allocated once and cleared slot by slot after each
+ * partition (memset of the whole table per partition cost more than the
+ * inserts). It doubles when a partition fills half of it, so its size
+ * follows the distinct count, not the row count. Measured on 336k hashes
+ * (11% repeats): 0.7 ms, against about 8 ms for the per-row set it
+ * replaced.
+ * The result is exact: two hashes are one trace only when all 64 bits are
+ * equal (API.md: the xxh3 hash of a trace_id is its identity). */
+#define DISTINCT_PART_ROWS 1024
+#define DISTINCT_MAX_PART_BITS 10
+#define DISTINCT_SLOTS_PER_ROW 8
+#define DISTINCT_START_BITS_MAX 16 /* first table of a partition: at most 2^16 slots */
+#define TRACESET_SLACK ((size_t)1 << 20) /* appends between compactions, at least */
 
-static int set_add(u64set *s, uint64_t h)
+static inline uint64_t dmix(uint64_t x)
 {
-    if (s->n * 2 >= s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        uint64_t *v = calloc(cap, sizeof *v);
-        if (!v) return SDB_ENOMEM;
-        for (size_t i = 0; i < s->cap; i++) {
-            if (!s->v[i]) continue;
-            size_t j = (s->v[i] * 0x9E3779B97F4A7C15ull) >> 20 & (cap - 1);
-            while (v[j]) j = (j + 1) & (cap - 1);
-            v[j] = s->v[i];
+    return x * 0x9E3779B97F4A7C15ull; /* odd: a bijection */
+}
+
+/* An open-addressing table of 2^bits slots, all zero between partitions,
+ * and the slots the current partition filled (at most half of them). */
+typedef struct dtab {
+    uint64_t *t;
+    size_t *used;
+    unsigned bits;
+} dtab;
+
+static int dtab_reserve(dtab *d, unsigned bits)
+{
+    if (d->t && bits <= d->bits) return SDB_OK;
+    uint64_t *t = calloc((size_t)1 << bits, sizeof *t);
+    size_t *used = malloc(((size_t)1 << (bits - 1)) * sizeof *used);
+    if (!t || !used) {
+        free(t);
+        free(used);
+        return SDB_ENOMEM;
+    }
+    free(d->t);
+    free(d->used);
+    d->t = t;
+    d->used = used;
+    d->bits = bits;
+    return SDB_OK;
+}
+
+/* The slot of x, or of the empty slot where x belongs, in a table of 2^b
+ * slots; the top `skip` bits of dmix(x) chose the partition, the next b
+ * choose the home slot. */
+static inline size_t dtab_find(const uint64_t *t, unsigned b, unsigned skip, uint64_t x)
+{
+    size_t mask = ((size_t)1 << b) - 1;
+    size_t j = (size_t)((dmix(x) << skip) >> (64 - b));
+    while (t[j] != 0 && t[j] != x) j = (j + 1) & mask;
+    return j;
+}
+
+/* Write the distinct nonzero values of src[0..n) to out (which may be src:
+ * out never passes the index being read); *k_out = how many. */
+static int dedupe_part(dtab *d, const uint64_t *src, size_t n, unsigned skip, uint64_t *out,
+                       size_t *k_out)
+{
+    unsigned b = 4;
+    while (b < DISTINCT_START_BITS_MAX && ((size_t)1 << b) < DISTINCT_SLOTS_PER_ROW * n) b++;
+    int rc = dtab_reserve(d, b);
+    if (rc) return rc;
+    size_t k = 0, room = (size_t)1 << (b - 1);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = src[i];
+        if (x == 0) continue;
+        size_t j = dtab_find(d->t, b, skip, x);
+        if (d->t[j] == x) continue;
+        if (k == room) {
+            /* Half full: empty the table, double it, re-insert. */
+            for (size_t u = 0; u < k; u++) d->t[d->used[u]] = 0;
+            if ((rc = dtab_reserve(d, ++b))) return rc;
+            room *= 2;
+            for (size_t u = 0; u < k; u++) {
+                size_t s = dtab_find(d->t, b, skip, out[u]);
+                d->t[s] = out[u];
+                d->used[u] = s;
+            }
+            j = dtab_find(d->t, b, skip, x);
         }
-        free(s->v);
+        d->t[j] = x;
+        d->used[k] = j;
+        out[k++] = x;
+    }
+    for (size_t u = 0; u < k; u++) d->t[d->used[u]] = 0;
+    *k_out = k;
+    return SDB_OK;
+}
+
+int sdb__distinct_u64(uint64_t *v, size_t n, size_t *out_n)
+{
+    *out_n = 0;
+    if (n == 0) return SDB_OK;
+    unsigned pbits = 0;
+    while (pbits < DISTINCT_MAX_PART_BITS && (n >> pbits) > DISTINCT_PART_ROWS) pbits++;
+    size_t np = (size_t)1 << pbits, k = 0;
+    uint64_t *tmp = NULL;
+    size_t *end = NULL;
+    dtab d = {NULL, NULL, 0};
+    int rc = SDB_ENOMEM;
+    if (!pbits) {
+        rc = dedupe_part(&d, v, n, 0, v, &k);
+        goto done;
+    }
+    /* Counting pass, then scatter: end[p] moves from the start of
+     * partition p to its end. */
+    tmp = malloc(n * sizeof *tmp);
+    end = calloc(np, sizeof *end);
+    if (!tmp || !end) goto done;
+    for (size_t i = 0; i < n; i++) end[dmix(v[i]) >> (64 - pbits)]++;
+    for (size_t p = 0, at = 0; p < np; p++) {
+        size_t c = end[p];
+        end[p] = at;
+        at += c;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = v[i];
+        tmp[end[dmix(x) >> (64 - pbits)]++] = x;
+    }
+    rc = SDB_OK;
+    for (size_t p = 0, start = 0; rc == SDB_OK && p < np; start = end[p++]) {
+        size_t m = end[p] - start, kp = 0;
+        if (!m) continue;
+        rc = dedupe_part(&d, tmp + start, m, pbits, v + k, &kp);
+        k += kp;
+    }
+done:
+    if (rc == SDB_OK) *out_n = k;
+    free(tmp);
+    free(end);
+    free(d.t);
+    free(d.used);
+    return rc;
+}
+
+/* Keep only the distinct hashes; the next compaction waits until as many
+ * again, plus the slack, have been appended, so each appended hash is
+ * compacted O(1) times and memory stays O(distinct + slack). */
+static int traceset_compact(sdb__traceset *s)
+{
+    size_t k;
+    int rc = sdb__distinct_u64(s->v, s->n, &k);
+    if (rc) return rc;
+    s->n = k;
+    s->limit = 2 * k + (s->slack ? s->slack : TRACESET_SLACK);
+    return SDB_OK;
+}
+
+uint64_t *sdb__traceset_room(sdb__traceset *s, size_t k)
+{
+    size_t limit = s->limit ? s->limit : (s->slack ? s->slack : TRACESET_SLACK);
+    if (s->n > 0 && s->n + k > limit && traceset_compact(s)) return NULL;
+    if (s->n + k > s->cap) {
+        size_t cap = s->cap ? s->cap : 1024;
+        while (cap < s->n + k) cap *= 2;
+        uint64_t *v = realloc(s->v, cap * sizeof *v);
+        if (!v) return NULL;
         s->v = v;
         s->cap = cap;
     }
-    size_t j = (h * 0x9E3779B97F4A7C15ull) >> 20 & (s->cap - 1);
-    while (s->v[j]) {
-        if (s->v[j] == h) return SDB_OK;
-        j = (j + 1) & (s->cap - 1);
-    }
-    s->v[j] = h;
+    return s->v + s->n;
+}
+
+int sdb__traceset_add(sdb__traceset *s, uint64_t h)
+{
+    uint64_t *p = sdb__traceset_room(s, 1);
+    if (!p) return SDB_ENOMEM;
+    *p = h;
     s->n++;
     return SDB_OK;
+}
+
+int sdb__traceset_count(sdb__traceset *s, uint64_t *out)
+{
+    int rc = traceset_compact(s);
+    *out = rc ? 0 : s->n;
+    return rc;
+}
+
+void sdb__traceset_free(sdb__traceset *s)
+{
+    free(s->v);
+    memset(s, 0, sizeof *s);
 }
 
 typedef struct dvec {
@@ -81,7 +252,7 @@ typedef struct group {
     uint64_t *cats; /* by label id, n_labels + 1 */
     dvec vals;
     uint64_t *hist; /* bins + 2 (fixed-range histograms) */
-    u64set traces;
+    sdb__traceset traces;
     /* series over interval indexes [s_base, s_base + s_n) */
     int64_t s_base;
     uint32_t s_n;
@@ -109,8 +280,6 @@ typedef struct exec {
     uint32_t n_groups, cap_groups;
     uint32_t *table; /* open addressing: group index + 1 */
     uint32_t table_cap;
-    uint64_t *scratch; /* n rows of u64 */
-    size_t scratch_cap;
     sdb_agg *stmp;
     bool gb_dim;      /* group-by exactly one dimension */
     uint32_t gb_keys; /* single-dimension group-by: dictionary size + 1, 0 = off */
@@ -258,16 +427,6 @@ static void mom_from_agg(sdb__mom *m, const sdb_agg *a)
     m->max = a->max;
 }
 
-static int grow_scratch(exec *e, size_t n)
-{
-    if (n <= e->scratch_cap) return SDB_OK;
-    uint64_t *p = realloc(e->scratch, n * sizeof *p);
-    if (!p) return SDB_ENOMEM;
-    e->scratch = p;
-    e->scratch_cap = n;
-    return SDB_OK;
-}
-
 /* ------------------------------------------------------------ row path */
 
 static bool id_in(const uint32_t *ids, uint32_t n, uint32_t id)
@@ -301,7 +460,7 @@ static int add_row(exec *e, group *g, int64_t ts, double v, uint8_t type, uint64
                                                  -INFINITY, INFINITY, 0},
                                              e->h_lo, e->h_hi, e->h_width, e->q->bins, g->hist);
     }
-    if (e->want_traces && trace && (rc = set_add(&g->traces, trace))) return rc;
+    if (e->want_traces && trace && (rc = sdb__traceset_add(&g->traces, trace))) return rc;
     if (e->i_width) {
         int64_t i = interval_of(e, ts);
         if ((rc = series_room(e, g, i, i))) return rc;
@@ -465,13 +624,10 @@ static int kernel_path(exec *e, const sdb__seg *g, group *gr)
     if (e->fixed_hist)
         e->kern->hist_f64(g->value, g->ts, g->n, &f, e->h_lo, e->h_hi, e->h_width, e->q->bins,
                           gr->hist);
-    if (e->want_traces || e->need_vals) {
-        if ((rc = grow_scratch(e, g->n))) return rc;
-    }
     if (e->want_traces) {
-        size_t k = e->kern->select_u64(g->trace, g->value, g->ts, g->n, &f, e->scratch);
-        for (size_t i = 0; i < k; i++)
-            if ((rc = set_add(&gr->traces, e->scratch[i]))) return rc;
+        uint64_t *out = sdb__traceset_room(&gr->traces, g->n);
+        if (!out) return SDB_ENOMEM;
+        gr->traces.n += e->kern->select_u64(g->trace, g->value, g->ts, g->n, &f, out);
     }
     if (e->need_vals) {
         for (uint32_t i = 0; i < g->n; i++) {
@@ -537,7 +693,7 @@ static int cat_path(exec *e, const sdb__seg *g, group *gr)
         n++;
         if (e->want_traces) {
             uint64_t h = ld_u64(g->trace, i);
-            if (h && (rc = set_add(&gr->traces, h))) return rc;
+            if (h && (rc = sdb__traceset_add(&gr->traces, h))) return rc;
         }
         if (e->i_width) {
             int64_t k = interval_of(e, ts);
@@ -804,6 +960,7 @@ static void hist_of(exec *e, group *g, sdb__out_group *o)
 static int finish(exec *e, sdb__answer *a)
 {
     const sdb__query *q = e->q;
+    int rc;
     a->groups = calloc(e->n_groups ? e->n_groups : 1, sizeof *a->groups);
     if (!a->groups) return SDB_ENOMEM;
     a->n_groups = e->n_groups;
@@ -831,7 +988,7 @@ static int finish(exec *e, sdb__answer *a)
         o->count = g->count;
         o->n_cat = g->n_cat;
         o->mom = g->mom;
-        o->traces = g->traces.n;
+        if (e->want_traces && (rc = sdb__traceset_count(&g->traces, &o->traces))) return rc;
         bool numeric = o->mom.n > 0 || o->n_cat == 0;
         if (q->has_hist && numeric) hist_of(e, g, o);
         if (q->n_pct && o->mom.n) {
@@ -895,13 +1052,12 @@ static void exec_free(exec *e)
         free(g->cats);
         free(g->vals.v);
         free(g->hist);
-        free(g->traces.v);
+        sdb__traceset_free(&g->traces);
         free(g->s_mom);
         free(g->s_count);
     }
     free(e->groups);
     free(e->table);
-    free(e->scratch);
     free(e->stmp);
     free(e->gtmp);
     for (int d = 0; d < SDB_N_DIMS; d++) free(e->dim_ids[d]);

@@ -63,6 +63,35 @@ typedef struct sdb__query {
 int sdb__query_parse(const char *json, size_t len, sdb__query *q, char *err, size_t errlen);
 void sdb__query_free(sdb__query *q);
 
+/* ------------------------------------------------------ distinct traces */
+
+/* The trace hashes of one group, for an exact distinct count. Zero it to
+ * start; hashes are appended (room, then n += how many were written) and
+ * the array is compacted to its distinct members whenever it reaches
+ * `limit` (2 x distinct + slack), so memory is O(distinct + slack). */
+typedef struct sdb__traceset {
+    uint64_t *v;        /* owned */
+    size_t n, cap;
+    size_t limit;       /* compact before n passes it; 0 until the first compaction */
+    size_t slack;       /* 0: the default (2^20); tests set it small */
+} sdb__traceset;
+
+/* Room for k more hashes at s->v + s->n (borrowed until the next call);
+ * NULL when out of memory. May compact first. */
+uint64_t *sdb__traceset_room(sdb__traceset *s, size_t k);
+/* Append one hash (nonzero). Returns SDB_OK or SDB_ENOMEM. */
+int sdb__traceset_add(sdb__traceset *s, uint64_t h);
+/* The number of distinct nonzero hashes appended so far, exactly; leaves
+ * s compacted. Returns SDB_OK or SDB_ENOMEM (*out is then 0). */
+int sdb__traceset_count(sdb__traceset *s, uint64_t *out);
+/* Free the array (s may be reused, zeroed). */
+void sdb__traceset_free(sdb__traceset *s);
+
+/* Count the distinct nonzero values of v[0..n) exactly and move them, in
+ * no particular order, to v[0..*out_n). Allocates O(n) scratch for the
+ * call. Returns SDB_OK or SDB_ENOMEM (v is then unchanged). */
+int sdb__distinct_u64(uint64_t *v, size_t n, size_t *out_n);
+
 /* ----------------------------------------------------------------- answer */
 
 typedef struct sdb__cat {

@@ -7,6 +7,13 @@
  * The reference answers each query by filtering a plain array, grouping by
  * strings and sorting: no segments, no zone maps, no kernels. Every field
  * of every group is compared: counts exactly, floats to 1e-9 relative.
+ *
+ * Rounds come in two sizes: many small ones (up to 1500 rows, 40 trace
+ * ids), and a few with thousands of rows and trace ids, where "traces"
+ * counts past a thousand selected hashes and the distinct counter
+ * partitions them. That counter (query.c) is also checked on its own
+ * against sorting, down to the table doubling and the compactions that
+ * a query of millions of rows would reach.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -18,6 +25,7 @@
 #include <unistd.h>
 
 #include "scoredb.h"
+#include "query.h" /* sdb__distinct_u64, sdb__traceset */
 
 #define BASE_MS 1767225600000ll /* 2026-01-01T00:00:00Z */
 #define DAY 86400000ll
@@ -59,6 +67,8 @@ static double rf(void) { return (double)(rnd() >> 11) / 9007199254740992.0; }
 
 /* ------------------------------------------------------------- data */
 
+static int n_trace_ids = 40; /* trace ids are t0 .. t(n-1) */
+
 static void make_row(rrow *r, int i, int n_names, int reuse_id, const rrow *rows, int n_rows)
 {
     memset(r, 0, sizeof *r);
@@ -89,7 +99,7 @@ static void make_row(rrow *r, int i, int n_names, int reuse_id, const rrow *rows
     r->model = MODELS[ri(4)];
     r->prompt = PROMPTS[ri(5)];
     r->env = ENVS[ri(3)];
-    if (ri(5)) snprintf(r->trace, sizeof r->trace, "t%d", ri(40));
+    if (ri(5)) snprintf(r->trace, sizeof r->trace, "t%d", ri(n_trace_ids));
     r->tag_a = ri(2);
     r->tag_b = ri(3) == 0;
     r->feature = FEATURES[ri(3)];
@@ -405,6 +415,11 @@ static void check_stats(json_t *o, rrow **rs, int n, const char *qs, const char 
     }
 }
 
+static int cmp_str_p(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static void check_group(const rq *q, json_t *g, rrow **rs, int n, long long i_first,
                         long long i_last, const char *qs)
 {
@@ -416,14 +431,14 @@ static void check_group(const rq *q, json_t *g, rrow **rs, int n, long long i_fi
         else n_num++;
     }
     int numeric = n_num > 0 || n_cat == 0;
-    /* traces */
-    int distinct = 0;
-    for (int i = 0; i < n; i++) {
-        if (!rs[i]->trace[0]) continue;
-        int seen = 0;
-        for (int j = 0; j < i && !seen; j++) seen = !strcmp(rs[j]->trace, rs[i]->trace);
-        distinct += !seen;
-    }
+    /* traces: sort the ids, count the runs */
+    int distinct = 0, nt = 0;
+    const char **ids = malloc(sizeof *ids * (n + 1));
+    for (int i = 0; i < n; i++)
+        if (rs[i]->trace[0]) ids[nt++] = rs[i]->trace;
+    qsort(ids, nt, sizeof *ids, cmp_str_p);
+    for (int i = 0; i < nt; i++) distinct += i == 0 || strcmp(ids[i - 1], ids[i]) != 0;
+    free(ids);
     if (q->lean)
         cr_assert_null(json_object_get(g, "traces"), "traces not asked for\n%s", qs);
     else
@@ -577,7 +592,9 @@ static void check(const rq *q, const char *answer, rrow *rows, int n_rows, const
 
 /* ------------------------------------------------------------ driver */
 
-static void run_round(int round, int n_queries)
+/* One round: a random store, n_queries random queries against the
+ * reference. max_rows 0: up to 1500 rows; else max_rows / 2 to max_rows. */
+static void run_round_sized(int round, int n_queries, int max_rows)
 {
     char dir[] = "/tmp/sdb_diff_XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
@@ -591,7 +608,7 @@ static void run_round(int round, int n_queries)
     sdb_store *s;
     char err[512];
     cr_assert_eq(sdb_store_open(dir, &o, &s, err, sizeof err), SDB_OK, "%s", err);
-    int n_rows = round % 7 == 0 ? ri(3) : ri(1500);
+    int n_rows = round % 7 == 0 ? ri(3) : max_rows ? max_rows / 2 + ri(max_rows / 2) : ri(1500);
     int n_names = 1 + ri(4);
     rrow *rows = calloc(n_rows + 1, sizeof *rows);
     sdb_batch *b;
@@ -644,9 +661,153 @@ static void run_round(int round, int n_queries)
     cr_assert_eq(system(cmd), 0);
 }
 
+static void run_round(int round, int n_queries)
+{
+    n_trace_ids = 40;
+    run_round_sized(round, n_queries, 0);
+}
+
 Test(engine_diff, random_scores_and_queries_match_the_reference, .timeout = 240)
 {
     const char *kernels = getenv("SDB_KERNELS");
     (void)kernels;
     for (int round = 0; round < 250; round++) run_round(round, 40);
+}
+
+/* Thousands of rows and trace ids: the selected trace hashes of a group
+ * run past the distinct counter's unpartitioned size (1024), with few
+ * repeats (20000 ids) or many (1500 ids). */
+Test(engine_diff, large_trace_sets_match_the_reference, .timeout = 240)
+{
+    static const int ids[] = {20000, 1500, 20000, 1500};
+    for (int round = 0; round < 4; round++) {
+        n_trace_ids = ids[round];
+        run_round_sized(1001 + round, 30, 12000);
+    }
+    n_trace_ids = 40;
+}
+
+/* ------------------------------------------- the distinct counter alone */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sort v[0..n) and drop zeros and repeats; returns the new length. */
+static size_t sorted_distinct(uint64_t *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_u64);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] != 0 && (k == 0 || v[k - 1] != v[i])) v[k++] = v[i];
+    return k;
+}
+
+/* The inverse of query.c's multiplier modulo 2^64 (Newton's iteration),
+ * to craft hashes that all land in one partition. */
+static uint64_t mix_inverse(void)
+{
+    const uint64_t c = 0x9E3779B97F4A7C15ull;
+    uint64_t x = c;
+    for (int i = 0; i < 6; i++) x *= 2 - c * x;
+    cr_assert_eq(x * c, 1u);
+    return x;
+}
+
+/* n values: fresh random ones, with a share `rep` (per mille) repeating an
+ * earlier value and a few zeros (no trace); `one_part` fixes the top 7
+ * bits of the mixed hash, so that with 2^7 partitions (n = 100000) every
+ * value lands in the same one, and the bits below stay random. */
+static void make_hashes(uint64_t *v, size_t n, int rep, int one_part)
+{
+    uint64_t inv = mix_inverse();
+    for (size_t i = 0; i < n; i++) {
+        int r = ri(1000);
+        if (i > 0 && r < rep)
+            v[i] = v[(size_t)(rnd() % i)];
+        else if (r == 999)
+            v[i] = 0;
+        else
+            v[i] = one_part ? ((0x55ull << 57) | (rnd() >> 7)) * inv : rnd();
+    }
+}
+
+static void check_distinct(size_t n, int rep, int one_part)
+{
+    uint64_t *v = malloc((n + 1) * sizeof *v), *want = malloc((n + 1) * sizeof *want);
+    cr_assert(v && want);
+    make_hashes(v, n, rep, one_part);
+    memcpy(want, v, n * sizeof *v);
+    size_t nw = sorted_distinct(want, n), k = 12345;
+    cr_assert_eq(sdb__distinct_u64(v, n, &k), SDB_OK);
+    cr_assert_eq(k, nw, "n=%zu rep=%d one_part=%d: got %zu distinct, want %zu", n, rep, one_part,
+                 k, nw);
+    /* The distinct values themselves, each once. */
+    qsort(v, k, sizeof *v, cmp_u64);
+    cr_assert(memcmp(v, want, k * sizeof *v) == 0, "n=%zu rep=%d: other values", n, rep);
+    free(v);
+    free(want);
+}
+
+Test(engine_diff, distinct_counter_matches_sorting)
+{
+    rng = 0x5DEECE66Dull;
+    static const size_t sizes[] = {0, 1, 2, 15, 16, 17, 1023, 1024, 1025, 2049, 5000, 70001};
+    static const int reps[] = {0, 500, 990};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        for (size_t j = 0; j < 3; j++) check_distinct(sizes[i], reps[j], 0);
+    /* All 2^10 partitions, repeats across partitions. */
+    check_distinct(600000, 300, 0);
+    /* Every value in one partition: its table doubles twice, mid-partition. */
+    check_distinct(100000, 0, 1);
+    check_distinct(100000, 500, 1);
+}
+
+Test(engine_diff, traceset_compacts_and_stays_exact)
+{
+    rng = 0x2545F4914F6CDD1Dull;
+    size_t pool_n = 3000, total = 60000, slack = 700;
+    uint64_t *pool = malloc(pool_n * sizeof *pool), *seen = malloc(total * sizeof *seen);
+    cr_assert(pool && seen);
+    for (size_t i = 0; i < pool_n; i++) pool[i] = rnd() | 1;
+    sdb__traceset s;
+    memset(&s, 0, sizeof s);
+    s.slack = slack;
+    size_t n_seen = 0, checks = 0;
+    while (n_seen < total) {
+        /* A draw from a pool that grows: the distinct count keeps rising. */
+        size_t live = pool_n * (n_seen + 1) / total + 1;
+        if (ri(2)) {
+            size_t k = 1 + (size_t)ri(400);
+            if (k > total - n_seen) k = total - n_seen;
+            uint64_t *out = sdb__traceset_room(&s, k);
+            cr_assert_not_null(out);
+            for (size_t i = 0; i < k; i++) out[i] = seen[n_seen++] = pool[rnd() % live];
+            s.n += k;
+        } else {
+            uint64_t h = pool[rnd() % live];
+            seen[n_seen++] = h;
+            cr_assert_eq(sdb__traceset_add(&s, h), SDB_OK);
+        }
+        /* Memory follows the distinct count, not the rows appended. */
+        cr_assert(s.n <= 2 * live + slack + 400, "n %zu with at most %zu distinct", s.n, live);
+        if (ri(20) == 0 || n_seen == total) {
+            uint64_t *want = malloc(n_seen * sizeof *want);
+            memcpy(want, seen, n_seen * sizeof *want);
+            size_t nw = sorted_distinct(want, n_seen);
+            uint64_t got = 0;
+            cr_assert_eq(sdb__traceset_count(&s, &got), SDB_OK);
+            cr_assert_eq(got, nw, "after %zu appends: got %llu want %zu", n_seen,
+                         (unsigned long long)got, nw);
+            free(want);
+            checks++;
+        }
+    }
+    cr_assert(checks > 10);
+    sdb__traceset_free(&s);
+    cr_assert_null(s.v);
+    free(pool);
+    free(seen);
 }
