@@ -179,6 +179,7 @@ int sdb_store_open(const char *path, const sdb_options *o, sdb_store **out, char
     unsigned flags = MDB_NOTLS;
     if (s->read_only) flags |= MDB_RDONLY;
     if (o && o->no_sync) flags |= MDB_NOSYNC;
+    if (o && o->deferred_sync) flags |= MDB_NOMETASYNC;
     int mrc = mdb_env_open(env, path, flags, 0644);
     if (mrc) {
         sdb__errf(err, errlen, "cannot open store %s: %s", path, mdb_strerror(mrc));
@@ -225,6 +226,12 @@ fail:
     free(s->path);
     free(s);
     return rc;
+}
+
+int sdb_store_sync(sdb_store *s)
+{
+    if (s->read_only) return SDB_OK;
+    return from_mdb(mdb_env_sync((MDB_env *)s->env, 1));
 }
 
 void sdb_store_close(sdb_store *s)

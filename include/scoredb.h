@@ -57,6 +57,11 @@ typedef struct sdb_options {
     int read_only;         /* open without write access */
     int no_sync;           /* skip fsync on commit (benchmarks of the engine only;
                               an acknowledged score may be lost on power failure) */
+    int deferred_sync;     /* a commit flushes its data but not the store's meta page
+                              (LMDB MDB_NOMETASYNC): the store stays consistent, but a
+                              crash may undo commits since the last sdb_store_sync().
+                              For bulk loads that acknowledge once, at the end, after
+                              calling sdb_store_sync() */
 } sdb_options;
 
 /* Open the store in directory `path`, creating it (and the directory) when
@@ -67,6 +72,11 @@ typedef struct sdb_options {
  * Returns SDB_OK, SDB_EIO, SDB_ECORRUPT, SDB_EVERSION or SDB_ENOMEM. */
 int sdb_store_open(const char *path, const sdb_options *opts, sdb_store **out,
                    char *err, size_t errlen);
+
+/* Make every commit so far durable (fsync of data and meta). Needed only
+ * with sdb_options.deferred_sync; otherwise every commit already is.
+ * Any thread. Returns SDB_OK or SDB_EIO. */
+int sdb_store_sync(sdb_store *s);
 
 /* Close the store. Takes NULL. No other call on the handle may be running. */
 void sdb_store_close(sdb_store *s);

@@ -48,7 +48,17 @@ int sdb_cli_usage(const char *msg)
     return 2;
 }
 
+/* Open the store for a command; `opts` may be NULL. */
+static int cli_open_with(const char *db, int must_exist, const sdb_options *opts,
+                         sdb_store **out);
+
 int sdb_cli_open(const char *db, int must_exist, sdb_store **out)
+{
+    return cli_open_with(db, must_exist, NULL, out);
+}
+
+static int cli_open_with(const char *db, int must_exist, const sdb_options *opts,
+                         sdb_store **out)
 {
     char err[512] = "";
     if (must_exist) {
@@ -60,7 +70,7 @@ int sdb_cli_open(const char *db, int must_exist, sdb_store **out)
             return 1;
         }
     }
-    int rc = sdb_store_open(db, NULL, out, err, sizeof err);
+    int rc = sdb_store_open(db, opts, out, err, sizeof err);
     if (rc) {
         fprintf(stderr, "scoredb: %s\n", err[0] ? err : sdb_strerror(rc));
         return 1;
@@ -313,8 +323,13 @@ static int commit(sdb_store *s, job *j, report *r)
 
 static int cmd_ingest(const char *db, int n_files, char **files)
 {
+    /* The summary line is the only acknowledgement, so commits may defer
+     * their meta flush: one sdb_store_sync() before the summary makes
+     * every accepted score durable (a commit's second, synchronous write
+     * of the meta page was ~7% of ingest). */
+    sdb_options opts = {.deferred_sync = 1};
     sdb_store *s;
-    int rc = sdb_cli_open(db, 0, &s);
+    int rc = cli_open_with(db, 0, &opts, &s);
     if (rc) return rc;
     job jobs[N_JOBS];
     memset(jobs, 0, sizeof jobs);
@@ -345,6 +360,8 @@ static int cmd_ingest(const char *db, int n_files, char **files)
     char *line = NULL;
     size_t cap = 0;
     char *stdin_name = "-";
+    enum { INBUF = 1 << 20 };
+    char *inbuf = malloc(INBUF);
     if (n_files == 0) {
         files = &stdin_name;
         n_files = 1;
@@ -357,6 +374,9 @@ static int cmd_ingest(const char *db, int n_files, char **files)
             fatal = 1;
             break;
         }
+        /* 1 MiB reads instead of stdio's 4 KiB (52k read calls per 1M scores);
+         * glibc ignores the size unless it is given the buffer. */
+        if (inbuf) setvbuf(f, inbuf, _IOFBF, INBUF);
         const char *label = n_files > 1 ? files[fi] : NULL;
         unsigned long long lineno = 0;
         int eof = 0;
@@ -406,7 +426,10 @@ static int cmd_ingest(const char *db, int n_files, char **files)
                 }
             }
         }
-        if (!is_stdin) fclose(f);
+        if (is_stdin)
+            setvbuf(f, NULL, _IONBF, 0); /* stdin must not keep our buffer */
+        else
+            fclose(f);
     }
     for (int i = 0; i < n_fifo; i++) {
         job *j = &jobs[(head + i) % N_JOBS];
@@ -419,6 +442,7 @@ static int cmd_ingest(const char *db, int n_files, char **files)
     pthread_mutex_unlock(&ctl.mu);
     for (int i = 0; i < n_th; i++) pthread_join(th[i], NULL);
     free(line);
+    free(inbuf);
     if (!fatal) {
         /* The CLI has no aggregation delay: make everything visible now. */
         int frc = sdb_store_fold(s, sdb_now_ms(), NULL);
@@ -426,6 +450,12 @@ static int cmd_ingest(const char *db, int n_files, char **files)
             fprintf(stderr, "scoredb: fold failed: %s\n", sdb_strerror(frc));
             fatal = 1;
         }
+    }
+    /* Whatever was committed, fatal or not, is durable before we say so. */
+    int src = sdb_store_sync(s);
+    if (src) {
+        fprintf(stderr, "scoredb: sync failed: %s\n", sdb_strerror(src));
+        fatal = 1;
     }
     if (tty) {
         double t = now_s();
