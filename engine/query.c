@@ -577,8 +577,24 @@ static int header_path(exec *e, const sdb__seg *g, group *gr)
     return SDB_OK;
 }
 
-/* Returns 1 when the segment should go to the row path instead. */
-static int kernel_path(exec *e, const sdb__seg *g, group *gr)
+/* The filter a kernel runs with. Inside a segment that lies wholly in the
+ * query's time range the time test passes every row, so the range becomes
+ * everything, which the SIMD tables take as "do not read ts" (kernels.h):
+ * agg and hist then read 8 bytes a row instead of 16, select 16 instead of
+ * 24. series_f64 keeps the real range (its buckets start at t_lo). */
+static sdb_filter kernel_filter(const exec *e, const sdb__seg *g)
+{
+    sdb_filter f = {e->t_lo, e->t_hi, e->v_lo, e->v_hi, 0};
+    if (g->h.ts_min >= e->t_lo && g->h.ts_max <= e->t_hi) {
+        f.t_lo = INT64_MIN;
+        f.t_hi = INT64_MAX;
+    }
+    return f;
+}
+
+/* The stats of the rows passing the filters, by kernel. Returns 1 when the
+ * segment should go to the row path instead (nothing has been added). */
+static int kernel_stats(exec *e, const sdb__seg *g, group *gr)
 {
     int rc;
     bool want_m2 = e->q->stats & SDB_STAT_STDDEV;
@@ -606,21 +622,30 @@ static int kernel_path(exec *e, const sdb__seg *g, group *gr)
             if (lo + i < e->i_min) e->i_min = lo + i;
             if (lo + i > e->i_max) e->i_max = lo + i;
         }
-    } else {
-        e->kern->agg_f64(g->value, g->ts, g->n, &f, &a);
-        mom_from_agg(&m, &a);
-        if (want_m2 && a.n > 1) {
-            /* Corrected two-pass (Chan, Golub, LeVeque): deviations about
-             * this chunk's own mean, less the rounding left in s1. */
-            f.shift = m.mean;
-            e->kern->agg_f64(g->value, g->ts, g->n, &f, &a);
-            m.m2 = a.s2 - a.s1 * a.s1 / (double)a.n;
-            if (m.m2 < 0) m.m2 = 0;
-        }
-        gr->count += m.n;
-        sdb__mom_merge(&gr->mom, &m);
+        return SDB_OK;
     }
-    f.shift = 0;
+    f = kernel_filter(e, g);
+    e->kern->agg_f64(g->value, g->ts, g->n, &f, &a);
+    mom_from_agg(&m, &a);
+    if (want_m2 && a.n > 1) {
+        /* Corrected two-pass (Chan, Golub, LeVeque): deviations about
+         * this chunk's own mean, less the rounding left in s1. */
+        f.shift = m.mean;
+        e->kern->agg_f64(g->value, g->ts, g->n, &f, &a);
+        m.m2 = a.s2 - a.s1 * a.s1 / (double)a.n;
+        if (m.m2 < 0) m.m2 = 0;
+    }
+    gr->count += m.n;
+    sdb__mom_merge(&gr->mom, &m);
+    return SDB_OK;
+}
+
+/* What stats cannot hold, by kernel: histogram bins, trace hashes, the
+ * values for percentiles. */
+static int kernel_extras(exec *e, const sdb__seg *g, group *gr)
+{
+    int rc;
+    sdb_filter f = kernel_filter(e, g);
     if (e->fixed_hist)
         e->kern->hist_f64(g->value, g->ts, g->n, &f, e->h_lo, e->h_hi, e->h_width, e->q->bins,
                           gr->hist);
@@ -633,7 +658,7 @@ static int kernel_path(exec *e, const sdb__seg *g, group *gr)
         for (uint32_t i = 0; i < g->n; i++) {
             int64_t ts = ld_i64(g->ts, i);
             double v = ld_f64(g->value, i);
-            if (ts >= f.t_lo && ts <= f.t_hi && v >= f.v_lo && v <= f.v_hi)
+            if (ts >= e->t_lo && ts <= e->t_hi && v >= e->v_lo && v <= e->v_hi)
                 if ((rc = dvec_push(&gr->vals, v))) return rc;
         }
     }
@@ -765,10 +790,25 @@ static int scan_segment(exec *e, const sdb__seg *g, const uint8_t *segkey)
     bool inside = h->ts_min >= e->t_lo && h->ts_max <= e->t_hi &&
                   (!e->q->has_value || (h->v_min >= e->v_lo && h->v_max <= e->v_hi));
     bool one_interval = !e->i_width || interval_of(e, h->ts_min) == interval_of(e, h->ts_max);
-    if (inside && one_interval && !e->fixed_hist && !e->want_traces && !e->need_vals)
-        return header_path(e, g, gr);
-    int rc = kernel_path(e, g, gr);
-    return rc == 1 ? row_path(e, g, name) : rc;
+    int rc;
+    bool extras = e->fixed_hist || e->want_traces || e->need_vals;
+    if (inside && one_interval) {
+        /* Every row passes: the header holds the stats, and only what it
+         * cannot hold is scanned (a histogram then reads the values alone). */
+        if ((rc = header_path(e, g, gr)) || !extras) return rc;
+        return kernel_extras(e, g, gr);
+    }
+    if (e->i_width) {
+        /* The series may send the segment to the row path: ask it first. */
+        if ((rc = kernel_stats(e, g, gr)) == 1) return row_path(e, g, name);
+        return rc || !extras ? rc : kernel_extras(e, g, gr);
+    }
+    /* The extras first: select_u64 pulls the values from memory together
+     * with the hashes (two streams in flight rather than one after the
+     * other), and agg_f64 then finds the values in L2. Query f: 4.0 ms
+     * with agg first, 3.0 ms so. */
+    if (extras && (rc = kernel_extras(e, g, gr))) return rc;
+    return kernel_stats(e, g, gr);
 }
 
 /* Scan the segments of one name (or of every name when name == 0). */
