@@ -374,6 +374,8 @@ static void hist_unit(const sdb_kernels *k, const cols *c, const sdb_filter *f, 
     check_hist(k, c, f, 0.0, 1.0, 10, ctx);
     check_hist(k, c, f, 0.2, 0.7, 3, ctx);
     check_hist(k, c, f, -1.0, 1.0, 1, ctx);
+    check_hist(k, c, f, 0.0, 1.0, 30, ctx);   /* the most bins counted by byte compares */
+    check_hist(k, c, f, 0.05, 0.95, 31, ctx); /* the fewest counted by sub-histograms */
     check_hist(k, c, f, 0.0, 1.0, 3000, ctx); /* beyond the on-stack sub-histograms */
 }
 
@@ -651,6 +653,23 @@ static void hist_edges(const sdb_kernels *k)
             check_hist(k, &c, &f, 0.0, 0.0, 4, ctx);
             cols_free(&c);
         }
+    }
+    /* The same values cycled over 4099 rows: whole 64-row blocks, which
+     * the AVX-512 table counts with byte compares when bins + 2 <= 32. */
+    {
+        size_t n = 4099;
+        cols c = cols_make(n, 5, V_UNIT, T_SORTED, 1, 13);
+        for (size_t i = 0; i < n; i++) c.vd[i] = vals[(i * 7) % m];
+        memcpy(c.v, c.vd, n * 8);
+        sdb_filter f = filter(F_ALL, &c);
+        check_hist(k, &c, &f, lo, hi, bins, "edges cycled");
+        check_hist(k, &c, &f, 0.0, 1.0, 10, "edges cycled");
+        check_hist(k, &c, &f, 0.0, 0.3, 3, "edges cycled");
+        check_hist(k, &c, &f, 0.5, 0.5, 1, "edges cycled");
+        check_hist(k, &c, &f, 0.0, 0.0, 4, "edges cycled");
+        f = filter(F_SOME, &c);
+        check_hist(k, &c, &f, lo, hi, bins, "edges cycled, time and value filter");
+        cols_free(&c);
     }
     /* A value filter whose bounds are bin edges, and rows left of lo kept. */
     cols c = cols_make(4099, 3, V_EDGES, T_SHUFFLED, 1, 11);

@@ -219,12 +219,21 @@ static void agg_f64(const void *v, const void *ts, size_t n, const sdb_filter *f
  * The bin index is computed for eight rows at once, as a double, with
  * scalar.c's formula: a true division, floor, then the clamps. Rows the
  * filter rejects get the index bins + 2, a slot that is never copied out.
- * Blocks the filter rejects entirely are skipped. Counting goes row by row
- * into eight sub-histograms, one per lane, so runs
- * of equal values do not wait on the previous increment of the same counter
- * (store-to-load forwarding). */
+ * Blocks the filter rejects entirely are skipped.
+ *
+ * With few bins (bins + 2 <= HIST_CMP_SLOTS: dashboards ask for 10 or 20)
+ * the indices of 64 rows are narrowed to one vector of 64 bytes and each
+ * slot is counted with one byte compare and a popcount: bins + 2 compares
+ * per 64 rows. Counting, not the division, was the larger cost: the
+ * scattered increments (extracts and a read-modify-write per row) took
+ * about 0.24 ns a row in cache, the compares about 0.14 (20 bins, Zen 5);
+ * the kernel as a whole went from about 0.7 to 0.5 ns a row.
+ * Otherwise, and for the last rows, counting goes row by row into eight
+ * sub-histograms, one per lane, so runs of equal values do not wait on the
+ * previous increment of the same counter (store-to-load forwarding). */
 
 #define HIST_SUBS 8
+#define HIST_CMP_SLOTS 32 /* bins + 2 <= this: count by byte compares */
 #define HIST_LOCAL_BINS 1024 /* larger histograms count straight into counts */
 #define HIST_CHUNK ((size_t)1 << 30) /* rows per flush: each u32 sub-count <= 2^27 */
 
@@ -280,6 +289,29 @@ hist_body(const void *v, const void *ts, size_t n, const sdb_filter *f, double l
         for (; i < n; i++)
             hist_one(f, ld_f64(v, i), use_ts ? ld_i64(ts, i) : 0, lo, hi, width, bins, counts);
         return;
+    }
+    if (bins + 2 <= HIST_CMP_SLOTS) {
+        uint64_t c[HIST_CMP_SLOTS] = {0};
+        for (; i + 64 <= n; i += 64) {
+            __m128i q[8];
+            __mmask8 any = 0;
+            for (int j = 0; j < 8; j++) {
+                __m512d x = ld_d8(v, i + 8 * (size_t)j);
+                __mmask8 m = pass8_at(&F, 0xff, ts, i + 8 * (size_t)j, x, use_ts);
+                any |= m;
+                q[j] = _mm256_cvtepi32_epi8(_mm512_cvttpd_epi32(hist_index8(&H, m, x)));
+            }
+            if (any == 0) continue;
+            __m512i b = _mm512_castsi128_si512(_mm_unpacklo_epi64(q[0], q[1]));
+            b = _mm512_inserti64x2(b, _mm_unpacklo_epi64(q[2], q[3]), 1);
+            b = _mm512_inserti64x2(b, _mm_unpacklo_epi64(q[4], q[5]), 2);
+            b = _mm512_inserti64x2(b, _mm_unpacklo_epi64(q[6], q[7]), 3);
+            for (uint32_t s = 0; s < bins + 2; s++)
+                c[s] += (uint64_t)__builtin_popcountll(
+                    _mm512_cmpeq_epi8_mask(b, _mm512_set1_epi8((char)s)));
+        }
+        for (uint32_t s = 0; s < bins + 2; s++) counts[s] += c[s];
+        if (i == n) return;
     }
     if (bins <= HIST_LOCAL_BINS) {
         uint32_t sub[HIST_SUBS][HIST_LOCAL_BINS + 3];
