@@ -65,16 +65,6 @@ static int folded_put(sdb__txn *t, uint32_t project, uint64_t ref)
     return sdb__put(t, SDB__DB_META, k, sizeof k, b, 8, 0);
 }
 
-/* The fixed part of a row record (engine/row.c: a version byte, then the
- * sdb__fixed) without decoding the rest. */
-static int row_fixed(const sdb__val *v, sdb__fixed *out)
-{
-    const uint8_t *p = v->p;
-    if (v->len < 1 + sizeof *out || p[0] != 1) return SDB_ECORRUPT;
-    memcpy(out, p + 1, sizeof *out);
-    return SDB_OK;
-}
-
 /* Take the visible rows of `project` after its fold mark into c->rows
  * from *n on. *out_last is the last ref taken (unchanged when none);
  * *out_more is set when the slice filled before the project's visible
@@ -99,7 +89,7 @@ static int take_project(sdb__txn *t, fold_ctx *c, uint32_t project, int64_t wm, 
             break;
         }
         sdb__fixed *fx = &c->rows[*n];
-        if ((rc = row_fixed(&val, fx))) break;
+        if ((rc = sdb__row_fixed(val.p, val.len, fx))) break;
         if (fx->ingested > wm) break;
         *out_last = fx->ref;
         ++*n;

@@ -19,7 +19,7 @@
 #define SDB_ASSERT(x) ((void)0)
 #endif
 
-#define SDB_FORMAT_VERSION 2u /* 2: no pending log; fold marks in meta */
+#define SDB_FORMAT_VERSION 2u /* 2: no pending log, fold marks in meta, row records v2 */
 #define SDB_MAX_STR 200u          /* names, ids, property keys (API.md) */
 #define SDB_MAX_VALUE 4096u       /* dimension values, labels, tags, property values */
 #define SDB_MAX_GROUP_BY 4u
@@ -247,6 +247,8 @@ typedef struct sdb__row {
     uint32_t n_tags, n_props;
 } sdb__row;
 int sdb__row_decode(const void *p, size_t len, sdb__row *out);
+/* Only the fixed part of a row record (what the fold needs). */
+int sdb__row_fixed(const void *p, size_t len, sdb__fixed *out);
 /* Iterate tags/props of a decoded row: returns 1 while there is one. */
 int sdb__row_tag(const sdb__row *r, uint32_t i, sdb__str *out);
 int sdb__row_prop(const sdb__row *r, uint32_t i, sdb__str *key, sdb__str *val);

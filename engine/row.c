@@ -1,34 +1,48 @@
-/* Row records: the full score, kept for detail and list views and for the
- * per-row filters (tags, properties) that columns do not carry.
+/* Row records: the full score, kept for detail and list views, for the
+ * per-row filters (tags, properties) that columns do not carry, and as the
+ * fold's input (engine/fold.c reads the fixed part of the rows past a
+ * project's fold mark).
  *
- * Layout:
- *   u8  version (1)
- *   sdb__fixed (80 bytes, native order)
- *   6 × str16   id, trace_id, observation_id, session_id, dataset_run_id, config_id
- *   2 × str32   comment, metadata (compact JSON text)
- *   u16 n_tags, n_tags × str16
- *   u16 n_props, n_props × (str16 key, str16 value)
- * where str16 is a u16 length (0xFFFF = absent) then bytes, str32 likewise
- * with a u32 length (0xFFFFFFFF = absent). Dimension and label strings are
- * not repeated here: the fixed part carries their dictionary ids.
+ * Layout (version 2, little-endian, unaligned):
+ *   u8   version (2)
+ *   u8   type | source << 2
+ *   u8   dims mask: bit d set when dimension d is present
+ *   u8   strings mask: bits 0..7 id, trace_id, observation_id, session_id,
+ *        dataset_run_id, config_id, comment, metadata
+ *   u8   lists mask: bit 0 tags, bit 1 properties
+ *   i64  ts, i64 ingested, f64 value (categorical: label id), u64 trace
+ *   u64  ref, u32 project, u32 name
+ *   u32  dims[popcount(dims mask)], in column order
+ *   the present strings in mask order: str16 for the first six, str32 for
+ *        comment and metadata (compact JSON text)
+ *   tags (when present): u16 n, n × str16
+ *   properties (when present): u16 n, n × (str16 key, str16 value)
+ * where str16 is a u16 length then bytes and str32 a u32 length then bytes.
+ * Dimension and label strings are not repeated here: the fixed part
+ * carries their dictionary ids.
+ *
+ * Version 1 wrote the 80-byte in-memory sdb__fixed and a length for every
+ * absent string: 173 bytes for a typical score against 136 now, and the
+ * row store is most of what ingest writes.
  */
 #include "internal.h"
 
-#define ABSENT16 0xFFFFu
-#define ABSENT32 0xFFFFFFFFu
+#define ROW_VERSION 2
+#define HEAD 5u /* version and the four masks */
+#define FIXED 48u /* ts, ingested, value, trace, ref, project, name */
 
 static int put16(sdb__buf *b, sdb__str s)
 {
-    uint16_t n = s.p ? (uint16_t)s.len : ABSENT16;
+    uint16_t n = (uint16_t)s.len;
     if (sdb__buf_add(b, &n, 2)) return SDB_ENOMEM;
-    return s.p ? sdb__buf_add(b, s.p, s.len) : SDB_OK;
+    return sdb__buf_add(b, s.p, s.len);
 }
 
 static int put32(sdb__buf *b, sdb__str s)
 {
-    uint32_t n = s.p ? s.len : ABSENT32;
+    uint32_t n = s.len;
     if (sdb__buf_add(b, &n, 4)) return SDB_ENOMEM;
-    return s.p ? sdb__buf_add(b, s.p, s.len) : SDB_OK;
+    return sdb__buf_add(b, s.p, s.len);
 }
 
 int sdb__row_encode(const sdb__fixed *fx, const sdb__score *sc, uint32_t label_id,
@@ -36,21 +50,47 @@ int sdb__row_encode(const sdb__fixed *fx, const sdb__score *sc, uint32_t label_i
 {
     (void)label_id;
     out->len = 0;
-    uint8_t ver = 1;
-    if (sdb__buf_add(out, &ver, 1) || sdb__buf_add(out, fx, sizeof *fx)) return SDB_ENOMEM;
-    const sdb__str *s16[] = {&sc->id, &sc->trace_id, &sc->observation_id,
-                             &sc->session_id, &sc->dataset_run_id, &sc->config_id};
-    for (size_t i = 0; i < 6; i++)
-        if (put16(out, *s16[i])) return SDB_ENOMEM;
-    if (put32(out, sc->comment) || put32(out, sc->metadata)) return SDB_ENOMEM;
-    uint16_t n = (uint16_t)sc->n_tags;
-    if (sdb__buf_add(out, &n, 2)) return SDB_ENOMEM;
-    for (uint32_t i = 0; i < sc->n_tags; i++)
-        if (put16(out, sc->tags[i])) return SDB_ENOMEM;
-    n = (uint16_t)sc->n_props;
-    if (sdb__buf_add(out, &n, 2)) return SDB_ENOMEM;
-    for (uint32_t i = 0; i < 2 * sc->n_props; i++)
-        if (put16(out, sc->props[i])) return SDB_ENOMEM;
+    const sdb__str *strs[] = {&sc->id, &sc->trace_id, &sc->observation_id, &sc->session_id,
+                              &sc->dataset_run_id, &sc->config_id, &sc->comment,
+                              &sc->metadata};
+    uint8_t head[HEAD + FIXED + 4 * SDB_N_DIMS];
+    head[0] = ROW_VERSION;
+    head[1] = (uint8_t)(fx->type | fx->source << 2);
+    head[2] = head[3] = 0;
+    head[4] = (uint8_t)((sc->n_tags ? 1 : 0) | (sc->n_props ? 2 : 0));
+    for (int i = 0; i < 8; i++)
+        if (strs[i]->p) head[3] |= (uint8_t)(1u << i);
+    uint8_t *p = head + HEAD;
+    memcpy(p, &fx->ts, 8);
+    memcpy(p + 8, &fx->ingested, 8);
+    memcpy(p + 16, &fx->value, 8);
+    memcpy(p + 24, &fx->trace, 8);
+    memcpy(p + 32, &fx->ref, 8);
+    memcpy(p + 40, &fx->project, 4);
+    memcpy(p + 44, &fx->name, 4);
+    p += FIXED;
+    for (int d = 0; d < SDB_N_DIMS; d++)
+        if (fx->dims[d]) {
+            head[2] |= (uint8_t)(1u << d);
+            memcpy(p, &fx->dims[d], 4);
+            p += 4;
+        }
+    if (sdb__buf_add(out, head, (size_t)(p - head))) return SDB_ENOMEM;
+    for (int i = 0; i < 8; i++)
+        if (strs[i]->p && (i < 6 ? put16(out, *strs[i]) : put32(out, *strs[i])))
+            return SDB_ENOMEM;
+    if (sc->n_tags) {
+        uint16_t n = (uint16_t)sc->n_tags;
+        if (sdb__buf_add(out, &n, 2)) return SDB_ENOMEM;
+        for (uint32_t i = 0; i < sc->n_tags; i++)
+            if (put16(out, sc->tags[i])) return SDB_ENOMEM;
+    }
+    if (sc->n_props) {
+        uint16_t n = (uint16_t)sc->n_props;
+        if (sdb__buf_add(out, &n, 2)) return SDB_ENOMEM;
+        for (uint32_t i = 0; i < 2 * sc->n_props; i++)
+            if (put16(out, sc->props[i])) return SDB_ENOMEM;
+    }
     return SDB_OK;
 }
 
@@ -64,11 +104,6 @@ static int get16(rd *r, sdb__str *s)
     if (r->end - r->p < 2) return SDB_ECORRUPT;
     memcpy(&n, r->p, 2);
     r->p += 2;
-    if (n == ABSENT16) {
-        s->p = NULL;
-        s->len = 0;
-        return SDB_OK;
-    }
     if (r->end - r->p < n) return SDB_ECORRUPT;
     s->p = (const char *)r->p;
     s->len = n;
@@ -82,11 +117,6 @@ static int get32(rd *r, sdb__str *s)
     if (r->end - r->p < 4) return SDB_ECORRUPT;
     memcpy(&n, r->p, 4);
     r->p += 4;
-    if (n == ABSENT32) {
-        s->p = NULL;
-        s->len = 0;
-        return SDB_OK;
-    }
     if ((size_t)(r->end - r->p) < n) return SDB_ECORRUPT;
     s->p = (const char *)r->p;
     s->len = n;
@@ -94,8 +124,11 @@ static int get32(rd *r, sdb__str *s)
     return SDB_OK;
 }
 
-static int skip_list(rd *r, uint32_t per, uint32_t *n_out, const uint8_t **start)
+static int skip_list(rd *r, int present, uint32_t per, uint32_t *n_out, const uint8_t **start)
 {
+    *n_out = 0;
+    *start = r->p;
+    if (!present) return SDB_OK;
     uint16_t n;
     if (r->end - r->p < 2) return SDB_ECORRUPT;
     memcpy(&n, r->p, 2);
@@ -109,19 +142,62 @@ static int skip_list(rd *r, uint32_t per, uint32_t *n_out, const uint8_t **start
     return SDB_OK;
 }
 
+/* The version byte, masks and fixed part; *out_end is where the strings
+ * begin. */
+static int decode_fixed(const uint8_t *p, size_t len, sdb__fixed *fx, const uint8_t **out_end)
+{
+    if (len < HEAD + FIXED || p[0] != ROW_VERSION) return SDB_ECORRUPT;
+    uint8_t ts = p[1], dmask = p[2];
+    if ((ts & 3) >= SDB_N_TYPES || (ts >> 2) >= SDB_N_SOURCES || dmask >> SDB_N_DIMS ||
+        p[4] >> 2)
+        return SDB_ECORRUPT;
+    memset(fx, 0, sizeof *fx);
+    fx->type = ts & 3;
+    fx->source = (uint8_t)(ts >> 2);
+    const uint8_t *q = p + HEAD;
+    memcpy(&fx->ts, q, 8);
+    memcpy(&fx->ingested, q + 8, 8);
+    memcpy(&fx->value, q + 16, 8);
+    memcpy(&fx->trace, q + 24, 8);
+    memcpy(&fx->ref, q + 32, 8);
+    memcpy(&fx->project, q + 40, 4);
+    memcpy(&fx->name, q + 44, 4);
+    q += FIXED;
+    for (int d = 0; d < SDB_N_DIMS; d++)
+        if (dmask & (1u << d)) {
+            if ((size_t)(p + len - q) < 4) return SDB_ECORRUPT;
+            memcpy(&fx->dims[d], q, 4);
+            q += 4;
+        }
+    *out_end = q;
+    return SDB_OK;
+}
+
+int sdb__row_fixed(const void *p, size_t len, sdb__fixed *out)
+{
+    const uint8_t *end;
+    return decode_fixed(p, len, out, &end);
+}
+
 int sdb__row_decode(const void *p, size_t len, sdb__row *out)
 {
-    rd r = {p, (const uint8_t *)p + len};
-    if (len < 1 + sizeof(sdb__fixed) || r.p[0] != 1) return SDB_ECORRUPT;
-    memcpy(&out->fx, r.p + 1, sizeof out->fx);
-    r.p += 1 + sizeof out->fx;
-    sdb__str *s16[] = {&out->id, &out->trace_id, &out->observation_id,
-                       &out->session_id, &out->dataset_run_id, &out->config_id};
-    for (size_t i = 0; i < 6; i++)
-        if (get16(&r, s16[i])) return SDB_ECORRUPT;
-    if (get32(&r, &out->comment) || get32(&r, &out->metadata)) return SDB_ECORRUPT;
-    if (skip_list(&r, 1, &out->n_tags, &out->tags)) return SDB_ECORRUPT;
-    if (skip_list(&r, 2, &out->n_props, &out->props)) return SDB_ECORRUPT;
+    const uint8_t *b = p;
+    rd r = {NULL, b + len};
+    int rc = decode_fixed(b, len, &out->fx, &r.p);
+    if (rc) return rc;
+    uint8_t smask = b[3], lmask = b[4];
+    sdb__str *strs[] = {&out->id, &out->trace_id, &out->observation_id, &out->session_id,
+                        &out->dataset_run_id, &out->config_id, &out->comment,
+                        &out->metadata};
+    for (int i = 0; i < 8; i++) {
+        strs[i]->p = NULL;
+        strs[i]->len = 0;
+        if (smask & (1u << i) && (i < 6 ? get16(&r, strs[i]) : get32(&r, strs[i])))
+            return SDB_ECORRUPT;
+    }
+    if (skip_list(&r, lmask & 1, 1, &out->n_tags, &out->tags)) return SDB_ECORRUPT;
+    if (skip_list(&r, lmask & 2, 2, &out->n_props, &out->props)) return SDB_ECORRUPT;
+    if (r.p != r.end) return SDB_ECORRUPT;
     return SDB_OK;
 }
 
@@ -133,10 +209,10 @@ static const uint8_t *nth16(const uint8_t *p, uint32_t i, sdb__str *s)
         memcpy(&n, p, 2);
         if (i == 0) {
             s->p = (const char *)p + 2;
-            s->len = n == ABSENT16 ? 0 : n;
+            s->len = n;
             return p + 2 + s->len;
         }
-        p += 2 + (n == ABSENT16 ? 0 : n);
+        p += 2 + n;
         i--;
     }
 }

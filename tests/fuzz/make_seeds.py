@@ -159,30 +159,43 @@ put("segment", "preagg_skipped", struct.pack("<H", 0xFFFF) + struct.pack("<H", 2
 put("segment", "preagg_short", struct.pack("<H", 3) + pe)
 
 # ------------------------------------------------------------------ row
+# Version 2 (engine/row.c): version, type|source<<2, dims mask, strings
+# mask, lists mask, the 48-byte fixed part, the present dims, then the
+# present strings (str16 x6, str32 x2), tags and properties.
 def s16(s):
-    return struct.pack("<H", 0xFFFF) if s is None else struct.pack("<H", len(s)) + s
+    return struct.pack("<H", len(s)) + s
 
 def s32(s):
-    return struct.pack("<I", 0xFFFFFFFF) if s is None else struct.pack("<I", len(s)) + s
-
-fixed = struct.pack("<qqdQQII6IBB6x", 1767225600000, 1767225600001, 0.5, 0xabc, 42, 0, 1,
-                    1, 2, 0, 0, 0, 0, 0, 1)
-assert len(fixed) == 80
+    return struct.pack("<I", len(s)) + s
 
 def record(strs=(b"id-1", b"t1", None, b"s1", None, b""), comment=b"nice",
-           meta=b'{"k":1}', tags=(b"a", b"bb"), props=((b"feature", b"search"),), ver=1):
-    r = bytes([ver]) + fixed + b"".join(s16(s) for s in strs) + s32(comment) + s32(meta)
-    r += struct.pack("<H", len(tags)) + b"".join(s16(t) for t in tags)
-    r += struct.pack("<H", len(props)) + b"".join(s16(k) + s16(v) for k, v in props)
+           meta=b'{"k":1}', tags=(b"a", b"bb"), props=((b"feature", b"search"),), ver=2,
+           dims=(1, 2, 0, 0, 0, 0), type_src=0x04, lists=None):
+    allstr = list(strs) + [comment, meta]
+    smask = sum(1 << i for i, x in enumerate(allstr) if x is not None)
+    dmask = sum(1 << i for i, x in enumerate(dims) if x)
+    lmask = (1 if tags else 0) | (2 if props else 0) if lists is None else lists
+    r = bytes([ver, type_src, dmask, smask, lmask])
+    r += struct.pack("<qqdQQII", 1767225600000, 1767225600001, 0.5, 0xabc, 42, 0, 1)
+    r += b"".join(struct.pack("<I", d) for d in dims if d)
+    r += b"".join((s16(x) if i < 6 else s32(x)) for i, x in enumerate(allstr) if x is not None)
+    if tags:
+        r += struct.pack("<H", len(tags)) + b"".join(s16(t) for t in tags)
+    if props:
+        r += struct.pack("<H", len(props)) + b"".join(s16(k) + s16(v) for k, v in props)
     return r
 
 put("row", "full", record())
 put("row", "minimal", record(strs=(b"i", b"t", None, None, None, None), comment=None,
-                             meta=None, tags=(), props=()))
-put("row", "absent_tag", record(tags=(None, b"x")))
+                             meta=None, tags=(), props=(), dims=(0,) * 6))
+put("row", "absent_tag", record(tags=(b"", b"x")))
 put("row", "many_props", record(props=tuple((b"k%d" % i, b"v%d" % i) for i in range(20))))
-put("row", "bad_version", record(ver=2))
+put("row", "bad_version", record(ver=1))
 put("row", "truncated", record()[:-3])
 put("row", "short", record()[:50])
-put("row", "tag_count_lies", record()[:-(2 + 2 + 7 + 2 + 6)] + struct.pack("<H", 9))
-put("row", "huge_comment", bytes([1]) + fixed + s16(b"i") * 6 + struct.pack("<I", 0xFFFFFFF0))
+put("row", "tag_count_lies", record(props=())[:-(2 + 1 + 2 + 2)] + struct.pack("<H", 9))
+put("row", "huge_comment", record(strs=(b"i",) * 6, comment=b"", meta=None, tags=(),
+                                  props=())[:-4] + struct.pack("<I", 0xFFFFFFF0))
+put("row", "bad_type", record(type_src=0x03))
+put("row", "bad_masks", record(lists=0x04))
+put("row", "trailing_bytes", record() + b"x")
