@@ -408,21 +408,24 @@ static void mom_from_header(sdb__mom *m, const sdb__seg_hdr *h)
     if (!n) return;
     m->n = n;
     m->sum = h->sum;
-    m->mean = h->sum / (double)n;
+    m->k = h->k;
+    m->dm = h->dm;
     m->m2 = h->m2;
     m->min = h->v_min;
     m->max = h->v_max;
 }
 
-/* Moments of a kernel's partial aggregate taken about shift 0: mean is
- * exact to rounding, M2 is filled in by a second pass when asked for. */
+/* Moments of a kernel's partial aggregate taken about shift 0: the mean
+ * is sum/n (k = 0), good for avg; when stddev is asked for, a second pass
+ * about that mean fills in k, dm and M2 (kernel_stats). */
 static void mom_from_agg(sdb__mom *m, const sdb_agg *a)
 {
     sdb__mom_init(m);
     if (!a->n) return;
     m->n = a->n;
     m->sum = a->sum;
-    m->mean = a->sum / (double)a->n;
+    m->k = 0;
+    m->dm = a->sum / (double)a->n;
     m->min = a->min;
     m->max = a->max;
 }
@@ -630,8 +633,10 @@ static int kernel_stats(exec *e, const sdb__seg *g, group *gr)
     if (want_m2 && a.n > 1) {
         /* Corrected two-pass (Chan, Golub, LeVeque): deviations about
          * this chunk's own mean, less the rounding left in s1. */
-        f.shift = m.mean;
+        f.shift = m.k + m.dm;
         e->kern->agg_f64(g->value, g->ts, g->n, &f, &a);
+        m.k = f.shift;
+        m.dm = a.s1 / (double)a.n;
         m.m2 = a.s2 - a.s1 * a.s1 / (double)a.n;
         if (m.m2 < 0) m.m2 = 0;
     }
@@ -749,7 +754,8 @@ static int preagg_path(exec *e, const uint8_t *key)
         memcpy(&pa, p + (size_t)i * sizeof pa, sizeof pa);
         group *gr = group_get(e, &pa.id);
         if (!gr) return SDB_ENOMEM;
-        sdb__mom mm = {pa.n, pa.sum, pa.sum / pa.n, pa.m2, pa.min, pa.max};
+        sdb__mom mm = {.n = pa.n, .sum = pa.sum, .k = pa.k, .dm = pa.dm, .m2 = pa.m2,
+                       .min = pa.min, .max = pa.max};
         gr->count += pa.n;
         sdb__mom_merge(&gr->mom, &mm);
     }

@@ -94,14 +94,22 @@ void sdb__seg_build(const sdb__fixed *const *rows, uint32_t n, void *dst)
             if (r->value > h.v_max) h.v_max = r->value;
         }
     }
-    /* Two-pass M2 about the exact mean of this chunk. */
+    /* Two-pass M2 about the mean of this chunk, both passes on deviations
+     * from k, its first numeric value (sdb__mom says why). */
     if (n_num) {
-        double mean = h.sum / (double)n_num, m2 = 0;
+        uint32_t first = 0;
+        while (rows[first]->type == SDB_CATEGORICAL) first++;
+        double k = rows[first]->value, s1 = 0, m2 = 0;
+        for (uint32_t i = 0; i < n; i++)
+            if (rows[i]->type != SDB_CATEGORICAL) s1 += rows[i]->value - k;
+        double dm = s1 / (double)n_num;
         for (uint32_t i = 0; i < n; i++) {
             if (rows[i]->type == SDB_CATEGORICAL) continue;
-            double d = rows[i]->value - mean;
+            double d = (rows[i]->value - k) - dm;
             m2 += d * d;
         }
+        h.k = k;
+        h.dm = dm;
         h.m2 = m2;
     }
     memcpy(dst, &h, sizeof h);
@@ -130,10 +138,11 @@ static int build_preagg(const sdb__fixed *const *rows, uint32_t n, sdb__buf *out
                     over = true;
                     break;
                 }
-                e[m++] = (sdb__preagg){id, 0, 0, 0, INFINITY, -INFINITY};
+                e[m++] = (sdb__preagg){id, 0, 0, 0, INFINITY, -INFINITY, v, 0};
             }
             e[j].n++;
             e[j].sum += v;
+            e[j].dm += v - e[j].k; /* the deviation sum first, divided below */
             if (v < e[j].min) e[j].min = v;
             if (v > e[j].max) e[j].max = v;
         }
@@ -142,10 +151,11 @@ static int build_preagg(const sdb__fixed *const *rows, uint32_t n, sdb__buf *out
             if (sdb__buf_add(out, &none, 2)) return SDB_ENOMEM;
             continue;
         }
+        for (uint16_t j = 0; j < m; j++) e[j].dm /= (double)e[j].n;
         for (uint32_t i = 0; i < n; i++) {
             uint16_t j = 0;
             while (e[j].id != rows[i]->dims[d]) j++;
-            double dv = rows[i]->value - e[j].sum / e[j].n;
+            double dv = (rows[i]->value - e[j].k) - e[j].dm;
             e[j].m2 += dv * dv;
         }
         if (sdb__buf_add(out, &m, 2) || sdb__buf_add(out, e, sizeof(sdb__preagg) * m))

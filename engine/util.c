@@ -53,7 +53,7 @@ uint64_t sdb__hash(const void *p, size_t len) { return XXH3_64bits(p, len); }
 void sdb__mom_init(sdb__mom *m)
 {
     m->n = 0;
-    m->sum = m->mean = m->m2 = 0.0;
+    m->sum = m->k = m->dm = m->m2 = 0.0;
     m->min = INFINITY;
     m->max = -INFINITY;
 }
@@ -66,37 +66,26 @@ void sdb__mom_merge(sdb__mom *m, const sdb__mom *o)
         return;
     }
     double na = (double)m->n, nb = (double)o->n, n = na + nb;
-    double d = o->mean - m->mean;
+    /* Difference of the means, k first: two data values subtract exactly
+     * when they are within a factor of two of each other. */
+    double d = (o->k - m->k) + (o->dm - m->dm);
     m->m2 += o->m2 + d * d * na * nb / n;
-    m->mean += d * nb / n;
+    m->dm += d * nb / n;
     m->sum += o->sum;
     m->n += o->n;
     if (o->min < m->min) m->min = o->min;
     if (o->max > m->max) m->max = o->max;
 }
 
-void sdb__mom_add_agg(sdb__mom *m, const sdb_agg *a, double shift)
-{
-    if (a->n == 0) return;
-    double n = (double)a->n;
-    sdb__mom o = {
-        .n = a->n,
-        .sum = a->sum,
-        .mean = shift + a->s1 / n,
-        .m2 = a->s2 - a->s1 * a->s1 / n,
-        .min = a->min,
-        .max = a->max,
-    };
-    if (o.m2 < 0) o.m2 = 0;
-    sdb__mom_merge(m, &o);
-}
-
 void sdb__mom_add(sdb__mom *m, double x)
 {
+    if (m->n == 0) m->k = x;
     m->n++;
-    double d = x - m->mean;
-    m->mean += d / (double)m->n;
-    m->m2 += d * (x - m->mean);
+    /* Welford's update on the deviation from k. */
+    double y = x - m->k;
+    double e = y - m->dm;
+    m->dm += e / (double)m->n;
+    m->m2 += e * (y - m->dm);
     m->sum += x;
     if (x < m->min) m->min = x;
     if (x > m->max) m->max = x;

@@ -2,6 +2,7 @@
  * durability across reopen, replacement in every place a score can be,
  * map growth, the watermark and pending counts, project isolation. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -371,4 +372,29 @@ Test(store, stddev_stays_exact_when_the_mean_dwarfs_the_spread)
     cr_assert_float_eq(q1(0, "{\"stats\":[\"stddev\"]}", "stddev"), 1.0, 1e-12);
     cr_assert_float_eq(q1(0, "{\"stats\":[\"stddev\"],\"where\":{\"value\":{\"gte\":0}}}", "stddev"),
                        1.0, 1e-12);
+}
+
+/* The same at a spread below the ulp of the mean's digits, split across
+ * two days (two chunks merged) and through every path: header, kernel
+ * (value filter), row loop (source filter), pre-aggregates (group_by).
+ * The reference is the sample stddev of the three doubles computed
+ * exactly (Python's statistics.stdev on the same doubles). */
+Test(store, stddev_of_chunks_merged_stays_exact_on_every_path)
+{
+    put(0, T0, "{\"name\":\"x\",\"value\":1000000000.9,\"trace_id\":\"t\",\"timestamp\":0}");
+    put(0, T0, "{\"name\":\"x\",\"value\":1000000000.7,\"trace_id\":\"t\",\"timestamp\":1}");
+    put(0, T0, "{\"name\":\"x\",\"value\":1000000000.7,\"trace_id\":\"t\",\"timestamp\":86400000}");
+    cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+    const double want = 0.11547001254261591;
+    const char *qs[] = {
+        "{\"stats\":[\"stddev\"]}",
+        "{\"stats\":[\"stddev\"],\"where\":{\"value\":{\"gt\":0}}}",
+        "{\"stats\":[\"stddev\"],\"where\":{\"source\":[\"API\"]}}",
+        "{\"stats\":[\"stddev\"],\"group_by\":[\"environment\"]}",
+        "{\"stats\":[\"stddev\"],\"interval\":\"1d\"}",
+    };
+    for (size_t i = 0; i < sizeof qs / sizeof *qs; i++) {
+        double got = q1(0, qs[i], "stddev");
+        cr_assert(fabs(got - want) <= 1e-12 * want, "%s: %.17g, want %.17g", qs[i], got, want);
+    }
 }

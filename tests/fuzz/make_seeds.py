@@ -152,8 +152,9 @@ put("segment", "bad_type_counts", segment(rows3, types=[3, 1, 0]))
 put("segment", "truncated", segment(rows3)[:-1])
 put("segment", "short_header", segment(rows3)[:100])
 put("segment", "type_out_of_range", segment([row(0, 7), row(1, 255)], types=[2, 0, 0]))
-# preagg values: per dimension a u16 count (0xFFFF: not kept) then 40-byte entries
-pe = struct.pack("<IIdddd", 1, 3, 1.5, 0.25, 0.1, 0.9)
+# preagg values: per dimension a u16 count (0xFFFF: not kept) then 56-byte
+# entries (id, n, sum, m2, min, max, k, dm)
+pe = struct.pack("<IIdddddd", 1, 3, 1.5, 0.25, 0.1, 0.9, 0.1, 0.4)
 put("segment", "preagg", b"".join(struct.pack("<H", 1) + pe for _ in range(6)))
 put("segment", "preagg_skipped", struct.pack("<H", 0xFFFF) + struct.pack("<H", 2) + pe + pe)
 put("segment", "preagg_short", struct.pack("<H", 3) + pe)
