@@ -12,7 +12,9 @@
  * method (405 + Allow) and a missing or wrong key (401). Then the body
  * arrives in pieces and is appended, counted against the cap even when
  * chunked; past the cap the rest is discarded and 413 answered. The last
- * callback hands the complete request to serve.c.
+ * callback hands the complete request to serve.c. An ingest may leave it
+ * suspended (MHD_ALLOW_SUSPEND_RESUME) until its group commit: the
+ * writer resumes it and one more callback sends the reply.
  */
 #include "compat.h"
 
@@ -245,6 +247,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = r;
         return first_call(s, c, url, method, r);
     }
+    if (r->parked) { /* resumed by the writer after the commit */
+        sdb__reply rep = {0, NULL, 0, NULL};
+        sdb__serve_resumed(s, r, &rep);
+        return send_reply(c, r, &rep, NULL);
+    }
     if (r->responded) { /* an early error: drop whatever body follows */
         *upload_len = 0;
         return MHD_YES;
@@ -282,6 +289,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->body) r->body[r->len] = 0;
     sdb__reply rep = {0, NULL, 0, NULL};
     sdb__serve_dispatch(s, c, r, &rep);
+    if (!rep.body && r->parked) return MHD_YES; /* suspended until the commit */
     return send_reply(c, r, &rep, NULL);
 }
 
@@ -310,6 +318,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         atomic_fetch_add(&s->lat[r->route][b], 1);
         atomic_fetch_add(&s->lat_sum_us[r->route], (uint64_t)(dt * 1e6));
     }
+    sdb__serve_req_done(s, r);
     free(r->body);
     free(r);
 }
@@ -370,7 +379,7 @@ int sdb__http_start(sdb_server *s, char *err, size_t errlen)
                  s->listen);
         return SDB_EINVAL;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     if (v6) flags |= MHD_USE_IPv6;
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
@@ -532,3 +541,7 @@ const char *sdb__http_ctype(struct MHD_Connection *c)
 {
     return MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 }
+
+void sdb__http_suspend(struct MHD_Connection *c) { MHD_suspend_connection(c); }
+
+void sdb__http_resume(struct MHD_Connection *c) { MHD_resume_connection(c); }

@@ -61,6 +61,8 @@ typedef struct sdb__req {
     char id[256];        /* /v1/scores/{id} */
     char *body;
     size_t len, cap;
+    void *parked;        /* serve.c: an ingest whose connection is suspended
+                            until its group commit; freed by sdb__serve_req_done */
 } sdb__req;
 
 typedef struct sdb__reply {
@@ -71,8 +73,15 @@ typedef struct sdb__reply {
 } sdb__reply;
 
 /* serve.c: run the endpoint of a routed, authorised request whose body is
- * complete. */
+ * complete. When it returns with r->parked set and no reply (out->body
+ * NULL), the connection is suspended (sdb__http_suspend) and the writer
+ * resumes it after the commit; libmicrohttpd then calls back once more and
+ * sdb__serve_resumed makes the reply. */
 void sdb__serve_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r, sdb__reply *out);
+void sdb__serve_resumed(sdb_server *s, sdb__req *r, sdb__reply *out);
+/* Free what serve.c keeps in r: a parked ingest, once its reply is made
+ * or its connection is gone (the request-completed callback). */
+void sdb__serve_req_done(sdb_server *s, sdb__req *r);
 /* A JSON error reply {"error": msg}. */
 void sdb__reply_error(sdb__reply *out, int status, const char *msg);
 /* Epoch ms by the server's clock (real, file or fake). */
@@ -93,6 +102,10 @@ char *sdb__metrics_text(sdb_server *s, size_t *len);
 size_t sdb__http_args(struct MHD_Connection *c, sdb_param **out);
 /* The request's Content-Type header (NULL when absent). */
 const char *sdb__http_ctype(struct MHD_Connection *c);
+/* Suspend c (only from inside its request's callback); resume it from any
+ * thread, at any time after. */
+void sdb__http_suspend(struct MHD_Connection *c);
+void sdb__http_resume(struct MHD_Connection *c);
 
 /* ---------------------------------------------------------------- state */
 
@@ -101,6 +114,8 @@ typedef struct sdb__wreq {
     uint32_t project;
     sdb_batch *b;
     int done, rc;
+    struct MHD_Connection *conn; /* parked: resume it when done; NULL: a
+                                    thread waits on done_cv */
 } sdb__wreq;
 
 typedef struct sdb__span {
@@ -132,6 +147,9 @@ struct sdb_server {
     pthread_cond_t wq_cv, done_cv;
     sdb__wreq *wq_head, *wq_tail;
     int stopping;
+    size_t parked;   /* suspended connections the writer still has to resume */
+    size_t resumed;  /* resumed by the writer, reply not made yet */
+    int no_park;     /* stopping HTTP: ingests wait on their thread instead */
 
     /* aggregator */
     pthread_t agg;
