@@ -380,7 +380,8 @@ static int ingest_txn(sdb__txn *t, void *arg)
             if ((rc = sdb__put(t, SDB__DB_IDS, ik, 4 + sc->id.len, refb, 8, 0))) return rc;
         }
         if ((rc = sdb__row_encode(&fx, sc, label, &c->rec))) return rc;
-        if ((rc = sdb__put(t, SDB__DB_ROWS, rk, sizeof rk, c->rec.p, c->rec.len, 0))) return rc;
+        /* Refs grow, so a row usually goes after every other: the append hint. */
+        if ((rc = sdb__put(t, SDB__DB_ROWS, rk, sizeof rk, c->rec.p, c->rec.len, 1))) return rc;
     }
     if ((rc = sdb__pending_add(t, c->project, pending))) return rc;
     if ((rc = sdb__meta_put_u64(t, "next_ref", next_ref))) return rc;

@@ -350,11 +350,17 @@ int sdb__get(sdb__txn *t, int db, const void *k, size_t klen, sdb__val *out)
     return SDB_OK;
 }
 
+/* `append` is a hint that k sorts after every key of the database: LMDB
+ * then puts it on the last page without a search from the root. When the
+ * hint is wrong LMDB refuses with MDB_KEYEXIST before changing anything,
+ * and the put is made the ordinary way. */
 int sdb__put(sdb__txn *t, int db, const void *k, size_t klen, const void *v, size_t vlen,
              int append)
 {
     MDB_val key = {klen, (void *)k}, val = {vlen, (void *)v};
-    return from_mdb(mdb_put(t->txn, dbi(t, db), &key, &val, append ? MDB_APPEND : 0));
+    int rc = mdb_put(t->txn, dbi(t, db), &key, &val, append ? MDB_APPEND : 0);
+    if (rc == MDB_KEYEXIST && append) rc = mdb_put(t->txn, dbi(t, db), &key, &val, 0);
+    return from_mdb(rc);
 }
 
 int sdb__reserve(sdb__txn *t, int db, const void *k, size_t klen, size_t vlen, void **out)
