@@ -122,25 +122,34 @@ static uint64_t splitmix(uint64_t *x)
  * what ingest wrote): the id itself says where its row is, and the row
  * keeps the id string to prove it. The ids still sort by creation time.
  *
- * The ref is known only inside the ingest transaction, so parsing leaves a
- * placeholder of the right length that ingest_txn overwrites. */
+ * The ref is known only inside the ingest transaction, so parsing writes
+ * the time and random part and ingest_txn the last 16 digits. */
 #define GEN_ID_LEN 36u
 #define REF_MASK ((1ull << 62) - 1)
 
+static const char hexdig[] = "0123456789abcdef";
+
+/* The last 16 hex digits (and their dash): variant and row ref. */
+static void gen_id_write_ref(char *buf, uint64_t ref)
+{
+    uint64_t lo = (ref & REF_MASK) | (2ull << 62);
+    int o = 19;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4) buf[o++] = '-';
+        buf[o++] = hexdig[(lo >> (60 - 4 * i)) & 15];
+    }
+}
+
 static void gen_id_write(char *buf, uint64_t ms, uint64_t rand12, uint64_t ref)
 {
-    static const char hex[] = "0123456789abcdef";
     uint64_t hi = ms << 16 | 0x7000u | (rand12 & 0x0FFFu);
-    uint64_t lo = (ref & REF_MASK) | (2ull << 62);
     int o = 0;
     for (int i = 0; i < 16; i++) {
         if (i == 8 || i == 12) buf[o++] = '-';
-        buf[o++] = hex[(hi >> (60 - 4 * i)) & 15];
+        buf[o++] = hexdig[(hi >> (60 - 4 * i)) & 15];
     }
-    for (int i = 0; i < 16; i++) {
-        if (i == 0 || i == 4) buf[o++] = '-';
-        buf[o++] = hex[(lo >> (60 - 4 * i)) & 15];
-    }
+    buf[o++] = '-';
+    gen_id_write_ref(buf, ref);
 }
 
 int sdb__batch_gen_id(sdb_batch *b, sdb__str *out)
@@ -362,8 +371,7 @@ static int ingest_txn(sdb__txn *t, void *arg)
             /* New by construction; the id names its row (no index entry).
              * The placeholder is the batch's own arena memory. */
             SDB_ASSERT(sc->id.len == GEN_ID_LEN);
-            gen_id_write((char *)(uintptr_t)sc->id.p, (uint64_t)now,
-                         splitmix(&c->b->rng), fx.ref);
+            gen_id_write_ref((char *)(uintptr_t)sc->id.p, fx.ref);
         } else {
             /* Replacement by id. */
             uint64_t old_ref;
