@@ -181,6 +181,24 @@ lines.push('');
 lines.push('scoredb bytes/score is the store\'s `data.mdb` over the scores accepted (the row store with every field, plus the column segments); ' +
   'DuckDB and SQLite hold only the ten CSV columns.');
 lines.push('');
+// Where scoredb's bytes are (`scoredb stats`), against the segment target.
+const stats = load('stats.json');
+if (stats && ingest) {
+  const n = ingest.accepted ?? rowsOf;
+  const per = (b) => n ? (b / n).toFixed(1) : '—';
+  const num = (x) => Number(x).toLocaleString('en-US');
+  lines.push('| scoredb database | entries | bytes | bytes/score |');
+  lines.push('|---|--:|--:|--:|');
+  for (const [name, d] of Object.entries(stats.dbs))
+    if (d.bytes) lines.push(`| ${name} | ${num(d.entries)} | ${num(d.bytes)} | ${per(d.bytes)} |`);
+  lines.push(`| all pages in use (with LMDB's free list) | | ${num(stats.bytes_used)} | ${per(stats.bytes_used)} |`);
+  lines.push('');
+  const seg = stats.dbs.segments?.bytes;
+  if (seg && n) lines.push(`Column segments: ${per(seg)} bytes/score on disk (target ≤ 16: ${seg / n <= 16 ? 'met' : '**missed**'}).`);
+  lines.push('');
+}
+if (ingest && rowsOf && ingest.accepted !== undefined && ingest.accepted !== rowsOf)
+  errors.push(`scoredb ingest accepted ${ingest.accepted} of ${rowsOf} rows`);
 
 // HTTP: `scoredb serve` under bench/http_load (Makefile run-http).
 const http = load('http.json');

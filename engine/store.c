@@ -244,6 +244,47 @@ void sdb_store_close(sdb_store *s)
     free(s);
 }
 
+static MDB_dbi dbi(sdb__txn *t, int db) { return (MDB_dbi)t->s->dbi[db]; }
+
+int sdb_store_stats_json(sdb_store *s, char **out_json)
+{
+    *out_json = NULL;
+    sdb__txn *t;
+    int rc = sdb__txn_begin(s, 0, &t);
+    if (rc) return rc;
+    MDB_envinfo info;
+    MDB_stat est;
+    mdb_env_info((MDB_env *)s->env, &info);
+    mdb_env_stat((MDB_env *)s->env, &est);
+    sdb__buf b = {0};
+    char tmp[256];
+    uint64_t psize = est.ms_psize;
+    snprintf(tmp, sizeof tmp,
+             "{\"page_size\":%llu,\"pages_used\":%llu,\"bytes_used\":%llu,"
+             "\"file_bytes\":%llu,\"dbs\":{",
+             (unsigned long long)psize, (unsigned long long)info.me_last_pgno + 1,
+             (unsigned long long)((info.me_last_pgno + 1) * psize),
+             (unsigned long long)sdb_store_disk_bytes(s));
+    rc = sdb__buf_add(&b, tmp, strlen(tmp));
+    for (int i = 0; i < SDB__N_DBS && rc == SDB_OK; i++) {
+        MDB_stat st;
+        if ((rc = from_mdb(mdb_stat(t->txn, dbi(t, i), &st)))) break;
+        uint64_t pages = st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+        snprintf(tmp, sizeof tmp, "%s\"%s\":{\"entries\":%llu,\"pages\":%llu,\"bytes\":%llu}",
+                 i ? "," : "", db_names[i], (unsigned long long)st.ms_entries,
+                 (unsigned long long)pages, (unsigned long long)(pages * psize));
+        rc = sdb__buf_add(&b, tmp, strlen(tmp));
+    }
+    if (rc == SDB_OK) rc = sdb__buf_add(&b, "}}", 3); /* with the NUL */
+    sdb__txn_abort(t);
+    if (rc) {
+        sdb__buf_free(&b);
+        return rc;
+    }
+    *out_json = b.p;
+    return SDB_OK;
+}
+
 uint64_t sdb_store_disk_bytes(sdb_store *s)
 {
     char p[4200];
@@ -338,7 +379,6 @@ int sdb__write(sdb_store *s, int (*fn)(sdb__txn *t, void *ctx), void *ctx)
 
 /* ------------------------------------------------------------- key/value */
 
-static MDB_dbi dbi(sdb__txn *t, int db) { return (MDB_dbi)t->s->dbi[db]; }
 
 int sdb__get(sdb__txn *t, int db, const void *k, size_t klen, sdb__val *out)
 {

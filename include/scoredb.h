@@ -84,6 +84,13 @@ void sdb_store_close(sdb_store *s);
 /* Bytes the store occupies on disk (the LMDB data file). */
 uint64_t sdb_store_disk_bytes(sdb_store *s);
 
+/* Where the bytes are: a JSON object with the page size, the pages in use
+ * (every database plus LMDB's free list), the data file's size, and per
+ * database (segments, rows, ids, dict, dictrev, meta, preagg) its entries,
+ * its pages and their bytes. On success *out_json is owned by the caller
+ * (free()). Any thread. Returns SDB_OK, SDB_EIO or SDB_ENOMEM. */
+int sdb_store_stats_json(sdb_store *s, char **out_json);
+
 /* The project id for `name` (e.g. "default"), created when `create` is set.
  * Project 0 is always "default". Returns SDB_OK or SDB_ENOTFOUND. */
 int sdb_project_id(sdb_store *s, const char *name, int create, uint32_t *out_id);

@@ -35,6 +35,7 @@ static void usage(FILE *f)
           "  scoredb ingest --db DIR [FILE ...|-]        NDJSON scores in, one per line\n"
           "  scoredb query  --db DIR [QUERY_JSON|-]      one query, JSON out\n"
           "  scoredb names  --db DIR                     score names with type and counts\n"
+          "  scoredb stats  --db DIR                     where the store's bytes are\n"
           "  scoredb serve  --db DIR [--listen 127.0.0.1:8080] [--aggregation-delay 10m]\n"
           "                 [--threads N] [--max-body 8MiB] [--keys FILE]\n"
           "  scoredb export --db DIR --format clickhouse|csv|ndjson [--out PATH]\n",
@@ -534,6 +535,24 @@ static int cmd_names(const char *db)
     return 0;
 }
 
+/* Where the store's bytes are (sdb_store_stats_json). */
+static int cmd_stats(const char *db)
+{
+    sdb_store *s;
+    int rc = sdb_cli_open(db, 1, &s);
+    if (rc) return rc;
+    char *out = NULL;
+    rc = sdb_store_stats_json(s, &out);
+    sdb_store_close(s);
+    if (rc) {
+        fprintf(stderr, "scoredb: stats failed: %s\n", sdb_strerror(rc));
+        return 1;
+    }
+    puts(out);
+    free(out);
+    return 0;
+}
+
 /* Pull "--db DIR" (or --db=DIR) out of argv; the rest stay in order. */
 static const char *take_db(int *argc, char **argv)
 {
@@ -581,6 +600,10 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "names")) {
         if (rest) return sdb_cli_usage("names takes no arguments");
         return cmd_names(db);
+    }
+    if (!strcmp(cmd, "stats")) {
+        if (rest) return sdb_cli_usage("stats takes no arguments");
+        return cmd_stats(db);
     }
     for (const sdb_cli_cmd *c = sdb_cli_cmds; c->name; c++)
         if (!strcmp(cmd, c->name)) return c->run(db, rest, args);

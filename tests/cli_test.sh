@@ -79,6 +79,11 @@ out=$("$BIN" names --db "$T/db"); rc=$?
 expect_eq "$rc" 0 "names exits 0"
 expect_has "$out" '{"name":"label","data_type":"CATEGORICAL","count":1,"first":"2026-01-02T10:00:00.000Z","last":"2026-01-02T10:00:00.000Z"}' "names lists label"
 
+out=$("$BIN" stats --db "$T/ring"); rc=$?
+expect_eq "$rc" 0 "stats exits 0"
+expect_has "$out" '"rows":{"entries":19980,' "stats counts the row records"
+expect_has "$out" '"ids":{"entries":0,' "generated ids need no index entry"
+
 "$BIN" query --db "$T/nope" '{}' 2>"$T/err"; rc=$?
 expect_eq "$rc" 1 "query of a missing store exits 1"
 expect_has "$(cat "$T/err")" "no store at" "missing store message"
