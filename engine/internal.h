@@ -245,6 +245,9 @@ typedef struct sdb__row {
     const uint8_t *tags;  /* n_tags × (u16 len, bytes) */
     const uint8_t *props; /* n_props × (u16 len, key, u16 len, value) */
     uint32_t n_tags, n_props;
+    /* id and trace_id when the record keeps them packed (engine/row.c):
+     * rendered here, so those two views live as long as this struct. */
+    char text_[2][SDB_MAX_STR + 1];
 } sdb__row;
 int sdb__row_decode(const void *p, size_t len, sdb__row *out);
 /* Only the fixed part of a row record (what the fold needs). */

@@ -9,7 +9,8 @@
  *   u8   dims mask: bit d set when dimension d is present
  *   u8   strings mask: bits 0..7 id, trace_id, observation_id, session_id,
  *        dataset_run_id, config_id, comment, metadata
- *   u8   lists mask: bit 0 tags, bit 1 properties
+ *   u8   lists mask: bit 0 tags, bit 1 properties; bits 2-3 how id is
+ *        stored, bits 4-5 how trace_id is (PACK_*, below)
  *   i64  ts, i64 ingested, f64 value (categorical: label id), u64 trace
  *   u64  ref, u32 project, u32 name
  *   u32  dims[popcount(dims mask)], in column order
@@ -18,18 +19,60 @@
  *   tags (when present): u16 n, n × str16
  *   properties (when present): u16 n, n × (str16 key, str16 value)
  * where str16 is a u16 length then bytes and str32 a u32 length then bytes.
+ * id and trace_id are usually machine-made: a canonical lower-case UUID is
+ * kept as its 16 bytes (PACK_UUID), lower-case hex of even length as a u8
+ * byte count and the bytes (PACK_HEX, an OpenTelemetry trace id: 17 bytes
+ * instead of 34); decoding renders them back into the sdb__row.
  * Dimension and label strings are not repeated here: the fixed part
  * carries their dictionary ids.
  *
  * Version 1 wrote the 80-byte in-memory sdb__fixed and a length for every
- * absent string: 173 bytes for a typical score against 136 now, and the
- * row store is most of what ingest writes.
+ * absent string: 173 bytes for a typical score against 101 now (a
+ * generated id and a 32-digit hex trace id), and the row store is most of
+ * what ingest writes.
  */
 #include "internal.h"
 
 #define ROW_VERSION 2
 #define HEAD 5u /* version and the four masks */
 #define FIXED 48u /* ts, ingested, value, trace, ref, project, name */
+
+enum { PACK_RAW = 0, PACK_UUID = 1, PACK_HEX = 2 };
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* How s can be stored: PACK_UUID, PACK_HEX or PACK_RAW. */
+static int pack_kind(sdb__str s)
+{
+    if (s.len == 36 && s.p[8] == '-' && s.p[13] == '-' && s.p[18] == '-' && s.p[23] == '-') {
+        for (int i = 0; i < 36; i++)
+            if (i != 8 && i != 13 && i != 18 && i != 23 && hexval(s.p[i]) < 0) return PACK_RAW;
+        return PACK_UUID;
+    }
+    if (s.len == 0 || s.len % 2 || s.len > SDB_MAX_STR) return PACK_RAW;
+    for (uint32_t i = 0; i < s.len; i++)
+        if (hexval(s.p[i]) < 0) return PACK_RAW;
+    return PACK_HEX;
+}
+
+static int put_packed(sdb__buf *b, sdb__str s, int kind)
+{
+    uint8_t tmp[256];
+    size_t n = 0;
+    if (kind == PACK_HEX) tmp[n++] = (uint8_t)(s.len / 2);
+    for (uint32_t i = 0; i < s.len;) {
+        if (s.p[i] == '-') {
+            i++;
+            continue;
+        }
+        tmp[n++] = (uint8_t)(hexval(s.p[i]) << 4 | hexval(s.p[i + 1]));
+        i += 2;
+    }
+    return sdb__buf_add(b, tmp, n);
+}
 
 static int put16(sdb__buf *b, sdb__str s)
 {
@@ -57,7 +100,10 @@ int sdb__row_encode(const sdb__fixed *fx, const sdb__score *sc, uint32_t label_i
     head[0] = ROW_VERSION;
     head[1] = (uint8_t)(fx->type | fx->source << 2);
     head[2] = head[3] = 0;
-    head[4] = (uint8_t)((sc->n_tags ? 1 : 0) | (sc->n_props ? 2 : 0));
+    int kind_id = sc->id.p ? pack_kind(sc->id) : PACK_RAW;
+    int kind_tr = sc->trace_id.p ? pack_kind(sc->trace_id) : PACK_RAW;
+    head[4] = (uint8_t)((sc->n_tags ? 1 : 0) | (sc->n_props ? 2 : 0) | kind_id << 2 |
+                        kind_tr << 4);
     for (int i = 0; i < 8; i++)
         if (strs[i]->p) head[3] |= (uint8_t)(1u << i);
     uint8_t *p = head + HEAD;
@@ -76,9 +122,14 @@ int sdb__row_encode(const sdb__fixed *fx, const sdb__score *sc, uint32_t label_i
             p += 4;
         }
     if (sdb__buf_add(out, head, (size_t)(p - head))) return SDB_ENOMEM;
-    for (int i = 0; i < 8; i++)
-        if (strs[i]->p && (i < 6 ? put16(out, *strs[i]) : put32(out, *strs[i])))
-            return SDB_ENOMEM;
+    for (int i = 0; i < 8; i++) {
+        if (!strs[i]->p) continue;
+        int kind = i == 0 ? kind_id : i == 1 ? kind_tr : PACK_RAW;
+        int rc = kind != PACK_RAW ? put_packed(out, *strs[i], kind)
+                 : i < 6         ? put16(out, *strs[i])
+                                 : put32(out, *strs[i]);
+        if (rc) return SDB_ENOMEM;
+    }
     if (sc->n_tags) {
         uint16_t n = (uint16_t)sc->n_tags;
         if (sdb__buf_add(out, &n, 2)) return SDB_ENOMEM;
@@ -124,6 +175,32 @@ static int get32(rd *r, sdb__str *s)
     return SDB_OK;
 }
 
+/* A packed string, rendered into buf (SDB_MAX_STR + 1 bytes). */
+static int get_packed(rd *r, int kind, char *buf, sdb__str *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t nb;
+    if (kind == PACK_UUID) {
+        nb = 16;
+    } else {
+        if (r->end - r->p < 1) return SDB_ECORRUPT;
+        nb = *r->p++;
+        if (nb == 0 || 2 * nb > SDB_MAX_STR) return SDB_ECORRUPT;
+    }
+    if ((size_t)(r->end - r->p) < nb) return SDB_ECORRUPT;
+    size_t o = 0;
+    for (size_t i = 0; i < nb; i++) {
+        if (kind == PACK_UUID && (i == 4 || i == 6 || i == 8 || i == 10)) buf[o++] = '-';
+        buf[o++] = hex[r->p[i] >> 4];
+        buf[o++] = hex[r->p[i] & 15];
+    }
+    buf[o] = 0;
+    r->p += nb;
+    s->p = buf;
+    s->len = (uint32_t)o;
+    return SDB_OK;
+}
+
 static int skip_list(rd *r, int present, uint32_t per, uint32_t *n_out, const uint8_t **start)
 {
     *n_out = 0;
@@ -149,7 +226,7 @@ static int decode_fixed(const uint8_t *p, size_t len, sdb__fixed *fx, const uint
     if (len < HEAD + FIXED || p[0] != ROW_VERSION) return SDB_ECORRUPT;
     uint8_t ts = p[1], dmask = p[2];
     if ((ts & 3) >= SDB_N_TYPES || (ts >> 2) >= SDB_N_SOURCES || dmask >> SDB_N_DIMS ||
-        p[4] >> 2)
+        p[4] >> 6 || (p[4] >> 2 & 3) == 3 || (p[4] >> 4 & 3) == 3)
         return SDB_ECORRUPT;
     memset(fx, 0, sizeof *fx);
     fx->type = ts & 3;
@@ -192,8 +269,12 @@ int sdb__row_decode(const void *p, size_t len, sdb__row *out)
     for (int i = 0; i < 8; i++) {
         strs[i]->p = NULL;
         strs[i]->len = 0;
-        if (smask & (1u << i) && (i < 6 ? get16(&r, strs[i]) : get32(&r, strs[i])))
-            return SDB_ECORRUPT;
+        if (!(smask & (1u << i))) continue;
+        int kind = i == 0 ? lmask >> 2 & 3 : i == 1 ? lmask >> 4 & 3 : PACK_RAW;
+        int rc = kind != PACK_RAW ? get_packed(&r, kind, out->text_[i], strs[i])
+                 : i < 6         ? get16(&r, strs[i])
+                                 : get32(&r, strs[i]);
+        if (rc) return SDB_ECORRUPT;
     }
     if (skip_list(&r, lmask & 1, 1, &out->n_tags, &out->tags)) return SDB_ECORRUPT;
     if (skip_list(&r, lmask & 2, 2, &out->n_props, &out->props)) return SDB_ECORRUPT;

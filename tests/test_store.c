@@ -306,6 +306,45 @@ Test(store, timestamps_outside_years_0000_to_9999_are_rejected_by_name)
     cr_assert_not_null(strstr(err, "field \"from\": must be from 0000-01-01"), "%s", err);
 }
 
+/* Row records keep lower-case UUIDs and even-length lower-case hex (the
+ * usual id and trace id) as bytes; every other string stays as given. Each
+ * one must come back exactly. */
+Test(store, packed_and_plain_ids_and_trace_ids_come_back_exactly)
+{
+    static const char *const ids[] = {
+        "0191e2c4-6f1a-7b3c-9d4e-5f60718293a4",  /* packed as a UUID */
+        "0191E2C4-6F1A-7B3C-9D4E-5F60718293A4",  /* upper case: as given */
+        "abcdef0123456789", "abc", "x-1", "0191e2c4-6f1a-7b3c-9d4e-5f60718293a",
+    };
+    static const char *const traces[] = {
+        "4bf92f3577b34da6a3ce929d0e0e4736", "00", "0", "4BF92F35", "t-1",
+        "0191e2c4-6f1a-7b3c-9d4e-5f60718293a4",
+    };
+    char j[600], want[300];
+    static char long_hex[201];
+    memset(long_hex, 'e', 200);
+    for (size_t i = 0; i < 6; i++) {
+        snprintf(j, sizeof j, "{\"id\":\"%s\",\"name\":\"p\",\"value\":1,\"trace_id\":\"%s\"}",
+                 ids[i], traces[i]);
+        put(0, T0, j);
+    }
+    snprintf(j, sizeof j, "{\"id\":\"%s\",\"name\":\"p\",\"value\":1,\"trace_id\":\"%s\"}",
+             long_hex, long_hex);
+    put(0, T0, j);
+    for (size_t i = 0; i < 7; i++) {
+        const char *id = i < 6 ? ids[i] : long_hex, *tr = i < 6 ? traces[i] : long_hex;
+        char *out = NULL;
+        cr_assert_eq(sdb_score_get_json(s, 0, id, &out), SDB_OK, "%s", id);
+        snprintf(want, sizeof want, "\"id\":\"%s\"", id);
+        cr_assert_not_null(strstr(out, want), "%s in %s", want, out);
+        snprintf(want, sizeof want, "\"trace_id\":\"%s\"", tr);
+        cr_assert_not_null(strstr(out, want), "%s in %s", want, out);
+        free(out);
+    }
+    cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+    cr_assert_eq(q1(0, "{\"stats\":[\"count\",\"traces\"]}", "traces"), 7);
+}
+
 Test(store, a_full_map_grows_and_the_batch_is_kept)
 {
     sdb_store_close(s);

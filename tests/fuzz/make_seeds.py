@@ -200,3 +200,14 @@ put("row", "huge_comment", record(strs=(b"i",) * 6, comment=b"", meta=None, tags
 put("row", "bad_type", record(type_src=0x03))
 put("row", "bad_masks", record(lists=0x04))
 put("row", "trailing_bytes", record() + b"x")
+# id as a packed UUID (lists bits 2-3 = 1: 16 bytes), trace_id as packed hex
+# (bits 4-5 = 2: a byte count, then the bytes)
+def packed(hex_trace_bytes, uuid=bytes(range(16)), lists=0x01 | 1 << 2 | 2 << 4):
+    r = bytes([2, 0x04, 0, 0x03, lists])
+    r += struct.pack("<qqdQQII", 1767225600000, 1767225600001, 0.5, 0xabc, 42, 0, 1)
+    r += uuid + bytes([len(hex_trace_bytes)]) + hex_trace_bytes
+    r += struct.pack("<H", 1) + struct.pack("<H", 1) + b"a"
+    return r
+put("row", "packed_ids", packed(bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736")))
+put("row", "packed_hex_empty", packed(b""))
+put("row", "packed_bad_kind", packed(b"\x01", lists=0x01 | 3 << 2))
