@@ -36,33 +36,14 @@ typedef struct fold_ctx {
     uint32_t slice; /* capacity of rows, ptrs, grp */
 } fold_ctx;
 
-static void folded_key(char *k, uint32_t project)
-{
-    memcpy(k, "folded:", 7);
-    sdb__be32((uint8_t *)k + 7, project);
-}
-
 int sdb__folded_of(sdb__txn *t, uint32_t project, uint64_t *out)
 {
-    char k[11];
-    folded_key(k, project);
-    sdb__val v = {NULL, 0};
-    int rc = sdb__get(t, SDB__DB_META, k, sizeof k, &v);
-    *out = 0;
-    if (rc == SDB_ENOTFOUND) return SDB_OK;
-    if (rc) return rc;
-    if (v.len != 8) return SDB_ECORRUPT;
-    *out = sdb__rd64(v.p);
-    return SDB_OK;
+    return sdb__meta_get_project(t, "folded:", project, out);
 }
 
 static int folded_put(sdb__txn *t, uint32_t project, uint64_t ref)
 {
-    char k[11];
-    uint8_t b[8];
-    folded_key(k, project);
-    sdb__be64(b, ref);
-    return sdb__put(t, SDB__DB_META, k, sizeof k, b, 8, 0);
+    return sdb__meta_put_project(t, "folded:", project, ref);
 }
 
 /* Take the visible rows of `project` after its fold mark into c->rows

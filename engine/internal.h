@@ -212,6 +212,11 @@ int sdb__write(sdb_store *s, int (*fn)(sdb__txn *t, void *ctx), void *ctx);
 int sdb__meta_get_u64(sdb__txn *t, const char *key, uint64_t *out); /* ENOTFOUND */
 int sdb__meta_put_u64(sdb__txn *t, const char *key, uint64_t v);
 
+/* A per-project u64 in meta under key prefix + project (prefix at most 15
+ * bytes); an absent one reads as 0. */
+int sdb__meta_get_project(sdb__txn *t, const char *prefix, uint32_t project, uint64_t *out);
+int sdb__meta_put_project(sdb__txn *t, const char *prefix, uint32_t project, uint64_t v);
+
 /* Per-project count of acknowledged scores not yet folded. */
 int sdb__pending_of(sdb__txn *t, uint32_t project, uint64_t *out);
 int sdb__pending_add(sdb__txn *t, uint32_t project, int64_t delta);

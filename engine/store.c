@@ -502,18 +502,21 @@ int sdb__meta_put_u64(sdb__txn *t, const char *key, uint64_t v)
     return sdb__put(t, SDB__DB_META, key, strlen(key), b, 8, 0);
 }
 
-static void pending_key(char *k, uint32_t project)
+/* Per-project values in meta: key prefix (at most 15 bytes) + project. */
+static size_t project_key(char *k, const char *prefix, uint32_t project)
 {
-    memcpy(k, "pending:", 8);
-    sdb__be32((uint8_t *)k + 8, project);
+    size_t n = strlen(prefix);
+    memcpy(k, prefix, n);
+    sdb__be32((uint8_t *)k + n, project);
+    return n + 4;
 }
 
-int sdb__pending_of(sdb__txn *t, uint32_t project, uint64_t *out)
+int sdb__meta_get_project(sdb__txn *t, const char *prefix, uint32_t project, uint64_t *out)
 {
-    char k[12];
-    pending_key(k, project);
+    char k[20];
+    size_t klen = project_key(k, prefix, project);
     sdb__val v = {NULL, 0};
-    int rc = sdb__get(t, SDB__DB_META, k, sizeof k, &v);
+    int rc = sdb__get(t, SDB__DB_META, k, klen, &v);
     *out = 0;
     if (rc == SDB_ENOTFOUND) return SDB_OK;
     if (rc) return rc;
@@ -522,15 +525,25 @@ int sdb__pending_of(sdb__txn *t, uint32_t project, uint64_t *out)
     return SDB_OK;
 }
 
+int sdb__meta_put_project(sdb__txn *t, const char *prefix, uint32_t project, uint64_t v)
+{
+    char k[20];
+    uint8_t b[8];
+    size_t klen = project_key(k, prefix, project);
+    sdb__be64(b, v);
+    return sdb__put(t, SDB__DB_META, k, klen, b, 8, 0);
+}
+
+int sdb__pending_of(sdb__txn *t, uint32_t project, uint64_t *out)
+{
+    return sdb__meta_get_project(t, "pending:", project, out);
+}
+
 int sdb__pending_add(sdb__txn *t, uint32_t project, int64_t delta)
 {
     uint64_t n;
     int rc = sdb__pending_of(t, project, &n);
     if (rc) return rc;
     n = (int64_t)n + delta < 0 ? 0 : (uint64_t)((int64_t)n + delta);
-    char k[12];
-    uint8_t b[8];
-    pending_key(k, project);
-    sdb__be64(b, n);
-    return sdb__put(t, SDB__DB_META, k, sizeof k, b, 8, 0);
+    return sdb__meta_put_project(t, "pending:", project, n);
 }

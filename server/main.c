@@ -517,6 +517,20 @@ static int cmd_query(const char *db, const char *arg)
     return 0;
 }
 
+/* A command's JSON answer on stdout (exit 0), or its failure on stderr
+ * (exit 1). Takes `out`. */
+static int print_answer(const char *cmd, int rc, char *out)
+{
+    if (rc) {
+        fprintf(stderr, "scoredb: %s failed: %s\n", cmd, sdb_strerror(rc));
+        free(out);
+        return 1;
+    }
+    puts(out);
+    free(out);
+    return 0;
+}
+
 static int cmd_names(const char *db)
 {
     sdb_store *s;
@@ -526,13 +540,7 @@ static int cmd_names(const char *db)
     char *out = NULL;
     if (rc == SDB_OK) rc = sdb_names_json(s, 0, &out);
     sdb_store_close(s);
-    if (rc) {
-        fprintf(stderr, "scoredb: names failed: %s\n", sdb_strerror(rc));
-        return 1;
-    }
-    puts(out);
-    free(out);
-    return 0;
+    return print_answer("names", rc, out);
 }
 
 /* Where the store's bytes are (sdb_store_stats_json). */
@@ -544,13 +552,7 @@ static int cmd_stats(const char *db)
     char *out = NULL;
     rc = sdb_store_stats_json(s, &out);
     sdb_store_close(s);
-    if (rc) {
-        fprintf(stderr, "scoredb: stats failed: %s\n", sdb_strerror(rc));
-        return 1;
-    }
-    puts(out);
-    free(out);
-    return 0;
+    return print_answer("stats", rc, out);
 }
 
 /* Pull "--db DIR" (or --db=DIR) out of argv; the rest stay in order. */
