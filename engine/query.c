@@ -284,6 +284,8 @@ typedef struct exec {
     bool gb_dim;      /* group-by exactly one dimension */
     uint32_t gb_keys; /* single-dimension group-by: dictionary size + 1, 0 = off */
     sdb_agg *gtmp;    /* gb_keys accumulators */
+    uint32_t *keys;   /* a narrow dimension column widened for group_u32 */
+    uint32_t keys_cap;
     char *err;
     size_t errlen;
 } exec;
@@ -304,12 +306,6 @@ static inline uint64_t ld_u64(const uint8_t *p, size_t i)
 {
     uint64_t x;
     memcpy(&x, p + i * 8, 8);
-    return x;
-}
-static inline uint32_t ld_u32(const uint8_t *p, size_t i)
-{
-    uint32_t x;
-    memcpy(&x, p + i * 4, 4);
     return x;
 }
 
@@ -487,28 +483,53 @@ static uint32_t prop_key(exec *e, const sdb__row *r, const sdb__str *key)
     return id;
 }
 
+/* A dimension filter as the row loop of one segment applies it. */
+typedef struct dim_filter {
+    const uint32_t *ids; /* sorted */
+    uint32_t n_ids;
+    const uint8_t *col;
+    unsigned w;
+} dim_filter;
+
 static int row_path(exec *e, const sdb__seg *g, uint32_t name)
 {
     const sdb__query *q = e->q;
     uint32_t key[SDB_MAX_GROUP_BY] = {0};
+    /* Column and width of each dimension filter and group key, found once
+     * per segment rather than per row. A filter on a dimension absent from
+     * the whole segment (width 0) either passes every row or none. */
+    dim_filter df[SDB_N_DIMS];
+    int n_df = 0;
+    for (int d = 0; d < SDB_N_DIMS; d++) {
+        if (!e->dim_ids[d]) continue;
+        dim_filter f = {e->dim_ids[d], e->n_dim_ids[d], sdb__seg_dim_col(g, d), g->h.dim_w[d]};
+        if (f.w == 0 && !id_in(f.ids, f.n_ids, 0)) return SDB_OK;
+        if (f.w) df[n_df++] = f;
+    }
+    const uint8_t *gcol[SDB_MAX_GROUP_BY] = {0};
+    unsigned gw[SDB_MAX_GROUP_BY] = {0};
+    for (uint32_t k = 0; k < q->n_group; k++)
+        if (q->group[k].kind == SDB_GB_DIM) {
+            gcol[k] = sdb__seg_dim_col(g, q->group[k].dim);
+            gw[k] = g->h.dim_w[q->group[k].dim];
+        }
     for (uint32_t i = 0; i < g->n; i++) {
         int64_t ts = ld_i64(g->ts, i);
         if (ts < e->t_lo || ts > e->t_hi) continue;
-        uint8_t type = g->type[i], src = g->source[i];
+        uint8_t type = sdb__seg_type(g, i), src = sdb__seg_source(g, i);
         if (q->type_mask && !(q->type_mask & (1u << type))) continue;
         if (q->source_mask && !(q->source_mask & (1u << src))) continue;
         double v = ld_f64(g->value, i);
         if (q->has_value && (type == SDB_CATEGORICAL || v < e->v_lo || v > e->v_hi)) continue;
         bool ok = true;
-        for (int d = 0; ok && d < SDB_N_DIMS; d++)
-            if (e->dim_ids[d] && !id_in(e->dim_ids[d], e->n_dim_ids[d], ld_u32(g->dims[d], i)))
-                ok = false;
+        for (int k = 0; ok && k < n_df; k++)
+            ok = id_in(df[k].ids, df[k].n_ids, sdb__seg_ld(df[k].col, df[k].w, i));
         if (!ok) continue;
         sdb__row row;
         if (e->need_row) {
             uint8_t rk[12];
             sdb__be32(rk, e->project);
-            sdb__be64(rk + 4, ld_u64(g->ref, i));
+            sdb__be64(rk + 4, sdb__seg_ref(g, i));
             sdb__val rv;
             int rc = sdb__get(e->t, SDB__DB_ROWS, rk, sizeof rk, &rv);
             if (rc) return rc == SDB_ENOTFOUND ? SDB_ECORRUPT : rc;
@@ -530,7 +551,7 @@ static int row_path(exec *e, const sdb__seg *g, uint32_t name)
             const sdb__gb *gb = &q->group[k];
             switch (gb->kind) {
             case SDB_GB_NAME: key[k] = name; break;
-            case SDB_GB_DIM: key[k] = ld_u32(g->dims[gb->dim], i); break;
+            case SDB_GB_DIM: key[k] = sdb__seg_ld(gcol[k], gw[k], i); break;
             case SDB_GB_SOURCE: key[k] = src + 1u; break;
             case SDB_GB_TYPE: key[k] = type + 1u; break;
             case SDB_GB_PROP: key[k] = prop_key(e, &row, &gb->key); break;
@@ -672,7 +693,11 @@ static int kernel_extras(exec *e, const sdb__seg *g, group *gr)
 
 /* Group-by one low-cardinality dimension with only time and value filters:
  * the group_u32 kernel fills direct-indexed accumulators, one per
- * dictionary id, and only the touched ones become groups. */
+ * dictionary id, and only the touched ones become groups. The kernel reads
+ * u32 keys: a 4-byte column is read in place, a 1- or 2-byte one is first
+ * widened into the exec's scratch array (a sequential pass that stays in
+ * L1/L2), and a dimension absent from the whole segment is one group,
+ * key 0, summed by agg_f64. */
 static bool dim_kernel_ok(const exec *e, const sdb__seg_hdr *h)
 {
     return !e->dim_active && !e->need_row && !e->q->source_mask && !e->need_vals &&
@@ -686,7 +711,22 @@ static int dim_kernel_path(exec *e, const sdb__seg *g)
     const sdb__gb *gb = &e->q->group[0];
     sdb_filter f = {e->t_lo, e->t_hi, e->v_lo, e->v_hi, 0};
     for (uint32_t k = 0; k < e->gb_keys; k++) sdb__agg_empty(&e->gtmp[k]);
-    e->kern->group_u32(g->dims[gb->dim], g->value, g->ts, g->n, &f, e->gb_keys, e->gtmp);
+    if (g->h.dim_w[gb->dim] == 0) {
+        /* Every row absent: one group, key 0, as agg_f64 sums it. */
+        e->kern->agg_f64(g->value, g->ts, g->n, &f, &e->gtmp[0]);
+    } else {
+        const void *keys = sdb__seg_dim_col(g, gb->dim);
+        if (g->h.dim_w[gb->dim] != 4) {
+            if (g->n > e->keys_cap) {
+                uint32_t *k = realloc(e->keys, sizeof *k * g->n);
+                if (!k) return SDB_ENOMEM;
+                e->keys = k;
+                e->keys_cap = g->n;
+            }
+            keys = sdb__seg_dim_u32(g, gb->dim, e->keys);
+        }
+        e->kern->group_u32(keys, g->value, g->ts, g->n, &f, e->gb_keys, e->gtmp);
+    }
     for (uint32_t k = 0; k < e->gb_keys; k++) {
         if (!e->gtmp[k].n) continue;
         group *gr = group_get(e, &k);
@@ -1106,6 +1146,7 @@ static void exec_free(exec *e)
     free(e->table);
     free(e->stmp);
     free(e->gtmp);
+    free(e->keys);
     for (int d = 0; d < SDB_N_DIMS; d++) free(e->dim_ids[d]);
 }
 

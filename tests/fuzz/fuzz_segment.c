@@ -4,10 +4,12 @@
  * disk: anything malformed must be SDB_ECORRUPT (or -1 from
  * sdb__preagg_find), never a read outside the value.
  *
- * Invariants: an accepted segment's columns lie inside the input and every
- * row reads from inside them; rebuilding the segment from its rows gives a
- * segment that opens, with the same rows and row count; a pre-aggregate
- * list lies inside the value.
+ * Invariants: an accepted segment's widths are valid and its columns lie
+ * inside the input, each as long as its width says; every row reads from
+ * inside them, and the u32 widening of each dimension reads the same ids;
+ * rebuilding the segment from its rows at the narrowest widths gives a
+ * segment no longer than the input that opens, with the same rows and row
+ * count; a pre-aggregate list lies inside the value.
  */
 #include "fuzz.h"
 #include "internal.h"
@@ -46,14 +48,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = sdb__seg_open(data, size, &g);
     FUZZ_CHECK(rc == SDB_OK || rc == SDB_ECORRUPT);
     if (rc) return 0;
-    FUZZ_CHECK(size == sdb__seg_bytes(g.n));
+    sdb__seg_fmt f = {.ref_base = g.h.ref_base, .ref_w = g.h.ref_w};
+    memcpy(f.dim_w, g.h.dim_w, sizeof f.dim_w);
+    FUZZ_CHECK(size == sdb__seg_len(g.n, &f));
+    FUZZ_CHECK(f.ref_w == 4 || f.ref_w == 8);
     FUZZ_CHECK(col_inside(g.ts, 8, g.n, data, size));
     FUZZ_CHECK(col_inside(g.value, 8, g.n, data, size));
     FUZZ_CHECK(col_inside(g.trace, 8, g.n, data, size));
-    FUZZ_CHECK(col_inside(g.ref, 8, g.n, data, size));
-    for (int d = 0; d < SDB_N_DIMS; d++) FUZZ_CHECK(col_inside(g.dims[d], 4, g.n, data, size));
-    FUZZ_CHECK(col_inside(g.type, 1, g.n, data, size));
-    FUZZ_CHECK(col_inside(g.source, 1, g.n, data, size));
+    FUZZ_CHECK(col_inside(g.ref, f.ref_w, g.n, data, size));
+    for (int d = 0; d < SDB_N_DIMS; d++) {
+        uint8_t w = f.dim_w[d];
+        FUZZ_CHECK(w == 0 || w == 1 || w == 2 || w == 4);
+        FUZZ_CHECK(col_inside(sdb__seg_dim_col(&g, d), w, g.n, data, size));
+    }
+    FUZZ_CHECK(col_inside(g.tsrc, 1, g.n, data, size));
 
     sdb__fixed *rows = calloc(g.n ? g.n : 1, sizeof *rows);
     const sdb__fixed **ptrs = calloc(g.n ? g.n : 1, sizeof *ptrs);
@@ -61,13 +69,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (uint32_t i = 0; i < g.n; i++) {
         sdb__seg_row(&g, i, &rows[i]);
         ptrs[i] = &rows[i];
+        FUZZ_CHECK(rows[i].type < 4 && rows[i].source < 4);
     }
 
-    /* Rebuild and reopen: the rows must survive unchanged. */
-    size_t len = sdb__seg_bytes(g.n);
+    /* The widened dimension columns read what the rows read. */
+    uint32_t *wide = malloc(sizeof *wide * (g.n ? g.n : 1));
+    FUZZ_CHECK(wide != NULL);
+    for (int d = 0; d < SDB_N_DIMS; d++) {
+        const uint8_t *k = sdb__seg_dim_u32(&g, d, wide);
+        for (uint32_t i = 0; i < g.n; i++) {
+            uint32_t x;
+            memcpy(&x, k + 4 * (size_t)i, 4);
+            FUZZ_CHECK(x == rows[i].dims[d]);
+        }
+    }
+    free(wide);
+
+    /* Rebuild and reopen: the rows must survive unchanged, at widths no
+     * wider than the input's. */
+    sdb__seg_fmt pf;
+    size_t len = sdb__seg_plan(ptrs, g.n, &pf);
+    FUZZ_CHECK(len <= size);
     uint8_t *copy = malloc(len);
     FUZZ_CHECK(copy != NULL);
-    sdb__seg_build(ptrs, g.n, copy);
+    sdb__seg_build(ptrs, g.n, &pf, copy);
     sdb__seg g2;
     FUZZ_CHECK(sdb__seg_open(copy, len, &g2) == SDB_OK);
     FUZZ_CHECK(g2.n == g.n);

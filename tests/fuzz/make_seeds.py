@@ -111,46 +111,86 @@ put("time", "int64_min_ms", struct.pack("<q", -2**63))
 put("time", "int64_max_ms", struct.pack("<q", 2**63 - 1))
 
 # -------------------------------------------------------------- segment
-def segment(rows, magic=0x47455353, version=1, n=None, types=None):
+# Version 2 (engine/internal.h): the 128-byte header, then ts i64[n],
+# value f64[n], trace u64[n], ref u{ref_w}[n] (ref - ref_base), one
+# u{dim_w[d]}[n] array per dimension (width 0: no bytes), tsrc u8[n]
+# (type | source << 2).
+def le(x, w):  # the low w bytes of x, little-endian (w 0: none)
+    return (x % 2**(8 * w)).to_bytes(w, "little")
+
+def widths(rows):
+    def w(m):
+        return 0 if m == 0 else 1 if m < 256 else 2 if m < 65536 else 4
+    dim_w = [w(max((r["dims"][d] for r in rows), default=0)) for d in range(6)]
+    refs = [r["ref"] for r in rows]
+    base = min(refs, default=0)
+    ref_w = 4 if max(refs, default=0) - base < 2**32 else 8
+    return dim_w, ref_w, base
+
+def segment(rows, magic=0x47455353, version=2, n=None, types=None, dim_w=None, ref_w=None,
+            ref_base=None, reserved=bytes(17)):
     n = len(rows) if n is None else n
     nt = [0, 0, 0]
     for r in rows:
-        nt[r["type"] if r["type"] < 3 else 0] += 1
+        t = r["type"] & 3
+        nt[t if t < 3 else 0] += 1
     if types is not None:
         nt = types
+    pw, pr, pb = widths(rows)
+    dim_w = pw if dim_w is None else dim_w
+    ref_w = pr if ref_w is None else ref_w
+    ref_base = pb if ref_base is None else ref_base
     hdr = struct.pack("<IHHI3I", magic, version, 0, n, *nt)
     ts = [r["ts"] for r in rows]
     vals = [r["v"] for r in rows]
     hdr += struct.pack("<qqdddd q", min(ts, default=0), max(ts, default=0),
                        min(vals, default=0.0), max(vals, default=0.0), sum(vals), 0.0,
                        0)
-    hdr += bytes(48)
+    hdr += struct.pack("<dd", vals[0] if vals else 0.0, 0.0)  # k, dm
+    hdr += struct.pack("<Q6BB", ref_base, *dim_w, ref_w) + reserved
     assert len(hdr) == 128
     body = b"".join(struct.pack("<q", r["ts"]) for r in rows)
     body += b"".join(struct.pack("<d", r["v"]) for r in rows)
     body += b"".join(struct.pack("<Q", r["trace"]) for r in rows)
-    body += b"".join(struct.pack("<Q", r["ref"]) for r in rows)
+    body += b"".join(le((r["ref"] - ref_base) % 2**64, ref_w) for r in rows)
     for d in range(6):
-        body += b"".join(struct.pack("<I", r["dims"][d]) for r in rows)
-    body += bytes(r["type"] for r in rows)
-    body += bytes(r["src"] for r in rows)
+        body += b"".join(le(r["dims"][d], dim_w[d]) for r in rows)
+    body += bytes((r["type"] & 3) | (r["src"] & 3) << 2 if r["type"] < 4 else r["type"]
+                  for r in rows)
     return hdr + body
 
-def row(i, t=0):
-    return {"ts": 1767225600000 + i * 1000, "v": i / 10, "trace": 0x1234 + i, "ref": i,
-            "dims": [1, i % 3, 0, 2, 0, 1], "type": t, "src": i % 3}
+def row(i, t=0, dims=None, ref=None):
+    return {"ts": 1767225600000 + i * 1000, "v": i / 10, "trace": 0x1234 + i,
+            "ref": 1000 + i if ref is None else ref,
+            "dims": [1, i % 3, 0, 2, 0, 1] if dims is None else dims, "type": t, "src": i % 3}
 
 rows3 = [row(0), row(1, 1), row(2, 2)]
 put("segment", "three_rows", segment(rows3))
 put("segment", "empty", segment([]))
 put("segment", "one_row", segment([row(7)]))
 put("segment", "ten_rows", segment([row(i, i % 3) for i in range(10)]))
+# Every width: 0 (absent), 1, 2 and 4-byte dimensions; 8-byte refs.
+wide = [row(i, i % 3, dims=[i, 300 + i, 0, 70000 + i, 255, 65535 + i]) for i in range(5)]
+put("segment", "wide_dims", segment(wide))
+put("segment", "all_dims_absent", segment([row(i, dims=[0] * 6) for i in range(4)]))
+put("segment", "ref_u64", segment([row(0, ref=5), row(1, ref=2**40), row(2, ref=2**64 - 1)]))
+put("segment", "ref_u32_span_max", segment([row(0, ref=7), row(1, ref=7 + 2**32 - 1)]))
+put("segment", "wider_than_needed", segment(rows3, dim_w=[4] * 6, ref_w=8))
 put("segment", "bad_magic", segment(rows3, magic=0x12345678))
-put("segment", "bad_version", segment(rows3, version=2))
+put("segment", "bad_version", segment(rows3, version=1))
 put("segment", "bad_count", segment(rows3, n=4))
 put("segment", "bad_type_counts", segment(rows3, types=[3, 1, 0]))
+put("segment", "bad_dim_width", segment(rows3, dim_w=[1, 3, 0, 1, 0, 1]))
+put("segment", "bad_ref_width", segment(rows3, ref_w=2))
+put("segment", "bad_ref_base_wraps", segment(rows3, ref_base=2**64 - 2**31))
+# Reserved bytes are not read: a segment with some set opens.
+put("segment", "reserved_set", segment(rows3, reserved=b"\x01" + bytes(15) + b"\xff"))
+# The header claims 2-byte columns the body does not have (and the reverse).
+put("segment", "width_length_mismatch", segment(rows3)[:128] + segment(rows3, dim_w=[2] * 6)[128:])
+put("segment", "width_claims_more", segment(rows3, dim_w=[2] * 6)[:128] + segment(rows3)[128:])
 put("segment", "truncated", segment(rows3)[:-1])
 put("segment", "short_header", segment(rows3)[:100])
+# Type 3 and stray high bits in the tsrc byte: read as two 2-bit fields.
 put("segment", "type_out_of_range", segment([row(0, 7), row(1, 255)], types=[2, 0, 0]))
 # preagg values: per dimension a u16 count (0xFFFF: not kept) then 56-byte
 # entries (id, n, sum, m2, min, max, k, dm)
