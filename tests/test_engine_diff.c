@@ -8,6 +8,12 @@
  * strings and sorting: no segments, no zone maps, no kernels. Every field
  * of every group is compared: counts exactly, floats to 1e-9 relative.
  *
+ * Segments store each dimension at the width its largest id needs (0, 1,
+ * 2 or 4 bytes): some rounds pad the dictionaries of model, prompt version
+ * or environment past 255 or 65535 ids before ingesting, some leave model
+ * absent from every row, and trace_name is always absent, so the row loop
+ * and the group-by kernel read every width.
+ *
  * Rounds come in two sizes: many small ones (up to 1500 rows, 40 trace
  * ids), and a few with thousands of rows and trace ids, where "traces"
  * counts past a thousand selected hashes and the distinct counter
@@ -25,7 +31,7 @@
 #include <unistd.h>
 
 #include "scoredb.h"
-#include "query.h" /* sdb__distinct_u64, sdb__traceset */
+#include "query.h" /* sdb__distinct_u64, sdb__traceset; internal.h: dictionaries */
 
 #define BASE_MS 1767225600000ll /* 2026-01-01T00:00:00Z */
 #define DAY 86400000ll
@@ -68,6 +74,7 @@ static double rf(void) { return (double)(rnd() >> 11) / 9007199254740992.0; }
 /* ------------------------------------------------------------- data */
 
 static int n_trace_ids = 40; /* trace ids are t0 .. t(n-1) */
+static int no_model;         /* this round's rows carry no model */
 
 static void make_row(rrow *r, int i, int n_names, int reuse_id, const rrow *rows, int n_rows)
 {
@@ -97,6 +104,7 @@ static void make_row(rrow *r, int i, int n_names, int reuse_id, const rrow *rows
         r->ts = BASE_MS + (long long)(rf() * 10 * DAY);
     r->source = ri(3);
     r->model = MODELS[ri(4)];
+    if (no_model) r->model = NULL;
     r->prompt = PROMPTS[ri(5)];
     r->env = ENVS[ri(3)];
     if (ri(5)) snprintf(r->trace, sizeof r->trace, "t%d", ri(n_trace_ids));
@@ -155,7 +163,8 @@ typedef struct rq {
     int n_model_f;
     int tag_f;   /* require tag a */
     int feat_f;  /* require feature == search */
-    int gb[4];   /* 0 name,1 model,2 source,3 data_type,4 properties.feature,5 prompt_version */
+    int gb[4];   /* 0 name,1 model,2 source,3 data_type,4 properties.feature,5 prompt_version,
+                    6 trace_name (always absent) */
     int n_gb;
     long long interval; /* 0 none */
     int hist, hist_fixed, bins;
@@ -165,7 +174,7 @@ typedef struct rq {
 } rq;
 
 static const char *const GB_NAMES[] = {"name", "model", "source", "data_type",
-                                       "properties.feature", "prompt_version"};
+                                       "properties.feature", "prompt_version", "trace_name"};
 
 static void make_query(rq *q, int n_names, const rrow *rows, int n_rows)
 {
@@ -199,7 +208,7 @@ static void make_query(rq *q, int n_names, const rrow *rows, int n_rows)
     q->feat_f = ri(8) == 0;
     if (ri(2)) {
         q->n_gb = 1 + ri(2);
-        for (int i = 0; i < q->n_gb; i++) q->gb[i] = ri(6);
+        for (int i = 0; i < q->n_gb; i++) q->gb[i] = ri(7);
         if (q->n_gb == 2 && q->gb[0] == q->gb[1]) q->n_gb = 1;
     }
     if (ri(3) == 0) {
@@ -292,6 +301,7 @@ static const char *key_of(const rrow *r, int gb)
     case 3: return TYPES[r->type];
     case 4: return r->feature;
     case 5: return r->prompt;
+    case 6: return NULL;
     }
     (void)buf;
     return NULL;
@@ -592,6 +602,48 @@ static void check(const rq *q, const char *answer, rrow *rows, int n_rows, const
 
 /* ------------------------------------------------------------ driver */
 
+/* Dictionary padding: ids 1..n of dimension `dim` taken by strings no row
+ * uses, so the rows' ids start past n (engine/dict.c assigns them in
+ * order) and their segment columns need wider widths. */
+typedef struct pad_ctx {
+    int dim;
+    uint32_t n;
+} pad_ctx;
+
+static int pad_txn(sdb__txn *t, void *arg)
+{
+    const pad_ctx *p = arg;
+    char s[32];
+    for (uint32_t i = 0; i < p->n; i++) {
+        int len = snprintf(s, sizeof s, "~pad%06u", i);
+        uint32_t id;
+        int rc = sdb__dict_id(t, 0, p->dim, s, (size_t)len, 1, &id);
+        if (rc) return rc;
+    }
+    return SDB_OK;
+}
+
+static void pad_dict(sdb_store *s, int dim, uint32_t n)
+{
+    pad_ctx p = {dim, n};
+    if (!n) return;
+    cr_assert_eq(sdb__write(s, pad_txn, &p), SDB_OK);
+    sdb__txn *t;
+    cr_assert_eq(sdb__txn_begin(s, 0, &t), SDB_OK);
+    cr_assert_eq(sdb__dict_max(t, 0, dim), n, "the rows' ids start past the padding");
+    sdb__txn_abort(t);
+}
+
+/* The padding of one round: mostly none; 300 ids (2-byte columns, and a
+ * dictionary small enough for the group-by kernel) in some rounds, 65600
+ * (4-byte columns, the row loop) in a few. */
+static void pad_round(sdb_store *s, int round)
+{
+    pad_dict(s, SDB_DIM_MODEL, round % 10 == 7 ? 65600 : round % 4 == 1 ? 300 : 0);
+    pad_dict(s, SDB_DIM_PROMPT_VERSION, round % 25 == 11 ? 65600 : round % 5 == 2 ? 300 : 0);
+    pad_dict(s, SDB_DIM_ENVIRONMENT, round % 6 == 3 ? 300 : 0);
+}
+
 /* One round: a random store, n_queries random queries against the
  * reference. max_rows 0: up to 1500 rows; else max_rows / 2 to max_rows. */
 static void run_round_sized(int round, int n_queries, int max_rows)
@@ -608,6 +660,8 @@ static void run_round_sized(int round, int n_queries, int max_rows)
     sdb_store *s;
     char err[512];
     cr_assert_eq(sdb_store_open(dir, &o, &s, err, sizeof err), SDB_OK, "%s", err);
+    pad_round(s, round);
+    no_model = round % 8 == 5;
     int n_rows = round % 7 == 0 ? ri(3) : max_rows ? max_rows / 2 + ri(max_rows / 2) : ri(1500);
     int n_names = 1 + ri(4);
     rrow *rows = calloc(n_rows + 1, sizeof *rows);
