@@ -333,7 +333,9 @@ static group *group_get(exec *e, const uint32_t *key)
     uint32_t j = (uint32_t)key_hash(key, nk) & (e->table_cap - 1);
     while (e->table[j]) {
         group *g = &e->groups[e->table[j] - 1];
-        if (memcmp(g->key, key, nk * sizeof *key) == 0) return g;
+        uint32_t k = 0; /* at most 4 words: no call to memcmp (query g: one per segment) */
+        while (k < nk && g->key[k] == key[k]) k++;
+        if (k == nk) return g;
         j = (j + 1) & (e->table_cap - 1);
     }
     if (e->n_groups == e->cap_groups) {
@@ -865,7 +867,6 @@ static int scan(exec *e, uint32_t name)
     int64_t b_hi = e->t_hi == INT64_MAX ? INT64_MAX : sdb__floor_div(e->t_hi, s->bucket_ms) * s->bucket_ms;
     uint8_t k[SDB__SEGKEY_LEN];
     sdb__seg_key(k, e->project, name, b_lo, 0);
-    size_t prefix = name ? 8 : 4;
     sdb__cur *c;
     int rc = sdb__cur_open(e->t, SDB__DB_SEGMENTS, &c);
     if (rc) return rc;
@@ -873,7 +874,9 @@ static int scan(exec *e, uint32_t name)
     for (rc = sdb__cur_seek(c, k, name ? sizeof k : 4, &key, &val); rc == SDB_OK;
          rc = sdb__cur_next(c, &key, &val)) {
         const uint8_t *kp = key.p;
-        if (key.len != SDB__SEGKEY_LEN || memcmp(kp, k, prefix) != 0) break;
+        /* Constant lengths: the compiler compares in registers instead of
+         * calling memcmp, which took 7% of a header-only scan (query g). */
+        if (key.len != SDB__SEGKEY_LEN || (name ? memcmp(kp, k, 8) : memcmp(kp, k, 4)) != 0) break;
         int64_t bucket = sdb__key_ts(sdb__rd64(kp + 8));
         if (bucket < b_lo) continue;
         if (bucket > b_hi) {
