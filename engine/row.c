@@ -39,39 +39,56 @@
 
 enum { PACK_RAW = 0, PACK_UUID = 1, PACK_HEX = 2 };
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
+/* Lower-case hex digit values; X (0xFF) for every other byte. */
+#define X 0xFF
+static const uint8_t hexv[256] = {
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, 10, 11, 12, 13, 14, 15, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+};
+#undef X
 
-/* How s can be stored: PACK_UUID, PACK_HEX or PACK_RAW. */
-static int pack_kind(sdb__str s)
+/* Pack s into tmp when it is a canonical lower-case UUID (PACK_UUID, 16
+ * bytes) or lower-case hex of even length (PACK_HEX, a count byte and the
+ * bytes); PACK_RAW otherwise. One pass: the digits are packed while they
+ * are checked. */
+static int try_pack(sdb__str s, uint8_t *tmp, size_t *out_n)
 {
-    if (s.len == 36 && s.p[8] == '-' && s.p[13] == '-' && s.p[18] == '-' && s.p[23] == '-') {
-        for (int i = 0; i < 36; i++)
-            if (i != 8 && i != 13 && i != 18 && i != 23 && hexval(s.p[i]) < 0) return PACK_RAW;
-        return PACK_UUID;
+    const uint8_t *p = (const uint8_t *)s.p;
+    uint8_t bad = 0;
+    size_t n = 0;
+    if (s.len == 36 && p[8] == '-' && p[13] == '-' && p[18] == '-' && p[23] == '-') {
+        static const uint8_t at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+        for (int i = 0; i < 16; i++) {
+            uint8_t hi = hexv[p[at[i]]], lo = hexv[p[at[i] + 1]];
+            bad |= hi | lo;
+            tmp[i] = (uint8_t)(hi << 4 | (lo & 15));
+        }
+        *out_n = 16;
+        return bad & 0x80 ? PACK_RAW : PACK_UUID;
     }
     if (s.len == 0 || s.len % 2 || s.len > SDB_MAX_STR) return PACK_RAW;
-    for (uint32_t i = 0; i < s.len; i++)
-        if (hexval(s.p[i]) < 0) return PACK_RAW;
-    return PACK_HEX;
-}
-
-static int put_packed(sdb__buf *b, sdb__str s, int kind)
-{
-    uint8_t tmp[256];
-    size_t n = 0;
-    if (kind == PACK_HEX) tmp[n++] = (uint8_t)(s.len / 2);
-    for (uint32_t i = 0; i < s.len;) {
-        if (s.p[i] == '-') {
-            i++;
-            continue;
-        }
-        tmp[n++] = (uint8_t)(hexval(s.p[i]) << 4 | hexval(s.p[i + 1]));
-        i += 2;
+    tmp[n++] = (uint8_t)(s.len / 2);
+    for (uint32_t i = 0; i < s.len; i += 2) {
+        uint8_t hi = hexv[p[i]], lo = hexv[p[i + 1]];
+        bad |= hi | lo;
+        tmp[n++] = (uint8_t)(hi << 4 | (lo & 15));
     }
-    return sdb__buf_add(b, tmp, n);
+    *out_n = n;
+    return bad & 0x80 ? PACK_RAW : PACK_HEX;
 }
 
 static int put16(sdb__buf *b, sdb__str s)
@@ -100,8 +117,10 @@ int sdb__row_encode(const sdb__fixed *fx, const sdb__score *sc, uint32_t label_i
     head[0] = ROW_VERSION;
     head[1] = (uint8_t)(fx->type | fx->source << 2);
     head[2] = head[3] = 0;
-    int kind_id = sc->id.p ? pack_kind(sc->id) : PACK_RAW;
-    int kind_tr = sc->trace_id.p ? pack_kind(sc->trace_id) : PACK_RAW;
+    uint8_t packed[2][SDB_MAX_STR / 2 + 1];
+    size_t n_packed[2] = {0, 0};
+    int kind_id = sc->id.p ? try_pack(sc->id, packed[0], &n_packed[0]) : PACK_RAW;
+    int kind_tr = sc->trace_id.p ? try_pack(sc->trace_id, packed[1], &n_packed[1]) : PACK_RAW;
     head[4] = (uint8_t)((sc->n_tags ? 1 : 0) | (sc->n_props ? 2 : 0) | kind_id << 2 |
                         kind_tr << 4);
     for (int i = 0; i < 8; i++)
@@ -125,7 +144,7 @@ int sdb__row_encode(const sdb__fixed *fx, const sdb__score *sc, uint32_t label_i
     for (int i = 0; i < 8; i++) {
         if (!strs[i]->p) continue;
         int kind = i == 0 ? kind_id : i == 1 ? kind_tr : PACK_RAW;
-        int rc = kind != PACK_RAW ? put_packed(out, *strs[i], kind)
+        int rc = kind != PACK_RAW ? sdb__buf_add(out, packed[i], n_packed[i])
                  : i < 6         ? put16(out, *strs[i])
                                  : put32(out, *strs[i]);
         if (rc) return SDB_ENOMEM;
