@@ -450,7 +450,8 @@ void sdb__seg_key(uint8_t *k, uint32_t project, uint32_t name, int64_t bucket,
  * same key as the segment). Layout: for each dimension in column order a
  * u16 entry count (0xFFFF: more than SDB__PREAGG_MAX distinct values, not
  * kept), then that many sdb__preagg entries. Only numeric and boolean rows
- * are counted; a chunk with categorical rows keeps none. */
+ * are counted; a mixed chunk keeps none, an all-categorical one its label
+ * counts (below). */
 #define SDB__PREAGG_MAX 64u
 typedef struct sdb__preagg {
     uint32_t id, n;
@@ -462,6 +463,12 @@ _Static_assert(sizeof(sdb__preagg) == 56, "pre-aggregate entry is 56 bytes");
 /* Find dimension d's entries in a preagg value: returns the count and sets
  * *out (unaligned bytes), or -1 when the dimension was not kept. */
 int sdb__preagg_find(const void *p, size_t len, int d, const uint8_t **out);
+
+/* An all-categorical chunk's preagg value is instead u16 SDB__PREAGG_LABELS,
+ * u32 m, then m × (u32 label id, u32 count) by id. Returns m and sets *out
+ * (unaligned pairs), or -1 when the value is not that. */
+#define SDB__PREAGG_LABELS 0xFFFEu
+int sdb__preagg_labels(const void *p, size_t len, const uint8_t **out);
 
 /* ------------------------------------------------------------ fold/ingest */
 

@@ -743,13 +743,14 @@ static int dim_kernel_path(exec *e, const sdb__seg *g)
 
 /* A purely categorical segment with only a time filter: count labels with
  * a direct-indexed array, no per-row group lookup. */
+#define CAT_FAST_LABELS 256u
 static bool cat_ok(const exec *e, const sdb__seg_hdr *h)
 {
     return e->gb_simple && !e->dim_active && !e->need_row && !e->q->source_mask &&
            !e->q->has_value && h->n_type[SDB_CATEGORICAL] == h->n_rows && types_unrestricted(e, h);
 }
 
-static int cat_path(exec *e, const sdb__seg *g, group *gr)
+static int cat_path(exec *e, const sdb__seg *g, group *gr, const uint8_t *segkey)
 {
     int rc;
     if (!gr->cats) {
@@ -757,6 +758,75 @@ static int cat_path(exec *e, const sdb__seg *g, group *gr)
         if (!gr->cats) return SDB_ENOMEM;
     }
     uint64_t n = 0;
+    if (!e->want_traces && !e->i_width && g->h.ts_min >= e->t_lo && g->h.ts_max <= e->t_hi) {
+        /* The whole chunk counts: its label counts are pre-aggregated. */
+        sdb__val v;
+        const uint8_t *p;
+        int m;
+        rc = sdb__get(e->t, SDB__DB_PREAGG, segkey, SDB__SEGKEY_LEN, &v);
+        if (rc && rc != SDB_ENOTFOUND) return rc;
+        if (rc == SDB_OK && (m = sdb__preagg_labels(v.p, v.len, &p)) >= 0) {
+            for (int i = 0; i < m; i++) {
+                uint32_t pair[2];
+                memcpy(pair, p + 8 * (size_t)i, 8);
+                if (pair[0] <= e->n_labels) gr->cats[pair[0]] += pair[1];
+                n += pair[1];
+            }
+            if (n == g->n) {
+                gr->count += n;
+                gr->n_cat += n;
+                return SDB_OK;
+            }
+            /* A preagg that disagrees with its chunk: undo, count rows. */
+            for (int i = 0; i < m; i++) {
+                uint32_t pair[2];
+                memcpy(pair, p + 8 * (size_t)i, 8);
+                if (pair[0] <= e->n_labels) gr->cats[pair[0]] -= pair[1];
+            }
+            n = 0;
+        }
+    }
+    if (!e->want_traces && !e->i_width && e->n_labels < CAT_FAST_LABELS) {
+        /* The dashboard case (label counts, no series): a tight loop over
+         * locals (the general loop reloads the exec's fields after every
+         * store, which may alias them) into four sub-counters, so that
+         * runs of one label do not wait on their own increments. Whole
+         * segments inside the range skip the time test. Scores of a
+         * categorical name are ~10% of the benchmark's rows, and counting
+         * them was 64% of query g. */
+        uint32_t sub[4][CAT_FAST_LABELS];
+        uint32_t nl = e->n_labels + 1;
+        for (int k = 0; k < 4; k++) memset(sub[k], 0, nl * sizeof sub[k][0]);
+        const int64_t lo = e->t_lo, hi = e->t_hi;
+        const bool inside = g->h.ts_min >= lo && g->h.ts_max <= hi;
+        const uint8_t *vp = g->value, *tp = g->ts;
+        uint32_t i = 0, m = g->n;
+        if (inside) {
+            for (; i + 4 <= m; i += 4)
+                for (int k = 0; k < 4; k++) {
+                    uint32_t id = (uint32_t)ld_f64(vp, i + (uint32_t)k);
+                    sub[k][id < nl ? id : 0] += id < nl;
+                }
+            for (; i < m; i++) {
+                uint32_t id = (uint32_t)ld_f64(vp, i);
+                sub[0][id < nl ? id : 0] += id < nl;
+            }
+            n = m;
+        } else {
+            for (; i < m; i++) {
+                int64_t ts = ld_i64(tp, i);
+                bool in = ts >= lo && ts <= hi;
+                uint32_t id = (uint32_t)ld_f64(vp, i);
+                sub[i & 3][id < nl ? id : 0] += in && id < nl;
+                n += in;
+            }
+        }
+        for (uint32_t id = 0; id < nl; id++)
+            gr->cats[id] += (uint64_t)sub[0][id] + sub[1][id] + sub[2][id] + sub[3][id];
+        gr->count += n;
+        gr->n_cat += n;
+        return SDB_OK;
+    }
     for (uint32_t i = 0; i < g->n; i++) {
         int64_t ts = ld_i64(g->ts, i);
         if (ts < e->t_lo || ts > e->t_hi) continue;
@@ -834,7 +904,7 @@ static int scan_segment(exec *e, const sdb__seg *g, const uint8_t *segkey)
     for (uint32_t k = 0; k < e->q->n_group; k++) key[k] = name; /* only NAME is simple */
     group *gr = group_get(e, key);
     if (!gr) return SDB_ENOMEM;
-    if (cat) return cat_path(e, g, gr);
+    if (cat) return cat_path(e, g, gr, segkey);
     bool inside = h->ts_min >= e->t_lo && h->ts_max <= e->t_hi &&
                   (!e->q->has_value || (h->v_min >= e->v_lo && h->v_max <= e->v_hi));
     bool one_interval = !e->i_width || interval_of(e, h->ts_min) == interval_of(e, h->ts_max);

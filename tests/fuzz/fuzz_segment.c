@@ -31,6 +31,13 @@ static void check_preagg(const uint8_t *data, size_t size)
         }
         (void)sum;
     }
+    const uint8_t *p = NULL;
+    int m = sdb__preagg_labels(data, size, &p);
+    FUZZ_CHECK(m >= -1);
+    if (m >= 0) {
+        FUZZ_CHECK(p == data + 6 && size == 6 + (size_t)m * 8);
+        FUZZ_CHECK(sdb__preagg_find(data, size, 0, &p) == -1);
+    }
 }
 
 static bool col_inside(const uint8_t *col, size_t width, uint32_t n, const uint8_t *data,

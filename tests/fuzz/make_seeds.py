@@ -198,6 +198,9 @@ pe = struct.pack("<IIdddddd", 1, 3, 1.5, 0.25, 0.1, 0.9, 0.1, 0.4)
 put("segment", "preagg", b"".join(struct.pack("<H", 1) + pe for _ in range(6)))
 put("segment", "preagg_skipped", struct.pack("<H", 0xFFFF) + struct.pack("<H", 2) + pe + pe)
 put("segment", "preagg_short", struct.pack("<H", 3) + pe)
+# an all-categorical chunk's label counts: u16 0xFFFE, u32 m, m x (u32 id, u32 count)
+put("segment", "preagg_labels", struct.pack("<HI", 0xFFFE, 3) + struct.pack("<6I", 1, 5, 2, 7, 3, 1))
+put("segment", "preagg_labels_short", struct.pack("<HI", 0xFFFE, 3) + struct.pack("<4I", 1, 5, 2, 7))
 
 # ------------------------------------------------------------------ row
 # Version 2 (engine/row.c): version, type|source<<2, dims mask, strings
