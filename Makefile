@@ -11,7 +11,7 @@ PKGS     := lmdb libxxhash jansson libcjson
 SRV_PKGS := libmicrohttpd libsodium
 TEST_PKGS:= criterion
 # Debian packages `make deps` installs when missing (pkg-config names above).
-DEB_PKGS := pkg-config liblmdb-dev libxxhash-dev libjansson-dev libcjson-dev libcriterion-dev libmicrohttpd-dev libsodium-dev
+DEB_PKGS := pkg-config python3 liblmdb-dev libxxhash-dev libjansson-dev libcjson-dev libcriterion-dev libmicrohttpd-dev libsodium-dev
 # ISA flags are per file, never global (STYLE.md).
 AVX2_FLAGS   := -mavx2 -mfma
 AVX512_FLAGS := -mavx512f -mavx512dq -mavx512bw -mavx512vl -mavx2 -mfma
@@ -82,6 +82,7 @@ test: deps
 test-unit: $(BUILD)/scoredb $(BUILD)/test_scoredb
 	$(TEST_ENV) SCOREDB_BIN=$(abspath $(BUILD)/scoredb) $(BUILD)/test_scoredb --jobs 2
 	$(TEST_ENV) SCOREDB_BIN=$(abspath $(BUILD)/scoredb) bash tests/cli_test.sh
+	$(TEST_ENV) SCOREDB=$(abspath $(BUILD)/scoredb) python3 tests/reference/check.py --scale 0.5 --queries 200
 	@$(MAKE) --no-print-directory fuzz-replay
 
 # LeakSanitizer stays on for our code; Criterion's runner keeps a few
