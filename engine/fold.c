@@ -33,6 +33,7 @@ typedef struct fold_ctx {
     sdb__fixed *rows;
     const sdb__fixed **ptrs;
     uint32_t *grp; /* group of each row */
+    sdb__fixed *sorted; /* rows in group order */
     uint32_t slice; /* capacity of rows, ptrs, grp */
 } fold_ctx;
 
@@ -176,7 +177,12 @@ static int group_rows(fold_ctx *c, uint32_t n, group **out_groups, uint32_t *out
         g[q].start = at;
         at += g[q].count;
     }
-    for (uint32_t i = 0; i < n; i++) c->ptrs[pos[c->grp[i]]++] = &c->rows[i];
+    /* Copy the rows out in group order: building a chunk makes several
+     * passes over its rows (widths, columns, pre-aggregates), and rows in
+     * ingest order interleave every name, so each pass would miss the cache
+     * on every row. */
+    for (uint32_t i = 0; i < n; i++) c->sorted[pos[c->grp[i]]++] = c->rows[i];
+    for (uint32_t i = 0; i < n; i++) c->ptrs[i] = &c->sorted[i];
     free(pos);
     *out_groups = g;
     *out_n_groups = n_g;
@@ -288,8 +294,9 @@ int sdb_store_fold(sdb_store *s, int64_t watermark_ms, uint64_t *out_pending)
     c.rows = malloc(sizeof *c.rows * c.slice);
     c.ptrs = malloc(sizeof *c.ptrs * c.slice);
     c.grp = malloc(sizeof *c.grp * c.slice);
+    c.sorted = malloc(sizeof *c.sorted * c.slice);
     int rc = SDB_ENOMEM;
-    if (c.rows && c.ptrs && c.grp) {
+    if (c.rows && c.ptrs && c.grp && c.sorted) {
         do {
             rc = sdb__write(s, fold_txn, &c);
         } while (rc == SDB_OK && !c.done);
@@ -297,6 +304,7 @@ int sdb_store_fold(sdb_store *s, int64_t watermark_ms, uint64_t *out_pending)
     free(c.rows);
     free(c.ptrs);
     free(c.grp);
+    free(c.sorted);
     if (rc == SDB_OK && out_pending) rc = sdb_store_watermark(s, NULL, out_pending);
     return rc;
 }

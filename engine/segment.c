@@ -280,19 +280,31 @@ static int build_preagg(const sdb__fixed *const *rows, uint32_t n, sdb__buf *out
     if (n_cat == n) return build_labels(rows, n, out);
     if (n_cat) return SDB_OK; /* a mixed chunk keeps none */
     sdb__preagg e[SDB__PREAGG_MAX];
+    /* Entry of each small id (index + 1, 0: none yet): ids are dense from 1,
+     * so a dimension's values are nearly always below SLOT_IDS; a larger id
+     * is found by a scan of the at most 64 entries. */
+    enum { SLOT_IDS = 1024 };
+    uint8_t slot[SLOT_IDS];
     for (int d = 0; d < SDB_N_DIMS; d++) {
         uint16_t m = 0;
         bool over = false;
+        memset(slot, 0, sizeof slot);
         for (uint32_t i = 0; i < n && !over; i++) {
             uint32_t id = rows[i]->dims[d];
             double v = rows[i]->value;
-            uint16_t j = 0;
-            while (j < m && e[j].id != id) j++;
+            uint16_t j;
+            if (id < SLOT_IDS && slot[id]) {
+                j = (uint16_t)(slot[id] - 1);
+            } else {
+                j = 0;
+                while (j < m && e[j].id != id) j++;
+            }
             if (j == m) {
                 if (m == SDB__PREAGG_MAX) {
                     over = true;
                     break;
                 }
+                if (id < SLOT_IDS) slot[id] = (uint8_t)(m + 1);
                 e[m++] = (sdb__preagg){id, 0, 0, 0, INFINITY, -INFINITY, v, 0};
             }
             e[j].n++;
@@ -308,8 +320,12 @@ static int build_preagg(const sdb__fixed *const *rows, uint32_t n, sdb__buf *out
         }
         for (uint16_t j = 0; j < m; j++) e[j].dm /= (double)e[j].n;
         for (uint32_t i = 0; i < n; i++) {
+            uint32_t id = rows[i]->dims[d];
             uint16_t j = 0;
-            while (e[j].id != rows[i]->dims[d]) j++;
+            if (id < SLOT_IDS)
+                j = (uint16_t)(slot[id] - 1);
+            else
+                while (e[j].id != id) j++;
             double dv = (rows[i]->value - e[j].k) - e[j].dm;
             e[j].m2 += dv * dv;
         }
