@@ -75,6 +75,13 @@ expect_has "$out" '{"line":19940,"error":' "ring ingest last bad line"
 out=$("$BIN" query --db "$T/ring" '{"name":"ring","stats":["count","sum","traces"]}')
 expect_has "$out" '"count":19980,"sum":199800630,"traces":19980' "ring ingest stores each good line once"
 
+# \u0000 would cut a string short, so it is refused; an escaped backslash
+# before "u0000" is only text.
+out=$(printf '%s\n' '{"name":"n","value":"x\u0000y","trace_id":"t"}' '{"name":"n","value":"x\\u0000y","trace_id":"t"}' \
+  '{"name":"n","value":"x\\\u0000y","trace_id":"t"}' | "$BIN" ingest --db "$T/nul" -)
+expect_has "$out" '"accepted":1,"rejected":2,' "NUL escapes refused, escaped backslashes kept"
+expect_has "$out" '{"line":3,"error":"invalid JSON: \\u0000 is not allowed in a string"}' "NUL escape after an escaped backslash"
+
 out=$("$BIN" names --db "$T/db"); rc=$?
 expect_eq "$rc" 0 "names exits 0"
 expect_has "$out" '{"name":"label","data_type":"CATEGORICAL","count":1,"first":"2026-01-02T10:00:00.000Z","last":"2026-01-02T10:00:00.000Z"}' "names lists label"
