@@ -83,6 +83,7 @@ test-unit: $(BUILD)/scoredb $(BUILD)/test_scoredb
 	$(TEST_ENV) SCOREDB_BIN=$(abspath $(BUILD)/scoredb) $(BUILD)/test_scoredb --jobs 2
 	$(TEST_ENV) SCOREDB_BIN=$(abspath $(BUILD)/scoredb) bash tests/cli_test.sh
 	$(TEST_ENV) SCOREDB=$(abspath $(BUILD)/scoredb) python3 tests/reference/check.py --scale 0.5 --queries 200
+	$(TEST_ENV) SCOREDB=$(abspath $(BUILD)/scoredb) python3 tests/crash_test.py
 	@$(MAKE) --no-print-directory fuzz-replay
 
 # LeakSanitizer stays on for our code; Criterion's runner keeps a few
