@@ -623,7 +623,7 @@ int sdb__traces_search(sdb_store *s, uint32_t project, const sdb__query *q, uint
         if (rc != SDB_OK && rc != SDB_ENOTFOUND) goto done;
         rc = SDB_OK;
     }
-    qsort(m.v, m.n, sizeof *m.v, cmp_hit);
+    if (m.n > 1) qsort(m.v, m.n, sizeof *m.v, cmp_hit); /* m.v is NULL when empty */
     size_t i = 0;
     if (after)
         while (i < m.n && strcmp(m.v[i].id, after) <= 0) i++;

@@ -67,7 +67,7 @@ int sdb_names_json(sdb_store *s, uint32_t project, char **out_json)
         if ((rc = sdb__dict_str(t, project, SDB_DICT_NAME, v[i].id, &sv))) goto done;
         v[i].name = (sdb__str){sv.p, (uint32_t)sv.len};
     }
-    qsort(v, n, sizeof *v, cmp_name);
+    if (n > 1) qsort(v, n, sizeof *v, cmp_name); /* v is NULL when empty */
     sdb__j_raw(&b, "[");
     for (size_t i = 0; i < n; i++) {
         int ty = 0;

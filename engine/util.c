@@ -237,6 +237,8 @@ int sdb_duration_parse(const char *text, int64_t *out_ms)
         else if (*p == 'd') { unit = 86400000; p++; }
         else if (*p == 'w') { unit = 7 * 86400000ll; p++; }
         else return SDB_EINVAL;
+        /* Past ~292 million years of milliseconds a duration means nothing. */
+        if (n > (INT64_MAX - total) / unit) return SDB_EINVAL;
         total += n * unit;
     }
     *out_ms = total;
