@@ -99,68 +99,63 @@ static int cmp_group(const void *a, const void *b)
  * group: rows arrive in ref order, so a counting sort over the groups does
  * it in two passes (a comparison sort of a million rows cost a third of
  * the fold). Fills *out_groups (owned, free()) and *out_n_groups. */
+static inline uint32_t group_slot(uint32_t project, uint32_t name, int64_t bucket,
+                                  uint32_t cap)
+{
+    uint64_t h = ((uint64_t)project << 32 | name) * 0x9e3779b97f4a7c15ull ^
+                 (uint64_t)bucket * 0xc2b2ae3d27d4eb4full;
+    return (uint32_t)(h >> 32) & (cap - 1);
+}
+
 static int group_rows(fold_ctx *c, uint32_t n, group **out_groups, uint32_t *out_n_groups)
 {
     *out_groups = NULL;
     *out_n_groups = 0;
-    uint32_t cap = 1024, n_g = 0;
-    while (cap < 2 * (n < 65536 ? n : 65536)) cap *= 2;
-    uint32_t *slot = malloc(sizeof *slot * cap); /* group index + 1 */
+    uint32_t cap = 1024, n_g = 0; /* slots; at most cap / 2 groups, then it doubles */
+    uint32_t *slot = calloc(cap, sizeof *slot); /* group index + 1 */
     group *g = malloc(sizeof *g * (cap / 2));
     if (!slot || !g) {
         free(slot);
         free(g);
         return SDB_ENOMEM;
     }
-    memset(slot, 0, sizeof *slot * cap);
     for (uint32_t i = 0; i < n; i++) {
+        if (2 * (n_g + 1) > cap) { /* room for one more group: double, rehash */
+            uint32_t ncap = cap * 2;
+            uint32_t *ns = calloc(ncap, sizeof *ns);
+            group *ng = ns ? realloc(g, sizeof *g * (ncap / 2)) : NULL;
+            if (!ng) {
+                free(ns);
+                free(g);
+                free(slot);
+                return SDB_ENOMEM;
+            }
+            g = ng;
+            for (uint32_t q = 0; q < n_g; q++) {
+                uint32_t m = group_slot(g[q].project, g[q].name, g[q].bucket, ncap);
+                while (ns[m]) m = (m + 1) & (ncap - 1);
+                ns[m] = q + 1;
+            }
+            free(slot);
+            slot = ns;
+            cap = ncap;
+        }
         const sdb__fixed *r = &c->rows[i];
         int64_t b = sdb__floor_div(r->ts, c->bucket_ms);
-        uint64_t h = ((uint64_t)r->project << 32 | r->name) * 0x9e3779b97f4a7c15ull ^
-                     (uint64_t)b * 0xc2b2ae3d27d4eb4full;
-        uint32_t j = (uint32_t)(h >> 32) & (cap - 1);
+        uint32_t j = group_slot(r->project, r->name, b, cap);
         for (;;) {
             uint32_t s = slot[j];
             if (!s) {
-                if (2 * (n_g + 1) > cap) { /* grow: rehash every group */
-                    uint32_t ncap = cap * 2;
-                    uint32_t *ns = calloc(ncap, sizeof *ns);
-                    group *ng = realloc(g, sizeof *g * (ncap / 2));
-                    if (!ns || !ng) {
-                        free(ns);
-                        free(ng ? ng : g);
-                        free(slot);
-                        return SDB_ENOMEM;
-                    }
-                    g = ng;
-                    for (uint32_t q = 0; q < n_g; q++) {
-                        uint64_t hq = ((uint64_t)g[q].project << 32 | g[q].name) *
-                                          0x9e3779b97f4a7c15ull ^
-                                      (uint64_t)g[q].bucket * 0xc2b2ae3d27d4eb4full;
-                        uint32_t m = (uint32_t)(hq >> 32) & (ncap - 1);
-                        while (ns[m]) m = (m + 1) & (ncap - 1);
-                        ns[m] = q + 1;
-                    }
-                    free(slot);
-                    slot = ns;
-                    cap = ncap;
-                    j = (uint32_t)(h >> 32) & (cap - 1);
-                    continue;
-                }
                 g[n_g] = (group){r->project, r->name, b, 0, 0};
-                slot[j] = ++n_g;
-                s = n_g;
-            } else {
-                const group *e = &g[s - 1];
-                if (e->project != r->project || e->name != r->name || e->bucket != b) {
-                    j = (j + 1) & (cap - 1);
-                    continue;
-                }
+                slot[j] = s = ++n_g;
+                break;
             }
-            g[s - 1].count++;
-            c->grp[i] = s - 1;
-            break;
+            const group *e = &g[s - 1];
+            if (e->project == r->project && e->name == r->name && e->bucket == b) break;
+            j = (j + 1) & (cap - 1);
         }
+        g[slot[j] - 1].count++;
+        c->grp[i] = slot[j] - 1;
     }
     free(slot);
     /* Sort the groups, then map each old group index to its sorted start. */
@@ -210,25 +205,11 @@ static int each_pending_project(sdb__txn *t, int (*fn)(uint32_t, uint64_t, void 
     return rc == SDB_ENOTFOUND ? SDB_OK : rc;
 }
 
-typedef struct proj_list {
-    uint32_t *p;
-    size_t n, cap;
-    uint64_t total;
-} proj_list;
-
+/* Append a project (u32) to a byte buffer. */
 static int collect_project(uint32_t project, uint64_t count, void *arg)
 {
-    proj_list *l = arg;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        uint32_t *p = realloc(l->p, cap * sizeof *p);
-        if (!p) return SDB_ENOMEM;
-        l->p = p;
-        l->cap = cap;
-    }
-    l->p[l->n++] = project;
-    l->total += count;
-    return SDB_OK;
+    (void)count;
+    return sdb__buf_add(arg, &project, sizeof project) ? SDB_ENOMEM : SDB_OK;
 }
 
 static int fold_txn(sdb__txn *t, void *arg)
@@ -243,19 +224,21 @@ static int fold_txn(sdb__txn *t, void *arg)
 
     /* The projects' visible rows, copied out (the map may move once we
      * write), one project after another until the slice is full. */
-    proj_list pl = {0};
-    if ((rc = each_pending_project(t, collect_project, &pl))) goto done;
+    sdb__buf projects = {0};
+    if ((rc = each_pending_project(t, collect_project, &projects))) goto done;
+    const uint32_t *pl = (const uint32_t *)(void *)projects.p;
+    size_t n_pl = projects.len / sizeof *pl;
     uint32_t n = 0;
     int more = 0;
     size_t n_taken = 0; /* projects whose rows are (partly) in this slice */
-    uint64_t *last = calloc(pl.n ? pl.n : 1, sizeof *last);
-    uint32_t *upto = calloc(pl.n ? pl.n : 1, sizeof *upto);
+    uint64_t *last = calloc(n_pl ? n_pl : 1, sizeof *last);
+    uint32_t *upto = calloc(n_pl ? n_pl : 1, sizeof *upto);
     if (!last || !upto) {
         rc = SDB_ENOMEM;
         goto done_lists;
     }
-    for (size_t i = 0; i < pl.n && !more; i++) {
-        if ((rc = take_project(t, c, pl.p[i], wm, &n, &last[i], &more))) goto done_lists;
+    for (size_t i = 0; i < n_pl && !more; i++) {
+        if ((rc = take_project(t, c, pl[i], wm, &n, &last[i], &more))) goto done_lists;
         upto[i] = n;
         n_taken = i + 1;
     }
@@ -270,8 +253,8 @@ static int fold_txn(sdb__txn *t, void *arg)
     for (size_t i = 0; i < n_taken; i++) {
         uint32_t taken = upto[i] - (i ? upto[i - 1] : 0);
         if (!taken) continue;
-        if ((rc = sdb__pending_add(t, pl.p[i], -(int64_t)taken)) ||
-            (rc = folded_put(t, pl.p[i], last[i])))
+        if ((rc = sdb__pending_add(t, pl[i], -(int64_t)taken)) ||
+            (rc = folded_put(t, pl[i], last[i])))
             goto done_lists;
     }
     if (!more) {
@@ -282,7 +265,7 @@ done_lists:
     free(last);
     free(upto);
 done:
-    free(pl.p);
+    sdb__buf_free(&projects);
     return rc;
 }
 

@@ -766,22 +766,20 @@ static int cat_path(exec *e, const sdb__seg *g, group *gr, const uint8_t *segkey
         rc = sdb__get(e->t, SDB__DB_PREAGG, segkey, SDB__SEGKEY_LEN, &v);
         if (rc && rc != SDB_ENOTFOUND) return rc;
         if (rc == SDB_OK && (m = sdb__preagg_labels(v.p, v.len, &p)) >= 0) {
+            uint32_t pair[2];
             for (int i = 0; i < m; i++) {
-                uint32_t pair[2];
                 memcpy(pair, p + 8 * (size_t)i, 8);
-                if (pair[0] <= e->n_labels) gr->cats[pair[0]] += pair[1];
                 n += pair[1];
             }
+            /* Taken only when it covers its chunk (else the rows count). */
             if (n == g->n) {
+                for (int i = 0; i < m; i++) {
+                    memcpy(pair, p + 8 * (size_t)i, 8);
+                    if (pair[0] <= e->n_labels) gr->cats[pair[0]] += pair[1];
+                }
                 gr->count += n;
                 gr->n_cat += n;
                 return SDB_OK;
-            }
-            /* A preagg that disagrees with its chunk: undo, count rows. */
-            for (int i = 0; i < m; i++) {
-                uint32_t pair[2];
-                memcpy(pair, p + 8 * (size_t)i, 8);
-                if (pair[0] <= e->n_labels) gr->cats[pair[0]] -= pair[1];
             }
             n = 0;
         }

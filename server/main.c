@@ -51,14 +51,6 @@ int sdb_cli_usage(const char *msg)
 
 /* Open the store for a command; `opts` may be NULL. */
 static int cli_open_with(const char *db, int must_exist, const sdb_options *opts,
-                         sdb_store **out);
-
-int sdb_cli_open(const char *db, int must_exist, sdb_store **out)
-{
-    return cli_open_with(db, must_exist, NULL, out);
-}
-
-static int cli_open_with(const char *db, int must_exist, const sdb_options *opts,
                          sdb_store **out)
 {
     char err[512] = "";
@@ -77,6 +69,11 @@ static int cli_open_with(const char *db, int must_exist, const sdb_options *opts
         return 1;
     }
     return 0;
+}
+
+int sdb_cli_open(const char *db, int must_exist, sdb_store **out)
+{
+    return cli_open_with(db, must_exist, NULL, out);
 }
 
 /* Read a whole stream (query text from stdin). */

@@ -345,6 +345,36 @@ Test(store, packed_and_plain_ids_and_trace_ids_come_back_exactly)
     cr_assert_eq(q1(0, "{\"stats\":[\"count\",\"traces\"]}", "traces"), 7);
 }
 
+/* One fold slice holding more (name, day) groups than the fold's first
+ * group table (512): the table doubles and every row keeps its group. */
+Test(store, a_fold_of_many_groups_keeps_every_row_in_its_own)
+{
+    sdb_batch *b;
+    cr_assert_eq(sdb_batch_new(&b), SDB_OK);
+    char j[200];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(j, sizeof j,
+                 "{\"name\":\"g%d\",\"value\":%d,\"trace_id\":\"t\",\"timestamp\":%lld}",
+                 i % 300, i % 7, T0 + 86400000ll * (i % 5));
+        cr_assert_eq(sdb_batch_add_json(b, j, strlen(j), err, sizeof err), SDB_OK, "%s", err);
+    }
+    cr_assert_eq(sdb_store_ingest(s, 0, b, T0), SDB_OK);
+    sdb_batch_free(b);
+    cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK); /* 300 names x 5 days */
+    double sum = 0;
+    for (int i = 0; i < 3000; i++) sum += i % 7;
+    cr_assert_eq(q1(0, "{\"stats\":[\"count\",\"sum\"]}", "count"), 3000);
+    cr_assert_eq(q1(0, "{\"stats\":[\"count\",\"sum\"]}", "sum"), sum);
+    /* g7 has rows i = 7, 307, ..., 2707: days (i % 5) and values (i % 7). */
+    double s7 = 0, d2 = 0;
+    for (int i = 7; i < 3000; i += 300) {
+        s7 += i % 7;
+        d2 += i % 5 == 2;
+    }
+    cr_assert_eq(q1(0, "{\"name\":\"g7\",\"stats\":[\"count\",\"sum\"]}", "sum"), s7);
+    cr_assert_eq(q1(0, "{\"name\":\"g7\",\"from\":1767398400000,\"to\":1767484800000}", "count"), d2);
+}
+
 Test(store, a_full_map_grows_and_the_batch_is_kept)
 {
     sdb_store_close(s);
