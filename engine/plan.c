@@ -237,9 +237,8 @@ static int budget(sdb__plan *p)
     struct {
         const char *name;
         uint64_t n;
-    } prod[] = {{"series points", points}, {"histogram bins", bins}, {"category labels", labels}};
+    } prod[] = {{p->i_width ? "series points" : "1 point (no interval)", points}, {"histogram bins", bins}, {"category labels", labels}};
     for (int i = 0; i < 3; i++) {
-        if (prod[i].n <= 1 && i == 0 && !p->i_width) continue;
         if (prod[i].n == 0) continue;
         uint64_t cells = sat_mul(groups, prod[i].n);
         if (cells > p->lim.max_cells) {

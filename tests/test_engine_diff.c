@@ -865,3 +865,112 @@ Test(engine_diff, traceset_compacts_and_stays_exact)
     free(pool);
     free(seen);
 }
+
+/* ------------------------------------------------------- cost budget */
+
+/* A store of n scores of `users` users, one name, spread one a minute
+ * apart over `span_min` minutes (issue 7: 200 scores of 100 users over
+ * 100k minutes grouped by user and minute took 1.6 GiB and 5-8 s). */
+static sdb_store *budget_store(char *dir, const sdb_options *o, int n, int users, long long span_min)
+{
+    cr_assert_not_null(mkdtemp(dir));
+    sdb_store *s;
+    char err[512];
+    cr_assert_eq(sdb_store_open(dir, o, &s, err, sizeof err), SDB_OK, "%s", err);
+    sdb_batch *b;
+    sdb_batch_new(&b);
+    char buf[512];
+    for (int i = 0; i < n; i++) {
+        long long ts = BASE_MS + (span_min * i / (n > 1 ? n - 1 : 1)) * 60000ll;
+        int len = snprintf(buf, sizeof buf,
+                           "{\"name\":\"q\",\"value\":%g,\"timestamp\":%lld,\"trace_id\":\"t%d\","
+                           "\"user_id\":\"u%d\",\"tags\":[\"x\"]}",
+                           (double)(i % 7) / 7, ts, i, i % users);
+        cr_assert_eq(sdb_batch_add_json(b, buf, (size_t)len, err, sizeof err), SDB_OK, "%s", err);
+    }
+    cr_assert_eq(sdb_store_ingest(s, 0, b, BASE_MS + 200 * 1440 * 60000ll), SDB_OK);
+    cr_assert_eq(sdb_store_fold(s, BASE_MS + 300 * 1440 * 60000ll, NULL), SDB_OK);
+    sdb_batch_free(b);
+    return s;
+}
+
+static void budget_drop(sdb_store *s, const char *dir)
+{
+    sdb_store_close(s);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static int run_q(sdb_store *s, const char *q, char *err, size_t errlen)
+{
+    char *out = NULL;
+    err[0] = 0;
+    int rc = sdb_query_json(s, 0, q, strlen(q), &out, err, errlen);
+    free(out);
+    return rc;
+}
+
+Test(engine_diff, budget_refuses_groups_times_series_points_before_any_work)
+{
+    char dir[] = "/tmp/sdb_budget_XXXXXX";
+    sdb_options o = {.no_sync = 1};
+    sdb_store *s = budget_store(dir, &o, 200, 100, 99000);
+    char err[512];
+    int rc = run_q(s, "{\"group_by\":[\"user_id\"],\"interval\":\"1m\"}", err, sizeof err);
+    cr_assert_eq(rc, SDB_EINVAL, "the issue's query must be refused, got %d", rc);
+    cr_assert(strstr(err, "series points") && strstr(err, "user_id") && strstr(err, "4000000"),
+              "the message names the product and the limit: %s", err);
+    /* The same grouping at a day per point fits, and is answered. */
+    cr_assert_eq(run_q(s, "{\"group_by\":[\"user_id\"],\"interval\":\"1d\"}", err, sizeof err),
+                 SDB_OK, "%s", err);
+    /* group_by x a 10,000-bin histogram over many users: the bins. */
+    rc = run_q(s, "{\"group_by\":[\"user_id\",\"name\"],\"histogram\":{\"bins\":10000}}", err, sizeof err);
+    cr_assert_eq(rc, SDB_OK, "100 users x 10000 bins = 1M cells fits: %s", err);
+    budget_drop(s, dir);
+
+    char dir2[] = "/tmp/sdb_budget_XXXXXX";
+    s = budget_store(dir2, &o, 2000, 2000, 1000);
+    rc = run_q(s, "{\"group_by\":[\"user_id\"],\"histogram\":{\"bins\":10000}}", err, sizeof err);
+    cr_assert_eq(rc, SDB_EINVAL);
+    cr_assert(strstr(err, "histogram bins") && strstr(err, "query_max_cells"), "%s", err);
+    budget_drop(s, dir2);
+}
+
+Test(engine_diff, budget_limits_are_settable_and_caps_stop_a_running_query)
+{
+    char dir[] = "/tmp/sdb_budget_XXXXXX";
+    sdb_options o = {.no_sync = 1, .query_max_cells = 50};
+    sdb_store *s = budget_store(dir, &o, 400, 100, 1000);
+    char err[512];
+    /* 100 users x 1 point is over a limit of 50. */
+    int rc = run_q(s, "{\"group_by\":[\"user_id\"]}", err, sizeof err);
+    cr_assert_eq(rc, SDB_EINVAL);
+    cr_assert(strstr(err, "over the limit of 50"), "%s", err);
+    cr_assert_eq(run_q(s, "{\"stats\":[\"count\"]}", err, sizeof err), SDB_OK, "%s", err);
+    sdb_store_close(s);
+
+    /* The memory cap: values kept for percentiles of 400 rows pass 1 KiB. */
+    sdb_options m = {.no_sync = 1, .query_max_mem_bytes = 1024};
+    cr_assert_eq(sdb_store_open(dir, &m, &s, err, sizeof err), SDB_OK, "%s", err);
+    rc = run_q(s, "{\"percentiles\":[50],\"group_by\":[\"user_id\"]}", err, sizeof err);
+    cr_assert_eq(rc, SDB_EINVAL);
+    cr_assert(strstr(err, "query_max_mem_bytes"), "%s", err);
+    budget_drop(s, dir);
+
+    /* The time cap: 1 ms cannot read 20,000 rows' records (tags); the
+     * query stops with SDB_EBUSY and says why. */
+    char dir2[] = "/tmp/sdb_budget_XXXXXX";
+    sdb_options t = {.no_sync = 1, .query_max_ms = 1};
+    s = budget_store(dir2, &t, 20000, 100, 1000);
+    int busy = 0;
+    for (int i = 0; i < 20 && !busy; i++) {
+        rc = run_q(s, "{\"where\":{\"tags\":[\"x\"]},\"group_by\":[\"user_id\"],\"percentiles\":[5],"
+                      "\"interval\":\"1h\"}", err, sizeof err);
+        cr_assert(rc == SDB_OK || rc == SDB_EBUSY, "rc %d: %s", rc, err);
+        busy = rc == SDB_EBUSY;
+    }
+    cr_assert(busy, "a 1 ms cap must stop one of 20 queries");
+    cr_assert(strstr(err, "query_max_ms"), "%s", err);
+    budget_drop(s, dir2);
+}
