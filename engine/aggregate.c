@@ -536,6 +536,22 @@ int sdb__gtab_groups(sdb__gtab *g, uint32_t *const *raw, const uint32_t *raw_con
     }
     if (!g->dense && !g->hash && (rc = index_rebuild(g))) return rc;
     for (size_t j = 0; j < n; j++) {
+        if (g->dense) {
+            /* The common case in registers: every id seen, the group known. */
+            uint64_t code = 0;
+            uint32_t k = 0;
+            for (; k < g->n_keys; k++) {
+                const sdb__keycol *c = &g->key[k];
+                uint32_t r = raw[k] ? raw[k][j] : raw_const[k];
+                uint32_t l = r < c->n_map ? c->map[r] : 0;
+                if (!l) break;
+                code |= (uint64_t)(l - 1) << c->shift;
+            }
+            if (k == g->n_keys && g->dense[code]) {
+                out[j] = g->dense[code] - 1;
+                continue;
+            }
+        }
         uint32_t l[SDB_MAX_GROUP_BY];
         bool wid = false;
         for (uint32_t k = 0; k < g->n_keys; k++) {

@@ -36,13 +36,21 @@
 
 #define BATCH 1024
 #define SERIES_TMP_MAX 4096
+#define PREFETCH 8 /* segments ahead */
+
+/* A kept segment, opened. */
+typedef struct xseg {
+    sdb__seg g;
+    const uint8_t *key;
+    uint32_t name;
+} xseg;
 
 typedef struct xstate {
     const sdb__plan *p;
     sdb__gtab *g;
     int pass;
     double *lo, *hi, *width; /* pass 1: each group's histogram bounds */
-    sdb_agg stmp[SERIES_TMP_MAX];
+    sdb_agg *stmp; /* SERIES_TMP_MAX, allocated on first use */
     uint64_t bits[BATCH / 64];
     uint32_t sel[BATCH];
     uint8_t iscat[BATCH];
@@ -88,7 +96,7 @@ typedef struct segclass {
     double mean;                /* a shift for this segment's values */
 } segclass;
 
-static void classify(const sdb__plan *p, const sdb__pseg *ps, segclass *c)
+static void classify(const sdb__plan *p, const xseg *ps, segclass *c)
 {
     const sdb__seg_hdr *h = &ps->g.h;
     const sdb__query *q = p->q;
@@ -221,7 +229,7 @@ static double first_value(const sdb__seg *g, const sdb_filter *f, double dflt)
 
 /* Constant keys, no categorical rows, only time and value filters: the
  * filter kernels over the whole column. */
-static int filter_path(xstate *x, const sdb__pseg *ps, const segclass *c)
+static int filter_path(xstate *x, const xseg *ps, const segclass *c)
 {
     const sdb__plan *p = x->p;
     const sdb__seg *g = &ps->g;
@@ -247,6 +255,7 @@ static int filter_path(xstate *x, const sdb__pseg *ps, const segclass *c)
         f.t_lo = p->t_lo;
         f.t_hi = p->t_hi;
         f.shift = c->mean;
+        if (!x->stmp && !(x->stmp = malloc(SERIES_TMP_MAX * sizeof *x->stmp))) return SDB_ENOMEM;
         for (uint32_t i = 0; i < nb; i++) sdb__agg_empty(&x->stmp[i]);
         p->kern->series_f64(g->value, g->ts, g->n, &f, lo * p->i_width + p->i_origin, p->i_width,
                             nb, x->stmp);
@@ -270,7 +279,7 @@ static int filter_path(xstate *x, const sdb__pseg *ps, const segclass *c)
 /* A categorical chunk wholly inside the query: its label counts are
  * pre-aggregated. Returns 1 when the chunk kept none (or they do not
  * cover it). */
-static int labels_preagg(xstate *x, const sdb__pseg *ps, uint32_t gi)
+static int labels_preagg(xstate *x, const xseg *ps, uint32_t gi)
 {
     sdb__val v;
     const uint8_t *lp;
@@ -298,7 +307,7 @@ static int labels_preagg(xstate *x, const sdb__pseg *ps, uint32_t gi)
 /* A chunk wholly inside the query, grouped by one dimension (the other
  * keys constant): its per-value pre-aggregates. Returns 1 when the chunk
  * kept none for the dimension. */
-static int dim_preagg(xstate *x, const sdb__pseg *ps, const segclass *c)
+static int dim_preagg(xstate *x, const xseg *ps, const segclass *c)
 {
     const sdb__query *q = x->p->q;
     sdb__val v;
@@ -375,13 +384,36 @@ static int row_store(xstate *x, const sdb__seg *g, uint32_t i0, uint32_t n, uint
     return SDB_OK;
 }
 
+/* The dictionary ids of the selected rows of a dimension column of width
+ * w (0: absent, every id 0), one loop per width. */
+static void ids_of(const uint8_t *col, unsigned w, uint32_t i0, const uint32_t *sel, uint32_t n,
+                   uint32_t *out)
+{
+    switch (w) {
+    case 1:
+        for (uint32_t j = 0; j < n; j++) out[j] = col[i0 + sel[j]];
+        break;
+    case 2:
+        for (uint32_t j = 0; j < n; j++) {
+            uint16_t x;
+            memcpy(&x, col + 2 * ((size_t)i0 + sel[j]), 2);
+            out[j] = x;
+        }
+        break;
+    case 4:
+        for (uint32_t j = 0; j < n; j++) memcpy(&out[j], col + 4 * ((size_t)i0 + sel[j]), 4);
+        break;
+    default: memset(out, 0, n * sizeof *out); break;
+    }
+}
+
 typedef struct dimcol {
     int d;
     const uint8_t *col;
     unsigned w;
 } dimcol;
 
-static int batch_path(xstate *x, const sdb__pseg *ps, const segclass *c, bool skip_moments)
+static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_moments)
 {
     const sdb__plan *p = x->p;
     const sdb__query *q = p->q;
@@ -411,34 +443,43 @@ static int batch_path(xstate *x, const sdb__pseg *ps, const segclass *c, bool sk
     for (uint32_t i0 = 0; i0 < g->n; i0 += BATCH) {
         uint32_t m = g->n - i0 < BATCH ? g->n - i0 : BATCH;
         const uint8_t *v = g->value + 8ull * i0, *ts = g->ts + 8ull * i0;
-        /* 1. Selection. */
-        uint32_t nw = (m + 63) / 64;
-        if (need_tv) {
-            p->kern->mask_f64(v, ts, m, &f, x->bits);
-        } else {
-            for (uint32_t w = 0; w < nw; w++) x->bits[w] = ~0ull;
-            if (m % 64) x->bits[nw - 1] = (1ull << (m % 64)) - 1;
-        }
+        /* 1. Selection: time and value by mask, type and source by the
+         * pass tables, then each dimension filter over the survivors. */
         uint32_t ns = 0;
         const uint8_t *tsrc = g->tsrc + i0;
-        for (uint32_t w = 0; w < nw; w++) {
-            for (uint64_t b = x->bits[w]; b; b &= b - 1) {
-                uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b);
-                uint8_t cat = c->all_cat;
-                if (c->tsrc_rows || need_tv) {
-                    uint8_t tb = tsrc[i] & 15u;
-                    if (p->pass_cat[tb]) cat = 1;
-                    else if (p->pass_num[tb]) cat = 0;
-                    else continue;
-                }
-                bool ok = true;
-                for (int k = 0; ok && k < n_dc; k++)
-                    ok = sdb__plan_dim_has(p, dc[k].d, sdb__seg_ld(dc[k].col, dc[k].w, i0 + i));
-                if (!ok) continue;
-                x->sel[ns] = i;
-                x->iscat[ns] = cat;
-                ns++;
+        if (!need_tv && !c->tsrc_rows) {
+            for (uint32_t i = 0; i < m; i++) x->sel[i] = i;
+            memset(x->iscat, c->all_cat, m);
+            ns = m;
+        } else {
+            uint32_t nw = (m + 63) / 64;
+            if (need_tv) {
+                p->kern->mask_f64(v, ts, m, &f, x->bits);
+            } else {
+                for (uint32_t w = 0; w < nw; w++) x->bits[w] = ~0ull;
+                if (m % 64) x->bits[nw - 1] = (1ull << (m % 64)) - 1;
             }
+            for (uint32_t w = 0; w < nw; w++) {
+                for (uint64_t b = x->bits[w]; b; b &= b - 1) {
+                    uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b);
+                    uint8_t tb = tsrc[i] & 15u;
+                    x->sel[ns] = i;
+                    x->iscat[ns] = p->pass_cat[tb];
+                    ns += p->pass_cat[tb] | p->pass_num[tb];
+                }
+            }
+        }
+        for (int k = 0; k < n_dc && ns; k++) {
+            ids_of(dc[k].col, dc[k].w, i0, x->sel, ns, x->grp); /* grp: scratch here */
+            const uint64_t *bits = p->dim_bits[dc[k].d];
+            uint32_t nb = p->dim_nbits[dc[k].d], kept = 0;
+            for (uint32_t j = 0; j < ns; j++) {
+                uint32_t id = x->grp[j];
+                x->sel[kept] = x->sel[j];
+                x->iscat[kept] = x->iscat[j];
+                kept += id < nb && (bits[id / 64] >> (id % 64) & 1);
+            }
+            ns = kept;
         }
         if (p->need_row && ns && (rc = row_store(x, g, i0, ns, &ns))) return rc;
         if (ns == 0) continue;
@@ -449,9 +490,7 @@ static int batch_path(xstate *x, const sdb__pseg *ps, const segclass *c, bool sk
             uint32_t *r = x->raw[k];
             raw[k] = r;
             switch (q->group[k].kind) {
-            case SDB_GB_DIM:
-                for (uint32_t j = 0; j < ns; j++) r[j] = sdb__seg_ld(kcol[k], kw[k], i0 + x->sel[j]);
-                break;
+            case SDB_GB_DIM: ids_of(kcol[k], kw[k], i0, x->sel, ns, r); break;
             case SDB_GB_SOURCE:
                 for (uint32_t j = 0; j < ns; j++) r[j] = (tsrc[x->sel[j]] >> 2 & 3u) + 1u;
                 break;
@@ -470,33 +509,40 @@ static int batch_path(xstate *x, const sdb__pseg *ps, const segclass *c, bool sk
                 x->slot[j] = x->grp[j] * ni +
                              (uint32_t)(interval_of(p, ld_i64(ts, x->sel[j])) - p->i_lo);
         }
-        /* 3. Split numeric and categorical rows. */
-        uint32_t nn = 0, ncat = 0;
-        for (uint32_t j = 0; j < ns; j++) {
-            if (x->iscat[j]) {
-                x->idx_c[ncat] = x->sel[j];
-                x->grp_c[ncat] = x->grp[j];
-                x->slot_c[ncat++] = x->slot[j];
-            } else {
-                x->idx_n[nn] = x->sel[j];
-                x->grp_n[nn] = x->grp[j];
-                x->slot_n[nn++] = x->slot[j];
+        /* 3. Split numeric and categorical rows (a segment without
+         * categorical rows uses the selection as it is). */
+        uint32_t nn = ns, ncat = 0;
+        const uint32_t *idx_n = x->sel, *grp_n = x->grp, *slot_n = x->slot;
+        if (c->has_cat) {
+            nn = 0;
+            for (uint32_t j = 0; j < ns; j++) {
+                if (x->iscat[j]) {
+                    x->idx_c[ncat] = x->sel[j];
+                    x->grp_c[ncat] = x->grp[j];
+                    x->slot_c[ncat++] = x->slot[j];
+                } else {
+                    x->idx_n[nn] = x->sel[j];
+                    x->grp_n[nn] = x->grp[j];
+                    x->slot_n[nn++] = x->slot[j];
+                }
             }
+            idx_n = x->idx_n;
+            grp_n = x->grp_n;
+            slot_n = x->slot_n;
         }
         /* 4. Aggregate kernels. */
         if (x->pass == 1) {
-            p->kern->slot_hist(v, x->idx_n, x->grp_n, nn, x->lo, x->hi, x->width, 1, q->bins,
-                               gt->hist);
+            p->kern->slot_hist(v, idx_n, grp_n, nn, x->lo, x->hi, x->width, 1, q->bins, gt->hist);
             continue;
         }
         if (want_num && nn) {
-            if (!skip_moments) p->kern->slot_agg(v, x->idx_n, x->slot_n, nn, gt->slot);
+            if (!skip_moments) p->kern->slot_agg(v, idx_n, slot_n, nn, gt->slot);
             if (p->fixed_hist)
-                p->kern->slot_hist(v, x->idx_n, x->grp_n, nn, &p->h_lo, &p->h_hi, &p->h_width, 0,
+                p->kern->slot_hist(v, idx_n, grp_n, nn, &p->h_lo, &p->h_hi, &p->h_width, 0,
                                    q->bins, gt->hist);
             if (p->want_vals)
                 for (uint32_t j = 0; j < nn; j++)
-                    if ((rc = sdb__dvec_push(gt, &gt->vals[x->grp_n[j]], ld_f64(v, x->idx_n[j]))))
+                    if ((rc = sdb__dvec_push(gt, &gt->vals[grp_n[j]], ld_f64(v, idx_n[j]))))
                         return rc;
         }
         if (want_cat && ncat) {
@@ -523,7 +569,7 @@ static int batch_path(xstate *x, const sdb__pseg *ps, const segclass *c, bool sk
 
 /* ------------------------------------------------------------ a segment */
 
-static int exec_segment(xstate *x, const sdb__pseg *ps)
+static int exec_segment(xstate *x, const xseg *ps)
 {
     const sdb__plan *p = x->p;
     const sdb__seg *g = &ps->g;
@@ -583,7 +629,20 @@ static int run_pass(xstate *x)
     const sdb__plan *p = x->p;
     int rc = SDB_OK;
     for (size_t i = 0; rc == SDB_OK && i < p->n_segs; i++) {
-        rc = exec_segment(x, &p->segs[i]);
+        xseg xs;
+        const sdb__pseg *ps = &p->segs[i];
+        /* The plan read these headers a while ago: most are out of cache
+         * again, and a header-only segment costs little but its miss, so
+         * the next ones are fetched while this one runs. */
+        if (i + PREFETCH < p->n_segs) {
+            const char *nx = p->segs[i + PREFETCH].val;
+            __builtin_prefetch(nx);
+            __builtin_prefetch(nx + 64);
+        }
+        if ((rc = sdb__seg_open(ps->val, ps->len, &xs.g))) break;
+        xs.key = ps->key;
+        xs.name = ps->name;
+        rc = exec_segment(x, &xs);
         if (rc == SDB_OK && (i & 63) == 63) rc = sdb__plan_check(p, x->g);
     }
     return rc ? rc : sdb__plan_check(p, x->g);
@@ -592,8 +651,11 @@ static int run_pass(xstate *x)
 int sdb__exec_run(const sdb__plan *p, sdb__gtab *g)
 {
     if (p->empty) return SDB_OK;
-    xstate *x = calloc(1, sizeof *x);
+    xstate *x = malloc(sizeof *x); /* scratch: nothing is read before it is written */
     if (!x) return SDB_ENOMEM;
+    x->stmp = NULL;
+    x->lo = x->hi = x->width = NULL;
+    x->pass = 0;
     x->p = p;
     x->g = g;
     int rc = SDB_OK;
@@ -627,6 +689,7 @@ int sdb__exec_run(const sdb__plan *p, sdb__gtab *g)
     free(x->lo);
     free(x->hi);
     free(x->width);
+    free(x->stmp);
     free(x);
     return rc;
 }

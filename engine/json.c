@@ -64,6 +64,13 @@ void sdb__j_num(sdb__buf *b, double v)
         return;
     }
     if (v == 0) v = 0; /* -0 prints as 0 */
+    if (fabs(v) < 1e15 && v == (double)(long long)v) {
+        /* An integer: what %.15g prints, without the round trip through
+         * strtod (min and max of integer and boolean scores, edges). */
+        snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+        sdb__j_raw(b, tmp);
+        return;
+    }
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(tmp, sizeof tmp, "%.*g", prec, v);
         if (strtod(tmp, NULL) == v) break;

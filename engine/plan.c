@@ -117,7 +117,7 @@ static bool seg_may_match(const sdb__plan *p, const sdb__seg *g)
     return true;
 }
 
-static int keep(sdb__plan *p, const sdb__seg *g, const uint8_t *key)
+static int keep(sdb__plan *p, const sdb__seg *g, const sdb__val *val, const uint8_t *key)
 {
     if (p->n_segs == p->cap_segs) {
         size_t cap = p->cap_segs ? p->cap_segs * 2 : 256;
@@ -127,7 +127,10 @@ static int keep(sdb__plan *p, const sdb__seg *g, const uint8_t *key)
         p->cap_segs = cap;
     }
     sdb__pseg *s = &p->segs[p->n_segs++];
-    s->g = *g;
+    s->val = val->p;
+    s->len = val->len;
+    s->ts_min = g->h.ts_min;
+    s->ts_max = g->h.ts_max;
     s->key = key;
     s->name = sdb__rd32(key + 4);
     p->rows += g->n;
@@ -161,7 +164,7 @@ static int scan_keys(sdb__plan *p, uint32_t name)
         }
         sdb__seg g;
         if ((rc = sdb__seg_open(val.p, val.len, &g))) break;
-        if (seg_may_match(p, &g) && (rc = keep(p, &g, kp))) break;
+        if (seg_may_match(p, &g) && (rc = keep(p, &g, &val, kp))) break;
     }
     sdb__cur_close(c);
     return rc == SDB_ENOTFOUND ? SDB_OK : rc;
@@ -325,8 +328,8 @@ int sdb__plan_make(sdb__plan *p, sdb__txn *t, uint32_t project, const sdb__query
     if (p->i_width && !p->empty) {
         int64_t lo = INT64_MAX, hi = INT64_MIN;
         for (size_t i = 0; i < p->n_segs; i++) {
-            if (p->segs[i].g.h.ts_min < lo) lo = p->segs[i].g.h.ts_min;
-            if (p->segs[i].g.h.ts_max > hi) hi = p->segs[i].g.h.ts_max;
+            if (p->segs[i].ts_min < lo) lo = p->segs[i].ts_min;
+            if (p->segs[i].ts_max > hi) hi = p->segs[i].ts_max;
         }
         if (lo < p->t_lo) lo = p->t_lo;
         if (hi > p->t_hi) hi = p->t_hi;

@@ -49,6 +49,7 @@ typedef struct rrow {
     char trace[12]; /* "" when absent */
     int tag_a, tag_b;
     const char *feature; /* property "feature", NULL when absent */
+    const char *user;    /* user_id, NULL when absent */
     int live;
 } rrow;
 
@@ -56,6 +57,7 @@ static const char *const MODELS[] = {NULL, "gpt-4o", "claude", "llama"};
 static const char *const PROMPTS[] = {NULL, "v1", "v2", "v3", "v10"};
 static const char *const ENVS[] = {"default", "production", "staging"};
 static const char *const FEATURES[] = {NULL, "search", "chat"};
+static const char *const USERS[] = {NULL, "u1", "u2", "u3", "u4", "u5"};
 static const char *const LABELS[] = {"pass", "fail", "partial"};
 static const char *const SOURCES[] = {"API", "EVAL", "ANNOTATION"};
 static const char *const TYPES[] = {"NUMERIC", "BOOLEAN", "CATEGORICAL"};
@@ -111,6 +113,7 @@ static void make_row(rrow *r, int i, int n_names, int reuse_id, const rrow *rows
     r->tag_a = ri(2);
     r->tag_b = ri(3) == 0;
     r->feature = FEATURES[ri(3)];
+    r->user = USERS[ri(6)];
     r->live = 1;
 }
 
@@ -137,6 +140,7 @@ static int row_json(const rrow *r, char *buf, size_t n)
     o += snprintf(buf + o, n - o, "\"source\":\"%s\",", SOURCES[r->source]);
     if (r->model) o += snprintf(buf + o, n - o, "\"model\":\"%s\",", r->model);
     if (r->prompt) o += snprintf(buf + o, n - o, "\"prompt_version\":\"%s\",", r->prompt);
+    if (r->user) o += snprintf(buf + o, n - o, "\"user_id\":\"%s\",", r->user);
     if (strcmp(r->env, "default") || ri(2)) o += snprintf(buf + o, n - o, "\"environment\":\"%s\",", r->env);
     if (r->trace[0])
         o += snprintf(buf + o, n - o, "\"trace_id\":\"%s\",", r->trace);
@@ -161,10 +165,12 @@ typedef struct rq {
     int src_mask, type_mask;
     const char *model_f[2];
     int n_model_f;
-    int tag_f;   /* require tag a */
-    int feat_f;  /* require feature == search */
+    int tag_f;   /* 1: require tag a, 2: tag b, 3: both */
+    int feat_f;  /* 1: feature == search, 2: feature in search, chat */
+    int prompt_f, env_f, user_f, tname_f; /* dimension filters (see match) */
+    int hist_bound; /* free histogram: 0 no bound, 1 only min, 2 only max */
     int gb[4];   /* 0 name,1 model,2 source,3 data_type,4 properties.feature,5 prompt_version,
-                    6 trace_name (always absent) */
+                    6 trace_name (always absent), 7 user_id, 8 environment */
     int n_gb;
     long long interval; /* 0 none */
     int hist, hist_fixed, bins;
@@ -173,8 +179,10 @@ typedef struct rq {
     int lean; /* stats without stddev and traces: lets the kernel paths run */
 } rq;
 
-static const char *const GB_NAMES[] = {"name", "model", "source", "data_type",
-                                       "properties.feature", "prompt_version", "trace_name"};
+static const char *const GB_NAMES[] = {"name",           "model",      "source",
+                                       "data_type",      "properties.feature", "prompt_version",
+                                       "trace_name",     "user_id",    "environment"};
+#define N_GB 9
 
 static void make_query(rq *q, int n_names, const rrow *rows, int n_rows)
 {
@@ -204,12 +212,18 @@ static void make_query(rq *q, int n_names, const rrow *rows, int n_rows)
         q->n_model_f = 1 + ri(2);
         for (int i = 0; i < q->n_model_f; i++) q->model_f[i] = MODELS[1 + ri(3)];
     }
-    q->tag_f = ri(8) == 0;
-    q->feat_f = ri(8) == 0;
+    q->tag_f = ri(8) == 0 ? 1 + ri(3) : 0;
+    q->feat_f = ri(8) == 0 ? 1 + ri(2) : 0;
+    if (ri(8) == 0) q->prompt_f = 1 + ri(2);
+    if (ri(8) == 0) q->env_f = 1 + ri(2);
+    if (ri(8) == 0) q->user_f = 1 + ri(2);
+    if (ri(16) == 0) q->tname_f = 1;
     if (ri(2)) {
-        q->n_gb = 1 + ri(2);
-        for (int i = 0; i < q->n_gb; i++) q->gb[i] = ri(7);
-        if (q->n_gb == 2 && q->gb[0] == q->gb[1]) q->n_gb = 1;
+        q->n_gb = 1 + ri(3);
+        for (int i = 0; i < q->n_gb; i++) q->gb[i] = ri(N_GB);
+        for (int i = 1; i < q->n_gb; i++)
+            for (int j = 0; j < i; j++)
+                if (q->gb[i] == q->gb[j]) q->n_gb = i; /* no duplicate keys */
     }
     if (ri(3) == 0) {
         static const long long iv[] = {3600000ll, 6 * 3600000ll, DAY, 7 * DAY};
@@ -221,10 +235,70 @@ static void make_query(rq *q, int n_names, const rrow *rows, int n_rows)
         q->hist_fixed = ri(2);
         q->hmin = ri(2) ? 0 : 0.25;
         q->hmax = ri(2) ? 1 : 5;
+        if (!q->hist_fixed) q->hist_bound = ri(4) == 0 ? 1 + ri(2) : 0;
     }
     q->pct = ri(3) == 0;
     q->lean = ri(2);
 }
+
+/* The whole matrix, not a sample of it (issue 8): query number k of
+ * N_SWEEP is filter kind k % 13 x group-by kind (k / 13) % 8 x output
+ * k / 104, every name, over the round's whole time range unless the
+ * filter is the time one. */
+enum { SW_FILTERS = 13, SW_GROUPS = 8, SW_OUTPUTS = 6 };
+#define N_SWEEP (SW_FILTERS * SW_GROUPS * SW_OUTPUTS)
+
+static void sweep_query(rq *q, int k, const rrow *rows, int n_rows)
+{
+    memset(q, 0, sizeof *q);
+    int fk = k % SW_FILTERS, gk = (k / SW_FILTERS) % SW_GROUPS, ok = k / (SW_FILTERS * SW_GROUPS);
+    switch (fk) {
+    case 0: break; /* none */
+    case 1:
+        q->has_from = q->has_to = 1;
+        q->from = n_rows ? rows[k % n_rows].ts : BASE_MS + DAY;
+        q->to = q->from + 3 * DAY + 7;
+        break;
+    case 2: q->vop = 1 + k % 3; q->va = k % 2 ? 0.25 : 1; q->vb = q->va + 0.5; break;
+    case 3: q->type_mask = 1 + k % 7; break;
+    case 4: q->src_mask = 1 + k % 7; break;
+    case 5: q->n_model_f = 1; q->model_f[0] = MODELS[1 + k % 3]; break;
+    case 6: q->prompt_f = 1 + k % 2; break;
+    case 7: q->env_f = 1 + k % 2; break;
+    case 8: q->user_f = 1 + k % 2; break;
+    case 9: q->tname_f = 1; break;
+    case 10: q->tag_f = 1 + k % 3; break;
+    case 11: q->feat_f = 1 + k % 2; break;
+    case 12: /* several at once */
+        q->has_from = 1;
+        q->from = BASE_MS + 2 * DAY + 3600000ll;
+        q->src_mask = 3;
+        q->env_f = 2;
+        q->user_f = 2;
+        q->tag_f = 1;
+        break;
+    }
+    switch (gk) {
+    case 0: break;
+    case 1: q->n_gb = 1; q->gb[0] = 1; break;
+    case 2: q->n_gb = 2; q->gb[0] = 1; q->gb[1] = 5; break;
+    case 3: q->n_gb = 1; q->gb[0] = 0; break;
+    case 4: q->n_gb = 1; q->gb[0] = 4; break;
+    case 5: q->interval = k % 2 ? DAY : 6 * 3600000ll; break;
+    case 6: q->n_gb = 2; q->gb[0] = 1; q->gb[1] = 2; q->interval = DAY; break;
+    case 7: q->n_gb = 3; q->gb[0] = 7; q->gb[1] = 8; q->gb[2] = 3; q->interval = 7 * DAY; break;
+    }
+    switch (ok) {
+    case 0: q->lean = 1; break;
+    case 1: break; /* stddev and traces */
+    case 2: q->lean = k % 2; q->hist = 1; q->bins = 1 + k % 12; q->hist_fixed = 1; q->hmin = 0; q->hmax = 1; break;
+    case 3: q->lean = 1; q->hist = 1; q->bins = 1 + k % 12; break;
+    case 4: q->lean = 1; q->hist = 1; q->bins = 5; q->hist_bound = 1 + k % 2; q->hmin = 0.25; q->hmax = 1; break;
+    case 5: q->lean = k % 2; q->pct = 1; break;
+    }
+}
+
+static int sweep_mode; /* run_round_sized: the matrix instead of random queries */
 
 static int query_json(const rq *q, char *buf, size_t n)
 {
@@ -264,13 +338,27 @@ static int query_json(const rq *q, char *buf, size_t n)
         if (q->n_model_f == 2) o += snprintf(buf + o, n - o, ",\"%s\"", q->model_f[1]);
         o += snprintf(buf + o, n - o, "]");
     }
-    if (q->tag_f) o += snprintf(buf + o, n - o, "%s\"tags\":[\"a\"]", SEP);
-    if (q->feat_f) o += snprintf(buf + o, n - o, "%s\"properties\":{\"feature\":[\"search\"]}", SEP);
+    if (q->tag_f)
+        o += snprintf(buf + o, n - o, "%s\"tags\":[%s]", SEP,
+                      q->tag_f == 1 ? "\"a\"" : q->tag_f == 2 ? "\"b\"" : "\"a\",\"b\"");
+    if (q->feat_f)
+        o += snprintf(buf + o, n - o, "%s\"properties\":{\"feature\":[%s]}", SEP,
+                      q->feat_f == 1 ? "\"search\"" : "\"search\",\"chat\"");
+    if (q->prompt_f)
+        o += snprintf(buf + o, n - o, "%s\"prompt_version\":[%s]", SEP,
+                      q->prompt_f == 1 ? "\"v2\"" : "\"v1\",\"v10\",\"nope\"");
+    if (q->env_f)
+        o += snprintf(buf + o, n - o, "%s\"environment\":[%s]", SEP,
+                      q->env_f == 1 ? "\"default\"" : "\"production\",\"staging\"");
+    if (q->user_f)
+        o += snprintf(buf + o, n - o, "%s\"user_id\":[%s]", SEP,
+                      q->user_f == 1 ? "\"u1\"" : "\"u2\",\"u5\"");
+    if (q->tname_f) o += snprintf(buf + o, n - o, "%s\"trace_name\":[\"x\"]", SEP);
 #undef SEP
     o += snprintf(buf + o, n - o, "}");
     if (q->n_gb) {
         o += snprintf(buf + o, n - o, ",\"group_by\":[\"%s\"", GB_NAMES[q->gb[0]]);
-        if (q->n_gb == 2) o += snprintf(buf + o, n - o, ",\"%s\"", GB_NAMES[q->gb[1]]);
+        for (int i = 1; i < q->n_gb; i++) o += snprintf(buf + o, n - o, ",\"%s\"", GB_NAMES[q->gb[i]]);
         o += snprintf(buf + o, n - o, "]");
     }
     if (q->interval) {
@@ -281,6 +369,10 @@ static int query_json(const rq *q, char *buf, size_t n)
     if (q->hist) {
         if (q->hist_fixed)
             o += snprintf(buf + o, n - o, ",\"histogram\":{\"bins\":%d,\"min\":%.17g,\"max\":%.17g}", q->bins, q->hmin, q->hmax);
+        else if (q->hist_bound == 1)
+            o += snprintf(buf + o, n - o, ",\"histogram\":{\"bins\":%d,\"min\":%.17g}", q->bins, q->hmin);
+        else if (q->hist_bound == 2)
+            o += snprintf(buf + o, n - o, ",\"histogram\":{\"bins\":%d,\"max\":%.17g}", q->bins, q->hmax);
         else
             o += snprintf(buf + o, n - o, ",\"histogram\":{\"bins\":%d}", q->bins);
     }
@@ -302,6 +394,8 @@ static const char *key_of(const rrow *r, int gb)
     case 4: return r->feature;
     case 5: return r->prompt;
     case 6: return NULL;
+    case 7: return r->user;
+    case 8: return r->env;
     }
     (void)buf;
     return NULL;
@@ -331,8 +425,20 @@ static int match(const rq *q, const rrow *r)
         for (int i = 0; i < q->n_model_f; i++) ok |= r->model && !strcmp(r->model, q->model_f[i]);
         if (!ok) return 0;
     }
-    if (q->tag_f && !r->tag_a) return 0;
-    if (q->feat_f && !(r->feature && !strcmp(r->feature, "search"))) return 0;
+    if ((q->tag_f & 1) && !r->tag_a) return 0;
+    if ((q->tag_f & 2) && !r->tag_b) return 0;
+    if (q->feat_f && !(r->feature && (!strcmp(r->feature, "search") ||
+                                      (q->feat_f == 2 && !strcmp(r->feature, "chat")))))
+        return 0;
+    if (q->prompt_f == 1 && !(r->prompt && !strcmp(r->prompt, "v2"))) return 0;
+    if (q->prompt_f == 2 && !(r->prompt && (!strcmp(r->prompt, "v1") || !strcmp(r->prompt, "v10"))))
+        return 0;
+    if (q->env_f == 1 && strcmp(r->env, "default")) return 0;
+    if (q->env_f == 2 && strcmp(r->env, "production") && strcmp(r->env, "staging")) return 0;
+    if (q->user_f == 1 && !(r->user && !strcmp(r->user, "u1"))) return 0;
+    if (q->user_f == 2 && !(r->user && (!strcmp(r->user, "u2") || !strcmp(r->user, "u5"))))
+        return 0;
+    if (q->tname_f) return 0; /* trace_name is never set */
     return 1;
 }
 
@@ -482,9 +588,10 @@ static void check_group(const rq *q, json_t *g, rrow **rs, int n, long long i_fi
     if (q->hist && numeric) {
         json_t *h = json_object_get(g, "histogram");
         cr_assert(json_is_object(h), "histogram missing\n%s", qs);
-        double lo = q->hist_fixed ? q->hmin : (nv ? vals[0] : INFINITY);
-        double hi = q->hist_fixed ? q->hmax : (nv ? vals[nv - 1] : -INFINITY);
+        double lo = q->hist_fixed || q->hist_bound == 1 ? q->hmin : (nv ? vals[0] : INFINITY);
+        double hi = q->hist_fixed || q->hist_bound == 2 ? q->hmax : (nv ? vals[nv - 1] : -INFINITY);
         if (!q->hist_fixed && !nv) lo = hi = 0;
+        if (!(hi >= lo)) hi = lo; /* API.md: the group's own bound where one is missing */
         double width = (hi - lo) / q->bins;
         long long *cnt = calloc(q->bins + 2, sizeof *cnt);
         for (int i = 0; i < nv; i++) {
@@ -688,7 +795,10 @@ static void run_round_sized(int round, int n_queries, int max_rows)
     cr_assert_eq(pending, 0);
     for (int qn = 0; qn < n_queries; qn++) {
         rq q;
-        make_query(&q, n_names, rows, n_rows);
+        if (sweep_mode)
+            sweep_query(&q, qn, rows, n_rows);
+        else
+            make_query(&q, n_names, rows, n_rows);
         char qs[2048];
         query_json(&q, qs, sizeof qs);
         char *out = NULL;
@@ -726,6 +836,20 @@ Test(engine_diff, random_scores_and_queries_match_the_reference, .timeout = 240)
     const char *kernels = getenv("SDB_KERNELS");
     (void)kernels;
     for (int round = 0; round < 250; round++) run_round(round, 40);
+}
+
+/* Every filter kind x every group-by kind x every output, on stores of
+ * both bucket widths, with dimension columns of every width, and with a
+ * handful of rows (empty and single-row groups). */
+Test(engine_diff, the_whole_query_matrix_matches_the_reference, .timeout = 240)
+{
+    /* 1, 3: plain; 2: 2-byte prompt versions; 5: no model; 7: 4-byte
+     * models; 11: 4-byte prompt versions; 14, 21: a few rows. */
+    static const int rounds[] = {1, 2, 3, 5, 7, 11, 14, 21};
+    sweep_mode = 1;
+    n_trace_ids = 40;
+    for (int i = 0; i < 8; i++) run_round_sized(rounds[i], N_SWEEP, rounds[i] % 7 ? 1500 : 0);
+    sweep_mode = 0;
 }
 
 /* Thousands of rows and trace ids: the selected trace hashes of a group
