@@ -536,7 +536,19 @@ static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
             continue;
         }
         if (want_num && nn) {
-            if (!skip_moments) p->kern->slot_agg(v, idx_n, slot_n, nn, gt->slot);
+            if (skip_moments) {
+                /* the header counted them */
+            } else if (p->counts_only) {
+                /* Nothing asked for needs the values' moments (a count, a
+                 * fixed histogram): two counters a row, not seven fields. */
+                for (uint32_t j = 0; j < nn; j++) {
+                    sdb_slot *sl = &gt->slot[slot_n[j]];
+                    sl->n++;
+                    sl->count++;
+                }
+            } else {
+                p->kern->slot_agg(v, idx_n, slot_n, nn, gt->slot);
+            }
             if (p->fixed_hist)
                 p->kern->slot_hist(v, idx_n, grp_n, nn, &p->h_lo, &p->h_hi, &p->h_width, 0,
                                    q->bins, gt->hist);

@@ -218,6 +218,7 @@ typedef struct sdb__plan {
     uint32_t dim_nbits[SDB_N_DIMS];
     bool dim_filter, need_row, row_filter;
     bool want_traces, want_vals, fixed_hist, free_hist; /* free: bounds from the data */
+    bool counts_only;             /* no stat, bound or later use needs sums, min or max */
     double h_lo, h_hi, h_width;
     int64_t i_width, i_origin;    /* 0: no series */
     int64_t i_lo, i_hi;           /* interval indexes the slots cover */
