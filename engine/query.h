@@ -300,6 +300,8 @@ typedef struct sdb__answer {
 void sdb__j_raw(sdb__buf *b, const char *s);
 void sdb__j_str(sdb__buf *b, const char *p, size_t len); /* quoted, escaped */
 void sdb__j_num(sdb__buf *b, double v);                  /* shortest round-trip */
+/* The text sdb__j_num writes, into tmp (n >= 48); 0 for a non-finite v. */
+int sdb__j_num_text(double v, char *tmp, size_t n);
 void sdb__j_u64(sdb__buf *b, uint64_t v);
 void sdb__j_time(sdb__buf *b, int64_t ms);               /* quoted RFC 3339 */
 

@@ -1118,3 +1118,55 @@ Test(engine_diff, budget_limits_are_settable_and_caps_stop_a_running_query)
     cr_assert(strstr(err, "query_max_ms"), "%s", err);
     budget_drop(s, dir2);
 }
+
+/* ------------------------------------------------- number rendering */
+
+/* json.c prints numbers without printf in [1e-3, 1e15); the text must be
+ * what the shortest of %.15g, %.16g and %.17g that reads back gives. */
+static void printf_shortest(double v, char *tmp, size_t n)
+{
+    if (v == 0) v = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, n, "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v) break;
+    }
+}
+
+static void check_num(double v)
+{
+    char got[64], want[64];
+    cr_assert(sdb__j_num_text(v, got, 48));
+    printf_shortest(v, want, sizeof want);
+    if (strcmp(got, want) != 0 && fabs(v) < 1e15 && v == (double)(long long)v) {
+        /* integers print as integers, which %.15g also does below 1e15 */
+        snprintf(want, sizeof want, "%lld", (long long)v);
+    }
+    cr_assert_str_eq(got, want, "%.17g", v);
+}
+
+Test(engine_diff, numbers_print_as_the_shortest_printf_text_that_reads_back)
+{
+    static const double fixed[] = {0.1, 0.2, 0.3, 0.15000000000000002, 1e-3, 0.001000000000000001,
+                                   999999999999999.9, 1e15 - 0.125, 0.5, 0.25, 1.5, 2.5,
+                                   0.049999999999999996, 0.95, 1.0000000000000002,
+                                   0.9999999999999999, 123456.78901234567, 0.0625,
+                                   4503599627370496.5, 9007199254740993.0, 1e-4, 12.34,
+                                   -0.1, -2.5e-3, 5e-324, 1e300, -1e300};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) check_num(fixed[i]);
+    for (int i = 0; i <= 10000; i++) check_num(0.05 * i); /* histogram edges */
+    uint64_t r = 12345;
+    for (int i = 0; i < 300000; i++) {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        double v;
+        switch (i % 4) {
+        case 0: v = (double)(r >> 11) / 9007199254740992.0; break;        /* [0, 1) */
+        case 1: v = ldexp((double)(r >> 11), (int)(r % 100) - 80); break; /* wide */
+        case 2: { uint64_t bits = r & 0x7FEFFFFFFFFFFFFFull; memcpy(&v, &bits, 8); break; }
+        default: v = (double)(r % 1000000) / 1000.0 + 1e-9 * (double)(r % 7); break;
+        }
+        if (r & 1) v = -v;
+        check_num(v);
+    }
+}
