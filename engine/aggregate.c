@@ -637,8 +637,129 @@ static void select_kth(double *v, size_t lo, size_t hi, size_t k)
  * other, each in the part of the array right of the previous one (which
  * holds exactly the larger ranks), so m percentiles cost about
  * about n log m comparisons rather than a sort's n log n; the rank after
- * each (for the interpolation) is selected the same way. */
+ * each (for the interpolation) is the minimum of the part right of it. */
+/* The ranks of `want` (sorted, at most 2 x 128) of v[0..n) by bucketing:
+ * one pass for min and max, one counting each value's bucket (a
+ * monotonic function of the value, so the buckets are ordered and the
+ * k-th smallest lies in the bucket where the running count passes k), one
+ * copying out the values of the buckets that hold a wanted rank, then a
+ * selection inside each (small unless the values crowd into one). Two or
+ * three sequential passes with no data-dependent branch, where quickselect
+ * makes several with a mispredicted branch per value. Returns 0 when it
+ * cannot (out of memory); out[i] is rank want[i]. */
+#define PCT_BUCKETS 4096
+
+static inline size_t pct_bucket(double x, double mn, double scale)
+{
+    double t = (x - mn) * scale; /* >= 0: mn is the minimum */
+    return t < PCT_BUCKETS - 1 ? (size_t)t : PCT_BUCKETS - 1;
+}
+static int ranks_by_buckets(const double *v, size_t n, const size_t *want, uint32_t m, double *out)
+{
+    double mn = v[0], mx = v[0];
+    for (size_t i = 1; i < n; i++) {
+        mn = v[i] < mn ? v[i] : mn;
+        mx = v[i] > mx ? v[i] : mx;
+    }
+    if (!(mx > mn)) {
+        for (uint32_t i = 0; i < m; i++) out[i] = mn;
+        return 1;
+    }
+    double scale = (double)PCT_BUCKETS / (mx - mn);
+    if (!isfinite(scale)) return 0;
+    uint32_t *cnt = calloc(PCT_BUCKETS + 1, sizeof *cnt);
+    int32_t *slot = malloc(PCT_BUCKETS * sizeof *slot);
+    if (!cnt || !slot) {
+        free(cnt);
+        free(slot);
+        return 0;
+    }
+#define PCT_BUCKET(x) pct_bucket(x, mn, scale)
+    for (size_t i = 0; i < n; i++) cnt[PCT_BUCKET(v[i])]++;
+    /* The bucket of each wanted rank and its rank inside it. */
+    size_t bk[256], in[256], start[256], total = 0;
+    uint32_t nb = 0;
+    size_t acc = 0;
+    for (uint32_t i = 0, b = 0; i < m; i++) {
+        while (acc + cnt[b] <= want[i]) acc += cnt[b++];
+        bk[i] = b;
+        in[i] = want[i] - acc;
+    }
+    for (uint32_t b = 0; b < PCT_BUCKETS; b++) slot[b] = -1;
+    size_t offs[256];
+    for (uint32_t i = 0; i < m; i++) {
+        if (slot[bk[i]] >= 0) continue;
+        slot[bk[i]] = (int32_t)nb;
+        start[nb] = total;
+        offs[nb] = total;
+        total += cnt[bk[i]];
+        nb++;
+    }
+    double *tmp = malloc((total ? total : 1) * sizeof *tmp);
+    if (!tmp) {
+        free(cnt);
+        free(slot);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int32_t sl = slot[PCT_BUCKET(v[i])];
+        if (sl >= 0) tmp[offs[sl]++] = v[i];
+    }
+#undef PCT_BUCKET
+    for (uint32_t i = 0; i < m; i++) {
+        uint32_t sl = (uint32_t)slot[bk[i]];
+        size_t lo = start[sl], len = cnt[bk[i]];
+        select_kth(tmp, lo, lo + len - 1, lo + in[i]);
+        out[i] = tmp[lo + in[i]];
+    }
+    free(tmp);
+    free(cnt);
+    free(slot);
+    return 1;
+}
+
 void sdb__percentiles(double *v, size_t n, const double *pct, uint32_t n_pct, double *out)
+{
+    if (n > 4 * PCT_BUCKETS && n_pct <= 128) {
+        /* Every rank asked for and the one after it, sorted. */
+        size_t want[256], pos_lo[128];
+        double frac[128];
+        uint32_t m = 0;
+        for (uint32_t i = 0; i < n_pct; i++) {
+            double pos = pct[i] / 100.0 * (double)(n - 1);
+            size_t lo = (size_t)floor(pos);
+            if (lo >= n) lo = n - 1;
+            pos_lo[i] = lo;
+            frac[i] = pos - (double)lo;
+            want[m++] = lo;
+            if (lo + 1 < n) want[m++] = lo + 1;
+        }
+        for (uint32_t i = 1; i < m; i++)
+            for (uint32_t j = i; j > 0 && want[j] < want[j - 1]; j--) {
+                size_t t = want[j];
+                want[j] = want[j - 1];
+                want[j - 1] = t;
+            }
+        double got[256];
+        if (ranks_by_buckets(v, n, want, m, got)) {
+            for (uint32_t i = 0; i < n_pct; i++) {
+                uint32_t a = 0;
+                while (want[a] != pos_lo[i]) a++;
+                double x = got[a], y = x;
+                if (pos_lo[i] + 1 < n) {
+                    uint32_t b = a;
+                    while (want[b] != pos_lo[i] + 1) b++;
+                    y = got[b];
+                }
+                out[i] = frac[i] == 0 ? x : x + (y - x) * frac[i];
+            }
+            return;
+        }
+    }
+    sdb__percentiles_select(v, n, pct, n_pct, out);
+}
+
+void sdb__percentiles_select(double *v, size_t n, const double *pct, uint32_t n_pct, double *out)
 {
     uint32_t order[128];
     uint32_t m = n_pct < 128 ? n_pct : 128;
@@ -664,9 +785,10 @@ void sdb__percentiles(double *v, size_t n, const double *pct, uint32_t n_pct, do
         }
         double a = v[lo], b = a;
         if (frac != 0 && lo + 1 < n) {
-            select_kth(v, lo + 1, n - 1, lo + 1); /* leaves v[lo] alone */
+            /* The next rank is the least of what lies right of lo: one
+             * pass, cheaper than another selection. */
             b = v[lo + 1];
-            from = lo + 1;
+            for (size_t j = lo + 2; j < n; j++) b = v[j] < b ? v[j] : b;
         }
         out[i] = frac == 0 ? a : a + (b - a) * frac;
     }

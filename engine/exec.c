@@ -199,15 +199,25 @@ static int filter_extras(xstate *x, const sdb__seg *g, uint32_t gi, const sdb_fi
     if (p->want_vals) {
         sdb__dvec *d = &x->g->vals[gi];
         bool all_t = f->t_lo == INT64_MIN && f->t_hi == INT64_MAX;
+        if (d->cap - d->n < g->n) {
+            /* room for the whole segment at once: one realloc, then plain stores */
+            size_t cap = d->cap ? d->cap : 1024;
+            while (cap - d->n < g->n) cap *= 2;
+            double *nv = realloc(d->v, cap * sizeof *nv);
+            if (!nv) return SDB_ENOMEM;
+            x->g->mem += (cap - d->cap) * sizeof *nv;
+            d->v = nv;
+            d->cap = cap;
+        }
         for (uint32_t i = 0; i < g->n; i++) {
             double v = ld_f64(g->value, i);
-            if (!(v >= f->v_lo && v <= f->v_hi)) continue;
+            bool ok = v >= f->v_lo && v <= f->v_hi;
             if (!all_t) {
                 int64_t t = ld_i64(g->ts, i);
-                if (t < f->t_lo || t > f->t_hi) continue;
+                ok = ok && t >= f->t_lo && t <= f->t_hi;
             }
-            int rc = sdb__dvec_push(x->g, d, v);
-            if (rc) return rc;
+            d->v[d->n] = v;
+            d->n += ok;
         }
     }
     return SDB_OK;
@@ -553,9 +563,12 @@ static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
                 p->kern->slot_hist(v, idx_n, grp_n, nn, &p->h_lo, &p->h_hi, &p->h_width, 0,
                                    q->bins, gt->hist);
             if (p->want_vals)
-                for (uint32_t j = 0; j < nn; j++)
-                    if ((rc = sdb__dvec_push(gt, &gt->vals[grp_n[j]], ld_f64(v, idx_n[j]))))
-                        return rc;
+                for (uint32_t j = 0; j < nn; j++) {
+                    sdb__dvec *d = &gt->vals[grp_n[j]];
+                    double val = ld_f64(v, idx_n[j]);
+                    if (d->n < d->cap) d->v[d->n++] = val;
+                    else if ((rc = sdb__dvec_push(gt, d, val))) return rc;
+                }
         }
         if (want_cat && ncat) {
             for (uint32_t j = 0; j < ncat; j++) {

@@ -179,6 +179,9 @@ void sdb__slot_mom(const sdb_slot *s, sdb__mom *out);
  * pct[i]-th percentile of v[0..n) with linear interpolation between the
  * closest ranks (SQL quantile_cont). Reorders v. n > 0. */
 void sdb__percentiles(double *v, size_t n, const double *pct, uint32_t n_pct, double *out);
+/* The same by quickselect alone (the reference the bucketed one is tested
+ * against, and its fallback). */
+void sdb__percentiles_select(double *v, size_t n, const double *pct, uint32_t n_pct, double *out);
 
 /* ------------------------------------------------------------------ plan */
 

@@ -1170,3 +1170,40 @@ Test(engine_diff, numbers_print_as_the_shortest_printf_text_that_reads_back)
         check_num(v);
     }
 }
+
+/* Percentiles of many values go through buckets; they must equal the
+ * quickselect ones exactly, whatever the distribution. */
+Test(engine_diff, bucketed_percentiles_equal_quickselect_on_every_distribution)
+{
+    static const double P[] = {0, 0.1, 1, 25, 50, 50, 90, 99, 99.9, 100, 33.333};
+    const uint32_t np = sizeof P / sizeof P[0];
+    uint64_t r = 99;
+    for (int mode = 0; mode < 7; mode++)
+        for (size_t n = 16385; n < 100000; n += 41231) {
+            double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+            for (size_t i = 0; i < n; i++) {
+                r ^= r << 13;
+                r ^= r >> 7;
+                r ^= r << 17;
+                double u = (double)(r >> 11) / 9007199254740992.0;
+                switch (mode) {
+                case 0: a[i] = u; break;
+                case 1: a[i] = (double)i; break;                  /* sorted */
+                case 2: a[i] = floor(u * 100) / 100; break;       /* few distinct */
+                case 3: a[i] = 0.5; break;                        /* all equal */
+                case 4: a[i] = (u - 0.5) * 1e12; break;           /* wide, negative */
+                case 5: a[i] = i % 1000 == 0 ? 1e300 : u; break;  /* one far outlier */
+                default: a[i] = (double)(n - i) * (i % 2 ? 1 : -1); break;
+                }
+            }
+            memcpy(b, a, n * sizeof *a);
+            double got[16], want[16];
+            sdb__percentiles(a, n, P, np, got);
+            sdb__percentiles_select(b, n, P, np, want);
+            for (uint32_t i = 0; i < np; i++)
+                cr_assert(got[i] == want[i], "mode %d n %zu p%g: %.17g, quickselect %.17g", mode,
+                          n, P[i], got[i], want[i]);
+            free(a);
+            free(b);
+        }
+}
