@@ -171,8 +171,11 @@ void sdb__j_num(sdb__buf *b, double v)
 void sdb__j_u64(sdb__buf *b, uint64_t v)
 {
     char tmp[24];
-    snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
-    sdb__j_raw(b, tmp);
+    char *e = tmp + sizeof tmp - 1, *o = e;
+    *o = 0;
+    do *--o = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    sdb__buf_add(b, o, (size_t)(e - o));
 }
 
 void sdb__j_time(sdb__buf *b, int64_t ms)
@@ -180,8 +183,9 @@ void sdb__j_time(sdb__buf *b, int64_t ms)
     char tmp[40];
     tmp[0] = '"';
     sdb_time_format(ms, tmp + 1);
-    strcat(tmp, "\"");
-    sdb__j_raw(b, tmp);
+    size_t n = strlen(tmp);
+    tmp[n++] = '"';
+    sdb__buf_add(b, tmp, n);
 }
 
 /* ---------------------------------------------------------------- shared */

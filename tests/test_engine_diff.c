@@ -1207,3 +1207,39 @@ Test(engine_diff, bucketed_percentiles_equal_quickselect_on_every_distribution)
             free(b);
         }
 }
+
+/* Times print by hand for years 0 to 9999: the same text as the printf
+ * form (checked across the range, day and leap edges, and outside it). */
+Test(engine_diff, times_print_like_the_printf_form)
+{
+    static const long long edges[] = {0, -1, 1, 86399999, 86400000, -62167219200000ll,
+                                      -62167219200001ll, 253402300799999ll, 253402300800000ll,
+                                      951782400000ll, 951868799999ll, 4102444800000ll};
+    uint64_t r = 7;
+    for (int i = 0; i < 200000; i++) {
+        long long ms;
+        if (i < (int)(sizeof edges / sizeof edges[0])) {
+            ms = edges[i];
+        } else {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            ms = (long long)(r % 330000000000000ull) - 70000000000000ll;
+        }
+        char got[40], want[96];
+        sdb_time_format(ms, got);
+        long long rem = ms % 86400000;
+        if (rem < 0) rem += 86400000;
+        long long days = ms / 86400000 - (ms % 86400000 < 0);
+        /* civil from days (Hinnant), independently of util.c */
+        long long z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+        long long doe = z - era * 146097, yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        long long y = yoe + era * 400, doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        long long mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+        y += m <= 2;
+        snprintf(want, sizeof want, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ", y, m, d,
+                 rem / 3600000, rem / 60000 % 60, rem / 1000 % 60, rem % 1000);
+        want[31] = 0;
+        cr_assert_str_eq(got, want, "ms %lld", ms);
+    }
+}
