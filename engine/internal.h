@@ -176,7 +176,15 @@ struct sdb_store {
     uint64_t map_size;
     void *lock;       /* pthread_rwlock_t: resize excludes every txn */
     void *write_lock; /* pthread_mutex_t: one writer at a time, in process */
+    /* Disk-full handling (store.c, docs/reliability.md). */
+    unsigned env_flags; /* the MDB_* flags the env was opened with */
+    int fallback_ro;    /* opened read-only because the disk refused writes */
+    int write_err;      /* last refused write (SDB_ENOSPC, SDB_EIO) or 0; atomic */
 };
+
+/* Tests: when non-zero, the free bytes the store's file system is taken
+ * to have (the map never grows past the file plus these). */
+extern uint64_t sdb__test_free_bytes;
 
 int sdb__txn_begin(sdb_store *s, int write, sdb__txn **out);
 int sdb__txn_commit(sdb__txn *t); /* frees t, even on failure */

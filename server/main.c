@@ -3,8 +3,10 @@
  *
  * The tools read the store with no aggregation delay: each folds every
  * acknowledged score before answering, so a query right after an ingest
- * sees the new scores. Exit status: 0 success, 1 fatal (store cannot be
- * opened), 2 usage, 3 some ingest rows rejected.
+ * sees the new scores. A fold the disk refuses is a warning, not a failed
+ * read: the answer then comes from what is folded (docs/reliability.md).
+ * Exit status: 0 success, 1 fatal (store cannot be opened, the disk
+ * refused the ingest's writes), 2 usage, 3 some ingest rows rejected.
  */
 #include "cli.h"
 
@@ -38,7 +40,9 @@ static void usage(FILE *f)
           "  scoredb stats  --db DIR                     where the store's bytes are\n"
           "  scoredb serve  --db DIR [--listen 127.0.0.1:8080] [--aggregation-delay 10m]\n"
           "                 [--threads N] [--max-body 8MiB] [--keys FILE]\n"
-          "  scoredb export --db DIR --format clickhouse|csv|ndjson [--out PATH]\n",
+          "  scoredb export --db DIR --format clickhouse|csv|ndjson [--out PATH]\n"
+          "  scoredb check  --db DIR                     verify aggregates and indexes\n"
+          "  scoredb backup --db DIR --out DIR2          compacted copy of a live store\n",
           f);
 }
 
@@ -73,7 +77,20 @@ static int cli_open_with(const char *db, int must_exist, const sdb_options *opts
 
 int sdb_cli_open(const char *db, int must_exist, sdb_store **out)
 {
-    return cli_open_with(db, must_exist, NULL, out);
+    /* Commands that read still work on a disk that refuses writes. */
+    sdb_options o = {.fallback_read_only = 1};
+    return cli_open_with(db, must_exist, &o, out);
+}
+
+/* Fold before a read; a fold the disk refuses only warns. */
+static void cli_fold(sdb_store *s)
+{
+    int rc = sdb_store_fold(s, sdb_now_ms(), NULL);
+    if (rc == SDB_OK) return;
+    char why[600];
+    sdb_store_health(s, why, sizeof why);
+    fprintf(stderr, "scoredb: warning: fold failed (%s%s%s); answering from what is folded\n",
+            sdb_strerror(rc), why[0] ? ": " : "", why);
 }
 
 /* Read a whole stream (query text from stdin). */
@@ -311,8 +328,10 @@ static int commit(sdb_store *s, job *j, report *r)
     if (!n) return 0;
     int rc = sdb_store_ingest(s, 0, j->b, sdb_now_ms());
     if (rc) {
-        fprintf(stderr, "scoredb: ingest failed after %llu scores: %s\n", r->accepted,
-                sdb_strerror(rc));
+        char why[600];
+        sdb_store_health(s, why, sizeof why);
+        fprintf(stderr, "scoredb: ingest failed after %llu scores (those are stored): %s\n",
+                r->accepted, why[0] ? why : sdb_strerror(rc));
         return 1;
     }
     r->accepted += n;
@@ -496,9 +515,9 @@ static int cmd_query(const char *db, const char *arg)
         free(text);
         return rc;
     }
-    rc = sdb_store_fold(s, sdb_now_ms(), NULL);
+    cli_fold(s);
     char *out = NULL, err[512] = "";
-    if (rc == SDB_OK) rc = sdb_query_json(s, 0, text, len, &out, err, sizeof err);
+    rc = sdb_query_json(s, 0, text, len, &out, err, sizeof err);
     free(text);
     sdb_store_close(s);
     if (rc == SDB_EINVAL) {
@@ -533,9 +552,9 @@ static int cmd_names(const char *db)
     sdb_store *s;
     int rc = sdb_cli_open(db, 1, &s);
     if (rc) return rc;
-    rc = sdb_store_fold(s, sdb_now_ms(), NULL);
+    cli_fold(s);
     char *out = NULL;
-    if (rc == SDB_OK) rc = sdb_names_json(s, 0, &out);
+    rc = sdb_names_json(s, 0, &out);
     sdb_store_close(s);
     return print_answer("names", rc, out);
 }
@@ -583,7 +602,7 @@ int main(int argc, char **argv)
     const char *db = take_db(&rest, args);
     for (int i = 0; i < rest; i++)
         if (args[i][0] == '-' && args[i][1] == '-' && strcmp(cmd, "serve") &&
-            strcmp(cmd, "export")) {
+            strcmp(cmd, "export") && strcmp(cmd, "backup")) {
             fprintf(stderr, "scoredb: %s: unknown option %s\n", cmd, args[i]);
             return sdb_cli_usage(NULL);
         }

@@ -89,8 +89,15 @@ int64_t sdb__srv_now(sdb_server *s);
 /* Queue batch b of `project` for the writer and wait for its commit (the
  * acknowledgement). Returns the commit's code; SDB_EBUSY when stopping. */
 int sdb__srv_commit(sdb_server *s, uint32_t project, sdb_batch *b);
-/* Fold to now - delay when a known commit became due (before analytics). */
+/* Fold to now - delay when a known commit became due (before analytics).
+ * Always SDB_OK: a fold the disk refuses leaves analytics answering from
+ * what is folded, and the aggregator retries it. */
 int sdb__srv_fold(sdb_server *s);
+/* The HTTP status and message (into msg) for a write that failed with
+ * rc: 507 naming the store's disk when the disk refused it (SDB_ENOSPC,
+ * SDB_EIO), 503 for SDB_EBUSY, else 500. `what` ends the message ("the
+ * scores were not stored"). */
+int sdb__srv_write_error(sdb_server *s, int rc, const char *what, char *msg, size_t len);
 
 /* http.c */
 int sdb__http_start(sdb_server *s, char *err, size_t errlen);
@@ -157,6 +164,7 @@ struct sdb_server {
     pthread_cond_t agg_cv;
     int agg_stop;
     int64_t folded_to;
+    _Atomic int fold_rc; /* the last fold's code, to log each change once */
     int fold_unknown; /* the store may hold pending scores of unknown age */
     double last_tick_fold; /* monotonic s of the last fold */
     sdb__span spans[SDB__SPANS];

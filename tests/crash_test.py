@@ -47,23 +47,43 @@ def check(ok, what):
         print("FAIL: " + what, file=sys.stderr)
 
 
-def serve(db):
-    """Start a server on an ephemeral loopback port; returns (proc, port)."""
+def serve(db, env=None, log=None, delay="0"):
+    """Start a server on an ephemeral loopback port; returns (proc, port).
+    env: extra environment variables; log: a list that gets the server's
+    stderr lines; delay: its aggregation delay."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
     p = subprocess.Popen([BIN, "serve", "--db", db, "--listen", "127.0.0.1:0",
-                          "--aggregation-delay", "0"],
+                          "--aggregation-delay", delay], env=full_env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 20
+    seen = []
     while time.time() < deadline:
         line = p.stderr.readline()
+        seen.append(line)
         m = re.search(r"\(port (\d+)\)", line)
         if m:
-            # keep draining stderr so the server never blocks on it
-            threading.Thread(target=p.stderr.read, daemon=True).start()
+            if log is not None:
+                log.extend(seen)
+
+            def drain():  # so that the server never blocks on stderr
+                for ln in p.stderr:
+                    if log is not None:
+                        log.append(ln)
+            threading.Thread(target=drain, daemon=True).start()
             return p, int(m.group(1))
         if not line and p.poll() is not None:
             break
     p.kill()
-    raise RuntimeError("server did not start")
+    raise RuntimeError("server did not start: " + "".join(seen)[-500:])
+
+
+def check_store(db, what):
+    """`scoredb check` must find the store consistent."""
+    r = subprocess.run([BIN, "check", "--db", db], capture_output=True, text=True)
+    check(r.returncode == 0, "scoredb check after %s: %s%s" % (what, r.stdout[-600:],
+                                                              r.stderr[-300:]))
+    return r.returncode == 0
 
 
 def request(port, method, path, body=None):
