@@ -173,6 +173,41 @@ static int credential(struct MHD_Connection *c, char *out, size_t cap)
 
 /* ---------------------------------------------------------------- callbacks */
 
+/* libmicrohttpd hands the handler the path and the query arguments
+ * percent-decoded as C strings, so "%00" decodes to a NUL that cuts them:
+ * /v1/scores/pipe-1%00zzz read and deleted pipe-1, and ?trace_id=a%00b
+ * listed trace a. No id, name or key scoredb keeps may hold NUL
+ * (docs/input.md), so a raw URI holding "%00" is refused before
+ * anything is decoded. This callback sees the URI as it came, before
+ * libmicrohttpd decodes it in place; what it returns is the request's
+ * context for on_request. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls;
+    (void)c;
+    sdb__req *r = calloc(1, sizeof *r);
+    if (!r) return NULL; /* on_request allocates it then */
+    r->t0 = mono();
+    const char *nul = strstr(uri, "%00"), *q = strchr(uri, '?');
+    if (!nul) return r;
+    if (!q || nul < q) {
+        snprintf(r->bad_uri, sizeof r->bad_uri,
+                 "path: \"%%00\" (a NUL byte) is not allowed in an id or name");
+        return r;
+    }
+    const char *k = nul;
+    while (k > q + 1 && k[-1] != '&' && k[-1] != ';') k--;
+    const char *eq = memchr(k, '=', (size_t)(nul - k));
+    if (eq)
+        snprintf(r->bad_uri, sizeof r->bad_uri,
+                 "parameter \"%.*s\": \"%%00\" (a NUL byte) is not allowed",
+                 (int)((eq - k) > 40 ? 40 : (eq - k)), k);
+    else
+        snprintf(r->bad_uri, sizeof r->bad_uri,
+                 "a parameter name: \"%%00\" (a NUL byte) is not allowed");
+    return r;
+}
+
 static enum MHD_Result first_call(sdb_server *s, struct MHD_Connection *c, const char *url,
                                   const char *method, sdb__req *r)
 {
@@ -182,6 +217,7 @@ static enum MHD_Result first_call(sdb_server *s, struct MHD_Connection *c, const
     if (n > (int)s->o.max_inflight)
         return send_error(c, r, 503, "the server is at its limit of concurrent requests; retry",
                           NULL);
+    if (r->bad_uri[0]) return send_error(c, r, 400, r->bad_uri, NULL);
     hdr_scan h = {0, 0, NULL};
     MHD_get_connection_values(c, MHD_HEADER_KIND, scan_header, &h);
     if (h.n_cl > 1)
@@ -240,11 +276,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)version;
     sdb_server *s = cls;
     sdb__req *r = *con_cls;
-    if (!r) {
-        r = calloc(1, sizeof *r);
-        if (!r) return MHD_NO;
-        r->t0 = mono();
-        *con_cls = r;
+    if (!r || !r->started) {
+        if (!r) {
+            r = calloc(1, sizeof *r);
+            if (!r) return MHD_NO;
+            r->t0 = mono();
+            *con_cls = r;
+        }
+        r->started = 1;
         return first_call(s, c, url, method, r);
     }
     if (r->parked) { /* resumed by the writer after the commit */
@@ -385,7 +424,8 @@ int sdb__http_start(sdb_server *s, char *err, size_t errlen)
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.threads, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)s->o.conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_conns,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE,
         (unsigned)1, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_END);
     if (!s->d) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not available)", s->listen);

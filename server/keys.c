@@ -10,7 +10,9 @@
  * A key containing ':' is also a Langfuse key pair: clients send it as
  * HTTP Basic with the public key as user and the secret key as password
  * (the server rebuilds "public:secret" from Basic); Bearer takes the whole
- * key text. Several keys may map to one project.
+ * key text. Several keys may map to one project; one key may not be
+ * listed twice (for two projects it would be ambiguous which one it
+ * reads, so the file is refused at start, naming both lines).
  *
  * Keys are held only as BLAKE2b-256 hashes (libsodium crypto_generichash,
  * keyed with a random per-process key so the table is useless outside this
@@ -28,6 +30,7 @@
 typedef struct key_entry {
     unsigned char hash[crypto_generichash_BYTES];
     uint32_t project;
+    int line; /* in the keys file, for messages */
 } key_entry;
 
 struct sdb_keys {
@@ -84,13 +87,24 @@ int sdb_keys_load(const char *path, sdb_store *s, sdb_keys **out, char *err, siz
             k->v = v;
         }
         key_entry *e = &k->v[k->n];
+        hash_of(k, key, strlen(key), e->hash);
+        sodium_memzero(key, strlen(key));
+        e->line = lineno;
+        /* Key files hold tens of keys: a scan per line is enough. */
+        for (size_t i = 0; i < k->n; i++)
+            if (sodium_memcmp(k->v[i].hash, e->hash, sizeof e->hash) == 0) {
+                snprintf(err, errlen,
+                         "--keys %s line %d: the key of line %d again (a key names one "
+                         "project; give each project its own key)",
+                         path, lineno, k->v[i].line);
+                rc = SDB_EINVAL;
+            }
+        if (rc) break;
         if ((rc = sdb_project_id(s, proj, 1, &e->project))) {
             snprintf(err, errlen, "--keys %s line %d: project \"%s\": %s", path, lineno, proj,
                      sdb_strerror(rc));
             break;
         }
-        hash_of(k, key, strlen(key), e->hash);
-        sodium_memzero(key, strlen(key));
         k->n++;
     }
     if (line) sodium_memzero(line, cap);

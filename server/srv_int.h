@@ -59,6 +59,8 @@ typedef struct sdb__req {
     int counted;         /* counted in inflight */
     double t0;           /* monotonic seconds at the first callback */
     char id[256];        /* /v1/scores/{id} */
+    int started;         /* the first callback has run (http.c) */
+    char bad_uri[96];    /* http.c: why the raw URI is refused ("%00"), or "" */
     char *body;
     size_t len, cap;
     void *parked;        /* serve.c: an ingest whose connection is suspended
