@@ -253,7 +253,10 @@ static enum MHD_Result first_call(sdb_server *s, struct MHD_Connection *c, const
         return send_error(c, r, 405, msg, allow);
     }
     r->route = route;
-    if (route != SDB_R_HEALTHZ && route != SDB_R_METRICS && !sdb__compat_public(r)) {
+    /* Under --keys /metrics needs a key too: its totals span every project.
+     * The metrics key reads them; a project's key reads its own figures. */
+    if (route != SDB_R_HEALTHZ && (route != SDB_R_METRICS || s->keys) &&
+        !sdb__compat_public(r)) {
         if (s->keys) {
             char cred[1024];
             int len = credential(c, cred, sizeof cred);
@@ -261,7 +264,12 @@ static enum MHD_Result first_call(sdb_server *s, struct MHD_Connection *c, const
             if (len < 0 || sdb_keys_check(s->keys, cred, (size_t)len, &project) != SDB_OK)
                 return send_error(c, r, 401,
                                   "header \"Authorization\": missing or not a valid API key", NULL);
+            if (project == SDB_KEYS_METRICS && route != SDB_R_METRICS)
+                return send_error(c, r, 401,
+                                  "header \"Authorization\": the metrics key reads /metrics "
+                                  "only, not a project's scores", NULL);
             r->project = project;
+            r->authed = 1;
         } else {
             r->project = 0;
         }
@@ -354,6 +362,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         int b = 0;
         while (b < SDB_N_LAT - 1 && dt > sdb__lat_bounds[b]) b++;
         atomic_fetch_add(&s->req[r->route][status_index(r->status)], 1);
+        if (r->authed) sdb_keys_note_request(s->keys, r->project, r->route, status_index(r->status));
         atomic_fetch_add(&s->lat[r->route][b], 1);
         atomic_fetch_add(&s->lat_sum_us[r->route], (uint64_t)(dt * 1e6));
     }
@@ -472,22 +481,45 @@ static void tprintf(tbuf *b, const char *fmt, ...)
     }
 }
 
-char *sdb__metrics_text(sdb_server *s, size_t *len)
+/* Request counts by route and status, the same lines whoever reads them. */
+static void requests_text(tbuf *b, uint64_t req[SDB_N_ROUTES][SDB_N_STATUS])
 {
-    tbuf b = {NULL, 0, 0};
-    tprintf(&b, "# HELP scoredb_http_requests_total HTTP requests by route and status.\n"
-                "# TYPE scoredb_http_requests_total counter\n");
+    tprintf(b, "# HELP scoredb_http_requests_total HTTP requests by route and status.\n"
+               "# TYPE scoredb_http_requests_total counter\n");
     for (int r = 0; r < SDB_N_ROUTES; r++)
         for (int i = 0; i < SDB_N_STATUS; i++) {
-            uint64_t v = atomic_load(&s->req[r][i]);
+            uint64_t v = req[r][i];
             if (!v) continue;
             if (sdb__status_codes[i])
-                tprintf(&b, "scoredb_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+                tprintf(b, "scoredb_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
                         sdb__route_names[r], sdb__status_codes[i], (unsigned long long)v);
             else
-                tprintf(&b, "scoredb_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
+                tprintf(b, "scoredb_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
                         sdb__route_names[r], (unsigned long long)v);
         }
+}
+
+char *sdb__metrics_text(sdb_server *s, const sdb__req *rq, size_t *len)
+{
+    tbuf b = {NULL, 0, 0};
+    uint64_t req[SDB_N_ROUTES][SDB_N_STATUS];
+    if (rq->authed && rq->project != SDB_KEYS_METRICS) {
+        /* A project's key: that project's figures, nothing summed over
+         * other projects (their volume is not this key's to see). */
+        uint64_t ingested = 0;
+        if (sdb_keys_counts(s->keys, rq->project, req, &ingested)) memset(req, 0, sizeof req);
+        requests_text(&b, req);
+        tprintf(&b,
+                "# HELP scoredb_ingested_scores_total Scores acknowledged by this process.\n"
+                "# TYPE scoredb_ingested_scores_total counter\n"
+                "scoredb_ingested_scores_total %llu\n",
+                (unsigned long long)ingested);
+        *len = b.len;
+        return b.p;
+    }
+    for (int r = 0; r < SDB_N_ROUTES; r++)
+        for (int i = 0; i < SDB_N_STATUS; i++) req[r][i] = atomic_load(&s->req[r][i]);
+    requests_text(&b, req);
     tprintf(&b, "# HELP scoredb_http_request_seconds Request latency, first byte in to "
                 "response queued.\n# TYPE scoredb_http_request_seconds histogram\n");
     for (int r = 0; r < SDB_N_ROUTES; r++) {

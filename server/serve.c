@@ -260,6 +260,9 @@ static void *writer_main(void *arg)
                 spans_push(s, now);
                 pthread_mutex_unlock(&s->agg_mu);
                 atomic_fetch_add(&s->ingested, rows);
+                if (s->keys)
+                    for (sdb__wreq *w = first; w; w = w->next)
+                        sdb_keys_note_ingested(s->keys, w->project, sdb_batch_rows(w->b));
                 atomic_fetch_add(&s->commits, 1);
                 atomic_fetch_add(&s->gen, 1);
             }
@@ -682,7 +685,7 @@ void sdb__serve_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r, s
         break;
     case SDB_R_METRICS: {
         size_t len;
-        char *m = sdb__metrics_text(s, &len);
+        char *m = sdb__metrics_text(s, r, &len);
         reply_text(out, 200, m, "text/plain; version=0.0.4");
         break;
     }
