@@ -173,6 +173,41 @@ static int credential(struct MHD_Connection *c, char *out, size_t cap)
 
 /* ---------------------------------------------------------------- callbacks */
 
+/* libmicrohttpd hands the handler the path and the query arguments
+ * percent-decoded as C strings, so "%00" decodes to a NUL that cuts them:
+ * /v1/scores/pipe-1%00zzz read and deleted pipe-1, and ?trace_id=a%00b
+ * listed trace a. No id, name or key scoredb keeps may hold NUL
+ * (docs/input.md), so a raw URI holding "%00" is refused before
+ * anything is decoded. This callback sees the URI as it came, before
+ * libmicrohttpd decodes it in place; what it returns is the request's
+ * context for on_request. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls;
+    (void)c;
+    sdb__req *r = calloc(1, sizeof *r);
+    if (!r) return NULL; /* on_request allocates it then */
+    r->t0 = mono();
+    const char *nul = strstr(uri, "%00"), *q = strchr(uri, '?');
+    if (!nul) return r;
+    if (!q || nul < q) {
+        snprintf(r->bad_uri, sizeof r->bad_uri,
+                 "path: \"%%00\" (a NUL byte) is not allowed in an id or name");
+        return r;
+    }
+    const char *k = nul;
+    while (k > q + 1 && k[-1] != '&' && k[-1] != ';') k--;
+    const char *eq = memchr(k, '=', (size_t)(nul - k));
+    if (eq)
+        snprintf(r->bad_uri, sizeof r->bad_uri,
+                 "parameter \"%.*s\": \"%%00\" (a NUL byte) is not allowed",
+                 (int)((eq - k) > 40 ? 40 : (eq - k)), k);
+    else
+        snprintf(r->bad_uri, sizeof r->bad_uri,
+                 "a parameter name: \"%%00\" (a NUL byte) is not allowed");
+    return r;
+}
+
 static enum MHD_Result first_call(sdb_server *s, struct MHD_Connection *c, const char *url,
                                   const char *method, sdb__req *r)
 {
@@ -182,6 +217,7 @@ static enum MHD_Result first_call(sdb_server *s, struct MHD_Connection *c, const
     if (n > (int)s->o.max_inflight)
         return send_error(c, r, 503, "the server is at its limit of concurrent requests; retry",
                           NULL);
+    if (r->bad_uri[0]) return send_error(c, r, 400, r->bad_uri, NULL);
     hdr_scan h = {0, 0, NULL};
     MHD_get_connection_values(c, MHD_HEADER_KIND, scan_header, &h);
     if (h.n_cl > 1)
@@ -217,7 +253,10 @@ static enum MHD_Result first_call(sdb_server *s, struct MHD_Connection *c, const
         return send_error(c, r, 405, msg, allow);
     }
     r->route = route;
-    if (route != SDB_R_HEALTHZ && route != SDB_R_METRICS && !sdb__compat_public(r)) {
+    /* Under --keys /metrics needs a key too: its totals span every project.
+     * The metrics key reads them; a project's key reads its own figures. */
+    if (route != SDB_R_HEALTHZ && (route != SDB_R_METRICS || s->keys) &&
+        !sdb__compat_public(r)) {
         if (s->keys) {
             char cred[1024];
             int len = credential(c, cred, sizeof cred);
@@ -225,7 +264,12 @@ static enum MHD_Result first_call(sdb_server *s, struct MHD_Connection *c, const
             if (len < 0 || sdb_keys_check(s->keys, cred, (size_t)len, &project) != SDB_OK)
                 return send_error(c, r, 401,
                                   "header \"Authorization\": missing or not a valid API key", NULL);
+            if (project == SDB_KEYS_METRICS && route != SDB_R_METRICS)
+                return send_error(c, r, 401,
+                                  "header \"Authorization\": the metrics key reads /metrics "
+                                  "only, not a project's scores", NULL);
             r->project = project;
+            r->authed = 1;
         } else {
             r->project = 0;
         }
@@ -240,11 +284,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)version;
     sdb_server *s = cls;
     sdb__req *r = *con_cls;
-    if (!r) {
-        r = calloc(1, sizeof *r);
-        if (!r) return MHD_NO;
-        r->t0 = mono();
-        *con_cls = r;
+    if (!r || !r->started) {
+        if (!r) {
+            r = calloc(1, sizeof *r);
+            if (!r) return MHD_NO;
+            r->t0 = mono();
+            *con_cls = r;
+        }
+        r->started = 1;
         return first_call(s, c, url, method, r);
     }
     if (r->parked) { /* resumed by the writer after the commit */
@@ -315,6 +362,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         int b = 0;
         while (b < SDB_N_LAT - 1 && dt > sdb__lat_bounds[b]) b++;
         atomic_fetch_add(&s->req[r->route][status_index(r->status)], 1);
+        if (r->authed) sdb_keys_note_request(s->keys, r->project, r->route, status_index(r->status));
         atomic_fetch_add(&s->lat[r->route][b], 1);
         atomic_fetch_add(&s->lat_sum_us[r->route], (uint64_t)(dt * 1e6));
     }
@@ -385,7 +433,8 @@ int sdb__http_start(sdb_server *s, char *err, size_t errlen)
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.threads, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)s->o.conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_conns,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE,
         (unsigned)1, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_END);
     if (!s->d) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not available)", s->listen);
@@ -432,22 +481,45 @@ static void tprintf(tbuf *b, const char *fmt, ...)
     }
 }
 
-char *sdb__metrics_text(sdb_server *s, size_t *len)
+/* Request counts by route and status, the same lines whoever reads them. */
+static void requests_text(tbuf *b, uint64_t req[SDB_N_ROUTES][SDB_N_STATUS])
 {
-    tbuf b = {NULL, 0, 0};
-    tprintf(&b, "# HELP scoredb_http_requests_total HTTP requests by route and status.\n"
-                "# TYPE scoredb_http_requests_total counter\n");
+    tprintf(b, "# HELP scoredb_http_requests_total HTTP requests by route and status.\n"
+               "# TYPE scoredb_http_requests_total counter\n");
     for (int r = 0; r < SDB_N_ROUTES; r++)
         for (int i = 0; i < SDB_N_STATUS; i++) {
-            uint64_t v = atomic_load(&s->req[r][i]);
+            uint64_t v = req[r][i];
             if (!v) continue;
             if (sdb__status_codes[i])
-                tprintf(&b, "scoredb_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+                tprintf(b, "scoredb_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
                         sdb__route_names[r], sdb__status_codes[i], (unsigned long long)v);
             else
-                tprintf(&b, "scoredb_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
+                tprintf(b, "scoredb_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
                         sdb__route_names[r], (unsigned long long)v);
         }
+}
+
+char *sdb__metrics_text(sdb_server *s, const sdb__req *rq, size_t *len)
+{
+    tbuf b = {NULL, 0, 0};
+    uint64_t req[SDB_N_ROUTES][SDB_N_STATUS];
+    if (rq->authed && rq->project != SDB_KEYS_METRICS) {
+        /* A project's key: that project's figures, nothing summed over
+         * other projects (their volume is not this key's to see). */
+        uint64_t ingested = 0;
+        if (sdb_keys_counts(s->keys, rq->project, req, &ingested)) memset(req, 0, sizeof req);
+        requests_text(&b, req);
+        tprintf(&b,
+                "# HELP scoredb_ingested_scores_total Scores acknowledged by this process.\n"
+                "# TYPE scoredb_ingested_scores_total counter\n"
+                "scoredb_ingested_scores_total %llu\n",
+                (unsigned long long)ingested);
+        *len = b.len;
+        return b.p;
+    }
+    for (int r = 0; r < SDB_N_ROUTES; r++)
+        for (int i = 0; i < SDB_N_STATUS; i++) req[r][i] = atomic_load(&s->req[r][i]);
+    requests_text(&b, req);
     tprintf(&b, "# HELP scoredb_http_request_seconds Request latency, first byte in to "
                 "response queued.\n# TYPE scoredb_http_request_seconds histogram\n");
     for (int r = 0; r < SDB_N_ROUTES; r++) {

@@ -383,6 +383,22 @@ static int cmd_ingest(const char *db, int n_files, char **files)
         files = &stdin_name;
         n_files = 1;
     }
+    /* Every path is checked before the first score is stored: a directory
+     * opens for reading on Linux and reads as an error (EISDIR) that
+     * getline() reports as end of file, so `ingest DIR` stored nothing and
+     * exited 0. */
+    for (int fi = 0; fi < n_files && !fatal; fi++) {
+        struct stat st;
+        if (!strcmp(files[fi], "-")) continue;
+        if (stat(files[fi], &st)) {
+            fprintf(stderr, "scoredb: cannot read %s: %s\n", files[fi], strerror(errno));
+            fatal = 1;
+        } else if (S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "scoredb: cannot read %s: a directory (give the NDJSON files in it)\n",
+                    files[fi]);
+            fatal = 1;
+        }
+    }
     for (int fi = 0; fi < n_files && !fatal; fi++) {
         int is_stdin = strcmp(files[fi], "-") == 0;
         FILE *f = is_stdin ? stdin : fopen(files[fi], "r");
@@ -442,6 +458,10 @@ static int cmd_ingest(const char *db, int n_files, char **files)
                     last_print = t;
                 }
             }
+        }
+        if (!fatal && ferror(f)) {
+            fprintf(stderr, "scoredb: cannot read %s: %s\n", files[fi], strerror(errno));
+            fatal = 1;
         }
         if (is_stdin)
             setvbuf(f, NULL, _IONBF, 0); /* stdin must not keep our buffer */

@@ -46,6 +46,19 @@ int sdb_keys_load(const char *path, sdb_store *s, sdb_keys **out, char *err, siz
  * SDB_ENOTFOUND. */
 int sdb_keys_check(const sdb_keys *k, const char *cred, size_t len, uint32_t *out_project);
 void sdb_keys_free(sdb_keys *k);
+/* The "project" sdb_keys_check gives the metrics key (a keys-file line
+ * "@metrics KEY"): it reads /metrics for the whole server and nothing else. */
+#define SDB_KEYS_METRICS UINT32_MAX
+/* Per-project figures for /metrics read with a project's key, counted for
+ * every project of the keys file (other projects are ignored): a request
+ * answered (route, status index into sdb__status_codes) and scores
+ * acknowledged. Any thread. */
+void sdb_keys_note_request(sdb_keys *k, uint32_t project, int route, int status_index);
+void sdb_keys_note_ingested(sdb_keys *k, uint32_t project, uint64_t n);
+/* Copy project's figures out; SDB_ENOTFOUND when the keys file has no
+ * such project. */
+int sdb_keys_counts(const sdb_keys *k, uint32_t project,
+                    uint64_t req[SDB_N_ROUTES][SDB_N_STATUS], uint64_t *ingested);
 
 /* ------------------------------------------------------------- requests */
 
@@ -59,6 +72,9 @@ typedef struct sdb__req {
     int counted;         /* counted in inflight */
     double t0;           /* monotonic seconds at the first callback */
     char id[256];        /* /v1/scores/{id} */
+    int started;         /* the first callback has run (http.c) */
+    int authed;          /* project comes from a key of the keys file */
+    char bad_uri[96];    /* http.c: why the raw URI is refused ("%00"), or "" */
     char *body;
     size_t len, cap;
     void *parked;        /* serve.c: an ingest whose connection is suspended
@@ -102,8 +118,9 @@ int sdb__srv_write_error(sdb_server *s, int rc, const char *what, char *msg, siz
 /* http.c */
 int sdb__http_start(sdb_server *s, char *err, size_t errlen);
 void sdb__http_stop(sdb_server *s);
-/* Prometheus text of the counters plus store gauges (caller frees). */
-char *sdb__metrics_text(sdb_server *s, size_t *len);
+/* Prometheus text of the counters plus store gauges (caller frees); for
+ * a request authorised by a project's key, that project's counters only. */
+char *sdb__metrics_text(sdb_server *s, const sdb__req *r, size_t *len);
 /* The URL query parameters, borrowed from the connection for the request;
  * *out is malloc'd (free()). */
 size_t sdb__http_args(struct MHD_Connection *c, sdb_param **out);
