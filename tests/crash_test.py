@@ -271,7 +271,7 @@ def fold_crash(tmp, kills, per=100000):
                 continue
             th = threading.Thread(target=lambda: _quiet(count_query, port, "fold"))
             th.start()
-            time.sleep(random.uniform(0, fold_s * 2))
+            time.sleep(random.uniform(0, fold_s * 1.2))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             th.join()

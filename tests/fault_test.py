@@ -343,6 +343,53 @@ def cli_cases(tmp, template, err):
     ct.check_store(db, what)
 
 
+def map_cannot_grow(tmp):
+    """mmap of a larger map fails (the address space is spent): LMDB has
+    unmapped the old map by then; the store maps it again and refuses the
+    batch, and the server goes on answering instead of crashing on the
+    NULL map at its next transaction."""
+    what = "a map that cannot grow"
+    db = os.path.join(tmp, "nomap")
+    log = db + ".faults"
+    env = {"LD_PRELOAD": os.path.abspath(SHIM), "SDB_FAULT_MMAP_MAX": str(64 << 20),
+           "SDB_FAULT_LOG": log,
+           "ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") +
+                            ":verify_asan_link_order=0").lstrip(":")}
+    lines = []
+    proc, port = ct.serve(db, env=env, log=lines)
+    acked, refused = 0, None
+    try:
+        for b in range(120):  # 64 MiB, the first map, holds ~640k of these
+            batch = json.dumps([{"name": "big", "value": i % 100, "trace_id": "t%d" % i,
+                                 "timestamp": T0 + (b * 10000 + i) * 10} for i in range(10000)])
+            st, body = ct.request(port, "POST", "/v1/scores", batch)
+            if st != 200:
+                refused = (st, body)
+                break
+            acked += 10000
+        ct.check(refused is not None and refused[0] == 500 and "out of memory" in refused[1],
+                 "%s: the batch that needs a larger map is refused: %s after %d"
+                 % (what, refused, acked))
+        st, n = count_of(port, "big")
+        ct.check(st == 200 and proc.poll() is None, "%s: the server answers after: %d (rc %s)"
+                 % (what, st, proc.poll()))
+    except OSError as e:
+        ct.check(False, "%s: the server died: %s %s" % (what, e, "".join(lines)[-300:]))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    proc, port = ct.serve(db)
+    try:
+        st, n = count_of(port, "big")
+        ct.check(n == acked, "%s: %d scores after a restart, %d acknowledged" % (what, n, acked))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+    STATS["faults"] += faults_in(log)
+    STATS["cases"] += 1
+    ct.check_store(db, what)
+
+
 def main():
     if not os.path.exists(SHIM):
         print("fault: the shim %s is not built (make %s)" % (SHIM, SHIM), file=sys.stderr)
@@ -364,6 +411,7 @@ def main():
             start_on_full_disk(tmp, template, e)
             cli_cases(tmp, template, e)
         read_only_fallback(tmp, template)
+        map_cannot_grow(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("fault: %d cases in %.1f s; %d faults injected; %d acknowledged scores checked, "
