@@ -486,10 +486,15 @@ int sdb__txn_begin(sdb_store *s, int write, sdb__txn **out)
         if (mrc == MDB_MAP_RESIZED) {
             /* Another process grew the map: adopt its size. */
             pthread_rwlock_wrlock(lock_of(s));
-            mdb_env_set_mapsize((MDB_env *)s->env, 0);
-            MDB_envinfo info;
-            mdb_env_info((MDB_env *)s->env, &info);
-            s->map_size = info.me_mapsize;
+            if (s->env == env) {
+                MDB_envinfo info;
+                if (mdb_env_set_mapsize((MDB_env *)env, 0) == 0) {
+                    mdb_env_info((MDB_env *)env, &info);
+                    s->map_size = info.me_mapsize;
+                } else {
+                    env_reopen(s, s->env_flags); /* the old map is gone: see the top */
+                }
+            }
             pthread_rwlock_unlock(lock_of(s));
             continue;
         }

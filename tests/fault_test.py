@@ -51,19 +51,22 @@ T0 = 1767225600000
 STATS = {"faults": 0, "cases": 0}
 
 
+def preload(log):
+    """The environment that loads the shim (and logs its faults to log)."""
+    return {"LD_PRELOAD": os.path.abspath(SHIM), "SDB_FAULT_LOG": log,
+            # an ASan build links its runtime first; the shim only wraps libc
+            "ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") +
+                             ":verify_asan_link_order=0").lstrip(":")}
+
+
 def shim_env(db, err, at=1, count=0, ops=None, switch=None, log=None):
-    e = {"LD_PRELOAD": os.path.abspath(SHIM), "SDB_FAULT_AT": str(at),
-         "SDB_FAULT_COUNT": str(count), "SDB_FAULT_ERRNO": err,
-         "SDB_FAULT_PATH": os.path.abspath(db),
-         # an ASan build links its runtime first; the shim only wraps libc
-         "ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") +
-                          ":verify_asan_link_order=0").lstrip(":")}
+    e = preload(log or os.devnull)
+    e.update({"SDB_FAULT_AT": str(at), "SDB_FAULT_COUNT": str(count), "SDB_FAULT_ERRNO": err,
+              "SDB_FAULT_PATH": os.path.abspath(db)})
     if ops:
         e["SDB_FAULT_OPS"] = ops
     if switch:
         e["SDB_FAULT_SWITCH"] = switch
-    if log:
-        e["SDB_FAULT_LOG"] = log
     return e
 
 
@@ -73,6 +76,13 @@ def faults_in(log):
             return sum(1 for _ in f)
     except OSError:
         return 0
+
+
+def finish(db, log, what):
+    """Count a case's faults; the store it leaves must check clean."""
+    STATS["faults"] += faults_in(log)
+    STATS["cases"] += 1
+    ct.check_store(db, what)
 
 
 def names_store(body, db):
@@ -275,9 +285,7 @@ def start_on_full_disk(tmp, template, err):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    STATS["faults"] += faults_in(log)
-    STATS["cases"] += 1
-    ct.check_store(db, what)
+    finish(db, log, what)
 
 
 def read_only_fallback(tmp, template):
@@ -305,9 +313,7 @@ def read_only_fallback(tmp, template):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait()
-    STATS["faults"] += faults_in(log)
-    STATS["cases"] += 1
-    ct.check_store(db, what)
+    finish(db, log, what)
 
 
 def cli_cases(tmp, template, err):
@@ -338,9 +344,7 @@ def cli_cases(tmp, template, err):
     r = subprocess.run([BIN, "query", "--db", db, q], capture_output=True, text=True)
     ct.check(r.returncode == 0 and '"count":110' in r.stdout,
              "%s: the same query with space folds the rest: %s" % (what, r.stdout[:200]))
-    STATS["faults"] += faults_in(log)
-    STATS["cases"] += 1
-    ct.check_store(db, what)
+    finish(db, log, what)
 
 
 def map_cannot_grow(tmp):
@@ -351,10 +355,8 @@ def map_cannot_grow(tmp):
     what = "a map that cannot grow"
     db = os.path.join(tmp, "nomap")
     log = db + ".faults"
-    env = {"LD_PRELOAD": os.path.abspath(SHIM), "SDB_FAULT_MMAP_MAX": str(64 << 20),
-           "SDB_FAULT_LOG": log,
-           "ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") +
-                            ":verify_asan_link_order=0").lstrip(":")}
+    env = preload(log)
+    env["SDB_FAULT_MMAP_MAX"] = str(64 << 20)
     lines = []
     proc, port = ct.serve(db, env=env, log=lines)
     acked, refused = 0, None
@@ -385,9 +387,7 @@ def map_cannot_grow(tmp):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait()
-    STATS["faults"] += faults_in(log)
-    STATS["cases"] += 1
-    ct.check_store(db, what)
+    finish(db, log, what)
 
 
 def main():
