@@ -289,14 +289,14 @@ def start_on_full_disk(tmp, template, err):
 
 
 def read_only_fallback(tmp, template):
-    """The writable open fails (a lock file that cannot be sized): the
+    """The writable open fails (a lock file that cannot be allocated): the
     server serves reads read-only, then the probe makes it writable."""
     what = "read-only fallback"
     db = copy_store(template, os.path.join(tmp, "ro"))
     os.unlink(os.path.join(db, "lock.mdb"))
     log = db + ".faults"
     lines = []
-    proc, port = ct.serve(db, env=shim_env(db, "ENOSPC", 1, 1, "ftruncate", None, log),
+    proc, port = ct.serve(db, env=shim_env(db, "ENOSPC", 1, 1, "fallocate", None, log),
                           log=lines)
     try:
         ct.check(any("serving reads" in ln for ln in lines),
@@ -313,6 +313,31 @@ def read_only_fallback(tmp, template):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait()
+    finish(db, log, what)
+
+
+def create_on_full_disk(tmp, err):
+    """No room to create a store: a clear refusal, no crash (LMDB's lock
+    file was a SIGBUS here on a full tmpfs), no half-made store left to
+    read as corrupt; with room again it is created."""
+    what = "creating a store on a full disk (%s)" % err
+    db = os.path.join(tmp, "new-" + err)
+    log = db + ".faults"
+    env = dict(os.environ)
+    env.update(shim_env(db, err, 1, 0, None, None, log))
+    for cmd in (["serve", "--listen", "127.0.0.1:0"], ["ingest", os.devnull]):
+        r = subprocess.run([BIN, cmd[0], "--db", db] + cmd[1:], env=env, capture_output=True,
+                           text=True, timeout=20)
+        said = r.stderr.lower()
+        ct.check(r.returncode == 1 and db in r.stderr and
+                 ("no space left" in said or "input/output error" in said),
+                 "%s: %s exits 1 naming the store: %d %s" % (what, cmd[0], r.returncode,
+                                                             r.stderr[-300:]))
+        ct.check(not os.path.exists(os.path.join(db, "data.mdb")),
+                 "%s: %s leaves no data file" % (what, cmd[0]))
+    r = subprocess.run([BIN, "ingest", "--db", db, "-"], input='{"name":"n","value":1,'
+                       '"trace_id":"t"}\n', capture_output=True, text=True)
+    ct.check(r.returncode == 0, "%s: with room the store is created: %s" % (what, r.stderr))
     finish(db, log, what)
 
 
@@ -390,6 +415,65 @@ def map_cannot_grow(tmp):
     finish(db, log, what)
 
 
+def tmpfs_case(tmp):
+    """A real full disk: an 8 MiB tmpfs (--long only, and only where this
+    may mount one: the shim cases do not need it). A short write at the end
+    of the space comes back from LMDB as EIO; the store tells it is a full
+    disk by the free space."""
+    mnt = os.path.join(tmp, "tmpfs")
+    os.mkdir(mnt)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        print("fault: the tmpfs case did not run (mount: %s)" % r.stderr.strip()[:100])
+        return
+    what = "a full 8 MiB tmpfs"
+    db = os.path.join(mnt, "db")
+    try:
+        ballast = os.path.join(mnt, "ballast")
+        with open(ballast, "wb") as f:
+            f.write(b"\0" * (3 << 20))
+        proc, port = ct.serve(db)
+        acked, refused = [], None
+        try:
+            for b in range(400):
+                ids = ["t%d-%d" % (b, k) for k in range(500)]
+                st, body = post(port, "/v1/scores", [{"id": i, "name": "full", "value": 1,
+                                                      "trace_id": i} for i in ids])
+                if st == 200:
+                    acked += ids
+                else:
+                    refused = (st, body)
+                    break
+            ct.check(refused and refused[0] == 507 and "no space left on device" in refused[1]
+                     and db in refused[1], "%s: 507 naming the disk: %s after %d"
+                     % (what, refused, len(acked)))
+            st, n = count_of(port, "full")
+            ct.check(st == 200, "%s: queries answer: %d" % (what, st))
+            ok, body = wait_health(port, "degraded", 3)
+            ct.check(ok and "no space left" in body, "%s: /healthz degraded: %s" % (what, body))
+            os.unlink(ballast)  # space returns
+            ok, body = wait_health(port, "ok")
+            ct.check(ok, "%s: /healthz ok once 3 MiB are free: %s" % (what, body))
+            st, n = count_of(port, "full")
+            ct.check(n == len(acked), "%s: %d folded of %d acknowledged" % (what, n, len(acked)))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        proc, port = ct.serve(db)
+        try:
+            lost = sum(ct.request(port, "GET", "/v1/scores/" + i)[0] != 200 for i in acked[::50])
+            ct.check(lost == 0, "%s: %d of every 50th acknowledged score lost" % (what, lost))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait()
+        finish(db, os.devnull, what)
+        print("fault: %s: %d scores acknowledged, then 507; all there after a restart"
+              % (what, len(acked)))
+    finally:
+        subprocess.run(["umount", mnt])
+
+
 def main():
     if not os.path.exists(SHIM):
         print("fault: the shim %s is not built (make %s)" % (SHIM, SHIM), file=sys.stderr)
@@ -409,9 +493,12 @@ def main():
             server_case(tmp, template, *case)
         for e in ("ENOSPC", "EIO") if LONG else ("ENOSPC",):
             start_on_full_disk(tmp, template, e)
+            create_on_full_disk(tmp, e)
             cli_cases(tmp, template, e)
         read_only_fallback(tmp, template)
         map_cannot_grow(tmp)
+        if LONG:
+            tmpfs_case(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("fault: %d cases in %.1f s; %d faults injected; %d acknowledged scores checked, "
