@@ -243,7 +243,7 @@ typedef struct jscan {
  * bad byte is inside a field name of the innermost object. */
 static int jreport(jscan *j, size_t at, int in_key, const char *what, const char *why)
 {
-    char path[320];
+    char path[512];
     size_t pl = 0;
     long item = -1;
     size_t first = 0, top = j->depth < JDEPTH ? j->depth : JDEPTH;
@@ -258,14 +258,24 @@ static int jreport(jscan *j, size_t at, int in_key, const char *what, const char
     }
     if (in_key && top) top--; /* that object's field name is the one being read */
     path[0] = 0;
-    for (size_t f = first; f < top && pl < sizeof path - 40; f++) {
+    for (size_t f = first; f < top && pl + 128 < sizeof path; f++) {
         const jframe *fr = &j->st[f];
         int n;
-        if (fr->obj)
-            n = snprintf(path + pl, sizeof path - pl, "%s%.*s", pl ? "." : "",
-                         (int)(fr->key_len > 100 ? 100 : fr->key_len), j->t + fr->key_at);
-        else
-            n = snprintf(path + pl, sizeof path - pl, "[%ld]", fr->idx);
+        if (fr->obj) {
+            /* The field name as written (escapes and all), a control byte
+             * in it shown as '?' so that the message stays printable. */
+            if (pl) path[pl++] = '.';
+            size_t kl = fr->key_len > 100 ? 100 : fr->key_len;
+            while (kl && kl < fr->key_len && ((unsigned char)j->t[fr->key_at + kl] & 0xC0) == 0x80)
+                kl--; /* never cut a UTF-8 sequence */
+            for (size_t x = 0; x < kl; x++) {
+                unsigned char ch = (unsigned char)j->t[fr->key_at + x];
+                path[pl++] = ch < 0x20 ? '?' : (char)ch;
+            }
+            path[pl] = 0;
+            continue;
+        }
+        n = snprintf(path + pl, sizeof path - pl, "[%ld]", fr->idx);
         if (n < 0) break;
         pl += (size_t)n < sizeof path - pl ? (size_t)n : sizeof path - pl - 1;
     }
