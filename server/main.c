@@ -28,6 +28,18 @@ static size_t batch_rows(void)
     return v > 0 && v <= 1000000 ? (size_t)v : BATCH_ROWS;
 }
 #define MAX_ERRORS 100000
+/* Bytes of line text per chunk: a chunk ends at BATCH_ROWS lines or at this
+ * many bytes, whichever comes first, so memory in flight is bounded in
+ * bytes (N_JOBS chunks of text plus their batches), not in lines: 20,000
+ * lines of 20 KB metadata each made 400 MB chunks and a 4.3 GiB peak.
+ * SCOREDB_INGEST_CHUNK_BYTES overrides it (tests). */
+#define CHUNK_BYTES (8u << 20)
+static size_t chunk_bytes(void)
+{
+    const char *e = getenv("SCOREDB_INGEST_CHUNK_BYTES");
+    long v = e ? strtol(e, NULL, 10) : 0;
+    return v > 0 ? (size_t)v : CHUNK_BYTES;
+}
 
 static void usage(FILE *f)
 {
@@ -160,7 +172,8 @@ static void add_error(report *r, const char *file, unsigned long long line, cons
  * batches in file order, while a worker thread parses and validates the
  * next chunk (parsing JSON is over half the work, so it gets its own core).
  * Commits stay in file order, so replacements by id apply as written.
- * Memory is two chunks of text and two batches, whatever the file size. */
+ * Memory is N_JOBS chunks of text (each at most CHUNK_BYTES plus one line)
+ * and their batches, whatever the file size. */
 typedef struct job {
     char *text;
     size_t len, cap;
@@ -353,7 +366,7 @@ static int cmd_ingest(const char *db, int n_files, char **files)
      * and committed in the same cyclic order, so the free ones are always
      * the ones after the newest. */
     int head = 0, n_fifo = 0;
-    const size_t chunk_rows = batch_rows();
+    const size_t chunk_rows = batch_rows(), chunk_max = chunk_bytes();
     double t0 = now_s(), last_print = t0;
     char *line = NULL;
     size_t cap = 0;
@@ -390,8 +403,9 @@ static int cmd_ingest(const char *db, int n_files, char **files)
             }
             job *j = &jobs[(head + n_fifo) % N_JOBS];
             job_reset(j, label);
-            ssize_t len;
-            while (j->n < chunk_rows && (len = getline(&line, &cap, f)) >= 0) {
+            ssize_t len = 0;
+            while (j->n < chunk_rows && j->len < chunk_max &&
+                   (len = getline(&line, &cap, f)) >= 0) {
                 lineno++;
                 while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
                                    line[len - 1] == ' ' || line[len - 1] == '\t'))
@@ -405,7 +419,7 @@ static int cmd_ingest(const char *db, int n_files, char **files)
                     break;
                 }
             }
-            if (j->n < chunk_rows) eof = 1;
+            if (len < 0) eof = 1;
             if (fatal) break;
             submit(&ctl, j);
             n_fifo++;
