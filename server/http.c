@@ -33,7 +33,10 @@
  * Health under load. libmicrohttpd accepts SDB__CONN_RESERVE connections
  * past max_conns; those may only ask for /healthz or /metrics (others get
  * 503 and are closed) and have at most 2 s for their head, so a probe gets
- * an answer when slow clients hold every ordinary slot. /healthz and
+ * an answer when slow clients hold every ordinary slot. While the reserve
+ * is in use the sweeper also closes the connections that have waited
+ * longest (over 1 s) for a head, so that slots come free and the listen
+ * backlog moves even when slow clients outnumber the reserve. /healthz and
  * /metrics are never refused for the in-flight cap or the body budget:
  * they have no body and take no lock the writer or a query holds.
  *
@@ -451,6 +454,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                                                                    : s->o.head_timeout_s;
         atomic_store(&r->conn->until_us, mono_us() + (int64_t)wait * 1000000);
         atomic_store(&r->conn->body_bytes, 0);
+        atomic_store(&r->conn->head_since_us, mono_us());
         atomic_store(&r->conn->phase, SDB__PH_HEAD);
     }
     free(r);
@@ -510,6 +514,7 @@ static void on_conn(void *cls, struct MHD_Connection *c, void **ctx,
         atomic_init(&k->until_us, mono_us() + (int64_t)head * 1000000);
         atomic_init(&k->since_us, 0);
         atomic_init(&k->body_bytes, 0);
+        atomic_init(&k->head_since_us, mono_us());
         k->next = s->conns;
         if (s->conns) s->conns->prev = k;
         s->conns = k;
@@ -555,13 +560,36 @@ static void *sweeper_main(void *arg)
         }
         pthread_cond_timedwait(&s->sweep_cv, &s->conn_mu, &ts);
         int64_t now = mono_us();
+        sdb__conn *last = NULL;
+        unsigned closing = 0;
         for (sdb__conn *k = s->conns; k && !s->sweep_stop; k = k->next) {
             int head;
-            if (k->cut || k->fd < 0 || !overdue(s, k, now, &head)) continue;
-            k->cut = 1;
-            shutdown(k->fd, SHUT_RDWR);
-            atomic_fetch_add(head ? &s->cut_head : &s->cut_body, 1);
+            last = k;
+            if (!k->cut && k->fd >= 0 && overdue(s, k, now, &head)) {
+                k->cut = 1;
+                shutdown(k->fd, SHUT_RDWR);
+                atomic_fetch_add(head ? &s->cut_head : &s->cut_body, 1);
+            }
+            closing += k->cut;
         }
+        /* Past max_conns (the reserve in use), libmicrohttpd stops
+         * accepting and a probe would queue in the listen backlog behind
+         * every slow client until their deadlines: instead free slots at
+         * once from the connections that have waited longest for a head
+         * (idle keep-alive ones included), down to max_conns - reserve.
+         * A client that sends its head promptly is never among them. */
+        unsigned keep = s->o.max_conns > 2 * SDB__CONN_RESERVE ? s->o.max_conns - SDB__CONN_RESERVE
+                                                                : s->o.max_conns / 2;
+        if (s->n_conns > s->o.max_conns)
+            for (sdb__conn *k = last; k && s->n_conns - closing > keep; k = k->prev) {
+                if (k->cut || k->fd < 0 || atomic_load(&k->phase) != SDB__PH_HEAD ||
+                    now - atomic_load(&k->head_since_us) < 1000000)
+                    continue;
+                k->cut = 1;
+                closing++;
+                shutdown(k->fd, SHUT_RDWR);
+                atomic_fetch_add(&s->cut_full, 1);
+            }
     }
     pthread_mutex_unlock(&s->conn_mu);
     return NULL;
@@ -788,6 +816,7 @@ char *sdb__metrics_text(sdb_server *s, size_t *len)
             "# TYPE scoredb_http_cut_total counter\n"
             "scoredb_http_cut_total{reason=\"head\"} %llu\n"
             "scoredb_http_cut_total{reason=\"body\"} %llu\n"
+            "scoredb_http_cut_total{reason=\"full\"} %llu\n"
             "# HELP scoredb_http_refused_total Requests refused with 503 for a limit.\n"
             "# TYPE scoredb_http_refused_total counter\n"
             "scoredb_http_refused_total{limit=\"connections\"} %llu\n"
@@ -798,6 +827,7 @@ char *sdb__metrics_text(sdb_server *s, size_t *len)
             (unsigned long long)atomic_load(&s->body_held),
             (unsigned long long)atomic_load(&s->cut_head),
             (unsigned long long)atomic_load(&s->cut_body),
+            (unsigned long long)atomic_load(&s->cut_full),
             (unsigned long long)atomic_load(&s->refused_reserve),
             (unsigned long long)atomic_load(&s->refused_budget));
     *len = b.len;

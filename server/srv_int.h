@@ -125,6 +125,7 @@ typedef struct sdb__conn {
     _Atomic int64_t until_us;   /* HEAD: monotonic deadline of the whole head */
     _Atomic int64_t since_us;   /* BODY: when the head was complete */
     _Atomic uint64_t body_bytes; /* BODY: received so far */
+    _Atomic int64_t head_since_us; /* HEAD: when it began waiting for a head */
     int cut;                    /* shut down by the sweeper */
 } sdb__conn;
 enum { SDB__PH_HEAD, SDB__PH_BODY, SDB__PH_BUSY };
@@ -200,7 +201,7 @@ struct sdb_server {
     unsigned n_conns;
     _Atomic uint64_t body_held;   /* bytes of request bodies reserved */
     _Atomic int trim_wanted;      /* a large body was freed: malloc_trim on the next tick */
-    _Atomic uint64_t cut_head, cut_body, refused_reserve, refused_budget;
+    _Atomic uint64_t cut_head, cut_body, cut_full, refused_reserve, refused_budget;
     _Atomic uint64_t gen; /* bumped when answers may change */
 
     /* metrics */

@@ -166,6 +166,31 @@ Test(limits, healthz_and_metrics_answer_when_slow_clients_hold_every_slot)
     stop(&v);
 }
 
+Test(limits, healthz_answers_when_slow_clients_outnumber_the_reserve)
+{
+    srv v;
+    sdb_server_opts o = opts0();
+    o.max_conns = 6;
+    start_with(&v, o);
+    /* 6 slots and 4 reserved are taken; 20 more wait in the listen backlog,
+     * where the reserve alone (4 slots every 2 s) would keep a probe 10 s. */
+    int held[30];
+    for (int i = 0; i < 30; i++) {
+        held[i] = connect_to(v.port);
+        send_all(held[i], "GET /v1/names HTTP/1.1\r\n", 24);
+    }
+    usleep(300 * 1000);
+    double t0 = now_s();
+    resp r = req(v.port, "GET", "/healthz", NULL);
+    double dt = now_s() - t0;
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    resp_free(&r);
+    cr_assert_lt(dt, 3.0, "answered after %.2f s", dt);
+    cr_assert_gt(metric(v.port, "scoredb_http_cut_total{reason=\"full\"}"), 0);
+    for (int i = 0; i < 30; i++) close(held[i]);
+    stop(&v);
+}
+
 /* ------------------------------------------------------------- framing */
 
 Test(limits, a_transfer_coding_other_than_chunked_is_501_at_once)
