@@ -4,7 +4,7 @@ and 6) and print what happened; docs/limits.md quotes its output. Not part
 of `make test` (it takes about a minute and 2 GiB of loopback traffic);
 tests/test_server_limits.c asserts the same behaviours at small scale.
 
-    python3 tests/limits_probe.py build/scoredb [slow|flood|bodies|all] [old]
+    python3 tests/limits_probe.py build/scoredb [slow|flood|bodies|ingest|all] [old]
 
 Every server binds 127.0.0.1 on an ephemeral port and is killed at the end.
 """
@@ -151,11 +151,59 @@ def bodies(binary):
     p.kill()
 
 
+def ingest(binary):
+    """40 concurrent ingests of an 8 MiB NDJSON body (56k scores each)."""
+    import collections
+    import json
+    import threading
+    p, port = start(binary)
+    rows, i = [], 0
+    size = 0
+    while size < (8 << 20) - 400:
+        line = json.dumps({"name": "n%d" % (i % 50), "value": i * 0.001,
+                           "trace_id": "trace-%d" % i, "timestamp": 1767225600000 + i * 1000,
+                           "model": "gpt-4o", "environment": "prod",
+                           "user_id": "u%d" % (i % 1000)}) + "\n"
+        rows.append(line)
+        size += len(line)
+        i += 1
+    body = "".join(rows).encode()
+    head = ("POST /v1/scores HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            "Content-Type: application/x-ndjson\r\nContent-Length: %d\r\n\r\n" %
+            len(body)).encode()
+    codes = []
+
+    def post():
+        s = socket.create_connection(("127.0.0.1", port))
+        out = b""
+        try:
+            s.sendall(head + body)
+            while True:
+                d = s.recv(1 << 20)
+                if not d:
+                    break
+                out += d
+        except OSError:
+            pass
+        codes.append(out[9:12].decode() or "reset (refused while sending)")
+
+    ts = [threading.Thread(target=post) for _ in range(40)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    peak = rss_mib(p.pid, "VmHWM")
+    time.sleep(2)
+    print("ingest: 40 x %d-score 8 MiB bodies: %s; peak RSS %.0f MiB, anonymous %.0f MiB "
+          "2 s after" % (i, dict(collections.Counter(codes)), peak, rss_mib(p.pid, "RssAnon")))
+    p.kill()
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     what = sys.argv[2] if len(sys.argv) > 2 else "all"
     OLD = len(sys.argv) > 3 and sys.argv[3] == "old"
-    for name, fn in (("slow", slow), ("flood", flood), ("bodies", bodies)):
+    for name, fn in (("slow", slow), ("flood", flood), ("bodies", bodies), ("ingest", ingest)):
         if what in (name, "all"):
             fn(sys.argv[1])
