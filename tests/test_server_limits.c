@@ -350,14 +350,57 @@ Test(limits, the_answer_cache_is_bounded_in_bytes)
     stop(&v);
 }
 
+/* Run `scoredb ingest --db DB FILE` (SCOREDB_BIN); its summary line into
+ * out, its peak RSS in MiB as the result. */
+static long ingest_peak_mib(const char *db, const char *file, char *out, size_t cap)
+{
+    const char *bin = getenv("SCOREDB_BIN");
+    cr_assert_not_null(bin, "SCOREDB_BIN: the scoredb binary (make test sets it)");
+    char path[160];
+    snprintf(path, sizeof path, "%s.out", file);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int o = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(o, 1);
+        /* Under AddressSanitizer: a small quarantine, so that what is
+         * measured is the pipeline and not the sanitizer's free list. */
+        setenv("ASAN_OPTIONS", "quarantine_size_mb=16:detect_leaks=0", 1);
+        execl(bin, bin, "ingest", "--db", db, file, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    struct rusage ru;
+    cr_assert_eq(wait4(pid, &st, 0, &ru), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 127, "status %d", st);
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    cr_assert_not_null(fgets(out, (int)cap, f));
+    fclose(f);
+    unlink(path);
+    return ru.ru_maxrss / 1024; /* ru_maxrss is in KiB (getrusage(2)) */
+}
+
+static void rm_ingest(const char *dir, const char *file)
+{
+    char p[160];
+    unlink(file);
+    snprintf(p, sizeof p, "%s/db/data.mdb", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/db/lock.mdb", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/db", dir);
+    rmdir(p);
+    rmdir(dir);
+}
+
 /* The CLI ingest keeps a bounded number of bytes in flight: lines of 20 KB
  * metadata used to fill 20,000-line chunks (481 MiB peak RSS on this
  * 120 MB file before, 210 MiB after, of which about 125 MiB are the
  * store's file pages). */
 Test(limits, cli_ingest_of_wide_lines_stays_under_320_mib, .timeout = 120)
 {
-    const char *bin = getenv("SCOREDB_BIN");
-    cr_assert_not_null(bin, "SCOREDB_BIN: the scoredb binary (make test sets it)");
     char dir[] = "/tmp/sdb_wide_XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     char file[128], db[128];
@@ -375,38 +418,34 @@ Test(limits, cli_ingest_of_wide_lines_stays_under_320_mib, .timeout = 120)
                 i % 5, i, i, 1767225600000LL + i, pad);
     free(pad);
     fclose(f);
-    char out[128];
-    snprintf(out, sizeof out, "%s/out.json", dir);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(o, 1);
-        /* Under AddressSanitizer: a small quarantine, so that what is
-         * measured is the pipeline and not the sanitizer's free list. */
-        setenv("ASAN_OPTIONS", "quarantine_size_mb=16:detect_leaks=0", 1);
-        execl(bin, bin, "ingest", "--db", db, file, (char *)NULL);
-        _exit(127);
-    }
-    int st;
-    struct rusage ru;
-    cr_assert_eq(wait4(pid, &st, 0, &ru), pid);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
-    char got[256] = "";
-    f = fopen(out, "r");
-    cr_assert_not_null(f);
-    cr_assert_not_null(fgets(got, sizeof got, f));
-    fclose(f);
+    char got[256];
+    long mib = ingest_peak_mib(db, file, got, sizeof got);
     cr_assert(strstr(got, "{\"accepted\":6000,\"rejected\":0"), "%s", got);
-    long mib = ru.ru_maxrss / 1024; /* ru_maxrss is in KiB (getrusage(2)) */
     cr_assert_lt(mib, 320, "peak RSS %ld MiB", mib);
-    unlink(file);
-    unlink(out);
-    char p[160];
-    snprintf(p, sizeof p, "%s/data.mdb", db);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/lock.mdb", db);
-    unlink(p);
-    rmdir(db);
-    rmdir(dir);
+    rm_ingest(dir, file);
+}
+
+/* A line over 16 MiB is an error for its line, skipped without being held;
+ * the lines around it are stored. */
+Test(limits, cli_ingest_refuses_a_line_over_16_mib_and_keeps_the_rest, .timeout = 60)
+{
+    char dir[] = "/tmp/sdb_long_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char file[128], db[128];
+    snprintf(file, sizeof file, "%s/long.ndjson", dir);
+    snprintf(db, sizeof db, "%s/db", dir);
+    FILE *f = fopen(file, "w");
+    cr_assert_not_null(f);
+    fputs("{\"name\":\"a\",\"value\":1,\"trace_id\":\"t1\"}\n", f);
+    fputs("{\"name\":\"a\",\"value\":2,\"trace_id\":\"t2\",\"metadata\":{\"b\":\"", f);
+    for (int i = 0; i < 17 * 1024; i++) fprintf(f, "%01024d", 0);
+    fputs("\"}}\n{\"name\":\"a\",\"value\":3,\"trace_id\":\"t3\"}", f); /* no newline */
+    fclose(f);
+    char got[512];
+    long mib = ingest_peak_mib(db, file, got, sizeof got);
+    cr_assert(strstr(got, "{\"accepted\":2,\"rejected\":1,\"errors\":[{\"line\":2,\"error\":"
+                          "\"line: 17825850 bytes, over the limit of 16777216 bytes per score\"}]}"),
+              "%s", got);
+    cr_assert_lt(mib, 200, "peak RSS %ld MiB", mib);
+    rm_ingest(dir, file);
 }
