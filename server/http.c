@@ -235,6 +235,16 @@ static void budget_give(sdb_server *s, sdb__req *r)
     r->held = 0;
 }
 
+/* The body will not be used (over the cap, or the budget): free it and
+ * its reservation; the rest of it is discarded as it arrives. */
+static void drop_body(sdb_server *s, sdb__req *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->len = r->cap = 0;
+    budget_give(s, r);
+}
+
 static enum MHD_Result body_budget_503(sdb_server *s, struct MHD_Connection *c, sdb__req *r)
 {
     char msg[200];
@@ -374,10 +384,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (r->over || r->starved) return MHD_YES;
         if (r->len + n > s->o.max_body) {
             r->over = 1;
-            free(r->body);
-            r->body = NULL;
-            r->len = r->cap = 0;
-            budget_give(s, r);
+            drop_body(s, r);
             return MHD_YES;
         }
         if (r->len + n + 1 > r->cap) {
@@ -388,10 +395,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 /* A chunked body that outgrew the budget: its answer can
                  * only be queued once the body is in (libmicrohttpd). */
                 r->starved = 1;
-                free(r->body);
-                r->body = NULL;
-                r->len = r->cap = 0;
-                budget_give(s, r);
+                drop_body(s, r);
                 return MHD_YES;
             }
             char *p = realloc(r->body, cap);

@@ -60,6 +60,15 @@ static long long metric(uint16_t port, const char *name)
 
 /* -------------------------------------------------------- slow clients */
 
+/* Open n connections that send a request line and never finish the head. */
+static void hold_heads(uint16_t port, int *fds, int n)
+{
+    for (int i = 0; i < n; i++) {
+        fds[i] = connect_to(port);
+        send_all(fds[i], "GET /v1/names HTTP/1.1\r\n", 24);
+    }
+}
+
 Test(limits, a_head_sent_a_line_at_a_time_is_cut_at_the_head_deadline)
 {
     srv v;
@@ -109,10 +118,7 @@ Test(limits, connections_per_client_address_are_capped)
     o.max_per_ip = 3;
     start_with(&v, o);
     int held[3];
-    for (int i = 0; i < 3; i++) {
-        held[i] = connect_to(v.port);
-        send_all(held[i], "GET /healthz HTTP/1.1\r\n", 23);
-    }
+    hold_heads(v.port, held, 3);
     usleep(100 * 1000);
     /* The fourth is closed at once, with no answer. */
     int fd = connect_to(v.port);
@@ -138,10 +144,7 @@ Test(limits, healthz_and_metrics_answer_when_slow_clients_hold_every_slot)
     o.max_conns = 6;
     start_with(&v, o);
     int held[6];
-    for (int i = 0; i < 6; i++) {
-        held[i] = connect_to(v.port);
-        send_all(held[i], "GET /v1/names HTTP/1.1\r\n", 24);
-    }
+    hold_heads(v.port, held, 6);
     usleep(200 * 1000);
     double t0 = now_s();
     resp r = req(v.port, "GET", "/healthz", NULL);
@@ -175,10 +178,7 @@ Test(limits, healthz_answers_when_slow_clients_outnumber_the_reserve)
     /* 6 slots and 4 reserved are taken; 20 more wait in the listen backlog,
      * where the reserve alone (4 slots every 2 s) would keep a probe 10 s. */
     int held[30];
-    for (int i = 0; i < 30; i++) {
-        held[i] = connect_to(v.port);
-        send_all(held[i], "GET /v1/names HTTP/1.1\r\n", 24);
-    }
+    hold_heads(v.port, held, 30);
     usleep(300 * 1000);
     double t0 = now_s();
     resp r = req(v.port, "GET", "/healthz", NULL);
