@@ -108,8 +108,7 @@ static int load_obj(const char *text, size_t len, const char *what, json_t **out
     json_error_t je;
     *out = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES, &je);
     if (!*out) {
-        sdb__errf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column,
-                  je.text);
+        sdb__json_load_error(text ? text : "", len, je.line, je.column, je.text, err, errlen);
         return SDB_EINVAL;
     }
     if (!json_is_object(*out)) {

@@ -176,7 +176,15 @@ struct sdb_store {
     uint64_t map_size;
     void *lock;       /* pthread_rwlock_t: resize excludes every txn */
     void *write_lock; /* pthread_mutex_t: one writer at a time, in process */
+    /* Disk-full handling (store.c, docs/reliability.md). */
+    unsigned env_flags; /* the MDB_* flags the env was opened with */
+    int fallback_ro;    /* opened read-only because the disk refused writes */
+    int write_err;      /* last refused write (SDB_ENOSPC, SDB_EIO) or 0; atomic */
 };
+
+/* Tests: when non-zero, the free bytes the store's file system is taken
+ * to have (the map never grows past the file plus these). */
+extern uint64_t sdb__test_free_bytes;
 
 int sdb__txn_begin(sdb_store *s, int write, sdb__txn **out);
 int sdb__txn_commit(sdb__txn *t); /* frees t, even on failure */
@@ -516,6 +524,26 @@ int sdb__id_lookup(sdb__txn *t, uint32_t project, const char *id, size_t len,
 int sdb__batch_add_array(sdb_batch *b, const char *body, size_t len, size_t max_items,
                          int (*on_error)(void *ctx, size_t index, const char *msg), void *ctx,
                          size_t *out_items, char *err, size_t errlen);
+/* The string rules of every JSON text scoredb reads (docs/input.md): a
+ * string holds no raw control byte (0x00-0x1f, RFC 8259 section 7) and
+ * no escape \u0000, and no byte below 0x20 other than tab, CR and LF
+ * stands outside a string. sdb__json_strings_scan() calls on_bad once per
+ * string that breaks them, with a message naming the field (its path
+ * inside the element) and where it is; `item` is the index in the array at
+ * container depth item_depth (0: a root array, 1: an array in a root
+ * object) or -1 when the string is not inside such an element or
+ * item_depth is -1. A byte outside a string ends the scan (item -1).
+ * A non-zero return from on_bad stops it and is returned; else SDB_OK, or
+ * SDB_EINVAL after a byte outside a string. sdb__json_strings_check()
+ * puts the first message into err and returns SDB_EINVAL, or SDB_OK. */
+int sdb__json_strings_scan(const char *text, size_t len, int item_depth,
+                           int (*on_bad)(void *ctx, long item, const char *msg), void *ctx);
+int sdb__json_strings_check(const char *text, size_t len, char *err, size_t errlen);
+/* The message for a JSON text jansson refused (line, column, why from its
+ * json_error_t): the string scan's when that names the field, else
+ * jansson's position and reason. */
+void sdb__json_load_error(const char *text, size_t len, int line, int column,
+                          const char *why, char *err, size_t errlen);
 /* Parse one score object; strings are copied into the batch's arena. */
 int sdb__score_parse(sdb_batch *b, const char *json, size_t len, sdb__score *out,
                      char *err, size_t errlen);

@@ -282,6 +282,7 @@ static enum MHD_Result first_call(sdb_server *s, struct MHD_Connection *c, const
             return send_error(c, r, 503,
                               "the server is at its limit of concurrent requests; retry", NULL);
     }
+    if (r->bad_uri[0]) return send_error(c, r, 400, r->bad_uri, NULL);
     if (r->n_params > MAX_QUERY_PARAMS) {
         char msg[160];
         r->close = 1;
@@ -328,7 +329,10 @@ static enum MHD_Result first_call(sdb_server *s, struct MHD_Connection *c, const
         return send_error(c, r, 405, msg, allow);
     }
     r->route = route;
-    if (!health && !sdb__compat_public(r)) {
+    /* Under --keys /metrics needs a key too: its totals span every project.
+     * The metrics key reads them; a project's key reads its own figures. */
+    if (route != SDB_R_HEALTHZ && (route != SDB_R_METRICS || s->keys) &&
+        !sdb__compat_public(r)) {
         if (s->keys) {
             char cred[1024];
             int len = credential(c, cred, sizeof cred);
@@ -336,7 +340,12 @@ static enum MHD_Result first_call(sdb_server *s, struct MHD_Connection *c, const
             if (len < 0 || sdb_keys_check(s->keys, cred, (size_t)len, &project) != SDB_OK)
                 return send_error(c, r, 401,
                                   "header \"Authorization\": missing or not a valid API key", NULL);
+            if (project == SDB_KEYS_METRICS && route != SDB_R_METRICS)
+                return send_error(c, r, 401,
+                                  "header \"Authorization\": the metrics key reads /metrics "
+                                  "only, not a project's scores", NULL);
             r->project = project;
+            r->authed = 1;
         } else {
             r->project = 0;
         }
@@ -358,14 +367,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)version;
     sdb_server *s = cls;
     sdb__req *r = *con_cls;
-    if (!r || !r->begun) {
-        if (!r) { /* on_uri did not run or could not allocate */
+    if (!r || !r->started) {
+        if (!r) {
             r = calloc(1, sizeof *r);
             if (!r) return MHD_NO;
             r->t0 = mono();
             *con_cls = r;
         }
-        r->begun = 1;
+        r->started = 1;
         return first_call(s, c, url, method, r);
     }
     if (r->parked) { /* resumed by the writer after the commit */
@@ -444,6 +453,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         int b = 0;
         while (b < SDB_N_LAT - 1 && dt > sdb__lat_bounds[b]) b++;
         atomic_fetch_add(&s->req[r->route][status_index(r->status)], 1);
+        if (r->authed) sdb_keys_note_request(s->keys, r->project, r->route, status_index(r->status));
         atomic_fetch_add(&s->lat[r->route][b], 1);
         atomic_fetch_add(&s->lat_sum_us[r->route], (uint64_t)(dt * 1e6));
     }
@@ -466,27 +476,51 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* --------------------------------------------------------- connections */
 
-/* The request line is in (MHD_OPTION_URI_LOG_CALLBACK): the request's
- * record starts here, its head deadline is at most head_timeout_s away,
- * and a query string with too many parameters is cut before libmicrohttpd
- * splits it (see MAX_QUERY_PARAMS): the first callback answers 400. The
- * library calls this before it splits the query string ("log callback
- * before we modify URI *or* args", connection.c), on the line in its own
- * read buffer, which is why writing one NUL into it is safe. */
+/* The request line is in (MHD_OPTION_URI_LOG_CALLBACK), as it came,
+ * before libmicrohttpd splits the query string and decodes it in place;
+ * what this returns is the request's context for on_request. Three jobs:
+ *
+ * - The head deadline: at most head_timeout_s from now.
+ * - NUL. libmicrohttpd hands the handler the path and the query arguments
+ *   percent-decoded as C strings, so "%00" decodes to a NUL that cuts
+ *   them: /v1/scores/pipe-1%00zzz read and deleted pipe-1, and
+ *   ?trace_id=a%00b listed trace a. No id, name or key scoredb keeps may
+ *   hold NUL (docs/input.md), so a raw URI holding "%00" is refused before
+ *   anything is decoded.
+ * - Too many query parameters (MAX_QUERY_PARAMS): the query string is cut
+ *   before the library splits it and the first callback answers 400. The
+ *   library calls this before the split ("log callback before we modify
+ *   URI *or* args", connection.c), on the line in its own read buffer,
+ *   which is why writing one NUL into it is safe. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
+    sdb_server *s = cls;
     sdb__req *r = calloc(1, sizeof *r);
-    if (!r) return NULL;
+    if (!r) return NULL; /* on_request allocates it then */
     r->t0 = mono();
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     r->conn = ci ? ci->socket_context : NULL;
     if (r->conn) {
-        sdb_server *s = cls;
         int64_t until = mono_us() + (int64_t)s->o.head_timeout_s * 1000000;
         if (until < atomic_load(&r->conn->until_us)) atomic_store(&r->conn->until_us, until);
     }
-    const char *q = strchr(uri, '?');
+    const char *nul = strstr(uri, "%00"), *q = strchr(uri, '?');
+    if (nul && (!q || nul < q)) {
+        snprintf(r->bad_uri, sizeof r->bad_uri,
+                 "path: \"%%00\" (a NUL byte) is not allowed in an id or name");
+    } else if (nul) {
+        const char *k = nul;
+        while (k > q + 1 && k[-1] != '&' && k[-1] != ';') k--;
+        const char *eq = memchr(k, '=', (size_t)(nul - k));
+        if (eq)
+            snprintf(r->bad_uri, sizeof r->bad_uri,
+                     "parameter \"%.*s\": \"%%00\" (a NUL byte) is not allowed",
+                     (int)((eq - k) > 40 ? 40 : (eq - k)), k);
+        else
+            snprintf(r->bad_uri, sizeof r->bad_uri,
+                     "a parameter name: \"%%00\" (a NUL byte) is not allowed");
+    }
     if (q && q[1]) {
         size_t n = 1;
         for (const char *p = q + 1; (p = strchr(p, '&')); p++) n++;
@@ -729,22 +763,45 @@ static void tprintf(tbuf *b, const char *fmt, ...)
     }
 }
 
-char *sdb__metrics_text(sdb_server *s, size_t *len)
+/* Request counts by route and status, the same lines whoever reads them. */
+static void requests_text(tbuf *b, uint64_t req[SDB_N_ROUTES][SDB_N_STATUS])
 {
-    tbuf b = {NULL, 0, 0};
-    tprintf(&b, "# HELP scoredb_http_requests_total HTTP requests by route and status.\n"
-                "# TYPE scoredb_http_requests_total counter\n");
+    tprintf(b, "# HELP scoredb_http_requests_total HTTP requests by route and status.\n"
+               "# TYPE scoredb_http_requests_total counter\n");
     for (int r = 0; r < SDB_N_ROUTES; r++)
         for (int i = 0; i < SDB_N_STATUS; i++) {
-            uint64_t v = atomic_load(&s->req[r][i]);
+            uint64_t v = req[r][i];
             if (!v) continue;
             if (sdb__status_codes[i])
-                tprintf(&b, "scoredb_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+                tprintf(b, "scoredb_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
                         sdb__route_names[r], sdb__status_codes[i], (unsigned long long)v);
             else
-                tprintf(&b, "scoredb_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
+                tprintf(b, "scoredb_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
                         sdb__route_names[r], (unsigned long long)v);
         }
+}
+
+char *sdb__metrics_text(sdb_server *s, const sdb__req *rq, size_t *len)
+{
+    tbuf b = {NULL, 0, 0};
+    uint64_t req[SDB_N_ROUTES][SDB_N_STATUS];
+    if (rq->authed && rq->project != SDB_KEYS_METRICS) {
+        /* A project's key: that project's figures, nothing summed over
+         * other projects (their volume is not this key's to see). */
+        uint64_t ingested = 0;
+        if (sdb_keys_counts(s->keys, rq->project, req, &ingested)) memset(req, 0, sizeof req);
+        requests_text(&b, req);
+        tprintf(&b,
+                "# HELP scoredb_ingested_scores_total Scores acknowledged by this process.\n"
+                "# TYPE scoredb_ingested_scores_total counter\n"
+                "scoredb_ingested_scores_total %llu\n",
+                (unsigned long long)ingested);
+        *len = b.len;
+        return b.p;
+    }
+    for (int r = 0; r < SDB_N_ROUTES; r++)
+        for (int i = 0; i < SDB_N_STATUS; i++) req[r][i] = atomic_load(&s->req[r][i]);
+    requests_text(&b, req);
     tprintf(&b, "# HELP scoredb_http_request_seconds Request latency, first byte in to "
                 "response queued.\n# TYPE scoredb_http_request_seconds histogram\n");
     for (int r = 0; r < SDB_N_ROUTES; r++) {

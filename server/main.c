@@ -3,8 +3,10 @@
  *
  * The tools read the store with no aggregation delay: each folds every
  * acknowledged score before answering, so a query right after an ingest
- * sees the new scores. Exit status: 0 success, 1 fatal (store cannot be
- * opened), 2 usage, 3 some ingest rows rejected.
+ * sees the new scores. A fold the disk refuses is a warning, not a failed
+ * read: the answer then comes from what is folded (docs/reliability.md).
+ * Exit status: 0 success, 1 fatal (store cannot be opened, the disk
+ * refused the ingest's writes), 2 usage, 3 some ingest rows rejected.
  */
 #include "cli.h"
 
@@ -50,7 +52,9 @@ static void usage(FILE *f)
           "  scoredb stats  --db DIR                     where the store's bytes are\n"
           "  scoredb serve  --db DIR [--listen 127.0.0.1:8080] [--aggregation-delay 10m]\n"
           "                 [--threads N] [--max-body 8MiB] [--keys FILE]\n"
-          "  scoredb export --db DIR --format clickhouse|csv|ndjson [--out PATH]\n",
+          "  scoredb export --db DIR --format clickhouse|csv|ndjson [--out PATH]\n"
+          "  scoredb check  --db DIR                     verify aggregates and indexes\n"
+          "  scoredb backup --db DIR --out DIR2          compacted copy of a live store\n",
           f);
 }
 
@@ -85,7 +89,20 @@ static int cli_open_with(const char *db, int must_exist, const sdb_options *opts
 
 int sdb_cli_open(const char *db, int must_exist, sdb_store **out)
 {
-    return cli_open_with(db, must_exist, NULL, out);
+    /* Commands that read still work on a disk that refuses writes. */
+    sdb_options o = {.fallback_read_only = 1};
+    return cli_open_with(db, must_exist, &o, out);
+}
+
+/* Fold before a read; a fold the disk refuses only warns. */
+static void cli_fold(sdb_store *s)
+{
+    int rc = sdb_store_fold(s, sdb_now_ms(), NULL);
+    if (rc == SDB_OK) return;
+    char why[600];
+    sdb_store_health(s, why, sizeof why);
+    fprintf(stderr, "scoredb: warning: fold failed (%s%s%s); answering from what is folded\n",
+            sdb_strerror(rc), why[0] ? ": " : "", why);
 }
 
 /* Read a whole stream (query text from stdin). */
@@ -416,8 +433,10 @@ static int commit(sdb_store *s, job *j, report *r)
     if (!n) return 0;
     int rc = sdb_store_ingest(s, 0, j->b, sdb_now_ms());
     if (rc) {
-        fprintf(stderr, "scoredb: ingest failed after %llu scores: %s\n", r->accepted,
-                sdb_strerror(rc));
+        char why[600];
+        sdb_store_health(s, why, sizeof why);
+        fprintf(stderr, "scoredb: ingest failed after %llu scores (those are stored): %s\n",
+                r->accepted, why[0] ? why : sdb_strerror(rc));
         return 1;
     }
     r->accepted += n;
@@ -468,6 +487,22 @@ static int cmd_ingest(const char *db, int n_files, char **files)
     if (n_files == 0) {
         files = &stdin_name;
         n_files = 1;
+    }
+    /* Every path is checked before the first score is stored: a directory
+     * opens for reading on Linux and reads as an error (EISDIR) that
+     * getline() reports as end of file, so `ingest DIR` stored nothing and
+     * exited 0. */
+    for (int fi = 0; fi < n_files && !fatal; fi++) {
+        struct stat st;
+        if (!strcmp(files[fi], "-")) continue;
+        if (stat(files[fi], &st)) {
+            fprintf(stderr, "scoredb: cannot read %s: %s\n", files[fi], strerror(errno));
+            fatal = 1;
+        } else if (S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "scoredb: cannot read %s: a directory (give the NDJSON files in it)\n",
+                    files[fi]);
+            fatal = 1;
+        }
     }
     for (int fi = 0; fi < n_files && !fatal; fi++) {
         int is_stdin = strcmp(files[fi], "-") == 0;
@@ -544,6 +579,10 @@ static int cmd_ingest(const char *db, int n_files, char **files)
                 }
             }
         }
+        if (!fatal && ferror(f)) {
+            fprintf(stderr, "scoredb: cannot read %s: %s\n", files[fi], strerror(errno));
+            fatal = 1;
+        }
         if (!is_stdin) fclose(f);
     }
     for (int i = 0; i < n_fifo; i++) {
@@ -615,9 +654,9 @@ static int cmd_query(const char *db, const char *arg)
         free(text);
         return rc;
     }
-    rc = sdb_store_fold(s, sdb_now_ms(), NULL);
+    cli_fold(s);
     char *out = NULL, err[512] = "";
-    if (rc == SDB_OK) rc = sdb_query_json(s, 0, text, len, &out, err, sizeof err);
+    rc = sdb_query_json(s, 0, text, len, &out, err, sizeof err);
     free(text);
     sdb_store_close(s);
     if (rc == SDB_EINVAL) {
@@ -652,9 +691,9 @@ static int cmd_names(const char *db)
     sdb_store *s;
     int rc = sdb_cli_open(db, 1, &s);
     if (rc) return rc;
-    rc = sdb_store_fold(s, sdb_now_ms(), NULL);
+    cli_fold(s);
     char *out = NULL;
-    if (rc == SDB_OK) rc = sdb_names_json(s, 0, &out);
+    rc = sdb_names_json(s, 0, &out);
     sdb_store_close(s);
     return print_answer("names", rc, out);
 }
@@ -702,7 +741,7 @@ int main(int argc, char **argv)
     const char *db = take_db(&rest, args);
     for (int i = 0; i < rest; i++)
         if (args[i][0] == '-' && args[i][1] == '-' && strcmp(cmd, "serve") &&
-            strcmp(cmd, "export")) {
+            strcmp(cmd, "export") && strcmp(cmd, "backup")) {
             fprintf(stderr, "scoredb: %s: unknown option %s\n", cmd, args[i]);
             return sdb_cli_usage(NULL);
         }

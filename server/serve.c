@@ -39,6 +39,15 @@
  * every later body in the heap), and after a burst of large bodies the
  * aggregator's tick calls malloc_trim, so RSS comes back down when the
  * burst ends (docs/limits.md has the peak memory formula).
+ *
+ * A full disk (docs/reliability.md). Writes the disk refuses (no space,
+ * I/O error) are answered 507 with a message naming the store, and
+ * nothing is acknowledged that was not committed. Reads never depend on a
+ * write: a fold that fails leaves analytics answering from what is folded
+ * (their as_of says how old), and a store the disk will not open for
+ * writes is opened read-only. /healthz then says "degraded" with the
+ * reason, and the aggregator probes the disk each second until a write
+ * commits again.
  */
 #include "compat.h"
 
@@ -119,6 +128,53 @@ static void reply_engine_error(sdb__reply *out, int rc, const char *err)
                  err ? err : "");
         sdb__reply_error(out, 500, msg);
     }
+}
+
+/* A write the store refused (rc): 507 Insufficient Storage naming the
+ * store's disk when the disk refused it, else as any engine error. */
+static void reply_write_error(sdb_server *s, sdb__reply *out, int rc, const char *what)
+{
+    char msg[700];
+    if (sdb__srv_write_error(s, rc, what, msg, sizeof msg) == 507)
+        sdb__reply_error(out, 507, msg);
+    else
+        reply_engine_error(out, rc, what);
+}
+
+int sdb__srv_write_error(sdb_server *s, int rc, const char *what, char *msg, size_t len)
+{
+    if (rc != SDB_ENOSPC && rc != SDB_EIO) {
+        snprintf(msg, len, "%s: %s", sdb_strerror(rc), what);
+        return rc == SDB_EBUSY ? 503 : 500;
+    }
+    char why[600];
+    if (!sdb_store_health(s->store, why, sizeof why))
+        snprintf(why, sizeof why, "%s: the disk of store %s refused a write", sdb_strerror(rc),
+                 sdb_store_path(s->store));
+    snprintf(msg, len, "%s; %s", why, what);
+    return 507;
+}
+
+/* GET /healthz: {"status":"ok"}, or 200 {"status":"degraded","reason",
+ * "writes":false} while the disk refuses writes: reads still answer, so a
+ * liveness check must not restart a server that a restart cannot mend. */
+static void reply_health(sdb_server *s, sdb__reply *out)
+{
+    char why[600];
+    if (!sdb_store_health(s->store, why, sizeof why)) {
+        reply_text(out, 200, strdup("{\"status\":\"ok\"}\n"), NULL);
+        return;
+    }
+    char *b = strdup("{\"status\":\"degraded\",\"writes\":false,\"reason\":");
+    size_t len = b ? strlen(b) : 0;
+    char *p = b && sdb_json_quote(why, strlen(why), &b, &len) == SDB_OK ? realloc(b, len + 2)
+                                                                      : NULL;
+    if (!p) {
+        free(b);
+        return;
+    }
+    memcpy(p + len, "}", 2);
+    reply_json(out, 200, p);
 }
 
 /* ------------------------------------------------------------------ clock */
@@ -208,6 +264,20 @@ static int fold_due(sdb_server *s, int force)
     return rc;
 }
 
+/* A failed fold, on stderr once per change of cause (it is retried each
+ * second). Any thread. */
+static void fold_failed(sdb_server *s, int rc)
+{
+    if (atomic_exchange(&s->fold_rc, rc) == rc) return;
+    char why[600] = "";
+    if (rc) sdb_store_health(s->store, why, sizeof why);
+    if (rc)
+        fprintf(stderr, "scoredb serve: fold failed: %s%s%s; analytics answer from what is "
+                        "folded\n", sdb_strerror(rc), why[0] ? ": " : "", why);
+    else
+        fprintf(stderr, "scoredb serve: folding again\n");
+}
+
 static void *agg_main(void *arg)
 {
     sdb_server *s = arg;
@@ -219,8 +289,12 @@ static void *agg_main(void *arg)
         pthread_cond_timedwait(&s->agg_cv, &s->agg_mu, &ts);
         if (s->agg_stop) break;
         pthread_mutex_unlock(&s->agg_mu);
-        int rc = fold_due(s, 1);
-        if (rc) fprintf(stderr, "scoredb serve: fold failed: %s\n", sdb_strerror(rc));
+        /* While the disk refuses writes, try it once a tick: writes resume
+         * (and /healthz says ok) as soon as space returns, also with no
+         * ingest or fold to notice it. */
+        if (sdb_store_health(s->store, NULL, 0) && sdb_store_probe(s->store) == SDB_OK)
+            fprintf(stderr, "scoredb serve: the store takes writes again\n");
+        fold_failed(s, fold_due(s, 1));
         /* A burst of large bodies ended: give the heap's free pages back
          * (milliseconds at most, once a second at most). */
         if (atomic_load(&s->trim_wanted) && atomic_load(&s->body_held) < s->o.body_budget / 4) {
@@ -281,6 +355,9 @@ static void *writer_main(void *arg)
                 spans_push(s, now);
                 pthread_mutex_unlock(&s->agg_mu);
                 atomic_fetch_add(&s->ingested, rows);
+                if (s->keys)
+                    for (sdb__wreq *w = first; w; w = w->next)
+                        sdb_keys_note_ingested(s->keys, w->project, sdb_batch_rows(w->b));
                 atomic_fetch_add(&s->commits, 1);
                 atomic_fetch_add(&s->gen, 1);
             }
@@ -390,7 +467,13 @@ int sdb__srv_commit(sdb_server *s, uint32_t project, sdb_batch *b)
     return commit(s, project, b);
 }
 
-int sdb__srv_fold(sdb_server *s) { return fold_due(s, 0); }
+/* Reads call this: a fold the disk refuses is retried by the aggregator
+ * and logged there, never the read's failure. */
+int sdb__srv_fold(sdb_server *s)
+{
+    fold_due(s, 0);
+    return SDB_OK;
+}
 
 /* ------------------------------------------------------------------ cache */
 
@@ -510,7 +593,8 @@ static void cache_put(sdb_server *s, uint32_t project, const char *key, size_t k
 
 /* -------------------------------------------------------------- endpoints */
 
-static void ingest_reply(sdb__reply *out, int rc, sdb_batch *b, const char *errs, size_t n_err);
+static void ingest_reply(sdb_server *s, sdb__reply *out, int rc, sdb_batch *b, const char *errs,
+                         size_t n_err);
 
 static void ep_ingest(sdb_server *s, struct MHD_Connection *c, sdb__req *r, sdb__reply *out)
 {
@@ -556,7 +640,7 @@ static void ep_ingest(sdb_server *s, struct MHD_Connection *c, sdb__req *r, sdb_
         return;
     }
     if (c && park(s, c, r, b, errs, n_err) == 0) return;
-    ingest_reply(out, commit(s, r->project, b), b, errs, n_err);
+    ingest_reply(s, out, commit(s, r->project, b), b, errs, n_err);
     free(errs);
     sdb_batch_free(b);
 }
@@ -564,72 +648,80 @@ static void ep_ingest(sdb_server *s, struct MHD_Connection *c, sdb__req *r, sdb_
 void sdb__serve_resumed(sdb_server *s, sdb__req *r, sdb__reply *out)
 {
     parked_ingest *p = r->parked;
-    ingest_reply(out, p->w.rc, p->w.b, p->errs, p->n_err);
+    ingest_reply(s, out, p->w.rc, p->w.b, p->errs, p->n_err);
     sdb__serve_req_done(s, r);
     if (!out->body) sdb__reply_error(out, 500, "out of memory");
 }
 
+/* A reply body that doubles as it grows, so a reply of n ids costs O(n)
+ * bytes copied: appending each id with a realloc to the exact size was
+ * quadratic (100k ids took over 120 s under ASan, whose realloc always
+ * copies). */
+typedef struct rbuf {
+    char *p;
+    size_t len, cap;
+    int failed;
+} rbuf;
+
+static void rb_add(rbuf *b, const char *p, size_t n)
+{
+    if (b->failed) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *q = realloc(b->p, cap);
+        if (!q) {
+            b->failed = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
 /* The reply to an ingest whose commit returned rc: 200 with the ids of the
  * batch's rows, 207 when some rows were rejected (errs, n_err). */
-static void ingest_reply(sdb__reply *out, int rc, sdb_batch *b, const char *errs, size_t n_err)
+static void ingest_reply(sdb_server *s, sdb__reply *out, int rc, sdb_batch *b, const char *errs,
+                         size_t n_err)
 {
     if (rc) {
-        reply_engine_error(out, rc, "the scores were not stored");
+        reply_write_error(s, out, rc, "the scores were not stored");
         return;
     }
     size_t ok = sdb_batch_rows(b);
-    char *body;
-    size_t len;
     char head[64];
+    rbuf body = {NULL, 0, 0, 0};
+    char *q = NULL; /* one id quoted, reused: sdb_json_quote appends to it */
+    size_t qlen = 0;
     snprintf(head, sizeof head, "{\"accepted\":%zu,\"ids\":[", ok);
-    body = strdup(head);
-    len = body ? strlen(body) : 0;
-    for (size_t i = 0; body && i < ok; i++) {
+    rb_add(&body, head, strlen(head));
+    for (size_t i = 0; i < ok && !body.failed; i++) {
         const char *id = sdb_batch_id(b, i);
-        if (i) {
-            char *p = realloc(body, len + 2);
-            if (!p) {
-                free(body);
-                body = NULL;
-                break;
-            }
-            body = p;
-            body[len++] = ',';
-            body[len] = 0;
-        }
-        if (sdb_json_quote(id, strlen(id), &body, &len)) {
-            free(body);
-            body = NULL;
-        }
+        if (i) rb_add(&body, ",", 1);
+        qlen = 0;
+        if (sdb_json_quote(id, strlen(id), &q, &qlen)) body.failed = 1;
+        else rb_add(&body, q, qlen);
     }
-    if (body) {
-        size_t el = n_err ? strlen(errs) : 0;
-        char *p = realloc(body, len + el + 16);
-        if (p) {
-            body = p;
-            if (n_err) {
-                memcpy(body + len, "],\"errors\":[", 12);
-                len += 12;
-                memcpy(body + len, errs, el);
-                len += el;
-            }
-            memcpy(body + len, "]}", 3);
-            reply_json(out, n_err ? 207 : 200, body);
-        } else {
-            free(body);
-            body = NULL;
-        }
+    free(q);
+    if (n_err) {
+        rb_add(&body, "],\"errors\":[", 12);
+        rb_add(&body, errs, strlen(errs));
     }
-    if (!body && !out->body) sdb__reply_error(out, 500, "out of memory (the scores were stored)");
+    rb_add(&body, "]}", 2);
+    if (body.failed) {
+        free(body.p);
+        sdb__reply_error(out, 500, "out of memory (the scores were stored)");
+        return;
+    }
+    reply_json(out, n_err ? 207 : 200, body.p);
 }
 
 static void ep_query(sdb_server *s, sdb__req *r, sdb__reply *out)
 {
-    int rc = fold_due(s, 0);
-    if (rc) {
-        reply_engine_error(out, rc, "fold");
-        return;
-    }
+    sdb__srv_fold(s); /* a failed fold leaves the answer at the old as_of */
     uint64_t gen = atomic_load(&s->gen);
     const char *body = r->body ? r->body : "";
     size_t vlen;
@@ -641,7 +733,7 @@ static void ep_query(sdb_server *s, sdb__req *r, sdb__reply *out)
     }
     atomic_fetch_add(&s->cache_misses, 1);
     char *ans = NULL, err[512] = "";
-    rc = sdb_query_json(s->store, r->project, body, r->len, &ans, err, sizeof err);
+    int rc = sdb_query_json(s->store, r->project, body, r->len, &ans, err, sizeof err);
     if (rc) {
         reply_engine_error(out, rc, err);
         return;
@@ -652,9 +744,9 @@ static void ep_query(sdb_server *s, sdb__req *r, sdb__reply *out)
 
 static void ep_names(sdb_server *s, sdb__req *r, sdb__reply *out)
 {
-    int rc = fold_due(s, 0);
+    sdb__srv_fold(s);
     char *ans = NULL;
-    if (rc == SDB_OK) rc = sdb_names_json(s->store, r->project, &ans);
+    int rc = sdb_names_json(s->store, r->project, &ans);
     if (rc)
         reply_engine_error(out, rc, NULL);
     else
@@ -694,7 +786,7 @@ static void ep_delete(sdb_server *s, sdb__req *r, sdb__reply *out)
         return;
     }
     if (rc) {
-        reply_engine_error(out, rc, NULL);
+        reply_write_error(s, out, rc, "the score was not deleted");
         return;
     }
     atomic_fetch_add(&s->gen, 1);
@@ -726,12 +818,10 @@ static void ep_traces(sdb_server *s, sdb__req *r, sdb__reply *out)
 void sdb__serve_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r, sdb__reply *out)
 {
     switch (r->route) {
-    case SDB_R_HEALTHZ:
-        reply_text(out, 200, strdup("{\"status\":\"ok\"}\n"), NULL);
-        break;
+    case SDB_R_HEALTHZ: reply_health(s, out); break;
     case SDB_R_METRICS: {
         size_t len;
-        char *m = sdb__metrics_text(s, &len);
+        char *m = sdb__metrics_text(s, r, &len);
         reply_text(out, 200, m, "text/plain; version=0.0.4");
         break;
     }
@@ -805,6 +895,7 @@ int sdb_server_start(const sdb_server_opts *opts, sdb_server **out, char *err, s
     int rc = s->cache ? SDB_OK : SDB_ENOMEM;
     sdb_options so = {0};
     so.no_sync = opts->no_sync;
+    so.fallback_read_only = 1; /* start on a full disk: serve reads */
     if (rc == SDB_OK) rc = sdb_store_open(opts->db, &so, &s->store, err, errlen);
     if (rc == SDB_OK && opts->keys_file)
         rc = sdb_keys_load(opts->keys_file, s->store, &s->keys, err, errlen);
@@ -814,8 +905,14 @@ int sdb_server_start(const sdb_server_opts *opts, sdb_server **out, char *err, s
         agg = pthread_create(&s->agg, NULL, agg_main, s) == 0;
         if (!writer || !agg) rc = SDB_ENOMEM;
     }
-    if (rc == SDB_OK) rc = fold_due(s, 1);
-    if (rc == SDB_OK) rc = sdb__http_start(s, err, errlen);
+    if (rc == SDB_OK) {
+        char why[600];
+        if (sdb_store_health(s->store, why, sizeof why))
+            fprintf(stderr, "scoredb serve: %s; serving reads, writes answer 507 until the disk "
+                            "takes them\n", why);
+        fold_failed(s, fold_due(s, 1)); /* a full disk must not stop the start */
+        rc = sdb__http_start(s, err, errlen);
+    }
     if (rc) {
         if (err && errlen && !err[0]) snprintf(err, errlen, "%s", sdb_strerror(rc));
         pthread_mutex_lock(&s->wq_mu);

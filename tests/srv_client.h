@@ -131,10 +131,10 @@ static inline resp raw_req(uint16_t port, const char *text, size_t len)
     return r;
 }
 
-static inline resp req_h(uint16_t port, const char *method, const char *path, const char *headers,
-                  const char *body)
+/* A request whose body is bl bytes (it may hold NUL). */
+static inline resp req_n(uint16_t port, const char *method, const char *path,
+                         const char *headers, const char *body, size_t bl)
 {
-    size_t bl = body ? strlen(body) : 0;
     size_t cap = bl + 1024 + strlen(path) + (headers ? strlen(headers) : 0);
     char *text = malloc(cap);
     int n = snprintf(text, cap,
@@ -144,6 +144,12 @@ static inline resp req_h(uint16_t port, const char *method, const char *path, co
     resp r = raw_req(port, text, (size_t)n + bl);
     free(text);
     return r;
+}
+
+static inline resp req_h(uint16_t port, const char *method, const char *path,
+                         const char *headers, const char *body)
+{
+    return req_n(port, method, path, headers, body, body ? strlen(body) : 0);
 }
 
 static inline resp req(uint16_t port, const char *method, const char *path, const char *body)
