@@ -30,7 +30,7 @@ enum {
 };
 extern const char *const sdb__route_names[SDB_N_ROUTES];
 
-#define SDB_N_STATUS 10   /* 200 207 400 401 404 405 413 500 503 other */
+#define SDB_N_STATUS 11   /* 200 207 400 401 404 405 413 500 501 503 other */
 #define SDB_N_LAT 14      /* latency histogram buckets, the last is +Inf */
 extern const int sdb__status_codes[SDB_N_STATUS];
 extern const double sdb__lat_bounds[SDB_N_LAT - 1];
@@ -70,6 +70,11 @@ typedef struct sdb__req {
     int responded;       /* a response was queued (early error) */
     int over;            /* the body passed the cap: discard the rest */
     int counted;         /* counted in inflight */
+    int close;           /* answer with Connection: close */
+    int starved;         /* the body outgrew the body budget: discard the rest, 503 */
+    size_t n_params;     /* query parameters counted on the request line */
+    size_t held;         /* bytes reserved in the server's body budget */
+    struct sdb__conn *conn; /* http.c: the connection's deadline record */
     double t0;           /* monotonic seconds at the first callback */
     char id[256];        /* /v1/scores/{id} */
     int started;         /* the first callback has run (http.c) */
@@ -133,6 +138,22 @@ void sdb__http_resume(struct MHD_Connection *c);
 
 /* ---------------------------------------------------------------- state */
 
+/* http.c: one per open connection, from libmicrohttpd's connection
+ * notifications; what the deadline sweeper reads (see http.c). */
+typedef struct sdb__conn {
+    struct sdb__conn *prev, *next;
+    int fd;
+    int reserve;                /* admitted past max_conns: /healthz and /metrics only */
+    _Atomic int phase;          /* SDB__PH_* */
+    _Atomic int64_t until_us;   /* HEAD: monotonic deadline of the whole head */
+    _Atomic int64_t since_us;   /* BODY: when the head was complete */
+    _Atomic uint64_t body_bytes; /* BODY: received so far */
+    _Atomic int64_t head_since_us; /* HEAD: when it began waiting for a head */
+    int cut;                    /* shut down by the sweeper */
+} sdb__conn;
+enum { SDB__PH_HEAD, SDB__PH_BODY, SDB__PH_BUSY };
+#define SDB__CONN_RESERVE 4u /* connections past max_conns kept for health probes */
+
 typedef struct sdb__wreq {
     struct sdb__wreq *next;
     uint32_t project;
@@ -191,6 +212,20 @@ struct sdb_server {
     pthread_mutex_t cache_mu;
     sdb__centry *cache;
     size_t cache_cap, cache_n;
+    size_t cache_hand;            /* next slot the eviction looks at */
+    _Atomic uint64_t cache_used;  /* bytes of keys, values and entries */
+    _Atomic uint64_t cache_evictions;
+
+    /* connections (http.c): deadlines, the reserve, the body budget */
+    pthread_mutex_t conn_mu;
+    pthread_cond_t sweep_cv;
+    pthread_t sweeper;
+    int sweeping, sweep_stop;
+    sdb__conn *conns;             /* open connections */
+    unsigned n_conns;
+    _Atomic uint64_t body_held;   /* bytes of request bodies reserved */
+    _Atomic int trim_wanted;      /* a large body was freed: malloc_trim on the next tick */
+    _Atomic uint64_t cut_head, cut_body, cut_full, refused_reserve, refused_budget;
     _Atomic uint64_t gen; /* bumped when answers may change */
 
     /* metrics */
