@@ -22,6 +22,15 @@ void sdb__j_str(sdb__buf *b, const char *p, size_t len)
     if (sdb__buf_reserve(b, len + 2)) return;
     b->p[b->len++] = '"';
     for (size_t i = 0; i < len; i++) {
+        /* A run of bytes that need no escape goes in one copy (byte by
+         * byte it was a sixth of a grouped answer's time). */
+        size_t r = i;
+        while (r < len && (unsigned char)p[r] >= 0x20 && p[r] != '"' && p[r] != '\\') r++;
+        if (r > i) {
+            sdb__buf_add(b, p + i, r - i);
+            i = r - 1;
+            continue;
+        }
         unsigned char c = (unsigned char)p[i];
         char e[7];
         size_t n = 0;
@@ -754,6 +763,11 @@ static void pct_key(sdb__buf *b, double p)
 int sdb__answer_render(const sdb__query *q, const sdb__answer *a, char **out)
 {
     sdb__buf b = {0};
+    /* Room for the whole answer at once, roughly (a series point takes
+     * about 90 bytes, a bin 8): no doubling copies on the way. */
+    size_t per = 160 + (size_t)q->n_pct * 24 + (q->has_hist ? (size_t)q->bins * 32 : 0);
+    if (a->n_groups && a->groups[0].n_series) per += (size_t)a->groups[0].n_series * 90;
+    if (sdb__buf_reserve(&b, 64 + per * a->n_groups)) return SDB_ENOMEM;
     sdb__j_raw(&b, "{\"as_of\":");
     if (a->as_of == INT64_MIN)
         sdb__j_raw(&b, "null");
