@@ -118,6 +118,19 @@ int sdb__answer_build(const sdb__plan *p, sdb__gtab *g, sdb__answer *a)
         first = q->has_from ? sdb__floor_div(q->from - p->i_origin, p->i_width) : seen_lo;
         last = q->has_to ? sdb__floor_div(q->to - 1 - p->i_origin, p->i_width) : seen_hi;
     }
+    /* Key strings by local index, looked up once per distinct value (160
+     * model x prompt groups share 28 strings). */
+    sdb__str *kcache[SDB_MAX_GROUP_BY] = {NULL};
+    uint8_t *khave[SDB_MAX_GROUP_BY] = {NULL};
+    for (uint32_t k = 0; k < g->n_keys; k++) {
+        kcache[k] = malloc((g->key[k].n_local + 1) * sizeof *kcache[k]);
+        khave[k] = calloc(g->key[k].n_local + 1, 1);
+        if (!kcache[k] || !khave[k]) {
+            rc = SDB_ENOMEM;
+            goto done;
+        }
+    }
+    rc = SDB_OK;
     for (uint32_t gi = 0; gi < g->n; gi++) {
         const sdb_slot *sl = g->slot + (size_t)gi * g->n_int;
         uint64_t count = 0;
@@ -132,22 +145,32 @@ int sdb__answer_build(const sdb__plan *p, sdb__gtab *g, sdb__answer *a)
         sdb__out_group *o = &a->groups[a->n_groups++];
         for (uint32_t k = 0; k < q->n_group; k++) {
             uint32_t local = g->local[(size_t)gi * g->n_keys + k];
-            o->key[k] = key_str(p, &q->group[k], g->key[k].raw[local]);
+            if (!khave[k][local]) {
+                kcache[k][local] = key_str(p, &q->group[k], g->key[k].raw[local]);
+                khave[k][local] = 1;
+            }
+            o->key[k] = kcache[k][local];
         }
         o->count = count;
         o->mom = mom;
         o->n_cat = count - mom.n;
-        if (p->want_traces && (rc = sdb__traceset_count(&g->traces[gi], &o->traces))) return rc;
+        if (p->want_traces && (rc = sdb__traceset_count(&g->traces[gi], &o->traces))) goto done;
         bool numeric = o->mom.n > 0 || o->n_cat == 0;
-        if (q->has_hist && numeric && (rc = hist_out(p, g, gi, o))) return rc;
+        if (q->has_hist && numeric && (rc = hist_out(p, g, gi, o))) goto done;
         if (q->n_pct && o->mom.n && g->vals[gi].n) {
             o->pct = malloc(q->n_pct * sizeof *o->pct);
-            if (!o->pct) return SDB_ENOMEM;
+            if (!o->pct) {
+                rc = SDB_ENOMEM;
+                goto done;
+            }
             sdb__percentiles(g->vals[gi].v, g->vals[gi].n, q->pct, q->n_pct, o->pct);
         }
         if (g->cats[gi]) {
             o->cats = malloc(sizeof *o->cats * (g->n_labels + 1));
-            if (!o->cats) return SDB_ENOMEM;
+            if (!o->cats) {
+                rc = SDB_ENOMEM;
+                goto done;
+            }
             for (uint32_t id = 1; id <= g->n_labels; id++) {
                 if (!g->cats[gi][id]) continue;
                 sdb__val v;
@@ -161,7 +184,10 @@ int sdb__answer_build(const sdb__plan *p, sdb__gtab *g, sdb__answer *a)
         if (p->i_width) {
             uint32_t n = last >= first ? (uint32_t)(last - first + 1) : 0;
             o->series = calloc(n ? n : 1, sizeof *o->series);
-            if (!o->series) return SDB_ENOMEM;
+            if (!o->series) {
+                rc = SDB_ENOMEM;
+                goto done;
+            }
             o->n_series = n;
             for (uint32_t i = 0; i < n; i++) {
                 int64_t idx = first + i;
@@ -178,7 +204,12 @@ int sdb__answer_build(const sdb__plan *p, sdb__gtab *g, sdb__answer *a)
     }
     uint32_t ng = q->n_group;
     qsort_r(a->groups, a->n_groups, sizeof *a->groups, cmp_out, &ng);
-    return SDB_OK;
+done:
+    for (uint32_t k = 0; k < SDB_MAX_GROUP_BY; k++) {
+        free(kcache[k]);
+        free(khave[k]);
+    }
+    return rc;
 }
 
 void sdb__answer_free(sdb__answer *a)
