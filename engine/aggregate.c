@@ -440,7 +440,7 @@ static int group_new(sdb__gtab *g, const uint32_t *l, uint32_t *out)
         g->cap = cap;
     }
     uint32_t i = g->n++;
-    memcpy(g->local + (size_t)i * g->n_keys, l, g->n_keys * sizeof *l);
+    if (g->n_keys) memcpy(g->local + (size_t)i * g->n_keys, l, g->n_keys * sizeof *l);
     for (uint32_t s = 0; s < g->n_int; s++) sdb__slot_init(&g->slot[(size_t)i * g->n_int + s]);
     g->cats[i] = NULL;
     if (g->hist) memset(g->hist + (size_t)i * (g->bins + 2), 0, (g->bins + 2) * sizeof *g->hist);
