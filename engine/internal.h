@@ -527,18 +527,40 @@ int sdb__batch_add_array(sdb_batch *b, const char *body, size_t len, size_t max_
 /* The string rules of every JSON text scoredb reads (docs/input.md): a
  * string holds no raw control byte (0x00-0x1f, RFC 8259 section 7) and
  * no escape \u0000, and no byte below 0x20 other than tab, CR and LF
- * stands outside a string. sdb__json_strings_scan() calls on_bad once per
- * string that breaks them, with a message naming the field (its path
- * inside the element) and where it is; `item` is the index in the array at
- * container depth item_depth (0: a root array, 1: an array in a root
- * object) or -1 when the string is not inside such an element or
- * item_depth is -1. A byte outside a string ends the scan (item -1).
- * A non-zero return from on_bad stops it and is returned; else SDB_OK, or
- * SDB_EINVAL after a byte outside a string. sdb__json_strings_check()
- * puts the first message into err and returns SDB_EINVAL, or SDB_OK. */
-int sdb__json_strings_scan(const char *text, size_t len, int item_depth,
-                           int (*on_bad)(void *ctx, long item, const char *msg), void *ctx);
+ * stands outside a string. Messages name the field (its path inside the
+ * element, or inside the text) and the line and column.
+ *
+ * sdb__json_strings_scan() walks `text`. With items_under NULL the first
+ * string that breaks the rules refuses the text: SDB_EINVAL, err says
+ * why. Otherwise the elements of the root array (items_under "") or of
+ * the array under that key of the root object ("scores", "batch") are
+ * refused one by one: *bads gets one message per refused element, in
+ * element order, and only a byte outside every element refuses the text.
+ * With `blank` (a copy of text, len bytes), every bad byte is made
+ * harmless there (a raw control byte a space, \u0000 \u0020), so that a
+ * parser that refuses the whole text can read the other elements.
+ * Returns SDB_OK, SDB_EINVAL or SDB_ENOMEM; *bads is the caller's to
+ * free (sdb__jbads_free) whatever the result. */
+typedef struct sdb__jbads {
+    long *item;
+    char **msg;
+    size_t n, cap;
+} sdb__jbads;
+int sdb__json_strings_scan(const char *text, size_t len, const char *items_under, char *blank,
+                           sdb__jbads *bads, char *err, size_t errlen);
+/* The message of element `item`, or NULL when it breaks no rule (borrowed
+ * until sdb__jbads_free). */
+const char *sdb__jbads_msg(const sdb__jbads *l, long item);
+void sdb__jbads_free(sdb__jbads *l);
+/* First-refusal form: SDB_OK, or SDB_EINVAL with err. */
 int sdb__json_strings_check(const char *text, size_t len, char *err, size_t errlen);
+/* For a parser that refuses a whole text (jansson): when elements break
+ * the rules, *out_text is a new copy with them blanked (caller frees) and
+ * *bads names them; else *out_text is NULL (parse `text` itself) and
+ * *bads empty. SDB_EINVAL (err) when a byte outside every element breaks
+ * them; then *bads is empty. */
+int sdb__json_strings_blank(const char *text, size_t len, const char *items_under,
+                            char **out_text, sdb__jbads *bads, char *err, size_t errlen);
 /* The message for a JSON text jansson refused (line, column, why from its
  * json_error_t): the string scan's when that names the field, else
  * jansson's position and reason. */

@@ -234,38 +234,95 @@ typedef struct jscan {
     long line;
     size_t line_at; /* offset where the current line starts */
     int multi;      /* the text has more than one line */
-    int item_depth;
-    int (*on_bad)(void *ctx, long item, const char *msg);
-    void *ctx;
+    const char *items_under; /* see sdb__json_strings_scan */
+    sdb__jbads *bads;
+    char *err;
+    size_t errlen;
 } jscan;
 
-/* Name where offset `at` is and hand the message to on_bad. in_key: the
- * bad byte is inside a field name of the innermost object. */
+/* The element of the item array that holds the innermost container, or
+ * -1 when there is none (no item array asked for, or outside it). */
+static long item_of(const jscan *j, size_t *first_frame)
+{
+    *first_frame = 0;
+    if (!j->items_under) return -1;
+    size_t d = j->items_under[0] ? 1 : 0;
+    if (j->depth <= d || d >= JDEPTH || j->st[d].obj) return -1;
+    if (d) {
+        const jframe *root = &j->st[0];
+        size_t kl = strlen(j->items_under);
+        if (!root->obj || root->key_len != kl || memcmp(j->t + root->key_at, j->items_under, kl))
+            return -1;
+    }
+    *first_frame = d + 1;
+    return j->st[d].idx;
+}
+
+static int bads_add(sdb__jbads *l, long item, const char *msg)
+{
+    if (l->n && l->item[l->n - 1] == item) return SDB_OK; /* one message per element */
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        long *it = realloc(l->item, cap * sizeof *it);
+        if (!it) return SDB_ENOMEM;
+        l->item = it;
+        char **m = realloc(l->msg, cap * sizeof *m);
+        if (!m) return SDB_ENOMEM;
+        l->msg = m;
+        l->cap = cap;
+    }
+    if (!(l->msg[l->n] = strdup(msg))) return SDB_ENOMEM;
+    l->item[l->n++] = item;
+    return SDB_OK;
+}
+
+void sdb__jbads_free(sdb__jbads *l)
+{
+    for (size_t i = 0; i < l->n; i++) free(l->msg[i]);
+    free(l->msg);
+    free(l->item);
+    memset(l, 0, sizeof *l);
+}
+
+const char *sdb__jbads_msg(const sdb__jbads *l, long item)
+{
+    /* Entries are in text order, so in element order: bisect. */
+    size_t lo = 0, hi = l->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (l->item[mid] < item) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < l->n && l->item[lo] == item ? l->msg[lo] : NULL;
+}
+
+/* A string breaks the rules at offset `at`: name where, then refuse the
+ * element (SDB_OK: go on) or the whole text (SDB_EINVAL, err set). in_key:
+ * the bad byte is inside a field name of the innermost object. */
 static int jreport(jscan *j, size_t at, int in_key, const char *what, const char *why)
 {
-    char path[320];
-    size_t pl = 0;
-    long item = -1;
-    size_t first = 0, top = j->depth < JDEPTH ? j->depth : JDEPTH;
-    if (j->item_depth >= 0) {
-        if (j->depth <= (size_t)j->item_depth || (size_t)j->item_depth >= JDEPTH ||
-            j->st[j->item_depth].obj)
-            item = -1;
-        else
-            item = j->st[j->item_depth].idx;
-        first = (size_t)j->item_depth + 1;
-        if (item < 0) first = 0;
-    }
+    char path[512];
+    size_t pl = 0, first, top = j->depth < JDEPTH ? j->depth : JDEPTH;
+    long item = item_of(j, &first);
     if (in_key && top) top--; /* that object's field name is the one being read */
     path[0] = 0;
-    for (size_t f = first; f < top && pl < sizeof path - 40; f++) {
+    for (size_t f = first; f < top && pl + 128 < sizeof path; f++) {
         const jframe *fr = &j->st[f];
-        int n;
-        if (fr->obj)
-            n = snprintf(path + pl, sizeof path - pl, "%s%.*s", pl ? "." : "",
-                         (int)(fr->key_len > 100 ? 100 : fr->key_len), j->t + fr->key_at);
-        else
-            n = snprintf(path + pl, sizeof path - pl, "[%ld]", fr->idx);
+        if (fr->obj) {
+            /* The field name as written (escapes and all), a control byte
+             * in it shown as '?' so that the message stays printable. */
+            if (pl) path[pl++] = '.';
+            size_t kl = fr->key_len > 100 ? 100 : fr->key_len;
+            while (kl && kl < fr->key_len && ((unsigned char)j->t[fr->key_at + kl] & 0xC0) == 0x80)
+                kl--; /* never cut a UTF-8 sequence */
+            for (size_t x = 0; x < kl; x++) {
+                unsigned char ch = (unsigned char)j->t[fr->key_at + x];
+                path[pl++] = ch < 0x20 ? '?' : (char)ch;
+            }
+            path[pl] = 0;
+            continue;
+        }
+        int n = snprintf(path + pl, sizeof path - pl, "[%ld]", fr->idx);
         if (n < 0) break;
         pl += (size_t)n < sizeof path - pl ? (size_t)n : sizeof path - pl - 1;
     }
@@ -285,14 +342,16 @@ static int jreport(jscan *j, size_t at, int in_key, const char *what, const char
         snprintf(msg, sizeof msg, "field \"%s\": %s %s%s", path, what, where, why);
     else
         snprintf(msg, sizeof msg, "a string: %s %s%s", what, where, why);
-    return j->on_bad(j->ctx, item, msg);
+    if (item >= 0 && j->bads) return bads_add(j->bads, item, msg);
+    sdb__errf(j->err, j->errlen, "%s", msg);
+    return SDB_EINVAL;
 }
 
-int sdb__json_strings_scan(const char *text, size_t len, int item_depth,
-                           int (*on_bad)(void *ctx, long item, const char *msg), void *ctx)
+int sdb__json_strings_scan(const char *text, size_t len, const char *items_under, char *blank,
+                           sdb__jbads *bads, char *err, size_t errlen)
 {
-    jscan j = {.t = text, .len = len, .line = 1, .item_depth = item_depth,
-               .on_bad = on_bad, .ctx = ctx};
+    jscan j = {.t = text, .len = len, .line = 1, .items_under = items_under,
+               .bads = items_under ? bads : NULL, .err = err, .errlen = errlen};
     j.multi = memchr(text, '\n', len) != NULL;
     char what[96];
     int rc;
@@ -307,20 +366,25 @@ int sdb__json_strings_scan(const char *text, size_t len, int item_depth,
             while (i < len && text[i] != '"') {
                 c = (unsigned char)text[i];
                 if (c == '\\') {
-                    if (len - i >= 6 && memcmp(text + i, "\\u0000", 6) == 0 && !reported++) {
-                        if ((rc = jreport(&j, i, is_key, "the escape \\u0000 (NUL)",
+                    if (len - i >= 6 && memcmp(text + i, "\\u0000", 6) == 0) {
+                        if (blank) memcpy(blank + i + 2, "0020", 4);
+                        if (!reported++ &&
+                            (rc = jreport(&j, i, is_key, "the escape \\u0000 (NUL)",
                                           " (no string scoredb keeps may hold NUL)")))
                             return rc;
                     }
                     i += 2; /* whatever is escaped, a quote or a backslash included */
                     continue;
                 }
-                if (c < 0x20 && !reported++) {
-                    snprintf(what, sizeof what, "raw control byte 0x%02x", c);
-                    if ((rc = jreport(&j, i, is_key, what,
-                                      " (not JSON: a string holds control characters only "
-                                      "as escapes, RFC 8259 section 7)")))
-                        return rc;
+                if (c < 0x20) {
+                    if (blank) blank[i] = ' ';
+                    if (!reported++) {
+                        snprintf(what, sizeof what, "raw control byte 0x%02x", c);
+                        if ((rc = jreport(&j, i, is_key, what,
+                                          " (not JSON: a string holds control characters "
+                                          "only as escapes, RFC 8259 section 7)")))
+                            return rc;
+                    }
                 }
                 i++;
             }
@@ -363,11 +427,9 @@ int sdb__json_strings_scan(const char *text, size_t len, int item_depth,
             /* cJSON takes every byte up to 0x20 for white space; JSON
              * takes only these four (RFC 8259 section 2). */
             if (c < 0x20 && c != '\t' && c != '\r') {
-                char msg[160];
-                snprintf(msg, sizeof msg,
-                         "invalid JSON at line %ld column %zu: raw control byte 0x%02x "
-                         "outside a string", j.line, i - j.line_at + 1, c);
-                if ((rc = on_bad(ctx, -1, msg))) return rc;
+                sdb__errf(err, errlen,
+                          "invalid JSON at line %ld column %zu: raw control byte 0x%02x "
+                          "outside a string", j.line, i - j.line_at + 1, c);
                 return SDB_EINVAL;
             }
         }
@@ -376,57 +438,27 @@ int sdb__json_strings_scan(const char *text, size_t len, int item_depth,
     return SDB_OK;
 }
 
-typedef struct err_out {
-    char *err;
-    size_t errlen;
-} err_out;
-
-static int first_bad(void *ctx, long item, const char *msg)
-{
-    (void)item;
-    err_out *e = ctx;
-    sdb__errf(e->err, e->errlen, "%s", msg);
-    return SDB_EINVAL;
-}
-
 int sdb__json_strings_check(const char *text, size_t len, char *err, size_t errlen)
 {
-    err_out e = {err, errlen};
-    return sdb__json_strings_scan(text, len, -1, first_bad, &e) ? SDB_EINVAL : SDB_OK;
+    return sdb__json_strings_scan(text, len, NULL, NULL, NULL, err, errlen);
 }
 
-/* What breaks the string rules, in text order: one entry per refused
- * element of an array body, item -1 for the document as a whole. */
-typedef struct bad_list {
-    long *item;
-    char **msg;
-    size_t n, cap;
-} bad_list;
-
-static int bad_add(void *ctx, long item, const char *msg)
+int sdb__json_strings_blank(const char *text, size_t len, const char *items_under,
+                            char **out_text, sdb__jbads *bads, char *err, size_t errlen)
 {
-    bad_list *l = ctx;
-    if (l->n && l->item[l->n - 1] == item && item >= 0) return SDB_OK; /* one per element */
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        long *it = realloc(l->item, cap * sizeof *it);
-        if (!it) return SDB_ENOMEM;
-        l->item = it;
-        char **m = realloc(l->msg, cap * sizeof *m);
-        if (!m) return SDB_ENOMEM;
-        l->msg = m;
-        l->cap = cap;
+    *out_text = NULL;
+    memset(bads, 0, sizeof *bads);
+    char *copy = malloc(len ? len : 1);
+    if (!copy) return SDB_ENOMEM;
+    if (len) memcpy(copy, text, len);
+    int rc = sdb__json_strings_scan(text, len, items_under, copy, bads, err, errlen);
+    if (rc || !bads->n) {
+        free(copy);
+        if (rc) sdb__jbads_free(bads);
+        return rc;
     }
-    if (!(l->msg[l->n] = strdup(msg))) return SDB_ENOMEM;
-    l->item[l->n++] = item;
-    return item < 0 ? SDB_EINVAL : SDB_OK;
-}
-
-static void bad_free(bad_list *l)
-{
-    for (size_t i = 0; i < l->n; i++) free(l->msg[i]);
-    free(l->msg);
-    free(l->item);
+    *out_text = copy;
+    return SDB_OK;
 }
 
 /* Parse `text` into a cJSON tree (caller deletes), refusing what cJSON
@@ -435,7 +467,7 @@ static void bad_free(bad_list *l)
  * "scores" array of a root object) is listed there for the caller to
  * refuse that element alone; anything else that breaks them refuses the
  * whole text. */
-static int load(const char *text, size_t len, cJSON **out, bad_list *bads, char *err,
+static int load(const char *text, size_t len, cJSON **out, sdb__jbads *bads, char *err,
                 size_t errlen)
 {
     *out = NULL;
@@ -446,26 +478,21 @@ static int load(const char *text, size_t len, cJSON **out, bad_list *bads, char 
         sdb__errf(err, errlen, "invalid JSON at line %d column %d: not UTF-8", line, col);
         return SDB_EINVAL;
     }
-    bad_list l = {0};
+    sdb__jbads l = {0};
     if (special) {
-        int depth = -1;
+        const char *under = NULL;
         if (bads) {
-            /* The element depth: 0 in a root array, 1 in {"scores": [...]}. */
+            /* The elements: of a root array, or of {"scores": [...]}. */
             size_t k = 0;
             while (k < len && (text[k] == ' ' || text[k] == '\t' || text[k] == '\r' ||
                                text[k] == '\n'))
                 k++;
-            depth = k < len && text[k] == '{' ? 1 : 0;
+            under = k < len && text[k] == '{' ? "scores" : "";
         }
-        int rc = sdb__json_strings_scan(text, len, depth, bad_add, &l);
-        if (rc == SDB_ENOMEM) {
-            bad_free(&l);
+        int rc = sdb__json_strings_scan(text, len, under, NULL, &l, err, errlen);
+        if (rc) {
+            sdb__jbads_free(&l);
             return rc;
-        }
-        if (l.n && (!bads || l.item[l.n - 1] < 0)) {
-            sdb__errf(err, errlen, "%s", l.msg[l.n - 1]);
-            bad_free(&l);
-            return SDB_EINVAL;
         }
     }
     const char *end = NULL;
@@ -475,7 +502,7 @@ static int load(const char *text, size_t len, cJSON **out, bad_list *bads, char 
         size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
         position(text, at, &line, &col);
         sdb__errf(err, errlen, "invalid JSON at line %d column %d", line, col);
-        bad_free(&l);
+        sdb__jbads_free(&l);
         return SDB_EINVAL;
     }
     while (end && end < text + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
@@ -485,11 +512,11 @@ static int load(const char *text, size_t len, cJSON **out, bad_list *bads, char 
         sdb__errf(err, errlen, "invalid JSON at line %d column %d: text after the value", line,
                   col);
         cJSON_Delete(o);
-        bad_free(&l);
+        sdb__jbads_free(&l);
         return SDB_EINVAL;
     }
     if (bads) *bads = l;
-    else bad_free(&l);
+    else sdb__jbads_free(&l);
     *out = o;
     return SDB_OK;
 }
@@ -893,10 +920,9 @@ int sdb__batch_add_array(sdb_batch *b, const char *body, size_t len, size_t max_
 {
     *out_items = 0;
     cJSON *root;
-    bad_list bads = {0};
+    sdb__jbads bads = {0};
     int rc = load(body, len, &root, &bads, err, errlen);
     if (rc) return rc;
-    size_t next_bad = 0;
     const cJSON *arr = root;
     if (cJSON_IsObject(root)) {
         arr = cJSON_GetObjectItemCaseSensitive(root, "scores");
@@ -924,9 +950,9 @@ int sdb__batch_add_array(sdb_batch *b, const char *body, size_t len, size_t max_
         char msg[512] = "";
         sdb__score sc;
         memset(&sc, 0, sizeof sc);
-        while (next_bad < bads.n && bads.item[next_bad] < (long)i) next_bad++;
-        if (next_bad < bads.n && bads.item[next_bad] == (long)i) {
-            snprintf(msg, sizeof msg, "%s", bads.msg[next_bad]);
+        const char *bad = sdb__jbads_msg(&bads, (long)i);
+        if (bad) {
+            snprintf(msg, sizeof msg, "%s", bad);
         } else if (!cJSON_IsObject(v)) {
             snprintf(msg, sizeof msg, "expected a score object");
         } else {
@@ -941,6 +967,6 @@ int sdb__batch_add_array(sdb_batch *b, const char *body, size_t len, size_t max_
     *out_items = i;
 done:
     cJSON_Delete(root);
-    bad_free(&bads);
+    sdb__jbads_free(&bads);
     return rc;
 }

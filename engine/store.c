@@ -187,9 +187,48 @@ static uint64_t file_len(const sdb_store *s)
 
 static int is_disk_refusal(int rc) { return rc == SDB_ENOSPC || rc == SDB_EIO; }
 
-static void set_write_err(sdb_store *s, int rc)
+/* A full disk often reads as an I/O error: a write that only partly fits
+ * returns a short count, which LMDB reports as EIO (mdb.c, mdb_page_flush;
+ * seen on a full tmpfs). With less than this free it is called a full
+ * disk. */
+#define SPACE_LOW (1u << 20)
+
+/* Record a refused write (rc SDB_ENOSPC or SDB_EIO) and return its code,
+ * SDB_EIO told apart from a full disk by the free space. */
+static int refused(sdb_store *s, int rc)
 {
+    if (rc == SDB_EIO && fs_free(s) < SPACE_LOW) rc = SDB_ENOSPC;
     __atomic_store_n(&s->write_err, rc, __ATOMIC_RELEASE);
+    return rc;
+}
+
+
+/* Bytes of lock file allocated before LMDB opens it: at least LMDB's
+ * reader table for 512 readers (64-byte slots and a header: 32,896). */
+#define LOCK_BYTES (64u << 10)
+
+/* LMDB sizes its lock file with ftruncate, which leaves a hole, and then
+ * writes it through a shared map: on a full disk the first store to the
+ * hole is a SIGBUS (seen on a full tmpfs, creating a store). Allocating
+ * its blocks first turns that into SDB_ENOSPC. Allocating blocks that are
+ * there already changes nothing, so this is safe beside a live process. */
+static int lock_file_ready(const sdb_store *s, char *err, size_t errlen)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/lock.mdb", s->path);
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return errno == ENOSPC || errno == EDQUOT ? SDB_ENOSPC : SDB_OK; /* LMDB says */
+    struct stat st;
+    int rc = SDB_OK, e = 0;
+    if (fstat(fd, &st) == 0) {
+        off_t len = st.st_size > (off_t)LOCK_BYTES ? st.st_size : (off_t)LOCK_BYTES;
+        if ((uint64_t)st.st_blocks * 512u < (uint64_t)len) e = posix_fallocate(fd, 0, len);
+    }
+    close(fd);
+    if (e == ENOSPC || e == EDQUOT) rc = SDB_ENOSPC;
+    else if (e == EIO) rc = SDB_EIO;
+    if (rc) sdb__errf(err, errlen, "cannot allocate the lock file %s: %s", p, strerror(e));
+    return rc;
 }
 
 /* Create and open the LMDB env of s->path with `flags` at s->map_size and
@@ -200,6 +239,7 @@ static int env_open(sdb_store *s, unsigned flags, char *err, size_t errlen)
     MDB_txn *txn = NULL;
     int rc, mrc, rdonly = (flags & MDB_RDONLY) != 0;
     s->env = NULL;
+    if ((rc = lock_file_ready(s, err, errlen))) return rc;
     if ((rc = from_mdb(mdb_env_create(&env)))) return rc;
     mdb_env_set_maxdbs(env, SDB__N_DBS + 2);
     mdb_env_set_maxreaders(env, 512);
@@ -279,8 +319,24 @@ int sdb_store_open(const char *path, const sdb_options *o, sdb_store **out, char
     if (s->read_only) flags |= MDB_RDONLY;
     if (o && o->no_sync) flags |= MDB_NOSYNC;
     if (o && o->deferred_sync) flags |= MDB_NOMETASYNC;
+    char data[4200];
+    struct stat st;
+    snprintf(data, sizeof data, "%s/data.mdb", path);
+    int is_new = stat(data, &st) != 0 || st.st_size == 0;
     rc = env_open(s, flags, err, errlen);
     if (rc == SDB_OK) rc = load_settings(s, o, err, errlen);
+    if (rc == SDB_EIO && fs_free(s) < SPACE_LOW) rc = SDB_ENOSPC; /* a short write */
+    if (rc && is_new && !s->read_only) {
+        /* A store the disk had no room to create: leave no half-written
+         * file that would read as corrupt next time. */
+        if (s->env) mdb_env_close((MDB_env *)s->env);
+        s->env = NULL;
+        unlink(data);
+        if (rc == SDB_ENOSPC)
+            sdb__errf(err, errlen, "no space left on device: cannot create store %s (%llu "
+                                   "bytes free)", path, (unsigned long long)fs_free(s));
+        goto fail_lock;
+    }
     if (is_disk_refusal(rc) && !s->read_only && o && o->fallback_read_only) {
         /* The disk refuses writes: serve reads from what is stored. */
         char err2[64];
@@ -290,7 +346,7 @@ int sdb_store_open(const char *path, const sdb_options *o, sdb_store **out, char
         if (rc2 == SDB_OK) rc2 = load_settings(s, o, err2, sizeof err2);
         if (rc2 == SDB_OK) {
             s->fallback_ro = 1;
-            set_write_err(s, rc);
+            rc = refused(s, rc);
             if (err && errlen) err[0] = 0;
             rc = SDB_OK;
         } else {
@@ -346,7 +402,7 @@ int sdb_store_probe(sdb_store *s)
                 s->read_only = 0;
                 s->fallback_ro = 0;
             } else {
-                if (is_disk_refusal(rc)) set_write_err(s, rc);
+                if (is_disk_refusal(rc)) refused(s, rc);
                 env_reopen(s, ro); /* on failure the next txn tries again */
             }
         }
@@ -363,8 +419,7 @@ int sdb_store_sync(sdb_store *s)
     pthread_rwlock_rdlock(lock_of(s));
     int rc = s->env ? from_mdb(mdb_env_sync((MDB_env *)s->env, 1)) : SDB_EIO;
     pthread_rwlock_unlock(lock_of(s));
-    if (is_disk_refusal(rc)) set_write_err(s, rc);
-    return rc;
+    return is_disk_refusal(rc) ? refused(s, rc) : rc;
 }
 
 int sdb_store_backup(sdb_store *s, const char *out_dir, char *err, size_t errlen)
@@ -486,10 +541,15 @@ int sdb__txn_begin(sdb_store *s, int write, sdb__txn **out)
         if (mrc == MDB_MAP_RESIZED) {
             /* Another process grew the map: adopt its size. */
             pthread_rwlock_wrlock(lock_of(s));
-            mdb_env_set_mapsize((MDB_env *)s->env, 0);
-            MDB_envinfo info;
-            mdb_env_info((MDB_env *)s->env, &info);
-            s->map_size = info.me_mapsize;
+            if (s->env == env) {
+                MDB_envinfo info;
+                if (mdb_env_set_mapsize((MDB_env *)env, 0) == 0) {
+                    mdb_env_info((MDB_env *)env, &info);
+                    s->map_size = info.me_mapsize;
+                } else {
+                    env_reopen(s, s->env_flags); /* the old map is gone: see the top */
+                }
+            }
             pthread_rwlock_unlock(lock_of(s));
             continue;
         }
@@ -568,18 +628,12 @@ int sdb__write(sdb_store *s, int (*fn)(sdb__txn *t, void *ctx), void *ctx)
             sdb__txn_abort(t);
         }
         if (rc == SDB_OK) {
-            set_write_err(s, 0);
+            __atomic_store_n(&s->write_err, 0, __ATOMIC_RELEASE);
             return SDB_OK;
         }
-        if (rc != SDB_EFULL) {
-            if (is_disk_refusal(rc)) set_write_err(s, rc);
-            return rc;
-        }
+        if (rc != SDB_EFULL) return is_disk_refusal(rc) ? refused(s, rc) : rc;
         /* MDB_MAP_FULL from a put or the commit: grow and redo the batch. */
-        if ((rc = grow(s))) {
-            if (is_disk_refusal(rc)) set_write_err(s, rc);
-            return rc;
-        }
+        if ((rc = grow(s))) return is_disk_refusal(rc) ? refused(s, rc) : rc;
     }
     return SDB_EFULL;
 }

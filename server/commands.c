@@ -13,6 +13,17 @@
 /* At most this many problems are printed; all are counted. */
 #define CHECK_PRINT_MAX 200
 
+/* Open a store without write access (a live server's store too); prints
+ * the failure. Returns 0 or 1. */
+static int open_read_only(const char *cmd, const char *db, sdb_store **out)
+{
+    char err[512] = "";
+    sdb_options o = {.read_only = 1};
+    int rc = sdb_store_open(db, &o, out, err, sizeof err);
+    if (rc) fprintf(stderr, "scoredb: %s: %s\n", cmd, err[0] ? err : sdb_strerror(rc));
+    return rc ? 1 : 0;
+}
+
 static int print_problem(void *ctx, const char *msg)
 {
     uint64_t *n = ctx;
@@ -27,16 +38,10 @@ static int cmd_check(const char *db, int argc, char **argv)
     (void)argv;
     if (argc) return sdb_cli_usage("check takes no arguments");
     sdb_store *s;
-    char err[512] = "";
-    sdb_options o = {.read_only = 1};
-    int rc = sdb_store_open(db, &o, &s, err, sizeof err);
-    if (rc) {
-        fprintf(stderr, "scoredb: check: %s\n", err[0] ? err : sdb_strerror(rc));
-        return 1;
-    }
+    if (open_read_only("check", db, &s)) return 1;
     uint64_t printed = 0, problems = 0;
     char *summary = NULL;
-    rc = sdb_store_check(s, print_problem, &printed, &problems, &summary);
+    int rc = sdb_store_check(s, print_problem, &printed, &problems, &summary);
     sdb_store_close(s);
     if (rc) {
         fprintf(stderr, "scoredb: check failed: %s\n", sdb_strerror(rc));
@@ -63,13 +68,8 @@ static int cmd_backup(const char *db, int argc, char **argv)
     if (!out) return sdb_cli_usage("backup: --out DIR2 is required");
     sdb_store *s;
     char err[512] = "";
-    sdb_options o = {.read_only = 1};
-    int rc = sdb_store_open(db, &o, &s, err, sizeof err);
-    if (rc) {
-        fprintf(stderr, "scoredb: backup: %s\n", err[0] ? err : sdb_strerror(rc));
-        return 1;
-    }
-    rc = sdb_store_backup(s, out, err, sizeof err);
+    if (open_read_only("backup", db, &s)) return 1;
+    int rc = sdb_store_backup(s, out, err, sizeof err);
     uint64_t bytes = sdb_store_disk_bytes(s);
     sdb_store_close(s);
     if (rc) {

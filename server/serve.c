@@ -292,9 +292,10 @@ static void *agg_main(void *arg)
         /* While the disk refuses writes, try it once a tick: writes resume
          * (and /healthz says ok) as soon as space returns, also with no
          * ingest or fold to notice it. */
-        if (sdb_store_health(s->store, NULL, 0) && sdb_store_probe(s->store) == SDB_OK)
+        int refused = sdb_store_health(s->store, NULL, 0);
+        if (refused && (refused = sdb_store_probe(s->store)) == SDB_OK)
             fprintf(stderr, "scoredb serve: the store takes writes again\n");
-        fold_failed(s, fold_due(s, 1));
+        if (!refused) fold_failed(s, fold_due(s, 1));
         /* A burst of large bodies ended: give the heap's free pages back
          * (milliseconds at most, once a second at most). */
         if (atomic_load(&s->trim_wanted) && atomic_load(&s->body_held) < s->o.body_budget / 4) {
@@ -468,10 +469,12 @@ int sdb__srv_commit(sdb_server *s, uint32_t project, sdb_batch *b)
 }
 
 /* Reads call this: a fold the disk refuses is retried by the aggregator
- * and logged there, never the read's failure. */
+ * and logged there, never the read's failure. While the disk refuses
+ * writes reads do not try: a fold builds its segments before its commit
+ * fails, and a backlog of a million scores would cost each read ~0.3 s. */
 int sdb__srv_fold(sdb_server *s)
 {
-    fold_due(s, 0);
+    if (sdb_store_health(s->store, NULL, 0) == SDB_OK) fold_due(s, 0);
     return SDB_OK;
 }
 

@@ -95,6 +95,10 @@ expect_has "$out" '{"line":2,"error":"field \"name\": raw control byte 0x01 at c
 out=$("$BIN" query --db "$T/raw" '{"name":"n","stats":["count","sum"]}')
 expect_has "$out" '"count":2,"sum":3' "the victim's score is untouched"
 
+printf '{"name":"n\0x"}' | "$BIN" query --db "$T/raw" - >/dev/null 2>"$T/err"; rc=$?
+expect_eq "$rc" 2 "a query with a raw NUL exits 2"
+expect_has "$(cat "$T/err")" 'field "name": raw control byte 0x00' "a query with a raw NUL names the field"
+
 # A directory is not an NDJSON file: an error naming it, nothing stored.
 mkdir -p "$T/adir"
 "$BIN" ingest --db "$T/dirdb" "$T/good.ndjson" "$T/adir" >"$T/out" 2>"$T/err"; rc=$?

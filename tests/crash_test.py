@@ -237,10 +237,10 @@ def folded_in(db):
     return int(m.group(1)) if m else -1
 
 
-def fold_crash(tmp, kills, per=100000):
+def fold_crash(tmp, kills, per=100000, run=0):
     """Kill the server while it folds `per` waiting scores, `kills` times."""
-    db = os.path.join(tmp, "fold")
-    clock = os.path.join(tmp, "fold.clock")
+    db = os.path.join(tmp, "fold-%d" % run)
+    clock = os.path.join(tmp, "fold-%d.clock" % run)
     now = 1767225600000
     env = {"SCOREDB_FAKE_NOW_FILE": clock}
 
@@ -271,7 +271,7 @@ def fold_crash(tmp, kills, per=100000):
                 continue
             th = threading.Thread(target=lambda: _quiet(count_query, port, "fold"))
             th.start()
-            time.sleep(random.uniform(0, fold_s * 2))
+            time.sleep(random.uniform(0, fold_s * 1.2))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             th.join()
@@ -287,6 +287,7 @@ def fold_crash(tmp, kills, per=100000):
     finally:
         proc.kill()
         proc.wait()
+    shutil.rmtree(db, ignore_errors=True)
     print("crash: %d kills during folds of %d scores (a fold takes %.2f s): %d before its "
           "commit, %d after" % (kills, per, fold_s or 0, mid, kills - mid))
 
@@ -379,7 +380,8 @@ def main():
         for run in range(40 if LONG else 1):
             server_crash(tmp, run)
         cli_crash(tmp)
-        fold_crash(tmp, 78 if LONG else 3)
+        for run in range(13 if LONG else 1):  # a new store every 6 kills keeps checks short
+            fold_crash(tmp, 6 if LONG else 3, run=run)
         replace_crash(tmp, 78 if LONG else 3)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -51,19 +51,22 @@ T0 = 1767225600000
 STATS = {"faults": 0, "cases": 0}
 
 
+def preload(log):
+    """The environment that loads the shim (and logs its faults to log)."""
+    return {"LD_PRELOAD": os.path.abspath(SHIM), "SDB_FAULT_LOG": log,
+            # an ASan build links its runtime first; the shim only wraps libc
+            "ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") +
+                             ":verify_asan_link_order=0").lstrip(":")}
+
+
 def shim_env(db, err, at=1, count=0, ops=None, switch=None, log=None):
-    e = {"LD_PRELOAD": os.path.abspath(SHIM), "SDB_FAULT_AT": str(at),
-         "SDB_FAULT_COUNT": str(count), "SDB_FAULT_ERRNO": err,
-         "SDB_FAULT_PATH": os.path.abspath(db),
-         # an ASan build links its runtime first; the shim only wraps libc
-         "ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") +
-                          ":verify_asan_link_order=0").lstrip(":")}
+    e = preload(log or os.devnull)
+    e.update({"SDB_FAULT_AT": str(at), "SDB_FAULT_COUNT": str(count), "SDB_FAULT_ERRNO": err,
+              "SDB_FAULT_PATH": os.path.abspath(db)})
     if ops:
         e["SDB_FAULT_OPS"] = ops
     if switch:
         e["SDB_FAULT_SWITCH"] = switch
-    if log:
-        e["SDB_FAULT_LOG"] = log
     return e
 
 
@@ -73,6 +76,13 @@ def faults_in(log):
             return sum(1 for _ in f)
     except OSError:
         return 0
+
+
+def finish(db, log, what):
+    """Count a case's faults; the store it leaves must check clean."""
+    STATS["faults"] += faults_in(log)
+    STATS["cases"] += 1
+    ct.check_store(db, what)
 
 
 def names_store(body, db):
@@ -275,20 +285,18 @@ def start_on_full_disk(tmp, template, err):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    STATS["faults"] += faults_in(log)
-    STATS["cases"] += 1
-    ct.check_store(db, what)
+    finish(db, log, what)
 
 
 def read_only_fallback(tmp, template):
-    """The writable open fails (a lock file that cannot be sized): the
+    """The writable open fails (a lock file that cannot be allocated): the
     server serves reads read-only, then the probe makes it writable."""
     what = "read-only fallback"
     db = copy_store(template, os.path.join(tmp, "ro"))
     os.unlink(os.path.join(db, "lock.mdb"))
     log = db + ".faults"
     lines = []
-    proc, port = ct.serve(db, env=shim_env(db, "ENOSPC", 1, 1, "ftruncate", None, log),
+    proc, port = ct.serve(db, env=shim_env(db, "ENOSPC", 1, 1, "fallocate", None, log),
                           log=lines)
     try:
         ct.check(any("serving reads" in ln for ln in lines),
@@ -305,9 +313,32 @@ def read_only_fallback(tmp, template):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait()
-    STATS["faults"] += faults_in(log)
-    STATS["cases"] += 1
-    ct.check_store(db, what)
+    finish(db, log, what)
+
+
+def create_on_full_disk(tmp, err):
+    """No room to create a store: a clear refusal, no crash (LMDB's lock
+    file was a SIGBUS here on a full tmpfs), no half-made store left to
+    read as corrupt; with room again it is created."""
+    what = "creating a store on a full disk (%s)" % err
+    db = os.path.join(tmp, "new-" + err)
+    log = db + ".faults"
+    env = dict(os.environ)
+    env.update(shim_env(db, err, 1, 0, None, None, log))
+    for cmd in (["serve", "--listen", "127.0.0.1:0"], ["ingest", os.devnull]):
+        r = subprocess.run([BIN, cmd[0], "--db", db] + cmd[1:], env=env, capture_output=True,
+                           text=True, timeout=20)
+        said = r.stderr.lower()
+        ct.check(r.returncode == 1 and db in r.stderr and
+                 ("no space left" in said or "input/output error" in said),
+                 "%s: %s exits 1 naming the store: %d %s" % (what, cmd[0], r.returncode,
+                                                             r.stderr[-300:]))
+        ct.check(not os.path.exists(os.path.join(db, "data.mdb")),
+                 "%s: %s leaves no data file" % (what, cmd[0]))
+    r = subprocess.run([BIN, "ingest", "--db", db, "-"], input='{"name":"n","value":1,'
+                       '"trace_id":"t"}\n', capture_output=True, text=True)
+    ct.check(r.returncode == 0, "%s: with room the store is created: %s" % (what, r.stderr))
+    finish(db, log, what)
 
 
 def cli_cases(tmp, template, err):
@@ -338,9 +369,109 @@ def cli_cases(tmp, template, err):
     r = subprocess.run([BIN, "query", "--db", db, q], capture_output=True, text=True)
     ct.check(r.returncode == 0 and '"count":110' in r.stdout,
              "%s: the same query with space folds the rest: %s" % (what, r.stdout[:200]))
-    STATS["faults"] += faults_in(log)
-    STATS["cases"] += 1
-    ct.check_store(db, what)
+    finish(db, log, what)
+
+
+def map_cannot_grow(tmp):
+    """mmap of a larger map fails (the address space is spent): LMDB has
+    unmapped the old map by then; the store maps it again and refuses the
+    batch, and the server goes on answering instead of crashing on the
+    NULL map at its next transaction."""
+    what = "a map that cannot grow"
+    db = os.path.join(tmp, "nomap")
+    log = db + ".faults"
+    env = preload(log)
+    env["SDB_FAULT_MMAP_MAX"] = str(64 << 20)
+    lines = []
+    proc, port = ct.serve(db, env=env, log=lines)
+    acked, refused = 0, None
+    try:
+        for b in range(120):  # 64 MiB, the first map, holds ~640k of these
+            batch = json.dumps([{"name": "big", "value": i % 100, "trace_id": "t%d" % i,
+                                 "timestamp": T0 + (b * 10000 + i) * 10} for i in range(10000)])
+            st, body = ct.request(port, "POST", "/v1/scores", batch)
+            if st != 200:
+                refused = (st, body)
+                break
+            acked += 10000
+        ct.check(refused is not None and refused[0] == 500 and "out of memory" in refused[1],
+                 "%s: the batch that needs a larger map is refused: %s after %d"
+                 % (what, refused, acked))
+        st, n = count_of(port, "big")
+        ct.check(st == 200 and proc.poll() is None, "%s: the server answers after: %d (rc %s)"
+                 % (what, st, proc.poll()))
+    except OSError as e:
+        ct.check(False, "%s: the server died: %s %s" % (what, e, "".join(lines)[-300:]))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    proc, port = ct.serve(db)
+    try:
+        st, n = count_of(port, "big")
+        ct.check(n == acked, "%s: %d scores after a restart, %d acknowledged" % (what, n, acked))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+    finish(db, log, what)
+
+
+def tmpfs_case(tmp):
+    """A real full disk: an 8 MiB tmpfs (--long only, and only where this
+    may mount one: the shim cases do not need it). A short write at the end
+    of the space comes back from LMDB as EIO; the store tells it is a full
+    disk by the free space."""
+    mnt = os.path.join(tmp, "tmpfs")
+    os.mkdir(mnt)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        print("fault: the tmpfs case did not run (mount: %s)" % r.stderr.strip()[:100])
+        return
+    what = "a full 8 MiB tmpfs"
+    db = os.path.join(mnt, "db")
+    try:
+        ballast = os.path.join(mnt, "ballast")
+        with open(ballast, "wb") as f:
+            f.write(b"\0" * (3 << 20))
+        proc, port = ct.serve(db)
+        acked, refused = [], None
+        try:
+            for b in range(400):
+                ids = ["t%d-%d" % (b, k) for k in range(500)]
+                st, body = post(port, "/v1/scores", [{"id": i, "name": "full", "value": 1,
+                                                      "trace_id": i} for i in ids])
+                if st == 200:
+                    acked += ids
+                else:
+                    refused = (st, body)
+                    break
+            ct.check(refused and refused[0] == 507 and "no space left on device" in refused[1]
+                     and db in refused[1], "%s: 507 naming the disk: %s after %d"
+                     % (what, refused, len(acked)))
+            st, n = count_of(port, "full")
+            ct.check(st == 200, "%s: queries answer: %d" % (what, st))
+            ok, body = wait_health(port, "degraded", 3)
+            ct.check(ok and "no space left" in body, "%s: /healthz degraded: %s" % (what, body))
+            os.unlink(ballast)  # space returns
+            ok, body = wait_health(port, "ok")
+            ct.check(ok, "%s: /healthz ok once 3 MiB are free: %s" % (what, body))
+            st, n = count_of(port, "full")
+            ct.check(n == len(acked), "%s: %d folded of %d acknowledged" % (what, n, len(acked)))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        proc, port = ct.serve(db)
+        try:
+            lost = sum(ct.request(port, "GET", "/v1/scores/" + i)[0] != 200 for i in acked[::50])
+            ct.check(lost == 0, "%s: %d of every 50th acknowledged score lost" % (what, lost))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait()
+        finish(db, os.devnull, what)
+        print("fault: %s: %d scores acknowledged, then 507; all there after a restart"
+              % (what, len(acked)))
+    finally:
+        subprocess.run(["umount", mnt])
 
 
 def main():
@@ -362,8 +493,12 @@ def main():
             server_case(tmp, template, *case)
         for e in ("ENOSPC", "EIO") if LONG else ("ENOSPC",):
             start_on_full_disk(tmp, template, e)
+            create_on_full_disk(tmp, e)
             cli_cases(tmp, template, e)
         read_only_fallback(tmp, template)
+        map_cannot_grow(tmp)
+        if LONG:
+            tmpfs_case(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("fault: %d cases in %.1f s; %d faults injected; %d acknowledged scores checked, "

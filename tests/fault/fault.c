@@ -3,7 +3,8 @@
  *
  * It wraps the calls through which LMDB (and anything else) puts bytes on
  * a disk: write, pwrite, pwrite64, writev, pwritev, msync, fsync,
- * fdatasync, ftruncate, posix_fallocate and fallocate. A call that matches
+ * fdatasync, ftruncate, posix_fallocate and fallocate (and mmap, below).
+ * A call that matches
  * is counted; the Nth and later matching calls fail with the chosen errno
  * and write nothing, as a full disk refuses an allocation. Only calls on
  * regular files count (msync has no descriptor and always counts), so the
@@ -21,6 +22,9 @@
  *                         by removing it (always on)
  *   SDB_FAULT_LOG=F       one line per failed call appended to F: the
  *                         call's name (the tests count faults from it)
+ *   SDB_FAULT_MMAP_MAX=B  a shared mmap of a regular file longer than B
+ *                         bytes fails with ENOMEM, as when the address
+ *                         space runs out (LMDB growing its map)
  * With none of these set the shim only passes calls through.
  */
 #ifndef _GNU_SOURCE
@@ -42,8 +46,9 @@
 
 enum { OP_WRITE, OP_PWRITE, OP_WRITEV, OP_PWRITEV, OP_MSYNC, OP_FSYNC, OP_FDATASYNC,
        OP_FTRUNCATE, OP_FALLOCATE, N_OPS };
-static const char *const op_names[N_OPS] = {"write", "pwrite", "writev", "pwritev", "msync",
-                                            "fsync", "fdatasync", "ftruncate", "fallocate"};
+static const char *const op_names[N_OPS + 1] = {"write", "pwrite", "writev", "pwritev", "msync",
+                                                "fsync", "fdatasync", "ftruncate", "fallocate",
+                                                "mmap"};
 
 static struct {
     atomic_int ready;
@@ -51,6 +56,7 @@ static struct {
     int err;
     unsigned ops;
     const char *path, *sw, *log;
+    unsigned long long mmap_max;
     atomic_long calls;
 } cfg;
 
@@ -76,6 +82,8 @@ static void setup(void)
     cfg.path = getenv("SDB_FAULT_PATH");
     cfg.sw = getenv("SDB_FAULT_SWITCH");
     cfg.log = getenv("SDB_FAULT_LOG");
+    e = getenv("SDB_FAULT_MMAP_MAX");
+    cfg.mmap_max = e ? strtoull(e, NULL, 10) : 0;
     /* With nothing asked for, inject nothing. */
     if (!getenv("SDB_FAULT_AT") && !getenv("SDB_FAULT_SWITCH")) cfg.ops = 0;
     atomic_store(&cfg.ready, 1);
@@ -215,4 +223,19 @@ int fallocate(int fd, int mode, off_t off, off_t len)
     if (!f) real("fallocate", &f);
     if (fault(OP_FALLOCATE, fd)) return -1;
     return f(fd, mode, off, len);
+}
+
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    static void *(*f)(void *, size_t, int, int, int, off_t);
+    if (!f) real("mmap", &f);
+    setup();
+    struct stat st;
+    if (cfg.mmap_max && len > cfg.mmap_max && fd >= 0 && (flags & MAP_SHARED) &&
+        fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        log_fault(N_OPS);
+        errno = ENOMEM;
+        return MAP_FAILED;
+    }
+    return f(addr, len, prot, flags, fd, off);
 }
