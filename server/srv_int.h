@@ -184,6 +184,8 @@ struct sdb_server {
     sdb_keys *keys;
     struct MHD_Daemon *d;
     uint16_t port;
+    struct MHD_Daemon *hd; /* the health listener, or NULL */
+    uint16_t health_port;
     _Atomic int64_t fake_now; /* INT64_MIN: not faked */
 
     /* writer: group commit */
