@@ -61,7 +61,8 @@
 const char *const sdb__route_names[SDB_N_ROUTES] = {
     "healthz", "metrics", "scores_post", "scores_list", "score_get",
     "score_delete", "names", "query", "traces_search", "langfuse", "helicone", "other"};
-const int sdb__status_codes[SDB_N_STATUS] = {200, 207, 400, 401, 404, 405, 413, 500, 501, 503, 0};
+const int sdb__status_codes[SDB_N_STATUS] = {200, 207, 400, 401, 404, 405, 413,
+                                             500, 501, 503, 507, 0};
 const double sdb__lat_bounds[SDB_N_LAT - 1] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
                                                0.005,  0.01,    0.025,  0.05,  0.1,
                                                0.25,   1,       5};
@@ -926,6 +927,10 @@ char *sdb__metrics_text(sdb_server *s, const sdb__req *rq, size_t *len)
             wm == INT64_MIN ? 0.0 : wm / 1e3, (unsigned long long)sdb_store_disk_bytes(s->store),
             (unsigned long long)atomic_load(&s->cache_hits),
             (unsigned long long)atomic_load(&s->cache_misses), atomic_load(&s->inflight));
+    /* docs/reliability.md: 0 while the disk refuses writes */
+    tprintf(&b, "# HELP scoredb_store_writable Whether the store's disk takes writes.\n"
+                "# TYPE scoredb_store_writable gauge\nscoredb_store_writable %d\n",
+            sdb_store_health(s->store, NULL, 0) == SDB_OK);
     pthread_mutex_lock(&s->conn_mu);
     unsigned open = s->n_conns;
     pthread_mutex_unlock(&s->conn_mu);

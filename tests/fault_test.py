@@ -285,9 +285,15 @@ def start_on_full_disk(tmp, template, err):
         ok, body = wait_health(port, "degraded", 3)
         ct.check(ok, "%s: /healthz degraded: %s" % (what, body[:200]))
         ct.check(proc.poll() is None, "%s: alive" % what)
+        st, m = ct.request(port, "GET", "/metrics")
+        ct.check("scoredb_store_writable 0" in m and
+                 'route="scores_post",status="507"} 1' in m,
+                 "%s: /metrics counts the 507 and the store unwritable" % what)
         os.unlink(switch)
         ok, body = wait_health(port, "ok")
         ct.check(ok, "%s: /healthz ok after space returns: %s" % (what, body[:200]))
+        st, m = ct.request(port, "GET", "/metrics")
+        ct.check("scoredb_store_writable 1" in m, "%s: /metrics: writable again" % what)
         st, n = count_of(port, "fault")
         ct.check(n == 110, "%s: the pending scores fold once space returns: %d" % (what, n))
     finally:
