@@ -335,11 +335,11 @@ static int jreport(jscan *j, size_t at, int in_key, const char *what, const char
         snprintf(where, sizeof where, "at column %zu", col);
     char msg[512];
     if (in_key && path[0])
-        snprintf(msg, sizeof msg, "a field name in \"%s\": %s %s%s", path, what, where, why);
+        snprintf(msg, sizeof msg, "a field name in \"%.300s\": %s %s%s", path, what, where, why);
     else if (in_key)
         snprintf(msg, sizeof msg, "a field name: %s %s%s", what, where, why);
     else if (path[0])
-        snprintf(msg, sizeof msg, "field \"%s\": %s %s%s", path, what, where, why);
+        snprintf(msg, sizeof msg, "field \"%.300s\": %s %s%s", path, what, where, why);
     else
         snprintf(msg, sizeof msg, "a string: %s %s%s", what, where, why);
     if (item >= 0 && j->bads) return bads_add(j->bads, item, msg);

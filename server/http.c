@@ -540,11 +540,15 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
         const char *k = nul;
         while (k > q + 1 && k[-1] != '&' && k[-1] != ';') k--;
         const char *eq = memchr(k, '=', (size_t)(nul - k));
-        if (eq)
+        if (eq) {
+            /* The name as sent (still percent-encoded), printable ASCII only. */
+            char name[41];
+            size_t n = (size_t)(eq - k) < sizeof name - 1 ? (size_t)(eq - k) : sizeof name - 1;
+            for (size_t i = 0; i < n; i++) name[i] = k[i] > 0x20 && k[i] < 0x7f ? k[i] : '?';
+            name[n] = 0;
             snprintf(r->bad_uri, sizeof r->bad_uri,
-                     "parameter \"%.*s\": \"%%00\" (a NUL byte) is not allowed",
-                     (int)((eq - k) > 40 ? 40 : (eq - k)), k);
-        else
+                     "parameter \"%s\": \"%%00\" (a NUL byte) is not allowed", name);
+        } else
             snprintf(r->bad_uri, sizeof r->bad_uri,
                      "a parameter name: \"%%00\" (a NUL byte) is not allowed");
     }
