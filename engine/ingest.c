@@ -181,8 +181,8 @@ static uint64_t gen_id_ref(const char *id, size_t len)
     return lo & REF_MASK;
 }
 
-int sdb__id_lookup(sdb__txn *t, uint32_t project, const char *id, size_t len,
-                   uint64_t *out_ref, int *out_indexed)
+int sdb__id_lookup(sdb__txn *t, sdb__idx *ix, uint32_t project, const char *id, size_t len,
+                   uint64_t *out_ref)
 {
     uint64_t ref = gen_id_ref(id, len);
     if (ref) {
@@ -195,22 +195,12 @@ int sdb__id_lookup(sdb__txn *t, uint32_t project, const char *id, size_t len,
         if (rc == SDB_OK && (rc = sdb__row_decode(v.p, v.len, &row)) == SDB_OK &&
             row.id.len == len && memcmp(row.id.p, id, len) == 0) {
             *out_ref = ref;
-            *out_indexed = 0;
             return SDB_OK;
         }
         if (rc && rc != SDB_ENOTFOUND) return rc;
     }
     if (len == 0 || len > SDB_MAX_STR) return SDB_ENOTFOUND;
-    uint8_t k[4 + SDB_MAX_STR];
-    sdb__be32(k, project);
-    memcpy(k + 4, id, len);
-    sdb__val v;
-    int rc = sdb__get(t, SDB__DB_IDS, k, 4 + len, &v);
-    if (rc) return rc;
-    if (v.len != 8) return SDB_ECORRUPT;
-    *out_ref = sdb__rd64(v.p);
-    *out_indexed = 1;
-    return SDB_OK;
+    return sdb__idx_find(t, ix, project, id, len, sdb__idx_hash(project, id, len), out_ref);
 }
 
 int sdb__batch_push(sdb_batch *b, const sdb__score *sc)
@@ -255,6 +245,7 @@ typedef struct ingest_ctx {
     sdb__buf rec;
     dcache_ent *cache; /* DCACHE entries, or NULL */
     uint32_t cache_n;
+    sdb__idx *ix; /* the client ids this txn adds (engine/ids.c) */
 } ingest_ctx;
 
 static int dict_cached(sdb__txn *t, ingest_ctx *c, uint32_t project, int dict, sdb__str s,
@@ -311,7 +302,7 @@ static int unlink_row(sdb__txn *t, uint32_t project, uint64_t ref, int64_t *pend
         else
             rc = sdb__pending_add(t, project, -1);
     } else {
-        rc = sdb__seg_remove(t, &fx);
+        rc = sdb__dead_mark(t, &fx);
     }
     if (rc) return rc;
     return sdb__del(t, SDB__DB_ROWS, rk, sizeof rk);
@@ -363,8 +354,7 @@ static int ingest_txn(sdb__txn *t, void *arg)
                 return rc;
         }
 
-        uint8_t refb[8], rk[12];
-        sdb__be64(refb, fx.ref);
+        uint8_t rk[12];
         sdb__be32(rk, c->project);
         sdb__be64(rk + 4, fx.ref);
         if (sc->id_generated) {
@@ -373,19 +363,17 @@ static int ingest_txn(sdb__txn *t, void *arg)
             SDB_ASSERT(sc->id.len == GEN_ID_LEN);
             gen_id_write_ref((char *)(uintptr_t)sc->id.p, fx.ref);
         } else {
-            /* Replacement by id. */
-            uint64_t old_ref;
-            int indexed;
-            rc = sdb__id_lookup(t, c->project, sc->id.p, sc->id.len, &old_ref, &indexed);
+            /* Replacement by id: the old score leaves every aggregate in
+             * this txn, so no reader ever counts both. */
+            uint64_t old_ref, h = sdb__idx_hash(c->project, sc->id.p, sc->id.len);
+            rc = sdb__id_lookup(t, c->ix, c->project, sc->id.p, sc->id.len, &old_ref);
             if (rc == SDB_OK) {
                 if ((rc = unlink_row(t, c->project, old_ref, &pending))) return rc;
+                sdb__idx_forget(c->ix, h, c->project, old_ref);
             } else if (rc != SDB_ENOTFOUND) {
                 return rc;
             }
-            uint8_t ik[4 + SDB_MAX_STR];
-            sdb__be32(ik, c->project);
-            memcpy(ik + 4, sc->id.p, sc->id.len);
-            if ((rc = sdb__put(t, SDB__DB_IDS, ik, 4 + sc->id.len, refb, 8, 0))) return rc;
+            if ((rc = sdb__idx_add(c->ix, c->project, h, fx.ref))) return rc;
         }
         if ((rc = sdb__row_encode(&fx, sc, label, &c->rec))) return rc;
         /* Refs grow, so a row usually goes after every other: the append hint. */
@@ -406,7 +394,9 @@ static int ingest_one_txn(sdb__txn *t, void *arg)
 {
     ingest_ctx *c = arg;
     cache_reset(c->cache, &c->cache_n); /* a retry starts with no cached ids */
-    return ingest_txn(t, c);
+    sdb__idx_reset(c->ix);
+    int rc = ingest_txn(t, c);
+    return rc ? rc : sdb__idx_flush(t, c->ix);
 }
 
 int sdb_store_ingest(sdb_store *s, uint32_t project, sdb_batch *b, int64_t now_ms)
@@ -414,7 +404,9 @@ int sdb_store_ingest(sdb_store *s, uint32_t project, sdb_batch *b, int64_t now_m
     if (b->n == 0) return SDB_OK;
     ingest_ctx c = {.project = project, .b = b, .now = now_ms};
     c.cache = malloc(DCACHE * sizeof *c.cache); /* without it: uncached lookups */
-    int rc = sdb__write(s, ingest_one_txn, &c);
+    int rc = sdb__idx_new(&c.ix);
+    if (rc == SDB_OK) rc = sdb__write(s, ingest_one_txn, &c);
+    sdb__idx_free(c.ix);
     sdb__buf_free(&c.rec);
     free(c.cache);
     return rc;
@@ -436,22 +428,24 @@ typedef struct many_ctx {
     sdb__buf rec;
     dcache_ent *cache;
     uint32_t cache_n;
+    sdb__idx *ix;
 } many_ctx;
 
 static int ingest_many_txn(sdb__txn *t, void *arg)
 {
     many_ctx *m = arg;
     cache_reset(m->cache, &m->cache_n); /* a retry starts with no cached ids */
+    sdb__idx_reset(m->ix);
     for (size_t i = 0; i < m->n; i++) {
         if (!m->b[i] || m->b[i]->n == 0) continue;
         ingest_ctx c = {.project = m->projects[i], .b = m->b[i], .now = m->now, .rec = m->rec,
-                        .cache = m->cache, .cache_n = m->cache_n};
+                        .cache = m->cache, .cache_n = m->cache_n, .ix = m->ix};
         int rc = ingest_txn(t, &c);
         m->rec = c.rec; /* keep the grown buffer */
         m->cache_n = c.cache_n;
         if (rc) return rc;
     }
-    return SDB_OK;
+    return sdb__idx_flush(t, m->ix);
 }
 
 int sdb_store_ingest_many(sdb_store *s, const uint32_t *projects, sdb_batch *const *b,
@@ -459,7 +453,9 @@ int sdb_store_ingest_many(sdb_store *s, const uint32_t *projects, sdb_batch *con
 {
     many_ctx m = {.projects = projects, .b = b, .n = n, .now = now_ms};
     m.cache = malloc(DCACHE * sizeof *m.cache);
-    int rc = sdb__write(s, ingest_many_txn, &m);
+    int rc = sdb__idx_new(&m.ix);
+    if (rc == SDB_OK) rc = sdb__write(s, ingest_many_txn, &m);
+    sdb__idx_free(m.ix);
     sdb__buf_free(&m.rec);
     free(m.cache);
     return rc;

@@ -19,7 +19,8 @@
 #define SDB_ASSERT(x) ((void)0)
 #endif
 
-#define SDB_FORMAT_VERSION 2u /* 2: no pending log, fold marks in meta, row records v2 */
+#define SDB_FORMAT_VERSION 3u /* 3: id index of hashed sorted runs, tombstones (docs/storage.md);
+                                 2: no pending log, fold marks in meta, row records v2 */
 #define SDB_MAX_STR 200u          /* names, ids, property keys (API.md) */
 #define SDB_MAX_VALUE 4096u       /* dimension values, labels, tags, property values */
 #define SDB_MAX_GROUP_BY 4u
@@ -150,11 +151,12 @@ void sdb__errf(char *err, size_t errlen, const char *fmt, ...)
 enum {
     SDB__DB_SEGMENTS = 0, /* project|name|bucket|chunk → segment */
     SDB__DB_ROWS,         /* project|ref → row record */
-    SDB__DB_IDS,          /* project|client id → ref */
+    SDB__DB_IDS,          /* the id index: sorted runs of hashed ids (engine/ids.c) */
     SDB__DB_DICT,         /* project|dict|string → id */
     SDB__DB_DICTREV,      /* project|dict|id → string */
     SDB__DB_META,         /* string key → value */
     SDB__DB_PREAGG,       /* segment key → per-dimension-value pre-aggregates */
+    SDB__DB_DEAD,         /* segment key → bitmap of its rows that are gone (engine/fold.c) */
     SDB__N_DBS
 };
 
@@ -476,6 +478,9 @@ int sdb__preagg_labels(const void *p, size_t len, const uint8_t **out);
 int sdb__seg_append(sdb__txn *t, const sdb__fixed *const *rows, uint32_t n);
 /* Remove a folded row (by ref) from its segment chunk, rewriting it. */
 int sdb__seg_remove(sdb__txn *t, const sdb__fixed *fx);
+/* Write rows[0..n) as the chunk with segment key `key` (its pre-aggregates
+ * too); n == 0 deletes the chunk. */
+int sdb__seg_put(sdb__txn *t, const uint8_t *key, const sdb__fixed *const *rows, uint32_t n);
 
 /* Moments, merged with Chan et al.'s parallel formula. The mean is kept
  * as k + dm, k a value of the data (the first one seen) and dm the mean of
@@ -503,10 +508,80 @@ int sdb__batch_push(sdb_batch *b, const sdb__score *sc);
 int sdb__unlink_row(sdb__txn *t, uint32_t project, uint64_t ref);
 /* The row ref of score id `id` in `project`: a generated id names its row
  * (checked against the id the row keeps), any other id is looked up in the
- * `ids` index. *out_indexed says which (1: an `ids` entry exists).
+ * id index; ix (may be NULL) adds the entries of the running write txn.
  * Returns SDB_OK, SDB_ENOTFOUND or an error of the store. */
-int sdb__id_lookup(sdb__txn *t, uint32_t project, const char *id, size_t len,
-                   uint64_t *out_ref, int *out_indexed);
+typedef struct sdb__idx sdb__idx;
+int sdb__id_lookup(sdb__txn *t, sdb__idx *ix, uint32_t project, const char *id, size_t len,
+                   uint64_t *out_ref);
+
+/* ------------------------------------------------------------- id index */
+
+/* The id index (engine/ids.c): 16-byte entries (hash of project and id,
+ * row ref) in size-tiered sorted runs, every hit checked against the row.
+ * A write txn collects its new entries in an sdb__idx and writes them as
+ * runs at its end (sdb__idx_flush); readers pass NULL. */
+int sdb__idx_new(sdb__idx **out);
+void sdb__idx_free(sdb__idx *ix);   /* takes NULL */
+void sdb__idx_reset(sdb__idx *ix);  /* forget the entries of an aborted attempt */
+uint64_t sdb__idx_hash(uint32_t project, const char *id, size_t len);
+/* The live row of (project, id) with hash h: SDB_OK, SDB_ENOTFOUND or a
+ * store error. Every candidate is checked against its row. */
+int sdb__idx_find(sdb__txn *t, sdb__idx *ix, uint32_t project, const char *id, size_t len,
+                  uint64_t h, uint64_t *out_ref);
+/* Add an entry; SDB_ELIMIT past 2^44 refs or 2^20 projects. */
+int sdb__idx_add(sdb__idx *ix, uint32_t project, uint64_t h, uint64_t ref);
+/* The entry (h, project, ref) added in this txn names a row now gone:
+ * flush leaves it out. */
+void sdb__idx_forget(sdb__idx *ix, uint64_t h, uint32_t project, uint64_t ref);
+/* Write the txn's entries as one run per shard and merge size classes
+ * that have filled; empties ix. */
+int sdb__idx_flush(sdb__txn *t, sdb__idx *ix);
+/* Entries and runs in the index (stats). */
+int sdb__idx_stats(sdb__txn *t, uint64_t *out_entries, uint64_t *out_runs);
+
+/* ------------------------------------------------------------ tombstones */
+
+/* Replacing or deleting a folded score does not rewrite its chunk: the row
+ * gets a bit in its chunk's entry in `dead` (key: the segment key; value:
+ * a bitmap, bit i for row i, bits past its end live), in the same txn as
+ * the replacement. The fold later rewrites such chunks without their dead
+ * rows and drops the bitmap (sdb__dead_purge), a chunk rewrite per chunk
+ * and fold rather than per score.
+ *
+ * Every reader of segments must see live rows only. It opens an
+ * sdb__live per read txn and passes each segment through sdb__live_seg
+ * after sdb__seg_open, in any key order:
+ *
+ *     sdb__live lv;
+ *     sdb__live_open(t, &lv);
+ *     ... sdb__seg_open(val.p, val.len, &g);
+ *         if ((rc = sdb__live_seg(&lv, key, &g)) < 0) fail;
+ *         rc == 1: g now views a copy of the chunk without its dead rows,
+ *         with an exact header (count, sum, m2, min/max, zone map), valid
+ *         until the next sdb__live_seg or sdb__live_close; the chunk's
+ *         `preagg` entry then counts dead rows too: use it only when its
+ *         counts add up to g.n. rc == 0: g is untouched.
+ *     sdb__live_close(&lv);
+ *
+ * When no tombstone exists (the usual case) sdb__live_seg is a test of
+ * one flag; else one cursor seek per tombstoned chunk passed. */
+typedef struct sdb__live {
+    sdb__txn *t;
+    sdb__cur *cur;
+    int any, valid, end;
+    uint8_t seek[SDB__SEGKEY_LEN], next[SDB__SEGKEY_LEN];
+    void *rows, *ptrs, *buf; /* scratch of the copied chunk */
+    size_t cap_rows, cap_buf;
+} sdb__live;
+int sdb__live_open(sdb__txn *t, sdb__live *lv);
+int sdb__live_seg(sdb__live *lv, const uint8_t *segkey, sdb__seg *g);
+void sdb__live_close(sdb__live *lv);
+/* Mark the folded row fx (project, name, ts, ref) dead. */
+int sdb__dead_mark(sdb__txn *t, const sdb__fixed *fx);
+/* Rewrite up to max_chunks tombstoned chunks without their dead rows;
+ * *out_left: whether more remain. */
+int sdb__dead_purge(sdb__txn *t, uint32_t max_chunks, int *out_left);
+
 /* Parse a body holding many scores (a JSON array, or {"scores": [...]})
  * and append each valid one to the batch; each invalid one is reported to
  * on_error with its index (a non-zero return from on_error stops).

@@ -490,8 +490,7 @@ int sdb_score_get_json(sdb_store *s, uint32_t project, const char *id, char **ou
     sdb__val v;
     sdb__row row;
     uint64_t ref;
-    int indexed;
-    if ((rc = sdb__id_lookup(t, project, id, klen - 4, &ref, &indexed))) goto done;
+    if ((rc = sdb__id_lookup(t, NULL, project, id, klen - 4, &ref))) goto done;
     sdb__be32(rk, project);
     sdb__be64(rk + 4, ref);
     if ((rc = sdb__get(t, SDB__DB_ROWS, rk, sizeof rk, &v))) {
@@ -517,11 +516,11 @@ static int delete_txn(sdb__txn *t, void *arg)
 {
     del_ctx *d = arg;
     uint64_t ref;
-    int indexed;
-    int rc = sdb__id_lookup(t, d->project, (const char *)d->k + 4, d->klen - 4, &ref, &indexed);
+    int rc = sdb__id_lookup(t, NULL, d->project, (const char *)d->k + 4, d->klen - 4, &ref);
     if (rc) return rc;
-    if ((rc = sdb__unlink_row(t, d->project, ref))) return rc;
-    return indexed ? sdb__del(t, SDB__DB_IDS, d->k, d->klen) : SDB_OK;
+    /* The id index entry stays: it names a row that is gone, which no
+     * lookup matches (engine/ids.c), and a merge drops it. */
+    return sdb__unlink_row(t, d->project, ref);
 }
 
 int sdb_score_delete(sdb_store *s, uint32_t project, const char *id)

@@ -24,7 +24,7 @@
 #define DEFAULT_CHUNK_ROWS 8192u
 
 static const char *const db_names[SDB__N_DBS] = {
-    "segments", "rows", "ids", "dict", "dictrev", "meta", "preagg",
+    "segments", "rows", "ids", "dict", "dictrev", "meta", "preagg", "dead",
 };
 
 struct sdb__txn {
