@@ -284,7 +284,7 @@ void sdb__idx_forget(sdb__idx *ix, uint64_t h, uint32_t project, uint64_t ref)
 }
 
 int sdb__idx_find(sdb__txn *t, sdb__idx *ix, uint32_t project, const char *id, size_t len,
-                  uint64_t h, uint64_t *out_ref)
+                  uint64_t h, int in_runs, uint64_t *out_ref)
 {
     int rc;
     if (ix && ix->n_slot) {
@@ -299,6 +299,7 @@ int sdb__idx_find(sdb__txn *t, sdb__idx *ix, uint32_t project, const char *id, s
             }
         }
     }
+    if (!in_runs) return SDB_ENOTFOUND;
     unsigned s = shard_of(h);
     run_view *own = NULL, *runs;
     uint32_t n;
@@ -318,6 +319,80 @@ int sdb__idx_find(sdb__txn *t, sdb__idx *ix, uint32_t project, const char *id, s
     for (uint32_t r = n; r-- > 0 && rc == SDB_ENOTFOUND;)
         rc = run_find(t, &runs[r], h, project, id, len, out_ref);
     free(own);
+    return rc;
+}
+
+/* Probing the runs costs a cache miss or two per run and id, and the
+ * misses of one id wait on each other (offsets, then entries). A batch of
+ * ids is therefore probed together, in hash order (runs are read front to
+ * back) and as a software pipeline: the offsets of id j + 2D and the
+ * entries of id j + D are prefetched while id j is compared, so ~2D misses
+ * are in flight instead of one. */
+#define PIPE 8
+
+typedef struct probe {
+    uint64_t h;
+    uint32_t i;
+    uint32_t lo, hi;
+} probe;
+
+static int cmp_probe(const void *a, const void *b)
+{
+    const probe *x = a, *y = b;
+    return x->h < y->h ? -1 : x->h > y->h;
+}
+
+static void probe_run(const run_view *r, probe *p, size_t n, uint8_t *maybe)
+{
+    const uint8_t *off = r->p + sizeof(run_hdr), *ent = r->p + r->h.ent_off;
+    uint32_t k = r->h.k, nr = r->h.n;
+    if (nr == 0) return;
+    for (size_t j = 0; j < n + 2 * PIPE; j++) {
+        if (j < n) __builtin_prefetch(off + 4ull * bucket_of(p[j].h, k));
+        if (j >= PIPE && j - PIPE < n) {
+            probe *q = &p[j - PIPE];
+            uint32_t b = bucket_of(q->h, k);
+            memcpy(&q->lo, off + 4ull * b, 4);
+            memcpy(&q->hi, off + 4ull * (b + 1), 4);
+            if (q->hi > nr || q->lo > q->hi) q->lo = q->hi = 0; /* checked again by find */
+            __builtin_prefetch(ent + 16ull * q->lo);
+            __builtin_prefetch(ent + 16ull * q->lo + 64);
+        }
+        if (j >= 2 * PIPE && j - 2 * PIPE < n) {
+            const probe *q = &p[j - 2 * PIPE];
+            for (uint32_t e = q->lo; e < q->hi; e++) {
+                uint64_t eh;
+                memcpy(&eh, ent + 16ull * e, 8);
+                if (eh >= q->h) {
+                    if (eh == q->h) maybe[q->i] = 1;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+int sdb__idx_probe(sdb__txn *t, sdb__idx *ix, const uint64_t *h, size_t n, uint8_t *out_maybe)
+{
+    memset(out_maybe, 0, n);
+    if (n == 0) return SDB_OK;
+    probe *p = malloc(sizeof *p * n);
+    if (!p) return SDB_ENOMEM;
+    for (size_t i = 0; i < n; i++) p[i] = (probe){h[i], (uint32_t)i, 0, 0};
+    qsort(p, n, sizeof *p, cmp_probe);
+    int rc = SDB_OK;
+    for (size_t a = 0; a < n && rc == SDB_OK;) {
+        unsigned s = shard_of(p[a].h);
+        size_t b = a;
+        while (b < n && shard_of(p[b].h) == s) b++;
+        if (!ix->loaded[s]) {
+            if ((rc = load_shard(t, s, &ix->runs[s], &ix->n_runs[s]))) break;
+            ix->loaded[s] = 1;
+        }
+        for (uint32_t r = 0; r < ix->n_runs[s]; r++) probe_run(&ix->runs[s][r], p + a, b - a, out_maybe);
+        a = b;
+    }
+    free(p);
     return rc;
 }
 

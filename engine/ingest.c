@@ -182,10 +182,13 @@ static uint64_t gen_id_ref(const char *id, size_t len)
 }
 
 int sdb__id_lookup(sdb__txn *t, sdb__idx *ix, uint32_t project, const char *id, size_t len,
-                   uint64_t *out_ref)
+                   uint64_t next_ref, int in_runs, uint64_t *out_ref)
 {
+    /* A client's own UUIDv7 has the generated shape too, with 62 random
+     * bits where the ref would be: far past any ref handed out, so no row
+     * is read for it. */
     uint64_t ref = gen_id_ref(id, len);
-    if (ref) {
+    if (ref && ref < next_ref) {
         uint8_t rk[12];
         sdb__be32(rk, project);
         sdb__be64(rk + 4, ref);
@@ -200,7 +203,8 @@ int sdb__id_lookup(sdb__txn *t, sdb__idx *ix, uint32_t project, const char *id, 
         if (rc && rc != SDB_ENOTFOUND) return rc;
     }
     if (len == 0 || len > SDB_MAX_STR) return SDB_ENOTFOUND;
-    return sdb__idx_find(t, ix, project, id, len, sdb__idx_hash(project, id, len), out_ref);
+    return sdb__idx_find(t, ix, project, id, len, sdb__idx_hash(project, id, len), in_runs,
+                         out_ref);
 }
 
 int sdb__batch_push(sdb_batch *b, const sdb__score *sc)
@@ -246,6 +250,7 @@ typedef struct ingest_ctx {
     dcache_ent *cache; /* DCACHE entries, or NULL */
     uint32_t cache_n;
     sdb__idx *ix; /* the client ids this txn adds (engine/ids.c) */
+    uint8_t *maybe; /* per row: some id run may hold its id (sdb__idx_probe) */
 } ingest_ctx;
 
 static int dict_cached(sdb__txn *t, ingest_ctx *c, uint32_t project, int dict, sdb__str s,
@@ -313,6 +318,39 @@ int sdb__unlink_row(sdb__txn *t, uint32_t project, uint64_t ref)
     return unlink_row(t, project, ref, NULL);
 }
 
+/* Probe the id runs for every client id of the batch at once
+ * (sdb__idx_probe says why); c->maybe stays NULL without memory for it,
+ * and every id then searches the runs itself. */
+static int probe_batch(sdb__txn *t, ingest_ctx *c)
+{
+    free(c->maybe);
+    c->maybe = NULL;
+    size_t n = c->b->n, m = 0;
+    uint64_t *h = malloc(sizeof *h * (n ? n : 1));
+    uint32_t *at = malloc(sizeof *at * (n ? n : 1));
+    uint8_t *maybe = malloc(n ? n : 1), *hit = malloc(n ? n : 1);
+    int rc = SDB_OK;
+    if (h && at && maybe && hit) {
+        for (size_t i = 0; i < n; i++) {
+            const sdb__score *sc = &c->b->rows[i];
+            maybe[i] = 1; /* generated ids never reach the index */
+            if (sc->id_generated || sc->id.len == 0 || sc->id.len > SDB_MAX_STR) continue;
+            h[m] = sdb__idx_hash(c->project, sc->id.p, sc->id.len);
+            at[m++] = (uint32_t)i;
+        }
+        if ((rc = sdb__idx_probe(t, c->ix, h, m, hit)) == SDB_OK) {
+            for (size_t j = 0; j < m; j++) maybe[at[j]] = hit[j];
+            c->maybe = maybe;
+            maybe = NULL;
+        }
+    }
+    free(h);
+    free(at);
+    free(maybe);
+    free(hit);
+    return rc == SDB_ENOMEM ? SDB_OK : rc;
+}
+
 static int ingest_txn(sdb__txn *t, void *arg)
 {
     ingest_ctx *c = arg;
@@ -325,6 +363,7 @@ static int ingest_txn(sdb__txn *t, void *arg)
      * order and a fold can stop at the first entry past its watermark. */
     int64_t now = c->now > (int64_t)last ? c->now : (int64_t)last;
     int64_t pending = (int64_t)c->b->n;
+    if ((rc = probe_batch(t, c))) return rc;
 
     for (size_t i = 0; i < c->b->n; i++) {
         const sdb__score *sc = &c->b->rows[i];
@@ -366,7 +405,8 @@ static int ingest_txn(sdb__txn *t, void *arg)
             /* Replacement by id: the old score leaves every aggregate in
              * this txn, so no reader ever counts both. */
             uint64_t old_ref, h = sdb__idx_hash(c->project, sc->id.p, sc->id.len);
-            rc = sdb__id_lookup(t, c->ix, c->project, sc->id.p, sc->id.len, &old_ref);
+            rc = sdb__id_lookup(t, c->ix, c->project, sc->id.p, sc->id.len, fx.ref,
+                                c->maybe ? c->maybe[i] : 1, &old_ref);
             if (rc == SDB_OK) {
                 if ((rc = unlink_row(t, c->project, old_ref, &pending))) return rc;
                 sdb__idx_forget(c->ix, h, c->project, old_ref);
@@ -407,6 +447,7 @@ int sdb_store_ingest(sdb_store *s, uint32_t project, sdb_batch *b, int64_t now_m
     int rc = sdb__idx_new(&c.ix);
     if (rc == SDB_OK) rc = sdb__write(s, ingest_one_txn, &c);
     sdb__idx_free(c.ix);
+    free(c.maybe);
     sdb__buf_free(&c.rec);
     free(c.cache);
     return rc;
@@ -441,6 +482,7 @@ static int ingest_many_txn(sdb__txn *t, void *arg)
         ingest_ctx c = {.project = m->projects[i], .b = m->b[i], .now = m->now, .rec = m->rec,
                         .cache = m->cache, .cache_n = m->cache_n, .ix = m->ix};
         int rc = ingest_txn(t, &c);
+        free(c.maybe);
         m->rec = c.rec; /* keep the grown buffer */
         m->cache_n = c.cache_n;
         if (rc) return rc;

@@ -509,10 +509,11 @@ int sdb__unlink_row(sdb__txn *t, uint32_t project, uint64_t ref);
 /* The row ref of score id `id` in `project`: a generated id names its row
  * (checked against the id the row keeps), any other id is looked up in the
  * id index; ix (may be NULL) adds the entries of the running write txn.
+ * Refs at or past next_ref do not exist yet (UINT64_MAX: unknown).
  * Returns SDB_OK, SDB_ENOTFOUND or an error of the store. */
 typedef struct sdb__idx sdb__idx;
 int sdb__id_lookup(sdb__txn *t, sdb__idx *ix, uint32_t project, const char *id, size_t len,
-                   uint64_t *out_ref);
+                   uint64_t next_ref, int in_runs, uint64_t *out_ref);
 
 /* ------------------------------------------------------------- id index */
 
@@ -525,9 +526,14 @@ void sdb__idx_free(sdb__idx *ix);   /* takes NULL */
 void sdb__idx_reset(sdb__idx *ix);  /* forget the entries of an aborted attempt */
 uint64_t sdb__idx_hash(uint32_t project, const char *id, size_t len);
 /* The live row of (project, id) with hash h: SDB_OK, SDB_ENOTFOUND or a
- * store error. Every candidate is checked against its row. */
+ * store error. Every candidate is checked against its row. The runs are
+ * searched only when in_runs (0: sdb__idx_probe said no run has h). */
 int sdb__idx_find(sdb__txn *t, sdb__idx *ix, uint32_t project, const char *id, size_t len,
-                  uint64_t h, uint64_t *out_ref);
+                  uint64_t h, int in_runs, uint64_t *out_ref);
+/* For each of n hashes, out_maybe[i] = 1 when some run (not the txn's own
+ * entries) holds an entry with exactly that hash. Many ids at once, so
+ * their cache misses overlap. */
+int sdb__idx_probe(sdb__txn *t, sdb__idx *ix, const uint64_t *h, size_t n, uint8_t *out_maybe);
 /* Add an entry; SDB_ELIMIT past 2^44 refs or 2^20 projects. */
 int sdb__idx_add(sdb__idx *ix, uint32_t project, uint64_t h, uint64_t ref);
 /* The entry (h, project, ref) added in this txn names a row now gone:

@@ -490,7 +490,7 @@ int sdb_score_get_json(sdb_store *s, uint32_t project, const char *id, char **ou
     sdb__val v;
     sdb__row row;
     uint64_t ref;
-    if ((rc = sdb__id_lookup(t, NULL, project, id, klen - 4, &ref))) goto done;
+    if ((rc = sdb__id_lookup(t, NULL, project, id, klen - 4, UINT64_MAX, 1, &ref))) goto done;
     sdb__be32(rk, project);
     sdb__be64(rk + 4, ref);
     if ((rc = sdb__get(t, SDB__DB_ROWS, rk, sizeof rk, &v))) {
@@ -516,7 +516,8 @@ static int delete_txn(sdb__txn *t, void *arg)
 {
     del_ctx *d = arg;
     uint64_t ref;
-    int rc = sdb__id_lookup(t, NULL, d->project, (const char *)d->k + 4, d->klen - 4, &ref);
+    int rc = sdb__id_lookup(t, NULL, d->project, (const char *)d->k + 4, d->klen - 4, UINT64_MAX, 1,
+                            &ref);
     if (rc) return rc;
     /* The id index entry stays: it names a row that is gone, which no
      * lookup matches (engine/ids.c), and a merge drops it. */

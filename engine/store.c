@@ -123,8 +123,11 @@ static int load_settings(sdb_store *s, const sdb_options *o, char *err, size_t e
         goto done;
     } else {
         if (ver != SDB_FORMAT_VERSION) {
-            sdb__errf(err, errlen, "store format version %llu, this build reads %u",
-                      (unsigned long long)ver, SDB_FORMAT_VERSION);
+            sdb__errf(err, errlen,
+                      "store %s is format version %llu, this build reads format version %u "
+                      "(docs/storage.md says what changed; export it with the build that "
+                      "wrote it and ingest the export into a new store)",
+                      s->path, (unsigned long long)ver, SDB_FORMAT_VERSION);
             rc = SDB_EVERSION;
             goto done;
         }

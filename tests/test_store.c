@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "scoredb.h"
+#include "internal.h" /* the id index and tombstones, driven directly */
 
 #define T0 1767225600000ll /* 2026-01-01 */
 
@@ -466,4 +467,231 @@ Test(store, stddev_of_chunks_merged_stays_exact_on_every_path)
         double got = q1(0, qs[i], "stddev");
         cr_assert(fabs(got - want) <= 1e-12 * want, "%s: %.17g, want %.17g", qs[i], got, want);
     }
+}
+
+/* ------------------------------------------------- id index, tombstones */
+
+static uint64_t rng_x = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(uint64_t n)
+{
+    rng_x ^= rng_x << 13;
+    rng_x ^= rng_x >> 7;
+    rng_x ^= rng_x << 17;
+    return rng_x % n;
+}
+
+/* The JSON "entries" of database `db` in sdb_store_stats_json. */
+static long db_entries(const char *db)
+{
+    char *js = NULL;
+    cr_assert_eq(sdb_store_stats_json(s, &js), SDB_OK);
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":{\"entries\":", db);
+    const char *p = strstr(js, key);
+    cr_assert_not_null(p, "%s in %s", db, js);
+    long v = strtol(p + strlen(key), NULL, 10);
+    free(js);
+    return v;
+}
+
+/* Randomized against a plain reference: ids drawn from a small pool, so
+ * that batches re-send ids of their own, of earlier batches (in runs of
+ * every size class, merged or not) and of deleted scores, with folds in
+ * between (replacements of folded scores become tombstones, then purges).
+ * Every id must name exactly its last value, and the aggregates must count
+ * each live id once. */
+Test(store, random_ids_replace_and_delete_exactly_across_runs_merges_and_folds)
+{
+    enum { POOL = 1500, BATCHES = 260 };
+    static double ref[POOL];
+    static int live[POOL];
+    memset(live, 0, sizeof live);
+    char json[160];
+    sdb_batch *b;
+    cr_assert_eq(sdb_batch_new(&b), SDB_OK);
+    for (int k = 0; k < BATCHES; k++) {
+        int n = 1 + (int)rnd(40);
+        sdb_batch_clear(b);
+        for (int i = 0; i < n; i++) {
+            int id = (int)rnd(POOL);
+            int v = (int)rnd(1000);
+            snprintf(json, sizeof json,
+                     "{\"id\":\"u-%d\",\"name\":\"n%d\",\"value\":%d,\"trace_id\":\"t\","
+                     "\"timestamp\":%lld}",
+                     id, id % 3, v, (long long)(T0 + (id % 5) * 86400000ll + id));
+            cr_assert_eq(sdb_batch_add_json(b, json, strlen(json), err, sizeof err), SDB_OK, "%s",
+                         err);
+            ref[id] = v;
+            live[id] = 1;
+        }
+        cr_assert_eq(sdb_store_ingest(s, 0, b, T0), SDB_OK);
+        if (rnd(4) == 0) cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+        if (rnd(6) == 0) { /* delete a few, live or not */
+            for (int d = 0; d < 3; d++) {
+                int id = (int)rnd(POOL);
+                snprintf(json, sizeof json, "u-%d", id);
+                int rc = sdb_score_delete(s, 0, json);
+                cr_assert_eq(rc, live[id] ? SDB_OK : SDB_ENOTFOUND, "delete %s: %d", json, rc);
+                live[id] = 0;
+            }
+        }
+    }
+    sdb_batch_free(b);
+    cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+    cr_assert_eq(db_entries("dead"), 0, "the fold purged every tombstone");
+    double sum = 0;
+    int count = 0;
+    for (int id = 0; id < POOL; id++) {
+        snprintf(json, sizeof json, "u-%d", id);
+        char *out = NULL;
+        int rc = sdb_score_get_json(s, 0, json, &out);
+        if (!live[id]) {
+            cr_assert_eq(rc, SDB_ENOTFOUND, "%s", json);
+            continue;
+        }
+        cr_assert_eq(rc, SDB_OK, "%s", json);
+        const char *p = strstr(out, "\"value\":");
+        cr_assert_not_null(p);
+        cr_assert_eq(strtod(p + 8, NULL), ref[id], "%s: %s", json, out);
+        free(out);
+        sum += ref[id];
+        count++;
+    }
+    cr_assert_eq(q1(0, "{}", "count"), count);
+    cr_assert_eq(q1(0, "{\"stats\":[\"sum\"]}", "sum"), sum);
+}
+
+/* Replacing folded scores marks them dead in their chunk at once (no
+ * rewrite): every path of a query that reads chunks (header, kernels,
+ * per-dimension pre-aggregates, label counts, the row loop) and the names
+ * list must leave them out before the fold purges them, and after. */
+Test(store, replaced_folded_scores_leave_every_query_path_before_and_after_the_purge)
+{
+    char json[200];
+    sdb_batch *b;
+    cr_assert_eq(sdb_batch_new(&b), SDB_OK);
+    for (int i = 0; i < 100; i++) {
+        snprintf(json, sizeof json,
+                 "{\"id\":\"r%d\",\"name\":\"a\",\"value\":%d,\"trace_id\":\"t%d\",\"model\":\"m%d\","
+                 "\"timestamp\":%lld}",
+                 i, i, i % 7, i % 3, (long long)(T0 + i * 1000));
+        cr_assert_eq(sdb_batch_add_json(b, json, strlen(json), err, sizeof err), SDB_OK, "%s", err);
+        snprintf(json, sizeof json,
+                 "{\"id\":\"c%d\",\"name\":\"c\",\"value\":\"%s\",\"trace_id\":\"t\","
+                 "\"timestamp\":%lld}",
+                 i, i % 2 ? "yes" : "no", (long long)(T0 + i * 1000));
+        cr_assert_eq(sdb_batch_add_json(b, json, strlen(json), err, sizeof err), SDB_OK, "%s", err);
+    }
+    cr_assert_eq(sdb_store_ingest(s, 0, b, T0), SDB_OK);
+    cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+    /* Re-send 30 of each, a day later (so they also change bucket). */
+    sdb_batch_clear(b);
+    for (int i = 0; i < 30; i++) {
+        snprintf(json, sizeof json,
+                 "{\"id\":\"r%d\",\"name\":\"a\",\"value\":1000,\"trace_id\":\"t\","
+                 "\"timestamp\":%lld}",
+                 i * 3, (long long)(T0 + 86400000ll));
+        cr_assert_eq(sdb_batch_add_json(b, json, strlen(json), err, sizeof err), SDB_OK, "%s", err);
+        snprintf(json, sizeof json,
+                 "{\"id\":\"c%d\",\"name\":\"c\",\"value\":\"yes\",\"trace_id\":\"t\","
+                 "\"timestamp\":%lld}",
+                 i * 2, (long long)(T0 + 86400000ll));
+        cr_assert_eq(sdb_batch_add_json(b, json, strlen(json), err, sizeof err), SDB_OK, "%s", err);
+    }
+    cr_assert_eq(sdb_store_ingest(s, 0, b, T0 + 1), SDB_OK);
+    sdb_batch_free(b);
+    cr_assert_gt(db_entries("dead"), 0, "tombstones, not rewrites");
+    double sum0 = 0;
+    for (int i = 0; i < 100; i++)
+        if (i % 3 || i / 3 >= 30) sum0 += i;
+    for (int pass = 0; pass < 2; pass++) {
+        /* Before the fold: the 30 replaced ones are gone, the new ones not
+         * visible yet (pending); after: both days. */
+        const char *day1 = "{\"name\":\"a\",\"to\":\"2026-01-01T23:59:59.999Z\",\"stats\":[\"sum\"]}";
+        cr_assert_eq(q1(0, day1, "count"), 70, "pass %d", pass);
+        cr_assert_eq(q1(0, day1, "sum"), sum0, "pass %d", pass);
+        cr_assert_eq(q1(0, "{\"name\":\"a\",\"to\":\"2026-01-01T23:59:59.999Z\",\"stats\":[\"max\"]}", "max"), 99);
+        /* Per-model pre-aggregates (a whole chunk grouped by a dimension). */
+        char *out = NULL;
+        const char *bym = "{\"name\":\"a\",\"to\":\"2026-01-01T23:59:59.999Z\",\"group_by\":[\"model\"]}";
+        cr_assert_eq(sdb_query_json(s, 0, bym, strlen(bym), &out, err, sizeof err), SDB_OK);
+        long total = 0;
+        for (const char *p = out; (p = strstr(p, "\"count\":")); p++) total += strtol(p + 8, NULL, 10);
+        cr_assert_eq(total, 70, "%s", out);
+        free(out);
+        /* Label counts: 100 - 30 replaced "no"s on day one. */
+        const char *cats = "{\"name\":\"c\",\"to\":\"2026-01-01T23:59:59.999Z\"}";
+        cr_assert_eq(q1(0, cats, "count"), 70, "pass %d", pass);
+        /* A row filter (the trace hash path). */
+        cr_assert_eq(q1(0, "{\"name\":\"a\",\"where\":{\"value\":{\"gte\":0,\"lte\":99}}}", "count"), 70);
+        cr_assert_eq(sdb_store_fold(s, T0 + 1, NULL), SDB_OK);
+        cr_assert_eq(db_entries("dead"), 0);
+        cr_assert_eq(q1(0, "{\"name\":\"a\"}", "count"), 100);
+        cr_assert_eq(q1(0, "{\"name\":\"a\",\"stats\":[\"sum\"]}", "sum"), sum0 + 30 * 1000);
+    }
+    char *names = NULL;
+    cr_assert_eq(sdb_names_json(s, 0, &names), SDB_OK);
+    cr_assert_not_null(strstr(names, "\"count\":100"), "%s", names);
+    free(names);
+}
+
+/* An index entry whose hash matches but whose row keeps another id (a
+ * 64-bit collision, or a row that was replaced) must not match: every hit
+ * is checked against the row. Forged here: "x"'s hash pointing at "y"'s
+ * row. */
+typedef struct forge_ctx {
+    uint64_t ref;
+} forge_ctx;
+
+static int forge_txn(sdb__txn *t, void *arg)
+{
+    forge_ctx *f = arg;
+    sdb__idx *ix;
+    int rc = sdb__idx_new(&ix);
+    if (rc) return rc;
+    rc = sdb__idx_add(ix, 0, sdb__idx_hash(0, "x", 1), f->ref);
+    if (rc == SDB_OK) rc = sdb__idx_flush(t, ix);
+    sdb__idx_free(ix);
+    return rc;
+}
+
+static int find_txn(sdb__txn *t, void *arg)
+{
+    forge_ctx *f = arg;
+    return sdb__idx_find(t, NULL, 0, "y", 1, sdb__idx_hash(0, "y", 1), 1, &f->ref);
+}
+
+Test(store, an_index_hit_is_checked_against_the_row_it_names)
+{
+    put(0, T0, "{\"id\":\"y\",\"name\":\"a\",\"value\":1,\"trace_id\":\"t\",\"timestamp\":1767225600000}");
+    forge_ctx f = {0};
+    cr_assert_eq(sdb__write(s, find_txn, &f), SDB_OK);
+    cr_assert_gt(f.ref, 0);
+    cr_assert_eq(sdb__write(s, forge_txn, &f), SDB_OK);
+    char *out = NULL;
+    cr_assert_eq(sdb_score_get_json(s, 0, "x", &out), SDB_ENOTFOUND);
+    cr_assert_eq(sdb_score_get_json(s, 0, "y", &out), SDB_OK);
+    free(out);
+    /* Sending "x" is a new score; "y" keeps its own. */
+    put(0, T0, "{\"id\":\"x\",\"name\":\"a\",\"value\":2,\"trace_id\":\"t\",\"timestamp\":1767225600000}");
+    cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+    cr_assert_eq(q1(0, "{\"stats\":[\"sum\"]}", "sum"), 3);
+}
+
+static int old_version_txn(sdb__txn *t, void *arg)
+{
+    (void)arg;
+    return sdb__meta_put_u64(t, "format_version", 2);
+}
+
+Test(store, a_store_of_an_older_format_is_refused_with_both_versions_named)
+{
+    cr_assert_eq(sdb__write(s, old_version_txn, NULL), SDB_OK);
+    sdb_store_close(s);
+    s = NULL;
+    sdb_options o = {0};
+    cr_assert_eq(sdb_store_open(dir, &o, &s, err, sizeof err), SDB_EVERSION);
+    cr_assert_null(s);
+    cr_assert_not_null(strstr(err, "version 2"), "%s", err);
+    cr_assert_not_null(strstr(err, "reads format version 3"), "%s", err);
 }
