@@ -178,6 +178,7 @@ struct sdb_store {
     uint64_t map_size;
     void *lock;       /* pthread_rwlock_t: resize excludes every txn */
     void *write_lock; /* pthread_mutex_t: one writer at a time, in process */
+    int lock_fd;      /* shared flock on DIR/scoredb.lock (engine/store.c), or -1 */
 };
 
 int sdb__txn_begin(sdb_store *s, int write, sdb__txn **out);

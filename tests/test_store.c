@@ -695,3 +695,46 @@ Test(store, a_store_of_an_older_format_is_refused_with_both_versions_named)
     cr_assert_not_null(strstr(err, "version 2"), "%s", err);
     cr_assert_not_null(strstr(err, "reads format version 3"), "%s", err);
 }
+
+/* compact gives the pages of replaced scores back, keeps every score, and
+ * refuses while the store is open elsewhere (here: this process's own
+ * handle, a separate open file description of the lock). */
+Test(store, compact_gives_free_pages_back_and_refuses_an_open_store)
+{
+    char json[200];
+    sdb_batch *b;
+    cr_assert_eq(sdb_batch_new(&b), SDB_OK);
+    for (int round = 0; round < 3; round++) {
+        sdb_batch_clear(b);
+        for (int i = 0; i < 3000; i++) {
+            snprintf(json, sizeof json,
+                     "{\"id\":\"k%d\",\"name\":\"a\",\"value\":%d,\"trace_id\":\"t\","
+                     "\"comment\":\"%0100d\",\"timestamp\":%lld}",
+                     i, round, i, (long long)(T0 + i));
+            cr_assert_eq(sdb_batch_add_json(b, json, strlen(json), err, sizeof err), SDB_OK);
+        }
+        cr_assert_eq(sdb_store_ingest(s, 0, b, T0), SDB_OK);
+        cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+    }
+    sdb_batch_free(b);
+    char *js = NULL;
+    cr_assert_eq(sdb_store_stats_json(s, &js), SDB_OK);
+    const char *fp = strstr(js, "\"free_pages\":");
+    cr_assert_not_null(fp, "%s", js);
+    cr_assert_gt(strtol(fp + 13, NULL, 10), 100, "%s", js);
+    free(js);
+    uint64_t before, after;
+    cr_assert_eq(sdb_store_compact(dir, &before, &after, err, sizeof err), SDB_EBUSY);
+    cr_assert_not_null(strstr(err, "open in another process"), "%s", err);
+    sdb_store_close(s);
+    s = NULL;
+    cr_assert_eq(sdb_store_compact(dir, &before, &after, err, sizeof err), SDB_OK, "%s", err);
+    cr_assert_lt(after, before, "%llu -> %llu", (unsigned long long)before,
+                 (unsigned long long)after);
+    open_store(0);
+    cr_assert_eq(q1(0, "{\"stats\":[\"sum\"]}", "count"), 3000);
+    cr_assert_eq(q1(0, "{\"stats\":[\"sum\"]}", "sum"), 6000);
+    char *out = NULL;
+    cr_assert_eq(sdb_score_get_json(s, 0, "k2999", &out), SDB_OK);
+    free(out);
+}
