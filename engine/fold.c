@@ -57,15 +57,11 @@ static int take_project(sdb__txn *t, fold_ctx *c, uint32_t project, int64_t wm, 
     uint64_t folded;
     int rc = sdb__folded_of(t, project, &folded);
     if (rc) return rc;
-    sdb__cur *cur;
-    if ((rc = sdb__cur_open(t, SDB__DB_ROWS, &cur))) return rc;
-    uint8_t k[12];
-    sdb__be32(k, project);
-    sdb__be64(k + 4, folded + 1);
-    sdb__val key, val;
-    for (rc = sdb__cur_seek(cur, k, sizeof k, &key, &val); rc == SDB_OK;
-         rc = sdb__cur_next(cur, &key, &val)) {
-        if (key.len != 12 || sdb__rd32(key.p) != project) break;
+    sdb__rowit *it;
+    if ((rc = sdb__rows_open(t, project, folded + 1, 0, &it))) return rc;
+    uint64_t ref;
+    sdb__val val;
+    while ((rc = sdb__rows_next(it, &ref, &val)) == SDB_OK) {
         if (*n == c->slice) {
             *out_more = 1;
             break;
@@ -76,7 +72,7 @@ static int take_project(sdb__txn *t, fold_ctx *c, uint32_t project, int64_t wm, 
         *out_last = fx->ref;
         ++*n;
     }
-    sdb__cur_close(cur);
+    sdb__rows_close(it);
     return rc == SDB_ENOTFOUND ? SDB_OK : rc;
 }
 

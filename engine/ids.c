@@ -192,11 +192,8 @@ static int row_has_id(sdb__txn *t, uint32_t project, uint64_t ref, const char *i
                       int *out)
 {
     *out = 0;
-    uint8_t rk[12];
-    sdb__be32(rk, project);
-    sdb__be64(rk + 4, ref);
     sdb__val v;
-    int rc = sdb__get(t, SDB__DB_ROWS, rk, sizeof rk, &v);
+    int rc = sdb__row_get(t, project, ref, &v);
     if (rc == SDB_ENOTFOUND) return SDB_OK;
     if (rc) return rc;
     sdb__row row;
@@ -484,11 +481,8 @@ static int merge_runs(sdb__txn *t, unsigned shard, const run_view *sel, uint32_t
         while (j < n && out[j].h == out[i].h) j++;
         for (size_t q = i; q < j; q++) {
             if (j - i > 1) {
-                uint8_t rk[12];
                 sdb__val v;
-                sdb__be32(rk, pr_project(out[q].pr));
-                sdb__be64(rk + 4, pr_ref(out[q].pr));
-                rc = sdb__get(t, SDB__DB_ROWS, rk, sizeof rk, &v);
+                rc = sdb__row_get(t, pr_project(out[q].pr), pr_ref(out[q].pr), &v);
                 if (rc == SDB_ENOTFOUND) {
                     rc = SDB_OK;
                     continue;

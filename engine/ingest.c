@@ -189,12 +189,9 @@ int sdb__id_lookup(sdb__txn *t, sdb__idx *ix, uint32_t project, const char *id, 
      * is read for it. */
     uint64_t ref = gen_id_ref(id, len);
     if (ref && ref < next_ref) {
-        uint8_t rk[12];
-        sdb__be32(rk, project);
-        sdb__be64(rk + 4, ref);
         sdb__val v;
         sdb__row row;
-        int rc = sdb__get(t, SDB__DB_ROWS, rk, sizeof rk, &v);
+        int rc = sdb__row_get(t, project, ref, &v);
         if (rc == SDB_OK && (rc = sdb__row_decode(v.p, v.len, &row)) == SDB_OK &&
             row.id.len == len && memcmp(row.id.p, id, len) == 0) {
             *out_ref = ref;
@@ -290,11 +287,8 @@ static int dict_cached(sdb__txn *t, ingest_ctx *c, uint32_t project, int dict, s
  * the count is updated at once. */
 static int unlink_row(sdb__txn *t, uint32_t project, uint64_t ref, int64_t *pending)
 {
-    uint8_t rk[12];
-    sdb__be32(rk, project);
-    sdb__be64(rk + 4, ref);
     sdb__val v;
-    int rc = sdb__get(t, SDB__DB_ROWS, rk, sizeof rk, &v);
+    int rc = sdb__row_get(t, project, ref, &v);
     if (rc) return rc == SDB_ENOTFOUND ? SDB_ECORRUPT : rc;
     sdb__row row;
     if ((rc = sdb__row_decode(v.p, v.len, &row))) return rc;
@@ -310,7 +304,7 @@ static int unlink_row(sdb__txn *t, uint32_t project, uint64_t ref, int64_t *pend
         rc = sdb__dead_mark(t, &fx);
     }
     if (rc) return rc;
-    return sdb__del(t, SDB__DB_ROWS, rk, sizeof rk);
+    return sdb__row_del(t, project, ref);
 }
 
 int sdb__unlink_row(sdb__txn *t, uint32_t project, uint64_t ref)
@@ -393,9 +387,6 @@ static int ingest_txn(sdb__txn *t, void *arg)
                 return rc;
         }
 
-        uint8_t rk[12];
-        sdb__be32(rk, c->project);
-        sdb__be64(rk + 4, fx.ref);
         if (sc->id_generated) {
             /* New by construction; the id names its row (no index entry).
              * The placeholder is the batch's own arena memory. */
@@ -416,8 +407,7 @@ static int ingest_txn(sdb__txn *t, void *arg)
             if ((rc = sdb__idx_add(c->ix, c->project, h, fx.ref))) return rc;
         }
         if ((rc = sdb__row_encode(&fx, sc, label, &c->rec))) return rc;
-        /* Refs grow, so a row usually goes after every other: the append hint. */
-        if ((rc = sdb__put(t, SDB__DB_ROWS, rk, sizeof rk, c->rec.p, c->rec.len, 1))) return rc;
+        if ((rc = sdb__row_put(t, c->project, fx.ref, c->rec.p, c->rec.len))) return rc;
     }
     if ((rc = sdb__pending_add(t, c->project, pending))) return rc;
     if ((rc = sdb__meta_put_u64(t, "next_ref", next_ref))) return rc;

@@ -19,7 +19,8 @@
 #define SDB_ASSERT(x) ((void)0)
 #endif
 
-#define SDB_FORMAT_VERSION 3u /* 3: id index of hashed sorted runs, tombstones (docs/storage.md);
+#define SDB_FORMAT_VERSION 3u /* 3: id index of hashed sorted runs, tombstones, row
+                                 blocks compressed with zstd (docs/storage.md);
                                  2: no pending log, fold marks in meta, row records v2 */
 #define SDB_MAX_STR 200u          /* names, ids, property keys (API.md) */
 #define SDB_MAX_VALUE 4096u       /* dimension values, labels, tags, property values */
@@ -150,7 +151,7 @@ void sdb__errf(char *err, size_t errlen, const char *fmt, ...)
 
 enum {
     SDB__DB_SEGMENTS = 0, /* project|name|bucket|chunk → segment */
-    SDB__DB_ROWS,         /* project|ref → row record */
+    SDB__DB_ROWS,         /* project|last ref → block of row records (engine/row.c) */
     SDB__DB_IDS,          /* the id index: sorted runs of hashed ids (engine/ids.c) */
     SDB__DB_DICT,         /* project|dict|string → id */
     SDB__DB_DICTREV,      /* project|dict|id → string */
@@ -185,6 +186,8 @@ int sdb__txn_begin(sdb_store *s, int write, sdb__txn **out);
 int sdb__txn_commit(sdb__txn *t); /* frees t, even on failure */
 void sdb__txn_abort(sdb__txn *t); /* takes NULL */
 sdb_store *sdb__txn_store(sdb__txn *t);
+/* The txn's slot for the row store's state (engine/row.c). */
+void **sdb__txn_rows(sdb__txn *t);
 
 int sdb__get(sdb__txn *t, int db, const void *k, size_t klen, sdb__val *out);
 int sdb__put(sdb__txn *t, int db, const void *k, size_t klen, const void *v,
@@ -258,6 +261,30 @@ typedef struct sdb__row {
     char text_[2][SDB_MAX_STR + 1];
 } sdb__row;
 int sdb__row_decode(const void *p, size_t len, sdb__row *out);
+
+/* The row store: records in zstd-compressed blocks of consecutive refs
+ * (engine/row.c draws the format). Readers and writers go through these,
+ * never through the `rows` database directly. */
+/* The record of (project, ref), borrowed until the next row call on this
+ * txn or its end. SDB_OK, SDB_ENOTFOUND, SDB_ECORRUPT or SDB_ENOMEM. */
+int sdb__row_get(sdb__txn *t, uint32_t project, uint64_t ref, sdb__val *out);
+/* Add a record; refs only grow. Written by the commit at the latest. */
+int sdb__row_put(sdb__txn *t, uint32_t project, uint64_t ref, const void *rec, size_t len);
+/* Delete a record (its block is rewritten). SDB_ENOTFOUND when absent. */
+int sdb__row_del(sdb__txn *t, uint32_t project, uint64_t ref);
+/* Write the txn's pending block (sdb__txn_commit calls it). */
+int sdb__rows_flush(sdb__txn *t);
+/* Free a txn's row state (store.c, when the txn ends). */
+void sdb__rows_txn_end(void *state);
+/* Iterate the records of a project: forward over refs >= bound, or
+ * backward over refs < bound. sdb__rows_next gives ref and record
+ * (borrowed until the next call) or SDB_ENOTFOUND at the end. */
+typedef struct sdb__rowit sdb__rowit;
+int sdb__rows_open(sdb__txn *t, uint32_t project, uint64_t bound, int backward, sdb__rowit **out);
+int sdb__rows_next(sdb__rowit *it, uint64_t *out_ref, sdb__val *out);
+void sdb__rows_close(sdb__rowit *it); /* takes NULL */
+/* Rows in a block value (stats). */
+int sdb__rows_block_count(const void *p, size_t len, uint32_t *out_n);
 /* Only the fixed part of a row record (what the fold needs). */
 int sdb__row_fixed(const void *p, size_t len, sdb__fixed *out);
 /* Iterate tags/props of a decoded row: returns 1 while there is one. */

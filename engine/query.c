@@ -529,11 +529,8 @@ static int row_path(exec *e, const sdb__seg *g, uint32_t name)
         if (!ok) continue;
         sdb__row row;
         if (e->need_row) {
-            uint8_t rk[12];
-            sdb__be32(rk, e->project);
-            sdb__be64(rk + 4, sdb__seg_ref(g, i));
             sdb__val rv;
-            int rc = sdb__get(e->t, SDB__DB_ROWS, rk, sizeof rk, &rv);
+            int rc = sdb__row_get(e->t, e->project, sdb__seg_ref(g, i), &rv);
             if (rc) return rc == SDB_ENOTFOUND ? SDB_ECORRUPT : rc;
             if ((rc = sdb__row_decode(rv.p, rv.len, &row))) return rc;
             for (uint32_t k = 0; ok && k < q->tags.n; k++)

@@ -35,6 +35,7 @@ static const char *const db_names[SDB__N_DBS] = {
 struct sdb__txn {
     MDB_txn *txn;
     sdb_store *s;
+    void *rows; /* the row store's state for this txn (engine/row.c) */
 };
 
 struct sdb__cur {
@@ -333,16 +334,19 @@ static int free_pages(MDB_txn *txn, uint64_t *out)
  * how full they are. Inline values count in their leaf; large ones in
  * their overflow pages. A walk over every entry: stats costs a second or
  * so per 30M entries. */
-static int payload_bytes(MDB_txn *txn, MDB_dbi d, uint64_t *out)
+static int payload_bytes(MDB_txn *txn, MDB_dbi d, int blocks, uint64_t *out, uint64_t *out_rows)
 {
-    *out = 0;
+    *out = *out_rows = 0;
     MDB_cursor *c;
     int rc = mdb_cursor_open(txn, d, &c);
     if (rc) return from_mdb(rc);
     MDB_val k, v;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         *out += k.mv_size + v.mv_size;
+        uint32_t n = 0;
+        if (blocks && sdb__rows_block_count(v.mv_data, v.mv_size, &n) == SDB_OK) *out_rows += n;
+    }
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND ? SDB_OK : from_mdb(rc);
 }
@@ -377,15 +381,21 @@ int sdb_store_stats_json(sdb_store *s, char **out_json)
     rc = sdb__buf_add(&b, tmp, strlen(tmp));
     for (int i = 0; i < SDB__N_DBS && rc == SDB_OK; i++) {
         MDB_stat st;
-        uint64_t payload;
+        uint64_t payload, rows;
         if ((rc = from_mdb(mdb_stat(t->txn, dbi(t, i), &st)))) break;
-        if ((rc = payload_bytes(t->txn, dbi(t, i), &payload))) break;
+        if ((rc = payload_bytes(t->txn, dbi(t, i), i == SDB__DB_ROWS, &payload, &rows))) break;
         uint64_t pages = st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
         uint64_t data_pages = st.ms_leaf_pages + st.ms_overflow_pages;
+        /* The row store's entries are its rows; its blocks are counted
+         * beside them. */
+        char blocks[48] = "";
+        if (i == SDB__DB_ROWS)
+            snprintf(blocks, sizeof blocks, ",\"blocks\":%llu", (unsigned long long)st.ms_entries);
         snprintf(tmp, sizeof tmp,
-                 "%s\"%s\":{\"entries\":%llu,\"pages\":%llu,\"bytes\":%llu,"
+                 "%s\"%s\":{\"entries\":%llu%s,\"pages\":%llu,\"bytes\":%llu,"
                  "\"payload_bytes\":%llu,\"fill\":%.4f}",
-                 i ? "," : "", db_names[i], (unsigned long long)st.ms_entries,
+                 i ? "," : "", db_names[i],
+                 (unsigned long long)(i == SDB__DB_ROWS ? rows : st.ms_entries), blocks,
                  (unsigned long long)pages, (unsigned long long)(pages * psize),
                  (unsigned long long)payload,
                  data_pages ? (double)payload / (double)(data_pages * psize) : 0.0);
@@ -513,6 +523,7 @@ int sdb__txn_begin(sdb_store *s, int write, sdb__txn **out)
     sdb__txn *t = malloc(sizeof *t);
     if (!t) return SDB_ENOMEM;
     t->s = s;
+    t->rows = NULL;
     for (;;) {
         pthread_rwlock_rdlock(lock_of(s));
         int mrc = mdb_txn_begin((MDB_env *)s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
@@ -537,7 +548,12 @@ int sdb__txn_begin(sdb_store *s, int write, sdb__txn **out)
 
 int sdb__txn_commit(sdb__txn *t)
 {
-    int rc = from_mdb(mdb_txn_commit(t->txn));
+    int rc = sdb__rows_flush(t);
+    if (rc == SDB_OK)
+        rc = from_mdb(mdb_txn_commit(t->txn));
+    else
+        mdb_txn_abort(t->txn);
+    sdb__rows_txn_end(t->rows);
     pthread_rwlock_unlock(lock_of(t->s));
     free(t);
     return rc;
@@ -546,12 +562,15 @@ int sdb__txn_commit(sdb__txn *t)
 void sdb__txn_abort(sdb__txn *t)
 {
     if (!t) return;
+    sdb__rows_txn_end(t->rows);
     mdb_txn_abort(t->txn);
     pthread_rwlock_unlock(lock_of(t->s));
     free(t);
 }
 
 sdb_store *sdb__txn_store(sdb__txn *t) { return t->s; }
+
+void **sdb__txn_rows(sdb__txn *t) { return &t->rows; }
 
 static int grow(sdb_store *s)
 {

@@ -721,7 +721,7 @@ Test(store, compact_gives_free_pages_back_and_refuses_an_open_store)
     cr_assert_eq(sdb_store_stats_json(s, &js), SDB_OK);
     const char *fp = strstr(js, "\"free_pages\":");
     cr_assert_not_null(fp, "%s", js);
-    cr_assert_gt(strtol(fp + 13, NULL, 10), 100, "%s", js);
+    cr_assert_gt(strtol(fp + 13, NULL, 10), 10, "%s", js);
     free(js);
     uint64_t before, after;
     cr_assert_eq(sdb_store_compact(dir, &before, &after, err, sizeof err), SDB_EBUSY);
@@ -737,4 +737,116 @@ Test(store, compact_gives_free_pages_back_and_refuses_an_open_store)
     char *out = NULL;
     cr_assert_eq(sdb_score_get_json(s, 0, "k2999", &out), SDB_OK);
     free(out);
+}
+
+/* The row store's blocks against a plain reference: records of two
+ * projects with interleaved ascending refs, deleted from the pending block
+ * and from written blocks (first, middle and last rows: a block's key is
+ * its last ref), read back by ref, forward from a ref and backward from
+ * one, in the writing txn and in a later one. */
+enum { RB_N = 3000 };
+static uint8_t rb_live[RB_N + 1];
+
+static void rb_rec(uint64_t ref, uint8_t *buf, size_t *len)
+{
+    /* A valid-looking record is not needed here: the block layer moves
+     * bytes. 53 bytes or more so that the heads are transposed, some
+     * shorter so that a block also falls back to plain records. */
+    *len = ref % 97 == 0 ? 20 : 60 + ref % 150;
+    for (size_t i = 0; i < *len; i++) buf[i] = (uint8_t)(ref * 31 + i * (ref % 7));
+}
+
+static uint32_t rb_project(uint64_t ref) { return ref % 5 == 0 ? 1u : 0u; }
+
+static void rb_check_get(sdb__txn *t)
+{
+    uint8_t want[256];
+    size_t wl;
+    for (uint64_t ref = 1; ref <= RB_N; ref++) {
+        sdb__val v;
+        int rc = sdb__row_get(t, rb_project(ref), ref, &v);
+        if (!rb_live[ref]) {
+            cr_assert_eq(rc, SDB_ENOTFOUND, "ref %llu", (unsigned long long)ref);
+            continue;
+        }
+        cr_assert_eq(rc, SDB_OK, "ref %llu", (unsigned long long)ref);
+        rb_rec(ref, want, &wl);
+        cr_assert_eq(v.len, wl);
+        cr_assert_eq(memcmp(v.p, want, wl), 0, "ref %llu", (unsigned long long)ref);
+        cr_assert_eq(sdb__row_get(t, 1 - rb_project(ref), ref, &v), SDB_ENOTFOUND);
+    }
+}
+
+static int rb_write_txn(sdb__txn *t, void *arg)
+{
+    (void)arg;
+    uint8_t buf[256];
+    size_t len;
+    for (uint64_t ref = 1; ref <= RB_N; ref++) {
+        rb_rec(ref, buf, &len);
+        int rc = sdb__row_put(t, rb_project(ref), ref, buf, len);
+        if (rc) return rc;
+        rb_live[ref] = 1;
+        if (ref % 13 == 0) { /* still pending: dropped from the pending block */
+            if ((rc = sdb__row_del(t, rb_project(ref - 6), ref - 6)) && rc != SDB_ENOTFOUND)
+                return rc;
+            rb_live[ref - 6] = 0;
+        }
+    }
+    rb_check_get(t);
+    return SDB_OK;
+}
+
+static int rb_del_txn(sdb__txn *t, void *arg)
+{
+    (void)arg;
+    for (uint64_t ref = 1; ref <= RB_N; ref += 1 + ref % 9) {
+        int rc = sdb__row_del(t, rb_project(ref), ref);
+        if (rc != (rb_live[ref] ? SDB_OK : SDB_ENOTFOUND)) return SDB_EINVAL;
+        rb_live[ref] = 0;
+    }
+    rb_check_get(t);
+    return SDB_OK;
+}
+
+static void rb_check_iter(sdb__txn *t, uint32_t project, uint64_t bound, int backward)
+{
+    sdb__rowit *it;
+    cr_assert_eq(sdb__rows_open(t, project, bound, backward, &it), SDB_OK);
+    uint64_t want = backward ? (bound > RB_N ? RB_N : bound - 1) : bound ? bound : 1;
+    uint64_t ref;
+    sdb__val v;
+    for (;;) {
+        while (want >= 1 && want <= RB_N && !(rb_live[want] && rb_project(want) == project))
+            want = backward ? want - 1 : want + 1;
+        int rc = sdb__rows_next(it, &ref, &v);
+        if (want < 1 || want > RB_N) {
+            cr_assert_eq(rc, SDB_ENOTFOUND, "extra ref %llu (project %u bound %llu backward %d)",
+                         (unsigned long long)ref, project, (unsigned long long)bound, backward);
+            break;
+        }
+        cr_assert_eq(rc, SDB_OK);
+        cr_assert_eq(ref, want, "project %u bound %llu backward %d", project,
+                     (unsigned long long)bound, backward);
+        want = backward ? want - 1 : want + 1;
+    }
+    sdb__rows_close(it);
+}
+
+Test(store, row_blocks_keep_every_record_through_deletes_and_both_directions)
+{
+    memset(rb_live, 0, sizeof rb_live);
+    cr_assert_eq(sdb__write(s, rb_write_txn, NULL), SDB_OK);
+    cr_assert_eq(sdb__write(s, rb_del_txn, NULL), SDB_OK);
+    sdb__txn *t;
+    cr_assert_eq(sdb__txn_begin(s, 0, &t), SDB_OK);
+    rb_check_get(t);
+    for (uint32_t p = 0; p < 2; p++) {
+        const uint64_t bounds[] = {0, 1, 2, 777, 1500, RB_N, RB_N + 1, UINT64_MAX};
+        for (size_t i = 0; i < sizeof bounds / sizeof *bounds; i++) {
+            rb_check_iter(t, p, bounds[i], 0);
+            if (bounds[i]) rb_check_iter(t, p, bounds[i], 1);
+        }
+    }
+    sdb__txn_abort(t);
 }
