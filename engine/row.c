@@ -389,7 +389,53 @@ bool sdb__row_prop_get(const sdb__row *r, const char *k, size_t klen, sdb__str *
  * it decompressed, so the rows of one segment, read in ref order by a
  * row-filtered query, cost one decompression per block.
  */
+#include <pthread.h>
 #include <zstd.h>
+
+/* zstd contexts, one pair per thread: creating a decompression context
+ * zeroes ~100 KB, which was a quarter of a GET by id when every read txn
+ * made its own. A thread's pair is freed when it exits. */
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+typedef struct zctx {
+    ZSTD_CCtx *c;
+    ZSTD_DCtx *d;
+} zctx;
+
+static void ctx_free(void *p)
+{
+    zctx *z = p;
+    ZSTD_freeCCtx(z->c);
+    ZSTD_freeDCtx(z->d);
+    free(z);
+}
+
+static void ctx_init(void) { pthread_key_create(&ctx_key, ctx_free); }
+
+static zctx *thread_ctx(void)
+{
+    pthread_once(&ctx_once, ctx_init);
+    zctx *z = pthread_getspecific(ctx_key);
+    if (!z && (z = calloc(1, sizeof *z)) && pthread_setspecific(ctx_key, z)) {
+        free(z);
+        z = NULL;
+    }
+    return z;
+}
+
+static ZSTD_DCtx *dctx(void)
+{
+    zctx *z = thread_ctx();
+    if (z && !z->d) z->d = ZSTD_createDCtx();
+    return z ? z->d : NULL;
+}
+
+static ZSTD_CCtx *cctx(void)
+{
+    zctx *z = thread_ctx();
+    if (z && !z->c) z->c = ZSTD_createCCtx();
+    return z ? z->c : NULL;
+}
 
 #define BLOCK_VERSION 1
 #define BLOCK_HEAD 8u
@@ -405,7 +451,8 @@ typedef struct block {
     uint32_t project, n;
     uint64_t first, last;
     sdb__buf raw; /* the body, owned */
-    sdb__buf rec; /* the records put back together (transposed blocks) */
+    sdb__buf rec; /* the last record put back together (transposed blocks) */
+    int transposed;
     const uint8_t *deltas, *ends, *recs;
     size_t recs_len;
     int valid;
@@ -416,8 +463,6 @@ typedef struct sdb__rowstate {
     uint32_t p_project, p_n;
     sdb__buf p_refs, p_ends, p_recs; /* u64 refs, u32 ends, records */
     block cache;                     /* last block read */
-    ZSTD_CCtx *cctx;
-    ZSTD_DCtx *dctx;
     sdb__buf out;
 } sdb__rowstate;
 
@@ -431,8 +476,6 @@ void sdb__rows_txn_end(void *p)
     sdb__buf_free(&r->cache.raw);
     sdb__buf_free(&r->cache.rec);
     sdb__buf_free(&r->out);
-    ZSTD_freeCCtx(r->cctx);
-    ZSTD_freeDCtx(r->dctx);
     free(r);
 }
 
@@ -451,7 +494,7 @@ static void block_key(uint8_t *k, uint32_t project, uint64_t last)
 
 /* Decode a block value into b (its body copied or decompressed into
  * b->raw). */
-static int block_decode(sdb__rowstate *r, uint32_t project, const void *p, size_t len, block *b)
+static int block_decode(uint32_t project, const void *p, size_t len, block *b)
 {
     b->valid = 0;
     const uint8_t *v = p;
@@ -467,8 +510,9 @@ static int block_decode(sdb__rowstate *r, uint32_t project, const void *p, size_
         if (len - BLOCK_HEAD != body_len) return SDB_ECORRUPT;
         memcpy(b->raw.p, v + BLOCK_HEAD, body_len);
     } else {
-        if (!r->dctx && !(r->dctx = ZSTD_createDCtx())) return SDB_ENOMEM;
-        size_t got = ZSTD_decompressDCtx(r->dctx, b->raw.p, body_len, v + BLOCK_HEAD, len - BLOCK_HEAD);
+        ZSTD_DCtx *d = dctx();
+        if (!d) return SDB_ENOMEM;
+        size_t got = ZSTD_decompressDCtx(d, b->raw.p, body_len, v + BLOCK_HEAD, len - BLOCK_HEAD);
         if (ZSTD_isError(got) || got != body_len) return SDB_ECORRUPT;
     }
     b->raw.len = body_len;
@@ -488,23 +532,15 @@ static int block_decode(sdb__rowstate *r, uint32_t project, const void *p, size_
         prev_end = e;
     }
     if (prev_end != b->recs_len) return SDB_ECORRUPT;
-    if (v[1] & CODEC_T) { /* put each record's head back before its tail */
-        b->rec.len = 0;
-        if (sdb__buf_reserve(&b->rec, b->recs_len)) return SDB_ENOMEM;
-        const uint8_t *heads = b->recs, *tail = b->recs + (size_t)ROW_HEAD * n;
-        uint8_t *o = (uint8_t *)b->rec.p;
+    b->transposed = (v[1] & CODEC_T) != 0;
+    if (b->transposed) { /* every record has its head */
         uint32_t s = 0;
         for (uint32_t i = 0; i < n; i++) {
             uint32_t e;
             memcpy(&e, b->ends + 4ull * i, 4);
             if (e - s < ROW_HEAD) return SDB_ECORRUPT;
-            for (uint32_t j = 0; j < ROW_HEAD; j++) o[s + j] = heads[(size_t)j * n + i];
-            memcpy(o + s + ROW_HEAD, tail, e - s - ROW_HEAD);
-            tail += e - s - ROW_HEAD;
             s = e;
         }
-        b->rec.len = b->recs_len;
-        b->recs = (const uint8_t *)b->rec.p;
     }
     b->n = n;
     b->project = project;
@@ -520,13 +556,32 @@ static uint32_t block_ref_at(const block *b, uint32_t i)
     return d;
 }
 
-static void block_rec(const block *b, uint32_t i, sdb__val *out)
+/* Record i of b. In a transposed block it is put together in b->rec (so
+ * it lasts until the next call): its head from the byte columns, its tail
+ * from where the tails of the records before it end (each record's tail
+ * is its length less the head). One record costs its own bytes, not the
+ * block's: a GET by id reads one record of ~170. */
+static int block_rec(block *b, uint32_t i, sdb__val *out)
 {
     uint32_t s = 0, e;
     if (i) memcpy(&s, b->ends + 4ull * (i - 1), 4);
     memcpy(&e, b->ends + 4ull * i, 4);
-    out->p = b->recs + s;
+    if (!b->transposed) {
+        out->p = b->recs + s;
+        out->len = e - s;
+        return SDB_OK;
+    }
+    b->rec.len = 0;
+    if (sdb__buf_reserve(&b->rec, e - s)) return SDB_ENOMEM;
+    uint8_t *o = (uint8_t *)b->rec.p;
+    const uint8_t *heads = b->recs;
+    for (uint32_t j = 0; j < ROW_HEAD; j++) o[j] = heads[(size_t)j * b->n + i];
+    const uint8_t *tail = b->recs + (size_t)ROW_HEAD * b->n + (s - (size_t)ROW_HEAD * i);
+    memcpy(o + ROW_HEAD, tail, e - s - ROW_HEAD);
+    b->rec.len = e - s;
+    out->p = b->rec.p;
     out->len = e - s;
+    return SDB_OK;
 }
 
 /* Index of ref in b, or -1. */
@@ -544,7 +599,7 @@ static int64_t block_find(const block *b, uint64_t ref)
 
 /* Load the block that may hold (project, ref) into b: SDB_ENOTFOUND when
  * none can. *out_key gets its key. */
-static int block_load(sdb__txn *t, sdb__rowstate *r, uint32_t project, uint64_t ref, block *b,
+static int block_load(sdb__txn *t, uint32_t project, uint64_t ref, block *b,
                       uint8_t *out_key)
 {
     uint8_t k[12];
@@ -557,7 +612,7 @@ static int block_load(sdb__txn *t, sdb__rowstate *r, uint32_t project, uint64_t 
     if (rc == SDB_OK && (key.len != 12 || sdb__rd32(key.p) != project)) rc = SDB_ENOTFOUND;
     if (rc == SDB_OK) {
         if (out_key) memcpy(out_key, key.p, 12);
-        rc = block_decode(r, project, val.p, val.len, b);
+        rc = block_decode(project, val.p, val.len, b);
         if (rc == SDB_OK && b->last != sdb__rd64((const uint8_t *)key.p + 4)) rc = SDB_ECORRUPT;
     }
     sdb__cur_close(c);
@@ -597,12 +652,11 @@ int sdb__row_get(sdb__txn *t, uint32_t project, uint64_t ref, sdb__val *out)
     }
     if (!(r->cache.valid && r->cache.project == project && ref >= r->cache.first &&
           ref <= r->cache.last)) {
-        int rc = block_load(t, r, project, ref, &r->cache, NULL);
+        int rc = block_load(t, project, ref, &r->cache, NULL);
         if (rc) return rc;
     }
     if ((i = block_find(&r->cache, ref)) < 0) return SDB_ENOTFOUND;
-    block_rec(&r->cache, (uint32_t)i, out);
-    return SDB_OK;
+    return block_rec(&r->cache, (uint32_t)i, out);
 }
 
 /* Write rows (refs ascending) as one block of project. */
@@ -639,9 +693,10 @@ static int block_put(sdb__txn *t, sdb__rowstate *r, uint32_t project, const uint
     size_t bound = ZSTD_compressBound(body_len);
     r->out.len = 0;
     if (sdb__buf_reserve(&r->out, BLOCK_HEAD + bound)) goto done;
-    if (!r->cctx && !(r->cctx = ZSTD_createCCtx())) goto done;
+    ZSTD_CCtx *c = cctx();
+    if (!c) goto done;
     uint8_t *o = (uint8_t *)r->out.p;
-    size_t z = ZSTD_compressCCtx(r->cctx, o + BLOCK_HEAD, bound, q, body_len, ZLEVEL);
+    size_t z = ZSTD_compressCCtx(c, o + BLOCK_HEAD, bound, q, body_len, ZLEVEL);
     uint16_t n16 = (uint16_t)n;
     uint32_t bl = (uint32_t)body_len;
     o[0] = BLOCK_VERSION;
@@ -716,7 +771,7 @@ int sdb__row_del(sdb__txn *t, uint32_t project, uint64_t ref)
     }
     block b = {0};
     uint8_t key[12];
-    int rc = block_load(t, r, project, ref, &b, key);
+    int rc = block_load(t, project, ref, &b, key);
     int64_t at = rc == SDB_OK ? block_find(&b, ref) : -1;
     if (rc == SDB_OK && at < 0) rc = SDB_ENOTFOUND;
     r->cache.valid = 0; /* the block changes */
@@ -735,7 +790,7 @@ int sdb__row_del(sdb__txn *t, uint32_t project, uint64_t ref)
     for (uint32_t i = 0; i < b.n; i++) {
         if ((int64_t)i == at) continue;
         sdb__val v;
-        block_rec(&b, i, &v);
+        if ((rc = block_rec(&b, i, &v))) goto done;
         memcpy(recs + off, v.p, v.len);
         off += (uint32_t)v.len;
         refs[m] = b.first + block_ref_at(&b, i);
@@ -768,7 +823,7 @@ static int it_block(sdb__rowit *it, int rc, sdb__val *key, sdb__val *val)
 {
     if (rc) return rc;
     if (key->len != 12 || sdb__rd32(key->p) != it->project) return SDB_ENOTFOUND;
-    return block_decode(it->r, it->project, val->p, val->len, &it->b);
+    return block_decode(it->project, val->p, val->len, &it->b);
 }
 
 int sdb__rows_open(sdb__txn *t, uint32_t project, uint64_t bound, int backward,
@@ -831,13 +886,11 @@ int sdb__rows_next(sdb__rowit *it, uint64_t *out_ref, sdb__val *out)
     while (it->b.valid) {
         if (!it->backward && it->i < it->b.n) {
             *out_ref = it->b.first + block_ref_at(&it->b, (uint32_t)it->i);
-            block_rec(&it->b, (uint32_t)it->i++, out);
-            return SDB_OK;
+            return block_rec(&it->b, (uint32_t)it->i++, out);
         }
         if (it->backward && it->i >= 0) {
             *out_ref = it->b.first + block_ref_at(&it->b, (uint32_t)it->i);
-            block_rec(&it->b, (uint32_t)it->i--, out);
-            return SDB_OK;
+            return block_rec(&it->b, (uint32_t)it->i--, out);
         }
         sdb__val key, val;
         int rc = it->backward ? sdb__cur_prev(it->cur, &key, &val) : sdb__cur_next(it->cur, &key, &val);
