@@ -274,6 +274,14 @@ static int purge_txn(sdb__txn *t, void *arg)
     return sdb__dead_purge(t, PURGE_CHUNKS, arg);
 }
 
+/* And the row blocks that hold deleted records. */
+#define PURGE_BLOCKS 64u
+
+static int purge_rows_txn(sdb__txn *t, void *arg)
+{
+    return sdb__rows_purge(t, PURGE_BLOCKS, arg);
+}
+
 int sdb_store_fold(sdb_store *s, int64_t watermark_ms, uint64_t *out_pending)
 {
     if (s->read_only) return sdb_store_watermark(s, NULL, out_pending);
@@ -291,6 +299,7 @@ int sdb_store_fold(sdb_store *s, int64_t watermark_ms, uint64_t *out_pending)
     }
     /* Then the tombstoned chunks, rewritten without their dead rows. */
     for (int left = 1; rc == SDB_OK && left;) rc = sdb__write(s, purge_txn, &left);
+    for (int left = 1; rc == SDB_OK && left;) rc = sdb__write(s, purge_rows_txn, &left);
     free(c.rows);
     free(c.ptrs);
     free(c.grp);

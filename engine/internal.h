@@ -158,6 +158,7 @@ enum {
     SDB__DB_META,         /* string key → value */
     SDB__DB_PREAGG,       /* segment key → per-dimension-value pre-aggregates */
     SDB__DB_DEAD,         /* segment key → bitmap of its rows that are gone (engine/fold.c) */
+    SDB__DB_GONE,         /* project|ref → deleted row records not yet purged (engine/row.c) */
     SDB__N_DBS
 };
 
@@ -270,8 +271,12 @@ int sdb__row_decode(const void *p, size_t len, sdb__row *out);
 int sdb__row_get(sdb__txn *t, uint32_t project, uint64_t ref, sdb__val *out);
 /* Add a record; refs only grow. Written by the commit at the latest. */
 int sdb__row_put(sdb__txn *t, uint32_t project, uint64_t ref, const void *rec, size_t len);
-/* Delete a record (its block is rewritten). SDB_ENOTFOUND when absent. */
+/* Delete a record: marked in `gone` (every read skips it), its block
+ * rewritten later by sdb__rows_purge. SDB_ENOTFOUND when absent. */
 int sdb__row_del(sdb__txn *t, uint32_t project, uint64_t ref);
+/* Rewrite up to max_blocks blocks without their gone records; *out_left:
+ * whether more remain. */
+int sdb__rows_purge(sdb__txn *t, uint32_t max_blocks, int *out_left);
 /* Write the txn's pending block (sdb__txn_commit calls it). */
 int sdb__rows_flush(sdb__txn *t);
 /* Free a txn's row state (store.c, when the txn ends). */

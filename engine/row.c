@@ -385,7 +385,11 @@ bool sdb__row_prop_get(const sdb__row *r, const char *k, size_t klen, sdb__str *
  * txn gathers its new rows in a pending block (refs only grow), written
  * when it reaches BLOCK_RAW bytes, when the project changes, or at commit
  * (sdb__rows_flush, called by sdb__txn_commit); the txn's own reads see
- * it. Deleting a row rewrites its block. A read txn keeps the last block
+ * it. Deleting a row marks it in `gone` (key project | ref), which every
+ * read consults while it is not empty; the fold's purge rewrites each
+ * block that holds gone rows once (sdb__rows_purge). Rewriting the block
+ * at once cost ~120 us a delete (decompress, recompress 16 KiB): 5,000
+ * re-sent ids took 660 ms, 49 ms without. A read txn keeps the last block
  * it decompressed, so the rows of one segment, read in ref order by a
  * row-filtered query, cost one decompression per block.
  */
@@ -463,6 +467,7 @@ typedef struct sdb__rowstate {
     uint32_t p_project, p_n;
     sdb__buf p_refs, p_ends, p_recs; /* u64 refs, u32 ends, records */
     block cache;                     /* last block read */
+    int gone_known, gone_any;        /* whether `gone` has entries */
     sdb__buf out;
 } sdb__rowstate;
 
@@ -641,6 +646,26 @@ static void pending_rec(const sdb__rowstate *r, uint32_t i, sdb__val *out)
     out->len = ends[i] - s;
 }
 
+static int gone_any(sdb__txn *t, sdb__rowstate *r)
+{
+    if (!r->gone_known) {
+        r->gone_any = sdb__count(t, SDB__DB_GONE) != 0;
+        r->gone_known = 1;
+    }
+    return r->gone_any;
+}
+
+/* 1 when (project, ref) is marked gone, 0 when not, or an error. */
+static int is_gone(sdb__txn *t, sdb__rowstate *r, uint32_t project, uint64_t ref)
+{
+    if (!gone_any(t, r)) return 0;
+    uint8_t k[12];
+    block_key(k, project, ref);
+    sdb__val v;
+    int rc = sdb__get(t, SDB__DB_GONE, k, sizeof k, &v);
+    return rc == SDB_OK ? 1 : rc == SDB_ENOTFOUND ? 0 : rc;
+}
+
 int sdb__row_get(sdb__txn *t, uint32_t project, uint64_t ref, sdb__val *out)
 {
     sdb__rowstate *r = state(t);
@@ -656,6 +681,8 @@ int sdb__row_get(sdb__txn *t, uint32_t project, uint64_t ref, sdb__val *out)
         if (rc) return rc;
     }
     if ((i = block_find(&r->cache, ref)) < 0) return SDB_ENOTFOUND;
+    int g = is_gone(t, r, project, ref);
+    if (g) return g > 0 ? SDB_ENOTFOUND : g;
     return block_rec(&r->cache, (uint32_t)i, out);
 }
 
@@ -769,40 +796,98 @@ int sdb__row_del(sdb__txn *t, uint32_t project, uint64_t ref)
         r->p_ends.len -= 4;
         return SDB_OK;
     }
-    block b = {0};
-    uint8_t key[12];
-    int rc = block_load(t, project, ref, &b, key);
-    int64_t at = rc == SDB_OK ? block_find(&b, ref) : -1;
-    if (rc == SDB_OK && at < 0) rc = SDB_ENOTFOUND;
-    r->cache.valid = 0; /* the block changes */
-    uint64_t *refs = NULL;
-    uint32_t *ends = NULL;
-    uint8_t *recs = NULL;
-    if (rc) goto done;
-    if ((rc = sdb__del(t, SDB__DB_ROWS, key, sizeof key))) goto done;
-    if (b.n == 1) goto done;
-    refs = malloc(8ull * b.n);
-    ends = malloc(4ull * b.n);
-    recs = malloc(b.recs_len ? b.recs_len : 1);
+    sdb__val v;
+    int rc = sdb__row_get(t, project, ref, &v);
+    if (rc) return rc;
+    uint8_t k[12], one = 1;
+    block_key(k, project, ref);
+    if ((rc = sdb__put(t, SDB__DB_GONE, k, sizeof k, &one, 1, 0))) return rc;
+    r->gone_known = r->gone_any = 1;
+    return SDB_OK;
+}
+
+/* Rewrite block b (key `key`) without the rows whose refs are drop[0..m)
+ * (ascending; refs b does not hold are ignored). */
+static int block_drop(sdb__txn *t, sdb__rowstate *r, uint32_t project, block *b,
+                      const uint8_t *key, const uint64_t *drop, uint32_t m)
+{
+    int rc = sdb__del(t, SDB__DB_ROWS, key, 12);
+    if (rc) return rc;
+    uint64_t *refs = malloc(8ull * b->n);
+    uint32_t *ends = malloc(4ull * b->n);
+    uint8_t *recs = malloc(b->recs_len ? b->recs_len : 1);
     rc = SDB_ENOMEM;
     if (!refs || !ends || !recs) goto done;
-    uint32_t m = 0, off = 0;
-    for (uint32_t i = 0; i < b.n; i++) {
-        if ((int64_t)i == at) continue;
+    uint32_t n = 0, off = 0, j = 0;
+    rc = SDB_OK;
+    for (uint32_t i = 0; i < b->n && rc == SDB_OK; i++) {
+        uint64_t ref = b->first + block_ref_at(b, i);
+        while (j < m && drop[j] < ref) j++;
+        if (j < m && drop[j] == ref) continue;
         sdb__val v;
-        if ((rc = block_rec(&b, i, &v))) goto done;
+        if ((rc = block_rec(b, i, &v))) break;
         memcpy(recs + off, v.p, v.len);
         off += (uint32_t)v.len;
-        refs[m] = b.first + block_ref_at(&b, i);
-        ends[m++] = off;
+        refs[n] = ref;
+        ends[n++] = off;
     }
-    rc = block_put(t, r, project, refs, ends, recs, m);
+    if (rc == SDB_OK && n) rc = block_put(t, r, project, refs, ends, recs, n);
 done:
     free(refs);
     free(ends);
     free(recs);
+    return rc;
+}
+
+int sdb__rows_purge(sdb__txn *t, uint32_t max_blocks, int *out_left)
+{
+    *out_left = 0;
+    sdb__rowstate *r = state(t);
+    if (!r) return SDB_ENOMEM;
+    r->cache.valid = 0;
+    block b = {0};
+    sdb__buf drop = {0};
+    int rc = SDB_OK;
+    for (uint32_t done = 0; rc == SDB_OK; done++) {
+        /* The first gone row, its block, and every gone row of it. */
+        sdb__cur *c;
+        if ((rc = sdb__cur_open(t, SDB__DB_GONE, &c))) break;
+        sdb__val key, val;
+        rc = sdb__cur_seek(c, NULL, 0, &key, &val);
+        if (rc == SDB_OK && done == max_blocks) *out_left = 1;
+        if (rc || done == max_blocks) {
+            sdb__cur_close(c);
+            break;
+        }
+        uint32_t project = sdb__rd32(key.p);
+        uint64_t first = sdb__rd64((const uint8_t *)key.p + 4);
+        uint8_t bkey[12];
+        rc = key.len == 12 ? block_load(t, project, first, &b, bkey) : SDB_ECORRUPT;
+        if (rc == SDB_ENOTFOUND) rc = SDB_ECORRUPT; /* gone, yet in no block */
+        drop.len = 0;
+        for (; rc == SDB_OK; rc = sdb__cur_next(c, &key, &val)) {
+            if (key.len != 12 || sdb__rd32(key.p) != project ||
+                sdb__rd64((const uint8_t *)key.p + 4) > b.last)
+                break;
+            uint64_t ref = sdb__rd64((const uint8_t *)key.p + 4);
+            if (sdb__buf_add(&drop, &ref, 8)) rc = SDB_ENOMEM;
+        }
+        sdb__cur_close(c);
+        if (rc && rc != SDB_ENOTFOUND) break;
+        const uint64_t *refs = (const uint64_t *)(void *)drop.p;
+        uint32_t m = (uint32_t)(drop.len / 8);
+        rc = block_drop(t, r, project, &b, bkey, refs, m);
+        for (uint32_t i = 0; i < m && rc == SDB_OK; i++) {
+            uint8_t k[12];
+            block_key(k, project, refs[i]);
+            rc = sdb__del(t, SDB__DB_GONE, k, sizeof k);
+        }
+    }
+    if (rc == SDB_ENOTFOUND) rc = SDB_OK;
+    r->gone_known = 0;
     sdb__buf_free(&b.raw);
     sdb__buf_free(&b.rec);
+    sdb__buf_free(&drop);
     return rc;
 }
 
@@ -812,6 +897,9 @@ struct sdb__rowit {
     sdb__txn *t;
     sdb__rowstate *r;
     sdb__cur *cur;
+    sdb__cur *gone;   /* over `gone`, when it has entries (forward) */
+    int g_valid, g_end;
+    uint64_t g_ref;   /* the first gone ref of the project at or after the last seek */
     uint32_t project;
     int backward;
     uint64_t bound;
@@ -881,16 +969,41 @@ int sdb__rows_open(sdb__txn *t, uint32_t project, uint64_t bound, int backward,
     return SDB_OK;
 }
 
+/* 1 when ref (of the iterator's project) is gone. Forward, refs only
+ * grow: one seek per gone ref passed, not a lookup per row. */
+static int it_gone(sdb__rowit *it, uint64_t ref)
+{
+    if (!gone_any(it->t, it->r)) return 0;
+    if (it->backward) return is_gone(it->t, it->r, it->project, ref);
+    if (!it->gone) {
+        int rc = sdb__cur_open(it->t, SDB__DB_GONE, &it->gone);
+        if (rc) return rc;
+    }
+    if (!it->g_valid || (!it->g_end && it->g_ref < ref)) {
+        uint8_t k[12];
+        block_key(k, it->project, ref);
+        sdb__val key, val;
+        int rc = sdb__cur_seek(it->gone, k, sizeof k, &key, &val);
+        if (rc && rc != SDB_ENOTFOUND) return rc;
+        it->g_valid = 1;
+        it->g_end = rc == SDB_ENOTFOUND || key.len != 12 || sdb__rd32(key.p) != it->project;
+        if (!it->g_end) it->g_ref = sdb__rd64((const uint8_t *)key.p + 4);
+    }
+    return !it->g_end && it->g_ref == ref;
+}
+
 int sdb__rows_next(sdb__rowit *it, uint64_t *out_ref, sdb__val *out)
 {
     while (it->b.valid) {
-        if (!it->backward && it->i < it->b.n) {
-            *out_ref = it->b.first + block_ref_at(&it->b, (uint32_t)it->i);
-            return block_rec(&it->b, (uint32_t)it->i++, out);
-        }
-        if (it->backward && it->i >= 0) {
-            *out_ref = it->b.first + block_ref_at(&it->b, (uint32_t)it->i);
-            return block_rec(&it->b, (uint32_t)it->i--, out);
+        if ((!it->backward && it->i < it->b.n) || (it->backward && it->i >= 0)) {
+            uint32_t i = (uint32_t)it->i;
+            it->i += it->backward ? -1 : 1;
+            uint64_t ref = it->b.first + block_ref_at(&it->b, i);
+            int g = it_gone(it, ref);
+            if (g < 0) return g;
+            if (g) continue;
+            *out_ref = ref;
+            return block_rec(&it->b, i, out);
         }
         sdb__val key, val;
         int rc = it->backward ? sdb__cur_prev(it->cur, &key, &val) : sdb__cur_next(it->cur, &key, &val);
@@ -906,6 +1019,7 @@ void sdb__rows_close(sdb__rowit *it)
 {
     if (!it) return;
     sdb__cur_close(it->cur);
+    sdb__cur_close(it->gone);
     sdb__buf_free(&it->b.raw);
     sdb__buf_free(&it->b.rec);
     free(it);

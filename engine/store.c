@@ -29,7 +29,7 @@
 #define DEFAULT_CHUNK_ROWS 8192u
 
 static const char *const db_names[SDB__N_DBS] = {
-    "segments", "rows", "ids", "dict", "dictrev", "meta", "preagg", "dead",
+    "segments", "rows", "ids", "dict", "dictrev", "meta", "preagg", "dead", "gone",
 };
 
 struct sdb__txn {
