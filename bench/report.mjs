@@ -231,6 +231,14 @@ if (ids && ids.runs) {
     'durable (each 20,000-row commit synced), store = every file of its directory.');
   lines.push('');
 }
+const rep = load('replace.json');
+if (rep) {
+  lines.push(`Replacement by id (\`bench_replace\`): ${rep.replaced.toLocaleString('en-US')} stored ids re-sent in one batch into a folded ` +
+    `${rep.stored.toLocaleString('en-US')}-score day: ${rep.replace_ms.toFixed(1)} ms (target < 50: ${rep.replace_ms < 50 ? 'met' : '**missed**'}); ` +
+    `${rep.deleted.toLocaleString('en-US')} deletes, one durable write each: median ${rep.delete_ms_median.toFixed(2)} ms, max ${rep.delete_ms_max.toFixed(1)} ms; ` +
+    `the next fold (purging tombstones and row blocks) ${rep.fold_after_ms.toFixed(0)} ms; aggregates exact: ${rep.exact}.`);
+  lines.push('');
+}
 if (ingest && rowsOf && ingest.accepted !== undefined && ingest.accepted !== rowsOf)
   errors.push(`scoredb ingest accepted ${ingest.accepted} of ${rowsOf} rows`);
 

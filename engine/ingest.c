@@ -1,12 +1,14 @@
 /* Ingest: batches of validated scores into one durable write transaction.
  *
  * The acknowledgement is the commit. A batch writes, per score: the row
- * record (`rows`, keyed by a row ref that grows with ingest time; the fold
- * later moves rows past the project's fold mark into column segments) and,
- * for an id the client chose, the id index (`ids`). A score whose id
- * exists replaces the old one everywhere: the old row leaves the pending
- * count or its segment chunk (so no aggregate keeps its value) before the
- * new one is written, inside the same transaction.
+ * record (engine/row.c's blocks, by a row ref that grows with ingest time;
+ * the fold later moves rows past the project's fold mark into column
+ * segments) and, for an id the client chose, an entry of the id index
+ * (engine/ids.c, written as sorted runs at the end of the txn). A score
+ * whose id exists replaces the old one everywhere: the old row leaves the
+ * pending count or gets a tombstone in its segment chunk (so no aggregate
+ * keeps its value) and its record is marked gone, before the new one is
+ * written, inside the same transaction.
  *
  * The transaction body reads only the batch and the store, so when the map
  * fills it can be rerun from the start after the map grows.

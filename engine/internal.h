@@ -537,7 +537,8 @@ int sdb__batch_str(sdb_batch *b, const char *p, size_t len, sdb__str *out);
 int sdb__batch_gen_id(sdb_batch *b, sdb__str *out);
 int sdb__batch_push(sdb_batch *b, const sdb__score *sc);
 /* Take row `ref` out of every aggregate, the pending count and the row store
- * (its id index entry is the caller's). */
+ * (its id index entry may stay: it names a gone row, which no lookup
+ * matches). */
 int sdb__unlink_row(sdb__txn *t, uint32_t project, uint64_t ref);
 /* The row ref of score id `id` in `project`: a generated id names its row
  * (checked against the id the row keeps), any other id is looked up in the
