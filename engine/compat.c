@@ -108,8 +108,7 @@ static int load_obj(const char *text, size_t len, const char *what, json_t **out
     json_error_t je;
     *out = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES, &je);
     if (!*out) {
-        sdb__errf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column,
-                  je.text);
+        sdb__json_load_error(text ? text : "", len, je.line, je.column, je.text, err, errlen);
         return SDB_EINVAL;
     }
     if (!json_is_object(*out)) {
@@ -499,8 +498,20 @@ int sdb_langfuse_ingest(sdb_store *s, uint32_t project, sdb_batch *b, const char
     *out_json = NULL;
     *out_n_errors = 0;
     json_t *o;
-    int rc = load_obj(body, len, "body", &o, err, errlen);
+    /* An event whose strings break the string rules (a raw control byte,
+     * \u0000: docs/input.md) is refused alone, like a row of a native
+     * batch; jansson would refuse the whole text, so it reads a copy with
+     * those bytes blanked. */
+    sdb__jbads bads;
+    char *blanked;
+    int rc = sdb__json_strings_blank(body ? body : "", len, "batch", &blanked, &bads, err, errlen);
     if (rc) return rc;
+    rc = load_obj(blanked ? blanked : body, len, "body", &o, err, errlen);
+    free(blanked);
+    if (rc) {
+        sdb__jbads_free(&bads);
+        return rc;
+    }
     json_t *batch = json_object_get(o, "batch");
     json_t *ok = json_array(), *errors = json_array();
     if (!ok || !errors) {
@@ -526,7 +537,11 @@ int sdb_langfuse_ingest(sdb_store *s, uint32_t project, sdb_batch *b, const char
         json_t *id = json_object_get(ev, "id"), *type = json_object_get(ev, "type");
         json_t *evbody = json_object_get(ev, "body"), *n = NULL;
         json_t *idv = json_is_string(id) ? id : json_null();
-        if (!json_is_object(ev) || !json_is_string(id) || !json_is_string(type)) {
+        const char *bad = sdb__jbads_msg(&bads, (long)i);
+        if (bad) {
+            snprintf(msg, sizeof msg, "batch[%zu]: %.480s", i, bad);
+            rc = ingest_error(errors, idv, 400, msg, "InvalidRequestError");
+        } else if (!json_is_object(ev) || !json_is_string(id) || !json_is_string(type)) {
             snprintf(msg, sizeof msg,
                      "batch[%zu]: an event is an object with string \"id\" and \"type\"", i);
             rc = ingest_error(errors, idv, 400, msg, "InvalidRequestError");
@@ -560,6 +575,7 @@ done:
     json_decref(ok);
     json_decref(errors);
     json_decref(o);
+    sdb__jbads_free(&bads);
     return rc;
 }
 

@@ -111,8 +111,7 @@ int sdb_traces_search_json(sdb_store *s, uint32_t project, const char *body, siz
     json_error_t je;
     json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!o) {
-        sdb__errf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column,
-                  je.text);
+        sdb__json_load_error(body, len, je.line, je.column, je.text, err, errlen);
         return SDB_EINVAL;
     }
     int rc = SDB_EINVAL;

@@ -592,3 +592,49 @@ int sdb__idx_stats(sdb__txn *t, uint64_t *out_entries, uint64_t *out_runs)
     }
     return SDB_OK;
 }
+
+int sdb__idx_check(sdb__txn *t, int (*on_problem)(void *ctx, const char *msg), void *ctx)
+{
+    char msg[200];
+    for (unsigned s = 0; s < N_SHARDS; s++) {
+        run_view *v;
+        uint32_t n;
+        int rc = load_shard(t, s, &v, &n);
+        if (rc == SDB_ECORRUPT) {
+            snprintf(msg, sizeof msg, "shard %u: a run does not open", s);
+            if (on_problem(ctx, msg)) return SDB_OK;
+            continue;
+        }
+        if (rc) return rc;
+        for (uint32_t r = 0; r < n; r++) {
+            const char *bad = NULL;
+            entry prev = {0, 0}, e;
+            uint32_t b = 0, lo;
+            for (uint32_t i = 0; i < v[r].h.n && !bad; i++) {
+                run_entry(&v[r], i, &e);
+                if (shard_of(e.h) != s) bad = "an entry of another shard";
+                else if (i && cmp_entry(&prev, &e) >= 0) bad = "entries out of order";
+                prev = e;
+            }
+            for (b = 0; b <= v[r].h.k && !bad; b++) {
+                memcpy(&lo, v[r].p + sizeof(run_hdr) + 4ull * b, 4);
+                if (lo > v[r].h.n) bad = "a bucket offset past the end";
+                else if (lo < v[r].h.n) {
+                    run_entry(&v[r], lo, &e);
+                    if (b < v[r].h.k && bucket_of(e.h, v[r].h.k) < b)
+                        bad = "a bucket offset before its bucket";
+                }
+            }
+            if (bad) {
+                snprintf(msg, sizeof msg, "shard %u run %llu: %s", s, (unsigned long long)v[r].no,
+                         bad);
+                if (on_problem(ctx, msg)) {
+                    free(v);
+                    return SDB_OK;
+                }
+            }
+        }
+        free(v);
+    }
+    return SDB_OK;
+}

@@ -178,6 +178,19 @@ static void reply_rc(sdb__reply *out, int rc, const char *err, const char *not_f
     }
 }
 
+/* The reply of a store write that failed with rc: 507 naming the store's
+ * disk when the disk refused it (docs/reliability.md). */
+static void reply_write(sdb_server *s, sdb__reply *out, int rc, const char *err, const char *what,
+                        int helicone)
+{
+    char msg[700];
+    if (rc == SDB_ENOSPC || rc == SDB_EIO) {
+        reply_error(out, sdb__srv_write_error(s, rc, what, msg, sizeof msg), msg, helicone);
+        return;
+    }
+    reply_rc(out, rc, rc == SDB_EINVAL ? err : what, NULL, helicone);
+}
+
 /* ------------------------------------------------------------- endpoints */
 
 static const char *body_of(const sdb__req *r) { return r->body ? r->body : ""; }
@@ -196,7 +209,7 @@ static void lf_ingest(sdb_server *s, sdb__req *r, sdb__reply *out)
     if (rc == SDB_OK && sdb_batch_rows(b)) rc = sdb__srv_commit(s, r->project, b);
     if (rc) {
         free(ans);
-        reply_rc(out, rc, rc == SDB_EINVAL ? err : "the scores were not stored", NULL, 0);
+        reply_write(s, out, rc, err, "the scores were not stored", 0);
     } else {
         /* Langfuse answers ingestion with 207 whatever the outcome. */
         reply(out, 207, ans);
@@ -215,7 +228,7 @@ static void lf_create(sdb_server *s, sdb__req *r, sdb__reply *out)
     int rc = sdb_langfuse_score_add(s->store, r->project, b, body_of(r), r->len, err, sizeof err);
     if (rc == SDB_OK) rc = sdb__srv_commit(s, r->project, b);
     if (rc) {
-        reply_rc(out, rc, rc == SDB_EINVAL ? err : "the score was not stored", NULL, 0);
+        reply_write(s, out, rc, err, "the score was not stored", 0);
     } else {
         const char *id = sdb_batch_id(b, 0);
         char *j = strdup("{\"id\":");
@@ -233,7 +246,10 @@ static void lf_delete(sdb_server *s, sdb__req *r, sdb__reply *out)
 {
     int rc = sdb_score_delete(s->store, r->project, r->id);
     if (rc) {
-        reply_rc(out, rc, NULL, "no score with this id", 0);
+        if (rc == SDB_ENOTFOUND)
+            reply_rc(out, rc, NULL, "no score with this id", 0);
+        else
+            reply_write(s, out, rc, NULL, "the score was not deleted", 0);
         return;
     }
     atomic_fetch_add(&s->gen, 1);
@@ -251,7 +267,7 @@ static void hc_score(sdb_server *s, sdb__req *r, sdb__reply *out)
     int rc = sdb_helicone_scores_add(b, r->id, body_of(r), r->len, err, sizeof err);
     if (rc == SDB_OK && sdb_batch_rows(b)) rc = sdb__srv_commit(s, r->project, b);
     if (rc)
-        reply_rc(out, rc, rc == SDB_EINVAL ? err : "the scores were not stored", NULL, 1);
+        reply_write(s, out, rc, err, "the scores were not stored", 1);
     else
         reply(out, 201, strdup("{\"data\":null,\"error\":null}"));
     sdb_batch_free(b);
