@@ -530,6 +530,10 @@ int sdb__dead_purge(sdb__txn *t, uint32_t max_chunks, int *out_left)
         sdb__seg g;
         uint32_t m = 0;
         rc = sdb__get(t, SDB__DB_SEGMENTS, k, SDB__SEGKEY_LEN, &seg);
+        if (rc == SDB_ENOTFOUND) { /* a bitmap without its chunk: only it goes */
+            rc = sdb__del(t, SDB__DB_DEAD, k, SDB__SEGKEY_LEN);
+            continue;
+        }
         if (rc == SDB_OK && (rc = sdb__seg_open(seg.p, seg.len, &g)) == SDB_OK &&
             (rc = sdb__get(t, SDB__DB_DEAD, k, SDB__SEGKEY_LEN, &bm)) == SDB_OK)
             rc = live_rows(&lv, k, &g, bm.p, bm.len, &m);

@@ -1061,3 +1061,27 @@ Test(store, row_blocks_keep_every_record_through_deletes_purges_and_both_directi
     for (int i = 1; i <= RB_N; i++) live += rb_live[i];
     cr_assert_eq(db_entries("rows"), live, "the purged blocks hold the live rows only");
 }
+
+/* A `gone` mark without its record's block and a `dead` bitmap without
+ * its chunk (a bug or a torn store might leave them) must not stop the
+ * fold's purge: it would stop every fold after it. */
+static int plant_orphans(sdb__txn *t, void *arg)
+{
+    (void)arg;
+    uint8_t k[12], seg[SDB__SEGKEY_LEN], one = 1, bm[2] = {0xFF, 0x01};
+    sdb__be32(k, 0);
+    sdb__be64(k + 4, 999999);
+    sdb__seg_key(seg, 0, 77, 0, 3);
+    int rc = sdb__put(t, SDB__DB_GONE, k, sizeof k, &one, 1, 0);
+    return rc ? rc : sdb__put(t, SDB__DB_DEAD, seg, sizeof seg, bm, sizeof bm, 0);
+}
+
+Test(store, orphan_gone_marks_and_dead_bitmaps_do_not_stop_the_fold)
+{
+    put(0, T0, "{\"id\":\"o\",\"name\":\"a\",\"value\":1,\"trace_id\":\"t\",\"timestamp\":1767225600000}");
+    cr_assert_eq(sdb__write(s, plant_orphans, NULL), SDB_OK);
+    cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+    cr_assert_eq(db_entries("gone"), 0);
+    cr_assert_eq(db_entries("dead"), 0);
+    cr_assert_eq(q1(0, "{}", "count"), 1);
+}
