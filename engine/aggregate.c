@@ -537,20 +537,33 @@ int sdb__gtab_groups(sdb__gtab *g, uint32_t *const *raw, const uint32_t *raw_con
     if (!g->dense && !g->hash && (rc = index_rebuild(g))) return rc;
     for (size_t j = 0; j < n; j++) {
         if (g->dense) {
-            /* The common case in registers: every id seen, the group known. */
-            uint64_t code = 0;
-            uint32_t k = 0;
-            for (; k < g->n_keys; k++) {
-                const sdb__keycol *c = &g->key[k];
-                uint32_t r = raw[k] ? raw[k][j] : raw_const[k];
-                uint32_t l = r < c->n_map ? c->map[r] : 0;
-                if (!l) break;
-                code |= (uint64_t)(l - 1) << c->shift;
+            /* The common case, its loads hoisted out of the row loop: every
+             * id seen, the group known. A constant column reads raw_const
+             * (step 0). Leaves the loop at the first row that needs more. */
+            const uint32_t *rp[SDB_MAX_GROUP_BY], *mp[SDB_MAX_GROUP_BY];
+            uint32_t nm[SDB_MAX_GROUP_BY], st[SDB_MAX_GROUP_BY];
+            unsigned sh[SDB_MAX_GROUP_BY];
+            const uint32_t nk = g->n_keys, *dense = g->dense;
+            for (uint32_t k = 0; k < nk; k++) {
+                rp[k] = raw[k] ? raw[k] : &raw_const[k];
+                st[k] = raw[k] ? 1 : 0;
+                mp[k] = g->key[k].map;
+                nm[k] = g->key[k].n_map;
+                sh[k] = g->key[k].shift;
             }
-            if (k == g->n_keys && g->dense[code]) {
-                out[j] = g->dense[code] - 1;
-                continue;
+            for (; j < n; j++) {
+                uint64_t code = 0;
+                uint32_t k = 0;
+                for (; k < nk; k++) {
+                    uint32_t r = rp[k][j * st[k]];
+                    uint32_t l = r < nm[k] ? mp[k][r] : 0;
+                    if (!l) break;
+                    code |= (uint64_t)(l - 1) << sh[k];
+                }
+                if (k < nk || !dense[code]) break;
+                out[j] = dense[code] - 1;
             }
+            if (j == n) break;
         }
         uint32_t l[SDB_MAX_GROUP_BY];
         bool wid = false;

@@ -327,6 +327,15 @@ static int dim_preagg(xstate *x, const xseg *ps, const segclass *c)
     const uint8_t *pp;
     int m = sdb__preagg_find(v.p, v.len, q->group[c->var_key].dim, &pp);
     if (m < 0) return 1;
+    /* A chunk with dead rows (sdb__live_seg gave a copy without them) has
+     * fewer rows than its pre-aggregates count: its rows are scanned. */
+    uint64_t total = 0;
+    for (int i = 0; i < m; i++) {
+        sdb__preagg pa;
+        memcpy(&pa, pp + (size_t)i * sizeof pa, sizeof pa);
+        total += pa.n;
+    }
+    if (total != ps->g.n) return 1;
     uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
     raw[c->var_key] = x->raw[0];
     for (int i = 0; i < m; i++) {
@@ -357,12 +366,9 @@ static int row_store(xstate *x, const sdb__seg *g, uint32_t i0, uint32_t n, uint
     uint32_t m = 0;
     for (uint32_t j = 0; j < n; j++) {
         uint32_t i = i0 + x->sel[j];
-        uint8_t rk[12];
-        sdb__be32(rk, p->project);
-        sdb__be64(rk + 4, sdb__seg_ref(g, i));
         sdb__val rv;
         sdb__row row;
-        int rc = sdb__get(p->t, SDB__DB_ROWS, rk, sizeof rk, &rv);
+        int rc = sdb__row_get(p->t, p->project, sdb__seg_ref(g, i), &rv);
         if (rc) return rc == SDB_ENOTFOUND ? SDB_ECORRUPT : rc;
         if ((rc = sdb__row_decode(rv.p, rv.len, &row))) return rc;
         bool ok = true;

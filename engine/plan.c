@@ -117,7 +117,8 @@ static bool seg_may_match(const sdb__plan *p, const sdb__seg *g)
     return true;
 }
 
-static int keep(sdb__plan *p, const sdb__seg *g, const sdb__val *val, const uint8_t *key)
+static int keep(sdb__plan *p, const sdb__seg *g, const sdb__val *val, const uint8_t *key,
+                int copied)
 {
     if (p->n_segs == p->cap_segs) {
         size_t cap = p->cap_segs ? p->cap_segs * 2 : 256;
@@ -126,9 +127,25 @@ static int keep(sdb__plan *p, const sdb__seg *g, const sdb__val *val, const uint
         p->segs = s;
         p->cap_segs = cap;
     }
-    sdb__pseg *s = &p->segs[p->n_segs++];
+    sdb__pseg *s = &p->segs[p->n_segs];
     s->val = val->p;
     s->len = val->len;
+    if (copied) {
+        /* sdb__live_seg's copy without dead rows lasts only until its next
+         * call: the plan keeps its own (a header and columns, contiguous). */
+        const uint8_t *start = g->ts - sizeof(sdb__seg_hdr);
+        size_t len = (size_t)(g->tsrc + g->n - start);
+        void *own = malloc(len ? len : 1);
+        if (!own) return SDB_ENOMEM;
+        memcpy(own, start, len);
+        if (sdb__buf_add(&p->owned, &own, sizeof own)) {
+            free(own);
+            return SDB_ENOMEM;
+        }
+        s->val = own;
+        s->len = len;
+    }
+    p->n_segs++;
     s->ts_min = g->h.ts_min;
     s->ts_max = g->h.ts_max;
     s->key = key;
@@ -147,7 +164,9 @@ static int scan_keys(sdb__plan *p, uint32_t name)
     uint8_t k[SDB__SEGKEY_LEN];
     sdb__seg_key(k, p->project, name, b_lo, 0);
     sdb__cur *c;
-    int rc = sdb__cur_open(p->t, SDB__DB_SEGMENTS, &c);
+    sdb__live lv; /* only live rows count (tombstones, internal.h) */
+    int rc = sdb__live_open(p->t, &lv);
+    if (rc == SDB_OK && (rc = sdb__cur_open(p->t, SDB__DB_SEGMENTS, &c))) sdb__live_close(&lv);
     if (rc) return rc;
     sdb__val key, val;
     for (rc = sdb__cur_seek(c, k, name ? sizeof k : 4, &key, &val); rc == SDB_OK;
@@ -164,9 +183,13 @@ static int scan_keys(sdb__plan *p, uint32_t name)
         }
         sdb__seg g;
         if ((rc = sdb__seg_open(val.p, val.len, &g))) break;
-        if (seg_may_match(p, &g) && (rc = keep(p, &g, &val, kp))) break;
+        int copied = sdb__live_seg(&lv, kp, &g);
+        if ((rc = copied) < 0) break;
+        rc = SDB_OK;
+        if (seg_may_match(p, &g) && (rc = keep(p, &g, &val, kp, copied))) break;
     }
     sdb__cur_close(c);
+    sdb__live_close(&lv);
     return rc == SDB_ENOTFOUND ? SDB_OK : rc;
 }
 
@@ -346,6 +369,12 @@ int sdb__plan_make(sdb__plan *p, sdb__txn *t, uint32_t project, const sdb__query
 
 void sdb__plan_free(sdb__plan *p)
 {
+    for (size_t i = 0; i < p->owned.len / sizeof(void *); i++) {
+        void *own;
+        memcpy(&own, p->owned.p + i * sizeof own, sizeof own);
+        free(own);
+    }
+    sdb__buf_free(&p->owned);
     for (int d = 0; d < SDB_N_DIMS; d++) free(p->dim_bits[d]);
     free(p->segs);
     memset(p, 0, sizeof *p);

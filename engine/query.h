@@ -228,6 +228,7 @@ typedef struct sdb__plan {
     uint32_t n_int;
     uint32_t n_labels;
     sdb__pseg *segs;              /* owned */
+    sdb__buf owned;               /* void *: copies of chunks with dead rows */
     size_t n_segs, cap_segs;
     uint64_t rows;                /* rows of the kept segments */
     bool any_cat;                 /* some kept segment has categorical rows */

@@ -1243,3 +1243,83 @@ Test(engine_diff, times_print_like_the_printf_form)
         cr_assert_str_eq(got, want, "ms %lld", ms);
     }
 }
+
+/* Replacing folded scores marks their rows dead (tombstones, fold.c) until
+ * a later fold rewrites the chunks: in between, every path of the pipeline
+ * (headers, per-value pre-aggregates, label counts, kernels, batches) must
+ * leave the dead rows out, and the replacements are not folded yet. */
+Test(engine_diff, dead_rows_between_a_replacement_and_the_next_fold_are_left_out)
+{
+    char dir[] = "/tmp/sdb_dead_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    sdb_options o = {.no_sync = 1, .chunk_rows = 64};
+    sdb_store *s;
+    char err[512], buf[400];
+    cr_assert_eq(sdb_store_open(dir, &o, &s, err, sizeof err), SDB_OK, "%s", err);
+    sdb_batch *b;
+    sdb_batch_new(&b);
+    const int n = 600;
+    double sum_live = 0, sum_all = 0;
+    long long live = 0, live_pass = 0;
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < n; i++) {
+            if (round == 1 && i % 5) continue; /* every fifth score replaced */
+            double v = round ? 100 + i : (double)(i % 10) / 10;
+            const char *label = i % 3 ? "" : "pass";
+            int len = label[0]
+                ? snprintf(buf, sizeof buf,
+                           "{\"id\":\"c%d\",\"name\":\"lab\",\"value\":\"%s\",\"timestamp\":%lld,"
+                           "\"trace_id\":\"t%d\",\"model\":\"m%d\"}",
+                           i, round ? "fail" : label, BASE_MS + i * 60000ll, i, i % 4)
+                : snprintf(buf, sizeof buf,
+                           "{\"id\":\"d%d\",\"name\":\"num\",\"value\":%g,\"timestamp\":%lld,"
+                           "\"trace_id\":\"t%d\",\"model\":\"m%d\"}",
+                           i, v, BASE_MS + i * 60000ll, i, i % 4);
+            cr_assert_eq(sdb_batch_add_json(b, buf, (size_t)len, err, sizeof err), SDB_OK, "%s", err);
+            if (round == 0 && !label[0]) sum_all += v;
+            if (round == 0 && !label[0] && i % 5) {
+                sum_live += v;
+                live++;
+            }
+            if (round == 0 && label[0] && i % 5) live_pass++;
+        }
+        cr_assert_eq(sdb_store_ingest(s, 0, b, BASE_MS + 20 * DAY), SDB_OK);
+        sdb_batch_clear(b);
+        if (round == 0) cr_assert_eq(sdb_store_fold(s, BASE_MS + 30 * DAY, NULL), SDB_OK);
+    }
+    (void)sum_all;
+    static const char *const qs[] = {
+        "{\"name\":\"num\",\"stats\":[\"count\",\"sum\"]}",                         /* headers */
+        "{\"name\":\"num\",\"group_by\":[\"model\"],\"stats\":[\"count\",\"sum\"]}", /* pre-aggregates */
+        "{\"name\":\"num\",\"where\":{\"value\":{\"lt\":50}},\"stats\":[\"count\",\"sum\"]}",
+        "{\"name\":\"num\",\"where\":{\"model\":[\"m0\",\"m1\",\"m2\",\"m3\"]},\"stats\":[\"count\",\"sum\"],\"percentiles\":[50]}",
+        "{\"name\":\"num\",\"stats\":[\"count\",\"sum\",\"traces\"],\"histogram\":{\"bins\":4}}",
+    };
+    for (size_t k = 0; k < sizeof qs / sizeof qs[0]; k++) {
+        char *out = NULL;
+        cr_assert_eq(sdb_query_json(s, 0, qs[k], strlen(qs[k]), &out, err, sizeof err), SDB_OK, "%s", err);
+        json_t *a = json_loads(out, 0, NULL), *gs = json_object_get(a, "groups");
+        long long cnt = 0;
+        double sum = 0;
+        for (size_t gi = 0; gi < json_array_size(gs); gi++) {
+            cnt += json_integer_value(json_object_get(json_array_get(gs, gi), "count"));
+            sum += json_number_value(json_object_get(json_array_get(gs, gi), "sum"));
+        }
+        cr_assert_eq(cnt, live, "%s: count %lld, live rows %lld\n%s", qs[k], cnt, live, out);
+        near(sum, sum_live, "sum of live rows", qs[k]);
+        json_decref(a);
+        free(out);
+    }
+    const char *cq = "{\"name\":\"lab\"}";
+    char *out = NULL;
+    cr_assert_eq(sdb_query_json(s, 0, cq, strlen(cq), &out, err, sizeof err), SDB_OK, "%s", err);
+    json_t *a = json_loads(out, 0, NULL);
+    json_t *g0 = json_array_get(json_object_get(a, "groups"), 0);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(g0, "categories"), "pass")),
+                 live_pass, "label counts of live rows only\n%s", out);
+    cr_assert_null(json_object_get(json_object_get(g0, "categories"), "fail"), "not folded yet\n%s", out);
+    json_decref(a);
+    free(out);
+    sdb_batch_free(b);
+    budget_drop(s, dir);
+}
