@@ -895,7 +895,7 @@ Test(store, a_store_of_an_older_format_is_refused_with_both_versions_named)
  * handle, a separate open file description of the lock). */
 Test(store, compact_gives_free_pages_back_and_refuses_an_open_store)
 {
-    char json[200];
+    char json[256];
     sdb_batch *b;
     cr_assert_eq(sdb_batch_new(&b), SDB_OK);
     for (int round = 0; round < 3; round++) {
