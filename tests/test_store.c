@@ -700,7 +700,7 @@ Test(store, random_ids_replace_and_delete_exactly_across_runs_merges_and_folds)
     static double ref[POOL];
     static int live[POOL];
     memset(live, 0, sizeof live);
-    char json[160];
+    char json[320];
     sdb_batch *b;
     cr_assert_eq(sdb_batch_new(&b), SDB_OK);
     for (int k = 0; k < BATCHES; k++) {
@@ -761,7 +761,7 @@ Test(store, random_ids_replace_and_delete_exactly_across_runs_merges_and_folds)
  * list must leave them out before the fold purges them, and after. */
 Test(store, replaced_folded_scores_leave_every_query_path_before_and_after_the_purge)
 {
-    char json[200];
+    char json[320];
     sdb_batch *b;
     cr_assert_eq(sdb_batch_new(&b), SDB_OK);
     for (int i = 0; i < 100; i++) {
@@ -895,7 +895,7 @@ Test(store, a_store_of_an_older_format_is_refused_with_both_versions_named)
  * handle, a separate open file description of the lock). */
 Test(store, compact_gives_free_pages_back_and_refuses_an_open_store)
 {
-    char json[200];
+    char json[320];
     sdb_batch *b;
     cr_assert_eq(sdb_batch_new(&b), SDB_OK);
     for (int round = 0; round < 3; round++) {
