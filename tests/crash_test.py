@@ -144,12 +144,19 @@ def server_crash(tmp, run=0):
     threads = [threading.Thread(target=client, args=(t,)) for t in range(4)]
     for th in threads:
         th.start()
-    # Kill once a few batches are in, while the clients keep sending.
+    # Kill once a few batches are in, while the clients keep sending; a
+    # backup of the live store on the way.
     deadline = time.time() + 20
+    backup = os.path.join(tmp, "backup-%d" % run)
+    backed = None
     while time.time() < deadline:
         with lock:
-            if len(acked) >= 12:
-                break
+            n_acked = len(acked)
+        if n_acked >= 4 and backed is None:
+            backed = subprocess.run([BIN, "backup", "--db", db, "--out", backup],
+                                    capture_output=True, text=True)
+        if n_acked >= 12:
+            break
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -158,6 +165,16 @@ def server_crash(tmp, run=0):
         th.join()
     check(len(acked) >= 12, "the server acknowledged batches before the kill (%d)" % len(acked))
     KILLS["survived"] += check_store(db, "a kill under ingest load")
+    check(backed is not None and backed.returncode == 0,
+          "backup of the live store: %s" % (backed and backed.stderr))
+    if backed is not None and backed.returncode == 0:
+        check_store(backup, "a backup of a live store")
+        q = subprocess.run([BIN, "query", "--db", backup, json.dumps(
+            {"name": "crash", "stats": ["count"]})], capture_output=True, text=True)
+        g = json.loads(q.stdout)["groups"] if q.returncode == 0 else []
+        nb = g[0]["count"] if g else 0
+        check(q.returncode == 0 and nb >= 4 * per_batch and nb % per_batch == 0,
+              "the backup holds whole batches, at least the 4 acknowledged: %d" % nb)
 
     proc, port = serve(db)
     try:
