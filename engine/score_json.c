@@ -333,7 +333,7 @@ static int jreport(jscan *j, size_t at, int in_key, const char *what, const char
         snprintf(where, sizeof where, "at line %ld column %zu", j->line, col);
     else
         snprintf(where, sizeof where, "at column %zu", col);
-    char msg[704]; /* room for path (512) and where (48): -O1 builds check it */
+    char msg[512];
     if (in_key && path[0])
         snprintf(msg, sizeof msg, "a field name in \"%.300s\": %s %s%s", path, what, where, why);
     else if (in_key)
