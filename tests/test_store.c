@@ -1085,3 +1085,19 @@ Test(store, orphan_gone_marks_and_dead_bitmaps_do_not_stop_the_fold)
     cr_assert_eq(db_entries("dead"), 0);
     cr_assert_eq(q1(0, "{}", "count"), 1);
 }
+
+/* A chunk whose last-ingested row was replaced keeps that row's ingest time
+ * in its header until the purge: check must not take the header's upper
+ * bound for a lie (the crash test's kills during replacement found it). */
+Test(store, check_is_clean_while_a_chunk_holds_a_replaced_row)
+{
+    put(0, T0, "{\"id\":\"a\",\"name\":\"n\",\"value\":1,\"trace_id\":\"t\",\"timestamp\":1767225600000}");
+    put(0, T0 + 1000, "{\"id\":\"b\",\"name\":\"n\",\"value\":2,\"trace_id\":\"t\",\"timestamp\":1767225600001}");
+    cr_assert_eq(sdb_store_fold(s, T0 + 1000, NULL), SDB_OK);
+    put(0, T0 + 2000, "{\"id\":\"b\",\"name\":\"n\",\"value\":3,\"trace_id\":\"t\",\"timestamp\":1767225600001}");
+    uint64_t n = 99;
+    sdb__buf msgs = {0};
+    cr_assert_eq(sdb_store_check(s, collect, &msgs, &n, NULL), SDB_OK);
+    cr_assert_eq(n, 0, "%s", msgs.p ? msgs.p : "");
+    sdb__buf_free(&msgs);
+}
