@@ -378,10 +378,7 @@ static int check_segments(checker *c)
         if (sdb__get(c->t, SDB__DB_DEAD, k, sizeof k, &dead) != SDB_OK) dead.len = 0;
         for (uint32_t i = 0; i < g.n && !c->stop; i++) {
             sdb__fixed *r = &rows[i];
-            if (i / 8 < dead.len && (((const uint8_t *)dead.p)[i / 8] >> (i % 8) & 1)) {
-                r->ingested = INT64_MAX; /* its record, and so its ingest time, is gone */
-                continue;
-            }
+            if (i / 8 < dead.len && (((const uint8_t *)dead.p)[i / 8] >> (i % 8) & 1)) continue;
             if (sdb__floor_div(r->ts, s->bucket_ms) * s->bucket_ms != bucket)
                 problem(c, "%s row %u: time %lld is outside the bucket", where, i,
                         (long long)r->ts);
