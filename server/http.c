@@ -273,7 +273,6 @@ static enum MHD_Result first_call(sdb_server *s, struct MHD_Connection *c, const
     if (r->conn && r->conn->reserve) r->close = 1; /* a reserved slot serves one request */
     if (r->conn && r->conn->reserve && !health) {
         atomic_fetch_add(&s->refused_reserve, 1);
-        r->close = 1;
         return send_error(c, r, 503,
                           "the server is at its limit of open connections; retry", NULL);
     }

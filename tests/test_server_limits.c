@@ -151,6 +151,13 @@ Test(limits, healthz_and_metrics_answer_when_slow_clients_hold_every_slot)
     cr_assert_eq(r.status, 200, "%s", r.raw);
     cr_assert(strstr(r.body, "\"ok\""), "%s", r.body);
     resp_free(&r);
+    /* A reserved slot serves one request, then closes: a keep-alive probe
+     * does not keep it. */
+    const char *ka = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    r = raw_req(v.port, ka, strlen(ka));
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert(strstr(r.raw, "Connection: close\r\n"), "%s", r.raw);
+    resp_free(&r);
     /* The six held, this probe, and perhaps the last one still closing. */
     long long open = metric(v.port, "scoredb_http_connections");
     cr_assert(open >= 7 && open <= 8, "%lld open", open);
