@@ -79,7 +79,11 @@ def faults_in(log):
 
 
 def finish(db, log, what):
-    """Count a case's faults; the store it leaves must check clean."""
+    """Count a case's faults (a case under the shim must have had some: a
+    shim that failed to load would pass every case); the store it leaves
+    must check clean."""
+    if log != os.devnull:
+        ct.check(faults_in(log) > 0, "%s: the shim injected faults" % what)
     STATS["faults"] += faults_in(log)
     STATS["cases"] += 1
     ct.check_store(db, what)
@@ -226,6 +230,7 @@ def server_case(tmp, template, err, ops, at, count, fill_at=0):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    ct.check(faults_in(log) > 0, "%s: the shim injected faults" % what)
     STATS["faults"] += faults_in(log)
     STATS["cases"] += 1
 
