@@ -7,6 +7,7 @@
 // cross-check against the other engines.
 //
 // Usage: node duckdb_bench.mjs --csv F --db F --queries F --runs N --out F
+//          [--threads 1,2] [--reuse 1]   (reuse: keep a loaded --db, skip the load)
 import { DuckDBInstance } from '@duckdb/node-api';
 import { readFileSync, writeFileSync, rmSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -23,26 +24,30 @@ const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.le
 // Counts come back as BigInt; every count here is far below 2^53.
 const plain = (row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v]));
 
-rmSync(args.db, { force: true });
-rmSync(args.db + '.wal', { force: true });
+let reuse = false;
+try { reuse = args.reuse === '1' && statSync(args.db).size > 0; } catch { reuse = false; }
+if (!reuse) {
+  rmSync(args.db, { force: true });
+  rmSync(args.db + '.wal', { force: true });
+}
 const inst = await DuckDBInstance.create(args.db);
 const conn = await inst.connect();
 const version = (await conn.runAndReadAll('SELECT version() AS v')).getRowObjects()[0].v;
 
 const csv = args.csv.replace(/'/g, "''");
 let t0 = performance.now();
-await conn.run(`CREATE TABLE scores AS SELECT * FROM read_csv('${csv}', header = true, columns = {
+if (!reuse) await conn.run(`CREATE TABLE scores AS SELECT * FROM read_csv('${csv}', header = true, columns = {
   'name': 'VARCHAR', 'value': 'DOUBLE', 'label': 'VARCHAR', 'data_type': 'VARCHAR', 'ts': 'BIGINT',
   'source': 'VARCHAR', 'environment': 'VARCHAR', 'model': 'VARCHAR', 'prompt_version': 'VARCHAR',
   'trace_id': 'VARCHAR'})`);
-await conn.run('CHECKPOINT');
+if (!reuse) await conn.run('CHECKPOINT');
 const loadMs = performance.now() - t0;
 const rows = Number((await conn.runAndReadAll('SELECT count(*) AS n FROM scores')).getRowObjects()[0].n);
 const fileBytes = statSync(args.db).size;
 console.error(`duckdb ${version}: loaded ${rows} rows in ${(loadMs / 1000).toFixed(2)} s (${Math.round(rows / loadMs * 1000)} rows/s), ${(fileBytes / rows).toFixed(1)} bytes/score`);
 
 const result = { engine: 'duckdb', version, rows, load_ms: loadMs, file_bytes: fileBytes, runs, threads: {} };
-for (const threads of [1, 2]) {
+for (const threads of (args.threads || '1,2').split(',').map(Number)) {
   await conn.run(`SET threads = ${threads}`);
   const qs = {};
   for (const q of spec.queries) {

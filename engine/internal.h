@@ -178,6 +178,9 @@ struct sdb_store {
     int64_t bucket_ms;
     uint32_t chunk_rows;
     uint64_t map_size;
+    /* Query limits from sdb_options (0: engine/query.h's defaults). */
+    uint64_t query_max_cells, query_max_answer_bytes, query_max_mem_bytes;
+    int64_t query_max_ms;
     void *lock;       /* pthread_rwlock_t: resize excludes every txn */
     void *write_lock; /* pthread_mutex_t: one writer at a time, in process */
     int lock_fd;      /* shared flock on DIR/scoredb.lock (engine/store.c), or -1 */

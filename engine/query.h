@@ -1,5 +1,9 @@
-/* The query object (API.md) as a C struct, and the answer it produces.
- * json.c parses the one and renders the other; query.c plans and runs. */
+/* The query object (API.md) as a C struct, the stages that answer it, and
+ * the answer it produces. json.c parses the one and renders the other;
+ * plan.c picks and prunes the segments and checks the cost budget, exec.c
+ * runs the per-segment pipeline, aggregate.c owns the group table and its
+ * accumulators, answer.c turns them into an sdb__answer, and query.c
+ * strings the stages together. */
 #ifndef SDB_QUERY_H
 #define SDB_QUERY_H
 
@@ -92,6 +96,173 @@ void sdb__traceset_free(sdb__traceset *s);
  * call. Returns SDB_OK or SDB_ENOMEM (v is then unchanged). */
 int sdb__distinct_u64(uint64_t *v, size_t n, size_t *out_n);
 
+/* ------------------------------------------------------ group table */
+
+/* Values of one group, kept for exact percentiles (and for a histogram
+ * without bounds when percentiles are asked for anyway). */
+typedef struct sdb__dvec {
+    double *v; /* owned */
+    size_t n, cap;
+} sdb__dvec;
+
+/* One group-by column: its raw ids (dictionary ids, source/type + 1, the
+ * name id) are mapped through a per-query table to dense local indexes in
+ * order of first appearance, so that a group is a short tuple of small
+ * numbers whatever the dictionary sizes. */
+typedef struct sdb__keycol {
+    int kind, dim;      /* sdb__gb's */
+    uint32_t *map;      /* raw id -> local index + 1 (0: not seen), n_map entries */
+    uint32_t n_map;
+    uint32_t *raw;      /* local index -> raw id */
+    uint32_t n_local, cap_local;
+    unsigned bits, shift; /* the local index's field in a dense code */
+} sdb__keycol;
+
+/* The groups of one query and their accumulators. A group owns n_int
+ * consecutive slots (one per series interval, one without a series):
+ * slot = group * n_int + interval - i_lo. A group exists only once a row
+ * or a header has reached it, except where a filter kernel opened it and
+ * then selected nothing (answer.c skips groups whose count is 0).
+ *
+ * Everything here merges: slots are sdb_slot moments about a per-slot
+ * shift (sdb__slot_mom turns one into an sdb__mom, which merges with
+ * Chan's formula), histograms and label counts add, trace sets and value
+ * lists concatenate. Compare, regressions and trends read these. */
+typedef struct sdb__gtab {
+    uint32_t n_keys;
+    sdb__keycol key[SDB_MAX_GROUP_BY];
+    unsigned total_bits;     /* sum of the key columns' bits */
+    uint32_t *dense;         /* code -> group + 1, 2^total_bits entries, or NULL */
+    uint32_t *hash;          /* else: open addressing on the local tuple, group + 1 */
+    uint32_t hash_cap;
+    uint32_t n, cap;         /* groups */
+    uint32_t *local;         /* n x n_keys local indexes */
+    uint32_t n_int;          /* slots per group (>= 1) */
+    sdb_slot *slot;          /* n x n_int */
+    uint32_t n_labels;       /* category dictionary size */
+    uint64_t **cats;         /* per group: n_labels + 1 counts, or NULL */
+    uint32_t bins;           /* histogram bins, 0: none */
+    uint64_t *hist;          /* n x (bins + 2), or NULL until allocated */
+    bool want_hist, want_traces, want_vals;
+    sdb__traceset *traces;   /* per group, when want_traces */
+    sdb__dvec *vals;         /* per group, when want_vals */
+    size_t mem;              /* bytes held, for the memory cap */
+} sdb__gtab;
+
+/* An empty table for a query's group-by columns (dictionary sizes read
+ * through t). Returns SDB_OK or SDB_ENOMEM. */
+int sdb__gtab_init(sdb__gtab *g, sdb__txn *t, uint32_t project, const sdb__query *q,
+                   uint32_t n_int, uint32_t n_labels, bool hist, bool traces, bool vals);
+void sdb__gtab_free(sdb__gtab *g);
+/* The groups of n rows whose raw key ids are raw[k][j] (raw[k] NULL: the
+ * column's value is raw_const[k] for every row), written to out[j];
+ * groups are created as needed. Returns SDB_OK or SDB_ENOMEM. */
+int sdb__gtab_groups(sdb__gtab *g, uint32_t *const *raw, const uint32_t *raw_const, size_t n,
+                     uint32_t *out);
+/* Allocate the histogram counts of every group (zeroed). */
+int sdb__gtab_hist_alloc(sdb__gtab *g);
+/* Label counts of group gi, allocated on first use; NULL when out of memory. */
+uint64_t *sdb__gtab_cats(sdb__gtab *g, uint32_t gi);
+int sdb__dvec_push(sdb__gtab *g, sdb__dvec *d, double x);
+
+void sdb__slot_init(sdb_slot *s);
+/* Add a pre-aggregate (a header's or a chunk's per-value moments) of
+ * `count` rows, m.n of them numeric, to a slot. */
+void sdb__slot_add_mom(sdb_slot *s, uint64_t count, const sdb__mom *m);
+/* Add a kernel's partial aggregate (all of its rows numeric) taken about
+ * `shift`; an empty slot takes that shift as its own. */
+void sdb__slot_add_agg(sdb_slot *s, const sdb_agg *a, double shift);
+/* The slot's moments as an sdb__mom (mergeable). */
+void sdb__slot_mom(const sdb_slot *s, sdb__mom *out);
+
+/* Exact order statistics by selection (no full sort): out[i] is the
+ * pct[i]-th percentile of v[0..n) with linear interpolation between the
+ * closest ranks (SQL quantile_cont). Reorders v. n > 0. */
+void sdb__percentiles(double *v, size_t n, const double *pct, uint32_t n_pct, double *out);
+/* The same by quickselect alone (the reference the bucketed one is tested
+ * against, and its fallback). */
+void sdb__percentiles_select(double *v, size_t n, const double *pct, uint32_t n_pct, double *out);
+
+/* ------------------------------------------------------------------ plan */
+
+/* What one query may cost (sdb_options: query_max_*; 0 there: these
+ * defaults). docs/query-engine.md explains each. */
+#define SDB__QMAX_CELLS_DEFAULT 4000000ull      /* groups x points, x bins, x labels */
+#define SDB__QMAX_ANSWER_DEFAULT (64ull << 20)  /* estimated answer bytes */
+#define SDB__QMAX_MEM_DEFAULT (1024ull << 20)   /* accumulator bytes while running */
+#define SDB__QMAX_MS_DEFAULT 10000              /* wall time */
+
+typedef struct sdb__limits {
+    uint64_t max_cells, max_answer, max_mem;
+    int64_t max_ms;
+} sdb__limits;
+
+/* A segment the plan kept: its value and key, borrowed from the map until
+ * the read transaction ends (exec opens it again: 32 bytes a segment here
+ * rather than a copy of its header, which a 4500-segment scan felt). */
+typedef struct sdb__pseg {
+    const void *val;
+    size_t len;
+    const uint8_t *key;
+    uint32_t name;
+    int64_t ts_min, ts_max;
+} sdb__pseg;
+
+typedef struct sdb__plan {
+    sdb__txn *t;
+    uint32_t project;
+    const sdb__query *q;
+    const sdb_kernels *kern;
+    int64_t t_lo, t_hi;           /* closed */
+    double v_lo, v_hi;            /* closed */
+    uint8_t pass_num[16], pass_cat[16]; /* by type/source byte: a numeric / categorical row passes */
+    bool tsrc_filter;             /* source or data_type filter, or a value filter */
+    uint64_t *dim_bits[SDB_N_DIMS]; /* membership of each dimension filter over its ids */
+    uint32_t dim_nbits[SDB_N_DIMS];
+    bool dim_filter, need_row, row_filter;
+    bool want_traces, want_vals, fixed_hist, free_hist; /* free: bounds from the data */
+    bool counts_only;             /* no stat, bound or later use needs sums, min or max */
+    double h_lo, h_hi, h_width;
+    int64_t i_width, i_origin;    /* 0: no series */
+    int64_t i_lo, i_hi;           /* interval indexes the slots cover */
+    uint32_t n_int;
+    uint32_t n_labels;
+    sdb__pseg *segs;              /* owned */
+    sdb__buf owned;               /* void *: copies of chunks with dead rows */
+    size_t n_segs, cap_segs;
+    uint64_t rows;                /* rows of the kept segments */
+    bool any_cat;                 /* some kept segment has categorical rows */
+    bool empty;                   /* nothing can match */
+    sdb__limits lim;
+    int64_t started;              /* monotonic ms */
+    char *err;
+    size_t errlen;
+} sdb__plan;
+
+static inline bool sdb__plan_dim_has(const sdb__plan *p, int d, uint32_t id)
+{
+    return id < p->dim_nbits[d] && (p->dim_bits[d][id / 64] >> (id % 64) & 1);
+}
+
+/* Plan q over project's segments in t: resolve strings to ids, keep the
+ * segments whose key and zone map can match, and check the cost budget.
+ * Returns SDB_OK, SDB_EINVAL / SDB_ELIMIT (err says which product is over
+ * which limit), or an error of the store. */
+int sdb__plan_make(sdb__plan *p, sdb__txn *t, uint32_t project, const sdb__query *q,
+                   const sdb__limits *lim, char *err, size_t errlen);
+void sdb__plan_free(sdb__plan *p);
+/* Checked between batches: SDB_EBUSY past the time cap, SDB_ELIMIT past
+ * the memory cap (err says which). */
+int sdb__plan_check(const sdb__plan *p, const sdb__gtab *g);
+int64_t sdb__mono_ms(void);
+
+/* ------------------------------------------------------------- execute */
+
+/* Run the plan into g (pass 0: everything but a histogram whose bounds
+ * come from the data; then, when one is asked for without percentiles,
+ * pass 1 with the bounds of each group). */
+int sdb__exec_run(const sdb__plan *p, sdb__gtab *g);
+
 /* ----------------------------------------------------------------- answer */
 
 typedef struct sdb__cat {
@@ -133,10 +304,16 @@ typedef struct sdb__answer {
 void sdb__j_raw(sdb__buf *b, const char *s);
 void sdb__j_str(sdb__buf *b, const char *p, size_t len); /* quoted, escaped */
 void sdb__j_num(sdb__buf *b, double v);                  /* shortest round-trip */
+/* The text sdb__j_num writes, into tmp (n >= 48); 0 for a non-finite v. */
+int sdb__j_num_text(double v, char *tmp, size_t n);
 void sdb__j_u64(sdb__buf *b, uint64_t v);
 void sdb__j_time(sdb__buf *b, int64_t ms);               /* quoted RFC 3339 */
 
 /* Render the answer as JSON text (caller frees). */
 int sdb__answer_render(const sdb__query *q, const sdb__answer *a, char **out);
+
+/* Build the answer from a run's groups (answer.c). */
+int sdb__answer_build(const sdb__plan *p, sdb__gtab *g, sdb__answer *a);
+void sdb__answer_free(sdb__answer *a);
 
 #endif

@@ -168,6 +168,12 @@ static int load_settings(sdb_store *s, const sdb_options *o, char *err, size_t e
     }
     s->bucket_ms = (int64_t)bucket;
     s->chunk_rows = (uint32_t)chunk;
+    if (o) {
+        s->query_max_cells = o->query_max_cells;
+        s->query_max_answer_bytes = o->query_max_answer_bytes;
+        s->query_max_mem_bytes = o->query_max_mem_bytes;
+        s->query_max_ms = o->query_max_ms;
+    }
 done:
     sdb__txn_abort(t);
     return rc;

@@ -68,6 +68,16 @@ typedef struct sdb_options {
                               work, writes return the refusal (SDB_ENOSPC or
                               SDB_EIO), sdb_store_health() says why and
                               sdb_store_probe() makes the store writable again */
+    /* What one query may cost (docs/query-engine.md); 0 = the default.
+     * A query whose plan exceeds a product or the answer size is refused
+     * (SDB_EINVAL, err names the product and the limit) before any work;
+     * one that runs past the memory cap stops with SDB_EINVAL, past the
+     * time cap with SDB_EBUSY. */
+    uint64_t query_max_cells;        /* groups x series points, x histogram bins,
+                                        x category labels (4,000,000) */
+    uint64_t query_max_answer_bytes; /* estimated answer size (64 MiB) */
+    uint64_t query_max_mem_bytes;    /* accumulators while running (1 GiB) */
+    int64_t query_max_ms;            /* wall time of one query (10000 ms) */
 } sdb_options;
 
 /* Open the store in directory `path`, creating it (and the directory) when
@@ -216,7 +226,9 @@ int sdb_store_watermark(sdb_store *s, int64_t *out_watermark_ms,
 /* Run the query object of API.md (JSON text) over project `project` and
  * return the answer as JSON text in *out_json, owned by the caller (free()).
  * Analytics read what has been folded (see sdb_store_fold). On SDB_EINVAL
- * err names the field and value that were wrong. */
+ * err names the field and value that were wrong, or the cost product and
+ * the limit it exceeds (sdb_options.query_max_*); SDB_EBUSY: the query ran
+ * past query_max_ms (err says so). */
 int sdb_query_json(sdb_store *s, uint32_t project, const char *query,
                    size_t len, char **out_json, char *err, size_t errlen);
 

@@ -122,6 +122,8 @@ static void reply_engine_error(sdb__reply *out, int rc, const char *err)
         sdb__reply_error(out, 400, err && err[0] ? err : "invalid request");
     } else if (rc == SDB_ENOTFOUND) {
         sdb__reply_error(out, 404, "not found");
+    } else if (rc == SDB_EBUSY && err && err[0]) {
+        sdb__reply_error(out, 503, err); /* a query past its time cap */
     } else {
         char msg[600];
         snprintf(msg, sizeof msg, "%s%s%s", sdb_strerror(rc), err && err[0] ? ": " : "",
@@ -899,6 +901,10 @@ int sdb_server_start(const sdb_server_opts *opts, sdb_server **out, char *err, s
     sdb_options so = {0};
     so.no_sync = opts->no_sync;
     so.fallback_read_only = 1; /* start on a full disk: serve reads */
+    so.query_max_cells = opts->query_limits.query_max_cells;
+    so.query_max_answer_bytes = opts->query_limits.query_max_answer_bytes;
+    so.query_max_mem_bytes = opts->query_limits.query_max_mem_bytes;
+    so.query_max_ms = opts->query_limits.query_max_ms;
     if (rc == SDB_OK) rc = sdb_store_open(opts->db, &so, &s->store, err, errlen);
     if (rc == SDB_OK && opts->keys_file)
         rc = sdb_keys_load(opts->keys_file, s->store, &s->keys, err, errlen);
@@ -1002,7 +1008,9 @@ static int usage_error(const char *msg)
                     "                     [--max-per-ip N] [--head-timeout 10s]\n"
                     "                     [--body-min-rate 16KiB] [--body-budget 256MiB]\n"
                     "                     [--cache-bytes SIZE] [--health-listen HOST:PORT]\n"
-                    "                     (docs/limits.md)\n",
+                    "                     [--query-max-cells N] [--query-max-answer SIZE]\n"
+                    "                     [--query-max-mem SIZE] [--query-max-ms N]\n"
+                    "                     (docs/limits.md, docs/query-engine.md)\n",
             msg);
     return 2;
 }
@@ -1078,6 +1086,20 @@ int sdb_cmd_serve(const char *db, int argc, char **argv)
                 return usage_error("--cache-bytes: expected a size (64MiB)");
         } else if (!strcmp(a, "--health-listen") && v) {
             o.health_listen = v;
+        } else if (!strcmp(a, "--query-max-cells") && v) {
+            long long n = strtoll(v, &end, 10);
+            if (*end || n < 1) return usage_error("--query-max-cells: expected a count");
+            o.query_limits.query_max_cells = (uint64_t)n;
+        } else if (!strcmp(a, "--query-max-answer") && v) {
+            if (parse_size(v, &o.query_limits.query_max_answer_bytes))
+                return usage_error("--query-max-answer: expected a size (64MiB)");
+        } else if (!strcmp(a, "--query-max-mem") && v) {
+            if (parse_size(v, &o.query_limits.query_max_mem_bytes))
+                return usage_error("--query-max-mem: expected a size (1GiB)");
+        } else if (!strcmp(a, "--query-max-ms") && v) {
+            long long n = strtoll(v, &end, 10);
+            if (*end || n < 1) return usage_error("--query-max-ms: expected milliseconds");
+            o.query_limits.query_max_ms = n;
         } else if (!strcmp(a, "--clock-file") && v) { /* tests only */
             o.clock_file = v;
         } else {

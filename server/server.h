@@ -44,6 +44,7 @@ typedef struct sdb_server_opts {
     int fake_clock;           /* tests: start with "now" = fake_now_ms (see set_now) */
     int64_t fake_now_ms;
     int no_sync;              /* store without fsync (benchmarks only) */
+    sdb_options query_limits; /* only its query_max_* fields are read (0: default) */
 } sdb_server_opts;
 
 /* Open the store and start serving. On success *out is a running server

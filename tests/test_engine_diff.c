@@ -49,6 +49,7 @@ typedef struct rrow {
     char trace[12]; /* "" when absent */
     int tag_a, tag_b;
     const char *feature; /* property "feature", NULL when absent */
+    const char *user;    /* user_id, NULL when absent */
     int live;
 } rrow;
 
@@ -56,6 +57,7 @@ static const char *const MODELS[] = {NULL, "gpt-4o", "claude", "llama"};
 static const char *const PROMPTS[] = {NULL, "v1", "v2", "v3", "v10"};
 static const char *const ENVS[] = {"default", "production", "staging"};
 static const char *const FEATURES[] = {NULL, "search", "chat"};
+static const char *const USERS[] = {NULL, "u1", "u2", "u3", "u4", "u5"};
 static const char *const LABELS[] = {"pass", "fail", "partial"};
 static const char *const SOURCES[] = {"API", "EVAL", "ANNOTATION"};
 static const char *const TYPES[] = {"NUMERIC", "BOOLEAN", "CATEGORICAL"};
@@ -111,6 +113,7 @@ static void make_row(rrow *r, int i, int n_names, int reuse_id, const rrow *rows
     r->tag_a = ri(2);
     r->tag_b = ri(3) == 0;
     r->feature = FEATURES[ri(3)];
+    r->user = USERS[ri(6)];
     r->live = 1;
 }
 
@@ -137,6 +140,7 @@ static int row_json(const rrow *r, char *buf, size_t n)
     o += snprintf(buf + o, n - o, "\"source\":\"%s\",", SOURCES[r->source]);
     if (r->model) o += snprintf(buf + o, n - o, "\"model\":\"%s\",", r->model);
     if (r->prompt) o += snprintf(buf + o, n - o, "\"prompt_version\":\"%s\",", r->prompt);
+    if (r->user) o += snprintf(buf + o, n - o, "\"user_id\":\"%s\",", r->user);
     if (strcmp(r->env, "default") || ri(2)) o += snprintf(buf + o, n - o, "\"environment\":\"%s\",", r->env);
     if (r->trace[0])
         o += snprintf(buf + o, n - o, "\"trace_id\":\"%s\",", r->trace);
@@ -161,20 +165,25 @@ typedef struct rq {
     int src_mask, type_mask;
     const char *model_f[2];
     int n_model_f;
-    int tag_f;   /* require tag a */
-    int feat_f;  /* require feature == search */
+    int tag_f;   /* 1: require tag a, 2: tag b, 3: both */
+    int feat_f;  /* 1: feature == search, 2: feature in search, chat */
+    int prompt_f, env_f, user_f, tname_f; /* dimension filters (see match) */
+    int hist_bound; /* free histogram: 0 no bound, 1 only min, 2 only max */
     int gb[4];   /* 0 name,1 model,2 source,3 data_type,4 properties.feature,5 prompt_version,
-                    6 trace_name (always absent) */
+                    6 trace_name (always absent), 7 user_id, 8 environment */
     int n_gb;
     long long interval; /* 0 none */
     int hist, hist_fixed, bins;
     double hmin, hmax;
     int pct;
     int lean; /* stats without stddev and traces: lets the kernel paths run */
+    int counts; /* 1: stats ["count"], 2: ["count", "traces"] (no moments needed) */
 } rq;
 
-static const char *const GB_NAMES[] = {"name", "model", "source", "data_type",
-                                       "properties.feature", "prompt_version", "trace_name"};
+static const char *const GB_NAMES[] = {"name",           "model",      "source",
+                                       "data_type",      "properties.feature", "prompt_version",
+                                       "trace_name",     "user_id",    "environment"};
+#define N_GB 9
 
 static void make_query(rq *q, int n_names, const rrow *rows, int n_rows)
 {
@@ -204,12 +213,18 @@ static void make_query(rq *q, int n_names, const rrow *rows, int n_rows)
         q->n_model_f = 1 + ri(2);
         for (int i = 0; i < q->n_model_f; i++) q->model_f[i] = MODELS[1 + ri(3)];
     }
-    q->tag_f = ri(8) == 0;
-    q->feat_f = ri(8) == 0;
+    q->tag_f = ri(8) == 0 ? 1 + ri(3) : 0;
+    q->feat_f = ri(8) == 0 ? 1 + ri(2) : 0;
+    if (ri(8) == 0) q->prompt_f = 1 + ri(2);
+    if (ri(8) == 0) q->env_f = 1 + ri(2);
+    if (ri(8) == 0) q->user_f = 1 + ri(2);
+    if (ri(16) == 0) q->tname_f = 1;
     if (ri(2)) {
-        q->n_gb = 1 + ri(2);
-        for (int i = 0; i < q->n_gb; i++) q->gb[i] = ri(7);
-        if (q->n_gb == 2 && q->gb[0] == q->gb[1]) q->n_gb = 1;
+        q->n_gb = 1 + ri(3);
+        for (int i = 0; i < q->n_gb; i++) q->gb[i] = ri(N_GB);
+        for (int i = 1; i < q->n_gb; i++)
+            for (int j = 0; j < i; j++)
+                if (q->gb[i] == q->gb[j]) q->n_gb = i; /* no duplicate keys */
     }
     if (ri(3) == 0) {
         static const long long iv[] = {3600000ll, 6 * 3600000ll, DAY, 7 * DAY};
@@ -221,15 +236,86 @@ static void make_query(rq *q, int n_names, const rrow *rows, int n_rows)
         q->hist_fixed = ri(2);
         q->hmin = ri(2) ? 0 : 0.25;
         q->hmax = ri(2) ? 1 : 5;
+        if (!q->hist_fixed) q->hist_bound = ri(4) == 0 ? 1 + ri(2) : 0;
     }
     q->pct = ri(3) == 0;
     q->lean = ri(2);
+    if (ri(6) == 0) q->counts = 1 + ri(2);
 }
+
+/* The whole matrix, not a sample of it (issue 8): query number k of
+ * N_SWEEP is filter kind k % 13 x group-by kind (k / 13) % 8 x output
+ * k / 104, every name, over the round's whole time range unless the
+ * filter is the time one. */
+enum { SW_FILTERS = 13, SW_GROUPS = 8, SW_OUTPUTS = 6 };
+#define N_SWEEP (SW_FILTERS * SW_GROUPS * SW_OUTPUTS)
+
+static void sweep_query(rq *q, int k, const rrow *rows, int n_rows)
+{
+    memset(q, 0, sizeof *q);
+    int fk = k % SW_FILTERS, gk = (k / SW_FILTERS) % SW_GROUPS, ok = k / (SW_FILTERS * SW_GROUPS);
+    switch (fk) {
+    case 0: break; /* none */
+    case 1:
+        q->has_from = q->has_to = 1;
+        q->from = n_rows ? rows[k % n_rows].ts : BASE_MS + DAY;
+        q->to = q->from + 3 * DAY + 7;
+        break;
+    case 2: q->vop = 1 + k % 3; q->va = k % 2 ? 0.25 : 1; q->vb = q->va + 0.5; break;
+    case 3: q->type_mask = 1 + k % 7; break;
+    case 4: q->src_mask = 1 + k % 7; break;
+    case 5: q->n_model_f = 1; q->model_f[0] = MODELS[1 + k % 3]; break;
+    case 6: q->prompt_f = 1 + k % 2; break;
+    case 7: q->env_f = 1 + k % 2; break;
+    case 8: q->user_f = 1 + k % 2; break;
+    case 9: q->tname_f = 1; break;
+    case 10: q->tag_f = 1 + k % 3; break;
+    case 11: q->feat_f = 1 + k % 2; break;
+    case 12: /* several at once */
+        q->has_from = 1;
+        q->from = BASE_MS + 2 * DAY + 3600000ll;
+        q->src_mask = 3;
+        q->env_f = 2;
+        q->user_f = 2;
+        q->tag_f = 1;
+        break;
+    }
+    switch (gk) {
+    case 0: break;
+    case 1: q->n_gb = 1; q->gb[0] = 1; break;
+    case 2: q->n_gb = 2; q->gb[0] = 1; q->gb[1] = 5; break;
+    case 3: q->n_gb = 1; q->gb[0] = 0; break;
+    case 4: q->n_gb = 1; q->gb[0] = 4; break;
+    case 5: q->interval = k % 2 ? DAY : 6 * 3600000ll; break;
+    case 6: q->n_gb = 2; q->gb[0] = 1; q->gb[1] = 2; q->interval = DAY; break;
+    case 7: q->n_gb = 3; q->gb[0] = 7; q->gb[1] = 8; q->gb[2] = 3; q->interval = 7 * DAY; break;
+    }
+    switch (ok) {
+    case 0: q->lean = 1; break;
+    case 1: break; /* stddev and traces */
+    case 2:
+        q->lean = k % 2;
+        q->counts = k % 3 == 0 ? 1 + (k / 3) % 2 : 0; /* the histogram dashboards ask for */
+        q->hist = 1;
+        q->bins = 1 + k % 12;
+        q->hist_fixed = 1;
+        q->hmin = 0;
+        q->hmax = 1;
+        break;
+    case 3: q->lean = 1; q->hist = 1; q->bins = 1 + k % 12; break;
+    case 4: q->lean = 1; q->hist = 1; q->bins = 5; q->hist_bound = 1 + k % 2; q->hmin = 0.25; q->hmax = 1; break;
+    case 5: q->lean = k % 2; q->pct = 1; break;
+    }
+}
+
+static int sweep_mode; /* run_round_sized: the matrix instead of random queries */
 
 static int query_json(const rq *q, char *buf, size_t n)
 {
-    int o = snprintf(buf, n, q->lean ? "{\"stats\":[\"count\",\"avg\",\"min\",\"max\",\"sum\"]"
-                                     : "{\"stats\":[\"count\",\"avg\",\"min\",\"max\",\"sum\",\"stddev\",\"traces\"]");
+    int o = snprintf(buf, n, q->counts == 1 ? "{\"stats\":[\"count\"]"
+                             : q->counts == 2 ? "{\"stats\":[\"count\",\"traces\"]"
+                             : q->lean ? "{\"stats\":[\"count\",\"avg\",\"min\",\"max\",\"sum\"]"
+                                       : "{\"stats\":[\"count\",\"avg\",\"min\",\"max\",\"sum\",\"stddev\",\"traces\"]");
     if (q->n_names == 1) o += snprintf(buf + o, n - o, ",\"name\":\"%s\"", q->names[0]);
     if (q->n_names == 2)
         o += snprintf(buf + o, n - o, ",\"names\":[\"%s\",\"%s\"]", q->names[0], q->names[1]);
@@ -264,13 +350,27 @@ static int query_json(const rq *q, char *buf, size_t n)
         if (q->n_model_f == 2) o += snprintf(buf + o, n - o, ",\"%s\"", q->model_f[1]);
         o += snprintf(buf + o, n - o, "]");
     }
-    if (q->tag_f) o += snprintf(buf + o, n - o, "%s\"tags\":[\"a\"]", SEP);
-    if (q->feat_f) o += snprintf(buf + o, n - o, "%s\"properties\":{\"feature\":[\"search\"]}", SEP);
+    if (q->tag_f)
+        o += snprintf(buf + o, n - o, "%s\"tags\":[%s]", SEP,
+                      q->tag_f == 1 ? "\"a\"" : q->tag_f == 2 ? "\"b\"" : "\"a\",\"b\"");
+    if (q->feat_f)
+        o += snprintf(buf + o, n - o, "%s\"properties\":{\"feature\":[%s]}", SEP,
+                      q->feat_f == 1 ? "\"search\"" : "\"search\",\"chat\"");
+    if (q->prompt_f)
+        o += snprintf(buf + o, n - o, "%s\"prompt_version\":[%s]", SEP,
+                      q->prompt_f == 1 ? "\"v2\"" : "\"v1\",\"v10\",\"nope\"");
+    if (q->env_f)
+        o += snprintf(buf + o, n - o, "%s\"environment\":[%s]", SEP,
+                      q->env_f == 1 ? "\"default\"" : "\"production\",\"staging\"");
+    if (q->user_f)
+        o += snprintf(buf + o, n - o, "%s\"user_id\":[%s]", SEP,
+                      q->user_f == 1 ? "\"u1\"" : "\"u2\",\"u5\"");
+    if (q->tname_f) o += snprintf(buf + o, n - o, "%s\"trace_name\":[\"x\"]", SEP);
 #undef SEP
     o += snprintf(buf + o, n - o, "}");
     if (q->n_gb) {
         o += snprintf(buf + o, n - o, ",\"group_by\":[\"%s\"", GB_NAMES[q->gb[0]]);
-        if (q->n_gb == 2) o += snprintf(buf + o, n - o, ",\"%s\"", GB_NAMES[q->gb[1]]);
+        for (int i = 1; i < q->n_gb; i++) o += snprintf(buf + o, n - o, ",\"%s\"", GB_NAMES[q->gb[i]]);
         o += snprintf(buf + o, n - o, "]");
     }
     if (q->interval) {
@@ -281,6 +381,10 @@ static int query_json(const rq *q, char *buf, size_t n)
     if (q->hist) {
         if (q->hist_fixed)
             o += snprintf(buf + o, n - o, ",\"histogram\":{\"bins\":%d,\"min\":%.17g,\"max\":%.17g}", q->bins, q->hmin, q->hmax);
+        else if (q->hist_bound == 1)
+            o += snprintf(buf + o, n - o, ",\"histogram\":{\"bins\":%d,\"min\":%.17g}", q->bins, q->hmin);
+        else if (q->hist_bound == 2)
+            o += snprintf(buf + o, n - o, ",\"histogram\":{\"bins\":%d,\"max\":%.17g}", q->bins, q->hmax);
         else
             o += snprintf(buf + o, n - o, ",\"histogram\":{\"bins\":%d}", q->bins);
     }
@@ -302,6 +406,8 @@ static const char *key_of(const rrow *r, int gb)
     case 4: return r->feature;
     case 5: return r->prompt;
     case 6: return NULL;
+    case 7: return r->user;
+    case 8: return r->env;
     }
     (void)buf;
     return NULL;
@@ -331,8 +437,20 @@ static int match(const rq *q, const rrow *r)
         for (int i = 0; i < q->n_model_f; i++) ok |= r->model && !strcmp(r->model, q->model_f[i]);
         if (!ok) return 0;
     }
-    if (q->tag_f && !r->tag_a) return 0;
-    if (q->feat_f && !(r->feature && !strcmp(r->feature, "search"))) return 0;
+    if ((q->tag_f & 1) && !r->tag_a) return 0;
+    if ((q->tag_f & 2) && !r->tag_b) return 0;
+    if (q->feat_f && !(r->feature && (!strcmp(r->feature, "search") ||
+                                      (q->feat_f == 2 && !strcmp(r->feature, "chat")))))
+        return 0;
+    if (q->prompt_f == 1 && !(r->prompt && !strcmp(r->prompt, "v2"))) return 0;
+    if (q->prompt_f == 2 && !(r->prompt && (!strcmp(r->prompt, "v1") || !strcmp(r->prompt, "v10"))))
+        return 0;
+    if (q->env_f == 1 && strcmp(r->env, "default")) return 0;
+    if (q->env_f == 2 && strcmp(r->env, "production") && strcmp(r->env, "staging")) return 0;
+    if (q->user_f == 1 && !(r->user && !strcmp(r->user, "u1"))) return 0;
+    if (q->user_f == 2 && !(r->user && (!strcmp(r->user, "u2") || !strcmp(r->user, "u5"))))
+        return 0;
+    if (q->tname_f) return 0; /* trace_name is never set */
     return 1;
 }
 
@@ -385,7 +503,7 @@ static long long iv_idx(const rq *q, long long t)
 }
 
 /* Check numeric stats of a set of rows against a JSON object. */
-static int lean_check;
+static int lean_check, counts_check;
 
 static void check_stats(json_t *o, rrow **rs, int n, const char *qs, const char *where)
 {
@@ -399,6 +517,13 @@ static void check_stats(json_t *o, rrow **rs, int n, const char *qs, const char 
         if (rs[i]->value > mx) mx = rs[i]->value;
     }
     char what[64];
+    if (counts_check) {
+        for (int i = 0; i < 4; i++) {
+            static const char *const K[] = {"avg", "min", "max", "stddev"};
+            cr_assert_null(json_object_get(o, K[i]), "%s: %s not asked for\n%s", where, K[i], qs);
+        }
+        return;
+    }
     if (nn == 0) {
         cr_assert(json_is_null(json_object_get(o, "avg")), "%s: avg should be null\n%s", where, qs);
         return;
@@ -449,7 +574,7 @@ static void check_group(const rq *q, json_t *g, rrow **rs, int n, long long i_fi
     qsort(ids, nt, sizeof *ids, cmp_str_p);
     for (int i = 0; i < nt; i++) distinct += i == 0 || strcmp(ids[i - 1], ids[i]) != 0;
     free(ids);
-    if (q->lean)
+    if (q->counts == 1 || (!q->counts && q->lean))
         cr_assert_null(json_object_get(g, "traces"), "traces not asked for\n%s", qs);
     else
         cr_assert_eq(json_integer_value(json_object_get(g, "traces")), distinct, "traces\n%s", qs);
@@ -482,9 +607,10 @@ static void check_group(const rq *q, json_t *g, rrow **rs, int n, long long i_fi
     if (q->hist && numeric) {
         json_t *h = json_object_get(g, "histogram");
         cr_assert(json_is_object(h), "histogram missing\n%s", qs);
-        double lo = q->hist_fixed ? q->hmin : (nv ? vals[0] : INFINITY);
-        double hi = q->hist_fixed ? q->hmax : (nv ? vals[nv - 1] : -INFINITY);
+        double lo = q->hist_fixed || q->hist_bound == 1 ? q->hmin : (nv ? vals[0] : INFINITY);
+        double hi = q->hist_fixed || q->hist_bound == 2 ? q->hmax : (nv ? vals[nv - 1] : -INFINITY);
         if (!q->hist_fixed && !nv) lo = hi = 0;
+        if (!(hi >= lo)) hi = lo; /* API.md: the group's own bound where one is missing */
         double width = (hi - lo) / q->bins;
         long long *cnt = calloc(q->bins + 2, sizeof *cnt);
         for (int i = 0; i < nv; i++) {
@@ -572,6 +698,7 @@ static void check(const rq *q, const char *answer, rrow *rows, int n_rows, const
     long long i_last = !q->interval ? 0 : q->has_to ? iv_idx(q, q->to - 1) : i_max;
     sort_q = q;
     lean_check = q->lean;
+    counts_check = q->counts != 0;
     qsort(m, n, sizeof *m, cmp_rows_by_key);
     size_t gi = 0;
     for (int i = 0; i < n;) {
@@ -688,7 +815,10 @@ static void run_round_sized(int round, int n_queries, int max_rows)
     cr_assert_eq(pending, 0);
     for (int qn = 0; qn < n_queries; qn++) {
         rq q;
-        make_query(&q, n_names, rows, n_rows);
+        if (sweep_mode)
+            sweep_query(&q, qn, rows, n_rows);
+        else
+            make_query(&q, n_names, rows, n_rows);
         char qs[2048];
         query_json(&q, qs, sizeof qs);
         char *out = NULL;
@@ -726,6 +856,20 @@ Test(engine_diff, random_scores_and_queries_match_the_reference, .timeout = 240)
     const char *kernels = getenv("SDB_KERNELS");
     (void)kernels;
     for (int round = 0; round < 250; round++) run_round(round, 40);
+}
+
+/* Every filter kind x every group-by kind x every output, on stores of
+ * both bucket widths, with dimension columns of every width, and with a
+ * handful of rows (empty and single-row groups). */
+Test(engine_diff, the_whole_query_matrix_matches_the_reference, .timeout = 240)
+{
+    /* 1, 3: plain; 2: 2-byte prompt versions; 5: no model; 7: 4-byte
+     * models; 11: 4-byte prompt versions; 14, 21: a few rows. */
+    static const int rounds[] = {1, 2, 3, 5, 7, 11, 14, 21};
+    sweep_mode = 1;
+    n_trace_ids = 40;
+    for (int i = 0; i < 8; i++) run_round_sized(rounds[i], N_SWEEP, rounds[i] % 7 ? 1500 : 0);
+    sweep_mode = 0;
 }
 
 /* Thousands of rows and trace ids: the selected trace hashes of a group
@@ -864,4 +1008,318 @@ Test(engine_diff, traceset_compacts_and_stays_exact)
     cr_assert_null(s.v);
     free(pool);
     free(seen);
+}
+
+/* ------------------------------------------------------- cost budget */
+
+/* A store of n scores of `users` users, one name, spread one a minute
+ * apart over `span_min` minutes (issue 7: 200 scores of 100 users over
+ * 100k minutes grouped by user and minute took 1.6 GiB and 5-8 s). */
+static sdb_store *budget_store(char *dir, const sdb_options *o, int n, int users, long long span_min)
+{
+    cr_assert_not_null(mkdtemp(dir));
+    sdb_store *s;
+    char err[512];
+    cr_assert_eq(sdb_store_open(dir, o, &s, err, sizeof err), SDB_OK, "%s", err);
+    sdb_batch *b;
+    sdb_batch_new(&b);
+    char buf[512];
+    for (int i = 0; i < n; i++) {
+        long long ts = BASE_MS + (span_min * i / (n > 1 ? n - 1 : 1)) * 60000ll;
+        int len = snprintf(buf, sizeof buf,
+                           "{\"name\":\"q\",\"value\":%g,\"timestamp\":%lld,\"trace_id\":\"t%d\","
+                           "\"user_id\":\"u%d\",\"tags\":[\"x\"]}",
+                           (double)(i % 7) / 7, ts, i, i % users);
+        cr_assert_eq(sdb_batch_add_json(b, buf, (size_t)len, err, sizeof err), SDB_OK, "%s", err);
+    }
+    cr_assert_eq(sdb_store_ingest(s, 0, b, BASE_MS + 200 * 1440 * 60000ll), SDB_OK);
+    cr_assert_eq(sdb_store_fold(s, BASE_MS + 300 * 1440 * 60000ll, NULL), SDB_OK);
+    sdb_batch_free(b);
+    return s;
+}
+
+static void budget_drop(sdb_store *s, const char *dir)
+{
+    sdb_store_close(s);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static int run_q(sdb_store *s, const char *q, char *err, size_t errlen)
+{
+    char *out = NULL;
+    err[0] = 0;
+    int rc = sdb_query_json(s, 0, q, strlen(q), &out, err, errlen);
+    free(out);
+    return rc;
+}
+
+Test(engine_diff, budget_refuses_groups_times_series_points_before_any_work)
+{
+    char dir[] = "/tmp/sdb_budget_XXXXXX";
+    sdb_options o = {.no_sync = 1};
+    sdb_store *s = budget_store(dir, &o, 200, 100, 99000);
+    char err[512];
+    int rc = run_q(s, "{\"group_by\":[\"user_id\"],\"interval\":\"1m\"}", err, sizeof err);
+    cr_assert_eq(rc, SDB_EINVAL, "the issue's query must be refused, got %d", rc);
+    cr_assert(strstr(err, "series points") && strstr(err, "user_id") && strstr(err, "4000000"),
+              "the message names the product and the limit: %s", err);
+    /* The same grouping at a day per point fits, and is answered. */
+    cr_assert_eq(run_q(s, "{\"group_by\":[\"user_id\"],\"interval\":\"1d\"}", err, sizeof err),
+                 SDB_OK, "%s", err);
+    /* group_by x a 10,000-bin histogram over many users: the bins. */
+    rc = run_q(s, "{\"group_by\":[\"user_id\",\"name\"],\"histogram\":{\"bins\":10000}}", err, sizeof err);
+    cr_assert_eq(rc, SDB_OK, "100 users x 10000 bins = 1M cells fits: %s", err);
+    budget_drop(s, dir);
+
+    char dir2[] = "/tmp/sdb_budget_XXXXXX";
+    s = budget_store(dir2, &o, 2000, 2000, 1000);
+    rc = run_q(s, "{\"group_by\":[\"user_id\"],\"histogram\":{\"bins\":10000}}", err, sizeof err);
+    cr_assert_eq(rc, SDB_EINVAL);
+    cr_assert(strstr(err, "histogram bins") && strstr(err, "query_max_cells"), "%s", err);
+    budget_drop(s, dir2);
+}
+
+Test(engine_diff, budget_limits_are_settable_and_caps_stop_a_running_query)
+{
+    char dir[] = "/tmp/sdb_budget_XXXXXX";
+    sdb_options o = {.no_sync = 1, .query_max_cells = 50};
+    sdb_store *s = budget_store(dir, &o, 400, 100, 1000);
+    char err[512];
+    /* 100 users x 1 point is over a limit of 50. */
+    int rc = run_q(s, "{\"group_by\":[\"user_id\"]}", err, sizeof err);
+    cr_assert_eq(rc, SDB_EINVAL);
+    cr_assert(strstr(err, "over the limit of 50"), "%s", err);
+    cr_assert_eq(run_q(s, "{\"stats\":[\"count\"]}", err, sizeof err), SDB_OK, "%s", err);
+    sdb_store_close(s);
+
+    /* The memory cap: values kept for percentiles of 400 rows pass 1 KiB. */
+    sdb_options m = {.no_sync = 1, .query_max_mem_bytes = 1024};
+    cr_assert_eq(sdb_store_open(dir, &m, &s, err, sizeof err), SDB_OK, "%s", err);
+    rc = run_q(s, "{\"percentiles\":[50],\"group_by\":[\"user_id\"]}", err, sizeof err);
+    cr_assert_eq(rc, SDB_EINVAL);
+    cr_assert(strstr(err, "query_max_mem_bytes"), "%s", err);
+    budget_drop(s, dir);
+
+    /* The time cap: 1 ms cannot read 20,000 rows' records (tags); the
+     * query stops with SDB_EBUSY and says why. */
+    char dir2[] = "/tmp/sdb_budget_XXXXXX";
+    sdb_options t = {.no_sync = 1, .query_max_ms = 1};
+    s = budget_store(dir2, &t, 20000, 100, 1000);
+    int busy = 0;
+    for (int i = 0; i < 20 && !busy; i++) {
+        rc = run_q(s, "{\"where\":{\"tags\":[\"x\"]},\"group_by\":[\"user_id\"],\"percentiles\":[5],"
+                      "\"interval\":\"1h\"}", err, sizeof err);
+        cr_assert(rc == SDB_OK || rc == SDB_EBUSY, "rc %d: %s", rc, err);
+        busy = rc == SDB_EBUSY;
+    }
+    cr_assert(busy, "a 1 ms cap must stop one of 20 queries");
+    cr_assert(strstr(err, "query_max_ms"), "%s", err);
+    budget_drop(s, dir2);
+}
+
+/* ------------------------------------------------- number rendering */
+
+/* json.c prints numbers without printf in [1e-3, 1e15); the text must be
+ * what the shortest of %.15g, %.16g and %.17g that reads back gives. */
+static void printf_shortest(double v, char *tmp, size_t n)
+{
+    if (v == 0) v = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, n, "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v) break;
+    }
+}
+
+static void check_num(double v)
+{
+    char got[64], want[64];
+    cr_assert(sdb__j_num_text(v, got, 48));
+    printf_shortest(v, want, sizeof want);
+    if (strcmp(got, want) != 0 && fabs(v) < 1e15 && v == (double)(long long)v) {
+        /* integers print as integers, which %.15g also does below 1e15 */
+        snprintf(want, sizeof want, "%lld", (long long)v);
+    }
+    cr_assert_str_eq(got, want, "%.17g", v);
+}
+
+Test(engine_diff, numbers_print_as_the_shortest_printf_text_that_reads_back)
+{
+    static const double fixed[] = {0.1, 0.2, 0.3, 0.15000000000000002, 1e-3, 0.001000000000000001,
+                                   999999999999999.9, 1e15 - 0.125, 0.5, 0.25, 1.5, 2.5,
+                                   0.049999999999999996, 0.95, 1.0000000000000002,
+                                   0.9999999999999999, 123456.78901234567, 0.0625,
+                                   4503599627370496.5, 9007199254740993.0, 1e-4, 12.34,
+                                   -0.1, -2.5e-3, 5e-324, 1e300, -1e300};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) check_num(fixed[i]);
+    for (int i = 0; i <= 10000; i++) check_num(0.05 * i); /* histogram edges */
+    uint64_t r = 12345;
+    for (int i = 0; i < 300000; i++) {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        double v;
+        switch (i % 4) {
+        case 0: v = (double)(r >> 11) / 9007199254740992.0; break;        /* [0, 1) */
+        case 1: v = ldexp((double)(r >> 11), (int)(r % 100) - 80); break; /* wide */
+        case 2: { uint64_t bits = r & 0x7FEFFFFFFFFFFFFFull; memcpy(&v, &bits, 8); break; }
+        default: v = (double)(r % 1000000) / 1000.0 + 1e-9 * (double)(r % 7); break;
+        }
+        if (r & 1) v = -v;
+        check_num(v);
+    }
+}
+
+/* Percentiles of many values go through buckets; they must equal the
+ * quickselect ones exactly, whatever the distribution. */
+Test(engine_diff, bucketed_percentiles_equal_quickselect_on_every_distribution)
+{
+    static const double P[] = {0, 0.1, 1, 25, 50, 50, 90, 99, 99.9, 100, 33.333};
+    const uint32_t np = sizeof P / sizeof P[0];
+    uint64_t r = 99;
+    for (int mode = 0; mode < 7; mode++)
+        for (size_t n = 16385; n < 100000; n += 41231) {
+            double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+            for (size_t i = 0; i < n; i++) {
+                r ^= r << 13;
+                r ^= r >> 7;
+                r ^= r << 17;
+                double u = (double)(r >> 11) / 9007199254740992.0;
+                switch (mode) {
+                case 0: a[i] = u; break;
+                case 1: a[i] = (double)i; break;                  /* sorted */
+                case 2: a[i] = floor(u * 100) / 100; break;       /* few distinct */
+                case 3: a[i] = 0.5; break;                        /* all equal */
+                case 4: a[i] = (u - 0.5) * 1e12; break;           /* wide, negative */
+                case 5: a[i] = i % 1000 == 0 ? 1e300 : u; break;  /* one far outlier */
+                default: a[i] = (double)(n - i) * (i % 2 ? 1 : -1); break;
+                }
+            }
+            memcpy(b, a, n * sizeof *a);
+            double got[16], want[16];
+            sdb__percentiles(a, n, P, np, got);
+            sdb__percentiles_select(b, n, P, np, want);
+            for (uint32_t i = 0; i < np; i++)
+                cr_assert(got[i] == want[i], "mode %d n %zu p%g: %.17g, quickselect %.17g", mode,
+                          n, P[i], got[i], want[i]);
+            free(a);
+            free(b);
+        }
+}
+
+/* Times print by hand for years 0 to 9999: the same text as the printf
+ * form (checked across the range, day and leap edges, and outside it). */
+Test(engine_diff, times_print_like_the_printf_form)
+{
+    static const long long edges[] = {0, -1, 1, 86399999, 86400000, -62167219200000ll,
+                                      -62167219200001ll, 253402300799999ll, 253402300800000ll,
+                                      951782400000ll, 951868799999ll, 4102444800000ll};
+    uint64_t r = 7;
+    for (int i = 0; i < 200000; i++) {
+        long long ms;
+        if (i < (int)(sizeof edges / sizeof edges[0])) {
+            ms = edges[i];
+        } else {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            ms = (long long)(r % 330000000000000ull) - 70000000000000ll;
+        }
+        char got[40], want[96];
+        sdb_time_format(ms, got);
+        long long rem = ms % 86400000;
+        if (rem < 0) rem += 86400000;
+        long long days = ms / 86400000 - (ms % 86400000 < 0);
+        /* civil from days (Hinnant), independently of util.c */
+        long long z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+        long long doe = z - era * 146097, yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        long long y = yoe + era * 400, doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        long long mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+        y += m <= 2;
+        snprintf(want, sizeof want, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ", y, m, d,
+                 rem / 3600000, rem / 60000 % 60, rem / 1000 % 60, rem % 1000);
+        want[31] = 0;
+        cr_assert_str_eq(got, want, "ms %lld", ms);
+    }
+}
+
+/* Replacing folded scores marks their rows dead (tombstones, fold.c) until
+ * a later fold rewrites the chunks: in between, every path of the pipeline
+ * (headers, per-value pre-aggregates, label counts, kernels, batches) must
+ * leave the dead rows out, and the replacements are not folded yet. */
+Test(engine_diff, dead_rows_between_a_replacement_and_the_next_fold_are_left_out)
+{
+    char dir[] = "/tmp/sdb_dead_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    sdb_options o = {.no_sync = 1, .chunk_rows = 64};
+    sdb_store *s;
+    char err[512], buf[400];
+    cr_assert_eq(sdb_store_open(dir, &o, &s, err, sizeof err), SDB_OK, "%s", err);
+    sdb_batch *b;
+    sdb_batch_new(&b);
+    const int n = 600;
+    double sum_live = 0, sum_all = 0;
+    long long live = 0, live_pass = 0;
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < n; i++) {
+            if (round == 1 && i % 5) continue; /* every fifth score replaced */
+            double v = round ? 100 + i : (double)(i % 10) / 10;
+            const char *label = i % 3 ? "" : "pass";
+            int len = label[0]
+                ? snprintf(buf, sizeof buf,
+                           "{\"id\":\"c%d\",\"name\":\"lab\",\"value\":\"%s\",\"timestamp\":%lld,"
+                           "\"trace_id\":\"t%d\",\"model\":\"m%d\"}",
+                           i, round ? "fail" : label, BASE_MS + i * 60000ll, i, i % 4)
+                : snprintf(buf, sizeof buf,
+                           "{\"id\":\"d%d\",\"name\":\"num\",\"value\":%g,\"timestamp\":%lld,"
+                           "\"trace_id\":\"t%d\",\"model\":\"m%d\"}",
+                           i, v, BASE_MS + i * 60000ll, i, i % 4);
+            cr_assert_eq(sdb_batch_add_json(b, buf, (size_t)len, err, sizeof err), SDB_OK, "%s", err);
+            if (round == 0 && !label[0]) sum_all += v;
+            if (round == 0 && !label[0] && i % 5) {
+                sum_live += v;
+                live++;
+            }
+            if (round == 0 && label[0] && i % 5) live_pass++;
+        }
+        cr_assert_eq(sdb_store_ingest(s, 0, b, BASE_MS + 20 * DAY), SDB_OK);
+        sdb_batch_clear(b);
+        if (round == 0) cr_assert_eq(sdb_store_fold(s, BASE_MS + 30 * DAY, NULL), SDB_OK);
+    }
+    (void)sum_all;
+    static const char *const qs[] = {
+        "{\"name\":\"num\",\"stats\":[\"count\",\"sum\"]}",                         /* headers */
+        "{\"name\":\"num\",\"group_by\":[\"model\"],\"stats\":[\"count\",\"sum\"]}", /* pre-aggregates */
+        "{\"name\":\"num\",\"where\":{\"value\":{\"lt\":50}},\"stats\":[\"count\",\"sum\"]}",
+        "{\"name\":\"num\",\"where\":{\"model\":[\"m0\",\"m1\",\"m2\",\"m3\"]},\"stats\":[\"count\",\"sum\"],\"percentiles\":[50]}",
+        "{\"name\":\"num\",\"stats\":[\"count\",\"sum\",\"traces\"],\"histogram\":{\"bins\":4}}",
+    };
+    for (size_t k = 0; k < sizeof qs / sizeof qs[0]; k++) {
+        char *out = NULL;
+        cr_assert_eq(sdb_query_json(s, 0, qs[k], strlen(qs[k]), &out, err, sizeof err), SDB_OK, "%s", err);
+        json_t *a = json_loads(out, 0, NULL), *gs = json_object_get(a, "groups");
+        long long cnt = 0;
+        double sum = 0;
+        for (size_t gi = 0; gi < json_array_size(gs); gi++) {
+            cnt += json_integer_value(json_object_get(json_array_get(gs, gi), "count"));
+            sum += json_number_value(json_object_get(json_array_get(gs, gi), "sum"));
+        }
+        cr_assert_eq(cnt, live, "%s: count %lld, live rows %lld\n%s", qs[k], cnt, live, out);
+        near(sum, sum_live, "sum of live rows", qs[k]);
+        json_decref(a);
+        free(out);
+    }
+    const char *cq = "{\"name\":\"lab\"}";
+    char *out = NULL;
+    cr_assert_eq(sdb_query_json(s, 0, cq, strlen(cq), &out, err, sizeof err), SDB_OK, "%s", err);
+    json_t *a = json_loads(out, 0, NULL);
+    json_t *g0 = json_array_get(json_object_get(a, "groups"), 0);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(g0, "categories"), "pass")),
+                 live_pass, "label counts of live rows only\n%s", out);
+    cr_assert_null(json_object_get(json_object_get(g0, "categories"), "fail"), "not folded yet\n%s", out);
+    json_decref(a);
+    free(out);
+    sdb_batch_free(b);
+    budget_drop(s, dir);
 }

@@ -774,6 +774,147 @@ static void sweep_select(const sdb_kernels *k)
     sweep(k, V_EDGES, T_SORTED, check_select, 1400);
 }
 
+/* ---- the pipeline's batch kernels ---------------------------------------- */
+
+/* mask_f64: bit i is exactly passes(f, ts[i], v[i]), and no bit past n. */
+static void check_mask(const sdb_kernels *k, const cols *c, const sdb_filter *f, const char *ctx)
+{
+    size_t words = (c->n + 63) / 64 + 1;
+    uint64_t *got = malloc(words * 8), *want = malloc(words * 8);
+    cr_assert(got && want);
+    memset(got, 0xA5, words * 8); /* the kernel must overwrite, not accumulate */
+    memset(want, 0xA5, words * 8);
+    k->mask_f64(c->v, c->ts, c->n, f, got);
+    sdb__kernels_scalar.mask_f64(c->v, c->ts, c->n, f, want);
+    for (size_t i = 0; i < c->n; i++) {
+        int g = (int)(got[i / 64] >> (i % 64) & 1);
+        CHECK(g == passes(f, c->td[i], c->vd[i]), "%s: mask bit %zu = %d", ctx, i, g);
+    }
+    for (size_t w = 0; w < (c->n + 63) / 64; w++)
+        CHECK(got[w] == want[w], "%s: mask word %zu %llx, scalar %llx", ctx, w,
+              (unsigned long long)got[w], (unsigned long long)want[w]);
+    if (c->n % 64)
+        CHECK(got[c->n / 64] >> (c->n % 64) == 0, "%s: bits past n are set", ctx);
+    free(got);
+    free(want);
+}
+
+/* A selection of the rows f passes (every third dropped besides) with a
+ * slot per row from the key column: slot_agg and slot_hist against scalar,
+ * with several slots and with slot == NULL (one slot), with idx == NULL
+ * (every row) too. */
+static void check_slots(const sdb_kernels *k, const cols *c, const sdb_filter *f, const char *ctx)
+{
+    enum { NS = 14 };
+    size_t m = c->n ? c->n : 1;
+    uint32_t *idx = malloc(m * 4), *slot = malloc(m * 4);
+    cr_assert(idx && slot);
+    size_t n = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (passes(f, c->td[i], c->vd[i]) && i % 3 != 2) {
+            idx[n] = (uint32_t)i;
+            slot[n++] = c->kd[i] % NS;
+        }
+    for (int shape = 0; shape < 3; shape++) {
+        const uint32_t *ix = shape == 2 ? NULL : idx, *sl = shape == 1 ? NULL : slot;
+        size_t cnt = shape == 2 ? c->n : n;
+        const uint32_t *sl2 = shape == 2 ? NULL : sl;
+        sdb_slot got[NS], want[NS];
+        absum sc[NS];
+        for (int j = 0; j < NS; j++) {
+            memset(&got[j], 0, sizeof got[j]);
+            got[j].min = INFINITY;
+            got[j].max = -INFINITY;
+            want[j] = got[j];
+            memset(&sc[j], 0, sizeof sc[j]);
+        }
+        /* slot 3 starts with a shift of its own: it must be kept */
+        got[3].n = want[3].n = 1;
+        got[3].k = want[3].k = 0.25;
+        k->slot_agg(c->v, ix, sl2, cnt, got);
+        sdb__kernels_scalar.slot_agg(c->v, ix, sl2, cnt, want);
+        for (size_t j = 0; j < cnt; j++) {
+            uint32_t s = sl2 ? sl2[j] : 0;
+            absum_add(&sc[s], c->vd[ix ? ix[j] : j], want[s].k);
+        }
+        for (int j = 0; j < NS; j++) {
+            char what[160];
+            snprintf(what, sizeof what, "%s shape %d slot %d", ctx, shape, j);
+            CHECK(got[j].n == want[j].n && got[j].count == want[j].count,
+                  "%s: n %llu count %llu, scalar %llu %llu", what, (unsigned long long)got[j].n,
+                  (unsigned long long)got[j].count, (unsigned long long)want[j].n,
+                  (unsigned long long)want[j].count);
+            CHECK(got[j].k == want[j].k || (isnan(got[j].k) && isnan(want[j].k)),
+                  "%s: shift %.17g, scalar %.17g", what, got[j].k, want[j].k);
+            CHECK(got[j].min == want[j].min || (isnan(got[j].min) && isnan(want[j].min)),
+                  "%s: min", what);
+            CHECK(got[j].max == want[j].max || (isnan(got[j].max) && isnan(want[j].max)),
+                  "%s: max", what);
+            expect_close(got[j].sum, want[j].sum, sc[j].sum, sc[j].m, "sum", what, "", 0);
+            expect_close(got[j].s1, want[j].s1, sc[j].s1, sc[j].m, "s1", what, "", 0);
+            expect_close(got[j].s2, want[j].s2, sc[j].s2, sc[j].m, "s2", what, "", 0);
+        }
+        /* Histograms: per-group bounds, and one set of bounds for all. */
+        for (int per = 0; per < 2; per++) {
+            const uint32_t bins = 7;
+            double lo[NS], hi[NS], w[NS];
+            for (int j = 0; j < NS; j++) {
+                lo[j] = per ? -0.5 + 0.1 * j : 0.1;
+                hi[j] = per ? (j == 5 ? lo[j] : 0.6 + 0.05 * j) : 0.8;
+                w[j] = (hi[j] - lo[j]) / bins;
+            }
+            uint64_t hg[NS * (bins + 2)], hw[NS * (bins + 2)];
+            memset(hg, 0, sizeof hg);
+            memset(hw, 0, sizeof hw);
+            k->slot_hist(c->v, ix, sl2, cnt, lo, hi, w, per, bins, hg);
+            sdb__kernels_scalar.slot_hist(c->v, ix, sl2, cnt, lo, hi, w, per, bins, hw);
+            for (size_t b = 0; b < NS * (bins + 2); b++)
+                CHECK(hg[b] == hw[b], "%s shape %d per %d: bin %zu = %llu, scalar %llu", ctx,
+                      shape, per, b, (unsigned long long)hg[b], (unsigned long long)hw[b]);
+        }
+    }
+    free(idx);
+    free(slot);
+}
+
+Test(kernels, scalar_slot_agg_sets_the_shift_to_the_first_value_and_counts_by_hand)
+{
+    double v[5] = {2.0, 4.0, 4.0, 10.0, 1.0};
+    uint32_t idx[4] = {1, 2, 3, 4}, slot[4] = {0, 0, 1, 0};
+    sdb_slot a[2];
+    for (int j = 0; j < 2; j++) {
+        memset(&a[j], 0, sizeof a[j]);
+        a[j].min = INFINITY;
+        a[j].max = -INFINITY;
+    }
+    sdb__kernels_scalar.slot_agg(v, idx, slot, 4, a);
+    cr_assert_eq(a[0].n, 3);
+    cr_assert_eq(a[0].count, 3);
+    cr_assert_eq(a[0].k, 4.0);
+    cr_assert_eq(a[0].sum, 9.0);
+    cr_assert_eq(a[0].s1, -3.0); /* 0 + 0 - 3 */
+    cr_assert_eq(a[0].s2, 9.0);
+    cr_assert_eq(a[0].min, 1.0);
+    cr_assert_eq(a[0].max, 4.0);
+    cr_assert_eq(a[1].n, 1);
+    cr_assert_eq(a[1].k, 10.0);
+    cr_assert_eq(a[1].s2, 0.0);
+    uint64_t bits[1];
+    sdb_filter f = {0, 100, 2.0, 4.0, 0};
+    int64_t ts[5] = {1, 2, 3, 4, 200};
+    sdb__kernels_scalar.mask_f64(v, ts, 5, &f, bits);
+    cr_assert_eq(bits[0], 0x7u, "rows 0, 1, 2 pass; 3 by value, 4 by time fail");
+}
+
+static void sweep_pipe(const sdb_kernels *k)
+{
+    sweep(k, V_UNIT, T_SHUFFLED, check_mask, 1500);
+    sweep(k, V_EDGES, T_SORTED, check_mask, 1600);
+    sweep(k, V_UNIT, T_SORTED, check_slots, 1700);
+    sweep(k, V_WIDE, T_SHUFFLED, check_slots, 1800);
+    sweep(k, V_PASSFAIL, T_SORTED, check_slots, 1900);
+}
+
 #define TABLE_TESTS(isa)                                                                 \
     Test(kernels, isa##_agg_matches_scalar_on_random_data) { sweep_agg(need(#isa)); }   \
     Test(kernels, isa##_agg_matches_scalar_on_zeros_huge_tiny_negative_and_nan)         \
@@ -793,7 +934,8 @@ static void sweep_select(const sdb_kernels *k)
         sweep_series(need(#isa));                                                        \
     }                                                                                    \
     Test(kernels, isa##_series_fills_known_buckets) { series_known(need(#isa)); }       \
-    Test(kernels, isa##_select_matches_scalar_row_for_row) { sweep_select(need(#isa)); }
+    Test(kernels, isa##_select_matches_scalar_row_for_row) { sweep_select(need(#isa)); } \
+    Test(kernels, isa##_pipeline_mask_and_slot_kernels_match_scalar) { sweep_pipe(need(#isa)); }
 
 TABLE_TESTS(avx2)
 TABLE_TESTS(avx512)

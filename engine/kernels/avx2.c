@@ -538,6 +538,12 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
                         : select_body(hash, v, ts, n, f, out, 1);
 }
 
+/* ---- the pipeline's batch kernels: one body for both tables ----------- */
+
+#define PIPE_W 4
+#define PIPE_MOVEMASK(m) (unsigned)_mm256_movemask_pd((__m256d)(m))
+#include "pipe_body.h"
+
 static const sdb_kernels table = {
     .name = "avx2",
     .agg_f64 = agg_f64,
@@ -545,6 +551,9 @@ static const sdb_kernels table = {
     .group_u32 = group_u32,
     .series_f64 = series_f64,
     .select_u64 = select_u64,
+    .mask_f64 = pipe_mask_f64,
+    .slot_agg = pipe_slot_agg,
+    .slot_hist = pipe_slot_hist,
 };
 
 /* Compiled for the baseline ISA although the file is built with -mavx2: a

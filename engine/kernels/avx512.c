@@ -564,6 +564,12 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
                         : select_body(hash, v, ts, n, f, out, 1);
 }
 
+/* ---- the pipeline's batch kernels: one body for both tables ----------- */
+
+#define PIPE_W 8
+#define PIPE_MOVEMASK(m) (unsigned)_mm512_movepi64_mask((__m512i)(m))
+#include "pipe_body.h"
+
 static const sdb_kernels table = {
     .name = "avx512",
     .agg_f64 = agg_f64,
@@ -571,6 +577,9 @@ static const sdb_kernels table = {
     .group_u32 = group_u32,
     .series_f64 = series_f64,
     .select_u64 = select_u64,
+    .mask_f64 = pipe_mask_f64,
+    .slot_agg = pipe_slot_agg,
+    .slot_hist = pipe_slot_hist,
 };
 
 /* Compiled for the baseline ISA although the file is built with AVX-512

@@ -39,6 +39,19 @@ typedef struct sdb_agg {
     double min, max;
 } sdb_agg;
 
+/* One accumulator of the query pipeline: a group, or a (group, interval)
+ * of a series. The numeric fields are an sdb_agg about the shift k, which
+ * the kernels set to the first value they add when n is 0 (the caller may
+ * set it beforehand, for instance to a segment's mean); count counts every
+ * row the slot received, categorical rows included. Zero it, then set min
+ * to +inf and max to -inf (sdb__slot_init in the engine). */
+typedef struct sdb_slot {
+    uint64_t n;                /* numeric and boolean rows */
+    double sum, s1, s2, min, max;
+    double k;                  /* the shift K of s1 and s2 */
+    uint64_t count;            /* every row */
+} sdb_slot;
+
 typedef struct sdb_kernels {
     const char *name; /* "scalar", "avx2", "avx512" */
 
@@ -72,6 +85,30 @@ typedef struct sdb_kernels {
      * (room for n); returns how many were written. */
     size_t (*select_u64)(const void *hash, const void *v, const void *ts, size_t n,
                          const sdb_filter *f, uint64_t *out);
+
+    /* ---- the pipeline's batch kernels (engine/exec.c) --------------------
+     * A batch is rows [0, n) of a segment's columns (the caller offsets the
+     * pointers). A selection is a list of row indexes into the batch, idx
+     * (NULL: every row 0..n-1, and n is then the row count); the slot of
+     * the j-th selected row is slot[j] (NULL: every row goes to slot 0). */
+
+    /* Bit i of bits (words (n + 63) / 64, overwritten; bits past n are 0)
+     * is set when row i passes f. */
+    void (*mask_f64)(const void *v, const void *ts, size_t n, const sdb_filter *f,
+                     uint64_t *bits);
+
+    /* For the j-th of n selected rows (value v[idx[j]]): acc[slot[j]] gains
+     * the value (n, sum, s1 and s2 about its k, set to the value when the
+     * slot's n is 0, min, max) and one count. */
+    void (*slot_agg)(const void *v, const uint32_t *idx, const uint32_t *slot, size_t n,
+                     sdb_slot *acc);
+
+    /* Histogram of the selected rows into counts + g * (bins + 2) for
+     * g = slot[j], with hist_f64's bins: bounds lo[b], hi[b], width[b] with
+     * b = per_group ? g : 0. counts accumulated into. */
+    void (*slot_hist)(const void *v, const uint32_t *idx, const uint32_t *slot, size_t n,
+                      const double *lo, const double *hi, const double *width, int per_group,
+                      uint32_t bins, uint64_t *counts);
 } sdb_kernels;
 
 /* The empty partial aggregate. */

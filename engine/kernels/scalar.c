@@ -126,6 +126,47 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
     return k;
 }
 
+/* ---- the pipeline's batch kernels: one row at a time, in order ---------- */
+
+static void mask_f64(const void *v, const void *ts, size_t n, const sdb_filter *f,
+                     uint64_t *bits)
+{
+    memset(bits, 0, ((n + 63) / 64) * sizeof *bits);
+    for (size_t i = 0; i < n; i++)
+        if (pass(f, ld_i64(ts, i), ld_f64(v, i))) bits[i / 64] |= 1ull << (i % 64);
+}
+
+static void slot_agg(const void *v, const uint32_t *idx, const uint32_t *slot, size_t n,
+                     sdb_slot *acc)
+{
+    for (size_t j = 0; j < n; j++) {
+        double x = ld_f64(v, idx ? idx[j] : j);
+        sdb_slot *a = &acc[slot ? slot[j] : 0];
+        if (a->n == 0) a->k = x;
+        double d = x - a->k;
+        a->n++;
+        a->count++;
+        a->sum += x;
+        a->s1 += d;
+        a->s2 += d * d;
+        if (x < a->min) a->min = x;
+        if (x > a->max) a->max = x;
+    }
+}
+
+static void slot_hist(const void *v, const uint32_t *idx, const uint32_t *slot, size_t n,
+                      const double *lo, const double *hi, const double *width, int per_group,
+                      uint32_t bins, uint64_t *counts)
+{
+    sdb_filter all = {INT64_MIN, INT64_MAX, -INFINITY, INFINITY, 0};
+    int64_t t = 0;
+    for (size_t j = 0; j < n; j++) {
+        uint32_t g = slot ? slot[j] : 0, b = per_group ? g : 0;
+        const char *x = (const char *)v + 8 * (idx ? idx[j] : j);
+        hist_f64(x, &t, 1, &all, lo[b], hi[b], width[b], bins, counts + (size_t)g * (bins + 2));
+    }
+}
+
 const sdb_kernels sdb__kernels_scalar = {
     .name = "scalar",
     .agg_f64 = agg_f64,
@@ -133,4 +174,7 @@ const sdb_kernels sdb__kernels_scalar = {
     .group_u32 = group_u32,
     .series_f64 = series_f64,
     .select_u64 = select_u64,
+    .mask_f64 = mask_f64,
+    .slot_agg = slot_agg,
+    .slot_hist = slot_hist,
 };

@@ -1,0 +1,50 @@
+// The shape matrix's table: every cell's scoredb time (in process), DuckDB's
+// (threads=2), their ratio, and whether both counted the same rows; then the
+// worst ratio beside the median, the cells under the 20x target and the
+// typical-name cells over 2 ms (issue 8's targets).
+//
+// Usage: node matrix_report.mjs --scoredb F --duckdb F --rows N [--out F.md]
+import { readFileSync, writeFileSync } from 'node:fs';
+
+const args = {};
+for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+const sdb = JSON.parse(readFileSync(args.scoredb, 'utf8'));
+const duck = JSON.parse(readFileSync(args.duckdb, 'utf8'));
+const dq = duck.threads['2'] || duck.threads[2];
+
+// Rows counted by each engine: scoredb's groups' counts, DuckDB's count column.
+const sdbCount = (a) => (a && a.groups ? a.groups.reduce((s, g) => s + (g.count || 0), 0) : NaN);
+const duckCount = (rows) => rows.reduce((s, r) => s + Number(r.count || 0), 0);
+
+const cells = [];
+for (const [id, s] of Object.entries(sdb.queries)) {
+  const d = dq[id];
+  if (!d || s.error) { cells.push({ id, error: s.error || 'no duckdb result' }); continue; }
+  const ratio = d.ms / s.ms;
+  cells.push({ id, sdb: s.ms, duck: d.ms, ratio, same: sdbCount(s.answer) === duckCount(d.rows),
+    n: sdbCount(s.answer), typical: id.endsWith('.typical') });
+}
+const ok = cells.filter((c) => !c.error);
+const ratios = ok.map((c) => c.ratio).sort((a, b) => a - b);
+const median = ratios.length ? ratios[ratios.length >> 1] : NaN;
+const worst = ok.reduce((w, c) => (!w || c.ratio < w.ratio ? c : w), null);
+const under = ok.filter((c) => c.ratio < 20);
+const slowTypical = ok.filter((c) => c.typical && c.sdb > 2);
+const mismatch = ok.filter((c) => !c.same);
+
+const lines = [];
+lines.push(`# Shape matrix: ${args.rows || '?'} scores, scoredb in process vs DuckDB threads=2`, '');
+lines.push(`kernels: ${sdb.kernels}; duckdb ${duck.version}; median of ${sdb.runs} (scoredb) / ${duck.runs} (duckdb) warm runs; cells: ${cells.length}`, '');
+lines.push(`**worst ratio ${worst ? worst.ratio.toFixed(1) : '-'}x (${worst ? worst.id : '-'}: scoredb ${worst ? worst.sdb.toFixed(3) : '-'} ms, duckdb ${worst ? worst.duck.toFixed(2) : '-'} ms); median ${median.toFixed(1)}x**`, '');
+lines.push(`cells under 20x: ${under.length} of ${ok.length}; typical-name cells over 2 ms: ${slowTypical.length}; row-count mismatches: ${mismatch.length}; errors: ${cells.length - ok.length}`, '');
+lines.push('| cell (filter.group.output.name) | rows | scoredb ms | duckdb ms | ratio | same rows |', '|---|--:|--:|--:|--:|:-:|');
+for (const c of cells) {
+  if (c.error) { lines.push(`| ${c.id} | | error: ${String(c.error).slice(0, 80)} | | | |`); continue; }
+  lines.push(`| ${c.id} | ${c.n} | ${c.sdb.toFixed(3)} | ${c.duck.toFixed(2)} | ${c.ratio.toFixed(1)} | ${c.same ? 'yes' : 'NO'} |`);
+}
+const text = lines.join('\n') + '\n';
+if (args.out) writeFileSync(args.out, text);
+process.stdout.write(lines.slice(0, 8).join('\n') + '\n');
+for (const c of under.sort((a, b) => a.ratio - b.ratio).slice(0, 25))
+  process.stdout.write(`  under 20x: ${c.id} ${c.ratio.toFixed(1)}x (${c.sdb.toFixed(3)} vs ${c.duck.toFixed(2)} ms)\n`);
+for (const c of mismatch.slice(0, 10)) process.stdout.write(`  rows differ: ${c.id}\n`);

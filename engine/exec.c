@@ -1,0 +1,726 @@
+/* The execute stage: one pipeline for every query, per segment and per
+ * batch of rows.
+ *
+ * For each kept segment, in batches of BATCH rows:
+ *   selection  time and value ranges by mask_f64 (SIMD compares), the
+ *              type/source byte through the plan's pass tables, each
+ *              dimension filter through its membership bitmap over the
+ *              dictionary-id column, tags and properties from the row
+ *              store; the result is a list of row indexes, split into
+ *              numeric and categorical rows;
+ *   slots      each group-by column's raw ids (dimension column, source,
+ *              type, name, property id) become one group per row through
+ *              the group table's per-query maps (sdb__gtab_groups, once per
+ *              batch), and the series interval makes it a slot;
+ *   aggregate  kernels over (values, selection, slots): slot_agg (count,
+ *              sum, min, max, moments), slot_hist, label counts, trace
+ *              hashes and values per group.
+ * Shortcuts feed the same accumulators, never a second set of rules: a
+ * segment whose rows all pass and whose keys are constant adds its header
+ * (and scans only for what a header cannot hold); one grouped by a
+ * dimension adds its per-value pre-aggregates; one whose only filters are
+ * time and value ranges and whose keys are constant runs the filter
+ * kernels (agg, hist, select, series) over the whole column, which is the
+ * batch pipeline with the selection fused into the kernel.
+ *
+ * A histogram whose bounds come from the data runs a second pass (pass
+ * 1) once pass 0 has given each group its min and max, from headers where
+ * segments are covered and from the kernels otherwise, so no value is
+ * stored for it (unless percentiles store them anyway).
+ *
+ * The time and memory caps are checked between batches and segments.
+ */
+#include "query.h"
+
+#include <math.h>
+
+#define BATCH 1024
+#define SERIES_TMP_MAX 4096
+#define PREFETCH 8 /* segments ahead */
+
+/* A kept segment, opened. */
+typedef struct xseg {
+    sdb__seg g;
+    const uint8_t *key;
+    uint32_t name;
+} xseg;
+
+typedef struct xstate {
+    const sdb__plan *p;
+    sdb__gtab *g;
+    int pass;
+    double *lo, *hi, *width; /* pass 1: each group's histogram bounds */
+    sdb_agg *stmp; /* SERIES_TMP_MAX, allocated on first use */
+    uint64_t bits[BATCH / 64];
+    uint32_t sel[BATCH];
+    uint8_t iscat[BATCH];
+    uint32_t raw[SDB_MAX_GROUP_BY][BATCH];
+    uint32_t grp[BATCH], slot[BATCH];
+    uint32_t idx_n[BATCH], grp_n[BATCH], slot_n[BATCH];
+    uint32_t idx_c[BATCH], grp_c[BATCH], slot_c[BATCH];
+} xstate;
+
+static inline double ld_f64(const uint8_t *p, size_t i)
+{
+    double x;
+    memcpy(&x, p + i * 8, 8);
+    return x;
+}
+static inline int64_t ld_i64(const uint8_t *p, size_t i)
+{
+    int64_t x;
+    memcpy(&x, p + i * 8, 8);
+    return x;
+}
+static inline uint64_t ld_u64(const uint8_t *p, size_t i)
+{
+    uint64_t x;
+    memcpy(&x, p + i * 8, 8);
+    return x;
+}
+
+static inline int64_t interval_of(const sdb__plan *p, int64_t t)
+{
+    return sdb__floor_div(t - p->i_origin, p->i_width);
+}
+
+/* What one segment needs, decided from its header. */
+typedef struct segclass {
+    bool t_in, v_in, has_cat, all_cat, tsrc_rows, dims_rows, covered;
+    bool keys_const;            /* every group key is constant over the segment */
+    int var_key;                /* the one varying DIM key, or -1 */
+    bool iv_const;
+    uint32_t iv;                /* the constant interval, as a slot offset */
+    uint32_t raw_const[SDB_MAX_GROUP_BY];
+    bool key_var[SDB_MAX_GROUP_BY];
+    double mean;                /* a shift for this segment's values */
+} segclass;
+
+static void classify(const sdb__plan *p, const xseg *ps, segclass *c)
+{
+    const sdb__seg_hdr *h = &ps->g.h;
+    const sdb__query *q = p->q;
+    memset(c, 0, sizeof *c);
+    c->t_in = h->ts_min >= p->t_lo && h->ts_max <= p->t_hi;
+    c->has_cat = h->n_type[SDB_CATEGORICAL] > 0;
+    c->all_cat = h->n_type[SDB_CATEGORICAL] == h->n_rows;
+    c->v_in = !q->has_value || (!c->has_cat && h->v_min >= p->v_lo && h->v_max <= p->v_hi);
+    bool types_all = true;
+    if (q->type_mask)
+        for (int t = 0; t < SDB_N_TYPES; t++)
+            if (h->n_type[t] && !(q->type_mask & (1u << t))) types_all = false;
+    /* Rows need their type/source byte read when a source or type filter
+     * is not decided by the header, or when numeric and categorical rows
+     * must be told apart. */
+    c->tsrc_rows = q->source_mask || !types_all || (c->has_cat && !c->all_cat);
+    for (int d = 0; d < SDB_N_DIMS; d++)
+        if (p->dim_bits[d] && h->dim_w[d]) c->dims_rows = true;
+    c->covered = c->t_in && c->v_in && !c->tsrc_rows && !c->dims_rows && !p->row_filter;
+    c->keys_const = true;
+    c->var_key = -1;
+    int n_var = 0;
+    for (uint32_t k = 0; k < q->n_group; k++) {
+        const sdb__gb *gb = &q->group[k];
+        bool var = false;
+        switch (gb->kind) {
+        case SDB_GB_NAME: c->raw_const[k] = ps->name; break;
+        case SDB_GB_DIM:
+            if (h->dim_w[gb->dim] == 0) c->raw_const[k] = 0;
+            else var = true;
+            break;
+        case SDB_GB_TYPE: {
+            int only = -1, n = 0;
+            for (int t = 0; t < SDB_N_TYPES; t++)
+                if (h->n_type[t]) {
+                    only = t;
+                    n++;
+                }
+            if (n == 1) c->raw_const[k] = (uint32_t)only + 1;
+            else var = true;
+            break;
+        }
+        default: var = true; break;
+        }
+        c->key_var[k] = var;
+        if (var) {
+            c->keys_const = false;
+            n_var++;
+            if (gb->kind == SDB_GB_DIM) c->var_key = (int)k;
+        }
+    }
+    if (n_var != 1) c->var_key = -1;
+    c->iv_const = true;
+    if (p->i_width) {
+        int64_t a = interval_of(p, h->ts_min > p->t_lo ? h->ts_min : p->t_lo);
+        int64_t b = interval_of(p, h->ts_max < p->t_hi ? h->ts_max : p->t_hi);
+        c->iv_const = a == b;
+        c->iv = (uint32_t)(a - p->i_lo);
+    }
+    uint64_t n_num = (uint64_t)h->n_type[SDB_NUMERIC] + h->n_type[SDB_BOOLEAN];
+    c->mean = n_num ? h->k + h->dm : 0;
+}
+
+/* The group of a segment whose keys are all constant. */
+static int const_group(xstate *x, const segclass *c, uint32_t *out)
+{
+    uint32_t *none[SDB_MAX_GROUP_BY] = {NULL};
+    return sdb__gtab_groups(x->g, none, c->raw_const, 1, out);
+}
+
+static inline sdb_slot *slot_at(xstate *x, uint32_t gi, uint32_t iv)
+{
+    return &x->g->slot[(size_t)gi * x->g->n_int + iv];
+}
+
+static inline uint64_t *hist_of(xstate *x, uint32_t gi)
+{
+    return x->g->hist + (size_t)gi * (x->g->bins + 2);
+}
+
+/* ------------------------------------------------- whole-column kernels */
+
+/* Everything but the moments and counts, over the numeric rows of a
+ * segment without categorical ones, with f selecting them: the fixed
+ * histogram, trace hashes, values. */
+static int filter_extras(xstate *x, const sdb__seg *g, uint32_t gi, const sdb_filter *f)
+{
+    const sdb__plan *p = x->p;
+    if (p->fixed_hist)
+        p->kern->hist_f64(g->value, g->ts, g->n, f, p->h_lo, p->h_hi, p->h_width, p->q->bins,
+                          hist_of(x, gi));
+    if (p->want_traces) {
+        sdb__traceset *ts = &x->g->traces[gi];
+        uint64_t *out = sdb__traceset_room(ts, g->n);
+        if (!out) return SDB_ENOMEM;
+        size_t k = p->kern->select_u64(g->trace, g->value, g->ts, g->n, f, out);
+        ts->n += k;
+        x->g->mem += k * 8;
+    }
+    if (p->want_vals) {
+        sdb__dvec *d = &x->g->vals[gi];
+        bool all_t = f->t_lo == INT64_MIN && f->t_hi == INT64_MAX;
+        if (d->cap - d->n < g->n) {
+            /* room for the whole segment at once: one realloc, then plain stores */
+            size_t cap = d->cap ? d->cap : 1024;
+            while (cap - d->n < g->n) cap *= 2;
+            double *nv = realloc(d->v, cap * sizeof *nv);
+            if (!nv) return SDB_ENOMEM;
+            x->g->mem += (cap - d->cap) * sizeof *nv;
+            d->v = nv;
+            d->cap = cap;
+        }
+        for (uint32_t i = 0; i < g->n; i++) {
+            double v = ld_f64(g->value, i);
+            bool ok = v >= f->v_lo && v <= f->v_hi;
+            if (!all_t) {
+                int64_t t = ld_i64(g->ts, i);
+                ok = ok && t >= f->t_lo && t <= f->t_hi;
+            }
+            d->v[d->n] = v;
+            d->n += ok;
+        }
+    }
+    return SDB_OK;
+}
+
+/* The first value f selects: the shift of a slot that is still empty. A
+ * data value of the slot keeps s2 - s1^2 / n exact when every value is
+ * the same (a value filter with eq, a constant score), where a mean that
+ * is not one of the values would leave rounding behind. */
+static double first_value(const sdb__seg *g, const sdb_filter *f, double dflt)
+{
+    for (uint32_t i = 0; i < g->n; i++) {
+        double v = ld_f64(g->value, i);
+        int64_t t = ld_i64(g->ts, i);
+        if (v >= f->v_lo && v <= f->v_hi && t >= f->t_lo && t <= f->t_hi) return v;
+    }
+    return dflt;
+}
+
+/* Constant keys, no categorical rows, only time and value filters: the
+ * filter kernels over the whole column. */
+static int filter_path(xstate *x, const xseg *ps, const segclass *c)
+{
+    const sdb__plan *p = x->p;
+    const sdb__seg *g = &ps->g;
+    sdb_filter f = {p->t_lo, p->t_hi, p->v_lo, p->v_hi, 0};
+    if (c->t_in) {
+        /* Every timestamp passes: the SIMD tables then skip the ts column. */
+        f.t_lo = INT64_MIN;
+        f.t_hi = INT64_MAX;
+    }
+    uint32_t gi;
+    int rc = const_group(x, c, &gi);
+    if (rc) return rc;
+    if (x->pass == 1) {
+        p->kern->hist_f64(g->value, g->ts, g->n, &f, x->lo[gi], x->hi[gi], x->width[gi],
+                          p->q->bins, hist_of(x, gi));
+        return SDB_OK;
+    }
+    if (!c->iv_const) {
+        /* A series inside the segment: series_f64 buckets it. */
+        int64_t lo = interval_of(p, g->h.ts_min > p->t_lo ? g->h.ts_min : p->t_lo);
+        int64_t hi = interval_of(p, g->h.ts_max < p->t_hi ? g->h.ts_max : p->t_hi);
+        uint32_t nb = (uint32_t)(hi - lo + 1);
+        f.t_lo = p->t_lo;
+        f.t_hi = p->t_hi;
+        f.shift = c->mean;
+        if (!x->stmp && !(x->stmp = malloc(SERIES_TMP_MAX * sizeof *x->stmp))) return SDB_ENOMEM;
+        for (uint32_t i = 0; i < nb; i++) sdb__agg_empty(&x->stmp[i]);
+        p->kern->series_f64(g->value, g->ts, g->n, &f, lo * p->i_width + p->i_origin, p->i_width,
+                            nb, x->stmp);
+        for (uint32_t i = 0; i < nb; i++)
+            if (x->stmp[i].n)
+                sdb__slot_add_agg(slot_at(x, gi, (uint32_t)(lo + i - p->i_lo)), &x->stmp[i], f.shift);
+        return filter_extras(x, g, gi, &f);
+    }
+    /* The extras first: select_u64 pulls the values from memory together
+     * with the hashes, and agg_f64 then finds them in L2 (query f: 4.0 ms
+     * with agg first, 3.0 ms so). */
+    if ((rc = filter_extras(x, g, gi, &f))) return rc;
+    sdb_slot *s = slot_at(x, gi, c->iv);
+    f.shift = s->n ? s->k : first_value(g, &f, c->mean);
+    sdb_agg a;
+    p->kern->agg_f64(g->value, g->ts, g->n, &f, &a);
+    sdb__slot_add_agg(s, &a, f.shift);
+    return SDB_OK;
+}
+
+/* A categorical chunk wholly inside the query: its label counts are
+ * pre-aggregated. Returns 1 when the chunk kept none (or they do not
+ * cover it). */
+static int labels_preagg(xstate *x, const xseg *ps, uint32_t gi)
+{
+    sdb__val v;
+    const uint8_t *lp;
+    int rc = sdb__get(x->p->t, SDB__DB_PREAGG, ps->key, SDB__SEGKEY_LEN, &v);
+    if (rc == SDB_ENOTFOUND) return 1;
+    if (rc) return rc;
+    int m = sdb__preagg_labels(v.p, v.len, &lp);
+    if (m < 0) return 1;
+    uint32_t pair[2];
+    uint64_t n = 0;
+    for (int i = 0; i < m; i++) {
+        memcpy(pair, lp + 8 * (size_t)i, 8);
+        n += pair[1];
+    }
+    if (n != ps->g.n) return 1;
+    uint64_t *cats = sdb__gtab_cats(x->g, gi);
+    if (!cats) return SDB_ENOMEM;
+    for (int i = 0; i < m; i++) {
+        memcpy(pair, lp + 8 * (size_t)i, 8);
+        if (pair[0] <= x->g->n_labels) cats[pair[0]] += pair[1];
+    }
+    return SDB_OK;
+}
+
+/* A chunk wholly inside the query, grouped by one dimension (the other
+ * keys constant): its per-value pre-aggregates. Returns 1 when the chunk
+ * kept none for the dimension. */
+static int dim_preagg(xstate *x, const xseg *ps, const segclass *c)
+{
+    const sdb__query *q = x->p->q;
+    sdb__val v;
+    int rc = sdb__get(x->p->t, SDB__DB_PREAGG, ps->key, SDB__SEGKEY_LEN, &v);
+    if (rc == SDB_ENOTFOUND) return 1;
+    if (rc) return rc;
+    const uint8_t *pp;
+    int m = sdb__preagg_find(v.p, v.len, q->group[c->var_key].dim, &pp);
+    if (m < 0) return 1;
+    /* A chunk with dead rows (sdb__live_seg gave a copy without them) has
+     * fewer rows than its pre-aggregates count: its rows are scanned. */
+    uint64_t total = 0;
+    for (int i = 0; i < m; i++) {
+        sdb__preagg pa;
+        memcpy(&pa, pp + (size_t)i * sizeof pa, sizeof pa);
+        total += pa.n;
+    }
+    if (total != ps->g.n) return 1;
+    uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
+    raw[c->var_key] = x->raw[0];
+    for (int i = 0; i < m; i++) {
+        sdb__preagg pa;
+        memcpy(&pa, pp + (size_t)i * sizeof pa, sizeof pa);
+        x->raw[0][i] = pa.id;
+    }
+    if ((rc = sdb__gtab_groups(x->g, raw, c->raw_const, (size_t)m, x->grp))) return rc;
+    for (int i = 0; i < m; i++) {
+        sdb__preagg pa;
+        memcpy(&pa, pp + (size_t)i * sizeof pa, sizeof pa);
+        sdb__mom mm = {.n = pa.n, .sum = pa.sum, .k = pa.k, .dm = pa.dm, .m2 = pa.m2,
+                       .min = pa.min, .max = pa.max};
+        sdb__slot_add_mom(slot_at(x, x->grp[i], c->iv), pa.n, &mm);
+    }
+    return SDB_OK;
+}
+
+/* ------------------------------------------------------- the batch path */
+
+/* Row filters and property keys from the row store (tags, properties):
+ * drops the rows of sel[0..n) that fail, fills the property key columns;
+ * returns the rows kept. */
+static int row_store(xstate *x, const sdb__seg *g, uint32_t i0, uint32_t n, uint32_t *out_n)
+{
+    const sdb__plan *p = x->p;
+    const sdb__query *q = p->q;
+    uint32_t m = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        uint32_t i = i0 + x->sel[j];
+        sdb__val rv;
+        sdb__row row;
+        int rc = sdb__row_get(p->t, p->project, sdb__seg_ref(g, i), &rv);
+        if (rc) return rc == SDB_ENOTFOUND ? SDB_ECORRUPT : rc;
+        if ((rc = sdb__row_decode(rv.p, rv.len, &row))) return rc;
+        bool ok = true;
+        for (uint32_t k = 0; ok && k < q->tags.n; k++)
+            ok = sdb__row_has_tag(&row, q->tags.v[k].p, q->tags.v[k].len);
+        for (uint32_t k = 0; ok && k < q->n_props; k++) {
+            sdb__str pv;
+            ok = sdb__row_prop_get(&row, q->props[k].key.p, q->props[k].key.len, &pv);
+            bool any = false;
+            for (uint32_t mm = 0; ok && !any && mm < q->props[k].values.n; mm++)
+                any = pv.len == q->props[k].values.v[mm].len &&
+                      memcmp(pv.p, q->props[k].values.v[mm].p, pv.len) == 0;
+            ok = ok && any;
+        }
+        if (!ok) continue;
+        for (uint32_t k = 0; k < q->n_group; k++) {
+            if (q->group[k].kind != SDB_GB_PROP) continue;
+            sdb__str v;
+            uint32_t id = 0;
+            if (sdb__row_prop_get(&row, q->group[k].key.p, q->group[k].key.len, &v))
+                sdb__dict_id(p->t, p->project, SDB_DICT_PROP, v.p, v.len, 0, &id);
+            x->raw[k][m] = id;
+        }
+        x->sel[m] = x->sel[j];
+        x->iscat[m] = x->iscat[j];
+        m++;
+    }
+    *out_n = m;
+    return SDB_OK;
+}
+
+/* The dictionary ids of the selected rows of a dimension column of width
+ * w (0: absent, every id 0), one loop per width. */
+static void ids_of(const uint8_t *col, unsigned w, uint32_t i0, const uint32_t *sel, uint32_t n,
+                   uint32_t *out)
+{
+    switch (w) {
+    case 1:
+        for (uint32_t j = 0; j < n; j++) out[j] = col[i0 + sel[j]];
+        break;
+    case 2:
+        for (uint32_t j = 0; j < n; j++) {
+            uint16_t x;
+            memcpy(&x, col + 2 * ((size_t)i0 + sel[j]), 2);
+            out[j] = x;
+        }
+        break;
+    case 4:
+        for (uint32_t j = 0; j < n; j++) memcpy(&out[j], col + 4 * ((size_t)i0 + sel[j]), 4);
+        break;
+    default: memset(out, 0, n * sizeof *out); break;
+    }
+}
+
+typedef struct dimcol {
+    int d;
+    const uint8_t *col;
+    unsigned w;
+} dimcol;
+
+static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_moments)
+{
+    const sdb__plan *p = x->p;
+    const sdb__query *q = p->q;
+    const sdb__seg *g = &ps->g;
+    sdb__gtab *gt = x->g;
+    sdb_filter f = {p->t_lo, p->t_hi, p->v_lo, p->v_hi, 0};
+    if (c->t_in) {
+        f.t_lo = INT64_MIN;
+        f.t_hi = INT64_MAX;
+    }
+    bool need_tv = !c->t_in || q->has_value;
+    dimcol dc[SDB_N_DIMS];
+    int n_dc = 0;
+    for (int d = 0; d < SDB_N_DIMS; d++)
+        if (p->dim_bits[d] && g->h.dim_w[d])
+            dc[n_dc++] = (dimcol){d, sdb__seg_dim_col(g, d), g->h.dim_w[d]};
+    const uint8_t *kcol[SDB_MAX_GROUP_BY] = {NULL};
+    unsigned kw[SDB_MAX_GROUP_BY] = {0};
+    for (uint32_t k = 0; k < q->n_group; k++)
+        if (q->group[k].kind == SDB_GB_DIM) {
+            kcol[k] = sdb__seg_dim_col(g, q->group[k].dim);
+            kw[k] = g->h.dim_w[q->group[k].dim];
+        }
+    bool want_num = x->pass == 1 || !skip_moments || p->fixed_hist || p->want_vals || p->want_traces;
+    bool want_cat = x->pass == 0 && c->has_cat;
+    int rc;
+    for (uint32_t i0 = 0; i0 < g->n; i0 += BATCH) {
+        uint32_t m = g->n - i0 < BATCH ? g->n - i0 : BATCH;
+        const uint8_t *v = g->value + 8ull * i0, *ts = g->ts + 8ull * i0;
+        /* 1. Selection: time and value by mask, type and source by the
+         * pass tables, then each dimension filter over the survivors. */
+        uint32_t ns = 0;
+        const uint8_t *tsrc = g->tsrc + i0;
+        if (!need_tv && !c->tsrc_rows) {
+            for (uint32_t i = 0; i < m; i++) x->sel[i] = i;
+            memset(x->iscat, c->all_cat, m);
+            ns = m;
+        } else {
+            uint32_t nw = (m + 63) / 64;
+            if (need_tv) {
+                p->kern->mask_f64(v, ts, m, &f, x->bits);
+            } else {
+                for (uint32_t w = 0; w < nw; w++) x->bits[w] = ~0ull;
+                if (m % 64) x->bits[nw - 1] = (1ull << (m % 64)) - 1;
+            }
+            for (uint32_t w = 0; w < nw; w++) {
+                for (uint64_t b = x->bits[w]; b; b &= b - 1) {
+                    uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b);
+                    uint8_t tb = tsrc[i] & 15u;
+                    x->sel[ns] = i;
+                    x->iscat[ns] = p->pass_cat[tb];
+                    ns += p->pass_cat[tb] | p->pass_num[tb];
+                }
+            }
+        }
+        for (int k = 0; k < n_dc && ns; k++) {
+            ids_of(dc[k].col, dc[k].w, i0, x->sel, ns, x->grp); /* grp: scratch here */
+            const uint64_t *bits = p->dim_bits[dc[k].d];
+            uint32_t nb = p->dim_nbits[dc[k].d], kept = 0;
+            for (uint32_t j = 0; j < ns; j++) {
+                uint32_t id = x->grp[j];
+                x->sel[kept] = x->sel[j];
+                x->iscat[kept] = x->iscat[j];
+                kept += id < nb && (bits[id / 64] >> (id % 64) & 1);
+            }
+            ns = kept;
+        }
+        if (p->need_row && ns && (rc = row_store(x, g, i0, ns, &ns))) return rc;
+        if (ns == 0) continue;
+        /* 2. Slots. */
+        uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
+        for (uint32_t k = 0; k < q->n_group; k++) {
+            if (!c->key_var[k]) continue;
+            uint32_t *r = x->raw[k];
+            raw[k] = r;
+            switch (q->group[k].kind) {
+            case SDB_GB_DIM: ids_of(kcol[k], kw[k], i0, x->sel, ns, r); break;
+            case SDB_GB_SOURCE:
+                for (uint32_t j = 0; j < ns; j++) r[j] = (tsrc[x->sel[j]] >> 2 & 3u) + 1u;
+                break;
+            case SDB_GB_TYPE:
+                for (uint32_t j = 0; j < ns; j++) r[j] = (tsrc[x->sel[j]] & 3u) + 1u;
+                break;
+            default: break; /* properties: filled by row_store */
+            }
+        }
+        if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, ns, x->grp))) return rc;
+        uint32_t ni = gt->n_int;
+        if (c->iv_const) {
+            for (uint32_t j = 0; j < ns; j++) x->slot[j] = x->grp[j] * ni + c->iv;
+        } else {
+            for (uint32_t j = 0; j < ns; j++)
+                x->slot[j] = x->grp[j] * ni +
+                             (uint32_t)(interval_of(p, ld_i64(ts, x->sel[j])) - p->i_lo);
+        }
+        /* 3. Split numeric and categorical rows (a segment without
+         * categorical rows uses the selection as it is). */
+        uint32_t nn = ns, ncat = 0;
+        const uint32_t *idx_n = x->sel, *grp_n = x->grp, *slot_n = x->slot;
+        if (c->has_cat) {
+            nn = 0;
+            for (uint32_t j = 0; j < ns; j++) {
+                if (x->iscat[j]) {
+                    x->idx_c[ncat] = x->sel[j];
+                    x->grp_c[ncat] = x->grp[j];
+                    x->slot_c[ncat++] = x->slot[j];
+                } else {
+                    x->idx_n[nn] = x->sel[j];
+                    x->grp_n[nn] = x->grp[j];
+                    x->slot_n[nn++] = x->slot[j];
+                }
+            }
+            idx_n = x->idx_n;
+            grp_n = x->grp_n;
+            slot_n = x->slot_n;
+        }
+        /* 4. Aggregate kernels. */
+        if (x->pass == 1) {
+            p->kern->slot_hist(v, idx_n, grp_n, nn, x->lo, x->hi, x->width, 1, q->bins, gt->hist);
+            continue;
+        }
+        if (want_num && nn) {
+            if (skip_moments) {
+                /* the header counted them */
+            } else if (p->counts_only) {
+                /* Nothing asked for needs the values' moments (a count, a
+                 * fixed histogram): two counters a row, not seven fields. */
+                for (uint32_t j = 0; j < nn; j++) {
+                    sdb_slot *sl = &gt->slot[slot_n[j]];
+                    sl->n++;
+                    sl->count++;
+                }
+            } else {
+                p->kern->slot_agg(v, idx_n, slot_n, nn, gt->slot);
+            }
+            if (p->fixed_hist)
+                p->kern->slot_hist(v, idx_n, grp_n, nn, &p->h_lo, &p->h_hi, &p->h_width, 0,
+                                   q->bins, gt->hist);
+            if (p->want_vals)
+                for (uint32_t j = 0; j < nn; j++) {
+                    sdb__dvec *d = &gt->vals[grp_n[j]];
+                    double val = ld_f64(v, idx_n[j]);
+                    if (d->n < d->cap) d->v[d->n++] = val;
+                    else if ((rc = sdb__dvec_push(gt, d, val))) return rc;
+                }
+        }
+        if (want_cat && ncat) {
+            for (uint32_t j = 0; j < ncat; j++) {
+                uint64_t *cats = sdb__gtab_cats(gt, x->grp_c[j]);
+                if (!cats) return SDB_ENOMEM;
+                uint32_t id = (uint32_t)ld_f64(v, x->idx_c[j]);
+                if (id <= gt->n_labels) cats[id]++;
+                if (!skip_moments) gt->slot[x->slot_c[j]].count++;
+            }
+        }
+        if (p->want_traces) {
+            const uint8_t *tr = g->trace + 8ull * i0;
+            for (uint32_t j = 0; j < ns; j++) {
+                uint64_t h = ld_u64(tr, x->sel[j]);
+                if (h && (rc = sdb__traceset_add(&gt->traces[x->grp[j]], h))) return rc;
+            }
+            gt->mem += (size_t)ns * 8;
+        }
+        if ((rc = sdb__plan_check(p, gt))) return rc;
+    }
+    return SDB_OK;
+}
+
+/* ------------------------------------------------------------ a segment */
+
+static int exec_segment(xstate *x, const xseg *ps)
+{
+    const sdb__plan *p = x->p;
+    const sdb__seg *g = &ps->g;
+    segclass c;
+    classify(p, ps, &c);
+    int rc;
+    if (x->pass == 1 && c.all_cat) return SDB_OK; /* no numeric rows to bin */
+    bool extras = p->fixed_hist || p->want_traces || p->want_vals;
+    if (x->pass == 0 && c.covered && c.keys_const && c.iv_const) {
+        /* Every row passes and lands in one slot: the header holds count
+         * and moments; only what it cannot hold is scanned. */
+        uint32_t gi;
+        if ((rc = const_group(x, &c, &gi))) return rc;
+        sdb__mom m;
+        sdb__mom_init(&m);
+        uint64_t n_num = (uint64_t)g->h.n_type[SDB_NUMERIC] + g->h.n_type[SDB_BOOLEAN];
+        if (n_num) {
+            m.n = n_num;
+            m.sum = g->h.sum;
+            m.k = g->h.k;
+            m.dm = g->h.dm;
+            m.m2 = g->h.m2;
+            m.min = g->h.v_min;
+            m.max = g->h.v_max;
+        }
+        sdb__slot_add_mom(slot_at(x, gi, c.iv), g->n, &m);
+        if (!c.has_cat) {
+            if (!extras) return SDB_OK;
+            sdb_filter all = {INT64_MIN, INT64_MAX, -INFINITY, INFINITY, 0};
+            return filter_extras(x, g, gi, &all);
+        }
+        if (c.all_cat && !p->want_traces && (rc = labels_preagg(x, ps, gi)) != 1) return rc;
+        return batch_path(x, ps, &c, true);
+    }
+    if (x->pass == 0 && c.covered && c.var_key >= 0 && c.iv_const && !c.has_cat && !extras) {
+        if ((rc = dim_preagg(x, ps, &c)) != 1) return rc;
+    }
+    bool only_tv = !c.tsrc_rows && !c.dims_rows && !p->row_filter && !c.has_cat;
+    if (only_tv && c.keys_const) {
+        bool series_ok = true;
+        if (!c.iv_const) {
+            int64_t lo = interval_of(p, g->h.ts_min > p->t_lo ? g->h.ts_min : p->t_lo);
+            int64_t hi = interval_of(p, g->h.ts_max < p->t_hi ? g->h.ts_max : p->t_hi);
+            /* series_f64 takes one shift for every interval: good for
+             * sums, not for each interval's M2 (the batch path gives each
+             * slot its own). */
+            series_ok = x->pass == 0 && hi - lo + 1 <= SERIES_TMP_MAX &&
+                        !(p->q->stats & SDB_STAT_STDDEV);
+        }
+        if (c.iv_const || series_ok || x->pass == 1) return filter_path(x, ps, &c);
+    }
+    return batch_path(x, ps, &c, false);
+}
+
+static int run_pass(xstate *x)
+{
+    const sdb__plan *p = x->p;
+    int rc = SDB_OK;
+    for (size_t i = 0; rc == SDB_OK && i < p->n_segs; i++) {
+        xseg xs;
+        const sdb__pseg *ps = &p->segs[i];
+        /* The plan read these headers a while ago: most are out of cache
+         * again, and a header-only segment costs little but its miss, so
+         * the next ones are fetched while this one runs. */
+        if (i + PREFETCH < p->n_segs) {
+            const char *nx = p->segs[i + PREFETCH].val;
+            __builtin_prefetch(nx);
+            __builtin_prefetch(nx + 64);
+        }
+        if ((rc = sdb__seg_open(ps->val, ps->len, &xs.g))) break;
+        xs.key = ps->key;
+        xs.name = ps->name;
+        rc = exec_segment(x, &xs);
+        if (rc == SDB_OK && (i & 63) == 63) rc = sdb__plan_check(p, x->g);
+    }
+    return rc ? rc : sdb__plan_check(p, x->g);
+}
+
+int sdb__exec_run(const sdb__plan *p, sdb__gtab *g)
+{
+    if (p->empty) return SDB_OK;
+    xstate *x = malloc(sizeof *x); /* scratch: nothing is read before it is written */
+    if (!x) return SDB_ENOMEM;
+    x->stmp = NULL;
+    x->lo = x->hi = x->width = NULL;
+    x->pass = 0;
+    x->p = p;
+    x->g = g;
+    int rc = SDB_OK;
+    if (p->fixed_hist) rc = sdb__gtab_hist_alloc(g);
+    if (rc == SDB_OK) rc = run_pass(x);
+    if (rc == SDB_OK && p->free_hist && !p->want_vals && g->n) {
+        /* Pass 1: each group's bounds from its moments (the query's where
+         * it gives one), then the bins. */
+        const sdb__query *q = p->q;
+        x->lo = malloc(g->n * sizeof *x->lo);
+        x->hi = malloc(g->n * sizeof *x->hi);
+        x->width = malloc(g->n * sizeof *x->width);
+        rc = x->lo && x->hi && x->width ? sdb__gtab_hist_alloc(g) : SDB_ENOMEM;
+        for (uint32_t gi = 0; rc == SDB_OK && gi < g->n; gi++) {
+            sdb__mom m, s;
+            sdb__mom_init(&m);
+            for (uint32_t k = 0; k < g->n_int; k++) {
+                sdb__slot_mom(&g->slot[(size_t)gi * g->n_int + k], &s);
+                sdb__mom_merge(&m, &s);
+            }
+            double lo = q->hist_has_min ? q->hist_min : m.min;
+            double hi = q->hist_has_max ? q->hist_max : m.max;
+            if (!(hi >= lo)) hi = lo;
+            x->lo[gi] = lo;
+            x->hi[gi] = hi;
+            x->width[gi] = (hi - lo) / q->bins;
+        }
+        x->pass = 1;
+        if (rc == SDB_OK) rc = run_pass(x);
+    }
+    free(x->lo);
+    free(x->hi);
+    free(x->width);
+    free(x->stmp);
+    free(x);
+    return rc;
+}

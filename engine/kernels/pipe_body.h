@@ -1,0 +1,163 @@
+/* The query pipeline's batch kernels, one body for every SIMD table.
+ *
+ * zstd's pattern: this header is included by avx2.c and avx512.c, each
+ * compiled with its own ISA flags (Makefile), after defining
+ *   PIPE_W            lanes of a vector of doubles (4 or 8)
+ *   PIPE_MOVEMASK(m)  the sign bits of a PIPE_W x int64 mask vector, as an
+ *                     unsigned (movemask_pd, movepi64_mask)
+ * The vectors are GCC vector extensions, so the compares below become
+ * vcmppd/vpcmpq of the includer's width; nothing here names an ISA.
+ *
+ * Semantics are scalar.c's (the definition of correct, see kernels.h);
+ * counts, bins, n, min and max must match it exactly, sums within
+ * rounding. Loads go through memcpy: columns are only 2-byte aligned.
+ */
+#ifndef PIPE_W
+#error "define PIPE_W and PIPE_MOVEMASK before including pipe_body.h"
+#endif
+
+typedef double pipe_vd __attribute__((vector_size(8 * PIPE_W)));
+typedef int64_t pipe_vi __attribute__((vector_size(8 * PIPE_W)));
+
+static inline pipe_vd pipe_ldd(const void *p, size_t i)
+{
+    pipe_vd x;
+    memcpy(&x, (const char *)p + 8 * i, sizeof x);
+    return x;
+}
+
+static inline pipe_vi pipe_ldi(const void *p, size_t i)
+{
+    pipe_vi x;
+    memcpy(&x, (const char *)p + 8 * i, sizeof x);
+    return x;
+}
+
+static inline double pipe_ld1(const void *p, size_t i)
+{
+    double x;
+    memcpy(&x, (const char *)p + 8 * i, 8);
+    return x;
+}
+
+/* 64 rows per output word, PIPE_W per compare. A filter without a time
+ * range (a segment wholly inside the query's) never loads ts. */
+static inline __attribute__((always_inline)) void
+pipe_mask_body(const void *v, const void *ts, size_t n, const sdb_filter *f, uint64_t *bits,
+               int use_ts)
+{
+    size_t i = 0, w = 0;
+    for (; i + 64 <= n; i += 64, w++) {
+        uint64_t word = 0;
+        for (size_t j = 0; j < 64; j += PIPE_W) {
+            pipe_vd x = pipe_ldd(v, i + j);
+            pipe_vi m = (x >= f->v_lo) & (x <= f->v_hi);
+            if (use_ts) {
+                pipe_vi t = pipe_ldi(ts, i + j);
+                m &= (t >= f->t_lo) & (t <= f->t_hi);
+            }
+            word |= (uint64_t)PIPE_MOVEMASK(m) << j;
+        }
+        bits[w] = word;
+    }
+    if (i < n) {
+        uint64_t word = 0;
+        for (size_t j = 0; i + j < n; j++) {
+            double x = pipe_ld1(v, i + j);
+            int64_t t = 0;
+            if (use_ts) memcpy(&t, (const char *)ts + 8 * (i + j), 8);
+            int ok = x >= f->v_lo && x <= f->v_hi && (!use_ts || (t >= f->t_lo && t <= f->t_hi));
+            word |= (uint64_t)ok << j;
+        }
+        bits[w] = word;
+    }
+}
+
+static void pipe_mask_f64(const void *v, const void *ts, size_t n, const sdb_filter *f,
+                          uint64_t *bits)
+{
+    if (f->t_lo == INT64_MIN && f->t_hi == INT64_MAX)
+        pipe_mask_body(v, ts, n, f, bits, 0);
+    else
+        pipe_mask_body(v, ts, n, f, bits, 1);
+}
+
+/* One slot for every row (the common case: no group key varies inside the
+ * segment) keeps the accumulator in registers, two chains deep so that
+ * the adds of consecutive rows do not wait on each other; several slots
+ * update memory row by row (the slot of a row is data, so there is no
+ * vector form short of conflict detection). */
+static void pipe_slot_agg(const void *v, const uint32_t *idx, const uint32_t *slot, size_t n,
+                          sdb_slot *acc)
+{
+    if (!slot) {
+        sdb_slot *a = acc;
+        if (n == 0) return;
+        if (a->n == 0) a->k = pipe_ld1(v, idx ? idx[0] : 0);
+        double k = a->k, sum[2] = {0, 0}, s1[2] = {0, 0}, s2[2] = {0, 0};
+        double mn = a->min, mx = a->max;
+        size_t j = 0;
+        for (; j + 2 <= n; j += 2) {
+            for (int c = 0; c < 2; c++) {
+                double x = pipe_ld1(v, idx ? idx[j + c] : j + c), d = x - k;
+                sum[c] += x;
+                s1[c] += d;
+                s2[c] += d * d;
+                mn = x < mn ? x : mn;
+                mx = x > mx ? x : mx;
+            }
+        }
+        for (; j < n; j++) {
+            double x = pipe_ld1(v, idx ? idx[j] : j), d = x - k;
+            sum[0] += x;
+            s1[0] += d;
+            s2[0] += d * d;
+            mn = x < mn ? x : mn;
+            mx = x > mx ? x : mx;
+        }
+        a->n += n;
+        a->count += n;
+        a->sum += sum[0] + sum[1];
+        a->s1 += s1[0] + s1[1];
+        a->s2 += s2[0] + s2[1];
+        a->min = mn;
+        a->max = mx;
+        return;
+    }
+    for (size_t j = 0; j < n; j++) {
+        double x = pipe_ld1(v, idx ? idx[j] : j);
+        sdb_slot *a = &acc[slot[j]];
+        if (a->n == 0) a->k = x;
+        double d = x - a->k;
+        a->n++;
+        a->count++;
+        a->sum += x;
+        a->s1 += d;
+        a->s2 += d * d;
+        if (x < a->min) a->min = x;
+        if (x > a->max) a->max = x;
+    }
+}
+
+/* scalar.c's bin formula, row by row: the bounds and the counters of a row
+ * depend on its slot. */
+static void pipe_slot_hist(const void *v, const uint32_t *idx, const uint32_t *slot, size_t n,
+                           const double *lo, const double *hi, const double *width,
+                           int per_group, uint32_t bins, uint64_t *counts)
+{
+    const size_t stride = (size_t)bins + 2;
+    for (size_t j = 0; j < n; j++) {
+        uint32_t g = slot ? slot[j] : 0, b = per_group ? g : 0;
+        double x = pipe_ld1(v, idx ? idx[j] : j);
+        uint64_t *c = counts + (size_t)g * stride;
+        if (x < lo[b]) {
+            c[bins]++;
+        } else if (x > hi[b]) {
+            c[bins + 1]++;
+        } else {
+            double q = floor((x - lo[b]) / width[b]);
+            uint32_t at = (q >= 0 && q < (double)bins) ? (uint32_t)q : bins - 1;
+            c[at]++;
+        }
+    }
+}
