@@ -8,6 +8,8 @@
  * file that includes <jansson.h> (json.c is the first, and owns query
  * parsing): the trace-search body is read here and its filters go through
  * the query parser.
+ * It also holds the two small public helpers the client layers in server/
+ * need from the engine: sdb_json_number and sdb_hash64.
  * NDJSON needs no JSON parser to split: a record ends at a newline, which
  * JSON text cannot contain unescaped (RFC 8259 section 7).
  */
@@ -169,3 +171,20 @@ done:
     json_decref(o);
     return rc;
 }
+
+/* ------------------------------------------- helpers for client layers */
+
+void sdb_json_number(double v, char *out)
+{
+    sdb__buf b = {0};
+    sdb__j_num(&b, v);
+    if (b.p && b.len < 32) {
+        memcpy(out, b.p, b.len);
+        out[b.len] = 0;
+    } else {
+        snprintf(out, 32, "%.17g", v);
+    }
+    sdb__buf_free(&b);
+}
+
+uint64_t sdb_hash64(const void *p, size_t len) { return sdb__hash(p, len); }

@@ -1,5 +1,6 @@
 /* The compatible endpoints: the paths and status codes Langfuse and
- * Helicone clients expect, over engine/compat.c's reshaping.
+ * Helicone clients expect, over the reshaping of server/langfuse.c and
+ * server/helicone.c, and the JSON helpers those two share.
  *
  * This file is glue only. Scores go through the same group-commit writer
  * as native ingest (sdb__srv_commit: acknowledged after the commit) and
@@ -12,6 +13,8 @@
  */
 #include "compat.h"
 
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +38,142 @@ enum {
     HC_EVALS,
     HC_DIST,
 };
+
+/* ----------------------------------------------------------- JSON helpers */
+
+typedef struct cbuf {
+    char *p;
+    size_t len;
+    int oom;
+} cbuf;
+
+static void cb_raw(cbuf *b, const char *s, size_t n)
+{
+    if (b->oom) return;
+    char *p = realloc(b->p, b->len + n + 1);
+    if (!p) {
+        b->oom = 1;
+        return;
+    }
+    memcpy(p + b->len, s, n);
+    b->len += n;
+    p[b->len] = 0;
+    b->p = p;
+}
+
+static void cb_str(cbuf *b, const char *s, size_t n)
+{
+    if (b->oom) return;
+    if (!b->p) cb_raw(b, "", 0);
+    if (b->oom || sdb_json_quote(s, n, &b->p, &b->len)) b->oom = 1;
+}
+
+static void emit(cbuf *b, const json_t *v)
+{
+    char tmp[40];
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *x;
+        int first = 1;
+        cb_raw(b, "{", 1);
+        json_object_foreach((json_t *)v, k, x)
+        {
+            if (!first) cb_raw(b, ",", 1);
+            first = 0;
+            cb_str(b, k, strlen(k));
+            cb_raw(b, ":", 1);
+            emit(b, x);
+        }
+        cb_raw(b, "}", 1);
+        break;
+    }
+    case JSON_ARRAY:
+        cb_raw(b, "[", 1);
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (i) cb_raw(b, ",", 1);
+            emit(b, json_array_get(v, i));
+        }
+        cb_raw(b, "]", 1);
+        break;
+    case JSON_STRING: cb_str(b, json_string_value(v), json_string_length(v)); break;
+    case JSON_INTEGER:
+        snprintf(tmp, sizeof tmp, "%lld", (long long)json_integer_value(v));
+        cb_raw(b, tmp, strlen(tmp));
+        break;
+    case JSON_REAL:
+        sdb_json_number(json_real_value(v), tmp);
+        cb_raw(b, tmp, strlen(tmp));
+        break;
+    case JSON_TRUE: cb_raw(b, "true", 4); break;
+    case JSON_FALSE: cb_raw(b, "false", 5); break;
+    case JSON_NULL: cb_raw(b, "null", 4); break;
+    }
+}
+
+int sdb__cj_finish(json_t *v, char **out)
+{
+    *out = NULL;
+    if (!v) return SDB_ENOMEM;
+    cbuf b = {NULL, 0, 0};
+    emit(&b, v);
+    json_decref(v);
+    if (b.oom || !b.p) {
+        free(b.p);
+        return SDB_ENOMEM;
+    }
+    *out = b.p;
+    return SDB_OK;
+}
+
+void sdb__cj_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+json_t *sdb__cj_get(const json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return v && !json_is_null(v) ? v : NULL;
+}
+
+json_t *sdb__cj_num(double x)
+{
+    if (x == floor(x) && fabs(x) < 9e15) return json_integer((json_int_t)x);
+    return json_real(x);
+}
+
+int sdb__cj_load(const char *text, size_t len, const char *what, json_t **out, char *err,
+                 size_t errlen)
+{
+    json_error_t je;
+    *out = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES, &je);
+    if (!*out) {
+        sdb__cj_errf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column,
+                     je.text);
+        return SDB_EINVAL;
+    }
+    if (!json_is_object(*out)) {
+        sdb__cj_errf(err, errlen, "%s: expected a JSON object", what);
+        json_decref(*out);
+        *out = NULL;
+        return SDB_EINVAL;
+    }
+    return SDB_OK;
+}
+
+int sdb__cj_add_score(sdb_batch *b, const json_t *n, char *err, size_t errlen)
+{
+    char *text = json_dumps(n, JSON_COMPACT);
+    if (!text) return SDB_ENOMEM;
+    int rc = sdb_batch_add_json(b, text, strlen(text), err, errlen);
+    free(text);
+    return rc;
+}
 
 /* ---------------------------------------------------------------- routing */
 
@@ -191,7 +330,7 @@ static void lf_ingest(sdb_server *s, sdb__req *r, sdb__reply *out)
     }
     char *ans = NULL, err[512] = "";
     size_t n_err;
-    int rc = sdb_langfuse_ingest(s->store, r->project, b, body_of(r), r->len, MAX_EVENTS, &ans,
+    int rc = sdb__lf_ingest(s->store, r->project, b, body_of(r), r->len, MAX_EVENTS, &ans,
                                  &n_err, err, sizeof err);
     if (rc == SDB_OK && sdb_batch_rows(b)) rc = sdb__srv_commit(s, r->project, b);
     if (rc) {
@@ -212,7 +351,7 @@ static void lf_create(sdb_server *s, sdb__req *r, sdb__reply *out)
         return;
     }
     char err[512] = "";
-    int rc = sdb_langfuse_score_add(s->store, r->project, b, body_of(r), r->len, err, sizeof err);
+    int rc = sdb__lf_score_add(s->store, r->project, b, body_of(r), r->len, err, sizeof err);
     if (rc == SDB_OK) rc = sdb__srv_commit(s, r->project, b);
     if (rc) {
         reply_rc(out, rc, rc == SDB_EINVAL ? err : "the score was not stored", NULL, 0);
@@ -248,7 +387,7 @@ static void hc_score(sdb_server *s, sdb__req *r, sdb__reply *out)
         return;
     }
     char err[512] = "";
-    int rc = sdb_helicone_scores_add(b, r->id, body_of(r), r->len, err, sizeof err);
+    int rc = sdb__hc_scores_add(b, r->id, body_of(r), r->len, err, sizeof err);
     if (rc == SDB_OK && sdb_batch_rows(b)) rc = sdb__srv_commit(s, r->project, b);
     if (rc)
         reply_rc(out, rc, rc == SDB_EINVAL ? err : "the scores were not stored", NULL, 1);
@@ -275,36 +414,36 @@ void sdb__compat_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r,
     case HC_SCORE: hc_score(s, r, out); return;
     case LF_SCORES_LIST:
         n = sdb__http_args(c, &params);
-        rc = sdb_langfuse_scores_list_json(s->store, r->project, params, n, &ans, err, sizeof err);
+        rc = sdb__lf_scores_list(s->store, r->project, params, n, &ans, err, sizeof err);
         break;
     case LF_SCORE_GET:
-        rc = sdb_langfuse_score_get_json(s->store, r->project, r->id, &ans);
+        rc = sdb__lf_score_get(s->store, r->project, r->id, &ans);
         not_found = "no score with this id";
         break;
     case LF_CONFIGS_LIST:
         n = sdb__http_args(c, &params);
-        rc = sdb_langfuse_configs_list_json(s->store, r->project, params, n, &ans, err,
+        rc = sdb__lf_configs_list(s->store, r->project, params, n, &ans, err,
                                             sizeof err);
         break;
     case LF_CONFIG_CREATE:
-        rc = sdb_langfuse_config_create_json(s->store, r->project, body_of(r), r->len,
+        rc = sdb__lf_config_create(s->store, r->project, body_of(r), r->len,
                                              sdb__srv_now(s), &ans, err, sizeof err);
         break;
     case LF_CONFIG_GET:
-        rc = sdb_langfuse_config_get_json(s->store, r->project, r->id, &ans);
+        rc = sdb__lf_config_get(s->store, r->project, r->id, &ans);
         not_found = "no score config with this id";
         break;
     case LF_QUEUES:
         n = sdb__http_args(c, &params);
-        rc = sdb_langfuse_queues_list_json(params, n, &ans, err, sizeof err);
+        rc = sdb__lf_queues_list(s->store, r->project, params, n, &ans, err, sizeof err);
         break;
     case HC_NAMES:
-        if ((rc = sdb__srv_fold(s)) == SDB_OK) rc = sdb_helicone_names_json(s->store, r->project, &ans);
+        if ((rc = sdb__srv_fold(s)) == SDB_OK) rc = sdb__hc_names(s->store, r->project, &ans);
         break;
     case HC_EVALS:
     case HC_DIST:
         if ((rc = sdb__srv_fold(s)) == SDB_OK)
-            rc = (r->sub == HC_EVALS ? sdb_helicone_evals_json : sdb_helicone_distributions_json)(
+            rc = (r->sub == HC_EVALS ? sdb__hc_evals : sdb__hc_distributions)(
                 s->store, r->project, body_of(r), r->len, &ans, err, sizeof err);
         break;
     default: reply_error(out, 404, "no such path", hc); return;

@@ -1,10 +1,13 @@
 /* Routes of the compatible APIs (API.md "HTTP API (compatible)"): the
- * paths Langfuse and Helicone clients call, served by server/compat.c over
- * engine/compat.c. Private to the server files. */
+ * paths Langfuse and Helicone clients call, routed by server/compat.c and
+ * shaped by one file per client (server/langfuse.c, server/helicone.c)
+ * over the engine's public API. Private to the server files. */
 #ifndef SDB_COMPAT_H
 #define SDB_COMPAT_H
 
 #include "srv_int.h"
+
+#include <jansson.h>
 
 /* Route of (method, url) among the compatible paths: SDB_R_LANGFUSE or
  * SDB_R_HELICONE with r->sub (and r->id for a path id) set; -1 when the
@@ -18,5 +21,78 @@ int sdb__compat_public(const sdb__req *r);
 /* Serve a routed, authorised compatible request whose body is complete. */
 void sdb__compat_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r,
                           sdb__reply *out);
+
+/* ------------------------------------------ JSON helpers (compat.c)
+ * The client files parse with jansson and answer with the engine's
+ * number and string emitters (sdb_json_number, sdb_json_quote). */
+
+/* Render v as JSON text into *out (caller frees). Takes v (NULL: out of
+ * memory). Returns SDB_OK or SDB_ENOMEM. */
+int sdb__cj_finish(json_t *v, char **out);
+/* Parse text as a JSON object (new reference in *out); err names `what`. */
+int sdb__cj_load(const char *text, size_t len, const char *what, json_t **out, char *err,
+                 size_t errlen);
+/* o[k], or NULL when absent or null (borrowed). */
+json_t *sdb__cj_get(const json_t *o, const char *k);
+/* printf into err (errlen bytes, may be 0). */
+void sdb__cj_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Validate native score object n into batch b (sdb_batch_add_json). */
+int sdb__cj_add_score(sdb_batch *b, const json_t *n, char *err, size_t errlen);
+/* A number as a JSON value: integral values as integers (new ref). */
+json_t *sdb__cj_num(double x);
+
+/* ------------------------------------------------- Langfuse (langfuse.c)
+ * Answers in *out_json are NUL-terminated JSON text owned by the caller
+ * (free()). On SDB_EINVAL err names the caller's field (camelCase) and
+ * what was wrong. */
+
+/* POST /api/public/scores: validate one Langfuse create-score body and
+ * append it to b (see docs/compat.md for the fields). A configId must name
+ * a score config of `project`, whose data type, range or categories the
+ * score must satisfy. Returns SDB_OK, SDB_EINVAL (b unchanged), SDB_ENOMEM
+ * or a store error. */
+int sdb__lf_score_add(sdb_store *s, uint32_t project, sdb_batch *b, const char *body,
+                      size_t len, char *err, size_t errlen);
+/* POST /api/public/ingestion: every "score-create" event of the body's
+ * "batch" (at most max_events) is validated as sdb__lf_score_add and the
+ * valid ones appended to b; *out_json is the multi-status report, true
+ * once b is stored; *out_n_errors counts its errors. Returns SDB_OK;
+ * SDB_EINVAL when the body is not {"batch": [...]} (b may hold rows then:
+ * clear it); SDB_ENOMEM or a store error. */
+int sdb__lf_ingest(sdb_store *s, uint32_t project, sdb_batch *b, const char *body, size_t len,
+                   size_t max_events, char **out_json, size_t *out_n_errors, char *err,
+                   size_t errlen);
+/* GET /api/public/v2/scores: Langfuse's parameters over every
+ * acknowledged score, newest first: {"data","meta"}. */
+int sdb__lf_scores_list(sdb_store *s, uint32_t project, const sdb_param *params, size_t n,
+                        char **out_json, char *err, size_t errlen);
+/* GET /api/public/scores/{id}. Returns SDB_OK, SDB_ENOTFOUND or an error. */
+int sdb__lf_score_get(sdb_store *s, uint32_t project, const char *id, char **out_json);
+/* POST /api/public/score-configs; GET list (page, limit) and by id. */
+int sdb__lf_config_create(sdb_store *s, uint32_t project, const char *body, size_t len,
+                          int64_t now_ms, char **out_json, char *err, size_t errlen);
+int sdb__lf_configs_list(sdb_store *s, uint32_t project, const sdb_param *params, size_t n,
+                         char **out_json, char *err, size_t errlen);
+int sdb__lf_config_get(sdb_store *s, uint32_t project, const char *id, char **out_json);
+/* GET /api/public/annotation-queues. */
+int sdb__lf_queues_list(sdb_store *s, uint32_t project, const sdb_param *params, size_t n,
+                        char **out_json, char *err, size_t errlen);
+
+/* ------------------------------------------------- Helicone (helicone.c) */
+
+/* POST /v1/request/{requestId}/score: each name: number|boolean of the
+ * body's "scores" becomes a score of that name on trace `request_id`, with
+ * an id derived from both so that a repeated name replaces its value. All
+ * or nothing: on failure b is cleared. */
+int sdb__hc_scores_add(sdb_batch *b, const char *request_id, const char *body, size_t len,
+                       char *err, size_t errlen);
+/* GET /v1/evals/scores; POST /v1/evals/query; POST
+ * /v1/evals/score-distributions/query (docs/compat.md). */
+int sdb__hc_names(sdb_store *s, uint32_t project, char **out_json);
+int sdb__hc_evals(sdb_store *s, uint32_t project, const char *body, size_t len, char **out_json,
+                  char *err, size_t errlen);
+int sdb__hc_distributions(sdb_store *s, uint32_t project, const char *body, size_t len,
+                          char **out_json, char *err, size_t errlen);
 
 #endif

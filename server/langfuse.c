@@ -1,0 +1,853 @@
+/* Langfuse's wire formats: what the Langfuse SDKs (langfuse 3.x,
+ * @langfuse/client 5.x) send and expect, reshaped to and from scoredb's own
+ * (API.md "HTTP API (compatible)", docs/compat.md).
+ *
+ * Nothing here validates a score by itself: a Langfuse score is renamed
+ * into a native score object and handed to sdb_batch_add_json, so the
+ * rules and the numbers are the native ones. What this file adds: field
+ * renaming both ways (with error messages that name the caller's field,
+ * not ours), Langfuse's per-event multi-status report, page/limit
+ * pagination, and Langfuse score configs, kept as engine documents
+ * (SDB_DOC_CONFIG, sdb_doc_put), so that a score naming a configId is
+ * checked against its data type, range or categories.
+ *
+ * The workload is the API surface of existing SDKs: correctness and clear
+ * errors matter more than speed here. Answers are written with the
+ * engine's shortest-round-trip numbers (sdb__cj_finish), so 0.1 comes back
+ * as 0.1.
+ */
+#include "compat.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ERR_MAX 512
+#define MAX_STR 200u
+
+static const char *const type_names[] = {"NUMERIC", "BOOLEAN", "CATEGORICAL"};
+static const char *const source_names[] = {"API", "EVAL", "ANNOTATION"};
+enum { T_NUMERIC, T_BOOLEAN, T_CATEGORICAL, N_TYPES = 3, N_SOURCES = 3 };
+
+static int parse_uint(const char *key, const char *v, uint64_t lo, uint64_t hi, uint64_t *out,
+                      char *err, size_t errlen)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (!*v || *end || errno || v[0] == '-' || x < lo || x > hi) {
+        sdb__cj_errf(err, errlen, "parameter \"%s\": expected an integer from %llu to %llu, got "
+                     "\"%.100s\"", key, (unsigned long long)lo, (unsigned long long)hi, v);
+        return SDB_EINVAL;
+    }
+    *out = x;
+    return SDB_OK;
+}
+
+/* A page of `total` items: {"page","limit","totalItems","totalPages"}. */
+static json_t *page_meta(uint64_t page, uint64_t limit, uint64_t total)
+{
+    return json_pack("{s:I,s:I,s:I,s:I}", "page", (json_int_t)page, "limit", (json_int_t)limit,
+                     "totalItems", (json_int_t)total, "totalPages",
+                     (json_int_t)((total + limit - 1) / limit));
+}
+
+static int type_of(const char *s)
+{
+    for (int i = 0; i < N_TYPES; i++)
+        if (!strcmp(s, type_names[i])) return i;
+    return -1;
+}
+
+static int source_of(const char *s)
+{
+    for (int i = 0; i < N_SOURCES; i++)
+        if (!strcmp(s, source_names[i])) return i;
+    return -1;
+}
+
+/* ------------------------------------------------------ Langfuse: fields */
+
+/* Langfuse's camelCase score fields and the native field each becomes. */
+static const char *const lf_names[][2] = {
+    {"id", "id"},
+    {"name", "name"},
+    {"value", "value"},
+    {"traceId", "trace_id"},
+    {"observationId", "observation_id"},
+    {"sessionId", "session_id"},
+    {"datasetRunId", "dataset_run_id"},
+    {"comment", "comment"},
+    {"dataType", "data_type"},
+    {"configId", "config_id"},
+    {"environment", "environment"},
+    {"metadata", "metadata"},
+    {"timestamp", "timestamp"},
+    {"source", "source"},
+    {"authorUserId", "author"},
+};
+#define N_LF_NAMES (sizeof lf_names / sizeof lf_names[0])
+
+/* Sent by Langfuse SDKs and accepted, but not stored: scoredb has no
+ * annotation queues (an honest gap; see README "Compatible APIs"). */
+static const char *const lf_ignored[] = {"queueId"};
+
+/* Rewrite the native field names in a native message (`field "trace_id":
+ * needs ...`) into Langfuse's (`traceId`): the caller should read the
+ * names it sent. Whole words only. */
+static bool word_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+static void rename_in_message(char *err, size_t errlen)
+{
+    if (!err || !errlen) return;
+    char out[ERR_MAX];
+    size_t o = 0;
+    for (const char *p = err; *p && o + 1 < sizeof out;) {
+        size_t i = N_LF_NAMES;
+        if (p == err || !word_char(p[-1]))
+            for (i = 0; i < N_LF_NAMES; i++) {
+                size_t l = strlen(lf_names[i][1]);
+                if (!strncmp(p, lf_names[i][1], l) && !word_char(p[l])) break;
+            }
+        if (i < N_LF_NAMES) {
+            size_t l = strlen(lf_names[i][0]);
+            if (o + l >= sizeof out) break;
+            memcpy(out + o, lf_names[i][0], l);
+            o += l;
+            p += strlen(lf_names[i][1]);
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = 0;
+    snprintf(err, errlen, "%s", out);
+}
+
+/* --------------------------------------------------- Langfuse: configs */
+
+/* The stored config `id` of `project` as a new json_t reference. */
+static int cfg_load(sdb_store *s, uint32_t project, const char *id, json_t **out)
+{
+    *out = NULL;
+    char *text;
+    int rc = sdb_doc_get(s, project, SDB_DOC_CONFIG, "", id, &text);
+    if (rc) return rc;
+    *out = json_loads(text, 0, NULL);
+    free(text);
+    if (!*out || !json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        return SDB_ECORRUPT;
+    }
+    return SDB_OK;
+}
+
+/* Check a native score object `n` (being built from a Langfuse body)
+ * against score config `cfg`: name, archived, data type (taken from the
+ * config when the score gives none), range, categories (a category's
+ * numeric value is accepted and stored as its label). */
+static int cfg_check(const json_t *cfg, json_t *n, char *err, size_t errlen)
+{
+    const char *id = json_string_value(json_object_get(cfg, "id"));
+    const char *cname = json_string_value(json_object_get(cfg, "name"));
+    const char *ctype = json_string_value(json_object_get(cfg, "dataType"));
+    json_t *name = sdb__cj_get(n, "name"), *value = sdb__cj_get(n, "value"), *dt = sdb__cj_get(n, "data_type");
+    if (!id || !cname || !ctype) return SDB_ECORRUPT;
+    if (json_is_true(json_object_get(cfg, "isArchived"))) {
+        sdb__cj_errf(err, errlen, "field \"configId\": score config \"%s\" is archived", id);
+        return SDB_EINVAL;
+    }
+    if (name && json_is_string(name) && strcmp(json_string_value(name), cname)) {
+        sdb__cj_errf(err, errlen,
+                  "field \"name\": \"%.200s\" differs from \"%.200s\", the name of score "
+                  "config \"%s\"",
+                  json_string_value(name), cname, id);
+        return SDB_EINVAL;
+    }
+    if (dt && (!json_is_string(dt) || strcmp(json_string_value(dt), ctype))) {
+        sdb__cj_errf(err, errlen, "field \"dataType\": score config \"%s\" takes %s", id, ctype);
+        return SDB_EINVAL;
+    }
+    json_object_set_new(n, "data_type", json_string(ctype));
+    if (!value) return SDB_OK; /* the native parser says "required" */
+    if (!strcmp(ctype, "NUMERIC")) {
+        if (!json_is_number(value)) {
+            sdb__cj_errf(err, errlen, "field \"value\": score config \"%s\" takes a number", id);
+            return SDB_EINVAL;
+        }
+        double x = json_number_value(value);
+        json_t *lo = sdb__cj_get(cfg, "minValue"), *hi = sdb__cj_get(cfg, "maxValue");
+        if ((lo && x < json_number_value(lo)) || (hi && x > json_number_value(hi))) {
+            char a[40] = "-inf", b[40] = "+inf", xs[40];
+            if (lo) snprintf(a, sizeof a, "%g", json_number_value(lo));
+            if (hi) snprintf(b, sizeof b, "%g", json_number_value(hi));
+            snprintf(xs, sizeof xs, "%g", x);
+            sdb__cj_errf(err, errlen,
+                      "field \"value\": %s is outside [%s, %s], the range of score config "
+                      "\"%s\"",
+                      xs, a, b, id);
+            return SDB_EINVAL;
+        }
+        return SDB_OK;
+    }
+    if (!strcmp(ctype, "BOOLEAN")) {
+        if (json_is_boolean(value) ||
+            (json_is_number(value) &&
+             (json_number_value(value) == 0 || json_number_value(value) == 1)))
+            return SDB_OK;
+        sdb__cj_errf(err, errlen,
+                  "field \"value\": score config \"%s\" is BOOLEAN and takes 0, 1, true or false",
+                  id);
+        return SDB_EINVAL;
+    }
+    json_t *cats = json_object_get(cfg, "categories");
+    size_t i;
+    json_t *c;
+    json_array_foreach(cats, i, c)
+    {
+        json_t *label = json_object_get(c, "label"), *cv = json_object_get(c, "value");
+        if (json_is_string(value) && json_equal(value, label)) return SDB_OK;
+        if (json_is_number(value) && json_is_number(cv) &&
+            json_number_value(value) == json_number_value(cv)) {
+            json_object_set(n, "value", label);
+            return SDB_OK;
+        }
+    }
+    sdb__cj_errf(err, errlen,
+              "field \"value\": not one of the categories of score config \"%s\" (a label, or "
+              "its numeric value)",
+              id);
+    return SDB_EINVAL;
+}
+
+/* ------------------------------------------- Langfuse: score in and out */
+
+/* A native score object (new reference in *out) from a Langfuse score
+ * body; `event_ts` (may be NULL) is the ingestion event's timestamp, used
+ * when the body has none. */
+static int lf_to_native(sdb_store *s, uint32_t project, const json_t *lf, const json_t *event_ts,
+                        json_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!json_is_object(lf)) {
+        sdb__cj_errf(err, errlen, "body: expected a score object");
+        return SDB_EINVAL;
+    }
+    json_t *n = json_object();
+    if (!n) return SDB_ENOMEM;
+    const char *k;
+    json_t *v;
+    int rc = SDB_OK;
+    json_object_foreach((json_t *)lf, k, v)
+    {
+        size_t i;
+        for (i = 0; i < N_LF_NAMES && strcmp(k, lf_names[i][0]); i++) {
+        }
+        if (i < N_LF_NAMES) {
+            if (!strcmp(k, "metadata") && !json_is_null(v) && !json_is_object(v)) {
+                sdb__cj_errf(err, errlen, "field \"metadata\": scoredb stores metadata that is a "
+                                       "JSON object");
+                rc = SDB_EINVAL;
+                break;
+            }
+            json_object_set(n, lf_names[i][1], v);
+            continue;
+        }
+        for (i = 0; i < sizeof lf_ignored / sizeof lf_ignored[0] && strcmp(k, lf_ignored[i]);
+             i++) {
+        }
+        if (i == sizeof lf_ignored / sizeof lf_ignored[0]) {
+            sdb__cj_errf(err, errlen, "unknown field \"%.200s\"", k);
+            rc = SDB_EINVAL;
+            break;
+        }
+    }
+    if (rc == SDB_OK && !sdb__cj_get(n, "trace_id") && !sdb__cj_get(n, "session_id") &&
+        !sdb__cj_get(n, "dataset_run_id")) {
+        sdb__cj_errf(err, errlen, "a score needs at least one of traceId, sessionId or datasetRunId");
+        rc = SDB_EINVAL;
+    }
+    if (rc == SDB_OK && !sdb__cj_get(n, "timestamp") && event_ts)
+        json_object_set(n, "timestamp", (json_t *)event_ts);
+    json_t *cid = sdb__cj_get(n, "config_id");
+    if (rc == SDB_OK && cid) {
+        json_t *cfg = NULL;
+        if (!json_is_string(cid)) {
+            sdb__cj_errf(err, errlen, "field \"configId\": expected a string");
+            rc = SDB_EINVAL;
+        } else if ((rc = cfg_load(s, project, json_string_value(cid), &cfg)) == SDB_ENOTFOUND) {
+            sdb__cj_errf(err, errlen, "field \"configId\": no score config \"%.200s\"",
+                      json_string_value(cid));
+            rc = SDB_EINVAL;
+        } else if (rc == SDB_OK) {
+            rc = cfg_check(cfg, n, err, errlen);
+        }
+        json_decref(cfg);
+    }
+    if (rc) {
+        json_decref(n);
+        return rc;
+    }
+    *out = n;
+    return SDB_OK;
+}
+
+static int add_native(sdb_batch *b, json_t *n, char *err, size_t errlen)
+{
+    int rc = sdb__cj_add_score(b, n, err, errlen);
+    if (rc == SDB_EINVAL) rename_in_message(err, errlen);
+    return rc;
+}
+
+int sdb__lf_score_add(sdb_store *s, uint32_t project, sdb_batch *b, const char *body,
+                           size_t len, char *err, size_t errlen)
+{
+    json_t *o, *n = NULL;
+    int rc = sdb__cj_load(body, len, "body", &o, err, errlen);
+    if (rc) return rc;
+    rc = lf_to_native(s, project, o, NULL, &n, err, errlen);
+    if (rc == SDB_OK) rc = add_native(b, n, err, errlen);
+    json_decref(n);
+    json_decref(o);
+    return rc;
+}
+
+/* A Langfuse score (GetScoresResponseData) from a native one: new ref. */
+static json_t *lf_from_native(const json_t *n)
+{
+    const char *type = json_string_value(json_object_get(n, "data_type"));
+    json_t *value = json_object_get(n, "value");
+    json_t *meta = sdb__cj_get(n, "metadata");
+    json_t *o = json_pack(
+        "{s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:o,s:O?,s:n,s:O?,s:O?}", "id",
+        json_object_get(n, "id"), "traceId", json_object_get(n, "trace_id"), "sessionId",
+        json_object_get(n, "session_id"), "observationId", json_object_get(n, "observation_id"),
+        "datasetRunId", json_object_get(n, "dataset_run_id"), "name", json_object_get(n, "name"),
+        "source", json_object_get(n, "source"), "timestamp", json_object_get(n, "timestamp"),
+        "createdAt", json_object_get(n, "created_at"), "updatedAt",
+        json_object_get(n, "created_at"), "authorUserId", json_object_get(n, "author"), "comment",
+        json_object_get(n, "comment"), "metadata", meta ? json_incref(meta) : json_object(),
+        "configId", json_object_get(n, "config_id"), "queueId", "environment",
+        json_object_get(n, "environment"), "dataType", json_object_get(n, "data_type"));
+    if (!o) return NULL;
+    if (type && !strcmp(type, "BOOLEAN")) {
+        json_object_set_new(o, "value", json_integer(json_is_true(value)));
+        json_object_set_new(o, "stringValue", json_string(json_is_true(value) ? "True" : "False"));
+    } else if (type && !strcmp(type, "CATEGORICAL")) {
+        json_object_set_new(o, "value", json_null());
+        json_object_set(o, "stringValue", value);
+    } else {
+        json_object_set(o, "value", value);
+    }
+    json_object_set_new(o, "trace",
+                        json_pack("{s:O?,s:O?,s:O?}", "userId", json_object_get(n, "user_id"),
+                                  "tags", json_object_get(n, "tags"), "environment",
+                                  json_object_get(n, "environment")));
+    return o;
+}
+
+int sdb__lf_score_get(sdb_store *s, uint32_t project, const char *id, char **out_json)
+{
+    *out_json = NULL;
+    char *text = NULL;
+    int rc = sdb_score_get_json(s, project, id, &text);
+    if (rc) return rc;
+    json_t *n = json_loads(text, 0, NULL);
+    free(text);
+    if (!n) return SDB_ECORRUPT;
+    json_t *o = lf_from_native(n);
+    json_decref(n);
+    return sdb__cj_finish(o, out_json);
+}
+
+/* ------------------------------------------------ Langfuse: ingestion */
+
+static int ingest_error(json_t *errors, json_t *id, int status, const char *msg,
+                        const char *kind)
+{
+    return json_array_append_new(errors, json_pack("{s:O,s:i,s:s,s:s}", "id", id, "status",
+                                                   status, "message", msg, "error", kind))
+               ? SDB_ENOMEM
+               : SDB_OK;
+}
+
+int sdb__lf_ingest(sdb_store *s, uint32_t project, sdb_batch *b, const char *body,
+                        size_t len, size_t max_events, char **out_json, size_t *out_n_errors,
+                        char *err, size_t errlen)
+{
+    *out_json = NULL;
+    *out_n_errors = 0;
+    json_t *o;
+    int rc = sdb__cj_load(body, len, "body", &o, err, errlen);
+    if (rc) return rc;
+    json_t *batch = json_object_get(o, "batch");
+    json_t *ok = json_array(), *errors = json_array();
+    if (!ok || !errors) {
+        rc = SDB_ENOMEM;
+        goto done;
+    }
+    if (!json_is_array(batch)) {
+        sdb__cj_errf(err, errlen, "field \"batch\": expected an array of ingestion events");
+        rc = SDB_EINVAL;
+        goto done;
+    }
+    if (json_array_size(batch) > max_events) {
+        sdb__cj_errf(err, errlen, "field \"batch\": more than %zu events in one request",
+                  max_events);
+        rc = SDB_EINVAL;
+        goto done;
+    }
+    size_t i;
+    json_t *ev;
+    json_array_foreach(batch, i, ev)
+    {
+        char msg[ERR_MAX] = "";
+        json_t *id = json_object_get(ev, "id"), *type = json_object_get(ev, "type");
+        json_t *evbody = json_object_get(ev, "body"), *n = NULL;
+        json_t *idv = json_is_string(id) ? id : json_null();
+        if (!json_is_object(ev) || !json_is_string(id) || !json_is_string(type)) {
+            snprintf(msg, sizeof msg,
+                     "batch[%zu]: an event is an object with string \"id\" and \"type\"", i);
+            rc = ingest_error(errors, idv, 400, msg, "InvalidRequestError");
+        } else if (strcmp(json_string_value(type), "score-create")) {
+            snprintf(msg, sizeof msg,
+                     "batch[%zu]: event type \"%.100s\" is not stored; scoredb keeps scores "
+                     "(score-create) only",
+                     i, json_string_value(type));
+            rc = ingest_error(errors, idv, 400, msg, "UnsupportedEventType");
+        } else {
+            int r = lf_to_native(s, project, evbody, sdb__cj_get(ev, "timestamp"), &n, msg, sizeof msg);
+            if (r == SDB_OK) r = add_native(b, n, msg, sizeof msg);
+            json_decref(n);
+            if (r == SDB_OK) {
+                rc = json_array_append_new(ok, json_pack("{s:O,s:i}", "id", id, "status", 201))
+                         ? SDB_ENOMEM
+                         : SDB_OK;
+            } else if (r == SDB_EINVAL) {
+                char full[ERR_MAX + 32];
+                snprintf(full, sizeof full, "batch[%zu].body: %.480s", i, msg);
+                rc = ingest_error(errors, idv, 400, full, "InvalidRequestError");
+            } else {
+                rc = r;
+            }
+        }
+        if (rc) goto done;
+    }
+    *out_n_errors = json_array_size(errors);
+    rc = sdb__cj_finish(json_pack("{s:O,s:O}", "successes", ok, "errors", errors), out_json);
+done:
+    json_decref(ok);
+    json_decref(errors);
+    json_decref(o);
+    return rc;
+}
+
+/* --------------------------------------------- Langfuse: list scores */
+
+typedef struct lf_list {
+    uint64_t page, limit;
+    const char *observation_id, *dataset_run_id, *config_id, *queue_id, *score_ids;
+    const char **tags;
+    size_t n_tags;
+    bool has_value;
+    double value;
+    const char *op; /* "=", "!=", "<", "<=", ">", ">=" */
+} lf_list;
+
+static bool opt_match(const json_t *n, const char *key, const char *want)
+{
+    if (!want) return true;
+    const char *v = json_string_value(json_object_get(n, key));
+    return v && !strcmp(v, want);
+}
+
+static bool lf_match(const lf_list *f, const json_t *n)
+{
+    if (!opt_match(n, "observation_id", f->observation_id) ||
+        !opt_match(n, "dataset_run_id", f->dataset_run_id) ||
+        !opt_match(n, "config_id", f->config_id))
+        return false;
+    if (f->queue_id) return false; /* no score carries an annotation queue here */
+    if (f->score_ids) {
+        const char *id = json_string_value(json_object_get(n, "id"));
+        size_t il = id ? strlen(id) : 0;
+        bool any = false;
+        for (const char *p = f->score_ids; id && *p && !any;) {
+            const char *e = strchr(p, ',');
+            size_t l = e ? (size_t)(e - p) : strlen(p);
+            any = l == il && !memcmp(p, id, l);
+            p += l + (e != NULL);
+        }
+        if (!any) return false;
+    }
+    for (size_t i = 0; i < f->n_tags; i++) {
+        json_t *tags = json_object_get(n, "tags"), *t;
+        size_t j;
+        bool has = false;
+        json_array_foreach(tags, j, t) has = has || !strcmp(json_string_value(t), f->tags[i]);
+        if (!has) return false;
+    }
+    if (f->has_value) {
+        json_t *v = json_object_get(n, "value");
+        double x;
+        if (json_is_number(v))
+            x = json_number_value(v);
+        else if (json_is_boolean(v))
+            x = json_is_true(v);
+        else
+            return false;
+        const char *op = f->op;
+        if (!strcmp(op, "=")) return x == f->value;
+        if (!strcmp(op, "!=")) return x != f->value;
+        if (!strcmp(op, "<")) return x < f->value;
+        if (!strcmp(op, "<=")) return x <= f->value;
+        if (!strcmp(op, ">")) return x > f->value;
+        return x >= f->value;
+    }
+    return true;
+}
+
+/* Langfuse's parameters into native ones (`np`, n + 2 entries) and the
+ * post-filters native listing has no parameter for. */
+static int lf_params(const sdb_param *params, size_t n, sdb_param *np, size_t *n_np,
+                     lf_list *f, char *err, size_t errlen)
+{
+    memset(f, 0, sizeof *f);
+    f->page = 1;
+    f->limit = 50;
+    f->op = "=";
+    f->tags = malloc((n + 1) * sizeof *f->tags);
+    if (!f->tags) return SDB_ENOMEM;
+    static const char *const direct[][2] = {
+        {"name", "name"},           {"traceId", "trace_id"},     {"sessionId", "session_id"},
+        {"source", "source"},       {"dataType", "data_type"},   {"environment", "environment"},
+        {"userId", "user_id"},      {"fromTimestamp", "from"},   {"toTimestamp", "to"},
+    };
+    *n_np = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = params[i].key, *v = params[i].value ? params[i].value : "";
+        size_t d;
+        int rc = SDB_OK;
+        for (d = 0; d < sizeof direct / sizeof direct[0] && strcmp(k, direct[d][0]); d++) {
+        }
+        if (d < sizeof direct / sizeof direct[0]) {
+            int64_t ms;
+            if ((!strcmp(k, "source") && source_of(v) < 0) ||
+                (!strcmp(k, "dataType") && type_of(v) < 0) ||
+                (!strncmp(k, "fromT", 5) && sdb_time_parse(v, strlen(v), &ms)) ||
+                (!strncmp(k, "toT", 3) && sdb_time_parse(v, strlen(v), &ms))) {
+                sdb__cj_errf(err, errlen, "parameter \"%s\": unexpected value \"%.100s\" (%s)", k, v,
+                          k[0] == 's'   ? "expected API, EVAL or ANNOTATION"
+                          : k[0] == 'd' ? "expected NUMERIC, BOOLEAN or CATEGORICAL"
+                                        : "expected an ISO 8601 time");
+                return SDB_EINVAL;
+            }
+            np[(*n_np)++] = (sdb_param){direct[d][1], v};
+        } else if (!strcmp(k, "page")) {
+            rc = parse_uint(k, v, 1, UINT32_MAX, &f->page, err, errlen);
+        } else if (!strcmp(k, "limit")) {
+            rc = parse_uint(k, v, 1, 1000, &f->limit, err, errlen);
+        } else if (!strcmp(k, "observationId")) {
+            f->observation_id = v;
+        } else if (!strcmp(k, "datasetRunId")) {
+            f->dataset_run_id = v;
+        } else if (!strcmp(k, "configId")) {
+            f->config_id = v;
+        } else if (!strcmp(k, "queueId")) {
+            f->queue_id = v;
+        } else if (!strcmp(k, "scoreIds")) {
+            f->score_ids = v;
+        } else if (!strcmp(k, "traceTags")) {
+            f->tags[f->n_tags++] = v;
+        } else if (!strcmp(k, "value")) {
+            char *end;
+            f->value = strtod(v, &end);
+            if (!*v || *end || !isfinite(f->value)) {
+                sdb__cj_errf(err, errlen, "parameter \"value\": expected a number, got \"%.100s\"",
+                          v);
+                return SDB_EINVAL;
+            }
+            f->has_value = true;
+        } else if (!strcmp(k, "operator")) {
+            static const char *const ops[] = {"=", "!=", "<", "<=", ">", ">="};
+            size_t o;
+            for (o = 0; o < 6 && strcmp(v, ops[o]); o++) {
+            }
+            if (o == 6) {
+                sdb__cj_errf(err, errlen, "parameter \"operator\": expected one of =, !=, <, <=, "
+                                       ">, >=, got \"%.20s\"", v);
+                return SDB_EINVAL;
+            }
+            f->op = ops[o];
+        } else if (!strcmp(k, "fields") || !strcmp(k, "filter")) {
+            if (!strcmp(k, "filter") && *v) {
+                sdb__cj_errf(err, errlen, "parameter \"filter\": not supported; use the named "
+                                       "parameters");
+                return SDB_EINVAL;
+            }
+        } else {
+            sdb__cj_errf(err, errlen, "unknown parameter \"%.100s\"", k);
+            return SDB_EINVAL;
+        }
+        if (rc) return rc;
+    }
+    return SDB_OK;
+}
+
+int sdb__lf_scores_list(sdb_store *s, uint32_t project, const sdb_param *params,
+                                  size_t n, char **out_json, char *err, size_t errlen)
+{
+    *out_json = NULL;
+    lf_list f;
+    memset(&f, 0, sizeof f);
+    size_t n_np = 0;
+    sdb_param *np = malloc((n + 2) * sizeof *np);
+    json_t *data = json_array();
+    char *cursor = NULL;
+    int rc = np && data ? lf_params(params, n, np, &n_np, &f, err, errlen) : SDB_ENOMEM;
+    uint64_t total = 0, first = rc ? 0 : (f.page - 1) * f.limit;
+    if (rc == SDB_OK) np[n_np] = (sdb_param){"limit", "1000"};
+    /* Walk the native newest-first listing page by page; count every
+     * match (Langfuse answers with totals) and keep the requested page. */
+    while (rc == SDB_OK) {
+        size_t m = n_np + 1;
+        if (cursor) np[m++] = (sdb_param){"cursor", cursor};
+        char *text = NULL;
+        if ((rc = sdb_scores_list_json(s, project, np, m, &text, err, errlen))) break;
+        json_t *page = json_loads(text, 0, NULL);
+        free(text);
+        if (!page) {
+            rc = SDB_ENOMEM;
+            break;
+        }
+        size_t i;
+        json_t *x;
+        json_array_foreach(json_object_get(page, "data"), i, x)
+        {
+            if (!lf_match(&f, x)) continue;
+            if (total >= first && total < first + f.limit &&
+                json_array_append_new(data, lf_from_native(x)))
+                rc = SDB_ENOMEM;
+            total++;
+        }
+        free(cursor);
+        const char *next = json_string_value(json_object_get(page, "next_cursor"));
+        cursor = next ? strdup(next) : NULL;
+        if (next && !cursor) rc = SDB_ENOMEM;
+        json_decref(page);
+        if (!cursor) break;
+    }
+    if (rc == SDB_OK)
+        rc = sdb__cj_finish(json_pack("{s:O,s:o}", "data", data, "meta", page_meta(f.page, f.limit, total)),
+                    out_json);
+    free(cursor);
+    free(np);
+    free(f.tags);
+    json_decref(data);
+    return rc;
+}
+
+/* ----------------------------------------- Langfuse: score configs */
+
+/* The checked config of a create request, as stored (new ref in *out). */
+static int cfg_build(const json_t *o, uint32_t project, const char *id, int64_t now_ms,
+                     json_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)o, k, v)
+    {
+        if (strcmp(k, "name") && strcmp(k, "dataType") && strcmp(k, "categories") &&
+            strcmp(k, "minValue") && strcmp(k, "maxValue") && strcmp(k, "description")) {
+            sdb__cj_errf(err, errlen, "unknown field \"%.200s\"", k);
+            return SDB_EINVAL;
+        }
+    }
+    json_t *name = sdb__cj_get(o, "name"), *dt = sdb__cj_get(o, "dataType"), *cats = sdb__cj_get(o, "categories");
+    json_t *lo = sdb__cj_get(o, "minValue"), *hi = sdb__cj_get(o, "maxValue"), *desc = sdb__cj_get(o, "description");
+    if (!json_is_string(name) || json_string_length(name) < 1 ||
+        json_string_length(name) > MAX_STR) {
+        sdb__cj_errf(err, errlen, "field \"name\": expected a string of 1 to %u bytes", MAX_STR);
+        return SDB_EINVAL;
+    }
+    int type = json_is_string(dt) ? type_of(json_string_value(dt)) : -1;
+    if (type < 0) {
+        sdb__cj_errf(err, errlen, "field \"dataType\": expected NUMERIC, BOOLEAN or CATEGORICAL");
+        return SDB_EINVAL;
+    }
+    if ((lo && !json_is_number(lo)) || (hi && !json_is_number(hi))) {
+        sdb__cj_errf(err, errlen, "field \"%s\": expected a number",
+                  lo && !json_is_number(lo) ? "minValue" : "maxValue");
+        return SDB_EINVAL;
+    }
+    if ((lo || hi) && type != T_NUMERIC) {
+        sdb__cj_errf(err, errlen, "field \"%s\": only a NUMERIC config has a range",
+                  lo ? "minValue" : "maxValue");
+        return SDB_EINVAL;
+    }
+    if (lo && hi && json_number_value(lo) > json_number_value(hi)) {
+        sdb__cj_errf(err, errlen, "field \"minValue\": greater than maxValue");
+        return SDB_EINVAL;
+    }
+    if (desc && !json_is_string(desc)) {
+        sdb__cj_errf(err, errlen, "field \"description\": expected a string");
+        return SDB_EINVAL;
+    }
+    json_t *cv = NULL;
+    if (type == T_CATEGORICAL) {
+        if (!json_is_array(cats) || json_array_size(cats) == 0 || json_array_size(cats) > 1000) {
+            sdb__cj_errf(err, errlen, "field \"categories\": a CATEGORICAL config needs 1 to 1000 "
+                                   "categories [{\"label\", \"value\"}]");
+            return SDB_EINVAL;
+        }
+        cv = json_array();
+        size_t i;
+        json_t *c;
+        json_array_foreach(cats, i, c)
+        {
+            json_t *l = json_object_get(c, "label"), *x = json_object_get(c, "value");
+            bool dup = false;
+            for (size_t j = 0; j < i && json_is_string(l); j++)
+                dup = dup || json_equal(json_object_get(json_array_get(cats, j), "label"), l);
+            if (!json_is_object(c) || json_object_size(c) != 2 || !json_is_string(l) ||
+                json_string_length(l) < 1 || json_string_length(l) > MAX_STR ||
+                !json_is_number(x) || dup) {
+                sdb__cj_errf(err, errlen,
+                          "field \"categories[%zu]\": expected {\"label\": a unique string of 1 "
+                          "to %u bytes, \"value\": a number}",
+                          i, MAX_STR);
+                json_decref(cv);
+                return SDB_EINVAL;
+            }
+            json_array_append_new(cv, json_pack("{s:O,s:o}", "label", l, "value",
+                                                sdb__cj_num(json_number_value(x))));
+        }
+    } else if (cats) {
+        sdb__cj_errf(err, errlen, "field \"categories\": only a CATEGORICAL config takes categories%s",
+                  type == T_BOOLEAN ? " (a BOOLEAN config's are True and False)" : "");
+        return SDB_EINVAL;
+    } else if (type == T_BOOLEAN) {
+        cv = json_pack("[{s:s,s:i},{s:s,s:i}]", "label", "True", "value", 1, "label", "False",
+                       "value", 0);
+    }
+    char ts[40], pid[16];
+    sdb_time_format(now_ms, ts);
+    snprintf(pid, sizeof pid, "%u", project);
+    json_t *cfg = json_pack("{s:s,s:O,s:s,s:b,s:s,s:s,s:s}", "id", id, "name", name, "dataType",
+                            type_names[type], "isArchived", 0, "createdAt", ts, "updatedAt",
+                            ts, "projectId", pid);
+    if (!cfg) {
+        json_decref(cv);
+        return SDB_ENOMEM;
+    }
+    if (lo) json_object_set_new(cfg, "minValue", sdb__cj_num(json_number_value(lo)));
+    if (hi) json_object_set_new(cfg, "maxValue", sdb__cj_num(json_number_value(hi)));
+    if (cv) json_object_set_new(cfg, "categories", cv);
+    if (desc) json_object_set(cfg, "description", desc);
+    *out = cfg;
+    return SDB_OK;
+}
+
+int sdb__lf_config_create(sdb_store *s, uint32_t project, const char *body, size_t len,
+                                    int64_t now_ms, char **out_json, char *err, size_t errlen)
+{
+    *out_json = NULL;
+    json_t *o, *cfg = NULL;
+    int rc = sdb__cj_load(body, len, "body", &o, err, errlen);
+    if (rc) return rc;
+    char *text = NULL, idz[64];
+    if ((rc = sdb_id_generate(idz))) goto done;
+    if ((rc = cfg_build(o, project, idz, now_ms, &cfg, err, errlen))) goto done;
+    if (!(text = json_dumps(cfg, JSON_COMPACT))) {
+        rc = SDB_ENOMEM;
+        goto done;
+    }
+    rc = sdb_doc_put(s, project, SDB_DOC_CONFIG, "", idz, text, strlen(text), SDB_DOC_CREATE,
+                     NULL);
+    if (rc) goto done;
+    rc = sdb__cj_finish(json_incref(cfg), out_json);
+done:
+    free(text);
+    json_decref(cfg);
+    json_decref(o);
+    return rc;
+}
+
+int sdb__lf_config_get(sdb_store *s, uint32_t project, const char *id, char **out_json)
+{
+    *out_json = NULL;
+    json_t *cfg;
+    int rc = cfg_load(s, project, id, &cfg);
+    if (rc) return rc;
+    return sdb__cj_finish(cfg, out_json);
+}
+
+/* Page and limit (Langfuse's defaults 1 and 50); any other parameter is
+ * an error. */
+static int page_params(const sdb_param *params, size_t n, uint64_t *page, uint64_t *limit,
+                       char *err, size_t errlen)
+{
+    *page = 1;
+    *limit = 50;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = params[i].key, *v = params[i].value ? params[i].value : "";
+        int rc;
+        if (!strcmp(k, "page"))
+            rc = parse_uint(k, v, 1, UINT32_MAX, page, err, errlen);
+        else if (!strcmp(k, "limit"))
+            rc = parse_uint(k, v, 1, 1000, limit, err, errlen);
+        else {
+            sdb__cj_errf(err, errlen, "unknown parameter \"%.100s\"", k);
+            rc = SDB_EINVAL;
+        }
+        if (rc) return rc;
+    }
+    return SDB_OK;
+}
+
+/* sdb_doc_list callback: each document parsed into the array ctx. */
+static int doc_into_array(void *ctx, const char *id, const char *json, size_t len)
+{
+    (void)id;
+    json_t *x = json_loadb(json, len, 0, NULL);
+    if (!x) return 1;
+    return json_array_append_new(ctx, x) ? 1 : 0;
+}
+
+int sdb__lf_configs_list(sdb_store *s, uint32_t project, const sdb_param *params, size_t n,
+                         char **out_json, char *err, size_t errlen)
+{
+    *out_json = NULL;
+    uint64_t page, limit, total = 0;
+    int rc = page_params(params, n, &page, &limit, err, errlen);
+    if (rc) return rc;
+    json_t *data = json_array();
+    if (!data) return SDB_ENOMEM;
+    rc = sdb_doc_list(s, project, SDB_DOC_CONFIG, "", NULL, (page - 1) * limit, limit,
+                      doc_into_array, data, &total);
+    if (rc == SDB_OK)
+        rc = sdb__cj_finish(json_pack("{s:O,s:o}", "data", data, "meta", page_meta(page, limit, total)),
+                            out_json);
+    json_decref(data);
+    return rc;
+}
+
+int sdb__lf_queues_list(sdb_store *s, uint32_t project, const sdb_param *params, size_t n,
+                        char **out_json, char *err, size_t errlen)
+{
+    (void)s;
+    (void)project;
+    *out_json = NULL;
+    uint64_t page, limit;
+    int rc = page_params(params, n, &page, &limit, err, errlen);
+    if (rc) return rc;
+    return sdb__cj_finish(json_pack("{s:[],s:o}", "data", "meta", page_meta(page, limit, 0)), out_json);
+}
+
