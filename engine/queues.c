@@ -112,6 +112,34 @@ int sdb_doc_put(sdb_store *s, uint32_t project, int kind, const char *group, con
     return rc;
 }
 
+typedef struct many_op {
+    uint32_t project;
+    const sdb_doc *d;
+    size_t n;
+} many_op;
+
+static int doc_many_fn(sdb__txn *t, void *ctx)
+{
+    many_op *m = ctx;
+    for (size_t i = 0; i < m->n; i++) {
+        const sdb_doc *d = &m->d[i];
+        doc_op o = {d->kind, m->project, d->group, d->id, d->json ? d->json : "", d->len,
+                    SDB_DOC_UPSERT, 0};
+        int rc = doc_write_fn(t, &o);
+        if (rc) return rc;
+    }
+    return SDB_OK;
+}
+
+int sdb_doc_put_many(sdb_store *s, uint32_t project, const sdb_doc *docs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (check_names(docs[i].group, docs[i].id) || !docs[i].id) return SDB_EINVAL;
+    if (n == 0) return SDB_OK;
+    many_op m = {project, docs, n};
+    return sdb__write(s, doc_many_fn, &m);
+}
+
 int sdb_doc_delete(sdb_store *s, uint32_t project, int kind, const char *group, const char *id)
 {
     if (check_names(group, id) || !id) return SDB_EINVAL;

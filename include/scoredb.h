@@ -310,6 +310,18 @@ enum { SDB_DOC_UPSERT = 0, SDB_DOC_CREATE = 1, SDB_DOC_REPLACE = 2 };
 int sdb_doc_put(sdb_store *s, uint32_t project, int kind, const char *group, const char *id,
                 const char *json, size_t len, int mode, int *out_created);
 
+/* One document of sdb_doc_put_many; strings borrowed for the call. */
+typedef struct sdb_doc {
+    int kind;
+    const char *group, *id;
+    const char *json; /* NULL: "" */
+    size_t len;
+} sdb_doc;
+
+/* Upsert n documents in ONE durable write transaction (all or none).
+ * Returns as sdb_doc_put. */
+int sdb_doc_put_many(sdb_store *s, uint32_t project, const sdb_doc *docs, size_t n);
+
 /* The document as NUL-terminated text in *out_json (caller frees).
  * Returns SDB_OK, SDB_ENOTFOUND, SDB_EIO or SDB_ENOMEM. */
 int sdb_doc_get(sdb_store *s, uint32_t project, int kind, const char *group, const char *id,

@@ -14,6 +14,7 @@
 #include "compat.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,6 +302,11 @@ static void reply_error(sdb__reply *out, int status, const char *msg, int helico
     reply(out, status, p);
 }
 
+void sdb__compat_error(sdb__reply *out, int status, const char *msg)
+{
+    reply_error(out, status, msg, 0);
+}
+
 /* The reply of an engine call that failed with rc. */
 static void reply_rc(sdb__reply *out, int rc, const char *err, const char *not_found,
                      int helicone)
@@ -321,6 +327,12 @@ static void reply_rc(sdb__reply *out, int rc, const char *err, const char *not_f
 
 static const char *body_of(const sdb__req *r) { return r->body ? r->body : ""; }
 
+/* Langfuse writes run one at a time from parse to commit, so that a trace
+ * and its scores sent at once by two clients cannot miss each other
+ * (traces.c). The group commit is one writer anyway; what this costs is
+ * parallel parsing of Langfuse bodies. */
+static pthread_mutex_t trace_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static void lf_ingest(sdb_server *s, sdb__req *r, sdb__reply *out)
 {
     sdb_batch *b;
@@ -330,9 +342,11 @@ static void lf_ingest(sdb_server *s, sdb__req *r, sdb__reply *out)
     }
     char *ans = NULL, err[512] = "";
     size_t n_err;
-    int rc = sdb__lf_ingest(s->store, r->project, b, body_of(r), r->len, MAX_EVENTS, &ans,
-                                 &n_err, err, sizeof err);
+    pthread_mutex_lock(&trace_mu);
+    int rc = sdb__lf_ingest(s->store, r->project, b, body_of(r), r->len, MAX_EVENTS,
+                            r->scores_only, &ans, &n_err, err, sizeof err);
     if (rc == SDB_OK && sdb_batch_rows(b)) rc = sdb__srv_commit(s, r->project, b);
+    pthread_mutex_unlock(&trace_mu);
     if (rc) {
         free(ans);
         reply_rc(out, rc, rc == SDB_EINVAL ? err : "the scores were not stored", NULL, 0);
@@ -351,8 +365,10 @@ static void lf_create(sdb_server *s, sdb__req *r, sdb__reply *out)
         return;
     }
     char err[512] = "";
+    pthread_mutex_lock(&trace_mu);
     int rc = sdb__lf_score_add(s->store, r->project, b, body_of(r), r->len, err, sizeof err);
     if (rc == SDB_OK) rc = sdb__srv_commit(s, r->project, b);
+    pthread_mutex_unlock(&trace_mu);
     if (rc) {
         reply_rc(out, rc, rc == SDB_EINVAL ? err : "the score was not stored", NULL, 0);
     } else {
@@ -404,6 +420,12 @@ void sdb__compat_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r,
     size_t n = 0;
     int rc = SDB_OK, hc = r->route == SDB_R_HELICONE;
     const char *not_found = NULL;
+    if (r->scores_only && r->sub != LF_INGEST) {
+        /* Hosted Langfuse: a public key alone may send score events to
+         * the ingestion route, nothing else. */
+        reply_error(out, 401, "Access denied - need to use basic auth with secret key", 0);
+        return;
+    }
     switch (r->sub) {
     case LF_HEALTH:
         reply(out, 200, strdup("{\"status\":\"OK\",\"version\":\"" VERSION "\"}"));

@@ -18,6 +18,9 @@ int sdb__compat_route(const char *method, const char *url, sdb__req *r, const ch
 /* 1 when the routed request needs no API key (Langfuse's health check). */
 int sdb__compat_public(const sdb__req *r);
 
+/* {"message": msg, "error": msg}: an error as Langfuse clients read it. */
+void sdb__compat_error(sdb__reply *out, int status, const char *msg);
+
 /* Serve a routed, authorised compatible request whose body is complete. */
 void sdb__compat_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r,
                           sdb__reply *out);
@@ -42,6 +45,29 @@ int sdb__cj_add_score(sdb_batch *b, const json_t *n, char *err, size_t errlen);
 /* A number as a JSON value: integral values as integers (new ref). */
 json_t *sdb__cj_num(double x);
 
+/* --------------------------------------------- trace context (traces.c)
+ * One request's traces and observations, applied to scores whichever
+ * arrives first (traces.c says how). Records are native snake_case
+ * objects: trace {id, name, user_id, session_id, tags, environment,
+ * release, version, metadata}; observation {id, trace_id, model,
+ * prompt_name, prompt_version}. */
+#define SDB__TRACE_REAPPLY 10000 /* stored scores re-sent per request, at most */
+typedef struct sdb__tctx sdb__tctx;
+int sdb__tctx_new(sdb_store *s, uint32_t project, sdb__tctx **out);
+void sdb__tctx_free(sdb__tctx *c);
+/* Merge a trace or observation record (borrowed) into the context;
+ * SDB_EINVAL names the bad field. */
+int sdb__tctx_trace(sdb__tctx *c, const json_t *t, char *err, size_t errlen);
+int sdb__tctx_observation(sdb__tctx *c, const json_t *o, char *err, size_t errlen);
+/* Fill native score object `score` from its trace and observation. */
+int sdb__tctx_apply(sdb__tctx *c, json_t *score);
+/* Score `score_id` of this request belongs to trace_id (may be NULL). */
+int sdb__tctx_note(sdb__tctx *c, const char *trace_id, const char *score_id);
+/* Store the records and the index (one transaction), then append to b the
+ * stored scores of every changed trace, re-applied (replacing them when b
+ * commits); *out_reapplied counts them. */
+int sdb__tctx_finish(sdb__tctx *c, sdb_batch *b, size_t *out_reapplied);
+
 /* ------------------------------------------------- Langfuse (langfuse.c)
  * Answers in *out_json are NUL-terminated JSON text owned by the caller
  * (free()). On SDB_EINVAL err names the caller's field (camelCase) and
@@ -61,8 +87,10 @@ int sdb__lf_score_add(sdb_store *s, uint32_t project, sdb_batch *b, const char *
  * SDB_EINVAL when the body is not {"batch": [...]} (b may hold rows then:
  * clear it); SDB_ENOMEM or a store error. */
 int sdb__lf_ingest(sdb_store *s, uint32_t project, sdb_batch *b, const char *body, size_t len,
-                   size_t max_events, char **out_json, size_t *out_n_errors, char *err,
-                   size_t errlen);
+                   size_t max_events, int scores_only, char **out_json, size_t *out_n_errors,
+                   char *err, size_t errlen);
+/* Native field names in err rewritten as Langfuse's (trace_id → traceId). */
+void sdb__lf_rename(char *err, size_t errlen);
 /* GET /api/public/v2/scores: Langfuse's parameters over every
  * acknowledged score, newest first: {"data","meta"}. */
 int sdb__lf_scores_list(sdb_store *s, uint32_t project, const sdb_param *params, size_t n,

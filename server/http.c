@@ -222,9 +222,18 @@ static enum MHD_Result first_call(sdb_server *s, struct MHD_Connection *c, const
             char cred[1024];
             int len = credential(c, cred, sizeof cred);
             uint32_t project;
-            if (len < 0 || sdb_keys_check(s->keys, cred, (size_t)len, &project) != SDB_OK)
-                return send_error(c, r, 401,
-                                  "header \"Authorization\": missing or not a valid API key", NULL);
+            if (len < 0 || sdb_keys_check(s->keys, cred, (size_t)len, &project) != SDB_OK) {
+                /* A Langfuse public key alone: compat.c lets it score. */
+                if (len < 0 || r->route != SDB_R_LANGFUSE ||
+                    sdb_keys_check_public(s->keys, cred, (size_t)len, &project) != SDB_OK) {
+                    const char *m = "header \"Authorization\": missing or not a valid API key";
+                    if (r->route != SDB_R_LANGFUSE) return send_error(c, r, 401, m, NULL);
+                    sdb__reply rep; /* Langfuse clients read "message" */
+                    sdb__compat_error(&rep, 401, m);
+                    return send_reply(c, r, &rep, NULL);
+                }
+                r->scores_only = 1;
+            }
             r->project = project;
         } else {
             r->project = 0;

@@ -10,7 +10,9 @@
  * A key containing ':' is also a Langfuse key pair: clients send it as
  * HTTP Basic with the public key as user and the secret key as password
  * (the server rebuilds "public:secret" from Basic); Bearer takes the whole
- * key text. Several keys may map to one project.
+ * key text. Several keys may map to one project. The public half of a
+ * pair, sent alone as Bearer (Langfuse's browser SDK), is a credential of
+ * its own that may create scores and nothing else (sdb_keys_check_public).
  *
  * Keys are held only as BLAKE2b-256 hashes (libsodium crypto_generichash,
  * keyed with a random per-process key so the table is useless outside this
@@ -28,6 +30,7 @@
 typedef struct key_entry {
     unsigned char hash[crypto_generichash_BYTES];
     uint32_t project;
+    int public_only; /* the public half of a pair: score creation only */
 } key_entry;
 
 struct sdb_keys {
@@ -74,7 +77,7 @@ int sdb_keys_load(const char *path, sdb_store *s, sdb_keys **out, char *err, siz
             rc = SDB_EINVAL;
             break;
         }
-        if (k->n == cap_v) {
+        if (k->n + 2 > cap_v) {
             cap_v = cap_v ? cap_v * 2 : 16;
             key_entry *v = realloc(k->v, cap_v * sizeof *v);
             if (!v) {
@@ -90,8 +93,18 @@ int sdb_keys_load(const char *path, sdb_store *s, sdb_keys **out, char *err, siz
             break;
         }
         hash_of(k, key, strlen(key), e->hash);
-        sodium_memzero(key, strlen(key));
+        e->public_only = 0;
         k->n++;
+        char *colon = strchr(key, ':');
+        if (colon && colon > key) {
+            /* The public key alone (Langfuse's browser SDK sends it as
+             * Bearer) scopes the same project for score creation. */
+            key_entry *pe = &k->v[k->n++];
+            hash_of(k, key, (size_t)(colon - key), pe->hash);
+            pe->project = e->project;
+            pe->public_only = 1;
+        }
+        sodium_memzero(key, strlen(key));
     }
     if (line) sodium_memzero(line, cap);
     free(line);
@@ -108,14 +121,16 @@ int sdb_keys_load(const char *path, sdb_store *s, sdb_keys **out, char *err, siz
     return SDB_OK;
 }
 
-int sdb_keys_check(const sdb_keys *k, const char *cred, size_t len, uint32_t *out_project)
+static int check(const sdb_keys *k, const char *cred, size_t len, int public_only,
+                 uint32_t *out_project)
 {
     unsigned char h[crypto_generichash_BYTES];
     hash_of(k, cred, len, h);
     int found = 0;
     uint32_t project = 0;
     for (size_t i = 0; i < k->n; i++) {
-        int eq = sodium_memcmp(h, k->v[i].hash, sizeof h) == 0;
+        int eq = (sodium_memcmp(h, k->v[i].hash, sizeof h) == 0) &
+                 (k->v[i].public_only == public_only);
         /* Branch-free select: no early exit on a match. */
         uint32_t mask = (uint32_t)0 - (uint32_t)(eq & !found);
         project = (project & ~mask) | (k->v[i].project & mask);
@@ -123,6 +138,16 @@ int sdb_keys_check(const sdb_keys *k, const char *cred, size_t len, uint32_t *ou
     }
     *out_project = project;
     return found ? SDB_OK : SDB_ENOTFOUND;
+}
+
+int sdb_keys_check(const sdb_keys *k, const char *cred, size_t len, uint32_t *out_project)
+{
+    return check(k, cred, len, 0, out_project);
+}
+
+int sdb_keys_check_public(const sdb_keys *k, const char *cred, size_t len, uint32_t *out_project)
+{
+    return check(k, cred, len, 1, out_project);
 }
 
 void sdb_keys_free(sdb_keys *k)

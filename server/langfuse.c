@@ -91,9 +91,12 @@ static const char *const lf_names[][2] = {
 };
 #define N_LF_NAMES (sizeof lf_names / sizeof lf_names[0])
 
-/* Sent by Langfuse SDKs and accepted, but not stored: scoredb has no
- * annotation queues (an honest gap; see README "Compatible APIs"). */
-static const char *const lf_ignored[] = {"queueId"};
+/* Langfuse fields kept as native properties (API.md "properties"), so
+ * that they are filterable like any custom dimension. */
+#define PROP_QUEUE "queue_id"
+#define PROP_LF_TYPE "langfuse_data_type"
+/* Non-object metadata is stored as {META_WRAP: value}. */
+#define META_WRAP "$value"
 
 /* Rewrite the native field names in a native message (`field "trace_id":
  * needs ...`) into Langfuse's (`traceId`): the caller should read the
@@ -103,7 +106,7 @@ static bool word_char(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-static void rename_in_message(char *err, size_t errlen)
+void sdb__lf_rename(char *err, size_t errlen)
 {
     if (!err || !errlen) return;
     char out[ERR_MAX];
@@ -175,6 +178,7 @@ static int cfg_check(const json_t *cfg, json_t *n, char *err, size_t errlen)
         return SDB_EINVAL;
     }
     json_object_set_new(n, "data_type", json_string(ctype));
+    if (!name) json_object_set_new(n, "name", json_string(cname));
     if (!value) return SDB_OK; /* the native parser says "required" */
     if (!strcmp(ctype, "NUMERIC")) {
         if (!json_is_number(value)) {
@@ -244,30 +248,41 @@ static int lf_to_native(sdb_store *s, uint32_t project, const json_t *lf, const 
     const char *k;
     json_t *v;
     int rc = SDB_OK;
+    json_t *props = json_object();
     json_object_foreach((json_t *)lf, k, v)
     {
         size_t i;
         for (i = 0; i < N_LF_NAMES && strcmp(k, lf_names[i][0]); i++) {
         }
-        if (i < N_LF_NAMES) {
-            if (!strcmp(k, "metadata") && !json_is_null(v) && !json_is_object(v)) {
-                sdb__cj_errf(err, errlen, "field \"metadata\": scoredb stores metadata that is a "
-                                       "JSON object");
+        if (!strcmp(k, "metadata") && !json_is_null(v) && !json_is_object(v)) {
+            /* Langfuse takes any JSON here; a native score's metadata is
+             * an object, so other values are kept wrapped and unwrapped
+             * on the way out. */
+            json_object_set_new(n, "metadata", json_pack("{s:O}", META_WRAP, v));
+        } else if (!strcmp(k, "dataType") && json_is_string(v) &&
+                   (!strcmp(json_string_value(v), "TEXT") ||
+                    !strcmp(json_string_value(v), "CORRECTION"))) {
+            /* Free text: kept as a CATEGORICAL score marked with its
+             * Langfuse type (docs/compat.md, departures). */
+            json_object_set_new(n, "data_type", json_string("CATEGORICAL"));
+            json_object_set(props, PROP_LF_TYPE, v);
+        } else if (!strcmp(k, "queueId")) {
+            if (!json_is_null(v) && !json_is_string(v)) {
+                sdb__cj_errf(err, errlen, "field \"queueId\": expected a string");
                 rc = SDB_EINVAL;
                 break;
             }
+            if (json_is_string(v)) json_object_set(props, PROP_QUEUE, v);
+        } else if (i < N_LF_NAMES) {
             json_object_set(n, lf_names[i][1], v);
-            continue;
-        }
-        for (i = 0; i < sizeof lf_ignored / sizeof lf_ignored[0] && strcmp(k, lf_ignored[i]);
-             i++) {
-        }
-        if (i == sizeof lf_ignored / sizeof lf_ignored[0]) {
+        } else {
             sdb__cj_errf(err, errlen, "unknown field \"%.200s\"", k);
             rc = SDB_EINVAL;
             break;
         }
     }
+    if (json_object_size(props)) json_object_set(n, "properties", props);
+    json_decref(props);
     if (rc == SDB_OK && !sdb__cj_get(n, "trace_id") && !sdb__cj_get(n, "session_id") &&
         !sdb__cj_get(n, "dataset_run_id")) {
         sdb__cj_errf(err, errlen, "a score needs at least one of traceId, sessionId or datasetRunId");
@@ -301,54 +316,101 @@ static int lf_to_native(sdb_store *s, uint32_t project, const json_t *lf, const 
 static int add_native(sdb_batch *b, json_t *n, char *err, size_t errlen)
 {
     int rc = sdb__cj_add_score(b, n, err, errlen);
-    if (rc == SDB_EINVAL) rename_in_message(err, errlen);
+    if (rc == SDB_EINVAL) sdb__lf_rename(err, errlen);
+    return rc;
+}
+
+/* Validate native score n into b, with its trace's attributes; note its
+ * id in the trace's index. */
+static int add_scored(sdb__tctx *tc, sdb_batch *b, json_t *n, char *err, size_t errlen)
+{
+    int rc = sdb__tctx_apply(tc, n);
+    if (rc == SDB_OK) rc = add_native(b, n, err, errlen);
+    if (rc == SDB_OK)
+        rc = sdb__tctx_note(tc, json_string_value(json_object_get(n, "trace_id")),
+                            sdb_batch_id(b, sdb_batch_rows(b) - 1));
     return rc;
 }
 
 int sdb__lf_score_add(sdb_store *s, uint32_t project, sdb_batch *b, const char *body,
-                           size_t len, char *err, size_t errlen)
+                      size_t len, char *err, size_t errlen)
 {
     json_t *o, *n = NULL;
+    sdb__tctx *tc = NULL;
+    size_t again;
     int rc = sdb__cj_load(body, len, "body", &o, err, errlen);
     if (rc) return rc;
     rc = lf_to_native(s, project, o, NULL, &n, err, errlen);
-    if (rc == SDB_OK) rc = add_native(b, n, err, errlen);
+    if (rc == SDB_OK) rc = sdb__tctx_new(s, project, &tc);
+    if (rc == SDB_OK) rc = add_scored(tc, b, n, err, errlen);
+    if (rc == SDB_OK) rc = sdb__tctx_finish(tc, b, &again);
+    sdb__tctx_free(tc);
     json_decref(n);
     json_decref(o);
     return rc;
 }
 
+/* The numeric value of label `label` in score config `cid` (0 when the
+ * config or the label is unknown: Langfuse's value of an unmapped label). */
+static double cat_value(sdb_store *s, uint32_t project, const char *cid, const json_t *label)
+{
+    json_t *cfg = NULL, *c;
+    double x = 0;
+    size_t i;
+    if (!cid || cfg_load(s, project, cid, &cfg)) return 0;
+    json_array_foreach(json_object_get(cfg, "categories"), i, c)
+    {
+        if (json_equal(json_object_get(c, "label"), label))
+            x = json_number_value(json_object_get(c, "value"));
+    }
+    json_decref(cfg);
+    return x;
+}
+
 /* A Langfuse score (GetScoresResponseData) from a native one: new ref. */
-static json_t *lf_from_native(const json_t *n)
+static json_t *lf_from_native(sdb_store *s, uint32_t project, const json_t *n)
 {
     const char *type = json_string_value(json_object_get(n, "data_type"));
     json_t *value = json_object_get(n, "value");
-    json_t *meta = sdb__cj_get(n, "metadata");
+    json_t *meta = sdb__cj_get(n, "metadata"), *props = json_object_get(n, "properties");
+    json_t *lft = json_object_get(props, PROP_LF_TYPE);
+    json_t *wrapped = json_object_size(meta) == 1 ? json_object_get(meta, META_WRAP) : NULL;
+    char pid[16];
+    snprintf(pid, sizeof pid, "%u", project);
     json_t *o = json_pack(
-        "{s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:o,s:O?,s:n,s:O?,s:O?}", "id",
-        json_object_get(n, "id"), "traceId", json_object_get(n, "trace_id"), "sessionId",
+        "{s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:o,s:O?,s:O?,s:O?,s:O?,s:s}",
+        "id", json_object_get(n, "id"), "traceId", json_object_get(n, "trace_id"), "sessionId",
         json_object_get(n, "session_id"), "observationId", json_object_get(n, "observation_id"),
         "datasetRunId", json_object_get(n, "dataset_run_id"), "name", json_object_get(n, "name"),
         "source", json_object_get(n, "source"), "timestamp", json_object_get(n, "timestamp"),
         "createdAt", json_object_get(n, "created_at"), "updatedAt",
         json_object_get(n, "created_at"), "authorUserId", json_object_get(n, "author"), "comment",
-        json_object_get(n, "comment"), "metadata", meta ? json_incref(meta) : json_object(),
-        "configId", json_object_get(n, "config_id"), "queueId", "environment",
-        json_object_get(n, "environment"), "dataType", json_object_get(n, "data_type"));
+        json_object_get(n, "comment"), "metadata",
+        wrapped ? json_incref(wrapped) : meta ? json_incref(meta) : json_object(), "configId",
+        json_object_get(n, "config_id"), "queueId", json_object_get(props, PROP_QUEUE),
+        "environment", json_object_get(n, "environment"), "dataType",
+        lft ? lft : json_object_get(n, "data_type"), "projectId", pid);
     if (!o) return NULL;
-    if (type && !strcmp(type, "BOOLEAN")) {
+    if (!json_object_get(o, "queueId")) json_object_set_new(o, "queueId", json_null());
+    if (lft) {
+        json_object_set_new(o, "value", json_integer(0));
+        json_object_set(o, "stringValue", value);
+    } else if (type && !strcmp(type, "BOOLEAN")) {
         json_object_set_new(o, "value", json_integer(json_is_true(value)));
         json_object_set_new(o, "stringValue", json_string(json_is_true(value) ? "True" : "False"));
     } else if (type && !strcmp(type, "CATEGORICAL")) {
-        json_object_set_new(o, "value", json_null());
+        const char *cid = json_string_value(json_object_get(n, "config_id"));
+        json_object_set_new(o, "value", sdb__cj_num(cat_value(s, project, cid, value)));
         json_object_set(o, "stringValue", value);
     } else {
         json_object_set(o, "value", value);
     }
+    json_t *tags = json_object_get(n, "tags");
     json_object_set_new(o, "trace",
-                        json_pack("{s:O?,s:O?,s:O?}", "userId", json_object_get(n, "user_id"),
-                                  "tags", json_object_get(n, "tags"), "environment",
-                                  json_object_get(n, "environment")));
+                        json_pack("{s:O?,s:o,s:O?,s:O?}", "userId", json_object_get(n, "user_id"),
+                                  "tags", tags ? json_incref(tags) : json_array(), "environment",
+                                  json_object_get(n, "environment"), "sessionId",
+                                  json_object_get(n, "session_id")));
     return o;
 }
 
@@ -361,7 +423,7 @@ int sdb__lf_score_get(sdb_store *s, uint32_t project, const char *id, char **out
     json_t *n = json_loads(text, 0, NULL);
     free(text);
     if (!n) return SDB_ECORRUPT;
-    json_t *o = lf_from_native(n);
+    json_t *o = lf_from_native(s, project, n);
     json_decref(n);
     return sdb__cj_finish(o, out_json);
 }
@@ -377,18 +439,79 @@ static int ingest_error(json_t *errors, json_t *id, int status, const char *msg,
                : SDB_OK;
 }
 
-int sdb__lf_ingest(sdb_store *s, uint32_t project, sdb_batch *b, const char *body,
-                        size_t len, size_t max_events, char **out_json, size_t *out_n_errors,
-                        char *err, size_t errlen)
+static int ingest_ok(json_t *ok, json_t *id)
+{
+    return json_array_append_new(ok, json_pack("{s:O,s:i}", "id", id, "status", 201)) ? SDB_ENOMEM
+                                                                                     : SDB_OK;
+}
+
+/* Langfuse's event kinds. */
+enum { EV_BAD, EV_SCORE, EV_TRACE, EV_OBS, EV_LOG };
+
+static int event_kind(const char *t)
+{
+    static const char *const obs[] = {"span-create", "span-update", "generation-create",
+                                      "generation-update", "event-create", "observation-create",
+                                      "observation-update", "agent-create", "tool-create",
+                                      "chain-create", "retriever-create", "evaluator-create",
+                                      "embedding-create", "guardrail-create"};
+    if (!strcmp(t, "score-create")) return EV_SCORE;
+    if (!strcmp(t, "trace-create")) return EV_TRACE;
+    if (!strcmp(t, "sdk-log")) return EV_LOG;
+    for (size_t i = 0; i < sizeof obs / sizeof obs[0]; i++)
+        if (!strcmp(t, obs[i])) return EV_OBS;
+    return EV_BAD;
+}
+
+/* A Langfuse trace or observation body as the native record traces.c
+ * keeps (new ref): the analytics fields only; inputs, outputs, usage and
+ * costs are dropped. */
+static json_t *lf_record(const json_t *body, int kind)
+{
+    static const char *const tmap[][2] = {{"id", "id"},
+                                          {"name", "name"},
+                                          {"userId", "user_id"},
+                                          {"sessionId", "session_id"},
+                                          {"tags", "tags"},
+                                          {"environment", "environment"},
+                                          {"release", "release"},
+                                          {"version", "version"},
+                                          {"metadata", "metadata"}};
+    static const char *const omap[][2] = {{"id", "id"},
+                                          {"traceId", "trace_id"},
+                                          {"model", "model"},
+                                          {"promptName", "prompt_name"},
+                                          {"promptVersion", "prompt_version"}};
+    const char *const(*m)[2] = kind == EV_TRACE ? tmap : omap;
+    size_t n = kind == EV_TRACE ? sizeof tmap / sizeof tmap[0] : sizeof omap / sizeof omap[0];
+    json_t *r = json_object();
+    for (size_t i = 0; r && i < n; i++) {
+        json_t *v = json_object_get(body, m[i][0]);
+        if (!v) continue;
+        if (json_is_integer(v) && !strcmp(m[i][0], "promptVersion")) {
+            char buf[32];
+            snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+            json_object_set_new(r, m[i][1], json_string(buf));
+        } else {
+            json_object_set(r, m[i][1], v);
+        }
+    }
+    return r;
+}
+
+int sdb__lf_ingest(sdb_store *s, uint32_t project, sdb_batch *b, const char *body, size_t len,
+                   size_t max_events, int scores_only, char **out_json, size_t *out_n_errors,
+                   char *err, size_t errlen)
 {
     *out_json = NULL;
     *out_n_errors = 0;
     json_t *o;
+    sdb__tctx *tc = NULL;
     int rc = sdb__cj_load(body, len, "body", &o, err, errlen);
     if (rc) return rc;
     json_t *batch = json_object_get(o, "batch");
     json_t *ok = json_array(), *errors = json_array();
-    if (!ok || !errors) {
+    if (!ok || !errors || sdb__tctx_new(s, project, &tc)) {
         rc = SDB_ENOMEM;
         goto done;
     }
@@ -399,49 +522,74 @@ int sdb__lf_ingest(sdb_store *s, uint32_t project, sdb_batch *b, const char *bod
     }
     if (json_array_size(batch) > max_events) {
         sdb__cj_errf(err, errlen, "field \"batch\": more than %zu events in one request",
-                  max_events);
+                     max_events);
         rc = SDB_EINVAL;
         goto done;
     }
-    size_t i;
-    json_t *ev;
-    json_array_foreach(batch, i, ev)
-    {
-        char msg[ERR_MAX] = "";
-        json_t *id = json_object_get(ev, "id"), *type = json_object_get(ev, "type");
-        json_t *evbody = json_object_get(ev, "body"), *n = NULL;
-        json_t *idv = json_is_string(id) ? id : json_null();
-        if (!json_is_object(ev) || !json_is_string(id) || !json_is_string(type)) {
-            snprintf(msg, sizeof msg,
-                     "batch[%zu]: an event is an object with string \"id\" and \"type\"", i);
-            rc = ingest_error(errors, idv, 400, msg, "InvalidRequestError");
-        } else if (strcmp(json_string_value(type), "score-create")) {
-            snprintf(msg, sizeof msg,
-                     "batch[%zu]: event type \"%.100s\" is not stored; scoredb keeps scores "
-                     "(score-create) only",
-                     i, json_string_value(type));
-            rc = ingest_error(errors, idv, 400, msg, "UnsupportedEventType");
-        } else {
-            int r = lf_to_native(s, project, evbody, sdb__cj_get(ev, "timestamp"), &n, msg, sizeof msg);
-            if (r == SDB_OK) r = add_native(b, n, msg, sizeof msg);
-            json_decref(n);
-            if (r == SDB_OK) {
-                rc = json_array_append_new(ok, json_pack("{s:O,s:i}", "id", id, "status", 201))
-                         ? SDB_ENOMEM
-                         : SDB_OK;
-            } else if (r == SDB_EINVAL) {
-                char full[ERR_MAX + 32];
-                snprintf(full, sizeof full, "batch[%zu].body: %.480s", i, msg);
-                rc = ingest_error(errors, idv, 400, full, "InvalidRequestError");
+    /* Traces and observations first, then scores, whatever the order in
+     * the batch: a score sent with its trace inherits from it. */
+    for (int pass = 0; pass < 2; pass++) {
+        size_t i;
+        json_t *ev;
+        json_array_foreach(batch, i, ev)
+        {
+            char msg[ERR_MAX] = "", full[ERR_MAX + 32];
+            json_t *id = json_object_get(ev, "id"), *type = json_object_get(ev, "type");
+            json_t *evbody = json_object_get(ev, "body"), *n = NULL;
+            json_t *idv = json_is_string(id) ? id : json_null();
+            int kind = json_is_object(ev) && json_is_string(id) && json_is_string(type)
+                           ? event_kind(json_string_value(type))
+                           : -1;
+            if ((pass == 0) != (kind == EV_TRACE || kind == EV_OBS)) continue;
+            if (kind < 0) {
+                snprintf(msg, sizeof msg,
+                         "batch[%zu]: an event is an object with string \"id\" and \"type\"", i);
+                rc = ingest_error(errors, idv, 400, msg, "InvalidRequestError");
+            } else if (kind == EV_BAD) {
+                snprintf(msg, sizeof msg, "batch[%zu]: unknown event type \"%.100s\"", i,
+                         json_string_value(type));
+                rc = ingest_error(errors, idv, 400, msg, "InvalidRequestError");
+            } else if (kind == EV_LOG) {
+                rc = ingest_ok(ok, id); /* accepted, not kept (as hosted) */
+            } else if (scores_only && kind != EV_SCORE) {
+                /* A public key alone may score, nothing else (hosted
+                 * Langfuse's "scores" access level). */
+                rc = ingest_error(errors, idv, 403, "Access Scope Denied", "AuthenticationError");
+            } else if (!json_is_object(evbody)) {
+                snprintf(msg, sizeof msg, "batch[%zu].body: expected an object", i);
+                rc = ingest_error(errors, idv, 400, msg, "InvalidRequestError");
             } else {
-                rc = r;
+                int r;
+                if (kind == EV_SCORE) {
+                    r = lf_to_native(s, project, evbody, sdb__cj_get(ev, "timestamp"), &n, msg,
+                                     sizeof msg);
+                    if (r == SDB_OK) r = add_scored(tc, b, n, msg, sizeof msg);
+                } else {
+                    n = lf_record(evbody, kind);
+                    r = !n ? SDB_ENOMEM
+                        : kind == EV_TRACE ? sdb__tctx_trace(tc, n, msg, sizeof msg)
+                                           : sdb__tctx_observation(tc, n, msg, sizeof msg);
+                    if (r == SDB_EINVAL) sdb__lf_rename(msg, sizeof msg);
+                }
+                json_decref(n);
+                if (r == SDB_OK) {
+                    rc = ingest_ok(ok, id);
+                } else if (r == SDB_EINVAL) {
+                    snprintf(full, sizeof full, "batch[%zu].body: %.480s", i, msg);
+                    rc = ingest_error(errors, idv, 400, full, "InvalidRequestError");
+                } else {
+                    rc = r;
+                }
             }
+            if (rc) goto done;
         }
-        if (rc) goto done;
     }
+    size_t again;
+    if ((rc = sdb__tctx_finish(tc, b, &again))) goto done;
     *out_n_errors = json_array_size(errors);
     rc = sdb__cj_finish(json_pack("{s:O,s:O}", "successes", ok, "errors", errors), out_json);
 done:
+    sdb__tctx_free(tc);
     json_decref(ok);
     json_decref(errors);
     json_decref(o);
@@ -632,7 +780,7 @@ int sdb__lf_scores_list(sdb_store *s, uint32_t project, const sdb_param *params,
         {
             if (!lf_match(&f, x)) continue;
             if (total >= first && total < first + f.limit &&
-                json_array_append_new(data, lf_from_native(x)))
+                json_array_append_new(data, lf_from_native(s, project, x)))
                 rc = SDB_ENOMEM;
             total++;
         }

@@ -45,6 +45,9 @@ int sdb_keys_load(const char *path, sdb_store *s, sdb_keys **out, char *err, siz
  * Basic). Constant time in the credential. Returns SDB_OK or
  * SDB_ENOTFOUND. */
 int sdb_keys_check(const sdb_keys *k, const char *cred, size_t len, uint32_t *out_project);
+/* The project whose key pair has public half `cred` (a score-creation-only
+ * credential). Constant time. Returns SDB_OK or SDB_ENOTFOUND. */
+int sdb_keys_check_public(const sdb_keys *k, const char *cred, size_t len, uint32_t *out_project);
 void sdb_keys_free(sdb_keys *k);
 
 /* ------------------------------------------------------------- requests */
@@ -52,6 +55,7 @@ void sdb_keys_free(sdb_keys *k);
 typedef struct sdb__req {
     int route;
     int sub;             /* compatible routes: which endpoint (compat.c) */
+    int scores_only;     /* authorised by a public key alone: may create scores */
     uint32_t project;
     int status;          /* of the response queued, for metrics */
     int responded;       /* a response was queued (early error) */

@@ -219,7 +219,7 @@ Test(compat, langfuse_ingestion_reports_each_bad_event_in_a_207)
                  "\"value\":\"high\",\"dataType\":\"NUMERIC\",\"traceId\":\"t\"}},"
                  "{\"id\":\"noattach\",\"type\":\"score-create\",\"body\":{\"name\":\"q\","
                  "\"value\":1}},"
-                 "{\"id\":\"trace\",\"type\":\"trace-create\",\"body\":{\"id\":\"t\"}},"
+                 "{\"id\":\"trace\",\"type\":\"trace-fly\",\"body\":{\"id\":\"t\"}},"
                  "{\"id\":\"extra\",\"type\":\"score-create\",\"body\":{\"name\":\"q\","
                  "\"value\":1,\"traceId\":\"t\",\"colour\":\"red\"}}]}");
     cr_assert_eq(r.status, 207, "%s", r.raw);
@@ -227,7 +227,7 @@ Test(compat, langfuse_ingestion_reports_each_bad_event_in_a_207)
     cr_assert_str_eq(str_at(r.j, "successes.0.id"), "good");
     cr_assert_eq(json_array_size(at(r.j, "errors")), 4, "%s", r.body);
     const char *ids[] = {"badtype", "noattach", "trace", "extra"};
-    const char *names[] = {"dataType NUMERIC", "traceId", "trace-create", "\"colour\""};
+    const char *names[] = {"dataType NUMERIC", "traceId", "trace-fly", "\"colour\""};
     for (int i = 0; i < 4; i++) {
         char p[32];
         snprintf(p, sizeof p, "errors.%d.id", i);
@@ -356,13 +356,13 @@ Test(compat, langfuse_bad_score_bodies_are_400_naming_the_field)
         "{\"name\":\"x\",\"value\":1}",
         "{\"name\":\"x\",\"value\":1,\"traceId\":\"\"}",
         "{\"name\":\"x\",\"value\":true,\"traceId\":\"t\",\"dataType\":\"NUMERIC\"}",
-        "{\"name\":\"x\",\"value\":1,\"traceId\":\"t\",\"metadata\":\"text\"}",
-        "{\"name\":\"x\",\"value\":1,\"traceId\":\"t\",\"dataType\":\"TEXT\"}",
+        "{\"name\":\"x\",\"value\":1,\"traceId\":\"t\",\"queueId\":5}",
+        "{\"name\":\"x\",\"value\":1,\"traceId\":\"t\",\"dataType\":\"TEXTUAL\"}",
         "{\"value\":1,\"traceId\":\"t\"}",
         "{\"name\":\"x\",\"value\":1,\"traceId\":\"t\",\"configId\":\"nope\"}",
         "[1]",
     };
-    const char *field[] = {"traceId", "\"traceId\"", "\"value\"", "\"metadata\"",
+    const char *field[] = {"traceId", "\"traceId\"", "\"value\"", "\"queueId\"",
                            "\"dataType\"", "\"name\"", "\"configId\"", "body"};
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         resp r = req(v.port, "POST", "/api/public/scores", bodies[i]);
