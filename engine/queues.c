@@ -124,8 +124,9 @@ static int doc_many_fn(sdb__txn *t, void *ctx)
     for (size_t i = 0; i < m->n; i++) {
         const sdb_doc *d = &m->d[i];
         doc_op o = {d->kind, m->project, d->group, d->id, d->json ? d->json : "", d->len,
-                    SDB_DOC_UPSERT, 0};
+                    d->del ? -1 : SDB_DOC_UPSERT, 0};
         int rc = doc_write_fn(t, &o);
+        if (rc == SDB_ENOTFOUND && d->del) rc = SDB_OK; /* already gone */
         if (rc) return rc;
     }
     return SDB_OK;

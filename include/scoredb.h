@@ -316,10 +316,11 @@ typedef struct sdb_doc {
     const char *group, *id;
     const char *json; /* NULL: "" */
     size_t len;
+    int del;          /* 1: delete the document (absent is not an error) */
 } sdb_doc;
 
-/* Upsert n documents in ONE durable write transaction (all or none).
- * Returns as sdb_doc_put. */
+/* Upsert (or delete, d.del) n documents in ONE durable write transaction
+ * (all or none). Returns as sdb_doc_put. */
 int sdb_doc_put_many(sdb_store *s, uint32_t project, const sdb_doc *docs, size_t n);
 
 /* The document as NUL-terminated text in *out_json (caller frees).

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_EVENTS 100000u /* Langfuse ingestion events per request */
 #define VERSION "scoredb-compat-1"
@@ -34,6 +35,24 @@ enum {
     LF_CONFIG_CREATE,
     LF_CONFIG_GET,
     LF_QUEUES,
+    LF_SCORES_V1,
+    LF_CONFIG_PATCH,
+    LF_SCORES_V3,
+    LF_TRACE_GET,
+    NT_TRACES_POST,
+    NT_TRACE_GET,
+    Q_LIST,        /* queue routes: native when r->sub has Q_NATIVE */
+    Q_CREATE,
+    Q_GET,
+    Q_UPDATE,
+    Q_DELETE,
+    I_LIST,
+    I_CREATE,
+    I_GET,
+    I_UPDATE,
+    I_DELETE,
+    A_CREATE,
+    A_DELETE,
     HC_SCORE,
     HC_NAMES,
     HC_EVALS,
@@ -199,6 +218,68 @@ static int pick(int route, int sub, sdb__req *r)
     return route;
 }
 
+/* The annotation-queue paths, under /api/public/annotation-queues
+ * (Langfuse) and /v1/annotation-queues (native, Q_NATIVE): the queue id
+ * goes to r->id, an item id to r->id + Q_ID2. */
+#define Q_NATIVE 0x100
+#define Q_ID2 128
+static int queue_route(const char *method, const char *url, sdb__req *r, const char **allow)
+{
+    int native = 0;
+    const char *p;
+    if (!strncmp(url, "/api/public/annotation-queues", 29)) {
+        p = url + 29;
+    } else if (!strncmp(url, "/v1/annotation-queues", 21)) {
+        p = url + 21;
+        native = Q_NATIVE;
+    } else {
+        return -2;
+    }
+    int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    int post = !strcmp(method, "POST"), del = !strcmp(method, "DELETE");
+    int patch = !strcmp(method, "PATCH");
+    const int L = SDB_R_LANGFUSE;
+    if (!*p) {
+        *allow = "GET, HEAD, POST";
+        return get ? pick(L, Q_LIST | native, r) : post ? pick(L, Q_CREATE | native, r) : -1;
+    }
+    if (*p++ != '/') return -2;
+    /* segments: queue [/items [/item] | /assignments] */
+    const char *seg[4];
+    size_t len[4], n = 0;
+    while (*p && n < 4) {
+        const char *e = strchr(p, '/');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        seg[n] = p;
+        len[n++] = l;
+        p += l + (e != NULL);
+        if (e && !*p) return -2; /* a trailing slash */
+    }
+    if (*p || n == 0 || len[0] == 0 || len[0] >= Q_ID2) return -2;
+    memcpy(r->id, seg[0], len[0]);
+    r->id[len[0]] = 0;
+    if (n == 1) {
+        *allow = "GET, HEAD, PATCH, DELETE";
+        return get ? pick(L, Q_GET | native, r) : patch ? pick(L, Q_UPDATE | native, r)
+               : del ? pick(L, Q_DELETE | native, r) : -1;
+    }
+    if (n == 2 && len[1] == 11 && !strncmp(seg[1], "assignments", 11)) {
+        *allow = "POST, DELETE";
+        return post ? pick(L, A_CREATE | native, r) : del ? pick(L, A_DELETE | native, r) : -1;
+    }
+    if (len[1] != 5 || strncmp(seg[1], "items", 5)) return -2;
+    if (n == 2) {
+        *allow = "GET, HEAD, POST";
+        return get ? pick(L, I_LIST | native, r) : post ? pick(L, I_CREATE | native, r) : -1;
+    }
+    if (n != 3 || len[2] == 0 || len[2] >= sizeof r->id - Q_ID2) return -2;
+    memcpy(r->id + Q_ID2, seg[2], len[2]);
+    r->id[Q_ID2 + len[2]] = 0;
+    *allow = "GET, HEAD, PATCH, DELETE";
+    return get ? pick(L, I_GET | native, r) : patch ? pick(L, I_UPDATE | native, r)
+           : del ? pick(L, I_DELETE | native, r) : -1;
+}
+
 int sdb__compat_route(const char *method, const char *url, sdb__req *r, const char **allow)
 {
     int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
@@ -214,7 +295,7 @@ int sdb__compat_route(const char *method, const char *url, sdb__req *r, const ch
     }
     if (!strcmp(url, "/api/public/scores")) {
         *allow = "GET, HEAD, POST";
-        return post ? pick(L, LF_SCORE_CREATE, r) : get ? pick(L, LF_SCORES_LIST, r) : -1;
+        return post ? pick(L, LF_SCORE_CREATE, r) : get ? pick(L, LF_SCORES_V1, r) : -1;
     }
     if (!strcmp(url, "/api/public/v2/scores")) {
         *allow = "GET, HEAD";
@@ -233,13 +314,28 @@ int sdb__compat_route(const char *method, const char *url, sdb__req *r, const ch
         return post ? pick(L, LF_CONFIG_CREATE, r) : get ? pick(L, LF_CONFIGS_LIST, r) : -1;
     }
     if (path_id(url, "/api/public/score-configs/", NULL, r)) {
-        *allow = "GET, HEAD";
-        return get ? pick(L, LF_CONFIG_GET, r) : -1;
+        *allow = "GET, HEAD, PATCH";
+        return get ? pick(L, LF_CONFIG_GET, r)
+               : !strcmp(method, "PATCH") ? pick(L, LF_CONFIG_PATCH, r) : -1;
     }
-    if (!strcmp(url, "/api/public/annotation-queues")) {
+    if (!strcmp(url, "/api/public/v3/scores")) {
         *allow = "GET, HEAD";
-        return get ? pick(L, LF_QUEUES, r) : -1;
+        return get ? pick(L, LF_SCORES_V3, r) : -1;
     }
+    if (path_id(url, "/api/public/traces/", NULL, r)) {
+        *allow = "GET, HEAD";
+        return get ? pick(L, LF_TRACE_GET, r) : -1;
+    }
+    if (!strcmp(url, "/v1/traces")) {
+        *allow = "POST";
+        return post ? pick(L, NT_TRACES_POST, r) : -1;
+    }
+    if (path_id(url, "/v1/traces/", NULL, r)) {
+        *allow = "GET, HEAD";
+        return get ? pick(L, NT_TRACE_GET, r) : -1;
+    }
+    int q = queue_route(method, url, r, allow);
+    if (q != -2) return q;
     if (path_id(url, "/v1/request/", "/score", r)) {
         *allow = "POST";
         return post ? pick(H, HC_SCORE, r) : -1;
@@ -392,10 +488,267 @@ static void lf_delete(sdb_server *s, sdb__req *r, sdb__reply *out)
         return;
     }
     atomic_fetch_add(&s->gen, 1);
-    reply(out, 204, calloc(1, 1)); /* no content */
+    /* Langfuse answers a delete with 200 and a message. */
+    reply(out, 200, strdup("{\"message\":\"Score deleted successfully\"}"));
 }
 
-static void hc_score(sdb_server *s, sdb__req *r, sdb__reply *out)
+/* -------------------------------------------------- annotation queues */
+
+/* Keys of o renamed snake_case → camelCase (to_camel) or back, one level
+ * deep and inside arrays of objects: the Langfuse names of the native
+ * queue objects (score_config_ids ↔ scoreConfigIds). New ref. */
+static json_t *rename_keys(const json_t *o, int to_camel)
+{
+    if (json_is_array(o)) {
+        json_t *a = json_array();
+        size_t i;
+        json_t *x;
+        json_array_foreach(o, i, x) json_array_append_new(a, rename_keys(x, to_camel));
+        return a;
+    }
+    if (!json_is_object(o)) return json_incref((json_t *)o);
+    json_t *n = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)o, k, v)
+    {
+        char buf[256];
+        size_t j = 0;
+        for (const char *p = k; *p && j + 2 < sizeof buf; p++) {
+            if (to_camel && *p == '_' && p[1]) {
+                p++;
+                buf[j++] = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+            } else if (!to_camel && *p >= 'A' && *p <= 'Z') {
+                buf[j++] = '_';
+                buf[j++] = (char)(*p + 32);
+            } else {
+                buf[j++] = *p;
+            }
+        }
+        buf[j] = 0;
+        json_object_set(n, buf, v);
+    }
+    return n;
+}
+
+static void queue_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r,
+                           sdb__reply *out)
+{
+    int native = r->sub & Q_NATIVE, op = r->sub & ~Q_NATIVE;
+    const char *q = r->id, *item = r->id + Q_ID2;
+    char err[512] = "";
+    json_t *body = NULL, *ans = NULL, *meta = NULL;
+    int rc = SDB_OK;
+    int64_t now = sdb__srv_now(s);
+    if (op == Q_CREATE || op == Q_UPDATE || op == I_CREATE || op == I_UPDATE || op == A_CREATE ||
+        op == A_DELETE) {
+        json_error_t je;
+        json_t *raw = json_loadb(body_of(r), r->len, JSON_REJECT_DUPLICATES, &je);
+        if (!raw || !(json_is_object(raw) || (op == I_CREATE && native && json_is_array(raw)))) {
+            sdb__cj_errf(err, sizeof err, "body: expected a JSON object%s",
+                         raw ? "" : " (invalid JSON)");
+            json_decref(raw);
+            reply_rc(out, SDB_EINVAL, err, NULL, 0);
+            return;
+        }
+        body = native ? raw : rename_keys(raw, 0);
+        if (!native) json_decref(raw);
+    }
+    uint64_t page = 1, limit = 50, total = 0;
+    const char *status = NULL;
+    if (op == Q_LIST || op == I_LIST) {
+        sdb_param *params = NULL;
+        size_t n = sdb__http_args(c, &params);
+        for (size_t i = 0; rc == SDB_OK && i < n; i++) {
+            const char *k = params[i].key, *v = params[i].value ? params[i].value : "";
+            char *end;
+            unsigned long long x = strtoull(v, &end, 10);
+            if (!strcmp(k, "page") || !strcmp(k, "limit")) {
+                int lim = k[0] == 'l';
+                if (!*v || *end || x < 1 || x > (lim ? 100u : 1000000u)) {
+                    sdb__cj_errf(err, sizeof err, "parameter \"%s\": expected an integer from 1 to "
+                                 "%u, got \"%.40s\"", k, lim ? 100u : 1000000u, v);
+                    rc = SDB_EINVAL;
+                }
+                else
+                    *(lim ? &limit : &page) = x;
+            } else if (!strcmp(k, "status") && op == I_LIST) {
+                if (strcmp(v, "PENDING") && strcmp(v, "COMPLETED")) {
+                    sdb__cj_errf(err, sizeof err, "parameter \"status\": expected PENDING or "
+                                 "COMPLETED, got \"%.40s\"", v);
+                    rc = SDB_EINVAL;
+                }
+                status = v;
+            } else {
+                sdb__cj_errf(err, sizeof err, "unknown parameter \"%.100s\"", k);
+                rc = SDB_EINVAL;
+            }
+        }
+        if (rc == SDB_OK && op == Q_LIST)
+            rc = sdb__queues_list(s->store, r->project, (page - 1) * limit, limit, &ans, &total);
+        else if (rc == SDB_OK)
+            rc = sdb__items_list(s->store, r->project, q, status, (page - 1) * limit, limit, &ans,
+                                 &total);
+        /* status is borrowed from params: used above, freed here */
+        free(params);
+        meta = json_pack("{s:I,s:I,s:I,s:I}", "page", (json_int_t)page, "limit",
+                         (json_int_t)limit, "totalItems", (json_int_t)total, "totalPages",
+                         (json_int_t)((total + limit - 1) / limit));
+    }
+    switch (op) {
+    case Q_LIST:
+    case I_LIST: break;
+    case Q_CREATE: rc = sdb__queue_create(s->store, r->project, body, now, &ans, err, sizeof err); break;
+    case Q_GET: rc = sdb__queue_get(s->store, r->project, q, &ans); break;
+    case Q_UPDATE:
+        rc = sdb__queue_update(s->store, r->project, q, body, now, &ans, err, sizeof err);
+        break;
+    case Q_DELETE:
+        rc = sdb__queue_delete(s->store, r->project, q);
+        if (rc == SDB_OK) ans = json_pack("{s:b,s:s}", "success", 1, "message", "Queue deleted");
+        break;
+    case I_CREATE:
+        rc = sdb__items_create(s->store, r->project, q, body, now, &ans, err, sizeof err);
+        break;
+    case I_GET: rc = sdb__item_get(s->store, r->project, q, item, &ans); break;
+    case I_UPDATE:
+        rc = sdb__item_update(s->store, r->project, q, item, body, now, &ans, err, sizeof err);
+        break;
+    case I_DELETE:
+        rc = sdb__item_delete(s->store, r->project, q, item);
+        if (rc == SDB_OK)
+            ans = json_pack("{s:b,s:s}", "success", 1, "message", "Item deleted successfully");
+        break;
+    case A_CREATE:
+    case A_DELETE: {
+        json_t *a = NULL;
+        rc = sdb__assignment(s->store, r->project, q, body, op == A_DELETE, now, &a, err,
+                             sizeof err);
+        if (rc == SDB_OK && op == A_DELETE) {
+            ans = json_pack("{s:b}", "success", 1);
+            json_decref(a);
+        } else if (rc == SDB_OK) {
+            char pid[16];
+            snprintf(pid, sizeof pid, "%u", r->project);
+            json_object_set_new(a, "project_id", json_string(pid));
+            json_object_del(a, "created_at");
+            ans = a;
+        }
+        break;
+    }
+    default: rc = SDB_ENOTFOUND;
+    }
+    json_decref(body);
+    if (rc) {
+        json_decref(ans);
+        json_decref(meta);
+        reply_rc(out, rc, err, op >= I_GET && op <= I_DELETE ? "no such queue item"
+                              : "no such annotation queue", 0);
+        return;
+    }
+    if (!native) {
+        json_t *cam = rename_keys(ans, 1);
+        json_decref(ans);
+        ans = cam;
+    }
+    if (meta) ans = json_pack("{s:o,s:o}", "data", ans, "meta", meta);
+    char *text;
+    rc = sdb__cj_finish(ans, &text);
+    if (rc) reply_error(out, 500, "out of memory", 0);
+    else reply(out, op == Q_CREATE && native ? 201 : 200, text);
+}
+
+/* ------------------------------------------------------------- traces */
+
+/* POST /v1/traces: a trace object or an array of them (native fields;
+ * "observations": [...] inside a trace). The changed traces' stored
+ * scores are re-sent with their new context. */
+static void nt_traces_post(sdb_server *s, sdb__req *r, sdb__reply *out)
+{
+    char err[512] = "";
+    json_error_t je;
+    json_t *o = json_loadb(body_of(r), r->len, JSON_REJECT_DUPLICATES, &je);
+    sdb__tctx *tc = NULL;
+    sdb_batch *b = NULL;
+    size_t again = 0, n = 0;
+    int rc = o ? SDB_OK : SDB_EINVAL;
+    if (!o) sdb__cj_errf(err, sizeof err, "invalid JSON at line %d column %d: %s", je.line,
+                         je.column, je.text);
+    if (rc == SDB_OK && !json_is_object(o) && !json_is_array(o)) {
+        sdb__cj_errf(err, sizeof err, "body: expected a trace object or an array of them");
+        rc = SDB_EINVAL;
+    }
+    pthread_mutex_lock(&trace_mu);
+    if (rc == SDB_OK) rc = sdb__tctx_new(s->store, r->project, &tc);
+    if (rc == SDB_OK) rc = sdb_batch_new(&b);
+    n = json_is_array(o) ? json_array_size(o) : 1;
+    if (rc == SDB_OK && n > 10000) {
+        sdb__cj_errf(err, sizeof err, "body: more than 10000 traces in one request");
+        rc = SDB_EINVAL;
+    }
+    for (size_t i = 0; rc == SDB_OK && i < n; i++) {
+        json_t *t = json_is_array(o) ? json_array_get(o, i) : o, *obs, *x;
+        char msg[400] = "";
+        if (!json_is_object(t)) {
+            sdb__cj_errf(msg, sizeof msg, "expected an object");
+            rc = SDB_EINVAL;
+        }
+        const char *k;
+        json_object_foreach(rc ? NULL : t, k, x)
+        {
+            static const char *const ok[] = {"id", "name", "user_id", "session_id", "tags",
+                                              "environment", "release", "version", "metadata",
+                                              "observations"};
+            size_t j;
+            for (j = 0; j < sizeof ok / sizeof ok[0] && strcmp(k, ok[j]); j++) {
+            }
+            if (j == sizeof ok / sizeof ok[0]) {
+                sdb__cj_errf(msg, sizeof msg, "unknown field \"%.100s\"", k);
+                rc = SDB_EINVAL;
+                break;
+            }
+        }
+        if (rc == SDB_OK) rc = sdb__tctx_trace(tc, t, msg, sizeof msg);
+        obs = json_object_get(t, "observations");
+        if (rc == SDB_OK && obs && !json_is_array(obs)) {
+            sdb__cj_errf(msg, sizeof msg, "field \"observations\": expected an array");
+            rc = SDB_EINVAL;
+        }
+        size_t j;
+        json_array_foreach(rc ? NULL : obs, j, x)
+        {
+            json_t *ob = json_is_object(x) ? json_deep_copy(x) : NULL;
+            if (!ob) {
+                sdb__cj_errf(msg, sizeof msg, "observations[%zu]: expected an object", j);
+                rc = SDB_EINVAL;
+                break;
+            }
+            json_object_set(ob, "trace_id", json_object_get(t, "id"));
+            rc = sdb__tctx_observation(tc, ob, msg, sizeof msg);
+            json_decref(ob);
+            if (rc) break;
+        }
+        if (rc == SDB_EINVAL) {
+            if (json_is_array(o)) sdb__cj_errf(err, sizeof err, "traces[%zu]: %s", i, msg);
+            else sdb__cj_errf(err, sizeof err, "%s", msg);
+        }
+    }
+    if (rc == SDB_OK) rc = sdb__tctx_finish(tc, b, &again);
+    if (rc == SDB_OK && sdb_batch_rows(b)) rc = sdb__srv_commit(s, r->project, b);
+    pthread_mutex_unlock(&trace_mu);
+    sdb__tctx_free(tc);
+    sdb_batch_free(b);
+    json_decref(o);
+    if (rc) {
+        reply_rc(out, rc, err, NULL, 0);
+        return;
+    }
+    char text[96];
+    snprintf(text, sizeof text, "{\"accepted\":%zu,\"scores_updated\":%zu}", n, again);
+    reply(out, 200, strdup(text));
+}
+
+static void hc_score(sdb_server *s, struct MHD_Connection *c, sdb__req *r, sdb__reply *out)
 {
     sdb_batch *b;
     if (sdb_batch_new(&b)) {
@@ -403,7 +756,22 @@ static void hc_score(sdb_server *s, sdb__req *r, sdb__reply *out)
         return;
     }
     char err[512] = "";
-    int rc = sdb__hc_scores_add(b, r->id, body_of(r), r->len, err, sizeof err);
+    /* Helicone-Property-* headers become the scores' properties, the way
+     * Helicone segments requests by them. */
+    json_t *props = json_object();
+    sdb_param *h = NULL;
+    size_t nh = sdb__http_headers(c, &h);
+    for (size_t i = 0; props && i < nh; i++)
+        if (!strncasecmp(h[i].key, "Helicone-Property-", 18) && h[i].key[18] && h[i].value) {
+            char k[220];
+            snprintf(k, sizeof k, "%.200s", h[i].key + 18);
+            for (char *p = k; *p; p++) *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+            json_object_set_new(props, k, json_string(h[i].value));
+        }
+    free(h);
+    int rc = props ? sdb__hc_scores_add(b, r->id, props, body_of(r), r->len, err, sizeof err)
+                   : SDB_ENOMEM;
+    json_decref(props);
     if (rc == SDB_OK && sdb_batch_rows(b)) rc = sdb__srv_commit(s, r->project, b);
     if (rc)
         reply_rc(out, rc, rc == SDB_EINVAL ? err : "the scores were not stored", NULL, 1);
@@ -426,6 +794,10 @@ void sdb__compat_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r,
         reply_error(out, 401, "Access denied - need to use basic auth with secret key", 0);
         return;
     }
+    if ((r->sub & ~Q_NATIVE) >= Q_LIST && (r->sub & ~Q_NATIVE) <= A_DELETE) {
+        queue_dispatch(s, c, r, out);
+        return;
+    }
     switch (r->sub) {
     case LF_HEALTH:
         reply(out, 200, strdup("{\"status\":\"OK\",\"version\":\"" VERSION "\"}"));
@@ -433,10 +805,27 @@ void sdb__compat_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r,
     case LF_INGEST: lf_ingest(s, r, out); return;
     case LF_SCORE_CREATE: lf_create(s, r, out); return;
     case LF_SCORE_DELETE: lf_delete(s, r, out); return;
-    case HC_SCORE: hc_score(s, r, out); return;
-    case LF_SCORES_LIST:
+    case HC_SCORE: hc_score(s, c, r, out); return;
+    case NT_TRACES_POST: nt_traces_post(s, r, out); return;
+    case NT_TRACE_GET:
+    case LF_TRACE_GET:
+        rc = sdb__trace_get(s->store, r->project, r->id, r->sub == LF_TRACE_GET, &ans);
+        not_found = "no trace with this id";
+        break;
+    case LF_CONFIG_PATCH:
+        rc = sdb__lf_config_update(s->store, r->project, r->id, body_of(r), r->len,
+                                   sdb__srv_now(s), &ans, err, sizeof err);
+        not_found = "no score config with this id";
+        break;
+    case LF_SCORES_V3:
         n = sdb__http_args(c, &params);
-        rc = sdb__lf_scores_list(s->store, r->project, params, n, &ans, err, sizeof err);
+        rc = sdb__lf_scores_v3(s->store, r->project, params, n, &ans, err, sizeof err);
+        break;
+    case LF_SCORES_LIST:
+    case LF_SCORES_V1:
+        n = sdb__http_args(c, &params);
+        rc = sdb__lf_scores_list(s->store, r->project, params, n, r->sub == LF_SCORES_V1, &ans, err,
+                                 sizeof err);
         break;
     case LF_SCORE_GET:
         rc = sdb__lf_score_get(s->store, r->project, r->id, &ans);
@@ -454,10 +843,6 @@ void sdb__compat_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r,
     case LF_CONFIG_GET:
         rc = sdb__lf_config_get(s->store, r->project, r->id, &ans);
         not_found = "no score config with this id";
-        break;
-    case LF_QUEUES:
-        n = sdb__http_args(c, &params);
-        rc = sdb__lf_queues_list(s->store, r->project, params, n, &ans, err, sizeof err);
         break;
     case HC_NAMES:
         if ((rc = sdb__srv_fold(s)) == SDB_OK) rc = sdb__hc_names(s->store, r->project, &ans);

@@ -67,6 +67,10 @@ int sdb__tctx_note(sdb__tctx *c, const char *trace_id, const char *score_id);
  * stored scores of every changed trace, re-applied (replacing them when b
  * commits); *out_reapplied counts them. */
 int sdb__tctx_finish(sdb__tctx *c, sdb_batch *b, size_t *out_reapplied);
+/* GET /v1/traces/{id} (native record) or, `langfuse`, GET
+ * /api/public/traces/{id} (camelCase, with its scores and observations).
+ * Returns SDB_OK, SDB_ENOTFOUND or an error. */
+int sdb__trace_get(sdb_store *s, uint32_t project, const char *id, int langfuse, char **out_json);
 
 /* ------------------------------------------------- Langfuse (langfuse.c)
  * Answers in *out_json are NUL-terminated JSON text owned by the caller
@@ -94,7 +98,7 @@ void sdb__lf_rename(char *err, size_t errlen);
 /* GET /api/public/v2/scores: Langfuse's parameters over every
  * acknowledged score, newest first: {"data","meta"}. */
 int sdb__lf_scores_list(sdb_store *s, uint32_t project, const sdb_param *params, size_t n,
-                        char **out_json, char *err, size_t errlen);
+                        int v1, char **out_json, char *err, size_t errlen);
 /* GET /api/public/scores/{id}. Returns SDB_OK, SDB_ENOTFOUND or an error. */
 int sdb__lf_score_get(sdb_store *s, uint32_t project, const char *id, char **out_json);
 /* POST /api/public/score-configs; GET list (page, limit) and by id. */
@@ -103,18 +107,53 @@ int sdb__lf_config_create(sdb_store *s, uint32_t project, const char *body, size
 int sdb__lf_configs_list(sdb_store *s, uint32_t project, const sdb_param *params, size_t n,
                          char **out_json, char *err, size_t errlen);
 int sdb__lf_config_get(sdb_store *s, uint32_t project, const char *id, char **out_json);
-/* GET /api/public/annotation-queues. */
-int sdb__lf_queues_list(sdb_store *s, uint32_t project, const sdb_param *params, size_t n,
-                        char **out_json, char *err, size_t errlen);
+/* PATCH /api/public/score-configs/{id}: isArchived, name, categories,
+ * minValue, maxValue, description. */
+int sdb__lf_config_update(sdb_store *s, uint32_t project, const char *id, const char *body,
+                          size_t len, int64_t now_ms, char **out_json, char *err, size_t errlen);
+/* A native trace answer (takes t) in Langfuse's TraceWithFullDetails
+ * shape, with its scores. */
+int sdb__lf_trace(sdb_store *s, uint32_t project, json_t *t, char **out_json);
+/* GET /api/public/v3/scores: cursor pages (docs/compat.md). */
+int sdb__lf_scores_v3(sdb_store *s, uint32_t project, const sdb_param *params, size_t n,
+                      char **out_json, char *err, size_t errlen);
+
+/* ------------------------------------------ annotation queues (queues.c)
+ * Native snake_case objects (queues.c says which); new references in
+ * *out; SDB_ENOTFOUND for an unknown queue or item; SDB_EINVAL names the
+ * field in err. Lists: offset/limit, *total from counters. */
+int sdb__queue_create(sdb_store *s, uint32_t p, const json_t *body, int64_t now, json_t **out,
+                      char *err, size_t errlen);
+int sdb__queue_get(sdb_store *s, uint32_t p, const char *qid, json_t **out);
+int sdb__queue_update(sdb_store *s, uint32_t p, const char *qid, const json_t *body, int64_t now,
+                      json_t **out, char *err, size_t errlen);
+int sdb__queue_delete(sdb_store *s, uint32_t p, const char *qid);
+int sdb__queues_list(sdb_store *s, uint32_t p, uint64_t offset, uint64_t limit, json_t **out,
+                     uint64_t *total);
+/* One item ({object_id, object_type, status}) or, for an array or
+ * {"items": [...]}, up to 1000 in one transaction (an array answer). */
+int sdb__items_create(sdb_store *s, uint32_t p, const char *qid, const json_t *body, int64_t now,
+                      json_t **out, char *err, size_t errlen);
+int sdb__item_get(sdb_store *s, uint32_t p, const char *qid, const char *iid, json_t **out);
+int sdb__item_update(sdb_store *s, uint32_t p, const char *qid, const char *iid,
+                     const json_t *body, int64_t now, json_t **out, char *err, size_t errlen);
+int sdb__item_delete(sdb_store *s, uint32_t p, const char *qid, const char *iid);
+/* status NULL: every item. */
+int sdb__items_list(sdb_store *s, uint32_t p, const char *qid, const char *status,
+                    uint64_t offset, uint64_t limit, json_t **out, uint64_t *total);
+/* Assign ({"user_id"}) a reviewer to a queue, or remove one (del). */
+int sdb__assignment(sdb_store *s, uint32_t p, const char *qid, const json_t *body, int del,
+                    int64_t now, json_t **out, char *err, size_t errlen);
 
 /* ------------------------------------------------- Helicone (helicone.c) */
 
 /* POST /v1/request/{requestId}/score: each name: number|boolean of the
  * body's "scores" becomes a score of that name on trace `request_id`, with
  * an id derived from both so that a repeated name replaces its value. All
- * or nothing: on failure b is cleared. */
-int sdb__hc_scores_add(sdb_batch *b, const char *request_id, const char *body, size_t len,
-                       char *err, size_t errlen);
+ * or nothing: on failure b is cleared. `props` (borrowed; may be empty)
+ * become each score's properties (from Helicone-Property-* headers). */
+int sdb__hc_scores_add(sdb_batch *b, const char *request_id, const json_t *props,
+                       const char *body, size_t len, char *err, size_t errlen);
 /* GET /v1/evals/scores; POST /v1/evals/query; POST
  * /v1/evals/score-distributions/query (docs/compat.md). */
 int sdb__hc_names(sdb_store *s, uint32_t project, char **out_json);

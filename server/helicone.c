@@ -22,8 +22,8 @@
 
 /* ---------------------------------------------------------- Helicone */
 
-int sdb__hc_scores_add(sdb_batch *b, const char *request_id, const char *body, size_t len,
-                            char *err, size_t errlen)
+int sdb__hc_scores_add(sdb_batch *b, const char *request_id, const json_t *props,
+                       const char *body, size_t len, char *err, size_t errlen)
 {
     size_t rl = strlen(request_id);
     if (rl < 1 || rl > MAX_STR) {
@@ -69,6 +69,7 @@ int sdb__hc_scores_add(sdb_batch *b, const char *request_id, const char *body, s
         }
         json_t *n = json_pack("{s:s,s:s,s:O,s:s}", "id", id, "name", k, "value", v, "trace_id",
                               request_id);
+        if (n && json_object_size(props)) json_object_set(n, "properties", (json_t *)props);
         char msg[ERR_MAX] = "";
         rc = n ? sdb__cj_add_score(b, n, msg, sizeof msg) : SDB_ENOMEM;
         json_decref(n);
@@ -128,10 +129,84 @@ static json_t *equals_of(const json_t *ops, const char *path, char *err, size_t 
 {
     json_t *e = json_object_get(ops, "equals");
     if (!json_is_object(ops) || json_object_size(ops) != 1 || !json_is_string(e)) {
-        sdb__cj_errf(err, errlen, "field \"%s\": scoredb supports {\"equals\": string} here", path);
+        sdb__cj_errf(err, errlen, "field \"%s\": scoredb supports {\"equals\": string} here%s",
+                     path, json_object_get(ops, "not-equals")
+                               ? " (\"not-equals\" has no native form: docs/compat.md)"
+                               : "");
         return NULL;
     }
     return e;
+}
+
+static int hc_filter(const json_t *f, json_t *where, const char *path, bool *none, char *err,
+                     size_t errlen);
+
+/* The one column a where object filters ("properties.KEY" for a
+ * property) and its any-of list, or NULL when it filters none or several. */
+static json_t *sole(json_t *w, char *col, size_t n)
+{
+    if (json_object_size(w) != 1) return NULL;
+    const char *k = json_object_iter_key(json_object_iter(w));
+    json_t *v = json_object_get(w, k);
+    if (strcmp(k, "properties")) {
+        snprintf(col, n, "%s", k);
+        return v;
+    }
+    if (json_object_size(v) != 1) return NULL;
+    const char *pk = json_object_iter_key(json_object_iter(v));
+    snprintf(col, n, "properties.%s", pk);
+    return json_object_get(v, pk);
+}
+
+/* An "or" branch. The native where is a conjunction of any-of lists, so
+ * an "or" of two filters on one column is that column's any-of list, and
+ * an "or" with "all" is "all"; an "or" across columns has no native form
+ * and is refused (docs/compat.md, departures), never approximated. */
+static int hc_or(const json_t *f, json_t *where, const char *path, bool *none, char *err,
+                 size_t errlen)
+{
+    json_t *w[2] = {json_object(), json_object()};
+    bool nn[2] = {false, false};
+    char sub[256], col[2][300];
+    int rc = SDB_OK;
+    for (int i = 0; i < 2 && rc == SDB_OK; i++) {
+        snprintf(sub, sizeof sub, "%.200s.%s", path, i ? "right" : "left");
+        rc = hc_filter(json_object_get(f, i ? "right" : "left"), w[i], sub, &nn[i], err, errlen);
+    }
+    json_t *a = rc ? NULL : sole(w[0], col[0], sizeof col[0]);
+    json_t *b = rc ? NULL : sole(w[1], col[1], sizeof col[1]);
+    if (rc) {
+        /* the branch's own message */
+    } else if (nn[0] && nn[1]) {
+        *none = true;
+    } else if (!json_object_size(w[0]) || !json_object_size(w[1])) {
+        /* "all" on one side: no filter */
+    } else if (a && b && !strcmp(col[0], col[1])) {
+        const char *pk = strncmp(col[0], "properties.", 11) ? NULL : col[0] + 11;
+        json_t *into = pk ? json_object_get(where, "properties") : where;
+        const char *key = pk ? pk : col[0];
+        if (pk && !into) json_object_set_new(where, "properties", into = json_object());
+        if (json_object_get(into, key)) {
+            sdb__cj_errf(err, errlen, "field \"%s\": an \"or\" on %s combined with another "
+                         "filter on %s is not supported (docs/compat.md)", path, col[0], col[0]);
+            rc = SDB_EINVAL;
+        } else {
+            json_t *u = json_array();
+            size_t i;
+            json_t *x;
+            if (!nn[0]) json_array_foreach(a, i, x) json_array_append(u, x);
+            if (!nn[1]) json_array_foreach(b, i, x) json_array_append(u, x);
+            json_object_set_new(into, key, u);
+        }
+    } else {
+        sdb__cj_errf(err, errlen, "field \"%s.operator\": \"or\" is supported between filters "
+                     "on one column (or with \"all\"); scoredb has no native form for an "
+                     "\"or\" across columns (docs/compat.md)", path);
+        rc = SDB_EINVAL;
+    }
+    json_decref(w[0]);
+    json_decref(w[1]);
+    return rc;
 }
 
 /* Helicone's filter tree (EvalFilterNode) into a native where object:
@@ -149,8 +224,10 @@ static int hc_filter(const json_t *f, json_t *where, const char *path, bool *non
     json_t *op = json_object_get(f, "operator");
     char sub[256];
     if (op) {
+        if (json_is_string(op) && !strcmp(json_string_value(op), "or"))
+            return hc_or(f, where, path, none, err, errlen);
         if (!json_is_string(op) || strcmp(json_string_value(op), "and")) {
-            sdb__cj_errf(err, errlen, "field \"%s.operator\": scoredb supports \"and\" only", path);
+            sdb__cj_errf(err, errlen, "field \"%s.operator\": expected \"and\" or \"or\"", path);
             return SDB_EINVAL;
         }
         snprintf(sub, sizeof sub, "%.200s.left", path);

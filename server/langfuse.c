@@ -598,58 +598,116 @@ done:
 
 /* --------------------------------------------- Langfuse: list scores */
 
+#define LF_LIST_MAX 100  /* Langfuse refuses a larger limit with a 400 */
+#define PENDING_SCAN 200000u /* newest rows walked to count pending matches */
+
+/* What the native listing has no parameter for, checked per row. */
 typedef struct lf_list {
     uint64_t page, limit;
-    const char *observation_id, *dataset_run_id, *config_id, *queue_id, *score_ids;
-    const char **tags;
-    size_t n_tags;
-    bool has_value;
-    double value;
+    const char *cursor;      /* v3: the native cursor */
+    json_t *obs, *ids, *configs, *queues, *authors; /* any-of lists (arrays) */
+    json_t *tags;            /* every one present */
+    const char *dataset_run_id;
+    bool has_value, trace_only, no_trace_fields, v3;
+    double value, vmin, vmax;
+    bool has_vmin, has_vmax;
     const char *op; /* "=", "!=", "<", "<=", ">", ">=" */
+    bool countable;  /* the filters are all a query's: totals from analytics */
+    json_t *where;   /* the query's where for the totals */
+    json_t *hold;    /* keeps the strings the native parameters borrow */
+    /* The native filters again, for rows walked without them (pending) */
+    json_t *m[5];    /* name, source, data_type, environment, user_id */
+    int64_t from, to;
+    bool has_from, has_to;
 } lf_list;
 
-static bool opt_match(const json_t *n, const char *key, const char *want)
+static bool any_of(const json_t *list, const json_t *v);
+
+static void lf_list_free(lf_list *f)
 {
-    if (!want) return true;
-    const char *v = json_string_value(json_object_get(n, key));
-    return v && !strcmp(v, want);
+    json_decref(f->obs);
+    json_decref(f->ids);
+    json_decref(f->configs);
+    json_decref(f->queues);
+    json_decref(f->authors);
+    json_decref(f->tags);
+    json_decref(f->where);
+    json_decref(f->hold);
+    for (int i = 0; i < 5; i++) json_decref(f->m[i]);
+}
+
+/* Does native row n pass the filters the native listing applies? */
+static bool native_match(const lf_list *f, const json_t *n)
+{
+    static const char *const keys[5] = {"name", "source", "data_type", "environment", "user_id"};
+    for (int i = 0; i < 5; i++)
+        if (f->m[i] && !any_of(f->m[i], json_object_get(n, keys[i]))) return false;
+    if (f->has_from || f->has_to) {
+        const char *t = json_string_value(json_object_get(n, "timestamp"));
+        int64_t ms;
+        if (!t || sdb_time_parse(t, strlen(t), &ms)) return false;
+        if ((f->has_from && ms < f->from) || (f->has_to && ms >= f->to)) return false;
+    }
+    return true;
+}
+
+/* A comma-separated list, items trimmed of spaces, into a new array. */
+static json_t *split(const char *v)
+{
+    json_t *a = json_array();
+    for (const char *p = v; a && *p;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        const char *q = p;
+        while (l && *q == ' ') q++, l--;
+        while (l && q[l - 1] == ' ') l--;
+        if (l) json_array_append_new(a, json_stringn(q, l));
+        p += (e ? (size_t)(e - p) + 1 : strlen(p));
+    }
+    return a;
+}
+
+static bool any_of(const json_t *list, const json_t *v)
+{
+    if (!list) return true;
+    size_t i;
+    json_t *x;
+    json_array_foreach(list, i, x) if (json_is_string(v) && json_equal(x, v)) return true;
+    return false;
 }
 
 static bool lf_match(const lf_list *f, const json_t *n)
 {
-    if (!opt_match(n, "observation_id", f->observation_id) ||
-        !opt_match(n, "dataset_run_id", f->dataset_run_id) ||
-        !opt_match(n, "config_id", f->config_id))
+    if (f->trace_only && !json_is_string(json_object_get(n, "trace_id"))) return false;
+    json_t *props = json_object_get(n, "properties");
+    if (!any_of(f->obs, json_object_get(n, "observation_id")) ||
+        !any_of(f->ids, json_object_get(n, "id")) ||
+        !any_of(f->configs, json_object_get(n, "config_id")) ||
+        !any_of(f->queues, json_object_get(props, PROP_QUEUE)) ||
+        !any_of(f->authors, json_object_get(n, "author")))
         return false;
-    if (f->queue_id) return false; /* no score carries an annotation queue here */
-    if (f->score_ids) {
-        const char *id = json_string_value(json_object_get(n, "id"));
-        size_t il = id ? strlen(id) : 0;
-        bool any = false;
-        for (const char *p = f->score_ids; id && *p && !any;) {
-            const char *e = strchr(p, ',');
-            size_t l = e ? (size_t)(e - p) : strlen(p);
-            any = l == il && !memcmp(p, id, l);
-            p += l + (e != NULL);
-        }
-        if (!any) return false;
+    if (f->dataset_run_id) {
+        const char *d = json_string_value(json_object_get(n, "dataset_run_id"));
+        if (!d || strcmp(d, f->dataset_run_id)) return false;
     }
-    for (size_t i = 0; i < f->n_tags; i++) {
-        json_t *tags = json_object_get(n, "tags"), *t;
+    size_t i;
+    json_t *t;
+    json_array_foreach(f->tags, i, t)
+    {
+        json_t *have = json_object_get(n, "tags"), *x;
         size_t j;
         bool has = false;
-        json_array_foreach(tags, j, t) has = has || !strcmp(json_string_value(t), f->tags[i]);
+        json_array_foreach(have, j, x) has = has || json_equal(x, t);
         if (!has) return false;
     }
+    json_t *v = json_object_get(n, "value");
+    double x = json_is_number(v) ? json_number_value(v) : json_is_boolean(v) ? json_is_true(v) : NAN;
+    if ((f->has_value || f->has_vmin || f->has_vmax) && isnan(x)) {
+        return false; /* a value filter matches numeric and boolean scores */
+    }
+    if (f->has_vmin && x < f->vmin) return false;
+    if (f->has_vmax && x > f->vmax) return false;
     if (f->has_value) {
-        json_t *v = json_object_get(n, "value");
-        double x;
-        if (json_is_number(v))
-            x = json_number_value(v);
-        else if (json_is_boolean(v))
-            x = json_is_true(v);
-        else
-            return false;
         const char *op = f->op;
         if (!strcmp(op, "=")) return x == f->value;
         if (!strcmp(op, "!=")) return x != f->value;
@@ -661,22 +719,37 @@ static bool lf_match(const lf_list *f, const json_t *n)
     return true;
 }
 
-/* Langfuse's parameters into native ones (`np`, n + 2 entries) and the
- * post-filters native listing has no parameter for. */
-static int lf_params(const sdb_param *params, size_t n, sdb_param *np, size_t *n_np,
+/* Add value v to where[key] (an any-of array). */
+static void where_any(json_t *where, const char *key, const char *v)
+{
+    json_t *l = json_object_get(where, key);
+    if (!l) json_object_set_new(where, key, l = json_array());
+    json_array_append_new(l, json_string(v));
+}
+
+/* Langfuse's parameters (v1/v2 when !v3, else v3's) into native ones
+ * (`np`, up to n + 2 entries) and the post-filters above. */
+static int lf_params(const sdb_param *params, size_t n, bool v3, sdb_param *np, size_t *n_np,
                      lf_list *f, char *err, size_t errlen)
 {
     memset(f, 0, sizeof *f);
     f->page = 1;
     f->limit = 50;
     f->op = "=";
-    f->tags = malloc((n + 1) * sizeof *f->tags);
-    if (!f->tags) return SDB_ENOMEM;
+    f->v3 = v3;
+    f->countable = true;
+    f->where = json_object();
+    f->tags = json_array();
+    f->hold = json_array();
+    if (!f->where || !f->tags || !f->hold) return SDB_ENOMEM;
+    /* name → the native parameter; dimension filters also go to where. */
     static const char *const direct[][2] = {
-        {"name", "name"},           {"traceId", "trace_id"},     {"sessionId", "session_id"},
-        {"source", "source"},       {"dataType", "data_type"},   {"environment", "environment"},
-        {"userId", "user_id"},      {"fromTimestamp", "from"},   {"toTimestamp", "to"},
+        {"name", "name"},         {"traceId", "trace_id"},   {"sessionId", "session_id"},
+        {"source", "source"},     {"dataType", "data_type"}, {"environment", "environment"},
+        {"userId", "user_id"},    {"fromTimestamp", "from"}, {"toTimestamp", "to"},
     };
+    const char *fields = NULL;
+    bool has_trace_filter = false;
     *n_np = 0;
     for (size_t i = 0; i < n; i++) {
         const char *k = params[i].key, *v = params[i].value ? params[i].value : "";
@@ -685,58 +758,112 @@ static int lf_params(const sdb_param *params, size_t n, sdb_param *np, size_t *n
         for (d = 0; d < sizeof direct / sizeof direct[0] && strcmp(k, direct[d][0]); d++) {
         }
         if (d < sizeof direct / sizeof direct[0]) {
-            int64_t ms;
-            if ((!strcmp(k, "source") && source_of(v) < 0) ||
-                (!strcmp(k, "dataType") && type_of(v) < 0) ||
-                (!strncmp(k, "fromT", 5) && sdb_time_parse(v, strlen(v), &ms)) ||
-                (!strncmp(k, "toT", 3) && sdb_time_parse(v, strlen(v), &ms))) {
-                sdb__cj_errf(err, errlen, "parameter \"%s\": unexpected value \"%.100s\" (%s)", k, v,
-                          k[0] == 's'   ? "expected API, EVAL or ANNOTATION"
-                          : k[0] == 'd' ? "expected NUMERIC, BOOLEAN or CATEGORICAL"
-                                        : "expected an ISO 8601 time");
-                return SDB_EINVAL;
+            json_t *vals = v3 && d != 7 && d != 8 ? split(v) : json_pack("[s]", v);
+            size_t j;
+            json_t *x;
+            json_array_foreach(vals, j, x)
+            {
+                const char *one = json_string_value(x);
+                char up[32];
+                int64_t ms;
+                if (d == 3 || d == 4) { /* v3 is case-insensitive here */
+                    snprintf(up, sizeof up, "%s", one);
+                    for (char *p = up; *p; p++) *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+                    one = json_string_value(x);
+                    if (v3) {
+                        json_array_set_new(vals, j, json_string(up));
+                        one = json_string_value(json_array_get(vals, j));
+                    }
+                }
+                if (d == 4 && (!strcmp(one, "TEXT") || !strcmp(one, "CORRECTION"))) {
+                    sdb__cj_errf(err, errlen, "parameter \"dataType\": %s scores are stored as "
+                                 "CATEGORICAL here (docs/compat.md)", one);
+                    json_decref(vals);
+                    return SDB_EINVAL;
+                }
+                if ((d == 3 && source_of(one) < 0) || (d == 4 && type_of(one) < 0) ||
+                    (d >= 7 && sdb_time_parse(one, strlen(one), &ms))) {
+                    sdb__cj_errf(err, errlen, "parameter \"%s\": unexpected value \"%.100s\" (%s)",
+                                 k, one,
+                                 d == 3 ? "expected API, EVAL or ANNOTATION"
+                                 : d == 4 ? "expected NUMERIC, BOOLEAN or CATEGORICAL"
+                                          : "expected an ISO 8601 time");
+                    json_decref(vals);
+                    return SDB_EINVAL;
+                }
+                if (*n_np >= n) break;
+                np[(*n_np)++] = (sdb_param){direct[d][1], one};
+                if (d == 1 || d == 2) f->countable = false; /* not a query filter */
+                static const int mi[] = {0, -1, -1, 1, 2, 3, 4};
+                if (d < 7 && mi[d] >= 0) {
+                    if (!f->m[mi[d]]) f->m[mi[d]] = json_array();
+                    json_array_append_new(f->m[mi[d]], json_string(one));
+                }
+                if (d == 7) f->has_from = true, f->from = ms;
+                if (d == 8) f->has_to = true, f->to = ms;
+                else if (d == 3 || d == 4 || d == 5 || d == 6) where_any(f->where, direct[d][1], one);
+                if (d == 6) has_trace_filter = true;
             }
-            np[(*n_np)++] = (sdb_param){direct[d][1], v};
-        } else if (!strcmp(k, "page")) {
+            /* The strings live in vals, kept until the request ends. */
+            json_array_append_new(f->hold, vals);
+            if (d == 0 || d == 7 || d == 8) json_object_set(f->where, k, vals);
+        } else if (!strcmp(k, "page") && !v3) {
             rc = parse_uint(k, v, 1, UINT32_MAX, &f->page, err, errlen);
         } else if (!strcmp(k, "limit")) {
-            rc = parse_uint(k, v, 1, 1000, &f->limit, err, errlen);
+            rc = parse_uint(k, v, 1, LF_LIST_MAX, &f->limit, err, errlen);
+        } else if (!strcmp(k, "cursor") && v3) {
+            f->cursor = v;
         } else if (!strcmp(k, "observationId")) {
-            f->observation_id = v;
-        } else if (!strcmp(k, "datasetRunId")) {
+            f->obs = split(v);
+            f->countable = false;
+        } else if (!strcmp(k, v3 ? "experimentId" : "datasetRunId")) {
             f->dataset_run_id = v;
+            f->countable = false;
         } else if (!strcmp(k, "configId")) {
-            f->config_id = v;
+            f->configs = split(v);
+            f->countable = false;
         } else if (!strcmp(k, "queueId")) {
-            f->queue_id = v;
-        } else if (!strcmp(k, "scoreIds")) {
-            f->score_ids = v;
-        } else if (!strcmp(k, "traceTags")) {
-            f->tags[f->n_tags++] = v;
-        } else if (!strcmp(k, "value")) {
+            f->queues = split(v);
+            json_t *p = json_object_get(f->where, "properties");
+            if (!p) json_object_set_new(f->where, "properties", p = json_object());
+            json_object_set(p, PROP_QUEUE, f->queues);
+        } else if (!strcmp(k, "authorUserId") && v3) {
+            f->authors = split(v);
+            f->countable = false;
+        } else if (!strcmp(k, v3 ? "id" : "scoreIds")) {
+            f->ids = split(v);
+            f->countable = false;
+        } else if (!strcmp(k, "traceTags") && !v3) {
+            json_array_append_new(f->tags, json_string(v));
+            has_trace_filter = true;
+        } else if (!strcmp(k, "value") || !strcmp(k, "valueMin") || !strcmp(k, "valueMax")) {
             char *end;
-            f->value = strtod(v, &end);
-            if (!*v || *end || !isfinite(f->value)) {
-                sdb__cj_errf(err, errlen, "parameter \"value\": expected a number, got \"%.100s\"",
-                          v);
+            double x = strtod(v, &end);
+            if (!*v || *end || !isfinite(x)) {
+                sdb__cj_errf(err, errlen, "parameter \"%s\": expected a number, got \"%.100s\"", k,
+                             v);
                 return SDB_EINVAL;
             }
-            f->has_value = true;
-        } else if (!strcmp(k, "operator")) {
+            if (k[5] == 'M' && k[6] == 'i') f->vmin = x, f->has_vmin = true;
+            else if (k[5] == 'M') f->vmax = x, f->has_vmax = true;
+            else f->value = x, f->has_value = true;
+        } else if (!strcmp(k, "operator") && !v3) {
             static const char *const ops[] = {"=", "!=", "<", "<=", ">", ">="};
             size_t o;
             for (o = 0; o < 6 && strcmp(v, ops[o]); o++) {
             }
             if (o == 6) {
                 sdb__cj_errf(err, errlen, "parameter \"operator\": expected one of =, !=, <, <=, "
-                                       ">, >=, got \"%.20s\"", v);
+                                          ">, >=, got \"%.20s\"", v);
                 return SDB_EINVAL;
             }
             f->op = ops[o];
-        } else if (!strcmp(k, "fields") || !strcmp(k, "filter")) {
-            if (!strcmp(k, "filter") && *v) {
+        } else if (!strcmp(k, "fields")) {
+            fields = v;
+        } else if (!strcmp(k, "filter") && !v3) {
+            if (*v) {
                 sdb__cj_errf(err, errlen, "parameter \"filter\": not supported; use the named "
-                                       "parameters");
+                                          "parameters (docs/compat.md)");
                 return SDB_EINVAL;
             }
         } else {
@@ -745,27 +872,68 @@ static int lf_params(const sdb_param *params, size_t n, sdb_param *np, size_t *n
         }
         if (rc) return rc;
     }
+    if (fields && !v3) {
+        json_t *fl = split(fields), *x;
+        size_t i;
+        bool trace = false;
+        json_array_foreach(fl, i, x)
+        {
+            const char *fv = json_string_value(x);
+            if (strcmp(fv, "score") && strcmp(fv, "trace")) {
+                sdb__cj_errf(err, errlen, "parameter \"fields\": unknown group \"%.40s\" (score, "
+                             "trace)", fv);
+                json_decref(fl);
+                return SDB_EINVAL;
+            }
+            trace = trace || !strcmp(fv, "trace");
+        }
+        json_decref(fl);
+        f->no_trace_fields = !trace;
+        if (!trace && has_trace_filter) {
+            sdb__cj_errf(err, errlen, "parameter \"fields\": filtering on userId or traceTags "
+                                      "needs the \"trace\" field group");
+            return SDB_EINVAL;
+        }
+    }
+    if (json_array_size(f->tags)) json_object_set(f->where, "tags", f->tags);
+    if (f->has_value && strcmp(f->op, "=") && strcmp(f->op, "!=")) {
+        json_t *vr = json_object();
+        const char *qop = !strcmp(f->op, "<") ? "lt" : !strcmp(f->op, "<=") ? "lte"
+                          : !strcmp(f->op, ">") ? "gt" : "gte";
+        json_object_set_new(vr, qop, json_real(f->value));
+        json_object_set_new(f->where, "value", vr);
+    } else if (f->has_value && !strcmp(f->op, "=")) {
+        json_object_set_new(f->where, "value", json_pack("{s:f}", "eq", f->value));
+    } else if (f->has_value) {
+        f->countable = false;
+    }
+    if (f->has_vmin || f->has_vmax) {
+        json_t *vr = json_object_get(f->where, "value");
+        if (!vr) json_object_set_new(f->where, "value", vr = json_object());
+        if (f->has_vmin) json_object_set_new(vr, "gte", json_real(f->vmin));
+        if (f->has_vmax) json_object_set_new(vr, "lte", json_real(f->vmax));
+    }
     return SDB_OK;
 }
 
-int sdb__lf_scores_list(sdb_store *s, uint32_t project, const sdb_param *params,
-                                  size_t n, char **out_json, char *err, size_t errlen)
+/* The page walk: native pages newest first (np with room for limit and
+ * cursor), rows matching f, skipping `skip` of them, keeping up to
+ * `take` (shaped by lf_from_native, or v3). Native pages are asked for
+ * no more rows than are still needed, so that where the walk stops is a
+ * native cursor (*next, owned; NULL at the end). */
+static int lf_walk(sdb_store *s, uint32_t project, sdb_param *np, size_t n_np, const lf_list *f,
+                   uint64_t skip, uint64_t take, const char *cursor, json_t *data, char **next,
+                   char *err, size_t errlen)
 {
-    *out_json = NULL;
-    lf_list f;
-    memset(&f, 0, sizeof f);
-    size_t n_np = 0;
-    sdb_param *np = malloc((n + 2) * sizeof *np);
-    json_t *data = json_array();
-    char *cursor = NULL;
-    int rc = np && data ? lf_params(params, n, np, &n_np, &f, err, errlen) : SDB_ENOMEM;
-    uint64_t total = 0, first = rc ? 0 : (f.page - 1) * f.limit;
-    if (rc == SDB_OK) np[n_np] = (sdb_param){"limit", "1000"};
-    /* Walk the native newest-first listing page by page; count every
-     * match (Langfuse answers with totals) and keep the requested page. */
-    while (rc == SDB_OK) {
-        size_t m = n_np + 1;
-        if (cursor) np[m++] = (sdb_param){"cursor", cursor};
+    char *cur = cursor ? strdup(cursor) : NULL, lim[24];
+    uint64_t seen = 0;
+    int rc = cursor && !cur ? SDB_ENOMEM : SDB_OK;
+    while (rc == SDB_OK && json_array_size(data) < take) {
+        uint64_t want = skip + take - seen;
+        snprintf(lim, sizeof lim, "%llu", (unsigned long long)(want < 1000 ? want : 1000));
+        size_t m = n_np;
+        np[m++] = (sdb_param){"limit", lim};
+        if (cur) np[m++] = (sdb_param){"cursor", cur};
         char *text = NULL;
         if ((rc = sdb_scores_list_json(s, project, np, m, &text, err, errlen))) break;
         json_t *page = json_loads(text, 0, NULL);
@@ -778,27 +946,217 @@ int sdb__lf_scores_list(sdb_store *s, uint32_t project, const sdb_param *params,
         json_t *x;
         json_array_foreach(json_object_get(page, "data"), i, x)
         {
-            if (!lf_match(&f, x)) continue;
-            if (total >= first && total < first + f.limit &&
-                json_array_append_new(data, lf_from_native(s, project, x)))
-                rc = SDB_ENOMEM;
-            total++;
+            if (!lf_match(f, x)) continue;
+            if (seen++ < skip) continue;
+            json_t *o = lf_from_native(s, project, x);
+            if (o && f->v3) {
+                /* v3: a typed value, and the subject the score is on */
+                const char *t = json_string_value(json_object_get(o, "dataType"));
+                if (t && !strcmp(t, "BOOLEAN"))
+                    json_object_set_new(o, "value", json_boolean(json_integer_value(
+                                                        json_object_get(o, "value"))));
+                else if (t && strcmp(t, "NUMERIC"))
+                    json_object_set(o, "value", json_object_get(o, "stringValue"));
+                json_object_del(o, "stringValue");
+                json_object_del(o, "trace");
+                json_t *tr = json_object_get(o, "traceId"), *se = json_object_get(o, "sessionId");
+                json_t *sub = json_is_string(tr)
+                                  ? json_pack("{s:s,s:O,s:O?}", "type",
+                                              json_is_string(json_object_get(o, "observationId"))
+                                                  ? "OBSERVATION" : "TRACE",
+                                              "traceId", tr, "observationId",
+                                              json_object_get(o, "observationId"))
+                              : json_is_string(se)
+                                  ? json_pack("{s:s,s:O}", "type", "SESSION", "sessionId", se)
+                                  : json_pack("{s:s,s:O?}", "type", "EXPERIMENT", "experimentId",
+                                              json_object_get(o, "datasetRunId"));
+                json_object_set_new(o, "subject", sub);
+            } else if (o && f->no_trace_fields) {
+                json_object_del(o, "trace");
+            }
+            if (!o || json_array_append_new(data, o)) rc = SDB_ENOMEM;
         }
-        free(cursor);
-        const char *next = json_string_value(json_object_get(page, "next_cursor"));
-        cursor = next ? strdup(next) : NULL;
-        if (next && !cursor) rc = SDB_ENOMEM;
+        free(cur);
+        const char *nx = json_string_value(json_object_get(page, "next_cursor"));
+        cur = nx ? strdup(nx) : NULL;
+        if (nx && !cur) rc = SDB_ENOMEM;
         json_decref(page);
-        if (!cursor) break;
+        if (!cur) break;
     }
-    if (rc == SDB_OK)
-        rc = sdb__cj_finish(json_pack("{s:O,s:o}", "data", data, "meta", page_meta(f.page, f.limit, total)),
-                    out_json);
-    free(cursor);
+    *next = cur;
+    if (rc) {
+        free(cur);
+        *next = NULL;
+    }
+    return rc;
+}
+
+/* The number of scores matching f: from analytics (segment headers and
+ * pre-aggregates, sdb_query_json) for the folded scores plus a walk of
+ * the pending ones when the filters are all a query's; otherwise a walk
+ * (filters by trace, session, observation, config or id are selective). */
+static int lf_total(sdb_store *s, uint32_t project, sdb_param *np, size_t n_np, const lf_list *f,
+                    uint64_t *out, char *err, size_t errlen)
+{
+    *out = 0;
+    uint64_t pending = 0;
+    int rc = SDB_OK;
+    bool countable = f->countable && !f->trace_only;
+    if (countable) {
+        json_t *q = json_pack("{s:o,s:[s]}", "where", json_deep_copy(f->where), "stats", "count");
+        json_t *w = json_object_get(q, "where");
+        static const char *const lfk[] = {"name", "fromTimestamp", "toTimestamp"};
+        for (size_t i = 0; i < 3; i++) {
+            json_t *v = json_object_get(w, lfk[i]);
+            if (v && i == 0) json_object_set(q, "names", v);
+            if (v && i) json_object_set(q, i == 1 ? "from" : "to", json_array_get(v, 0));
+            json_object_del(w, lfk[i]);
+        }
+        char *qt = q ? json_dumps(q, JSON_COMPACT) : NULL, *ans = NULL;
+        json_decref(q);
+        rc = qt ? sdb_query_json(s, project, qt, strlen(qt), &ans, err, errlen) : SDB_ENOMEM;
+        free(qt);
+        json_t *a = ans ? json_loads(ans, 0, NULL) : NULL;
+        free(ans);
+        size_t i;
+        json_t *g;
+        json_array_foreach(json_object_get(a, "groups"), i, g)
+            *out += (uint64_t)json_integer_value(json_object_get(g, "count"));
+        /* The project's scores not yet in analytics are its newest ones. */
+        pending = (uint64_t)json_integer_value(json_object_get(a, "pending"));
+        json_decref(a);
+        if (rc || pending == 0) return rc;
+    }
+    /* Walk: every matching row (native filters applied by the listing),
+     * or the `pending` newest rows, unfiltered, matched here. */
+    char *cur = NULL, lim[24];
+    uint64_t scanned = 0;
+    while (rc == SDB_OK) {
+        size_t m = countable ? 0 : n_np;
+        uint64_t want = countable ? pending - scanned : 1000;
+        snprintf(lim, sizeof lim, "%llu", (unsigned long long)(want < 1000 ? want : 1000));
+        np[m++] = (sdb_param){"limit", lim};
+        if (cur) np[m++] = (sdb_param){"cursor", cur};
+        char *text = NULL;
+        sdb_param *pp = countable ? np + n_np : np;
+        if (countable) memmove(pp, np, m * sizeof *np);
+        if ((rc = sdb_scores_list_json(s, project, pp, m, &text, err, errlen))) break;
+        json_t *page = json_loads(text, 0, NULL), *x;
+        free(text);
+        if (!page) {
+            rc = SDB_ENOMEM;
+            break;
+        }
+        size_t i;
+        json_array_foreach(json_object_get(page, "data"), i, x)
+        {
+            if ((!countable || native_match(f, x)) && lf_match(f, x)) (*out)++;
+        }
+        scanned += json_array_size(json_object_get(page, "data"));
+        free(cur);
+        const char *nx = json_string_value(json_object_get(page, "next_cursor"));
+        cur = nx && !(countable && (scanned >= pending || scanned >= PENDING_SCAN)) ? strdup(nx)
+                                                                                    : NULL;
+        json_decref(page);
+        if (!cur) break;
+    }
+    free(cur);
+    return rc;
+}
+
+static int lf_list_run(sdb_store *s, uint32_t project, const sdb_param *params, size_t n, int v,
+                       char **out_json, char *err, size_t errlen)
+{
+    *out_json = NULL;
+    lf_list f;
+    memset(&f, 0, sizeof f);
+    size_t n_np = 0;
+    sdb_param *np = malloc((2 * n + 8) * sizeof *np);
+    json_t *data = json_array();
+    char *next = NULL;
+    int rc = np && data ? lf_params(params, n, v == 3, np, &n_np, &f, err, errlen) : SDB_ENOMEM;
+    f.trace_only = v == 1; /* the v1 list shows trace scores only */
+    uint64_t total = 0;
+    if (rc == SDB_OK && v == 3) {
+        /* v3's cursor is base64url of the native one (a decimal ref). */
+        char dec[32] = "";
+        const char *c = f.cursor;
+        if (c) {
+            size_t cl = strlen(c), o = 0;
+            uint32_t acc = 0;
+            int bits = 0;
+            for (size_t i = 0; i < cl && o + 1 < sizeof dec; i++) {
+                const char *al = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+                const char *pos = strchr(al, c[i]);
+                if (!pos || !c[i]) {
+                    o = 0;
+                    break;
+                }
+                acc = acc << 6 | (uint32_t)(pos - al);
+                bits += 6;
+                if (bits >= 8) {
+                    bits -= 8;
+                    dec[o++] = (char)(acc >> bits & 0xff);
+                }
+            }
+            dec[o] = 0;
+            bool digits = o > 0;
+            for (size_t i = 0; i < o; i++) digits = digits && dec[i] >= '0' && dec[i] <= '9';
+            if (!digits) {
+                sdb__cj_errf(err, errlen, "parameter \"cursor\": not a cursor of this list");
+                rc = SDB_EINVAL;
+            }
+        }
+        if (rc == SDB_OK)
+            rc = lf_walk(s, project, np, n_np, &f, 0, f.limit, c ? dec : NULL, data, &next, err,
+                         errlen);
+        json_t *meta = json_pack("{s:I}", "limit", (json_int_t)f.limit);
+        if (rc == SDB_OK && next) {
+            char enc[64];
+            const char *al = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            size_t o = 0, nl = strlen(next);
+            for (size_t i = 0; i < nl; i += 3) {
+                uint32_t x = (uint32_t)(unsigned char)next[i] << 16;
+                if (i + 1 < nl) x |= (uint32_t)(unsigned char)next[i + 1] << 8;
+                if (i + 2 < nl) x |= (unsigned char)next[i + 2];
+                enc[o++] = al[x >> 18 & 63];
+                enc[o++] = al[x >> 12 & 63];
+                if (i + 1 < nl) enc[o++] = al[x >> 6 & 63];
+                if (i + 2 < nl) enc[o++] = al[x & 63];
+            }
+            enc[o] = 0;
+            json_object_set_new(meta, "cursor", json_string(enc));
+        }
+        if (rc == SDB_OK)
+            rc = sdb__cj_finish(json_pack("{s:O,s:o}", "data", data, "meta", meta), out_json);
+        else
+            json_decref(meta);
+    } else if (rc == SDB_OK) {
+        rc = lf_walk(s, project, np, n_np, &f, (f.page - 1) * f.limit, f.limit, NULL, data, &next,
+                     err, errlen);
+        if (rc == SDB_OK) rc = lf_total(s, project, np, n_np, &f, &total, err, errlen);
+        if (rc == SDB_OK)
+            rc = sdb__cj_finish(json_pack("{s:O,s:o}", "data", data, "meta",
+                                          page_meta(f.page, f.limit, total)),
+                                out_json);
+    }
+    free(next);
     free(np);
-    free(f.tags);
+    lf_list_free(&f);
     json_decref(data);
     return rc;
+}
+
+int sdb__lf_scores_list(sdb_store *s, uint32_t project, const sdb_param *params, size_t n,
+                        int v1, char **out_json, char *err, size_t errlen)
+{
+    return lf_list_run(s, project, params, n, v1 ? 1 : 2, out_json, err, errlen);
+}
+
+int sdb__lf_scores_v3(sdb_store *s, uint32_t project, const sdb_param *params, size_t n,
+                      char **out_json, char *err, size_t errlen)
+{
+    return lf_list_run(s, project, params, n, 3, out_json, err, errlen);
 }
 
 /* ----------------------------------------- Langfuse: score configs */
@@ -960,6 +1318,73 @@ static int page_params(const sdb_param *params, size_t n, uint64_t *page, uint64
     return SDB_OK;
 }
 
+int sdb__lf_config_update(sdb_store *s, uint32_t project, const char *id, const char *body,
+                          size_t len, int64_t now_ms, char **out_json, char *err, size_t errlen)
+{
+    *out_json = NULL;
+    json_t *o, *old = NULL, *req = NULL, *cfg = NULL;
+    char *text = NULL;
+    int rc = sdb__cj_load(body, len, "body", &o, err, errlen);
+    if (rc) return rc;
+    if ((rc = cfg_load(s, project, id, &old))) goto done;
+    json_t *arch = json_object_get(o, "isArchived");
+    if (arch && !json_is_boolean(arch)) {
+        sdb__cj_errf(err, errlen, "field \"isArchived\": expected a boolean");
+        rc = SDB_EINVAL;
+        goto done;
+    }
+    /* The stored config overlaid with the change, checked as a create. */
+    req = json_pack("{s:O}", "dataType", json_object_get(old, "dataType"));
+    static const char *const keys[] = {"name", "categories", "minValue", "maxValue",
+                                       "description"};
+    const char *type = json_string_value(json_object_get(old, "dataType"));
+    for (size_t i = 0; req && i < 5; i++) {
+        json_t *v = json_object_get(o, keys[i]);
+        if (!v) v = json_object_get(old, keys[i]);
+        if (i == 1 && type && !strcmp(type, "BOOLEAN")) {
+            if (json_object_get(o, keys[i])) {
+                sdb__cj_errf(err, errlen, "field \"categories\": a BOOLEAN config's are True "
+                                          "and False");
+                rc = SDB_EINVAL;
+                goto done;
+            }
+            continue;
+        }
+        if (v) json_object_set(req, keys[i], v);
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        if (strcmp(k, "isArchived") && !json_object_get(req, k) && strcmp(k, "categories")) {
+            sdb__cj_errf(err, errlen, "unknown field \"%.200s\"", k);
+            rc = SDB_EINVAL;
+            goto done;
+        }
+    }
+    if (!req) {
+        rc = SDB_ENOMEM;
+        goto done;
+    }
+    if ((rc = cfg_build(req, project, id, now_ms, &cfg, err, errlen))) goto done;
+    json_object_set(cfg, "createdAt", json_object_get(old, "createdAt"));
+    json_object_set(cfg, "isArchived", arch ? arch : json_object_get(old, "isArchived"));
+    if (!(text = json_dumps(cfg, JSON_COMPACT))) {
+        rc = SDB_ENOMEM;
+        goto done;
+    }
+    rc = sdb_doc_put(s, project, SDB_DOC_CONFIG, "", id, text, strlen(text), SDB_DOC_REPLACE,
+                     NULL);
+    if (rc == SDB_OK) rc = sdb__cj_finish(json_incref(cfg), out_json);
+done:
+    free(text);
+    json_decref(cfg);
+    json_decref(req);
+    json_decref(old);
+    json_decref(o);
+    return rc;
+}
+
 /* sdb_doc_list callback: each document parsed into the array ctx. */
 static int doc_into_array(void *ctx, const char *id, const char *json, size_t len)
 {
@@ -987,15 +1412,49 @@ int sdb__lf_configs_list(sdb_store *s, uint32_t project, const sdb_param *params
     return rc;
 }
 
-int sdb__lf_queues_list(sdb_store *s, uint32_t project, const sdb_param *params, size_t n,
-                        char **out_json, char *err, size_t errlen)
-{
-    (void)s;
-    (void)project;
-    *out_json = NULL;
-    uint64_t page, limit;
-    int rc = page_params(params, n, &page, &limit, err, errlen);
-    if (rc) return rc;
-    return sdb__cj_finish(json_pack("{s:[],s:o}", "data", "meta", page_meta(page, limit, 0)), out_json);
-}
 
+
+/* ---------------------------------------------- Langfuse: trace reads */
+
+int sdb__lf_trace(sdb_store *s, uint32_t project, json_t *t, char **out_json)
+{
+    static const char *const names[][2] = {{"id", "id"},          {"name", "name"},
+                                           {"user_id", "userId"}, {"session_id", "sessionId"},
+                                           {"tags", "tags"},      {"environment", "environment"},
+                                           {"release", "release"}, {"version", "version"},
+                                           {"metadata", "metadata"}};
+    json_t *o = json_object(), *scores = json_array(), *obs = json_array(), *x;
+    char pid[16];
+    snprintf(pid, sizeof pid, "%u", project);
+    for (size_t i = 0; o && i < sizeof names / sizeof names[0]; i++) {
+        json_t *v = json_object_get(t, names[i][0]);
+        json_object_set(o, names[i][1], v ? v : (i == 4 ? NULL : json_null()));
+    }
+    if (!json_object_get(o, "tags")) json_object_set_new(o, "tags", json_array());
+    json_object_set_new(o, "projectId", json_string(pid));
+    json_object_set_new(o, "input", json_null());  /* not kept (docs/compat.md) */
+    json_object_set_new(o, "output", json_null());
+    size_t i;
+    json_array_foreach(json_object_get(t, "score_ids"), i, x)
+    {
+        char *text = NULL;
+        if (sdb_score_get_json(s, project, json_string_value(x), &text)) continue;
+        json_t *n = json_loads(text, 0, NULL);
+        free(text);
+        if (n) json_array_append_new(scores, lf_from_native(s, project, n));
+        json_decref(n);
+    }
+    json_array_foreach(json_object_get(t, "observations"), i, x)
+    {
+        json_array_append_new(obs, json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?}", "id",
+                                             json_object_get(x, "id"), "traceId",
+                                             json_object_get(x, "trace_id"), "model",
+                                             json_object_get(x, "model"), "promptName",
+                                             json_object_get(x, "prompt_name"), "promptVersion",
+                                             json_object_get(x, "prompt_version")));
+    }
+    json_object_set_new(o, "scores", scores);
+    json_object_set_new(o, "observations", obs);
+    json_decref(t);
+    return sdb__cj_finish(o, out_json);
+}

@@ -104,6 +104,8 @@ char *sdb__metrics_text(sdb_server *s, size_t *len);
 /* The URL query parameters, borrowed from the connection for the request;
  * *out is malloc'd (free()). */
 size_t sdb__http_args(struct MHD_Connection *c, sdb_param **out);
+/* The request's headers, borrowed like sdb__http_args; *out malloc'd. */
+size_t sdb__http_headers(struct MHD_Connection *c, sdb_param **out);
 /* The request's Content-Type header (NULL when absent). */
 const char *sdb__http_ctype(struct MHD_Connection *c);
 /* Suspend c (only from inside its request's callback); resume it from any

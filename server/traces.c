@@ -329,7 +329,7 @@ int sdb__tctx_finish(sdb__tctx *c, sdb_batch *b, size_t *out_reapplied)
         json_t *r = json_object_get(c->traces, k);
         if (!json_is_object(r)) continue;
         if (!(texts[m] = json_dumps(r, JSON_COMPACT | JSON_SORT_KEYS))) rc = SDB_ENOMEM;
-        docs[m] = (sdb_doc){SDB_DOC_TRACE, "", k, texts[m], texts[m] ? strlen(texts[m]) : 0};
+        docs[m] = (sdb_doc){SDB_DOC_TRACE, "", k, texts[m], texts[m] ? strlen(texts[m]) : 0, 0};
         m++;
     }
     json_object_foreach(rc ? NULL : c->obs, k, v)
@@ -351,14 +351,14 @@ int sdb__tctx_finish(sdb__tctx *c, sdb_batch *b, size_t *out_reapplied)
         texts[m] = p;
         memcpy(p + gl + 1, k, tl);
         p[gl + 1 + tl] = 0;
-        docs[m] = (sdb_doc){SDB_DOC_OBSERVATION, p + gl + 1, nl + 1, p, gl};
+        docs[m] = (sdb_doc){SDB_DOC_OBSERVATION, p + gl + 1, nl + 1, p, gl, 0};
         m++;
     }
     size_t i;
     json_array_foreach(rc ? NULL : c->index, i, v)
     {
         docs[m++] = (sdb_doc){SDB_DOC_TRACE_SCORE, json_string_value(json_array_get(v, 0)),
-                              json_string_value(json_array_get(v, 1)), "", 0};
+                              json_string_value(json_array_get(v, 1)), "", 0, 0};
     }
     if (rc == SDB_OK) rc = sdb_doc_put_many(c->s, c->project, docs, m);
     for (size_t j = 0; j < m; j++) free(texts[j]);
@@ -391,4 +391,57 @@ int sdb__tctx_finish(sdb__tctx *c, sdb_batch *b, size_t *out_reapplied)
         if (rc || *out_reapplied >= SDB__TRACE_REAPPLY) break;
     }
     return rc;
+}
+
+typedef struct obs_ctx {
+    json_t *arr;
+} obs_ctx;
+
+static int collect_obs(void *ctx, const char *id, const char *json, size_t len)
+{
+    json_t *o = json_loadb(json, len, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return 0;
+    }
+    json_object_set_new(o, "id", json_string(id));
+    return json_array_append_new(((obs_ctx *)ctx)->arr, o) ? 1 : 0;
+}
+
+int sdb__trace_get(sdb_store *s, uint32_t project, const char *id, int langfuse, char **out_json)
+{
+    *out_json = NULL;
+    char *text;
+    int rc = sdb_doc_get(s, project, SDB_DOC_TRACE, "", id, &text);
+    if (rc == SDB_EINVAL) rc = SDB_ENOTFOUND;
+    if (rc) return rc;
+    json_t *t = json_loads(text, 0, NULL);
+    free(text);
+    if (!json_is_object(t)) {
+        json_decref(t);
+        return SDB_ECORRUPT;
+    }
+    json_object_set_new(t, "id", json_string(id));
+    obs_ctx oc = {json_array()};
+    ids_ctx ic = {json_array()};
+    uint64_t n_scores = 0;
+    rc = oc.arr && ic.ids ? SDB_OK : SDB_ENOMEM;
+    if (rc == SDB_OK)
+        rc = sdb_doc_list(s, project, SDB_DOC_OBSERVATION, id, NULL, 0, 1000, collect_obs, &oc,
+                          NULL);
+    if (rc == SDB_OK)
+        rc = sdb_doc_list(s, project, SDB_DOC_TRACE_SCORE, id, NULL, 0, 1000, collect_id, &ic,
+                          &n_scores);
+    size_t i;
+    json_t *x;
+    json_array_foreach(oc.arr, i, x) json_object_set(x, "trace_id", json_object_get(t, "id"));
+    json_object_set_new(t, "observations", oc.arr);
+    json_object_set_new(t, "score_ids", ic.ids);
+    json_object_set_new(t, "scores_total", json_integer((json_int_t)n_scores));
+    if (rc) {
+        json_decref(t);
+        return rc;
+    }
+    if (langfuse) return sdb__lf_trace(s, project, t, out_json);
+    return sdb__cj_finish(t, out_json);
 }

@@ -236,24 +236,44 @@ await check("v5 annotation queues: queues, items, status, assignments, queueId o
 });
 
 // ------------------------------------------------- Helicone, as documented
-await check("Helicone: score a request, then its evals and distributions", async () => {
+await check("Helicone: score a request (properties from headers), evals, distributions", async () => {
+  const auth = "Bearer " + PK + ":" + SK;
   const r = await raw("POST", "/v1/request/req-1/score",
-    { scores: { accuracy_hc: 0.75, passed: true } }, "Bearer " + PK + ":" + SK,
-    { "Helicone-Property-feature": "search" });
+    { scores: { accuracy_hc: 0.75, passed: true } }, auth, { "Helicone-Property-Feature": "search" });
   assert.equal(r.status, 201, r.text);
-  const day = new Date().toISOString().slice(0, 10);
-  const tf = { start: `${day}T00:00:00Z`, end: new Date(Date.now() + 86400000).toISOString() };
-  const ev = await raw("POST", "/v1/evals/query", { filter: { left: { request_response_rmt:
-    { properties: { feature: { equals: "search" } } } }, operator: "or", right: "all" },
-    timeFilter: tf }, "Bearer " + PK + ":" + SK);
-  assert.equal(ev.status, 200, ev.text);
-  const acc = ev.json.data.find((d) => d.name === "accuracy_hc");
-  assert.equal(acc.averageScore, 0.75);
+  const r2 = await raw("POST", "/v1/request/req-2/score", { scores: { accuracy_hc: 0.25 } }, auth,
+    { "Helicone-Property-Feature": "chat" });
+  assert.equal(r2.status, 201, r2.text);
+  const r3 = await raw("POST", "/v1/request/req-3/score", { scores: { accuracy_hc: 1 } }, auth,
+    { "Helicone-Property-Feature": "other" });
+  assert.equal(r3.status, 201, r3.text);
+  const day = new Date(Date.now() - 86400000).toISOString();
+  const tf = { start: day, end: new Date(Date.now() + 86400000).toISOString() };
+  const prop = (v) => ({ request_response_rmt: { properties: { feature: { equals: v } } } });
+  const one = await raw("POST", "/v1/evals/query", { filter: prop("search"), timeFilter: tf }, auth);
+  assert.equal(one.status, 200, one.text);
+  assert.equal(one.json.data.find((d) => d.name === "accuracy_hc").averageScore, 0.75);
+  const either = await raw("POST", "/v1/evals/query", { filter: { left: prop("search"),
+    operator: "or", right: prop("chat") }, timeFilter: tf }, auth);
+  assert.equal(either.status, 200, either.text);
+  const acc = either.json.data.find((d) => d.name === "accuracy_hc");
+  assert.deepEqual([acc.count, acc.averageScore], [2, 0.5]);
+  const all = await raw("POST", "/v1/evals/query", { filter: { left: prop("search"),
+    operator: "or", right: "all" }, timeFilter: tf }, auth);
+  assert.equal(all.json.data.find((d) => d.name === "accuracy_hc").count, 3);
+  const dist = await raw("POST", "/v1/evals/score-distributions/query", { filter: "all",
+    timeFilter: tf, bins: 2, min: 0, max: 1 }, auth);
+  const dv = dist.json.data.find((d) => d.name === "accuracy_hc").distribution.map((x) => x.value);
+  assert.deepEqual(dv, [1, 2]);
+  // Departures, refused with a message that says so (docs/compat.md):
   const ne = await raw("POST", "/v1/evals/query", { filter: { request_response_rmt:
-    { properties: { feature: { "not-equals": "search" } } } }, timeFilter: tf },
-    "Bearer " + PK + ":" + SK);
-  assert.equal(ne.status, 200, ne.text);
-  assert.equal(ne.json.data.find((d) => d.name === "accuracy_hc"), undefined);
+    { properties: { feature: { "not-equals": "search" } } } }, timeFilter: tf }, auth);
+  assert.equal(ne.status, 400);
+  assert.match(ne.json.error, /not-equals/);
+  const cross = await raw("POST", "/v1/evals/query", { filter: { left: prop("search"),
+    operator: "or", right: { request_response_rmt: { model: { equals: "m" } } } }, timeFilter: tf }, auth);
+  assert.equal(cross.status, 400);
+  assert.match(cross.json.error, /across columns/);
 });
 
 // -------------------------------------------------------------- the end
