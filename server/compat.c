@@ -197,8 +197,11 @@ int sdb__cj_add_score(sdb_batch *b, const json_t *n, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- routing */
 
-/* url is prefix + ID (+ suffix when given); ID is copied to r->id. */
-static int path_id(const char *url, const char *prefix, const char *suffix, sdb__req *r)
+/* url is prefix + ID (+ suffix when given); ID is copied to r->id. An ID
+ * may contain '/' (sent as %2F) only where it is the path's last part
+ * (slash_ok): score ids are the client's and may hold one. */
+static int path_id_any(const char *url, const char *prefix, const char *suffix, sdb__req *r,
+                       int slash_ok)
 {
     size_t pl = strlen(prefix), sl = suffix ? strlen(suffix) : 0;
     if (strncmp(url, prefix, pl)) return 0;
@@ -206,10 +209,15 @@ static int path_id(const char *url, const char *prefix, const char *suffix, sdb_
     size_t n = strlen(id);
     if (n <= sl || (sl && strcmp(id + n - sl, suffix))) return 0;
     n -= sl;
-    if (n >= sizeof r->id || memchr(id, '/', n)) return 0;
+    if (n >= sizeof r->id || (!slash_ok && memchr(id, '/', n))) return 0;
     memcpy(r->id, id, n);
     r->id[n] = 0;
     return 1;
+}
+
+static int path_id(const char *url, const char *prefix, const char *suffix, sdb__req *r)
+{
+    return path_id_any(url, prefix, suffix, r, 0);
 }
 
 static int pick(int route, int sub, sdb__req *r)
@@ -301,11 +309,11 @@ int sdb__compat_route(const char *method, const char *url, sdb__req *r, const ch
         *allow = "GET, HEAD";
         return get ? pick(L, LF_SCORES_LIST, r) : -1;
     }
-    if (path_id(url, "/api/public/scores/", NULL, r)) {
+    if (path_id_any(url, "/api/public/scores/", NULL, r, 1)) {
         *allow = "GET, HEAD, DELETE";
         return get ? pick(L, LF_SCORE_GET, r) : del ? pick(L, LF_SCORE_DELETE, r) : -1;
     }
-    if (path_id(url, "/api/public/v2/scores/", NULL, r)) {
+    if (path_id_any(url, "/api/public/v2/scores/", NULL, r, 1)) {
         *allow = "GET, HEAD";
         return get ? pick(L, LF_SCORE_GET, r) : -1;
     }

@@ -99,8 +99,8 @@ static int route_of(const char *method, const char *url, sdb__req *r, const char
         *allow = "GET, HEAD, POST";
         return post ? SDB_R_SCORES_POST : get ? SDB_R_SCORES_LIST : -1;
     }
-    if (!strncmp(url, "/v1/scores/", 11) && !strchr(url + 11, '/') &&
-        strlen(url + 11) < sizeof r->id) {
+    /* A score id may hold '/' (sent as %2F): the rest of the path is it. */
+    if (!strncmp(url, "/v1/scores/", 11) && url[11] && strlen(url + 11) < sizeof r->id) {
         strcpy(r->id, url + 11);
         *allow = "GET, HEAD, DELETE";
         return get ? SDB_R_SCORE_GET : del ? SDB_R_SCORE_DELETE : -1;

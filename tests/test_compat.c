@@ -1015,3 +1015,28 @@ Test(compat, v2_list_totals_agree_with_a_reference_count)
     }
     stop(&v);
 }
+
+Test(compat, a_score_id_with_a_slash_is_reachable_url_encoded)
+{
+    srv v;
+    start(&v, NULL);
+    resp r = req(v.port, "POST", "/api/public/scores",
+                 "{\"id\":\"run/7\",\"name\":\"x\",\"value\":1,\"traceId\":\"t\"}");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    resp_free(&r);
+    const char *paths[] = {"/api/public/scores/run%2F7", "/api/public/v2/scores/run%2F7",
+                           "/v1/scores/run%2F7"};
+    for (int i = 0; i < 3; i++) {
+        r = req(v.port, "GET", paths[i], NULL);
+        cr_assert_eq(r.status, 200, "%s: %s", paths[i], r.raw);
+        cr_assert_str_eq(str_at(r.j, "id"), "run/7");
+        resp_free(&r);
+    }
+    r = req(v.port, "DELETE", "/api/public/scores/run%2F7", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    resp_free(&r);
+    r = req(v.port, "GET", "/v1/scores/run%2F7", NULL);
+    cr_assert_eq(r.status, 404, "%s", r.raw);
+    resp_free(&r);
+    stop(&v);
+}
