@@ -235,6 +235,31 @@ await check("v5 annotation queues: queues, items, status, assignments, queueId o
   assert.deepEqual([native.items, native.pending, native.completed], [1, 0, 1]);
 });
 
+await check("v3 fetchTrace, v5 api.trace.get and api.ingestion.batch with a trace", async () => {
+  const lf = new Langfuse({ publicKey: PK, secretKey: SK, baseUrl: BASE, fetchRetryCount: 0 });
+  const { data } = await lf.fetchTrace("t-v3-1");
+  assert.equal(data.name, "chat");
+  assert.equal(data.userId, "u-1");
+  assert.equal(data.input, null);
+  assert.ok(data.scores.some((x) => x.name === "quality" && x.value === 0.8));
+  await lf.shutdownAsync();
+  const now = new Date().toISOString();
+  const res = await v5.api.ingestion.batch({ batch: [
+    { id: "b1", type: "trace-create", timestamp: now, body: { id: "t-v5", name: "v5-trace",
+      userId: "u-5", tags: ["v5"] } },
+    { id: "b2", type: "generation-create", timestamp: now, body: { id: "g-v5", traceId: "t-v5",
+      model: "claude-x", promptName: "p", promptVersion: 4 } },
+    { id: "b3", type: "score-create", timestamp: now, body: { id: "s-v5", traceId: "t-v5",
+      observationId: "g-v5", name: "v5score", value: 0.3 } }] });
+  assert.deepEqual(res.successes.map((x) => x.id).sort(), ["b1", "b2", "b3"]);
+  assert.deepEqual(res.errors, []);
+  const t = await v5.api.trace.get("t-v5");
+  assert.deepEqual([t.name, t.userId, t.tags], ["v5-trace", "u-5", ["v5"]]);
+  assert.equal(t.scores[0].id, "s-v5");
+  const g = await query({ name: "v5score", group_by: ["prompt_version"], stats: ["count"] });
+  assert.deepEqual(g.groups.map((x) => [x.key.prompt_version, x.count]), [["4", 1]]);
+});
+
 // ------------------------------------------------- Helicone, as documented
 await check("Helicone: score a request (properties from headers), evals, distributions", async () => {
   const auth = "Bearer " + PK + ":" + SK;
