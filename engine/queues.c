@@ -53,15 +53,28 @@ static int check_names(const char *group, const char *id)
     return SDB_OK;
 }
 
-static int count_add(sdb__txn *t, int kind, uint32_t project, const char *group, int64_t d)
+/* The count of (kind, project, group) in txn t: absent reads as 0. */
+static int count_get(sdb__txn *t, int kind, uint32_t project, const char *group, uint64_t *out)
 {
     uint8_t k[DOC_KEY_MAX];
     size_t kl = doc_key(k, "dcn", kind, project, group, NULL);
     sdb__val v;
-    uint64_t n = 0;
+    *out = 0;
     int rc = sdb__get(t, SDB__DB_META, k, kl, &v);
-    if (rc == SDB_OK && v.len == 8) n = sdb__rd64(v.p);
-    else if (rc != SDB_ENOTFOUND && rc != SDB_OK) return rc;
+    if (rc == SDB_ENOTFOUND) return SDB_OK;
+    if (rc) return rc;
+    if (v.len != 8) return SDB_ECORRUPT;
+    *out = sdb__rd64(v.p);
+    return SDB_OK;
+}
+
+static int count_add(sdb__txn *t, int kind, uint32_t project, const char *group, int64_t d)
+{
+    uint8_t k[DOC_KEY_MAX];
+    size_t kl = doc_key(k, "dcn", kind, project, group, NULL);
+    uint64_t n;
+    int rc = count_get(t, kind, project, group, &n);
+    if (rc) return rc;
     n = (int64_t)n + d < 0 ? 0 : (uint64_t)((int64_t)n + d);
     uint8_t b[8];
     sdb__be64(b, n);
@@ -178,15 +191,10 @@ int sdb_doc_count(sdb_store *s, uint32_t project, int kind, const char *group, u
 {
     *out = 0;
     if (check_names(group, NULL)) return SDB_EINVAL;
-    uint8_t k[DOC_KEY_MAX];
-    size_t kl = doc_key(k, "dcn", kind, project, group, NULL);
     sdb__txn *t;
     int rc = sdb__txn_begin(s, 0, &t);
     if (rc) return rc;
-    sdb__val v;
-    rc = sdb__get(t, SDB__DB_META, k, kl, &v);
-    if (rc == SDB_OK && v.len == 8) *out = sdb__rd64(v.p);
-    if (rc == SDB_ENOTFOUND) rc = SDB_OK;
+    rc = count_get(t, kind, project, group, out);
     sdb__txn_abort(t);
     return rc;
 }
@@ -204,13 +212,7 @@ int sdb_doc_list(sdb_store *s, uint32_t project, int kind, const char *group, co
     sdb__cur *c = NULL;
     int rc = sdb__txn_begin(s, 0, &t);
     if (rc) return rc;
-    if (out_total) {
-        uint8_t ck[DOC_KEY_MAX];
-        size_t cl = doc_key(ck, "dcn", kind, project, group, NULL);
-        sdb__val v;
-        int r = sdb__get(t, SDB__DB_META, ck, cl, &v);
-        if (r == SDB_OK && v.len == 8) *out_total = sdb__rd64(v.p);
-    }
+    if (out_total && (rc = count_get(t, kind, project, group, out_total))) goto done;
     if ((rc = sdb__cur_open(t, SDB__DB_META, &c))) goto done;
     sdb__val key, val;
     uint64_t seen = 0, given = 0;

@@ -155,6 +155,22 @@ void sdb__cj_errf(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
+int sdb__cj_only(const json_t *o, const char *const *allowed, char *err, size_t errlen)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)o, k, v)
+    {
+        const char *const *a = allowed;
+        while (*a && strcmp(*a, k)) a++;
+        if (!*a) {
+            sdb__cj_errf(err, errlen, "unknown field \"%.200s\"", k);
+            return SDB_EINVAL;
+        }
+    }
+    return SDB_OK;
+}
+
 json_t *sdb__cj_get(const json_t *o, const char *k)
 {
     json_t *v = json_object_get(o, k);
@@ -701,21 +717,10 @@ static void nt_traces_post(sdb_server *s, sdb__req *r, sdb__reply *out)
             sdb__cj_errf(msg, sizeof msg, "expected an object");
             rc = SDB_EINVAL;
         }
-        const char *k;
-        json_object_foreach(rc ? NULL : t, k, x)
-        {
-            static const char *const ok[] = {"id", "name", "user_id", "session_id", "tags",
-                                              "environment", "release", "version", "metadata",
-                                              "observations"};
-            size_t j;
-            for (j = 0; j < sizeof ok / sizeof ok[0] && strcmp(k, ok[j]); j++) {
-            }
-            if (j == sizeof ok / sizeof ok[0]) {
-                sdb__cj_errf(msg, sizeof msg, "unknown field \"%.100s\"", k);
-                rc = SDB_EINVAL;
-                break;
-            }
-        }
+        static const char *const ok[] = {"id", "name", "user_id", "session_id", "tags",
+                                          "environment", "release", "version", "metadata",
+                                          "observations", NULL};
+        if (rc == SDB_OK) rc = sdb__cj_only(t, ok, msg, sizeof msg);
         if (rc == SDB_OK) rc = sdb__tctx_trace(tc, t, msg, sizeof msg);
         obs = json_object_get(t, "observations");
         if (rc == SDB_OK && obs && !json_is_array(obs)) {

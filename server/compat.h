@@ -35,6 +35,9 @@ int sdb__cj_finish(json_t *v, char **out);
 /* Parse text as a JSON object (new reference in *out); err names `what`. */
 int sdb__cj_load(const char *text, size_t len, const char *what, json_t **out, char *err,
                  size_t errlen);
+/* SDB_EINVAL naming the first field of object o that is not in the
+ * NULL-terminated list `allowed`. */
+int sdb__cj_only(const json_t *o, const char *const *allowed, char *err, size_t errlen);
 /* o[k], or NULL when absent or null (borrowed). */
 json_t *sdb__cj_get(const json_t *o, const char *k);
 /* printf into err (errlen bytes, may be 0). */

@@ -416,38 +416,69 @@ static int hc_run(sdb_store *s, uint32_t project, hc_params *p, json_t **out_gro
 
 static json_t *zero_if_null(json_t *v) { return v && !json_is_null(v) ? json_incref(v) : json_integer(0); }
 
-int sdb__hc_evals(sdb_store *s, uint32_t project, const char *body, size_t len,
-                            char **out_json, char *err, size_t errlen)
+/* An evals answer: one entry per group (a new ref), NULL when the group
+ * has nothing to show (categorical: no average; no histogram). */
+static json_t *eval_entry(const json_t *g)
+{
+    json_t *avg = json_object_get(g, "avg");
+    if (!avg) return NULL;
+    json_t *over = json_array(), *avg_over = json_array(), *pt;
+    size_t j;
+    json_array_foreach(json_object_get(g, "series"), j, pt)
+    {
+        json_t *t = json_object_get(pt, "t");
+        json_array_append_new(over, json_pack("{s:O?,s:O?}", "date", t, "count",
+                                              json_object_get(pt, "count")));
+        json_array_append_new(avg_over, json_pack("{s:O?,s:o}", "date", t, "value",
+                                                  zero_if_null(json_object_get(pt, "avg"))));
+    }
+    return json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?,s:o,s:o}", "name",
+                     json_object_get(json_object_get(g, "key"), "name"), "averageScore", avg,
+                     "minScore", json_object_get(g, "min"), "maxScore", json_object_get(g, "max"),
+                     "count", json_object_get(g, "count"), "overTime", over, "averageOverTime",
+                     avg_over);
+}
+
+static json_t *dist_entry(const json_t *g)
+{
+    json_t *h = json_object_get(g, "histogram");
+    if (!h) return NULL;
+    json_t *edges = json_object_get(h, "edges"), *counts = json_object_get(h, "counts");
+    json_t *dist = json_array(), *c;
+    size_t j;
+    json_array_foreach(counts, j, c)
+    {
+        json_array_append_new(dist, json_pack("{s:O?,s:O?,s:O?}", "lower",
+                                              json_array_get(edges, j), "upper",
+                                              json_array_get(edges, j + 1), "value", c));
+    }
+    return json_pack("{s:O?,s:o}", "name", json_object_get(json_object_get(g, "key"), "name"),
+                     "distribution", dist);
+}
+
+/* Parse, run, and page the groups (offset, limit) through entry(). */
+static int hc_answer(sdb_store *s, uint32_t project, const char *body, size_t len, bool dist,
+                     json_t *(*entry)(const json_t *g), char **out_json, char *err,
+                     size_t errlen)
 {
     *out_json = NULL;
     hc_params p;
     json_t *groups = NULL, *data = NULL;
-    int rc = hc_parse(body, len, false, &p, err, errlen);
+    int rc = hc_parse(body, len, dist, &p, err, errlen);
     if (rc == SDB_OK) rc = hc_run(s, project, &p, &groups, err, errlen);
     if (rc == SDB_OK && !(data = json_array())) rc = SDB_ENOMEM;
     size_t i, seen = 0;
     json_t *g;
     json_array_foreach(rc ? NULL : groups, i, g)
     {
-        json_t *avg = json_object_get(g, "avg");
-        if (!avg) continue; /* categorical: no average to chart */
-        if (seen++ < p.offset || json_array_size(data) >= p.limit) continue;
-        json_t *over = json_array(), *avg_over = json_array(), *pt;
-        size_t j;
-        json_array_foreach(json_object_get(g, "series"), j, pt)
-        {
-            json_t *t = json_object_get(pt, "t");
-            json_array_append_new(over, json_pack("{s:O?,s:O?}", "date", t, "count",
-                                                  json_object_get(pt, "count")));
-            json_array_append_new(avg_over, json_pack("{s:O?,s:o}", "date", t, "value",
-                                                      zero_if_null(json_object_get(pt, "avg"))));
+        if (json_array_size(data) >= p.limit) break;
+        json_t *e = entry(g);
+        if (!e) continue;
+        if (seen++ < p.offset) {
+            json_decref(e);
+            continue;
         }
-        json_t *e = json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?,s:o,s:o}", "name",
-                              json_object_get(json_object_get(g, "key"), "name"), "averageScore",
-                              avg, "minScore", json_object_get(g, "min"), "maxScore",
-                              json_object_get(g, "max"), "count", json_object_get(g, "count"),
-                              "overTime", over, "averageOverTime", avg_over);
-        if (!e || json_array_append_new(data, e)) rc = SDB_ENOMEM;
+        if (json_array_append_new(data, e)) rc = SDB_ENOMEM;
     }
     if (rc == SDB_OK) {
         rc = hc_result(data, out_json);
@@ -459,42 +490,14 @@ int sdb__hc_evals(sdb_store *s, uint32_t project, const char *body, size_t len,
     return rc;
 }
 
-int sdb__hc_distributions(sdb_store *s, uint32_t project, const char *body, size_t len,
-                                    char **out_json, char *err, size_t errlen)
+int sdb__hc_evals(sdb_store *s, uint32_t project, const char *body, size_t len, char **out_json,
+                  char *err, size_t errlen)
 {
-    *out_json = NULL;
-    hc_params p;
-    json_t *groups = NULL, *data = NULL;
-    int rc = hc_parse(body, len, true, &p, err, errlen);
-    if (rc == SDB_OK) rc = hc_run(s, project, &p, &groups, err, errlen);
-    if (rc == SDB_OK && !(data = json_array())) rc = SDB_ENOMEM;
-    size_t i, seen = 0;
-    json_t *g;
-    json_array_foreach(rc ? NULL : groups, i, g)
-    {
-        json_t *h = json_object_get(g, "histogram");
-        if (!h) continue;
-        if (seen++ < p.offset || json_array_size(data) >= p.limit) continue;
-        json_t *edges = json_object_get(h, "edges"), *counts = json_object_get(h, "counts");
-        json_t *dist = json_array(), *c;
-        size_t j;
-        json_array_foreach(counts, j, c)
-        {
-            json_array_append_new(dist, json_pack("{s:O?,s:O?,s:O?}", "lower",
-                                                  json_array_get(edges, j), "upper",
-                                                  json_array_get(edges, j + 1), "value", c));
-        }
-        json_t *e = json_pack("{s:O?,s:o}", "name",
-                              json_object_get(json_object_get(g, "key"), "name"), "distribution",
-                              dist);
-        if (!e || json_array_append_new(data, e)) rc = SDB_ENOMEM;
-    }
-    if (rc == SDB_OK) {
-        rc = hc_result(data, out_json);
-        data = NULL;
-    }
-    json_decref(data);
-    json_decref(groups);
-    json_decref(p.query);
-    return rc;
+    return hc_answer(s, project, body, len, false, eval_entry, out_json, err, errlen);
+}
+
+int sdb__hc_distributions(sdb_store *s, uint32_t project, const char *body, size_t len,
+                          char **out_json, char *err, size_t errlen)
+{
+    return hc_answer(s, project, body, len, true, dist_entry, out_json, err, errlen);
 }

@@ -546,39 +546,19 @@ size_t sdb__http_args(struct MHD_Connection *c, sdb_param **out)
     return a.n;
 }
 
+size_t sdb__http_headers(struct MHD_Connection *c, sdb_param **out)
+{
+    args a = {NULL, 0, 0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, take_arg, &a);
+    *out = a.v;
+    return a.n;
+}
+
 const char *sdb__http_ctype(struct MHD_Connection *c)
 {
     return MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 }
 
-typedef struct hdr_list {
-    sdb_param *v;
-    size_t n, cap;
-} hdr_list;
-
-static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                  const char *value)
-{
-    (void)kind;
-    hdr_list *l = cls;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        sdb_param *p = realloc(l->v, cap * sizeof *p);
-        if (!p) return MHD_NO;
-        l->v = p;
-        l->cap = cap;
-    }
-    l->v[l->n++] = (sdb_param){key, value};
-    return MHD_YES;
-}
-
-size_t sdb__http_headers(struct MHD_Connection *c, sdb_param **out)
-{
-    hdr_list l = {NULL, 0, 0};
-    MHD_get_connection_values(c, MHD_HEADER_KIND, add_header, &l);
-    *out = l.v;
-    return l.n;
-}
 
 void sdb__http_suspend(struct MHD_Connection *c) { MHD_suspend_connection(c); }
 

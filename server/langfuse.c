@@ -1166,16 +1166,9 @@ static int cfg_build(const json_t *o, uint32_t project, const char *id, int64_t 
                      json_t **out, char *err, size_t errlen)
 {
     *out = NULL;
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)o, k, v)
-    {
-        if (strcmp(k, "name") && strcmp(k, "dataType") && strcmp(k, "categories") &&
-            strcmp(k, "minValue") && strcmp(k, "maxValue") && strcmp(k, "description")) {
-            sdb__cj_errf(err, errlen, "unknown field \"%.200s\"", k);
-            return SDB_EINVAL;
-        }
-    }
+    static const char *const ok[] = {"name", "dataType", "categories", "minValue", "maxValue",
+                                      "description", NULL};
+    if (sdb__cj_only(o, ok, err, errlen)) return SDB_EINVAL;
     json_t *name = sdb__cj_get(o, "name"), *dt = sdb__cj_get(o, "dataType"), *cats = sdb__cj_get(o, "categories");
     json_t *lo = sdb__cj_get(o, "minValue"), *hi = sdb__cj_get(o, "maxValue"), *desc = sdb__cj_get(o, "description");
     if (!json_is_string(name) || json_string_length(name) < 1 ||

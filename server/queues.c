@@ -54,6 +54,15 @@ static int doc_store(sdb_store *s, uint32_t p, int kind, const char *g, const ch
 
 static void now_text(int64_t now, char *buf) { sdb_time_format(now, buf); }
 
+/* SDB_OK when queue qid exists, SDB_ENOTFOUND when not. */
+static int queue_exists(sdb_store *s, uint32_t p, const char *qid)
+{
+    char *qt = NULL;
+    int rc = sdb_doc_get(s, p, SDB_DOC_QUEUE, "", qid, &qt);
+    free(qt);
+    return rc == SDB_EINVAL ? SDB_ENOTFOUND : rc;
+}
+
 static int is_id(const json_t *v)
 {
     return json_is_string(v) && json_string_length(v) >= 1 && json_string_length(v) <= 100 &&
@@ -90,15 +99,8 @@ static int queue_with_counts(sdb_store *s, uint32_t p, json_t *q, json_t **out)
 static int queue_fields(sdb_store *s, uint32_t p, const json_t *body, json_t *q, int create,
                         char *err, size_t errlen)
 {
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)body, k, v)
-    {
-        if (strcmp(k, "name") && strcmp(k, "description") && strcmp(k, "score_config_ids")) {
-            sdb__cj_errf(err, errlen, "unknown field \"%.200s\"", k);
-            return SDB_EINVAL;
-        }
-    }
+    static const char *const ok[] = {"name", "description", "score_config_ids", NULL};
+    if (sdb__cj_only(body, ok, err, errlen)) return SDB_EINVAL;
     json_t *name = json_object_get(body, "name"), *desc = json_object_get(body, "description");
     json_t *cfgs = json_object_get(body, "score_config_ids");
     if ((create || name) && (!json_is_string(name) || json_string_length(name) < 1 ||
@@ -208,10 +210,7 @@ static int collect(void *ctx, const char *id, const char *json, size_t len)
 int sdb__queue_delete(sdb_store *s, uint32_t p, const char *qid)
 {
     pthread_mutex_lock(&queue_mu);
-    char *text = NULL;
-    int rc = sdb_doc_get(s, p, SDB_DOC_QUEUE, "", qid, &text);
-    free(text);
-    if (rc == SDB_EINVAL) rc = SDB_ENOTFOUND;
+    int rc = queue_exists(s, p, qid);
     /* Items, their status entries and assignments go first, a page of
      * them per transaction; the queue last, so that a failure midway
      * leaves a queue that can be deleted again. */
@@ -298,15 +297,8 @@ static int item_new(const char *qid, const json_t *body, const char *ts, json_t 
                     size_t errlen)
 {
     *out = NULL;
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)body, k, v)
-    {
-        if (strcmp(k, "object_id") && strcmp(k, "object_type") && strcmp(k, "status")) {
-            sdb__cj_errf(err, errlen, "unknown field \"%.200s\"", k);
-            return SDB_EINVAL;
-        }
-    }
+    static const char *const ok[] = {"object_id", "object_type", "status", NULL};
+    if (sdb__cj_only(body, ok, err, errlen)) return SDB_EINVAL;
     json_t *oid = json_object_get(body, "object_id"), *ot = json_object_get(body, "object_type");
     json_t *st = sdb__cj_get(body, "status");
     if (!json_is_string(oid) || json_string_length(oid) < 1 || json_string_length(oid) > 200) {
@@ -359,10 +351,9 @@ int sdb__items_create(sdb_store *s, uint32_t p, const char *qid, const json_t *b
         sdb__cj_errf(err, errlen, "field \"items\": expected 1 to %d items", MAX_BULK);
         return SDB_EINVAL;
     }
-    char *qt = NULL, ts[40];
-    int rc = sdb_doc_get(s, p, SDB_DOC_QUEUE, "", qid, &qt);
-    free(qt);
-    if (rc) return rc == SDB_EINVAL ? SDB_ENOTFOUND : rc;
+    char ts[40];
+    int rc = queue_exists(s, p, qid);
+    if (rc) return rc;
     now_text(now, ts);
     json_t *items = json_array();
     sdb_doc *d = calloc(2 * n, sizeof *d);
@@ -414,15 +405,8 @@ int sdb__item_update(sdb_store *s, uint32_t p, const char *qid, const char *iid,
                      const json_t *body, int64_t now, json_t **out, char *err, size_t errlen)
 {
     *out = NULL;
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)body, k, v)
-    {
-        if (strcmp(k, "status") && strcmp(k, "completed_by")) {
-            sdb__cj_errf(err, errlen, "unknown field \"%.200s\"", k);
-            return SDB_EINVAL;
-        }
-    }
+    static const char *const ok[] = {"status", "completed_by", NULL};
+    if (sdb__cj_only(body, ok, err, errlen)) return SDB_EINVAL;
     json_t *st = sdb__cj_get(body, "status"), *by = sdb__cj_get(body, "completed_by");
     if (st && (!json_is_string(st) || !status_ok(json_string_value(st)))) {
         sdb__cj_errf(err, errlen, "field \"status\": expected PENDING or COMPLETED");
@@ -488,10 +472,9 @@ int sdb__items_list(sdb_store *s, uint32_t p, const char *qid, const char *statu
                     uint64_t offset, uint64_t limit, json_t **out, uint64_t *total)
 {
     *out = NULL;
-    char *qt = NULL, g[256];
-    int rc = sdb_doc_get(s, p, SDB_DOC_QUEUE, "", qid, &qt);
-    free(qt);
-    if (rc) return rc == SDB_EINVAL ? SDB_ENOTFOUND : rc;
+    char g[256];
+    int rc = queue_exists(s, p, qid);
+    if (rc) return rc;
     page_ctx c = {json_array(), s, p, 0, qid, SDB_OK};
     if (!c.data) return SDB_ENOMEM;
     if (status) {
@@ -520,10 +503,9 @@ int sdb__assignment(sdb_store *s, uint32_t p, const char *qid, const json_t *bod
                                   "100 bytes}");
         return SDB_EINVAL;
     }
-    char *qt = NULL, ts[40];
-    int rc = sdb_doc_get(s, p, SDB_DOC_QUEUE, "", qid, &qt);
-    free(qt);
-    if (rc) return rc == SDB_EINVAL ? SDB_ENOTFOUND : rc;
+    char ts[40];
+    int rc = queue_exists(s, p, qid);
+    if (rc) return rc;
     now_text(now, ts);
     json_t *a = json_pack("{s:O,s:s,s:s}", "user_id", user, "queue_id", qid, "created_at", ts);
     if (!a) return SDB_ENOMEM;

@@ -30,7 +30,8 @@ typedef struct srv {
     uint16_t port;
 } srv;
 
-static void start(srv *v, const char *keys_text)
+/* A server over a fresh store with aggregation delay `delay_ms`. */
+static void start_delay(srv *v, const char *keys_text, int64_t delay_ms)
 {
     memset(v, 0, sizeof *v);
     strcpy(v->dir, "/tmp/sdb_compat_XXXXXX");
@@ -40,7 +41,7 @@ static void start(srv *v, const char *keys_text)
     o.db = v->dir;
     o.listen = "127.0.0.1:0";
     o.threads = 2;
-    o.delay_ms = 0;
+    o.delay_ms = delay_ms;
     o.fake_clock = 1;
     o.fake_now_ms = T0;
     if (keys_text) {
@@ -55,6 +56,8 @@ static void start(srv *v, const char *keys_text)
     cr_assert_eq(sdb_server_start(&o, &v->s, err, sizeof err), SDB_OK, "start: %s", err);
     v->port = sdb_server_port(v->s);
 }
+
+static void start(srv *v, const char *keys_text) { start_delay(v, keys_text, 0); }
 
 static void stop(srv *v)
 {
@@ -943,20 +946,7 @@ Test(compat, annotation_queues_track_progress_and_scores_carry_the_queue)
 Test(compat, v2_list_totals_agree_with_a_reference_count)
 {
     srv v;
-    memset(&v, 0, sizeof v);
-    strcpy(v.dir, "/tmp/sdb_compat_XXXXXX");
-    cr_assert_not_null(mkdtemp(v.dir));
-    sdb_server_opts o;
-    memset(&o, 0, sizeof o);
-    o.db = v.dir;
-    o.listen = "127.0.0.1:0";
-    o.threads = 2;
-    o.delay_ms = 60000;
-    o.fake_clock = 1;
-    o.fake_now_ms = T0;
-    char err[512] = "";
-    cr_assert_eq(sdb_server_start(&o, &v.s, err, sizeof err), SDB_OK, "start: %s", err);
-    v.port = sdb_server_port(v.s);
+    start_delay(&v, NULL, 60000);
     enum { N = 240 };
     static const char *names[] = {"a", "b", "c"}, *envs[] = {"prod", "dev"},
                       *srcs[] = {"API", "ANNOTATION", "EVAL"};
