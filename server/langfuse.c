@@ -600,6 +600,11 @@ done:
 
 #define LF_LIST_MAX 100  /* Langfuse refuses a larger limit with a 400 */
 #define PENDING_SCAN 200000u /* newest rows walked to count pending matches */
+/* A walk's budget: native list calls that stop at their scan cap (2M rows,
+ * list.c) and rows handed back to check here. A selective filter then
+ * costs at most about 4M rows scanned per request, never the whole store. */
+#define WALK_CAPPED 2
+#define WALK_ROWS 200000u
 
 /* What the native listing has no parameter for, checked per row. */
 typedef struct lf_list {
@@ -617,6 +622,8 @@ typedef struct lf_list {
     json_t *hold;    /* keeps the strings the native parameters borrow */
     /* The native filters again, for rows walked without them (pending) */
     json_t *m[5];    /* name, source, data_type, environment, user_id */
+    const char *trace_id; /* the one traceId filter, if so */
+    int n_trace;
     int64_t from, to;
     bool has_from, has_to;
 } lf_list;
@@ -803,6 +810,7 @@ static int lf_params(const sdb_param *params, size_t n, bool v3, sdb_param *np, 
                 if (d == 8) f->has_to = true, f->to = ms;
                 else if (d == 3 || d == 4 || d == 5 || d == 6) where_any(f->where, direct[d][1], one);
                 if (d == 6) has_trace_filter = true;
+                if (d == 1) f->trace_id = one, f->n_trace++;
             }
             /* The strings live in vals, kept until the request ends. */
             json_array_append_new(f->hold, vals);
@@ -926,10 +934,16 @@ static int lf_walk(sdb_store *s, uint32_t project, sdb_param *np, size_t n_np, c
                    char *err, size_t errlen)
 {
     char *cur = cursor ? strdup(cursor) : NULL, lim[24];
-    uint64_t seen = 0;
-    int rc = cursor && !cur ? SDB_ENOMEM : SDB_OK;
-    while (rc == SDB_OK && json_array_size(data) < take) {
-        uint64_t want = skip + take - seen;
+    uint64_t seen = 0, rows = 0;
+    int rc = cursor && !cur ? SDB_ENOMEM : SDB_OK, capped = 0;
+    while (rc == SDB_OK && json_array_size(data) < take && capped < WALK_CAPPED &&
+           rows < WALK_ROWS) {
+        /* v3 asks for no more than it needs, so that where it stops is a
+         * cursor; page/limit has none to keep and takes full pages. */
+        bool post = f->obs || f->ids || f->configs || f->queues || f->authors ||
+                    json_array_size(f->tags) || f->dataset_run_id || f->has_value ||
+                    f->has_vmin || f->has_vmax || f->trace_only;
+        uint64_t want = f->v3 || !post ? skip + take - seen : 1000;
         snprintf(lim, sizeof lim, "%llu", (unsigned long long)(want < 1000 ? want : 1000));
         size_t m = n_np;
         np[m++] = (sdb_param){"limit", lim};
@@ -946,6 +960,7 @@ static int lf_walk(sdb_store *s, uint32_t project, sdb_param *np, size_t n_np, c
         json_t *x;
         json_array_foreach(json_object_get(page, "data"), i, x)
         {
+            if (json_array_size(data) >= take) break;
             if (!lf_match(f, x)) continue;
             if (seen++ < skip) continue;
             json_t *o = lf_from_native(s, project, x);
@@ -976,8 +991,11 @@ static int lf_walk(sdb_store *s, uint32_t project, sdb_param *np, size_t n_np, c
             }
             if (!o || json_array_append_new(data, o)) rc = SDB_ENOMEM;
         }
+        size_t got = json_array_size(json_object_get(page, "data"));
+        rows += got;
         free(cur);
         const char *nx = json_string_value(json_object_get(page, "next_cursor"));
+        if (nx && got < want && got < 1000) capped++; /* stopped by the scan cap */
         cur = nx ? strdup(nx) : NULL;
         if (nx && !cur) rc = SDB_ENOMEM;
         json_decref(page);
@@ -1031,7 +1049,8 @@ static int lf_total(sdb_store *s, uint32_t project, sdb_param *np, size_t n_np, 
      * or the `pending` newest rows, unfiltered, matched here. */
     char *cur = NULL, lim[24];
     uint64_t scanned = 0;
-    while (rc == SDB_OK) {
+    int capped = 0;
+    while (rc == SDB_OK && (countable || (capped < WALK_CAPPED && scanned < WALK_ROWS))) {
         size_t m = countable ? 0 : n_np;
         uint64_t want = countable ? pending - scanned : 1000;
         snprintf(lim, sizeof lim, "%llu", (unsigned long long)(want < 1000 ? want : 1000));
@@ -1052,9 +1071,11 @@ static int lf_total(sdb_store *s, uint32_t project, sdb_param *np, size_t n_np, 
         {
             if ((!countable || native_match(f, x)) && lf_match(f, x)) (*out)++;
         }
-        scanned += json_array_size(json_object_get(page, "data"));
+        size_t got = json_array_size(json_object_get(page, "data"));
+        scanned += got;
         free(cur);
         const char *nx = json_string_value(json_object_get(page, "next_cursor"));
+        if (nx && got < 1000 && got < want) capped++;
         cur = nx && !(countable && (scanned >= pending || scanned >= PENDING_SCAN)) ? strdup(nx)
                                                                                     : NULL;
         json_decref(page);
@@ -1062,6 +1083,75 @@ static int lf_total(sdb_store *s, uint32_t project, sdb_param *np, size_t n_np, 
     }
     free(cur);
     return rc;
+}
+
+typedef struct ids_ctx {
+    json_t *ids;
+} ids_ctx;
+
+static int collect_ids(void *ctx, const char *id, const char *json, size_t len)
+{
+    (void)json;
+    (void)len;
+    return json_array_append_new(((ids_ctx *)ctx)->ids, json_string(id)) ? 1 : 0;
+}
+
+static int by_created_desc(const void *a, const void *b)
+{
+    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "created_at"));
+    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "created_at"));
+    int c = strcmp(y ? y : "", x ? x : "");
+    if (c) return c;
+    return strcmp(json_string_value(json_object_get(*(json_t *const *)b, "id")),
+                  json_string_value(json_object_get(*(json_t *const *)a, "id")));
+}
+
+/* A list filtered by one traceId, read through the trace's score index
+ * (traces.c) instead of a walk: the scores of the trace, every filter
+ * applied, newest ingested first, paged; *total exact. Only for traces
+ * the index knows (Langfuse-routed scores); returns SDB_ENOTFOUND when it
+ * has none, and the caller walks. */
+static int lf_by_trace(sdb_store *s, uint32_t project, const lf_list *f, uint64_t skip,
+                       uint64_t take, json_t **out_rows, uint64_t *total)
+{
+    ids_ctx ic = {json_array()};
+    uint64_t n = 0;
+    *out_rows = NULL;
+    if (!ic.ids) return SDB_ENOMEM;
+    int rc = sdb_doc_list(s, project, SDB_DOC_TRACE_SCORE, f->trace_id, NULL, 0,
+                          SDB__TRACE_REAPPLY, collect_ids, &ic, &n);
+    if (rc == SDB_OK && (n == 0 || n > SDB__TRACE_REAPPLY)) rc = SDB_ENOTFOUND;
+    json_t *rows = json_array();
+    size_t i;
+    json_t *x;
+    json_array_foreach(rc ? NULL : ic.ids, i, x)
+    {
+        char *text = NULL;
+        if (sdb_score_get_json(s, project, json_string_value(x), &text)) continue;
+        json_t *r = json_loads(text, 0, NULL);
+        free(text);
+        const char *t = json_string_value(json_object_get(r, "trace_id"));
+        if (r && t && !strcmp(t, f->trace_id) && native_match(f, r) && lf_match(f, r))
+            json_array_append(rows, r);
+        json_decref(r);
+    }
+    json_decref(ic.ids);
+    if (rc) {
+        json_decref(rows);
+        return rc;
+    }
+    size_t m = json_array_size(rows);
+    json_t **v = malloc((m ? m : 1) * sizeof *v);
+    for (i = 0; v && i < m; i++) v[i] = json_array_get(rows, i);
+    if (v) qsort(v, m, sizeof *v, by_created_desc);
+    json_t *page = json_array();
+    for (i = (size_t)skip; v && i < m && i < skip + take; i++)
+        json_array_append_new(page, lf_from_native(s, project, v[i]));
+    free(v);
+    json_decref(rows);
+    *total = m;
+    *out_rows = page;
+    return SDB_OK;
 }
 
 static int lf_list_run(sdb_store *s, uint32_t project, const sdb_param *params, size_t n, int v,
@@ -1132,9 +1222,27 @@ static int lf_list_run(sdb_store *s, uint32_t project, const sdb_param *params, 
         else
             json_decref(meta);
     } else if (rc == SDB_OK) {
-        rc = lf_walk(s, project, np, n_np, &f, (f.page - 1) * f.limit, f.limit, NULL, data, &next,
-                     err, errlen);
-        if (rc == SDB_OK) rc = lf_total(s, project, np, n_np, &f, &total, err, errlen);
+        json_t *rows = NULL;
+        int idx = f.n_trace == 1 && !f.trace_only
+                      ? lf_by_trace(s, project, &f, (f.page - 1) * f.limit, f.limit, &rows, &total)
+                      : SDB_ENOTFOUND;
+        if (idx == SDB_OK) {
+            size_t i;
+            json_t *x;
+            json_array_foreach(rows, i, x)
+            {
+                if (f.no_trace_fields) json_object_del(x, "trace");
+                json_array_append(data, x);
+            }
+            json_decref(rows);
+        } else if (idx != SDB_ENOTFOUND) {
+            rc = idx;
+        }
+        if (rc == SDB_OK && idx == SDB_ENOTFOUND)
+            rc = lf_walk(s, project, np, n_np, &f, (f.page - 1) * f.limit, f.limit, NULL, data,
+                         &next, err, errlen);
+        if (rc == SDB_OK && idx == SDB_ENOTFOUND)
+            rc = lf_total(s, project, np, n_np, &f, &total, err, errlen);
         if (rc == SDB_OK)
             rc = sdb__cj_finish(json_pack("{s:O,s:o}", "data", data, "meta",
                                           page_meta(f.page, f.limit, total)),

@@ -816,6 +816,16 @@ Test(compat, a_trace_applies_to_its_scores_whichever_arrives_first)
     cr_assert_eq(num_at(r.j, "meta.totalItems"), 3, "%s", r.body);
     cr_assert_str_eq(str_at(r.j, "data.0.trace.tags.0"), "a");
     resp_free(&r);
+    /* By traceId: the trace's score index, newest first, exact totals. */
+    r = req(v.port, "GET", "/api/public/v2/scores?traceId=late&limit=2&page=1", NULL);
+    cr_assert_eq(num_at(r.j, "meta.totalItems"), 3, "%s", r.body);
+    cr_assert_eq(json_array_size(at(r.j, "data")), 2);
+    cr_assert_str_eq(str_at(r.j, "data.0.id"), "s3");
+    resp_free(&r);
+    r = req(v.port, "GET", "/api/public/v2/scores?traceId=late&observationId=g1", NULL);
+    cr_assert_eq(num_at(r.j, "meta.totalItems"), 1, "%s", r.body);
+    cr_assert_str_eq(str_at(r.j, "data.0.id"), "s2");
+    resp_free(&r);
     r = req(v.port, "GET", "/v1/traces/late", NULL);
     cr_assert_eq(r.status, 200);
     cr_assert(!at(r.j, "input"), "inputs are not kept: %s", r.body);
