@@ -453,6 +453,15 @@ static const char *body_of(const sdb__req *r) { return r->body ? r->body : ""; }
  * parallel parsing of Langfuse bodies. */
 static pthread_mutex_t trace_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* Index committed scores by trace. The scores are stored and acknowledged
+ * whatever happens here; a failure only means a later change of their
+ * trace will not reach them, which the log says. */
+static void index_after(sdb__tctx *tc, const sdb_batch *b, int commit_rc)
+{
+    int rc = commit_rc == SDB_OK ? sdb__tctx_index(tc, b) : SDB_OK;
+    if (rc) fprintf(stderr, "scoredb serve: trace index not written: %s\n", sdb_strerror(rc));
+}
+
 static void lf_ingest(sdb_server *s, sdb__req *r, sdb__reply *out)
 {
     sdb_batch *b;
@@ -462,11 +471,16 @@ static void lf_ingest(sdb_server *s, sdb__req *r, sdb__reply *out)
     }
     char *ans = NULL, err[512] = "";
     size_t n_err;
+    sdb__tctx *tc = NULL;
     pthread_mutex_lock(&trace_mu);
-    int rc = sdb__lf_ingest(s->store, r->project, b, body_of(r), r->len, MAX_EVENTS,
+    int rc = sdb__tctx_new(s->store, r->project, &tc);
+    if (rc == SDB_OK)
+        rc = sdb__lf_ingest(s->store, r->project, tc, b, body_of(r), r->len, MAX_EVENTS,
                             r->scores_only, &ans, &n_err, err, sizeof err);
     if (rc == SDB_OK && sdb_batch_rows(b)) rc = sdb__srv_commit(s, r->project, b);
+    index_after(tc, b, rc);
     pthread_mutex_unlock(&trace_mu);
+    sdb__tctx_free(tc);
     if (rc) {
         free(ans);
         reply_rc(out, rc, rc == SDB_EINVAL ? err : "the scores were not stored", NULL, 0);
@@ -485,10 +499,15 @@ static void lf_create(sdb_server *s, sdb__req *r, sdb__reply *out)
         return;
     }
     char err[512] = "";
+    sdb__tctx *tc = NULL;
     pthread_mutex_lock(&trace_mu);
-    int rc = sdb__lf_score_add(s->store, r->project, b, body_of(r), r->len, err, sizeof err);
+    int rc = sdb__tctx_new(s->store, r->project, &tc);
+    if (rc == SDB_OK)
+        rc = sdb__lf_score_add(s->store, r->project, tc, b, body_of(r), r->len, err, sizeof err);
     if (rc == SDB_OK) rc = sdb__srv_commit(s, r->project, b);
+    index_after(tc, b, rc);
     pthread_mutex_unlock(&trace_mu);
+    sdb__tctx_free(tc);
     if (rc) {
         reply_rc(out, rc, rc == SDB_EINVAL ? err : "the score was not stored", NULL, 0);
     } else {

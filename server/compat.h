@@ -64,9 +64,12 @@ int sdb__tctx_trace(sdb__tctx *c, const json_t *t, char *err, size_t errlen);
 int sdb__tctx_observation(sdb__tctx *c, const json_t *o, char *err, size_t errlen);
 /* Fill native score object `score` from its trace and observation. */
 int sdb__tctx_apply(sdb__tctx *c, json_t *score);
-/* Score `score_id` of this request belongs to trace_id (may be NULL). */
-int sdb__tctx_note(sdb__tctx *c, const char *trace_id, const char *score_id);
-/* Store the records and the index (one transaction), then append to b the
+/* Row `row` of the request's batch (id `score_id` as far as known) belongs
+ * to trace_id (may be NULL). */
+int sdb__tctx_note(sdb__tctx *c, const char *trace_id, const char *score_id, size_t row);
+/* After b committed: index its noted rows under their traces. */
+int sdb__tctx_index(sdb__tctx *c, const sdb_batch *b);
+/* Store the records (one transaction), then append to b the
  * stored scores of every changed trace, re-applied (replacing them when b
  * commits); *out_reapplied counts them. */
 int sdb__tctx_finish(sdb__tctx *c, sdb_batch *b, size_t *out_reapplied);
@@ -83,17 +86,19 @@ int sdb__trace_get(sdb_store *s, uint32_t project, const char *id, int langfuse,
 /* POST /api/public/scores: validate one Langfuse create-score body and
  * append it to b (see docs/compat.md for the fields). A configId must name
  * a score config of `project`, whose data type, range or categories the
- * score must satisfy. Returns SDB_OK, SDB_EINVAL (b unchanged), SDB_ENOMEM
- * or a store error. */
-int sdb__lf_score_add(sdb_store *s, uint32_t project, sdb_batch *b, const char *body,
-                      size_t len, char *err, size_t errlen);
+ * score must satisfy. Its trace context goes through tc (the caller calls
+ * sdb__tctx_index after the commit). Returns SDB_OK, SDB_EINVAL (b
+ * unchanged), SDB_ENOMEM or a store error. */
+int sdb__lf_score_add(sdb_store *s, uint32_t project, sdb__tctx *tc, sdb_batch *b,
+                      const char *body, size_t len, char *err, size_t errlen);
 /* POST /api/public/ingestion: every "score-create" event of the body's
  * "batch" (at most max_events) is validated as sdb__lf_score_add and the
  * valid ones appended to b; *out_json is the multi-status report, true
  * once b is stored; *out_n_errors counts its errors. Returns SDB_OK;
  * SDB_EINVAL when the body is not {"batch": [...]} (b may hold rows then:
  * clear it); SDB_ENOMEM or a store error. */
-int sdb__lf_ingest(sdb_store *s, uint32_t project, sdb_batch *b, const char *body, size_t len,
+int sdb__lf_ingest(sdb_store *s, uint32_t project, sdb__tctx *tc, sdb_batch *b,
+                   const char *body, size_t len,
                    size_t max_events, int scores_only, char **out_json, size_t *out_n_errors,
                    char *err, size_t errlen);
 /* Native field names in err rewritten as Langfuse's (trace_id → traceId). */

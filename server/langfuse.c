@@ -328,23 +328,20 @@ static int add_scored(sdb__tctx *tc, sdb_batch *b, json_t *n, char *err, size_t 
     if (rc == SDB_OK) rc = add_native(b, n, err, errlen);
     if (rc == SDB_OK)
         rc = sdb__tctx_note(tc, json_string_value(json_object_get(n, "trace_id")),
-                            sdb_batch_id(b, sdb_batch_rows(b) - 1));
+                            sdb_batch_id(b, sdb_batch_rows(b) - 1), sdb_batch_rows(b) - 1);
     return rc;
 }
 
-int sdb__lf_score_add(sdb_store *s, uint32_t project, sdb_batch *b, const char *body,
-                      size_t len, char *err, size_t errlen)
+int sdb__lf_score_add(sdb_store *s, uint32_t project, sdb__tctx *tc, sdb_batch *b,
+                      const char *body, size_t len, char *err, size_t errlen)
 {
     json_t *o, *n = NULL;
-    sdb__tctx *tc = NULL;
     size_t again;
     int rc = sdb__cj_load(body, len, "body", &o, err, errlen);
     if (rc) return rc;
     rc = lf_to_native(s, project, o, NULL, &n, err, errlen);
-    if (rc == SDB_OK) rc = sdb__tctx_new(s, project, &tc);
     if (rc == SDB_OK) rc = add_scored(tc, b, n, err, errlen);
     if (rc == SDB_OK) rc = sdb__tctx_finish(tc, b, &again);
-    sdb__tctx_free(tc);
     json_decref(n);
     json_decref(o);
     return rc;
@@ -499,19 +496,19 @@ static json_t *lf_record(const json_t *body, int kind)
     return r;
 }
 
-int sdb__lf_ingest(sdb_store *s, uint32_t project, sdb_batch *b, const char *body, size_t len,
+int sdb__lf_ingest(sdb_store *s, uint32_t project, sdb__tctx *tc, sdb_batch *b,
+                   const char *body, size_t len,
                    size_t max_events, int scores_only, char **out_json, size_t *out_n_errors,
                    char *err, size_t errlen)
 {
     *out_json = NULL;
     *out_n_errors = 0;
     json_t *o;
-    sdb__tctx *tc = NULL;
     int rc = sdb__cj_load(body, len, "body", &o, err, errlen);
     if (rc) return rc;
     json_t *batch = json_object_get(o, "batch");
     json_t *ok = json_array(), *errors = json_array();
-    if (!ok || !errors || sdb__tctx_new(s, project, &tc)) {
+    if (!ok || !errors) {
         rc = SDB_ENOMEM;
         goto done;
     }
@@ -589,7 +586,6 @@ int sdb__lf_ingest(sdb_store *s, uint32_t project, sdb_batch *b, const char *bod
     *out_n_errors = json_array_size(errors);
     rc = sdb__cj_finish(json_pack("{s:O,s:O}", "successes", ok, "errors", errors), out_json);
 done:
-    sdb__tctx_free(tc);
     json_decref(ok);
     json_decref(errors);
     json_decref(o);

@@ -20,8 +20,11 @@
  * ("release", "version", "prompt_name", "metadata.KEY"). Inputs, outputs,
  * costs and usage are not kept: they are not analytics.
  *
- * A request's context (sdb__tctx) gathers the records it touches, then
- * writes them and the index in one transaction before the scores commit.
+ * A request's context (sdb__tctx) gathers the records it touches and
+ * writes them in one transaction before the scores commit, and the index
+ * entries of its new scores after (sdb__tctx_index): a generated id is
+ * final only once committed. A crash between the two leaves those scores
+ * out of the index, so a later change of their trace misses them.
  * Callers serialise whole requests (compat.c's trace lock), so that a score
  * and its trace sent at once by two clients cannot miss each other.
  * Re-applying is bounded: at most SDB__TRACE_REAPPLY scores per request.
@@ -32,6 +35,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Marks a record not yet in the store (removed before it is written). */
+#define NEW_MARK "\x01new"
+
+/* Whether merging changed r (compared with its copy `before`, which this
+ * takes): only a new or changed record is written and re-applied, so an
+ * SDK that repeats trace-create costs no re-sending. */
+static int changed(json_t *before, const json_t *r)
+{
+    int c = !before || !json_equal(before, r) || json_object_get(r, NEW_MARK);
+    json_decref(before);
+    return c;
+}
+
 struct sdb__tctx {
     sdb_store *s;
     uint32_t project;
@@ -40,6 +56,7 @@ struct sdb__tctx {
     json_t *touched; /* trace id → true: records changed by this request */
     json_t *index;   /* [[trace id, score id], ...] new index entries */
     json_t *fresh;   /* score id → true: scores of this request */
+    json_t *obs_new; /* observation keys to write: new or changed */
 };
 
 int sdb__tctx_new(sdb_store *s, uint32_t project, sdb__tctx **out)
@@ -54,7 +71,8 @@ int sdb__tctx_new(sdb_store *s, uint32_t project, sdb__tctx **out)
     c->touched = json_object();
     c->index = json_array();
     c->fresh = json_object();
-    if (!c->traces || !c->obs || !c->touched || !c->index || !c->fresh) {
+    c->obs_new = json_object();
+    if (!c->traces || !c->obs || !c->touched || !c->index || !c->fresh || !c->obs_new) {
         sdb__tctx_free(c);
         return SDB_ENOMEM;
     }
@@ -70,6 +88,7 @@ void sdb__tctx_free(sdb__tctx *c)
     json_decref(c->touched);
     json_decref(c->index);
     json_decref(c->fresh);
+    json_decref(c->obs_new);
     free(c);
 }
 
@@ -88,6 +107,7 @@ static json_t *record(sdb__tctx *c, json_t *cache, const char *key, int kind, co
     if (!json_is_object(r)) {
         json_decref(r);
         r = create ? json_object() : json_null();
+        if (create) json_object_set_new(r, NEW_MARK, json_true());
     }
     json_object_set_new(cache, key, r);
     return json_is_object(r) ? r : NULL;
@@ -152,6 +172,7 @@ int sdb__tctx_trace(sdb__tctx *c, const json_t *t, char *err, size_t errlen)
     const char *tid = json_string_value(id);
     json_t *r = record(c, c->traces, tid, SDB_DOC_TRACE, "", tid, 1);
     if (!r) return SDB_ENOMEM;
+    json_t *before = json_deep_copy(r);
     merge(r, t, trace_strs);
     if (json_is_array(tags)) {
         /* Tags of a trace accumulate across its events, sorted, unique. */
@@ -186,7 +207,7 @@ int sdb__tctx_trace(sdb__tctx *c, const json_t *t, char *err, size_t errlen)
                 if (strlen(k) <= 180) json_object_set(m, k, x);
         }
     }
-    json_object_set(c->touched, tid, json_true());
+    if (changed(before, r)) json_object_set(c->touched, tid, json_true());
     return SDB_OK;
 }
 
@@ -204,19 +225,26 @@ int sdb__tctx_observation(sdb__tctx *c, const json_t *o, char *err, size_t errle
     json_t *r = record(c, c->obs, key, SDB_DOC_OBSERVATION, json_string_value(tid),
                        json_string_value(id), 1);
     if (!r) return SDB_ENOMEM;
+    json_t *before = json_deep_copy(r);
     merge(r, o, obs_strs);
+    int obs_changed = changed(before, r);
     /* A trace-level score takes the model and prompt of the trace's first
      * observation that names one. */
     if (json_object_get(o, "model") || json_object_get(o, "prompt_version")) {
         const char *t = json_string_value(tid);
         json_t *tr = record(c, c->traces, t, SDB_DOC_TRACE, "", t, 1);
         if (!tr) return SDB_ENOMEM;
+        json_t *tb = json_deep_copy(tr);
         for (const char *const *k = obs_strs; *k; k++)
             if (!json_object_get(tr, *k) && json_is_string(json_object_get(r, *k)))
                 json_object_set(tr, *k, json_object_get(r, *k));
-        json_object_set(c->touched, t, json_true());
+        if (changed(tb, tr)) json_object_set(c->touched, t, json_true());
     }
-    json_object_set(c->touched, json_string_value(tid), json_true());
+    if (obs_changed) {
+        /* The observation's scores live under its trace's index. */
+        json_object_set(c->touched, json_string_value(tid), json_true());
+        json_object_set(c->obs_new, key, json_true());
+    }
     return SDB_OK;
 }
 
@@ -295,12 +323,34 @@ int sdb__tctx_apply(sdb__tctx *c, json_t *score)
     return SDB_OK;
 }
 
-int sdb__tctx_note(sdb__tctx *c, const char *trace_id, const char *score_id)
+int sdb__tctx_note(sdb__tctx *c, const char *trace_id, const char *score_id, size_t row)
 {
     json_object_set(c->fresh, score_id, json_true());
     if (!trace_id) return SDB_OK;
-    return json_array_append_new(c->index, json_pack("[s,s]", trace_id, score_id)) ? SDB_ENOMEM
-                                                                                  : SDB_OK;
+    return json_array_append_new(c->index, json_pack("[s,I]", trace_id, (json_int_t)row))
+               ? SDB_ENOMEM
+               : SDB_OK;
+}
+
+int sdb__tctx_index(sdb__tctx *c, const sdb_batch *b)
+{
+    size_t n = json_array_size(c->index), i;
+    if (n == 0) return SDB_OK;
+    sdb_doc *d = calloc(n, sizeof *d);
+    if (!d) return SDB_ENOMEM;
+    json_t *v;
+    size_t m = 0;
+    json_array_foreach(c->index, i, v)
+    {
+        size_t row = (size_t)json_integer_value(json_array_get(v, 1));
+        if (row >= sdb_batch_rows(b)) continue;
+        /* After the commit: a generated id is final only then. */
+        d[m++] = (sdb_doc){SDB_DOC_TRACE_SCORE, json_string_value(json_array_get(v, 0)),
+                           sdb_batch_id(b, row), "", 0, 0};
+    }
+    int rc = sdb_doc_put_many(c->s, c->project, d, m);
+    free(d);
+    return rc;
 }
 
 typedef struct ids_ctx {
@@ -317,7 +367,7 @@ static int collect_id(void *ctx, const char *id, const char *json, size_t len)
 int sdb__tctx_finish(sdb__tctx *c, sdb_batch *b, size_t *out_reapplied)
 {
     *out_reapplied = 0;
-    size_t n = json_object_size(c->touched) + json_object_size(c->obs) + json_array_size(c->index);
+    size_t n = json_object_size(c->touched) + json_object_size(c->obs_new);
     sdb_doc *docs = calloc(n ? n : 1, sizeof *docs);
     char **texts = calloc(n ? n : 1, sizeof *texts);
     int rc = docs && texts ? SDB_OK : SDB_ENOMEM;
@@ -328,13 +378,15 @@ int sdb__tctx_finish(sdb__tctx *c, sdb_batch *b, size_t *out_reapplied)
     {
         json_t *r = json_object_get(c->traces, k);
         if (!json_is_object(r)) continue;
+        json_object_del(r, NEW_MARK);
         if (!(texts[m] = json_dumps(r, JSON_COMPACT | JSON_SORT_KEYS))) rc = SDB_ENOMEM;
         docs[m] = (sdb_doc){SDB_DOC_TRACE, "", k, texts[m], texts[m] ? strlen(texts[m]) : 0, 0};
         m++;
     }
     json_object_foreach(rc ? NULL : c->obs, k, v)
     {
-        if (!json_is_object(v)) continue;
+        if (!json_is_object(v) || !json_object_get(c->obs_new, k)) continue;
+        json_object_del(v, NEW_MARK);
         const char *nl = strchr(k, '\n');
         char *g = texts[m] = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
         if (!g || !nl) {
@@ -355,11 +407,6 @@ int sdb__tctx_finish(sdb__tctx *c, sdb_batch *b, size_t *out_reapplied)
         m++;
     }
     size_t i;
-    json_array_foreach(rc ? NULL : c->index, i, v)
-    {
-        docs[m++] = (sdb_doc){SDB_DOC_TRACE_SCORE, json_string_value(json_array_get(v, 0)),
-                              json_string_value(json_array_get(v, 1)), "", 0, 0};
-    }
     if (rc == SDB_OK) rc = sdb_doc_put_many(c->s, c->project, docs, m);
     for (size_t j = 0; j < m; j++) free(texts[j]);
     free(texts);
