@@ -43,7 +43,7 @@ ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test test-unit test-asan bench run fuzz fuzz-replay clean
+.PHONY: all deps test test-unit test-asan test-long bench run fuzz fuzz-replay clean
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/scoredb $(BUILD)/libscoredb.a
 
@@ -88,16 +88,32 @@ $(BUILD)/scoredb: $(BUILD)/server/main.o $(BUILD)/server/commands.o $(SERVER_OBJ
 $(BUILD)/test_scoredb: $(TEST_OBJ) $(SERVER_OBJ) $(BUILD)/libscoredb.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(TEST_LIBS) $(SRV_LIBS) $(PKG_LIBS)
 
+# The fault-injection shim (tests/fault/fault.c): an LD_PRELOAD library,
+# built without sanitizers whatever the build.
+$(BUILD)/fault.so: tests/fault/fault.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(DEFS) -O2 -g -shared -fPIC -o $@ $< -ldl
+
+FAULT_ENV = SCOREDB=$(abspath $(BUILD)/scoredb) SCOREDB_FAULT_SO=$(abspath $(BUILD)/fault.so)
+
 test: deps
 	@$(MAKE) --no-print-directory test-unit
 
-test-unit: $(BUILD)/scoredb $(BUILD)/test_scoredb tests/sdk/node_modules/.installed
+test-unit: $(BUILD)/scoredb $(BUILD)/test_scoredb $(BUILD)/fault.so tests/sdk/node_modules/.installed
 	$(TEST_ENV) SCOREDB_BIN=$(abspath $(BUILD)/scoredb) $(BUILD)/test_scoredb --jobs 2
 	$(TEST_ENV) node tests/sdk/run.mjs $(abspath $(BUILD)/scoredb)
 	$(TEST_ENV) SCOREDB_BIN=$(abspath $(BUILD)/scoredb) bash tests/cli_test.sh
 	$(TEST_ENV) SCOREDB=$(abspath $(BUILD)/scoredb) python3 tests/reference/check.py --scale 0.5 --queries 200
 	$(TEST_ENV) SCOREDB=$(abspath $(BUILD)/scoredb) python3 tests/crash_test.py
+	$(TEST_ENV) $(FAULT_ENV) python3 tests/fault_test.py
 	@$(MAKE) --no-print-directory fuzz-replay
+
+# Not in `make test`: the kill loop 200 times and the whole fault matrix
+# (docs/reliability.md); about LONG_MIN minutes here.
+test-long: deps
+	@$(MAKE) --no-print-directory $(BUILD)/scoredb $(BUILD)/fault.so
+	$(FAULT_ENV) python3 tests/crash_test.py --long
+	$(FAULT_ENV) python3 tests/fault_test.py --long
 
 # LeakSanitizer stays on for our code; Criterion's runner keeps a few
 # allocations of its own until exit, which tests/lsan.supp names.

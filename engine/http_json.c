@@ -113,8 +113,7 @@ int sdb_traces_search_json(sdb_store *s, uint32_t project, const char *body, siz
     json_error_t je;
     json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!o) {
-        sdb__errf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column,
-                  je.text);
+        sdb__json_load_error(body, len, je.line, je.column, je.text, err, errlen);
         return SDB_EINVAL;
     }
     int rc = SDB_EINVAL;
@@ -188,3 +187,45 @@ void sdb_json_number(double v, char *out)
 }
 
 uint64_t sdb_hash64(const void *p, size_t len) { return sdb__hash(p, len); }
+
+/* --------------------------------------- string rules for client layers
+ * The client files in server/ parse with jansson, which refuses a whole
+ * text over one bad string; these give them the engine's string rules
+ * (docs/input.md) through the public header. */
+
+struct sdb_json_bads {
+    sdb__jbads b;
+};
+
+int sdb_json_strings_blank(const char *text, size_t len, const char *items_under,
+                           char **out_text, sdb_json_bads **out_bads, char *err, size_t errlen)
+{
+    *out_text = NULL;
+    *out_bads = calloc(1, sizeof **out_bads);
+    if (!*out_bads) return SDB_ENOMEM;
+    return sdb__json_strings_blank(text, len, items_under, out_text, &(*out_bads)->b, err,
+                                   errlen);
+}
+
+const char *sdb_json_bads_msg(const sdb_json_bads *b, long item)
+{
+    return b ? sdb__jbads_msg(&b->b, item) : NULL;
+}
+
+void sdb_json_bads_free(sdb_json_bads *b)
+{
+    if (!b) return;
+    sdb__jbads_free(&b->b);
+    free(b);
+}
+
+int sdb_json_strings_check(const char *text, size_t len, char *err, size_t errlen)
+{
+    return sdb__json_strings_check(text, len, err, errlen);
+}
+
+void sdb_json_load_error(const char *text, size_t len, int line, int column, const char *why,
+                         char *err, size_t errlen)
+{
+    sdb__json_load_error(text, len, line, column, why, err, errlen);
+}

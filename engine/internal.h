@@ -176,7 +176,15 @@ struct sdb_store {
     uint64_t map_size;
     void *lock;       /* pthread_rwlock_t: resize excludes every txn */
     void *write_lock; /* pthread_mutex_t: one writer at a time, in process */
+    /* Disk-full handling (store.c, docs/reliability.md). */
+    unsigned env_flags; /* the MDB_* flags the env was opened with */
+    int fallback_ro;    /* opened read-only because the disk refused writes */
+    int write_err;      /* last refused write (SDB_ENOSPC, SDB_EIO) or 0; atomic */
 };
+
+/* Tests: when non-zero, the free bytes the store's file system is taken
+ * to have (the map never grows past the file plus these). */
+extern uint64_t sdb__test_free_bytes;
 
 int sdb__txn_begin(sdb_store *s, int write, sdb__txn **out);
 int sdb__txn_commit(sdb__txn *t); /* frees t, even on failure */
@@ -516,6 +524,48 @@ int sdb__id_lookup(sdb__txn *t, uint32_t project, const char *id, size_t len,
 int sdb__batch_add_array(sdb_batch *b, const char *body, size_t len, size_t max_items,
                          int (*on_error)(void *ctx, size_t index, const char *msg), void *ctx,
                          size_t *out_items, char *err, size_t errlen);
+/* The string rules of every JSON text scoredb reads (docs/input.md): a
+ * string holds no raw control byte (0x00-0x1f, RFC 8259 section 7) and
+ * no escape \u0000, and no byte below 0x20 other than tab, CR and LF
+ * stands outside a string. Messages name the field (its path inside the
+ * element, or inside the text) and the line and column.
+ *
+ * sdb__json_strings_scan() walks `text`. With items_under NULL the first
+ * string that breaks the rules refuses the text: SDB_EINVAL, err says
+ * why. Otherwise the elements of the root array (items_under "") or of
+ * the array under that key of the root object ("scores", "batch") are
+ * refused one by one: *bads gets one message per refused element, in
+ * element order, and only a byte outside every element refuses the text.
+ * With `blank` (a copy of text, len bytes), every bad byte is made
+ * harmless there (a raw control byte a space, \u0000 \u0020), so that a
+ * parser that refuses the whole text can read the other elements.
+ * Returns SDB_OK, SDB_EINVAL or SDB_ENOMEM; *bads is the caller's to
+ * free (sdb__jbads_free) whatever the result. */
+typedef struct sdb__jbads {
+    long *item;
+    char **msg;
+    size_t n, cap;
+} sdb__jbads;
+int sdb__json_strings_scan(const char *text, size_t len, const char *items_under, char *blank,
+                           sdb__jbads *bads, char *err, size_t errlen);
+/* The message of element `item`, or NULL when it breaks no rule (borrowed
+ * until sdb__jbads_free). */
+const char *sdb__jbads_msg(const sdb__jbads *l, long item);
+void sdb__jbads_free(sdb__jbads *l);
+/* First-refusal form: SDB_OK, or SDB_EINVAL with err. */
+int sdb__json_strings_check(const char *text, size_t len, char *err, size_t errlen);
+/* For a parser that refuses a whole text (jansson): when elements break
+ * the rules, *out_text is a new copy with them blanked (caller frees) and
+ * *bads names them; else *out_text is NULL (parse `text` itself) and
+ * *bads empty. SDB_EINVAL (err) when a byte outside every element breaks
+ * them; then *bads is empty. */
+int sdb__json_strings_blank(const char *text, size_t len, const char *items_under,
+                            char **out_text, sdb__jbads *bads, char *err, size_t errlen);
+/* The message for a JSON text jansson refused (line, column, why from its
+ * json_error_t): the string scan's when that names the field, else
+ * jansson's position and reason. */
+void sdb__json_load_error(const char *text, size_t len, int line, int column,
+                          const char *why, char *err, size_t errlen);
 /* Parse one score object; strings are copied into the batch's arena. */
 int sdb__score_parse(sdb_batch *b, const char *json, size_t len, sdb__score *out,
                      char *err, size_t errlen);

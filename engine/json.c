@@ -118,13 +118,24 @@ static void show(const json_t *v, char *out, size_t n)
 }
 
 /* show() into an 80-byte buffer, returning it: for use inside a message. */
+void sdb__json_load_error(const char *text, size_t len, int line, int column,
+                          const char *why, char *err, size_t errlen)
+{
+    /* jansson refuses raw control bytes and \u0000 in strings itself
+     * (json_loadb without JSON_ALLOW_NUL) but names only a position; the
+     * string scan names the field. */
+    if ((strstr(why, "control character") || strstr(why, "u0000")) &&
+        sdb__json_strings_check(text, len, err, errlen) == SDB_EINVAL)
+        return;
+    sdb__errf(err, errlen, "invalid JSON at line %d column %d: %s", line, column, why);
+}
+
 static int load(const char *text, size_t len, json_t **out, char *err, size_t errlen)
 {
     json_error_t je;
     *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!*out) {
-        sdb__errf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column,
-                  je.text);
+        sdb__json_load_error(text, len, je.line, je.column, je.text, err, errlen);
         return SDB_EINVAL;
     }
     if (!json_is_object(*out)) {
@@ -346,8 +357,16 @@ static int parse_group_by(qparse *c, const json_t *v, sdb__query *q)
         rc = SDB_EINVAL;
     }
     for (uint32_t i = 0; rc == SDB_OK && i < s.n; i++) {
-        sdb__gb *g = &q->group[q->n_group++];
         const char *f = s.v[i].p;
+        /* A key twice would make every group's "key" object hold the same
+         * field twice, which is not JSON a client can read back. */
+        for (uint32_t k = 0; k < i; k++)
+            if (!strcmp(s.v[k].p, f)) {
+                sdb__errf(c->err, c->errlen, "field \"group_by\": \"%.200s\" is given twice", f);
+                rc = SDB_EINVAL;
+            }
+        if (rc) break;
+        sdb__gb *g = &q->group[q->n_group++];
         snprintf(g->label, sizeof g->label, "%.215s", f);
         int d;
         if (!strcmp(f, "name")) {

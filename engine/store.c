@@ -9,17 +9,38 @@
  * Map growth: mdb_env_set_mapsize() may only be called while this process
  * has no transaction open (lmdb.h), so every transaction holds a shared
  * lock for its lifetime and growth takes it exclusively.
+ *
+ * A full disk is not a full map (docs/reliability.md). LMDB's writes fail
+ * with ENOSPC (or EIO) at commit; that becomes SDB_ENOSPC, the batch is
+ * refused whole, and the store remembers the refusal for
+ * sdb_store_health() until a write commits again. The map grows only on
+ * MDB_MAP_FULL, and never past the data file plus its file system's free
+ * space: doubling blindly on ENOSPC took the map to 2^47 bytes, where mmap
+ * failed. When mdb_env_set_mapsize() fails it has already unmapped the old
+ * map (mdb.c: munmap, then mdb_env_map; me_map is left NULL and a second
+ * call does not map again), and a failed meta-page write marks the env
+ * MDB_FATAL_ERROR (every later txn gets MDB_PANIC). Both are mended the
+ * one way LMDB allows, under the exclusive lock: close the env and open it
+ * again.
  */
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DEFAULT_MAP_SIZE (64ull << 20)
+/* The map's hard cap, 4 TiB: far below the 2^47 bytes of user address
+ * space where mmap fails, far above any disk this runs on. */
+#define MAP_MAX (1ull << 42)
+
+uint64_t sdb__test_free_bytes;
 #define DEFAULT_BUCKET_MS 86400000ll
 #define DEFAULT_CHUNK_ROWS 8192u
 
@@ -66,8 +87,8 @@ static int from_mdb(int rc)
     case MDB_VERSION_MISMATCH: return SDB_EVERSION;
     case MDB_READERS_FULL: case MDB_TXN_FULL: case MDB_CURSOR_FULL: return SDB_EBUSY;
     case ENOMEM: return SDB_ENOMEM;
-    case ENOSPC: return SDB_EFULL;
-    default: return SDB_EIO;
+    case ENOSPC: case EDQUOT: return SDB_ENOSPC;
+    default: return SDB_EIO; /* EIO, MDB_PANIC (a failed meta write), ... */
     }
 }
 
@@ -145,12 +166,136 @@ done:
     return rc;
 }
 
+/* Bytes free for us on the store's file system. */
+static uint64_t fs_free(const sdb_store *s)
+{
+    struct statvfs v;
+    uint64_t f = UINT64_MAX;
+    if (statvfs(s->path, &v) == 0) f = (uint64_t)v.f_bavail * v.f_frsize;
+    if (sdb__test_free_bytes && sdb__test_free_bytes < f) f = sdb__test_free_bytes;
+    return f;
+}
+
+/* The data file's length (what the map must cover). */
+static uint64_t file_len(const sdb_store *s)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/data.mdb", s->path);
+    struct stat st;
+    return stat(p, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+static int is_disk_refusal(int rc) { return rc == SDB_ENOSPC || rc == SDB_EIO; }
+
+/* A full disk often reads as an I/O error: a write that only partly fits
+ * returns a short count, which LMDB reports as EIO (mdb.c, mdb_page_flush;
+ * seen on a full tmpfs). With less than this free it is called a full
+ * disk. */
+#define SPACE_LOW (1u << 20)
+
+/* Record a refused write (rc SDB_ENOSPC or SDB_EIO) and return its code,
+ * SDB_EIO told apart from a full disk by the free space. */
+static int refused(sdb_store *s, int rc)
+{
+    if (rc == SDB_EIO && fs_free(s) < SPACE_LOW) rc = SDB_ENOSPC;
+    __atomic_store_n(&s->write_err, rc, __ATOMIC_RELEASE);
+    return rc;
+}
+
+
+/* Bytes of lock file allocated before LMDB opens it: at least LMDB's
+ * reader table for 512 readers (64-byte slots and a header: 32,896). */
+#define LOCK_BYTES (64u << 10)
+
+/* LMDB sizes its lock file with ftruncate, which leaves a hole, and then
+ * writes it through a shared map: on a full disk the first store to the
+ * hole is a SIGBUS (seen on a full tmpfs, creating a store). Allocating
+ * its blocks first turns that into SDB_ENOSPC. Allocating blocks that are
+ * there already changes nothing, so this is safe beside a live process. */
+static int lock_file_ready(const sdb_store *s, char *err, size_t errlen)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/lock.mdb", s->path);
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return errno == ENOSPC || errno == EDQUOT ? SDB_ENOSPC : SDB_OK; /* LMDB says */
+    struct stat st;
+    int rc = SDB_OK, e = 0;
+    if (fstat(fd, &st) == 0) {
+        off_t len = st.st_size > (off_t)LOCK_BYTES ? st.st_size : (off_t)LOCK_BYTES;
+        if ((uint64_t)st.st_blocks * 512u < (uint64_t)len) e = posix_fallocate(fd, 0, len);
+    }
+    close(fd);
+    if (e == ENOSPC || e == EDQUOT) rc = SDB_ENOSPC;
+    else if (e == EIO) rc = SDB_EIO;
+    if (rc) sdb__errf(err, errlen, "cannot allocate the lock file %s: %s", p, strerror(e));
+    return rc;
+}
+
+/* Create and open the LMDB env of s->path with `flags` at s->map_size and
+ * open the databases. On failure s->env is NULL. */
+static int env_open(sdb_store *s, unsigned flags, char *err, size_t errlen)
+{
+    MDB_env *env;
+    MDB_txn *txn = NULL;
+    int rc, mrc, rdonly = (flags & MDB_RDONLY) != 0;
+    s->env = NULL;
+    if ((rc = lock_file_ready(s, err, errlen))) return rc;
+    if ((rc = from_mdb(mdb_env_create(&env)))) return rc;
+    mdb_env_set_maxdbs(env, SDB__N_DBS + 2);
+    mdb_env_set_maxreaders(env, 512);
+    mdb_env_set_mapsize(env, (size_t)s->map_size);
+    if ((mrc = mdb_env_open(env, s->path, flags, 0644))) {
+        sdb__errf(err, errlen, "cannot open store %s: %s", s->path, mdb_strerror(mrc));
+        rc = from_mdb(mrc);
+        goto fail;
+    }
+    MDB_envinfo info;
+    mdb_env_info(env, &info);
+    s->map_size = info.me_mapsize;
+    if ((mrc = mdb_txn_begin(env, NULL, rdonly ? MDB_RDONLY : 0, &txn))) {
+        sdb__errf(err, errlen, "cannot open store %s: %s", s->path, mdb_strerror(mrc));
+        rc = from_mdb(mrc);
+        goto fail;
+    }
+    for (int i = 0; i < SDB__N_DBS; i++) {
+        MDB_dbi dbi;
+        mrc = mdb_dbi_open(txn, db_names[i], rdonly ? 0 : MDB_CREATE, &dbi);
+        if (mrc) {
+            sdb__errf(err, errlen, "store %s: database %s: %s", s->path, db_names[i],
+                      mdb_strerror(mrc));
+            rc = mrc == MDB_NOTFOUND ? SDB_ECORRUPT : from_mdb(mrc);
+            mdb_txn_abort(txn);
+            goto fail;
+        }
+        s->dbi[i] = dbi;
+    }
+    if ((mrc = mdb_txn_commit(txn))) {
+        sdb__errf(err, errlen, "store %s: %s", s->path, mdb_strerror(mrc));
+        rc = from_mdb(mrc);
+        goto fail;
+    }
+    s->env = env;
+    s->env_flags = flags;
+    return SDB_OK;
+fail:
+    mdb_env_close(env);
+    return rc;
+}
+
+/* Close and reopen the env (no txn of this process may be open: the
+ * caller holds the lock exclusively). */
+static int env_reopen(sdb_store *s, unsigned flags)
+{
+    if (s->env) mdb_env_close((MDB_env *)s->env);
+    s->env = NULL;
+    return env_open(s, flags, NULL, 0);
+}
+
 int sdb_store_open(const char *path, const sdb_options *o, sdb_store **out, char *err,
                    size_t errlen)
 {
     *out = NULL;
     int rc = SDB_ENOMEM;
-    MDB_txn *txn = NULL;
     sdb_store *s = calloc(1, sizeof *s);
     if (!s) return SDB_ENOMEM;
     s->read_only = o && o->read_only;
@@ -166,58 +311,54 @@ int sdb_store_open(const char *path, const sdb_options *o, sdb_store **out, char
 
     if (!s->read_only && mkdir_p(path) != 0) {
         sdb__errf(err, errlen, "cannot create store directory %s: %s", path, strerror(errno));
-        rc = SDB_EIO;
+        rc = errno == ENOSPC ? SDB_ENOSPC : SDB_EIO;
         goto fail_lock;
     }
-    MDB_env *env;
-    if ((rc = from_mdb(mdb_env_create(&env)))) goto fail_lock;
-    s->env = env;
     s->map_size = o && o->map_size ? o->map_size : DEFAULT_MAP_SIZE;
-    mdb_env_set_maxdbs(env, SDB__N_DBS + 2);
-    mdb_env_set_maxreaders(env, 512);
-    mdb_env_set_mapsize(env, (size_t)s->map_size);
     unsigned flags = MDB_NOTLS;
     if (s->read_only) flags |= MDB_RDONLY;
     if (o && o->no_sync) flags |= MDB_NOSYNC;
     if (o && o->deferred_sync) flags |= MDB_NOMETASYNC;
-    int mrc = mdb_env_open(env, path, flags, 0644);
-    if (mrc) {
-        sdb__errf(err, errlen, "cannot open store %s: %s", path, mdb_strerror(mrc));
-        rc = from_mdb(mrc);
-        goto fail_env;
+    char data[4200];
+    struct stat st;
+    snprintf(data, sizeof data, "%s/data.mdb", path);
+    int is_new = stat(data, &st) != 0 || st.st_size == 0;
+    rc = env_open(s, flags, err, errlen);
+    if (rc == SDB_OK) rc = load_settings(s, o, err, errlen);
+    if (rc == SDB_EIO && fs_free(s) < SPACE_LOW) rc = SDB_ENOSPC; /* a short write */
+    if (rc && is_new && !s->read_only) {
+        /* A store the disk had no room to create: leave no half-written
+         * file that would read as corrupt next time. */
+        if (s->env) mdb_env_close((MDB_env *)s->env);
+        s->env = NULL;
+        unlink(data);
+        if (rc == SDB_ENOSPC)
+            sdb__errf(err, errlen, "no space left on device: cannot create store %s (%llu "
+                                   "bytes free)", path, (unsigned long long)fs_free(s));
+        goto fail_lock;
     }
-    MDB_envinfo info;
-    mdb_env_info(env, &info);
-    s->map_size = info.me_mapsize;
-
-    if ((mrc = mdb_txn_begin(env, NULL, s->read_only ? MDB_RDONLY : 0, &txn))) {
-        sdb__errf(err, errlen, "cannot open store %s: %s", path, mdb_strerror(mrc));
-        rc = from_mdb(mrc);
-        goto fail_env;
-    }
-    for (int i = 0; i < SDB__N_DBS; i++) {
-        MDB_dbi dbi;
-        mrc = mdb_dbi_open(txn, db_names[i], s->read_only ? 0 : MDB_CREATE, &dbi);
-        if (mrc) {
-            sdb__errf(err, errlen, "store %s: database %s: %s", path, db_names[i],
-                      mdb_strerror(mrc));
-            rc = mrc == MDB_NOTFOUND ? SDB_ECORRUPT : from_mdb(mrc);
-            mdb_txn_abort(txn);
-            goto fail_env;
+    if (is_disk_refusal(rc) && !s->read_only && o && o->fallback_read_only) {
+        /* The disk refuses writes: serve reads from what is stored. */
+        char err2[64];
+        if (s->env) mdb_env_close((MDB_env *)s->env);
+        s->read_only = 1;
+        int rc2 = env_open(s, flags | MDB_RDONLY, err2, sizeof err2);
+        if (rc2 == SDB_OK) rc2 = load_settings(s, o, err2, sizeof err2);
+        if (rc2 == SDB_OK) {
+            s->fallback_ro = 1;
+            rc = refused(s, rc);
+            if (err && errlen) err[0] = 0;
+            rc = SDB_OK;
+        } else {
+            s->read_only = 0;
         }
-        s->dbi[i] = dbi;
     }
-    if ((mrc = mdb_txn_commit(txn))) {
-        sdb__errf(err, errlen, "store %s: %s", path, mdb_strerror(mrc));
-        rc = from_mdb(mrc);
-        goto fail_env;
-    }
-    if ((rc = load_settings(s, o, err, errlen))) goto fail_env;
+    if (rc) goto fail_env;
     *out = s;
     return SDB_OK;
 
 fail_env:
-    mdb_env_close(env);
+    if (s->env) mdb_env_close((MDB_env *)s->env);
 fail_lock:
     pthread_rwlock_destroy(lock_of(s));
 fail:
@@ -228,10 +369,90 @@ fail:
     return rc;
 }
 
+const char *sdb_store_path(const sdb_store *s) { return s->path; }
+
+int sdb_store_health(sdb_store *s, char *msg, size_t msglen)
+{
+    int e = __atomic_load_n(&s->write_err, __ATOMIC_ACQUIRE);
+    if (msg && msglen) msg[0] = 0;
+    if (e == SDB_ENOSPC)
+        sdb__errf(msg, msglen, "no space left on device: the disk of store %s has %llu bytes "
+                               "free%s", s->path, (unsigned long long)fs_free(s),
+                  s->fallback_ro ? " (store opened read-only)" : "");
+    else if (e)
+        sdb__errf(msg, msglen, "%s: the disk of store %s refused a write%s", sdb_strerror(e),
+                  s->path, s->fallback_ro ? " (store opened read-only)" : "");
+    return e;
+}
+
+static int probe_txn(sdb__txn *t, void *ctx)
+{
+    (void)ctx;
+    return sdb__meta_put_u64(t, "probe", (uint64_t)sdb_now_ms());
+}
+
+int sdb_store_probe(sdb_store *s)
+{
+    if (s->fallback_ro) {
+        pthread_rwlock_wrlock(lock_of(s));
+        if (s->fallback_ro) {
+            unsigned ro = s->env_flags;
+            int rc = env_reopen(s, ro & ~(unsigned)MDB_RDONLY);
+            if (rc == SDB_OK) {
+                s->read_only = 0;
+                s->fallback_ro = 0;
+            } else {
+                if (is_disk_refusal(rc)) refused(s, rc);
+                env_reopen(s, ro); /* on failure the next txn tries again */
+            }
+        }
+        pthread_rwlock_unlock(lock_of(s));
+        if (s->fallback_ro) return sdb_store_health(s, NULL, 0);
+    }
+    if (s->read_only) return SDB_EINVAL;
+    return sdb__write(s, probe_txn, NULL);
+}
+
 int sdb_store_sync(sdb_store *s)
 {
     if (s->read_only) return SDB_OK;
-    return from_mdb(mdb_env_sync((MDB_env *)s->env, 1));
+    pthread_rwlock_rdlock(lock_of(s));
+    int rc = s->env ? from_mdb(mdb_env_sync((MDB_env *)s->env, 1)) : SDB_EIO;
+    pthread_rwlock_unlock(lock_of(s));
+    return is_disk_refusal(rc) ? refused(s, rc) : rc;
+}
+
+int sdb_store_backup(sdb_store *s, const char *out_dir, char *err, size_t errlen)
+{
+    char p[4200];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/data.mdb", out_dir);
+    if (mkdir_p(out_dir) != 0) {
+        sdb__errf(err, errlen, "cannot create %s: %s", out_dir, strerror(errno));
+        return errno == ENOSPC ? SDB_ENOSPC : SDB_EIO;
+    }
+    if (stat(p, &st) == 0) {
+        sdb__errf(err, errlen, "%s already holds a store; back up into an empty directory",
+                  out_dir);
+        return SDB_EINVAL;
+    }
+    /* One read txn inside LMDB: the copy is a snapshot, and writers of
+     * this and other processes go on (a grow waits for the copy). */
+    pthread_rwlock_rdlock(lock_of(s));
+    int mrc = s->env ? mdb_env_copy2((MDB_env *)s->env, out_dir, MDB_CP_COMPACT) : EIO;
+    pthread_rwlock_unlock(lock_of(s));
+    if (mrc == 0) {
+        /* mdb_env_copy2 closes the file without an fsync. */
+        int fd = open(p, O_RDONLY);
+        if (fd < 0 || fsync(fd) != 0) mrc = errno ? errno : EIO;
+        if (fd >= 0) close(fd);
+    }
+    if (mrc) {
+        sdb__errf(err, errlen, "backup of %s into %s: %s", s->path, out_dir, mdb_strerror(mrc));
+        unlink(p);
+        return from_mdb(mrc);
+    }
+    return SDB_OK;
 }
 
 void sdb_store_close(sdb_store *s)
@@ -302,18 +523,33 @@ int sdb__txn_begin(sdb_store *s, int write, sdb__txn **out)
     sdb__txn *t = malloc(sizeof *t);
     if (!t) return SDB_ENOMEM;
     t->s = s;
-    for (;;) {
+    for (int reopened = 0;;) {
         pthread_rwlock_rdlock(lock_of(s));
-        int mrc = mdb_txn_begin((MDB_env *)s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+        void *env = s->env;
+        int mrc = env ? mdb_txn_begin((MDB_env *)env, NULL, write ? 0 : MDB_RDONLY, &t->txn)
+                      : MDB_PANIC;
         if (mrc == 0) break;
         pthread_rwlock_unlock(lock_of(s));
+        if (mrc == MDB_PANIC && !reopened++) {
+            /* A meta write failed (MDB_FATAL_ERROR) or a map was lost:
+             * reopen, unless another thread already did. */
+            pthread_rwlock_wrlock(lock_of(s));
+            if (s->env == env) env_reopen(s, s->env_flags);
+            pthread_rwlock_unlock(lock_of(s));
+            continue;
+        }
         if (mrc == MDB_MAP_RESIZED) {
             /* Another process grew the map: adopt its size. */
             pthread_rwlock_wrlock(lock_of(s));
-            mdb_env_set_mapsize((MDB_env *)s->env, 0);
-            MDB_envinfo info;
-            mdb_env_info((MDB_env *)s->env, &info);
-            s->map_size = info.me_mapsize;
+            if (s->env == env) {
+                MDB_envinfo info;
+                if (mdb_env_set_mapsize((MDB_env *)env, 0) == 0) {
+                    mdb_env_info((MDB_env *)env, &info);
+                    s->map_size = info.me_mapsize;
+                } else {
+                    env_reopen(s, s->env_flags); /* the old map is gone: see the top */
+                }
+            }
             pthread_rwlock_unlock(lock_of(s));
             continue;
         }
@@ -342,24 +578,45 @@ void sdb__txn_abort(sdb__txn *t)
 
 sdb_store *sdb__txn_store(sdb__txn *t) { return t->s; }
 
+/* Double the map, up to what the file system can hold (the file plus
+ * its free space) and MAP_MAX. */
 static int grow(sdb_store *s)
 {
     pthread_rwlock_wrlock(lock_of(s));
+    int rc = SDB_OK;
+    if (!s->env && (rc = env_reopen(s, s->env_flags))) goto done;
     MDB_envinfo info;
     mdb_env_info((MDB_env *)s->env, &info);
-    size_t want = info.me_mapsize * 2;
-    int mrc = mdb_env_set_mapsize((MDB_env *)s->env, want);
-    if (mrc == 0) {
-        mdb_env_info((MDB_env *)s->env, &info);
-        s->map_size = info.me_mapsize;
+    uint64_t cur = info.me_mapsize, want = cur * 2, room = fs_free(s);
+    uint64_t cap = file_len(s);
+    cap = room > MAP_MAX - cap ? MAP_MAX : cap + room;
+    cap &= ~(uint64_t)0xFFFF; /* whole pages of any size LMDB uses */
+    if (want > cap) want = cap;
+    if (want <= cur) {
+        rc = cap == MAP_MAX ? SDB_EFULL : SDB_ENOSPC;
+        goto done;
     }
+    int mrc = mdb_env_set_mapsize((MDB_env *)s->env, (size_t)want);
+    if (mrc) {
+        /* The old map is gone (see the top of the file): map it again. */
+        s->map_size = cur;
+        env_reopen(s, s->env_flags);
+        rc = from_mdb(mrc);
+        goto done;
+    }
+    mdb_env_info((MDB_env *)s->env, &info);
+    s->map_size = info.me_mapsize;
+done:
     pthread_rwlock_unlock(lock_of(s));
-    return from_mdb(mrc);
+    return rc;
 }
 
 int sdb__write(sdb_store *s, int (*fn)(sdb__txn *t, void *ctx), void *ctx)
 {
-    if (s->read_only) return SDB_EINVAL;
+    if (s->read_only) {
+        int e = __atomic_load_n(&s->write_err, __ATOMIC_ACQUIRE);
+        return s->fallback_ro && e ? e : SDB_EINVAL;
+    }
     for (int attempt = 0; attempt < 40; attempt++) {
         sdb__txn *t;
         int rc = sdb__txn_begin(s, 1, &t);
@@ -370,9 +627,13 @@ int sdb__write(sdb_store *s, int (*fn)(sdb__txn *t, void *ctx), void *ctx)
         } else {
             sdb__txn_abort(t);
         }
-        if (rc != SDB_EFULL) return rc;
+        if (rc == SDB_OK) {
+            __atomic_store_n(&s->write_err, 0, __ATOMIC_RELEASE);
+            return SDB_OK;
+        }
+        if (rc != SDB_EFULL) return is_disk_refusal(rc) ? refused(s, rc) : rc;
         /* MDB_MAP_FULL from a put or the commit: grow and redo the batch. */
-        if ((rc = grow(s))) return rc;
+        if ((rc = grow(s))) return is_disk_refusal(rc) ? refused(s, rc) : rc;
     }
     return SDB_EFULL;
 }

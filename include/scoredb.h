@@ -33,7 +33,8 @@ extern "C" {
     X(SDB_EFULL, -6, "store is full")                                         \
     X(SDB_EBUSY, -7, "store is busy")                                         \
     X(SDB_EVERSION, -8, "store format version is not supported")              \
-    X(SDB_ELIMIT, -9, "a limit was exceeded")
+    X(SDB_ELIMIT, -9, "a limit was exceeded")                                 \
+    X(SDB_ENOSPC, -10, "no space left on device")
 
 enum sdb_error {
 #define SDB__ENUM(code, val, msg) code = val,
@@ -62,6 +63,11 @@ typedef struct sdb_options {
                               crash may undo commits since the last sdb_store_sync().
                               For bulk loads that acknowledge once, at the end, after
                               calling sdb_store_sync() */
+    int fallback_read_only; /* when the disk refuses the writes of a writable open
+                              (no space, I/O error), open read-only instead: reads
+                              work, writes return the refusal (SDB_ENOSPC or
+                              SDB_EIO), sdb_store_health() says why and
+                              sdb_store_probe() makes the store writable again */
 } sdb_options;
 
 /* Open the store in directory `path`, creating it (and the directory) when
@@ -69,7 +75,8 @@ typedef struct sdb_options {
  * with sdb_store_close(). On failure *out is NULL and, when `err` is not
  * NULL, a message naming the cause is written to err (errlen bytes).
  * One handle per process; threads may share it.
- * Returns SDB_OK, SDB_EIO, SDB_ECORRUPT, SDB_EVERSION or SDB_ENOMEM. */
+ * Returns SDB_OK, SDB_EIO, SDB_ENOSPC (the disk is full: a new store
+ * cannot be created), SDB_ECORRUPT, SDB_EVERSION or SDB_ENOMEM. */
 int sdb_store_open(const char *path, const sdb_options *opts, sdb_store **out,
                    char *err, size_t errlen);
 
@@ -83,6 +90,45 @@ void sdb_store_close(sdb_store *s);
 
 /* Bytes the store occupies on disk (the LMDB data file). */
 uint64_t sdb_store_disk_bytes(sdb_store *s);
+
+/* Whether the store takes writes (docs/reliability.md). SDB_OK when the
+ * last write committed (or none was tried); else the code of the last
+ * write that the disk refused, SDB_ENOSPC or SDB_EIO, until a write
+ * commits again. When `msg` is not NULL it gets a sentence naming the
+ * store's directory and, for SDB_ENOSPC, the bytes its file system has
+ * free ("" when healthy). Never blocks on a write; any thread. */
+int sdb_store_health(sdb_store *s, char *msg, size_t msglen);
+
+/* Try the disk again after a refused write: a store opened read-only by
+ * fallback_read_only is reopened for writes, then one small durable write
+ * transaction is committed. Returns SDB_OK when the store takes writes
+ * again (sdb_store_health() then says so), else the refusal. Costs an
+ * fsync; call it periodically, not per request. Any thread. */
+int sdb_store_probe(sdb_store *s);
+
+/* The store's directory, borrowed until sdb_store_close(). */
+const char *sdb_store_path(const sdb_store *s);
+
+/* Copy the store into directory `out_dir` (created when absent; must hold
+ * no store) as a compacted LMDB file (free pages left out) from one read
+ * transaction: a consistent snapshot of a store that other threads or
+ * processes keep writing. Returns SDB_OK, SDB_EINVAL (out_dir holds a
+ * store), SDB_ENOSPC or SDB_EIO; err says which path failed. */
+int sdb_store_backup(sdb_store *s, const char *out_dir, char *err, size_t errlen);
+
+/* Verify the store against itself (docs/reliability.md "check"): every
+ * segment opens, its header (counts, ranges, sums, moments) and its
+ * pre-aggregates equal a rescan of its rows; every segment row is the row
+ * record of its ref, at or before its project's fold mark, in exactly one
+ * segment; every folded row record is in a segment; pending counts match
+ * the unfolded rows; every `ids` entry resolves to a row with that id.
+ * Each problem found is passed to on_problem (a sentence naming the key);
+ * a non-zero return from it stops the check. *out_problems counts them,
+ * *out_summary (may be NULL) gets "N segments, M rows, K ids" (owned,
+ * free()). Reads one snapshot. Returns SDB_OK (also when problems were
+ * found), SDB_ENOMEM or SDB_EIO. */
+int sdb_store_check(sdb_store *s, int (*on_problem)(void *ctx, const char *msg), void *ctx,
+                    uint64_t *out_problems, char **out_summary);
 
 /* Where the bytes are: a JSON object with the page size, the pages in use
  * (every database plus LMDB's free list), the data file's size, and per
@@ -123,8 +169,13 @@ const char *sdb_batch_id(const sdb_batch *b, size_t i);
  * transaction: committed before this returns SDB_OK (the acknowledgement).
  * `now_ms` is the ingest time (scores without a timestamp get it). Rows
  * whose id already exists replace the old score everywhere.
- * A full map is grown and the batch retried; it is never dropped.
- * Returns SDB_OK, SDB_EIO, SDB_ENOMEM or SDB_EFULL (disk full). */
+ * A full map is grown and the batch retried; it is never dropped. The map
+ * never grows past what the file system can hold (its free space plus
+ * the file); past that the batch is refused with SDB_ENOSPC, as it is when
+ * the disk refuses a write. Returns SDB_OK, SDB_EIO (the disk failed a
+ * write), SDB_ENOSPC (no space left on the store's disk), SDB_ENOMEM or
+ * SDB_EFULL (the map reached its hard cap). On failure nothing of the
+ * batch is stored. */
 int sdb_store_ingest(sdb_store *s, uint32_t project, sdb_batch *b, int64_t now_ms);
 
 /* ----------------------------------------------------- aggregation delay */
@@ -133,7 +184,9 @@ int sdb_store_ingest(sdb_store *s, uint32_t project, sdb_batch *b, int64_t now_m
  * the column segments analytics read, and record the watermark. Folding is
  * idempotent and monotonic: a lower watermark than the recorded one is a
  * no-op. *out_pending (may be NULL) gets the number of scores still
- * waiting. Returns SDB_OK, SDB_EIO or SDB_ENOMEM. */
+ * waiting. Returns SDB_OK, SDB_EIO, SDB_ENOSPC or SDB_ENOMEM; a failed fold
+ * leaves the segments as the last one left them (analytics keep reading
+ * them) and is retried whole by the next call. */
 int sdb_store_fold(sdb_store *s, int64_t watermark_ms, uint64_t *out_pending);
 
 /* The recorded watermark and pending count (a read; no folding). */
@@ -353,6 +406,27 @@ int sdb_id_generate(char *out);
 /* `v` as the shortest JSON number text that reads back as v (out >= 32
  * bytes; NUL-terminated). v must be finite. */
 void sdb_json_number(double v, char *out);
+
+/* The string rules of every JSON text scoredb reads (docs/input.md), for
+ * client layers that parse with jansson (which refuses a whole text over
+ * one bad string). sdb_json_strings_blank: the elements of the array under
+ * key `items_under` of the root object ("" for a root array) that break
+ * the rules are named in *out_bads (sdb_json_bads_msg(b, i): the message
+ * of element i, or NULL) and, when there are any, *out_text is a copy of
+ * text with them blanked for jansson (caller frees), else NULL. SDB_EINVAL
+ * (err) when a byte outside every element breaks them. *out_bads is the
+ * caller's to free (sdb_json_bads_free) whatever the result.
+ * sdb_json_strings_check: the first refusal of a whole text (SDB_EINVAL,
+ * err) or SDB_OK. sdb_json_load_error: the message for a text jansson
+ * refused at (line, column, why). Any thread. */
+typedef struct sdb_json_bads sdb_json_bads;
+int sdb_json_strings_blank(const char *text, size_t len, const char *items_under,
+                           char **out_text, sdb_json_bads **out_bads, char *err, size_t errlen);
+const char *sdb_json_bads_msg(const sdb_json_bads *b, long item);
+void sdb_json_bads_free(sdb_json_bads *b);
+int sdb_json_strings_check(const char *text, size_t len, char *err, size_t errlen);
+void sdb_json_load_error(const char *text, size_t len, int line, int column, const char *why,
+                         char *err, size_t errlen);
 
 /* xxh3-64 of len bytes (the hash the engine gives trace ids). */
 uint64_t sdb_hash64(const void *p, size_t len);

@@ -189,12 +189,11 @@ int sdb__cj_load(const char *text, size_t len, const char *what, json_t **out, c
     json_error_t je;
     *out = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES, &je);
     if (!*out) {
-        sdb__cj_errf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column,
-                     je.text);
+        sdb_json_load_error(text ? text : "", len, je.line, je.column, je.text, err, errlen);
         return SDB_EINVAL;
     }
-    if (!json_is_object(*out)) {
-        sdb__cj_errf(err, errlen, "%s: expected a JSON object", what);
+    if (!json_is_object(*out) && !(what && what[0] == '[' && json_is_array(*out))) {
+        sdb__cj_errf(err, errlen, "%s: expected a JSON object", what + (what[0] == '['));
         json_decref(*out);
         *out = NULL;
         return SDB_EINVAL;
@@ -443,6 +442,19 @@ static void reply_rc(sdb__reply *out, int rc, const char *err, const char *not_f
     }
 }
 
+/* The reply of a store write that failed with rc: 507 naming the store's
+ * disk when the disk refused it (docs/reliability.md). */
+static void reply_write(sdb_server *s, sdb__reply *out, int rc, const char *err, const char *what,
+                        int helicone)
+{
+    char msg[700];
+    if (rc == SDB_ENOSPC || rc == SDB_EIO) {
+        reply_error(out, sdb__srv_write_error(s, rc, what, msg, sizeof msg), msg, helicone);
+        return;
+    }
+    reply_rc(out, rc, rc == SDB_EINVAL ? err : what, NULL, helicone);
+}
+
 /* ------------------------------------------------------------- endpoints */
 
 static const char *body_of(const sdb__req *r) { return r->body ? r->body : ""; }
@@ -483,7 +495,7 @@ static void lf_ingest(sdb_server *s, sdb__req *r, sdb__reply *out)
     sdb__tctx_free(tc);
     if (rc) {
         free(ans);
-        reply_rc(out, rc, rc == SDB_EINVAL ? err : "the scores were not stored", NULL, 0);
+        reply_write(s, out, rc, err, "the scores were not stored", 0);
     } else {
         /* Langfuse answers ingestion with 207 whatever the outcome. */
         reply(out, 207, ans);
@@ -509,7 +521,7 @@ static void lf_create(sdb_server *s, sdb__req *r, sdb__reply *out)
     pthread_mutex_unlock(&trace_mu);
     sdb__tctx_free(tc);
     if (rc) {
-        reply_rc(out, rc, rc == SDB_EINVAL ? err : "the score was not stored", NULL, 0);
+        reply_write(s, out, rc, err, "the score was not stored", 0);
     } else {
         const char *id = sdb_batch_id(b, 0);
         char *j = strdup("{\"id\":");
@@ -527,7 +539,10 @@ static void lf_delete(sdb_server *s, sdb__req *r, sdb__reply *out)
 {
     int rc = sdb_score_delete(s->store, r->project, r->id);
     if (rc) {
-        reply_rc(out, rc, NULL, "no score with this id", 0);
+        if (rc == SDB_ENOTFOUND)
+            reply_rc(out, rc, NULL, "no score with this id", 0);
+        else
+            reply_write(s, out, rc, NULL, "the score was not deleted", 0);
         return;
     }
     atomic_fetch_add(&s->gen, 1);
@@ -585,12 +600,9 @@ static void queue_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r,
     int64_t now = sdb__srv_now(s);
     if (op == Q_CREATE || op == Q_UPDATE || op == I_CREATE || op == I_UPDATE || op == A_CREATE ||
         op == A_DELETE) {
-        json_error_t je;
-        json_t *raw = json_loadb(body_of(r), r->len, JSON_REJECT_DUPLICATES, &je);
-        if (!raw || !(json_is_object(raw) || (op == I_CREATE && native && json_is_array(raw)))) {
-            sdb__cj_errf(err, sizeof err, "body: expected a JSON object%s",
-                         raw ? "" : " (invalid JSON)");
-            json_decref(raw);
+        json_t *raw;
+        if (sdb__cj_load(body_of(r), r->len, op == I_CREATE && native ? "[body" : "body", &raw,
+                         err, sizeof err)) {
             reply_rc(out, SDB_EINVAL, err, NULL, 0);
             return;
         }
@@ -685,8 +697,11 @@ static void queue_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r,
     if (rc) {
         json_decref(ans);
         json_decref(meta);
-        reply_rc(out, rc, err, op >= I_GET && op <= I_DELETE ? "no such queue item"
-                              : "no such annotation queue", 0);
+        if (rc == SDB_ENOSPC || rc == SDB_EIO)
+            reply_write(s, out, rc, err, "the annotation queue was not changed", 0);
+        else
+            reply_rc(out, rc, err, op >= I_GET && op <= I_DELETE ? "no such queue item"
+                                  : "no such annotation queue", 0);
         return;
     }
     if (!native) {
@@ -709,18 +724,11 @@ static void queue_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r,
 static void nt_traces_post(sdb_server *s, sdb__req *r, sdb__reply *out)
 {
     char err[512] = "";
-    json_error_t je;
-    json_t *o = json_loadb(body_of(r), r->len, JSON_REJECT_DUPLICATES, &je);
+    json_t *o = NULL;
     sdb__tctx *tc = NULL;
     sdb_batch *b = NULL;
     size_t again = 0, n = 0;
-    int rc = o ? SDB_OK : SDB_EINVAL;
-    if (!o) sdb__cj_errf(err, sizeof err, "invalid JSON at line %d column %d: %s", je.line,
-                         je.column, je.text);
-    if (rc == SDB_OK && !json_is_object(o) && !json_is_array(o)) {
-        sdb__cj_errf(err, sizeof err, "body: expected a trace object or an array of them");
-        rc = SDB_EINVAL;
-    }
+    int rc = sdb__cj_load(body_of(r), r->len, "[body", &o, err, sizeof err);
     pthread_mutex_lock(&trace_mu);
     if (rc == SDB_OK) rc = sdb__tctx_new(s->store, r->project, &tc);
     if (rc == SDB_OK) rc = sdb_batch_new(&b);
@@ -772,7 +780,7 @@ static void nt_traces_post(sdb_server *s, sdb__req *r, sdb__reply *out)
     sdb_batch_free(b);
     json_decref(o);
     if (rc) {
-        reply_rc(out, rc, err, NULL, 0);
+        reply_write(s, out, rc, err, "the traces were not stored", 0);
         return;
     }
     char text[96];
@@ -806,7 +814,7 @@ static void hc_score(sdb_server *s, struct MHD_Connection *c, sdb__req *r, sdb__
     json_decref(props);
     if (rc == SDB_OK && sdb_batch_rows(b)) rc = sdb__srv_commit(s, r->project, b);
     if (rc)
-        reply_rc(out, rc, rc == SDB_EINVAL ? err : "the scores were not stored", NULL, 1);
+        reply_write(s, out, rc, err, "the scores were not stored", 1);
     else
         reply(out, 201, strdup("{\"data\":null,\"error\":null}"));
     sdb_batch_free(b);

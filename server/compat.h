@@ -32,7 +32,9 @@ void sdb__compat_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r,
 /* Render v as JSON text into *out (caller frees). Takes v (NULL: out of
  * memory). Returns SDB_OK or SDB_ENOMEM. */
 int sdb__cj_finish(json_t *v, char **out);
-/* Parse text as a JSON object (new reference in *out); err names `what`. */
+/* Parse text as a JSON object (new reference in *out); err names `what`.
+ * A `what` starting with '[' ("[body") also takes an array. jansson's
+ * refusals are worded by the engine's string rules (sdb_json_load_error). */
 int sdb__cj_load(const char *text, size_t len, const char *what, json_t **out, char *err,
                  size_t errlen);
 /* SDB_EINVAL naming the first field of object o that is not in the

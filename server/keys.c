@@ -10,9 +10,18 @@
  * A key containing ':' is also a Langfuse key pair: clients send it as
  * HTTP Basic with the public key as user and the secret key as password
  * (the server rebuilds "public:secret" from Basic); Bearer takes the whole
- * key text. Several keys may map to one project. The public half of a
- * pair, sent alone as Bearer (Langfuse's browser SDK), is a credential of
- * its own that may create scores and nothing else (sdb_keys_check_public).
+ * key text. Several keys may map to one project; one key may not be
+ * listed twice (for two projects it would be ambiguous which one it
+ * reads, so the file is refused at start, naming both lines).
+ *
+ * The project name "@metrics" is not a project: its key is the metrics
+ * key, which reads /metrics for the whole server (totals over every
+ * project) and no other route. A project's own key reads /metrics too, but
+ * only that project's figures, counted here per project of the file.
+ *
+ * The public half of a pair, sent alone as Bearer (Langfuse's browser
+ * SDK), is a credential of its own that may create scores and nothing else
+ * (sdb_keys_check_public; server/compat.c scopes it).
  *
  * Keys are held only as BLAKE2b-256 hashes (libsodium crypto_generichash,
  * keyed with a random per-process key so the table is useless outside this
@@ -30,14 +39,56 @@
 typedef struct key_entry {
     unsigned char hash[crypto_generichash_BYTES];
     uint32_t project;
+    int line; /* in the keys file, for messages */
     int public_only; /* the public half of a pair: score creation only */
 } key_entry;
+
+typedef struct proj_stat {
+    uint32_t project;
+    _Atomic uint64_t req[SDB_N_ROUTES][SDB_N_STATUS];
+    _Atomic uint64_t ingested;
+} proj_stat;
 
 struct sdb_keys {
     unsigned char hkey[crypto_generichash_KEYBYTES];
     key_entry *v;
     size_t n;
+    proj_stat *ps; /* one per project of the file, in first-listed order */
+    size_t n_ps;
 };
+
+/* Key files hold tens of projects: a scan is enough. */
+static proj_stat *stat_of(const sdb_keys *k, uint32_t project)
+{
+    for (size_t i = 0; i < k->n_ps; i++)
+        if (k->ps[i].project == project) return &k->ps[i];
+    return NULL;
+}
+
+void sdb_keys_note_request(sdb_keys *k, uint32_t project, int route, int status_index)
+{
+    proj_stat *p = k ? stat_of(k, project) : NULL;
+    if (p && route >= 0 && route < SDB_N_ROUTES && status_index >= 0 &&
+        status_index < SDB_N_STATUS)
+        atomic_fetch_add(&p->req[route][status_index], 1);
+}
+
+void sdb_keys_note_ingested(sdb_keys *k, uint32_t project, uint64_t n)
+{
+    proj_stat *p = k ? stat_of(k, project) : NULL;
+    if (p) atomic_fetch_add(&p->ingested, n);
+}
+
+int sdb_keys_counts(const sdb_keys *k, uint32_t project,
+                    uint64_t req[SDB_N_ROUTES][SDB_N_STATUS], uint64_t *ingested)
+{
+    const proj_stat *p = k ? stat_of(k, project) : NULL;
+    if (!p) return SDB_ENOTFOUND;
+    for (int r = 0; r < SDB_N_ROUTES; r++)
+        for (int i = 0; i < SDB_N_STATUS; i++) req[r][i] = atomic_load(&p->req[r][i]);
+    *ingested = atomic_load(&p->ingested);
+    return SDB_OK;
+}
 
 static void hash_of(const sdb_keys *k, const char *cred, size_t len, unsigned char *out)
 {
@@ -87,24 +138,51 @@ int sdb_keys_load(const char *path, sdb_store *s, sdb_keys **out, char *err, siz
             k->v = v;
         }
         key_entry *e = &k->v[k->n];
-        if ((rc = sdb_project_id(s, proj, 1, &e->project))) {
+        hash_of(k, key, strlen(key), e->hash);
+        /* The public key alone (Langfuse's browser SDK sends it as Bearer)
+         * scopes the same project for score creation. */
+        char *colon = strchr(key, ':');
+        int has_pub = colon && colon > key;
+        unsigned char pub[crypto_generichash_BYTES];
+        if (has_pub) hash_of(k, key, (size_t)(colon - key), pub);
+        sodium_memzero(key, strlen(key));
+        e->line = lineno;
+        e->public_only = 0;
+        /* Key files hold tens of keys: a scan per line is enough. */
+        for (size_t i = 0; i < k->n; i++)
+            if (sodium_memcmp(k->v[i].hash, e->hash, sizeof e->hash) == 0) {
+                snprintf(err, errlen,
+                         "--keys %s line %d: the key of line %d again (a key names one "
+                         "project; give each project its own key)",
+                         path, lineno, k->v[i].line);
+                rc = SDB_EINVAL;
+            }
+        if (rc) break;
+        if (!strcmp(proj, "@metrics")) {
+            e->project = SDB_KEYS_METRICS;
+        } else if ((rc = sdb_project_id(s, proj, 1, &e->project))) {
             snprintf(err, errlen, "--keys %s line %d: project \"%s\": %s", path, lineno, proj,
                      sdb_strerror(rc));
             break;
+        } else if (!stat_of(k, e->project)) {
+            proj_stat *ps = realloc(k->ps, (k->n_ps + 1) * sizeof *ps);
+            if (!ps) {
+                rc = SDB_ENOMEM;
+                break;
+            }
+            k->ps = ps;
+            memset(&ps[k->n_ps], 0, sizeof *ps);
+            ps[k->n_ps++].project = e->project;
         }
-        hash_of(k, key, strlen(key), e->hash);
-        e->public_only = 0;
         k->n++;
-        char *colon = strchr(key, ':');
-        if (colon && colon > key) {
-            /* The public key alone (Langfuse's browser SDK sends it as
-             * Bearer) scopes the same project for score creation. */
+        if (has_pub && e->project != SDB_KEYS_METRICS) {
             key_entry *pe = &k->v[k->n++];
-            hash_of(k, key, (size_t)(colon - key), pe->hash);
+            memcpy(pe->hash, pub, sizeof pub);
             pe->project = e->project;
+            pe->line = lineno;
             pe->public_only = 1;
         }
-        sodium_memzero(key, strlen(key));
+        sodium_memzero(pub, sizeof pub);
     }
     if (line) sodium_memzero(line, cap);
     free(line);
@@ -154,6 +232,7 @@ void sdb_keys_free(sdb_keys *k)
 {
     if (!k) return;
     sodium_memzero(k->hkey, sizeof k->hkey);
+    free(k->ps);
     free(k->v);
     free(k);
 }

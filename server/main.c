@@ -3,8 +3,10 @@
  *
  * The tools read the store with no aggregation delay: each folds every
  * acknowledged score before answering, so a query right after an ingest
- * sees the new scores. Exit status: 0 success, 1 fatal (store cannot be
- * opened), 2 usage, 3 some ingest rows rejected.
+ * sees the new scores. A fold the disk refuses is a warning, not a failed
+ * read: the answer then comes from what is folded (docs/reliability.md).
+ * Exit status: 0 success, 1 fatal (store cannot be opened, the disk
+ * refused the ingest's writes), 2 usage, 3 some ingest rows rejected.
  */
 #include "cli.h"
 
@@ -28,6 +30,18 @@ static size_t batch_rows(void)
     return v > 0 && v <= 1000000 ? (size_t)v : BATCH_ROWS;
 }
 #define MAX_ERRORS 100000
+/* Bytes of line text per chunk: a chunk ends at BATCH_ROWS lines or at this
+ * many bytes, whichever comes first, so memory in flight is bounded in
+ * bytes (N_JOBS chunks of text plus their batches), not in lines: 20,000
+ * lines of 20 KB metadata each made 400 MB chunks and a 4.3 GiB peak.
+ * SCOREDB_INGEST_CHUNK_BYTES overrides it (tests). */
+#define CHUNK_BYTES (8u << 20)
+static size_t chunk_bytes(void)
+{
+    const char *e = getenv("SCOREDB_INGEST_CHUNK_BYTES");
+    long v = e ? strtol(e, NULL, 10) : 0;
+    return v > 0 ? (size_t)v : CHUNK_BYTES;
+}
 
 static void usage(FILE *f)
 {
@@ -38,7 +52,9 @@ static void usage(FILE *f)
           "  scoredb stats  --db DIR                     where the store's bytes are\n"
           "  scoredb serve  --db DIR [--listen 127.0.0.1:8080] [--aggregation-delay 10m]\n"
           "                 [--threads N] [--max-body 8MiB] [--keys FILE]\n"
-          "  scoredb export --db DIR --format clickhouse|csv|ndjson [--out PATH]\n",
+          "  scoredb export --db DIR --format clickhouse|csv|ndjson [--out PATH]\n"
+          "  scoredb check  --db DIR                     verify aggregates and indexes\n"
+          "  scoredb backup --db DIR --out DIR2          compacted copy of a live store\n",
           f);
 }
 
@@ -73,7 +89,20 @@ static int cli_open_with(const char *db, int must_exist, const sdb_options *opts
 
 int sdb_cli_open(const char *db, int must_exist, sdb_store **out)
 {
-    return cli_open_with(db, must_exist, NULL, out);
+    /* Commands that read still work on a disk that refuses writes. */
+    sdb_options o = {.fallback_read_only = 1};
+    return cli_open_with(db, must_exist, &o, out);
+}
+
+/* Fold before a read; a fold the disk refuses only warns. */
+static void cli_fold(sdb_store *s)
+{
+    int rc = sdb_store_fold(s, sdb_now_ms(), NULL);
+    if (rc == SDB_OK) return;
+    char why[600];
+    sdb_store_health(s, why, sizeof why);
+    fprintf(stderr, "scoredb: warning: fold failed (%s%s%s); answering from what is folded\n",
+            sdb_strerror(rc), why[0] ? ": " : "", why);
 }
 
 /* Read a whole stream (query text from stdin). */
@@ -156,11 +185,72 @@ static void add_error(report *r, const char *file, unsigned long long line, cons
     strcpy(r->errors + r->len++, "}");
 }
 
+/* Longest score line the ingest takes: a longer one is reported as an
+ * error for its line and skipped without being held, so one line cannot
+ * cost more memory than this either (the server's body cap is 8 MiB). */
+#define MAX_LINE (16u << 20)
+
+/* Lines of a file read in 1 MiB blocks (stdio's 4 KiB reads made 52k read
+ * calls per 1M scores), bounded: getline would hold a line of any length. */
+typedef struct lreader {
+    FILE *f;
+    char *buf;
+    size_t at, end, cap;
+    int eof;
+} lreader;
+
+/* The next line into *line (growing it; no newline, NUL-terminated) and
+ * its length; -1 at the end of the input; -2 for a line over `max` bytes,
+ * consumed to its end, with its length in *long_len. */
+static ssize_t next_line(lreader *lr, char **line, size_t *cap, size_t max, size_t *long_len)
+{
+    size_t len = 0, total = 0;
+    int any = 0;
+    for (;;) {
+        if (lr->at == lr->end) {
+            size_t n = lr->eof ? 0 : fread(lr->buf, 1, lr->cap, lr->f);
+            if (n == 0) {
+                lr->eof = 1;
+                if (!any) return -1;
+                break;
+            }
+            lr->at = 0;
+            lr->end = n;
+        }
+        any = 1;
+        const char *p = lr->buf + lr->at;
+        const char *nl = memchr(p, '\n', lr->end - lr->at);
+        size_t take = nl ? (size_t)(nl - p) : lr->end - lr->at;
+        if (total + take <= max) {
+            if (len + take + 1 > *cap) {
+                size_t c = *cap ? *cap : 4096;
+                while (c < len + take + 1) c *= 2;
+                char *q = realloc(*line, c);
+                if (!q) return -3;
+                *line = q;
+                *cap = c;
+            }
+            memcpy(*line + len, p, take);
+            len += take;
+        }
+        total += take;
+        lr->at += take + (nl != NULL);
+        if (nl) break;
+    }
+    if (total > max) {
+        *long_len = total;
+        return -2;
+    }
+    if (*line) (*line)[len] = 0;
+    return (ssize_t)len;
+}
+
 /* Ingest is a two-stage pipeline: the main thread reads lines and commits
  * batches in file order, while a worker thread parses and validates the
  * next chunk (parsing JSON is over half the work, so it gets its own core).
  * Commits stay in file order, so replacements by id apply as written.
- * Memory is two chunks of text and two batches, whatever the file size. */
+ * Memory is N_JOBS chunks of text (each at most CHUNK_BYTES plus one line)
+ * and their batches, whatever the file size. */
 typedef struct job {
     char *text;
     size_t len, cap;
@@ -172,6 +262,9 @@ typedef struct job {
     char **emsg;
     unsigned long long *eline;
     size_t n_err, cap_err;
+    unsigned long long *long_line; /* lines over MAX_LINE, not in text */
+    size_t *long_len;
+    size_t n_long, cap_long;
     int ready; /* parsed */
 } job;
 
@@ -191,6 +284,7 @@ static void job_reset(job *j, const char *label)
     j->len = j->n = 0;
     for (size_t i = 0; i < j->n_err; i++) free(j->emsg[i]);
     j->n_err = 0;
+    j->n_long = 0;
     j->label = label;
     j->ready = 0;
     sdb_batch_clear(j->b);
@@ -221,6 +315,23 @@ static int job_add_line(job *j, const char *p, size_t len, unsigned long long li
     j->off[j->n] = j->len;
     j->lineno[j->n++] = lineno;
     j->len += len + 1;
+    return 0;
+}
+
+static int job_add_long(job *j, unsigned long long lineno, size_t len)
+{
+    if (j->n_long == j->cap_long) {
+        size_t cap = j->cap_long ? j->cap_long * 2 : 16;
+        unsigned long long *l = realloc(j->long_line, cap * sizeof *l);
+        if (!l) return -1;
+        j->long_line = l;
+        size_t *n = realloc(j->long_len, cap * sizeof *n);
+        if (!n) return -1;
+        j->long_len = n;
+        j->cap_long = cap;
+    }
+    j->long_line[j->n_long] = lineno;
+    j->long_len[j->n_long++] = len;
     return 0;
 }
 
@@ -305,14 +416,27 @@ static int is_ready(pipe_ctl *c, const job *j)
 /* Commit a parsed job: its errors join the report, its rows the store. */
 static int commit(sdb_store *s, job *j, report *r)
 {
-    for (size_t i = 0; i < j->n_err; i++)
-        add_error(r, j->label, j->eline[i], j->emsg[i] ? j->emsg[i] : "out of memory");
+    /* Parse errors and over-long lines, merged in line order. */
+    for (size_t a = 0, b = 0; a < j->n_err || b < j->n_long;) {
+        if (b == j->n_long || (a < j->n_err && j->eline[a] < j->long_line[b])) {
+            add_error(r, j->label, j->eline[a], j->emsg[a] ? j->emsg[a] : "out of memory");
+            a++;
+        } else {
+            char msg[120];
+            snprintf(msg, sizeof msg, "line: %zu bytes, over the limit of %u bytes per score",
+                     j->long_len[b], MAX_LINE);
+            add_error(r, j->label, j->long_line[b], msg);
+            b++;
+        }
+    }
     size_t n = sdb_batch_rows(j->b);
     if (!n) return 0;
     int rc = sdb_store_ingest(s, 0, j->b, sdb_now_ms());
     if (rc) {
-        fprintf(stderr, "scoredb: ingest failed after %llu scores: %s\n", r->accepted,
-                sdb_strerror(rc));
+        char why[600];
+        sdb_store_health(s, why, sizeof why);
+        fprintf(stderr, "scoredb: ingest failed after %llu scores (those are stored): %s\n",
+                r->accepted, why[0] ? why : sdb_strerror(rc));
         return 1;
     }
     r->accepted += n;
@@ -353,7 +477,7 @@ static int cmd_ingest(const char *db, int n_files, char **files)
      * and committed in the same cyclic order, so the free ones are always
      * the ones after the newest. */
     int head = 0, n_fifo = 0;
-    const size_t chunk_rows = batch_rows();
+    const size_t chunk_rows = batch_rows(), chunk_max = chunk_bytes();
     double t0 = now_s(), last_print = t0;
     char *line = NULL;
     size_t cap = 0;
@@ -364,6 +488,22 @@ static int cmd_ingest(const char *db, int n_files, char **files)
         files = &stdin_name;
         n_files = 1;
     }
+    /* Every path is checked before the first score is stored: a directory
+     * opens for reading on Linux and reads as an error (EISDIR) that
+     * getline() reports as end of file, so `ingest DIR` stored nothing and
+     * exited 0. */
+    for (int fi = 0; fi < n_files && !fatal; fi++) {
+        struct stat st;
+        if (!strcmp(files[fi], "-")) continue;
+        if (stat(files[fi], &st)) {
+            fprintf(stderr, "scoredb: cannot read %s: %s\n", files[fi], strerror(errno));
+            fatal = 1;
+        } else if (S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "scoredb: cannot read %s: a directory (give the NDJSON files in it)\n",
+                    files[fi]);
+            fatal = 1;
+        }
+    }
     for (int fi = 0; fi < n_files && !fatal; fi++) {
         int is_stdin = strcmp(files[fi], "-") == 0;
         FILE *f = is_stdin ? stdin : fopen(files[fi], "r");
@@ -372,9 +512,13 @@ static int cmd_ingest(const char *db, int n_files, char **files)
             fatal = 1;
             break;
         }
-        /* 1 MiB reads instead of stdio's 4 KiB (52k read calls per 1M scores);
-         * glibc ignores the size unless it is given the buffer. */
-        if (inbuf) setvbuf(f, inbuf, _IOFBF, INBUF);
+        if (!inbuf) {
+            fprintf(stderr, "scoredb: out of memory\n");
+            fatal = 1;
+            if (!is_stdin) fclose(f);
+            break;
+        }
+        lreader lr = {f, inbuf, 0, 0, INBUF, 0};
         const char *label = n_files > 1 ? files[fi] : NULL;
         unsigned long long lineno = 0;
         int eof = 0;
@@ -390,9 +534,20 @@ static int cmd_ingest(const char *db, int n_files, char **files)
             }
             job *j = &jobs[(head + n_fifo) % N_JOBS];
             job_reset(j, label);
-            ssize_t len;
-            while (j->n < chunk_rows && (len = getline(&line, &cap, f)) >= 0) {
+            ssize_t len = 0;
+            size_t long_len = 0;
+            while (j->n < chunk_rows && j->len < chunk_max &&
+                   (len = next_line(&lr, &line, &cap, MAX_LINE, &long_len)) != -1) {
                 lineno++;
+                if (len == -2) {
+                    if (job_add_long(j, lineno, long_len)) len = -3;
+                    else continue;
+                }
+                if (len == -3) {
+                    fprintf(stderr, "scoredb: out of memory\n");
+                    fatal = 1;
+                    break;
+                }
                 while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
                                    line[len - 1] == ' ' || line[len - 1] == '\t'))
                     line[--len] = 0;
@@ -405,7 +560,7 @@ static int cmd_ingest(const char *db, int n_files, char **files)
                     break;
                 }
             }
-            if (j->n < chunk_rows) eof = 1;
+            if (len == -1) eof = 1;
             if (fatal) break;
             submit(&ctl, j);
             n_fifo++;
@@ -424,10 +579,11 @@ static int cmd_ingest(const char *db, int n_files, char **files)
                 }
             }
         }
-        if (is_stdin)
-            setvbuf(f, NULL, _IONBF, 0); /* stdin must not keep our buffer */
-        else
-            fclose(f);
+        if (!fatal && ferror(f)) {
+            fprintf(stderr, "scoredb: cannot read %s: %s\n", files[fi], strerror(errno));
+            fatal = 1;
+        }
+        if (!is_stdin) fclose(f);
     }
     for (int i = 0; i < n_fifo; i++) {
         job *j = &jobs[(head + i) % N_JOBS];
@@ -470,6 +626,8 @@ static int cmd_ingest(const char *db, int n_files, char **files)
         free(jobs[i].lineno);
         free(jobs[i].emsg);
         free(jobs[i].eline);
+        free(jobs[i].long_line);
+        free(jobs[i].long_len);
         sdb_batch_free(jobs[i].b);
     }
     pthread_mutex_destroy(&ctl.mu);
@@ -496,9 +654,9 @@ static int cmd_query(const char *db, const char *arg)
         free(text);
         return rc;
     }
-    rc = sdb_store_fold(s, sdb_now_ms(), NULL);
+    cli_fold(s);
     char *out = NULL, err[512] = "";
-    if (rc == SDB_OK) rc = sdb_query_json(s, 0, text, len, &out, err, sizeof err);
+    rc = sdb_query_json(s, 0, text, len, &out, err, sizeof err);
     free(text);
     sdb_store_close(s);
     if (rc == SDB_EINVAL) {
@@ -533,9 +691,9 @@ static int cmd_names(const char *db)
     sdb_store *s;
     int rc = sdb_cli_open(db, 1, &s);
     if (rc) return rc;
-    rc = sdb_store_fold(s, sdb_now_ms(), NULL);
+    cli_fold(s);
     char *out = NULL;
-    if (rc == SDB_OK) rc = sdb_names_json(s, 0, &out);
+    rc = sdb_names_json(s, 0, &out);
     sdb_store_close(s);
     return print_answer("names", rc, out);
 }
@@ -583,7 +741,7 @@ int main(int argc, char **argv)
     const char *db = take_db(&rest, args);
     for (int i = 0; i < rest; i++)
         if (args[i][0] == '-' && args[i][1] == '-' && strcmp(cmd, "serve") &&
-            strcmp(cmd, "export")) {
+            strcmp(cmd, "export") && strcmp(cmd, "backup")) {
             fprintf(stderr, "scoredb: %s: unknown option %s\n", cmd, args[i]);
             return sdb_cli_usage(NULL);
         }

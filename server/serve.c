@@ -25,11 +25,34 @@
  *
  * Cache. Query answers are cached by (project, request body) until the
  * answer may change: `gen` moves on every fold, commit and delete. The
- * table is bounded (cache_entries) and answers over 1 MiB are not kept.
+ * cache is bounded in bytes (cache_bytes: keys, answers and a fixed cost
+ * per entry) and in entries (cache_entries, the open-addressing table is
+ * kept at most half full); an answer over 1/8 of the bound or 1 MiB is not
+ * kept. To make room it evicts entries in slot order from a moving hand:
+ * slots are hash order, so this is random eviction, which costs nothing
+ * per hit (no LRU list under the lock on the read path) and, for a cache
+ * invalidated wholesale on every commit, loses little to LRU.
+ *
+ * Memory given back. Large buffers (request bodies, answers) are mmap'd
+ * by malloc (M_MMAP_THRESHOLD fixed at 1 MiB: glibc's moving threshold
+ * would otherwise climb to 32 MiB after the first large free and keep
+ * every later body in the heap), and after a burst of large bodies the
+ * aggregator's tick calls malloc_trim, so RSS comes back down when the
+ * burst ends (docs/limits.md has the peak memory formula).
+ *
+ * A full disk (docs/reliability.md). Writes the disk refuses (no space,
+ * I/O error) are answered 507 with a message naming the store, and
+ * nothing is acknowledged that was not committed. Reads never depend on a
+ * write: a fold that fails leaves analytics answering from what is folded
+ * (their as_of says how old), and a store the disk will not open for
+ * writes is opened read-only. /healthz then says "degraded" with the
+ * reason, and the aggregator probes the disk each second until a write
+ * commits again.
  */
 #include "compat.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +64,7 @@
 #define MAX_ITEMS 100000u       /* scores per ingest request */
 #define MAX_COMMIT_ROWS 500000u /* rows per group commit */
 #define CACHE_VAL_MAX (1u << 20)
+#define CACHE_ENTRY_COST 96u /* bytes an entry costs besides its key and answer */
 
 /* ---------------------------------------------------------------- replies */
 
@@ -104,6 +128,53 @@ static void reply_engine_error(sdb__reply *out, int rc, const char *err)
                  err ? err : "");
         sdb__reply_error(out, 500, msg);
     }
+}
+
+/* A write the store refused (rc): 507 Insufficient Storage naming the
+ * store's disk when the disk refused it, else as any engine error. */
+static void reply_write_error(sdb_server *s, sdb__reply *out, int rc, const char *what)
+{
+    char msg[700];
+    if (sdb__srv_write_error(s, rc, what, msg, sizeof msg) == 507)
+        sdb__reply_error(out, 507, msg);
+    else
+        reply_engine_error(out, rc, what);
+}
+
+int sdb__srv_write_error(sdb_server *s, int rc, const char *what, char *msg, size_t len)
+{
+    if (rc != SDB_ENOSPC && rc != SDB_EIO) {
+        snprintf(msg, len, "%s: %s", sdb_strerror(rc), what);
+        return rc == SDB_EBUSY ? 503 : 500;
+    }
+    char why[600];
+    if (!sdb_store_health(s->store, why, sizeof why))
+        snprintf(why, sizeof why, "%s: the disk of store %s refused a write", sdb_strerror(rc),
+                 sdb_store_path(s->store));
+    snprintf(msg, len, "%s; %s", why, what);
+    return 507;
+}
+
+/* GET /healthz: {"status":"ok"}, or 200 {"status":"degraded","reason",
+ * "writes":false} while the disk refuses writes: reads still answer, so a
+ * liveness check must not restart a server that a restart cannot mend. */
+static void reply_health(sdb_server *s, sdb__reply *out)
+{
+    char why[600];
+    if (!sdb_store_health(s->store, why, sizeof why)) {
+        reply_text(out, 200, strdup("{\"status\":\"ok\"}\n"), NULL);
+        return;
+    }
+    char *b = strdup("{\"status\":\"degraded\",\"writes\":false,\"reason\":");
+    size_t len = b ? strlen(b) : 0;
+    char *p = b && sdb_json_quote(why, strlen(why), &b, &len) == SDB_OK ? realloc(b, len + 2)
+                                                                      : NULL;
+    if (!p) {
+        free(b);
+        return;
+    }
+    memcpy(p + len, "}", 2);
+    reply_json(out, 200, p);
 }
 
 /* ------------------------------------------------------------------ clock */
@@ -193,6 +264,20 @@ static int fold_due(sdb_server *s, int force)
     return rc;
 }
 
+/* A failed fold, on stderr once per change of cause (it is retried each
+ * second). Any thread. */
+static void fold_failed(sdb_server *s, int rc)
+{
+    if (atomic_exchange(&s->fold_rc, rc) == rc) return;
+    char why[600] = "";
+    if (rc) sdb_store_health(s->store, why, sizeof why);
+    if (rc)
+        fprintf(stderr, "scoredb serve: fold failed: %s%s%s; analytics answer from what is "
+                        "folded\n", sdb_strerror(rc), why[0] ? ": " : "", why);
+    else
+        fprintf(stderr, "scoredb serve: folding again\n");
+}
+
 static void *agg_main(void *arg)
 {
     sdb_server *s = arg;
@@ -204,8 +289,19 @@ static void *agg_main(void *arg)
         pthread_cond_timedwait(&s->agg_cv, &s->agg_mu, &ts);
         if (s->agg_stop) break;
         pthread_mutex_unlock(&s->agg_mu);
-        int rc = fold_due(s, 1);
-        if (rc) fprintf(stderr, "scoredb serve: fold failed: %s\n", sdb_strerror(rc));
+        /* While the disk refuses writes, try it once a tick: writes resume
+         * (and /healthz says ok) as soon as space returns, also with no
+         * ingest or fold to notice it. */
+        int refused = sdb_store_health(s->store, NULL, 0);
+        if (refused && (refused = sdb_store_probe(s->store)) == SDB_OK)
+            fprintf(stderr, "scoredb serve: the store takes writes again\n");
+        if (!refused) fold_failed(s, fold_due(s, 1));
+        /* A burst of large bodies ended: give the heap's free pages back
+         * (milliseconds at most, once a second at most). */
+        if (atomic_load(&s->trim_wanted) && atomic_load(&s->body_held) < s->o.body_budget / 4) {
+            atomic_store(&s->trim_wanted, 0);
+            malloc_trim(0);
+        }
         pthread_mutex_lock(&s->agg_mu);
     }
     pthread_mutex_unlock(&s->agg_mu);
@@ -260,6 +356,9 @@ static void *writer_main(void *arg)
                 spans_push(s, now);
                 pthread_mutex_unlock(&s->agg_mu);
                 atomic_fetch_add(&s->ingested, rows);
+                if (s->keys)
+                    for (sdb__wreq *w = first; w; w = w->next)
+                        sdb_keys_note_ingested(s->keys, w->project, sdb_batch_rows(w->b));
                 atomic_fetch_add(&s->commits, 1);
                 atomic_fetch_add(&s->gen, 1);
             }
@@ -369,7 +468,15 @@ int sdb__srv_commit(sdb_server *s, uint32_t project, sdb_batch *b)
     return commit(s, project, b);
 }
 
-int sdb__srv_fold(sdb_server *s) { return fold_due(s, 0); }
+/* Reads call this: a fold the disk refuses is retried by the aggregator
+ * and logged there, never the read's failure. While the disk refuses
+ * writes reads do not try: a fold builds its segments before its commit
+ * fails, and a backlog of a million scores would cost each read ~0.3 s. */
+int sdb__srv_fold(sdb_server *s)
+{
+    if (sdb_store_health(s->store, NULL, 0) == SDB_OK) fold_due(s, 0);
+    return SDB_OK;
+}
 
 /* ------------------------------------------------------------------ cache */
 
@@ -403,6 +510,8 @@ static char *cache_get(sdb_server *s, uint32_t project, const char *key, size_t 
     return out;
 }
 
+static size_t centry_cost(const sdb__centry *e) { return e->klen + e->vlen + CACHE_ENTRY_COST; }
+
 static void cache_clear_locked(sdb_server *s)
 {
     for (size_t i = 0; i < s->cache_cap; i++) {
@@ -411,12 +520,50 @@ static void cache_clear_locked(sdb_server *s)
         memset(&s->cache[i], 0, sizeof s->cache[i]);
     }
     s->cache_n = 0;
+    atomic_store(&s->cache_used, 0);
+}
+
+/* Empty slot i of the linear-probing table, moving back each later entry
+ * of the cluster that would no longer be found past the hole (Knuth's
+ * algorithm R, TAOCP 6.4), so no tombstones are needed. */
+static void cache_delete_locked(sdb_server *s, size_t i)
+{
+    size_t mask = s->cache_cap - 1;
+    sdb__centry *e = &s->cache[i];
+    atomic_fetch_sub(&s->cache_used, centry_cost(e));
+    free(e->key);
+    free(e->val);
+    s->cache_n--;
+    for (size_t j = (i + 1) & mask; s->cache[j].hash; j = (j + 1) & mask) {
+        size_t home = s->cache[j].hash & mask;
+        /* Entry j may stay when its home lies cyclically in (i, j]. */
+        int stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (stays) continue;
+        s->cache[i] = s->cache[j];
+        i = j;
+    }
+    memset(&s->cache[i], 0, sizeof s->cache[i]);
+}
+
+/* Evict from the hand until `need` more bytes and one more entry fit. */
+static void cache_make_room_locked(sdb_server *s, size_t need)
+{
+    while (s->cache_n && (atomic_load(&s->cache_used) + need > s->o.cache_bytes ||
+                          (s->cache_n + 1) * 2 > s->cache_cap)) {
+        size_t i = s->cache_hand & (s->cache_cap - 1);
+        if (s->cache[i].hash) {
+            cache_delete_locked(s, i);
+            atomic_fetch_add(&s->cache_evictions, 1);
+        }
+        s->cache_hand = i + 1;
+    }
 }
 
 static void cache_put(sdb_server *s, uint32_t project, const char *key, size_t klen,
                       uint64_t gen, const char *val, size_t vlen)
 {
-    if (!s->cache_cap || vlen > CACHE_VAL_MAX) return;
+    size_t need = klen + vlen + CACHE_ENTRY_COST;
+    if (!s->cache_cap || vlen > CACHE_VAL_MAX || need > s->o.cache_bytes / 8) return;
     uint64_t h = fnv(project, key, klen);
     char *k = malloc(klen + 1), *v = malloc(vlen + 1);
     if (!k || !v) {
@@ -428,29 +575,29 @@ static void cache_put(sdb_server *s, uint32_t project, const char *key, size_t k
     k[klen] = 0;
     memcpy(v, val, vlen + 1);
     pthread_mutex_lock(&s->cache_mu);
-    /* Bounded: at half full (open addressing) start over; every entry of
-     * an older generation is dead anyway. */
-    if (s->cache_n * 2 >= s->cache_cap) cache_clear_locked(s);
-    for (size_t i = h & (s->cache_cap - 1);; i = (i + 1) & (s->cache_cap - 1)) {
+    size_t mask = s->cache_cap - 1;
+    /* The same request cached before (an older generation): replace it. */
+    for (size_t i = h & mask; s->cache[i].hash; i = (i + 1) & mask) {
         sdb__centry *e = &s->cache[i];
-        if (!e->hash || (e->hash == h && e->project == project && e->klen == klen &&
-                         !memcmp(e->key, key, klen))) {
-            if (!e->hash) s->cache_n++;
-            free(e->key);
-            free(e->val);
-            *e = (sdb__centry){h, gen, project, k, klen, v, vlen};
-            k = v = NULL;
+        if (e->hash == h && e->project == project && e->klen == klen &&
+            !memcmp(e->key, key, klen)) {
+            cache_delete_locked(s, i);
             break;
         }
     }
+    cache_make_room_locked(s, need);
+    size_t i = h & mask;
+    while (s->cache[i].hash) i = (i + 1) & mask;
+    s->cache[i] = (sdb__centry){h, gen, project, k, klen, v, vlen};
+    s->cache_n++;
+    atomic_fetch_add(&s->cache_used, need);
     pthread_mutex_unlock(&s->cache_mu);
-    free(k);
-    free(v);
 }
 
 /* -------------------------------------------------------------- endpoints */
 
-static void ingest_reply(sdb__reply *out, int rc, sdb_batch *b, const char *errs, size_t n_err);
+static void ingest_reply(sdb_server *s, sdb__reply *out, int rc, sdb_batch *b, const char *errs,
+                         size_t n_err);
 
 static void ep_ingest(sdb_server *s, struct MHD_Connection *c, sdb__req *r, sdb__reply *out)
 {
@@ -496,7 +643,7 @@ static void ep_ingest(sdb_server *s, struct MHD_Connection *c, sdb__req *r, sdb_
         return;
     }
     if (c && park(s, c, r, b, errs, n_err) == 0) return;
-    ingest_reply(out, commit(s, r->project, b), b, errs, n_err);
+    ingest_reply(s, out, commit(s, r->project, b), b, errs, n_err);
     free(errs);
     sdb_batch_free(b);
 }
@@ -504,72 +651,80 @@ static void ep_ingest(sdb_server *s, struct MHD_Connection *c, sdb__req *r, sdb_
 void sdb__serve_resumed(sdb_server *s, sdb__req *r, sdb__reply *out)
 {
     parked_ingest *p = r->parked;
-    ingest_reply(out, p->w.rc, p->w.b, p->errs, p->n_err);
+    ingest_reply(s, out, p->w.rc, p->w.b, p->errs, p->n_err);
     sdb__serve_req_done(s, r);
     if (!out->body) sdb__reply_error(out, 500, "out of memory");
 }
 
+/* A reply body that doubles as it grows, so a reply of n ids costs O(n)
+ * bytes copied: appending each id with a realloc to the exact size was
+ * quadratic (100k ids took over 120 s under ASan, whose realloc always
+ * copies). */
+typedef struct rbuf {
+    char *p;
+    size_t len, cap;
+    int failed;
+} rbuf;
+
+static void rb_add(rbuf *b, const char *p, size_t n)
+{
+    if (b->failed) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *q = realloc(b->p, cap);
+        if (!q) {
+            b->failed = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
 /* The reply to an ingest whose commit returned rc: 200 with the ids of the
  * batch's rows, 207 when some rows were rejected (errs, n_err). */
-static void ingest_reply(sdb__reply *out, int rc, sdb_batch *b, const char *errs, size_t n_err)
+static void ingest_reply(sdb_server *s, sdb__reply *out, int rc, sdb_batch *b, const char *errs,
+                         size_t n_err)
 {
     if (rc) {
-        reply_engine_error(out, rc, "the scores were not stored");
+        reply_write_error(s, out, rc, "the scores were not stored");
         return;
     }
     size_t ok = sdb_batch_rows(b);
-    char *body;
-    size_t len;
     char head[64];
+    rbuf body = {NULL, 0, 0, 0};
+    char *q = NULL; /* one id quoted, reused: sdb_json_quote appends to it */
+    size_t qlen = 0;
     snprintf(head, sizeof head, "{\"accepted\":%zu,\"ids\":[", ok);
-    body = strdup(head);
-    len = body ? strlen(body) : 0;
-    for (size_t i = 0; body && i < ok; i++) {
+    rb_add(&body, head, strlen(head));
+    for (size_t i = 0; i < ok && !body.failed; i++) {
         const char *id = sdb_batch_id(b, i);
-        if (i) {
-            char *p = realloc(body, len + 2);
-            if (!p) {
-                free(body);
-                body = NULL;
-                break;
-            }
-            body = p;
-            body[len++] = ',';
-            body[len] = 0;
-        }
-        if (sdb_json_quote(id, strlen(id), &body, &len)) {
-            free(body);
-            body = NULL;
-        }
+        if (i) rb_add(&body, ",", 1);
+        qlen = 0;
+        if (sdb_json_quote(id, strlen(id), &q, &qlen)) body.failed = 1;
+        else rb_add(&body, q, qlen);
     }
-    if (body) {
-        size_t el = n_err ? strlen(errs) : 0;
-        char *p = realloc(body, len + el + 16);
-        if (p) {
-            body = p;
-            if (n_err) {
-                memcpy(body + len, "],\"errors\":[", 12);
-                len += 12;
-                memcpy(body + len, errs, el);
-                len += el;
-            }
-            memcpy(body + len, "]}", 3);
-            reply_json(out, n_err ? 207 : 200, body);
-        } else {
-            free(body);
-            body = NULL;
-        }
+    free(q);
+    if (n_err) {
+        rb_add(&body, "],\"errors\":[", 12);
+        rb_add(&body, errs, strlen(errs));
     }
-    if (!body && !out->body) sdb__reply_error(out, 500, "out of memory (the scores were stored)");
+    rb_add(&body, "]}", 2);
+    if (body.failed) {
+        free(body.p);
+        sdb__reply_error(out, 500, "out of memory (the scores were stored)");
+        return;
+    }
+    reply_json(out, n_err ? 207 : 200, body.p);
 }
 
 static void ep_query(sdb_server *s, sdb__req *r, sdb__reply *out)
 {
-    int rc = fold_due(s, 0);
-    if (rc) {
-        reply_engine_error(out, rc, "fold");
-        return;
-    }
+    sdb__srv_fold(s); /* a failed fold leaves the answer at the old as_of */
     uint64_t gen = atomic_load(&s->gen);
     const char *body = r->body ? r->body : "";
     size_t vlen;
@@ -581,7 +736,7 @@ static void ep_query(sdb_server *s, sdb__req *r, sdb__reply *out)
     }
     atomic_fetch_add(&s->cache_misses, 1);
     char *ans = NULL, err[512] = "";
-    rc = sdb_query_json(s->store, r->project, body, r->len, &ans, err, sizeof err);
+    int rc = sdb_query_json(s->store, r->project, body, r->len, &ans, err, sizeof err);
     if (rc) {
         reply_engine_error(out, rc, err);
         return;
@@ -592,9 +747,9 @@ static void ep_query(sdb_server *s, sdb__req *r, sdb__reply *out)
 
 static void ep_names(sdb_server *s, sdb__req *r, sdb__reply *out)
 {
-    int rc = fold_due(s, 0);
+    sdb__srv_fold(s);
     char *ans = NULL;
-    if (rc == SDB_OK) rc = sdb_names_json(s->store, r->project, &ans);
+    int rc = sdb_names_json(s->store, r->project, &ans);
     if (rc)
         reply_engine_error(out, rc, NULL);
     else
@@ -634,7 +789,7 @@ static void ep_delete(sdb_server *s, sdb__req *r, sdb__reply *out)
         return;
     }
     if (rc) {
-        reply_engine_error(out, rc, NULL);
+        reply_write_error(s, out, rc, "the score was not deleted");
         return;
     }
     atomic_fetch_add(&s->gen, 1);
@@ -666,12 +821,10 @@ static void ep_traces(sdb_server *s, sdb__req *r, sdb__reply *out)
 void sdb__serve_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r, sdb__reply *out)
 {
     switch (r->route) {
-    case SDB_R_HEALTHZ:
-        reply_text(out, 200, strdup("{\"status\":\"ok\"}\n"), NULL);
-        break;
+    case SDB_R_HEALTHZ: reply_health(s, out); break;
     case SDB_R_METRICS: {
         size_t len;
-        char *m = sdb__metrics_text(s, &len);
+        char *m = sdb__metrics_text(s, r, &len);
         reply_text(out, 200, m, "text/plain; version=0.0.4");
         break;
     }
@@ -713,6 +866,22 @@ int sdb_server_start(const sdb_server_opts *opts, sdb_server **out, char *err, s
     if (!s->o.max_conns) s->o.max_conns = 1024;
     if (!s->o.max_inflight) s->o.max_inflight = 256;
     if (!s->o.cache_entries) s->o.cache_entries = 1024;
+    if (!s->o.cache_bytes) {
+        /* A small fraction of RAM: 1/64, from 8 MiB to 1 GiB. */
+        long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+        uint64_t ram = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 1ull << 30;
+        s->o.cache_bytes = ram / 64;
+        if (s->o.cache_bytes < (8u << 20)) s->o.cache_bytes = 8u << 20;
+        if (s->o.cache_bytes > (1u << 30)) s->o.cache_bytes = 1u << 30;
+    }
+    if (!s->o.head_timeout_s) s->o.head_timeout_s = 10;
+    if (!s->o.body_min_rate) s->o.body_min_rate = 16u << 10;
+    if (!s->o.max_per_ip) s->o.max_per_ip = 128;
+    if (!s->o.body_budget) s->o.body_budget = 256u << 20;
+    if (s->o.body_budget < s->o.max_body + 1) s->o.body_budget = s->o.max_body + 1;
+    /* Process-wide, and the server is the process: see "Memory given
+     * back" above. A fixed threshold also turns off glibc's adjustment. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     atomic_init(&s->fake_now, opts->fake_clock ? opts->fake_now_ms : INT64_MIN);
     s->fold_unknown = 1;
     s->folded_to = INT64_MIN;
@@ -724,9 +893,12 @@ int sdb_server_start(const sdb_server_opts *opts, sdb_server **out, char *err, s
     pthread_mutex_init(&s->agg_mu, NULL);
     pthread_cond_init(&s->agg_cv, NULL);
     pthread_mutex_init(&s->cache_mu, NULL);
+    pthread_mutex_init(&s->conn_mu, NULL);
+    pthread_cond_init(&s->sweep_cv, NULL);
     int rc = s->cache ? SDB_OK : SDB_ENOMEM;
     sdb_options so = {0};
     so.no_sync = opts->no_sync;
+    so.fallback_read_only = 1; /* start on a full disk: serve reads */
     if (rc == SDB_OK) rc = sdb_store_open(opts->db, &so, &s->store, err, errlen);
     if (rc == SDB_OK && opts->keys_file)
         rc = sdb_keys_load(opts->keys_file, s->store, &s->keys, err, errlen);
@@ -736,8 +908,14 @@ int sdb_server_start(const sdb_server_opts *opts, sdb_server **out, char *err, s
         agg = pthread_create(&s->agg, NULL, agg_main, s) == 0;
         if (!writer || !agg) rc = SDB_ENOMEM;
     }
-    if (rc == SDB_OK) rc = fold_due(s, 1);
-    if (rc == SDB_OK) rc = sdb__http_start(s, err, errlen);
+    if (rc == SDB_OK) {
+        char why[600];
+        if (sdb_store_health(s->store, why, sizeof why))
+            fprintf(stderr, "scoredb serve: %s; serving reads, writes answer 507 until the disk "
+                            "takes them\n", why);
+        fold_failed(s, fold_due(s, 1)); /* a full disk must not stop the start */
+        rc = sdb__http_start(s, err, errlen);
+    }
     if (rc) {
         if (err && errlen && !err[0]) snprintf(err, errlen, "%s", sdb_strerror(rc));
         pthread_mutex_lock(&s->wq_mu);
@@ -802,6 +980,8 @@ void sdb_server_stop(sdb_server *s)
     pthread_mutex_destroy(&s->agg_mu);
     pthread_cond_destroy(&s->agg_cv);
     pthread_mutex_destroy(&s->cache_mu);
+    pthread_mutex_destroy(&s->conn_mu);
+    pthread_cond_destroy(&s->sweep_cv);
     free(s);
 }
 
@@ -816,7 +996,10 @@ static int usage_error(const char *msg)
                     "usage: scoredb serve --db DIR [--listen 127.0.0.1:8080] "
                     "[--aggregation-delay 10m]\n"
                     "                     [--threads N] [--max-body 8MiB] [--keys FILE]\n"
-                    "                     [--max-connections N] [--max-inflight N]\n",
+                    "                     [--max-connections N] [--max-inflight N]\n"
+                    "                     [--max-per-ip N] [--head-timeout 10s]\n"
+                    "                     [--body-min-rate 16KiB] [--body-budget 256MiB]\n"
+                    "                     [--cache-bytes SIZE] (docs/limits.md)\n",
             msg);
     return 2;
 }
@@ -872,6 +1055,24 @@ int sdb_cmd_serve(const char *db, int argc, char **argv)
             long n = strtol(v, &end, 10);
             if (*end || n < 1) return usage_error("--max-inflight: expected a count");
             o.max_inflight = (unsigned)n;
+        } else if (!strcmp(a, "--max-per-ip") && v) {
+            long n = strtol(v, &end, 10);
+            if (*end || n < 1) return usage_error("--max-per-ip: expected a count");
+            o.max_per_ip = (unsigned)n;
+        } else if (!strcmp(a, "--head-timeout") && v) {
+            int64_t ms;
+            if (sdb_duration_parse(v, &ms) || ms < 1000 || ms > 3600 * 1000)
+                return usage_error("--head-timeout: expected a duration from 1s to 1h (10s)");
+            o.head_timeout_s = (unsigned)(ms / 1000);
+        } else if (!strcmp(a, "--body-min-rate") && v) {
+            if (parse_size(v, &o.body_min_rate))
+                return usage_error("--body-min-rate: expected bytes per second (16KiB)");
+        } else if (!strcmp(a, "--body-budget") && v) {
+            if (parse_size(v, &o.body_budget))
+                return usage_error("--body-budget: expected a size (256MiB)");
+        } else if (!strcmp(a, "--cache-bytes") && v) {
+            if (parse_size(v, &o.cache_bytes))
+                return usage_error("--cache-bytes: expected a size (64MiB)");
         } else if (!strcmp(a, "--clock-file") && v) { /* tests only */
             o.clock_file = v;
         } else {

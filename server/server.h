@@ -28,6 +28,15 @@ typedef struct sdb_server_opts {
     unsigned max_conns;       /* open connections (1024) */
     unsigned max_inflight;    /* requests being served at once; past it 503 (256) */
     unsigned cache_entries;   /* cached query answers (1024) */
+    uint64_t cache_bytes;     /* answer cache bytes, keys and values (1/64 of RAM,
+                                 8 MiB to 1 GiB); an answer over 1/8 of it is not kept */
+    unsigned head_timeout_s;  /* a whole request head within this (10 s) */
+    uint64_t body_min_rate;   /* bytes/s a body must average once head_timeout_s
+                                 has passed since its head (16 KiB/s) */
+    unsigned max_per_ip;      /* open connections per client address (128) */
+    uint64_t body_budget;     /* bytes of request bodies held at once, all
+                                 connections together; past it 503 (256 MiB,
+                                 at least max_body) */
     const char *clock_file;   /* tests: epoch ms read from this file is "now" */
     int fake_clock;           /* tests: start with "now" = fake_now_ms (see set_now) */
     int64_t fake_now_ms;

@@ -80,7 +80,35 @@ expect_has "$out" '"count":19980,"sum":199800630,"traces":19980' "ring ingest st
 out=$(printf '%s\n' '{"name":"n","value":"x\u0000y","trace_id":"t"}' '{"name":"n","value":"x\\u0000y","trace_id":"t"}' \
   '{"name":"n","value":"x\\\u0000y","trace_id":"t"}' | "$BIN" ingest --db "$T/nul" -)
 expect_has "$out" '"accepted":1,"rejected":2,' "NUL escapes refused, escaped backslashes kept"
-expect_has "$out" '{"line":3,"error":"invalid JSON: \\u0000 is not allowed in a string"}' "NUL escape after an escaped backslash"
+expect_has "$out" '{"line":3,"error":"field \"value\": the escape \\u0000 (NUL) at column 25' "NUL escape after an escaped backslash"
+
+# A raw NUL byte used to cut the id short, so "victim\0x" replaced the
+# score "victim"; a raw control byte in a name was kept. Both are refused,
+# naming the field, and the line's neighbours are stored.
+printf '{"id":"victim","name":"n","value":1,"trace_id":"t"}\n' | "$BIN" ingest --db "$T/raw" - >/dev/null
+out=$(printf '{"id":"victim\0x","name":"n","value":5,"trace_id":"t"}\n{"id":"k2","name":"n\x01","value":5,"trace_id":"t"}\n{"id":"k3","name":"n","value":2,"trace_id":"t"}\n' \
+  | "$BIN" ingest --db "$T/raw" -); rc=$?
+expect_eq "$rc" 3 "raw control bytes exit 3"
+expect_has "$out" '"accepted":1,"rejected":2,' "raw control bytes refused, the good line stored"
+expect_has "$out" '{"line":1,"error":"field \"id\": raw control byte 0x00 at column 14' "raw NUL names the id"
+expect_has "$out" '{"line":2,"error":"field \"name\": raw control byte 0x01 at column 21' "raw 0x01 names the name"
+out=$("$BIN" query --db "$T/raw" '{"name":"n","stats":["count","sum"]}')
+expect_has "$out" '"count":2,"sum":3' "the victim's score is untouched"
+
+printf '{"name":"n\0x"}' | "$BIN" query --db "$T/raw" - >/dev/null 2>"$T/err"; rc=$?
+expect_eq "$rc" 2 "a query with a raw NUL exits 2"
+expect_has "$(cat "$T/err")" 'field "name": raw control byte 0x00' "a query with a raw NUL names the field"
+
+# A directory is not an NDJSON file: an error naming it, nothing stored.
+mkdir -p "$T/adir"
+"$BIN" ingest --db "$T/dirdb" "$T/good.ndjson" "$T/adir" >"$T/out" 2>"$T/err"; rc=$?
+expect_eq "$rc" 1 "ingest of a directory exits 1"
+expect_has "$(cat "$T/err")" "cannot read $T/adir: a directory" "ingest of a directory names it"
+out=$("$BIN" query --db "$T/dirdb" '{"stats":["count"]}' 2>/dev/null)
+expect_eq "$(echo "$out" | grep -c '"count"')" 0 "nothing stored before the directory was refused"
+"$BIN" ingest --db "$T/dirdb" "$T/missing.ndjson" >/dev/null 2>"$T/err"; rc=$?
+expect_eq "$rc" 1 "ingest of a missing file exits 1"
+expect_has "$(cat "$T/err")" "cannot read $T/missing.ndjson: No such file" "missing file named"
 
 out=$("$BIN" names --db "$T/db"); rc=$?
 expect_eq "$rc" 0 "names exits 0"

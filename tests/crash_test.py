@@ -10,19 +10,32 @@ never leaves a store that cannot be read.
    times at different moments: the store must then answer queries (exit 0)
    with a count that is a whole number of committed chunks, take a new
    ingest, and fold it.
+3. The server is killed while it folds a backlog (a fake clock moves past
+   the aggregation delay, a query starts the fold, the kill lands at a
+   random moment of it): the store is either folded or not, never half,
+   and a restart folds it with every acknowledged score counted once.
+4. The server is killed while clients re-send stored ids (replacement):
+   every id is still there exactly once, with the value of its last
+   acknowledged batch or a later one sent.
+After every kill `scoredb check` must find the store consistent (segment
+aggregates equal a rescan, indexes resolve, folded rows in exactly one
+segment).
 
 A process kill leaves the page cache intact, so this checks what LMDB's
 commit protocol promises against a crash of the process (atomic commits,
 no torn store), not against a power cut. Loads are bounded in count and
 time; the server listens on 127.0.0.1 with an ephemeral port only.
 
-    SCOREDB=build/scoredb python3 tests/crash_test.py
+    SCOREDB=build/scoredb python3 tests/crash_test.py [--long]
+
+--long (make test-long) kills 200 times in all instead of a dozen.
 
 The last line reads "crash: N passed, M failed".
 """
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -36,6 +49,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.environ.get("SCOREDB", os.path.join(HERE, "..", "build", "scoredb"))
 PASSED = 0
 FAILED = 0
+LONG = "--long" in sys.argv
+KILLS = {"survived": 0}
 
 
 def check(ok, what):
@@ -47,23 +62,43 @@ def check(ok, what):
         print("FAIL: " + what, file=sys.stderr)
 
 
-def serve(db):
-    """Start a server on an ephemeral loopback port; returns (proc, port)."""
+def serve(db, env=None, log=None, delay="0"):
+    """Start a server on an ephemeral loopback port; returns (proc, port).
+    env: extra environment variables; log: a list that gets the server's
+    stderr lines; delay: its aggregation delay."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
     p = subprocess.Popen([BIN, "serve", "--db", db, "--listen", "127.0.0.1:0",
-                          "--aggregation-delay", "0"],
+                          "--aggregation-delay", delay], env=full_env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 20
+    seen = []
     while time.time() < deadline:
         line = p.stderr.readline()
+        seen.append(line)
         m = re.search(r"\(port (\d+)\)", line)
         if m:
-            # keep draining stderr so the server never blocks on it
-            threading.Thread(target=p.stderr.read, daemon=True).start()
+            if log is not None:
+                log.extend(seen)
+
+            def drain():  # so that the server never blocks on stderr
+                for ln in p.stderr:
+                    if log is not None:
+                        log.append(ln)
+            threading.Thread(target=drain, daemon=True).start()
             return p, int(m.group(1))
         if not line and p.poll() is not None:
             break
     p.kill()
-    raise RuntimeError("server did not start")
+    raise RuntimeError("server did not start: " + "".join(seen)[-500:])
+
+
+def check_store(db, what):
+    """`scoredb check` must find the store consistent."""
+    r = subprocess.run([BIN, "check", "--db", db], capture_output=True, text=True)
+    check(r.returncode == 0, "scoredb check after %s: %s%s" % (what, r.stdout[-600:],
+                                                              r.stderr[-300:]))
+    return r.returncode == 0
 
 
 def request(port, method, path, body=None):
@@ -77,8 +112,8 @@ def request(port, method, path, body=None):
         c.close()
 
 
-def server_crash(tmp):
-    db = os.path.join(tmp, "srv")
+def server_crash(tmp, run=0):
+    db = os.path.join(tmp, "srv-%d" % run)
     proc, port = serve(db)
     acked = []  # (thread, batch) acknowledged with 200
     lock = threading.Lock()
@@ -116,6 +151,7 @@ def server_crash(tmp):
     for th in threads:
         th.join()
     check(len(acked) >= 12, "the server acknowledged batches before the kill (%d)" % len(acked))
+    KILLS["survived"] += check_store(db, "a kill under ingest load")
 
     proc, port = serve(db)
     try:
@@ -126,8 +162,9 @@ def server_crash(tmp):
         check(n >= len(acked) * per_batch,
               "count %d covers the %d acknowledged batches" % (n, len(acked)))
         check(n % per_batch == 0, "count %d is whole batches (a batch is one commit)" % n)
-        print("crash: server killed after %d acknowledged batches; %d scores after restart"
-              % (len(acked), n))
+        if not LONG:
+            print("crash: server killed after %d acknowledged batches; %d scores after restart"
+                  % (len(acked), n))
         missing = 0
         for (t, b) in acked:
             for k in (0, per_batch // 2, per_batch - 1):
@@ -163,6 +200,7 @@ def cli_crash(tmp):
         p.wait()
         if not os.path.exists(os.path.join(db, "data.mdb")):
             continue  # killed before the store existed: nothing to check
+        KILLS["survived"] += check_store(db, "a kill of scoredb ingest at %.2fs" % delay)
         q = subprocess.run([BIN, "query", "--db", db, '{"name":"bulk","stats":["count"]}'],
                            capture_output=True, text=True)
         check(q.returncode == 0, "query after a kill at %.2fs: %s" % (delay, q.stderr[:200]))
@@ -183,13 +221,172 @@ def cli_crash(tmp):
               % q.stdout[:200])
 
 
+def count_query(port, name):
+    status, body = request(port, "POST", "/v1/query",
+                           json.dumps({"name": name, "stats": ["count"]}))
+    if status != 200:
+        return -1
+    g = json.loads(body)["groups"]
+    return g[0]["count"] if g else 0
+
+
+def folded_in(db):
+    """How many row records `scoredb check` counts as folded."""
+    r = subprocess.run([BIN, "check", "--db", db], capture_output=True, text=True)
+    m = re.search(r"\((\d+) folded\)", r.stdout)
+    return int(m.group(1)) if m else -1
+
+
+def fold_crash(tmp, kills, per=100000, run=0):
+    """Kill the server while it folds `per` waiting scores, `kills` times."""
+    db = os.path.join(tmp, "fold-%d" % run)
+    clock = os.path.join(tmp, "fold-%d.clock" % run)
+    now = 1767225600000
+    env = {"SCOREDB_FAKE_NOW_FILE": clock}
+
+    def set_clock(t):
+        with open(clock + ".tmp", "w") as f:
+            f.write(str(t))
+        os.replace(clock + ".tmp", clock)
+
+    set_clock(now)
+    total, fold_s, mid = 0, None, 0
+    proc, port = serve(db, env=env, delay="1h")
+    try:
+        for k in range(kills + 1):
+            for b in range(per // 10000):  # pending: the clock has not moved past the delay
+                scores = [{"name": "fold", "value": i % 7, "trace_id": "t%d" % i,
+                           "timestamp": now + i} for i in range(10000)]
+                status, _ = request(port, "POST", "/v1/scores", json.dumps(scores))
+                check(status == 200, "fold crash: ingest %d" % status)
+                total += 10000 if status == 200 else 0
+            before = folded_in_server(port)
+            now += 2 * 3600 * 1000
+            set_clock(now)
+            if fold_s is None:  # the first fold, whole: how long one takes
+                t0 = time.time()
+                n = count_query(port, "fold")
+                fold_s = time.time() - t0
+                check(n == total, "fold crash: a whole fold counts %d of %d" % (n, total))
+                continue
+            th = threading.Thread(target=lambda: _quiet(count_query, port, "fold"))
+            th.start()
+            time.sleep(random.uniform(0, fold_s * 1.2))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            th.join()
+            KILLS["survived"] += check_store(db, "a kill during a fold")
+            f = folded_in(db)
+            check(f in (before, total), "fold crash: %d rows folded after the kill: all (%d) or "
+                  "none (%d), never part" % (f, total, before))
+            mid += f == before
+            proc, port = serve(db, env=env, delay="1h")
+            n = count_query(port, "fold")
+            check(n == total, "fold crash: %d scores after the restart's fold, %d acknowledged"
+                  % (n, total))
+    finally:
+        proc.kill()
+        proc.wait()
+    shutil.rmtree(db, ignore_errors=True)
+    print("crash: %d kills during folds of %d scores (a fold takes %.2f s): %d before its "
+          "commit, %d after" % (kills, per, fold_s or 0, mid, kills - mid))
+
+
+def folded_in_server(port):
+    """Scores analytics see now (what is folded), by the server."""
+    return count_query(port, "fold")
+
+
+def _quiet(fn, *args):
+    try:
+        fn(*args)
+    except OSError:
+        pass
+
+
+def export_values(db):
+    r = subprocess.run([BIN, "export", "--db", db, "--format", "ndjson"],
+                       capture_output=True, text=True)
+    rows = [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]
+    return r.returncode, rows
+
+
+def replace_crash(tmp, kills, n_ids=20000, per=2000):
+    """Kill the server while clients re-send stored ids, `kills` times."""
+    db = os.path.join(tmp, "replace")
+    now = 1767225600000
+    proc, port = serve(db)
+    ids = ["r-%d" % i for i in range(n_ids)]
+    status, _ = request(port, "POST", "/v1/scores", json.dumps(
+        [{"id": i, "name": "rep", "value": 0, "trace_id": "t", "timestamp": now + k}
+         for k, i in enumerate(ids)]))
+    check(status == 200, "replace crash: the first ingest %d" % status)
+    last = {i: 0 for i in ids}  # value of the last acknowledged batch per id
+    sent = 0
+    for k in range(kills):
+        acked = []
+        stop = threading.Event()
+
+        def client(round0):
+            r = round0
+            while not stop.is_set() and r < round0 + 50:
+                lo = random.randrange(0, n_ids - per)
+                batch = [{"id": ids[j], "name": "rep", "value": r, "trace_id": "t",
+                          "timestamp": now + j} for j in range(lo, lo + per)]
+                try:
+                    status, _ = request(port, "POST", "/v1/scores", json.dumps(batch))
+                except OSError:
+                    return
+                if status == 200:
+                    acked.append((r, lo))
+                r += 1
+        base = (k + 1) * 1000
+        th = threading.Thread(target=client, args=(base,))
+        th.start()
+        time.sleep(random.uniform(0.05, 1.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        stop.set()
+        th.join()
+        sent += len(acked)
+        for r, lo in acked:
+            for j in range(lo, lo + per):
+                last[ids[j]] = max(last[ids[j]], r)
+        KILLS["survived"] += check_store(db, "a kill during replacement")
+        rc, rows = export_values(db)
+        got = {}
+        for row in rows:
+            got.setdefault(row["id"], []).append(row["value"])
+        dup = sum(1 for v in got.values() if len(v) > 1)
+        check(rc == 0 and len(rows) == n_ids and dup == 0,
+              "replace crash: %d rows for %d ids (%d ids twice)" % (len(rows), n_ids, dup))
+        behind = [i for i in ids if i in got and got[i][0] < last[i]]
+        missing = [i for i in ids if i not in got]
+        check(not behind and not missing,
+              "replace crash: %d ids lost an acknowledged value, %d ids missing: %s"
+              % (len(behind), len(missing), (behind + missing)[:3]))
+        proc, port = serve(db)
+    proc.kill()
+    proc.wait()
+    print("crash: %d kills during replacement of %d-id batches (%d batches acknowledged); "
+          "every id once, no acknowledged value lost" % (kills, per, sent))
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="scoredb-crash-")
+    t0 = time.time()
     try:
-        server_crash(tmp)
+        # make test: 1 + 4 + 3 + 3 kills; --long: 200 in all
+        for run in range(40 if LONG else 1):
+            server_crash(tmp, run)
         cli_crash(tmp)
+        for run in range(13 if LONG else 1):  # a new store every 6 kills keeps checks short
+            fold_crash(tmp, 6 if LONG else 3, run=run)
+        replace_crash(tmp, 78 if LONG else 3)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    print("crash: %d kills survived in %.0f s (scoredb check clean after each)"
+          % (KILLS["survived"], time.time() - t0))
     print("crash: %d passed, %d failed" % (PASSED, FAILED))
     return 1 if FAILED else 0
 

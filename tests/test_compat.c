@@ -85,8 +85,18 @@ static void resp_free(resp *r)
 }
 
 /* One request on its own connection (Connection: close), read to EOF. */
+static resp req_n(uint16_t port, const char *method, const char *path, const char *headers,
+                  const char *body, size_t bl);
+
 static resp req_h(uint16_t port, const char *method, const char *path, const char *headers,
                   const char *body)
+{
+    return req_n(port, method, path, headers, body, body ? strlen(body) : 0);
+}
+
+/* A request whose body is bl bytes (it may hold NUL). */
+static resp req_n(uint16_t port, const char *method, const char *path, const char *headers,
+                  const char *body, size_t bl)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_geq(fd, 0);
@@ -99,7 +109,6 @@ static resp req_h(uint16_t port, const char *method, const char *path, const cha
     a.sin_port = htons(port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    size_t bl = body ? strlen(body) : 0;
     size_t cap = bl + 1024 + (headers ? strlen(headers) : 0);
     char *text = malloc(cap);
     int n = snprintf(text, cap,
@@ -680,6 +689,72 @@ Test(compat, helicone_bad_scores_store_nothing_and_name_the_field)
     resp_free(&r);
     r = req(v.port, "GET", "/v1/request/r1/score", NULL);
     cr_assert_eq(r.status, 405);
+    resp_free(&r);
+    stop(&v);
+}
+
+/* A raw control byte or \u0000 in any string of a Langfuse or Helicone
+ * body is a 400 naming the field (jansson refuses the text; the string
+ * scan names where), and nothing of that body is stored. */
+Test(compat, nul_and_control_bytes_are_400_naming_the_field_on_every_compat_body)
+{
+    srv v;
+    start(&v, NULL);
+    static const struct {
+        const char *path, *body;
+        size_t len;
+        const char *field;
+    } cases[] = {
+#define C(p, b, f) {p, b, sizeof b - 1, f}
+        C("/api/public/scores", "{\"id\":\"victim\0x\",\"name\":\"n\",\"value\":1,\"traceId\":\"t\"}",
+          "field \"id\": raw control byte 0x00"),
+        C("/api/public/scores", "{\"name\":\"n\x01\",\"value\":1,\"traceId\":\"t\"}",
+          "field \"name\": raw control byte 0x01"),
+        C("/api/public/scores", "{\"name\":\"n\",\"value\":1,\"traceId\":\"t\\u0000\"}",
+          "field \"traceId\": the escape \\u0000"),
+        C("/api/public/ingestion",
+          "{\"batch\":[{\"id\":\"e1\",\"type\":\"score-create\",\"body\":{\"name\":\"n\",\"value\":1,"
+          "\"traceId\":\"t\"}}],\"metadata\":{\"sdk\":\"x\x01\"}}",
+          "field \"metadata.sdk\": raw control byte 0x01"),
+        C("/api/public/score-configs", "{\"name\":\"c\0\",\"dataType\":\"NUMERIC\"}",
+          "field \"name\": raw control byte 0x00"),
+        C("/v1/request/r1/score", "{\"scores\":{\"a\0b\":1}}", "a field name in \"scores\": raw control byte 0x00"),
+        C("/v1/request/r1%00/score", "{\"scores\":{\"a\":1}}", "path: \"%00\""),
+        C("/v1/evals/query", "{\"filter\":\"all\",\"timeFilter\":{\"start\":\"2099\x02\"}}",
+          "field \"timeFilter.start\": raw control byte 0x02"),
+#undef C
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        resp r = req_n(v.port, "POST", cases[i].path, NULL, cases[i].body, cases[i].len);
+        cr_assert_eq(r.status, 400, "%zu: %s", i, r.raw);
+        cr_assert(strstr(r.body, "{") && r.j, "%zu: not JSON: %s", i, r.raw);
+        const char *m = json_string_value(json_object_get(r.j, "message"));
+        if (!m) m = json_string_value(json_object_get(r.j, "error"));
+        cr_assert(m && strstr(m, cases[i].field), "%zu: %s lacks %s", i, r.body, cases[i].field);
+        resp_free(&r);
+    }
+    resp r = req(v.port, "GET", "/v1/scores", NULL);
+    cr_assert_eq(json_array_size(at(r.j, "data")), 0, "nothing stored: %s", r.body);
+    resp_free(&r);
+    /* In an ingestion batch the event alone is refused (207), as a row of
+     * a native batch is; the others are stored. */
+    static const char batch[] =
+        "{\"batch\":[{\"id\":\"e1\",\"type\":\"score-create\",\"timestamp\":\"2100-01-01T00:00:00Z\","
+        "\"body\":{\"id\":\"s1\",\"name\":\"n\",\"value\":1,\"traceId\":\"t\"}},"
+        "{\"id\":\"e2\",\"type\":\"score-create\",\"timestamp\":\"2100-01-01T00:00:00Z\","
+        "\"body\":{\"id\":\"s1\\u0000\",\"name\":\"n\",\"value\":5,\"traceId\":\"t\",\"sessionId\":\"s\x1f\"}},"
+        "{\"id\":\"e3\",\"type\":\"score-create\",\"timestamp\":\"2100-01-01T00:00:00Z\","
+        "\"body\":{\"id\":\"s3\",\"name\":\"n\",\"value\":2,\"traceId\":\"t\"}}]}";
+    r = req_n(v.port, "POST", "/api/public/ingestion", NULL, batch, sizeof batch - 1);
+    cr_assert_eq(r.status, 207, "%s", r.raw);
+    cr_assert_eq(json_array_size(at(r.j, "successes")), 2, "%s", r.body);
+    cr_assert_eq(json_array_size(at(r.j, "errors")), 1, "%s", r.body);
+    cr_assert_str_eq(str_at(r.j, "errors.0.id"), "e2");
+    cr_assert(strstr(str_at(r.j, "errors.0.message"),
+                     "batch[1]: field \"body.id\": the escape \\u0000 (NUL)"), "%s", r.body);
+    resp_free(&r);
+    r = req(v.port, "POST", "/v1/query", "{\"name\":\"n\",\"stats\":[\"count\",\"sum\"]}");
+    cr_assert(strstr(r.body, "\"count\":2,\"sum\":3"), "s1 is untouched, s3 stored: %s", r.body);
     resp_free(&r);
     stop(&v);
 }

@@ -21,6 +21,16 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Whether every byte below 0x20 is JSON white space (tab, LF, CR): an
+ * input that stores every score it holds must be (docs/input.md: no raw
+ * control byte in a string, none but those three between tokens). */
+static inline int fuzz_controls_are_white_space(const uint8_t *data, size_t size)
+{
+    for (size_t i = 0; i < size; i++)
+        if (data[i] < 0x20 && data[i] != '\t' && data[i] != '\n' && data[i] != '\r') return 0;
+    return 1;
+}
+
 #define FUZZ_CHECK(cond)                                                              \
     do {                                                                              \
         if (!(cond)) {                                                                \

@@ -5,7 +5,8 @@
  * Invariants: on SDB_OK every item was either added to the batch or
  * reported, so rows == items - errors, and the error list wrapped in
  * brackets is a JSON array of exactly `errors` objects, each with an
- * "index" below `items`; on failure no error list is returned.
+ * "index" below `items`; a body that stores every item holds no control
+ * byte but JSON white space; on failure no error list is returned.
  */
 #include "fuzz.h"
 #include "scoredb.h"
@@ -60,6 +61,7 @@ static void one(sdb_batch *b, const uint8_t *data, size_t size, int ndjson)
     FUZZ_CHECK(items <= MAX_ITEMS);
     FUZZ_CHECK(n_errors <= items);
     FUZZ_CHECK(sdb_batch_rows(b) == items - n_errors);
+    if (n_errors == 0) FUZZ_CHECK(fuzz_controls_are_white_space(data, size));
     check_errors(errs, n_errors, items);
     free(errs);
 }

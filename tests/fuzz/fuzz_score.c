@@ -2,7 +2,8 @@
  * unit of every ingest path (CLI lines, HTTP bodies, compatible APIs).
  *
  * Invariants: only SDB_OK, SDB_EINVAL or SDB_ENOMEM come back; an accepted
- * score adds exactly one row whose id is 1 to 200 bytes; a rejected one
+ * score adds exactly one row whose id is 1 to 200 bytes, from a text with
+ * no control byte but JSON white space (docs/input.md); a rejected one
  * leaves the batch as it was and names its reason in err.
  */
 #include "fuzz.h"
@@ -29,6 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(id != NULL);
         size_t n = strlen(id);
         FUZZ_CHECK(n >= 1 && n <= 200);
+        FUZZ_CHECK(fuzz_controls_are_white_space(data, size));
     } else {
         FUZZ_CHECK(sdb_batch_rows(b) == before);
         if (rc == SDB_EINVAL) FUZZ_CHECK(err[0] != 0);

@@ -41,6 +41,15 @@ scores = {
     "bad_array": '[1,2,3]',
     "bad_nan": '{"name":"n","value":1e999,"trace_id":"t"}',
     "bad_time": '{"name":"n","value":1,"trace_id":"t","timestamp":"2026-02-30T00:00:00Z"}',
+    # The string rules (docs/input.md): raw control bytes and \u0000 in a
+    # string are refused, escapes and white space between tokens are not.
+    "bad_raw_nul_id": '{"id":"victim\0x","name":"n","value":1,"trace_id":"t"}',
+    "bad_raw_ctl_name": '{"name":"n\x01","value":1,"trace_id":"t"}',
+    "bad_raw_tab_prop_key": '{"name":"n","value":1,"trace_id":"t","properties":{"k\t":"v"}}',
+    "bad_nul_escape_tag": '{"name":"n","value":1,"trace_id":"t","tags":["a","\\u0000"]}',
+    "bad_ctl_outside": '{"name":"n",\x0b"value":1,"trace_id":"t"}',
+    "escapes_ok": '{"name":"n\\t\\n\\"q\\"","value":1,"trace_id":"t","comment":"\\\\u0000 \\u0001"}',
+    "white_space_ok": '{\t"name" :\r"n",\n"value":1,"trace_id":"t"}',
 }
 for k, v in scores.items():
     put("score", k, v)
@@ -62,6 +71,10 @@ bodies = {
     "empty_array": "[]",
     "too_many": "[" + ",".join([s1] * 101) + "]",
     "too_many_ndjson": "\n".join([s1] * 101),
+    "array_raw_nul": f'[{s1},\n{{"id":"v\0","name":"a","value":1,"trace_id":"t"}},{s2}]',
+    "scores_ctl_deep": f'{{"scores":[{s1},{{"name":"a","value":1,"trace_id":"t","metadata":{{"m":[{{"d":"\x1f"}}]}}}}]}}',
+    "ndjson_raw_ctl": f'{s1}\n{{"name":"a\x02","value":1,"trace_id":"t"}}\n',
+    "array_ctl_outside": f'[{s1},\x01{s2}]',
 }
 for k, v in bodies.items():
     put("body", k, v)
@@ -95,6 +108,9 @@ queries = {
     "bad_pct": '{"percentiles":[101]}',
     "bad_where": '{"where":{"value":{"gt":"x"}}}',
     "extreme_times": '{"from":-9223372036854775808,"to":9223372036854775807,"interval":"100000w"}',
+    "bad_group_twice": '{"group_by":["model","model"]}',
+    "bad_raw_ctl_where": '{"where":{"model":["m\x01"]}}',
+    "bad_nul_escape_name": '{"name":"a\\u0000"}',
 }
 for k, v in queries.items():
     put("query", k, v)
