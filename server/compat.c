@@ -54,6 +54,7 @@ enum {
     A_CREATE,
     A_DELETE,
     HC_SCORE,
+    HC_EVAL_ONE,
     HC_NAMES,
     HC_EVALS,
     HC_DIST,
@@ -374,6 +375,10 @@ int sdb__compat_route(const char *method, const char *url, sdb__req *r, const ch
     if (!strcmp(url, "/v1/evals/score-distributions/query")) {
         *allow = "POST";
         return post ? pick(H, HC_DIST, r) : -1;
+    }
+    if (path_id(url, "/v1/evals/", NULL, r)) {
+        *allow = "POST";
+        return post ? pick(H, HC_EVAL_ONE, r) : -1;
     }
     return -2;
 }
@@ -809,14 +814,16 @@ static void hc_score(sdb_server *s, struct MHD_Connection *c, sdb__req *r, sdb__
             json_object_set_new(props, k, json_string(h[i].value));
         }
     free(h);
-    int rc = props ? sdb__hc_scores_add(b, r->id, props, body_of(r), r->len, err, sizeof err)
-                   : SDB_ENOMEM;
+    int rc = !props ? SDB_ENOMEM
+             : r->sub == HC_EVAL_ONE
+                 ? sdb__hc_eval_add(b, r->id, props, body_of(r), r->len, err, sizeof err)
+                 : sdb__hc_scores_add(b, r->id, props, body_of(r), r->len, err, sizeof err);
     json_decref(props);
     if (rc == SDB_OK && sdb_batch_rows(b)) rc = sdb__srv_commit(s, r->project, b);
     if (rc)
         reply_write(s, out, rc, err, "the scores were not stored", 1);
     else
-        reply(out, 201, strdup("{\"data\":null,\"error\":null}"));
+        reply(out, 200, strdup("{\"data\":null,\"error\":null}")); /* Helicone's docs: 200 */
     sdb_batch_free(b);
 }
 
@@ -845,7 +852,8 @@ void sdb__compat_dispatch(sdb_server *s, struct MHD_Connection *c, sdb__req *r,
     case LF_INGEST: lf_ingest(s, r, out); return;
     case LF_SCORE_CREATE: lf_create(s, r, out); return;
     case LF_SCORE_DELETE: lf_delete(s, r, out); return;
-    case HC_SCORE: hc_score(s, c, r, out); return;
+    case HC_SCORE:
+    case HC_EVAL_ONE: hc_score(s, c, r, out); return;
     case NT_TRACES_POST: nt_traces_post(s, r, out); return;
     case NT_TRACE_GET:
     case LF_TRACE_GET:

@@ -164,6 +164,10 @@ int sdb__assignment(sdb_store *s, uint32_t p, const char *qid, const json_t *bod
  * become each score's properties (from Helicone-Property-* headers). */
 int sdb__hc_scores_add(sdb_batch *b, const char *request_id, const json_t *props,
                        const char *body, size_t len, char *err, size_t errlen);
+/* POST /v1/evals/{requestId}: {"score": number, "name": string}, one
+ * score as sdb__hc_scores_add makes it (the same id: the same score). */
+int sdb__hc_eval_add(sdb_batch *b, const char *request_id, const json_t *props,
+                     const char *body, size_t len, char *err, size_t errlen);
 /* GET /v1/evals/scores; POST /v1/evals/query; POST
  * /v1/evals/score-distributions/query (docs/compat.md). */
 int sdb__hc_names(sdb_store *s, uint32_t project, char **out_json);

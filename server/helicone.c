@@ -88,6 +88,38 @@ done:
     return rc;
 }
 
+int sdb__hc_eval_add(sdb_batch *b, const char *request_id, const json_t *props,
+                     const char *body, size_t len, char *err, size_t errlen)
+{
+    json_t *o;
+    int rc = sdb__cj_load(body, len, "body", &o, err, errlen);
+    if (rc) return rc;
+    static const char *const ok[] = {"score", "name", NULL};
+    json_t *score = json_object_get(o, "score"), *name = json_object_get(o, "name");
+    char *text = NULL;
+    if ((rc = sdb__cj_only(o, ok, err, errlen))) goto done;
+    if (!json_is_number(score)) {
+        sdb__cj_errf(err, errlen, "field \"score\": required, a number");
+        rc = SDB_EINVAL;
+        goto done;
+    }
+    if (!json_is_string(name) || json_string_length(name) < 1) {
+        sdb__cj_errf(err, errlen, "field \"name\": required, a non-empty string");
+        rc = SDB_EINVAL;
+        goto done;
+    }
+    /* The same score as {"scores": {name: score}} on the request route. */
+    json_t *w = json_pack("{s:{s:O}}", "scores", json_string_value(name), score);
+    text = w ? json_dumps(w, JSON_COMPACT) : NULL;
+    json_decref(w);
+    rc = text ? sdb__hc_scores_add(b, request_id, props, text, strlen(text), err, errlen)
+              : SDB_ENOMEM;
+done:
+    free(text);
+    json_decref(o);
+    return rc;
+}
+
 /* {"data": data, "error": null}, Helicone's result envelope. Takes data. */
 static int hc_result(json_t *data, char **out)
 {

@@ -265,13 +265,17 @@ await check("Helicone: score a request (properties from headers), evals, distrib
   const auth = "Bearer " + PK + ":" + SK;
   const r = await raw("POST", "/v1/request/req-1/score",
     { scores: { accuracy_hc: 0.75, passed: true } }, auth, { "Helicone-Property-Feature": "search" });
-  assert.equal(r.status, 201, r.text);
+  assert.equal(r.status, 200, r.text);
   const r2 = await raw("POST", "/v1/request/req-2/score", { scores: { accuracy_hc: 0.25 } }, auth,
     { "Helicone-Property-Feature": "chat" });
-  assert.equal(r2.status, 201, r2.text);
-  const r3 = await raw("POST", "/v1/request/req-3/score", { scores: { accuracy_hc: 1 } }, auth,
+  assert.equal(r2.status, 200, r2.text);
+  // The other documented score route: POST /v1/evals/{requestId} {score, name}
+  const r3 = await raw("POST", "/v1/evals/req-3", { score: 1, name: "accuracy_hc" }, auth,
     { "Helicone-Property-Feature": "other" });
-  assert.equal(r3.status, 201, r3.text);
+  assert.equal(r3.status, 200, r3.text);
+  const bad = await raw("POST", "/v1/evals/req-3", { score: "x", name: "a" }, auth);
+  assert.equal(bad.status, 400);
+  assert.match(bad.json.error, /score/);
   const day = new Date(Date.now() - 86400000).toISOString();
   const tf = { start: day, end: new Date(Date.now() + 86400000).toISOString() };
   const prop = (v) => ({ request_response_rmt: { properties: { feature: { equals: v } } } });
