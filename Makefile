@@ -7,11 +7,11 @@ OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 WARN     := -std=c11 -Wall -Wextra -Wpedantic -Werror
 DEFS     := -D_GNU_SOURCE
-PKGS     := lmdb libxxhash jansson libcjson
+PKGS     := lmdb libxxhash jansson libcjson libzstd
 SRV_PKGS := libmicrohttpd libsodium
 TEST_PKGS:= criterion
 # Debian packages `make deps` installs when missing (pkg-config names above).
-DEB_PKGS := pkg-config python3 liblmdb-dev libxxhash-dev libjansson-dev libcjson-dev libcriterion-dev libmicrohttpd-dev libsodium-dev
+DEB_PKGS := pkg-config python3 liblmdb-dev libxxhash-dev libjansson-dev libcjson-dev libcriterion-dev libmicrohttpd-dev libsodium-dev libzstd-dev
 # Node and npm for the SDK tests (tests/sdk), installed when `npm` is missing
 # (a NodeSource nodejs bundles npm, so dpkg alone cannot tell).
 NODE_DEB := nodejs npm

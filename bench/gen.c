@@ -17,7 +17,12 @@
  *   (20) and environment (3) belong to the trace, source (3) to the score;
  * - timestamps alternate between epoch milliseconds and RFC 3339 strings.
  *
- * Usage: gen [-n ROWS] [--ndjson PATH] [--csv PATH] [--info]
+ * Usage: gen [-n ROWS] [--ndjson PATH] [--csv PATH] [--ids none|uuid4|uuid7] [--info]
+ * --ids gives every NDJSON score an "id" as clients send them: uuid4 random
+ * (what every Langfuse SDK sends), uuid7 time-ordered (RFC 9562: 48 bits of
+ * the row's arrival millisecond, then random bits). The ids come from a
+ * second generator, so the scores themselves are byte-identical whatever
+ * --ids says, and the CSV never carries them.
  * --info prints the time range and the name table (rank order) as JSON, for
  * the scripts that build the queries. Tuned for speed: hand-rolled
  * formatting into a large buffer; 10M rows take a few seconds.
@@ -258,9 +263,30 @@ static void print_info(void)
     printf("]}\n");
 }
 
+/* A UUID in canonical lower-case form: version 4 (122 random bits) or
+ * version 7 (ms in the top 48 bits). */
+static void put_uuid(out *o, uint64_t hi, uint64_t lo, int version, int64_t ms)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (version == 7)
+        hi = (uint64_t)ms << 16 | (hi & 0xFFFu);
+    hi = (hi & ~0xF000ull) | (uint64_t)version << 12;
+    lo = (lo & ~(3ull << 62)) | 2ull << 62;
+    char *p = o->buf + o->len;
+    int k = 0;
+    for (int i = 0; i < 32; i++) {
+        if (i == 8 || i == 12 || i == 16 || i == 20)
+            p[k++] = '-';
+        uint64_t w = i < 16 ? hi : lo;
+        p[k++] = hex[(w >> (4 * (15 - (i & 15)))) & 15];
+    }
+    o->len += 36;
+}
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: gen [-n ROWS] [--ndjson PATH|-] [--csv PATH] [--info]\n");
+    fprintf(stderr, "usage: gen [-n ROWS] [--ndjson PATH|-] [--csv PATH] [--ids none|uuid4|uuid7] "
+                    "[--info]\n");
     exit(2);
 }
 
@@ -280,6 +306,7 @@ int main(int argc, char **argv)
 {
     uint64_t n_rows = 10000000;
     const char *nd_path = NULL, *csv_path = NULL;
+    int ids = 0; /* 0 none, 4 uuid4, 7 uuid7 */
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
@@ -291,6 +318,11 @@ int main(int argc, char **argv)
             nd_path = argv[++i];
         } else if (strcmp(argv[i], "--csv") == 0 && i + 1 < argc) {
             csv_path = argv[++i];
+        } else if (strcmp(argv[i], "--ids") == 0 && i + 1 < argc) {
+            const char *v = argv[++i];
+            ids = !strcmp(v, "none") ? 0 : !strcmp(v, "uuid4") ? 4 : !strcmp(v, "uuid7") ? 7 : -1;
+            if (ids < 0)
+                usage();
         } else if (strcmp(argv[i], "--info") == 0) {
             print_info();
             return 0;
@@ -304,6 +336,7 @@ int main(int argc, char **argv)
     uint64_t seed = 0x5C0BEDB5C0BEDB5ULL;
     for (int i = 0; i < 4; i++)
         rng_s[i] = splitmix64(&seed);
+    uint64_t id_seed = 0x1D5EED1D5EEDULL; /* the ids' own stream */
 
     /* Zipf(1) over ranks 1..50 as a cumulative table. */
     double cdf[N_NAMES], total = 0;
@@ -407,7 +440,14 @@ int main(int argc, char **argv)
 
         if (nd.f) {
             out_reserve(&nd, 512);
-            put_str(&nd, "{\"name\":\"");
+            if (ids) {
+                put_str(&nd, "{\"id\":\"");
+                uint64_t a = splitmix64(&id_seed), b = splitmix64(&id_seed);
+                put_uuid(&nd, a, b, ids, START_MS + (int64_t)(r * (uint64_t)SPAN_MS / n_rows));
+                put_str(&nd, "\",\"name\":\"");
+            } else {
+                put_str(&nd, "{\"name\":\"");
+            }
             put_str(&nd, NAMES[name]);
             put_str(&nd, "\",\"value\":");
             if (kind == K_CAT) {

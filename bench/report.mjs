@@ -197,6 +197,48 @@ if (stats && ingest) {
   if (seg && n) lines.push(`Column segments: ${per(seg)} bytes/score on disk (target ≤ 16: ${seg / n <= 16 ? 'met' : '**missed**'}).`);
   lines.push('');
 }
+// Ingest with client ids (run-ingest-ids), beside DuckDB's NDJSON load of
+// the same files, and the rate at the end of a long store.
+const ids = load('ingest_ids.json');
+const duckIds = load('duckdb_ingest.json');
+if (ids && ids.runs) {
+  const n = ids.rows, mb = (b) => (b / n).toFixed(1);
+  lines.push(`## Ingest with client ids (${n.toLocaleString('en-US')} scores, same scores, only the ids differ)`);
+  lines.push('');
+  lines.push('| ids | scoredb s | scoredb scores/s | peak RSS MiB | store B/score | DuckDB s | DuckDB scores/s | DuckDB B/score | speed vs DuckDB | size vs DuckDB |');
+  lines.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
+  for (const m of ['none', 'uuid4', 'uuid7']) {
+    const r = ids.runs[m];
+    if (!r) continue;
+    const d = duckIds?.runs?.[m];
+    if (r.exit) errors.push(`scoredb ingest (${m} ids): exit ${r.exit}: ${r.out}`);
+    lines.push(`| ${m} | ${(r.ms / 1000).toFixed(2)} | ${rate(n, r.ms)} | ${Math.round(r.rss_kib / 1024)} | ${mb(r.store_bytes)} | ` +
+      `${d ? (d.ms / 1000).toFixed(2) : '—'} | ${d ? rate(d.rows, d.ms) : '—'} | ${d ? (d.file_bytes / d.rows).toFixed(1) : '—'} | ` +
+      `${d ? (d.ms / r.ms).toFixed(2) + '×' : '—'} | ${d ? (r.store_bytes / d.file_bytes).toFixed(2) + '×' : '—'} |`);
+  }
+  lines.push('');
+  const f = ids.runs.long_first, l = ids.runs.long_last;
+  if (f && l) {
+    const rf = ids.slice / f.ms * 1000, rl = ids.slice / l.ms * 1000;
+    lines.push(`UUIDv4 ids, ${ids.slice.toLocaleString('en-US')} scores into an empty store: ${(f.ms / 1000).toFixed(2)} s ` +
+      `(${Math.round(rf).toLocaleString('en-US')}/s); the last ${ids.slice.toLocaleString('en-US')} of a ` +
+      `${ids.long.toLocaleString('en-US')}-score store: ${(l.ms / 1000).toFixed(2)} s (${Math.round(rl).toLocaleString('en-US')}/s, ` +
+      `${(rl / rf * 100).toFixed(0)}% of the first; peak RSS ${Math.round(l.rss_kib / 1024)} MiB; the store ` +
+      `${(l.store_bytes / ids.long).toFixed(1)} B/score).`);
+    lines.push('');
+  }
+  lines.push('DuckDB: `CREATE TABLE AS SELECT * FROM read_json(...)` + CHECKPOINT on every core; scoredb: `scoredb ingest`, ' +
+    'durable (each 20,000-row commit synced), store = every file of its directory.');
+  lines.push('');
+}
+const rep = load('replace.json');
+if (rep) {
+  lines.push(`Replacement by id (\`bench_replace\`): ${rep.replaced.toLocaleString('en-US')} stored ids re-sent in one batch into a folded ` +
+    `${rep.stored.toLocaleString('en-US')}-score day: ${rep.replace_ms.toFixed(1)} ms (target < 50: ${rep.replace_ms < 50 ? 'met' : '**missed**'}); ` +
+    `${rep.deleted.toLocaleString('en-US')} deletes, one durable write each: median ${rep.delete_ms_median.toFixed(2)} ms, max ${rep.delete_ms_max.toFixed(1)} ms; ` +
+    `the next fold (purging tombstones and row blocks) ${rep.fold_after_ms.toFixed(0)} ms; aggregates exact: ${rep.exact}.`);
+  lines.push('');
+}
 if (ingest && rowsOf && ingest.accepted !== undefined && ingest.accepted !== rowsOf)
   errors.push(`scoredb ingest accepted ${ingest.accepted} of ${rowsOf} rows`);
 

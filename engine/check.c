@@ -5,8 +5,10 @@
  * zone map and pre-aggregate) and its per-dimension pre-aggregates against
  * a rescan of its rows; each segment row against the row record of its
  * ref; each folded row record (ref at or before its project's fold mark)
- * in exactly one segment; pending counts against the unfolded rows; each
- * `ids` entry against the row it names. The code shares nothing with
+ * in exactly one segment (live: a tombstoned row's record is gone);
+ * pending counts against the unfolded rows; each row's id looked up
+ * (through the id index for client ids) back to the row; the id index's
+ * runs well formed. The code shares nothing with
  * segment.c's builders on purpose: a check that reused them would agree
  * with their mistakes. One read transaction: a consistent snapshot of a
  * live store. Memory: 17 bytes per folded row (its key and a seen mark).
@@ -56,41 +58,19 @@ static int near(double a, double b, double scale)
 
 /* ------------------------------------------------------------ row records */
 
-static int check_rows(checker *c)
+/* Every project's records (engine/row.c's blocks, gone ones left out),
+ * one project after another: the next project is the one of the first
+ * block key past the last. */
+static int check_project_rows(checker *c, uint32_t project)
 {
-    sdb__cur *cur;
-    int rc = sdb__cur_open(c->t, SDB__DB_ROWS, &cur);
+    uint64_t mark = 0, unfolded = 0, ref;
+    int rc = sdb__folded_of(c->t, project, &mark);
     if (rc) return rc;
-    uint32_t project = UINT32_MAX;
-    uint64_t mark = 0, unfolded = 0;
-    sdb__val key, val;
-    for (rc = sdb__cur_seek(cur, NULL, 0, &key, &val);; rc = sdb__cur_next(cur, &key, &val)) {
-        int end = rc == SDB_ENOTFOUND;
-        if (rc && !end) break;
-        uint32_t p = end || key.len != 12 ? project : sdb__rd32(key.p);
-        if (end || p != project) {
-            if (project != UINT32_MAX) {
-                uint64_t pending;
-                if ((rc = sdb__pending_of(c->t, project, &pending))) break;
-                if (pending != unfolded)
-                    problem(c, "project %u: pending count %llu, but %llu row records are after "
-                               "its fold mark %llu", project, (unsigned long long)pending,
-                            (unsigned long long)unfolded, (unsigned long long)mark);
-            }
-            if (end) {
-                rc = SDB_OK;
-                break;
-            }
-            project = p;
-            unfolded = 0;
-            if ((rc = sdb__folded_of(c->t, project, &mark))) break;
-        }
-        if (key.len != 12) {
-            problem(c, "rows: a key of %zu bytes (12 expected)", key.len);
-            continue;
-        }
+    sdb__rowit *it;
+    if ((rc = sdb__rows_open(c->t, project, 0, 0, &it))) return rc;
+    sdb__val val;
+    while ((rc = sdb__rows_next(it, &ref, &val)) == SDB_OK) {
         c->n_rows++;
-        uint64_t ref = sdb__rd64((const uint8_t *)key.p + 4);
         sdb__row row;
         if (sdb__row_decode(val.p, val.len, &row) != SDB_OK) {
             problem(c, "row project %u ref %llu: the record does not decode", project,
@@ -100,6 +80,25 @@ static int check_rows(checker *c)
         if (row.fx.ref != ref || row.fx.project != project)
             problem(c, "row project %u ref %llu: the record says project %u ref %llu", project,
                     (unsigned long long)ref, row.fx.project, (unsigned long long)row.fx.ref);
+        /* Its id must lead back to it (generated ids name their row,
+         * client ids go through the id index). */
+        if (row.id.len) {
+            uint64_t found = 0;
+            c->n_ids++;
+            int lrc = sdb__id_lookup(c->t, NULL, project, row.id.p, row.id.len, UINT64_MAX, 1,
+                                     &found);
+            if (lrc == SDB_ENOTFOUND)
+                problem(c, "id \"%.*s\" (project %u) of row ref %llu is not in the id index",
+                        (int)row.id.len, row.id.p, project, (unsigned long long)ref);
+            else if (lrc == SDB_OK && found != ref)
+                problem(c, "id \"%.*s\" (project %u) names ref %llu, not its row ref %llu",
+                        (int)row.id.len, row.id.p, project, (unsigned long long)found,
+                        (unsigned long long)ref);
+            else if (lrc) {
+                rc = lrc;
+                break;
+            }
+        }
         if (ref > mark) {
             unfolded++;
             continue;
@@ -116,7 +115,38 @@ static int check_rows(checker *c)
         }
         c->folded[c->n_folded++] = (rowkey){project, ref};
     }
+    sdb__rows_close(it);
+    if (rc != SDB_ENOTFOUND) return rc;
+    uint64_t pending;
+    if ((rc = sdb__pending_of(c->t, project, &pending))) return rc;
+    if (pending != unfolded)
+        problem(c, "project %u: pending count %llu, but %llu row records are after "
+                   "its fold mark %llu", project, (unsigned long long)pending,
+                (unsigned long long)unfolded, (unsigned long long)mark);
+    return SDB_OK;
+}
+
+static int check_rows(checker *c)
+{
+    sdb__cur *cur;
+    int rc = sdb__cur_open(c->t, SDB__DB_ROWS, &cur);
+    if (rc) return rc;
+    uint8_t k[4] = {0, 0, 0, 0};
+    sdb__val key, val;
+    for (rc = sdb__cur_seek(cur, k, 4, &key, &val); rc == SDB_OK && !c->stop;) {
+        if (key.len != 12) {
+            problem(c, "rows: a key of %zu bytes (12 expected)", key.len);
+            rc = sdb__cur_next(cur, &key, &val);
+            continue;
+        }
+        uint32_t project = sdb__rd32(key.p);
+        if ((rc = check_project_rows(c, project))) break;
+        if (project == UINT32_MAX) break;
+        sdb__be32(k, project + 1);
+        rc = sdb__cur_seek(cur, k, 4, &key, &val);
+    }
     sdb__cur_close(cur);
+    if (rc == SDB_ENOTFOUND) rc = SDB_OK;
     if (rc == SDB_OK) {
         c->seen = calloc(c->n_folded ? c->n_folded : 1, 1);
         if (!c->seen) rc = SDB_ENOMEM;
@@ -265,12 +295,11 @@ static void check_header(checker *c, const char *where, const sdb__seg *g, const
 {
     const sdb__seg_hdr *h = &g->h;
     uint32_t n_type[SDB_N_TYPES] = {0};
-    int64_t ts_min = INT64_MAX, ts_max = INT64_MIN, ing = INT64_MIN;
+    int64_t ts_min = INT64_MAX, ts_max = INT64_MIN;
     for (uint32_t i = 0; i < g->n; i++) {
         if (rows[i].type < SDB_N_TYPES) n_type[rows[i].type]++;
         if (rows[i].ts < ts_min) ts_min = rows[i].ts;
         if (rows[i].ts > ts_max) ts_max = rows[i].ts;
-        if (rows[i].ingested > ing) ing = rows[i].ingested;
     }
     for (int y = 0; y < SDB_N_TYPES; y++)
         if (h->n_type[y] != n_type[y])
@@ -279,12 +308,10 @@ static void check_header(checker *c, const char *where, const sdb__seg *g, const
     if (h->ts_min != ts_min || h->ts_max != ts_max)
         problem(c, "%s: header time range [%lld, %lld], the rows span [%lld, %lld]", where,
                 (long long)h->ts_min, (long long)h->ts_max, (long long)ts_min, (long long)ts_max);
-    /* Only an upper bound is kept: a chunk rewritten without new rows
-     * (sdb__seg_remove) forgets its rows' ingest times (segment.c's
-     * seg_rows reads none back), and no reader uses the field. */
-    if (h->max_ingested > ing)
-        problem(c, "%s: header max ingest time %lld is after every row's (%lld)", where,
-                (long long)h->max_ingested, (long long)ing);
+    /* The header's max ingest time is not checked: no reader uses it, and
+     * a chunk rewritten by the fold's purge of tombstones keeps the bound
+     * of rows it no longer holds, while one rewritten from seg_rows (which
+     * reads no ingest times back) keeps less than its rows had. */
     ref_agg a;
     agg_rows(rows, g->n, -1, 0, &a);
     double mean = a.n ? h->k + h->dm : 0;
@@ -342,10 +369,16 @@ static int check_segments(checker *c)
             rows[i].project = project;
             rows[i].name = name;
         }
-        /* Each row against its record. Reads below do not move val: this
-         * is a read transaction. */
+        /* Each live row against its record (a row with a tombstone in
+         * `dead` was replaced or deleted: its record is gone). The header
+         * and pre-aggregates describe every row of the chunk, dead or
+         * not, until the fold's purge rewrites it. Reads below do not
+         * move val: this is a read transaction. */
+        sdb__val dead = {NULL, 0};
+        if (sdb__get(c->t, SDB__DB_DEAD, k, sizeof k, &dead) != SDB_OK) dead.len = 0;
         for (uint32_t i = 0; i < g.n && !c->stop; i++) {
             sdb__fixed *r = &rows[i];
+            if (i / 8 < dead.len && (((const uint8_t *)dead.p)[i / 8] >> (i % 8) & 1)) continue;
             if (sdb__floor_div(r->ts, s->bucket_ms) * s->bucket_ms != bucket)
                 problem(c, "%s row %u: time %lld is outside the bucket", where, i,
                         (long long)r->ts);
@@ -356,12 +389,9 @@ static int check_segments(checker *c)
                 continue;
             }
             if (c->seen[at] < 255) c->seen[at]++;
-            uint8_t rk[12];
-            sdb__be32(rk, project);
-            sdb__be64(rk + 4, r->ref);
             sdb__val rv;
             sdb__fixed fx;
-            if (sdb__get(c->t, SDB__DB_ROWS, rk, sizeof rk, &rv) != SDB_OK ||
+            if (sdb__row_get(c->t, project, r->ref, &rv) != SDB_OK ||
                 sdb__row_fixed(rv.p, rv.len, &fx) != SDB_OK)
                 continue; /* reported by check_rows */
             r->ingested = fx.ingested;
@@ -414,45 +444,15 @@ static int check_orphans(checker *c)
 
 /* ------------------------------------------------------------------- ids */
 
-static int check_ids(checker *c)
+static int idx_problem(void *arg, const char *msg)
 {
-    sdb__cur *cur;
-    int rc = sdb__cur_open(c->t, SDB__DB_IDS, &cur);
-    if (rc) return rc;
-    sdb__val key, val;
-    for (rc = sdb__cur_seek(cur, NULL, 0, &key, &val); rc == SDB_OK && !c->stop;
-         rc = sdb__cur_next(cur, &key, &val)) {
-        c->n_ids++;
-        if (key.len < 5 || val.len != 8) {
-            problem(c, "ids: an entry of %zu/%zu bytes", key.len, val.len);
-            continue;
-        }
-        uint32_t project = sdb__rd32(key.p);
-        const char *id = (const char *)key.p + 4;
-        int idlen = (int)(key.len - 4);
-        uint64_t ref = sdb__rd64(val.p);
-        uint8_t rk[12];
-        sdb__be32(rk, project);
-        sdb__be64(rk + 4, ref);
-        sdb__val rv;
-        sdb__row row;
-        int grc = sdb__get(c->t, SDB__DB_ROWS, rk, sizeof rk, &rv);
-        if (grc == SDB_ENOTFOUND) {
-            problem(c, "id \"%.*s\" (project %u) names ref %llu, which has no row record", idlen,
-                    id, project, (unsigned long long)ref);
-        } else if (grc) {
-            rc = grc;
-            break;
-        } else if (sdb__row_decode(rv.p, rv.len, &row) != SDB_OK) {
-            continue; /* reported by check_rows */
-        } else if (row.id.len != (uint32_t)idlen || memcmp(row.id.p, id, (size_t)idlen) != 0) {
-            problem(c, "id \"%.*s\" (project %u) names ref %llu, whose row has id \"%.*s\"",
-                    idlen, id, project, (unsigned long long)ref, (int)row.id.len, row.id.p);
-        }
-    }
-    sdb__cur_close(cur);
-    return rc == SDB_ENOTFOUND ? SDB_OK : rc;
+    problem(arg, "id index: %s", msg);
+    return 0;
 }
+
+/* The runs themselves: sorted, their directories consistent. Every id of
+ * a row was looked up in check_rows. */
+static int check_ids(checker *c) { return sdb__idx_check(c->t, idx_problem, c); }
 
 int sdb_store_check(sdb_store *s, int (*on_problem)(void *ctx, const char *msg), void *ctx,
                     uint64_t *out_problems, char **out_summary)

@@ -339,7 +339,7 @@ int sdb_store_export(sdb_store *s, uint32_t project, int format, sdb_export_sink
     out o = {{0}, sink, ctx};
     sdb__buf tmp = {0};
     sdb__txn *t = NULL;
-    sdb__cur *c = NULL;
+    sdb__rowit *it = NULL;
     uint64_t n = 0;
     char pbuf[16];
     sdb__str pname = {NULL, 0};
@@ -353,13 +353,10 @@ int sdb_store_export(sdb_store *s, uint32_t project, int format, sdb_export_sink
         }
         if ((rc = sdb__buf_add(&o.b, "\r\n", 2))) goto done;
     }
-    if ((rc = sdb__cur_open(t, SDB__DB_ROWS, &c))) goto done;
-    uint8_t k[4];
-    sdb__be32(k, project);
-    sdb__val key, val;
-    for (rc = sdb__cur_seek(c, k, sizeof k, &key, &val); rc == SDB_OK;
-         rc = sdb__cur_next(c, &key, &val)) {
-        if (key.len != 12 || sdb__rd32(key.p) != project) break;
+    if ((rc = sdb__rows_open(t, project, 0, 0, &it))) goto done;
+    uint64_t ref;
+    sdb__val val;
+    while ((rc = sdb__rows_next(it, &ref, &val)) == SDB_OK) {
         sdb__row row;
         if ((rc = sdb__row_decode(val.p, val.len, &row))) goto done;
         size_t before = o.b.len;
@@ -388,7 +385,7 @@ int sdb_store_export(sdb_store *s, uint32_t project, int format, sdb_export_sink
     if (rc != SDB_OK && rc != SDB_ENOTFOUND) goto done;
     rc = flush(&o);
 done:
-    sdb__cur_close(c);
+    sdb__rows_close(it);
     sdb__txn_abort(t);
     sdb__buf_free(&o.b);
     sdb__buf_free(&tmp);

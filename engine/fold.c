@@ -57,15 +57,11 @@ static int take_project(sdb__txn *t, fold_ctx *c, uint32_t project, int64_t wm, 
     uint64_t folded;
     int rc = sdb__folded_of(t, project, &folded);
     if (rc) return rc;
-    sdb__cur *cur;
-    if ((rc = sdb__cur_open(t, SDB__DB_ROWS, &cur))) return rc;
-    uint8_t k[12];
-    sdb__be32(k, project);
-    sdb__be64(k + 4, folded + 1);
-    sdb__val key, val;
-    for (rc = sdb__cur_seek(cur, k, sizeof k, &key, &val); rc == SDB_OK;
-         rc = sdb__cur_next(cur, &key, &val)) {
-        if (key.len != 12 || sdb__rd32(key.p) != project) break;
+    sdb__rowit *it;
+    if ((rc = sdb__rows_open(t, project, folded + 1, 0, &it))) return rc;
+    uint64_t ref;
+    sdb__val val;
+    while ((rc = sdb__rows_next(it, &ref, &val)) == SDB_OK) {
         if (*n == c->slice) {
             *out_more = 1;
             break;
@@ -76,7 +72,7 @@ static int take_project(sdb__txn *t, fold_ctx *c, uint32_t project, int64_t wm, 
         *out_last = fx->ref;
         ++*n;
     }
-    sdb__cur_close(cur);
+    sdb__rows_close(it);
     return rc == SDB_ENOTFOUND ? SDB_OK : rc;
 }
 
@@ -269,6 +265,23 @@ done:
     return rc;
 }
 
+/* Chunks one purge transaction rewrites: a few ms of other writers'
+ * wait. */
+#define PURGE_CHUNKS 16u
+
+static int purge_txn(sdb__txn *t, void *arg)
+{
+    return sdb__dead_purge(t, PURGE_CHUNKS, arg);
+}
+
+/* And the row blocks that hold deleted records. */
+#define PURGE_BLOCKS 64u
+
+static int purge_rows_txn(sdb__txn *t, void *arg)
+{
+    return sdb__rows_purge(t, PURGE_BLOCKS, arg);
+}
+
 int sdb_store_fold(sdb_store *s, int64_t watermark_ms, uint64_t *out_pending)
 {
     if (s->read_only) return sdb_store_watermark(s, NULL, out_pending);
@@ -284,6 +297,9 @@ int sdb_store_fold(sdb_store *s, int64_t watermark_ms, uint64_t *out_pending)
             rc = sdb__write(s, fold_txn, &c);
         } while (rc == SDB_OK && !c.done);
     }
+    /* Then the tombstoned chunks, rewritten without their dead rows. */
+    for (int left = 1; rc == SDB_OK && left;) rc = sdb__write(s, purge_txn, &left);
+    for (int left = 1; rc == SDB_OK && left;) rc = sdb__write(s, purge_rows_txn, &left);
     free(c.rows);
     free(c.ptrs);
     free(c.grp);
@@ -313,5 +329,220 @@ int sdb_store_watermark(sdb_store *s, int64_t *out_watermark_ms, uint64_t *out_p
         *out_pending = pending;
     }
     sdb__txn_abort(t);
+    return rc;
+}
+
+/* ------------------------------------------------------------ tombstones */
+
+/* Where row `ref` sits in its chunk: the fold appends rows to a bucket in
+ * ref order (a slice's group keeps ref order, later slices have larger
+ * refs, and a purge keeps the order of what is left), so a bucket's
+ * chunks hold ascending refs and a chunk is found by its first and last
+ * ref and the row by a binary search. A chunk that breaks the order
+ * (none this build writes) is searched row by row. */
+static uint32_t find_ref(const sdb__seg *g, uint64_t ref)
+{
+    uint32_t lo = 0, hi = g->n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (sdb__seg_ref(g, mid) < ref) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < g->n && sdb__seg_ref(g, lo) == ref) return lo;
+    for (uint32_t i = 0; i < g->n; i++)
+        if (sdb__seg_ref(g, i) == ref) return i;
+    return UINT32_MAX;
+}
+
+int sdb__dead_mark(sdb__txn *t, const sdb__fixed *fx)
+{
+    int64_t bw = sdb__txn_store(t)->bucket_ms;
+    int64_t bucket = sdb__floor_div(fx->ts, bw) * bw;
+    uint8_t k[SDB__SEGKEY_LEN], hit[SDB__SEGKEY_LEN];
+    sdb__seg_key(k, fx->project, fx->name, bucket, 0);
+    sdb__cur *c;
+    int rc = sdb__cur_open(t, SDB__DB_SEGMENTS, &c);
+    if (rc) return rc;
+    uint32_t at = UINT32_MAX;
+    sdb__val key, val;
+    /* Two passes: chunks whose ref range holds ref, then (a chunk out of
+     * order) every chunk of the bucket. */
+    for (int pass = 0; pass < 2 && at == UINT32_MAX; pass++) {
+        for (rc = sdb__cur_seek(c, k, sizeof k, &key, &val); rc == SDB_OK;
+             rc = sdb__cur_next(c, &key, &val)) {
+            if (key.len != sizeof k || memcmp(key.p, k, 16) != 0) break;
+            sdb__seg g;
+            if ((rc = sdb__seg_open(val.p, val.len, &g))) break;
+            if (g.n == 0) continue;
+            if (pass == 0 && (fx->ref < sdb__seg_ref(&g, 0) || fx->ref > sdb__seg_ref(&g, g.n - 1)))
+                continue;
+            if ((at = find_ref(&g, fx->ref)) != UINT32_MAX) {
+                memcpy(hit, key.p, sizeof hit);
+                break;
+            }
+        }
+        if (rc != SDB_OK && rc != SDB_ENOTFOUND) break;
+        rc = SDB_OK;
+    }
+    sdb__cur_close(c);
+    if (rc) return rc;
+    /* A row whose record exists but is in no segment means the store is
+     * inconsistent. */
+    if (at == UINT32_MAX) return SDB_ECORRUPT;
+    sdb__val old = {NULL, 0};
+    rc = sdb__get(t, SDB__DB_DEAD, hit, sizeof hit, &old);
+    if (rc && rc != SDB_ENOTFOUND) return rc;
+    size_t need = at / 8 + 1, len = old.len > need ? old.len : need;
+    uint8_t *bm = calloc(len, 1);
+    if (!bm) return SDB_ENOMEM;
+    if (old.len) memcpy(bm, old.p, old.len);
+    if (bm[at / 8] & (1u << (at % 8))) {
+        rc = SDB_ECORRUPT; /* dead already, yet its row record was there */
+    } else {
+        bm[at / 8] |= (uint8_t)(1u << (at % 8));
+        rc = sdb__put(t, SDB__DB_DEAD, hit, sizeof hit, bm, len, 0);
+    }
+    free(bm);
+    return rc;
+}
+
+static inline bool is_dead(const uint8_t *bm, size_t len, uint32_t i)
+{
+    return (size_t)i / 8 < len && (bm[i / 8] >> (i % 8) & 1u);
+}
+
+/* The live rows of segment g (key: segkey), copied out into lv's scratch:
+ * *out_rows[0..*out_n) point at them. */
+static int live_rows(sdb__live *lv, const uint8_t *segkey, const sdb__seg *g,
+                     const uint8_t *bm, size_t bm_len, uint32_t *out_n)
+{
+    if (lv->cap_rows < g->n) {
+        size_t cap = g->n;
+        void *r = realloc(lv->rows, cap * sizeof(sdb__fixed));
+        if (!r) return SDB_ENOMEM;
+        lv->rows = r;
+        void *p = realloc(lv->ptrs, cap * sizeof(sdb__fixed *));
+        if (!p) return SDB_ENOMEM;
+        lv->ptrs = p;
+        lv->cap_rows = cap;
+    }
+    sdb__fixed *rows = lv->rows;
+    const sdb__fixed **ptrs = lv->ptrs;
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < g->n; i++) {
+        if (is_dead(bm, bm_len, i)) continue;
+        sdb__seg_row(g, i, &rows[m]);
+        rows[m].project = sdb__rd32(segkey);
+        rows[m].name = sdb__rd32(segkey + 4);
+        ptrs[m] = &rows[m];
+        m++;
+    }
+    *out_n = m;
+    return SDB_OK;
+}
+
+int sdb__live_open(sdb__txn *t, sdb__live *lv)
+{
+    memset(lv, 0, sizeof *lv);
+    lv->t = t;
+    lv->any = sdb__count(t, SDB__DB_DEAD) != 0;
+    if (!lv->any) return SDB_OK;
+    return sdb__cur_open(t, SDB__DB_DEAD, &lv->cur);
+}
+
+void sdb__live_close(sdb__live *lv)
+{
+    sdb__cur_close(lv->cur);
+    free(lv->rows);
+    free(lv->ptrs);
+    free(lv->buf);
+    memset(lv, 0, sizeof *lv);
+}
+
+int sdb__live_seg(sdb__live *lv, const uint8_t *segkey, sdb__seg *g)
+{
+    if (!lv->any) return 0;
+    /* lv->next is the first tombstoned key at or after lv->seek; it
+     * answers for every key from seek up to next. Seek again only when
+     * segkey falls outside that span. */
+    if (!lv->valid || memcmp(segkey, lv->seek, SDB__SEGKEY_LEN) < 0 ||
+        (!lv->end && memcmp(lv->next, segkey, SDB__SEGKEY_LEN) < 0)) {
+        sdb__val key, val;
+        int rc = sdb__cur_seek(lv->cur, segkey, SDB__SEGKEY_LEN, &key, &val);
+        if (rc && rc != SDB_ENOTFOUND) return rc;
+        memcpy(lv->seek, segkey, SDB__SEGKEY_LEN);
+        lv->valid = 1;
+        lv->end = rc == SDB_ENOTFOUND || key.len != SDB__SEGKEY_LEN;
+        if (!lv->end) memcpy(lv->next, key.p, SDB__SEGKEY_LEN);
+    }
+    if (lv->end || memcmp(lv->next, segkey, SDB__SEGKEY_LEN) != 0) return 0;
+    sdb__val bm;
+    int rc = sdb__get(lv->t, SDB__DB_DEAD, segkey, SDB__SEGKEY_LEN, &bm);
+    if (rc) return rc;
+    uint32_t m;
+    if ((rc = live_rows(lv, segkey, g, bm.p, bm.len, &m))) return rc;
+    sdb__seg_fmt f;
+    size_t len = sdb__seg_plan((const sdb__fixed *const *)lv->ptrs, m, &f);
+    if (lv->cap_buf < len) {
+        void *b = realloc(lv->buf, len);
+        if (!b) return SDB_ENOMEM;
+        lv->buf = b;
+        lv->cap_buf = len;
+    }
+    sdb__seg_build((const sdb__fixed *const *)lv->ptrs, m, &f, lv->buf);
+    if ((rc = sdb__seg_open(lv->buf, len, g))) return rc;
+    return 1;
+}
+
+int sdb__dead_purge(sdb__txn *t, uint32_t max_chunks, int *out_left)
+{
+    *out_left = 0;
+    sdb__live lv = {0};
+    sdb__buf keys = {0};
+    sdb__cur *c;
+    int rc = sdb__cur_open(t, SDB__DB_DEAD, &c);
+    if (rc) return rc;
+    sdb__val key, val;
+    uint32_t n = 0;
+    for (rc = sdb__cur_seek(c, NULL, 0, &key, &val); rc == SDB_OK;
+         rc = sdb__cur_next(c, &key, &val)) {
+        if (n == max_chunks) {
+            *out_left = 1;
+            break;
+        }
+        if (key.len != SDB__SEGKEY_LEN) {
+            rc = SDB_ECORRUPT;
+            break;
+        }
+        if (sdb__buf_add(&keys, key.p, key.len)) {
+            rc = SDB_ENOMEM;
+            break;
+        }
+        n++;
+    }
+    sdb__cur_close(c);
+    if (rc && rc != SDB_ENOTFOUND) goto done;
+    rc = SDB_OK;
+    lv.t = t;
+    for (uint32_t i = 0; i < n && rc == SDB_OK; i++) {
+        const uint8_t *k = (const uint8_t *)keys.p + (size_t)i * SDB__SEGKEY_LEN;
+        sdb__val seg, bm;
+        sdb__seg g;
+        uint32_t m = 0;
+        rc = sdb__get(t, SDB__DB_SEGMENTS, k, SDB__SEGKEY_LEN, &seg);
+        if (rc == SDB_ENOTFOUND) { /* a bitmap without its chunk: only it goes */
+            rc = sdb__del(t, SDB__DB_DEAD, k, SDB__SEGKEY_LEN);
+            continue;
+        }
+        if (rc == SDB_OK && (rc = sdb__seg_open(seg.p, seg.len, &g)) == SDB_OK &&
+            (rc = sdb__get(t, SDB__DB_DEAD, k, SDB__SEGKEY_LEN, &bm)) == SDB_OK)
+            rc = live_rows(&lv, k, &g, bm.p, bm.len, &m);
+        if (rc == SDB_OK)
+            rc = sdb__seg_put(t, k, (const sdb__fixed *const *)lv.ptrs, m);
+        if (rc == SDB_OK) rc = sdb__del(t, SDB__DB_DEAD, k, SDB__SEGKEY_LEN);
+    }
+done:
+    sdb__live_close(&lv);
+    sdb__buf_free(&keys);
     return rc;
 }

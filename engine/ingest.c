@@ -1,12 +1,14 @@
 /* Ingest: batches of validated scores into one durable write transaction.
  *
  * The acknowledgement is the commit. A batch writes, per score: the row
- * record (`rows`, keyed by a row ref that grows with ingest time; the fold
- * later moves rows past the project's fold mark into column segments) and,
- * for an id the client chose, the id index (`ids`). A score whose id
- * exists replaces the old one everywhere: the old row leaves the pending
- * count or its segment chunk (so no aggregate keeps its value) before the
- * new one is written, inside the same transaction.
+ * record (engine/row.c's blocks, by a row ref that grows with ingest time;
+ * the fold later moves rows past the project's fold mark into column
+ * segments) and, for an id the client chose, an entry of the id index
+ * (engine/ids.c, written as sorted runs at the end of the txn). A score
+ * whose id exists replaces the old one everywhere: the old row leaves the
+ * pending count or gets a tombstone in its segment chunk (so no aggregate
+ * keeps its value) and its record is marked gone, before the new one is
+ * written, inside the same transaction.
  *
  * The transaction body reads only the batch and the store, so when the map
  * fills it can be rerun from the start after the map grows.
@@ -181,36 +183,27 @@ static uint64_t gen_id_ref(const char *id, size_t len)
     return lo & REF_MASK;
 }
 
-int sdb__id_lookup(sdb__txn *t, uint32_t project, const char *id, size_t len,
-                   uint64_t *out_ref, int *out_indexed)
+int sdb__id_lookup(sdb__txn *t, sdb__idx *ix, uint32_t project, const char *id, size_t len,
+                   uint64_t next_ref, int in_runs, uint64_t *out_ref)
 {
+    /* A client's own UUIDv7 has the generated shape too, with 62 random
+     * bits where the ref would be: far past any ref handed out, so no row
+     * is read for it. */
     uint64_t ref = gen_id_ref(id, len);
-    if (ref) {
-        uint8_t rk[12];
-        sdb__be32(rk, project);
-        sdb__be64(rk + 4, ref);
+    if (ref && ref < next_ref) {
         sdb__val v;
         sdb__row row;
-        int rc = sdb__get(t, SDB__DB_ROWS, rk, sizeof rk, &v);
+        int rc = sdb__row_get(t, project, ref, &v);
         if (rc == SDB_OK && (rc = sdb__row_decode(v.p, v.len, &row)) == SDB_OK &&
             row.id.len == len && memcmp(row.id.p, id, len) == 0) {
             *out_ref = ref;
-            *out_indexed = 0;
             return SDB_OK;
         }
         if (rc && rc != SDB_ENOTFOUND) return rc;
     }
     if (len == 0 || len > SDB_MAX_STR) return SDB_ENOTFOUND;
-    uint8_t k[4 + SDB_MAX_STR];
-    sdb__be32(k, project);
-    memcpy(k + 4, id, len);
-    sdb__val v;
-    int rc = sdb__get(t, SDB__DB_IDS, k, 4 + len, &v);
-    if (rc) return rc;
-    if (v.len != 8) return SDB_ECORRUPT;
-    *out_ref = sdb__rd64(v.p);
-    *out_indexed = 1;
-    return SDB_OK;
+    return sdb__idx_find(t, ix, project, id, len, sdb__idx_hash(project, id, len), in_runs,
+                         out_ref);
 }
 
 int sdb__batch_push(sdb_batch *b, const sdb__score *sc)
@@ -255,6 +248,8 @@ typedef struct ingest_ctx {
     sdb__buf rec;
     dcache_ent *cache; /* DCACHE entries, or NULL */
     uint32_t cache_n;
+    sdb__idx *ix; /* the client ids this txn adds (engine/ids.c) */
+    uint8_t *maybe; /* per row: some id run may hold its id (sdb__idx_probe) */
 } ingest_ctx;
 
 static int dict_cached(sdb__txn *t, ingest_ctx *c, uint32_t project, int dict, sdb__str s,
@@ -294,11 +289,8 @@ static int dict_cached(sdb__txn *t, ingest_ctx *c, uint32_t project, int dict, s
  * the count is updated at once. */
 static int unlink_row(sdb__txn *t, uint32_t project, uint64_t ref, int64_t *pending)
 {
-    uint8_t rk[12];
-    sdb__be32(rk, project);
-    sdb__be64(rk + 4, ref);
     sdb__val v;
-    int rc = sdb__get(t, SDB__DB_ROWS, rk, sizeof rk, &v);
+    int rc = sdb__row_get(t, project, ref, &v);
     if (rc) return rc == SDB_ENOTFOUND ? SDB_ECORRUPT : rc;
     sdb__row row;
     if ((rc = sdb__row_decode(v.p, v.len, &row))) return rc;
@@ -311,15 +303,48 @@ static int unlink_row(sdb__txn *t, uint32_t project, uint64_t ref, int64_t *pend
         else
             rc = sdb__pending_add(t, project, -1);
     } else {
-        rc = sdb__seg_remove(t, &fx);
+        rc = sdb__dead_mark(t, &fx);
     }
     if (rc) return rc;
-    return sdb__del(t, SDB__DB_ROWS, rk, sizeof rk);
+    return sdb__row_del(t, project, ref);
 }
 
 int sdb__unlink_row(sdb__txn *t, uint32_t project, uint64_t ref)
 {
     return unlink_row(t, project, ref, NULL);
+}
+
+/* Probe the id runs for every client id of the batch at once
+ * (sdb__idx_probe says why); c->maybe stays NULL without memory for it,
+ * and every id then searches the runs itself. */
+static int probe_batch(sdb__txn *t, ingest_ctx *c)
+{
+    free(c->maybe);
+    c->maybe = NULL;
+    size_t n = c->b->n, m = 0;
+    uint64_t *h = malloc(sizeof *h * (n ? n : 1));
+    uint32_t *at = malloc(sizeof *at * (n ? n : 1));
+    uint8_t *maybe = malloc(n ? n : 1), *hit = malloc(n ? n : 1);
+    int rc = SDB_OK;
+    if (h && at && maybe && hit) {
+        for (size_t i = 0; i < n; i++) {
+            const sdb__score *sc = &c->b->rows[i];
+            maybe[i] = 1; /* generated ids never reach the index */
+            if (sc->id_generated || sc->id.len == 0 || sc->id.len > SDB_MAX_STR) continue;
+            h[m] = sdb__idx_hash(c->project, sc->id.p, sc->id.len);
+            at[m++] = (uint32_t)i;
+        }
+        if ((rc = sdb__idx_probe(t, c->ix, h, m, hit)) == SDB_OK) {
+            for (size_t j = 0; j < m; j++) maybe[at[j]] = hit[j];
+            c->maybe = maybe;
+            maybe = NULL;
+        }
+    }
+    free(h);
+    free(at);
+    free(maybe);
+    free(hit);
+    return rc == SDB_ENOMEM ? SDB_OK : rc;
 }
 
 static int ingest_txn(sdb__txn *t, void *arg)
@@ -334,6 +359,7 @@ static int ingest_txn(sdb__txn *t, void *arg)
      * order and a fold can stop at the first entry past its watermark. */
     int64_t now = c->now > (int64_t)last ? c->now : (int64_t)last;
     int64_t pending = (int64_t)c->b->n;
+    if ((rc = probe_batch(t, c))) return rc;
 
     for (size_t i = 0; i < c->b->n; i++) {
         const sdb__score *sc = &c->b->rows[i];
@@ -363,33 +389,27 @@ static int ingest_txn(sdb__txn *t, void *arg)
                 return rc;
         }
 
-        uint8_t refb[8], rk[12];
-        sdb__be64(refb, fx.ref);
-        sdb__be32(rk, c->project);
-        sdb__be64(rk + 4, fx.ref);
         if (sc->id_generated) {
             /* New by construction; the id names its row (no index entry).
              * The placeholder is the batch's own arena memory. */
             SDB_ASSERT(sc->id.len == GEN_ID_LEN);
             gen_id_write_ref((char *)(uintptr_t)sc->id.p, fx.ref);
         } else {
-            /* Replacement by id. */
-            uint64_t old_ref;
-            int indexed;
-            rc = sdb__id_lookup(t, c->project, sc->id.p, sc->id.len, &old_ref, &indexed);
+            /* Replacement by id: the old score leaves every aggregate in
+             * this txn, so no reader ever counts both. */
+            uint64_t old_ref, h = sdb__idx_hash(c->project, sc->id.p, sc->id.len);
+            rc = sdb__id_lookup(t, c->ix, c->project, sc->id.p, sc->id.len, fx.ref,
+                                c->maybe ? c->maybe[i] : 1, &old_ref);
             if (rc == SDB_OK) {
                 if ((rc = unlink_row(t, c->project, old_ref, &pending))) return rc;
+                sdb__idx_forget(c->ix, h, c->project, old_ref);
             } else if (rc != SDB_ENOTFOUND) {
                 return rc;
             }
-            uint8_t ik[4 + SDB_MAX_STR];
-            sdb__be32(ik, c->project);
-            memcpy(ik + 4, sc->id.p, sc->id.len);
-            if ((rc = sdb__put(t, SDB__DB_IDS, ik, 4 + sc->id.len, refb, 8, 0))) return rc;
+            if ((rc = sdb__idx_add(c->ix, c->project, h, fx.ref))) return rc;
         }
         if ((rc = sdb__row_encode(&fx, sc, label, &c->rec))) return rc;
-        /* Refs grow, so a row usually goes after every other: the append hint. */
-        if ((rc = sdb__put(t, SDB__DB_ROWS, rk, sizeof rk, c->rec.p, c->rec.len, 1))) return rc;
+        if ((rc = sdb__row_put(t, c->project, fx.ref, c->rec.p, c->rec.len))) return rc;
     }
     if ((rc = sdb__pending_add(t, c->project, pending))) return rc;
     if ((rc = sdb__meta_put_u64(t, "next_ref", next_ref))) return rc;
@@ -406,7 +426,9 @@ static int ingest_one_txn(sdb__txn *t, void *arg)
 {
     ingest_ctx *c = arg;
     cache_reset(c->cache, &c->cache_n); /* a retry starts with no cached ids */
-    return ingest_txn(t, c);
+    sdb__idx_reset(c->ix);
+    int rc = ingest_txn(t, c);
+    return rc ? rc : sdb__idx_flush(t, c->ix);
 }
 
 int sdb_store_ingest(sdb_store *s, uint32_t project, sdb_batch *b, int64_t now_ms)
@@ -414,7 +436,10 @@ int sdb_store_ingest(sdb_store *s, uint32_t project, sdb_batch *b, int64_t now_m
     if (b->n == 0) return SDB_OK;
     ingest_ctx c = {.project = project, .b = b, .now = now_ms};
     c.cache = malloc(DCACHE * sizeof *c.cache); /* without it: uncached lookups */
-    int rc = sdb__write(s, ingest_one_txn, &c);
+    int rc = sdb__idx_new(&c.ix);
+    if (rc == SDB_OK) rc = sdb__write(s, ingest_one_txn, &c);
+    sdb__idx_free(c.ix);
+    free(c.maybe);
     sdb__buf_free(&c.rec);
     free(c.cache);
     return rc;
@@ -436,22 +461,25 @@ typedef struct many_ctx {
     sdb__buf rec;
     dcache_ent *cache;
     uint32_t cache_n;
+    sdb__idx *ix;
 } many_ctx;
 
 static int ingest_many_txn(sdb__txn *t, void *arg)
 {
     many_ctx *m = arg;
     cache_reset(m->cache, &m->cache_n); /* a retry starts with no cached ids */
+    sdb__idx_reset(m->ix);
     for (size_t i = 0; i < m->n; i++) {
         if (!m->b[i] || m->b[i]->n == 0) continue;
         ingest_ctx c = {.project = m->projects[i], .b = m->b[i], .now = m->now, .rec = m->rec,
-                        .cache = m->cache, .cache_n = m->cache_n};
+                        .cache = m->cache, .cache_n = m->cache_n, .ix = m->ix};
         int rc = ingest_txn(t, &c);
+        free(c.maybe);
         m->rec = c.rec; /* keep the grown buffer */
         m->cache_n = c.cache_n;
         if (rc) return rc;
     }
-    return SDB_OK;
+    return sdb__idx_flush(t, m->ix);
 }
 
 int sdb_store_ingest_many(sdb_store *s, const uint32_t *projects, sdb_batch *const *b,
@@ -459,7 +487,9 @@ int sdb_store_ingest_many(sdb_store *s, const uint32_t *projects, sdb_batch *con
 {
     many_ctx m = {.projects = projects, .b = b, .n = n, .now = now_ms};
     m.cache = malloc(DCACHE * sizeof *m.cache);
-    int rc = sdb__write(s, ingest_many_txn, &m);
+    int rc = sdb__idx_new(&m.ix);
+    if (rc == SDB_OK) rc = sdb__write(s, ingest_many_txn, &m);
+    sdb__idx_free(m.ix);
     sdb__buf_free(&m.rec);
     free(m.cache);
     return rc;

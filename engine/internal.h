@@ -19,7 +19,9 @@
 #define SDB_ASSERT(x) ((void)0)
 #endif
 
-#define SDB_FORMAT_VERSION 2u /* 2: no pending log, fold marks in meta, row records v2 */
+#define SDB_FORMAT_VERSION 3u /* 3: id index of hashed sorted runs, tombstones, row
+                                 blocks compressed with zstd (docs/storage.md);
+                                 2: no pending log, fold marks in meta, row records v2 */
 #define SDB_MAX_STR 200u          /* names, ids, property keys (API.md) */
 #define SDB_MAX_VALUE 4096u       /* dimension values, labels, tags, property values */
 #define SDB_MAX_GROUP_BY 4u
@@ -149,12 +151,14 @@ void sdb__errf(char *err, size_t errlen, const char *fmt, ...)
 
 enum {
     SDB__DB_SEGMENTS = 0, /* project|name|bucket|chunk → segment */
-    SDB__DB_ROWS,         /* project|ref → row record */
-    SDB__DB_IDS,          /* project|client id → ref */
+    SDB__DB_ROWS,         /* project|last ref → block of row records (engine/row.c) */
+    SDB__DB_IDS,          /* the id index: sorted runs of hashed ids (engine/ids.c) */
     SDB__DB_DICT,         /* project|dict|string → id */
     SDB__DB_DICTREV,      /* project|dict|id → string */
     SDB__DB_META,         /* string key → value */
     SDB__DB_PREAGG,       /* segment key → per-dimension-value pre-aggregates */
+    SDB__DB_DEAD,         /* segment key → bitmap of its rows that are gone (engine/fold.c) */
+    SDB__DB_GONE,         /* project|ref → deleted row records not yet purged (engine/row.c) */
     SDB__N_DBS
 };
 
@@ -176,6 +180,7 @@ struct sdb_store {
     uint64_t map_size;
     void *lock;       /* pthread_rwlock_t: resize excludes every txn */
     void *write_lock; /* pthread_mutex_t: one writer at a time, in process */
+    int lock_fd;      /* shared flock on DIR/scoredb.lock (engine/store.c), or -1 */
     /* Disk-full handling (store.c, docs/reliability.md). */
     unsigned env_flags; /* the MDB_* flags the env was opened with */
     int fallback_ro;    /* opened read-only because the disk refused writes */
@@ -190,6 +195,8 @@ int sdb__txn_begin(sdb_store *s, int write, sdb__txn **out);
 int sdb__txn_commit(sdb__txn *t); /* frees t, even on failure */
 void sdb__txn_abort(sdb__txn *t); /* takes NULL */
 sdb_store *sdb__txn_store(sdb__txn *t);
+/* The txn's slot for the row store's state (engine/row.c). */
+void **sdb__txn_rows(sdb__txn *t);
 
 int sdb__get(sdb__txn *t, int db, const void *k, size_t klen, sdb__val *out);
 int sdb__put(sdb__txn *t, int db, const void *k, size_t klen, const void *v,
@@ -263,6 +270,34 @@ typedef struct sdb__row {
     char text_[2][SDB_MAX_STR + 1];
 } sdb__row;
 int sdb__row_decode(const void *p, size_t len, sdb__row *out);
+
+/* The row store: records in zstd-compressed blocks of consecutive refs
+ * (engine/row.c draws the format). Readers and writers go through these,
+ * never through the `rows` database directly. */
+/* The record of (project, ref), borrowed until the next row call on this
+ * txn or its end. SDB_OK, SDB_ENOTFOUND, SDB_ECORRUPT or SDB_ENOMEM. */
+int sdb__row_get(sdb__txn *t, uint32_t project, uint64_t ref, sdb__val *out);
+/* Add a record; refs only grow. Written by the commit at the latest. */
+int sdb__row_put(sdb__txn *t, uint32_t project, uint64_t ref, const void *rec, size_t len);
+/* Delete a record: marked in `gone` (every read skips it), its block
+ * rewritten later by sdb__rows_purge. SDB_ENOTFOUND when absent. */
+int sdb__row_del(sdb__txn *t, uint32_t project, uint64_t ref);
+/* Rewrite up to max_blocks blocks without their gone records; *out_left:
+ * whether more remain. */
+int sdb__rows_purge(sdb__txn *t, uint32_t max_blocks, int *out_left);
+/* Write the txn's pending block (sdb__txn_commit calls it). */
+int sdb__rows_flush(sdb__txn *t);
+/* Free a txn's row state (store.c, when the txn ends). */
+void sdb__rows_txn_end(void *state);
+/* Iterate the records of a project: forward over refs >= bound, or
+ * backward over refs < bound. sdb__rows_next gives ref and record
+ * (borrowed until the next call) or SDB_ENOTFOUND at the end. */
+typedef struct sdb__rowit sdb__rowit;
+int sdb__rows_open(sdb__txn *t, uint32_t project, uint64_t bound, int backward, sdb__rowit **out);
+int sdb__rows_next(sdb__rowit *it, uint64_t *out_ref, sdb__val *out);
+void sdb__rows_close(sdb__rowit *it); /* takes NULL */
+/* Rows in a block value (stats). */
+int sdb__rows_block_count(const void *p, size_t len, uint32_t *out_n);
 /* Only the fixed part of a row record (what the fold needs). */
 int sdb__row_fixed(const void *p, size_t len, sdb__fixed *out);
 /* Iterate tags/props of a decoded row: returns 1 while there is one. */
@@ -484,6 +519,9 @@ int sdb__preagg_labels(const void *p, size_t len, const uint8_t **out);
 int sdb__seg_append(sdb__txn *t, const sdb__fixed *const *rows, uint32_t n);
 /* Remove a folded row (by ref) from its segment chunk, rewriting it. */
 int sdb__seg_remove(sdb__txn *t, const sdb__fixed *fx);
+/* Write rows[0..n) as the chunk with segment key `key` (its pre-aggregates
+ * too); n == 0 deletes the chunk. */
+int sdb__seg_put(sdb__txn *t, const uint8_t *key, const sdb__fixed *const *rows, uint32_t n);
 
 /* Moments, merged with Chan et al.'s parallel formula. The mean is kept
  * as k + dm, k a value of the data (the first one seen) and dm the mean of
@@ -507,14 +545,94 @@ int sdb__batch_str(sdb_batch *b, const char *p, size_t len, sdb__str *out);
 int sdb__batch_gen_id(sdb_batch *b, sdb__str *out);
 int sdb__batch_push(sdb_batch *b, const sdb__score *sc);
 /* Take row `ref` out of every aggregate, the pending count and the row store
- * (its id index entry is the caller's). */
+ * (its id index entry may stay: it names a gone row, which no lookup
+ * matches). */
 int sdb__unlink_row(sdb__txn *t, uint32_t project, uint64_t ref);
 /* The row ref of score id `id` in `project`: a generated id names its row
  * (checked against the id the row keeps), any other id is looked up in the
- * `ids` index. *out_indexed says which (1: an `ids` entry exists).
+ * id index; ix (may be NULL) adds the entries of the running write txn.
+ * Refs at or past next_ref do not exist yet (UINT64_MAX: unknown).
  * Returns SDB_OK, SDB_ENOTFOUND or an error of the store. */
-int sdb__id_lookup(sdb__txn *t, uint32_t project, const char *id, size_t len,
-                   uint64_t *out_ref, int *out_indexed);
+typedef struct sdb__idx sdb__idx;
+int sdb__id_lookup(sdb__txn *t, sdb__idx *ix, uint32_t project, const char *id, size_t len,
+                   uint64_t next_ref, int in_runs, uint64_t *out_ref);
+
+/* ------------------------------------------------------------- id index */
+
+/* The id index (engine/ids.c): 16-byte entries (hash of project and id,
+ * row ref) in size-tiered sorted runs, every hit checked against the row.
+ * A write txn collects its new entries in an sdb__idx and writes them as
+ * runs at its end (sdb__idx_flush); readers pass NULL. */
+int sdb__idx_new(sdb__idx **out);
+void sdb__idx_free(sdb__idx *ix);   /* takes NULL */
+void sdb__idx_reset(sdb__idx *ix);  /* forget the entries of an aborted attempt */
+uint64_t sdb__idx_hash(uint32_t project, const char *id, size_t len);
+/* The live row of (project, id) with hash h: SDB_OK, SDB_ENOTFOUND or a
+ * store error. Every candidate is checked against its row. The runs are
+ * searched only when in_runs (0: sdb__idx_probe said no run has h). */
+int sdb__idx_find(sdb__txn *t, sdb__idx *ix, uint32_t project, const char *id, size_t len,
+                  uint64_t h, int in_runs, uint64_t *out_ref);
+/* For each of n hashes, out_maybe[i] = 1 when some run (not the txn's own
+ * entries) holds an entry with exactly that hash. Many ids at once, so
+ * their cache misses overlap. */
+int sdb__idx_probe(sdb__txn *t, sdb__idx *ix, const uint64_t *h, size_t n, uint8_t *out_maybe);
+/* Add an entry; SDB_ELIMIT past 2^44 refs or 2^20 projects. */
+int sdb__idx_add(sdb__idx *ix, uint32_t project, uint64_t h, uint64_t ref);
+/* The entry (h, project, ref) added in this txn names a row now gone:
+ * flush leaves it out. */
+void sdb__idx_forget(sdb__idx *ix, uint64_t h, uint32_t project, uint64_t ref);
+/* Write the txn's entries as one run per shard and merge size classes
+ * that have filled; empties ix. */
+int sdb__idx_flush(sdb__txn *t, sdb__idx *ix);
+/* Check every run (sorted, of its shard, its directory consistent):
+ * on_problem gets a message per bad run (non-zero: stop). */
+int sdb__idx_check(sdb__txn *t, int (*on_problem)(void *ctx, const char *msg), void *ctx);
+/* Entries and runs in the index (stats). */
+int sdb__idx_stats(sdb__txn *t, uint64_t *out_entries, uint64_t *out_runs);
+
+/* ------------------------------------------------------------ tombstones */
+
+/* Replacing or deleting a folded score does not rewrite its chunk: the row
+ * gets a bit in its chunk's entry in `dead` (key: the segment key; value:
+ * a bitmap, bit i for row i, bits past its end live), in the same txn as
+ * the replacement. The fold later rewrites such chunks without their dead
+ * rows and drops the bitmap (sdb__dead_purge), a chunk rewrite per chunk
+ * and fold rather than per score.
+ *
+ * Every reader of segments must see live rows only. It opens an
+ * sdb__live per read txn and passes each segment through sdb__live_seg
+ * after sdb__seg_open, in any key order:
+ *
+ *     sdb__live lv;
+ *     sdb__live_open(t, &lv);
+ *     ... sdb__seg_open(val.p, val.len, &g);
+ *         if ((rc = sdb__live_seg(&lv, key, &g)) < 0) fail;
+ *         rc == 1: g now views a copy of the chunk without its dead rows,
+ *         with an exact header (count, sum, m2, min/max, zone map), valid
+ *         until the next sdb__live_seg or sdb__live_close; the chunk's
+ *         `preagg` entry then counts dead rows too: use it only when its
+ *         counts add up to g.n. rc == 0: g is untouched.
+ *     sdb__live_close(&lv);
+ *
+ * When no tombstone exists (the usual case) sdb__live_seg is a test of
+ * one flag; else one cursor seek per tombstoned chunk passed. */
+typedef struct sdb__live {
+    sdb__txn *t;
+    sdb__cur *cur;
+    int any, valid, end;
+    uint8_t seek[SDB__SEGKEY_LEN], next[SDB__SEGKEY_LEN];
+    void *rows, *ptrs, *buf; /* scratch of the copied chunk */
+    size_t cap_rows, cap_buf;
+} sdb__live;
+int sdb__live_open(sdb__txn *t, sdb__live *lv);
+int sdb__live_seg(sdb__live *lv, const uint8_t *segkey, sdb__seg *g);
+void sdb__live_close(sdb__live *lv);
+/* Mark the folded row fx (project, name, ts, ref) dead. */
+int sdb__dead_mark(sdb__txn *t, const sdb__fixed *fx);
+/* Rewrite up to max_chunks tombstoned chunks without their dead rows;
+ * *out_left: whether more remain. */
+int sdb__dead_purge(sdb__txn *t, uint32_t max_chunks, int *out_left);
+
 /* Parse a body holding many scores (a JSON array, or {"scores": [...]})
  * and append each valid one to the batch; each invalid one is reported to
  * on_error with its index (a non-zero return from on_error stops).

@@ -397,7 +397,7 @@ int sdb_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params
         return rc;
     }
     sdb__txn *t = NULL;
-    sdb__cur *c = NULL;
+    sdb__rowit *it = NULL;
     sdb__buf b = {0};
     rowfilter f;
     memset(&f, 0, sizeof f);
@@ -409,28 +409,11 @@ int sdb_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params
     uint64_t emitted = 0, scanned = 0, last_ref = 0;
     bool more = false;
     if (!f.none) {
-        if ((rc = sdb__cur_open(t, SDB__DB_ROWS, &c))) goto done;
-        /* Position on the last key below project|cursor (or below
-         * project+1 for the first page), then walk backwards. */
-        uint8_t k[12];
-        sdb__val key, val;
-        if (r.cursor) {
-            sdb__be32(k, project);
-            sdb__be64(k + 4, r.cursor);
-            rc = sdb__cur_seek(c, k, 12, &key, &val);
-        } else if (project == UINT32_MAX) {
-            rc = SDB_ENOTFOUND;
-        } else {
-            sdb__be32(k, project + 1);
-            rc = sdb__cur_seek(c, k, 4, &key, &val);
-        }
-        if (rc == SDB_OK)
-            rc = sdb__cur_prev(c, &key, &val);
-        else if (rc == SDB_ENOTFOUND)
-            rc = sdb__cur_last(c, &key, &val);
-        for (; rc == SDB_OK; rc = sdb__cur_prev(c, &key, &val)) {
-            if (key.len != 12 || sdb__rd32(key.p) != project) break;
-            uint64_t ref = sdb__rd64((const uint8_t *)key.p + 4);
+        /* Newest first: backwards from the cursor (exclusive) or the end. */
+        if ((rc = sdb__rows_open(t, project, r.cursor ? r.cursor : UINT64_MAX, 1, &it))) goto done;
+        uint64_t ref;
+        sdb__val val;
+        while ((rc = sdb__rows_next(it, &ref, &val)) == SDB_OK) {
             if (emitted == r.limit || scanned == SCAN_MAX) {
                 more = true;
                 break;
@@ -457,7 +440,7 @@ int sdb_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params
     sdb__j_raw(&b, "}");
     rc = take(&b, out_json);
 done:
-    sdb__cur_close(c);
+    sdb__rows_close(it);
     sdb__txn_abort(t);
     filter_free(&f);
     sdb__query_free(&r.q);
@@ -480,7 +463,7 @@ static int id_key(uint32_t project, const char *id, uint8_t *k, size_t *klen)
 int sdb_score_get_json(sdb_store *s, uint32_t project, const char *id, char **out_json)
 {
     *out_json = NULL;
-    uint8_t k[4 + SDB_MAX_STR], rk[12];
+    uint8_t k[4 + SDB_MAX_STR];
     size_t klen;
     int rc = id_key(project, id, k, &klen);
     if (rc) return rc;
@@ -490,11 +473,8 @@ int sdb_score_get_json(sdb_store *s, uint32_t project, const char *id, char **ou
     sdb__val v;
     sdb__row row;
     uint64_t ref;
-    int indexed;
-    if ((rc = sdb__id_lookup(t, project, id, klen - 4, &ref, &indexed))) goto done;
-    sdb__be32(rk, project);
-    sdb__be64(rk + 4, ref);
-    if ((rc = sdb__get(t, SDB__DB_ROWS, rk, sizeof rk, &v))) {
+    if ((rc = sdb__id_lookup(t, NULL, project, id, klen - 4, UINT64_MAX, 1, &ref))) goto done;
+    if ((rc = sdb__row_get(t, project, ref, &v))) {
         if (rc == SDB_ENOTFOUND) rc = SDB_ECORRUPT;
         goto done;
     }
@@ -517,11 +497,12 @@ static int delete_txn(sdb__txn *t, void *arg)
 {
     del_ctx *d = arg;
     uint64_t ref;
-    int indexed;
-    int rc = sdb__id_lookup(t, d->project, (const char *)d->k + 4, d->klen - 4, &ref, &indexed);
+    int rc = sdb__id_lookup(t, NULL, d->project, (const char *)d->k + 4, d->klen - 4, UINT64_MAX, 1,
+                            &ref);
     if (rc) return rc;
-    if ((rc = sdb__unlink_row(t, d->project, ref))) return rc;
-    return indexed ? sdb__del(t, SDB__DB_IDS, d->k, d->klen) : SDB_OK;
+    /* The id index entry stays: it names a row that is gone, which no
+     * lookup matches (engine/ids.c), and a merge drops it. */
+    return sdb__unlink_row(t, d->project, ref);
 }
 
 int sdb_score_delete(sdb_store *s, uint32_t project, const char *id)
@@ -602,19 +583,16 @@ int sdb__traces_search(sdb_store *s, uint32_t project, const sdb__query *q, uint
     sdb__txn *t;
     int rc = sdb__txn_begin(s, 0, &t);
     if (rc) return rc;
-    sdb__cur *c = NULL;
+    sdb__rowit *it = NULL;
     sdb__buf b = {0};
     trace_map m = {0};
     rowfilter f;
     if ((rc = filter_init(t, project, q, &f))) goto done;
     if (!f.none) {
-        if ((rc = sdb__cur_open(t, SDB__DB_ROWS, &c))) goto done;
-        uint8_t k[4];
-        sdb__be32(k, project);
-        sdb__val key, val;
-        for (rc = sdb__cur_seek(c, k, 4, &key, &val); rc == SDB_OK;
-             rc = sdb__cur_next(c, &key, &val)) {
-            if (key.len != 12 || sdb__rd32(key.p) != project) break;
+        if ((rc = sdb__rows_open(t, project, 0, 0, &it))) goto done;
+        uint64_t ref;
+        sdb__val val;
+        while ((rc = sdb__rows_next(it, &ref, &val)) == SDB_OK) {
             sdb__row row;
             if ((rc = sdb__row_decode(val.p, val.len, &row))) goto done;
             if (!row.trace_id.p || !filter_match(&f, &row)) continue;
@@ -649,7 +627,7 @@ int sdb__traces_search(sdb_store *s, uint32_t project, const sdb__query *q, uint
     sdb__j_raw(&b, "}");
     rc = take(&b, out_json);
 done:
-    sdb__cur_close(c);
+    sdb__rows_close(it);
     sdb__txn_abort(t);
     filter_free(&f);
     for (size_t j = 0; j < m.n; j++) free(m.v[j].id);

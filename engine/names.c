@@ -31,6 +31,8 @@ int sdb_names_json(sdb_store *s, uint32_t project, char **out_json)
     size_t n = 0, cap = 0;
     sdb__cur *c = NULL;
     sdb__buf b = {0};
+    sdb__live lv;
+    if ((rc = sdb__live_open(t, &lv))) goto done;
     if ((rc = sdb__cur_open(t, SDB__DB_SEGMENTS, &c))) goto done;
     uint8_t k[4];
     sdb__be32(k, project);
@@ -41,6 +43,8 @@ int sdb_names_json(sdb_store *s, uint32_t project, char **out_json)
         uint32_t id = sdb__rd32((const uint8_t *)key.p + 4);
         sdb__seg g;
         if ((rc = sdb__seg_open(val.p, val.len, &g))) goto done;
+        if ((rc = sdb__live_seg(&lv, key.p, &g)) < 0) goto done; /* live rows only */
+        rc = SDB_OK;
         if (g.n == 0) continue;
         if (n == 0 || v[n - 1].id != id) {
             if (n == cap) {
@@ -94,6 +98,7 @@ int sdb_names_json(sdb_store *s, uint32_t project, char **out_json)
     b.p = NULL;
 done:
     sdb__cur_close(c);
+    sdb__live_close(&lv);
     sdb__txn_abort(t);
     sdb__buf_free(&b);
     free(v);

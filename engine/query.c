@@ -529,11 +529,8 @@ static int row_path(exec *e, const sdb__seg *g, uint32_t name)
         if (!ok) continue;
         sdb__row row;
         if (e->need_row) {
-            uint8_t rk[12];
-            sdb__be32(rk, e->project);
-            sdb__be64(rk + 4, sdb__seg_ref(g, i));
             sdb__val rv;
-            int rc = sdb__get(e->t, SDB__DB_ROWS, rk, sizeof rk, &rv);
+            int rc = sdb__row_get(e->t, e->project, sdb__seg_ref(g, i), &rv);
             if (rc) return rc == SDB_ENOTFOUND ? SDB_ECORRUPT : rc;
             if ((rc = sdb__row_decode(rv.p, rv.len, &row))) return rc;
             for (uint32_t k = 0; ok && k < q->tags.n; k++)
@@ -850,7 +847,7 @@ static int cat_path(exec *e, const sdb__seg *g, group *gr, const uint8_t *segkey
 
 /* A chunk wholly inside the query, grouped by one dimension: merge its
  * pre-aggregates. Returns 1 when the chunk kept none for the dimension. */
-static int preagg_path(exec *e, const uint8_t *key)
+static int preagg_path(exec *e, const sdb__seg *g, const uint8_t *key)
 {
     sdb__val v;
     int rc = sdb__get(e->t, SDB__DB_PREAGG, key, SDB__SEGKEY_LEN, &v);
@@ -859,6 +856,15 @@ static int preagg_path(exec *e, const uint8_t *key)
     const uint8_t *p;
     int m = sdb__preagg_find(v.p, v.len, e->q->group[0].dim, &p);
     if (m < 0) return 1;
+    /* A chunk with dead rows (sdb__live_seg) has fewer rows than its
+     * pre-aggregates count: its rows are scanned instead. */
+    uint64_t total = 0;
+    for (int i = 0; i < m; i++) {
+        uint32_t cnt;
+        memcpy(&cnt, p + (size_t)i * sizeof(sdb__preagg) + offsetof(sdb__preagg, n), 4);
+        total += cnt;
+    }
+    if (total != g->n) return 1;
     for (int i = 0; i < m; i++) {
         sdb__preagg pa;
         memcpy(&pa, p + (size_t)i * sizeof pa, sizeof pa);
@@ -891,7 +897,7 @@ static int scan_segment(exec *e, const sdb__seg *g, const uint8_t *segkey)
         !e->dim_active && !e->need_row && !e->q->source_mask && !e->need_vals &&
         !e->want_traces && !e->fixed_hist && !e->i_width && h->n_type[SDB_CATEGORICAL] == 0 &&
         types_unrestricted(e, h)) {
-        int rc = preagg_path(e, segkey);
+        int rc = preagg_path(e, g, segkey);
         if (rc != 1) return rc;
     }
     if (e->gb_keys && dim_kernel_ok(e, h)) return dim_kernel_path(e, g);
@@ -936,8 +942,13 @@ static int scan(exec *e, uint32_t name)
     uint8_t k[SDB__SEGKEY_LEN];
     sdb__seg_key(k, e->project, name, b_lo, 0);
     sdb__cur *c;
-    int rc = sdb__cur_open(e->t, SDB__DB_SEGMENTS, &c);
-    if (rc) return rc;
+    sdb__live lv;
+    int rc = sdb__live_open(e->t, &lv);
+    if (rc == SDB_OK) rc = sdb__cur_open(e->t, SDB__DB_SEGMENTS, &c);
+    if (rc) {
+        sdb__live_close(&lv);
+        return rc;
+    }
     sdb__val key, val;
     for (rc = sdb__cur_seek(c, k, name ? sizeof k : 4, &key, &val); rc == SDB_OK;
          rc = sdb__cur_next(c, &key, &val)) {
@@ -953,9 +964,11 @@ static int scan(exec *e, uint32_t name)
         }
         sdb__seg g;
         if ((rc = sdb__seg_open(val.p, val.len, &g))) break;
+        if ((rc = sdb__live_seg(&lv, kp, &g)) < 0) break; /* only live rows count */
         if ((rc = scan_segment(e, &g, kp))) break;
     }
     sdb__cur_close(c);
+    sdb__live_close(&lv);
     return rc == SDB_ENOTFOUND ? SDB_OK : rc;
 }
 

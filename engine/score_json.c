@@ -335,16 +335,44 @@ static int jreport(jscan *j, size_t at, int in_key, const char *what, const char
         snprintf(where, sizeof where, "at column %zu", col);
     char msg[512];
     if (in_key && path[0])
-        snprintf(msg, sizeof msg, "a field name in \"%s\": %s %s%s", path, what, where, why);
+        snprintf(msg, sizeof msg, "a field name in \"%.300s\": %s %s%s", path, what, where, why);
     else if (in_key)
         snprintf(msg, sizeof msg, "a field name: %s %s%s", what, where, why);
     else if (path[0])
-        snprintf(msg, sizeof msg, "field \"%s\": %s %s%s", path, what, where, why);
+        snprintf(msg, sizeof msg, "field \"%.300s\": %s %s%s", path, what, where, why);
     else
         snprintf(msg, sizeof msg, "a string: %s %s%s", what, where, why);
     if (item >= 0 && j->bads) return bads_add(j->bads, item, msg);
     sdb__errf(j->err, j->errlen, "%s", msg);
     return SDB_EINVAL;
+}
+
+/* The first offset at or after i of a quote, a backslash or a byte below
+ * 0x20: what ends a run of plain string bytes (len when none). Sixteen
+ * bytes at a time with SSE2: an array body of score objects, one a line
+ * (so every such body is scanned), is mostly string bytes. Walked one by
+ * one they made the scan 12.4% of the instructions of adding the body;
+ * this way 6.4%, the body 7.5% above its cost before the string rules
+ * (callgrind, 20k bench/gen lines in one array: 437e6 vs 407e6). */
+static size_t string_stop(const char *t, size_t i, size_t len)
+{
+#ifdef __SSE2__
+    const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), c1f = _mm_set1_epi8(0x1f);
+    while (i + 16 <= len) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(t + i));
+        /* max(v, 0x1f) == 0x1f exactly when v <= 0x1f, unsigned. */
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, bs)),
+                                 _mm_cmpeq_epi8(_mm_max_epu8(v, c1f), c1f));
+        unsigned mask = (unsigned)_mm_movemask_epi8(m);
+        if (mask) return i + (size_t)__builtin_ctz(mask);
+        i += 16;
+    }
+#endif
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c == '"' || c == '\\' || c < 0x20) return i;
+    }
+    return len;
 }
 
 int sdb__json_strings_scan(const char *text, size_t len, const char *items_under, char *blank,
@@ -363,7 +391,7 @@ int sdb__json_strings_scan(const char *text, size_t len, const char *items_under
             int is_key = top && top->obj && top->want_key;
             size_t start = ++i;
             int reported = 0;
-            while (i < len && text[i] != '"') {
+            while ((i = string_stop(text, i, len)) < len && text[i] != '"') {
                 c = (unsigned char)text[i];
                 if (c == '\\') {
                     if (len - i >= 6 && memcmp(text + i, "\\u0000", 6) == 0) {

@@ -561,3 +561,9 @@ int sdb__seg_append(sdb__txn *t, const sdb__fixed *const *rows, uint32_t n)
     }
     return SDB_OK;
 }
+
+int sdb__seg_put(sdb__txn *t, const uint8_t *key, const sdb__fixed *const *rows, uint32_t n)
+{
+    return put_chunk(t, sdb__rd32(key), sdb__rd32(key + 4), sdb__key_ts(sdb__rd64(key + 8)),
+                     sdb__rd32(key + 16), rows, n);
+}

@@ -25,11 +25,14 @@
  */
 #include "internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -45,12 +48,13 @@ uint64_t sdb__test_free_bytes;
 #define DEFAULT_CHUNK_ROWS 8192u
 
 static const char *const db_names[SDB__N_DBS] = {
-    "segments", "rows", "ids", "dict", "dictrev", "meta", "preagg",
+    "segments", "rows", "ids", "dict", "dictrev", "meta", "preagg", "dead", "gone",
 };
 
 struct sdb__txn {
     MDB_txn *txn;
     sdb_store *s;
+    void *rows; /* the row store's state for this txn (engine/row.c) */
 };
 
 struct sdb__cur {
@@ -144,8 +148,11 @@ static int load_settings(sdb_store *s, const sdb_options *o, char *err, size_t e
         goto done;
     } else {
         if (ver != SDB_FORMAT_VERSION) {
-            sdb__errf(err, errlen, "store format version %llu, this build reads %u",
-                      (unsigned long long)ver, SDB_FORMAT_VERSION);
+            sdb__errf(err, errlen,
+                      "store %s is format version %llu, this build reads format version %u "
+                      "(docs/storage.md says what changed; export it with the build that "
+                      "wrote it and ingest the export into a new store)",
+                      s->path, (unsigned long long)ver, SDB_FORMAT_VERSION);
             rc = SDB_EVERSION;
             goto done;
         }
@@ -165,6 +172,50 @@ done:
     sdb__txn_abort(t);
     return rc;
 }
+
+/* Every process that opens a store holds a shared flock(2) on DIR/scoredb.lock
+ * for as long as it has it open; `scoredb compact` takes it exclusively, so
+ * it runs only on a store nobody else has open, and nobody opens one while
+ * it runs (they get SDB_EBUSY). flock locks belong to the open file
+ * description, so they neither meet LMDB's fcntl locks on lock.mdb nor
+ * vanish when another descriptor of the file is closed. */
+static int lock_dir(const char *path, int exclusive, int *out_fd, char *err, size_t errlen)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/scoredb.lock", path);
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == EROFS) fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        /* A read-only directory without the file: nobody can compact it. */
+        if (errno == EACCES || errno == EROFS || errno == ENOENT) {
+            *out_fd = -1;
+            return SDB_OK;
+        }
+        sdb__errf(err, errlen, "cannot open %s: %s", p, strerror(errno));
+        return SDB_EIO;
+    }
+    if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            sdb__errf(err, errlen,
+                      exclusive ? "store %s is open in another process (a running server?): "
+                                  "stop it before compacting"
+                                : "store %s is being compacted: try again when it is done",
+                      path);
+            return SDB_EBUSY;
+        }
+        sdb__errf(err, errlen, "cannot lock %s: %s", p, strerror(e));
+        return SDB_EIO;
+    }
+    *out_fd = fd;
+    return SDB_OK;
+}
+
+/* sdb_store_open, with the directory lock taken (shared) or already held
+ * by the caller (lock_fd >= 0: compact). */
+static int store_open(const char *path, const sdb_options *o, int held, sdb_store **out,
+                      char *err, size_t errlen);
 
 /* Bytes free for us on the store's file system. */
 static uint64_t fs_free(const sdb_store *s)
@@ -294,10 +345,17 @@ static int env_reopen(sdb_store *s, unsigned flags)
 int sdb_store_open(const char *path, const sdb_options *o, sdb_store **out, char *err,
                    size_t errlen)
 {
+    return store_open(path, o, 0, out, err, errlen);
+}
+
+static int store_open(const char *path, const sdb_options *o, int held, sdb_store **out,
+                      char *err, size_t errlen)
+{
     *out = NULL;
     int rc = SDB_ENOMEM;
     sdb_store *s = calloc(1, sizeof *s);
     if (!s) return SDB_ENOMEM;
+    s->lock_fd = -1;
     s->read_only = o && o->read_only;
     s->path = strdup(path);
     s->lock = malloc(sizeof(pthread_rwlock_t));
@@ -314,6 +372,7 @@ int sdb_store_open(const char *path, const sdb_options *o, sdb_store **out, char
         rc = errno == ENOSPC ? SDB_ENOSPC : SDB_EIO;
         goto fail_lock;
     }
+    if (!held && (rc = lock_dir(path, 0, &s->lock_fd, err, errlen))) goto fail_lock;
     s->map_size = o && o->map_size ? o->map_size : DEFAULT_MAP_SIZE;
     unsigned flags = MDB_NOTLS;
     if (s->read_only) flags |= MDB_RDONLY;
@@ -361,6 +420,7 @@ fail_env:
     if (s->env) mdb_env_close((MDB_env *)s->env);
 fail_lock:
     pthread_rwlock_destroy(lock_of(s));
+    if (s->lock_fd >= 0) close(s->lock_fd);
 fail:
     if (rc == SDB_ENOMEM) sdb__errf(err, errlen, "out of memory opening %s", path);
     free(s->lock);
@@ -460,12 +520,55 @@ void sdb_store_close(sdb_store *s)
     if (!s) return;
     mdb_env_close((MDB_env *)s->env);
     pthread_rwlock_destroy(lock_of(s));
+    if (s->lock_fd >= 0) close(s->lock_fd);
     free(s->lock);
     free(s->path);
     free(s);
 }
 
 static MDB_dbi dbi(sdb__txn *t, int db) { return (MDB_dbi)t->s->dbi[db]; }
+
+/* Pages on LMDB's free list (database 0: txn id -> page number list, the
+ * first word the count): reusable by later writes, given back to the file
+ * system only by compact. */
+static int free_pages(MDB_txn *txn, uint64_t *out)
+{
+    *out = 0;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, 0, &c);
+    if (rc) return from_mdb(rc);
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        size_t n;
+        if (v.mv_size < sizeof n) continue;
+        memcpy(&n, v.mv_data, sizeof n);
+        *out += n;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? SDB_OK : from_mdb(rc);
+}
+
+/* Key and value bytes of every entry of a database: against its pages,
+ * how full they are. Inline values count in their leaf; large ones in
+ * their overflow pages. A walk over every entry: stats costs a second or
+ * so per 30M entries. */
+static int payload_bytes(MDB_txn *txn, MDB_dbi d, int blocks, uint64_t *out, uint64_t *out_rows)
+{
+    *out = *out_rows = 0;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, d, &c);
+    if (rc) return from_mdb(rc);
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        *out += k.mv_size + v.mv_size;
+        uint32_t n = 0;
+        if (blocks && sdb__rows_block_count(v.mv_data, v.mv_size, &n) == SDB_OK) *out_rows += n;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? SDB_OK : from_mdb(rc);
+}
 
 int sdb_store_stats_json(sdb_store *s, char **out_json)
 {
@@ -478,22 +581,43 @@ int sdb_store_stats_json(sdb_store *s, char **out_json)
     mdb_env_info((MDB_env *)s->env, &info);
     mdb_env_stat((MDB_env *)s->env, &est);
     sdb__buf b = {0};
-    char tmp[256];
-    uint64_t psize = est.ms_psize;
+    char tmp[512];
+    uint64_t psize = est.ms_psize, n_free = 0, ix_entries = 0, ix_runs = 0;
+    uint64_t used = info.me_last_pgno + 1;
+    if ((rc = free_pages(t->txn, &n_free)) || (rc = sdb__idx_stats(t, &ix_entries, &ix_runs))) {
+        sdb__txn_abort(t);
+        return rc;
+    }
     snprintf(tmp, sizeof tmp,
              "{\"page_size\":%llu,\"pages_used\":%llu,\"bytes_used\":%llu,"
-             "\"file_bytes\":%llu,\"dbs\":{",
-             (unsigned long long)psize, (unsigned long long)info.me_last_pgno + 1,
-             (unsigned long long)((info.me_last_pgno + 1) * psize),
-             (unsigned long long)sdb_store_disk_bytes(s));
+             "\"file_bytes\":%llu,\"free_pages\":%llu,\"free_bytes\":%llu,"
+             "\"fill\":%.4f,\"id_index\":{\"entries\":%llu,\"runs\":%llu},\"dbs\":{",
+             (unsigned long long)psize, (unsigned long long)used,
+             (unsigned long long)(used * psize), (unsigned long long)sdb_store_disk_bytes(s),
+             (unsigned long long)n_free, (unsigned long long)(n_free * psize),
+             used ? (double)(used - (n_free < used ? n_free : used)) / (double)used : 0.0,
+             (unsigned long long)ix_entries, (unsigned long long)ix_runs);
     rc = sdb__buf_add(&b, tmp, strlen(tmp));
     for (int i = 0; i < SDB__N_DBS && rc == SDB_OK; i++) {
         MDB_stat st;
+        uint64_t payload, rows;
         if ((rc = from_mdb(mdb_stat(t->txn, dbi(t, i), &st)))) break;
+        if ((rc = payload_bytes(t->txn, dbi(t, i), i == SDB__DB_ROWS, &payload, &rows))) break;
         uint64_t pages = st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
-        snprintf(tmp, sizeof tmp, "%s\"%s\":{\"entries\":%llu,\"pages\":%llu,\"bytes\":%llu}",
-                 i ? "," : "", db_names[i], (unsigned long long)st.ms_entries,
-                 (unsigned long long)pages, (unsigned long long)(pages * psize));
+        uint64_t data_pages = st.ms_leaf_pages + st.ms_overflow_pages;
+        /* The row store's entries are its rows; its blocks are counted
+         * beside them. */
+        char blocks[48] = "";
+        if (i == SDB__DB_ROWS)
+            snprintf(blocks, sizeof blocks, ",\"blocks\":%llu", (unsigned long long)st.ms_entries);
+        snprintf(tmp, sizeof tmp,
+                 "%s\"%s\":{\"entries\":%llu%s,\"pages\":%llu,\"bytes\":%llu,"
+                 "\"payload_bytes\":%llu,\"fill\":%.4f}",
+                 i ? "," : "", db_names[i],
+                 (unsigned long long)(i == SDB__DB_ROWS ? rows : st.ms_entries), blocks,
+                 (unsigned long long)pages, (unsigned long long)(pages * psize),
+                 (unsigned long long)payload,
+                 data_pages ? (double)payload / (double)(data_pages * psize) : 0.0);
         rc = sdb__buf_add(&b, tmp, strlen(tmp));
     }
     if (rc == SDB_OK) rc = sdb__buf_add(&b, "}}", 3); /* with the NUL */
@@ -504,6 +628,95 @@ int sdb_store_stats_json(sdb_store *s, char **out_json)
     }
     *out_json = b.p;
     return SDB_OK;
+}
+
+/* Remove DIR's store files (data.mdb, lock.mdb, scoredb.lock) and DIR. */
+static void remove_store_dir(const char *dir)
+{
+    static const char *const files[] = {"data.mdb", "lock.mdb", "scoredb.lock"};
+    char p[4400];
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+/* fsync a directory (what makes a rename or a new file in it durable). */
+static int fsync_dir(const char *p)
+{
+    int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* The parent directory of path (for the fsync that makes a rename durable). */
+static void parent_of(const char *path, char *out, size_t n)
+{
+    snprintf(out, n, "%s", path);
+    char *slash = strrchr(out, '/');
+    if (!slash) snprintf(out, n, ".");
+    else if (slash == out) out[1] = 0;
+    else *slash = 0;
+}
+
+int sdb_store_compact(const char *path, uint64_t *out_before, uint64_t *out_after, char *err,
+                      size_t errlen)
+{
+    *out_before = *out_after = 0;
+    char tmp[4200], parent[4200], p[4300];
+    int lock_fd = -1, rc;
+    sdb_store *s = NULL;
+    if (strlen(path) > 4000) {
+        sdb__errf(err, errlen, "store path too long (%zu bytes)", strlen(path));
+        return SDB_EINVAL;
+    }
+    snprintf(p, sizeof p, "%s/data.mdb", path);
+    struct stat st;
+    if (stat(p, &st) != 0) {
+        sdb__errf(err, errlen, "no store at %s", path);
+        return SDB_ENOTFOUND;
+    }
+    if ((rc = lock_dir(path, 1, &lock_fd, err, errlen))) return rc;
+    if ((rc = store_open(path, NULL, 1, &s, err, errlen))) goto done;
+    *out_before = sdb_store_disk_bytes(s);
+    /* A sibling, so that the swap is a rename on one file system. */
+    snprintf(tmp, sizeof tmp, "%s.compact-%ld", path, (long)getpid());
+    remove_store_dir(tmp); /* left by an earlier run that died */
+    /* The compacting copy (mdb_env_copy2 with MDB_CP_COMPACT, synced). */
+    if ((rc = sdb_store_backup(s, tmp, err, errlen))) {
+        remove_store_dir(tmp);
+        goto done;
+    }
+    sdb_store_close(s);
+    s = NULL;
+    snprintf(p, sizeof p, "%s/data.mdb", tmp);
+    parent_of(path, parent, sizeof parent);
+    if (fsync_dir(tmp) != 0) {
+        sdb__errf(err, errlen, "cannot sync %s: %s", tmp, strerror(errno));
+        rc = SDB_EIO;
+        remove_store_dir(tmp);
+        goto done;
+    }
+    if (stat(p, &st) == 0) *out_after = (uint64_t)st.st_blocks * 512u;
+    /* The swap: renameat2(RENAME_EXCHANGE) trades the two directories in
+     * one step, so DIR is at every instant either the old store or the
+     * new one. The old one then lies under the temporary name. */
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) != 0) {
+        sdb__errf(err, errlen, "cannot swap %s and %s: %s (the compacted copy is in %s)", tmp,
+                  path, strerror(errno), tmp);
+        rc = SDB_EIO;
+        goto done;
+    }
+    fsync_dir(parent);
+    remove_store_dir(tmp);
+    rc = SDB_OK;
+done:
+    sdb_store_close(s);
+    if (lock_fd >= 0) close(lock_fd);
+    return rc;
 }
 
 uint64_t sdb_store_disk_bytes(sdb_store *s)
@@ -523,6 +736,7 @@ int sdb__txn_begin(sdb_store *s, int write, sdb__txn **out)
     sdb__txn *t = malloc(sizeof *t);
     if (!t) return SDB_ENOMEM;
     t->s = s;
+    t->rows = NULL;
     for (int reopened = 0;;) {
         pthread_rwlock_rdlock(lock_of(s));
         void *env = s->env;
@@ -562,7 +776,12 @@ int sdb__txn_begin(sdb_store *s, int write, sdb__txn **out)
 
 int sdb__txn_commit(sdb__txn *t)
 {
-    int rc = from_mdb(mdb_txn_commit(t->txn));
+    int rc = sdb__rows_flush(t);
+    if (rc == SDB_OK)
+        rc = from_mdb(mdb_txn_commit(t->txn));
+    else
+        mdb_txn_abort(t->txn);
+    sdb__rows_txn_end(t->rows);
     pthread_rwlock_unlock(lock_of(t->s));
     free(t);
     return rc;
@@ -571,12 +790,15 @@ int sdb__txn_commit(sdb__txn *t)
 void sdb__txn_abort(sdb__txn *t)
 {
     if (!t) return;
+    sdb__rows_txn_end(t->rows);
     mdb_txn_abort(t->txn);
     pthread_rwlock_unlock(lock_of(t->s));
     free(t);
 }
 
 sdb_store *sdb__txn_store(sdb__txn *t) { return t->s; }
+
+void **sdb__txn_rows(sdb__txn *t) { return &t->rows; }
 
 /* Double the map, up to what the file system can hold (the file plus
  * its free space) and MAP_MAX. */

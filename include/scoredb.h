@@ -131,11 +131,29 @@ int sdb_store_check(sdb_store *s, int (*on_problem)(void *ctx, const char *msg),
                     uint64_t *out_problems, char **out_summary);
 
 /* Where the bytes are: a JSON object with the page size, the pages in use
- * (every database plus LMDB's free list), the data file's size, and per
- * database (segments, rows, ids, dict, dictrev, meta, preagg) its entries,
- * its pages and their bytes. On success *out_json is owned by the caller
- * (free()). Any thread. Returns SDB_OK, SDB_EIO or SDB_ENOMEM. */
+ * (every database plus LMDB's free list), the data file's size, the pages
+ * on LMDB's free list (free_pages, free_bytes: reusable, returned to the
+ * file system only by sdb_store_compact), fill (the share of used pages
+ * not free), the id index's entries and runs, and per database (segments,
+ * rows, ids, dict, dictrev, meta, preagg, dead) its entries, its pages and
+ * their bytes, the bytes of its keys and values and the fill of its leaf
+ * and overflow pages by them. It reads every entry (about a second per 30M
+ * scores). On success *out_json is owned by the caller (free()). Any
+ * thread. Returns SDB_OK, SDB_EIO or SDB_ENOMEM. */
 int sdb_store_stats_json(sdb_store *s, char **out_json);
+
+/* Give a store's free pages back to the file system: a compacting copy
+ * (LMDB's mdb_env_copy2 with MDB_CP_COMPACT) into a sibling directory,
+ * synced, then swapped with `path` in one rename (renameat2
+ * RENAME_EXCHANGE); the old files are then removed. The store must not be
+ * open anywhere: every sdb_store_open holds a shared flock on
+ * path/scoredb.lock, and compact takes it exclusively, so it fails with
+ * SDB_EBUSY while another process (a server) has the store open, and
+ * opens fail with SDB_EBUSY while it runs. *out_before and *out_after are
+ * the data file's bytes on disk. Returns SDB_OK, SDB_ENOTFOUND (no store
+ * at path), SDB_EBUSY, SDB_EIO, SDB_EVERSION or SDB_ENOMEM; err says why. */
+int sdb_store_compact(const char *path, uint64_t *out_before, uint64_t *out_after, char *err,
+                      size_t errlen);
 
 /* The project id for `name` (e.g. "default"), created when `create` is set.
  * Project 0 is always "default". Returns SDB_OK or SDB_ENOTFOUND. */

@@ -61,7 +61,8 @@
 const char *const sdb__route_names[SDB_N_ROUTES] = {
     "healthz", "metrics", "scores_post", "scores_list", "score_get",
     "score_delete", "names", "query", "traces_search", "langfuse", "helicone", "other"};
-const int sdb__status_codes[SDB_N_STATUS] = {200, 207, 400, 401, 404, 405, 413, 500, 501, 503, 0};
+const int sdb__status_codes[SDB_N_STATUS] = {200, 207, 400, 401, 404, 405, 413,
+                                             500, 501, 503, 507, 0};
 const double sdb__lat_bounds[SDB_N_LAT - 1] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
                                                0.005,  0.01,    0.025,  0.05,  0.1,
                                                0.25,   1,       5};
@@ -269,9 +270,9 @@ static enum MHD_Result first_call(sdb_server *s, struct MHD_Connection *c, const
     /* Health probes are answered whatever the load: they hold no body and
      * count against neither the in-flight cap nor the reserve. */
     int health = route == SDB_R_HEALTHZ || route == SDB_R_METRICS;
+    if (r->conn && r->conn->reserve) r->close = 1; /* a reserved slot serves one request */
     if (r->conn && r->conn->reserve && !health) {
         atomic_fetch_add(&s->refused_reserve, 1);
-        r->close = 1;
         return send_error(c, r, 503,
                           "the server is at its limit of open connections; retry", NULL);
     }
@@ -369,6 +370,21 @@ static enum MHD_Result first_call(sdb_server *s, struct MHD_Connection *c, const
     return MHD_YES;
 }
 
+/* The request's record at its first callback: on_uri's, or a new one
+ * when on_uri did not run or could not allocate. NULL: out of memory. */
+static sdb__req *req_begin(void **con_cls)
+{
+    sdb__req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) return NULL;
+        r->t0 = mono();
+        *con_cls = r;
+    }
+    r->started = 1;
+    return r;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_len, void **con_cls)
@@ -377,13 +393,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     sdb_server *s = cls;
     sdb__req *r = *con_cls;
     if (!r || !r->started) {
-        if (!r) {
-            r = calloc(1, sizeof *r);
-            if (!r) return MHD_NO;
-            r->t0 = mono();
-            *con_cls = r;
-        }
-        r->started = 1;
+        if (!(r = req_begin(con_cls))) return MHD_NO;
         return first_call(s, c, url, method, r);
     }
     if (r->parked) { /* resumed by the writer after the commit */
@@ -438,6 +448,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     sdb__serve_dispatch(s, c, r, &rep);
     if (!rep.body && r->parked) return MHD_YES; /* suspended until the commit */
     return send_reply(c, r, &rep, NULL);
+}
+
+/* The health listener (--health-listen): /healthz and /metrics only,
+ * through the same steps as on the main port. It has a thread of its
+ * own, so probes are answered while every pool thread runs a long query
+ * or the main port's slots are all taken. */
+static enum MHD_Result on_health(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_len, void **con_cls)
+{
+    sdb__req *r = *con_cls;
+    if ((!r || !r->started) && strcmp(url, "/healthz") && strcmp(url, "/metrics")) {
+        if (!(r = req_begin(con_cls))) return MHD_NO;
+        r->route = SDB_R_OTHER;
+        r->close = 1;
+        return send_error(c, r, 404, "this listener serves /healthz and /metrics only", NULL);
+    }
+    return on_request(cls, c, url, method, version, upload, upload_len, con_cls);
 }
 
 static int status_index(int status)
@@ -522,11 +550,15 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
         const char *k = nul;
         while (k > q + 1 && k[-1] != '&' && k[-1] != ';') k--;
         const char *eq = memchr(k, '=', (size_t)(nul - k));
-        if (eq)
+        if (eq) {
+            /* The name as sent (still percent-encoded), printable ASCII only. */
+            char name[41];
+            size_t n = (size_t)(eq - k) < sizeof name - 1 ? (size_t)(eq - k) : sizeof name - 1;
+            for (size_t i = 0; i < n; i++) name[i] = k[i] > 0x20 && k[i] < 0x7f ? k[i] : '?';
+            name[n] = 0;
             snprintf(r->bad_uri, sizeof r->bad_uri,
-                     "parameter \"%.*s\": \"%%00\" (a NUL byte) is not allowed",
-                     (int)((eq - k) > 40 ? 40 : (eq - k)), k);
-        else
+                     "parameter \"%s\": \"%%00\" (a NUL byte) is not allowed", name);
+        } else
             snprintf(r->bad_uri, sizeof r->bad_uri,
                      "a parameter name: \"%%00\" (a NUL byte) is not allowed");
     }
@@ -681,23 +713,57 @@ static int parse_listen(const char *text, struct sockaddr_storage *ss, socklen_t
     return 0;
 }
 
-int sdb__http_start(sdb_server *s, char *err, size_t errlen)
+/* The address of option `opt` (--listen, --health-listen) into ss. */
+static int listen_addr(const sdb_server *s, const char *opt, const char *text,
+                       struct sockaddr_storage *ss, int *v6, char *err, size_t errlen)
 {
-    struct sockaddr_storage ss;
     socklen_t sl;
-    int v6, loopback;
-    if (parse_listen(s->listen, &ss, &sl, &v6, &loopback)) {
-        snprintf(err, errlen, "--listen: expected HOST:PORT (127.0.0.1:8080), got \"%s\"",
-                 s->listen);
+    int loopback;
+    if (parse_listen(text, ss, &sl, v6, &loopback)) {
+        snprintf(err, errlen, "%s: expected HOST:PORT (127.0.0.1:8080), got \"%s\"", opt, text);
         return SDB_EINVAL;
     }
     if (!s->keys && !loopback) {
         snprintf(err, errlen,
-                 "--listen %s: without --keys the server has no authentication and listens "
+                 "%s %s: without --keys the server has no authentication and listens "
                  "on loopback only (127.0.0.1, [::1])",
-                 s->listen);
+                 opt, text);
         return SDB_EINVAL;
     }
+    return SDB_OK;
+}
+
+/* The health listener: one thread, few small connections. */
+static int health_start(sdb_server *s, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    int v6;
+    int rc = listen_addr(s, "--health-listen", s->o.health_listen, &ss, &v6, err, errlen);
+    if (rc) return rc;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | (v6 ? MHD_USE_IPv6 : 0);
+    s->hd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_health, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)5, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)8, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)16 * 1024, MHD_OPTION_END);
+    if (!s->hd) {
+        snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
+                 s->o.health_listen);
+        return SDB_EIO;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->hd, MHD_DAEMON_INFO_BIND_PORT);
+    s->health_port = di ? di->port : 0;
+    return SDB_OK;
+}
+
+int sdb__http_start(sdb_server *s, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    int v6;
+    int rc = listen_addr(s, "--listen", s->listen, &ss, &v6, err, errlen);
+    if (rc) return rc;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     if (v6) flags |= MHD_USE_IPv6;
     s->d = MHD_start_daemon(
@@ -725,6 +791,10 @@ int sdb__http_start(sdb_server *s, char *err, size_t errlen)
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : 0;
+    if (s->o.health_listen && (rc = health_start(s, err, errlen))) {
+        sdb__http_stop(s);
+        return rc;
+    }
     return SDB_OK;
 }
 
@@ -738,6 +808,8 @@ void sdb__http_stop(sdb_server *s)
         pthread_join(s->sweeper, NULL);
         s->sweeping = 0;
     }
+    if (s->hd) MHD_stop_daemon(s->hd);
+    s->hd = NULL;
     if (s->d) MHD_stop_daemon(s->d);
     s->d = NULL;
 }
@@ -863,6 +935,10 @@ char *sdb__metrics_text(sdb_server *s, const sdb__req *rq, size_t *len)
             wm == INT64_MIN ? 0.0 : wm / 1e3, (unsigned long long)sdb_store_disk_bytes(s->store),
             (unsigned long long)atomic_load(&s->cache_hits),
             (unsigned long long)atomic_load(&s->cache_misses), atomic_load(&s->inflight));
+    /* docs/reliability.md: 0 while the disk refuses writes */
+    tprintf(&b, "# HELP scoredb_store_writable Whether the store's disk takes writes.\n"
+                "# TYPE scoredb_store_writable gauge\nscoredb_store_writable %d\n",
+            sdb_store_health(s->store, NULL, 0) == SDB_OK);
     pthread_mutex_lock(&s->conn_mu);
     unsigned open = s->n_conns;
     pthread_mutex_unlock(&s->conn_mu);

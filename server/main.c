@@ -50,6 +50,7 @@ static void usage(FILE *f)
           "  scoredb query  --db DIR [QUERY_JSON|-]      one query, JSON out\n"
           "  scoredb names  --db DIR                     score names with type and counts\n"
           "  scoredb stats  --db DIR                     where the store's bytes are\n"
+          "  scoredb compact --db DIR                    give free pages back (store not open elsewhere)\n"
           "  scoredb serve  --db DIR [--listen 127.0.0.1:8080] [--aggregation-delay 10m]\n"
           "                 [--threads N] [--max-body 8MiB] [--keys FILE]\n"
           "  scoredb export --db DIR --format clickhouse|csv|ndjson [--out PATH]\n"
@@ -710,6 +711,21 @@ static int cmd_stats(const char *db)
     return print_answer("stats", rc, out);
 }
 
+/* Give the store's free pages back (sdb_store_compact). */
+static int cmd_compact(const char *db)
+{
+    char err[512] = "";
+    uint64_t before, after;
+    int rc = sdb_store_compact(db, &before, &after, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "scoredb: compact: %s\n", err[0] ? err : sdb_strerror(rc));
+        return 1;
+    }
+    printf("{\"before_bytes\":%llu,\"after_bytes\":%llu}\n", (unsigned long long)before,
+           (unsigned long long)after);
+    return 0;
+}
+
 /* Pull "--db DIR" (or --db=DIR) out of argv; the rest stay in order. */
 static const char *take_db(int *argc, char **argv)
 {
@@ -761,6 +777,10 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "stats")) {
         if (rest) return sdb_cli_usage("stats takes no arguments");
         return cmd_stats(db);
+    }
+    if (!strcmp(cmd, "compact")) {
+        if (rest) return sdb_cli_usage("compact takes no arguments");
+        return cmd_compact(db);
     }
     for (const sdb_cli_cmd *c = sdb_cli_cmds; c->name; c++)
         if (!strcmp(cmd, c->name)) return c->run(db, rest, args);

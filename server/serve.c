@@ -938,6 +938,8 @@ int sdb_server_start(const sdb_server_opts *opts, sdb_server **out, char *err, s
 
 uint16_t sdb_server_port(const sdb_server *s) { return s->port; }
 
+uint16_t sdb_server_health_port(const sdb_server *s) { return s->health_port; }
+
 void sdb_server_stop(sdb_server *s)
 {
     if (!s) return;
@@ -999,7 +1001,8 @@ static int usage_error(const char *msg)
                     "                     [--max-connections N] [--max-inflight N]\n"
                     "                     [--max-per-ip N] [--head-timeout 10s]\n"
                     "                     [--body-min-rate 16KiB] [--body-budget 256MiB]\n"
-                    "                     [--cache-bytes SIZE] (docs/limits.md)\n",
+                    "                     [--cache-bytes SIZE] [--health-listen HOST:PORT]\n"
+                    "                     (docs/limits.md)\n",
             msg);
     return 2;
 }
@@ -1073,6 +1076,8 @@ int sdb_cmd_serve(const char *db, int argc, char **argv)
         } else if (!strcmp(a, "--cache-bytes") && v) {
             if (parse_size(v, &o.cache_bytes))
                 return usage_error("--cache-bytes: expected a size (64MiB)");
+        } else if (!strcmp(a, "--health-listen") && v) {
+            o.health_listen = v;
         } else if (!strcmp(a, "--clock-file") && v) { /* tests only */
             o.clock_file = v;
         } else {
@@ -1098,6 +1103,9 @@ int sdb_cmd_serve(const char *db, int argc, char **argv)
     fprintf(stderr, "scoredb serve: listening on http://%s (port %u), store %s, aggregation delay %lld ms%s\n",
             s->listen, sdb_server_port(s), db, (long long)s->o.delay_ms,
             s->keys ? ", API keys on" : ", no keys (loopback only)");
+    if (s->o.health_listen)
+        fprintf(stderr, "scoredb serve: /healthz and /metrics also on http://%s (port %u)\n",
+                s->o.health_listen, sdb_server_health_port(s));
     while (!got_signal) pause();
     fprintf(stderr, "scoredb serve: stopping\n");
     sdb_server_stop(s);

@@ -34,6 +34,9 @@ typedef struct sdb_server_opts {
     uint64_t body_min_rate;   /* bytes/s a body must average once head_timeout_s
                                  has passed since its head (16 KiB/s) */
     unsigned max_per_ip;      /* open connections per client address (128) */
+    const char *health_listen; /* "HOST:PORT" of a second listener with its own
+                                 thread that serves /healthz and /metrics only
+                                 (NULL: none); port 0 = ephemeral */
     uint64_t body_budget;     /* bytes of request bodies held at once, all
                                  connections together; past it 503 (256 MiB,
                                  at least max_body) */
@@ -51,6 +54,9 @@ int sdb_server_start(const sdb_server_opts *opts, sdb_server **out, char *err, s
 
 /* The TCP port the server listens on. */
 uint16_t sdb_server_port(const sdb_server *s);
+
+/* The TCP port of the health listener (opts.health_listen), 0 without. */
+uint16_t sdb_server_health_port(const sdb_server *s);
 
 /* Move the fake clock (opts.fake_clock servers only). Any thread. */
 void sdb_server_set_now(sdb_server *s, int64_t now_ms);

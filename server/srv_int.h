@@ -30,7 +30,7 @@ enum {
 };
 extern const char *const sdb__route_names[SDB_N_ROUTES];
 
-#define SDB_N_STATUS 11   /* 200 207 400 401 404 405 413 500 501 503 other */
+#define SDB_N_STATUS 12   /* 200 207 400 401 404 405 413 500 501 503 507 other */
 #define SDB_N_LAT 14      /* latency histogram buckets, the last is +Inf */
 extern const int sdb__status_codes[SDB_N_STATUS];
 extern const double sdb__lat_bounds[SDB_N_LAT - 1];
@@ -190,6 +190,8 @@ struct sdb_server {
     sdb_keys *keys;
     struct MHD_Daemon *d;
     uint16_t port;
+    struct MHD_Daemon *hd; /* the health listener, or NULL */
+    uint16_t health_port;
     _Atomic int64_t fake_now; /* INT64_MIN: not faked */
 
     /* writer: group commit */

@@ -17,6 +17,12 @@ never leaves a store that cannot be read.
 4. The server is killed while clients re-send stored ids (replacement):
    every id is still there exactly once, with the value of its last
    acknowledged batch or a later one sent.
+5. Scores with random UUIDv4 ids (what every Langfuse SDK sends; they go
+   through the id index of engine/ids.c): a server under a load of new
+   batches and retried (re-sent) acknowledged ones is killed, and after a
+   restart every acknowledged id is there once; a CLI ingest of such a file
+   is killed and the whole file ingested again, which must leave each id
+   exactly once (the committed ones replaced, not doubled).
 After every kill `scoredb check` must find the store consistent (segment
 aggregates equal a rescan, indexes resolve, folded rows in exactly one
 segment).
@@ -138,12 +144,19 @@ def server_crash(tmp, run=0):
     threads = [threading.Thread(target=client, args=(t,)) for t in range(4)]
     for th in threads:
         th.start()
-    # Kill once a few batches are in, while the clients keep sending.
+    # Kill once a few batches are in, while the clients keep sending; a
+    # backup of the live store on the way.
     deadline = time.time() + 20
+    backup = os.path.join(tmp, "backup-%d" % run)
+    backed = None
     while time.time() < deadline:
         with lock:
-            if len(acked) >= 12:
-                break
+            n_acked = len(acked)
+        if n_acked >= 4 and backed is None:
+            backed = subprocess.run([BIN, "backup", "--db", db, "--out", backup],
+                                    capture_output=True, text=True)
+        if n_acked >= 12:
+            break
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -152,6 +165,16 @@ def server_crash(tmp, run=0):
         th.join()
     check(len(acked) >= 12, "the server acknowledged batches before the kill (%d)" % len(acked))
     KILLS["survived"] += check_store(db, "a kill under ingest load")
+    check(backed is not None and backed.returncode == 0,
+          "backup of the live store: %s" % (backed and backed.stderr))
+    if backed is not None and backed.returncode == 0:
+        check_store(backup, "a backup of a live store")
+        q = subprocess.run([BIN, "query", "--db", backup, json.dumps(
+            {"name": "crash", "stats": ["count"]})], capture_output=True, text=True)
+        g = json.loads(q.stdout)["groups"] if q.returncode == 0 else []
+        nb = g[0]["count"] if g else 0
+        check(q.returncode == 0 and nb >= 4 * per_batch and nb % per_batch == 0,
+              "the backup holds whole batches, at least the 4 acknowledged: %d" % nb)
 
     proc, port = serve(db)
     try:
@@ -372,6 +395,105 @@ def replace_crash(tmp, kills, n_ids=20000, per=2000):
           "every id once, no acknowledged value lost" % (kills, per, sent))
 
 
+def uuid4_id_crash(tmp):
+    import uuid
+    db = os.path.join(tmp, "uuid4-srv")
+    proc, port = serve(db)
+    acked = []  # (thread, batch, ids)
+    lock = threading.Lock()
+    stop = threading.Event()
+    per_batch = 100
+
+    def client(t):
+        mine = []
+        for b in range(400):  # bounded; the kill ends it much sooner
+            if stop.is_set():
+                return
+            if mine and b % 3 == 2:  # an SDK retrying a whole acknowledged batch
+                ids = mine[b % len(mine)]
+            else:
+                ids = [str(uuid.uuid4()) for _ in range(per_batch)]
+            scores = [{"id": i, "name": "u4", "value": 1, "trace_id": "t%d" % t,
+                       "timestamp": 1767225600000 + b * 1000 + k} for k, i in enumerate(ids)]
+            try:
+                status, _ = request(port, "POST", "/v1/scores", json.dumps(scores))
+            except OSError:
+                return
+            if status == 200:
+                mine.append(ids)
+                with lock:
+                    acked.append(ids)
+
+    threads = [threading.Thread(target=client, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        with lock:
+            if len(acked) >= 30:
+                break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stop.set()
+    for th in threads:
+        th.join()
+    distinct = {i for ids in acked for i in ids}
+    check(len(acked) >= 30, "uuid4: batches acknowledged before the kill (%d)" % len(acked))
+    check_store(db, "a kill under a UUIDv4 load")
+    proc, port = serve(db)
+    try:
+        status, body = request(port, "POST", "/v1/query",
+                               json.dumps({"name": "u4", "stats": ["count"]}))
+        n = json.loads(body)["groups"][0]["count"] if status == 200 else -1
+        check(n >= len(distinct) and n % per_batch == 0,
+              "uuid4: count %d holds the %d acknowledged ids, whole batches, no retry twice"
+              % (n, len(distinct)))
+        missing = 0
+        for ids in acked:
+            for i in (ids[0], ids[per_batch // 2], ids[-1]):
+                status, _ = request(port, "GET", "/v1/scores/" + i)
+                missing += status != 200
+        check(missing == 0, "uuid4: %d acknowledged ids missing after restart" % missing)
+        print("crash: uuid4 server killed after %d acknowledged batches (%d ids); %d scores"
+              % (len(acked), len(distinct), n))
+    finally:
+        proc.kill()
+        proc.wait()
+
+    src = os.path.join(tmp, "uuid4.ndjson")
+    n_lines = 300000
+    with open(src, "w") as f:
+        for i in range(n_lines):
+            f.write('{"id":"%s","name":"u4","value":%d,"trace_id":"t%d","timestamp":%d}\n'
+                    % (uuid.uuid4(), i % 100, i % 5000, 1767225600000 + i * 10))
+    db = os.path.join(tmp, "uuid4-cli")
+    t0 = time.time()
+    r = subprocess.run([BIN, "ingest", "--db", os.path.join(tmp, "uuid4-whole"), src],
+                       capture_output=True, text=True)
+    whole = time.time() - t0
+    check(r.returncode == 0, "uuid4: a whole ingest: %s" % r.stdout[:200])
+    p = subprocess.Popen([BIN, "ingest", "--db", db, src],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5 * whole)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    if os.path.exists(os.path.join(db, "data.mdb")):
+        check_store(db, "a kill during a UUIDv4 ingest")
+    counts = []
+    for _ in range(2):
+        r = subprocess.run([BIN, "ingest", "--db", db, src], capture_output=True, text=True)
+        check(r.returncode == 0, "uuid4: ingest again after the kill: %s" % r.stderr[:200])
+        q = subprocess.run([BIN, "query", "--db", db, '{"name":"u4","stats":["count","sum"]}'],
+                           capture_output=True, text=True)
+        g = json.loads(q.stdout)["groups"][0] if q.returncode == 0 else {}
+        counts.append(g.get("count"))
+        check(g.get("count") == n_lines and g.get("sum") == sum(i % 100 for i in range(n_lines)),
+              "uuid4: after the kill and a full re-ingest each id is there once: %s" % g)
+    print("crash: uuid4 ingest killed at %.2f s, then re-ingested twice: counts %s of %d"
+          % (0.5 * whole, counts, n_lines))
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="scoredb-crash-")
     t0 = time.time()
@@ -383,6 +505,7 @@ def main():
         for run in range(13 if LONG else 1):  # a new store every 6 kills keeps checks short
             fold_crash(tmp, 6 if LONG else 3, run=run)
         replace_crash(tmp, 78 if LONG else 3)
+        uuid4_id_crash(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("crash: %d kills survived in %.0f s (scoredb check clean after each)"

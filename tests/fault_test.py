@@ -134,7 +134,8 @@ def copy_store(template, db):
 
 
 def workload(db, port, switch, fill_at, acked, hc, bad):
-    """Six rounds of native, Langfuse and Helicone ingest and two reads;
+    """Six rounds of native, Langfuse (one score, a batch) and Helicone
+    ingest and two reads;
     acked gets what was acknowledged (id: value), hc the acknowledged
     Helicone rounds, bad what was wrong."""
     for b in range(6):
@@ -158,6 +159,13 @@ def workload(db, port, switch, fill_at, acked, hc, bad):
             acked["lf-%d" % b] = b
         elif st != 507 or not names_store(body, db):
             bad.append("langfuse ingest %d %s" % (st, body[:200]))
+        st, body = post(port, "/api/public/ingestion", {"batch": [
+            {"id": "ev-%d" % b, "type": "score-create", "timestamp": "2026-01-01T00:00:00Z",
+             "body": {"id": "lfb-%d" % b, "name": "lfb", "value": b, "traceId": "t"}}]})
+        if st == 207 and '"successes":[{' in body:
+            acked["lfb-%d" % b] = b
+        elif st != 507 or not names_store(body, db):
+            bad.append("langfuse batch ingest %d %s" % (st, body[:200]))
         st, body = post(port, "/v1/request/r%d/score" % b, {"scores": {"hq": b}})
         if st == 200:  # Helicone documents 200 (was 201 before issue 10)
             hc.append(b)
@@ -194,7 +202,7 @@ def server_case(tmp, template, err, ops, at, count, fill_at=0):
     except OSError as e:  # the server died under the fault
         bad.append("connection: %s" % e)
     try:
-        lf_acked = sum(1 for i in acked if i.startswith("lf-"))
+        lf_acked = sum(1 for i in acked if i.startswith("lf"))
         hc_acked = len(hc)
         ct.check(not bad, "%s: answers while the disk fails: %s" % (what, bad[:3]))
         ct.check(proc.poll() is None, "%s: the server is alive (rc %s; %s)"
@@ -223,10 +231,10 @@ def server_case(tmp, template, err, ops, at, count, fill_at=0):
 
     proc, port = ct.serve(db)
     try:
-        n_fault = sum(1 for i in acked if not i.startswith("lf-"))
+        n_fault = sum(1 for i in acked if not i.startswith("lf"))
         st, n = count_of(port, "fault")
         ct.check(n == n_fault, "%s: %d scores after restart, %d acknowledged" % (what, n, n_fault))
-        st, n = count_of(port, "lf")
+        n = count_of(port, "lf")[1] + count_of(port, "lfb")[1]
         ct.check(n == lf_acked, "%s: %d langfuse scores, %d acknowledged" % (what, n, lf_acked))
         st, n = count_of(port, "hq")
         ct.check(max(n, 0) == hc_acked, "%s: %d helicone scores, %d acknowledged"
@@ -277,9 +285,15 @@ def start_on_full_disk(tmp, template, err):
         ok, body = wait_health(port, "degraded", 3)
         ct.check(ok, "%s: /healthz degraded: %s" % (what, body[:200]))
         ct.check(proc.poll() is None, "%s: alive" % what)
+        st, m = ct.request(port, "GET", "/metrics")
+        ct.check("scoredb_store_writable 0" in m and
+                 'route="scores_post",status="507"} 1' in m,
+                 "%s: /metrics counts the 507 and the store unwritable" % what)
         os.unlink(switch)
         ok, body = wait_health(port, "ok")
         ct.check(ok, "%s: /healthz ok after space returns: %s" % (what, body[:200]))
+        st, m = ct.request(port, "GET", "/metrics")
+        ct.check("scoredb_store_writable 1" in m, "%s: /metrics: writable again" % what)
         st, n = count_of(port, "fault")
         ct.check(n == 110, "%s: the pending scores fold once space returns: %d" % (what, n))
     finally:

@@ -296,6 +296,90 @@ Test(score, random_lines_are_refused_exactly_when_a_string_breaks_the_rules)
 #undef RND
 }
 
+/* Randomized: array bodies (root arrays and {"scores": [...]}) whose
+ * elements carry strings full of brackets, commas, colons, quotes and
+ * backslashes (escaped), nested metadata, and now and then a raw control
+ * byte or \u0000 in one string; the reference is the set of elements
+ * spoiled. Exactly those are refused, by index, and the rest stored. */
+Test(score, random_array_bodies_refuse_exactly_the_spoiled_elements)
+{
+    unsigned seed = 777;
+#define RND() (seed = seed * 1103515245u + 12345u, (seed >> 16) & 0x7fff)
+    static const char *const tricky[] = {"[", "]", "{", "}", ",", ":", "\\\"", "\\\\", "\\\\\\\"",
+                                         "\\u005b", "x", "\\/"};
+    enum { MAXN = 40 };
+    char *body = malloc(1 << 16);
+    for (int it = 0; it < 300; it++) {
+        int n = 1 + (int)(RND() % MAXN), spoiled[MAXN], n_spoiled = 0;
+        int wrap = RND() % 2;
+        size_t len = 0;
+        len += (size_t)sprintf(body + len, "%s[", wrap ? "{\"scores\":" : "");
+        for (int e = 0; e < n; e++) {
+            spoiled[e] = RND() % 4 == 0;
+            n_spoiled += spoiled[e];
+            int where = (int)(RND() % 3); /* comment, metadata value, tag */
+            char str[3][160];
+            size_t sl[3];
+            for (int k = 0; k < 3; k++) {
+                size_t m = 0;
+                int parts = (int)(RND() % 5);
+                for (int p = 0; p < parts; p++) {
+                    const char *t = tricky[RND() % (sizeof tricky / sizeof *tricky)];
+                    memcpy(str[k] + m, t, strlen(t));
+                    m += strlen(t);
+                }
+                if (spoiled[e] && k == where) {
+                    if (RND() % 3 == 0) {
+                        memcpy(str[k] + m, "\\u0000", 6);
+                        m += 6;
+                    } else {
+                        str[k][m++] = (char)(RND() % 0x20);
+                    }
+                }
+                sl[k] = m;
+            }
+            /* The strings may hold NUL: copied by length, not printed. */
+            static const char *const glue[] = {"\",\"metadata\":{\"a\":[{\"b\":\"",
+                                               "\"},[]]},\"tags\":[\"", "\"]}"};
+            len += (size_t)sprintf(body + len,
+                                   "%s%s{\"id\":\"e%d\",\"name\":\"r\",\"value\":%d,\"trace_id\":\"t\","
+                                   "\"comment\":\"",
+                                   e ? "," : "", RND() % 2 ? "\n " : "", e, e);
+            for (int k = 0; k < 3; k++) {
+                memcpy(body + len, str[k], sl[k]);
+                len += sl[k];
+                len += (size_t)sprintf(body + len, "%s", glue[k]);
+            }
+        }
+        len += (size_t)sprintf(body + len, "]%s", wrap ? "}" : "");
+        size_t items, n_err;
+        char *errs = NULL;
+        sdb_batch_clear(b);
+        int rc = sdb_batch_add_body(b, body, len, 0, 100, &items, &n_err, &errs, err, sizeof err);
+        cr_assert_eq(rc, SDB_OK, "body %d: %s", it, err);
+        cr_assert_eq(items, (size_t)n, "body %d", it);
+        cr_assert_eq(n_err, (size_t)n_spoiled, "body %d: %s", it, errs);
+        cr_assert_eq(sdb_batch_rows(b), (size_t)(n - n_spoiled), "body %d", it);
+        size_t row = 0;
+        for (int e = 0; e < n; e++) {
+            char want[48];
+            snprintf(want, sizeof want, "{\"index\":%d,\"error\":", e);
+            if (spoiled[e]) {
+                cr_assert_not_null(strstr(errs, want), "body %d element %d: %s", it, e, errs);
+            } else {
+                cr_assert_null(strstr(errs, want), "body %d element %d: %s", it, e, errs);
+                char id[16];
+                snprintf(id, sizeof id, "e%d", e);
+                cr_assert_str_eq(sdb_batch_id(b, row), id, "body %d", it);
+                row++;
+            }
+        }
+        free(errs);
+    }
+    free(body);
+#undef RND
+}
+
 Test(score, a_bad_string_refuses_its_element_alone_in_every_body_shape)
 {
     static const char arr[] =

@@ -151,6 +151,13 @@ Test(limits, healthz_and_metrics_answer_when_slow_clients_hold_every_slot)
     cr_assert_eq(r.status, 200, "%s", r.raw);
     cr_assert(strstr(r.body, "\"ok\""), "%s", r.body);
     resp_free(&r);
+    /* A reserved slot serves one request, then closes: a keep-alive probe
+     * does not keep it. */
+    const char *ka = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    r = raw_req(v.port, ka, strlen(ka));
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert(strstr(r.raw, "Connection: close\r\n"), "%s", r.raw);
+    resp_free(&r);
     /* The six held, this probe, and perhaps the last one still closing. */
     long long open = metric(v.port, "scoredb_http_connections");
     cr_assert(open >= 7 && open <= 8, "%lld open", open);
@@ -188,6 +195,38 @@ Test(limits, healthz_answers_when_slow_clients_outnumber_the_reserve)
     cr_assert_lt(dt, 3.0, "answered after %.2f s", dt);
     cr_assert_gt(metric(v.port, "scoredb_http_cut_total{reason=\"full\"}"), 0);
     for (int i = 0; i < 30; i++) close(held[i]);
+    stop(&v);
+}
+
+Test(limits, the_health_listener_answers_on_its_own_port_and_thread)
+{
+    srv v;
+    sdb_server_opts o = opts0();
+    o.max_conns = 2;
+    o.health_listen = "127.0.0.1:0";
+    start_with(&v, o);
+    uint16_t hp = sdb_server_health_port(v.s);
+    cr_assert_neq(hp, 0);
+    cr_assert_neq(hp, v.port);
+    /* Every slot of the main port and its reserve taken, more waiting. */
+    int held[12];
+    hold_heads(v.port, held, 12);
+    usleep(100 * 1000);
+    double t0 = now_s();
+    resp r = req(hp, "GET", "/healthz", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert(strstr(r.body, "\"ok\""), "%s", r.body);
+    resp_free(&r);
+    r = req(hp, "GET", "/metrics", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert(strstr(r.body, "scoredb_http_connections "), "%s", r.body);
+    resp_free(&r);
+    cr_assert_lt(now_s() - t0, 0.5, "answered after %.2f s", now_s() - t0);
+    r = req(hp, "GET", "/v1/names", NULL);
+    cr_assert_eq(r.status, 404, "%s", r.raw);
+    cr_assert(strstr(r.body, "/healthz and /metrics only"), "%s", r.body);
+    resp_free(&r);
+    for (int i = 0; i < 12; i++) close(held[i]);
     stop(&v);
 }
 
