@@ -12,6 +12,9 @@ SRV_PKGS := libmicrohttpd libsodium
 TEST_PKGS:= criterion
 # Debian packages `make deps` installs when missing (pkg-config names above).
 DEB_PKGS := pkg-config python3 liblmdb-dev libxxhash-dev libjansson-dev libcjson-dev libcriterion-dev libmicrohttpd-dev libsodium-dev libzstd-dev
+# Node and npm for the SDK tests (tests/sdk), installed when `npm` is missing
+# (a NodeSource nodejs bundles npm, so dpkg alone cannot tell).
+NODE_DEB := nodejs npm
 # ISA flags are per file, never global (STYLE.md).
 AVX2_FLAGS   := -mavx2 -mfma
 AVX512_FLAGS := -mavx512f -mavx512dq -mavx512bw -mavx512vl -mavx2 -mfma
@@ -53,6 +56,15 @@ deps:
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+	@command -v npm >/dev/null 2>&1 || { echo "make deps: installing $(NODE_DEB)"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(NODE_DEB) >/dev/null; }
+
+# The official SDKs from tests/sdk/package-lock.json (npm ci), into the
+# git-ignored tests/sdk/node_modules, again only when the lock file changes.
+tests/sdk/node_modules/.installed: tests/sdk/package-lock.json tests/sdk/package.json
+	cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -87,8 +99,9 @@ FAULT_ENV = SCOREDB=$(abspath $(BUILD)/scoredb) SCOREDB_FAULT_SO=$(abspath $(BUI
 test: deps
 	@$(MAKE) --no-print-directory test-unit
 
-test-unit: $(BUILD)/scoredb $(BUILD)/test_scoredb $(BUILD)/fault.so
+test-unit: $(BUILD)/scoredb $(BUILD)/test_scoredb $(BUILD)/fault.so tests/sdk/node_modules/.installed
 	$(TEST_ENV) SCOREDB_BIN=$(abspath $(BUILD)/scoredb) $(BUILD)/test_scoredb --jobs 2
+	$(TEST_ENV) node tests/sdk/run.mjs $(abspath $(BUILD)/scoredb)
 	$(TEST_ENV) SCOREDB_BIN=$(abspath $(BUILD)/scoredb) bash tests/cli_test.sh
 	$(TEST_ENV) SCOREDB=$(abspath $(BUILD)/scoredb) python3 tests/reference/check.py --scale 0.5 --queries 200
 	$(TEST_ENV) SCOREDB=$(abspath $(BUILD)/scoredb) python3 tests/crash_test.py

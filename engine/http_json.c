@@ -8,6 +8,8 @@
  * file that includes <jansson.h> (json.c is the first, and owns query
  * parsing): the trace-search body is read here and its filters go through
  * the query parser.
+ * It also holds the two small public helpers the client layers in server/
+ * need from the engine: sdb_json_number and sdb_hash64.
  * NDJSON needs no JSON parser to split: a record ends at a newline, which
  * JSON text cannot contain unescaped (RFC 8259 section 7).
  */
@@ -167,4 +169,63 @@ done:
     free(after);
     json_decref(o);
     return rc;
+}
+
+/* ------------------------------------------- helpers for client layers */
+
+void sdb_json_number(double v, char *out)
+{
+    sdb__buf b = {0};
+    sdb__j_num(&b, v);
+    if (b.p && b.len < 32) {
+        memcpy(out, b.p, b.len);
+        out[b.len] = 0;
+    } else {
+        snprintf(out, 32, "%.17g", v);
+    }
+    sdb__buf_free(&b);
+}
+
+uint64_t sdb_hash64(const void *p, size_t len) { return sdb__hash(p, len); }
+
+/* --------------------------------------- string rules for client layers
+ * The client files in server/ parse with jansson, which refuses a whole
+ * text over one bad string; these give them the engine's string rules
+ * (docs/input.md) through the public header. */
+
+struct sdb_json_bads {
+    sdb__jbads b;
+};
+
+int sdb_json_strings_blank(const char *text, size_t len, const char *items_under,
+                           char **out_text, sdb_json_bads **out_bads, char *err, size_t errlen)
+{
+    *out_text = NULL;
+    *out_bads = calloc(1, sizeof **out_bads);
+    if (!*out_bads) return SDB_ENOMEM;
+    return sdb__json_strings_blank(text, len, items_under, out_text, &(*out_bads)->b, err,
+                                   errlen);
+}
+
+const char *sdb_json_bads_msg(const sdb_json_bads *b, long item)
+{
+    return b ? sdb__jbads_msg(&b->b, item) : NULL;
+}
+
+void sdb_json_bads_free(sdb_json_bads *b)
+{
+    if (!b) return;
+    sdb__jbads_free(&b->b);
+    free(b);
+}
+
+int sdb_json_strings_check(const char *text, size_t len, char *err, size_t errlen)
+{
+    return sdb__json_strings_check(text, len, err, errlen);
+}
+
+void sdb_json_load_error(const char *text, size_t len, int line, int column, const char *why,
+                         char *err, size_t errlen)
+{
+    sdb__json_load_error(text, len, line, column, why, err, errlen);
 }

@@ -362,105 +362,104 @@ int sdb_store_export(sdb_store *s, uint32_t project, int format, sdb_export_sink
                      void *ctx, uint64_t *out_rows);
 
 
-/* ------------------------------------ compatible APIs (Langfuse, Helicone)
- * Request and answer shapes of existing Langfuse and Helicone clients
- * (API.md "HTTP API (compatible)"), reshaped to and from the native ones in
- * engine/compat.c. Every function may be called from any thread. Answers in
- * *out_json are NUL-terminated JSON text owned by the caller (free()). On
- * SDB_EINVAL err names the caller's field (camelCase for Langfuse) and what
- * was wrong. */
+/* ------------------------------------------------------------ documents
+ * Small JSON documents kept beside the scores (engine/queues.c): score
+ * configs, annotation queues and their items, trace records. The engine
+ * stores the text as given and keeps a count per (kind, project, group), so
+ * a page of a list knows its total without a walk. The shapes belong to the
+ * callers (the client layers in server/). Any thread. */
 
-/* POST /api/public/scores: validate one Langfuse create-score body (name,
- * value, traceId, observationId, sessionId, datasetRunId, id, comment,
- * dataType, configId, environment, metadata, timestamp, source,
- * authorUserId; queueId accepted and not stored) and append it to b. A
- * configId must name a score config of `project` (reads the store), whose
- * data type, range or categories the score must satisfy. Its id is then
- * sdb_batch_id(b, sdb_batch_rows(b) - 1). Returns SDB_OK, SDB_EINVAL (b
- * unchanged), SDB_ENOMEM or a store error. */
-int sdb_langfuse_score_add(sdb_store *s, uint32_t project, sdb_batch *b, const char *body,
-                           size_t len, char *err, size_t errlen);
+enum {
+    SDB_DOC_CONFIG = 1,     /* score configs; group "" */
+    SDB_DOC_QUEUE = 2,      /* annotation queues; group "" */
+    SDB_DOC_QUEUE_ITEM = 3, /* queue items; group = queue id */
+    SDB_DOC_QUEUE_STATUS = 4, /* item ids by status; group = queue id "/" status */
+    SDB_DOC_ASSIGNMENT = 5, /* queue assignments; group = queue id */
+    SDB_DOC_TRACE = 6,      /* trace records; group "" */
+    SDB_DOC_OBSERVATION = 7,/* observation records; group = trace id */
+    SDB_DOC_TRACE_SCORE = 8 /* score ids by trace; group = trace id */
+};
 
-/* POST /api/public/ingestion: every "score-create" event of the body's
- * "batch" (at most max_events) is validated as sdb_langfuse_score_add and
- * the valid ones appended to b; other event types are reported as errors
- * (scoredb stores scores only). *out_json is the multi-status report,
- * {"successes":[{"id","status"}],"errors":[{"id","status","message",
- * "error"}]}, true once b is stored; *out_n_errors counts its errors.
- * Returns SDB_OK; SDB_EINVAL when the body is not {"batch": [...]} (b may
- * hold rows then: clear it); SDB_ENOMEM or a store error. */
-int sdb_langfuse_ingest(sdb_store *s, uint32_t project, sdb_batch *b, const char *body,
-                        size_t len, size_t max_events, char **out_json, size_t *out_n_errors,
-                        char *err, size_t errlen);
+/* sdb_doc_put modes. */
+enum { SDB_DOC_UPSERT = 0, SDB_DOC_CREATE = 1, SDB_DOC_REPLACE = 2 };
 
-/* GET /api/public/v2/scores: Langfuse's parameters (page, limit, name,
- * userId, traceId, sessionId, observationId, datasetRunId, configId,
- * queueId, scoreIds, source, dataType, environment, fromTimestamp,
- * toTimestamp, value with operator, traceTags; fields ignored) over every
- * acknowledged score, newest ingested first: {"data":[score...],"meta":
- * {"page","limit","totalItems","totalPages"}}. The totals cost a walk over
- * every score the native filters select. Returns SDB_OK, SDB_EINVAL,
- * SDB_ENOMEM or a store error. */
-int sdb_langfuse_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params,
-                                  size_t n, char **out_json, char *err, size_t errlen);
+/* Store `json` (len bytes, kept as given) as document `id` of `group` in
+ * one durable write transaction. `group` (may be "") and `id` (non-empty)
+ * are NUL-terminated, at most 200 bytes. SDB_DOC_CREATE refuses an
+ * existing id (SDB_ELIMIT), SDB_DOC_REPLACE an absent one (SDB_ENOTFOUND).
+ * *out_created (may be NULL) is 1 when the id was new. Returns SDB_OK,
+ * SDB_EINVAL (a name too long or empty), SDB_ELIMIT, SDB_ENOTFOUND,
+ * SDB_EIO, SDB_ENOMEM or SDB_EFULL. */
+int sdb_doc_put(sdb_store *s, uint32_t project, int kind, const char *group, const char *id,
+                const char *json, size_t len, int mode, int *out_created);
 
-/* GET /api/public/scores/{id}: one score in Langfuse's shape. Returns
- * SDB_OK, SDB_ENOTFOUND, SDB_ECORRUPT, SDB_EIO or SDB_ENOMEM. */
-int sdb_langfuse_score_get_json(sdb_store *s, uint32_t project, const char *id, char **out_json);
+/* One document of sdb_doc_put_many; strings borrowed for the call. */
+typedef struct sdb_doc {
+    int kind;
+    const char *group, *id;
+    const char *json; /* NULL: "" */
+    size_t len;
+    int del;          /* 1: delete the document (absent is not an error) */
+} sdb_doc;
 
-/* POST /api/public/score-configs: create a score config from {name,
- * dataType, categories [{label, value}] (CATEGORICAL only; BOOLEAN gets
- * True = 1 and False = 0), minValue, maxValue (NUMERIC only),
- * description}, stored durably in one write transaction; *out_json is the
- * config with its new id, createdAt (now_ms) and isArchived false.
- * Returns SDB_OK, SDB_EINVAL, SDB_ENOMEM, SDB_EIO or SDB_EFULL. */
-int sdb_langfuse_config_create_json(sdb_store *s, uint32_t project, const char *body, size_t len,
-                                    int64_t now_ms, char **out_json, char *err, size_t errlen);
+/* Upsert (or delete, d.del) n documents in ONE durable write transaction
+ * (all or none). Returns as sdb_doc_put. */
+int sdb_doc_put_many(sdb_store *s, uint32_t project, const sdb_doc *docs, size_t n);
 
-/* GET /api/public/score-configs (page, limit: {"data","meta"} in id
- * order) and GET /api/public/score-configs/{id} (SDB_ENOTFOUND when
- * absent). */
-int sdb_langfuse_configs_list_json(sdb_store *s, uint32_t project, const sdb_param *params,
-                                   size_t n, char **out_json, char *err, size_t errlen);
-int sdb_langfuse_config_get_json(sdb_store *s, uint32_t project, const char *id, char **out_json);
+/* The document as NUL-terminated text in *out_json (caller frees).
+ * Returns SDB_OK, SDB_ENOTFOUND, SDB_EIO or SDB_ENOMEM. */
+int sdb_doc_get(sdb_store *s, uint32_t project, int kind, const char *group, const char *id,
+                char **out_json);
 
-/* GET /api/public/annotation-queues: scoredb keeps no annotation queues,
- * so this is an empty page ({"data":[],"meta":...}) after checking page
- * and limit. */
-int sdb_langfuse_queues_list_json(const sdb_param *params, size_t n, char **out_json, char *err,
-                                  size_t errlen);
+/* Delete one document. Returns SDB_OK, SDB_ENOTFOUND, SDB_EINVAL or an I/O
+ * error. */
+int sdb_doc_delete(sdb_store *s, uint32_t project, int kind, const char *group, const char *id);
 
-/* POST /v1/request/{requestId}/score: each name: number|boolean of the
- * body's "scores" becomes a score of that name on trace `request_id`
- * (NUL-terminated), with an id derived from both so that a repeated name
- * replaces its value. All or nothing: on failure b is cleared. Returns
- * SDB_OK, SDB_EINVAL or SDB_ENOMEM. */
-int sdb_helicone_scores_add(sdb_batch *b, const char *request_id, const char *body, size_t len,
-                            char *err, size_t errlen);
+/* How many documents `group` holds (a counter: one read). */
+int sdb_doc_count(sdb_store *s, uint32_t project, int kind, const char *group, uint64_t *out);
 
-/* GET /v1/evals/scores: {"data":[name...],"error":null}, the names with
- * numeric or boolean scores in analytics (see sdb_store_fold). */
-int sdb_helicone_names_json(sdb_store *s, uint32_t project, char **out_json);
+/* Called per listed document: its id and text (both borrowed for the
+ * call; the text is not NUL-terminated). Return non-zero to stop. */
+typedef int (*sdb_doc_fn)(void *ctx, const char *id, const char *json, size_t len);
 
-/* POST /v1/evals/query: Helicone's EvalQueryParams (filter, timeFilter,
- * offset, limit, timeZoneDifference: accepted, buckets are UTC) answered
- * with the query engine: {"data":[{"name","averageScore","minScore",
- * "maxScore","count","overTime":[{"date","count"}],"averageOverTime":
- * [{"date","value"}]}],"error":null}; averageScore is sum / count, buckets
- * hourly (daily or weekly past 1000 of them). Filters: "all", AND
- * branches, and request_response_rmt leaves on model, user_id,
- * prompt_version and properties with "equals". Returns SDB_OK, SDB_EINVAL
- * or a store error. */
-int sdb_helicone_evals_json(sdb_store *s, uint32_t project, const char *body, size_t len,
-                            char **out_json, char *err, size_t errlen);
+/* The documents of `group` in id byte order, from one read transaction:
+ * those after id `after` (NULL: from the first), skipping `offset` of them,
+ * at most `limit`. *out_total (may be NULL) gets the group's count.
+ * Returns SDB_OK, SDB_EINVAL, SDB_ECORRUPT or an I/O error. */
+int sdb_doc_list(sdb_store *s, uint32_t project, int kind, const char *group, const char *after,
+                 uint64_t offset, uint64_t limit, sdb_doc_fn fn, void *ctx, uint64_t *out_total);
 
-/* POST /v1/evals/score-distributions/query: as sdb_helicone_evals_json,
- * plus "bins" (default 10) and optional "min" and "max" (default: each
- * name's own range): {"data":[{"name","distribution":[{"lower","upper",
- * "value"}]}],"error":null}, equal-width bins, value = scores in the bin
- * (values outside a caller's min/max are not counted). */
-int sdb_helicone_distributions_json(sdb_store *s, uint32_t project, const char *body, size_t len,
-                                    char **out_json, char *err, size_t errlen);
+/* A new random UUIDv7 text (36 characters and a NUL into out, >= 37
+ * bytes): ids of configs, queues and items. Returns SDB_OK or SDB_ENOMEM. */
+int sdb_id_generate(char *out);
+
+/* `v` as the shortest JSON number text that reads back as v (out >= 32
+ * bytes; NUL-terminated). v must be finite. */
+void sdb_json_number(double v, char *out);
+
+/* The string rules of every JSON text scoredb reads (docs/input.md), for
+ * client layers that parse with jansson (which refuses a whole text over
+ * one bad string). sdb_json_strings_blank: the elements of the array under
+ * key `items_under` of the root object ("" for a root array) that break
+ * the rules are named in *out_bads (sdb_json_bads_msg(b, i): the message
+ * of element i, or NULL) and, when there are any, *out_text is a copy of
+ * text with them blanked for jansson (caller frees), else NULL. SDB_EINVAL
+ * (err) when a byte outside every element breaks them. *out_bads is the
+ * caller's to free (sdb_json_bads_free) whatever the result.
+ * sdb_json_strings_check: the first refusal of a whole text (SDB_EINVAL,
+ * err) or SDB_OK. sdb_json_load_error: the message for a text jansson
+ * refused at (line, column, why). Any thread. */
+typedef struct sdb_json_bads sdb_json_bads;
+int sdb_json_strings_blank(const char *text, size_t len, const char *items_under,
+                           char **out_text, sdb_json_bads **out_bads, char *err, size_t errlen);
+const char *sdb_json_bads_msg(const sdb_json_bads *b, long item);
+void sdb_json_bads_free(sdb_json_bads *b);
+int sdb_json_strings_check(const char *text, size_t len, char *err, size_t errlen);
+void sdb_json_load_error(const char *text, size_t len, int line, int column, const char *why,
+                         char *err, size_t errlen);
+
+/* xxh3-64 of len bytes (the hash the engine gives trace ids). */
+uint64_t sdb_hash64(const void *p, size_t len);
 
 #ifdef __cplusplus
 }

@@ -138,8 +138,8 @@ static int route_of(const char *method, const char *url, sdb__req *r, const char
         *allow = "GET, HEAD, POST";
         return post ? SDB_R_SCORES_POST : get ? SDB_R_SCORES_LIST : -1;
     }
-    if (!strncmp(url, "/v1/scores/", 11) && !strchr(url + 11, '/') &&
-        strlen(url + 11) < sizeof r->id) {
+    /* A score id may hold '/' (sent as %2F): the rest of the path is it. */
+    if (!strncmp(url, "/v1/scores/", 11) && url[11] && strlen(url + 11) < sizeof r->id) {
         strcpy(r->id, url + 11);
         *allow = "GET, HEAD, DELETE";
         return get ? SDB_R_SCORE_GET : del ? SDB_R_SCORE_DELETE : -1;
@@ -338,9 +338,18 @@ static enum MHD_Result first_call(sdb_server *s, struct MHD_Connection *c, const
             char cred[1024];
             int len = credential(c, cred, sizeof cred);
             uint32_t project;
-            if (len < 0 || sdb_keys_check(s->keys, cred, (size_t)len, &project) != SDB_OK)
-                return send_error(c, r, 401,
-                                  "header \"Authorization\": missing or not a valid API key", NULL);
+            if (len < 0 || sdb_keys_check(s->keys, cred, (size_t)len, &project) != SDB_OK) {
+                /* A Langfuse public key alone: compat.c lets it score. */
+                if (len < 0 || r->route != SDB_R_LANGFUSE ||
+                    sdb_keys_check_public(s->keys, cred, (size_t)len, &project) != SDB_OK) {
+                    const char *m = "header \"Authorization\": missing or not a valid API key";
+                    if (r->route != SDB_R_LANGFUSE) return send_error(c, r, 401, m, NULL);
+                    sdb__reply rep; /* Langfuse clients read "message" */
+                    sdb__compat_error(&rep, 401, m);
+                    return send_reply(c, r, &rep, NULL);
+                }
+                r->scores_only = 1;
+            }
             if (project == SDB_KEYS_METRICS && route != SDB_R_METRICS)
                 return send_error(c, r, 401,
                                   "header \"Authorization\": the metrics key reads /metrics "
@@ -1004,10 +1013,19 @@ size_t sdb__http_args(struct MHD_Connection *c, sdb_param **out)
     return a.n;
 }
 
+size_t sdb__http_headers(struct MHD_Connection *c, sdb_param **out)
+{
+    args a = {NULL, 0, 0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, take_arg, &a);
+    *out = a.v;
+    return a.n;
+}
+
 const char *sdb__http_ctype(struct MHD_Connection *c)
 {
     return MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 }
+
 
 void sdb__http_suspend(struct MHD_Connection *c) { MHD_suspend_connection(c); }
 

@@ -19,6 +19,10 @@
  * project) and no other route. A project's own key reads /metrics too, but
  * only that project's figures, counted here per project of the file.
  *
+ * The public half of a pair, sent alone as Bearer (Langfuse's browser
+ * SDK), is a credential of its own that may create scores and nothing else
+ * (sdb_keys_check_public; server/compat.c scopes it).
+ *
  * Keys are held only as BLAKE2b-256 hashes (libsodium crypto_generichash,
  * keyed with a random per-process key so the table is useless outside this
  * process), and a presented key is compared against every entry with
@@ -36,6 +40,7 @@ typedef struct key_entry {
     unsigned char hash[crypto_generichash_BYTES];
     uint32_t project;
     int line; /* in the keys file, for messages */
+    int public_only; /* the public half of a pair: score creation only */
 } key_entry;
 
 typedef struct proj_stat {
@@ -123,7 +128,7 @@ int sdb_keys_load(const char *path, sdb_store *s, sdb_keys **out, char *err, siz
             rc = SDB_EINVAL;
             break;
         }
-        if (k->n == cap_v) {
+        if (k->n + 2 > cap_v) {
             cap_v = cap_v ? cap_v * 2 : 16;
             key_entry *v = realloc(k->v, cap_v * sizeof *v);
             if (!v) {
@@ -134,8 +139,15 @@ int sdb_keys_load(const char *path, sdb_store *s, sdb_keys **out, char *err, siz
         }
         key_entry *e = &k->v[k->n];
         hash_of(k, key, strlen(key), e->hash);
+        /* The public key alone (Langfuse's browser SDK sends it as Bearer)
+         * scopes the same project for score creation. */
+        char *colon = strchr(key, ':');
+        int has_pub = colon && colon > key;
+        unsigned char pub[crypto_generichash_BYTES];
+        if (has_pub) hash_of(k, key, (size_t)(colon - key), pub);
         sodium_memzero(key, strlen(key));
         e->line = lineno;
+        e->public_only = 0;
         /* Key files hold tens of keys: a scan per line is enough. */
         for (size_t i = 0; i < k->n; i++)
             if (sodium_memcmp(k->v[i].hash, e->hash, sizeof e->hash) == 0) {
@@ -163,6 +175,14 @@ int sdb_keys_load(const char *path, sdb_store *s, sdb_keys **out, char *err, siz
             ps[k->n_ps++].project = e->project;
         }
         k->n++;
+        if (has_pub && e->project != SDB_KEYS_METRICS) {
+            key_entry *pe = &k->v[k->n++];
+            memcpy(pe->hash, pub, sizeof pub);
+            pe->project = e->project;
+            pe->line = lineno;
+            pe->public_only = 1;
+        }
+        sodium_memzero(pub, sizeof pub);
     }
     if (line) sodium_memzero(line, cap);
     free(line);
@@ -179,14 +199,16 @@ int sdb_keys_load(const char *path, sdb_store *s, sdb_keys **out, char *err, siz
     return SDB_OK;
 }
 
-int sdb_keys_check(const sdb_keys *k, const char *cred, size_t len, uint32_t *out_project)
+static int check(const sdb_keys *k, const char *cred, size_t len, int public_only,
+                 uint32_t *out_project)
 {
     unsigned char h[crypto_generichash_BYTES];
     hash_of(k, cred, len, h);
     int found = 0;
     uint32_t project = 0;
     for (size_t i = 0; i < k->n; i++) {
-        int eq = sodium_memcmp(h, k->v[i].hash, sizeof h) == 0;
+        int eq = (sodium_memcmp(h, k->v[i].hash, sizeof h) == 0) &
+                 (k->v[i].public_only == public_only);
         /* Branch-free select: no early exit on a match. */
         uint32_t mask = (uint32_t)0 - (uint32_t)(eq & !found);
         project = (project & ~mask) | (k->v[i].project & mask);
@@ -194,6 +216,16 @@ int sdb_keys_check(const sdb_keys *k, const char *cred, size_t len, uint32_t *ou
     }
     *out_project = project;
     return found ? SDB_OK : SDB_ENOTFOUND;
+}
+
+int sdb_keys_check(const sdb_keys *k, const char *cred, size_t len, uint32_t *out_project)
+{
+    return check(k, cred, len, 0, out_project);
+}
+
+int sdb_keys_check_public(const sdb_keys *k, const char *cred, size_t len, uint32_t *out_project)
+{
+    return check(k, cred, len, 1, out_project);
 }
 
 void sdb_keys_free(sdb_keys *k)

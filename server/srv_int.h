@@ -45,6 +45,9 @@ int sdb_keys_load(const char *path, sdb_store *s, sdb_keys **out, char *err, siz
  * Basic). Constant time in the credential. Returns SDB_OK or
  * SDB_ENOTFOUND. */
 int sdb_keys_check(const sdb_keys *k, const char *cred, size_t len, uint32_t *out_project);
+/* The project whose key pair has public half `cred` (a score-creation-only
+ * credential). Constant time. Returns SDB_OK or SDB_ENOTFOUND. */
+int sdb_keys_check_public(const sdb_keys *k, const char *cred, size_t len, uint32_t *out_project);
 void sdb_keys_free(sdb_keys *k);
 /* The "project" sdb_keys_check gives the metrics key (a keys-file line
  * "@metrics KEY"): it reads /metrics for the whole server and nothing else. */
@@ -65,6 +68,7 @@ int sdb_keys_counts(const sdb_keys *k, uint32_t project,
 typedef struct sdb__req {
     int route;
     int sub;             /* compatible routes: which endpoint (compat.c) */
+    int scores_only;     /* authorised by a public key alone: may create scores */
     uint32_t project;
     int status;          /* of the response queued, for metrics */
     int responded;       /* a response was queued (early error) */
@@ -129,6 +133,8 @@ char *sdb__metrics_text(sdb_server *s, const sdb__req *r, size_t *len);
 /* The URL query parameters, borrowed from the connection for the request;
  * *out is malloc'd (free()). */
 size_t sdb__http_args(struct MHD_Connection *c, sdb_param **out);
+/* The request's headers, borrowed like sdb__http_args; *out malloc'd. */
+size_t sdb__http_headers(struct MHD_Connection *c, sdb_param **out);
 /* The request's Content-Type header (NULL when absent). */
 const char *sdb__http_ctype(struct MHD_Connection *c);
 /* Suspend c (only from inside its request's callback); resume it from any

@@ -89,6 +89,15 @@ static void setup(void)
     atomic_store(&cfg.ready, 1);
 }
 
+/* Read the settings again once this library is initialised: ASan's
+ * runtime calls write() before libc has set up the environment, and the
+ * first, empty read would otherwise stay. */
+__attribute__((constructor)) static void fault_init(void)
+{
+    atomic_store(&cfg.ready, 0);
+    setup();
+}
+
 /* The next definition of `name` into the function pointer at fp (ISO C
  * has no cast from dlsym's object pointer to a function pointer). */
 static void real(const char *name, void *fp)
