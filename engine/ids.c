@@ -567,14 +567,7 @@ int sdb__idx_flush(sdb__txn *t, sdb__idx *ix)
         i = j;
     }
     /* The txn's view of the runs is gone with the writes. */
-    ix->n = 0;
-    if (ix->slot) memset(ix->slot, 0, ix->n_slot * sizeof *ix->slot);
-    for (unsigned s = 0; s < N_SHARDS; s++) {
-        free(ix->runs[s]);
-        ix->runs[s] = NULL;
-        ix->n_runs[s] = 0;
-        ix->loaded[s] = 0;
-    }
+    sdb__idx_reset(ix);
     return rc;
 }
 
