@@ -38,11 +38,15 @@
 #define SERIES_TMP_MAX 4096
 #define PREFETCH 8 /* segments ahead */
 
-/* A kept segment, opened. */
+/* A kept segment, opened. Its time, value and trace columns as the
+ * kernels read them (i64, f64, u64 arrays) are set by load_cols before a
+ * path scans rows: in place when the segment stores them raw, else
+ * decoded into the xstate's scratch. */
 typedef struct xseg {
     sdb__seg g;
     const uint8_t *key;
     uint32_t name;
+    const uint8_t *ts, *value, *trace;
 } xseg;
 
 typedef struct xstate {
@@ -51,6 +55,10 @@ typedef struct xstate {
     int pass;
     double *lo, *hi, *width; /* pass 1: each group's histogram bounds */
     sdb_agg *stmp; /* SERIES_TMP_MAX, allocated on first use */
+    int64_t *dts;  /* decoded columns of the segment at hand (load_cols) */
+    double *dv;
+    uint64_t *dtr;
+    uint32_t cap_cols;
     uint64_t bits[BATCH / 64];
     uint32_t sel[BATCH];
     uint8_t iscat[BATCH];
@@ -182,17 +190,18 @@ static inline uint64_t *hist_of(xstate *x, uint32_t gi)
 /* Everything but the moments and counts, over the numeric rows of a
  * segment without categorical ones, with f selecting them: the fixed
  * histogram, trace hashes, values. */
-static int filter_extras(xstate *x, const sdb__seg *g, uint32_t gi, const sdb_filter *f)
+static int filter_extras(xstate *x, const xseg *ps, uint32_t gi, const sdb_filter *f)
 {
     const sdb__plan *p = x->p;
+    const sdb__seg *g = &ps->g;
     if (p->fixed_hist)
-        p->kern->hist_f64(g->value, g->ts, g->n, f, p->h_lo, p->h_hi, p->h_width, p->q->bins,
+        p->kern->hist_f64(ps->value, ps->ts, g->n, f, p->h_lo, p->h_hi, p->h_width, p->q->bins,
                           hist_of(x, gi));
     if (p->want_traces) {
         sdb__traceset *ts = &x->g->traces[gi];
         uint64_t *out = sdb__traceset_room(ts, g->n);
         if (!out) return SDB_ENOMEM;
-        size_t k = p->kern->select_u64(g->trace, g->value, g->ts, g->n, f, out);
+        size_t k = p->kern->select_u64(ps->trace, ps->value, ps->ts, g->n, f, out);
         ts->n += k;
         x->g->mem += k * 8;
     }
@@ -210,10 +219,10 @@ static int filter_extras(xstate *x, const sdb__seg *g, uint32_t gi, const sdb_fi
             d->cap = cap;
         }
         for (uint32_t i = 0; i < g->n; i++) {
-            double v = ld_f64(g->value, i);
+            double v = ld_f64(ps->value, i);
             bool ok = v >= f->v_lo && v <= f->v_hi;
             if (!all_t) {
-                int64_t t = ld_i64(g->ts, i);
+                int64_t t = ld_i64(ps->ts, i);
                 ok = ok && t >= f->t_lo && t <= f->t_hi;
             }
             d->v[d->n] = v;
@@ -227,11 +236,11 @@ static int filter_extras(xstate *x, const sdb__seg *g, uint32_t gi, const sdb_fi
  * data value of the slot keeps s2 - s1^2 / n exact when every value is
  * the same (a value filter with eq, a constant score), where a mean that
  * is not one of the values would leave rounding behind. */
-static double first_value(const sdb__seg *g, const sdb_filter *f, double dflt)
+static double first_value(const xseg *ps, const sdb_filter *f, double dflt)
 {
-    for (uint32_t i = 0; i < g->n; i++) {
-        double v = ld_f64(g->value, i);
-        int64_t t = ld_i64(g->ts, i);
+    for (uint32_t i = 0; i < ps->g.n; i++) {
+        double v = ld_f64(ps->value, i);
+        int64_t t = ld_i64(ps->ts, i);
         if (v >= f->v_lo && v <= f->v_hi && t >= f->t_lo && t <= f->t_hi) return v;
     }
     return dflt;
@@ -253,7 +262,7 @@ static int filter_path(xstate *x, const xseg *ps, const segclass *c)
     int rc = const_group(x, c, &gi);
     if (rc) return rc;
     if (x->pass == 1) {
-        p->kern->hist_f64(g->value, g->ts, g->n, &f, x->lo[gi], x->hi[gi], x->width[gi],
+        p->kern->hist_f64(ps->value, ps->ts, g->n, &f, x->lo[gi], x->hi[gi], x->width[gi],
                           p->q->bins, hist_of(x, gi));
         return SDB_OK;
     }
@@ -267,21 +276,21 @@ static int filter_path(xstate *x, const xseg *ps, const segclass *c)
         f.shift = c->mean;
         if (!x->stmp && !(x->stmp = malloc(SERIES_TMP_MAX * sizeof *x->stmp))) return SDB_ENOMEM;
         for (uint32_t i = 0; i < nb; i++) sdb__agg_empty(&x->stmp[i]);
-        p->kern->series_f64(g->value, g->ts, g->n, &f, lo * p->i_width + p->i_origin, p->i_width,
-                            nb, x->stmp);
+        p->kern->series_f64(ps->value, ps->ts, g->n, &f, lo * p->i_width + p->i_origin,
+                            p->i_width, nb, x->stmp);
         for (uint32_t i = 0; i < nb; i++)
             if (x->stmp[i].n)
                 sdb__slot_add_agg(slot_at(x, gi, (uint32_t)(lo + i - p->i_lo)), &x->stmp[i], f.shift);
-        return filter_extras(x, g, gi, &f);
+        return filter_extras(x, ps, gi, &f);
     }
     /* The extras first: select_u64 pulls the values from memory together
      * with the hashes, and agg_f64 then finds them in L2 (query f: 4.0 ms
      * with agg first, 3.0 ms so). */
-    if ((rc = filter_extras(x, g, gi, &f))) return rc;
+    if ((rc = filter_extras(x, ps, gi, &f))) return rc;
     sdb_slot *s = slot_at(x, gi, c->iv);
-    f.shift = s->n ? s->k : first_value(g, &f, c->mean);
+    f.shift = s->n ? s->k : first_value(ps, &f, c->mean);
     sdb_agg a;
-    p->kern->agg_f64(g->value, g->ts, g->n, &f, &a);
+    p->kern->agg_f64(ps->value, ps->ts, g->n, &f, &a);
     sdb__slot_add_agg(s, &a, f.shift);
     return SDB_OK;
 }
@@ -458,7 +467,7 @@ static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
     int rc;
     for (uint32_t i0 = 0; i0 < g->n; i0 += BATCH) {
         uint32_t m = g->n - i0 < BATCH ? g->n - i0 : BATCH;
-        const uint8_t *v = g->value + 8ull * i0, *ts = g->ts + 8ull * i0;
+        const uint8_t *v = ps->value + 8ull * i0, *ts = ps->ts + 8ull * i0;
         /* 1. Selection: time and value by mask, type and source by the
          * pass tables, then each dimension filter over the survivors. */
         uint32_t ns = 0;
@@ -586,7 +595,7 @@ static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
             }
         }
         if (p->want_traces) {
-            const uint8_t *tr = g->trace + 8ull * i0;
+            const uint8_t *tr = ps->trace + 8ull * i0;
             for (uint32_t j = 0; j < ns; j++) {
                 uint64_t h = ld_u64(tr, x->sel[j]);
                 if (h && (rc = sdb__traceset_add(&gt->traces[x->grp[j]], h))) return rc;
@@ -600,7 +609,33 @@ static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
 
 /* ------------------------------------------------------------ a segment */
 
-static int exec_segment(xstate *x, const xseg *ps)
+/* Point ps's time, value and trace columns at arrays the kernels read:
+ * in place or decoded (sdb__seg_ts/values/traces). Without need_ts no
+ * kernel compares a time (the filter takes every time and the segment
+ * lies in one interval), so ts is pointed at the values: any n * 8
+ * readable bytes serve scalar.c, which loads a time for every row. */
+static int load_cols(xstate *x, xseg *ps, bool need_ts)
+{
+    const sdb__seg *g = &ps->g;
+    const sdb_kernels *k = x->p->kern;
+    if (x->cap_cols < g->n) {
+        uint32_t cap = g->n;
+        free(x->dts);
+        free(x->dv);
+        free(x->dtr);
+        x->dts = malloc((size_t)cap * sizeof *x->dts);
+        x->dv = malloc((size_t)cap * sizeof *x->dv);
+        x->dtr = malloc((size_t)cap * sizeof *x->dtr);
+        x->cap_cols = x->dts && x->dv && x->dtr ? cap : 0;
+        if (!x->cap_cols) return SDB_ENOMEM;
+    }
+    ps->value = sdb__seg_values(g, k, x->dv);
+    ps->ts = need_ts ? sdb__seg_ts(g, k, x->dts) : ps->value;
+    ps->trace = x->p->want_traces ? sdb__seg_traces(g, k, x->dtr) : NULL;
+    return SDB_OK;
+}
+
+static int exec_segment(xstate *x, xseg *ps)
 {
     const sdb__plan *p = x->p;
     const sdb__seg *g = &ps->g;
@@ -630,14 +665,17 @@ static int exec_segment(xstate *x, const xseg *ps)
         if (!c.has_cat) {
             if (!extras) return SDB_OK;
             sdb_filter all = {INT64_MIN, INT64_MAX, -INFINITY, INFINITY, 0};
-            return filter_extras(x, g, gi, &all);
+            if ((rc = load_cols(x, ps, false))) return rc;
+            return filter_extras(x, ps, gi, &all);
         }
         if (c.all_cat && !p->want_traces && (rc = labels_preagg(x, ps, gi)) != 1) return rc;
+        if ((rc = load_cols(x, ps, false))) return rc;
         return batch_path(x, ps, &c, true);
     }
     if (x->pass == 0 && c.covered && c.var_key >= 0 && c.iv_const && !c.has_cat && !extras) {
         if ((rc = dim_preagg(x, ps, &c)) != 1) return rc;
     }
+    if ((rc = load_cols(x, ps, !c.t_in || !c.iv_const))) return rc;
     bool only_tv = !c.tsrc_rows && !c.dims_rows && !p->row_filter && !c.has_cat;
     if (only_tv && c.keys_const) {
         bool series_ok = true;
@@ -685,6 +723,10 @@ int sdb__exec_run(const sdb__plan *p, sdb__gtab *g)
     xstate *x = malloc(sizeof *x); /* scratch: nothing is read before it is written */
     if (!x) return SDB_ENOMEM;
     x->stmp = NULL;
+    x->dts = NULL;
+    x->dv = NULL;
+    x->dtr = NULL;
+    x->cap_cols = 0;
     x->lo = x->hi = x->width = NULL;
     x->pass = 0;
     x->p = p;
@@ -721,6 +763,9 @@ int sdb__exec_run(const sdb__plan *p, sdb__gtab *g)
     free(x->hi);
     free(x->width);
     free(x->stmp);
+    free(x->dts);
+    free(x->dv);
+    free(x->dtr);
     free(x);
     return rc;
 }

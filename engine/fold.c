@@ -489,7 +489,7 @@ int sdb__live_seg(sdb__live *lv, const uint8_t *segkey, sdb__seg *g)
         lv->buf = b;
         lv->cap_buf = len;
     }
-    sdb__seg_build((const sdb__fixed *const *)lv->ptrs, m, &f, lv->buf);
+    if ((rc = sdb__seg_build((const sdb__fixed *const *)lv->ptrs, m, &f, lv->buf))) return rc;
     if ((rc = sdb__seg_open(lv->buf, len, g))) return rc;
     return 1;
 }

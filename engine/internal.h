@@ -19,7 +19,8 @@
 #define SDB_ASSERT(x) ((void)0)
 #endif
 
-#define SDB_FORMAT_VERSION 3u /* 3: id index of hashed sorted runs, tombstones, row
+#define SDB_FORMAT_VERSION 4u /* 4: encoded column segments (docs/storage.md);
+                                 3: id index of hashed sorted runs, tombstones, row
                                  blocks compressed with zstd (docs/storage.md);
                                  2: no pending log, fold marks in meta, row records v2 */
 #define SDB_MAX_STR 200u          /* names, ids, property keys (API.md) */
@@ -312,26 +313,41 @@ bool sdb__row_prop_get(const sdb__row *r, const char *k, size_t klen, sdb__str *
 
 /* ------------------------------------------------------------- segments */
 
-/* On-disk column segment. Layout (little-endian, native doubles), n rows:
+/* On-disk column segment, format 3. Little-endian, n rows:
  *
- *   +----------------------+  0
- *   | sdb__seg_hdr         |  128 bytes: zone map + pre-aggregate + widths
- *   +----------------------+  128
- *   | ts     i64[n]        |  read in place by the kernels
- *   | value  f64[n]        |  categorical rows hold their label id
- *   | trace  u64[n]        |  xxh3 of trace_id, 0 when absent
- *   | ref    u{ref_w}[n]   |  row ref - ref_base; ref_w 4 or 8
- *   | dim 0  u{dim_w[0]}[n]|  one array per dimension, in column order;
- *   | ...                  |  dim_w 0 (every row absent: no bytes), 1, 2
- *   | dim 5  u{dim_w[5]}[n]|  or 4 bytes a row
- *   | tsrc   u8[n]         |  type | source << 2, two bits each
- *   +----------------------+  128 + (24 + ref_w + sum(dim_w) + 1) n
+ *   +------------------------+  0
+ *   | sdb__seg_hdr           |  128 bytes: zone map, pre-aggregate, encodings
+ *   +------------------------+  128
+ *   | ts     packed[ts_bits] |  ts - ts_min; ts_bits 64: raw i64
+ *   | value  (v_enc)         |  f64[n], f32[n], or decimal: packed[v_bits]
+ *   |                        |  i - v_base, value = i / 10^v_exp
+ *   | tdict  u64[n_tdict]    |  the chunk's distinct trace hashes (sorted)
+ *   | trace  packed[tr_bits] |  index into tdict; tr_bits 64: raw u64[n]
+ *   |                        |  and no tdict
+ *   | ref    packed[ref_bits]|  row ref - ref_base; ref_bits 64: raw u64
+ *   | dim 0  u{dim_w[0]}[n]  |  one array per dimension, in column order;
+ *   | ...                    |  dim_w 0 (every row absent: no bytes), 1, 2
+ *   | dim 5  u{dim_w[5]}[n]  |  or 4 bytes a row
+ *   | tsrc   u8[n]           |  type | source << 2, two bits each
+ *   +------------------------+  sdb__seg_len()
  *
- * Widths are chosen per segment when it is built (sdb__seg_plan): the
- * narrowest that holds the largest id of each dimension, and 4-byte refs
- * when the segment's refs span less than 2^32. On the benchmark's data a
- * row takes 32 bytes (three 1-byte dimensions, three absent) where the
- * fixed layout took 58.
+ * A packed column of b bits (0..32) holds entry i at bits [i b, i b + b)
+ * of the byte string (little-endian), in sdb__pk_len(n, b) bytes: the
+ * bits rounded up to bytes plus 7, so that an 8-byte load at the byte of
+ * any entry stays inside the column. b = 0 takes no bytes (every entry 0).
+ *
+ * Encodings are chosen per segment when it is built (sdb__seg_plan), each
+ * the narrowest that gives every row back bit for bit: time offsets in the
+ * bits of the chunk's span; values as decimals when every value v of the
+ * chunk is (double)i / 10^e for one e <= SDB__SEG_MAX_EXP (division by an
+ * exact power of ten is correctly rounded, so that is the double strtod
+ * reads from the text "0.85"; booleans, integers and label ids are the
+ * e = 0 case), else as f32 when every value is one, else f64; trace hashes
+ * through a dictionary when that is smaller; refs and the decimal ints as
+ * offsets from the smallest (frame of reference). Dimensions keep byte
+ * widths (0, 1, 2, 4): the pipeline gathers them by row index for every
+ * filter and group-by (exec.c ids_of), where a byte load is one
+ * instruction and a bit field four.
  *
  * Header, byte offsets:
  *
@@ -339,8 +355,9 @@ bool sdb__row_prop_get(const sdb__row *r, const char *k, size_t klen, sdb__str *
  *    12 n_type u32[3]                24 ts_min i64   32 ts_max i64
  *    40 v_min f64   48 v_max f64    56 sum f64     64 m2 f64
  *    72 max_ingested i64            80 k f64       88 dm f64
- *    96 ref_base u64               104 dim_w u8[6] 110 ref_w u8
- *   111 reserved u8[17] (written 0, not read)
+ *    96 ref_base u64               104 dim_w u8[6] 110 ref_bits u8
+ *   111 ts_bits u8  112 v_enc u8    113 v_bits u8  114 v_exp u8
+ *   115 tr_bits u8  116 n_tdict u32                120 v_base i64
  */
 typedef struct sdb__seg_hdr {
     uint32_t magic;    /* 'SSEG' */
@@ -357,8 +374,14 @@ typedef struct sdb__seg_hdr {
                                      numeric value, dm the mean deviation from it */
     uint64_t ref_base;            /* a row's ref is ref_base + its ref column entry */
     uint8_t dim_w[SDB_N_DIMS];    /* bytes per row of each dimension column: 0, 1, 2, 4 */
-    uint8_t ref_w;                /* bytes per row of the ref column: 4 or 8 */
-    uint8_t reserved[17];         /* written 0; the version says what they mean */
+    uint8_t ref_bits;             /* 0..32 packed, 64 raw */
+    uint8_t ts_bits;              /* 0..32 packed offsets from ts_min, 64 raw */
+    uint8_t v_enc;                /* SDB__V_F64, SDB__V_F32, SDB__V_DEC */
+    uint8_t v_bits;               /* SDB__V_DEC: 0..32 */
+    uint8_t v_exp;                /* SDB__V_DEC: 0..SDB__SEG_MAX_EXP */
+    uint8_t tr_bits;              /* 0..32: dictionary indexes; 64: raw hashes */
+    uint32_t n_tdict;             /* trace dictionary entries (0 when raw) */
+    int64_t v_base;               /* SDB__V_DEC: the integer of a row is v_base + entry */
 } sdb__seg_hdr;
 _Static_assert(sizeof(sdb__seg_hdr) == 128, "segment header is 128 bytes");
 _Static_assert(offsetof(sdb__seg_hdr, n_type) == 12, "segment header layout");
@@ -367,12 +390,19 @@ _Static_assert(offsetof(sdb__seg_hdr, max_ingested) == 72, "segment header layou
 _Static_assert(offsetof(sdb__seg_hdr, dm) == 88, "segment header layout");
 _Static_assert(offsetof(sdb__seg_hdr, ref_base) == 96, "segment header layout");
 _Static_assert(offsetof(sdb__seg_hdr, dim_w) == 104, "segment header layout");
-_Static_assert(offsetof(sdb__seg_hdr, ref_w) == 110, "segment header layout");
-_Static_assert(offsetof(sdb__seg_hdr, reserved) == 111, "segment header layout");
+_Static_assert(offsetof(sdb__seg_hdr, ref_bits) == 110, "segment header layout");
+_Static_assert(offsetof(sdb__seg_hdr, ts_bits) == 111, "segment header layout");
+_Static_assert(offsetof(sdb__seg_hdr, tr_bits) == 115, "segment header layout");
+_Static_assert(offsetof(sdb__seg_hdr, n_tdict) == 116, "segment header layout");
+_Static_assert(offsetof(sdb__seg_hdr, v_base) == 120, "segment header layout");
 _Static_assert(SDB_N_DIMS == 6, "the header holds six dimension widths");
 
 #define SDB__SEG_MAGIC 0x47455353u /* "SSEG" */
-#define SDB__SEG_VERSION 2u        /* 2: per-segment column widths; 1: 58-byte rows */
+#define SDB__SEG_VERSION 3u        /* 3: encoded columns; 2: per-segment widths;
+                                      1: 58-byte rows */
+enum { SDB__V_F64 = 0, SDB__V_F32 = 1, SDB__V_DEC = 2 };
+#define SDB__SEG_MAX_EXP 15u /* decimal exponents: 10^15 is exact, ints below 2^53 */
+#define SDB__PK_RAW 64u      /* a ts, trace or ref "width" that means raw 8 bytes */
 
 /* The longest segment LMDB keeps inside a B-tree leaf page: a leaf node (an
  * 8-byte header, the 20-byte key, the value) goes to overflow pages when it
@@ -383,40 +413,75 @@ _Static_assert(SDB_N_DIMS == 6, "the header holds six dimension widths");
  * benchmark's rarest names have 30-60 rows a day: 743 of its 4500
  * segments landed in leaves (612 leaf pages instead of 45, tree depth 3
  * instead of 2) and query g went from 0.30 to 0.36 ms. sdb__seg_plan
- * therefore writes a segment that would fit here at full width (4-byte
- * dimensions, 8-byte refs: 57 bytes a row) when that takes it past this
- * size, as the 58-byte rows of the fixed layout did: one overflow page
- * each, 1.7% more pages on the benchmark (10,052 against 9,887) and its
- * leaf walk as short as before (query g: 0.36 -> 0.325 ms, measured with
- * the slower open of the time). With larger pages the rule merely applies
- * to fewer segments. */
+ * therefore writes a segment that would fit here at full width (raw 8-byte
+ * time, value, trace and ref columns, 4-byte dimensions: 57 bytes a row)
+ * when that takes it past this size, as the 58-byte rows of the fixed
+ * layout did: one overflow page each, 1.7% more pages on the benchmark
+ * (10,052 against 9,887) and its leaf walk as short as before (query g:
+ * 0.36 -> 0.325 ms, measured with the slower open of the time). With
+ * larger pages the rule merely applies to fewer segments. */
 #define SDB__SEG_LEAF_MAX 2010u
 
-/* Column widths of one segment, as the header records them. */
+/* Column encodings of one segment, as the header records them. */
 typedef struct sdb__seg_fmt {
     uint64_t ref_base;
+    int64_t v_base;
+    uint32_t n_tdict;
     uint8_t dim_w[SDB_N_DIMS]; /* 0, 1, 2 or 4 */
-    uint8_t ref_w;             /* 4 or 8 */
+    uint8_t ref_bits, ts_bits, tr_bits; /* 0..32 or SDB__PK_RAW */
+    uint8_t v_enc, v_bits, v_exp;
 } sdb__seg_fmt;
+
+/* Bytes of a packed column of n entries of b bits (SDB__PK_RAW: 8 n). */
+static inline size_t sdb__pk_len(uint32_t n, unsigned b)
+{
+    if (b == SDB__PK_RAW) return 8 * (size_t)n;
+    return b == 0 || n == 0 ? 0 : ((size_t)n * b + 7) / 8 + 7;
+}
+/* Entry i of a packed column of b bits (0..32). */
+static inline uint64_t sdb__pk_get(const uint8_t *p, unsigned b, size_t i)
+{
+    if (b == 0) return 0;
+    uint64_t bit = (uint64_t)i * b, x;
+    memcpy(&x, p + (bit >> 3), 8);
+    return x >> (bit & 7) & ((1ull << b) - 1);
+}
+static inline uint64_t sdb__ld_u64(const uint8_t *p, size_t i)
+{
+    uint64_t x;
+    memcpy(&x, p + 8 * i, 8);
+    return x;
+}
 
 /* Column views of a segment (pointers into the value, unaligned). The
  * dimension columns are found through sdb__seg_dim_col(): open computes no
  * pointer a header-only query would not use. Read rows through the
- * accessors below. */
+ * accessors below, whole columns through sdb__seg_ts/values/traces. */
 typedef struct sdb__seg {
     sdb__seg_hdr h; /* copied out (aligned) */
-    const uint8_t *ts, *value, *trace, *ref, *tsrc;
+    const uint8_t *start; /* the segment value: header, then columns */
+    size_t len;
+    const uint8_t *ts, *value, *tdict, *trace, *ref, *tsrc;
     const uint8_t *dim0;  /* the first dimension column */
     uint64_t dim_before;  /* byte d: dim_w[0] + ... + dim_w[d - 1] */
     uint32_t n;
 } sdb__seg;
 
-/* Bytes of a segment of n rows with widths f. */
+/* Bytes of the value column of n rows encoded as f says. */
+static inline size_t sdb__seg_vlen(uint32_t n, unsigned v_enc, unsigned v_bits)
+{
+    return v_enc == SDB__V_F64 ? 8 * (size_t)n
+         : v_enc == SDB__V_F32 ? 4 * (size_t)n : sdb__pk_len(n, v_bits);
+}
+
+/* Bytes of a segment of n rows with encodings f. */
 static inline size_t sdb__seg_len(uint32_t n, const sdb__seg_fmt *f)
 {
-    size_t row = 24 + (size_t)f->ref_w + 1;
-    for (int d = 0; d < SDB_N_DIMS; d++) row += f->dim_w[d];
-    return sizeof(sdb__seg_hdr) + row * n;
+    size_t len = sizeof(sdb__seg_hdr) + sdb__pk_len(n, f->ts_bits) +
+                 sdb__seg_vlen(n, f->v_enc, f->v_bits) + 8 * (size_t)f->n_tdict +
+                 sdb__pk_len(n, f->tr_bits) + sdb__pk_len(n, f->ref_bits) + n;
+    for (int d = 0; d < SDB_N_DIMS; d++) len += (size_t)f->dim_w[d] * n;
+    return len;
 }
 
 /* The column of dimension d: dim_w[d] bytes a row. A dimension of width 0
@@ -458,34 +523,53 @@ static inline uint8_t sdb__seg_source(const sdb__seg *g, uint32_t i)
 /* Row ref of row i. */
 static inline uint64_t sdb__seg_ref(const sdb__seg *g, uint32_t i)
 {
-    if (g->h.ref_w == 4) {
-        uint32_t x;
-        memcpy(&x, g->ref + 4 * (size_t)i, 4);
-        return g->h.ref_base + x;
-    }
-    uint64_t x;
-    memcpy(&x, g->ref + 8 * (size_t)i, 8);
-    return g->h.ref_base + x;
+    if (g->h.ref_bits == SDB__PK_RAW) return g->h.ref_base + sdb__ld_u64(g->ref, i);
+    return g->h.ref_base + sdb__pk_get(g->ref, g->h.ref_bits, i);
 }
+/* Timestamp of row i. */
+static inline int64_t sdb__seg_ts_at(const sdb__seg *g, uint32_t i)
+{
+    if (g->h.ts_bits == SDB__PK_RAW) return (int64_t)sdb__ld_u64(g->ts, i);
+    return (int64_t)((uint64_t)g->h.ts_min + sdb__pk_get(g->ts, g->h.ts_bits, i));
+}
+/* Trace hash of row i (0: no trace). */
+static inline uint64_t sdb__seg_trace_at(const sdb__seg *g, uint32_t i)
+{
+    if (g->h.tr_bits == SDB__PK_RAW) return sdb__ld_u64(g->trace, i);
+    uint64_t j = sdb__pk_get(g->trace, g->h.tr_bits, i);
+    /* open guarantees n_tdict >= 1 when there are rows; a corrupt index
+     * reads the last entry rather than past the dictionary. */
+    return sdb__ld_u64(g->tdict, j < g->h.n_tdict ? j : g->h.n_tdict - 1);
+}
+/* Value of row i. */
+double sdb__seg_value_at(const sdb__seg *g, uint32_t i);
 
 /* Validate and map a segment value: SDB_ECORRUPT unless the header is one
- * this build writes (magic, version, widths, a ref base that 4-byte
- * offsets cannot carry past 2^64, type counts that add up to n_rows) and
- * len is exactly sdb__seg_len(). Reserved bytes are not read. */
+ * this build writes (magic, version, widths and encodings, a trace
+ * dictionary of 1..n entries when there are rows, type counts that add up
+ * to n_rows) and len is exactly sdb__seg_len(). */
 int sdb__seg_open(const void *p, size_t len, sdb__seg *out);
 /* Row i of a segment as a fixed record (project/name filled by the caller). */
 void sdb__seg_row(const sdb__seg *g, uint32_t i, sdb__fixed *out);
 /* Dimension d of rows [0, n) as u32s: the column itself when it is 4 bytes
  * wide (borrowed, unaligned), else widened into tmp (room for g->n). */
 const void *sdb__seg_dim_u32(const sdb__seg *g, int d, uint32_t *tmp);
-/* The narrowest widths that hold rows[0..n), or full widths when that keeps
- * the segment out of an LMDB leaf (SDB__SEG_LEAF_MAX); returns the
- * segment's length. */
+/* The whole time, value or trace column as i64, f64 or u64 arrays for the
+ * kernels: the column itself when it is stored raw (borrowed, unaligned),
+ * else decoded into tmp (room for g->n) by the kernel table k. */
+const void *sdb__seg_ts(const sdb__seg *g, const sdb_kernels *k, int64_t *tmp);
+const void *sdb__seg_values(const sdb__seg *g, const sdb_kernels *k, double *tmp);
+const void *sdb__seg_traces(const sdb__seg *g, const sdb_kernels *k, uint64_t *tmp);
+/* The narrowest encodings that give rows[0..n) back exactly, or full
+ * widths when that keeps the segment out of an LMDB leaf
+ * (SDB__SEG_LEAF_MAX); returns the segment's length. */
 size_t sdb__seg_plan(const sdb__fixed *const *rows, uint32_t n, sdb__seg_fmt *out);
-/* Write n rows (from an array of fixed) as a segment with widths f into
+/* Write n rows (from an array of fixed) as a segment with encodings f into
  * dst, which has sdb__seg_len(n, f) bytes; computes the header. f must hold
- * every row (sdb__seg_plan's, or wider). */
-void sdb__seg_build(const sdb__fixed *const *rows, uint32_t n, const sdb__seg_fmt *f, void *dst);
+ * every row exactly (sdb__seg_plan's, or wider: a raw column holds
+ * anything; a trace dictionary must be the plan's). SDB_OK or SDB_ENOMEM
+ * (the dictionary's scratch). */
+int sdb__seg_build(const sdb__fixed *const *rows, uint32_t n, const sdb__seg_fmt *f, void *dst);
 
 /* Segment key: project | name | bucket (biased) | chunk. 20 bytes. */
 #define SDB__SEGKEY_LEN 20

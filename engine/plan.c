@@ -133,8 +133,8 @@ static int keep(sdb__plan *p, const sdb__seg *g, const sdb__val *val, const uint
     if (copied) {
         /* sdb__live_seg's copy without dead rows lasts only until its next
          * call: the plan keeps its own (a header and columns, contiguous). */
-        const uint8_t *start = g->ts - sizeof(sdb__seg_hdr);
-        size_t len = (size_t)(g->tsrc + g->n - start);
+        const uint8_t *start = g->start;
+        size_t len = g->len;
         void *own = malloc(len ? len : 1);
         if (!own) return SDB_ENOMEM;
         memcpy(own, start, len);

@@ -12,7 +12,11 @@
  * 2 or 4 bytes): some rounds pad the dictionaries of model, prompt version
  * or environment past 255 or 65535 ids before ingesting, some leave model
  * absent from every row, and trace_name is always absent, so the row loop
- * and the group-by kernel read every width.
+ * and the group-by kernel read every width. Rounds also vary what values
+ * and times look like (value_kind, ts_kind) and the chunk size, so that
+ * every column encoding (f64, f32, decimals and integers of 0-32 bits,
+ * time offsets of 0-32 bits and raw times, trace dictionaries and raw
+ * hashes) is read by every query path.
  *
  * Rounds come in two sizes: many small ones (up to 1500 rows, 40 trace
  * ids), and a few with thousands of rows and trace ids, where "traces"
@@ -77,6 +81,15 @@ static double rf(void) { return (double)(rnd() >> 11) / 9007199254740992.0; }
 
 static int n_trace_ids = 40; /* trace ids are t0 .. t(n-1) */
 static int no_model;         /* this round's rows carry no model */
+/* What this round's numeric values and times look like, so that segments
+ * take every encoding (internal.h): value_kind 0 the mix of integers and
+ * arbitrary doubles (f64 chunks), 1 two-digit decimals like the scores
+ * LLM judges give (0.85), 2 f32-exact values, 3 integers of both signs, 4
+ * three-digit decimals with an arbitrary double now and then (some
+ * chunks decimal, some f64); ts_kind 0 ten days, 1 a few milliseconds at
+ * a day's edge (time columns of 0-2 bits), 2 a bucket of 400 days with
+ * some rows 60 days out (offsets past 2^32 ms: raw times). */
+static int value_kind, ts_kind;
 
 static void make_row(rrow *r, int i, int n_names, int reuse_id, const rrow *rows, int n_rows)
 {
@@ -91,8 +104,16 @@ static void make_row(rrow *r, int i, int n_names, int reuse_id, const rrow *rows
     r->type = nm == 3 ? ri(3) : nm % 3;
     switch (r->type) {
     case 0:
-        r->value = ri(4) == 0 ? (double)(1 + ri(5)) : (ri(10) == 0 ? 1000 + rf() : rf());
-        if (ri(20) == 0) r->value = -r->value;
+        switch (value_kind) {
+        case 1: r->value = (double)ri(101) / 100; break;
+        case 2: r->value = (double)(float)(rf() * 10 - 2); break;
+        case 3: r->value = (double)(ri(2001) - 1000); break;
+        case 4: r->value = ri(50) == 0 ? rf() : (double)(ri(20001) - 5000) / 1000; break;
+        default:
+            r->value = ri(4) == 0 ? (double)(1 + ri(5)) : (ri(10) == 0 ? 1000 + rf() : rf());
+            if (ri(20) == 0) r->value = -r->value;
+            break;
+        }
         break;
     case 1: r->value = ri(2); break;
     case 2: strcpy(r->label, LABELS[ri(3)]); break;
@@ -104,6 +125,8 @@ static void make_row(rrow *r, int i, int n_names, int reuse_id, const rrow *rows
         r->ts = BASE_MS + ri(10) * DAY - 1;
     else
         r->ts = BASE_MS + (long long)(rf() * 10 * DAY);
+    if (ts_kind == 1) r->ts = BASE_MS + ri(3) * DAY - ri(2) - ri(2) * ri(3);
+    if (ts_kind == 2 && ri(8) == 0) r->ts = BASE_MS + 60 * DAY + ri(1000);
     r->source = ri(3);
     r->model = MODELS[ri(4)];
     if (no_model) r->model = NULL;
@@ -782,6 +805,15 @@ static void run_round_sized(int round, int n_queries, int max_rows)
     sdb_options o = {0};
     o.chunk_rows = 8 + ri(60);
     o.bucket_ms = ri(2) ? DAY : 6 * 3600000ll;
+    value_kind = round % 5;
+    ts_kind = round % 11 == 4 ? 1 : round % 11 == 8 ? 2 : 0;
+    /* 60 days of hours by 65k-id dictionaries pass the answer limits */
+    if (ts_kind == 2 && (round % 10 == 7 || round % 25 == 11)) ts_kind = 0;
+    if (ts_kind == 2) o.bucket_ms = 400 * DAY;
+    /* Chunks past SDB__SEG_LEAF_MAX at full width and under it encoded
+     * (34 to ~90 rows) are written at full width: some rounds take
+     * larger chunks, so that those encode. */
+    if (round % 3 == 1) o.chunk_rows = 100 + ri(300);
     o.map_size = 1 << 20; /* tiny: exercises map growth */
     o.no_sync = 1;
     sdb_store *s;

@@ -1,9 +1,10 @@
-/* Column segments (engine/segment.c): widths chosen per segment, every row
- * read back exactly, and corrupt headers rejected.
+/* Column segments (engine/segment.c): encodings chosen per segment, every
+ * row read back exactly (row by row and decoded by every kernel table), and
+ * corrupt headers rejected.
  *
  * The engine differential test (test_engine_diff.c) reaches segments
  * through ingest, the fold and queries; refs that span 2^32 within one
- * chunk, bases near 2^64 and hand-corrupted headers cannot come from
+ * chunk, refs near 2^64, every value kind and hand-corrupted headers cannot come from
  * there, so they are built here with sdb__seg_plan/sdb__seg_build
  * directly.
  */
@@ -48,9 +49,10 @@ static void make_rows(uint32_t n, const uint32_t max[SDB_N_DIMS], uint64_t ref0,
     for (int d = 0; d < SDB_N_DIMS && n; d++) rows[(uint32_t)d % n].dims[d] = max[d];
 }
 
-/* Build rows[0..n) with widths f (or the planned ones when f is NULL),
- * open the segment and check every row, accessor and widened column
- * against the input. Returns the planned or given widths. */
+/* Build rows[0..n) with encodings f (or the planned ones when f is NULL),
+ * open the segment and check every row, accessor, widened dimension and
+ * decoded column (by every kernel table this CPU runs) against the input.
+ * Returns the planned or given encodings. */
 static sdb__seg_fmt round_trip(uint32_t n, const sdb__seg_fmt *given)
 {
     sdb__seg_fmt f;
@@ -61,13 +63,19 @@ static sdb__seg_fmt round_trip(uint32_t n, const sdb__seg_fmt *given)
     }
     uint8_t *buf = malloc(len);
     uint32_t *wide = malloc(sizeof *wide * (n + 1));
-    cr_assert(buf && wide);
-    sdb__seg_build(ptrs, n, &f, buf);
+    int64_t *dts = malloc(sizeof *dts * (n + 1));
+    double *dv = malloc(sizeof *dv * (n + 1));
+    uint64_t *dtr = malloc(sizeof *dtr * (n + 1));
+    cr_assert(buf && wide && dts && dv && dtr);
+    cr_assert_eq(sdb__seg_build(ptrs, n, &f, buf), SDB_OK);
     sdb__seg g;
     cr_assert_eq(sdb__seg_open(buf, len, &g), SDB_OK);
     cr_assert_eq(g.n, n);
-    cr_assert_eq(g.h.ref_w, f.ref_w);
+    cr_assert_eq(g.h.ref_bits, f.ref_bits);
     cr_assert_eq(g.h.ref_base, f.ref_base);
+    cr_assert_eq(g.h.ts_bits, f.ts_bits);
+    cr_assert_eq(g.h.v_enc, f.v_enc);
+    cr_assert_eq(g.h.tr_bits, f.tr_bits);
     cr_assert(memcmp(g.h.dim_w, f.dim_w, sizeof f.dim_w) == 0);
     uint32_t n_type[SDB_N_TYPES] = {0};
     for (uint32_t i = 0; i < n; i++) {
@@ -75,8 +83,11 @@ static sdb__seg_fmt round_trip(uint32_t n, const sdb__seg_fmt *given)
         memset(&got, 0, sizeof got);
         sdb__seg_row(&g, i, &got);
         cr_assert(memcmp(&got, &rows[i], sizeof got) == 0,
-                  "row %u of %u: ref %llu want %llu, dims %u %u %u %u %u %u", i, n,
-                  (unsigned long long)got.ref, (unsigned long long)rows[i].ref, got.dims[0],
+                  "row %u of %u: ref %llu want %llu, ts %lld want %lld, value %.17g want %.17g, "
+                  "trace %llx want %llx, dims %u %u %u %u %u %u", i, n,
+                  (unsigned long long)got.ref, (unsigned long long)rows[i].ref,
+                  (long long)got.ts, (long long)rows[i].ts, got.value, rows[i].value,
+                  (unsigned long long)got.trace, (unsigned long long)rows[i].trace, got.dims[0],
                   got.dims[1], got.dims[2], got.dims[3], got.dims[4], got.dims[5]);
         cr_assert_eq(sdb__seg_ref(&g, i), rows[i].ref);
         cr_assert_eq(sdb__seg_type(&g, i), rows[i].type);
@@ -94,6 +105,34 @@ static sdb__seg_fmt round_trip(uint32_t n, const sdb__seg_fmt *given)
             cr_assert_eq(x, rows[i].dims[d], "dim %d row %u widened", d, i);
         }
     }
+    static const char *const tables[] = {"scalar", "avx2", "avx512"};
+    for (int k = 0; k < 3; k++) {
+        const sdb_kernels *kt = sdb__kernels_by_name(tables[k]);
+        if (!kt) continue;
+        memset(dts, 0xA5, sizeof *dts * (n + 1));
+        memset(dv, 0xA5, sizeof *dv * (n + 1));
+        memset(dtr, 0xA5, sizeof *dtr * (n + 1));
+        const uint8_t *ts = sdb__seg_ts(&g, kt, dts), *v = sdb__seg_values(&g, kt, dv);
+        const uint8_t *tr = sdb__seg_traces(&g, kt, dtr);
+        if (f.ts_bits == SDB__PK_RAW) cr_assert_eq(ts, g.ts, "raw times are read in place");
+        if (f.v_enc == SDB__V_F64) cr_assert_eq(v, g.value, "f64 values are read in place");
+        if (f.tr_bits == SDB__PK_RAW) cr_assert_eq(tr, g.trace, "raw hashes are read in place");
+        for (uint32_t i = 0; i < n; i++) {
+            int64_t t;
+            double x;
+            uint64_t h;
+            memcpy(&t, ts + 8 * (size_t)i, 8);
+            memcpy(&x, v + 8 * (size_t)i, 8);
+            memcpy(&h, tr + 8 * (size_t)i, 8);
+            cr_assert_eq(t, rows[i].ts, "%s: ts of row %u", tables[k], i);
+            cr_assert(memcmp(&x, &rows[i].value, 8) == 0, "%s: value of row %u: %.17g want %.17g",
+                      tables[k], i, x, rows[i].value);
+            cr_assert_eq(h, rows[i].trace, "%s: trace of row %u", tables[k], i);
+        }
+    }
+    free(dtr);
+    free(dv);
+    free(dts);
     free(wide);
     free(buf);
     return f;
@@ -105,82 +144,203 @@ Test(segment, plan_picks_each_dimension_width_and_rows_read_back)
     static const uint32_t max[SDB_N_DIMS] = {0, 255, 256, 65535, 65536, UINT32_MAX};
     static const uint8_t want[SDB_N_DIMS] = {0, 1, 2, 2, 4, 4};
     /* Small (20 rows stay small even at full width), large, and row counts
-     * around the widening blocks of 32. */
+     * around the widening blocks of 32 and the decoders' blocks of 256. */
     static const uint32_t sizes[] = {1, 6, 20, 200, 1000, 1025, 2999};
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         make_rows(sizes[k], max, 1000, 3);
         sdb__seg_fmt f = round_trip(sizes[k], NULL);
         cr_assert(memcmp(f.dim_w, want, sizeof want) == 0, "n %u", sizes[k]);
-        cr_assert_eq(f.ref_w, 4);
+        /* refs 1000 + 3 i: offsets up to 3 (n - 1) */
+        uint64_t span = 3ull * (sizes[k] - 1);
+        unsigned bits = span ? 64 - (unsigned)__builtin_clzll(span) : 0;
+        cr_assert_eq(f.ref_bits, bits, "n %u", sizes[k]);
         cr_assert_eq(f.ref_base, 1000);
     }
 }
 
-Test(segment, rows_are_32_bytes_on_typical_data)
+/* The benchmark's and the clients' shapes: environment, model and prompt
+ * version small ids, the other three dimensions absent, refs close
+ * together, a day of times, traces of a few scores each, values of one
+ * kind per chunk. */
+static void typical_rows(uint32_t n, int kind)
 {
-    /* The benchmark's shape: environment, model and prompt version small
-     * ids, the other three dimensions absent, refs close together. */
     static const uint32_t max[SDB_N_DIMS] = {3, 10, 40, 0, 0, 0};
-    make_rows(2000, max, 123456789, 1);
-    sdb__seg_fmt f;
-    cr_assert_eq(sdb__seg_plan(ptrs, 2000, &f), 128 + 32 * 2000u);
-    round_trip(2000, NULL);
+    make_rows(n, max, 123456789, 1);
+    for (uint32_t i = 0; i < n; i++) {
+        sdb__fixed *r = &rows[i];
+        r->trace = 0x9E3779B97F4A7C15ull * (1 + i / 4); /* 4 scores a trace */
+        r->source = (uint8_t)(i % 3);
+        switch (kind) {
+        case 0: r->type = SDB_NUMERIC; r->value = (double)(rnd() % 101) / 100; break; /* 0.85 */
+        case 1: r->type = SDB_BOOLEAN; r->value = (double)(rnd() & 1); break;
+        case 2: r->type = SDB_NUMERIC; r->value = (double)(1 + rnd() % 5); break;
+        case 3: r->type = SDB_NUMERIC; r->value = (double)(float)((double)rnd() / 3e19); break;
+        default: r->type = SDB_NUMERIC; r->value = (double)rnd() / 3e19; break; /* any f64 */
+        }
+    }
 }
 
-Test(segment, refs_spanning_2_to_the_32_take_8_bytes)
+Test(segment, typical_chunks_take_what_their_values_need)
+{
+    /* kind: encoding, bits of a value */
+    static const struct { uint8_t enc, bits, exp; } want[] = {
+        {SDB__V_DEC, 7, 2}, {SDB__V_DEC, 1, 0}, {SDB__V_DEC, 3, 0},
+        {SDB__V_F32, 0, 0}, {SDB__V_F64, 0, 0},
+    };
+    for (int kind = 0; kind < 5; kind++) {
+        typical_rows(2000, kind);
+        sdb__seg_fmt f;
+        size_t len = sdb__seg_plan(ptrs, 2000, &f);
+        cr_assert_eq(f.v_enc, want[kind].enc, "kind %d", kind);
+        cr_assert_eq(f.v_bits, want[kind].bits, "kind %d", kind);
+        cr_assert_eq(f.v_exp, want[kind].exp, "kind %d", kind);
+        cr_assert_eq(f.ts_bits, 27, "a day of milliseconds takes 27 bits");
+        cr_assert_eq(f.ref_bits, 11, "2000 consecutive refs");
+        cr_assert_eq(f.tr_bits, 9, "500 traces");
+        cr_assert_eq(f.n_tdict, 500);
+        /* 27 + 11 + 9 bits, three 1-byte dimensions and tsrc: 9.875 bytes
+         * a row, plus the values, the dictionary, the padding. */
+        size_t v_len = want[kind].enc == SDB__V_F64 ? 8 * 2000
+                     : want[kind].enc == SDB__V_F32 ? 4 * 2000
+                                                    : (2000 * want[kind].bits + 7) / 8 + 7;
+        size_t want_len = 128 + (2000 * 27 + 7) / 8 + 7 + v_len + 8 * 500 + (2000 * 9 + 7) / 8 + 7 +
+                          (2000 * 11 + 7) / 8 + 7 + 4 * 2000;
+        cr_assert_eq(len, want_len, "kind %d: %zu bytes", kind, len);
+        round_trip(2000, NULL);
+    }
+}
+
+Test(segment, every_value_kind_reads_back_bit_for_bit)
+{
+    static const uint32_t max[SDB_N_DIMS] = {1, 0, 0, 0, 0, 0};
+    /* Chunks of one troublesome value among ordinary decimals: each must
+     * come back exactly, whatever encoding it forces. */
+    static const double odd[] = {-0.0, 0.1, -2.5, 1e300, -1e-300, 5e-324, 1e15, 123456.789,
+                                 9007199254740993.0, 4294967296.0, 0.30000000000000004,
+                                 (double)INT64_MAX, 1.0 / 3};
+    for (size_t k = 0; k < sizeof odd / sizeof odd[0]; k++) {
+        make_rows(300, max, 1, 1);
+        for (uint32_t i = 0; i < 300; i++) {
+            rows[i].type = SDB_NUMERIC;
+            rows[i].value = (double)(int)(rnd() % 2001 - 1000) / 1000;
+        }
+        rows[150].value = odd[k];
+        round_trip(300, NULL);
+    }
+    /* Negative decimals spanning 2^32 - 1 and 2^32 units of their exponent. */
+    make_rows(300, max, 1, 1);
+    for (uint32_t i = 0; i < 300; i++) rows[i].type = SDB_NUMERIC, rows[i].value = -1.5;
+    rows[7].value = -1.5 + 4294967295.0 / 10;
+    sdb__seg_fmt f = round_trip(300, NULL);
+    cr_assert_eq(f.v_enc, SDB__V_DEC);
+    cr_assert_eq(f.v_bits, 32);
+    rows[7].value = -1.5 + 4294967296.0 / 10;
+    f = round_trip(300, NULL);
+    cr_assert_neq(f.v_enc, SDB__V_DEC);
+    /* One value in a chunk: no bits at all. */
+    for (uint32_t i = 0; i < 300; i++) rows[i].value = 0.25;
+    f = round_trip(300, NULL);
+    cr_assert_eq(f.v_enc, SDB__V_DEC);
+    cr_assert_eq(f.v_bits, 0);
+}
+
+Test(segment, time_spans_from_none_to_the_whole_range)
+{
+    static const uint32_t max[SDB_N_DIMS] = {1, 0, 0, 0, 0, 0};
+    make_rows(500, max, 1, 1);
+    for (uint32_t i = 0; i < 500; i++) rows[i].ts = 1767225600123ll;
+    cr_assert_eq(round_trip(500, NULL).ts_bits, 0);
+    rows[9].ts += UINT32_MAX;
+    cr_assert_eq(round_trip(500, NULL).ts_bits, 32);
+    rows[9].ts += 1;
+    cr_assert_eq(round_trip(500, NULL).ts_bits, SDB__PK_RAW);
+    rows[3].ts = SDB__MIN_MS;
+    rows[4].ts = SDB__MAX_MS;
+    cr_assert_eq(round_trip(500, NULL).ts_bits, SDB__PK_RAW);
+}
+
+Test(segment, traces_go_through_a_dictionary_only_when_smaller)
+{
+    static const uint32_t max[SDB_N_DIMS] = {1, 0, 0, 0, 0, 0};
+    make_rows(1000, max, 1, 1);
+    for (uint32_t i = 0; i < 1000; i++) rows[i].trace = 0;
+    sdb__seg_fmt f = round_trip(1000, NULL);
+    cr_assert_eq(f.tr_bits, 0, "no trace anywhere: one entry, no index bits");
+    cr_assert_eq(f.n_tdict, 1);
+    for (uint32_t i = 0; i < 1000; i++) rows[i].trace = rnd() | 1;
+    f = round_trip(1000, NULL);
+    cr_assert_eq(f.tr_bits, SDB__PK_RAW, "distinct hashes: raw");
+    cr_assert_eq(f.n_tdict, 0);
+    for (uint32_t i = 0; i < 1000; i++) rows[i].trace = i % 3 ? UINT64_MAX - i % 7 : 0;
+    f = round_trip(1000, NULL);
+    cr_assert_eq(f.n_tdict, 8, "seven hashes and 0");
+    cr_assert_eq(f.tr_bits, 3);
+}
+
+Test(segment, refs_spanning_2_to_the_32_are_stored_raw)
 {
     static const uint32_t max[SDB_N_DIMS] = {1, 2, 3, 0, 0, 0};
-    /* Spans of 2^32 - 1 (4 bytes) and 2^32 (8 bytes), from a small base. */
+    /* Spans of 2^32 - 1 (32 bits) and 2^32 (raw), from a small base. */
     make_rows(2, max, 7, UINT32_MAX);
-    cr_assert_eq(round_trip(2, NULL).ref_w, 4);
+    cr_assert_eq(round_trip(2, NULL).ref_bits, 32);
     make_rows(2, max, 7, (uint64_t)UINT32_MAX + 1);
-    cr_assert_eq(round_trip(2, NULL).ref_w, 8);
+    cr_assert_eq(round_trip(2, NULL).ref_bits, SDB__PK_RAW);
     /* Refs all over the u64 range, up to its largest value. */
     make_rows(300, max, 5, UINT64_MAX / 299);
-    cr_assert_eq(round_trip(300, NULL).ref_w, 8);
+    cr_assert_eq(round_trip(300, NULL).ref_bits, SDB__PK_RAW);
     rows[0].ref = UINT64_MAX;
     rows[1].ref = 0;
     cr_assert_eq(round_trip(300, NULL).ref_base, 0);
 }
 
-Test(segment, refs_near_2_to_the_64_keep_4_bytes_with_a_lowered_base)
+Test(segment, refs_near_2_to_the_64_pack_from_their_smallest)
 {
     static const uint32_t max[SDB_N_DIMS] = {1, 0, 0, 0, 0, 0};
     make_rows(5, max, UINT64_MAX - 4, 1);
     sdb__seg_fmt f = round_trip(5, NULL);
-    cr_assert_eq(f.ref_w, 4);
-    cr_assert_eq(f.ref_base, UINT64_MAX - UINT32_MAX);
+    cr_assert_eq(f.ref_bits, 3);
+    cr_assert_eq(f.ref_base, UINT64_MAX - 4);
 }
 
 Test(segment, wider_columns_than_needed_read_the_same)
 {
     static const uint32_t max[SDB_N_DIMS] = {0, 7, 300, 0, 70000, 1};
     make_rows(500, max, 1ull << 40, 11);
-    sdb__seg_fmt wide = {.ref_base = 0, .ref_w = 8, .dim_w = {4, 4, 4, 4, 4, 4}};
+    sdb__seg_fmt wide = {.ref_base = 0, .ref_bits = SDB__PK_RAW, .ts_bits = SDB__PK_RAW,
+                         .tr_bits = SDB__PK_RAW, .v_enc = SDB__V_F64,
+                         .dim_w = {4, 4, 4, 4, 4, 4}};
     round_trip(500, &wide);
-    sdb__seg_fmt mid = {.ref_base = 1ull << 40, .ref_w = 4, .dim_w = {1, 2, 2, 1, 4, 2}};
+    sdb__seg_fmt mid = wide;
+    mid.ref_base = 1ull << 40;
+    mid.ref_bits = 32;
+    mid.ts_bits = 32;
+    memcpy(mid.dim_w, (uint8_t[]){1, 2, 2, 1, 4, 2}, 6);
     round_trip(500, &mid);
 }
 
 Test(segment, small_segments_are_widened_out_of_lmdb_leaves)
 {
     static const uint32_t max[SDB_N_DIMS] = {2, 5, 9, 0, 0, 0};
-    /* 40 rows: 1408 bytes narrow (32-byte rows), 2408 at full width
-     * (57-byte rows): widened. */
+    /* 40 rows: under 2010 bytes encoded, 2408 at full width (57-byte
+     * rows): widened. */
     make_rows(40, max, 50, 1);
     sdb__seg_fmt f;
     size_t len = sdb__seg_plan(ptrs, 40, &f);
-    cr_assert_gt(len, SDB__SEG_LEAF_MAX);
-    cr_assert_eq(f.ref_w, 8);
+    cr_assert_eq(len, 128 + 57 * 40u);
+    cr_assert_eq(f.ref_bits, SDB__PK_RAW);
+    cr_assert_eq(f.ts_bits, SDB__PK_RAW);
+    cr_assert_eq(f.tr_bits, SDB__PK_RAW);
+    cr_assert_eq(f.v_enc, SDB__V_F64);
     for (int d = 0; d < SDB_N_DIMS; d++) cr_assert_eq(f.dim_w[d], 4);
     round_trip(40, NULL);
-    /* 20 rows stay under it even at full width: narrow. */
+    /* 20 rows stay under it even at full width: encoded. */
     make_rows(20, max, 50, 1);
-    cr_assert_eq(sdb__seg_plan(ptrs, 20, &f), 128 + 32 * 20u);
-    cr_assert_eq(f.ref_w, 4);
-    /* 100 rows are past it already: narrow. */
-    make_rows(100, max, 50, 1);
-    cr_assert_eq(sdb__seg_plan(ptrs, 100, &f), 128 + 32 * 100u);
+    cr_assert_lt(sdb__seg_plan(ptrs, 20, &f), 128 + 57 * 20u);
+    cr_assert_eq(f.ref_bits, 5);
+    /* 200 rows are past it already: encoded. */
+    make_rows(200, max, 50, 1);
+    cr_assert_lt(sdb__seg_plan(ptrs, 200, &f), 128 + 34 * 200u);
+    cr_assert_eq(f.ts_bits, 27);
 }
 
 Test(segment, every_type_and_source_pair_shares_one_byte)
@@ -202,14 +362,21 @@ Test(segment, empty_segment_is_a_bare_header)
     round_trip(0, NULL);
 }
 
-/* A valid 10-row segment with dimensions of width 0, 1 and 2. */
+/* A valid 300-row segment with dimensions of width 0, 1 and 2, decimal
+ * values and a trace dictionary. */
 static size_t valid_segment(uint8_t *buf)
 {
     static const uint32_t max[SDB_N_DIMS] = {0, 200, 1000, 0, 3, 0};
-    make_rows(10, max, 99, 2);
+    make_rows(300, max, 99, 2);
+    for (uint32_t i = 0; i < 300; i++) {
+        rows[i].value = (double)(i % 10) / 10;
+        rows[i].trace = i % 5;
+    }
     sdb__seg_fmt f;
-    size_t len = sdb__seg_plan(ptrs, 10, &f);
-    sdb__seg_build(ptrs, 10, &f, buf);
+    size_t len = sdb__seg_plan(ptrs, 300, &f);
+    cr_assert_eq(f.v_enc, SDB__V_DEC);
+    cr_assert_eq(f.n_tdict, 5);
+    cr_assert_eq(sdb__seg_build(ptrs, 300, &f, buf), SDB_OK);
     return len;
 }
 
@@ -221,7 +388,7 @@ static void expect_corrupt(const uint8_t *buf, size_t len, const char *what)
 
 Test(segment, rejects_corrupt_headers_and_lengths)
 {
-    uint8_t buf[1024], bad[1024];
+    static uint8_t buf[1 << 14], bad[1 << 14];
     size_t len = valid_segment(buf);
     sdb__seg g;
     cr_assert_eq(sdb__seg_open(buf, len, &g), SDB_OK);
@@ -241,34 +408,77 @@ Test(segment, rejects_corrupt_headers_and_lengths)
         expect_corrupt(bad, len, what);          \
     } while (0)
     MUTATE(magic, 0x12345678u, "magic");
-    MUTATE(version, 1, "the fixed-width layout");
-    MUTATE(version, 3, "a later version");
-    MUTATE(n_rows, 11, "row count");
+    MUTATE(version, 2, "the per-segment widths of format 3");
+    MUTATE(version, 4, "a later version");
+    MUTATE(n_rows, 301, "row count");
     MUTATE(n_rows, UINT32_MAX, "huge row count");
     MUTATE(n_type[0], g.h.n_type[0] + 1, "type counts");
-    MUTATE(ref_w, 0, "ref width 0");
-    MUTATE(ref_w, 2, "ref width 2");
-    MUTATE(ref_w, 16, "ref width 16");
-    MUTATE(ref_base, UINT64_MAX - UINT32_MAX + 1, "4-byte offsets past 2^64");
+    static const uint8_t bad_bits[] = {33, 40, 63, 65, 128, 255};
+    for (size_t k = 0; k < sizeof bad_bits; k++) {
+        MUTATE(ref_bits, bad_bits[k], "ref bits");
+        MUTATE(ts_bits, bad_bits[k], "ts bits");
+        MUTATE(tr_bits, bad_bits[k], "trace bits");
+        MUTATE(v_bits, bad_bits[k], "value bits");
+    }
+    MUTATE(v_enc, 3, "value encoding");
+    MUTATE(v_exp, SDB__SEG_MAX_EXP + 1, "decimal exponent");
+    MUTATE(n_tdict, 0, "a trace index without a dictionary");
+    MUTATE(n_tdict, 301, "a dictionary longer than the rows");
+    MUTATE(tr_bits, SDB__PK_RAW, "a dictionary beside raw hashes");
     static const uint8_t bad_w[] = {3, 5, 6, 7, 8, 16, 128, 255};
     for (size_t k = 0; k < sizeof bad_w; k++)
         for (int d = 0; d < SDB_N_DIMS; d++) MUTATE(dim_w[d], bad_w[k], "dimension width");
-    /* Valid widths the body is not sized for. */
+    /* Valid encodings the body is not sized for. */
     MUTATE(dim_w[0], 1, "a width 0 column claimed as 1");
     MUTATE(dim_w[2], 4, "a 2-byte column claimed as 4");
     MUTATE(dim_w[1], 0, "a 1-byte column claimed as 0");
-    MUTATE(ref_w, 8, "4-byte refs claimed as 8");
+    MUTATE(ref_bits, SDB__PK_RAW, "packed refs claimed as raw");
+    MUTATE(ts_bits, (uint8_t)(g.h.ts_bits + 8), "a wider time column");
+    MUTATE(v_enc, SDB__V_F64, "decimals claimed as f64");
+    MUTATE(n_tdict, 6, "one more dictionary entry");
 #undef MUTATE
+    /* Decimal fields on a value column that is not decimal. */
+    {
+        sdb__seg_hdr h;
+        memcpy(bad, buf, len);
+        memcpy(&h, bad, sizeof h);
+        h.v_enc = SDB__V_F32;
+        h.v_bits = 0;
+        h.v_exp = 1;
+        memcpy(bad, &h, sizeof h);
+        expect_corrupt(bad, len - sdb__seg_vlen(300, SDB__V_DEC, g.h.v_bits) + 4 * 300,
+                       "an exponent on f32 values");
+    }
+}
 
-    /* Reserved bytes are not read. */
-    memcpy(bad, buf, len);
-    memset(bad + offsetof(sdb__seg_hdr, reserved), 0xA5, 17);
-    cr_assert_eq(sdb__seg_open(bad, len, &g), SDB_OK);
+Test(segment, corrupt_trace_indexes_stay_inside_the_dictionary)
+{
+    static uint8_t buf[1 << 14];
+    size_t len = valid_segment(buf);
+    sdb__seg g;
+    cr_assert_eq(sdb__seg_open(buf, len, &g), SDB_OK);
+    cr_assert_eq(g.h.tr_bits, 3);
+    /* Every index bit set: 7 for entries 0..4 of the dictionary. */
+    memset(buf + (g.trace - buf), 0xFF, sdb__pk_len(300, 3));
+    cr_assert_eq(sdb__seg_open(buf, len, &g), SDB_OK);
+    uint64_t out[300];
+    static const char *const tables[] = {"scalar", "avx2", "avx512"};
+    for (int k = 0; k < 3; k++) {
+        const sdb_kernels *kt = sdb__kernels_by_name(tables[k]);
+        if (!kt) continue;
+        const uint8_t *tr = sdb__seg_traces(&g, kt, out);
+        for (uint32_t i = 0; i < 300; i++) {
+            uint64_t h;
+            memcpy(&h, tr + 8 * (size_t)i, 8);
+            cr_assert_eq(h, 4, "%s row %u: the last entry", tables[k], i);
+        }
+    }
+    cr_assert_eq(sdb__seg_trace_at(&g, 0), 4);
 }
 
 Test(segment, stray_type_bits_read_as_two_bit_fields)
 {
-    uint8_t buf[1024];
+    static uint8_t buf[1 << 14];
     size_t len = valid_segment(buf);
     sdb__seg g;
     cr_assert_eq(sdb__seg_open(buf, len, &g), SDB_OK);

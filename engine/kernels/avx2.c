@@ -543,6 +543,7 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
 #define PIPE_W 4
 #define PIPE_MOVEMASK(m) (unsigned)_mm256_movemask_pd((__m256d)(m))
 #include "pipe_body.h"
+#include "dec_body.h"
 
 static const sdb_kernels table = {
     .name = "avx2",
@@ -554,6 +555,10 @@ static const sdb_kernels table = {
     .mask_f64 = pipe_mask_f64,
     .slot_agg = pipe_slot_agg,
     .slot_hist = pipe_slot_hist,
+    .unpack_u64 = dec_unpack_u64,
+    .unpack_dec = dec_unpack_dec,
+    .widen_f32 = dec_widen_f32,
+    .unpack_dict = dec_unpack_dict,
 };
 
 /* Compiled for the baseline ISA although the file is built with -mavx2: a

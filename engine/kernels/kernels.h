@@ -109,6 +109,30 @@ typedef struct sdb_kernels {
     void (*slot_hist)(const void *v, const uint32_t *idx, const uint32_t *slot, size_t n,
                       const double *lo, const double *hi, const double *width, int per_group,
                       uint32_t bins, uint64_t *counts);
+
+    /* ---- decoders of encoded segment columns (engine/internal.h draws
+     * the format) --------------------------------------------------------
+     * A packed column holds n entries of `bits` bits (0..32), entry i at
+     * bits [i bits, i bits + bits) little-endian, with 7 bytes after its
+     * last entry's byte so that any entry can be read by an 8-byte load;
+     * bits 0 means every entry is 0 (p is not read). */
+
+    /* out[i] = base + entry i (mod 2^64): time offsets, refs. */
+    void (*unpack_u64)(const void *p, unsigned bits, size_t n, uint64_t base, uint64_t *out);
+
+    /* out[i] = (double)(int64_t)(base + entry i) / scale: decimal values
+     * (scale 10^e; division by it is correctly rounded, so every table
+     * gives the same doubles). */
+    void (*unpack_dec)(const void *p, unsigned bits, size_t n, int64_t base, double scale,
+                       double *out);
+
+    /* out[i] = the i-th f32 of p, widened. */
+    void (*widen_f32)(const void *p, size_t n, double *out);
+
+    /* out[i] = dict[min(entry i, n_dict - 1)] (dict: n_dict >= 1 u64s,
+     * unaligned): trace hashes through the segment's dictionary. */
+    void (*unpack_dict)(const void *p, unsigned bits, size_t n, const void *dict,
+                        uint32_t n_dict, uint64_t *out);
 } sdb_kernels;
 
 /* The empty partial aggregate. */

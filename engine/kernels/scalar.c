@@ -167,6 +167,49 @@ static void slot_hist(const void *v, const uint32_t *idx, const uint32_t *slot, 
     }
 }
 
+/* ---- decoders of encoded columns: one entry at a time, by the formula --- */
+
+/* Entry i of a packed column (kernels.h): the 8 bytes at its first byte,
+ * shifted and masked. */
+static inline uint64_t pk_get(const void *p, unsigned bits, size_t i)
+{
+    if (bits == 0) return 0;
+    uint64_t bit = (uint64_t)i * bits, x;
+    memcpy(&x, (const char *)p + (bit >> 3), 8);
+    return x >> (bit & 7) & ((1ull << bits) - 1);
+}
+
+static void unpack_u64(const void *p, unsigned bits, size_t n, uint64_t base, uint64_t *out)
+{
+    for (size_t i = 0; i < n; i++) out[i] = base + pk_get(p, bits, i);
+}
+
+static void unpack_dec(const void *p, unsigned bits, size_t n, int64_t base, double scale,
+                       double *out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = (double)(int64_t)((uint64_t)base + pk_get(p, bits, i)) / scale;
+}
+
+static void widen_f32(const void *p, size_t n, double *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        float x;
+        memcpy(&x, (const char *)p + 4 * i, 4);
+        out[i] = x;
+    }
+}
+
+static void unpack_dict(const void *p, unsigned bits, size_t n, const void *dict,
+                        uint32_t n_dict, uint64_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = pk_get(p, bits, i);
+        if (k >= n_dict) k = n_dict ? n_dict - 1 : 0;
+        out[i] = ld_u64(dict, k);
+    }
+}
+
 const sdb_kernels sdb__kernels_scalar = {
     .name = "scalar",
     .agg_f64 = agg_f64,
@@ -177,4 +220,8 @@ const sdb_kernels sdb__kernels_scalar = {
     .mask_f64 = mask_f64,
     .slot_agg = slot_agg,
     .slot_hist = slot_hist,
+    .unpack_u64 = unpack_u64,
+    .unpack_dec = unpack_dec,
+    .widen_f32 = widen_f32,
+    .unpack_dict = unpack_dict,
 };

@@ -1,0 +1,125 @@
+/* The decoders of encoded segment columns, one body for every SIMD table.
+ *
+ * zstd's pattern, as pipe_body.h: avx2.c and avx512.c include this header,
+ * each compiled with its own ISA flags, so the loops below become that
+ * ISA's vector code; nothing here names an ISA. Semantics are scalar.c's
+ * (kernels.h states them); every table must give the same bits.
+ *
+ * A packed column is read in blocks of DEC_BLOCK entries: first the
+ * entries alone into a u32 scratch on the stack, then one plain loop per
+ * decoder (an add, an int-to-double conversion and a division, a
+ * dictionary gather) that the compiler vectorizes. The unpack loop is
+ * instantiated for each width 1..32 (DEC_W below), so the shift and the
+ * byte offset of entry j within a group of 8 entries (8 entries of b bits
+ * are exactly b bytes) are constants and the loop is straight-line loads,
+ * shifts and masks; with the width a variable it was a chain of variable
+ * shifts (measured in bench_kernels, "unpack" rows).
+ */
+#ifndef DEC_BODY_H
+#define DEC_BODY_H
+
+#define DEC_BLOCK 256
+
+/* Entries [i0, i0 + m) of a packed column of B bits into out; i0 is a
+ * multiple of 8, m <= DEC_BLOCK. */
+#define DEC_W(B)                                                                     \
+    static void dec_unpack_##B(const uint8_t *p, size_t i0, size_t m, uint32_t *out) \
+    {                                                                                \
+        const uint8_t *q = p + i0 / 8 * (B);                                         \
+        size_t j = 0;                                                                \
+        for (; j + 8 <= m; j += 8, q += (B)) {                                       \
+            for (unsigned e = 0; e < 8; e++) {                                       \
+                uint64_t x;                                                          \
+                memcpy(&x, q + e * (B) / 8, 8);                                      \
+                out[j + e] = (uint32_t)(x >> (e * (B) % 8) & ((1ull << (B)) - 1));   \
+            }                                                                        \
+        }                                                                            \
+        for (unsigned e = 0; j < m; j++, e++) {                                      \
+            uint64_t x;                                                              \
+            memcpy(&x, q + e * (B) / 8, 8);                                          \
+            out[j] = (uint32_t)(x >> (e * (B) % 8) & ((1ull << (B)) - 1));           \
+        }                                                                            \
+    }
+DEC_W(1) DEC_W(2) DEC_W(3) DEC_W(4) DEC_W(5) DEC_W(6) DEC_W(7) DEC_W(8)
+DEC_W(9) DEC_W(10) DEC_W(11) DEC_W(12) DEC_W(13) DEC_W(14) DEC_W(15) DEC_W(16)
+DEC_W(17) DEC_W(18) DEC_W(19) DEC_W(20) DEC_W(21) DEC_W(22) DEC_W(23) DEC_W(24)
+DEC_W(25) DEC_W(26) DEC_W(27) DEC_W(28) DEC_W(29) DEC_W(30) DEC_W(31) DEC_W(32)
+#undef DEC_W
+
+typedef void (*dec_unpack_fn)(const uint8_t *p, size_t i0, size_t m, uint32_t *out);
+
+static void dec_unpack_0(const uint8_t *p, size_t i0, size_t m, uint32_t *out)
+{
+    (void)p;
+    (void)i0;
+    memset(out, 0, m * sizeof *out);
+}
+
+static const dec_unpack_fn dec_unpack[33] = {
+    dec_unpack_0,  dec_unpack_1,  dec_unpack_2,  dec_unpack_3,  dec_unpack_4,  dec_unpack_5,
+    dec_unpack_6,  dec_unpack_7,  dec_unpack_8,  dec_unpack_9,  dec_unpack_10, dec_unpack_11,
+    dec_unpack_12, dec_unpack_13, dec_unpack_14, dec_unpack_15, dec_unpack_16, dec_unpack_17,
+    dec_unpack_18, dec_unpack_19, dec_unpack_20, dec_unpack_21, dec_unpack_22, dec_unpack_23,
+    dec_unpack_24, dec_unpack_25, dec_unpack_26, dec_unpack_27, dec_unpack_28, dec_unpack_29,
+    dec_unpack_30, dec_unpack_31, dec_unpack_32,
+};
+
+static void dec_unpack_u64(const void *p, unsigned bits, size_t n, uint64_t base, uint64_t *out)
+{
+    uint32_t tmp[DEC_BLOCK];
+    dec_unpack_fn un = dec_unpack[bits <= 32 ? bits : 0];
+    for (size_t i = 0; i < n; i += DEC_BLOCK) {
+        size_t m = n - i < DEC_BLOCK ? n - i : DEC_BLOCK;
+        un(p, i, m, tmp);
+        uint64_t *o = out + i;
+        for (size_t j = 0; j < m; j++) o[j] = base + tmp[j];
+    }
+}
+
+static void dec_unpack_dec(const void *p, unsigned bits, size_t n, int64_t base, double scale,
+                           double *out)
+{
+    uint32_t tmp[DEC_BLOCK];
+    dec_unpack_fn un = dec_unpack[bits <= 32 ? bits : 0];
+    for (size_t i = 0; i < n; i += DEC_BLOCK) {
+        size_t m = n - i < DEC_BLOCK ? n - i : DEC_BLOCK;
+        un(p, i, m, tmp);
+        double *o = out + i;
+        /* x / 1.0 is x: integers skip the division. */
+        if (scale == 1.0)
+            for (size_t j = 0; j < m; j++) o[j] = (double)(int64_t)((uint64_t)base + tmp[j]);
+        else
+            for (size_t j = 0; j < m; j++)
+                o[j] = (double)(int64_t)((uint64_t)base + tmp[j]) / scale;
+    }
+}
+
+static void dec_widen_f32(const void *p, size_t n, double *out)
+{
+    const uint8_t *q = p;
+    for (size_t i = 0; i < n; i++) {
+        float x;
+        memcpy(&x, q + 4 * i, 4);
+        out[i] = x;
+    }
+}
+
+static void dec_unpack_dict(const void *p, unsigned bits, size_t n, const void *dict,
+                            uint32_t n_dict, uint64_t *out)
+{
+    uint32_t tmp[DEC_BLOCK];
+    dec_unpack_fn un = dec_unpack[bits <= 32 ? bits : 0];
+    const uint8_t *d = dict;
+    uint32_t last = n_dict ? n_dict - 1 : 0;
+    for (size_t i = 0; i < n; i += DEC_BLOCK) {
+        size_t m = n - i < DEC_BLOCK ? n - i : DEC_BLOCK;
+        un(p, i, m, tmp);
+        uint64_t *o = out + i;
+        for (size_t j = 0; j < m; j++) {
+            uint32_t k = tmp[j] < last ? tmp[j] : last;
+            memcpy(&o[j], d + 8 * (size_t)k, 8);
+        }
+    }
+}
+
+#endif
