@@ -42,6 +42,17 @@
 
 static size_t n_rows;
 static char *col_v, *col_ts, *col_keys, *col_hash; /* each 2 bytes past alignment */
+/* Encoded columns (engine/internal.h): two-digit decimals in 7 bits, time
+ * offsets in 27 bits (a day of milliseconds), trace indexes in 9 bits
+ * into a dictionary of 512 hashes, f32 values. */
+#define DEC_BITS 7
+#define TS_BITS 27
+#define TR_BITS 9
+#define CHUNK 8192 /* rows a segment decodes at once: store.c's chunk_rows */
+static char *pk_dec, *pk_ts, *pk_tr, *col_f32, *dict;
+static double *dec_v;  /* CHUNK: decoded scratch, as exec.c's load_cols */
+static int64_t *dec_t;
+static uint64_t *dec_h;
 static sdb_filter f_all, f_value, f_time, f_time_value;
 static int64_t t_first;
 static volatile uint64_t sink; /* keeps results observable */
@@ -95,6 +106,38 @@ static void make_data(void)
         memcpy(col_keys + i * 4, &k, 4);
         memcpy(col_hash + i * 8, &h, 8);
     }
+    /* Packed columns, padded by 7 bytes (kernels.h). */
+    size_t l_dec = (n_rows * DEC_BITS + 7) / 8 + 7, l_ts = (n_rows * TS_BITS + 7) / 8 + 7;
+    size_t l_tr = (n_rows * TR_BITS + 7) / 8 + 7;
+    pk_dec = column(l_dec);
+    pk_ts = column(l_ts);
+    pk_tr = column(l_tr);
+    col_f32 = column(n_rows * 4);
+    dict = column(8 << TR_BITS);
+    memset(pk_dec, 0, l_dec);
+    memset(pk_ts, 0, l_ts);
+    memset(pk_tr, 0, l_tr);
+    for (size_t i = 0; i < (1u << TR_BITS); i++) {
+        uint64_t h = rng_next(&s) | 1;
+        memcpy(dict + 8 * i, &h, 8);
+    }
+    for (size_t i = 0; i < n_rows; i++) {
+        uint64_t x[3] = {rng_next(&s) % 101, (i * 10) % 86400000, rng_next(&s) % (1u << TR_BITS)};
+        char *col[3] = {pk_dec, pk_ts, pk_tr};
+        unsigned bits[3] = {DEC_BITS, TS_BITS, TR_BITS};
+        for (int c = 0; c < 3; c++) {
+            uint64_t bit = (uint64_t)i * bits[c], w;
+            memcpy(&w, col[c] + (bit >> 3), 8);
+            w |= x[c] << (bit & 7);
+            memcpy(col[c] + (bit >> 3), &w, 8);
+        }
+        float fv = (float)((double)(rng_next(&s) >> 11) * 0x1.0p-53);
+        memcpy(col_f32 + 4 * i, &fv, 4);
+    }
+    dec_v = malloc(CHUNK * sizeof *dec_v);
+    dec_t = malloc(CHUNK * sizeof *dec_t);
+    dec_h = malloc(CHUNK * sizeof *dec_h);
+    if (!dec_v || !dec_t || !dec_h) exit(1);
     int64_t span = (int64_t)n_rows * 10;
     f_all = (sdb_filter){INT64_MIN, INT64_MAX, -INFINITY, INFINITY, 0.5};
     /* The middle half of the segment's time. */
@@ -199,6 +242,81 @@ static void run_select_value(const sdb_kernels *k)
     sink = k->select_u64(col_hash, col_v, col_ts, n_rows, &f_value, select_out);
 }
 
+/* ---- encoded columns: decoders alone, and decode + kernel per chunk ------- */
+
+/* Chunk c of a packed column of b bits starts at a whole byte (CHUNK is a
+ * multiple of 8). */
+static const char *chunk_of(const char *col, unsigned bits, size_t i) { return col + i / 8 * bits; }
+
+static void run_unpack_dec(const sdb_kernels *k)
+{
+    for (size_t i = 0; i < n_rows; i += CHUNK) {
+        size_t m = n_rows - i < CHUNK ? n_rows - i : CHUNK;
+        k->unpack_dec(chunk_of(pk_dec, DEC_BITS, i), DEC_BITS, m, 0, 100.0, dec_v);
+    }
+    sink = (uint64_t)dec_v[0];
+}
+
+static void run_unpack_ts(const sdb_kernels *k)
+{
+    for (size_t i = 0; i < n_rows; i += CHUNK) {
+        size_t m = n_rows - i < CHUNK ? n_rows - i : CHUNK;
+        k->unpack_u64(chunk_of(pk_ts, TS_BITS, i), TS_BITS, m, (uint64_t)t_first, (uint64_t *)dec_t);
+    }
+    sink = (uint64_t)dec_t[0];
+}
+
+static void run_unpack_dict(const sdb_kernels *k)
+{
+    for (size_t i = 0; i < n_rows; i += CHUNK) {
+        size_t m = n_rows - i < CHUNK ? n_rows - i : CHUNK;
+        k->unpack_dict(chunk_of(pk_tr, TR_BITS, i), TR_BITS, m, dict, 1u << TR_BITS, dec_h);
+    }
+    sink = dec_h[0];
+}
+
+static void run_widen_f32(const sdb_kernels *k)
+{
+    for (size_t i = 0; i < n_rows; i += CHUNK) {
+        size_t m = n_rows - i < CHUNK ? n_rows - i : CHUNK;
+        k->widen_f32(col_f32 + 4 * i, m, dec_v);
+    }
+    sink = (uint64_t)dec_v[0];
+}
+
+/* What exec.c does with a decimal segment wholly inside the query's time:
+ * decode the values, then agg_f64 over them (the time column unread). */
+static void run_dec_agg(const sdb_kernels *k)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < n_rows; i += CHUNK) {
+        size_t m = n_rows - i < CHUNK ? n_rows - i : CHUNK;
+        sdb_agg a;
+        k->unpack_dec(chunk_of(pk_dec, DEC_BITS, i), DEC_BITS, m, 0, 100.0, dec_v);
+        k->agg_f64(dec_v, dec_v, m, &f_value, &a);
+        n += a.n;
+    }
+    sink = n;
+}
+
+/* And with a time filter: times decoded too. */
+static void run_dec_agg_time(const sdb_kernels *k)
+{
+    uint64_t n = 0;
+    sdb_filter f = f_all;
+    f.t_lo = t_first + 3600000;
+    f.t_hi = t_first + 5 * 3600000;
+    for (size_t i = 0; i < n_rows; i += CHUNK) {
+        size_t m = n_rows - i < CHUNK ? n_rows - i : CHUNK;
+        sdb_agg a;
+        k->unpack_dec(chunk_of(pk_dec, DEC_BITS, i), DEC_BITS, m, 0, 100.0, dec_v);
+        k->unpack_u64(chunk_of(pk_ts, TS_BITS, i), TS_BITS, m, (uint64_t)t_first, (uint64_t *)dec_t);
+        k->agg_f64(dec_v, dec_t, m, &f, &a);
+        n += a.n;
+    }
+    sink = n;
+}
+
 static const job jobs[] = {
     {"memread (ts+v)", 16, run_memread, 0},
     {"agg_f64, no filter (v only)", 8, run_agg_all, 1},
@@ -210,6 +328,16 @@ static const job jobs[] = {
     {"series_f64, 1-min buckets, time range", 16, run_series, 1},
     {"select_u64, time + value", 24, run_select, 1},
     {"select_u64, value only (v + hash)", 16, run_select_value, 1},
+    /* Decoders: GB/s of the f64/i64/u64 they write (8 bytes a row), so a
+     * cell compares with memread's rate of reading those bytes raw. */
+    {"unpack_dec, 7-bit decimals -> f64 (out)", 8, run_unpack_dec, 1},
+    {"unpack_u64, 27-bit time offsets -> i64 (out)", 8, run_unpack_ts, 1},
+    {"unpack_dict, 9-bit trace indexes -> u64 (out)", 8, run_unpack_dict, 1},
+    {"widen_f32 -> f64 (out)", 8, run_widen_f32, 1},
+    /* Scans of encoded columns, per 8192-row chunk: GB/s of the raw
+     * columns they stand for (v 8 bytes a row; ts + v 16). */
+    {"decimals: unpack_dec + agg_f64, value filter (v as f64)", 8, run_dec_agg, 1},
+    {"decimals + times: unpack x2 + agg_f64, time range (ts+v)", 16, run_dec_agg_time, 1},
 };
 #define N_JOBS (sizeof jobs / sizeof jobs[0])
 

@@ -334,7 +334,8 @@ bool sdb__row_prop_get(const sdb__row *r, const char *k, size_t klen, sdb__str *
  * A packed column of b bits (0..32) holds entry i at bits [i b, i b + b)
  * of the byte string (little-endian), in sdb__pk_len(n, b) bytes: the
  * bits rounded up to bytes plus 7, so that an 8-byte load at the byte of
- * any entry stays inside the column. b = 0 takes no bytes (every entry 0).
+ * any entry stays inside the column. b = 0 takes no bytes (every entry 0);
+ * the plan gives an empty segment 0 bits everywhere.
  *
  * Encodings are chosen per segment when it is built (sdb__seg_plan), each
  * the narrowest that gives every row back bit for bit: time offsets in the
@@ -432,11 +433,12 @@ typedef struct sdb__seg_fmt {
     uint8_t v_enc, v_bits, v_exp;
 } sdb__seg_fmt;
 
-/* Bytes of a packed column of n entries of b bits (SDB__PK_RAW: 8 n). */
+/* Bytes of a packed column of n entries of b bits: the bits rounded up to
+ * bytes, plus 7 when b is 1..32 (SDB__PK_RAW: 8 n; 0: none). Branch-free:
+ * every segment open sums five of these. */
 static inline size_t sdb__pk_len(uint32_t n, unsigned b)
 {
-    if (b == SDB__PK_RAW) return 8 * (size_t)n;
-    return b == 0 || n == 0 ? 0 : ((size_t)n * b + 7) / 8 + 7;
+    return ((size_t)n * b + 7) / 8 + ((b - 1u) < 32u ? 7u : 0u);
 }
 /* Entry i of a packed column of b bits (0..32). */
 static inline uint64_t sdb__pk_get(const uint8_t *p, unsigned b, size_t i)
@@ -467,11 +469,11 @@ typedef struct sdb__seg {
     uint32_t n;
 } sdb__seg;
 
-/* Bytes of the value column of n rows encoded as f says. */
+/* Bytes of the value column of n rows encoded as f says (v_enc <= 2). */
 static inline size_t sdb__seg_vlen(uint32_t n, unsigned v_enc, unsigned v_bits)
 {
-    return v_enc == SDB__V_F64 ? 8 * (size_t)n
-         : v_enc == SDB__V_F32 ? 4 * (size_t)n : sdb__pk_len(n, v_bits);
+    unsigned b = v_enc == SDB__V_DEC ? v_bits : 64u >> v_enc; /* f64 64, f32 32 */
+    return ((size_t)n * b + 7) / 8 + (v_enc == SDB__V_DEC && (b - 1u) < 32u ? 7u : 0u);
 }
 
 /* Bytes of a segment of n rows with encodings f. */

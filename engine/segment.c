@@ -62,32 +62,33 @@ int sdb__seg_open(const void *p, size_t len, sdb__seg *g)
     uint64_t w; /* dim_w[0..5], ref_bits, ts_bits */
     memcpy(&w, (const uint8_t *)p + offsetof(sdb__seg_hdr, dim_w), 8);
     uint64_t dw = w & 0xFFFFFFFFFFFFull;
+    uint32_t n = h->n_rows;
+    unsigned rb = h->ref_bits, tb = h->ts_bits, trb = h->tr_bits, ve = h->v_enc, vb = h->v_bits;
     /* A dimension width is 0, 1, 2 or 4: no bit above the low three, and
      * no two of those set (bits 0 and 1, 1 and 2, or 0 and 2). */
     uint64_t bad = (dw & B8(0xF8)) | (dw & dw >> 1 & B8(3)) | (dw & dw >> 2 & B8(1));
-    bad |= bad_bits(h->ref_bits) | bad_bits(h->ts_bits) | bad_bits(h->tr_bits);
-    bad |= (h->v_enc > SDB__V_DEC) | (h->v_bits > 32) | (h->v_exp > SDB__SEG_MAX_EXP);
-    bad |= (h->v_enc != SDB__V_DEC) & ((h->v_bits | h->v_exp) != 0);
-    uint32_t n = h->n_rows;
+    bad |= bad_bits(rb) | bad_bits(tb) | bad_bits(trb);
+    bad |= (ve > SDB__V_DEC) | (vb > 32) | (h->v_exp > SDB__SEG_MAX_EXP);
+    bad |= (ve != SDB__V_DEC) & ((vb | h->v_exp) != 0);
     /* A dictionary of 1..n entries, or none with raw hashes. */
-    bad |= h->tr_bits == SDB__PK_RAW ? h->n_tdict != 0 : (h->n_tdict == 0) | (h->n_tdict > n);
+    bad |= trb == SDB__PK_RAW ? h->n_tdict != 0 : (h->n_tdict == 0) | (h->n_tdict > n);
     bad |= (h->magic != SDB__SEG_MAGIC) | (h->version != SDB__SEG_VERSION);
     bad |= (uint64_t)h->n_type[0] + h->n_type[1] + h->n_type[2] != n;
-    if (bad) return SDB_ECORRUPT;
     /* Byte d of pre: dim_w[0] + ... + dim_w[d] (at most 24: no carries). */
     uint64_t pre = dw * B8(1);
-    size_t l_ts = sdb__pk_len(n, h->ts_bits), l_v = sdb__seg_vlen(n, h->v_enc, h->v_bits);
-    size_t l_td = 8 * (size_t)h->n_tdict, l_tr = sdb__pk_len(n, h->tr_bits);
-    size_t l_ref = sdb__pk_len(n, h->ref_bits), l_dim = (size_t)(pre >> 40 & 0xFF) * n;
-    /* Each term is at most 8 n + 7 for a u32 n: no overflow of a 64-bit size_t. */
-    if (len != sizeof(sdb__seg_hdr) + l_ts + l_v + l_td + l_tr + l_ref + l_dim + n)
-        return SDB_ECORRUPT;
+    size_t l_ts = sdb__pk_len(n, tb), l_v = sdb__seg_vlen(n, ve & 3u, vb);
+    size_t l_td = 8 * (size_t)h->n_tdict, l_tr = sdb__pk_len(n, trb);
+    size_t l_ref = sdb__pk_len(n, rb), l_dim = (size_t)(pre >> 40 & 0xFF) * n;
+    /* Each term is at most 8 n + 7 for a u32 n, whatever the header says
+     * (widths are bytes): no overflow of a 64-bit size_t. */
+    bad |= len != sizeof(sdb__seg_hdr) + l_ts + l_v + l_td + l_tr + l_ref + l_dim + n;
+    if (bad) return SDB_ECORRUPT;
     const uint8_t *c = (const uint8_t *)p + sizeof(sdb__seg_hdr);
     g->start = p;
     g->len = len;
     g->n = n;
     g->ts = c;
-    g->value = g->ts + l_ts;
+    g->value = c + l_ts;
     g->tdict = g->value + l_v;
     g->trace = g->tdict + l_td;
     g->ref = g->trace + l_tr;
@@ -106,8 +107,9 @@ double sdb__seg_value_at(const sdb__seg *g, uint32_t i)
         return x;
     }
     case SDB__V_DEC: {
-        uint64_t x = (uint64_t)g->h.v_base + sdb__pk_get(g->value, g->h.v_bits, i);
-        return (double)(int64_t)x / p10[g->h.v_exp];
+        /* the kernels' formula (kernels.h, unpack_dec) */
+        double x = (double)sdb__pk_get(g->value, g->h.v_bits, i);
+        return (x + (double)g->h.v_base) / p10[g->h.v_exp];
     }
     default: {
         double x;
@@ -247,6 +249,14 @@ static bool plan_dec(const sdb__fixed *const *rows, uint32_t n, sdb__seg_fmt *f)
     }
     unsigned b = n ? span_bits((uint64_t)hi - (uint64_t)lo) : 0;
     if (b == SDB__PK_RAW) return false;
+    /* The decoders add the entry and the base as doubles: exact below
+     * 2^53, which dec_of keeps every integer; checked all the same, so
+     * that what the chunk claims is what every reader computes. */
+    for (uint32_t i = 0; i < n; i++) {
+        dec_of(rows[i]->value, e, &x);
+        double y = ((double)((uint64_t)x - (uint64_t)lo) + (double)lo) / p10[e];
+        if (!same_bits(y, rows[i]->value)) return false;
+    }
     f->v_enc = SDB__V_DEC;
     f->v_bits = (uint8_t)b;
     f->v_exp = (uint8_t)e;

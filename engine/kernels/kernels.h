@@ -120,9 +120,11 @@ typedef struct sdb_kernels {
     /* out[i] = base + entry i (mod 2^64): time offsets, refs. */
     void (*unpack_u64)(const void *p, unsigned bits, size_t n, uint64_t base, uint64_t *out);
 
-    /* out[i] = (double)(int64_t)(base + entry i) / scale: decimal values
-     * (scale 10^e; division by it is correctly rounded, so every table
-     * gives the same doubles). */
+    /* out[i] = ((double)entry i + (double)base) / scale: decimal values
+     * (scale 10^e). Every operation is IEEE-rounded, so every table gives
+     * the same doubles; with |base| and |base + entry| below 2^53 (the
+     * segment builder's promise) the sum is the integer exactly, and the
+     * division by 10^e is correctly rounded: the double strtod reads. */
     void (*unpack_dec)(const void *p, unsigned bits, size_t n, int64_t base, double scale,
                        double *out);
 

@@ -187,8 +187,7 @@ static void unpack_u64(const void *p, unsigned bits, size_t n, uint64_t base, ui
 static void unpack_dec(const void *p, unsigned bits, size_t n, int64_t base, double scale,
                        double *out)
 {
-    for (size_t i = 0; i < n; i++)
-        out[i] = (double)(int64_t)((uint64_t)base + pk_get(p, bits, i)) / scale;
+    for (size_t i = 0; i < n; i++) out[i] = ((double)pk_get(p, bits, i) + (double)base) / scale;
 }
 
 static void widen_f32(const void *p, size_t n, double *out)
