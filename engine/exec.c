@@ -616,6 +616,7 @@ static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
  * readable bytes serve scalar.c, which loads a time for every row. */
 static int load_cols(xstate *x, xseg *ps, bool need_ts)
 {
+    sdb__seg_cols(&ps->g);
     const sdb__seg *g = &ps->g;
     const sdb_kernels *k = x->p->kern;
     if (x->cap_cols < g->n) {
@@ -708,7 +709,9 @@ static int run_pass(xstate *x)
             __builtin_prefetch(nx);
             __builtin_prefetch(nx + 64);
         }
-        if ((rc = sdb__seg_open(ps->val, ps->len, &xs.g))) break;
+        /* The plan opened (and checked) it in this txn: the header now,
+         * the column views when a path scans rows (load_cols). */
+        sdb__seg_head(ps->val, ps->len, &xs.g);
         xs.key = ps->key;
         xs.name = ps->name;
         rc = exec_segment(x, &xs);

@@ -551,6 +551,13 @@ double sdb__seg_value_at(const sdb__seg *g, uint32_t i);
  * dictionary of 1..n entries when there are rows, type counts that add up
  * to n_rows) and len is exactly sdb__seg_len(). */
 int sdb__seg_open(const void *p, size_t len, sdb__seg *out);
+/* A segment that sdb__seg_open accepted earlier in the same read txn (or
+ * a copy of one): its header and row count only, unchecked, for a reader
+ * that opened it once to decide and again to scan (plan, then exec) and
+ * that most often needs no column (a header-only query opens 4500);
+ * sdb__seg_cols then sets the column views. */
+void sdb__seg_head(const void *p, size_t len, sdb__seg *out);
+void sdb__seg_cols(sdb__seg *g);
 /* Row i of a segment as a fixed record (project/name filled by the caller). */
 void sdb__seg_row(const sdb__seg *g, uint32_t i, sdb__fixed *out);
 /* Dimension d of rows [0, n) as u32s: the column itself when it is 4 bytes
