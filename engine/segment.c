@@ -10,15 +10,17 @@
  * that stays exact to ~1e-15 even when the mean is large against the
  * spread, where sum-of-squares loses every digit.
  *
- * Columns are fixed-width within a segment, but the width of each
- * dimension and of the row refs is chosen per segment (internal.h draws
- * the layout): dictionary ids are small and refs of one chunk lie close
- * together, so a row that took 58 bytes at full width takes 32 on typical
- * data (three 1-byte dimensions, three absent, 4-byte ref offsets). The
- * time and value columns keep their 8 bytes, so the SIMD kernels still
- * read them in place; the narrow dimension columns are widened into a
- * scratch array for the group-by kernel (sdb__seg_dim_u32), which costs a
- * pass over 1-2 bytes a row instead of reading 4 from the map.
+ * Each column is encoded per segment, the narrowest encoding that gives
+ * every row back bit for bit (internal.h draws the layout, docs/storage.md
+ * says why each): times as bit-packed offsets from the chunk's earliest,
+ * values as decimals (i / 10^e, which is what a client's "0.85" parses
+ * to; booleans, grades and label ids are e = 0) or f32 or f64, trace
+ * hashes through a per-chunk dictionary when that is smaller, refs as
+ * bit-packed offsets, dimension ids at byte widths. The fold is where the
+ * encoder's cost goes (a sort of the chunk's hashes, a few divisions a
+ * value); readers decode whole columns through the kernel table
+ * (sdb__seg_ts/values/traces), a pass over a chunk that stays in L1/L2,
+ * and the SIMD kernels then scan f64/i64 arrays as before.
  *
  * Invariant: the header always describes exactly the rows of its columns;
  * every change rebuilds the whole chunk through sdb__seg_build().

@@ -127,24 +127,34 @@ put("time", "int64_min_ms", struct.pack("<q", -2**63))
 put("time", "int64_max_ms", struct.pack("<q", 2**63 - 1))
 
 # -------------------------------------------------------------- segment
-# Version 2 (engine/internal.h): the 128-byte header, then ts i64[n],
-# value f64[n], trace u64[n], ref u{ref_w}[n] (ref - ref_base), one
-# u{dim_w[d]}[n] array per dimension (width 0: no bytes), tsrc u8[n]
-# (type | source << 2).
+# Segment version 3 (engine/internal.h): the 128-byte header, then ts
+# (offsets from ts_min, packed, or raw i64), value (f64, f32, or decimal
+# entries packed), the trace dictionary, trace (indexes packed, or raw
+# u64), ref (offsets from ref_base, packed, or raw u64), one u{dim_w[d]}
+# array per dimension, tsrc u8 (type | source << 2). A packed column of b
+# bits (1..32) is the entries' bits little-endian plus 7 bytes; b 0 takes
+# none; 64 means raw 8-byte entries.
+RAW = 64
+
 def le(x, w):  # the low w bytes of x, little-endian (w 0: none)
     return (x % 2**(8 * w)).to_bytes(w, "little")
 
-def widths(rows):
-    def w(m):
-        return 0 if m == 0 else 1 if m < 256 else 2 if m < 65536 else 4
-    dim_w = [w(max((r["dims"][d] for r in rows), default=0)) for d in range(6)]
-    refs = [r["ref"] for r in rows]
-    base = min(refs, default=0)
-    ref_w = 4 if max(refs, default=0) - base < 2**32 else 8
-    return dim_w, ref_w, base
+def packed(xs, b):
+    if b == RAW:
+        return b"".join(le(x, 8) for x in xs)
+    if b == 0:
+        return b""
+    acc = 0
+    for i, x in enumerate(xs):
+        acc |= (x % 2**b) << (i * b)
+    return acc.to_bytes((len(xs) * b + 7) // 8, "little") + bytes(7)
 
-def segment(rows, magic=0x47455353, version=2, n=None, types=None, dim_w=None, ref_w=None,
-            ref_base=None, reserved=bytes(17)):
+def bits_of(span):
+    b = span.bit_length()
+    return b if b <= 32 else RAW
+
+def segment(rows, magic=0x47455353, version=3, n=None, types=None, dim_w=None, ref_bits=None,
+            ts_bits=None, tr_bits=None, v_enc=0, v_exp=0, v_bits=None, n_tdict=None):
     n = len(rows) if n is None else n
     nt = [0, 0, 0]
     for r in rows:
@@ -152,23 +162,50 @@ def segment(rows, magic=0x47455353, version=2, n=None, types=None, dim_w=None, r
         nt[t if t < 3 else 0] += 1
     if types is not None:
         nt = types
-    pw, pr, pb = widths(rows)
-    dim_w = pw if dim_w is None else dim_w
-    ref_w = pr if ref_w is None else ref_w
-    ref_base = pb if ref_base is None else ref_base
-    hdr = struct.pack("<IHHI3I", magic, version, 0, n, *nt)
+    def w(m):
+        return 0 if m == 0 else 1 if m < 256 else 2 if m < 65536 else 4
+    if dim_w is None:
+        dim_w = [w(max((r["dims"][d] for r in rows), default=0)) for d in range(6)]
+    refs = [r["ref"] for r in rows]
+    ref_base = min(refs, default=0)
+    if ref_bits is None:
+        ref_bits = bits_of(max(refs, default=0) - ref_base)
     ts = [r["ts"] for r in rows]
+    t0 = min(ts, default=0)
+    if ts_bits is None:
+        ts_bits = bits_of(max(ts, default=0) - t0)
     vals = [r["v"] for r in rows]
-    hdr += struct.pack("<qqdddd q", min(ts, default=0), max(ts, default=0),
+    # values: f64 (0), f32 (1) or decimal (2) at exponent v_exp
+    ints = [round(v * 10**v_exp) for v in vals]
+    v_base = min(ints, default=0) if v_enc == 2 else 0
+    if v_bits is None:
+        v_bits = bits_of(max(ints, default=0) - v_base) if v_enc == 2 else 0
+    traces = sorted(set(r["trace"] for r in rows))
+    if tr_bits is None:
+        tr_bits = RAW
+    nd = len(traces) if tr_bits != RAW else 0
+    nd = nd if n_tdict is None else n_tdict
+    hdr = struct.pack("<IHHI3I", magic, version, 0, n, *nt)
+    hdr += struct.pack("<qqdddd q", t0, max(ts, default=0),
                        min(vals, default=0.0), max(vals, default=0.0), sum(vals), 0.0,
                        0)
     hdr += struct.pack("<dd", vals[0] if vals else 0.0, 0.0)  # k, dm
-    hdr += struct.pack("<Q6BB", ref_base, *dim_w, ref_w) + reserved
+    hdr += struct.pack("<Q6BBBBBBBIq", ref_base, *dim_w, ref_bits, ts_bits, v_enc, v_bits,
+                       v_exp, tr_bits, nd, v_base)
     assert len(hdr) == 128
-    body = b"".join(struct.pack("<q", r["ts"]) for r in rows)
-    body += b"".join(struct.pack("<d", r["v"]) for r in rows)
-    body += b"".join(struct.pack("<Q", r["trace"]) for r in rows)
-    body += b"".join(le((r["ref"] - ref_base) % 2**64, ref_w) for r in rows)
+    body = packed(ts, RAW) if ts_bits == RAW else packed([t - t0 for t in ts], ts_bits)
+    if v_enc == 0:
+        body += b"".join(struct.pack("<d", v) for v in vals)
+    elif v_enc == 1:
+        body += b"".join(struct.pack("<f", v) for v in vals)
+    else:
+        body += packed([i - v_base for i in ints], v_bits)
+    if tr_bits == RAW:
+        body += packed([r["trace"] for r in rows], RAW)
+    else:
+        body += b"".join(struct.pack("<Q", h) for h in traces[:nd])
+        body += packed([traces.index(r["trace"]) for r in rows], tr_bits)
+    body += packed([(r - ref_base) % 2**64 for r in refs], ref_bits)
     for d in range(6):
         body += b"".join(le(r["dims"][d], dim_w[d]) for r in rows)
     body += bytes((r["type"] & 3) | (r["src"] & 3) << 2 if r["type"] < 4 else r["type"]
@@ -176,31 +213,37 @@ def segment(rows, magic=0x47455353, version=2, n=None, types=None, dim_w=None, r
     return hdr + body
 
 def row(i, t=0, dims=None, ref=None):
-    return {"ts": 1767225600000 + i * 1000, "v": i / 10, "trace": 0x1234 + i,
+    return {"ts": 1767225600000 + i * 1000, "v": i / 10, "trace": 0x1234 + i % 4,
             "ref": 1000 + i if ref is None else ref,
             "dims": [1, i % 3, 0, 2, 0, 1] if dims is None else dims, "type": t, "src": i % 3}
 
+for old in ("bad_ref_base_wraps", "bad_ref_width"):  # version-2 seeds
+    if os.path.exists(f"{C}/segment/{old}"):
+        os.remove(f"{C}/segment/{old}")
 rows3 = [row(0), row(1, 1), row(2, 2)]
 put("segment", "three_rows", segment(rows3))
-put("segment", "empty", segment([]))
+put("segment", "empty", segment([], ts_bits=0, ref_bits=0))
 put("segment", "one_row", segment([row(7)]))
 put("segment", "ten_rows", segment([row(i, i % 3) for i in range(10)]))
-# Every width: 0 (absent), 1, 2 and 4-byte dimensions; 8-byte refs.
+put("segment", "decimals_dict", segment([row(i) for i in range(40)], v_enc=2, v_exp=1, tr_bits=2))
+put("segment", "f32_values", segment([row(i) for i in range(20)], v_enc=1))
+put("segment", "raw_times", segment([row(0), row(1) | {"ts": 2**40}]))
+# Every width: 0 (absent), 1, 2 and 4-byte dimensions; raw refs.
 wide = [row(i, i % 3, dims=[i, 300 + i, 0, 70000 + i, 255, 65535 + i]) for i in range(5)]
 put("segment", "wide_dims", segment(wide))
 put("segment", "all_dims_absent", segment([row(i, dims=[0] * 6) for i in range(4)]))
 put("segment", "ref_u64", segment([row(0, ref=5), row(1, ref=2**40), row(2, ref=2**64 - 1)]))
 put("segment", "ref_u32_span_max", segment([row(0, ref=7), row(1, ref=7 + 2**32 - 1)]))
-put("segment", "wider_than_needed", segment(rows3, dim_w=[4] * 6, ref_w=8))
+put("segment", "wider_than_needed", segment(rows3, dim_w=[4] * 6, ref_bits=RAW, ts_bits=RAW))
 put("segment", "bad_magic", segment(rows3, magic=0x12345678))
-put("segment", "bad_version", segment(rows3, version=1))
+put("segment", "bad_version", segment(rows3, version=2))
 put("segment", "bad_count", segment(rows3, n=4))
 put("segment", "bad_type_counts", segment(rows3, types=[3, 1, 0]))
 put("segment", "bad_dim_width", segment(rows3, dim_w=[1, 3, 0, 1, 0, 1]))
-put("segment", "bad_ref_width", segment(rows3, ref_w=2))
-put("segment", "bad_ref_base_wraps", segment(rows3, ref_base=2**64 - 2**31))
-# Reserved bytes are not read: a segment with some set opens.
-put("segment", "reserved_set", segment(rows3, reserved=b"\x01" + bytes(15) + b"\xff"))
+put("segment", "bad_ref_bits", segment(rows3, ref_bits=33))
+put("segment", "bad_dict_count", segment([row(i) for i in range(8)], tr_bits=2, n_tdict=9))
+# Decimal fields on f64 values: refused.
+put("segment", "bad_exp_on_f64", segment(rows3, v_exp=1)[:114] + b"\x01" + segment(rows3)[115:])
 # The header claims 2-byte columns the body does not have (and the reverse).
 put("segment", "width_length_mismatch", segment(rows3)[:128] + segment(rows3, dim_w=[2] * 6)[128:])
 put("segment", "width_claims_more", segment(rows3, dim_w=[2] * 6)[:128] + segment(rows3)[128:])
