@@ -25,11 +25,27 @@
 
 /* Entries [i0, i0 + m) of a packed column of B bits into out; i0 is a
  * multiple of 8, m <= DEC_BLOCK. */
+typedef uint64_t dec_v8q __attribute__((vector_size(64)));
+typedef uint32_t dec_v8u __attribute__((vector_size(32)));
+
 #define DEC_W(B)                                                                     \
     static void dec_unpack_##B(const uint8_t *p, size_t i0, size_t m, uint32_t *out) \
     {                                                                                \
         const uint8_t *q = p + i0 / 8 * (B);                                         \
         size_t j = 0;                                                                \
+        if ((B) <= 8) {                                                              \
+            /* 8 entries of B <= 8 bits are one 8-byte word: broadcast it  \
+             * and shift each lane by its entry's offset (vpsrlvq). */      \
+            const dec_v8q sh = {0, (B), 2 * (B), 3 * (B), 4 * (B), 5 * (B), 6 * (B),  \
+                                7 * (B)};                                            \
+            const dec_v8q mk = (dec_v8q){0} + ((1ull << (B)) - 1);                  \
+            for (; j + 8 <= m; j += 8, q += (B)) {                                   \
+                uint64_t w;                                                          \
+                memcpy(&w, q, 8);                                                    \
+                dec_v8u e = __builtin_convertvector(((dec_v8q){0} + w) >> sh & mk, dec_v8u); \
+                memcpy(out + j, &e, sizeof e);                                       \
+            }                                                                        \
+        }                                                                            \
         for (; j + 8 <= m; j += 8, q += (B)) {                                       \
             for (unsigned e = 0; e < 8; e++) {                                       \
                 uint64_t x;                                                          \
