@@ -23,13 +23,43 @@
 
 #define DEC_BLOCK 256
 
-/* Entries [i0, i0 + m) of a packed column of B bits into out; i0 is a
- * multiple of 8, m <= DEC_BLOCK. */
+/* Entries [i0, i0 + m) of a packed column of n entries of B bits into
+ * out; i0 is a multiple of 8, m <= DEC_BLOCK. */
 typedef uint64_t dec_v8q __attribute__((vector_size(64)));
 typedef uint32_t dec_v8u __attribute__((vector_size(32)));
+typedef uint16_t dec_v32w __attribute__((vector_size(64)));
+
+/* Entries of 9-32 bits, 8 at a time, on 8-lane tables: 8 entries of B
+ * bits are B bytes, and entry e starts in 16-bit word e B / 16 at bit
+ * e B % 16 <= 15, so its bits lie in the 4 words from there. One 64-byte
+ * load, a word permute that puts those 4 words in lane e (vpermw), a
+ * shift per lane, a mask. Groups whose 64 bytes would pass the column's
+ * end (n entries, the 7 bytes of padding included) are left to the
+ * caller's loop; *j advances past the groups done. */
+static inline __attribute__((always_inline)) void
+dec_wide(const uint8_t *p, unsigned b, const uint8_t *q, size_t *j, size_t m, size_t n,
+         uint32_t *out)
+{
+    dec_v32w idx;
+    dec_v8q sh;
+    for (unsigned e = 0; e < 8; e++) {
+        for (unsigned w = 0; w < 4; w++) idx[4 * e + w] = (uint16_t)(e * b / 16 + w);
+        sh[e] = e * b % 16;
+    }
+    const dec_v8q mk = (dec_v8q){0} + ((1ull << b) - 1);
+    size_t end = (n * b + 7) / 8 + 7, at = (size_t)(q - p);
+    for (; *j + 8 <= m && at + 64 <= end; *j += 8, at += b) {
+        dec_v32w w;
+        memcpy(&w, p + at, 64);
+        dec_v8q x = ((dec_v8q)__builtin_shuffle(w, idx) >> sh) & mk;
+        dec_v8u e8 = __builtin_convertvector(x, dec_v8u);
+        memcpy(out + *j, &e8, sizeof e8);
+    }
+}
 
 #define DEC_W(B)                                                                     \
-    static void dec_unpack_##B(const uint8_t *p, size_t i0, size_t m, uint32_t *out) \
+    static void dec_unpack_##B(const uint8_t *p, size_t i0, size_t m, size_t n,     \
+                               uint32_t *out)                                    \
     {                                                                                \
         const uint8_t *q = p + i0 / 8 * (B);                                         \
         size_t j = 0;                                                                \
@@ -45,6 +75,9 @@ typedef uint32_t dec_v8u __attribute__((vector_size(32)));
                 dec_v8u e = __builtin_convertvector(((dec_v8q){0} + w) >> sh & mk, dec_v8u); \
                 memcpy(out + j, &e, sizeof e);                                       \
             }                                                                        \
+        } else if (PIPE_W == 8) {                                                    \
+            dec_wide(p, B, q, &j, m, n, out);                                        \
+            q = p + (i0 + j) / 8 * (B);                                              \
         }                                                                            \
         for (; j + 8 <= m; j += 8, q += (B)) {                                       \
             for (unsigned e = 0; e < 8; e++) {                                       \
@@ -65,12 +98,13 @@ DEC_W(17) DEC_W(18) DEC_W(19) DEC_W(20) DEC_W(21) DEC_W(22) DEC_W(23) DEC_W(24)
 DEC_W(25) DEC_W(26) DEC_W(27) DEC_W(28) DEC_W(29) DEC_W(30) DEC_W(31) DEC_W(32)
 #undef DEC_W
 
-typedef void (*dec_unpack_fn)(const uint8_t *p, size_t i0, size_t m, uint32_t *out);
+typedef void (*dec_unpack_fn)(const uint8_t *p, size_t i0, size_t m, size_t n, uint32_t *out);
 
-static void dec_unpack_0(const uint8_t *p, size_t i0, size_t m, uint32_t *out)
+static void dec_unpack_0(const uint8_t *p, size_t i0, size_t m, size_t n, uint32_t *out)
 {
     (void)p;
     (void)i0;
+    (void)n;
     memset(out, 0, m * sizeof *out);
 }
 
@@ -98,7 +132,7 @@ static void dec_unpack_u64(const void *p, unsigned bits, size_t n, uint64_t base
     dec_vq vb = (dec_vq){0} + base;
     for (size_t i = 0; i < n; i += DEC_BLOCK) {
         size_t m = n - i < DEC_BLOCK ? n - i : DEC_BLOCK, j = 0;
-        un(p, i, m, tmp);
+        un(p, i, m, n, tmp);
         uint64_t *o = out + i;
         for (; j + PIPE_W <= m; j += PIPE_W) {
             dec_vu u;
@@ -119,7 +153,7 @@ static void dec_unpack_dec(const void *p, unsigned bits, size_t n, int64_t base,
     dec_vd vb = (dec_vd){0} + b, vs = (dec_vd){0} + scale;
     for (size_t i = 0; i < n; i += DEC_BLOCK) {
         size_t m = n - i < DEC_BLOCK ? n - i : DEC_BLOCK, j = 0;
-        un(p, i, m, tmp);
+        un(p, i, m, n, tmp);
         double *o = out + i;
         /* x / 1.0 is x: integers skip the division. */
         if (scale == 1.0) {
@@ -168,7 +202,7 @@ static void dec_unpack_dict(const void *p, unsigned bits, size_t n, const void *
     uint32_t last = n_dict ? n_dict - 1 : 0;
     for (size_t i = 0; i < n; i += DEC_BLOCK) {
         size_t m = n - i < DEC_BLOCK ? n - i : DEC_BLOCK;
-        un(p, i, m, tmp);
+        un(p, i, m, n, tmp);
         uint64_t *o = out + i;
         for (size_t j = 0; j < m; j++) {
             uint32_t k = tmp[j] < last ? tmp[j] : last;
