@@ -212,13 +212,14 @@ int sdb__attrs_resolve(sdb__txn *t, sdb__acache *c, uint32_t project, const void
 }
 
 /* The attrs words of one stored row record (check, and the rows of a chunk
- * whose old value does not hold them). */
+ * whose old value does not hold them). SDB_ENOTFOUND: the record is gone
+ * (a dead row of the chunk, replaced or deleted). */
 static int record_words(sdb__txn *t, sdb__acache *c, uint32_t project, uint64_t ref,
                         sdb__buf *scratch, sdb__buf *words)
 {
     sdb__val rv;
     int rc = sdb__row_get(t, project, ref, &rv);
-    if (rc) return rc == SDB_ENOTFOUND ? SDB_ECORRUPT : rc;
+    if (rc) return rc;
     scratch->len = 0;
     if ((rc = sdb__attrs_raw_rec(rv.p, rv.len, scratch))) return rc;
     size_t used;
@@ -550,8 +551,14 @@ static int rewrite_chunk(sdb__txn *t, sdb__acache *cache, const uint8_t *key,
         uint64_t ref = sdb__seg_ref(&g, i);
         if (ref >= first_fresh) break;
         off[i] = words.len;
-        if (have_old && i < old.n) rc = value_words(&old, i, &words);
-        else rc = record_words(t, cache, project, ref, &scratch, &words);
+        if (have_old && i < old.n) {
+            rc = value_words(&old, i, &words);
+        } else if ((rc = record_words(t, cache, project, ref, &scratch, &words)) == SDB_ENOTFOUND) {
+            /* A dead row: no reader looks at it again, and the purge drops
+             * it; it keeps its place with no tags and no properties. */
+            uint32_t none[2] = {0, 0};
+            rc = sdb__buf_add(&words, none, sizeof none) ? SDB_ENOMEM : SDB_OK;
+        }
         n_old++;
     }
     if (rc == SDB_OK) rc = arows_of(&words, off, n_old, &rows);
@@ -702,7 +709,13 @@ int sdb__attrs_check_chunk(sdb__txn *t, const uint8_t *key, const sdb__seg *g,
         if ((size_t)i / 8 < dead_len && (dead[i / 8] >> (i % 8) & 1u)) continue;
         have.len = want.len = 0;
         rc = record_words(t, cache, project, sdb__seg_ref(g, i), &scratch, &want);
-        if (rc == SDB_ECORRUPT) { /* the row checks report the record itself */
+        if (rc == SDB_ENOTFOUND) { /* the row checks report a missing record */
+            rc = SDB_OK;
+            continue;
+        }
+        if (rc == SDB_ECORRUPT) {
+            problem(ctx, i, "its row record does not decode, or a tag or property of it has "
+                            "no dictionary id");
             rc = SDB_OK;
             continue;
         }
