@@ -169,6 +169,10 @@ int sdb__attrs_resolve(sdb__txn *t, sdb__acache *c, uint32_t project, const void
     uint32_t hdr[2];
     memcpy(hdr, p, sizeof hdr);
     p += sizeof hdr;
+    if (hdr[0] == 0 && hdr[1] == 0) { /* most scores: nothing to resolve or sort */
+        *used = sizeof hdr;
+        return sdb__buf_add(words, hdr, sizeof hdr) ? SDB_ENOMEM : SDB_OK;
+    }
     size_t at = words->len;
     if (sdb__buf_reserve(words, (2 + hdr[0] + 2 * (size_t)hdr[1]) * 4)) return SDB_ENOMEM;
     uint32_t *w = (uint32_t *)(void *)(words->p + at);
@@ -567,10 +571,12 @@ static int rewrite_chunk(sdb__txn *t, sdb__acache *cache, const uint8_t *key,
         if (!r) rc = SDB_ENOMEM;
         else rows = r;
     }
+    static const uint32_t none[2] = {0, 0};
     for (uint32_t i = n_old; i < g.n && rc == SDB_OK; i++) {
         uint64_t ref = sdb__seg_ref(&g, i);
         if (*at_fresh >= n_fresh || fresh_ref[*at_fresh] != ref) rc = SDB_ECORRUPT;
-        else rows[i] = fresh[(*at_fresh)++];
+        else if (fresh) rows[i] = fresh[(*at_fresh)++];
+        else sdb__arow_of(none, &rows[i]), ++*at_fresh;
     }
     if (rc == SDB_OK) rc = sdb__attrs_put(t, key, rows, g.n);
     free(rows);

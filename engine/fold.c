@@ -256,23 +256,30 @@ static int fold_txn(sdb__txn *t, void *arg)
     sdb__acache *cache = NULL;
     if ((rc = sdb__acache_new(&cache))) goto done_lists;
     c->awords.len = 0;
-    for (uint32_t i = 0; i < n && rc == SDB_OK; i++) {
+    /* A slice without a single tag or property (8 bytes of raw a row) needs
+     * no rows for the attrs: each chunk's new rows have none. */
+    int any = c->araw.len != (size_t)n * 8;
+    for (uint32_t i = 0; i < n && rc == SDB_OK && any; i++) {
         size_t used, at = c->awords.len;
         rc = sdb__attrs_resolve(t, cache, c->rows[i].project, c->araw.p + c->aoff[i], &used, 1,
                                 &c->awords);
         c->aoff[i] = at;
     }
     group *g = NULL;
-    uint32_t n_g = 0;
+    uint32_t n_g = 0, big = 0;
     sdb__arow *arows = NULL;
     if (rc == SDB_OK) rc = group_rows(c, n, &g, &n_g);
-    if (rc == SDB_OK && !(arows = malloc(sizeof *arows * (n ? n : 1)))) rc = SDB_ENOMEM;
-    for (uint32_t i = 0; i < n && rc == SDB_OK; i++)
-        sdb__arow_of((const uint32_t *)(const void *)(c->awords.p + c->aoff[c->orig[i]]), &arows[i]);
+    for (uint32_t q = 0; q < n_g; q++)
+        if (g[q].count > big) big = g[q].count;
+    if (rc == SDB_OK && any && !(arows = malloc(sizeof *arows * (big ? big : 1)))) rc = SDB_ENOMEM;
     for (uint32_t q = 0; q < n_g && rc == SDB_OK; q++) {
         rc = sdb__seg_append(t, c->ptrs + g[q].start, g[q].count);
+        for (uint32_t j = 0; j < g[q].count && any; j++) {
+            size_t at = c->aoff[c->orig[g[q].start + j]];
+            sdb__arow_of((const uint32_t *)(const void *)(c->awords.p + at), &arows[j]);
+        }
         if (rc == SDB_OK)
-            rc = sdb__attrs_append(t, cache, c->ptrs + g[q].start, arows + g[q].start, g[q].count);
+            rc = sdb__attrs_append(t, cache, c->ptrs + g[q].start, arows, g[q].count);
     }
     free(arows);
     free(g);

@@ -694,7 +694,8 @@ void sdb__arow_of(const uint32_t *words, sdb__arow *out);
 /* Write the value of chunk `key` for rows[0..n) (n == 0: delete it). */
 int sdb__attrs_put(sdb__txn *t, const uint8_t *key, const sdb__arow *rows, uint32_t n);
 /* After sdb__seg_append(t, fx, n): the attrs of every chunk that append
- * wrote, the new rows' from rows[0..n) (same order as fx). */
+ * wrote, the new rows' from rows[0..n) (same order as fx; NULL: none of
+ * them has a tag or a property). */
 int sdb__attrs_append(sdb__txn *t, sdb__acache *cache, const sdb__fixed *const *fx,
                       const sdb__arow *rows, uint32_t n);
 /* After a purge rewrote chunk `key` without the rows set in `dead`: the

@@ -248,3 +248,31 @@ Test(attrs, chunks_past_the_long_tail_bounds_answer_like_the_row_records)
     }
     drop(s, dir);
 }
+
+static void plain_tail(int i, char *buf, size_t len)
+{
+    (void)i;
+    if (len) buf[0] = 0;
+}
+
+/* A fold whose rows carry no tag and no property at all (the fold's fast
+ * path) appends them to a chunk whose rows do: the old rows keep theirs. */
+Test(attrs, a_fold_without_tags_appends_to_a_chunk_with_them)
+{
+    char dir[] = "/tmp/sdb_attrs_XXXXXX";
+    sdb_store *s = open_tmp(dir);
+    load(s, 30, small_tail);
+    load(s, 20, plain_tail); /* same day, same chunk */
+    char *a = answer(s, "{\"name\":\"q\",\"where\":{\"tags\":[\"b\"]},\"stats\":[\"count\"]}");
+    cr_assert(strstr(a, "\"count\":20}"), "rows 0..29 with i % 3 != 2 have b: %s", a);
+    free(a);
+    a = answer(s, "{\"name\":\"q\",\"group_by\":[\"properties.feature\"],\"stats\":[\"count\"]}");
+    cr_assert(strstr(a, "{\"key\":{\"properties.feature\":null},\"count\":20}"), "%s", a);
+    cr_assert(strstr(a, "{\"key\":{\"properties.feature\":\"chat\"},\"count\":15}"), "%s", a);
+    free(a);
+    char msgs[16000] = "";
+    uint64_t n = 99;
+    cr_assert_eq(sdb_store_check(s, collect, msgs, &n, NULL), SDB_OK);
+    cr_assert_eq(n, 0, "%s", msgs);
+    drop(s, dir);
+}
