@@ -59,8 +59,9 @@ static void small_tail(int i, char *buf, size_t len)
              i % 3 == 0 ? "\"a\",\"b\"" : i % 3 == 1 ? "\"b\"" : "", i % 2 ? "chat" : "search");
 }
 
-/* The segment key of the one chunk of name q's first day. */
-static void first_key(sdb_store *s, uint8_t *k)
+/* The segment key of the first chunk (k), and a copy of its attrs value
+ * (caller frees) of *len bytes. */
+static uint8_t *first_value(sdb_store *s, uint8_t *k, size_t *len)
 {
     sdb__txn *t;
     cr_assert_eq(sdb__txn_begin(s, 0, &t), SDB_OK);
@@ -71,7 +72,13 @@ static void first_key(sdb_store *s, uint8_t *k)
     cr_assert_eq(key.len, SDB__SEGKEY_LEN);
     memcpy(k, key.p, SDB__SEGKEY_LEN);
     sdb__cur_close(c);
+    sdb__val v;
+    cr_assert_eq(sdb__get(t, SDB__DB_ATTRS, k, SDB__SEGKEY_LEN, &v), SDB_OK);
+    uint8_t *copy = malloc(v.len);
+    memcpy(copy, v.p, v.len);
+    *len = v.len;
     sdb__txn_abort(t);
+    return copy;
 }
 
 Test(attrs, a_value_opens_and_every_truncation_or_bad_set_index_is_refused)
@@ -80,16 +87,8 @@ Test(attrs, a_value_opens_and_every_truncation_or_bad_set_index_is_refused)
     sdb_store *s = open_tmp(dir);
     load(s, 30, small_tail);
     uint8_t k[SDB__SEGKEY_LEN];
-    first_key(s, k);
-    sdb__txn *t;
-    cr_assert_eq(sdb__txn_begin(s, 0, &t), SDB_OK);
-    sdb__val v;
-    cr_assert_eq(sdb__get(t, SDB__DB_ATTRS, k, sizeof k, &v), SDB_OK);
-    uint8_t *copy = malloc(v.len);
-    memcpy(copy, v.p, v.len);
-    size_t len = v.len;
-    sdb__txn_abort(t);
-
+    size_t len;
+    uint8_t *copy = first_value(s, k, &len);
     sdb__attrs a;
     cr_assert_eq(sdb__attrs_open(copy, len, &a), SDB_OK);
     cr_assert_eq(a.n, 30);
@@ -155,7 +154,8 @@ Test(attrs, check_reports_a_value_that_disagrees_with_the_row_records)
     sdb_store *s = open_tmp(dir);
     load(s, 30, small_tail);
     uint8_t k[SDB__SEGKEY_LEN];
-    first_key(s, k);
+    size_t len;
+    free(first_value(s, k, &len));
     char msgs[16000] = "";
     uint64_t n = 99;
     cr_assert_eq(sdb_store_check(s, collect, msgs, &n, NULL), SDB_OK);
@@ -208,16 +208,13 @@ Test(attrs, chunks_past_the_long_tail_bounds_answer_like_the_row_records)
     sdb_store *s = open_tmp(dir);
     load(s, 3000, tail_tail);
     uint8_t k[SDB__SEGKEY_LEN];
-    first_key(s, k);
-    sdb__txn *t;
-    cr_assert_eq(sdb__txn_begin(s, 0, &t), SDB_OK);
-    sdb__val v;
+    size_t len;
+    uint8_t *v = first_value(s, k, &len);
     sdb__attrs a;
-    cr_assert_eq(sdb__get(t, SDB__DB_ATTRS, k, sizeof k, &v), SDB_OK);
-    cr_assert_eq(sdb__attrs_open(v.p, v.len, &a), SDB_OK);
+    cr_assert_eq(sdb__attrs_open(v, len, &a), SDB_OK);
     cr_assert_eq(a.flags, SDB__ATTR_NO_TAGS | SDB__ATTR_SOME_KEYS, "flags %u", a.flags);
     cr_assert_eq(a.n_keys, SDB__ATTR_MAX_KEYS);
-    sdb__txn_abort(t);
+    free(v);
     static const char *const qs[] = {
         "{\"name\":\"q\",\"where\":{\"tags\":[\"x\"]},\"stats\":[\"count\",\"avg\"]}",
         "{\"name\":\"q\",\"where\":{\"tags\":[\"u7\",\"x\"]},\"stats\":[\"count\"]}",
