@@ -276,10 +276,10 @@ int sdb__attrs_open(const void *p, size_t len, sdb__attrs *a)
         off += (size_t)w * a->n;
     }
     if (off != len) return SDB_ECORRUPT;
-    /* Set indexes within the table (a corrupt value must not index past it). */
+    /* A set index past the table (a corrupt value) is checked where it is
+     * read (sdb__attrs_set, sdb__aseg_select): a scan of the column here
+     * would cost every query a pass over every chunk it reads. */
     if (a->set_w && a->n_sets == 0) return SDB_ECORRUPT;
-    for (uint32_t i = 0; i < a->n && a->set_w; i++)
-        if (sdb__seg_ld(a->set_col, a->set_w, i) >= a->n_sets) return SDB_ECORRUPT;
     return SDB_OK;
 }
 
@@ -896,6 +896,7 @@ int sdb__aseg_open(sdb__aseg *s, const sdb__plan *p, const uint8_t *key, uint32_
             return 2;
         }
         s->tags = true;
+        s->n_sets = a.n_sets;
         s->set_col = a.set_col;
         s->set_w = a.set_w;
     }
@@ -950,7 +951,7 @@ uint32_t sdb__aseg_select(const sdb__aseg *s, const sdb__plan *p, uint32_t i0, u
             uint32_t set = sdb__seg_ld(s->set_col, s->set_w, row_of(s, i0 + sel[j]));
             sel[kept] = sel[j];
             iscat[kept] = iscat[j];
-            kept += s->set_pass[set / 64] >> (set % 64) & 1;
+            kept += set < s->n_sets && (s->set_pass[set / 64] >> (set % 64) & 1);
         }
         ns = kept;
     }

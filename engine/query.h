@@ -277,6 +277,7 @@ typedef struct sdb__aseg {
     uint64_t *set_pass;           /* owned: tag sets that hold every tag asked for */
     bool tags;
     uint8_t set_w;
+    uint32_t n_sets;
     const uint8_t *set_col;
     const uint8_t **pcol;         /* owned array: per property filter, its column */
     uint8_t *pw;
