@@ -41,8 +41,17 @@
  *   | keys[n_keys]: key id, width   (width 0: never written)
  *   | set column           set_w (0, 1 or 2) bytes a row; width 0: every row in set 0
  *   | key columns          each width (1, 2 or 4) bytes a row
+ *   | (flag SDB__ATTR_PREAGG) per key: m (0xFFFFFFFF: not kept), then m x
+ *                          (value id, 0, sdb__mom: 56 bytes), 64 bytes each
+ * The pre-aggregates are a chunk's per-value moments for each kept key, as
+ * segment.c keeps them per dimension value: a `properties.KEY` group-by over
+ * a chunk the query covers wholly adds them instead of scanning its rows
+ * (kept only for a chunk without categorical rows, and at most
+ * SDB__PREAGG_MAX values a key, id 0 for the rows without the key).
  */
 #include "query.h"
+
+#include <math.h>
 
 #define MAGIC 0x52544153u /* "SATR" */
 
@@ -53,6 +62,10 @@ uint32_t sdb__attrs_max_keys = SDB__ATTR_MAX_KEYS;
 int sdb__attrs_off;
 #define VERSION 1
 #define HDR 16u
+#define PRE_ENT 64u
+/* The flags of a value that leaves some rows' tags or keys out. */
+#define PARTIAL (SDB__ATTR_NO_TAGS | SDB__ATTR_SOME_KEYS)
+_Static_assert(sizeof(sdb__mom) == 56, "a pre-aggregate entry is id, pad, sdb__mom: 64 bytes");
 
 /* ------------------------------------------------------------ row attrs */
 
@@ -275,6 +288,18 @@ int sdb__attrs_open(const void *p, size_t len, sdb__attrs *a)
         a->key_w[k] = (uint8_t)w;
         off += (size_t)w * a->n;
     }
+    for (uint32_t k = 0; k < a->n_keys && (a->flags & SDB__ATTR_PREAGG); k++) {
+        uint32_t m;
+        if (off > len || len - off < 4) return SDB_ECORRUPT;
+        memcpy(&m, b + off, 4);
+        off += 4;
+        a->n_pre[k] = -1;
+        if (m == UINT32_MAX) continue;
+        if (m > SDB__PREAGG_MAX || (len - off) / PRE_ENT < m) return SDB_ECORRUPT;
+        a->pre[k] = b + off;
+        a->n_pre[k] = (int)m;
+        off += (size_t)m * PRE_ENT;
+    }
     if (off != len) return SDB_ECORRUPT;
     /* A set index past the table (a corrupt value) is checked where it is
      * read (sdb__attrs_set, sdb__aseg_select): a scan of the column here
@@ -357,8 +382,47 @@ static int cmp_kcount(const void *a, const void *b)
     return x->key < y->key ? -1 : x->key > y->key;
 }
 
-/* Build the value of rows[0..n) into out. */
-static int build(const sdb__arow *rows, uint32_t n, sdb__buf *out)
+/* The per-value moments of key `key` over the chunk's rows (g, which
+ * holds no categorical row) into out, or m = 0xFFFFFFFF past
+ * SDB__PREAGG_MAX values. */
+static int build_pre(const sdb__arow *rows, uint32_t n, const sdb__seg *g, uint32_t key,
+                     sdb__buf *out)
+{
+    uint32_t ids[SDB__PREAGG_MAX], m = 0;
+    sdb__mom mom[SDB__PREAGG_MAX];
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t v = 0;
+        for (uint32_t q = 0; q < rows[i].n_kv; q++)
+            if (rows[i].kv[2 * q] == key) {
+                v = rows[i].kv[2 * q + 1];
+                break;
+            }
+        uint32_t j = 0;
+        while (j < m && ids[j] != v) j++;
+        if (j == m) {
+            if (m == SDB__PREAGG_MAX) {
+                m = UINT32_MAX;
+                break;
+            }
+            ids[m] = v;
+            sdb__mom_init(&mom[m++]);
+        }
+        sdb__fixed fx;
+        sdb__seg_row(g, i, &fx);
+        sdb__mom_add(&mom[j], fx.value);
+    }
+    if (sdb__buf_add(out, &m, 4)) return SDB_ENOMEM;
+    for (uint32_t j = 0; m != UINT32_MAX && j < m; j++) {
+        uint32_t head[2] = {ids[j], 0};
+        if (sdb__buf_add(out, head, 8) || sdb__buf_add(out, &mom[j], sizeof mom[j]))
+            return SDB_ENOMEM;
+    }
+    return SDB_OK;
+}
+
+/* Build the value of rows[0..n) into out; g (NULL: none) is the chunk
+ * itself, for the pre-aggregates. */
+static int build(const sdb__arow *rows, uint32_t n, const sdb__seg *g, sdb__buf *out)
 {
     int rc = SDB_ENOMEM;
     uint8_t flags = 0;
@@ -441,6 +505,8 @@ static int build(const sdb__arow *rows, uint32_t n, sdb__buf *out)
         n_keys = max_keys;
         flags |= SDB__ATTR_SOME_KEYS;
     }
+    bool pre = g && g->n == n && g->h.n_type[SDB_CATEGORICAL] == 0;
+    if (pre) flags |= SDB__ATTR_PREAGG;
     unsigned set_w = n_sets > 1 ? (n_sets <= 256 ? 1 : 2) : 0;
     size_t len = HDR + 4ull * n_sets + 4ull * n_ids + 8ull * n_keys + (size_t)set_w * n;
     for (uint32_t k = 0; k < n_keys; k++) len += (size_t)width_of(kc[k].max) * n;
@@ -491,6 +557,8 @@ static int build(const sdb__arow *rows, uint32_t n, sdb__buf *out)
     }
     out->len = len;
     rc = SDB_OK;
+    for (uint32_t k = 0; pre && k < n_keys && rc == SDB_OK; k++)
+        rc = build_pre(rows, n, g, kc[k].key, out);
 done:
     free(slot);
     free(set_of);
@@ -500,14 +568,15 @@ done:
     return rc;
 }
 
-int sdb__attrs_put(sdb__txn *t, const uint8_t *key, const sdb__arow *rows, uint32_t n)
+int sdb__attrs_put(sdb__txn *t, const uint8_t *key, const sdb__arow *rows, uint32_t n,
+                   const sdb__seg *g)
 {
     if (n == 0) {
         int rc = sdb__del(t, SDB__DB_ATTRS, key, SDB__SEGKEY_LEN);
         return rc == SDB_ENOTFOUND ? SDB_OK : rc;
     }
     sdb__buf v = {0};
-    int rc = build(rows, n, &v);
+    int rc = build(rows, n, g, &v);
     if (rc == SDB_OK) rc = sdb__put(t, SDB__DB_ATTRS, key, SDB__SEGKEY_LEN, v.p, v.len, 0);
     sdb__buf_free(&v);
     return rc;
@@ -540,7 +609,7 @@ static int rewrite_chunk(sdb__txn *t, sdb__acache *cache, const uint8_t *key,
     sdb__attrs old;
     int have_old = 0;
     rc = sdb__get(t, SDB__DB_ATTRS, key, SDB__SEGKEY_LEN, &av);
-    if (rc == SDB_OK) have_old = sdb__attrs_open(av.p, av.len, &old) == SDB_OK && old.flags == 0;
+    if (rc == SDB_OK) have_old = sdb__attrs_open(av.p, av.len, &old) == SDB_OK && !(old.flags & PARTIAL);
     else if (rc != SDB_ENOTFOUND) return rc;
     sdb__buf words = {0}, scratch = {0};
     size_t *off = calloc(g.n ? g.n : 1, sizeof *off);
@@ -578,7 +647,7 @@ static int rewrite_chunk(sdb__txn *t, sdb__acache *cache, const uint8_t *key,
         else if (fresh) rows[i] = fresh[(*at_fresh)++];
         else sdb__arow_of(none, &rows[i]), ++*at_fresh;
     }
-    if (rc == SDB_OK) rc = sdb__attrs_put(t, key, rows, g.n);
+    if (rc == SDB_OK) rc = sdb__attrs_put(t, key, rows, g.n, &g);
     free(rows);
     free(off);
     sdb__buf_free(&words);
@@ -642,12 +711,12 @@ int sdb__attrs_purge(sdb__txn *t, const uint8_t *key, const uint8_t *dead, size_
     if (rc == SDB_ENOTFOUND) return SDB_OK; /* no value: queries read the records */
     if (rc) return rc;
     sdb__attrs a;
-    if (sdb__attrs_open(av.p, av.len, &a) != SDB_OK || a.flags) {
+    if (sdb__attrs_open(av.p, av.len, &a) != SDB_OK || (a.flags & PARTIAL)) {
         /* Not all of the rows' attributes are in it: rebuild from records. */
         return sdb__attrs_rebuild(t, key);
     }
     sdb__buf words = {0};
-    size_t *off = malloc(sizeof *off * (a.n ? a.n : 1));
+    size_t *off = calloc(a.n ? a.n : 1, sizeof *off);
     sdb__arow *rows = NULL;
     uint32_t m = 0;
     rc = off ? SDB_OK : SDB_ENOMEM;
@@ -657,7 +726,12 @@ int sdb__attrs_purge(sdb__txn *t, const uint8_t *key, const uint8_t *dead, size_
         rc = value_words(&a, i, &words);
     }
     if (rc == SDB_OK) rc = arows_of(&words, off, m, &rows);
-    if (rc == SDB_OK) rc = sdb__attrs_put(t, key, rows, m);
+    /* The chunk as the purge wrote it (gone when no row is left). */
+    sdb__val sv;
+    sdb__seg g;
+    int have_g = rc == SDB_OK && m && sdb__get(t, SDB__DB_SEGMENTS, key, SDB__SEGKEY_LEN, &sv) == SDB_OK &&
+                 sdb__seg_open(sv.p, sv.len, &g) == SDB_OK;
+    if (rc == SDB_OK) rc = sdb__attrs_put(t, key, rows, m, have_g ? &g : NULL);
     free(rows);
     free(off);
     sdb__buf_free(&words);
@@ -706,6 +780,42 @@ int sdb__attrs_check_chunk(sdb__txn *t, const uint8_t *key, const sdb__seg *g,
         snprintf(m, sizeof m, "its attrs value has %u rows, the segment %u", a.n, g->n);
         problem(ctx, UINT32_MAX, m);
         return SDB_OK;
+    }
+    /* The pre-aggregates describe every row of the chunk, dead or not (as
+     * its header does until the purge): recounted from the columns. */
+    for (uint32_t k = 0; k < a.n_keys && (a.flags & SDB__ATTR_PREAGG); k++) {
+        if (a.n_pre[k] < 0) continue;
+        uint64_t rows = 0;
+        for (int j = 0; j < a.n_pre[k]; j++) {
+            uint32_t id;
+            sdb__mom m, want;
+            memcpy(&id, a.pre[k] + (size_t)j * PRE_ENT, 4);
+            memcpy(&m, a.pre[k] + (size_t)j * PRE_ENT + 8, sizeof m);
+            sdb__mom_init(&want);
+            for (uint32_t i = 0; i < g->n; i++)
+                if (sdb__seg_ld(a.key_col[k], a.key_w[k], i) == id) {
+                    sdb__fixed fx;
+                    sdb__seg_row(g, i, &fx);
+                    sdb__mom_add(&want, fx.value);
+                }
+            rows += m.n;
+            double tol = 1e-9 * (fabs(want.sum) > 1 ? fabs(want.sum) : 1);
+            if (m.n != want.n || fabs(m.sum - want.sum) > tol || m.min != want.min ||
+                m.max != want.max) {
+                char msg[200];
+                snprintf(msg, sizeof msg,
+                         "property pre-aggregate of key %u value %u: %llu rows sum %.17g, the "
+                         "rows have %llu sum %.17g", k, id, (unsigned long long)m.n, m.sum,
+                         (unsigned long long)want.n, want.sum);
+                problem(ctx, UINT32_MAX, msg);
+            }
+        }
+        if (rows != g->n) {
+            char msg[120];
+            snprintf(msg, sizeof msg, "property pre-aggregates of key %u count %llu of %u rows", k,
+                     (unsigned long long)rows, g->n);
+            problem(ctx, UINT32_MAX, msg);
+        }
     }
     sdb__acache *cache;
     if ((rc = sdb__acache_new(&cache))) return rc;
@@ -979,4 +1089,38 @@ void sdb__aseg_keys(const sdb__aseg *s, uint32_t k, uint32_t i0, const uint32_t 
         return;
     }
     for (uint32_t j = 0; j < ns; j++) out[j] = sdb__seg_ld(s->gcol[k], s->gw[k], row_of(s, i0 + sel[j]));
+}
+
+int sdb__aseg_preagg(const sdb__plan *p, sdb__gtab *gt, const uint8_t *key, uint32_t n_rows,
+                     uint32_t k, const uint32_t *raw_const, uint32_t iv)
+{
+    if (sdb__attrs_off || !p->attrs || !p->attrs->gb_key[k]) return 1;
+    sdb__val av;
+    int rc = sdb__get(p->t, SDB__DB_ATTRS, key, SDB__SEGKEY_LEN, &av);
+    if (rc == SDB_ENOTFOUND) return 1;
+    if (rc) return rc;
+    sdb__attrs a;
+    if (sdb__attrs_open(av.p, av.len, &a) != SDB_OK) return SDB_ECORRUPT;
+    /* A chunk with dead rows (the plan's copy has fewer rows) is scanned:
+     * its moments count them. */
+    int at = sdb__attrs_key(&a, p->attrs->gb_key[k]);
+    if (a.n != n_rows || at < 0 || a.n_pre[at] < 0) return 1;
+    uint32_t m = (uint32_t)a.n_pre[at], ids[SDB__PREAGG_MAX], grp[SDB__PREAGG_MAX];
+    uint64_t total = 0;
+    for (uint32_t j = 0; j < m; j++) {
+        sdb__mom mm;
+        memcpy(&ids[j], a.pre[at] + (size_t)j * PRE_ENT, 4);
+        memcpy(&mm, a.pre[at] + (size_t)j * PRE_ENT + 8, sizeof mm);
+        total += mm.n;
+    }
+    if (total != n_rows) return 1;
+    uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
+    raw[k] = ids;
+    if ((rc = sdb__gtab_groups(gt, raw, raw_const, m, grp))) return rc;
+    for (uint32_t j = 0; j < m; j++) {
+        sdb__mom mm;
+        memcpy(&mm, a.pre[at] + (size_t)j * PRE_ENT + 8, sizeof mm);
+        sdb__slot_add_mom(&gt->slot[(size_t)grp[j] * gt->n_int + iv], mm.n, &mm);
+    }
+    return SDB_OK;
 }

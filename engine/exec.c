@@ -658,6 +658,18 @@ static int exec_segment(xstate *x, const xseg *ps)
     if (x->pass == 0 && c.covered && c.var_key >= 0 && c.iv_const && !c.has_cat && !extras) {
         if ((rc = dim_preagg(x, ps, &c)) != 1) return rc;
     }
+    if (x->pass == 0 && c.covered && p->need_row && c.iv_const && !c.has_cat && !extras) {
+        /* The same for one varying properties.KEY (engine/attrs.c). */
+        int pk = -1, n_var = 0;
+        for (uint32_t k = 0; k < p->q->n_group; k++)
+            if (c.key_var[k]) {
+                n_var++;
+                if (p->q->group[k].kind == SDB_GB_PROP) pk = (int)k;
+            }
+        if (n_var == 1 && pk >= 0 &&
+            (rc = sdb__aseg_preagg(p, x->g, ps->key, g->n, (uint32_t)pk, c.raw_const, c.iv)) != 1)
+            return rc;
+    }
     bool only_tv = !c.tsrc_rows && !c.dims_rows && !p->row_filter && !c.has_cat;
     if (only_tv && c.keys_const) {
         bool series_ok = true;

@@ -649,6 +649,7 @@ int sdb__dead_purge(sdb__txn *t, uint32_t max_chunks, int *out_left);
 enum {
     SDB__ATTR_NO_TAGS = 1,   /* over the set bounds: the chunk keeps no tags */
     SDB__ATTR_SOME_KEYS = 2, /* more keys than SDB__ATTR_MAX_KEYS: the rest are not kept */
+    SDB__ATTR_PREAGG = 4,    /* per-value pre-aggregates of each kept key follow */
 };
 /* Tests: the bounds in force (at most the above), and non-zero
  * sdb__attrs_off makes every query read the row records instead. */
@@ -667,6 +668,8 @@ typedef struct sdb__attrs {
     const uint8_t *set_end, *set_ids, *keys, *set_col;
     const uint8_t *key_col[SDB__ATTR_MAX_KEYS];
     uint8_t key_w[SDB__ATTR_MAX_KEYS];
+    const uint8_t *pre[SDB__ATTR_MAX_KEYS]; /* n_pre[k] entries of 64 bytes */
+    int n_pre[SDB__ATTR_MAX_KEYS];          /* -1: not kept */
 } sdb__attrs;
 /* SDB_OK or SDB_ECORRUPT (every offset and set index checked). */
 int sdb__attrs_open(const void *p, size_t len, sdb__attrs *out);
@@ -691,8 +694,10 @@ int sdb__attrs_resolve(sdb__txn *t, sdb__acache *c, uint32_t project, const void
                        size_t *used, int create, sdb__buf *words);
 /* An sdb__arow view of words written by sdb__attrs_resolve. */
 void sdb__arow_of(const uint32_t *words, sdb__arow *out);
-/* Write the value of chunk `key` for rows[0..n) (n == 0: delete it). */
-int sdb__attrs_put(sdb__txn *t, const uint8_t *key, const sdb__arow *rows, uint32_t n);
+/* Write the value of chunk `key` for rows[0..n) (n == 0: delete it); g,
+ * the chunk as written (NULL: keep no pre-aggregates), gives the values. */
+int sdb__attrs_put(sdb__txn *t, const uint8_t *key, const sdb__arow *rows, uint32_t n,
+                   const sdb__seg *g);
 /* After sdb__seg_append(t, fx, n): the attrs of every chunk that append
  * wrote, the new rows' from rows[0..n) (same order as fx; NULL: none of
  * them has a tag or a property). */

@@ -293,6 +293,11 @@ void sdb__aseg_close(sdb__aseg *s);
  * property filters; returns the rows kept. */
 uint32_t sdb__aseg_select(const sdb__aseg *s, const sdb__plan *p, uint32_t i0, uint32_t *sel,
                           uint8_t *iscat, uint32_t ns);
+/* A chunk the query covers wholly, whose only varying group-by key is
+ * property key k (the others raw_const, one interval iv): add its per-value
+ * pre-aggregates to gt. 1 when it keeps none that serve (scan it). */
+int sdb__aseg_preagg(const sdb__plan *p, sdb__gtab *gt, const uint8_t *key, uint32_t n_rows,
+                     uint32_t k, const uint32_t *raw_const, uint32_t iv);
 /* Group-by key k's value ids of the selected rows. */
 void sdb__aseg_keys(const sdb__aseg *s, uint32_t k, uint32_t i0, const uint32_t *sel,
                     uint32_t ns, uint32_t *out);

@@ -92,7 +92,7 @@ Test(attrs, a_value_opens_and_every_truncation_is_refused)
     sdb__attrs a;
     cr_assert_eq(sdb__attrs_open(copy, len, &a), SDB_OK);
     cr_assert_eq(a.n, 30);
-    cr_assert_eq(a.flags, 0);
+    cr_assert_eq(a.flags, SDB__ATTR_PREAGG, "no categorical rows: pre-aggregates");
     cr_assert_eq(a.n_sets, 3, "sets {a,b}, {b}, {}: got %u", a.n_sets);
     cr_assert_eq(a.n_keys, 1);
     /* Row 0 has tags a and b: its set holds two ids, in order. */
@@ -146,7 +146,7 @@ static int tamper_txn(sdb__txn *t, void *arg)
     uint8_t k[SDB__SEGKEY_LEN];
     memcpy(k, tp->key, sizeof k);
     if (tp->mode == 2) k[19] ^= 0x55; /* a chunk number no segment has */
-    return sdb__attrs_put(t, k, rows, 30);
+    return sdb__attrs_put(t, k, rows, 30, NULL);
 }
 
 Test(attrs, check_reports_a_value_that_disagrees_with_the_row_records)
@@ -213,7 +213,7 @@ Test(attrs, chunks_past_the_long_tail_bounds_answer_like_the_row_records)
     uint8_t *v = first_value(s, k, &len);
     sdb__attrs a;
     cr_assert_eq(sdb__attrs_open(v, len, &a), SDB_OK);
-    cr_assert_eq(a.flags, SDB__ATTR_NO_TAGS | SDB__ATTR_SOME_KEYS, "flags %u", a.flags);
+    cr_assert_eq(a.flags, SDB__ATTR_NO_TAGS | SDB__ATTR_SOME_KEYS | SDB__ATTR_PREAGG, "flags %u", a.flags);
     cr_assert_eq(a.n_keys, SDB__ATTR_MAX_KEYS);
     free(v);
     static const char *const qs[] = {
