@@ -383,10 +383,10 @@ static int cmp_kcount(const void *a, const void *b)
     return x->key < y->key ? -1 : x->key > y->key;
 }
 
-/* The per-value moments of key `key` over the chunk's rows (g, which
- * holds no categorical row) into out, or m = 0xFFFFFFFF past
+/* The per-value moments of key `key` over the chunk's rows (values
+ * vals[0..n), none categorical) into out, or m = 0xFFFFFFFF past
  * SDB__PREAGG_MAX values. */
-static int build_pre(const sdb__arow *rows, uint32_t n, const sdb__seg *g, uint32_t key,
+static int build_pre(const sdb__arow *rows, uint32_t n, const double *vals, uint32_t key,
                      sdb__buf *out)
 {
     uint32_t ids[SDB__PREAGG_MAX], m = 0;
@@ -408,9 +408,7 @@ static int build_pre(const sdb__arow *rows, uint32_t n, const sdb__seg *g, uint3
             ids[m] = v;
             sdb__mom_init(&mom[m++]);
         }
-        sdb__fixed fx;
-        sdb__seg_row(g, i, &fx);
-        sdb__mom_add(&mom[j], fx.value);
+        sdb__mom_add(&mom[j], vals[i]);
     }
     if (sdb__buf_add(out, &m, 4)) return SDB_ENOMEM;
     for (uint32_t j = 0; m != UINT32_MAX && j < m; j++) {
@@ -558,8 +556,19 @@ static int build(const sdb__arow *rows, uint32_t n, const sdb__seg *g, sdb__buf 
     }
     out->len = len;
     rc = SDB_OK;
-    for (uint32_t k = 0; pre && k < n_keys && rc == SDB_OK; k++)
-        rc = build_pre(rows, n, g, kc[k].key, out);
+    if (pre && n_keys) {
+        /* The values once (through the segment's accessor), for every key. */
+        double *vals = malloc(sizeof *vals * n);
+        rc = vals ? SDB_OK : SDB_ENOMEM;
+        for (uint32_t i = 0; vals && i < n; i++) {
+            sdb__fixed fx;
+            sdb__seg_row(g, i, &fx);
+            vals[i] = fx.value;
+        }
+        for (uint32_t k = 0; k < n_keys && rc == SDB_OK; k++)
+            rc = build_pre(rows, n, vals, kc[k].key, out);
+        free(vals);
+    }
 done:
     free(slot);
     free(set_of);
