@@ -940,6 +940,15 @@ void sdb__attrs_plan_free(sdb__plan *p)
     p->attrs = NULL;
 }
 
+/* The value of chunk `key`, opened (borrowed until the txn's next write):
+ * SDB_OK, SDB_ENOTFOUND (none), SDB_ECORRUPT or a store error. */
+static int value_of(sdb__txn *t, const uint8_t *key, sdb__attrs *a)
+{
+    sdb__val av;
+    int rc = sdb__get(t, SDB__DB_ATTRS, key, SDB__SEGKEY_LEN, &av);
+    return rc ? rc : sdb__attrs_open(av.p, av.len, a);
+}
+
 /* Does tag set `ids` (sorted) hold every tag of the query (sorted)? */
 static bool set_has_all(const uint8_t *ids, uint32_t n, const uint32_t *want, uint32_t n_want)
 {
@@ -962,12 +971,10 @@ int sdb__aseg_open(sdb__aseg *s, const sdb__plan *p, const uint8_t *key, uint32_
     const sdb__aplan *ap = p->attrs;
     memset(s, 0, sizeof *s);
     if (sdb__attrs_off) return 0;
-    sdb__val av;
-    int rc = sdb__get(p->t, SDB__DB_ATTRS, key, SDB__SEGKEY_LEN, &av);
+    sdb__attrs a;
+    int rc = value_of(p->t, key, &a);
     if (rc == SDB_ENOTFOUND) return 0;
     if (rc) return rc;
-    sdb__attrs a;
-    if (sdb__attrs_open(av.p, av.len, &a) != SDB_OK) return SDB_ECORRUPT;
     if (q->tags.n && (a.flags & SDB__ATTR_NO_TAGS)) return 0;
     if (q->n_props) {
         s->pcol = malloc(sizeof *s->pcol * q->n_props);
@@ -1105,12 +1112,10 @@ int sdb__aseg_preagg(const sdb__plan *p, sdb__gtab *gt, const uint8_t *key, uint
                      uint32_t k, const uint32_t *raw_const, uint32_t iv)
 {
     if (sdb__attrs_off || !p->attrs || !p->attrs->gb_key[k]) return 1;
-    sdb__val av;
-    int rc = sdb__get(p->t, SDB__DB_ATTRS, key, SDB__SEGKEY_LEN, &av);
+    sdb__attrs a;
+    int rc = value_of(p->t, key, &a);
     if (rc == SDB_ENOTFOUND) return 1;
     if (rc) return rc;
-    sdb__attrs a;
-    if (sdb__attrs_open(av.p, av.len, &a) != SDB_OK) return SDB_ECORRUPT;
     /* A chunk with dead rows (the plan's copy has fewer rows) is scanned:
      * its moments count them. */
     int at = sdb__attrs_key(&a, p->attrs->gb_key[k]);
