@@ -755,6 +755,65 @@ Test(store, random_ids_replace_and_delete_exactly_across_runs_merges_and_folds)
     cr_assert_eq(q1(0, "{\"stats\":[\"sum\"]}", "sum"), sum);
 }
 
+/* Batches large enough for the id index's bucket sort (64 ids and more),
+ * with ids re-sent inside a batch (one of them hundreds of times: a bucket
+ * the sort hands to qsort) and across batches, against a plain reference:
+ * each id names its last value, the count is the number of distinct ids,
+ * and the check finds every run in order. */
+Test(store, large_batches_of_random_ids_with_repeats_replace_exactly)
+{
+    enum { POOL = 6000, BATCHES = 12 };
+    static double ref[POOL];
+    static int live[POOL];
+    memset(live, 0, sizeof live);
+    char json[320];
+    sdb_batch *b;
+    cr_assert_eq(sdb_batch_new(&b), SDB_OK);
+    for (int k = 0; k < BATCHES; k++) {
+        int n = 64 + (int)rnd(3000);
+        sdb_batch_clear(b);
+        for (int i = 0; i < n; i++) {
+            int id = rnd(5) == 0 ? 7 : (int)rnd(POOL); /* id 7: ~n/5 copies per batch */
+            int v = (int)rnd(1000);
+            snprintf(json, sizeof json,
+                     "{\"id\":\"%08x-%d\",\"name\":\"n%d\",\"value\":%d,\"trace_id\":\"t\","
+                     "\"timestamp\":%lld}",
+                     (unsigned)(id * 2654435761u), id, id % 3, v, (long long)(T0 + id));
+            cr_assert_eq(sdb_batch_add_json(b, json, strlen(json), err, sizeof err), SDB_OK, "%s",
+                         err);
+            ref[id] = v;
+            live[id] = 1;
+        }
+        cr_assert_eq(sdb_store_ingest(s, 0, b, T0), SDB_OK);
+        if (k % 4 == 3) cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+    }
+    sdb_batch_free(b);
+    cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+    int count = 0;
+    for (int id = 0; id < POOL; id++) {
+        snprintf(json, sizeof json, "%08x-%d", (unsigned)(id * 2654435761u), id);
+        char *out = NULL;
+        int rc = sdb_score_get_json(s, 0, json, &out);
+        if (!live[id]) {
+            cr_assert_eq(rc, SDB_ENOTFOUND, "%s", json);
+            continue;
+        }
+        cr_assert_eq(rc, SDB_OK, "%s", json);
+        const char *p = strstr(out, "\"value\":");
+        cr_assert_not_null(p);
+        cr_assert_eq(strtod(p + 8, NULL), ref[id], "%s: %s", json, out);
+        free(out);
+        count++;
+    }
+    cr_assert_gt(count, 4000);
+    cr_assert_eq(q1(0, "{}", "count"), count);
+    uint64_t problems = 1;
+    sdb__buf msgs = {0};
+    cr_assert_eq(sdb_store_check(s, collect, &msgs, &problems, NULL), SDB_OK);
+    cr_assert_eq(problems, 0, "%s", msgs.p);
+    sdb__buf_free(&msgs);
+}
+
 /* Replacing folded scores marks them dead in their chunk at once (no
  * rewrite): every path of a query that reads chunks (header, kernels,
  * per-dimension pre-aggregates, label counts, the row loop) and the names
