@@ -193,6 +193,9 @@ struct sdb_store {
 /* Tests: when non-zero, the free bytes the store's file system is taken
  * to have (the map never grows past the file plus these). */
 extern uint64_t sdb__test_free_bytes;
+/* File-backed resident bytes past which a writer drops the map's pages
+ * from its page tables (engine/store.c, map_trim); tests lower it. */
+extern uint64_t sdb__map_resident_max;
 
 int sdb__txn_begin(sdb_store *s, int write, sdb__txn **out);
 int sdb__txn_commit(sdb__txn *t); /* frees t, even on failure */
