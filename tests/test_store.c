@@ -688,6 +688,40 @@ static long db_entries(const char *db)
     return v;
 }
 
+static void id_plain(int id, char *out, size_t cap) { snprintf(out, cap, "u-%d", id); }
+static void id_hashed(int id, char *out, size_t cap)
+{
+    snprintf(out, cap, "%08x-%d", (unsigned)(id * 2654435761u), id);
+}
+
+/* GET every id of the pool (named by fmt): a live one must hold its
+ * reference value, any other must be gone. Returns the live ids counted;
+ * *sum gets their values' sum. */
+static int check_ids(int pool, const double *ref, const int *live,
+                     void (*fmt)(int, char *, size_t), double *sum)
+{
+    char id_s[64];
+    int count = 0;
+    *sum = 0;
+    for (int id = 0; id < pool; id++) {
+        fmt(id, id_s, sizeof id_s);
+        char *out = NULL;
+        int rc = sdb_score_get_json(s, 0, id_s, &out);
+        if (!live[id]) {
+            cr_assert_eq(rc, SDB_ENOTFOUND, "%s", id_s);
+            continue;
+        }
+        cr_assert_eq(rc, SDB_OK, "%s", id_s);
+        const char *p = strstr(out, "\"value\":");
+        cr_assert_not_null(p);
+        cr_assert_eq(strtod(p + 8, NULL), ref[id], "%s: %s", id_s, out);
+        free(out);
+        *sum += ref[id];
+        count++;
+    }
+    return count;
+}
+
 /* Randomized against a plain reference: ids drawn from a small pool, so
  * that batches re-send ids of their own, of earlier batches (in runs of
  * every size class, merged or not) and of deleted scores, with folds in
@@ -734,23 +768,7 @@ Test(store, random_ids_replace_and_delete_exactly_across_runs_merges_and_folds)
     cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
     cr_assert_eq(db_entries("dead"), 0, "the fold purged every tombstone");
     double sum = 0;
-    int count = 0;
-    for (int id = 0; id < POOL; id++) {
-        snprintf(json, sizeof json, "u-%d", id);
-        char *out = NULL;
-        int rc = sdb_score_get_json(s, 0, json, &out);
-        if (!live[id]) {
-            cr_assert_eq(rc, SDB_ENOTFOUND, "%s", json);
-            continue;
-        }
-        cr_assert_eq(rc, SDB_OK, "%s", json);
-        const char *p = strstr(out, "\"value\":");
-        cr_assert_not_null(p);
-        cr_assert_eq(strtod(p + 8, NULL), ref[id], "%s: %s", json, out);
-        free(out);
-        sum += ref[id];
-        count++;
-    }
+    int count = check_ids(POOL, ref, live, id_plain, &sum);
     cr_assert_eq(q1(0, "{}", "count"), count);
     cr_assert_eq(q1(0, "{\"stats\":[\"sum\"]}", "sum"), sum);
 }
@@ -775,10 +793,12 @@ Test(store, large_batches_of_random_ids_with_repeats_replace_exactly)
         for (int i = 0; i < n; i++) {
             int id = rnd(5) == 0 ? 7 : (int)rnd(POOL); /* id 7: ~n/5 copies per batch */
             int v = (int)rnd(1000);
+            char id_s[64];
+            id_hashed(id, id_s, sizeof id_s);
             snprintf(json, sizeof json,
-                     "{\"id\":\"%08x-%d\",\"name\":\"n%d\",\"value\":%d,\"trace_id\":\"t\","
+                     "{\"id\":\"%s\",\"name\":\"n%d\",\"value\":%d,\"trace_id\":\"t\","
                      "\"timestamp\":%lld}",
-                     (unsigned)(id * 2654435761u), id, id % 3, v, (long long)(T0 + id));
+                     id_s, id % 3, v, (long long)(T0 + id));
             cr_assert_eq(sdb_batch_add_json(b, json, strlen(json), err, sizeof err), SDB_OK, "%s",
                          err);
             ref[id] = v;
@@ -789,22 +809,8 @@ Test(store, large_batches_of_random_ids_with_repeats_replace_exactly)
     }
     sdb_batch_free(b);
     cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
-    int count = 0;
-    for (int id = 0; id < POOL; id++) {
-        snprintf(json, sizeof json, "%08x-%d", (unsigned)(id * 2654435761u), id);
-        char *out = NULL;
-        int rc = sdb_score_get_json(s, 0, json, &out);
-        if (!live[id]) {
-            cr_assert_eq(rc, SDB_ENOTFOUND, "%s", json);
-            continue;
-        }
-        cr_assert_eq(rc, SDB_OK, "%s", json);
-        const char *p = strstr(out, "\"value\":");
-        cr_assert_not_null(p);
-        cr_assert_eq(strtod(p + 8, NULL), ref[id], "%s: %s", json, out);
-        free(out);
-        count++;
-    }
+    double sum;
+    int count = check_ids(POOL, ref, live, id_hashed, &sum);
     cr_assert_gt(count, 4000);
     cr_assert_eq(q1(0, "{}", "count"), count);
     uint64_t problems = 1;
@@ -871,6 +877,47 @@ Test(store, a_writer_keeps_the_maps_resident_pages_bounded)
               (unsigned long long)bytes);
     cr_assert_eq(q1(0, "{}", "count"), 200000);
     cr_assert_eq(q1(0, "{\"stats\":[\"sum\"]}", "sum"), 40 * 5000 / 100 * 4950.0);
+}
+
+/* Row blocks are sized to whole LMDB pages: blocks closed at a fixed 16
+ * KiB of records filled 87% of their overflow pages (1M UUIDv4 scores).
+ * Random ids and trace ids, as clients send them: the rows' pages are over
+ * 93% full, and every score reads back. */
+Test(store, row_blocks_fill_their_pages)
+{
+    char json[320];
+    sdb_batch *b;
+    cr_assert_eq(sdb_batch_new(&b), SDB_OK);
+    for (int k = 0; k < 6; k++) {
+        sdb_batch_clear(b);
+        for (int i = 0; i < 10000; i++) {
+            uint64_t h = (uint64_t)(k * 10000 + i + 1) * 0x9e3779b97f4a7c15ull;
+            uint64_t g = h * 0xc2b2ae3d27d4eb4full;
+            snprintf(json, sizeof json,
+                     "{\"id\":\"%08x-%04x-4%03x-8%03x-%012llx\",\"name\":\"n%d\",\"value\":%d,"
+                     "\"trace_id\":\"%016llx%016llx\",\"timestamp\":%lld,\"model\":\"m%d\"}",
+                     (unsigned)(h >> 32), (unsigned)(h >> 16) & 0xffff, (unsigned)h & 0xfff,
+                     (unsigned)(g >> 52), (unsigned long long)(g & 0xffffffffffffull), i % 5,
+                     i % 100, (unsigned long long)h, (unsigned long long)g,
+                     (long long)(T0 + (long long)(g % 86400000ull)), i % 8);
+            cr_assert_eq(sdb_batch_add_json(b, json, strlen(json), err, sizeof err), SDB_OK, "%s",
+                         err);
+        }
+        cr_assert_eq(sdb_store_ingest(s, 0, b, T0), SDB_OK);
+    }
+    sdb_batch_free(b);
+    char *js = NULL;
+    cr_assert_eq(sdb_store_stats_json(s, &js), SDB_OK);
+    const char *p = strstr(js, "\"rows\":{");
+    cr_assert_not_null(p, "%s", js);
+    p = strstr(p, "\"fill\":");
+    cr_assert_not_null(p, "%s", js);
+    double fill = strtod(p + 7, NULL);
+    cr_assert_gt(fill, 0.93, "rows fill %.4f: %s", fill, js);
+    free(js);
+    cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+    cr_assert_eq(q1(0, "{}", "count"), 60000);
+    cr_assert_eq(q1(0, "{\"stats\":[\"sum\"]}", "sum"), 6 * 100 * 4950.0);
 }
 
 /* Replacing folded scores marks them dead in their chunk at once (no
