@@ -19,8 +19,9 @@
 #define SDB_ASSERT(x) ((void)0)
 #endif
 
-#define SDB_FORMAT_VERSION 3u /* 3: id index of hashed sorted runs, tombstones, row
-                                 blocks compressed with zstd (docs/storage.md);
+#define SDB_FORMAT_VERSION 4u /* 4: row records v3 (no trace hash: docs/storage.md);
+                                 3: id index of hashed sorted runs, tombstones, row
+                                 blocks compressed with zstd;
                                  2: no pending log, fold marks in meta, row records v2 */
 #define SDB_MAX_STR 200u          /* names, ids, property keys (API.md) */
 #define SDB_MAX_VALUE 4096u       /* dimension values, labels, tags, property values */

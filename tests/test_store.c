@@ -888,10 +888,10 @@ Test(store, row_blocks_fill_their_pages)
     char json[320];
     sdb_batch *b;
     cr_assert_eq(sdb_batch_new(&b), SDB_OK);
-    for (int k = 0; k < 6; k++) {
+    for (int k = 0; k < 2; k++) {
         sdb_batch_clear(b);
-        for (int i = 0; i < 10000; i++) {
-            uint64_t h = (uint64_t)(k * 10000 + i + 1) * 0x9e3779b97f4a7c15ull;
+        for (int i = 0; i < 30000; i++) {
+            uint64_t h = (uint64_t)(k * 30000 + i + 1) * 0x9e3779b97f4a7c15ull;
             uint64_t g = h * 0xc2b2ae3d27d4eb4full;
             snprintf(json, sizeof json,
                      "{\"id\":\"%08x-%04x-4%03x-8%03x-%012llx\",\"name\":\"n%d\",\"value\":%d,"
@@ -917,7 +917,7 @@ Test(store, row_blocks_fill_their_pages)
     free(js);
     cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
     cr_assert_eq(q1(0, "{}", "count"), 60000);
-    cr_assert_eq(q1(0, "{\"stats\":[\"sum\"]}", "sum"), 6 * 100 * 4950.0);
+    cr_assert_eq(q1(0, "{\"stats\":[\"sum\"]}", "sum"), 600 * 4950.0);
 }
 
 /* Replacing folded scores marks them dead in their chunk at once (no
@@ -1052,7 +1052,9 @@ Test(store, a_store_of_an_older_format_is_refused_with_both_versions_named)
     cr_assert_eq(sdb_store_open(dir, &o, &s, err, sizeof err), SDB_EVERSION);
     cr_assert_null(s);
     cr_assert_not_null(strstr(err, "version 2"), "%s", err);
-    cr_assert_not_null(strstr(err, "reads format version 3"), "%s", err);
+    char want[64];
+    snprintf(want, sizeof want, "reads format version %u", SDB_FORMAT_VERSION);
+    cr_assert_not_null(strstr(err, want), "%s", err);
 }
 
 /* compact gives the pages of replaced scores back, keeps every score, and
