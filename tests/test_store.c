@@ -694,6 +694,21 @@ static void id_hashed(int id, char *out, size_t cap)
     snprintf(out, cap, "%08x-%d", (unsigned)(id * 2654435761u), id);
 }
 
+/* Add a score of value v to b under the id fmt names, and note it in the
+ * reference. */
+static void add_id_score(sdb_batch *b, void (*fmt)(int, char *, size_t), int id, int v,
+                         long long ts, double *ref, int *live)
+{
+    char id_s[64], json[320];
+    fmt(id, id_s, sizeof id_s);
+    snprintf(json, sizeof json,
+             "{\"id\":\"%s\",\"name\":\"n%d\",\"value\":%d,\"trace_id\":\"t\",\"timestamp\":%lld}",
+             id_s, id % 3, v, ts);
+    cr_assert_eq(sdb_batch_add_json(b, json, strlen(json), err, sizeof err), SDB_OK, "%s", err);
+    ref[id] = v;
+    live[id] = 1;
+}
+
 /* GET every id of the pool (named by fmt): a live one must hold its
  * reference value, any other must be gone. Returns the live ids counted;
  * *sum gets their values' sum. */
@@ -742,15 +757,8 @@ Test(store, random_ids_replace_and_delete_exactly_across_runs_merges_and_folds)
         sdb_batch_clear(b);
         for (int i = 0; i < n; i++) {
             int id = (int)rnd(POOL);
-            int v = (int)rnd(1000);
-            snprintf(json, sizeof json,
-                     "{\"id\":\"u-%d\",\"name\":\"n%d\",\"value\":%d,\"trace_id\":\"t\","
-                     "\"timestamp\":%lld}",
-                     id, id % 3, v, (long long)(T0 + (id % 5) * 86400000ll + id));
-            cr_assert_eq(sdb_batch_add_json(b, json, strlen(json), err, sizeof err), SDB_OK, "%s",
-                         err);
-            ref[id] = v;
-            live[id] = 1;
+            add_id_score(b, id_plain, id, (int)rnd(1000), T0 + (id % 5) * 86400000ll + id, ref,
+                         live);
         }
         cr_assert_eq(sdb_store_ingest(s, 0, b, T0), SDB_OK);
         if (rnd(4) == 0) cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
@@ -784,7 +792,6 @@ Test(store, large_batches_of_random_ids_with_repeats_replace_exactly)
     static double ref[POOL];
     static int live[POOL];
     memset(live, 0, sizeof live);
-    char json[320];
     sdb_batch *b;
     cr_assert_eq(sdb_batch_new(&b), SDB_OK);
     for (int k = 0; k < BATCHES; k++) {
@@ -792,17 +799,7 @@ Test(store, large_batches_of_random_ids_with_repeats_replace_exactly)
         sdb_batch_clear(b);
         for (int i = 0; i < n; i++) {
             int id = rnd(5) == 0 ? 7 : (int)rnd(POOL); /* id 7: ~n/5 copies per batch */
-            int v = (int)rnd(1000);
-            char id_s[64];
-            id_hashed(id, id_s, sizeof id_s);
-            snprintf(json, sizeof json,
-                     "{\"id\":\"%s\",\"name\":\"n%d\",\"value\":%d,\"trace_id\":\"t\","
-                     "\"timestamp\":%lld}",
-                     id_s, id % 3, v, (long long)(T0 + id));
-            cr_assert_eq(sdb_batch_add_json(b, json, strlen(json), err, sizeof err), SDB_OK, "%s",
-                         err);
-            ref[id] = v;
-            live[id] = 1;
+            add_id_score(b, id_hashed, id, (int)rnd(1000), T0 + id, ref, live);
         }
         cr_assert_eq(sdb_store_ingest(s, 0, b, T0), SDB_OK);
         if (k % 4 == 3) cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
