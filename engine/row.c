@@ -322,6 +322,12 @@ int sdb__row_decode(const void *p, size_t len, sdb__row *out)
     return SDB_OK;
 }
 
+int sdb__row_may_have_lists(const void *p, size_t len)
+{
+    const uint8_t *r = p;
+    return !(len > 4 && r[0] == ROW_VERSION && !(r[4] & 3u));
+}
+
 /* Walk a decoded list; the record was validated by sdb__row_decode. */
 static const uint8_t *nth16(const uint8_t *p, uint32_t i, sdb__str *s)
 {

@@ -917,6 +917,38 @@ Test(store, row_blocks_fill_their_pages)
     cr_assert_eq(q1(0, "{\"stats\":[\"sum\"]}", "sum"), 600 * 4950.0);
 }
 
+/* The fold's attrs pass skips the decode of records without tags or
+ * properties by asking row.c (the one place that knows the layout): a
+ * record of this build without lists says so, one with tags or properties
+ * or of another version says it may have them. */
+Test(store, a_record_says_from_its_masks_whether_it_may_have_tags_or_properties)
+{
+    sdb__fixed fx;
+    memset(&fx, 0, sizeof fx);
+    fx.ts = T0;
+    fx.ref = 7;
+    sdb__score sc;
+    memset(&sc, 0, sizeof sc);
+    sc.id = (sdb__str){"0f8fad5b-d9cb-469f-a165-70867728950e", 36};
+    sc.trace_id = (sdb__str){"t1", 2};
+    sdb__buf rec = {0};
+    cr_assert_eq(sdb__row_encode(&fx, &sc, 0, &rec), SDB_OK);
+    cr_assert_eq(sdb__row_may_have_lists(rec.p, rec.len), 0);
+    rec.p[0] ^= 0x40; /* another version: decoded, not guessed */
+    cr_assert_eq(sdb__row_may_have_lists(rec.p, rec.len), 1);
+    sdb__str tag = {"a", 1}, kv[2] = {{"k", 1}, {"v", 1}};
+    sc.tags = &tag;
+    sc.n_tags = 1;
+    cr_assert_eq(sdb__row_encode(&fx, &sc, 0, &rec), SDB_OK);
+    cr_assert_eq(sdb__row_may_have_lists(rec.p, rec.len), 1);
+    sc.n_tags = 0;
+    sc.props = kv;
+    sc.n_props = 1;
+    cr_assert_eq(sdb__row_encode(&fx, &sc, 0, &rec), SDB_OK);
+    cr_assert_eq(sdb__row_may_have_lists(rec.p, rec.len), 1);
+    sdb__buf_free(&rec);
+}
+
 /* Replacing folded scores marks them dead in their chunk at once (no
  * rewrite): every path of a query that reads chunks (header, kernels,
  * per-dimension pre-aggregates, label counts, the row loop) and the names
