@@ -251,9 +251,16 @@ static int trace_of(const uint8_t *p, const uint8_t *q, const uint8_t *end, sdb_
     char buf[SDB_MAX_STR + 1];
     sdb__str s;
     int k_id = p[4] >> 2 & 3, k_tr = p[4] >> 4 & 3;
-    if ((p[3] & 1) &&
-        (k_id != PACK_RAW ? get_packed(&r, k_id, buf, &s) : get16(&r, &s)))
-        return SDB_ECORRUPT;
+    if (p[3] & 1) { /* the id: skipped by its length, not rendered */
+        size_t nb = k_id == PACK_UUID ? 16 : k_id == PACK_HEX && r.p < end && *r.p ? 1u + *r.p : 0;
+        if (k_id == PACK_RAW) {
+            if (get16(&r, &s)) return SDB_ECORRUPT;
+        } else if (nb == 0 || (size_t)(end - r.p) < nb) {
+            return SDB_ECORRUPT;
+        } else {
+            r.p += nb;
+        }
+    }
     if (k_tr != PACK_RAW ? get_packed(&r, k_tr, buf, &s) : get16(&r, &s)) return SDB_ECORRUPT;
     fx->trace = sdb__hash(s.p, s.len);
     if (fx->trace == 0) fx->trace = 1;
