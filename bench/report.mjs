@@ -239,6 +239,13 @@ if (rep) {
     `the next fold (purging tombstones and row blocks) ${rep.fold_after_ms.toFixed(0)} ms; aggregates exact: ${rep.exact}.`);
   lines.push('');
 }
+const get = load('get.json');
+if (get) {
+  lines.push(`GET by id in process (\`bench_get\`, the UUIDv4 store): ${get.gets.toLocaleString('en-US')} random ids of ` +
+    `${get.of_ids.toLocaleString('en-US')}, median ${get.median_us.toFixed(1)} us, p90 ${get.p90_us.toFixed(1)} us, ` +
+    `p99 ${get.p99_us.toFixed(1)} us (target < 100 us: ${get.median_us < 100 ? 'met' : '**missed**'} at the median); all found: ${get.ok}.`);
+  lines.push('');
+}
 if (ingest && rowsOf && ingest.accepted !== undefined && ingest.accepted !== rowsOf)
   errors.push(`scoredb ingest accepted ${ingest.accepted} of ${rowsOf} rows`);
 

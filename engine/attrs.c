@@ -105,11 +105,10 @@ int sdb__attrs_raw_add(const sdb__row *r, sdb__buf *out)
 
 int sdb__attrs_raw_rec(const void *rec, size_t len, sdb__buf *out)
 {
-    /* Byte 4 of a version-2 record is its lists mask (engine/row.c): bit 0
-     * tags, bit 1 properties. Most scores carry neither, and a full decode
-     * renders their packed ids as text. Another version is decoded. */
-    const uint8_t *r = rec;
-    if (len > 4 && r[0] == 2 && !(r[4] & 3u)) {
+    /* Most scores carry neither tags nor properties, and a full decode
+     * renders their packed ids as text: row.c answers from the record's
+     * masks (any other record version is decoded). */
+    if (!sdb__row_may_have_lists(rec, len)) {
         uint32_t none[2] = {0, 0};
         return sdb__buf_add(out, none, sizeof none) ? SDB_ENOMEM : SDB_OK;
     }

@@ -19,9 +19,10 @@
 #define SDB_ASSERT(x) ((void)0)
 #endif
 
-#define SDB_FORMAT_VERSION 4u /* 4: encoded column segments (docs/storage.md);
+#define SDB_FORMAT_VERSION 4u /* 4: encoded column segments, row records v3 (no
+                                 trace hash), the attrs database (docs/storage.md);
                                  3: id index of hashed sorted runs, tombstones, row
-                                 blocks compressed with zstd (docs/storage.md);
+                                 blocks compressed with zstd;
                                  2: no pending log, fold marks in meta, row records v2 */
 #define SDB_MAX_STR 200u          /* names, ids, property keys (API.md) */
 #define SDB_MAX_VALUE 4096u       /* dimension values, labels, tags, property values */
@@ -197,6 +198,9 @@ struct sdb_store {
 /* Tests: when non-zero, the free bytes the store's file system is taken
  * to have (the map never grows past the file plus these). */
 extern uint64_t sdb__test_free_bytes;
+/* File-backed resident bytes past which a writer drops the map's pages
+ * from its page tables (engine/store.c, map_trim); tests lower it. */
+extern uint64_t sdb__map_resident_max;
 
 int sdb__txn_begin(sdb_store *s, int write, sdb__txn **out);
 int sdb__txn_commit(sdb__txn *t); /* frees t, even on failure */
@@ -277,6 +281,9 @@ typedef struct sdb__row {
     char text_[2][SDB_MAX_STR + 1];
 } sdb__row;
 int sdb__row_decode(const void *p, size_t len, sdb__row *out);
+/* 0 when the record surely has neither tags nor properties (read from its
+ * masks, without a decode), 1 when it may have either. */
+int sdb__row_may_have_lists(const void *p, size_t len);
 
 /* The row store: records in zstd-compressed blocks of consecutive refs
  * (engine/row.c draws the format). Readers and writers go through these,

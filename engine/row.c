@@ -3,15 +3,15 @@
  * fold's input (engine/fold.c reads the fixed part of the rows past a
  * project's fold mark).
  *
- * Layout (version 2, little-endian, unaligned):
- *   u8   version (2)
+ * Layout (version 3, little-endian, unaligned):
+ *   u8   version (3)
  *   u8   type | source << 2
  *   u8   dims mask: bit d set when dimension d is present
  *   u8   strings mask: bits 0..7 id, trace_id, observation_id, session_id,
  *        dataset_run_id, config_id, comment, metadata
  *   u8   lists mask: bit 0 tags, bit 1 properties; bits 2-3 how id is
  *        stored, bits 4-5 how trace_id is (PACK_*, below)
- *   i64  ts, i64 ingested, f64 value (categorical: label id), u64 trace
+ *   i64  ts, i64 ingested, f64 value (categorical: label id)
  *   u64  ref, u32 project, u32 name
  *   u32  dims[popcount(dims mask)], in column order
  *   the present strings in mask order: str16 for the first six, str32 for
@@ -24,7 +24,10 @@
  * byte count and the bytes (PACK_HEX, an OpenTelemetry trace id: 17 bytes
  * instead of 34); decoding renders them back into the sdb__row.
  * Dimension and label strings are not repeated here: the fixed part
- * carries their dictionary ids.
+ * carries their dictionary ids. Nor is the trace id's hash (the column
+ * segments' trace column): version 2 kept it, 8 random bytes a record that
+ * zstd cannot shrink (1M UUIDv4 scores: 63.9 MB of row blocks, 55.7 MB
+ * without); decoding computes it from the trace id as ingest does.
  *
  * Version 1 wrote the 80-byte in-memory sdb__fixed and a length for every
  * absent string: 173 bytes for a typical score against 101 now (a
@@ -33,9 +36,9 @@
  */
 #include "internal.h"
 
-#define ROW_VERSION 2
+#define ROW_VERSION 3
 #define HEAD 5u /* version and the four masks */
-#define FIXED 48u /* ts, ingested, value, trace, ref, project, name */
+#define FIXED 40u /* ts, ingested, value, ref, project, name */
 
 enum { PACK_RAW = 0, PACK_UUID = 1, PACK_HEX = 2 };
 
@@ -129,10 +132,9 @@ int sdb__row_encode(const sdb__fixed *fx, const sdb__score *sc, uint32_t label_i
     memcpy(p, &fx->ts, 8);
     memcpy(p + 8, &fx->ingested, 8);
     memcpy(p + 16, &fx->value, 8);
-    memcpy(p + 24, &fx->trace, 8);
-    memcpy(p + 32, &fx->ref, 8);
-    memcpy(p + 40, &fx->project, 4);
-    memcpy(p + 44, &fx->name, 4);
+    memcpy(p + 24, &fx->ref, 8);
+    memcpy(p + 32, &fx->project, 4);
+    memcpy(p + 36, &fx->name, 4);
     p += FIXED;
     for (int d = 0; d < SDB_N_DIMS; d++)
         if (fx->dims[d]) {
@@ -238,8 +240,35 @@ static int skip_list(rd *r, int present, uint32_t per, uint32_t *n_out, const ui
     return SDB_OK;
 }
 
-/* The version byte, masks and fixed part; *out_end is where the strings
- * begin. */
+/* fx->trace from the record's trace id (strings from q on): xxh3 of the
+ * id's text, 1 when that is 0, 0 without a trace id (ingest's rule). The
+ * id before it is skipped. */
+static int trace_of(const uint8_t *p, const uint8_t *q, const uint8_t *end, sdb__fixed *fx)
+{
+    fx->trace = 0;
+    if (!(p[3] & 2)) return SDB_OK;
+    rd r = {q, end};
+    char buf[SDB_MAX_STR + 1];
+    sdb__str s;
+    int k_id = p[4] >> 2 & 3, k_tr = p[4] >> 4 & 3;
+    if (p[3] & 1) { /* the id: skipped by its length, not rendered */
+        size_t nb = k_id == PACK_UUID ? 16 : k_id == PACK_HEX && r.p < end && *r.p ? 1u + *r.p : 0;
+        if (k_id == PACK_RAW) {
+            if (get16(&r, &s)) return SDB_ECORRUPT;
+        } else if (nb == 0 || (size_t)(end - r.p) < nb) {
+            return SDB_ECORRUPT;
+        } else {
+            r.p += nb;
+        }
+    }
+    if (k_tr != PACK_RAW ? get_packed(&r, k_tr, buf, &s) : get16(&r, &s)) return SDB_ECORRUPT;
+    fx->trace = sdb__hash(s.p, s.len);
+    if (fx->trace == 0) fx->trace = 1;
+    return SDB_OK;
+}
+
+/* The version byte, masks and fixed part (the trace hash computed);
+ * *out_end is where the strings begin. */
 static int decode_fixed(const uint8_t *p, size_t len, sdb__fixed *fx, const uint8_t **out_end)
 {
     if (len < HEAD + FIXED || p[0] != ROW_VERSION) return SDB_ECORRUPT;
@@ -254,10 +283,9 @@ static int decode_fixed(const uint8_t *p, size_t len, sdb__fixed *fx, const uint
     memcpy(&fx->ts, q, 8);
     memcpy(&fx->ingested, q + 8, 8);
     memcpy(&fx->value, q + 16, 8);
-    memcpy(&fx->trace, q + 24, 8);
-    memcpy(&fx->ref, q + 32, 8);
-    memcpy(&fx->project, q + 40, 4);
-    memcpy(&fx->name, q + 44, 4);
+    memcpy(&fx->ref, q + 24, 8);
+    memcpy(&fx->project, q + 32, 4);
+    memcpy(&fx->name, q + 36, 4);
     q += FIXED;
     for (int d = 0; d < SDB_N_DIMS; d++)
         if (dmask & (1u << d)) {
@@ -266,7 +294,7 @@ static int decode_fixed(const uint8_t *p, size_t len, sdb__fixed *fx, const uint
             q += 4;
         }
     *out_end = q;
-    return SDB_OK;
+    return trace_of(p, q, p + len, fx);
 }
 
 int sdb__row_fixed(const void *p, size_t len, sdb__fixed *out)
@@ -299,6 +327,12 @@ int sdb__row_decode(const void *p, size_t len, sdb__row *out)
     if (skip_list(&r, lmask & 2, 2, &out->n_props, &out->props)) return SDB_ECORRUPT;
     if (r.p != r.end) return SDB_ECORRUPT;
     return SDB_OK;
+}
+
+int sdb__row_may_have_lists(const void *p, size_t len)
+{
+    const uint8_t *r = p;
+    return !(len > 4 && r[0] == ROW_VERSION && !(r[4] & 3u));
 }
 
 /* Walk a decoded list; the record was validated by sdb__row_decode. */
@@ -394,6 +428,7 @@ bool sdb__row_prop_get(const sdb__row *r, const char *k, size_t klen, sdb__str *
  * row-filtered query, cost one decompression per block.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <zstd.h>
 
 /* zstd contexts, one pair per thread: creating a decompression context
@@ -443,7 +478,10 @@ static ZSTD_CCtx *cctx(void)
 
 #define BLOCK_VERSION 1
 #define BLOCK_HEAD 8u
-#define BLOCK_RAW (16u << 10) /* raw bytes of records per block */
+#define BLOCK_RAW (16u << 10) /* raw bytes of records per block, until a ratio is known */
+#define BLOCK_RAW_MAX (24u << 10) /* what a GET decompresses at most (~20 us) */
+#define LMDB_PAGE 4096u
+#define LMDB_OVHEAD 16u /* an overflow run's page header (PAGEHDRSZ) */
 #define BLOCK_MAX_ROWS 4096u
 #define ZLEVEL 1 /* ingest-bound: level 1 keeps ~350 MB/s on one core */
 
@@ -468,19 +506,22 @@ typedef struct sdb__rowstate {
     sdb__buf p_refs, p_ends, p_recs; /* u64 refs, u32 ends, records */
     block cache;                     /* last block read */
     int gone_known, gone_any;        /* whether `gone` has entries */
-    sdb__buf out;
+    struct zjob *jobs, *jobs_tail;   /* closed blocks not yet put, in order */
+    uint32_t n_jobs;
 } sdb__rowstate;
+
+static void jobs_cancel(sdb__rowstate *r);
 
 void sdb__rows_txn_end(void *p)
 {
     sdb__rowstate *r = p;
     if (!r) return;
+    jobs_cancel(r);
     sdb__buf_free(&r->p_refs);
     sdb__buf_free(&r->p_ends);
     sdb__buf_free(&r->p_recs);
     sdb__buf_free(&r->cache.raw);
     sdb__buf_free(&r->cache.rec);
-    sdb__buf_free(&r->out);
     free(r);
 }
 
@@ -604,14 +645,17 @@ static int64_t block_find(const block *b, uint64_t ref)
 
 /* Load the block that may hold (project, ref) into b: SDB_ENOTFOUND when
  * none can. *out_key gets its key. */
+static int jobs_settle_for(sdb__txn *t, uint32_t project, uint64_t ref);
+
 static int block_load(sdb__txn *t, uint32_t project, uint64_t ref, block *b,
                       uint8_t *out_key)
 {
+    int rc = jobs_settle_for(t, project, ref);
+    if (rc) return rc;
     uint8_t k[12];
     block_key(k, project, ref);
     sdb__cur *c;
-    int rc = sdb__cur_open(t, SDB__DB_ROWS, &c);
-    if (rc) return rc;
+    if ((rc = sdb__cur_open(t, SDB__DB_ROWS, &c))) return rc;
     sdb__val key, val;
     rc = sdb__cur_seek(c, k, sizeof k, &key, &val);
     if (rc == SDB_OK && (key.len != 12 || sdb__rd32(key.p) != project)) rc = SDB_ENOTFOUND;
@@ -686,9 +730,47 @@ int sdb__row_get(sdb__txn *t, uint32_t project, uint64_t ref, sdb__val *out)
     return block_rec(&r->cache, (uint32_t)i, out);
 }
 
-/* Write rows (refs ascending) as one block of project. */
-static int block_put(sdb__txn *t, sdb__rowstate *r, uint32_t project, const uint64_t *refs,
-                     const uint32_t *ends, const void *recs, uint32_t n)
+/* ------------------------------------------- compression off the writer */
+
+/* Compressing a closed block was 12% of a UUIDv4 ingest's CPU (perf, 10M
+ * scores), all of it on the thread that holds the write txn: the ingest's
+ * critical path, while the parse workers waited on it half the time. So a
+ * write txn hands each closed block to a compressor thread (one per
+ * process) and goes on; its blocks are put, in the order they closed, at
+ * its commit (sdb__rows_flush), before it iterates the rows, or before it
+ * reads a ref that one of them holds (block_load). When the writer needs a
+ * block that the compressor has not taken yet, it compresses it itself,
+ * so progress never waits on the thread, and a process that cannot start
+ * one compresses everything on the writer as before. At most MAX_JOBS
+ * blocks (~1 MiB of rows) are in flight per txn. */
+#define MAX_JOBS 64u
+
+enum { Z_WAIT, Z_RUN, Z_DONE };
+
+typedef struct zjob {
+    struct zjob *qnext; /* in the compressor's queue (Z_WAIT only) */
+    struct zjob *next;  /* in its txn's list, in closing order */
+    uint32_t project, n;
+    uint64_t first, last;
+    sdb__buf refs, ends, recs; /* the block's rows: u64, u32 ends, records */
+    sdb__buf out;              /* the value to put */
+    int state, rc;             /* state under zq.mu */
+} zjob;
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    zjob *head, *tail; /* Z_WAIT jobs, oldest first */
+} zq = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL,
+        NULL};
+static pthread_once_t zq_once = PTHREAD_ONCE_INIT;
+static int zq_running; /* the compressor thread started (set once, before any job) */
+
+/* The block value of rows refs[0..n) (ascending) into *out: the body of
+ * docs/storage.md, heads transposed, one zstd frame (level ZLEVEL) unless
+ * that does not shrink it. Runs on either thread (contexts are per thread). */
+static int block_encode(const uint64_t *refs, const uint32_t *ends, const void *recs,
+                        uint32_t n, sdb__buf *out)
 {
     size_t recs_len = ends[n - 1], body_len = 8 + 8ull * n + recs_len;
     sdb__buf body = {0};
@@ -718,11 +800,11 @@ static int block_put(sdb__txn *t, sdb__rowstate *r, uint32_t project, const uint
         memcpy(dst, recs, recs_len);
     }
     size_t bound = ZSTD_compressBound(body_len);
-    r->out.len = 0;
-    if (sdb__buf_reserve(&r->out, BLOCK_HEAD + bound)) goto done;
+    out->len = 0;
+    if (sdb__buf_reserve(out, BLOCK_HEAD + bound)) goto done;
     ZSTD_CCtx *c = cctx();
     if (!c) goto done;
-    uint8_t *o = (uint8_t *)r->out.p;
+    uint8_t *o = (uint8_t *)out->p;
     size_t z = ZSTD_compressCCtx(c, o + BLOCK_HEAD, bound, q, body_len, ZLEVEL);
     uint16_t n16 = (uint16_t)n;
     uint32_t bl = (uint32_t)body_len;
@@ -736,22 +818,245 @@ static int block_put(sdb__txn *t, sdb__rowstate *r, uint32_t project, const uint
     }
     memcpy(o + 2, &n16, 2);
     memcpy(o + 4, &bl, 4);
-    uint8_t k[12];
-    block_key(k, project, refs[n - 1]);
-    rc = sdb__put(t, SDB__DB_ROWS, k, sizeof k, o, BLOCK_HEAD + z, 1);
+    out->len = BLOCK_HEAD + z;
+    rc = SDB_OK;
 done:
     sdb__buf_free(&body);
+    return rc;
+}
+
+/* Blocks sized to whole pages. A block value is an LMDB overflow run, a
+ * whole number of pages: blocks closed at 16 KiB of records came to ~10.5
+ * KB, three pages, and 13% of the row store's pages were slack (1M UUIDv4
+ * scores: 63.9 MB of values in 73.7 MB of pages). So a block closes when
+ * its body, at the compression ratio of the last block compressed (parts
+ * per 65536, process-wide: an estimate, never a rule), would pass 97% of
+ * the most whole pages that keep its records under BLOCK_RAW_MAX. */
+static uint32_t zratio; /* 0: none yet; atomic */
+
+static void ratio_note(size_t body_len, size_t value_len)
+{
+    if (body_len < 4096) return; /* too small to say */
+    uint64_t r = ((uint64_t)value_len << 16) / body_len;
+    /* Up at once, down slowly: a block that compresses worse than the
+     * estimate spills into one more page, which costs more than a block
+     * closed a little early. */
+    uint64_t old = __atomic_load_n(&zratio, __ATOMIC_RELAXED);
+    if (old && r < old) r = (old * 15 + r) / 16;
+    __atomic_store_n(&zratio, (uint32_t)(r ? r : 1), __ATOMIC_RELAXED);
+}
+
+/* Body bytes (records plus 8 per row) a block may reach. */
+static size_t body_target(void)
+{
+    uint64_t r = __atomic_load_n(&zratio, __ATOMIC_RELAXED);
+    if (!r) return BLOCK_RAW;
+    uint64_t pages = ((uint64_t)BLOCK_RAW_MAX * r >> 16) / LMDB_PAGE;
+    if (pages == 0) return BLOCK_RAW_MAX; /* it fits in a leaf page or one overflow page */
+    uint64_t room = pages * LMDB_PAGE - LMDB_OVHEAD - BLOCK_HEAD;
+    uint64_t body = (room * 97 / 100 << 16) / r;
+    return body < 4096 ? 4096 : body > BLOCK_RAW_MAX ? BLOCK_RAW_MAX : (size_t)body;
+}
+
+static int job_encode(zjob *j)
+{
+    int rc = block_encode((const uint64_t *)(void *)j->refs.p,
+                          (const uint32_t *)(void *)j->ends.p, j->recs.p, j->n, &j->out);
+    if (rc == SDB_OK) ratio_note(8 + 8ull * j->n + j->recs.len, j->out.len);
+    return rc;
+}
+
+static void job_free(zjob *j)
+{
+    sdb__buf_free(&j->refs);
+    sdb__buf_free(&j->ends);
+    sdb__buf_free(&j->recs);
+    sdb__buf_free(&j->out);
+    free(j);
+}
+
+/* Compress j, which the caller has just taken (under zq.mu, which is
+ * released meanwhile and held again on return). */
+static void job_run(zjob *j)
+{
+    j->state = Z_RUN;
+    pthread_mutex_unlock(&zq.mu);
+    int rc = job_encode(j);
+    pthread_mutex_lock(&zq.mu);
+    j->rc = rc;
+    j->state = Z_DONE;
+    pthread_cond_broadcast(&zq.done);
+}
+
+static void *zworker(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&zq.mu);
+    for (;;) {
+        while (!zq.head) pthread_cond_wait(&zq.work, &zq.mu);
+        zjob *j = zq.head;
+        zq.head = j->qnext;
+        if (!zq.head) zq.tail = NULL;
+        job_run(j);
+    }
+    return NULL;
+}
+
+/* The compressor lives as long as the process, detached, with every
+ * signal blocked (they belong to the threads that handle them). */
+static void zq_start(void)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_attr_t a;
+    pthread_t th;
+    if (pthread_attr_init(&a)) return;
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    zq_running = pthread_create(&th, &a, zworker, NULL) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&a);
+}
+
+/* Take a Z_WAIT job out of the compressor's queue (it is in it only when
+ * the compressor runs). Under zq.mu. */
+static void zq_unlink(zjob *j)
+{
+    zjob **pp = &zq.head, *prev = NULL;
+    while (*pp && *pp != j) {
+        prev = *pp;
+        pp = &(*pp)->qnext;
+    }
+    if (!*pp) return;
+    *pp = j->qnext;
+    if (zq.tail == j) zq.tail = prev;
+}
+
+/* Job j done, by whichever thread gets to it first. Called by the writer. */
+static void job_finish(zjob *j)
+{
+    pthread_mutex_lock(&zq.mu);
+    if (j->state == Z_WAIT) { /* not taken: the writer compresses it */
+        zq_unlink(j);
+        job_run(j);
+    }
+    while (j->state != Z_DONE) pthread_cond_wait(&zq.done, &zq.mu);
+    pthread_mutex_unlock(&zq.mu);
+}
+
+/* Put the txn's oldest closed block (compressing it first if need be). */
+static int job_put_front(sdb__txn *t, sdb__rowstate *r)
+{
+    zjob *j = r->jobs;
+    job_finish(j);
+    int rc = j->rc;
+    if (rc == SDB_OK) {
+        uint8_t k[12];
+        block_key(k, j->project, j->last);
+        rc = sdb__put(t, SDB__DB_ROWS, k, sizeof k, j->out.p, j->out.len, 1);
+    }
+    r->jobs = j->next;
+    if (!r->jobs) r->jobs_tail = NULL;
+    r->n_jobs--;
+    job_free(j);
+    return rc;
+}
+
+/* Put every closed block of the txn. */
+static int jobs_settle(sdb__txn *t, sdb__rowstate *r)
+{
+    int rc = SDB_OK;
+    while (r->jobs && rc == SDB_OK) rc = job_put_front(t, r);
+    return rc;
+}
+
+/* Put every closed block first when one of them holds (project, ref):
+ * until then `rows` does not have it. */
+static int jobs_settle_for(sdb__txn *t, uint32_t project, uint64_t ref)
+{
+    sdb__rowstate *r = *sdb__txn_rows(t);
+    if (!r) return SDB_OK;
+    for (const zjob *j = r->jobs; j; j = j->next)
+        if (j->project == project && ref >= j->first && ref <= j->last) return jobs_settle(t, r);
+    return SDB_OK;
+}
+
+/* An aborted txn's blocks: dropped, once the compressor lets go of them. */
+static void jobs_cancel(sdb__rowstate *r)
+{
+    while (r->jobs) {
+        zjob *j = r->jobs;
+        pthread_mutex_lock(&zq.mu);
+        if (j->state == Z_WAIT) {
+            zq_unlink(j);
+            j->state = Z_DONE;
+        }
+        while (j->state != Z_DONE) pthread_cond_wait(&zq.done, &zq.mu);
+        pthread_mutex_unlock(&zq.mu);
+        r->jobs = j->next;
+        job_free(j);
+    }
+    r->jobs_tail = NULL;
+    r->n_jobs = 0;
+}
+
+/* Close rows (refs ascending, in the three buffers, which the job takes:
+ * they are left empty) as one block of project. */
+static int block_submit(sdb__txn *t, sdb__rowstate *r, uint32_t project, sdb__buf *refs,
+                        sdb__buf *ends, sdb__buf *recs, uint32_t n)
+{
+    zjob *j = calloc(1, sizeof *j);
+    if (!j) return SDB_ENOMEM;
+    const uint64_t *rf = (const uint64_t *)(void *)refs->p;
+    j->project = project;
+    j->n = n;
+    j->first = rf[0];
+    j->last = rf[n - 1];
+    j->refs = *refs;
+    j->ends = *ends;
+    j->recs = *recs;
+    *refs = *ends = *recs = (sdb__buf){0};
+    j->state = Z_WAIT;
+    if (r->jobs_tail) r->jobs_tail->next = j;
+    else r->jobs = j;
+    r->jobs_tail = j;
+    r->n_jobs++;
+    pthread_once(&zq_once, zq_start);
+    if (zq_running) {
+        pthread_mutex_lock(&zq.mu);
+        if (zq.tail) zq.tail->qnext = j;
+        else zq.head = j;
+        zq.tail = j;
+        pthread_cond_signal(&zq.work);
+        pthread_mutex_unlock(&zq.mu);
+    }
+    /* Put what is compressed already, and the oldest at the cap. */
+    int rc = SDB_OK;
+    while (rc == SDB_OK && r->jobs) {
+        int ready;
+        pthread_mutex_lock(&zq.mu);
+        ready = r->jobs->state == Z_DONE;
+        pthread_mutex_unlock(&zq.mu);
+        /* Until a ratio is known every block would close at BLOCK_RAW:
+         * the first one is finished at once. */
+        int first = !__atomic_load_n(&zratio, __ATOMIC_RELAXED);
+        if (!ready && !first && r->n_jobs <= (zq_running ? MAX_JOBS : 0)) break;
+        rc = job_put_front(t, r);
+    }
     return rc;
 }
 
 int sdb__rows_flush(sdb__txn *t)
 {
     sdb__rowstate *r = *sdb__txn_rows(t);
-    if (!r || !r->p_n) return SDB_OK;
-    int rc = block_put(t, r, r->p_project, (const uint64_t *)(void *)r->p_refs.p,
-                       (const uint32_t *)(void *)r->p_ends.p, r->p_recs.p, r->p_n);
-    r->p_n = 0;
-    r->p_refs.len = r->p_ends.len = r->p_recs.len = 0;
+    if (!r) return SDB_OK;
+    int rc = SDB_OK;
+    if (r->p_n) {
+        uint32_t n = r->p_n;
+        r->p_n = 0;
+        rc = block_submit(t, r, r->p_project, &r->p_refs, &r->p_ends, &r->p_recs, n);
+    }
+    if (rc == SDB_OK) rc = jobs_settle(t, r);
     return rc;
 }
 
@@ -762,9 +1067,12 @@ int sdb__row_put(sdb__txn *t, uint32_t project, uint64_t ref, const void *rec, s
     if (len > UINT32_MAX / 2) return SDB_ELIMIT;
     const uint64_t *refs = (const uint64_t *)(void *)r->p_refs.p;
     if (r->p_n && (r->p_project != project || r->p_n == BLOCK_MAX_ROWS ||
-                   r->p_recs.len + len > BLOCK_RAW || ref <= refs[r->p_n - 1] ||
+                   r->p_recs.len + len + 8ull * (r->p_n + 1) + 8 > body_target() ||
+                   ref <= refs[r->p_n - 1] ||
                    ref - refs[0] > UINT32_MAX)) {
-        int rc = sdb__rows_flush(t);
+        uint32_t n = r->p_n;
+        r->p_n = 0;
+        int rc = block_submit(t, r, r->p_project, &r->p_refs, &r->p_ends, &r->p_recs, n);
         if (rc) return rc;
     }
     uint32_t end = (uint32_t)(r->p_recs.len + len);
@@ -813,29 +1121,24 @@ static int block_drop(sdb__txn *t, sdb__rowstate *r, uint32_t project, block *b,
 {
     int rc = sdb__del(t, SDB__DB_ROWS, key, 12);
     if (rc) return rc;
-    uint64_t *refs = malloc(8ull * b->n);
-    uint32_t *ends = malloc(4ull * b->n);
-    uint8_t *recs = malloc(b->recs_len ? b->recs_len : 1);
-    rc = SDB_ENOMEM;
-    if (!refs || !ends || !recs) goto done;
-    uint32_t n = 0, off = 0, j = 0;
-    rc = SDB_OK;
-    for (uint32_t i = 0; i < b->n && rc == SDB_OK; i++) {
+    sdb__buf refs = {0}, ends = {0}, recs = {0};
+    uint32_t n = 0;
+    for (uint32_t i = 0, j = 0; i < b->n && rc == SDB_OK; i++) {
         uint64_t ref = b->first + block_ref_at(b, i);
         while (j < m && drop[j] < ref) j++;
         if (j < m && drop[j] == ref) continue;
         sdb__val v;
         if ((rc = block_rec(b, i, &v))) break;
-        memcpy(recs + off, v.p, v.len);
-        off += (uint32_t)v.len;
-        refs[n] = ref;
-        ends[n++] = off;
+        uint32_t end = (uint32_t)(recs.len + v.len);
+        if (sdb__buf_add(&recs, v.p, v.len) || sdb__buf_add(&refs, &ref, 8) ||
+            sdb__buf_add(&ends, &end, 4))
+            rc = SDB_ENOMEM;
+        n++;
     }
-    if (rc == SDB_OK && n) rc = block_put(t, r, project, refs, ends, recs, n);
-done:
-    free(refs);
-    free(ends);
-    free(recs);
+    if (rc == SDB_OK && n) rc = block_submit(t, r, project, &refs, &ends, &recs, n);
+    sdb__buf_free(&refs);
+    sdb__buf_free(&ends);
+    sdb__buf_free(&recs);
     return rc;
 }
 

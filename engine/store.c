@@ -33,6 +33,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -839,6 +841,51 @@ done:
     return rc;
 }
 
+/* Resident pages of the map. A process keeps every page of the map it has
+ * read in its resident set until the map goes, so `scoredb ingest` of 10M
+ * UUIDv4 scores peaked at 1.06 GiB, 760 MiB of it file pages of the map
+ * (the fold reads every row block back, ingest the id runs): past
+ * sdb__map_resident_max of file-backed pages, a writer drops the map's pages
+ * from its page tables with MADV_DONTNEED. The page cache keeps them, so
+ * the next read of one is a minor fault; what is dropped is only this
+ * process's mapping of clean file pages (the map is read-only: LMDB
+ * writes through the file without MDB_WRITEMAP). /proc/self/statm's
+ * third field counts file-backed resident pages; the map is found in
+ * /proc/self/maps by the data file's inode (mdb_env_info gives its address
+ * only with MDB_FIXEDMAP). Under the shared lock, so the map cannot move
+ * meanwhile. */
+uint64_t sdb__map_resident_max = 256ull << 20; /* tests lower it */
+
+static void map_trim(sdb_store *s)
+{
+    if (s->env_flags & MDB_WRITEMAP) return;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return;
+    unsigned long long size = 0, resident = 0, shared = 0;
+    int got = fscanf(f, "%llu %llu %llu", &size, &resident, &shared);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    if (got != 3 || page <= 0 || shared * (unsigned long long)page < sdb__map_resident_max) return;
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", s->path);
+    if (stat(path, &st) != 0 || !(f = fopen("/proc/self/maps", "r"))) return;
+    pthread_rwlock_rdlock(lock_of(s));
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long lo, hi, off, ino;
+        unsigned maj, mnr;
+        char perm[8];
+        if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &lo, &hi, perm, &off, &maj, &mnr, &ino) ==
+                7 &&
+            ino == (unsigned long long)st.st_ino && makedev(maj, mnr) == st.st_dev &&
+            perm[3] == 's' && perm[1] != 'w')
+            madvise((void *)(uintptr_t)lo, (size_t)(hi - lo), MADV_DONTNEED);
+    }
+    pthread_rwlock_unlock(lock_of(s));
+    fclose(f);
+}
+
 int sdb__write(sdb_store *s, int (*fn)(sdb__txn *t, void *ctx), void *ctx)
 {
     if (s->read_only) {
@@ -857,6 +904,7 @@ int sdb__write(sdb_store *s, int (*fn)(sdb__txn *t, void *ctx), void *ctx)
         }
         if (rc == SDB_OK) {
             __atomic_store_n(&s->write_err, 0, __ATOMIC_RELEASE);
+            map_trim(s);
             return SDB_OK;
         }
         if (rc != SDB_EFULL) return is_disk_refusal(rc) ? refused(s, rc) : rc;

@@ -405,9 +405,10 @@ def map_cannot_grow(tmp):
     proc, port = ct.serve(db, env=env, log=lines)
     acked, refused = 0, None
     try:
-        # 64 MiB, the first map, holds ~1.26M of these (~640k before the
-        # encoded segments of format 4)
-        for b in range(250):
+        # 64 MiB, the first map, holds ~1.2M of these (~640k before row
+        # blocks were sized to whole pages and segments encoded); bounded
+        # at 3M.
+        for b in range(300):
             batch = json.dumps([{"name": "big", "value": i % 100, "trace_id": "t%d" % i,
                                  "timestamp": T0 + (b * 10000 + i) * 10} for i in range(10000)])
             st, body = ct.request(port, "POST", "/v1/scores", batch)

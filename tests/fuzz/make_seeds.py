@@ -262,9 +262,9 @@ put("segment", "preagg_labels", struct.pack("<HI", 0xFFFE, 3) + struct.pack("<6I
 put("segment", "preagg_labels_short", struct.pack("<HI", 0xFFFE, 3) + struct.pack("<4I", 1, 5, 2, 7))
 
 # ------------------------------------------------------------------ row
-# Version 2 (engine/row.c): version, type|source<<2, dims mask, strings
-# mask, lists mask, the 48-byte fixed part, the present dims, then the
-# present strings (str16 x6, str32 x2), tags and properties.
+# Version 3 (engine/row.c): version, type|source<<2, dims mask, strings
+# mask, lists mask, the 40-byte fixed part (no trace hash), the present
+# dims, then the present strings (str16 x6, str32 x2), tags and properties.
 def s16(s):
     return struct.pack("<H", len(s)) + s
 
@@ -272,14 +272,14 @@ def s32(s):
     return struct.pack("<I", len(s)) + s
 
 def record(strs=(b"id-1", b"t1", None, b"s1", None, b""), comment=b"nice",
-           meta=b'{"k":1}', tags=(b"a", b"bb"), props=((b"feature", b"search"),), ver=2,
+           meta=b'{"k":1}', tags=(b"a", b"bb"), props=((b"feature", b"search"),), ver=3,
            dims=(1, 2, 0, 0, 0, 0), type_src=0x04, lists=None):
     allstr = list(strs) + [comment, meta]
     smask = sum(1 << i for i, x in enumerate(allstr) if x is not None)
     dmask = sum(1 << i for i, x in enumerate(dims) if x)
     lmask = (1 if tags else 0) | (2 if props else 0) if lists is None else lists
     r = bytes([ver, type_src, dmask, smask, lmask])
-    r += struct.pack("<qqdQQII", 1767225600000, 1767225600001, 0.5, 0xabc, 42, 0, 1)
+    r += struct.pack("<qqdQII", 1767225600000, 1767225600001, 0.5, 42, 0, 1)
     r += b"".join(struct.pack("<I", d) for d in dims if d)
     r += b"".join((s16(x) if i < 6 else s32(x)) for i, x in enumerate(allstr) if x is not None)
     if tags:
@@ -305,8 +305,8 @@ put("row", "trailing_bytes", record() + b"x")
 # id as a packed UUID (lists bits 2-3 = 1: 16 bytes), trace_id as packed hex
 # (bits 4-5 = 2: a byte count, then the bytes)
 def packed(hex_trace_bytes, uuid=bytes(range(16)), lists=0x01 | 1 << 2 | 2 << 4):
-    r = bytes([2, 0x04, 0, 0x03, lists])
-    r += struct.pack("<qqdQQII", 1767225600000, 1767225600001, 0.5, 0xabc, 42, 0, 1)
+    r = bytes([3, 0x04, 0, 0x03, lists])
+    r += struct.pack("<qqdQII", 1767225600000, 1767225600001, 0.5, 42, 0, 1)
     r += uuid + bytes([len(hex_trace_bytes)]) + hex_trace_bytes
     r += struct.pack("<H", 1) + struct.pack("<H", 1) + b"a"
     return r
