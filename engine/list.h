@@ -5,6 +5,9 @@
 
 #include "query.h"
 
+/* Rows one list call walks at most (2M; tests set it small). */
+extern uint32_t sdb__list_scan_max;
+
 /* Render one row record as API.md's score object (JSON text appended to
  * b), resolving dictionary ids in txn t; the row's strings are borrowed
  * from t. With SDB__RENDER_CREATED_AT the object also carries
