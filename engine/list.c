@@ -1,18 +1,22 @@
-/* Detail reads over the row store: list, get and delete one score, and the
- * trace search by score range.
+/* Detail reads: list, get and delete one score, and the trace search by
+ * score range.
  *
- * Unlike analytics these read `rows`, which holds every acknowledged score
- * at once (DESIGN.md "Aggregation delay": detail and list reads see every
- * acknowledged score). `rows` is keyed project | ref (big-endian), and refs
- * are ingest sequence numbers, so "newest first" is a reverse cursor walk
- * from the end of the project's key range; the pagination cursor is the
- * ref to continue below. Filters are checked per row on the fixed part of
- * the record (dictionary ids resolved once per request), falling back to
- * the record's strings only for trace_id, session_id, tags and properties.
- * A filter value that the dictionary has never seen matches nothing, which
- * is decided before the walk. The walk is bounded by SCAN_MAX rows per
- * request so that a selective filter over a huge store cannot pin a
- * thread: the answer then carries a cursor to continue from.
+ * Unlike analytics these see every acknowledged score at once (DESIGN.md
+ * "Aggregation delay"). Refs are ingest sequence numbers, so "newest
+ * first" is descending ref order, and the pagination cursor is the ref to
+ * continue below. A list reads through the cheapest source its filters
+ * allow, each giving rows newest first: the trace index (engine/traceidx.c)
+ * for one trace_id, the id index for `id`, the column segments of the
+ * folded rows for a filter a column holds (the zone maps drop chunks,
+ * columns are checked in place, a k-way merge keeps ref order: "column
+ * path" below), else the row store itself, walked backwards. The rows past
+ * the fold mark (pending) are always walked in the row store. Every row
+ * that is rendered, or that a row-only filter needs, is checked on its
+ * record (filter_match, the query engine's row semantics); a filter value
+ * that the dictionary has never seen matches nothing, decided before any
+ * read. A call reads at most SCAN_MAX records and COL_MAX column entries,
+ * so that a selective filter over a huge store cannot pin a thread: the
+ * answer then carries a cursor to continue from.
  */
 #include "list.h"
 #include "traceidx.h"
