@@ -67,13 +67,6 @@ static inline bool ent_less(tent a, uint64_t h, uint64_t ref)
     return a.h < h || (a.h == h && a.ref < ref);
 }
 
-static int cmp_tent(const void *a, const void *b)
-{
-    const tent *x = a, *y = b;
-    if (x->h != y->h) return x->h < y->h ? -1 : 1;
-    return x->ref < y->ref ? -1 : x->ref > y->ref;
-}
-
 /* Check a run value; *out_n its entry count, *out_ents its entries. */
 static int run_open(const void *p, size_t len, uint64_t *out_n, const uint8_t **out_ents)
 {
@@ -202,16 +195,20 @@ done:
     return rc;
 }
 
-typedef struct pent {
-    uint32_t project;
-    tent e;
-} pent;
-
-static int cmp_pent(const void *a, const void *b)
+/* Sort e (n) by hash, stably, so that entries of one hash keep their
+ * (ascending) ref order: an LSD radix sort, 8 passes of 8 bits through
+ * tmp (n entries). A fold hands over up to a million rows per slice, and
+ * qsort's comparator calls cost more than the rest of the hook. */
+static void radix_sort(tent *e, tent *tmp, size_t n)
 {
-    const pent *x = a, *y = b;
-    if (x->project != y->project) return x->project < y->project ? -1 : 1;
-    return cmp_tent(&x->e, &y->e);
+    for (unsigned shift = 0; shift < 64; shift += 8) {
+        size_t count[257] = {0};
+        for (size_t i = 0; i < n; i++) count[(e[i].h >> shift & 0xFF) + 1]++;
+        if (count[1 + (e[0].h >> shift & 0xFF)] == n) continue; /* one value: no move */
+        for (int d = 0; d < 256; d++) count[d + 1] += count[d];
+        for (size_t i = 0; i < n; i++) tmp[count[e[i].h >> shift & 0xFF]++] = e[i];
+        memcpy(e, tmp, n * sizeof *e);
+    }
 }
 
 /* Record where indexing began for a project the index has not seen. */
@@ -227,21 +224,20 @@ static int ensure_base(sdb__txn *t, uint32_t project)
 int sdb__tix_fold(sdb__txn *t, const sdb__fixed *rows, uint32_t n)
 {
     if (n == 0) return SDB_OK;
-    pent *p = malloc(n * sizeof *p);
-    tent *e = malloc(n * sizeof *e);
-    int rc = p && e ? SDB_OK : SDB_ENOMEM;
-    for (uint32_t i = 0; rc == SDB_OK && i < n; i++)
-        p[i] = (pent){rows[i].project, {rows[i].trace, rows[i].ref}};
-    if (rc == SDB_OK) qsort(p, n, sizeof *p, cmp_pent);
+    tent *e = malloc(n * sizeof *e), *tmp = malloc(n * sizeof *tmp);
+    int rc = e && tmp ? SDB_OK : SDB_ENOMEM;
+    /* The fold takes each project's rows in one ref-ordered span. */
     for (uint32_t i = 0; rc == SDB_OK && i < n;) {
-        uint32_t project = p[i].project, m = 0;
+        uint32_t project = rows[i].project, m = 0;
         if ((rc = ensure_base(t, project))) break;
-        for (; i < n && p[i].project == project; i++)
-            if (p[i].e.h) e[m++] = p[i].e; /* 0: no trace */
-        if (m) rc = write_run(t, project, e, m);
+        for (; i < n && rows[i].project == project; i++)
+            if (rows[i].trace) e[m++] = (tent){rows[i].trace, rows[i].ref}; /* 0: no trace */
+        if (!m) continue;
+        radix_sort(e, tmp, m);
+        rc = write_run(t, project, e, m);
     }
+    free(tmp);
     free(e);
-    free(p);
     return rc;
 }
 
