@@ -734,6 +734,8 @@ static int cs_open(sdb__txn *t, uint32_t project, colscan *cs, uint64_t bound)
     if ((rc = sdb__cur_open(t, SDB__DB_SEGMENTS, &c))) goto done;
     uint32_t n_names = cs->f->names ? cs->f->n_names : 1;
     for (uint32_t j = 0; j < n_names && rc == SDB_OK; j++) {
+        if (cs->f->names && j && in_ids(cs->f->names, j, cs->f->names[j]))
+            continue; /* a name given twice: its chunks once */
         uint8_t k[SDB__SEGKEY_LEN];
         size_t plen = cs->f->names ? 8 : 4;
         sdb__seg_key(k, project, cs->f->names ? cs->f->names[j] : 0, INT64_MIN, 0);

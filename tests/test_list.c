@@ -109,6 +109,7 @@ static void check(const ev *e, size_t n, const flt *f)
     size_t np = 0;
 #define P(k, ...) (snprintf(b[np], sizeof b[np], __VA_ARGS__), p[np] = (sdb_param){k, b[np]}, np++)
     if (f->name >= 0) P("name", "n%d", f->name);
+    if (f->name >= 0 && rnd() % 4 == 0) P("name", "n%d", f->name); /* twice: still once */
     if (f->type >= 0) P("data_type", "%s", types[f->type]);
     if (f->source >= 0) P("source", "%s", sources[f->source]);
     if (f->env >= 0) P("environment", "e%d", f->env);
