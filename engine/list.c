@@ -788,6 +788,28 @@ done:
  * (a row of a chunk with dead rows counts only if its record is there). */
 static int cs_count(colscan *cs, list_run *w, const cseg *c)
 {
+    const rowfilter *f = cs->f;
+    const sdb__query *q = f->q;
+    bool dims = false;
+    for (int d = 0; d < SDB_N_DIMS; d++) dims = dims || f->dims[d];
+    uint64_t rows = (uint64_t)(c->pos + 1);
+    if (!c->dead && !dims && !q->has_from && !q->has_to && !q->type_mask && !q->source_mask &&
+        !q->has_value && !f->has_ne && cs->checked + rows <= COL_MAX) {
+        /* Nothing to check but the trace column (v1's trace-only rule), or
+         * nothing at all: one tight pass, or the position itself. */
+        uint64_t m = rows;
+        if (f->has_trace) {
+            m = 0;
+            for (uint64_t i = 0; i < rows; i++) {
+                uint64_t h;
+                memcpy(&h, c->g.trace + 8 * i, 8);
+                m += h != 0;
+            }
+        }
+        cs->checked += rows;
+        w->extra += m;
+        return SDB_OK;
+    }
     for (int64_t i = c->pos; i >= 0; i--) {
         if (cs->checked == COL_MAX) {
             cs->capped = true;
