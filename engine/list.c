@@ -491,12 +491,17 @@ typedef struct list_run {
     uint64_t skipped, emitted, extra, scanned, last_ref;
     uint64_t floor; /* refs at or below it are not listed (`pending`: the fold mark) */
     bool more, counting, capped, stop;
+    /* Instead of rendering: each matching row handed to on_row (the trace
+     * search); nonzero from it stops the walk with that code. */
+    int (*on_row)(void *ctx, const sdb__row *row);
+    void *ctx;
 } list_run;
 
 /* Does the next visit need the row (to render it)? Otherwise a row that
  * the columns already prove to match is visited as NULL. */
 static bool wants_row(const list_run *w)
 {
+    if (w->on_row) return true;
     return !w->counting && w->emitted < w->r->limit && w->skipped >= w->r->offset;
 }
 
@@ -522,6 +527,9 @@ static int visit(list_run *w, uint64_t ref, const sdb__row *row)
         w->extra++;
     } else if (w->skipped < w->r->offset) {
         w->skipped++;
+    } else if (w->on_row) {
+        w->emitted++;
+        return w->on_row(w->ctx, row);
     } else {
         if (w->emitted++) sdb__j_raw(w->b, ",");
         return render_row(w->b, w->t, w->project, row);
@@ -892,6 +900,69 @@ static int visit_columns(list_run *w, uint64_t bound)
     return rc;
 }
 
+/* One list call's reads, in order: the candidates of an index (the named
+ * ids, else one trace's rows), or the rows past the fold mark in the row
+ * store and then the folded ones through their segments when a column
+ * filter helps, else the row store alone; each row into visit(). */
+static int run_list(list_run *w)
+{
+    const list_req *r = w->r;
+    const rowfilter *f = w->f;
+    sdb__rowit *it = NULL;
+    uint64_t *refs = NULL;
+    int rc = SDB_OK;
+    uint64_t bound = r->cursor ? r->cursor : UINT64_MAX;
+    if (r->pending && (rc = sdb__folded_of(w->t, w->project, &w->floor))) goto done;
+    bool walk = !f->none;
+    if (walk && (r->ids.n || f->trace_id)) {
+        /* Candidates from an index: the named ids, else the trace's rows. */
+        size_t n_refs;
+        uint64_t base = 0;
+        if (r->ids.n)
+            rc = id_refs(w->t, w->project, &r->ids, bound, &refs, &n_refs);
+        else
+            rc = sdb__tix_refs(w->t, w->project, sdb__tix_hash(f->trace_id, strlen(f->trace_id)),
+                               bound, SCAN_MAX, &refs, &n_refs, &base);
+        if (rc == SDB_OK) rc = visit_refs(w, refs, n_refs);
+        if (rc) goto done;
+        if (!w->stop && !r->ids.n && n_refs == SCAN_MAX) { /* the answer was cut: go on below */
+            w->more = w->capped = true;
+            w->last_ref = refs[n_refs - 1];
+            w->stop = true;
+        }
+        /* Rows folded before the trace index existed are walked, as
+         * before it (engine/traceidx.c). */
+        walk = !w->stop && base;
+        if (walk && base + 1 < bound) bound = base + 1;
+    }
+    /* With a column filter, the row store is walked only over the rows
+     * past the fold mark (pending), and the folded ones come through
+     * their segments. */
+    uint64_t folded = 0;
+    bool cols = walk && cols_help(f);
+    if (cols && (rc = sdb__folded_of(w->t, w->project, &folded))) goto done;
+    if (walk) {
+        /* Newest first: backwards from the cursor (exclusive) or the end. */
+        if ((rc = sdb__rows_open(w->t, w->project, bound, 1, &it))) goto done;
+        uint64_t ref, stop_at = w->floor > folded ? w->floor : cols ? folded : 0;
+        sdb__val val;
+        while (!w->stop && (rc = sdb__rows_next(it, &ref, &val)) == SDB_OK && ref > stop_at) {
+            sdb__row row;
+            if ((rc = sdb__row_decode(val.p, val.len, &row)) || (rc = visit(w, ref, &row)))
+                goto done;
+        }
+        if (rc != SDB_OK && rc != SDB_ENOTFOUND) goto done;
+        rc = SDB_OK;
+    }
+    if (cols && !w->stop && w->floor < folded &&
+        (rc = visit_columns(w, bound < folded + 1 ? bound : folded + 1)))
+        goto done;
+done:
+    free(refs);
+    sdb__rows_close(it);
+    return rc;
+}
+
 int sdb_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params, size_t n,
                          char **out_json, char *err, size_t errlen)
 {
@@ -907,10 +978,8 @@ int sdb_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params
         return rc;
     }
     sdb__txn *t = NULL;
-    sdb__rowit *it = NULL;
     sdb__buf b = {0};
     rowfilter f;
-    uint64_t *refs = NULL;
     memset(&f, 0, sizeof f);
     if ((rc = sdb__txn_begin(s, 0, &t))) goto done;
     if ((rc = filter_init(t, project, &r.q, &f))) goto done;
@@ -925,52 +994,7 @@ int sdb_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params
     f.ne = r.ne;
     sdb__j_raw(&b, "{\"data\":[");
     list_run w = {.r = &r, .f = &f, .t = t, .project = project, .b = &b};
-    uint64_t bound = r.cursor ? r.cursor : UINT64_MAX;
-    if (r.pending && (rc = sdb__folded_of(t, project, &w.floor))) goto done;
-    bool walk = !f.none;
-    if (walk && (r.ids.n || f.trace_id)) {
-        /* Candidates from an index: the named ids, else the trace's rows. */
-        size_t n_refs;
-        uint64_t base = 0;
-        if (r.ids.n)
-            rc = id_refs(t, project, &r.ids, bound, &refs, &n_refs);
-        else
-            rc = sdb__tix_refs(t, project, sdb__tix_hash(f.trace_id, strlen(f.trace_id)), bound,
-                               SCAN_MAX, &refs, &n_refs, &base);
-        if (rc == SDB_OK) rc = visit_refs(&w, refs, n_refs);
-        if (rc) goto done;
-        if (!w.stop && !r.ids.n && n_refs == SCAN_MAX) { /* the answer was cut: go on below */
-            w.more = w.capped = true;
-            w.last_ref = refs[n_refs - 1];
-            w.stop = true;
-        }
-        /* Rows folded before the trace index existed are walked, as
-         * before it (engine/traceidx.c). */
-        walk = !w.stop && base;
-        if (walk && base + 1 < bound) bound = base + 1;
-    }
-    /* With a column filter, the row store is walked only over the rows
-     * past the fold mark (pending), and the folded ones come through
-     * their segments. */
-    uint64_t folded = 0;
-    bool cols = walk && cols_help(&f);
-    if (cols && (rc = sdb__folded_of(t, project, &folded))) goto done;
-    if (walk) {
-        /* Newest first: backwards from the cursor (exclusive) or the end. */
-        if ((rc = sdb__rows_open(t, project, bound, 1, &it))) goto done;
-        uint64_t ref, stop_at = w.floor > folded ? w.floor : cols ? folded : 0;
-        sdb__val val;
-        while (!w.stop && (rc = sdb__rows_next(it, &ref, &val)) == SDB_OK && ref > stop_at) {
-            sdb__row row;
-            if ((rc = sdb__row_decode(val.p, val.len, &row)) || (rc = visit(&w, ref, &row)))
-                goto done;
-        }
-        if (rc != SDB_OK && rc != SDB_ENOTFOUND) goto done;
-        rc = SDB_OK;
-    }
-    if (cols && !w.stop && w.floor < folded &&
-        (rc = visit_columns(&w, bound < folded + 1 ? bound : folded + 1)))
-        goto done;
+    if ((rc = run_list(&w))) goto done;
     sdb__j_raw(&b, "],\"next_cursor\":");
     if (w.more && (w.emitted || w.last_ref)) {
         char tmp[32];
@@ -987,8 +1011,6 @@ int sdb_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params
     sdb__j_raw(&b, "}");
     rc = take(&b, out_json);
 done:
-    free(refs);
-    sdb__rows_close(it);
     sdb__txn_abort(t);
     filter_free(&f);
     req_free(&r);
@@ -1124,30 +1146,39 @@ static int cmp_hit(const void *a, const void *b)
     return strcmp(((const trace_hit *)a)->id, ((const trace_hit *)b)->id);
 }
 
+/* The trace search's row callback: one more score of its trace. */
+static int hit_row(void *ctx, const sdb__row *row)
+{
+    if (!row->trace_id.p) return SDB_OK;
+    return tmap_add(ctx, row->trace_id.p, row->trace_id.len, row->fx.ts);
+}
+
 int sdb__traces_search(sdb_store *s, uint32_t project, const sdb__query *q, uint32_t limit,
-                       const char *after, char **out_json)
+                       const char *after, char **out_json, char *err, size_t errlen)
 {
     *out_json = NULL;
     sdb__txn *t;
     int rc = sdb__txn_begin(s, 0, &t);
     if (rc) return rc;
-    sdb__rowit *it = NULL;
     sdb__buf b = {0};
     trace_map m = {0};
     rowfilter f;
+    list_req r;
+    memset(&r, 0, sizeof r);
+    r.limit = UINT64_MAX;
     if ((rc = filter_init(t, project, q, &f))) goto done;
-    if (!f.none) {
-        if ((rc = sdb__rows_open(t, project, 0, 0, &it))) goto done;
-        uint64_t ref;
-        sdb__val val;
-        while ((rc = sdb__rows_next(it, &ref, &val)) == SDB_OK) {
-            sdb__row row;
-            if ((rc = sdb__row_decode(val.p, val.len, &row))) goto done;
-            if (!row.trace_id.p || !filter_match(&f, &row)) continue;
-            if ((rc = tmap_add(&m, row.trace_id.p, row.trace_id.len, row.fx.ts))) goto done;
-        }
-        if (rc != SDB_OK && rc != SDB_ENOTFOUND) goto done;
-        rc = SDB_OK;
+    /* The matching scores through the list's reads (the column segments
+     * for a name, time or value filter), aggregated by trace. An answer in
+     * trace id order needs every match, so past the list's bounds the
+     * search is refused rather than cut. */
+    list_run w = {.r = &r, .f = &f, .t = t, .project = project, .on_row = hit_row, .ctx = &m};
+    if (!f.none && (rc = run_list(&w))) goto done;
+    if (w.capped) {
+        sdb__errf(err, errlen, "the search would read more than %u scores (or %u column "
+                  "entries); narrow it with \"name\", \"from\"/\"to\" or \"where\"",
+                  SCAN_MAX, COL_MAX);
+        rc = SDB_EINVAL;
+        goto done;
     }
     if (m.n > 1) qsort(m.v, m.n, sizeof *m.v, cmp_hit); /* m.v is NULL when empty */
     size_t i = 0;
@@ -1175,7 +1206,6 @@ int sdb__traces_search(sdb_store *s, uint32_t project, const sdb__query *q, uint
     sdb__j_raw(&b, "}");
     rc = take(&b, out_json);
 done:
-    sdb__rows_close(it);
     sdb__txn_abort(t);
     filter_free(&f);
     for (size_t j = 0; j < m.n; j++) free(m.v[j].id);

@@ -51,6 +51,7 @@ typedef struct ev {
     char id[16];
     int name, type, source, env, tag, session;
     bool traced;
+    int trace;
     int64_t ts;
     double value; /* categorical: -1 */
     bool alive;
@@ -175,13 +176,14 @@ static void check(const ev *e, size_t n, const flt *f)
     cr_assert_eq(want, 0, "%s: the list missed rows (got %zu)", desc, got);
 }
 
-Test(list, filtered_pages_offsets_and_totals_agree_with_a_reference)
+static const double vals[] = {0, 0.25, 0.5, 1, 2, -0.0};
+
+/* The random store and its reference; returns the clock it ended at. */
+static int64_t build(ev *e, size_t *out_n)
 {
-    static ev e[N_EVENTS];
     size_t n = 0;
     sdb__fold_slice = 53;
     int64_t now = T0;
-    static const double vals[] = {0, 0.25, 0.5, 1, 2, -0.0};
     while (n < N_EVENTS) {
         sdb_batch *b;
         cr_assert_eq(sdb_batch_new(&b), SDB_OK);
@@ -207,7 +209,8 @@ Test(list, filtered_pages_offsets_and_totals_agree_with_a_reference)
             x->alive = true;
             x->traced = rnd() % 4 != 0;
             char js[400], val[32], tr[32] = "";
-            if (x->traced) snprintf(tr, sizeof tr, "\"trace_id\":\"t%d\",", (int)(rnd() % 50));
+            x->trace = (int)(rnd() % 50);
+            if (x->traced) snprintf(tr, sizeof tr, "\"trace_id\":\"t%02d\",", x->trace);
             if (x->type == 2)
                 snprintf(val, sizeof val, "\"c%d\"", (int)(rnd() % 3));
             else if (x->type == 1)
@@ -234,6 +237,15 @@ Test(list, filtered_pages_offsets_and_totals_agree_with_a_reference)
         if (rnd() % 3 == 0 && n < N_EVENTS - 200) cr_assert_eq(sdb_store_fold(s, now, NULL), SDB_OK);
         now += 1000;
     }
+    *out_n = n;
+    return now;
+}
+
+Test(list, filtered_pages_offsets_and_totals_agree_with_a_reference)
+{
+    static ev e[N_EVENTS];
+    size_t n;
+    int64_t now = build(e, &n);
     for (int round = 0; round < 2; round++) {
         for (int c = 0; c < 80; c++) {
             flt f = {-1, -1, -1, -1, -1, -1, false, false, false, 0, 0, 0, 0, 0};
@@ -255,4 +267,85 @@ Test(list, filtered_pages_offsets_and_totals_agree_with_a_reference)
         }
         cr_assert_eq(sdb_store_fold(s, now, NULL), SDB_OK); /* then from segments alone */
     }
+}
+
+/* POST /v1/traces/search over the same kind of store: every trace of the
+ * matching scores, in trace id order, with count, first and last, paged;
+ * and past the list's bounds a 400-class refusal, not a cut answer. */
+Test(list, trace_search_agrees_with_a_reference_and_refuses_past_its_bounds)
+{
+    static ev e[N_EVENTS];
+    size_t n;
+    build(e, &n);
+    for (int c = 0; c < 40; c++) {
+        flt f = {-1, -1, -1, -1, -1, -1, false, false, false, 0, 0, 0, 0, 0};
+        char body[256] = "{", *w = body + 1;
+        if (rnd() % 2) f.name = (int)(rnd() % 5), w += sprintf(w, "\"name\":\"n%d\",", f.name);
+        if (rnd() % 2) {
+            f.from = true, f.t_from = T0 - (int64_t)(rnd() % (11 * DAY));
+            w += sprintf(w, "\"from\":%lld,", (long long)f.t_from);
+        }
+        if (rnd() % 2) {
+            f.vop = 1, f.v1 = vals[rnd() % 6], f.v2 = f.v1 + 1;
+            w += sprintf(w, "\"where\":{\"value\":{\"gte\":%.17g,\"lte\":%.17g}},", f.v1, f.v2);
+        }
+        /* The reference: per trace, count, first, last. */
+        uint64_t cnt[50] = {0};
+        int64_t lo[50], hi[50];
+        for (size_t i = 0; i < n; i++) {
+            if (!e[i].traced || !match(&f, &e[i])) continue;
+            int t = e[i].trace;
+            if (!cnt[t]++) lo[t] = hi[t] = e[i].ts;
+            if (e[i].ts < lo[t]) lo[t] = e[i].ts;
+            if (e[i].ts > hi[t]) hi[t] = e[i].ts;
+        }
+        int next = 0;
+        char cur[64] = "";
+        for (int page = 0; page < 100; page++) {
+            char req[400];
+            int lim = 1 + (int)(rnd() % 9);
+            snprintf(req, sizeof req, "%s\"limit\":%d%s%s%s}", body, lim, *cur ? ",\"cursor\":\"" : "",
+                     cur, *cur ? "\"" : "");
+            char *out = NULL;
+            cr_assert_eq(sdb_traces_search_json(s, 0, req, strlen(req), &out, err, sizeof err),
+                         SDB_OK, "%s: %s", req, err);
+            json_t *a = json_loads(out, 0, NULL), *x;
+            cr_assert_not_null(a);
+            free(out);
+            size_t i;
+            json_array_foreach(json_object_get(a, "data"), i, x)
+            {
+                while (next < 50 && !cnt[next]) next++;
+                cr_assert_lt(next, 50, "%s: a trace the reference lacks", req);
+                char tid[8];
+                snprintf(tid, sizeof tid, "t%02d", next);
+                cr_assert_str_eq(json_string_value(json_object_get(x, "trace_id")), tid, "%s", req);
+                cr_assert_eq(json_integer_value(json_object_get(x, "count")), (json_int_t)cnt[next],
+                             "%s %s", req, tid);
+                int64_t first, last;
+                const char *fs = json_string_value(json_object_get(x, "first"));
+                const char *ls = json_string_value(json_object_get(x, "last"));
+                cr_assert_eq(sdb_time_parse(fs, strlen(fs), &first), SDB_OK);
+                cr_assert_eq(sdb_time_parse(ls, strlen(ls), &last), SDB_OK);
+                cr_assert_eq(first, lo[next]);
+                cr_assert_eq(last, hi[next]);
+                next++;
+            }
+            const char *nx = json_string_value(json_object_get(a, "next_cursor"));
+            if (nx) snprintf(cur, sizeof cur, "%s", nx);
+            json_decref(a);
+            if (!nx) break;
+        }
+        while (next < 50 && !cnt[next]) next++;
+        cr_assert_eq(next, 50, "%s: the search missed trace t%02d", body, next);
+    }
+    /* Past the bounds: refused, naming what to narrow. */
+    uint32_t saved = sdb__list_scan_max;
+    sdb__list_scan_max = 100;
+    char *out = NULL;
+    int rc = sdb_traces_search_json(s, 0, "{}", 2, &out, err, sizeof err);
+    sdb__list_scan_max = saved;
+    cr_assert_eq(rc, SDB_EINVAL, "an answer from a walk cut at 100 rows: %s", out ? out : "");
+    cr_assert(strstr(err, "narrow it"), "%s", err);
+    free(out);
 }
