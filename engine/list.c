@@ -917,17 +917,19 @@ static int run_list(list_run *w)
     if (walk && (r->ids.n || f->trace_id)) {
         /* Candidates from an index: the named ids, else the trace's rows. */
         size_t n_refs;
-        uint64_t base = 0;
+        uint64_t base = 0, cut = 0;
         if (r->ids.n)
             rc = id_refs(w->t, w->project, &r->ids, bound, &refs, &n_refs);
         else
             rc = sdb__tix_refs(w->t, w->project, sdb__tix_hash(f->trace_id, strlen(f->trace_id)),
-                               bound, SCAN_MAX, &refs, &n_refs, &base);
+                               bound, SCAN_MAX, &refs, &n_refs, &base, &cut);
         if (rc == SDB_OK) rc = visit_refs(w, refs, n_refs);
         if (rc) goto done;
-        if (!w->stop && !r->ids.n && n_refs == SCAN_MAX) { /* the answer was cut: go on below */
+        if (!w->stop && !r->ids.n && (cut || n_refs == SCAN_MAX)) {
+            /* The answer was cut (a long pending walk, or a huge trace):
+             * go on below where it stopped. */
             w->more = w->capped = true;
-            w->last_ref = refs[n_refs - 1];
+            if (!w->counting) w->last_ref = cut ? cut : refs[n_refs - 1];
             w->stop = true;
         }
         /* Rows folded before the trace index existed are walked, as

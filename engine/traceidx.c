@@ -10,8 +10,9 @@
  *   per fold transaction), not at ingest, so that ingest pays nothing for
  *   it; the fold already holds every folded row's fixed part, which
  *   carries the trace hash and the ref. The rows past a project's fold
- *   mark (pending, which the fold drains) are walked at lookup: together
- *   the two cover every row.
+ *   mark (pending, which the fold drains) are walked at lookup, newest
+ *   first and at most the list's scan cap of them (past it the answer is
+ *   cut with a cursor): together the two cover every row.
  * - An entry is 16 bytes, (xxh3 of the trace id, ref), and a fold writes
  *   one sorted run per project: key 't' | project (be32) | run number
  *   (be64) in its own database, `traces`. Runs merge
@@ -296,11 +297,12 @@ static int cmp_ref_desc(const void *a, const void *b)
 }
 
 int sdb__tix_refs(sdb__txn *t, uint32_t project, uint64_t h, uint64_t below, size_t max,
-                  uint64_t **out_refs, size_t *out_n, uint64_t *out_base)
+                  uint64_t **out_refs, size_t *out_n, uint64_t *out_base, uint64_t *out_cut)
 {
     *out_refs = NULL;
     *out_n = 0;
     *out_base = 0;
+    *out_cut = 0;
     find_ctx f = {h, below, max, NULL, 0, 0};
     uint64_t base, folded;
     run_info *runs = NULL;
@@ -312,18 +314,23 @@ int sdb__tix_refs(sdb__txn *t, uint32_t project, uint64_t h, uint64_t below, siz
     /* No base yet: nothing folded has been indexed, so every folded row
      * is below it. */
     *out_base = base ? base - 1 : folded;
-    if ((rc = load_runs(t, project, &runs, &n_runs, find_in_run, &f))) goto done;
-    /* The rows the fold has not reached. */
-    if ((rc = sdb__rows_open(t, project, folded + 1, 0, &it))) goto done;
-    uint64_t ref;
+    /* The rows the fold has not reached, newest first, at most max of
+     * them: past that the answer is cut there (the caller's cursor). */
+    if ((rc = sdb__rows_open(t, project, below, 1, &it))) goto done;
+    uint64_t ref, walked = 0;
     sdb__val val;
-    while ((rc = sdb__rows_next(it, &ref, &val)) == SDB_OK && ref < below) {
+    while ((rc = sdb__rows_next(it, &ref, &val)) == SDB_OK && ref > folded) {
+        if (walked++ == max) {
+            *out_cut = ref + 1;
+            break;
+        }
         sdb__fixed fx;
         if ((rc = sdb__row_fixed(val.p, val.len, &fx))) goto done;
         if (fx.trace == h && (rc = add_ref(&f, ref))) goto done;
     }
     if (rc != SDB_OK && rc != SDB_ENOTFOUND) goto done;
     rc = SDB_OK;
+    if (!*out_cut && (rc = load_runs(t, project, &runs, &n_runs, find_in_run, &f))) goto done;
     if (f.n > 1) qsort(f.refs, f.n, sizeof *f.refs, cmp_ref_desc);
     *out_n = f.n < max ? f.n : max;
     *out_refs = f.n ? f.refs : NULL;

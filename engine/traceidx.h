@@ -24,9 +24,12 @@ int sdb__tix_fold(sdb__txn *t, const sdb__fixed *rows, uint32_t n);
  * *out_base: refs at or below it were folded before the index existed
  * (stores written by older versions) and are not in the answer; 0 on any
  * store the index has seen from its start.
+ * The pending walk reads at most `max` rows: when it stops short of the
+ * fold mark, *out_cut is the ref to go on below (a cursor) and the answer
+ * holds only the pending rows above it; else *out_cut is 0.
  * SDB_OK, SDB_ECORRUPT or SDB_ENOMEM. */
 int sdb__tix_refs(sdb__txn *t, uint32_t project, uint64_t h, uint64_t below, size_t max,
-                  uint64_t **out_refs, size_t *out_n, uint64_t *out_base);
+                  uint64_t **out_refs, size_t *out_n, uint64_t *out_base, uint64_t *out_cut);
 
 /* Entries and runs held (scoredb check and tests). */
 int sdb__tix_stats(sdb__txn *t, uint32_t project, uint64_t *out_entries, uint64_t *out_runs);

@@ -75,7 +75,7 @@ static int pick_trace(void)
 
 /* List trace `tr` (with name filter `name` when >= 0) page by page with
  * random limits; compare with the reference, returning the count. */
-static size_t check_trace(const ev *e, size_t n, int tr, int name)
+static size_t check_trace(const ev *e, size_t n, int tr, int name, bool full)
 {
     char tid[32], nm[16], lim[16], cur[32] = "";
     snprintf(tid, sizeof tid, "trace-%d", tr);
@@ -110,12 +110,12 @@ static size_t check_trace(const ev *e, size_t n, int tr, int name)
             got++;
         }
         const char *nx = json_string_value(json_object_get(a, "next_cursor"));
-        if (nx) {
+        if (nx && full) {
             cr_assert_eq(json_array_size(data), limit,
                          "trace %d: a page short of its limit (%zu of %llu) before the end", tr,
                          json_array_size(data), (unsigned long long)limit);
-            snprintf(cur, sizeof cur, "%s", nx);
         }
+        if (nx) snprintf(cur, sizeof cur, "%s", nx);
         json_decref(a);
         if (!nx) break;
     }
@@ -183,20 +183,24 @@ Test(traceidx, lists_by_trace_agree_with_a_reference_past_the_scan_cap)
     cr_assert_eq(sdb_store_watermark(s, NULL, &pending), SDB_OK);
     cr_assert_gt(pending, 0, "some rows must be past the fold mark");
 
+    /* With more pending rows than the cap, the pending walk is cut and a
+     * page may come back short with a cursor; every score is still found. */
     sdb__list_scan_max = 50;
     size_t total = 0;
-    for (int tr = 0; tr < N_TRACES; tr++) total += check_trace(e, n, tr, -1);
-    for (int tr = 0; tr < 5; tr++) check_trace(e, n, tr, 1);
+    for (int tr = 0; tr < N_TRACES; tr++) total += check_trace(e, n, tr, -1, false);
+    for (int tr = 0; tr < 5; tr++) check_trace(e, n, tr, 1, false);
     size_t live = 0;
     for (size_t i = 0; i < n; i++) live += e[i].alive;
     cr_assert_eq(total, live);
     /* A trace nobody sent. */
-    cr_assert_eq(check_trace(e, n, N_TRACES + 1, -1), 0);
+    cr_assert_eq(check_trace(e, n, N_TRACES + 1, -1, false), 0);
 
-    /* Fold everything: the same answers from the runs alone. */
+    /* Fold everything: from the runs alone, every page full although the
+     * store is 60 times the cap (the old walk came back empty). */
     cr_assert_eq(sdb_store_fold(s, now, NULL), SDB_OK);
     total = 0;
-    for (int tr = 0; tr < N_TRACES; tr++) total += check_trace(e, n, tr, -1);
+    for (int tr = 0; tr < N_TRACES; tr++) total += check_trace(e, n, tr, -1, true);
+    for (int tr = 0; tr < 5; tr++) check_trace(e, n, tr, 1, true);
     cr_assert_eq(total, live);
     /* Every row alive when it was folded has its entry (dead ones stay:
      * the reader checks the row), in a handful of runs: the binary counter
@@ -261,13 +265,13 @@ Test(traceidx, a_store_folded_before_the_index_is_still_listed_exactly)
     cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
     sdb_store *st = s;
     cr_assert_eq(sdb__write(st, forget_index, NULL), SDB_OK);
-    for (int tr = 0; tr < N_TRACES; tr++) check_trace(e, n, tr, -1);
+    for (int tr = 0; tr < N_TRACES; tr++) check_trace(e, n, tr, -1, true);
     /* Indexing begins at the next fold, above the old rows. */
     put_n(e, &n, 300, T0 + 1000);
     cr_assert_eq(sdb_store_fold(s, T0 + 1000, NULL), SDB_OK);
     put_n(e, &n, 200, T0 + 2000); /* and some pending */
     size_t total = 0;
-    for (int tr = 0; tr < N_TRACES; tr++) total += check_trace(e, n, tr, -1);
+    for (int tr = 0; tr < N_TRACES; tr++) total += check_trace(e, n, tr, -1, true);
     cr_assert_eq(total, n);
     sdb__txn *t;
     uint64_t entries, runs;
