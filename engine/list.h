@@ -7,6 +7,8 @@
 
 /* Rows one list call walks at most (2M; tests set it small). */
 extern uint32_t sdb__list_scan_max;
+/* Folded rows read in the row store before the column path (256). */
+extern uint32_t sdb__list_probe_rows;
 
 /* Render one row record as API.md's score object (JSON text appended to
  * b), resolving dictionary ids in txn t; the row's strings are borrowed

@@ -39,6 +39,7 @@ static void setup(void)
 static void teardown(void)
 {
     sdb__fold_slice = saved_slice;
+    sdb__list_probe_rows = 256;
     sdb_store_close(s);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -127,6 +128,8 @@ static void check(const ev *e, size_t n, const flt *f)
 #undef P
     size_t want_total = 0;
     for (size_t i = 0; i < n; i++) want_total += match(f, &e[i]);
+    /* Mostly the column path at once, now and then after a probe. */
+    sdb__list_probe_rows = rnd() % 3 ? 0 : (uint32_t)(rnd() % 300);
     uint64_t offset = rnd() % 4 == 0 ? rnd() % 40 : 0;
     size_t want = n, got = 0, skipped = 0;
     while (want > 0 && skipped < offset) /* the reference's skipped rows */
