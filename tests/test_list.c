@@ -320,7 +320,7 @@ Test(list, trace_search_agrees_with_a_reference_and_refuses_past_its_bounds)
             {
                 while (next < 50 && !cnt[next]) next++;
                 cr_assert_lt(next, 50, "%s: a trace the reference lacks", req);
-                char tid[8];
+                char tid[16];
                 snprintf(tid, sizeof tid, "t%02d", next);
                 cr_assert_str_eq(json_string_value(json_object_get(x, "trace_id")), tid, "%s", req);
                 cr_assert_eq(json_integer_value(json_object_get(x, "count")), (json_int_t)cnt[next],
