@@ -48,7 +48,8 @@ uint64_t sdb__test_free_bytes;
 #define DEFAULT_CHUNK_ROWS 8192u
 
 static const char *const db_names[SDB__N_DBS] = {
-    "segments", "rows", "ids", "dict", "dictrev", "meta", "preagg", "dead", "gone", "traces",
+    "segments", "rows", "ids", "dict", "dictrev", "meta", "preagg", "dead", "gone", "attrs",
+    "traces",
 };
 
 struct sdb__txn {
