@@ -22,6 +22,7 @@
  * amortise the chunk rewrites that small ones would repeat.
  */
 #include "internal.h"
+#include "traceidx.h"
 
 /* Rows per fold transaction; tests shrink it to drive slice boundaries. */
 uint32_t sdb__fold_slice = 1u << 20;
@@ -284,7 +285,7 @@ static int fold_txn(sdb__txn *t, void *arg)
     free(arows);
     free(g);
     sdb__acache_free(cache);
-    if (rc) goto done_lists;
+    if (rc || (rc = sdb__tix_fold(t, c->rows, n))) goto done_lists; /* the trace index */
     for (size_t i = 0; i < n_taken; i++) {
         uint32_t taken = upto[i] - (i ? upto[i - 1] : 0);
         if (!taken) continue;

@@ -162,7 +162,7 @@ int sdb_traces_search_json(sdb_store *s, uint32_t project, const char *body, siz
         goto done;
     }
     if ((rc = sdb__query_parse(rest, strlen(rest), &q, err, errlen))) goto done;
-    rc = sdb__traces_search(s, project, &q, limit, after, out_json);
+    rc = sdb__traces_search(s, project, &q, limit, after, out_json, err, errlen);
     sdb__query_free(&q);
 done:
     free(rest);

@@ -164,6 +164,7 @@ enum {
     SDB__DB_DEAD,         /* segment key → bitmap of its rows that are gone (engine/fold.c) */
     SDB__DB_GONE,         /* project|ref → deleted row records not yet purged (engine/row.c) */
     SDB__DB_ATTRS,        /* segment key → the chunk's tags and properties as columns (engine/attrs.c) */
+    SDB__DB_TRACES,       /* the trace index: sorted runs of (trace hash, ref) (engine/traceidx.c) */
     SDB__N_DBS
 };
 

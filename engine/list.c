@@ -1,26 +1,39 @@
-/* Detail reads over the row store: list, get and delete one score, and the
- * trace search by score range.
+/* Detail reads: list, get and delete one score, and the trace search by
+ * score range.
  *
- * Unlike analytics these read `rows`, which holds every acknowledged score
- * at once (DESIGN.md "Aggregation delay": detail and list reads see every
- * acknowledged score). `rows` is keyed project | ref (big-endian), and refs
- * are ingest sequence numbers, so "newest first" is a reverse cursor walk
- * from the end of the project's key range; the pagination cursor is the
- * ref to continue below. Filters are checked per row on the fixed part of
- * the record (dictionary ids resolved once per request), falling back to
- * the record's strings only for trace_id, session_id, tags and properties.
- * A filter value that the dictionary has never seen matches nothing, which
- * is decided before the walk. The walk is bounded by SCAN_MAX rows per
- * request so that a selective filter over a huge store cannot pin a
- * thread: the answer then carries a cursor to continue from.
+ * Unlike analytics these see every acknowledged score at once (DESIGN.md
+ * "Aggregation delay"). Refs are ingest sequence numbers, so "newest
+ * first" is descending ref order, and the pagination cursor is the ref to
+ * continue below. A list reads through the cheapest source its filters
+ * allow, each giving rows newest first: the trace index (engine/traceidx.c)
+ * for one trace_id, the id index for `id`, the column segments of the
+ * folded rows for a filter a column holds (the zone maps drop chunks,
+ * columns are checked in place, a k-way merge keeps ref order: "column
+ * path" below), else the row store itself, walked backwards. The rows past
+ * the fold mark (pending) are always walked in the row store. Every row
+ * that is rendered, or that a row-only filter needs, is checked on its
+ * record (filter_match, the query engine's row semantics); a filter value
+ * that the dictionary has never seen matches nothing, decided before any
+ * read. A call reads at most SCAN_MAX records and COL_MAX column entries,
+ * so that a selective filter over a huge store cannot pin a thread: the
+ * answer then carries a cursor to continue from.
  */
 #include "list.h"
+#include "traceidx.h"
 
 #include <errno.h>
 #include <math.h>
 
-#define SCAN_MAX 2000000u
+/* Rows one list call reads at most; tests shrink it to reach past it. */
+uint32_t sdb__list_scan_max = 2000000u;
+/* Folded rows read in the row store before the column path takes over:
+ * a common filter fills a small page within them (~0.1 ms) and never
+ * pays for opening every chunk's header (about 1-2 ms at 10M scores). */
+uint32_t sdb__list_probe_rows = 256u;
+#define SCAN_MAX sdb__list_scan_max
 #define LIST_MAX 1000u
+#define OFFSET_MAX 1000000u /* matches an `offset` skips at most */
+#define IDS_MAX 1000u       /* `id` values looked up through the id index */
 #define LIST_DEFAULT 100u
 
 /* ----------------------------------------------------------------- filter */
@@ -33,6 +46,11 @@ typedef struct rowfilter {
     uint32_t *dims[SDB_N_DIMS];
     uint32_t n_dims[SDB_N_DIMS];
     const char *trace_id, *session_id; /* NUL-terminated; NULL: no filter */
+    const char *dataset_run_id;
+    const sdb__strs *obs, *ids, *configs; /* any of; NULL or empty: no filter */
+    bool has_trace;                        /* only scores on a trace */
+    bool has_ne;
+    double ne; /* value != ne (numeric and boolean scores) */
 } rowfilter;
 
 static void filter_free(rowfilter *f)
@@ -88,6 +106,14 @@ static bool str_eq(sdb__str s, const char *z)
     return s.p && strlen(z) == s.len && memcmp(s.p, z, s.len) == 0;
 }
 
+static bool str_in(sdb__str s, const sdb__strs *set)
+{
+    if (!set || !set->n) return true;
+    for (uint32_t i = 0; i < set->n; i++)
+        if (s.p && s.len == set->v[i].len && memcmp(s.p, set->v[i].p, s.len) == 0) return true;
+    return false;
+}
+
 /* The same row semantics as the query engine's row path (query.c). */
 static bool filter_match(const rowfilter *f, const sdb__row *r)
 {
@@ -105,6 +131,12 @@ static bool filter_match(const rowfilter *f, const sdb__row *r)
         if (f->dims[d] && !in_ids(f->dims[d], f->n_dims[d], x->dims[d])) return false;
     if (f->trace_id && !str_eq(r->trace_id, f->trace_id)) return false;
     if (f->session_id && !str_eq(r->session_id, f->session_id)) return false;
+    if (f->dataset_run_id && !str_eq(r->dataset_run_id, f->dataset_run_id)) return false;
+    if (f->has_trace && !r->trace_id.p) return false;
+    if (!str_in(r->observation_id, f->obs) || !str_in(r->id, f->ids) ||
+        !str_in(r->config_id, f->configs))
+        return false;
+    if (f->has_ne && (x->type == SDB_CATEGORICAL || x->value == f->ne)) return false;
     for (uint32_t i = 0; i < q->tags.n; i++)
         if (!sdb__row_has_tag(r, q->tags.v[i].p, q->tags.v[i].len)) return false;
     for (uint32_t i = 0; i < q->n_props; i++) {
@@ -317,9 +349,43 @@ static int param_uint(const char *key, const char *v, uint64_t lo, uint64_t hi, 
 
 typedef struct list_req {
     sdb__query q;
-    const char *trace_id, *session_id;
+    const char *trace_id, *session_id, *dataset_run_id;
+    sdb__strs obs, ids, configs;
+    bool has_trace, has_ne, total, pending;
+    double ne;
     uint64_t limit, cursor; /* cursor 0: from the newest */
+    uint64_t offset;        /* matches skipped before the page */
 } list_req;
+
+static void req_free(list_req *r)
+{
+    sdb__strs *l[3] = {&r->obs, &r->ids, &r->configs};
+    for (int i = 0; i < 3; i++) {
+        for (uint32_t j = 0; j < l[i]->n; j++) free((void *)l[i]->v[j].p);
+        free(l[i]->v);
+    }
+    sdb__query_free(&r->q);
+}
+
+/* A `properties.KEY` parameter: one more accepted value of KEY. */
+static int prop_into(sdb__query *q, const char *key, const char *v)
+{
+    uint32_t i;
+    for (i = 0; i < q->n_props && strcmp(q->props[i].key.p, key); i++) {
+    }
+    if (i == q->n_props) {
+        sdb__prop_filter *p = realloc(q->props, (q->n_props + 1) * sizeof *p);
+        if (!p) return SDB_ENOMEM;
+        q->props = p;
+        memset(&p[i], 0, sizeof p[i]);
+        char *k = strdup(key);
+        if (!k) return SDB_ENOMEM;
+        p[i].key.p = k;
+        p[i].key.len = (uint32_t)strlen(k);
+        q->n_props++;
+    }
+    return dup_into(&q->props[i].values, v);
+}
 
 static int parse_params(const sdb_param *params, size_t n, list_req *r, char *err,
                         size_t errlen)
@@ -366,6 +432,36 @@ static int parse_params(const sdb_param *params, size_t n, list_req *r, char *er
             rc = param_num(k, v, &x, err, errlen);
             if (!rc && x < hi) hi = x;
             r->q.has_value = true;
+        } else if (!strcmp(k, "value_gt") || !strcmp(k, "value_lt") || !strcmp(k, "value_eq")) {
+            /* Strict bounds as the closed range's neighbours (doubles). */
+            double x = 0;
+            rc = param_num(k, v, &x, err, errlen);
+            char op = k[6]; /* value_gt, value_lt, value_eq */
+            double l = op == 'g' ? nextafter(x, INFINITY) : op == 'e' ? x : -INFINITY;
+            double h = op == 'l' ? nextafter(x, -INFINITY) : op == 'e' ? x : INFINITY;
+            if (!rc && l > lo) lo = l;
+            if (!rc && h < hi) hi = h;
+            r->q.has_value = true;
+        } else if (!strcmp(k, "value_ne")) {
+            rc = param_num(k, v, &r->ne, err, errlen);
+            r->has_ne = true;
+        } else if (!strcmp(k, "observation_id") || !strcmp(k, "id") || !strcmp(k, "config_id")) {
+            rc = dup_into(k[0] == 'o' ? &r->obs : k[0] == 'i' ? &r->ids : &r->configs, v);
+        } else if (!strcmp(k, "dataset_run_id")) {
+            r->dataset_run_id = v;
+        } else if (!strcmp(k, "tag")) {
+            rc = dup_into(&r->q.tags, v);
+        } else if (!strncmp(k, "properties.", 11) && k[11]) {
+            rc = prop_into(&r->q, k + 11, v);
+        } else if (!strcmp(k, "has_trace") || !strcmp(k, "total") || !strcmp(k, "pending")) {
+            if (strcmp(v, "true") && strcmp(v, "false")) {
+                sdb__errf(err, errlen, "parameter \"%s\": expected true or false, got \"%.100s\"",
+                          k, v);
+                return SDB_EINVAL;
+            }
+            *(k[0] == 'h' ? &r->has_trace : k[0] == 't' ? &r->total : &r->pending) = v[0] == 't';
+        } else if (!strcmp(k, "offset")) {
+            rc = param_uint(k, v, 0, OFFSET_MAX, &r->offset, err, errlen);
         } else if (!strcmp(k, "limit")) {
             rc = param_uint(k, v, 1, LIST_MAX, &r->limit, err, errlen);
         } else if (!strcmp(k, "cursor")) {
@@ -386,18 +482,510 @@ static int parse_params(const sdb_param *params, size_t n, list_req *r, char *er
 
 /* ------------------------------------------------------------------- list */
 
+/* One list call's walk: rows come newest first, from candidate refs (the
+ * trace index, the id index) or the row store; each is checked, skipped
+ * (offset), rendered into the page or, once the page is full and a total
+ * is wanted, only counted. */
+typedef struct list_run {
+    const list_req *r;
+    const rowfilter *f;
+    sdb__txn *t;
+    uint32_t project;
+    sdb__buf *b;
+    uint64_t skipped, emitted, extra, scanned, last_ref;
+    uint64_t floor; /* refs at or below it are not listed (`pending`: the fold mark) */
+    bool more, counting, capped, stop;
+    /* Instead of rendering: each matching row handed to on_row (the trace
+     * search); nonzero from it stops the walk with that code. */
+    int (*on_row)(void *ctx, const sdb__row *row);
+    void *ctx;
+} list_run;
+
+/* Does the next visit need the row (to render it)? Otherwise a row that
+ * the columns already prove to match is visited as NULL. */
+static bool wants_row(const list_run *w)
+{
+    if (w->on_row) return true;
+    return !w->counting && w->emitted < w->r->limit && w->skipped >= w->r->offset;
+}
+
+static int visit(list_run *w, uint64_t ref, const sdb__row *row)
+{
+    if (row && w->scanned == SCAN_MAX) { /* bounded: a cursor to go on from */
+        w->more = w->capped = w->stop = true;
+        return SDB_OK;
+    }
+    if (!w->counting && w->emitted == w->r->limit) {
+        w->more = true;
+        if (!w->r->total) {
+            w->stop = true;
+            return SDB_OK;
+        }
+        w->counting = true; /* the cursor stays after the page's last row */
+    }
+    if (row) w->scanned++;
+    if (!w->counting) w->last_ref = ref;
+    if (row && !filter_match(w->f, row)) return SDB_OK;
+    SDB_ASSERT(row || !wants_row(w));
+    if (w->counting) {
+        w->extra++;
+    } else if (w->skipped < w->r->offset) {
+        w->skipped++;
+    } else if (w->on_row) {
+        w->emitted++;
+        return w->on_row(w->ctx, row);
+    } else {
+        if (w->emitted++) sdb__j_raw(w->b, ",");
+        return render_row(w->b, w->t, w->project, row);
+    }
+    return SDB_OK;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Candidate refs for the `id` filter, from the id index (exact). */
+static int id_refs(sdb__txn *t, uint32_t project, const sdb__strs *ids, uint64_t bound,
+                   uint64_t **out, size_t *out_n)
+{
+    *out_n = 0;
+    *out = malloc((ids->n ? ids->n : 1) * sizeof **out);
+    if (!*out) return SDB_ENOMEM;
+    for (uint32_t i = 0; i < ids->n; i++) {
+        uint64_t ref;
+        if (ids->v[i].len == 0 || ids->v[i].len > SDB_MAX_STR) continue;
+        int rc = sdb__id_lookup(t, NULL, project, ids->v[i].p, ids->v[i].len, UINT64_MAX, 1, &ref);
+        if (rc == SDB_ENOTFOUND) continue;
+        if (rc) return rc;
+        if (ref < bound) (*out)[(*out_n)++] = ref;
+    }
+    qsort(*out, *out_n, sizeof **out, cmp_desc);
+    size_t m = 0; /* an id given twice */
+    for (size_t i = 0; i < *out_n; i++)
+        if (!m || (*out)[m - 1] != (*out)[i]) (*out)[m++] = (*out)[i];
+    *out_n = m;
+    return SDB_OK;
+}
+
+/* Visit the rows of refs (newest first); a ref whose row is gone is
+ * skipped (replaced or deleted since the index entry was written). */
+static int visit_refs(list_run *w, const uint64_t *refs, size_t n)
+{
+    int rc = SDB_OK;
+    for (size_t i = 0; rc == SDB_OK && i < n && !w->stop && refs[i] > w->floor; i++) {
+        sdb__val val;
+        sdb__row row;
+        rc = sdb__row_get(w->t, w->project, refs[i], &val);
+        if (rc == SDB_ENOTFOUND) {
+            rc = SDB_OK;
+            continue;
+        }
+        if (rc == SDB_OK && (rc = sdb__row_decode(val.p, val.len, &row)) == SDB_OK)
+            rc = visit(w, refs[i], &row);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ column path */
+
+/* Folded rows through their column segments instead of the row store:
+ * with a filter on columns (name, time, type, source, value, dimensions),
+ * the segments whose key or zone map cannot match are never read, the
+ * rest are checked column by column, and only rows that pass are read
+ * from the row store (to render them, or to check what columns do not
+ * hold). Segments hold their rows in ref order (the fold appends in ref
+ * order), so a k-way merge over them, newest ref first, gives the rows in
+ * the list's order; a segment joins the merge only once its newest ref
+ * could be next. A selective filter thus costs the segments it touches,
+ * not the rows between its matches. Bounded by COL_MAX column checks. */
+#define COL_MAX (1u << 26)
+
+typedef struct cseg {
+    sdb__seg g;
+    int64_t pos;      /* next row to check, scanning down */
+    uint64_t top;     /* ref of the row at pos once it matched (in the heap) */
+    bool dead;        /* holds rows deleted since: every candidate needs its row */
+} cseg;
+
+typedef struct colscan {
+    const rowfilter *f;
+    cseg *v;
+    size_t n, cap, next;
+    uint32_t *heap;
+    size_t n_heap;
+    uint64_t checked;
+    bool capped;
+} colscan;
+
+/* The filters columns can decide (names are decided by the key range). */
+static bool col_match(const rowfilter *f, const sdb__seg *g, uint32_t i)
+{
+    const sdb__query *q = f->q;
+    if (q->has_from || q->has_to) {
+        int64_t ts;
+        memcpy(&ts, g->ts + 8 * (size_t)i, 8);
+        if ((q->has_from && ts < q->from) || (q->has_to && ts >= q->to)) return false;
+    }
+    if (f->has_trace) {
+        uint64_t h;
+        memcpy(&h, g->trace + 8 * (size_t)i, 8);
+        if (!h) return false; /* 0: no trace (ingest moves a hash of 0 to 1) */
+    }
+    uint8_t type = sdb__seg_type(g, i);
+    if (q->type_mask && !(q->type_mask & (1u << type))) return false;
+    if (q->source_mask && !(q->source_mask & (1u << sdb__seg_source(g, i)))) return false;
+    if (q->has_value || f->has_ne) {
+        double v;
+        memcpy(&v, g->value + 8 * (size_t)i, 8);
+        if (type == SDB_CATEGORICAL) return false;
+        if (q->has_value && (v < q->v_lo || v > q->v_hi)) return false;
+        if (f->has_ne && v == f->ne) return false;
+    }
+    for (int d = 0; d < SDB_N_DIMS; d++)
+        if (f->dims[d] && !in_ids(f->dims[d], f->n_dims[d], sdb__seg_dim(g, d, i))) return false;
+    return true;
+}
+
+/* Whether the columns decide every filter (no row-only filter). */
+static bool cols_decide(const rowfilter *f)
+{
+    const sdb__query *q = f->q;
+    return !f->trace_id && !f->session_id && !f->dataset_run_id &&
+           !(f->obs && f->obs->n) && !(f->ids && f->ids->n) && !(f->configs && f->configs->n) &&
+           !q->tags.n && !q->n_props;
+}
+
+/* Whether the column path applies: some filter a column holds. */
+static bool cols_help(const rowfilter *f)
+{
+    const sdb__query *q = f->q;
+    bool dims = false;
+    for (int d = 0; d < SDB_N_DIMS; d++) dims = dims || f->dims[d];
+    return f->names || q->has_from || q->has_to || q->type_mask || q->source_mask ||
+           q->has_value || f->has_ne || f->has_trace || dims;
+}
+
+static bool zone_may_match(const rowfilter *f, const sdb__seg_hdr *h)
+{
+    const sdb__query *q = f->q;
+    if (h->n_rows == 0) return false;
+    if (q->has_from && h->ts_max < q->from) return false;
+    if (q->has_to && h->ts_min >= q->to) return false;
+    if (q->type_mask) {
+        uint64_t n = 0;
+        for (int t = 0; t < SDB_N_TYPES; t++)
+            if (q->type_mask & (1u << t)) n += h->n_type[t];
+        if (n == 0) return false;
+    }
+    if (q->has_value && (h->v_max < q->v_lo || h->v_min > q->v_hi)) return false;
+    return true;
+}
+
+/* Move segment c down to its next matching row; false when none is left. */
+static bool cs_advance(colscan *cs, cseg *c)
+{
+    for (; c->pos >= 0; c->pos--) {
+        if (cs->checked == COL_MAX) {
+            cs->capped = true;
+            return false;
+        }
+        cs->checked++;
+        if (col_match(cs->f, &c->g, (uint32_t)c->pos)) {
+            c->top = sdb__seg_ref(&c->g, (uint32_t)c->pos);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void heap_push(colscan *cs, uint32_t x)
+{
+    size_t i = cs->n_heap++;
+    cs->heap[i] = x;
+    while (i && cs->v[cs->heap[(i - 1) / 2]].top < cs->v[cs->heap[i]].top) {
+        uint32_t t = cs->heap[i];
+        cs->heap[i] = cs->heap[(i - 1) / 2];
+        cs->heap[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_fix_top(colscan *cs)
+{
+    size_t i = 0, n = cs->n_heap;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && cs->v[cs->heap[l]].top > cs->v[cs->heap[m]].top) m = l;
+        if (r < n && cs->v[cs->heap[r]].top > cs->v[cs->heap[m]].top) m = r;
+        if (m == i) return;
+        uint32_t t = cs->heap[i];
+        cs->heap[i] = cs->heap[m];
+        cs->heap[m] = t;
+        i = m;
+    }
+}
+
+static int cmp_top_desc(const void *a, const void *b)
+{
+    uint64_t x = ((const cseg *)a)->top, y = ((const cseg *)b)->top;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The segments of the filter's names (or all of the project's) that may
+ * hold a match below bound, each positioned at its last row below bound,
+ * by that row's ref, newest first (c->top holds it until it joins). */
+static int cs_open(sdb__txn *t, uint32_t project, colscan *cs, uint64_t bound)
+{
+    sdb__cur *c = NULL;
+    sdb__live lv;
+    int rc = sdb__live_open(t, &lv);
+    if (rc) return rc;
+    if ((rc = sdb__cur_open(t, SDB__DB_SEGMENTS, &c))) goto done;
+    uint32_t n_names = cs->f->names ? cs->f->n_names : 1;
+    for (uint32_t j = 0; j < n_names && rc == SDB_OK; j++) {
+        if (cs->f->names && j && in_ids(cs->f->names, j, cs->f->names[j]))
+            continue; /* a name given twice: its chunks once */
+        uint8_t k[SDB__SEGKEY_LEN];
+        size_t plen = cs->f->names ? 8 : 4;
+        sdb__seg_key(k, project, cs->f->names ? cs->f->names[j] : 0, INT64_MIN, 0);
+        if (!cs->f->names) memset(k + 4, 0, SDB__SEGKEY_LEN - 4);
+        sdb__val key, val;
+        for (rc = sdb__cur_seek(c, k, plen == 8 ? sizeof k : 4, &key, &val); rc == SDB_OK;
+             rc = sdb__cur_next(c, &key, &val)) {
+            if (key.len != SDB__SEGKEY_LEN || memcmp(key.p, k, plen) != 0) break;
+            sdb__seg g;
+            if ((rc = sdb__seg_open(val.p, val.len, &g))) goto done;
+            if (!zone_may_match(cs->f, &g.h) || sdb__seg_ref(&g, 0) >= bound) continue;
+            sdb__seg cp = g; /* sdb__live_seg would make g view its copy */
+            int dead = sdb__live_seg(&lv, key.p, &cp);
+            if (dead < 0) {
+                rc = dead;
+                goto done;
+            }
+            /* The last row below bound (rows are in ref order). */
+            int64_t lo = 0, hi = (int64_t)g.n - 1;
+            while (lo < hi) {
+                int64_t mid = lo + (hi - lo + 1) / 2;
+                if (sdb__seg_ref(&g, (uint32_t)mid) < bound) lo = mid;
+                else hi = mid - 1;
+            }
+            if (cs->n == cs->cap) {
+                size_t cap = cs->cap ? 2 * cs->cap : 256;
+                cseg *v = realloc(cs->v, cap * sizeof *v);
+                if (!v) {
+                    rc = SDB_ENOMEM;
+                    goto done;
+                }
+                cs->v = v;
+                cs->cap = cap;
+            }
+            cs->v[cs->n++] = (cseg){g, lo, sdb__seg_ref(&g, (uint32_t)lo), dead == 1};
+        }
+        if (rc == SDB_ENOTFOUND) rc = SDB_OK;
+    }
+    if (rc) goto done;
+    if (cs->n > 1) qsort(cs->v, cs->n, sizeof *cs->v, cmp_top_desc);
+    cs->heap = malloc((cs->n ? cs->n : 1) * sizeof *cs->heap);
+    if (!cs->heap) rc = SDB_ENOMEM;
+done:
+    sdb__cur_close(c);
+    sdb__live_close(&lv);
+    return rc;
+}
+
+/* Count the matches of segment c at or below its position into w->extra
+ * (a row of a chunk with dead rows counts only if its record is there). */
+static int cs_count(colscan *cs, list_run *w, const cseg *c)
+{
+    const rowfilter *f = cs->f;
+    const sdb__query *q = f->q;
+    bool dims = false;
+    for (int d = 0; d < SDB_N_DIMS; d++) dims = dims || f->dims[d];
+    uint64_t rows = (uint64_t)(c->pos + 1);
+    if (!c->dead && !dims && !q->has_from && !q->has_to && !q->type_mask && !q->source_mask &&
+        !q->has_value && !f->has_ne && cs->checked + rows <= COL_MAX) {
+        /* Nothing to check but the trace column (v1's trace-only rule), or
+         * nothing at all: one tight pass, or the position itself. */
+        uint64_t m = rows;
+        if (f->has_trace) {
+            m = 0;
+            for (uint64_t i = 0; i < rows; i++) {
+                uint64_t h;
+                memcpy(&h, c->g.trace + 8 * i, 8);
+                m += h != 0;
+            }
+        }
+        cs->checked += rows;
+        w->extra += m;
+        return SDB_OK;
+    }
+    for (int64_t i = c->pos; i >= 0; i--) {
+        if (cs->checked == COL_MAX) {
+            cs->capped = true;
+            return SDB_OK;
+        }
+        cs->checked++;
+        if (!col_match(cs->f, &c->g, (uint32_t)i)) continue;
+        if (c->dead) {
+            sdb__val val;
+            int rc = sdb__row_get(w->t, w->project, sdb__seg_ref(&c->g, (uint32_t)i), &val);
+            if (rc == SDB_ENOTFOUND) continue;
+            if (rc) return rc;
+        }
+        w->extra++;
+    }
+    return SDB_OK;
+}
+
+/* The folded rows below bound that the columns pass, newest first, into
+ * the walk w. */
+static int visit_columns(list_run *w, uint64_t bound)
+{
+    colscan cs = {.f = w->f};
+    int rc = cs_open(w->t, w->project, &cs, bound);
+    bool decide = cols_decide(w->f);
+    while (rc == SDB_OK && !w->stop) {
+        if (w->counting && decide) {
+            /* Only a count is left, and the columns decide it: the order
+             * no longer matters, so each chunk's rest is counted in one
+             * pass instead of row by row through the merge. */
+            for (size_t k = 0; rc == SDB_OK && k < cs.n_heap && !cs.capped; k++)
+                rc = cs_count(&cs, w, &cs.v[cs.heap[k]]);
+            for (; rc == SDB_OK && cs.next < cs.n && !cs.capped; cs.next++)
+                rc = cs_count(&cs, w, &cs.v[cs.next]);
+            cs.n_heap = 0;
+            if (cs.capped) w->capped = true;
+            break;
+        }
+        /* Segments whose newest row could come before the heap's top. */
+        while (cs.next < cs.n &&
+               (!cs.n_heap || cs.v[cs.next].top > cs.v[cs.heap[0]].top)) {
+            cseg *c = &cs.v[cs.next];
+            if (cs_advance(&cs, c)) heap_push(&cs, (uint32_t)cs.next);
+            cs.next++;
+            if (cs.capped) break;
+        }
+        if (cs.capped || !cs.n_heap) break;
+        cseg *c = &cs.v[cs.heap[0]];
+        uint64_t ref = c->top;
+        if (decide && !c->dead && !wants_row(w)) {
+            rc = visit(w, ref, NULL);
+        } else {
+            sdb__val val;
+            sdb__row row;
+            rc = sdb__row_get(w->t, w->project, ref, &val);
+            if (rc == SDB_ENOTFOUND) rc = SDB_OK; /* deleted since */
+            else if (rc == SDB_OK && (rc = sdb__row_decode(val.p, val.len, &row)) == SDB_OK)
+                rc = visit(w, ref, &row);
+        }
+        if (rc || w->stop) break;
+        c->pos--;
+        if (cs_advance(&cs, c))
+            heap_fix_top(&cs);
+        else if (cs.capped)
+            break;
+        else {
+            cs.heap[0] = cs.heap[--cs.n_heap];
+            if (cs.n_heap) heap_fix_top(&cs);
+        }
+    }
+    if (rc == SDB_OK && cs.capped && !w->stop) {
+        /* Every match above the heap's top (or the next segment's newest
+         * row) has been visited: go on from there. */
+        uint64_t at = cs.n_heap ? cs.v[cs.heap[0]].top : cs.next < cs.n ? cs.v[cs.next].top : 0;
+        w->more = w->capped = true;
+        if (!w->counting && at) w->last_ref = at + 1;
+    }
+    free(cs.v);
+    free(cs.heap);
+    return rc;
+}
+
+/* One list call's reads, in order: the candidates of an index (the named
+ * ids, else one trace's rows), or the rows past the fold mark in the row
+ * store and then the folded ones through their segments when a column
+ * filter helps, else the row store alone; each row into visit(). */
+static int run_list(list_run *w)
+{
+    const list_req *r = w->r;
+    const rowfilter *f = w->f;
+    sdb__rowit *it = NULL;
+    uint64_t *refs = NULL;
+    int rc = SDB_OK;
+    uint64_t bound = r->cursor ? r->cursor : UINT64_MAX;
+    if (r->pending && (rc = sdb__folded_of(w->t, w->project, &w->floor))) goto done;
+    bool walk = !f->none;
+    if (walk && (r->ids.n || f->trace_id)) {
+        /* Candidates from an index: the named ids, else the trace's rows. */
+        size_t n_refs;
+        uint64_t base = 0, cut = 0;
+        if (r->ids.n)
+            rc = id_refs(w->t, w->project, &r->ids, bound, &refs, &n_refs);
+        else
+            rc = sdb__tix_refs(w->t, w->project, sdb__tix_hash(f->trace_id, strlen(f->trace_id)),
+                               bound, SCAN_MAX, &refs, &n_refs, &base, &cut);
+        if (rc == SDB_OK) rc = visit_refs(w, refs, n_refs);
+        if (rc) goto done;
+        if (!w->stop && !r->ids.n && (cut || n_refs == SCAN_MAX)) {
+            /* The answer was cut (a long pending walk, or a huge trace):
+             * go on below where it stopped. */
+            w->more = w->capped = true;
+            if (!w->counting) w->last_ref = cut ? cut : refs[n_refs - 1];
+            w->stop = true;
+        }
+        /* Rows folded before the trace index existed are walked, as
+         * before it (engine/traceidx.c). */
+        walk = !w->stop && base;
+        if (walk && base + 1 < bound) bound = base + 1;
+    }
+    /* With a column filter, the row store is walked over the rows past
+     * the fold mark (pending) and the newest folded ones (a probe), and
+     * the older folded ones come through their segments. */
+    uint64_t folded = 0, col_bound = 0;
+    bool cols = walk && cols_help(f) && !r->pending;
+    if (cols && (rc = sdb__folded_of(w->t, w->project, &folded))) goto done;
+    if (walk) {
+        /* Newest first: backwards from the cursor (exclusive) or the end. */
+        if ((rc = sdb__rows_open(w->t, w->project, bound, 1, &it))) goto done;
+        uint64_t ref, probe = 0;
+        sdb__val val;
+        while (!w->stop && (rc = sdb__rows_next(it, &ref, &val)) == SDB_OK && ref > w->floor) {
+            if (cols && ref <= folded && probe++ == sdb__list_probe_rows) {
+                col_bound = ref + 1; /* the columns go on from here */
+                break;
+            }
+            sdb__row row;
+            if ((rc = sdb__row_decode(val.p, val.len, &row)) || (rc = visit(w, ref, &row)))
+                goto done;
+        }
+        if (rc != SDB_OK && rc != SDB_ENOTFOUND) goto done;
+        rc = SDB_OK;
+    }
+    if (col_bound && !w->stop && (rc = visit_columns(w, col_bound))) goto done;
+done:
+    free(refs);
+    sdb__rows_close(it);
+    return rc;
+}
+
 int sdb_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params, size_t n,
                          char **out_json, char *err, size_t errlen)
 {
     *out_json = NULL;
     list_req r;
     int rc = parse_params(params, n, &r, err, errlen);
+    if (rc == SDB_OK && r.ids.n > IDS_MAX) {
+        sdb__errf(err, errlen, "parameter \"id\": at most %u ids, got %u", IDS_MAX, r.ids.n);
+        rc = SDB_EINVAL;
+    }
     if (rc) {
-        sdb__query_free(&r.q);
+        req_free(&r);
         return rc;
     }
     sdb__txn *t = NULL;
-    sdb__rowit *it = NULL;
     sdb__buf b = {0};
     rowfilter f;
     memset(&f, 0, sizeof f);
@@ -405,45 +993,35 @@ int sdb_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params
     if ((rc = filter_init(t, project, &r.q, &f))) goto done;
     f.trace_id = r.trace_id;
     f.session_id = r.session_id;
+    f.dataset_run_id = r.dataset_run_id;
+    f.obs = &r.obs;
+    f.ids = &r.ids;
+    f.configs = &r.configs;
+    f.has_trace = r.has_trace;
+    f.has_ne = r.has_ne;
+    f.ne = r.ne;
     sdb__j_raw(&b, "{\"data\":[");
-    uint64_t emitted = 0, scanned = 0, last_ref = 0;
-    bool more = false;
-    if (!f.none) {
-        /* Newest first: backwards from the cursor (exclusive) or the end. */
-        if ((rc = sdb__rows_open(t, project, r.cursor ? r.cursor : UINT64_MAX, 1, &it))) goto done;
-        uint64_t ref;
-        sdb__val val;
-        while ((rc = sdb__rows_next(it, &ref, &val)) == SDB_OK) {
-            if (emitted == r.limit || scanned == SCAN_MAX) {
-                more = true;
-                break;
-            }
-            scanned++;
-            last_ref = ref;
-            sdb__row row;
-            if ((rc = sdb__row_decode(val.p, val.len, &row))) goto done;
-            if (!filter_match(&f, &row)) continue;
-            if (emitted++) sdb__j_raw(&b, ",");
-            if ((rc = render_row(&b, t, project, &row))) goto done;
-        }
-        if (rc != SDB_OK && rc != SDB_ENOTFOUND) goto done;
-        rc = SDB_OK;
-    }
+    list_run w = {.r = &r, .f = &f, .t = t, .project = project, .b = &b};
+    if ((rc = run_list(&w))) goto done;
     sdb__j_raw(&b, "],\"next_cursor\":");
-    if (more) {
+    if (w.more && (w.emitted || w.last_ref)) {
         char tmp[32];
-        snprintf(tmp, sizeof tmp, "\"%llu\"", (unsigned long long)last_ref);
+        snprintf(tmp, sizeof tmp, "\"%llu\"", (unsigned long long)w.last_ref);
         sdb__j_raw(&b, tmp);
     } else {
         sdb__j_raw(&b, "null");
     }
+    if (r.total) {
+        sdb__j_raw(&b, ",\"total\":");
+        sdb__j_u64(&b, w.skipped + w.emitted + w.extra);
+        sdb__j_raw(&b, w.capped ? ",\"total_exact\":false" : ",\"total_exact\":true");
+    }
     sdb__j_raw(&b, "}");
     rc = take(&b, out_json);
 done:
-    sdb__rows_close(it);
     sdb__txn_abort(t);
     filter_free(&f);
-    sdb__query_free(&r.q);
+    req_free(&r);
     if (rc) sdb__buf_free(&b);
     return rc;
 }
@@ -576,30 +1154,39 @@ static int cmp_hit(const void *a, const void *b)
     return strcmp(((const trace_hit *)a)->id, ((const trace_hit *)b)->id);
 }
 
+/* The trace search's row callback: one more score of its trace. */
+static int hit_row(void *ctx, const sdb__row *row)
+{
+    if (!row->trace_id.p) return SDB_OK;
+    return tmap_add(ctx, row->trace_id.p, row->trace_id.len, row->fx.ts);
+}
+
 int sdb__traces_search(sdb_store *s, uint32_t project, const sdb__query *q, uint32_t limit,
-                       const char *after, char **out_json)
+                       const char *after, char **out_json, char *err, size_t errlen)
 {
     *out_json = NULL;
     sdb__txn *t;
     int rc = sdb__txn_begin(s, 0, &t);
     if (rc) return rc;
-    sdb__rowit *it = NULL;
     sdb__buf b = {0};
     trace_map m = {0};
     rowfilter f;
+    list_req r;
+    memset(&r, 0, sizeof r);
+    r.limit = UINT64_MAX;
     if ((rc = filter_init(t, project, q, &f))) goto done;
-    if (!f.none) {
-        if ((rc = sdb__rows_open(t, project, 0, 0, &it))) goto done;
-        uint64_t ref;
-        sdb__val val;
-        while ((rc = sdb__rows_next(it, &ref, &val)) == SDB_OK) {
-            sdb__row row;
-            if ((rc = sdb__row_decode(val.p, val.len, &row))) goto done;
-            if (!row.trace_id.p || !filter_match(&f, &row)) continue;
-            if ((rc = tmap_add(&m, row.trace_id.p, row.trace_id.len, row.fx.ts))) goto done;
-        }
-        if (rc != SDB_OK && rc != SDB_ENOTFOUND) goto done;
-        rc = SDB_OK;
+    /* The matching scores through the list's reads (the column segments
+     * for a name, time or value filter), aggregated by trace. An answer in
+     * trace id order needs every match, so past the list's bounds the
+     * search is refused rather than cut. */
+    list_run w = {.r = &r, .f = &f, .t = t, .project = project, .on_row = hit_row, .ctx = &m};
+    if (!f.none && (rc = run_list(&w))) goto done;
+    if (w.capped) {
+        sdb__errf(err, errlen, "the search would read more than %u scores (or %u column "
+                  "entries); narrow it with \"name\", \"from\"/\"to\" or \"where\"",
+                  SCAN_MAX, COL_MAX);
+        rc = SDB_EINVAL;
+        goto done;
     }
     if (m.n > 1) qsort(m.v, m.n, sizeof *m.v, cmp_hit); /* m.v is NULL when empty */
     size_t i = 0;
@@ -627,7 +1214,6 @@ int sdb__traces_search(sdb_store *s, uint32_t project, const sdb__query *q, uint
     sdb__j_raw(&b, "}");
     rc = take(&b, out_json);
 done:
-    sdb__rows_close(it);
     sdb__txn_abort(t);
     filter_free(&f);
     for (size_t j = 0; j < m.n; j++) free(m.v[j].id);

@@ -5,6 +5,11 @@
 
 #include "query.h"
 
+/* Rows one list call walks at most (2M; tests set it small). */
+extern uint32_t sdb__list_scan_max;
+/* Folded rows read in the row store before the column path (256). */
+extern uint32_t sdb__list_probe_rows;
+
 /* Render one row record as API.md's score object (JSON text appended to
  * b), resolving dictionary ids in txn t; the row's strings are borrowed
  * from t. With SDB__RENDER_CREATED_AT the object also carries
@@ -20,12 +25,14 @@ int sdb__row_render(sdb__buf *b, sdb__txn *t, uint32_t project, const sdb__row *
 void sdb__row_tags_json(sdb__buf *b, const sdb__row *r);
 void sdb__row_props_json(sdb__buf *b, const sdb__row *r);
 
-/* Trace search over the row store: the trace ids of scores matching the
+/* Trace search: the trace ids of scores matching the
  * filters of q (names, time range, where), ordered by trace id, `limit`
  * per page, starting after trace id `after` (NULL: the first page).
  * *out_json: {"data":[{"trace_id","count","first","last"}],"next_cursor"}
- * (caller frees). */
+ * (caller frees). The matches are read as a list reads them (engine/list.c),
+ * within its bounds: a search that would read more is SDB_EINVAL with err
+ * saying so (an answer in trace id order needs every match). */
 int sdb__traces_search(sdb_store *s, uint32_t project, const sdb__query *q, uint32_t limit,
-                       const char *after, char **out_json);
+                       const char *after, char **out_json, char *err, size_t errlen);
 
 #endif

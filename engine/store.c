@@ -51,6 +51,7 @@ uint64_t sdb__test_free_bytes;
 
 static const char *const db_names[SDB__N_DBS] = {
     "segments", "rows", "ids", "dict", "dictrev", "meta", "preagg", "dead", "gone", "attrs",
+    "traces",
 };
 
 struct sdb__txn {
@@ -319,6 +320,14 @@ static int env_open(sdb_store *s, unsigned flags, char *err, size_t errlen)
     for (int i = 0; i < SDB__N_DBS; i++) {
         MDB_dbi dbi;
         mrc = mdb_dbi_open(txn, db_names[i], rdonly ? 0 : MDB_CREATE, &dbi);
+        /* A store written before the trace index, opened read-only: read
+         * the id index's database in its place, where no key starts with
+         * the trace index's 't', so the index reads as empty and lookups
+         * walk the rows as they did (engine/traceidx.c). */
+        if (mrc == MDB_NOTFOUND && rdonly && i == SDB__DB_TRACES) {
+            dbi = s->dbi[SDB__DB_IDS];
+            mrc = 0;
+        }
         if (mrc) {
             sdb__errf(err, errlen, "store %s: database %s: %s", s->path, db_names[i],
                       mdb_strerror(mrc));

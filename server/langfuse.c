@@ -611,63 +611,44 @@ done:
 /* --------------------------------------------- Langfuse: list scores */
 
 #define LF_LIST_MAX 100  /* Langfuse refuses a larger limit with a 400 */
-#define PENDING_SCAN 200000u /* newest rows walked to count pending matches */
-/* A walk's budget: native list calls that stop at their scan cap (2M rows,
- * list.c) and rows handed back to check here. A selective filter then
- * costs at most about 4M rows scanned per request, never the whole store. */
-#define WALK_CAPPED 2
-#define WALK_ROWS 200000u
 
-/* What the native listing has no parameter for, checked per row. */
+/* A Langfuse list request: every filter becomes a parameter of the
+ * native listing (sdb_scores_list_json), which checks rows in the engine
+ * and reads a trace's or the named ids' rows through their indexes; what
+ * stays here is paging, the totals and the shape of the answer. */
 typedef struct lf_list {
     uint64_t page, limit;
     const char *cursor;      /* v3: the native cursor */
-    json_t *obs, *ids, *configs, *queues, *authors; /* any-of lists (arrays) */
-    json_t *tags;            /* every one present */
-    const char *dataset_run_id;
-    bool has_value, trace_only, no_trace_fields, v3;
-    double value, vmin, vmax;
-    bool has_vmin, has_vmax;
-    const char *op; /* "=", "!=", "<", "<=", ">", ">=" */
+    bool no_trace_fields, v3;
     bool countable;  /* the filters are all a query's: totals from analytics */
     json_t *where;   /* the query's where for the totals */
     json_t *hold;    /* keeps the strings the native parameters borrow */
-    /* The native filters again, for rows walked without them (pending) */
-    json_t *m[5];    /* name, source, data_type, environment, user_id */
-    const char *trace_id; /* the one traceId filter, if so */
-    int n_trace;
-    int64_t from, to;
-    bool has_from, has_to;
+    sdb_param *np;   /* the native parameters */
+    size_t n_np, cap_np;
+    char num[3][32]; /* value, valueMin, valueMax as given */
+    bool has_value, has_vmin, has_vmax;
+    const char *op; /* "=", "!=", "<", "<=", ">", ">=" */
 } lf_list;
-
-static bool any_of(const json_t *list, const json_t *v);
 
 static void lf_list_free(lf_list *f)
 {
-    json_decref(f->obs);
-    json_decref(f->ids);
-    json_decref(f->configs);
-    json_decref(f->queues);
-    json_decref(f->authors);
-    json_decref(f->tags);
     json_decref(f->where);
     json_decref(f->hold);
-    for (int i = 0; i < 5; i++) json_decref(f->m[i]);
+    free(f->np);
 }
 
-/* Does native row n pass the filters the native listing applies? */
-static bool native_match(const lf_list *f, const json_t *n)
+/* One more native parameter (strings borrowed from f->hold or static). */
+static int np_add(lf_list *f, const char *key, const char *value)
 {
-    static const char *const keys[5] = {"name", "source", "data_type", "environment", "user_id"};
-    for (int i = 0; i < 5; i++)
-        if (f->m[i] && !any_of(f->m[i], json_object_get(n, keys[i]))) return false;
-    if (f->has_from || f->has_to) {
-        const char *t = json_string_value(json_object_get(n, "timestamp"));
-        int64_t ms;
-        if (!t || sdb_time_parse(t, strlen(t), &ms)) return false;
-        if ((f->has_from && ms < f->from) || (f->has_to && ms >= f->to)) return false;
+    if (f->n_np == f->cap_np) {
+        size_t cap = f->cap_np ? 2 * f->cap_np : 16;
+        sdb_param *v = realloc(f->np, cap * sizeof *v);
+        if (!v) return SDB_ENOMEM;
+        f->np = v;
+        f->cap_np = cap;
     }
-    return true;
+    f->np[f->n_np++] = (sdb_param){key, value};
+    return SDB_OK;
 }
 
 /* A comma-separated list, items trimmed of spaces, into a new array. */
@@ -686,56 +667,15 @@ static json_t *split(const char *v)
     return a;
 }
 
-static bool any_of(const json_t *list, const json_t *v)
+/* Each item of comma-separated v as native parameter `key` (kept in
+ * f->hold); returns the array (borrowed from f->hold) or NULL. */
+static json_t *np_split(lf_list *f, const char *key, const char *v)
 {
-    if (!list) return true;
+    json_t *a = split(v), *x;
     size_t i;
-    json_t *x;
-    json_array_foreach(list, i, x) if (json_is_string(v) && json_equal(x, v)) return true;
-    return false;
-}
-
-static bool lf_match(const lf_list *f, const json_t *n)
-{
-    if (f->trace_only && !json_is_string(json_object_get(n, "trace_id"))) return false;
-    json_t *props = json_object_get(n, "properties");
-    if (!any_of(f->obs, json_object_get(n, "observation_id")) ||
-        !any_of(f->ids, json_object_get(n, "id")) ||
-        !any_of(f->configs, json_object_get(n, "config_id")) ||
-        !any_of(f->queues, json_object_get(props, PROP_QUEUE)) ||
-        !any_of(f->authors, json_object_get(n, "author")))
-        return false;
-    if (f->dataset_run_id) {
-        const char *d = json_string_value(json_object_get(n, "dataset_run_id"));
-        if (!d || strcmp(d, f->dataset_run_id)) return false;
-    }
-    size_t i;
-    json_t *t;
-    json_array_foreach(f->tags, i, t)
-    {
-        json_t *have = json_object_get(n, "tags"), *x;
-        size_t j;
-        bool has = false;
-        json_array_foreach(have, j, x) has = has || json_equal(x, t);
-        if (!has) return false;
-    }
-    json_t *v = json_object_get(n, "value");
-    double x = json_is_number(v) ? json_number_value(v) : json_is_boolean(v) ? json_is_true(v) : NAN;
-    if ((f->has_value || f->has_vmin || f->has_vmax) && isnan(x)) {
-        return false; /* a value filter matches numeric and boolean scores */
-    }
-    if (f->has_vmin && x < f->vmin) return false;
-    if (f->has_vmax && x > f->vmax) return false;
-    if (f->has_value) {
-        const char *op = f->op;
-        if (!strcmp(op, "=")) return x == f->value;
-        if (!strcmp(op, "!=")) return x != f->value;
-        if (!strcmp(op, "<")) return x < f->value;
-        if (!strcmp(op, "<=")) return x <= f->value;
-        if (!strcmp(op, ">")) return x > f->value;
-        return x >= f->value;
-    }
-    return true;
+    if (!a || json_array_append_new(f->hold, a)) return NULL;
+    json_array_foreach(a, i, x) if (np_add(f, key, json_string_value(x))) return NULL;
+    return a;
 }
 
 /* Add value v to where[key] (an any-of array). */
@@ -747,9 +687,9 @@ static void where_any(json_t *where, const char *key, const char *v)
 }
 
 /* Langfuse's parameters (v1/v2 when !v3, else v3's) into native ones
- * (`np`, up to n + 2 entries) and the post-filters above. */
-static int lf_params(const sdb_param *params, size_t n, bool v3, sdb_param *np, size_t *n_np,
-                     lf_list *f, char *err, size_t errlen)
+ * (f->np) and the query's where for the totals (f->where). */
+static int lf_params(const sdb_param *params, size_t n, bool v3, lf_list *f, char *err,
+                     size_t errlen)
 {
     memset(f, 0, sizeof *f);
     f->page = 1;
@@ -758,9 +698,9 @@ static int lf_params(const sdb_param *params, size_t n, bool v3, sdb_param *np, 
     f->v3 = v3;
     f->countable = true;
     f->where = json_object();
-    f->tags = json_array();
     f->hold = json_array();
-    if (!f->where || !f->tags || !f->hold) return SDB_ENOMEM;
+    json_t *tags = json_array();
+    if (!f->where || !f->hold || !tags || json_array_append_new(f->hold, tags)) return SDB_ENOMEM;
     /* name → the native parameter; dimension filters also go to where. */
     static const char *const direct[][2] = {
         {"name", "name"},         {"traceId", "trace_id"},   {"sessionId", "session_id"},
@@ -769,7 +709,6 @@ static int lf_params(const sdb_param *params, size_t n, bool v3, sdb_param *np, 
     };
     const char *fields = NULL;
     bool has_trace_filter = false;
-    *n_np = 0;
     for (size_t i = 0; i < n; i++) {
         const char *k = params[i].key, *v = params[i].value ? params[i].value : "";
         size_t d;
@@ -810,19 +749,13 @@ static int lf_params(const sdb_param *params, size_t n, bool v3, sdb_param *np, 
                     json_decref(vals);
                     return SDB_EINVAL;
                 }
-                if (*n_np >= n) break;
-                np[(*n_np)++] = (sdb_param){direct[d][1], one};
-                if (d == 1 || d == 2) f->countable = false; /* not a query filter */
-                static const int mi[] = {0, -1, -1, 1, 2, 3, 4};
-                if (d < 7 && mi[d] >= 0) {
-                    if (!f->m[mi[d]]) f->m[mi[d]] = json_array();
-                    json_array_append_new(f->m[mi[d]], json_string(one));
+                if (np_add(f, direct[d][1], one)) {
+                    json_decref(vals);
+                    return SDB_ENOMEM;
                 }
-                if (d == 7) f->has_from = true, f->from = ms;
-                if (d == 8) f->has_to = true, f->to = ms;
-                else if (d == 3 || d == 4 || d == 5 || d == 6) where_any(f->where, direct[d][1], one);
+                if (d == 1 || d == 2) f->countable = false; /* not a query filter */
+                if (d == 3 || d == 4 || d == 5 || d == 6) where_any(f->where, direct[d][1], one);
                 if (d == 6) has_trace_filter = true;
-                if (d == 1) f->trace_id = one, f->n_trace++;
             }
             /* The strings live in vals, kept until the request ends. */
             json_array_append_new(f->hold, vals);
@@ -834,27 +767,36 @@ static int lf_params(const sdb_param *params, size_t n, bool v3, sdb_param *np, 
         } else if (!strcmp(k, "cursor") && v3) {
             f->cursor = v;
         } else if (!strcmp(k, "observationId")) {
-            f->obs = split(v);
+            if (!np_split(f, "observation_id", v)) return SDB_ENOMEM;
             f->countable = false;
         } else if (!strcmp(k, v3 ? "experimentId" : "datasetRunId")) {
-            f->dataset_run_id = v;
+            if (np_add(f, "dataset_run_id", v)) return SDB_ENOMEM;
             f->countable = false;
         } else if (!strcmp(k, "configId")) {
-            f->configs = split(v);
+            if (!np_split(f, "config_id", v)) return SDB_ENOMEM;
             f->countable = false;
         } else if (!strcmp(k, "queueId")) {
-            f->queues = split(v);
+            json_t *queues = np_split(f, "properties." PROP_QUEUE, v);
+            if (!queues) return SDB_ENOMEM;
             json_t *p = json_object_get(f->where, "properties");
             if (!p) json_object_set_new(f->where, "properties", p = json_object());
-            json_object_set(p, PROP_QUEUE, f->queues);
+            json_object_set(p, PROP_QUEUE, queues);
         } else if (!strcmp(k, "authorUserId") && v3) {
-            f->authors = split(v);
+            if (!np_split(f, "author", v)) return SDB_ENOMEM;
             f->countable = false;
         } else if (!strcmp(k, v3 ? "id" : "scoreIds")) {
-            f->ids = split(v);
+            json_t *ids = np_split(f, "id", v);
+            if (!ids) return SDB_ENOMEM;
+            if (json_array_size(ids) > 1000) {
+                sdb__cj_errf(err, errlen, "parameter \"%s\": at most 1000 ids, got %zu", k,
+                             json_array_size(ids));
+                return SDB_EINVAL;
+            }
             f->countable = false;
         } else if (!strcmp(k, "traceTags") && !v3) {
-            json_array_append_new(f->tags, json_string(v));
+            json_t *t = json_string(v);
+            if (!t || json_array_append_new(tags, t) || np_add(f, "tag", json_string_value(t)))
+                return SDB_ENOMEM;
             has_trace_filter = true;
         } else if (!strcmp(k, "value") || !strcmp(k, "valueMin") || !strcmp(k, "valueMax")) {
             char *end;
@@ -864,9 +806,11 @@ static int lf_params(const sdb_param *params, size_t n, bool v3, sdb_param *np, 
                              v);
                 return SDB_EINVAL;
             }
-            if (k[5] == 'M' && k[6] == 'i') f->vmin = x, f->has_vmin = true;
-            else if (k[5] == 'M') f->vmax = x, f->has_vmax = true;
-            else f->value = x, f->has_value = true;
+            int w = k[5] != 'M' ? 0 : k[6] == 'i' ? 1 : 2;
+            snprintf(f->num[w], sizeof f->num[w], "%.17g", x);
+            if (w == 0) f->has_value = true;
+            if (w == 1) f->has_vmin = true;
+            if (w == 2) f->has_vmax = true;
         } else if (!strcmp(k, "operator") && !v3) {
             static const char *const ops[] = {"=", "!=", "<", "<=", ">", ">="};
             size_t o;
@@ -915,255 +859,139 @@ static int lf_params(const sdb_param *params, size_t n, bool v3, sdb_param *np, 
             return SDB_EINVAL;
         }
     }
-    if (json_array_size(f->tags)) json_object_set(f->where, "tags", f->tags);
-    if (f->has_value && strcmp(f->op, "=") && strcmp(f->op, "!=")) {
-        json_t *vr = json_object();
-        const char *qop = !strcmp(f->op, "<") ? "lt" : !strcmp(f->op, "<=") ? "lte"
-                          : !strcmp(f->op, ">") ? "gt" : "gte";
-        json_object_set_new(vr, qop, json_real(f->value));
-        json_object_set_new(f->where, "value", vr);
-    } else if (f->has_value && !strcmp(f->op, "=")) {
-        json_object_set_new(f->where, "value", json_pack("{s:f}", "eq", f->value));
-    } else if (f->has_value) {
-        f->countable = false;
+    if (json_array_size(tags)) json_object_set(f->where, "tags", tags);
+    /* The value filters, natively and as the query's where. */
+    static const char *const ops[][3] = {{"=", "value_eq", "eq"},  {"!=", "value_ne", NULL},
+                                         {"<", "value_lt", "lt"},  {"<=", "value_lte", "lte"},
+                                         {">", "value_gt", "gt"},  {">=", "value_gte", "gte"}};
+    json_t *vr = json_object();
+    if (!vr || json_array_append_new(f->hold, vr)) return SDB_ENOMEM;
+    for (size_t o = 0; o < 6 && f->has_value; o++) {
+        if (strcmp(f->op, ops[o][0])) continue;
+        if (np_add(f, ops[o][1], f->num[0])) return SDB_ENOMEM;
+        if (ops[o][2]) json_object_set_new(vr, ops[o][2], json_real(strtod(f->num[0], NULL)));
+        else f->countable = false; /* the native where has no negation */
     }
-    if (f->has_vmin || f->has_vmax) {
-        json_t *vr = json_object_get(f->where, "value");
-        if (!vr) json_object_set_new(f->where, "value", vr = json_object());
-        if (f->has_vmin) json_object_set_new(vr, "gte", json_real(f->vmin));
-        if (f->has_vmax) json_object_set_new(vr, "lte", json_real(f->vmax));
-    }
+    if (f->has_vmin && (np_add(f, "value_gte", f->num[1]) ||
+                        json_object_set_new(vr, "gte", json_real(strtod(f->num[1], NULL)))))
+        return SDB_ENOMEM;
+    if (f->has_vmax && (np_add(f, "value_lte", f->num[2]) ||
+                        json_object_set_new(vr, "lte", json_real(strtod(f->num[2], NULL)))))
+        return SDB_ENOMEM;
+    if (json_object_size(vr)) json_object_set(f->where, "value", vr);
     return SDB_OK;
 }
 
-/* The page walk: native pages newest first (np with room for limit and
- * cursor), rows matching f, skipping `skip` of them, keeping up to
- * `take` (shaped by lf_from_native, or v3). Native pages are asked for
- * no more rows than are still needed, so that where the walk stops is a
- * native cursor (*next, owned; NULL at the end). */
-static int lf_walk(sdb_store *s, uint32_t project, sdb_param *np, size_t n_np, const lf_list *f,
-                   uint64_t skip, uint64_t take, const char *cursor, json_t *data, char **next,
-                   char *err, size_t errlen)
+/* A row of the native listing in Langfuse's shape (v3's when f->v3):
+ * a new reference, NULL without memory. */
+static json_t *lf_row(sdb_store *s, uint32_t project, const lf_list *f, const json_t *x)
 {
-    char *cur = cursor ? strdup(cursor) : NULL, lim[24];
-    uint64_t seen = 0, rows = 0;
-    int rc = cursor && !cur ? SDB_ENOMEM : SDB_OK, capped = 0;
-    while (rc == SDB_OK && json_array_size(data) < take && capped < WALK_CAPPED &&
-           rows < WALK_ROWS) {
-        /* v3 asks for no more than it needs, so that where it stops is a
-         * cursor; page/limit has none to keep and takes full pages. */
-        bool post = f->obs || f->ids || f->configs || f->queues || f->authors ||
-                    json_array_size(f->tags) || f->dataset_run_id || f->has_value ||
-                    f->has_vmin || f->has_vmax || f->trace_only;
-        uint64_t want = f->v3 || !post ? skip + take - seen : 1000;
-        snprintf(lim, sizeof lim, "%llu", (unsigned long long)(want < 1000 ? want : 1000));
-        size_t m = n_np;
-        np[m++] = (sdb_param){"limit", lim};
-        if (cur) np[m++] = (sdb_param){"cursor", cur};
-        char *text = NULL;
-        if ((rc = sdb_scores_list_json(s, project, np, m, &text, err, errlen))) break;
-        json_t *page = json_loads(text, 0, NULL);
-        free(text);
-        if (!page) {
-            rc = SDB_ENOMEM;
-            break;
-        }
-        size_t i;
-        json_t *x;
-        json_array_foreach(json_object_get(page, "data"), i, x)
-        {
-            if (json_array_size(data) >= take) break;
-            if (!lf_match(f, x)) continue;
-            if (seen++ < skip) continue;
-            json_t *o = lf_from_native(s, project, x);
-            if (o && f->v3) {
-                /* v3: a typed value, and the subject the score is on */
-                const char *t = json_string_value(json_object_get(o, "dataType"));
-                if (t && !strcmp(t, "BOOLEAN"))
-                    json_object_set_new(o, "value", json_boolean(json_integer_value(
-                                                        json_object_get(o, "value"))));
-                else if (t && strcmp(t, "NUMERIC"))
-                    json_object_set(o, "value", json_object_get(o, "stringValue"));
-                json_object_del(o, "stringValue");
-                json_object_del(o, "trace");
-                json_t *tr = json_object_get(o, "traceId"), *se = json_object_get(o, "sessionId");
-                json_t *sub = json_is_string(tr)
-                                  ? json_pack("{s:s,s:O,s:O?}", "type",
-                                              json_is_string(json_object_get(o, "observationId"))
-                                                  ? "OBSERVATION" : "TRACE",
-                                              "traceId", tr, "observationId",
-                                              json_object_get(o, "observationId"))
-                              : json_is_string(se)
-                                  ? json_pack("{s:s,s:O}", "type", "SESSION", "sessionId", se)
-                                  : json_pack("{s:s,s:O?}", "type", "EXPERIMENT", "experimentId",
-                                              json_object_get(o, "datasetRunId"));
-                json_object_set_new(o, "subject", sub);
-            } else if (o && f->no_trace_fields) {
-                json_object_del(o, "trace");
-            }
-            if (!o || json_array_append_new(data, o)) rc = SDB_ENOMEM;
-        }
-        size_t got = json_array_size(json_object_get(page, "data"));
-        rows += got;
-        free(cur);
-        const char *nx = json_string_value(json_object_get(page, "next_cursor"));
-        if (nx && got < want && got < 1000) capped++; /* stopped by the scan cap */
-        cur = nx ? strdup(nx) : NULL;
-        if (nx && !cur) rc = SDB_ENOMEM;
-        json_decref(page);
-        if (!cur) break;
+    json_t *o = lf_from_native(s, project, x);
+    if (o && f->v3) {
+        /* v3: a typed value, and the subject the score is on */
+        const char *t = json_string_value(json_object_get(o, "dataType"));
+        if (t && !strcmp(t, "BOOLEAN"))
+            json_object_set_new(o, "value",
+                                json_boolean(json_integer_value(json_object_get(o, "value"))));
+        else if (t && strcmp(t, "NUMERIC"))
+            json_object_set(o, "value", json_object_get(o, "stringValue"));
+        json_object_del(o, "stringValue");
+        json_object_del(o, "trace");
+        json_t *tr = json_object_get(o, "traceId"), *se = json_object_get(o, "sessionId");
+        json_t *sub = json_is_string(tr)
+                          ? json_pack("{s:s,s:O,s:O?}", "type",
+                                      json_is_string(json_object_get(o, "observationId"))
+                                          ? "OBSERVATION" : "TRACE",
+                                      "traceId", tr, "observationId",
+                                      json_object_get(o, "observationId"))
+                      : json_is_string(se)
+                          ? json_pack("{s:s,s:O}", "type", "SESSION", "sessionId", se)
+                          : json_pack("{s:s,s:O?}", "type", "EXPERIMENT", "experimentId",
+                                      json_object_get(o, "datasetRunId"));
+        json_object_set_new(o, "subject", sub);
+    } else if (o && f->no_trace_fields) {
+        json_object_del(o, "trace");
     }
-    *next = cur;
-    if (rc) {
-        free(cur);
-        *next = NULL;
+    return o;
+}
+
+/* One native list call with f's filters: `take` rows after skipping
+ * `skip` matches, from `cursor` (NULL: the newest), appended to data in
+ * Langfuse's shape; *next the native cursor to go on from (owned, NULL at
+ * the end). With out_total, the call also counts every match (the native
+ * `total`: exact unless the walk met the native scan cap) and, with
+ * pending, only the scores not yet folded into analytics. */
+static int lf_page(sdb_store *s, uint32_t project, lf_list *f, uint64_t skip, uint64_t take,
+                   const char *cursor, bool pending, json_t *data, char **next,
+                   uint64_t *out_total, char *err, size_t errlen)
+{
+    char lim[24], off[24];
+    size_t base = f->n_np;
+    snprintf(lim, sizeof lim, "%llu", (unsigned long long)take);
+    snprintf(off, sizeof off, "%llu", (unsigned long long)skip);
+    int rc = np_add(f, "limit", lim);
+    if (!rc && skip) rc = np_add(f, "offset", off);
+    if (!rc && cursor) rc = np_add(f, "cursor", cursor);
+    if (!rc && out_total) rc = np_add(f, "total", "true");
+    if (!rc && pending) rc = np_add(f, "pending", "true");
+    char *text = NULL;
+    if (!rc) rc = sdb_scores_list_json(s, project, f->np, f->n_np, &text, err, errlen);
+    f->n_np = base;
+    if (rc) return rc;
+    json_t *page = json_loads(text, 0, NULL), *x;
+    free(text);
+    if (!page) return SDB_ENOMEM;
+    size_t i;
+    json_array_foreach(json_object_get(page, "data"), i, x)
+    {
+        json_t *o = lf_row(s, project, f, x);
+        if (!o || json_array_append_new(data, o)) rc = SDB_ENOMEM;
     }
+    const char *nx = json_string_value(json_object_get(page, "next_cursor"));
+    if (next) *next = nx ? strdup(nx) : NULL;
+    if (next && nx && !*next) rc = SDB_ENOMEM;
+    if (out_total) *out_total = (uint64_t)json_integer_value(json_object_get(page, "total"));
+    json_decref(page);
     return rc;
 }
 
-/* The number of scores matching f: from analytics (segment headers and
- * pre-aggregates, sdb_query_json) for the folded scores plus a walk of
- * the pending ones when the filters are all a query's; otherwise a walk
- * (filters by trace, session, observation, config or id are selective). */
-static int lf_total(sdb_store *s, uint32_t project, sdb_param *np, size_t n_np, const lf_list *f,
-                    uint64_t *out, char *err, size_t errlen)
+/* The number of scores matching f when its filters are all a query's:
+ * from analytics (segment headers and pre-aggregates, sdb_query_json) for
+ * the folded scores, plus the matching pending ones, counted by the
+ * native listing over the rows past the fold mark. */
+static int lf_total(sdb_store *s, uint32_t project, lf_list *f, uint64_t *out, char *err,
+                    size_t errlen)
 {
     *out = 0;
-    uint64_t pending = 0;
-    int rc = SDB_OK;
-    bool countable = f->countable && !f->trace_only;
-    if (countable) {
-        json_t *q = json_pack("{s:o,s:[s]}", "where", json_deep_copy(f->where), "stats", "count");
-        json_t *w = json_object_get(q, "where");
-        static const char *const lfk[] = {"name", "fromTimestamp", "toTimestamp"};
-        for (size_t i = 0; i < 3; i++) {
-            json_t *v = json_object_get(w, lfk[i]);
-            if (v && i == 0) json_object_set(q, "names", v);
-            if (v && i) json_object_set(q, i == 1 ? "from" : "to", json_array_get(v, 0));
-            json_object_del(w, lfk[i]);
-        }
-        char *qt = q ? json_dumps(q, JSON_COMPACT) : NULL, *ans = NULL;
-        json_decref(q);
-        rc = qt ? sdb_query_json(s, project, qt, strlen(qt), &ans, err, errlen) : SDB_ENOMEM;
-        free(qt);
-        json_t *a = ans ? json_loads(ans, 0, NULL) : NULL;
-        free(ans);
-        size_t i;
-        json_t *g;
-        json_array_foreach(json_object_get(a, "groups"), i, g)
-            *out += (uint64_t)json_integer_value(json_object_get(g, "count"));
-        /* The project's scores not yet in analytics are its newest ones. */
-        pending = (uint64_t)json_integer_value(json_object_get(a, "pending"));
-        json_decref(a);
-        if (rc || pending == 0) return rc;
+    json_t *q = json_pack("{s:o,s:[s]}", "where", json_deep_copy(f->where), "stats", "count");
+    json_t *w = json_object_get(q, "where");
+    static const char *const lfk[] = {"name", "fromTimestamp", "toTimestamp"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *v = json_object_get(w, lfk[i]);
+        if (v && i == 0) json_object_set(q, "names", v);
+        if (v && i) json_object_set(q, i == 1 ? "from" : "to", json_array_get(v, 0));
+        json_object_del(w, lfk[i]);
     }
-    /* Walk: every matching row (native filters applied by the listing),
-     * or the `pending` newest rows, unfiltered, matched here. */
-    char *cur = NULL, lim[24];
-    uint64_t scanned = 0;
-    int capped = 0;
-    while (rc == SDB_OK && (countable || (capped < WALK_CAPPED && scanned < WALK_ROWS))) {
-        size_t m = countable ? 0 : n_np;
-        uint64_t want = countable ? pending - scanned : 1000;
-        snprintf(lim, sizeof lim, "%llu", (unsigned long long)(want < 1000 ? want : 1000));
-        np[m++] = (sdb_param){"limit", lim};
-        if (cur) np[m++] = (sdb_param){"cursor", cur};
-        char *text = NULL;
-        sdb_param *pp = countable ? np + n_np : np;
-        if (countable) memmove(pp, np, m * sizeof *np);
-        if ((rc = sdb_scores_list_json(s, project, pp, m, &text, err, errlen))) break;
-        json_t *page = json_loads(text, 0, NULL), *x;
-        free(text);
-        if (!page) {
-            rc = SDB_ENOMEM;
-            break;
-        }
-        size_t i;
-        json_array_foreach(json_object_get(page, "data"), i, x)
-        {
-            if ((!countable || native_match(f, x)) && lf_match(f, x)) (*out)++;
-        }
-        size_t got = json_array_size(json_object_get(page, "data"));
-        scanned += got;
-        free(cur);
-        const char *nx = json_string_value(json_object_get(page, "next_cursor"));
-        if (nx && got < 1000 && got < want) capped++;
-        cur = nx && !(countable && (scanned >= pending || scanned >= PENDING_SCAN)) ? strdup(nx)
-                                                                                    : NULL;
-        json_decref(page);
-        if (!cur) break;
-    }
-    free(cur);
-    return rc;
-}
-
-typedef struct ids_ctx {
-    json_t *ids;
-} ids_ctx;
-
-static int collect_ids(void *ctx, const char *id, const char *json, size_t len)
-{
-    (void)json;
-    (void)len;
-    return json_array_append_new(((ids_ctx *)ctx)->ids, json_string(id)) ? 1 : 0;
-}
-
-static int by_created_desc(const void *a, const void *b)
-{
-    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "created_at"));
-    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "created_at"));
-    int c = strcmp(y ? y : "", x ? x : "");
-    if (c) return c;
-    return strcmp(json_string_value(json_object_get(*(json_t *const *)b, "id")),
-                  json_string_value(json_object_get(*(json_t *const *)a, "id")));
-}
-
-/* A list filtered by one traceId, read through the trace's score index
- * (traces.c) instead of a walk: the scores of the trace, every filter
- * applied, newest ingested first, paged; *total exact. Only for traces
- * the index knows (Langfuse-routed scores); returns SDB_ENOTFOUND when it
- * has none, and the caller walks. */
-static int lf_by_trace(sdb_store *s, uint32_t project, const lf_list *f, uint64_t skip,
-                       uint64_t take, json_t **out_rows, uint64_t *total)
-{
-    ids_ctx ic = {json_array()};
-    uint64_t n = 0;
-    *out_rows = NULL;
-    if (!ic.ids) return SDB_ENOMEM;
-    int rc = sdb_doc_list(s, project, SDB_DOC_TRACE_SCORE, f->trace_id, NULL, 0,
-                          SDB__TRACE_REAPPLY, collect_ids, &ic, &n);
-    if (rc == SDB_OK && (n == 0 || n > SDB__TRACE_REAPPLY)) rc = SDB_ENOTFOUND;
-    json_t *rows = json_array();
+    char *qt = q ? json_dumps(q, JSON_COMPACT) : NULL, *ans = NULL;
+    json_decref(q);
+    int rc = qt ? sdb_query_json(s, project, qt, strlen(qt), &ans, err, errlen) : SDB_ENOMEM;
+    free(qt);
+    json_t *a = ans ? json_loads(ans, 0, NULL) : NULL;
+    free(ans);
     size_t i;
-    json_t *x;
-    json_array_foreach(rc ? NULL : ic.ids, i, x)
-    {
-        char *text = NULL;
-        if (sdb_score_get_json(s, project, json_string_value(x), &text)) continue;
-        json_t *r = json_loads(text, 0, NULL);
-        free(text);
-        const char *t = json_string_value(json_object_get(r, "trace_id"));
-        if (r && t && !strcmp(t, f->trace_id) && native_match(f, r) && lf_match(f, r))
-            json_array_append(rows, r);
-        json_decref(r);
-    }
-    json_decref(ic.ids);
-    if (rc) {
-        json_decref(rows);
-        return rc;
-    }
-    size_t m = json_array_size(rows);
-    json_t **v = malloc((m ? m : 1) * sizeof *v);
-    for (i = 0; v && i < m; i++) v[i] = json_array_get(rows, i);
-    if (v) qsort(v, m, sizeof *v, by_created_desc);
-    json_t *page = json_array();
-    for (i = (size_t)skip; v && i < m && i < skip + take; i++)
-        json_array_append_new(page, lf_from_native(s, project, v[i]));
-    free(v);
-    json_decref(rows);
-    *total = m;
-    *out_rows = page;
-    return SDB_OK;
+    json_t *g;
+    json_array_foreach(json_object_get(a, "groups"), i, g)
+        *out += (uint64_t)json_integer_value(json_object_get(g, "count"));
+    uint64_t pending = (uint64_t)json_integer_value(json_object_get(a, "pending"));
+    json_decref(a);
+    if (rc || pending == 0) return rc;
+    json_t *none = json_array();
+    uint64_t more = 0;
+    rc = none ? lf_page(s, project, f, 0, 1, NULL, true, none, NULL, &more, err, errlen)
+              : SDB_ENOMEM;
+    json_decref(none);
+    *out += more;
+    return rc;
 }
 
 static int lf_list_run(sdb_store *s, uint32_t project, const sdb_param *params, size_t n, int v,
@@ -1172,12 +1000,13 @@ static int lf_list_run(sdb_store *s, uint32_t project, const sdb_param *params, 
     *out_json = NULL;
     lf_list f;
     memset(&f, 0, sizeof f);
-    size_t n_np = 0;
-    sdb_param *np = malloc((2 * n + 8) * sizeof *np);
     json_t *data = json_array();
     char *next = NULL;
-    int rc = np && data ? lf_params(params, n, v == 3, np, &n_np, &f, err, errlen) : SDB_ENOMEM;
-    f.trace_only = v == 1; /* the v1 list shows trace scores only */
+    int rc = data ? lf_params(params, n, v == 3, &f, err, errlen) : SDB_ENOMEM;
+    if (rc == SDB_OK && v == 1) { /* the v1 list shows trace scores only */
+        rc = np_add(&f, "has_trace", "true");
+        f.countable = false;
+    }
     uint64_t total = 0;
     if (rc == SDB_OK && v == 3) {
         /* v3's cursor is base64url of the native one (a decimal ref). */
@@ -1210,8 +1039,8 @@ static int lf_list_run(sdb_store *s, uint32_t project, const sdb_param *params, 
             }
         }
         if (rc == SDB_OK)
-            rc = lf_walk(s, project, np, n_np, &f, 0, f.limit, c ? dec : NULL, data, &next, err,
-                         errlen);
+            rc = lf_page(s, project, &f, 0, f.limit, c ? dec : NULL, false, data, &next, NULL,
+                         err, errlen);
         json_t *meta = json_pack("{s:I}", "limit", (json_int_t)f.limit);
         if (rc == SDB_OK && next) {
             char enc[64];
@@ -1234,34 +1063,19 @@ static int lf_list_run(sdb_store *s, uint32_t project, const sdb_param *params, 
         else
             json_decref(meta);
     } else if (rc == SDB_OK) {
-        json_t *rows = NULL;
-        int idx = f.n_trace == 1 && !f.trace_only
-                      ? lf_by_trace(s, project, &f, (f.page - 1) * f.limit, f.limit, &rows, &total)
-                      : SDB_ENOTFOUND;
-        if (idx == SDB_OK) {
-            size_t i;
-            json_t *x;
-            json_array_foreach(rows, i, x)
-            {
-                if (f.no_trace_fields) json_object_del(x, "trace");
-                json_array_append(data, x);
-            }
-            json_decref(rows);
-        } else if (idx != SDB_ENOTFOUND) {
-            rc = idx;
-        }
-        if (rc == SDB_OK && idx == SDB_ENOTFOUND)
-            rc = lf_walk(s, project, np, n_np, &f, (f.page - 1) * f.limit, f.limit, NULL, data,
-                         &next, err, errlen);
-        if (rc == SDB_OK && idx == SDB_ENOTFOUND)
-            rc = lf_total(s, project, np, n_np, &f, &total, err, errlen);
+        /* v1/v2: page/limit as an offset into the native order; totals
+         * from analytics when the filters allow, else counted by the same
+         * native walk (exact through an index: traceId, scoreIds). */
+        uint64_t skip = (f.page - 1) * f.limit;
+        rc = lf_page(s, project, &f, skip, f.limit, NULL, false, data, NULL,
+                     f.countable ? NULL : &total, err, errlen);
+        if (rc == SDB_OK && f.countable) rc = lf_total(s, project, &f, &total, err, errlen);
         if (rc == SDB_OK)
             rc = sdb__cj_finish(json_pack("{s:O,s:o}", "data", data, "meta",
                                           page_meta(f.page, f.limit, total)),
                                 out_json);
     }
     free(next);
-    free(np);
     lf_list_free(&f);
     json_decref(data);
     return rc;

@@ -476,11 +476,25 @@ int sdb__trace_get(sdb_store *s, uint32_t project, const char *id, int langfuse,
     if (rc == SDB_OK)
         rc = sdb_doc_list(s, project, SDB_DOC_OBSERVATION, id, NULL, 0, 1000, collect_obs, &oc,
                           NULL);
-    if (rc == SDB_OK)
-        rc = sdb_doc_list(s, project, SDB_DOC_TRACE_SCORE, id, NULL, 0, 1000, collect_id, &ic,
-                          &n_scores);
     size_t i;
     json_t *x;
+    if (rc == SDB_OK) {
+        /* Its scores, however they were written, through the engine's
+         * trace index (the trace-score documents know only the
+         * Langfuse-routed ones): newest first, up to 1000, and the count. */
+        sdb_param p[3] = {{"trace_id", id}, {"limit", "1000"}, {"total", "true"}};
+        char *text = NULL, err[256];
+        rc = sdb_scores_list_json(s, project, p, 3, &text, err, sizeof err);
+        json_t *page = text ? json_loads(text, 0, NULL) : NULL;
+        free(text);
+        if (rc == SDB_OK && !page) rc = SDB_ENOMEM;
+        json_array_foreach(json_object_get(page, "data"), i, x)
+        {
+            if (json_array_append(ic.ids, json_object_get(x, "id"))) rc = SDB_ENOMEM;
+        }
+        n_scores = (uint64_t)json_integer_value(json_object_get(page, "total"));
+        json_decref(page);
+    }
     json_array_foreach(oc.arr, i, x) json_object_set(x, "trace_id", json_object_get(t, "id"));
     json_object_set_new(t, "observations", oc.arr);
     json_object_set_new(t, "score_ids", ic.ids);

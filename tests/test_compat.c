@@ -1139,3 +1139,43 @@ Test(compat, a_score_id_with_a_slash_is_reachable_url_encoded)
     resp_free(&r);
     stop(&v);
 }
+
+Test(compat, a_trace_shows_its_native_scores_too_and_lists_find_them)
+{
+    srv v;
+    start(&v, NULL);
+    /* A trace record, one Langfuse score and two native ones (which the
+     * trace-score documents never knew): the trace's reads count all
+     * three, through the engine's trace index. */
+    resp r = req(v.port, "POST", "/v1/traces", "{\"id\":\"tn\",\"name\":\"t\"}");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    resp_free(&r);
+    r = req(v.port, "POST", "/api/public/scores",
+            "{\"id\":\"lf1\",\"name\":\"g\",\"value\":1,\"traceId\":\"tn\"}");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    resp_free(&r);
+    r = req(v.port, "POST", "/v1/scores",
+            "[{\"id\":\"n1\",\"name\":\"g\",\"value\":0.5,\"trace_id\":\"tn\"},"
+            "{\"id\":\"n2\",\"name\":\"h\",\"value\":0.25,\"trace_id\":\"tn\"},"
+            "{\"id\":\"x\",\"name\":\"g\",\"value\":0,\"trace_id\":\"other\"}]");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    resp_free(&r);
+    r = req(v.port, "GET", "/v1/traces/tn", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_eq(num_at(r.j, "scores_total"), 3, "%s", r.body);
+    cr_assert_eq(json_array_size(json_object_get(r.j, "score_ids")), 3, "%s", r.body);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(r.j, "score_ids"), 0)),
+                     "n2", "newest first: %s", r.body);
+    resp_free(&r);
+    r = req(v.port, "GET", "/api/public/traces/tn", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_eq(json_array_size(json_object_get(r.j, "scores")), 3, "%s", r.body);
+    resp_free(&r);
+    r = req(v.port, "GET", "/api/public/v2/scores?traceId=tn&name=g", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(r.j, "meta"), "totalItems")),
+                 2, "%s", r.body);
+    cr_assert_eq(json_array_size(json_object_get(r.j, "data")), 2, "%s", r.body);
+    resp_free(&r);
+    stop(&v);
+}

@@ -1,0 +1,362 @@
+/* The trace index: trace -> row refs, so that a list filtered by one
+ * trace (GET /v1/scores?trace_id=, Langfuse's traceId) reads that trace's
+ * rows and nothing else, however deep in the store they are.
+ *
+ * Before it, the trace filter was a per-row check on a walk bounded at 2M
+ * rows per call (list.c), and a trace whose scores lay further back was
+ * silently missed. The index is exact:
+ *
+ * - It is written at fold time (engine/fold.c calls sdb__tix_fold once
+ *   per fold transaction), not at ingest, so that ingest pays nothing for
+ *   it; the fold already holds every folded row's fixed part, which
+ *   carries the trace hash and the ref. The rows past a project's fold
+ *   mark (pending, which the fold drains) are walked at lookup, newest
+ *   first and at most the list's scan cap of them (past it the answer is
+ *   cut with a cursor): together the two cover every row.
+ * - An entry is 16 bytes, (xxh3 of the trace id, ref), and a fold writes
+ *   one sorted run per project: key 't' | project (be32) | run number
+ *   (be64) in its own database, `traces`. Runs merge
+ *   like a binary counter: the new run absorbs the newest stored run while
+ *   that one is not larger than it (and the sum stays under MERGE_MAX), so
+ *   an entry is rewritten about log2(n / slice) times, sequentially, and
+ *   a lookup does one binary search in each of a few runs.
+ * - Entries are never removed when a row is replaced or deleted: refs are
+ *   never reused, so an entry names its row or a row that is gone, and the
+ *   reader checks the row (and its trace id string, for hash collisions).
+ * - A store folded by a version without the index keeps "tixbase:" + the
+ *   project (the fold mark when indexing began, + 1) in meta; refs at or
+ *   below it are not indexed and callers say so (sdb__tix_refs).
+ */
+#include "traceidx.h"
+
+#define RUN_MAGIC 0x58495453u /* "STIX" */
+#define KEY_LEN 13u
+#define HDR_LEN 16u
+#define ENT_LEN 16u
+#define MERGE_MAX (1u << 22) /* entries of the largest merged run: 64 MiB */
+
+typedef struct tent {
+    uint64_t h, ref;
+} tent;
+
+typedef struct run_info {
+    uint64_t no, n;
+} run_info;
+
+uint64_t sdb__tix_hash(const char *id, size_t len)
+{
+    uint64_t h = sdb__hash(id, len);
+    return h ? h : 1; /* as ingest: 0 means "no trace" */
+}
+
+static void run_key(uint8_t *k, uint32_t project, uint64_t no)
+{
+    k[0] = 't';
+    sdb__be32(k + 1, project);
+    sdb__be64(k + 5, no);
+}
+
+static inline tent ent_at(const uint8_t *ents, uint64_t i)
+{
+    tent e;
+    memcpy(&e, ents + i * ENT_LEN, sizeof e);
+    return e;
+}
+
+static inline bool ent_less(tent a, uint64_t h, uint64_t ref)
+{
+    return a.h < h || (a.h == h && a.ref < ref);
+}
+
+/* Check a run value; *out_n its entry count, *out_ents its entries. */
+static int run_open(const void *p, size_t len, uint64_t *out_n, const uint8_t **out_ents)
+{
+    if (len < HDR_LEN) return SDB_ECORRUPT;
+    uint32_t magic;
+    uint64_t n;
+    memcpy(&magic, p, 4);
+    memcpy(&n, (const uint8_t *)p + 8, 8);
+    if (magic != RUN_MAGIC || n > (len - HDR_LEN) / ENT_LEN || HDR_LEN + n * ENT_LEN != len)
+        return SDB_ECORRUPT;
+    *out_n = n;
+    *out_ents = (const uint8_t *)p + HDR_LEN;
+    return SDB_OK;
+}
+
+/* The project's runs, oldest first (*out owned). With fn, each run's
+ * entries are handed to fn while the cursor holds them. */
+static int load_runs(sdb__txn *t, uint32_t project, run_info **out, size_t *out_n,
+                     int (*fn)(const uint8_t *ents, uint64_t n, void *ctx), void *ctx)
+{
+    *out = NULL;
+    *out_n = 0;
+    sdb__cur *c;
+    int rc = sdb__cur_open(t, SDB__DB_TRACES, &c);
+    if (rc) return rc;
+    uint8_t k[KEY_LEN];
+    run_key(k, project, 0);
+    run_info *v = NULL;
+    size_t n = 0, cap = 0;
+    sdb__val key, val;
+    for (rc = sdb__cur_seek(c, k, sizeof k, &key, &val); rc == SDB_OK;
+         rc = sdb__cur_next(c, &key, &val)) {
+        if (key.len != KEY_LEN || memcmp(key.p, k, 5) != 0) break;
+        uint64_t m;
+        const uint8_t *ents;
+        if ((rc = run_open(val.p, val.len, &m, &ents))) break;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            run_info *nv = realloc(v, cap * sizeof *nv);
+            if (!nv) {
+                rc = SDB_ENOMEM;
+                break;
+            }
+            v = nv;
+        }
+        v[n++] = (run_info){sdb__rd64((const uint8_t *)key.p + 5), m};
+        if (fn && (rc = fn(ents, m, ctx))) break;
+    }
+    sdb__cur_close(c);
+    if (rc != SDB_OK && rc != SDB_ENOTFOUND) {
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *out_n = n;
+    return SDB_OK;
+}
+
+/* ------------------------------------------------------------------ write */
+
+/* Merge sorted a (na) and the stored entries b (nb) into a new buffer
+ * with room for a run header (*out owned). */
+static int merge(const tent *a, uint64_t na, const uint8_t *b, uint64_t nb, uint8_t **out)
+{
+    uint8_t *m = malloc(HDR_LEN + (na + nb) * ENT_LEN);
+    if (!m) return SDB_ENOMEM;
+    uint8_t *w = m + HDR_LEN;
+    uint64_t i = 0, j = 0;
+    while (i < na || j < nb) {
+        tent x;
+        if (j == nb || (i < na && ent_less(a[i], ent_at(b, j).h, ent_at(b, j).ref)))
+            x = a[i++];
+        else
+            x = ent_at(b, j++);
+        memcpy(w, &x, sizeof x);
+        w += ENT_LEN;
+    }
+    *out = m;
+    return SDB_OK;
+}
+
+/* Store the sorted entries e (n) of one project as a run, absorbing the
+ * newest stored runs while they are not larger (the binary counter). */
+static int write_run(sdb__txn *t, uint32_t project, const tent *e, uint64_t n)
+{
+    run_info *runs;
+    size_t n_runs;
+    int rc = load_runs(t, project, &runs, &n_runs, NULL, NULL);
+    if (rc) return rc;
+    uint64_t no = n_runs ? runs[n_runs - 1].no + 1 : 1;
+    uint8_t *buf = malloc(HDR_LEN + n * ENT_LEN), k[KEY_LEN];
+    if (!buf) {
+        rc = SDB_ENOMEM;
+        goto done;
+    }
+    memcpy(buf + HDR_LEN, e, n * ENT_LEN); /* tent is two packed u64s: ENT_LEN */
+    while (n_runs && runs[n_runs - 1].n <= n && runs[n_runs - 1].n + n <= MERGE_MAX) {
+        run_info *r = &runs[n_runs - 1];
+        sdb__val v;
+        uint64_t m;
+        const uint8_t *ents;
+        uint8_t *nb;
+        run_key(k, project, r->no);
+        if ((rc = sdb__get(t, SDB__DB_TRACES, k, sizeof k, &v))) {
+            if (rc == SDB_ENOTFOUND) rc = SDB_ECORRUPT;
+            goto done;
+        }
+        if ((rc = run_open(v.p, v.len, &m, &ents))) goto done;
+        if ((rc = merge((const tent *)(void *)(buf + HDR_LEN), n, ents, m, &nb))) goto done;
+        free(buf);
+        buf = nb;
+        n += m;
+        if ((rc = sdb__del(t, SDB__DB_TRACES, k, sizeof k))) goto done;
+        no = r->no;
+        n_runs--;
+    }
+    uint32_t magic = RUN_MAGIC, zero = 0;
+    memcpy(buf, &magic, 4);
+    memcpy(buf + 4, &zero, 4);
+    memcpy(buf + 8, &n, 8);
+    run_key(k, project, no);
+    rc = sdb__put(t, SDB__DB_TRACES, k, sizeof k, buf, HDR_LEN + n * ENT_LEN, 0);
+done:
+    free(buf);
+    free(runs);
+    return rc;
+}
+
+/* Sort e (n) by hash, stably, so that entries of one hash keep their
+ * (ascending) ref order: an LSD radix sort, 8 passes of 8 bits through
+ * tmp (n entries). A fold hands over up to a million rows per slice, and
+ * qsort's comparator calls cost more than the rest of the hook. */
+static void radix_sort(tent *e, tent *tmp, size_t n)
+{
+    for (unsigned shift = 0; shift < 64; shift += 8) {
+        size_t count[257] = {0};
+        for (size_t i = 0; i < n; i++) count[(e[i].h >> shift & 0xFF) + 1]++;
+        if (count[1 + (e[0].h >> shift & 0xFF)] == n) continue; /* one value: no move */
+        for (int d = 0; d < 256; d++) count[d + 1] += count[d];
+        for (size_t i = 0; i < n; i++) tmp[count[e[i].h >> shift & 0xFF]++] = e[i];
+        memcpy(e, tmp, n * sizeof *e);
+    }
+}
+
+/* Record where indexing began for a project the index has not seen. */
+static int ensure_base(sdb__txn *t, uint32_t project)
+{
+    uint64_t base, folded;
+    int rc = sdb__meta_get_project(t, "tixbase:", project, &base);
+    if (rc || base) return rc;
+    if ((rc = sdb__folded_of(t, project, &folded))) return rc;
+    return sdb__meta_put_project(t, "tixbase:", project, folded + 1);
+}
+
+int sdb__tix_fold(sdb__txn *t, const sdb__fixed *rows, uint32_t n)
+{
+    if (n == 0) return SDB_OK;
+    tent *e = malloc(n * sizeof *e), *tmp = malloc(n * sizeof *tmp);
+    int rc = e && tmp ? SDB_OK : SDB_ENOMEM;
+    /* The fold takes each project's rows in one ref-ordered span. */
+    for (uint32_t i = 0; rc == SDB_OK && i < n;) {
+        uint32_t project = rows[i].project, m = 0;
+        if ((rc = ensure_base(t, project))) break;
+        for (; i < n && rows[i].project == project; i++)
+            if (rows[i].trace) e[m++] = (tent){rows[i].trace, rows[i].ref}; /* 0: no trace */
+        if (!m) continue;
+        radix_sort(e, tmp, m);
+        rc = write_run(t, project, e, m);
+    }
+    free(tmp);
+    free(e);
+    return rc;
+}
+
+/* ------------------------------------------------------------------- read */
+
+typedef struct find_ctx {
+    uint64_t h, below, max;
+    uint64_t *refs;
+    size_t n, cap;
+} find_ctx;
+
+static int add_ref(find_ctx *f, uint64_t ref)
+{
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? 2 * f->cap : 64;
+        uint64_t *v = realloc(f->refs, cap * sizeof *v);
+        if (!v) return SDB_ENOMEM;
+        f->refs = v;
+        f->cap = cap;
+    }
+    f->refs[f->n++] = ref;
+    return SDB_OK;
+}
+
+/* First index in ents (n) whose entry is at or past (h, ref). */
+static uint64_t lower_bound(const uint8_t *ents, uint64_t n, uint64_t h, uint64_t ref)
+{
+    uint64_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (ent_less(ent_at(ents, mid), h, ref))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* One run's entries for f->h below f->below, the newest f->max of them. */
+static int find_in_run(const uint8_t *ents, uint64_t n, void *ctx)
+{
+    find_ctx *f = ctx;
+    uint64_t lo = lower_bound(ents, n, f->h, 0), hi = lower_bound(ents, n, f->h, f->below);
+    if (hi - lo > f->max) lo = hi - f->max;
+    for (uint64_t i = hi; i > lo; i--) {
+        int rc = add_ref(f, ent_at(ents, i - 1).ref);
+        if (rc) return rc;
+    }
+    return SDB_OK;
+}
+
+static int cmp_ref_desc(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int sdb__tix_refs(sdb__txn *t, uint32_t project, uint64_t h, uint64_t below, size_t max,
+                  uint64_t **out_refs, size_t *out_n, uint64_t *out_base, uint64_t *out_cut)
+{
+    *out_refs = NULL;
+    *out_n = 0;
+    *out_base = 0;
+    *out_cut = 0;
+    find_ctx f = {h, below, max, NULL, 0, 0};
+    uint64_t base, folded;
+    run_info *runs = NULL;
+    size_t n_runs;
+    sdb__rowit *it = NULL;
+    int rc;
+    if ((rc = sdb__meta_get_project(t, "tixbase:", project, &base))) goto done;
+    if ((rc = sdb__folded_of(t, project, &folded))) goto done;
+    /* No base yet: nothing folded has been indexed, so every folded row
+     * is below it. */
+    *out_base = base ? base - 1 : folded;
+    /* The rows the fold has not reached, newest first, at most max of
+     * them: past that the answer is cut there (the caller's cursor). */
+    if ((rc = sdb__rows_open(t, project, below, 1, &it))) goto done;
+    uint64_t ref, walked = 0;
+    sdb__val val;
+    while ((rc = sdb__rows_next(it, &ref, &val)) == SDB_OK && ref > folded) {
+        if (walked++ == max) {
+            *out_cut = ref + 1;
+            break;
+        }
+        sdb__fixed fx;
+        if ((rc = sdb__row_fixed(val.p, val.len, &fx))) goto done;
+        if (fx.trace == h && (rc = add_ref(&f, ref))) goto done;
+    }
+    if (rc != SDB_OK && rc != SDB_ENOTFOUND) goto done;
+    rc = SDB_OK;
+    if (!*out_cut && (rc = load_runs(t, project, &runs, &n_runs, find_in_run, &f))) goto done;
+    if (f.n > 1) qsort(f.refs, f.n, sizeof *f.refs, cmp_ref_desc);
+    *out_n = f.n < max ? f.n : max;
+    *out_refs = f.n ? f.refs : NULL;
+    if (!f.n) free(f.refs);
+    f.refs = NULL;
+done:
+    sdb__rows_close(it);
+    free(runs);
+    free(f.refs);
+    return rc;
+}
+
+static int count_run(const uint8_t *ents, uint64_t n, void *ctx)
+{
+    (void)ents;
+    *(uint64_t *)ctx += n;
+    return SDB_OK;
+}
+
+int sdb__tix_stats(sdb__txn *t, uint32_t project, uint64_t *out_entries, uint64_t *out_runs)
+{
+    *out_entries = 0;
+    run_info *runs;
+    size_t n_runs;
+    int rc = load_runs(t, project, &runs, &n_runs, count_run, out_entries);
+    free(runs);
+    *out_runs = rc ? 0 : n_runs;
+    return rc;
+}
