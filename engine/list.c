@@ -625,21 +625,18 @@ static bool col_match(const rowfilter *f, const sdb__seg *g, uint32_t i)
 {
     const sdb__query *q = f->q;
     if (q->has_from || q->has_to) {
-        int64_t ts;
-        memcpy(&ts, g->ts + 8 * (size_t)i, 8);
+        int64_t ts = sdb__seg_ts_at(g, i);
         if ((q->has_from && ts < q->from) || (q->has_to && ts >= q->to)) return false;
     }
     if (f->has_trace) {
-        uint64_t h;
-        memcpy(&h, g->trace + 8 * (size_t)i, 8);
+        uint64_t h = sdb__seg_trace_at(g, i);
         if (!h) return false; /* 0: no trace (ingest moves a hash of 0 to 1) */
     }
     uint8_t type = sdb__seg_type(g, i);
     if (q->type_mask && !(q->type_mask & (1u << type))) return false;
     if (q->source_mask && !(q->source_mask & (1u << sdb__seg_source(g, i)))) return false;
     if (q->has_value || f->has_ne) {
-        double v;
-        memcpy(&v, g->value + 8 * (size_t)i, 8);
+        double v = sdb__seg_value_at(g, i);
         if (type == SDB_CATEGORICAL) return false;
         if (q->has_value && (v < q->v_lo || v > q->v_hi)) return false;
         if (f->has_ne && v == f->ne) return false;
@@ -812,11 +809,7 @@ static int cs_count(colscan *cs, list_run *w, const cseg *c)
         uint64_t m = rows;
         if (f->has_trace) {
             m = 0;
-            for (uint64_t i = 0; i < rows; i++) {
-                uint64_t h;
-                memcpy(&h, c->g.trace + 8 * i, 8);
-                m += h != 0;
-            }
+            for (uint64_t i = 0; i < rows; i++) m += sdb__seg_trace_at(&c->g, (uint32_t)i) != 0;
         }
         cs->checked += rows;
         w->extra += m;
