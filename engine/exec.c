@@ -54,6 +54,9 @@ typedef struct xstate {
     uint64_t bits[BATCH / 64];
     uint32_t sel[BATCH];
     uint8_t iscat[BATCH];
+    uint8_t keep[BATCH];
+    uint8_t pass_any[16];            /* pass_num | pass_cat */
+    uint8_t dpass[SDB_N_DIMS][256];  /* a dimension filter over the ids of a 1-byte column */
     uint32_t raw[SDB_MAX_GROUP_BY][BATCH];
     uint32_t grp[BATCH], slot[BATCH];
     uint32_t idx_n[BATCH], grp_n[BATCH], slot_n[BATCH];
@@ -423,11 +426,95 @@ static void ids_of(const uint8_t *col, unsigned w, uint32_t i0, const uint32_t *
     }
 }
 
+/* Add each selected row's raw code part of a dimension key column
+ * (width w, stride st, ids past n_map counted as 0) to code[j]. */
+static void codes_add(const uint8_t *col, unsigned w, uint32_t i0, const uint32_t *sel, uint32_t n,
+                      uint32_t st, uint32_t n_map, uint32_t *code)
+{
+    switch (w) {
+    case 1:
+        for (uint32_t j = 0; j < n; j++) {
+            uint32_t r = col[i0 + sel[j]];
+            code[j] += (r < n_map ? r : 0) * st;
+        }
+        break;
+    case 2:
+        for (uint32_t j = 0; j < n; j++) {
+            uint16_t r;
+            memcpy(&r, col + 2 * ((size_t)i0 + sel[j]), 2);
+            code[j] += (r < n_map ? r : 0) * st;
+        }
+        break;
+    case 4:
+        for (uint32_t j = 0; j < n; j++) {
+            uint32_t r;
+            memcpy(&r, col + 4 * ((size_t)i0 + sel[j]), 4);
+            code[j] += (r < n_map ? r : 0) * st;
+        }
+        break;
+    default: break; /* absent: id 0 */
+    }
+}
+
+/* The selection of a batch of m rows by the time/value mask (all rows
+ * when !need_tv) and the type/source pass tables, from the mask's set
+ * bits. */
+static void sel_bits(xstate *x, const uint8_t *v, const uint8_t *ts, const uint8_t *tsrc, uint32_t m,
+                     bool need_tv, const sdb_filter *f, uint32_t *out_n)
+{
+    const sdb__plan *p = x->p;
+    uint32_t nw = (m + 63) / 64, ns = 0;
+    if (need_tv) {
+        p->kern->mask_f64(v, ts, m, f, x->bits);
+    } else {
+        for (uint32_t w = 0; w < nw; w++) x->bits[w] = ~0ull;
+        if (m % 64) x->bits[nw - 1] = (1ull << (m % 64)) - 1;
+    }
+    for (uint32_t w = 0; w < nw; w++) {
+        for (uint64_t b = x->bits[w]; b; b &= b - 1) {
+            uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b);
+            uint8_t tb = tsrc[i] & 15u;
+            x->sel[ns] = i;
+            x->iscat[ns] = p->pass_cat[tb];
+            ns += x->pass_any[tb];
+        }
+    }
+    *out_n = ns;
+}
+
 typedef struct dimcol {
     int d;
     const uint8_t *col;
     unsigned w;
 } dimcol;
+
+/* keep[i] &= whether row i0 + i passes dimension filter dc (m rows). */
+static void keep_dim(const xstate *x, const dimcol *dc, uint32_t i0, uint32_t m, uint8_t *keep)
+{
+    const uint64_t *bits = x->p->dim_bits[dc->d];
+    uint32_t nb = x->p->dim_nbits[dc->d];
+    switch (dc->w) {
+    case 1: {
+        const uint8_t *col = dc->col + i0, *t = x->dpass[dc->d];
+        for (uint32_t i = 0; i < m; i++) keep[i] &= t[col[i]];
+        break;
+    }
+    case 2:
+        for (uint32_t i = 0; i < m; i++) {
+            uint16_t id;
+            memcpy(&id, dc->col + 2 * ((size_t)i0 + i), 2);
+            keep[i] &= (uint8_t)(id < nb && (bits[id / 64] >> (id % 64) & 1));
+        }
+        break;
+    default:
+        for (uint32_t i = 0; i < m; i++) {
+            uint32_t id;
+            memcpy(&id, dc->col + 4 * ((size_t)i0 + i), 4);
+            keep[i] &= (uint8_t)(id < nb && (bits[id / 64] >> (id % 64) & 1));
+        }
+        break;
+    }
+}
 
 static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_moments)
 {
@@ -463,60 +550,88 @@ static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
          * pass tables, then each dimension filter over the survivors. */
         uint32_t ns = 0;
         const uint8_t *tsrc = g->tsrc + i0;
-        if (!need_tv && !c->tsrc_rows) {
+        if (!need_tv && !c->tsrc_rows && n_dc == 0) {
             for (uint32_t i = 0; i < m; i++) x->sel[i] = i;
             memset(x->iscat, c->all_cat, m);
             ns = m;
         } else {
-            uint32_t nw = (m + 63) / 64;
+            /* One pass byte per row, every filter ANDed into it without a
+             * branch (each a contiguous column: no gather through a
+             * selection), then one branch-free compaction. */
+            uint8_t *keep = x->keep;
+            bool tables = need_tv || c->tsrc_rows;
+            if (n_dc == 0) {
+                /* Time, value, type and source alone: the mask's set bits
+                 * (fewer than the rows when the filter is selective). */
+                sel_bits(x, v, ts, tsrc, m, need_tv, &f, &ns);
+                goto selected;
+            }
+            if (tables)
+                for (uint32_t i = 0; i < m; i++) keep[i] = x->pass_any[tsrc[i] & 15u];
+            else
+                memset(keep, 1, m);
+            for (int k = 0; k < n_dc; k++) keep_dim(x, &dc[k], i0, m, keep);
             if (need_tv) {
                 p->kern->mask_f64(v, ts, m, &f, x->bits);
-            } else {
-                for (uint32_t w = 0; w < nw; w++) x->bits[w] = ~0ull;
-                if (m % 64) x->bits[nw - 1] = (1ull << (m % 64)) - 1;
+                for (uint32_t i = 0; i < m; i++) keep[i] &= (uint8_t)(x->bits[i / 64] >> (i % 64) & 1);
             }
-            for (uint32_t w = 0; w < nw; w++) {
-                for (uint64_t b = x->bits[w]; b; b &= b - 1) {
-                    uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b);
-                    uint8_t tb = tsrc[i] & 15u;
-                    x->sel[ns] = i;
-                    x->iscat[ns] = p->pass_cat[tb];
-                    ns += p->pass_cat[tb] | p->pass_num[tb];
-                }
+            for (uint32_t i = 0; i < m; i++) {
+                x->sel[ns] = i;
+                ns += keep[i];
             }
+            if (tables)
+                for (uint32_t j = 0; j < ns; j++) x->iscat[j] = p->pass_cat[tsrc[x->sel[j]] & 15u];
+            else
+                memset(x->iscat, c->all_cat, ns);
         }
-        for (int k = 0; k < n_dc && ns; k++) {
-            ids_of(dc[k].col, dc[k].w, i0, x->sel, ns, x->grp); /* grp: scratch here */
-            const uint64_t *bits = p->dim_bits[dc[k].d];
-            uint32_t nb = p->dim_nbits[dc[k].d], kept = 0;
-            for (uint32_t j = 0; j < ns; j++) {
-                uint32_t id = x->grp[j];
-                x->sel[kept] = x->sel[j];
-                x->iscat[kept] = x->iscat[j];
-                kept += id < nb && (bits[id / 64] >> (id % 64) & 1);
-            }
-            ns = kept;
-        }
+    selected:
         if (p->need_row && ns && (rc = row_store(x, g, i0, ns, &ns))) return rc;
         if (ns == 0) continue;
-        /* 2. Slots. */
-        uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
-        for (uint32_t k = 0; k < q->n_group; k++) {
-            if (!c->key_var[k]) continue;
-            uint32_t *r = x->raw[k];
-            raw[k] = r;
-            switch (q->group[k].kind) {
-            case SDB_GB_DIM: ids_of(kcol[k], kw[k], i0, x->sel, ns, r); break;
-            case SDB_GB_SOURCE:
-                for (uint32_t j = 0; j < ns; j++) r[j] = (tsrc[x->sel[j]] >> 2 & 3u) + 1u;
-                break;
-            case SDB_GB_TYPE:
-                for (uint32_t j = 0; j < ns; j++) r[j] = (tsrc[x->sel[j]] & 3u) + 1u;
-                break;
-            default: break; /* properties: filled by row_store */
+        /* 2. Slots: with a direct code table, each row's raw code is
+         * summed column by column straight from the columns; else the raw
+         * ids go through the group table's maps. */
+        if (gt->direct) {
+            uint32_t *code = x->slot; /* scratch until the slots below */
+            uint32_t base = 0;
+            for (uint32_t k = 0; k < q->n_group; k++)
+                if (!c->key_var[k]) base += sdb__gtab_code_part(gt, k, c->raw_const[k]);
+            for (uint32_t j = 0; j < ns; j++) code[j] = base;
+            for (uint32_t k = 0; k < q->n_group; k++) {
+                if (!c->key_var[k]) continue;
+                uint32_t st = gt->dstride[k], nm = gt->key[k].n_map;
+                switch (q->group[k].kind) {
+                case SDB_GB_DIM: codes_add(kcol[k], kw[k], i0, x->sel, ns, st, nm, code); break;
+                case SDB_GB_SOURCE:
+                    for (uint32_t j = 0; j < ns; j++) code[j] += ((tsrc[x->sel[j]] >> 2 & 3u) + 1u) * st;
+                    break;
+                case SDB_GB_TYPE:
+                    for (uint32_t j = 0; j < ns; j++) code[j] += ((tsrc[x->sel[j]] & 3u) + 1u) * st;
+                    break;
+                default: /* properties: row_store filled raw */
+                    for (uint32_t j = 0; j < ns; j++) code[j] += sdb__gtab_code_part(gt, k, x->raw[k][j]);
+                    break;
+                }
             }
+            if ((rc = sdb__gtab_groups_code(gt, code, ns, x->grp))) return rc;
+        } else {
+            uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
+            for (uint32_t k = 0; k < q->n_group; k++) {
+                if (!c->key_var[k]) continue;
+                uint32_t *r = x->raw[k];
+                raw[k] = r;
+                switch (q->group[k].kind) {
+                case SDB_GB_DIM: ids_of(kcol[k], kw[k], i0, x->sel, ns, r); break;
+                case SDB_GB_SOURCE:
+                    for (uint32_t j = 0; j < ns; j++) r[j] = (tsrc[x->sel[j]] >> 2 & 3u) + 1u;
+                    break;
+                case SDB_GB_TYPE:
+                    for (uint32_t j = 0; j < ns; j++) r[j] = (tsrc[x->sel[j]] & 3u) + 1u;
+                    break;
+                default: break; /* properties: filled by row_store */
+                }
+            }
+            if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, ns, x->grp))) return rc;
         }
-        if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, ns, x->grp))) return rc;
         uint32_t ni = gt->n_int;
         if (c->iv_const) {
             for (uint32_t j = 0; j < ns; j++) x->slot[j] = x->grp[j] * ni + c->iv;
@@ -689,6 +804,10 @@ int sdb__exec_run(const sdb__plan *p, sdb__gtab *g)
     x->pass = 0;
     x->p = p;
     x->g = g;
+    for (int b = 0; b < 16; b++) x->pass_any[b] = p->pass_num[b] | p->pass_cat[b];
+    for (int d = 0; d < SDB_N_DIMS; d++)
+        if (p->dim_bits[d])
+            for (uint32_t id = 0; id < 256; id++) x->dpass[d][id] = sdb__plan_dim_has(p, d, id);
     int rc = SDB_OK;
     if (p->fixed_hist) rc = sdb__gtab_hist_alloc(g);
     if (rc == SDB_OK) rc = run_pass(x);

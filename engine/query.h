@@ -138,6 +138,13 @@ typedef struct sdb__gtab {
     uint32_t n, cap;         /* groups */
     uint32_t *local;         /* n x n_keys local indexes */
     uint32_t n_int;          /* slots per group (>= 1) */
+    /* Two or more key columns whose raw id domains multiply to at most
+     * SDB__GTAB_DIRECT_MAX codes: code = sum of raw id (0 past the
+     * dictionary) x dstride[k] indexes direct (group + 1, 0: not yet
+     * looked up), a cache in front of the maps above, which stay the
+     * truth. NULL otherwise. */
+    uint32_t *direct;
+    uint32_t dstride[SDB_MAX_GROUP_BY];
     sdb_slot *slot;          /* n x n_int */
     uint32_t n_labels;       /* category dictionary size */
     uint64_t **cats;         /* per group: n_labels + 1 counts, or NULL */
@@ -159,6 +166,17 @@ void sdb__gtab_free(sdb__gtab *g);
  * groups are created as needed. Returns SDB_OK or SDB_ENOMEM. */
 int sdb__gtab_groups(sdb__gtab *g, uint32_t *const *raw, const uint32_t *raw_const, size_t n,
                      uint32_t *out);
+#define SDB__GTAB_DIRECT_MAX (1u << 16)
+/* The raw code of one column's raw id r (g->direct set): what the column
+ * adds to a row's code. */
+static inline uint32_t sdb__gtab_code_part(const sdb__gtab *g, uint32_t k, uint32_t r)
+{
+    return (r < g->key[k].n_map ? r : 0) * g->dstride[k];
+}
+/* The groups of n rows by their raw codes (g->direct set), written to
+ * out[j]; a code seen for the first time goes through the maps and
+ * creates its group when new. Returns SDB_OK or SDB_ENOMEM. */
+int sdb__gtab_groups_code(sdb__gtab *g, const uint32_t *code, size_t n, uint32_t *out);
 /* Allocate the histogram counts of every group (zeroed). */
 int sdb__gtab_hist_alloc(sdb__gtab *g);
 /* Label counts of group gi, allocated on first use; NULL when out of memory. */

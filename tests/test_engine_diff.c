@@ -1179,7 +1179,7 @@ Test(engine_diff, bucketed_percentiles_equal_quickselect_on_every_distribution)
     const uint32_t np = sizeof P / sizeof P[0];
     uint64_t r = 99;
     for (int mode = 0; mode < 7; mode++)
-        for (size_t n = 16385; n < 100000; n += 41231) {
+        for (size_t n = 1; n < 100000; n = n < 2000 ? n * 3 + 1 : n + 41231) {
             double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
             for (size_t i = 0; i < n; i++) {
                 r ^= r << 13;
