@@ -7,8 +7,12 @@
  * bits (the dashboard case: models x prompt versions, sources, names);
  * beyond that an open-addressing table on the tuple takes over. With one
  * group-by column the local index is the group itself, so finding the
- * groups of a batch is one load per row. Exec calls sdb__gtab_groups once
- * per batch, never once per row.
+ * groups of a batch is one load per row. With two or more columns whose
+ * dictionaries multiply to at most SDB__GTAB_DIRECT_MAX raw codes, exec
+ * sums each row's raw code from the columns and sdb__gtab_groups_code
+ * turns it into the group with one load (a table in front of the maps,
+ * filled from them on a code's first sight). Exec calls these once per
+ * batch, never once per row.
  *
  * Accumulators are per slot (group x series interval) sdb_slot moments,
  * per group histograms, label counts, trace hashes and values; all of
@@ -56,7 +60,6 @@
 #define DISTINCT_MAX_PART_BITS 10
 #define DISTINCT_SLOTS_PER_ROW 8
 #define DISTINCT_START_BITS_MAX 16 /* first table of a partition: at most 2^16 slots */
-#define TRACESET_SLACK ((size_t)1 << 20) /* appends between compactions, at least */
 
 static inline uint64_t dmix(uint64_t x)
 {
@@ -191,13 +194,13 @@ static int traceset_compact(sdb__traceset *s)
     int rc = sdb__distinct_u64(s->v, s->n, &k);
     if (rc) return rc;
     s->n = k;
-    s->limit = 2 * k + (s->slack ? s->slack : TRACESET_SLACK);
+    s->limit = 2 * k + (s->slack ? s->slack : SDB__TRACESET_SLACK);
     return SDB_OK;
 }
 
 uint64_t *sdb__traceset_room(sdb__traceset *s, size_t k)
 {
-    size_t limit = s->limit ? s->limit : (s->slack ? s->slack : TRACESET_SLACK);
+    size_t limit = s->limit ? s->limit : (s->slack ? s->slack : SDB__TRACESET_SLACK);
     if (s->n > 0 && s->n + k > limit && traceset_compact(s)) return NULL;
     if (s->n + k > s->cap) {
         size_t cap = s->cap ? s->cap : 1024;

@@ -702,9 +702,24 @@ static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
         }
         if (p->want_traces) {
             const uint8_t *tr = g->trace + 8ull * i0;
-            for (uint32_t j = 0; j < ns; j++) {
-                uint64_t h = ld_u64(tr, x->sel[j]);
-                if (h && (rc = sdb__traceset_add(&gt->traces[x->grp[j]], h))) return rc;
+            if (c->keys_const) {
+                /* One group: room for the batch once, then plain stores
+                 * (a zero hash, no trace, is overwritten by the next). */
+                sdb__traceset *s = &gt->traces[x->grp[0]];
+                uint64_t *o = sdb__traceset_room(s, ns);
+                if (!o) return SDB_ENOMEM;
+                size_t k = 0;
+                for (uint32_t j = 0; j < ns; j++) {
+                    uint64_t h = ld_u64(tr, x->sel[j]);
+                    o[k] = h;
+                    k += h != 0;
+                }
+                s->n += k;
+            } else {
+                for (uint32_t j = 0; j < ns; j++) {
+                    uint64_t h = ld_u64(tr, x->sel[j]);
+                    if (h && (rc = sdb__traceset_push(&gt->traces[x->grp[j]], h))) return rc;
+                }
             }
             gt->mem += (size_t)ns * 8;
         }

@@ -85,6 +85,18 @@ typedef struct sdb__traceset {
 uint64_t *sdb__traceset_room(sdb__traceset *s, size_t k);
 /* Append one hash (nonzero). Returns SDB_OK or SDB_ENOMEM. */
 int sdb__traceset_add(sdb__traceset *s, uint64_t h);
+#define SDB__TRACESET_SLACK ((size_t)1 << 20) /* appends between compactions, at least */
+/* sdb__traceset_add with its common case inline: room left and no
+ * compaction due (the per-row loop of a grouped scan). */
+static inline int sdb__traceset_push(sdb__traceset *s, uint64_t h)
+{
+    size_t limit = s->limit ? s->limit : (s->slack ? s->slack : SDB__TRACESET_SLACK);
+    if (s->n < s->cap && s->n < limit) {
+        s->v[s->n++] = h;
+        return SDB_OK;
+    }
+    return sdb__traceset_add(s, h);
+}
 /* The number of distinct nonzero hashes appended so far, exactly; leaves
  * s compacted. Returns SDB_OK or SDB_ENOMEM (*out is then 0). */
 int sdb__traceset_count(sdb__traceset *s, uint64_t *out);
