@@ -54,7 +54,6 @@ typedef struct xstate {
     uint64_t bits[BATCH / 64];
     uint32_t sel[BATCH];
     uint8_t iscat[BATCH];
-    uint8_t keep[BATCH];
     uint8_t pass_any[16];            /* pass_num | pass_cat */
     uint8_t dpass[SDB_N_DIMS][256];  /* a dimension filter over the ids of a 1-byte column */
     uint32_t raw[SDB_MAX_GROUP_BY][BATCH];
@@ -456,11 +455,57 @@ static void codes_add(const uint8_t *col, unsigned w, uint32_t i0, const uint32_
     }
 }
 
-/* The selection of a batch of m rows by the time/value mask (all rows
- * when !need_tv) and the type/source pass tables, from the mask's set
- * bits. */
-static void sel_bits(xstate *x, const uint8_t *v, const uint8_t *ts, const uint8_t *tsrc, uint32_t m,
-                     bool need_tv, const sdb_filter *f, uint32_t *out_n)
+typedef struct dimcol {
+    int d;
+    const uint8_t *col;
+    unsigned w;
+} dimcol;
+
+/* bits &= whether each row of the batch (m rows from i0) passes dimension
+ * filter dc: one table or bitmap load per row from the contiguous id
+ * column, no gather through a selection and no branch but the skip of a
+ * word that is already empty. */
+static void dim_words(const xstate *x, const dimcol *dc, uint32_t i0, uint32_t m, uint64_t *bits)
+{
+    const uint64_t *mem = x->p->dim_bits[dc->d];
+    uint32_t nb = x->p->dim_nbits[dc->d];
+    for (uint32_t w = 0, base = 0; base < m; w++, base += 64) {
+        if (!bits[w]) continue;
+        uint32_t cnt = m - base < 64 ? m - base : 64;
+        uint64_t word = 0;
+        switch (dc->w) {
+        case 1: {
+            const uint8_t *col = dc->col + i0 + base, *t = x->dpass[dc->d];
+            for (uint32_t j = 0; j < cnt; j++) word |= (uint64_t)t[col[j]] << j;
+            break;
+        }
+        case 2:
+            for (uint32_t j = 0; j < cnt; j++) {
+                uint16_t id;
+                memcpy(&id, dc->col + 2 * ((size_t)i0 + base + j), 2);
+                word |= (uint64_t)(id < nb && (mem[id / 64] >> (id % 64) & 1)) << j;
+            }
+            break;
+        default:
+            for (uint32_t j = 0; j < cnt; j++) {
+                uint32_t id;
+                memcpy(&id, dc->col + 4 * ((size_t)i0 + base + j), 4);
+                word |= (uint64_t)(id < nb && (mem[id / 64] >> (id % 64) & 1)) << j;
+            }
+            break;
+        }
+        bits[w] &= word;
+    }
+}
+
+/* The selection of a batch of m rows from i0 into x->sel / x->iscat: the
+ * time/value mask (all rows when !need_tv) as bit words, each dimension
+ * filter ANDed into the words, then the set bits through the type/source
+ * pass tables (when `tables`; else every row passes and is categorical
+ * when the segment is). */
+static uint32_t select_rows(xstate *x, const dimcol *dc, int n_dc, const uint8_t *v,
+                            const uint8_t *ts, const uint8_t *tsrc, uint32_t i0, uint32_t m,
+                            bool need_tv, bool tables, bool all_cat, const sdb_filter *f)
 {
     const sdb__plan *p = x->p;
     uint32_t nw = (m + 63) / 64, ns = 0;
@@ -470,50 +515,29 @@ static void sel_bits(xstate *x, const uint8_t *v, const uint8_t *ts, const uint8
         for (uint32_t w = 0; w < nw; w++) x->bits[w] = ~0ull;
         if (m % 64) x->bits[nw - 1] = (1ull << (m % 64)) - 1;
     }
+    for (int k = 0; k < n_dc; k++) dim_words(x, &dc[k], i0, m, x->bits);
+    if (!tables) {
+        for (uint32_t w = 0; w < nw; w++)
+            for (uint64_t b = x->bits[w]; b; b &= b - 1)
+                x->sel[ns++] = w * 64 + (uint32_t)__builtin_ctzll(b);
+        memset(x->iscat, all_cat, ns);
+        return ns;
+    }
+    uint8_t pa[16], pc[16];
+    for (int b = 0; b < 16; b++) {
+        pa[b] = tables ? x->pass_any[b] : 1;
+        pc[b] = tables ? p->pass_cat[b] : all_cat;
+    }
     for (uint32_t w = 0; w < nw; w++) {
         for (uint64_t b = x->bits[w]; b; b &= b - 1) {
             uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b);
             uint8_t tb = tsrc[i] & 15u;
             x->sel[ns] = i;
-            x->iscat[ns] = p->pass_cat[tb];
-            ns += x->pass_any[tb];
+            x->iscat[ns] = pc[tb];
+            ns += pa[tb];
         }
     }
-    *out_n = ns;
-}
-
-typedef struct dimcol {
-    int d;
-    const uint8_t *col;
-    unsigned w;
-} dimcol;
-
-/* keep[i] &= whether row i0 + i passes dimension filter dc (m rows). */
-static void keep_dim(const xstate *x, const dimcol *dc, uint32_t i0, uint32_t m, uint8_t *keep)
-{
-    const uint64_t *bits = x->p->dim_bits[dc->d];
-    uint32_t nb = x->p->dim_nbits[dc->d];
-    switch (dc->w) {
-    case 1: {
-        const uint8_t *col = dc->col + i0, *t = x->dpass[dc->d];
-        for (uint32_t i = 0; i < m; i++) keep[i] &= t[col[i]];
-        break;
-    }
-    case 2:
-        for (uint32_t i = 0; i < m; i++) {
-            uint16_t id;
-            memcpy(&id, dc->col + 2 * ((size_t)i0 + i), 2);
-            keep[i] &= (uint8_t)(id < nb && (bits[id / 64] >> (id % 64) & 1));
-        }
-        break;
-    default:
-        for (uint32_t i = 0; i < m; i++) {
-            uint32_t id;
-            memcpy(&id, dc->col + 4 * ((size_t)i0 + i), 4);
-            keep[i] &= (uint8_t)(id < nb && (bits[id / 64] >> (id % 64) & 1));
-        }
-        break;
-    }
+    return ns;
 }
 
 static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_moments)
@@ -555,36 +579,9 @@ static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
             memset(x->iscat, c->all_cat, m);
             ns = m;
         } else {
-            /* One pass byte per row, every filter ANDed into it without a
-             * branch (each a contiguous column: no gather through a
-             * selection), then one branch-free compaction. */
-            uint8_t *keep = x->keep;
-            bool tables = need_tv || c->tsrc_rows;
-            if (n_dc == 0) {
-                /* Time, value, type and source alone: the mask's set bits
-                 * (fewer than the rows when the filter is selective). */
-                sel_bits(x, v, ts, tsrc, m, need_tv, &f, &ns);
-                goto selected;
-            }
-            if (tables)
-                for (uint32_t i = 0; i < m; i++) keep[i] = x->pass_any[tsrc[i] & 15u];
-            else
-                memset(keep, 1, m);
-            for (int k = 0; k < n_dc; k++) keep_dim(x, &dc[k], i0, m, keep);
-            if (need_tv) {
-                p->kern->mask_f64(v, ts, m, &f, x->bits);
-                for (uint32_t i = 0; i < m; i++) keep[i] &= (uint8_t)(x->bits[i / 64] >> (i % 64) & 1);
-            }
-            for (uint32_t i = 0; i < m; i++) {
-                x->sel[ns] = i;
-                ns += keep[i];
-            }
-            if (tables)
-                for (uint32_t j = 0; j < ns; j++) x->iscat[j] = p->pass_cat[tsrc[x->sel[j]] & 15u];
-            else
-                memset(x->iscat, c->all_cat, ns);
+            ns = select_rows(x, dc, n_dc, v, ts, tsrc, i0, m, need_tv, need_tv || c->tsrc_rows,
+                             c->all_cat, &f);
         }
-    selected:
         if (p->need_row && ns && (rc = row_store(x, g, i0, ns, &ns))) return rc;
         if (ns == 0) continue;
         /* 2. Slots: with a direct code table, each row's raw code is
