@@ -647,18 +647,24 @@ uint64_t *sdb__gtab_cats(sdb__gtab *g, uint32_t gi)
     return g->cats[gi];
 }
 
+int sdb__dvec_reserve(sdb__gtab *g, sdb__dvec *d, size_t k)
+{
+    if (d->cap - d->n >= k) return SDB_OK;
+    size_t cap = d->cap ? d->cap : 1024;
+    while (cap - d->n < k) cap *= 2;
+    double *v = realloc(d->v, cap * sizeof *v);
+    if (!v) return SDB_ENOMEM;
+    g->mem += (cap - d->cap) * sizeof *v;
+    d->v = v;
+    d->cap = cap;
+    return SDB_OK;
+}
+
 int sdb__dvec_push(sdb__gtab *g, sdb__dvec *d, double x)
 {
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 1024;
-        double *v = realloc(d->v, cap * sizeof *v);
-        if (!v) return SDB_ENOMEM;
-        g->mem += (cap - d->cap) * sizeof *v;
-        d->v = v;
-        d->cap = cap;
-    }
-    d->v[d->n++] = x;
-    return SDB_OK;
+    int rc = sdb__dvec_reserve(g, d, 1);
+    if (rc == SDB_OK) d->v[d->n++] = x;
+    return rc;
 }
 
 /* ---------------------------------------------------------- percentiles */

@@ -201,16 +201,8 @@ static int filter_extras(xstate *x, const sdb__seg *g, uint32_t gi, const sdb_fi
     if (p->want_vals) {
         sdb__dvec *d = &x->g->vals[gi];
         bool all_t = f->t_lo == INT64_MIN && f->t_hi == INT64_MAX;
-        if (d->cap - d->n < g->n) {
-            /* room for the whole segment at once: one realloc, then plain stores */
-            size_t cap = d->cap ? d->cap : 1024;
-            while (cap - d->n < g->n) cap *= 2;
-            double *nv = realloc(d->v, cap * sizeof *nv);
-            if (!nv) return SDB_ENOMEM;
-            x->g->mem += (cap - d->cap) * sizeof *nv;
-            d->v = nv;
-            d->cap = cap;
-        }
+        /* room for the whole segment at once: one realloc, then plain stores */
+        if (sdb__dvec_reserve(x->g, d, g->n)) return SDB_ENOMEM;
         for (uint32_t i = 0; i < g->n; i++) {
             double v = ld_f64(g->value, i);
             bool ok = v >= f->v_lo && v <= f->v_hi;
@@ -680,7 +672,14 @@ static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
             if (p->fixed_hist)
                 p->kern->slot_hist(v, idx_n, grp_n, nn, &p->h_lo, &p->h_hi, &p->h_width, 0,
                                    q->bins, gt->hist);
-            if (p->want_vals)
+            if (p->want_vals && c->keys_const) {
+                /* One group: room once, then a plain gather. */
+                sdb__dvec *d = &gt->vals[grp_n[0]];
+                if ((rc = sdb__dvec_reserve(gt, d, nn))) return rc;
+                double *o = d->v + d->n;
+                for (uint32_t j = 0; j < nn; j++) o[j] = ld_f64(v, idx_n[j]);
+                d->n += nn;
+            } else if (p->want_vals)
                 for (uint32_t j = 0; j < nn; j++) {
                     sdb__dvec *d = &gt->vals[grp_n[j]];
                     double val = ld_f64(v, idx_n[j]);

@@ -194,6 +194,9 @@ int sdb__gtab_hist_alloc(sdb__gtab *g);
 /* Label counts of group gi, allocated on first use; NULL when out of memory. */
 uint64_t *sdb__gtab_cats(sdb__gtab *g, uint32_t gi);
 int sdb__dvec_push(sdb__gtab *g, sdb__dvec *d, double x);
+/* Room for k more values in d (capacity doubles; g->mem counts it).
+ * Returns SDB_OK or SDB_ENOMEM. */
+int sdb__dvec_reserve(sdb__gtab *g, sdb__dvec *d, size_t k);
 
 void sdb__slot_init(sdb_slot *s);
 /* Add a pre-aggregate (a header's or a chunk's per-value moments) of
