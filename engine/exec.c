@@ -491,13 +491,14 @@ static void dim_words(const xstate *x, const dimcol *dc, uint32_t i0, uint32_t m
 }
 
 /* The selection of a batch of m rows from i0 into x->sel / x->iscat: the
- * time/value mask (all rows when !need_tv) as bit words, each dimension
- * filter ANDed into the words, then the set bits through the type/source
- * pass tables (when `tables`; else every row passes and is categorical
- * when the segment is). */
+ * time/value mask (all rows when !need_tv) as bit words, the type/source
+ * pass table (when `tables`) and each dimension filter ANDed into the
+ * words from their contiguous columns, then the set bits. A row is
+ * categorical by the table (or, without one, when the segment is all
+ * categorical); only a segment with categorical rows reads it back. */
 static uint32_t select_rows(xstate *x, const dimcol *dc, int n_dc, const uint8_t *v,
                             const uint8_t *ts, const uint8_t *tsrc, uint32_t i0, uint32_t m,
-                            bool need_tv, bool tables, bool all_cat, const sdb_filter *f)
+                            bool need_tv, bool tables, const segclass *c, const sdb_filter *f)
 {
     const sdb__plan *p = x->p;
     uint32_t nw = (m + 63) / 64, ns = 0;
@@ -507,28 +508,21 @@ static uint32_t select_rows(xstate *x, const dimcol *dc, int n_dc, const uint8_t
         for (uint32_t w = 0; w < nw; w++) x->bits[w] = ~0ull;
         if (m % 64) x->bits[nw - 1] = (1ull << (m % 64)) - 1;
     }
-    for (int k = 0; k < n_dc; k++) dim_words(x, &dc[k], i0, m, x->bits);
-    if (!tables) {
-        for (uint32_t w = 0; w < nw; w++)
-            for (uint64_t b = x->bits[w]; b; b &= b - 1)
-                x->sel[ns++] = w * 64 + (uint32_t)__builtin_ctzll(b);
-        memset(x->iscat, all_cat, ns);
-        return ns;
-    }
-    uint8_t pa[16], pc[16];
-    for (int b = 0; b < 16; b++) {
-        pa[b] = tables ? x->pass_any[b] : 1;
-        pc[b] = tables ? p->pass_cat[b] : all_cat;
-    }
-    for (uint32_t w = 0; w < nw; w++) {
-        for (uint64_t b = x->bits[w]; b; b &= b - 1) {
-            uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b);
-            uint8_t tb = tsrc[i] & 15u;
-            x->sel[ns] = i;
-            x->iscat[ns] = pc[tb];
-            ns += pa[tb];
+    if (tables)
+        for (uint32_t w = 0, base = 0; base < m; w++, base += 64) {
+            if (!x->bits[w]) continue;
+            uint32_t cnt = m - base < 64 ? m - base : 64;
+            uint64_t word = 0;
+            for (uint32_t j = 0; j < cnt; j++) word |= (uint64_t)x->pass_any[tsrc[base + j] & 15u] << j;
+            x->bits[w] &= word;
         }
-    }
+    for (int k = 0; k < n_dc; k++) dim_words(x, &dc[k], i0, m, x->bits);
+    for (uint32_t w = 0; w < nw; w++)
+        for (uint64_t b = x->bits[w]; b; b &= b - 1) x->sel[ns++] = w * 64 + (uint32_t)__builtin_ctzll(b);
+    if (tables && c->has_cat && !c->all_cat)
+        for (uint32_t j = 0; j < ns; j++) x->iscat[j] = p->pass_cat[tsrc[x->sel[j]] & 15u];
+    else
+        memset(x->iscat, c->all_cat, ns);
     return ns;
 }
 
@@ -571,8 +565,8 @@ static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
             memset(x->iscat, c->all_cat, m);
             ns = m;
         } else {
-            ns = select_rows(x, dc, n_dc, v, ts, tsrc, i0, m, need_tv, need_tv || c->tsrc_rows,
-                             c->all_cat, &f);
+            ns = select_rows(x, dc, n_dc, v, ts, tsrc, i0, m, need_tv, need_tv || c->tsrc_rows, c,
+                             &f);
         }
         if (p->need_row && ns && (rc = row_store(x, g, i0, ns, &ns))) return rc;
         if (ns == 0) continue;
