@@ -732,10 +732,22 @@ static inline size_t pct_bucket(double x, double mn, double scale, size_t nb)
 
 static int ranks_by_buckets(const double *v, size_t n, const size_t *want, uint32_t m, double *out)
 {
-    double mn = v[0], mx = v[0];
-    for (size_t i = 1; i < n; i++) {
-        mn = v[i] < mn ? v[i] : mn;
-        mx = v[i] > mx ? v[i] : mx;
+    /* Four running minima and maxima: independent chains. */
+    double mn4[4] = {v[0], v[0], v[0], v[0]}, mx4[4] = {v[0], v[0], v[0], v[0]};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int k = 0; k < 4; k++) {
+            mn4[k] = v[i + k] < mn4[k] ? v[i + k] : mn4[k];
+            mx4[k] = v[i + k] > mx4[k] ? v[i + k] : mx4[k];
+        }
+    for (; i < n; i++) {
+        mn4[0] = v[i] < mn4[0] ? v[i] : mn4[0];
+        mx4[0] = v[i] > mx4[0] ? v[i] : mx4[0];
+    }
+    double mn = mn4[0], mx = mx4[0];
+    for (int k = 1; k < 4; k++) {
+        mn = mn4[k] < mn ? mn4[k] : mn;
+        mx = mx4[k] > mx ? mx4[k] : mx;
     }
     if (!(mx > mn)) {
         for (uint32_t i = 0; i < m; i++) out[i] = mn;
@@ -745,11 +757,22 @@ static int ranks_by_buckets(const double *v, size_t n, const size_t *want, uint3
     while (nb < PCT_MAX_BUCKETS && nb * PCT_PER_BUCKET < n) nb *= 2;
     double scale = (double)nb / (mx - mn);
     if (!isfinite(scale)) return 0;
-    /* One block: counts (nb + 1), the copy slot of each bucket (nb). */
-    uint32_t *cnt = calloc(2 * nb + 1, sizeof *cnt);
+    /* One block: counts (nb + 1), the copy slot of each bucket (nb), and
+     * three more count arrays: consecutive values in one bucket (scores
+     * clamped to 0 or 1) would otherwise wait on each other's increments
+     * in memory; four arrays, summed after, make four chains. */
+    uint32_t *cnt = calloc(5 * nb + 1, sizeof *cnt);
     if (!cnt) return 0;
     int32_t *slot = (int32_t *)(cnt + nb + 1);
-    for (size_t i = 0; i < n; i++) cnt[pct_bucket(v[i], mn, scale, nb)]++;
+    uint32_t *c1 = cnt + 2 * nb + 1, *c2 = c1 + nb, *c3 = c2 + nb;
+    for (i = 0; i + 4 <= n; i += 4) {
+        cnt[pct_bucket(v[i], mn, scale, nb)]++;
+        c1[pct_bucket(v[i + 1], mn, scale, nb)]++;
+        c2[pct_bucket(v[i + 2], mn, scale, nb)]++;
+        c3[pct_bucket(v[i + 3], mn, scale, nb)]++;
+    }
+    for (; i < n; i++) cnt[pct_bucket(v[i], mn, scale, nb)]++;
+    for (size_t b = 0; b < nb; b++) cnt[b] += c1[b] + c2[b] + c3[b];
     /* The bucket of each wanted rank and its rank inside it. */
     size_t bk[256], in[256], start[256], offs[256], total = 0;
     uint32_t nsl = 0;
