@@ -18,10 +18,11 @@
  * Shortcuts feed the same accumulators, never a second set of rules: a
  * segment whose rows all pass and whose keys are constant adds its header
  * (and scans only for what a header cannot hold); one grouped by a
- * dimension adds its per-value pre-aggregates; one whose only filters are
- * time and value ranges and whose keys are constant runs the filter
- * kernels (agg, hist, select, series) over the whole column, which is the
- * batch pipeline with the selection fused into the kernel.
+ * dimension, or filtered by one (and grouped by it or by constant keys),
+ * adds its per-value pre-aggregates (those the filter keeps); one whose
+ * only filters are time and value ranges and whose keys are constant runs
+ * the filter kernels (agg, hist, select, series) over the whole column,
+ * which is the batch pipeline with the selection fused into the kernel.
  *
  * A histogram whose bounds come from the data runs a second pass (pass
  * 1) once pass 0 has given each group its min and max, from headers where
@@ -91,6 +92,7 @@ typedef struct segclass {
     bool t_in, v_in, has_cat, all_cat, tsrc_rows, dims_rows, covered;
     bool keys_const;            /* every group key is constant over the segment */
     int var_key;                /* the one varying DIM key, or -1 */
+    int fdim;                   /* the one dimension whose filter rows decide, or -1 */
     bool iv_const;
     uint32_t iv;                /* the constant interval, as a slot offset */
     uint32_t raw_const[SDB_MAX_GROUP_BY];
@@ -115,8 +117,15 @@ static void classify(const sdb__plan *p, const xseg *ps, segclass *c)
      * is not decided by the header, or when numeric and categorical rows
      * must be told apart. */
     c->tsrc_rows = q->source_mask || !types_all || (c->has_cat && !c->all_cat);
+    int n_fd = 0;
+    c->fdim = -1;
     for (int d = 0; d < SDB_N_DIMS; d++)
-        if (p->dim_bits[d] && h->dim_w[d]) c->dims_rows = true;
+        if (p->dim_bits[d] && h->dim_w[d]) {
+            c->dims_rows = true;
+            c->fdim = d;
+            n_fd++;
+        }
+    if (n_fd != 1) c->fdim = -1;
     c->covered = c->t_in && c->v_in && !c->tsrc_rows && !c->dims_rows && !p->row_filter;
     c->keys_const = true;
     c->var_key = -1;
@@ -308,18 +317,21 @@ static int labels_preagg(xstate *x, const xseg *ps, uint32_t gi)
     return SDB_OK;
 }
 
-/* A chunk wholly inside the query, grouped by one dimension (the other
- * keys constant): its per-value pre-aggregates. Returns 1 when the chunk
- * kept none for the dimension. */
-static int dim_preagg(xstate *x, const xseg *ps, const segclass *c)
+/* A chunk wholly inside the query but for a filter on dimension fdim (or
+ * -1: none), grouped by that same dimension or by constant keys only: its
+ * per-value pre-aggregates of the dimension, those of the values the
+ * filter lets through. Returns 1 when the chunk kept none for the
+ * dimension. */
+static int dim_preagg(xstate *x, const xseg *ps, const segclass *c, int fdim)
 {
     const sdb__query *q = x->p->q;
+    int dim = c->var_key >= 0 ? q->group[c->var_key].dim : fdim;
     sdb__val v;
     int rc = sdb__get(x->p->t, SDB__DB_PREAGG, ps->key, SDB__SEGKEY_LEN, &v);
     if (rc == SDB_ENOTFOUND) return 1;
     if (rc) return rc;
     const uint8_t *pp;
-    int m = sdb__preagg_find(v.p, v.len, q->group[c->var_key].dim, &pp);
+    int m = sdb__preagg_find(v.p, v.len, dim, &pp);
     if (m < 0) return 1;
     /* A chunk with dead rows (sdb__live_seg gave a copy without them) has
      * fewer rows than its pre-aggregates count: its rows are scanned. */
@@ -330,17 +342,22 @@ static int dim_preagg(xstate *x, const xseg *ps, const segclass *c)
         total += pa.n;
     }
     if (total != ps->g.n) return 1;
+    /* The entries the filter keeps (their indexes in x->sel), their ids
+     * the group key's raw ids when the key is the dimension. */
     uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
-    raw[c->var_key] = x->raw[0];
+    if (c->var_key >= 0) raw[c->var_key] = x->raw[0];
+    uint32_t kept = 0;
     for (int i = 0; i < m; i++) {
         sdb__preagg pa;
         memcpy(&pa, pp + (size_t)i * sizeof pa, sizeof pa);
-        x->raw[0][i] = pa.id;
+        if (fdim >= 0 && !sdb__plan_dim_has(x->p, fdim, pa.id)) continue;
+        x->raw[0][kept] = pa.id;
+        x->sel[kept++] = (uint32_t)i;
     }
-    if ((rc = sdb__gtab_groups(x->g, raw, c->raw_const, (size_t)m, x->grp))) return rc;
-    for (int i = 0; i < m; i++) {
+    if ((rc = sdb__gtab_groups(x->g, raw, c->raw_const, kept, x->grp))) return rc;
+    for (uint32_t i = 0; i < kept; i++) {
         sdb__preagg pa;
-        memcpy(&pa, pp + (size_t)i * sizeof pa, sizeof pa);
+        memcpy(&pa, pp + (size_t)x->sel[i] * sizeof pa, sizeof pa);
         sdb__mom mm = {.n = pa.n, .sum = pa.sum, .k = pa.k, .dm = pa.dm, .m2 = pa.m2,
                        .min = pa.min, .max = pa.max};
         sdb__slot_add_mom(slot_at(x, x->grp[i], c->iv), pa.n, &mm);
@@ -756,7 +773,14 @@ static int exec_segment(xstate *x, const xseg *ps)
         return batch_path(x, ps, &c, true);
     }
     if (x->pass == 0 && c.covered && c.var_key >= 0 && c.iv_const && !c.has_cat && !extras) {
-        if ((rc = dim_preagg(x, ps, &c)) != 1) return rc;
+        if ((rc = dim_preagg(x, ps, &c, -1)) != 1) return rc;
+    }
+    /* Covered but for one dimension filter, grouped by nothing that varies
+     * or by that dimension: the pre-aggregates of the values it keeps. */
+    if (x->pass == 0 && c.t_in && c.v_in && !c.tsrc_rows && !p->row_filter && c.fdim >= 0 &&
+        (c.keys_const || (c.var_key >= 0 && p->q->group[c.var_key].dim == c.fdim)) &&
+        c.iv_const && !c.has_cat && !extras) {
+        if ((rc = dim_preagg(x, ps, &c, c.fdim)) != 1) return rc;
     }
     bool only_tv = !c.tsrc_rows && !c.dims_rows && !p->row_filter && !c.has_cat;
     if (only_tv && c.keys_const) {
