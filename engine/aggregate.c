@@ -723,11 +723,15 @@ static void select_kth(double *v, size_t lo, size_t hi, size_t k)
 #define PCT_MAX_BUCKETS 4096
 #define PCT_PER_BUCKET 4
 #define PCT_BUCKET_MIN_N 256 /* below this quickselect is as fast */
+#define PCT_BID_MAX 8192     /* values whose bucket ids are kept between passes */
 
-static inline size_t pct_bucket(double x, double mn, double scale, size_t nb)
+/* The bucket of x: last = nb - 1 (as a double and as an index). Through
+ * int64_t: t is in [0, nb) there, and a double to unsigned conversion is
+ * a compare and a branch on x86-64 where this is one instruction. */
+static inline uint16_t pct_bucket(double x, double mn, double scale, double lastd, uint16_t last)
 {
     double t = (x - mn) * scale; /* >= 0: mn is the minimum */
-    return t < (double)(nb - 1) ? (size_t)t : nb - 1;
+    return t < lastd ? (uint16_t)(int64_t)t : last;
 }
 
 static int ranks_by_buckets(const double *v, size_t n, const size_t *want, uint32_t m, double *out)
@@ -762,16 +766,39 @@ static int ranks_by_buckets(const double *v, size_t n, const size_t *want, uint3
      * clamped to 0 or 1) would otherwise wait on each other's increments
      * in memory; four arrays, summed after, make four chains. */
     uint32_t *cnt = calloc(5 * nb + 1, sizeof *cnt);
-    if (!cnt) return 0;
+    /* Each value's bucket, kept for the copy pass while that array stays
+     * in L1 (pct micro-bench, 160 groups of 1300: 3.5 against 4.0 ns a
+     * value); past that recomputing it is cheaper than the traffic (one
+     * group of 70000: 2.7 against 3.6 ns). */
+    uint16_t *bid = n <= PCT_BID_MAX ? malloc(n * sizeof *bid) : NULL;
+    if (!cnt || (n <= PCT_BID_MAX && !bid)) {
+        free(cnt);
+        free(bid);
+        return 0;
+    }
     int32_t *slot = (int32_t *)(cnt + nb + 1);
     uint32_t *c1 = cnt + 2 * nb + 1, *c2 = c1 + nb, *c3 = c2 + nb;
-    for (i = 0; i + 4 <= n; i += 4) {
-        cnt[pct_bucket(v[i], mn, scale, nb)]++;
-        c1[pct_bucket(v[i + 1], mn, scale, nb)]++;
-        c2[pct_bucket(v[i + 2], mn, scale, nb)]++;
-        c3[pct_bucket(v[i + 3], mn, scale, nb)]++;
+    const double lastd = (double)(nb - 1);
+    const uint16_t last = (uint16_t)(nb - 1);
+#define PCT_B(x) pct_bucket(x, mn, scale, lastd, last)
+    if (bid) {
+        for (i = 0; i < n; i++) bid[i] = PCT_B(v[i]);
+        for (i = 0; i + 4 <= n; i += 4) {
+            cnt[bid[i]]++;
+            c1[bid[i + 1]]++;
+            c2[bid[i + 2]]++;
+            c3[bid[i + 3]]++;
+        }
+        for (; i < n; i++) cnt[bid[i]]++;
+    } else {
+        for (i = 0; i + 4 <= n; i += 4) {
+            cnt[PCT_B(v[i])]++;
+            c1[PCT_B(v[i + 1])]++;
+            c2[PCT_B(v[i + 2])]++;
+            c3[PCT_B(v[i + 3])]++;
+        }
+        for (; i < n; i++) cnt[PCT_B(v[i])]++;
     }
-    for (; i < n; i++) cnt[pct_bucket(v[i], mn, scale, nb)]++;
     for (size_t b = 0; b < nb; b++) cnt[b] += c1[b] + c2[b] + c3[b];
     /* The bucket of each wanted rank and its rank inside it. */
     size_t bk[256], in[256], start[256], offs[256], total = 0;
@@ -794,12 +821,14 @@ static int ranks_by_buckets(const double *v, size_t n, const size_t *want, uint3
     double *tmp = malloc((total ? total : 1) * sizeof *tmp);
     if (!tmp) {
         free(cnt);
+        free(bid);
         return 0;
     }
-    for (size_t i = 0; i < n; i++) {
-        int32_t sl = slot[pct_bucket(v[i], mn, scale, nb)];
+    for (i = 0; i < n; i++) {
+        int32_t sl = slot[bid ? bid[i] : PCT_B(v[i])];
         if (sl >= 0) tmp[offs[sl]++] = v[i];
     }
+#undef PCT_B
     for (uint32_t i = 0; i < m; i++) {
         uint32_t sl = (uint32_t)slot[bk[i]];
         size_t lo = start[sl], len = cnt[bk[i]];
@@ -817,6 +846,7 @@ static int ranks_by_buckets(const double *v, size_t n, const size_t *want, uint3
     }
     free(tmp);
     free(cnt);
+    free(bid);
     return 1;
 }
 
