@@ -582,8 +582,12 @@ static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
             memset(x->iscat, c->all_cat, m);
             ns = m;
         } else {
-            ns = select_rows(x, dc, n_dc, v, ts, tsrc, i0, m, need_tv, need_tv || c->tsrc_rows, c,
-                             &f);
+            /* The type/source table decides something only with a source or
+             * type filter the header leaves open, in a segment that mixes
+             * categorical rows, or when a value filter drops categorical
+             * rows; a time range alone does not need it. */
+            bool tables = c->tsrc_rows || (q->has_value && c->has_cat);
+            ns = select_rows(x, dc, n_dc, v, ts, tsrc, i0, m, need_tv, tables, c, &f);
         }
         if (p->need_row && ns && (rc = row_store(x, g, i0, ns, &ns))) return rc;
         if (ns == 0) continue;
