@@ -5,7 +5,8 @@
  * zone map and pre-aggregate) and its per-dimension pre-aggregates against
  * a rescan of its rows; each segment row against the row record of its
  * ref; each folded row record (ref at or before its project's fold mark)
- * in exactly one segment (live: a tombstoned row's record is gone);
+ * in exactly one segment (live: a tombstoned row's record is gone); each
+ * chunk's tags and properties (engine/attrs.c) against its rows' records;
  * pending counts against the unfolded rows; each row's id looked up
  * (through the id index for client ids) back to the row; the id index's
  * runs well formed. The code shares nothing with
@@ -54,6 +55,19 @@ static int near(double a, double b, double scale)
 {
     if (a == b) return 1;
     return fabs(a - b) <= 1e-9 * (scale > 1 ? scale : 1);
+}
+
+/* A chunk's attrs problem, named like the segment's own. */
+typedef struct attrs_where {
+    checker *c;
+    const char *where;
+} attrs_where;
+
+static void attrs_problem(void *arg, uint32_t row, const char *msg)
+{
+    attrs_where *w = arg;
+    if (row == UINT32_MAX) problem(w->c, "%s: %s", w->where, msg);
+    else problem(w->c, "%s row %u: %s", w->where, row, msg);
 }
 
 /* ------------------------------------------------------------ row records */
@@ -406,6 +420,10 @@ static int check_segments(checker *c)
         }
         check_header(c, where, &g, rows);
         check_preagg(c, where, k, rows, g.n, ids);
+        attrs_where aw = {c, where};
+        if (!c->stop && (rc = sdb__attrs_check_chunk(c->t, k, &g, dead.p, dead.len, attrs_problem,
+                                                     &aw)))
+            break;
     }
     free(rows);
     free(ids);
@@ -423,23 +441,28 @@ static int check_segments(checker *c)
     return rc;
 }
 
-/* Pre-aggregates whose segment is gone. */
+/* Pre-aggregates and attrs values whose segment is gone. */
 static int check_orphans(checker *c)
 {
-    sdb__cur *cur;
-    int rc = sdb__cur_open(c->t, SDB__DB_PREAGG, &cur);
-    if (rc) return rc;
-    sdb__val key, val;
-    for (rc = sdb__cur_seek(cur, NULL, 0, &key, &val); rc == SDB_OK && !c->stop;
-         rc = sdb__cur_next(cur, &key, &val)) {
-        sdb__val sv;
-        if (sdb__get(c->t, SDB__DB_SEGMENTS, key.p, key.len, &sv) == SDB_ENOTFOUND)
-            problem(c, "pre-aggregates of key %zu bytes (project %u name %u) have no segment",
-                    key.len, key.len >= 8 ? sdb__rd32(key.p) : 0,
-                    key.len >= 8 ? sdb__rd32((const uint8_t *)key.p + 4) : 0);
+    static const int dbs[2] = {SDB__DB_PREAGG, SDB__DB_ATTRS};
+    static const char *const what[2] = {"pre-aggregates", "tags and properties (attrs)"};
+    int rc = SDB_OK;
+    for (int i = 0; i < 2 && rc == SDB_OK; i++) {
+        sdb__cur *cur;
+        if ((rc = sdb__cur_open(c->t, dbs[i], &cur))) return rc;
+        sdb__val key, val;
+        for (rc = sdb__cur_seek(cur, NULL, 0, &key, &val); rc == SDB_OK && !c->stop;
+             rc = sdb__cur_next(cur, &key, &val)) {
+            sdb__val sv;
+            if (sdb__get(c->t, SDB__DB_SEGMENTS, key.p, key.len, &sv) == SDB_ENOTFOUND)
+                problem(c, "%s of key %zu bytes (project %u name %u) have no segment", what[i],
+                        key.len, key.len >= 8 ? sdb__rd32(key.p) : 0,
+                        key.len >= 8 ? sdb__rd32((const uint8_t *)key.p + 4) : 0);
+        }
+        sdb__cur_close(cur);
+        if (rc == SDB_ENOTFOUND) rc = SDB_OK;
     }
-    sdb__cur_close(cur);
-    return rc == SDB_ENOTFOUND ? SDB_OK : rc;
+    return rc;
 }
 
 /* ------------------------------------------------------------------- ids */

@@ -5,9 +5,10 @@
  *   selection  time and value ranges by mask_f64 (SIMD compares), the
  *              type/source byte through the plan's pass tables, each
  *              dimension filter through its membership bitmap over the
- *              dictionary-id column, tags and properties from the row
- *              store; the result is a list of row indexes, split into
- *              numeric and categorical rows;
+ *              dictionary-id column, tags and properties through their
+ *              fold-time columns (engine/attrs.c; the row store only for
+ *              a chunk that does not keep them); the result is a list of
+ *              row indexes, split into numeric and categorical rows;
  *   slots      each group-by column's raw ids (dimension column, source,
  *              type, name, property id) become one group per row through
  *              the group table's per-query maps (sdb__gtab_groups, once per
@@ -367,9 +368,10 @@ static int dim_preagg(xstate *x, const xseg *ps, const segclass *c, int fdim)
 
 /* ------------------------------------------------------- the batch path */
 
-/* Row filters and property keys from the row store (tags, properties):
- * drops the rows of sel[0..n) that fail, fills the property key columns;
- * returns the rows kept. */
+/* Row filters and property keys from the row store (tags, properties),
+ * for a chunk whose attrs value does not keep what the query asks (over
+ * engine/attrs.c's bounds): drops the rows of sel[0..n) that fail, fills
+ * the property key columns; returns the rows kept. */
 static int row_store(xstate *x, const sdb__seg *g, uint32_t i0, uint32_t n, uint32_t *out_n)
 {
     const sdb__plan *p = x->p;
@@ -543,7 +545,8 @@ static uint32_t select_rows(xstate *x, const dimcol *dc, int n_dc, const uint8_t
     return ns;
 }
 
-static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_moments)
+static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_moments,
+                      const sdb__aseg *as, int amode)
 {
     const sdb__plan *p = x->p;
     const sdb__query *q = p->q;
@@ -589,7 +592,12 @@ static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
             bool tables = c->tsrc_rows || (q->has_value && c->has_cat);
             ns = select_rows(x, dc, n_dc, v, ts, tsrc, i0, m, need_tv, tables, c, &f);
         }
-        if (p->need_row && ns && (rc = row_store(x, g, i0, ns, &ns))) return rc;
+        /* Tags and properties: their columns (engine/attrs.c) where the
+         * chunk keeps what the query asks, else the row records. */
+        if (p->need_row && ns) {
+            if (amode == 1) ns = sdb__aseg_select(as, p, i0, x->sel, x->iscat, ns);
+            else if ((rc = row_store(x, g, i0, ns, &ns))) return rc;
+        }
         if (ns == 0) continue;
         /* 2. Slots: with a direct code table, each row's raw code is
          * summed column by column straight from the columns; else the raw
@@ -611,7 +619,8 @@ static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
                 case SDB_GB_TYPE:
                     for (uint32_t j = 0; j < ns; j++) code[j] += ((tsrc[x->sel[j]] & 3u) + 1u) * st;
                     break;
-                default: /* properties: row_store filled raw */
+                default: /* properties: filled by row_store when it ran, else from attrs */
+                    if (amode == 1) sdb__aseg_keys(as, k, i0, x->sel, ns, x->raw[k]);
                     for (uint32_t j = 0; j < ns; j++) code[j] += sdb__gtab_code_part(gt, k, x->raw[k][j]);
                     break;
                 }
@@ -631,7 +640,9 @@ static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
                 case SDB_GB_TYPE:
                     for (uint32_t j = 0; j < ns; j++) r[j] = (tsrc[x->sel[j]] & 3u) + 1u;
                     break;
-                default: break; /* properties: filled by row_store */
+                default: /* properties: filled by row_store when it ran */
+                    if (amode == 1) sdb__aseg_keys(as, k, i0, x->sel, ns, r);
+                    break;
                 }
             }
             if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, ns, x->grp))) return rc;
@@ -739,6 +750,16 @@ static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
     return SDB_OK;
 }
 
+static int batch_path(xstate *x, const xseg *ps, const segclass *c, bool skip_moments)
+{
+    if (!x->p->need_row) return batch_rows(x, ps, c, skip_moments, NULL, 0);
+    sdb__aseg as;
+    int amode = sdb__aseg_open(&as, x->p, ps->key, ps->g.n);
+    int rc = amode < 0 ? amode : amode == 2 ? SDB_OK : batch_rows(x, ps, c, skip_moments, &as, amode);
+    sdb__aseg_close(&as);
+    return rc;
+}
+
 /* ------------------------------------------------------------ a segment */
 
 static int exec_segment(xstate *x, const xseg *ps)
@@ -785,6 +806,18 @@ static int exec_segment(xstate *x, const xseg *ps)
         (c.keys_const || (c.var_key >= 0 && p->q->group[c.var_key].dim == c.fdim)) &&
         c.iv_const && !c.has_cat && !extras) {
         if ((rc = dim_preagg(x, ps, &c, c.fdim)) != 1) return rc;
+    }
+    if (x->pass == 0 && c.covered && p->need_row && c.iv_const && !c.has_cat && !extras) {
+        /* The same for one varying properties.KEY (engine/attrs.c). */
+        int pk = -1, n_var = 0;
+        for (uint32_t k = 0; k < p->q->n_group; k++)
+            if (c.key_var[k]) {
+                n_var++;
+                if (p->q->group[k].kind == SDB_GB_PROP) pk = (int)k;
+            }
+        if (n_var == 1 && pk >= 0 &&
+            (rc = sdb__aseg_preagg(p, x->g, ps->key, g->n, (uint32_t)pk, c.raw_const, c.iv)) != 1)
+            return rc;
     }
     bool only_tv = !c.tsrc_rows && !c.dims_rows && !p->row_filter && !c.has_cat;
     if (only_tv && c.keys_const) {

@@ -34,7 +34,13 @@ typedef struct fold_ctx {
     const sdb__fixed **ptrs;
     uint32_t *grp; /* group of each row */
     sdb__fixed *sorted; /* rows in group order */
-    uint32_t slice; /* capacity of rows, ptrs, grp */
+    uint32_t *orig; /* index in rows of each sorted row */
+    uint32_t slice; /* capacity of rows, ptrs, grp, orig, aoff */
+    /* Each row's tags and properties (engine/attrs.c): their bytes as
+     * taken, then as ids once the slice is taken (resolving creates ids,
+     * a write, which may move the records the bytes were read from). */
+    sdb__buf araw, awords;
+    size_t *aoff;
 } fold_ctx;
 
 int sdb__folded_of(sdb__txn *t, uint32_t project, uint64_t *out)
@@ -69,6 +75,8 @@ static int take_project(sdb__txn *t, fold_ctx *c, uint32_t project, int64_t wm, 
         sdb__fixed *fx = &c->rows[*n];
         if ((rc = sdb__row_fixed(val.p, val.len, fx))) break;
         if (fx->ingested > wm) break;
+        c->aoff[*n] = c->araw.len;
+        if ((rc = sdb__attrs_raw_rec(val.p, val.len, &c->araw))) break;
         *out_last = fx->ref;
         ++*n;
     }
@@ -172,7 +180,10 @@ static int group_rows(fold_ctx *c, uint32_t n, group **out_groups, uint32_t *out
      * passes over its rows (widths, columns, pre-aggregates), and rows in
      * ingest order interleave every name, so each pass would miss the cache
      * on every row. */
-    for (uint32_t i = 0; i < n; i++) c->sorted[pos[c->grp[i]]++] = c->rows[i];
+    for (uint32_t i = 0; i < n; i++) {
+        c->orig[pos[c->grp[i]]] = i;
+        c->sorted[pos[c->grp[i]]++] = c->rows[i];
+    }
     for (uint32_t i = 0; i < n; i++) c->ptrs[i] = &c->sorted[i];
     free(pos);
     *out_groups = g;
@@ -217,6 +228,7 @@ static int fold_txn(sdb__txn *t, void *arg)
     if (rc && rc != SDB_ENOTFOUND) return rc;
     int64_t wm = c->watermark;
     if (rc == SDB_OK && sdb__key_ts(old_wm) > wm) wm = sdb__key_ts(old_wm);
+    c->araw.len = 0; /* a retried txn starts again */
 
     /* The projects' visible rows, copied out (the map may move once we
      * write), one project after another until the slice is full. */
@@ -239,12 +251,39 @@ static int fold_txn(sdb__txn *t, void *arg)
         n_taken = i + 1;
     }
 
+    /* Tags and properties to ids, in place of their bytes (aoff then
+     * indexes awords). */
+    sdb__acache *cache = NULL;
+    if ((rc = sdb__acache_new(&cache))) goto done_lists;
+    c->awords.len = 0;
+    /* A slice without a single tag or property (8 bytes of raw a row) needs
+     * no rows for the attrs: each chunk's new rows have none. */
+    int any = c->araw.len != (size_t)n * 8;
+    for (uint32_t i = 0; i < n && rc == SDB_OK && any; i++) {
+        size_t used, at = c->awords.len;
+        rc = sdb__attrs_resolve(t, cache, c->rows[i].project, c->araw.p + c->aoff[i], &used, 1,
+                                &c->awords);
+        c->aoff[i] = at;
+    }
     group *g = NULL;
-    uint32_t n_g = 0;
-    if ((rc = group_rows(c, n, &g, &n_g))) goto done_lists;
-    for (uint32_t q = 0; q < n_g && rc == SDB_OK; q++)
+    uint32_t n_g = 0, big = 0;
+    sdb__arow *arows = NULL;
+    if (rc == SDB_OK) rc = group_rows(c, n, &g, &n_g);
+    for (uint32_t q = 0; q < n_g; q++)
+        if (g[q].count > big) big = g[q].count;
+    if (rc == SDB_OK && any && !(arows = malloc(sizeof *arows * (big ? big : 1)))) rc = SDB_ENOMEM;
+    for (uint32_t q = 0; q < n_g && rc == SDB_OK; q++) {
         rc = sdb__seg_append(t, c->ptrs + g[q].start, g[q].count);
+        for (uint32_t j = 0; j < g[q].count && any; j++) {
+            size_t at = c->aoff[c->orig[g[q].start + j]];
+            sdb__arow_of((const uint32_t *)(const void *)(c->awords.p + at), &arows[j]);
+        }
+        if (rc == SDB_OK)
+            rc = sdb__attrs_append(t, cache, c->ptrs + g[q].start, arows, g[q].count);
+    }
+    free(arows);
     free(g);
+    sdb__acache_free(cache);
     if (rc) goto done_lists;
     for (size_t i = 0; i < n_taken; i++) {
         uint32_t taken = upto[i] - (i ? upto[i - 1] : 0);
@@ -291,8 +330,10 @@ int sdb_store_fold(sdb_store *s, int64_t watermark_ms, uint64_t *out_pending)
     c.ptrs = malloc(sizeof *c.ptrs * c.slice);
     c.grp = malloc(sizeof *c.grp * c.slice);
     c.sorted = malloc(sizeof *c.sorted * c.slice);
+    c.orig = malloc(sizeof *c.orig * c.slice);
+    c.aoff = malloc(sizeof *c.aoff * c.slice);
     int rc = SDB_ENOMEM;
-    if (c.rows && c.ptrs && c.grp && c.sorted) {
+    if (c.rows && c.ptrs && c.grp && c.sorted && c.orig && c.aoff) {
         do {
             rc = sdb__write(s, fold_txn, &c);
         } while (rc == SDB_OK && !c.done);
@@ -304,6 +345,10 @@ int sdb_store_fold(sdb_store *s, int64_t watermark_ms, uint64_t *out_pending)
     free(c.ptrs);
     free(c.grp);
     free(c.sorted);
+    free(c.orig);
+    free(c.aoff);
+    sdb__buf_free(&c.araw);
+    sdb__buf_free(&c.awords);
     if (rc == SDB_OK && out_pending) rc = sdb_store_watermark(s, NULL, out_pending);
     return rc;
 }
@@ -498,7 +543,7 @@ int sdb__dead_purge(sdb__txn *t, uint32_t max_chunks, int *out_left)
 {
     *out_left = 0;
     sdb__live lv = {0};
-    sdb__buf keys = {0};
+    sdb__buf keys = {0}, dead = {0};
     sdb__cur *c;
     int rc = sdb__cur_open(t, SDB__DB_DEAD, &c);
     if (rc) return rc;
@@ -537,12 +582,18 @@ int sdb__dead_purge(sdb__txn *t, uint32_t max_chunks, int *out_left)
         if (rc == SDB_OK && (rc = sdb__seg_open(seg.p, seg.len, &g)) == SDB_OK &&
             (rc = sdb__get(t, SDB__DB_DEAD, k, SDB__SEGKEY_LEN, &bm)) == SDB_OK)
             rc = live_rows(&lv, k, &g, bm.p, bm.len, &m);
+        /* The bitmap, kept past the chunk's write (which may move it) for
+         * the chunk's tags and properties. */
+        dead.len = 0;
+        if (rc == SDB_OK && sdb__buf_add(&dead, bm.p, bm.len)) rc = SDB_ENOMEM;
         if (rc == SDB_OK)
             rc = sdb__seg_put(t, k, (const sdb__fixed *const *)lv.ptrs, m);
+        if (rc == SDB_OK) rc = sdb__attrs_purge(t, k, (const uint8_t *)dead.p, dead.len);
         if (rc == SDB_OK) rc = sdb__del(t, SDB__DB_DEAD, k, SDB__SEGKEY_LEN);
     }
 done:
     sdb__live_close(&lv);
     sdb__buf_free(&keys);
+    sdb__buf_free(&dead);
     return rc;
 }

@@ -47,6 +47,8 @@ enum {
     SDB_DICT_CATEGORY,          /* categorical labels */
     SDB_DICT_PROP,              /* property values (for properties.KEY group-by) */
     SDB_DICT_PROJECT,           /* project names (project field is always 0) */
+    SDB_DICT_TAG,               /* tags (engine/attrs.c: ids given by the fold) */
+    SDB_DICT_PKEY,              /* property keys (engine/attrs.c: ids given by the fold) */
     SDB_N_DICTS
 };
 
@@ -159,6 +161,7 @@ enum {
     SDB__DB_PREAGG,       /* segment key → per-dimension-value pre-aggregates */
     SDB__DB_DEAD,         /* segment key → bitmap of its rows that are gone (engine/fold.c) */
     SDB__DB_GONE,         /* project|ref → deleted row records not yet purged (engine/row.c) */
+    SDB__DB_ATTRS,        /* segment key → the chunk's tags and properties as columns (engine/attrs.c) */
     SDB__N_DBS
 };
 
@@ -635,6 +638,81 @@ int sdb__dead_mark(sdb__txn *t, const sdb__fixed *fx);
 /* Rewrite up to max_chunks tombstoned chunks without their dead rows;
  * *out_left: whether more remain. */
 int sdb__dead_purge(sdb__txn *t, uint32_t max_chunks, int *out_left);
+
+/* ----------------------------------------------------- tags, properties */
+
+/* A chunk's tags and properties as columns (`attrs`, engine/attrs.c draws
+ * the value), written by the fold beside every chunk it writes. */
+#define SDB__ATTR_MAX_SETS 1024u     /* distinct tag sets a chunk keeps */
+#define SDB__ATTR_MAX_SET_IDS 16384u /* tag ids in all of them */
+#define SDB__ATTR_MAX_KEYS 16u       /* property keys a chunk keeps (the most frequent) */
+enum {
+    SDB__ATTR_NO_TAGS = 1,   /* over the set bounds: the chunk keeps no tags */
+    SDB__ATTR_SOME_KEYS = 2, /* more keys than SDB__ATTR_MAX_KEYS: the rest are not kept */
+    SDB__ATTR_PREAGG = 4,    /* per-value pre-aggregates of each kept key follow */
+};
+/* Tests: the bounds in force (at most the above), and non-zero
+ * sdb__attrs_off makes every query read the row records instead. */
+extern uint32_t sdb__attrs_max_sets, sdb__attrs_max_keys;
+extern int sdb__attrs_off;
+/* One row's attributes as ids: tags sorted and distinct, (key, value)
+ * pairs sorted by key. Borrowed from a words buffer. */
+typedef struct sdb__arow {
+    const uint32_t *tags, *kv;
+    uint32_t n_tags, n_kv;
+} sdb__arow;
+/* A value, opened (views into it, borrowed like any LMDB value). */
+typedef struct sdb__attrs {
+    uint32_t n, n_sets, n_keys;
+    uint8_t flags, set_w;
+    const uint8_t *set_end, *set_ids, *keys, *set_col;
+    const uint8_t *key_col[SDB__ATTR_MAX_KEYS];
+    uint8_t key_w[SDB__ATTR_MAX_KEYS];
+    const uint8_t *pre[SDB__ATTR_MAX_KEYS]; /* n_pre[k] entries of 64 bytes */
+    int n_pre[SDB__ATTR_MAX_KEYS];          /* -1: not kept */
+} sdb__attrs;
+/* SDB_OK or SDB_ECORRUPT (every offset and set index checked). */
+int sdb__attrs_open(const void *p, size_t len, sdb__attrs *out);
+/* Tag set s: *n sorted u32 ids at *ids (unaligned). */
+void sdb__attrs_set(const sdb__attrs *a, uint32_t s, const uint8_t **ids, uint32_t *n);
+/* The index of property key `key` among the kept ones, or -1. */
+int sdb__attrs_key(const sdb__attrs *a, uint32_t key);
+
+/* Strings to ids, cached per fold transaction (an aborted txn's ids are
+ * gone, so a cache never outlives its txn). */
+typedef struct sdb__acache sdb__acache;
+int sdb__acache_new(sdb__acache **out);
+void sdb__acache_free(sdb__acache *c); /* takes NULL */
+/* Append a decoded record's tags and properties, as their bytes, to out. */
+int sdb__attrs_raw_add(const sdb__row *r, sdb__buf *out);
+/* The same from a record's bytes, decoding it only when it has some. */
+int sdb__attrs_raw_rec(const void *rec, size_t len, sdb__buf *out);
+/* Resolve what sdb__attrs_raw_add wrote at raw into the words of an
+ * sdb__arow appended to `words` (u32: n_tags, n_kv, tags, pairs); *used:
+ * the raw bytes read. create: give new strings ids (the fold). */
+int sdb__attrs_resolve(sdb__txn *t, sdb__acache *c, uint32_t project, const void *raw,
+                       size_t *used, int create, sdb__buf *words);
+/* An sdb__arow view of words written by sdb__attrs_resolve. */
+void sdb__arow_of(const uint32_t *words, sdb__arow *out);
+/* Write the value of chunk `key` for rows[0..n) (n == 0: delete it); g,
+ * the chunk as written (NULL: keep no pre-aggregates), gives the values. */
+int sdb__attrs_put(sdb__txn *t, const uint8_t *key, const sdb__arow *rows, uint32_t n,
+                   const sdb__seg *g);
+/* After sdb__seg_append(t, fx, n): the attrs of every chunk that append
+ * wrote, the new rows' from rows[0..n) (same order as fx; NULL: none of
+ * them has a tag or a property). */
+int sdb__attrs_append(sdb__txn *t, sdb__acache *cache, const sdb__fixed *const *fx,
+                      const sdb__arow *rows, uint32_t n);
+/* After a purge rewrote chunk `key` without the rows set in `dead`: the
+ * same for its attrs value. */
+int sdb__attrs_purge(sdb__txn *t, const uint8_t *key, const uint8_t *dead, size_t dead_len);
+/* Rebuild chunk key's value from its rows' records. */
+int sdb__attrs_rebuild(sdb__txn *t, const uint8_t *key);
+/* check.c: the value of chunk key (segment g, dead bitmap) against each
+ * live row's record; problem(ctx, row or UINT32_MAX, message). */
+int sdb__attrs_check_chunk(sdb__txn *t, const uint8_t *key, const sdb__seg *g,
+                           const uint8_t *dead, size_t dead_len,
+                           void (*problem)(void *ctx, uint32_t row, const char *msg), void *ctx);
 
 /* Parse a body holding many scores (a JSON array, or {"scores": [...]})
  * and append each valid one to the batch; each invalid one is reported to

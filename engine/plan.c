@@ -338,6 +338,7 @@ int sdb__plan_make(sdb__plan *p, sdb__txn *t, uint32_t project, const sdb__query
     p->n_labels = sdb__dict_max(t, project, SDB_DICT_CATEGORY);
     uint32_t *names = NULL, n_names = 0;
     int rc = resolve(p, &names, &n_names);
+    if (rc == SDB_OK) rc = sdb__attrs_plan(p);
     if (rc == SDB_OK && !p->empty && q->has_from && q->has_to && q->to <= q->from) p->empty = true;
     if (rc == SDB_OK && !p->empty) {
         if (q->has_names) {
@@ -376,6 +377,7 @@ void sdb__plan_free(sdb__plan *p)
     }
     sdb__buf_free(&p->owned);
     for (int d = 0; d < SDB_N_DIMS; d++) free(p->dim_bits[d]);
+    sdb__attrs_plan_free(p);
     free(p->segs);
     memset(p, 0, sizeof *p);
 }

@@ -241,6 +241,15 @@ typedef struct sdb__pseg {
     int64_t ts_min, ts_max;
 } sdb__pseg;
 
+/* Tags and properties of a query as ids (engine/attrs.c). */
+typedef struct sdb__aplan {
+    uint32_t *tags, n_tags;           /* sorted tag ids, every one required */
+    uint32_t *prop_key, n_props;      /* per where.properties entry: key id */
+    uint64_t **prop_bits;             /* its allowed value ids */
+    uint32_t *prop_nbits;
+    uint32_t gb_key[SDB_MAX_GROUP_BY]; /* properties.KEY group-bys: key id (0 unknown) */
+} sdb__aplan;
+
 typedef struct sdb__plan {
     sdb__txn *t;
     uint32_t project;
@@ -252,7 +261,8 @@ typedef struct sdb__plan {
     bool tsrc_filter;             /* source or data_type filter, or a value filter */
     uint64_t *dim_bits[SDB_N_DIMS]; /* membership of each dimension filter over its ids */
     uint32_t dim_nbits[SDB_N_DIMS];
-    bool dim_filter, need_row, row_filter;
+    bool dim_filter, need_row, row_filter; /* need_row: tags or properties */
+    sdb__aplan *attrs;            /* owned, when need_row */
     bool want_traces, want_vals, fixed_hist, free_hist; /* free: bounds from the data */
     bool counts_only;             /* no stat, bound or later use needs sums, min or max */
     double h_lo, h_hi, h_width;
@@ -288,6 +298,42 @@ void sdb__plan_free(sdb__plan *p);
  * the memory cap (err says which). */
 int sdb__plan_check(const sdb__plan *p, const sdb__gtab *g);
 int64_t sdb__mono_ms(void);
+
+/* Resolve the query's tags, property keys and values to ids (p->empty when
+ * one no folded row has); called by sdb__plan_make. */
+int sdb__attrs_plan(sdb__plan *p);
+void sdb__attrs_plan_free(sdb__plan *p);
+
+/* One segment's tag and property columns for the pipeline. */
+typedef struct sdb__aseg {
+    uint32_t *map;                /* owned: plan's copy without dead rows -> chunk row */
+    uint64_t *set_pass;           /* owned: tag sets that hold every tag asked for */
+    bool tags;
+    uint8_t set_w;
+    uint32_t n_sets;
+    const uint8_t *set_col;
+    const uint8_t **pcol;         /* owned array: per property filter, its column */
+    uint8_t *pw;
+    const uint8_t *gcol[SDB_MAX_GROUP_BY]; /* per property group-by (NULL: all absent) */
+    uint8_t gw[SDB_MAX_GROUP_BY];
+} sdb__aseg;
+/* Open segment `key` (n_rows as the plan sees it): 1 the columns serve,
+ * 0 they do not (read the row records), 2 no row of it can pass, or an
+ * error. Close it whatever the result. */
+int sdb__aseg_open(sdb__aseg *s, const sdb__plan *p, const uint8_t *key, uint32_t n_rows);
+void sdb__aseg_close(sdb__aseg *s);
+/* Drop the rows of sel[0..ns) (batch starting at i0) that fail the tag and
+ * property filters; returns the rows kept. */
+uint32_t sdb__aseg_select(const sdb__aseg *s, const sdb__plan *p, uint32_t i0, uint32_t *sel,
+                          uint8_t *iscat, uint32_t ns);
+/* A chunk the query covers wholly, whose only varying group-by key is
+ * property key k (the others raw_const, one interval iv): add its per-value
+ * pre-aggregates to gt. 1 when it keeps none that serve (scan it). */
+int sdb__aseg_preagg(const sdb__plan *p, sdb__gtab *gt, const uint8_t *key, uint32_t n_rows,
+                     uint32_t k, const uint32_t *raw_const, uint32_t iv);
+/* Group-by key k's value ids of the selected rows. */
+void sdb__aseg_keys(const sdb__aseg *s, uint32_t k, uint32_t i0, const uint32_t *sel,
+                    uint32_t ns, uint32_t *out);
 
 /* ------------------------------------------------------------- execute */
 

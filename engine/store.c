@@ -48,7 +48,7 @@ uint64_t sdb__test_free_bytes;
 #define DEFAULT_CHUNK_ROWS 8192u
 
 static const char *const db_names[SDB__N_DBS] = {
-    "segments", "rows", "ids", "dict", "dictrev", "meta", "preagg", "dead", "gone",
+    "segments", "rows", "ids", "dict", "dictrev", "meta", "preagg", "dead", "gone", "attrs",
 };
 
 struct sdb__txn {
