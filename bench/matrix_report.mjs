@@ -1,10 +1,19 @@
 // The shape matrix's table: every cell's scoredb time (in process), DuckDB's
 // (threads=2), their ratio, and whether both counted the same rows; then the
 // worst ratio beside the median, the cells under the 20x target and the
-// typical-name cells over 2 ms (issue 8's targets).
+// typical-name cells over 2 ms (issue 8's targets). With --mode http the
+// scoredb side is matrix_http.mjs's run (over HTTP, answer cache off) and
+// the target is 10x.
 //
-// Usage: node matrix_report.mjs --scoredb F --duckdb F --rows N [--out F.md]
-import { readFileSync, writeFileSync } from 'node:fs';
+// With --latest F (results/latest.md) the run's head (worst cell beside the
+// median, a link to the table) replaces that file's section for this mode,
+// between <!-- matrix:MODE --> and <!-- /matrix:MODE -->, or is appended,
+// so that `make bench` leaves latest.md pointing at the matrix it just ran.
+//
+// Usage: node matrix_report.mjs --scoredb F --duckdb F --rows N [--out F.md] [--mode http]
+//        [--load "1.0 0.9 0.8"] [--latest results/latest.md]
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 
 const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
@@ -24,19 +33,24 @@ for (const [id, s] of Object.entries(sdb.queries)) {
   cells.push({ id, sdb: s.ms, duck: d.ms, ratio, same: sdbCount(s.answer) === duckCount(d.rows),
     n: sdbCount(s.answer), typical: id.endsWith('.typical') });
 }
+const http = args.mode === 'http';
+const target = http ? 10 : 20;
 const ok = cells.filter((c) => !c.error);
 const ratios = ok.map((c) => c.ratio).sort((a, b) => a - b);
 const median = ratios.length ? ratios[ratios.length >> 1] : NaN;
 const worst = ok.reduce((w, c) => (!w || c.ratio < w.ratio ? c : w), null);
-const under = ok.filter((c) => c.ratio < 20);
+const under = ok.filter((c) => c.ratio < target);
 const slowTypical = ok.filter((c) => c.typical && c.sdb > 2);
 const mismatch = ok.filter((c) => !c.same);
 
 const lines = [];
-lines.push(`# Shape matrix: ${args.rows || '?'} scores, scoredb in process vs DuckDB threads=2`, '');
-lines.push(`kernels: ${sdb.kernels}; duckdb ${duck.version}; median of ${sdb.runs} (scoredb) / ${duck.runs} (duckdb) warm runs; cells: ${cells.length}`, '');
+const where = http ? 'over HTTP (`serve --cache-bytes 0`, one keep-alive connection)' : 'in process';
+lines.push(`# Shape matrix: ${args.rows || '?'} scores, scoredb ${where} vs DuckDB threads=2 in process`, '');
+lines.push(`kernels: ${sdb.kernels}; duckdb ${duck.version}; median of ${sdb.runs} (scoredb) / ${duck.runs} (duckdb) warm runs; cells: ${cells.length}` +
+  (sdb.client_ms !== undefined ? `; the client's own round trip (GET /healthz): ${sdb.client_ms.toFixed(3)} ms, inside every scoredb time` : '') +
+  (args.load ? `; load average at the end: ${args.load}` : ''), '');
 lines.push(`**worst ratio ${worst ? worst.ratio.toFixed(1) : '-'}x (${worst ? worst.id : '-'}: scoredb ${worst ? worst.sdb.toFixed(3) : '-'} ms, duckdb ${worst ? worst.duck.toFixed(2) : '-'} ms); median ${median.toFixed(1)}x**`, '');
-lines.push(`cells under 20x: ${under.length} of ${ok.length}; typical-name cells over 2 ms: ${slowTypical.length}; row-count mismatches: ${mismatch.length}; errors: ${cells.length - ok.length}`, '');
+lines.push(`cells under ${target}x: ${under.length} of ${ok.length}; typical-name cells over 2 ms: ${slowTypical.length}; row-count mismatches: ${mismatch.length}; errors: ${cells.length - ok.length}`, '');
 lines.push('| cell (filter.group.output.name) | rows | scoredb ms | duckdb ms | ratio | same rows |', '|---|--:|--:|--:|--:|:-:|');
 for (const c of cells) {
   if (c.error) { lines.push(`| ${c.id} | | error: ${String(c.error).slice(0, 80)} | | | |`); continue; }
@@ -46,5 +60,21 @@ const text = lines.join('\n') + '\n';
 if (args.out) writeFileSync(args.out, text);
 process.stdout.write(lines.slice(0, 8).join('\n') + '\n');
 for (const c of under.sort((a, b) => a.ratio - b.ratio).slice(0, 25))
-  process.stdout.write(`  under 20x: ${c.id} ${c.ratio.toFixed(1)}x (${c.sdb.toFixed(3)} vs ${c.duck.toFixed(2)} ms)\n`);
+  process.stdout.write(`  under ${target}x: ${c.id} ${c.ratio.toFixed(1)}x (${c.sdb.toFixed(3)} vs ${c.duck.toFixed(2)} ms)\n`);
 for (const c of mismatch.slice(0, 10)) process.stdout.write(`  rows differ: ${c.id}\n`);
+
+if (args.latest) {
+  const mode = http ? 'http' : 'in-process';
+  const open = `<!-- matrix:${mode} -->`, close = `<!-- /matrix:${mode} -->`;
+  const rows = Number(args.rows || 0).toLocaleString('en-US');
+  const block = [open, `## Shape matrix ${http ? 'over HTTP (cache off)' : 'in process'}, ${rows} scores`, '',
+    `\`make bench\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC: ${ok.length} cells, scoredb ${where} against`,
+    `DuckDB threads=2 in the same run, every cell's ratio in [${basename(args.out || 'matrix.md')}](${basename(args.out || 'matrix.md')}).`,
+    `**Worst ${worst ? worst.ratio.toFixed(1) : '-'}×** (${worst ? worst.id : '-'}: ${worst ? worst.sdb.toFixed(3) : '-'} ms against ${worst ? worst.duck.toFixed(2) : '-'} ms); **median ${median.toFixed(1)}×**;`,
+    `${under.length} of ${ok.length} cells under the ${target}× target; ${slowTypical.length} typical-name cells over 2 ms; ${mismatch.length} row-count mismatches${args.load ? `; load average ${args.load}` : ''}.`,
+    close].join('\n');
+  let text = existsSync(args.latest) ? readFileSync(args.latest, 'utf8') : '';
+  const a = text.indexOf(open), b = text.indexOf(close);
+  text = a >= 0 && b > a ? text.slice(0, a) + block + text.slice(b + close.length) : text.replace(/\n*$/, '\n\n') + block + '\n';
+  writeFileSync(args.latest, text);
+}

@@ -19,10 +19,11 @@
  * Shortcuts feed the same accumulators, never a second set of rules: a
  * segment whose rows all pass and whose keys are constant adds its header
  * (and scans only for what a header cannot hold); one grouped by a
- * dimension adds its per-value pre-aggregates; one whose only filters are
- * time and value ranges and whose keys are constant runs the filter
- * kernels (agg, hist, select, series) over the whole column, which is the
- * batch pipeline with the selection fused into the kernel.
+ * dimension, or filtered by one (and grouped by it or by constant keys),
+ * adds its per-value pre-aggregates (those the filter keeps); one whose
+ * only filters are time and value ranges and whose keys are constant runs
+ * the filter kernels (agg, hist, select, series) over the whole column,
+ * which is the batch pipeline with the selection fused into the kernel.
  *
  * A histogram whose bounds come from the data runs a second pass (pass
  * 1) once pass 0 has given each group its min and max, from headers where
@@ -63,6 +64,8 @@ typedef struct xstate {
     uint64_t bits[BATCH / 64];
     uint32_t sel[BATCH];
     uint8_t iscat[BATCH];
+    uint8_t pass_any[16];            /* pass_num | pass_cat */
+    uint8_t dpass[SDB_N_DIMS][256];  /* a dimension filter over the ids of a 1-byte column */
     uint32_t raw[SDB_MAX_GROUP_BY][BATCH];
     uint32_t grp[BATCH], slot[BATCH];
     uint32_t idx_n[BATCH], grp_n[BATCH], slot_n[BATCH];
@@ -98,6 +101,7 @@ typedef struct segclass {
     bool t_in, v_in, has_cat, all_cat, tsrc_rows, dims_rows, covered;
     bool keys_const;            /* every group key is constant over the segment */
     int var_key;                /* the one varying DIM key, or -1 */
+    int fdim;                   /* the one dimension whose filter rows decide, or -1 */
     bool iv_const;
     uint32_t iv;                /* the constant interval, as a slot offset */
     uint32_t raw_const[SDB_MAX_GROUP_BY];
@@ -122,8 +126,15 @@ static void classify(const sdb__plan *p, const xseg *ps, segclass *c)
      * is not decided by the header, or when numeric and categorical rows
      * must be told apart. */
     c->tsrc_rows = q->source_mask || !types_all || (c->has_cat && !c->all_cat);
+    int n_fd = 0;
+    c->fdim = -1;
     for (int d = 0; d < SDB_N_DIMS; d++)
-        if (p->dim_bits[d] && h->dim_w[d]) c->dims_rows = true;
+        if (p->dim_bits[d] && h->dim_w[d]) {
+            c->dims_rows = true;
+            c->fdim = d;
+            n_fd++;
+        }
+    if (n_fd != 1) c->fdim = -1;
     c->covered = c->t_in && c->v_in && !c->tsrc_rows && !c->dims_rows && !p->row_filter;
     c->keys_const = true;
     c->var_key = -1;
@@ -209,16 +220,8 @@ static int filter_extras(xstate *x, const xseg *ps, uint32_t gi, const sdb_filte
     if (p->want_vals) {
         sdb__dvec *d = &x->g->vals[gi];
         bool all_t = f->t_lo == INT64_MIN && f->t_hi == INT64_MAX;
-        if (d->cap - d->n < g->n) {
-            /* room for the whole segment at once: one realloc, then plain stores */
-            size_t cap = d->cap ? d->cap : 1024;
-            while (cap - d->n < g->n) cap *= 2;
-            double *nv = realloc(d->v, cap * sizeof *nv);
-            if (!nv) return SDB_ENOMEM;
-            x->g->mem += (cap - d->cap) * sizeof *nv;
-            d->v = nv;
-            d->cap = cap;
-        }
+        /* room for the whole segment at once: one realloc, then plain stores */
+        if (sdb__dvec_reserve(x->g, d, g->n)) return SDB_ENOMEM;
         for (uint32_t i = 0; i < g->n; i++) {
             double v = ld_f64(ps->value, i);
             bool ok = v >= f->v_lo && v <= f->v_hi;
@@ -324,18 +327,21 @@ static int labels_preagg(xstate *x, const xseg *ps, uint32_t gi)
     return SDB_OK;
 }
 
-/* A chunk wholly inside the query, grouped by one dimension (the other
- * keys constant): its per-value pre-aggregates. Returns 1 when the chunk
- * kept none for the dimension. */
-static int dim_preagg(xstate *x, const xseg *ps, const segclass *c)
+/* A chunk wholly inside the query but for a filter on dimension fdim (or
+ * -1: none), grouped by that same dimension or by constant keys only: its
+ * per-value pre-aggregates of the dimension, those of the values the
+ * filter lets through. Returns 1 when the chunk kept none for the
+ * dimension. */
+static int dim_preagg(xstate *x, const xseg *ps, const segclass *c, int fdim)
 {
     const sdb__query *q = x->p->q;
+    int dim = c->var_key >= 0 ? q->group[c->var_key].dim : fdim;
     sdb__val v;
     int rc = sdb__get(x->p->t, SDB__DB_PREAGG, ps->key, SDB__SEGKEY_LEN, &v);
     if (rc == SDB_ENOTFOUND) return 1;
     if (rc) return rc;
     const uint8_t *pp;
-    int m = sdb__preagg_find(v.p, v.len, q->group[c->var_key].dim, &pp);
+    int m = sdb__preagg_find(v.p, v.len, dim, &pp);
     if (m < 0) return 1;
     /* A chunk with dead rows (sdb__live_seg gave a copy without them) has
      * fewer rows than its pre-aggregates count: its rows are scanned. */
@@ -346,17 +352,22 @@ static int dim_preagg(xstate *x, const xseg *ps, const segclass *c)
         total += pa.n;
     }
     if (total != ps->g.n) return 1;
+    /* The entries the filter keeps (their indexes in x->sel), their ids
+     * the group key's raw ids when the key is the dimension. */
     uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
-    raw[c->var_key] = x->raw[0];
+    if (c->var_key >= 0) raw[c->var_key] = x->raw[0];
+    uint32_t kept = 0;
     for (int i = 0; i < m; i++) {
         sdb__preagg pa;
         memcpy(&pa, pp + (size_t)i * sizeof pa, sizeof pa);
-        x->raw[0][i] = pa.id;
+        if (fdim >= 0 && !sdb__plan_dim_has(x->p, fdim, pa.id)) continue;
+        x->raw[0][kept] = pa.id;
+        x->sel[kept++] = (uint32_t)i;
     }
-    if ((rc = sdb__gtab_groups(x->g, raw, c->raw_const, (size_t)m, x->grp))) return rc;
-    for (int i = 0; i < m; i++) {
+    if ((rc = sdb__gtab_groups(x->g, raw, c->raw_const, kept, x->grp))) return rc;
+    for (uint32_t i = 0; i < kept; i++) {
         sdb__preagg pa;
-        memcpy(&pa, pp + (size_t)i * sizeof pa, sizeof pa);
+        memcpy(&pa, pp + (size_t)x->sel[i] * sizeof pa, sizeof pa);
         sdb__mom mm = {.n = pa.n, .sum = pa.sum, .k = pa.k, .dm = pa.dm, .m2 = pa.m2,
                        .min = pa.min, .max = pa.max};
         sdb__slot_add_mom(slot_at(x, x->grp[i], c->iv), pa.n, &mm);
@@ -434,11 +445,114 @@ static void ids_of(const uint8_t *col, unsigned w, uint32_t i0, const uint32_t *
     }
 }
 
+/* Add each selected row's raw code part of a dimension key column
+ * (width w, stride st, ids past n_map counted as 0) to code[j]. */
+static void codes_add(const uint8_t *col, unsigned w, uint32_t i0, const uint32_t *sel, uint32_t n,
+                      uint32_t st, uint32_t n_map, uint32_t *code)
+{
+    switch (w) {
+    case 1:
+        for (uint32_t j = 0; j < n; j++) {
+            uint32_t r = col[i0 + sel[j]];
+            code[j] += (r < n_map ? r : 0) * st;
+        }
+        break;
+    case 2:
+        for (uint32_t j = 0; j < n; j++) {
+            uint16_t r;
+            memcpy(&r, col + 2 * ((size_t)i0 + sel[j]), 2);
+            code[j] += (r < n_map ? r : 0) * st;
+        }
+        break;
+    case 4:
+        for (uint32_t j = 0; j < n; j++) {
+            uint32_t r;
+            memcpy(&r, col + 4 * ((size_t)i0 + sel[j]), 4);
+            code[j] += (r < n_map ? r : 0) * st;
+        }
+        break;
+    default: break; /* absent: id 0 */
+    }
+}
+
 typedef struct dimcol {
     int d;
     const uint8_t *col;
     unsigned w;
 } dimcol;
+
+/* bits &= whether each row of the batch (m rows from i0) passes dimension
+ * filter dc: one table or bitmap load per row from the contiguous id
+ * column, no gather through a selection and no branch but the skip of a
+ * word that is already empty. */
+static void dim_words(const xstate *x, const dimcol *dc, uint32_t i0, uint32_t m, uint64_t *bits)
+{
+    const uint64_t *mem = x->p->dim_bits[dc->d];
+    uint32_t nb = x->p->dim_nbits[dc->d];
+    for (uint32_t w = 0, base = 0; base < m; w++, base += 64) {
+        if (!bits[w]) continue;
+        uint32_t cnt = m - base < 64 ? m - base : 64;
+        uint64_t word = 0;
+        switch (dc->w) {
+        case 1: {
+            const uint8_t *col = dc->col + i0 + base, *t = x->dpass[dc->d];
+            for (uint32_t j = 0; j < cnt; j++) word |= (uint64_t)t[col[j]] << j;
+            break;
+        }
+        case 2:
+            for (uint32_t j = 0; j < cnt; j++) {
+                uint16_t id;
+                memcpy(&id, dc->col + 2 * ((size_t)i0 + base + j), 2);
+                word |= (uint64_t)(id < nb && (mem[id / 64] >> (id % 64) & 1)) << j;
+            }
+            break;
+        default:
+            for (uint32_t j = 0; j < cnt; j++) {
+                uint32_t id;
+                memcpy(&id, dc->col + 4 * ((size_t)i0 + base + j), 4);
+                word |= (uint64_t)(id < nb && (mem[id / 64] >> (id % 64) & 1)) << j;
+            }
+            break;
+        }
+        bits[w] &= word;
+    }
+}
+
+/* The selection of a batch of m rows from i0 into x->sel / x->iscat: the
+ * time/value mask (all rows when !need_tv) as bit words, the type/source
+ * pass table (when `tables`) and each dimension filter ANDed into the
+ * words from their contiguous columns, then the set bits. A row is
+ * categorical by the table (or, without one, when the segment is all
+ * categorical); only a segment with categorical rows reads it back. */
+static uint32_t select_rows(xstate *x, const dimcol *dc, int n_dc, const uint8_t *v,
+                            const uint8_t *ts, const uint8_t *tsrc, uint32_t i0, uint32_t m,
+                            bool need_tv, bool tables, const segclass *c, const sdb_filter *f)
+{
+    const sdb__plan *p = x->p;
+    uint32_t nw = (m + 63) / 64, ns = 0;
+    if (need_tv) {
+        p->kern->mask_f64(v, ts, m, f, x->bits);
+    } else {
+        for (uint32_t w = 0; w < nw; w++) x->bits[w] = ~0ull;
+        if (m % 64) x->bits[nw - 1] = (1ull << (m % 64)) - 1;
+    }
+    if (tables)
+        for (uint32_t w = 0, base = 0; base < m; w++, base += 64) {
+            if (!x->bits[w]) continue;
+            uint32_t cnt = m - base < 64 ? m - base : 64;
+            uint64_t word = 0;
+            for (uint32_t j = 0; j < cnt; j++) word |= (uint64_t)x->pass_any[tsrc[base + j] & 15u] << j;
+            x->bits[w] &= word;
+        }
+    for (int k = 0; k < n_dc; k++) dim_words(x, &dc[k], i0, m, x->bits);
+    for (uint32_t w = 0; w < nw; w++)
+        for (uint64_t b = x->bits[w]; b; b &= b - 1) x->sel[ns++] = w * 64 + (uint32_t)__builtin_ctzll(b);
+    if (tables && c->has_cat && !c->all_cat)
+        for (uint32_t j = 0; j < ns; j++) x->iscat[j] = p->pass_cat[tsrc[x->sel[j]] & 15u];
+    else
+        memset(x->iscat, c->all_cat, ns);
+    return ns;
+}
 
 static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_moments,
                       const sdb__aseg *as, int amode)
@@ -475,39 +589,17 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
          * pass tables, then each dimension filter over the survivors. */
         uint32_t ns = 0;
         const uint8_t *tsrc = g->tsrc + i0;
-        if (!need_tv && !c->tsrc_rows) {
+        if (!need_tv && !c->tsrc_rows && n_dc == 0) {
             for (uint32_t i = 0; i < m; i++) x->sel[i] = i;
             memset(x->iscat, c->all_cat, m);
             ns = m;
         } else {
-            uint32_t nw = (m + 63) / 64;
-            if (need_tv) {
-                p->kern->mask_f64(v, ts, m, &f, x->bits);
-            } else {
-                for (uint32_t w = 0; w < nw; w++) x->bits[w] = ~0ull;
-                if (m % 64) x->bits[nw - 1] = (1ull << (m % 64)) - 1;
-            }
-            for (uint32_t w = 0; w < nw; w++) {
-                for (uint64_t b = x->bits[w]; b; b &= b - 1) {
-                    uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b);
-                    uint8_t tb = tsrc[i] & 15u;
-                    x->sel[ns] = i;
-                    x->iscat[ns] = p->pass_cat[tb];
-                    ns += p->pass_cat[tb] | p->pass_num[tb];
-                }
-            }
-        }
-        for (int k = 0; k < n_dc && ns; k++) {
-            ids_of(dc[k].col, dc[k].w, i0, x->sel, ns, x->grp); /* grp: scratch here */
-            const uint64_t *bits = p->dim_bits[dc[k].d];
-            uint32_t nb = p->dim_nbits[dc[k].d], kept = 0;
-            for (uint32_t j = 0; j < ns; j++) {
-                uint32_t id = x->grp[j];
-                x->sel[kept] = x->sel[j];
-                x->iscat[kept] = x->iscat[j];
-                kept += id < nb && (bits[id / 64] >> (id % 64) & 1);
-            }
-            ns = kept;
+            /* The type/source table decides something only with a source or
+             * type filter the header leaves open, in a segment that mixes
+             * categorical rows, or when a value filter drops categorical
+             * rows; a time range alone does not need it. */
+            bool tables = c->tsrc_rows || (q->has_value && c->has_cat);
+            ns = select_rows(x, dc, n_dc, v, ts, tsrc, i0, m, need_tv, tables, c, &f);
         }
         /* Tags and properties: their columns (engine/attrs.c) where the
          * chunk keeps what the query asks, else the row records. */
@@ -516,26 +608,54 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
             else if ((rc = row_store(x, g, i0, ns, &ns))) return rc;
         }
         if (ns == 0) continue;
-        /* 2. Slots. */
-        uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
-        for (uint32_t k = 0; k < q->n_group; k++) {
-            if (!c->key_var[k]) continue;
-            uint32_t *r = x->raw[k];
-            raw[k] = r;
-            switch (q->group[k].kind) {
-            case SDB_GB_DIM: ids_of(kcol[k], kw[k], i0, x->sel, ns, r); break;
-            case SDB_GB_SOURCE:
-                for (uint32_t j = 0; j < ns; j++) r[j] = (tsrc[x->sel[j]] >> 2 & 3u) + 1u;
-                break;
-            case SDB_GB_TYPE:
-                for (uint32_t j = 0; j < ns; j++) r[j] = (tsrc[x->sel[j]] & 3u) + 1u;
-                break;
-            default: /* properties: filled by row_store when it ran */
-                if (amode == 1) sdb__aseg_keys(as, k, i0, x->sel, ns, r);
-                break;
+        /* 2. Slots: with a direct code table, each row's raw code is
+         * summed column by column straight from the columns; else the raw
+         * ids go through the group table's maps. */
+        if (gt->direct) {
+            uint32_t *code = x->slot; /* scratch until the slots below */
+            uint32_t base = 0;
+            for (uint32_t k = 0; k < q->n_group; k++)
+                if (!c->key_var[k]) base += sdb__gtab_code_part(gt, k, c->raw_const[k]);
+            for (uint32_t j = 0; j < ns; j++) code[j] = base;
+            for (uint32_t k = 0; k < q->n_group; k++) {
+                if (!c->key_var[k]) continue;
+                uint32_t st = gt->dstride[k], nm = gt->key[k].n_map;
+                switch (q->group[k].kind) {
+                case SDB_GB_DIM: codes_add(kcol[k], kw[k], i0, x->sel, ns, st, nm, code); break;
+                case SDB_GB_SOURCE:
+                    for (uint32_t j = 0; j < ns; j++) code[j] += ((tsrc[x->sel[j]] >> 2 & 3u) + 1u) * st;
+                    break;
+                case SDB_GB_TYPE:
+                    for (uint32_t j = 0; j < ns; j++) code[j] += ((tsrc[x->sel[j]] & 3u) + 1u) * st;
+                    break;
+                default: /* properties: filled by row_store when it ran, else from attrs */
+                    if (amode == 1) sdb__aseg_keys(as, k, i0, x->sel, ns, x->raw[k]);
+                    for (uint32_t j = 0; j < ns; j++) code[j] += sdb__gtab_code_part(gt, k, x->raw[k][j]);
+                    break;
+                }
             }
+            if ((rc = sdb__gtab_groups_code(gt, code, ns, x->grp))) return rc;
+        } else {
+            uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
+            for (uint32_t k = 0; k < q->n_group; k++) {
+                if (!c->key_var[k]) continue;
+                uint32_t *r = x->raw[k];
+                raw[k] = r;
+                switch (q->group[k].kind) {
+                case SDB_GB_DIM: ids_of(kcol[k], kw[k], i0, x->sel, ns, r); break;
+                case SDB_GB_SOURCE:
+                    for (uint32_t j = 0; j < ns; j++) r[j] = (tsrc[x->sel[j]] >> 2 & 3u) + 1u;
+                    break;
+                case SDB_GB_TYPE:
+                    for (uint32_t j = 0; j < ns; j++) r[j] = (tsrc[x->sel[j]] & 3u) + 1u;
+                    break;
+                default: /* properties: filled by row_store when it ran */
+                    if (amode == 1) sdb__aseg_keys(as, k, i0, x->sel, ns, r);
+                    break;
+                }
+            }
+            if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, ns, x->grp))) return rc;
         }
-        if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, ns, x->grp))) return rc;
         uint32_t ni = gt->n_int;
         if (c->iv_const) {
             for (uint32_t j = 0; j < ns; j++) x->slot[j] = x->grp[j] * ni + c->iv;
@@ -587,7 +707,14 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
             if (p->fixed_hist)
                 p->kern->slot_hist(v, idx_n, grp_n, nn, &p->h_lo, &p->h_hi, &p->h_width, 0,
                                    q->bins, gt->hist);
-            if (p->want_vals)
+            if (p->want_vals && c->keys_const) {
+                /* One group: room once, then a plain gather. */
+                sdb__dvec *d = &gt->vals[grp_n[0]];
+                if ((rc = sdb__dvec_reserve(gt, d, nn))) return rc;
+                double *o = d->v + d->n;
+                for (uint32_t j = 0; j < nn; j++) o[j] = ld_f64(v, idx_n[j]);
+                d->n += nn;
+            } else if (p->want_vals)
                 for (uint32_t j = 0; j < nn; j++) {
                     sdb__dvec *d = &gt->vals[grp_n[j]];
                     double val = ld_f64(v, idx_n[j]);
@@ -606,9 +733,24 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
         }
         if (p->want_traces) {
             const uint8_t *tr = ps->trace + 8ull * i0;
-            for (uint32_t j = 0; j < ns; j++) {
-                uint64_t h = ld_u64(tr, x->sel[j]);
-                if (h && (rc = sdb__traceset_add(&gt->traces[x->grp[j]], h))) return rc;
+            if (c->keys_const) {
+                /* One group: room for the batch once, then plain stores
+                 * (a zero hash, no trace, is overwritten by the next). */
+                sdb__traceset *s = &gt->traces[x->grp[0]];
+                uint64_t *o = sdb__traceset_room(s, ns);
+                if (!o) return SDB_ENOMEM;
+                size_t k = 0;
+                for (uint32_t j = 0; j < ns; j++) {
+                    uint64_t h = ld_u64(tr, x->sel[j]);
+                    o[k] = h;
+                    k += h != 0;
+                }
+                s->n += k;
+            } else {
+                for (uint32_t j = 0; j < ns; j++) {
+                    uint64_t h = ld_u64(tr, x->sel[j]);
+                    if (h && (rc = sdb__traceset_push(&gt->traces[x->grp[j]], h))) return rc;
+                }
             }
             gt->mem += (size_t)ns * 8;
         }
@@ -694,7 +836,14 @@ static int exec_segment(xstate *x, xseg *ps)
         return batch_path(x, ps, &c, true);
     }
     if (x->pass == 0 && c.covered && c.var_key >= 0 && c.iv_const && !c.has_cat && !extras) {
-        if ((rc = dim_preagg(x, ps, &c)) != 1) return rc;
+        if ((rc = dim_preagg(x, ps, &c, -1)) != 1) return rc;
+    }
+    /* Covered but for one dimension filter, grouped by nothing that varies
+     * or by that dimension: the pre-aggregates of the values it keeps. */
+    if (x->pass == 0 && c.t_in && c.v_in && !c.tsrc_rows && !p->row_filter && c.fdim >= 0 &&
+        (c.keys_const || (c.var_key >= 0 && p->q->group[c.var_key].dim == c.fdim)) &&
+        c.iv_const && !c.has_cat && !extras) {
+        if ((rc = dim_preagg(x, ps, &c, c.fdim)) != 1) return rc;
     }
     if (x->pass == 0 && c.covered && p->need_row && c.iv_const && !c.has_cat && !extras) {
         /* The same for one varying properties.KEY (engine/attrs.c). */
@@ -766,6 +915,10 @@ int sdb__exec_run(const sdb__plan *p, sdb__gtab *g)
     x->pass = 0;
     x->p = p;
     x->g = g;
+    for (int b = 0; b < 16; b++) x->pass_any[b] = p->pass_num[b] | p->pass_cat[b];
+    for (int d = 0; d < SDB_N_DIMS; d++)
+        if (p->dim_bits[d])
+            for (uint32_t id = 0; id < 256; id++) x->dpass[d][id] = sdb__plan_dim_has(p, d, id);
     int rc = SDB_OK;
     if (p->fixed_hist) rc = sdb__gtab_hist_alloc(g);
     if (rc == SDB_OK) rc = run_pass(x);

@@ -85,6 +85,18 @@ typedef struct sdb__traceset {
 uint64_t *sdb__traceset_room(sdb__traceset *s, size_t k);
 /* Append one hash (nonzero). Returns SDB_OK or SDB_ENOMEM. */
 int sdb__traceset_add(sdb__traceset *s, uint64_t h);
+#define SDB__TRACESET_SLACK ((size_t)1 << 20) /* appends between compactions, at least */
+/* sdb__traceset_add with its common case inline: room left and no
+ * compaction due (the per-row loop of a grouped scan). */
+static inline int sdb__traceset_push(sdb__traceset *s, uint64_t h)
+{
+    size_t limit = s->limit ? s->limit : (s->slack ? s->slack : SDB__TRACESET_SLACK);
+    if (s->n < s->cap && s->n < limit) {
+        s->v[s->n++] = h;
+        return SDB_OK;
+    }
+    return sdb__traceset_add(s, h);
+}
 /* The number of distinct nonzero hashes appended so far, exactly; leaves
  * s compacted. Returns SDB_OK or SDB_ENOMEM (*out is then 0). */
 int sdb__traceset_count(sdb__traceset *s, uint64_t *out);
@@ -138,6 +150,13 @@ typedef struct sdb__gtab {
     uint32_t n, cap;         /* groups */
     uint32_t *local;         /* n x n_keys local indexes */
     uint32_t n_int;          /* slots per group (>= 1) */
+    /* Two or more key columns whose raw id domains multiply to at most
+     * SDB__GTAB_DIRECT_MAX codes: code = sum of raw id (0 past the
+     * dictionary) x dstride[k] indexes direct (group + 1, 0: not yet
+     * looked up), a cache in front of the maps above, which stay the
+     * truth. NULL otherwise. */
+    uint32_t *direct;
+    uint32_t dstride[SDB_MAX_GROUP_BY];
     sdb_slot *slot;          /* n x n_int */
     uint32_t n_labels;       /* category dictionary size */
     uint64_t **cats;         /* per group: n_labels + 1 counts, or NULL */
@@ -159,11 +178,25 @@ void sdb__gtab_free(sdb__gtab *g);
  * groups are created as needed. Returns SDB_OK or SDB_ENOMEM. */
 int sdb__gtab_groups(sdb__gtab *g, uint32_t *const *raw, const uint32_t *raw_const, size_t n,
                      uint32_t *out);
+#define SDB__GTAB_DIRECT_MAX (1u << 16)
+/* The raw code of one column's raw id r (g->direct set): what the column
+ * adds to a row's code. */
+static inline uint32_t sdb__gtab_code_part(const sdb__gtab *g, uint32_t k, uint32_t r)
+{
+    return (r < g->key[k].n_map ? r : 0) * g->dstride[k];
+}
+/* The groups of n rows by their raw codes (g->direct set), written to
+ * out[j]; a code seen for the first time goes through the maps and
+ * creates its group when new. Returns SDB_OK or SDB_ENOMEM. */
+int sdb__gtab_groups_code(sdb__gtab *g, const uint32_t *code, size_t n, uint32_t *out);
 /* Allocate the histogram counts of every group (zeroed). */
 int sdb__gtab_hist_alloc(sdb__gtab *g);
 /* Label counts of group gi, allocated on first use; NULL when out of memory. */
 uint64_t *sdb__gtab_cats(sdb__gtab *g, uint32_t gi);
 int sdb__dvec_push(sdb__gtab *g, sdb__dvec *d, double x);
+/* Room for k more values in d (capacity doubles; g->mem counts it).
+ * Returns SDB_OK or SDB_ENOMEM. */
+int sdb__dvec_reserve(sdb__gtab *g, sdb__dvec *d, size_t k);
 
 void sdb__slot_init(sdb_slot *s);
 /* Add a pre-aggregate (a header's or a chunk's per-value moments) of

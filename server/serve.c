@@ -31,7 +31,9 @@
  * kept. To make room it evicts entries in slot order from a moving hand:
  * slots are hash order, so this is random eviction, which costs nothing
  * per hit (no LRU list under the lock on the read path) and, for a cache
- * invalidated wholesale on every commit, loses little to LRU.
+ * invalidated wholesale on every commit, loses little to LRU. cache_off
+ * (`--cache-bytes 0`) leaves the table out: every query is computed,
+ * which benchmarks need when they time the engine over HTTP.
  *
  * Memory given back. Large buffers (request bodies, answers) are mmap'd
  * by malloc (M_MMAP_THRESHOLD fixed at 1 MiB: glibc's moving threshold
@@ -887,8 +889,13 @@ int sdb_server_start(const sdb_server_opts *opts, sdb_server **out, char *err, s
     atomic_init(&s->fake_now, opts->fake_clock ? opts->fake_now_ms : INT64_MIN);
     s->fold_unknown = 1;
     s->folded_to = INT64_MIN;
-    for (s->cache_cap = 16; s->cache_cap < 2 * (size_t)s->o.cache_entries;) s->cache_cap *= 2;
-    s->cache = calloc(s->cache_cap, sizeof *s->cache);
+    if (s->o.cache_off) {
+        s->o.cache_bytes = 0; /* what /metrics reports as the bound */
+        s->cache_cap = 0;     /* cache_get and cache_put do nothing */
+    } else {
+        for (s->cache_cap = 16; s->cache_cap < 2 * (size_t)s->o.cache_entries;) s->cache_cap *= 2;
+        s->cache = calloc(s->cache_cap, sizeof *s->cache);
+    }
     pthread_mutex_init(&s->wq_mu, NULL);
     pthread_cond_init(&s->wq_cv, NULL);
     pthread_cond_init(&s->done_cv, NULL);
@@ -897,7 +904,7 @@ int sdb_server_start(const sdb_server_opts *opts, sdb_server **out, char *err, s
     pthread_mutex_init(&s->cache_mu, NULL);
     pthread_mutex_init(&s->conn_mu, NULL);
     pthread_cond_init(&s->sweep_cv, NULL);
-    int rc = s->cache ? SDB_OK : SDB_ENOMEM;
+    int rc = s->cache || s->o.cache_off ? SDB_OK : SDB_ENOMEM;
     sdb_options so = {0};
     so.no_sync = opts->no_sync;
     so.fallback_read_only = 1; /* start on a full disk: serve reads */
@@ -1007,7 +1014,7 @@ static int usage_error(const char *msg)
                     "                     [--max-connections N] [--max-inflight N]\n"
                     "                     [--max-per-ip N] [--head-timeout 10s]\n"
                     "                     [--body-min-rate 16KiB] [--body-budget 256MiB]\n"
-                    "                     [--cache-bytes SIZE] [--health-listen HOST:PORT]\n"
+                    "                     [--cache-bytes SIZE|0] [--health-listen HOST:PORT]\n"
                     "                     [--query-max-cells N] [--query-max-answer SIZE]\n"
                     "                     [--query-max-mem SIZE] [--query-max-ms N]\n"
                     "                     (docs/limits.md, docs/query-engine.md)\n",
@@ -1082,8 +1089,10 @@ int sdb_cmd_serve(const char *db, int argc, char **argv)
             if (parse_size(v, &o.body_budget))
                 return usage_error("--body-budget: expected a size (256MiB)");
         } else if (!strcmp(a, "--cache-bytes") && v) {
-            if (parse_size(v, &o.cache_bytes))
-                return usage_error("--cache-bytes: expected a size (64MiB)");
+            if (!strcmp(v, "0"))
+                o.cache_off = 1;
+            else if (parse_size(v, &o.cache_bytes))
+                return usage_error("--cache-bytes: expected a size (64MiB), or 0 for no cache");
         } else if (!strcmp(a, "--health-listen") && v) {
             o.health_listen = v;
         } else if (!strcmp(a, "--query-max-cells") && v) {

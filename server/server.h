@@ -30,6 +30,8 @@ typedef struct sdb_server_opts {
     unsigned cache_entries;   /* cached query answers (1024) */
     uint64_t cache_bytes;     /* answer cache bytes, keys and values (1/64 of RAM,
                                  8 MiB to 1 GiB); an answer over 1/8 of it is not kept */
+    int cache_off;            /* no answer cache at all (`--cache-bytes 0`: benchmarks
+                                 that must time every query, not the cache) */
     unsigned head_timeout_s;  /* a whole request head within this (10 s) */
     uint64_t body_min_rate;   /* bytes/s a body must average once head_timeout_s
                                  has passed since its head (16 KiB/s) */

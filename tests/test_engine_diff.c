@@ -361,6 +361,8 @@ static void sweep_query(rq *q, int k, const rrow *rows, int n_rows)
 }
 
 static int sweep_mode; /* run_round_sized: the matrix instead of random queries */
+static int chunk_rows_override; /* run_round_sized: this chunk size (and one 32-day bucket)
+                                   instead of small random ones */
 
 static int query_json(const rq *q, char *buf, size_t n)
 {
@@ -875,6 +877,10 @@ static void run_round_sized(int round, int n_queries, int max_rows)
      * (34 to ~90 rows) are written at full width: some rounds take
      * larger chunks, so that those encode. */
     if (round % 3 == 1) o.chunk_rows = 100 + ri(300);
+    if (chunk_rows_override) {
+        o.chunk_rows = (uint32_t)chunk_rows_override;
+        o.bucket_ms = 32 * DAY; /* one bucket: a name's rows in few, long segments */
+    }
     o.map_size = 1 << 20; /* tiny: exercises map growth */
     o.no_sync = 1;
     sdb_store *s;
@@ -895,7 +901,7 @@ static void run_round_sized(int round, int n_queries, int max_rows)
     char buf[1024];
     int i = 0;
     while (i < n_rows) {
-        int batch = 1 + ri(400);
+        int batch = chunk_rows_override ? n_rows : 1 + ri(400);
         for (int k = 0; k < batch && i < n_rows; k++, i++) {
             make_row(&rows[i], i, n_names, ri(8) == 0, rows, i);
             for (int j = 0; j < i; j++)
@@ -906,7 +912,7 @@ static void run_round_sized(int round, int n_queries, int max_rows)
         }
         cr_assert_eq(sdb_store_ingest(s, 0, b, BASE_MS + 20 * DAY + i), SDB_OK);
         sdb_batch_clear(b);
-        if (ri(2)) cr_assert_eq(sdb_store_fold(s, BASE_MS + 30 * DAY, NULL), SDB_OK);
+        if (!chunk_rows_override && ri(2)) cr_assert_eq(sdb_store_fold(s, BASE_MS + 30 * DAY, NULL), SDB_OK);
     }
     uint64_t pending = 99;
     int frc = sdb_store_fold(s, BASE_MS + 30 * DAY, &pending);
@@ -987,6 +993,23 @@ Test(engine_diff, the_whole_query_matrix_matches_the_reference, .timeout = 240)
     sweep_mode = 1;
     n_trace_ids = 40;
     for (int i = 0; i < 8; i++) run_round_sized(rounds[i], N_SWEEP, rounds[i] % 7 ? 1500 : 0);
+    sweep_mode = 0;
+}
+
+/* The matrix again on segments of thousands of rows: several 1024-row
+ * batches per segment (selection words, direct group codes, traces and
+ * percentile values appended a batch at a time, agg kernels on partial
+ * batches), groups of hundreds of values (bucketed percentiles), with
+ * plain, padded (300: still direct codes for two keys, not for three)
+ * and 65600-entry dictionaries. */
+Test(engine_diff, the_query_matrix_on_multi_batch_segments_matches_the_reference, .timeout = 240)
+{
+    static const int rounds[] = {1, 2, 17};
+    sweep_mode = 1;
+    n_trace_ids = 400;
+    chunk_rows_override = 2500;
+    for (int i = 0; i < 3; i++) run_round_sized(rounds[i], N_SWEEP, 8000);
+    chunk_rows_override = 0;
     sweep_mode = 0;
 }
 
@@ -1300,7 +1323,7 @@ Test(engine_diff, bucketed_percentiles_equal_quickselect_on_every_distribution)
     const uint32_t np = sizeof P / sizeof P[0];
     uint64_t r = 99;
     for (int mode = 0; mode < 7; mode++)
-        for (size_t n = 16385; n < 100000; n += 41231) {
+        for (size_t n = 1; n < 100000; n = n < 2000 ? n * 3 + 1 : n + 41231) {
             double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
             for (size_t i = 0; i < n; i++) {
                 r ^= r << 13;

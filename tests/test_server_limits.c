@@ -389,6 +389,33 @@ Test(limits, the_answer_cache_is_bounded_in_bytes)
     stop(&v);
 }
 
+/* cache_off (`serve --cache-bytes 0`): the same query twice is computed
+ * twice, and a benchmark timing it times the engine. */
+Test(limits, the_answer_cache_can_be_turned_off)
+{
+    srv v;
+    sdb_server_opts o = opts0();
+    o.cache_off = 1;
+    start_with(&v, o);
+    resp r = req(v.port, "POST", "/v1/scores", "[{\"name\":\"n\",\"value\":1,\"trace_id\":\"t\"}]");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    resp_free(&r);
+    const char *q = "{\"name\":\"n\",\"stats\":[\"count\",\"avg\"]}";
+    for (int i = 0; i < 3; i++) {
+        resp a = req(v.port, "POST", "/v1/query", q);
+        cr_assert_eq(a.status, 200, "%s", a.raw);
+        cr_assert(strstr(a.body, "\"count\":1"), "%s", a.body);
+        resp_free(&a);
+    }
+    resp m = req(v.port, "GET", "/metrics", NULL);
+    cr_assert(strstr(m.body, "scoredb_query_cache_total{result=\"hit\"} 0\n"), "%s", m.body);
+    cr_assert(strstr(m.body, "scoredb_query_cache_total{result=\"miss\"} 3\n"), "%s", m.body);
+    resp_free(&m);
+    cr_assert_eq(metric(v.port, "scoredb_query_cache_bytes"), 0);
+    cr_assert_eq(metric(v.port, "scoredb_query_cache_limit_bytes"), 0);
+    stop(&v);
+}
+
 /* Run `scoredb ingest --db DB FILE` (SCOREDB_BIN); its summary line into
  * out, its peak RSS in MiB as the result. */
 static long ingest_peak_mib(const char *db, const char *file, char *out, size_t cap)

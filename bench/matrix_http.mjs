@@ -1,0 +1,66 @@
+// The shape matrix over HTTP: every cell of matrix.json POSTed to a running
+// `scoredb serve --cache-bytes 0` on 127.0.0.1 (the answer cache off, so
+// every request is computed: issue 8 point 7), one warm-up and RUNS timed
+// requests per cell on one keep-alive connection, the median kept. The
+// output has bench_query's format ({queries: {id: {ms, runs_ms, answer}}}),
+// so matrix_report.mjs reads it as it reads the in-process run.
+//
+// The client's own cost is measured too: the median of RUNS x 20 GET
+// /healthz on the same connection, reported as "client_ms" (it is part of
+// every cell's time, as it is of any client's).
+//
+// Every request has a 30 s timeout; only 127.0.0.1 is ever addressed.
+//
+// Usage: node matrix_http.mjs --port P --queries matrix.json --runs N --out F
+import { readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+
+const args = {};
+for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+const port = Number(args.port);
+const runs = Number(args.runs || 5);
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+function request(method, path, body) {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const req = http.request({ host: '127.0.0.1', port, method, path, agent, timeout: 30000,
+      headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} },
+    (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8'),
+        ms: Number(process.hrtime.bigint() - t0) / 1e6 }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout (30 s)')));
+    req.on('error', reject);
+    if (body) req.write(body);
+    req.end();
+  });
+}
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+
+const spec = JSON.parse(readFileSync(args.queries, 'utf8'));
+const out = { engine: 'scoredb-http', kernels: 'http, cache off', runs, queries: {} };
+const probe = [];
+for (let i = 0; i < runs * 20; i++) probe.push((await request('GET', '/healthz')).ms);
+out.client_ms = median(probe);
+for (const q of spec.queries) {
+  try {
+    let r = await request('POST', '/v1/query', q.scoredb);
+    const ms = [];
+    for (let i = 0; i < runs && r.status === 200; i++) {
+      r = await request('POST', '/v1/query', q.scoredb);
+      ms.push(r.ms);
+    }
+    if (r.status !== 200) { out.queries[q.id] = { error: `HTTP ${r.status}: ${r.body.slice(0, 200)}` }; continue; }
+    out.queries[q.id] = { ms: median(ms), runs_ms: ms, answer: JSON.parse(r.body) };
+    process.stderr.write(`scoredb-http ${q.id}: ${median(ms).toFixed(3)} ms\n`);
+  } catch (e) {
+    out.queries[q.id] = { error: String(e.message || e) };
+  }
+}
+agent.destroy();
+writeFileSync(args.out, JSON.stringify(out));
+process.stderr.write(`scoredb-http: ${spec.queries.length} cells, client round trip ${out.client_ms.toFixed(3)} ms\n`);
