@@ -116,6 +116,21 @@ def wait_health(port, want, seconds=6):
     return False, body
 
 
+def wait_metrics(port, pred, seconds=6):
+    """/metrics until pred(body) holds: a request is counted when
+    libmicrohttpd reports it completed (MHD_OPTION_NOTIFY_COMPLETED), which
+    may come after the client has read the answer, so a /metrics sent
+    right after it can miss it on a loaded machine."""
+    deadline = time.time() + seconds
+    body = ""
+    while time.time() < deadline:
+        st, body = ct.request(port, "GET", "/metrics")
+        if st == 200 and pred(body):
+            return True, body
+        time.sleep(0.1)
+    return False, body
+
+
 def make_template(tmp):
     """A small store: 100 folded scores (ids base-*)."""
     db = os.path.join(tmp, "template")
@@ -290,10 +305,10 @@ def start_on_full_disk(tmp, template, err):
         ok, body = wait_health(port, "degraded", 3)
         ct.check(ok, "%s: /healthz degraded: %s" % (what, body[:200]))
         ct.check(proc.poll() is None, "%s: alive" % what)
-        st, m = ct.request(port, "GET", "/metrics")
-        ct.check("scoredb_store_writable 0" in m and
-                 'route="scores_post",status="507"} 1' in m,
-                 "%s: /metrics counts the 507 and the store unwritable" % what)
+        ok, m = wait_metrics(port, lambda m: "scoredb_store_writable 0" in m and
+                             'route="scores_post",status="507"} 1' in m)
+        ct.check(ok, "%s: /metrics counts the 507 and the store unwritable: %s"
+                 % (what, m[-300:]))
         os.unlink(switch)
         ok, body = wait_health(port, "ok")
         ct.check(ok, "%s: /healthz ok after space returns: %s" % (what, body[:200]))
