@@ -293,8 +293,14 @@ typedef struct sdb_param {
 /* GET /v1/scores: scores of `project`, newest ingested first, filtered by
  * the parameters of API.md (name, trace_id, session_id, source, data_type,
  * from, to, value_gte, value_lte, dimension names; name and dimensions may
- * repeat: any of), `limit` (1-1000, default 100) and `cursor` (a
- * next_cursor). Reads every acknowledged score (no aggregation delay).
+ * repeat: any of) and those docs/compat.md adds for the compatible lists
+ * (value_gt, value_lt, value_eq, value_ne, observation_id, id, config_id,
+ * dataset_run_id, tag, properties.KEY, has_trace), `limit` (1-1000,
+ * default 100), `cursor`
+ * (a next_cursor) or `offset` (matches skipped), `total=true` (adds
+ * "total" and "total_exact") and `pending=true` (only scores not yet
+ * folded). Reads every acknowledged score (no aggregation delay); walks
+ * are bounded (docs/compat.md), and a bounded page carries next_cursor.
  * *out_json {"data":[score...],"next_cursor":"..."|null} is owned by the
  * caller (free()). Returns SDB_OK, SDB_EINVAL (err names the parameter),
  * SDB_ECORRUPT, SDB_EIO or SDB_ENOMEM. Any thread. */
