@@ -52,6 +52,21 @@ typedef struct sdb_slot {
     uint64_t count;            /* every row */
 } sdb_slot;
 
+/* One numeric row into a slot: the scalar reference's update, and the tail
+ * of every vectorized slot_agg (pipe_body.h), so the two cannot drift. */
+static inline void sdb_slot_add(sdb_slot *a, double x)
+{
+    if (a->n == 0) a->k = x;
+    double d = x - a->k;
+    a->n++;
+    a->count++;
+    a->sum += x;
+    a->s1 += d;
+    a->s2 += d * d;
+    if (x < a->min) a->min = x;
+    if (x > a->max) a->max = x;
+}
+
 typedef struct sdb_kernels {
     const char *name; /* "scalar", "avx2", "avx512" */
 

@@ -140,17 +140,7 @@ static void slot_agg(const void *v, const uint32_t *idx, const uint32_t *slot, s
                      sdb_slot *acc)
 {
     for (size_t j = 0; j < n; j++) {
-        double x = ld_f64(v, idx ? idx[j] : j);
-        sdb_slot *a = &acc[slot ? slot[j] : 0];
-        if (a->n == 0) a->k = x;
-        double d = x - a->k;
-        a->n++;
-        a->count++;
-        a->sum += x;
-        a->s1 += d;
-        a->s2 += d * d;
-        if (x < a->min) a->min = x;
-        if (x > a->max) a->max = x;
+        sdb_slot_add(&acc[slot ? slot[j] : 0], ld_f64(v, idx ? idx[j] : j));
     }
 }
 
