@@ -59,6 +59,15 @@ LONG = "--long" in sys.argv
 KILLS = {"survived": 0}
 
 
+def kill_load(proc, stop, threads):
+    """SIGKILL the server under load, then stop and join the client threads."""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stop.set()
+    for th in threads:
+        th.join()
+
+
 def check(ok, what):
     global PASSED, FAILED
     if ok:
@@ -158,11 +167,7 @@ def server_crash(tmp, run=0):
         if n_acked >= 12:
             break
         time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    stop.set()
-    for th in threads:
-        th.join()
+    kill_load(proc, stop, threads)
     check(len(acked) >= 12, "the server acknowledged batches before the kill (%d)" % len(acked))
     KILLS["survived"] += check_store(db, "a kill under ingest load")
     check(backed is not None and backed.returncode == 0,
@@ -433,11 +438,7 @@ def uuid4_id_crash(tmp):
             if len(acked) >= 30:
                 break
         time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    stop.set()
-    for th in threads:
-        th.join()
+    kill_load(proc, stop, threads)
     distinct = {i for ids in acked for i in ids}
     check(len(acked) >= 30, "uuid4: batches acknowledged before the kill (%d)" % len(acked))
     check_store(db, "a kill under a UUIDv4 load")
