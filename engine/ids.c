@@ -7,11 +7,17 @@
  * the index is a log-structured merge of sorted runs instead, written
  * sequentially (docs/storage.md draws the format):
  *
- * - An entry is 16 bytes: a 64-bit hash of (project, id) and the row ref
- *   with the project packed above it. The id string itself is not kept:
+ * - An entry is 8 bytes: 32 bits of a 64-bit hash of (project, id) (the
+ *   32 below the shard's 4) and the row ref as an offset from the run's
+ *   smallest; the run's header names its one project. A run whose entries
+ *   span projects or 2^32 refs keeps 12-byte entries (the 32 bits, ref
+ *   with the project packed above it). The id string itself is not kept:
  *   the row record keeps it, and every hit is checked against the row (a
  *   hash collision, or an entry whose row was replaced or deleted, then
- *   simply does not match). So an entry never has to be removed for the
+ *   simply does not match). So the stored hash need not be whole: 32 bits
+ *   give a false candidate for 1 id in 2,000 at 30M scores (a row read),
+ *   and 16-byte entries (format 4: the whole hash, a 64-bit ref) made the
+ *   index 16.5 bytes a score. An entry never has to be removed for the
  *   answers to be exact; merges drop the ones whose row is gone.
  * - The hash space is cut into 16 shards by its top 4 bits. A write
  *   transaction collects the ids it adds in memory (sdb__idx) and at its
@@ -36,27 +42,39 @@
 #define FANOUT 4u         /* runs of one size class that are merged */
 #define LEVEL_BASE 256u   /* entries of the smallest size class */
 #define BUCKET_ENTRIES 8u /* average entries per directory bucket */
-#define RUN_MAGIC 0x58444953u /* "SIDX" */
+#define RUN_MAGIC 0x35444953u /* "SID5" */
 #define RUN_KEY_LEN 10u      /* 'r', shard, be64 run number */
 #define REF_BITS 44u
 #define MAX_RUNS 256u        /* per shard; far above what the tiering leaves */
 
-/* An entry as stored (native byte order, unaligned). */
+/* An entry in memory. Only the top 36 bits of h are kept in a run (the
+ * shard's 4 by the run's key, 32 in the entry): entries sort and compare
+ * by those (key_of), then by pr. */
 typedef struct entry {
     uint64_t h;
     uint64_t pr; /* ref | project << REF_BITS */
 } entry;
 
-/* Run value: header, u32 off[k + 1], entries from offset ent_off. */
+#define KEEP_SHIFT (64u - SHARD_BITS - 32u)
+static inline uint64_t key_of(uint64_t h) { return h >> KEEP_SHIFT; }
+
+/* Run value: header, u32 off[k + 1], entries of `width` bytes from offset
+ * ent_off: 8 (u32 hash bits, u32 ref - ref_base; all of `project`) or 12
+ * (u32 hash bits, u64 ref | project << 44). */
 typedef struct run_hdr {
     uint32_t magic, n, k, ent_off;
+    uint32_t width, project;
+    uint64_t ref_base;
 } run_hdr;
-_Static_assert(sizeof(run_hdr) == 16, "id run header is 16 bytes");
+_Static_assert(sizeof(run_hdr) == 32, "id run header is 32 bytes");
+#define W_NARROW 8u
+#define W_WIDE 12u
 
 typedef struct run_view {
     const uint8_t *p;
     run_hdr h;
     uint64_t no; /* run number */
+    unsigned shard;
 } run_view;
 
 struct sdb__idx {
@@ -129,23 +147,44 @@ static void run_key(uint8_t *k, unsigned shard, uint64_t no)
     sdb__be64(k + 2, no);
 }
 
-static int run_open(const void *p, size_t len, uint64_t no, run_view *out)
+static int run_open(const void *p, size_t len, uint64_t no, unsigned shard, run_view *out)
 {
     if (len < sizeof(run_hdr)) return SDB_ECORRUPT;
     memcpy(&out->h, p, sizeof out->h);
     const run_hdr *h = &out->h;
-    if (h->magic != RUN_MAGIC || h->k == 0 ||
+    if (h->magic != RUN_MAGIC || h->k == 0 || (h->width != W_NARROW && h->width != W_WIDE) ||
         h->ent_off != ((sizeof(run_hdr) + 4ull * (h->k + 1) + 7) & ~7ull) ||
-        len != h->ent_off + 16ull * h->n)
+        len != h->ent_off + (uint64_t)h->width * h->n ||
+        (h->width == W_NARROW && (h->project >> (64 - REF_BITS) || h->ref_base >> REF_BITS)))
         return SDB_ECORRUPT;
     out->p = p;
     out->no = no;
+    out->shard = shard;
     return SDB_OK;
 }
 
+/* The kept hash bits of entry i. */
+static inline uint32_t run_hb(const run_view *r, uint32_t i)
+{
+    uint32_t hb;
+    memcpy(&hb, r->p + r->h.ent_off + (size_t)r->h.width * i, 4);
+    return hb;
+}
+
+/* Entry i, its h the kept bits (the rest 0). */
 static inline void run_entry(const run_view *r, uint32_t i, entry *out)
 {
-    memcpy(out, r->p + r->h.ent_off + 16ull * i, 16);
+    const uint8_t *q = r->p + r->h.ent_off + (size_t)r->h.width * i;
+    uint32_t hb, d;
+    memcpy(&hb, q, 4);
+    out->h = (uint64_t)r->shard << (64 - SHARD_BITS) | (uint64_t)hb << KEEP_SHIFT;
+    if (r->h.width == W_WIDE) {
+        memcpy(&out->pr, q + 4, 8);
+    } else {
+        memcpy(&d, q + 4, 4);
+        out->pr = ((r->h.ref_base + d) & ((1ull << REF_BITS) - 1)) |
+                  (uint64_t)r->h.project << REF_BITS;
+    }
 }
 
 /* Runs of one shard, in run-number order, into *out (owned). */
@@ -173,7 +212,7 @@ static int load_shard(sdb__txn *t, unsigned shard, run_view **out, uint32_t *out
             }
             v = nv;
         }
-        if ((rc = run_open(val.p, val.len, sdb__rd64((const uint8_t *)key.p + 2), &v[n])))
+        if ((rc = run_open(val.p, val.len, sdb__rd64((const uint8_t *)key.p + 2), shard, &v[n])))
             break;
         n++;
     }
@@ -211,11 +250,13 @@ static int run_find(sdb__txn *t, const run_view *r, uint64_t h, uint32_t project
     memcpy(&lo, r->p + sizeof(run_hdr) + 4ull * b, 4);
     memcpy(&hi, r->p + sizeof(run_hdr) + 4ull * (b + 1), 4);
     if (hi > r->h.n || lo > hi) return SDB_ECORRUPT;
+    uint32_t hb = bucket_bits(h);
     for (uint32_t i = lo; i < hi; i++) {
+        uint32_t eh = run_hb(r, i);
+        if (eh < hb) continue;
+        if (eh > hb) break;
         entry e;
         run_entry(r, i, &e);
-        if (e.h < h) continue;
-        if (e.h > h) break;
         if (pr_project(e.pr) != project) continue;
         int ok;
         int rc = row_has_id(t, project, pr_ref(e.pr), id, len, &ok);
@@ -399,7 +440,7 @@ static int cmp_probe(const void *a, const void *b)
 static void probe_run(const run_view *r, probe *p, size_t n, uint8_t *maybe)
 {
     const uint8_t *off = r->p + sizeof(run_hdr), *ent = r->p + r->h.ent_off;
-    uint32_t k = r->h.k, nr = r->h.n;
+    uint32_t k = r->h.k, nr = r->h.n, w = r->h.width;
     if (nr == 0) return;
     for (size_t j = 0; j < n + 2 * PIPE; j++) {
         if (j < n) __builtin_prefetch(off + 4ull * bucket_of(p[j].h, k));
@@ -409,16 +450,17 @@ static void probe_run(const run_view *r, probe *p, size_t n, uint8_t *maybe)
             memcpy(&q->lo, off + 4ull * b, 4);
             memcpy(&q->hi, off + 4ull * (b + 1), 4);
             if (q->hi > nr || q->lo > q->hi) q->lo = q->hi = 0; /* checked again by find */
-            __builtin_prefetch(ent + 16ull * q->lo);
-            __builtin_prefetch(ent + 16ull * q->lo + 64);
+            __builtin_prefetch(ent + (size_t)w * q->lo);
+            __builtin_prefetch(ent + (size_t)w * q->lo + 64);
         }
         if (j >= 2 * PIPE && j - 2 * PIPE < n) {
             const probe *q = &p[j - 2 * PIPE];
+            uint32_t hb = bucket_bits(q->h);
             for (uint32_t e = q->lo; e < q->hi; e++) {
-                uint64_t eh;
-                memcpy(&eh, ent + 16ull * e, 8);
-                if (eh >= q->h) {
-                    if (eh == q->h) maybe[q->i] = 1;
+                uint32_t eh;
+                memcpy(&eh, ent + (size_t)w * e, 4);
+                if (eh >= hb) {
+                    if (eh == hb) maybe[q->i] = 1;
                     break;
                 }
             }
@@ -455,16 +497,28 @@ int sdb__idx_probe(sdb__txn *t, sdb__idx *ix, const uint64_t *h, size_t n, uint8
 static int cmp_entry(const void *a, const void *b)
 {
     const entry *x = a, *y = b;
-    if (x->h != y->h) return x->h < y->h ? -1 : 1;
+    if (key_of(x->h) != key_of(y->h)) return key_of(x->h) < key_of(y->h) ? -1 : 1;
     return x->pr < y->pr ? -1 : x->pr > y->pr;
 }
 
-/* Write sorted entries e[0..n) as run `no` of `shard`. */
+/* Write sorted entries e[0..n) as run `no` of `shard`: narrow when they
+ * share a project and their refs span less than 2^32. */
 static int put_run(sdb__txn *t, unsigned shard, uint64_t no, const entry *e, uint32_t n)
 {
     uint32_t k = n / BUCKET_ENTRIES ? n / BUCKET_ENTRIES : 1;
-    run_hdr h = {RUN_MAGIC, n, k, (uint32_t)((sizeof(run_hdr) + 4ull * (k + 1) + 7) & ~7ull)};
-    size_t len = h.ent_off + 16ull * n;
+    run_hdr h = {RUN_MAGIC, n, k, (uint32_t)((sizeof(run_hdr) + 4ull * (k + 1) + 7) & ~7ull),
+                 W_NARROW, n ? pr_project(e[0].pr) : 0, UINT64_MAX};
+    uint64_t ref_max = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t ref = pr_ref(e[i].pr);
+        if (pr_project(e[i].pr) != h.project) h.width = W_WIDE;
+        if (ref < h.ref_base) h.ref_base = ref;
+        if (ref > ref_max) ref_max = ref;
+    }
+    if (n == 0) h.ref_base = 0;
+    if (n && ref_max - h.ref_base > UINT32_MAX) h.width = W_WIDE;
+    if (h.width == W_WIDE) h.project = 0, h.ref_base = 0;
+    size_t len = h.ent_off + (size_t)h.width * n;
     uint8_t key[RUN_KEY_LEN];
     run_key(key, shard, no);
     void *dst;
@@ -487,7 +541,17 @@ static int put_run(sdb__txn *t, unsigned shard, uint64_t no, const entry *e, uin
         memcpy(p + sizeof h + 4ull * b, &n, 4);
         b++;
     }
-    memcpy(p + h.ent_off, e, 16ull * n);
+    uint8_t *q = p + h.ent_off;
+    for (uint32_t i = 0; i < n; i++, q += h.width) {
+        uint32_t hb = bucket_bits(e[i].h);
+        memcpy(q, &hb, 4);
+        if (h.width == W_WIDE) {
+            memcpy(q + 4, &e[i].pr, 8);
+        } else {
+            uint32_t d = (uint32_t)(pr_ref(e[i].pr) - h.ref_base);
+            memcpy(q + 4, &d, 4);
+        }
+    }
     return SDB_OK;
 }
 
@@ -535,7 +599,7 @@ static int merge_runs(sdb__txn *t, unsigned shard, const run_view *sel, uint32_t
     size_t w = 0;
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
-        while (j < n && out[j].h == out[i].h) j++;
+        while (j < n && key_of(out[j].h) == key_of(out[i].h)) j++;
         for (size_t q = i; q < j; q++) {
             if (j - i > 1) {
                 sdb__val v;
@@ -665,8 +729,7 @@ int sdb__idx_check(sdb__txn *t, int (*on_problem)(void *ctx, const char *msg), v
             uint32_t b = 0, lo;
             for (uint32_t i = 0; i < v[r].h.n && !bad; i++) {
                 run_entry(&v[r], i, &e);
-                if (shard_of(e.h) != s) bad = "an entry of another shard";
-                else if (i && cmp_entry(&prev, &e) >= 0) bad = "entries out of order";
+                if (i && cmp_entry(&prev, &e) >= 0) bad = "entries out of order";
                 prev = e;
             }
             for (b = 0; b <= v[r].h.k && !bad; b++) {

@@ -19,7 +19,9 @@
 #define SDB_ASSERT(x) ((void)0)
 #endif
 
-#define SDB_FORMAT_VERSION 4u /* 4: encoded column segments, row records v3 (no
+#define SDB_FORMAT_VERSION 5u /* 5: id index runs of 8-byte entries (32 hash bits,
+                                 ref offset);
+                                 4: encoded column segments, row records v3 (no
                                  trace hash), the attrs database (docs/storage.md);
                                  3: id index of hashed sorted runs, tombstones, row
                                  blocks compressed with zstd;
@@ -666,8 +668,9 @@ int sdb__id_lookup(sdb__txn *t, sdb__idx *ix, uint32_t project, const char *id, 
 
 /* ------------------------------------------------------------- id index */
 
-/* The id index (engine/ids.c): 16-byte entries (hash of project and id,
- * row ref) in size-tiered sorted runs, every hit checked against the row.
+/* The id index (engine/ids.c): 8-byte entries (32 bits of the hash of
+ * project and id, row ref offset) in size-tiered sorted runs, every hit
+ * checked against the row.
  * A write txn collects its new entries in an sdb__idx and writes them as
  * runs at its end (sdb__idx_flush); readers pass NULL. */
 int sdb__idx_new(sdb__idx **out);
@@ -680,7 +683,8 @@ uint64_t sdb__idx_hash(uint32_t project, const char *id, size_t len);
 int sdb__idx_find(sdb__txn *t, sdb__idx *ix, uint32_t project, const char *id, size_t len,
                   uint64_t h, int in_runs, uint64_t *out_ref);
 /* For each of n hashes, out_maybe[i] = 1 when some run (not the txn's own
- * entries) holds an entry with exactly that hash. Many ids at once, so
+ * entries) holds an entry with that hash's kept 36 bits (the shard's 4 and
+ * the 32 below). Many ids at once, so
  * their cache misses overlap. */
 int sdb__idx_probe(sdb__txn *t, sdb__idx *ix, const uint64_t *h, size_t n, uint8_t *out_maybe);
 /* Add an entry; SDB_ELIMIT past 2^44 refs or 2^20 projects. */

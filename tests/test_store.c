@@ -568,28 +568,32 @@ static int drop_row_of_id(sdb__txn *t, void *ctx)
     return sdb__row_del(t, 0, ref); /* the record only: its segment row stays live */
 }
 
-/* The id index entry of id ctx damaged (its hash's low bit flipped, as a
- * torn write might): docs/storage.md draws the run. */
+/* The id index entry of id ctx damaged (the low bit of its kept hash
+ * bits flipped, as a torn write might): docs/storage.md draws the run
+ * (header: magic, n, k, ent_off, width; an entry starts with the 32 hash
+ * bits below the shard's 4). */
 static int damage_id_entry(sdb__txn *t, void *ctx)
 {
     uint64_t h = sdb__idx_hash(0, ctx, strlen(ctx));
+    uint32_t hb = (uint32_t)(h >> 28);
     sdb__cur *c;
     cr_assert_eq(sdb__cur_open(t, SDB__DB_IDS, &c), SDB_OK);
     sdb__val k, v;
     int rc;
     for (rc = sdb__cur_seek(c, NULL, 0, &k, &v); rc == SDB_OK; rc = sdb__cur_next(c, &k, &v)) {
-        uint32_t hdr[4];
-        memcpy(hdr, v.p, 16);
+        uint32_t hdr[5];
+        memcpy(hdr, v.p, 20);
+        if (k.len != 10 || ((const uint8_t *)k.p)[1] != h >> 60) continue;
         for (uint32_t i = 0; i < hdr[1]; i++) {
-            uint64_t eh;
-            memcpy(&eh, (const uint8_t *)v.p + hdr[3] + 16ull * i, 8);
-            if (eh != h) continue;
+            uint32_t eh;
+            memcpy(&eh, (const uint8_t *)v.p + hdr[3] + (size_t)hdr[4] * i, 4);
+            if (eh != hb) continue;
             uint8_t key[16], *copy = malloc(v.len);
             size_t klen = k.len, len = v.len;
             memcpy(key, k.p, klen);
             memcpy(copy, v.p, len);
             eh ^= 1;
-            memcpy(copy + hdr[3] + 16ull * i, &eh, 8);
+            memcpy(copy + hdr[3] + (size_t)hdr[4] * i, &eh, 4);
             sdb__cur_close(c);
             rc = sdb__put(t, SDB__DB_IDS, key, klen, copy, len, 0);
             free(copy);
@@ -1066,6 +1070,145 @@ Test(store, an_index_hit_is_checked_against_the_row_it_names)
     put(0, T0, "{\"id\":\"x\",\"name\":\"a\",\"value\":2,\"trace_id\":\"t\",\"timestamp\":1767225600000}");
     cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
     cr_assert_eq(q1(0, "{\"stats\":[\"sum\"]}", "sum"), 3);
+}
+
+/* Value of score id in project (-1: not found). */
+static double get_value(uint32_t project, const char *id)
+{
+    char *out = NULL;
+    int rc = sdb_score_get_json(s, project, id, &out);
+    if (rc == SDB_ENOTFOUND) return -1;
+    cr_assert_eq(rc, SDB_OK, "%s", id);
+    const char *p = strstr(out, "\"value\":");
+    cr_assert_not_null(p, "%s", out);
+    double v = strtod(p + 8, NULL);
+    free(out);
+    return v;
+}
+
+/* Two ids whose hashes agree in the 36 bits a run keeps (the shard's 4
+ * and the 32 below) and differ below: found by the birthday bound among
+ * ~2^18 ids "k<i>". */
+static void kept_bits_twins(char *a, char *b, size_t cap)
+{
+    enum { SLOTS = 1 << 22 };
+    uint32_t *slot = calloc(SLOTS, sizeof *slot);
+    uint64_t *keys = calloc(SLOTS, sizeof *keys);
+    cr_assert(slot && keys);
+    char id[32];
+    for (uint32_t i = 0; i < SLOTS / 2; i++) {
+        snprintf(id, sizeof id, "k%u", i);
+        uint64_t h = sdb__idx_hash(0, id, strlen(id)), key = h >> 28;
+        size_t j = (size_t)(key * 0x9e3779b97f4a7c15ull >> 42);
+        for (; slot[j]; j = (j + 1) & (SLOTS - 1)) {
+            if (keys[j] != key) continue;
+            snprintf(a, cap, "k%u", slot[j] - 1);
+            snprintf(b, cap, "k%u", i);
+            cr_assert_neq(sdb__idx_hash(0, a, strlen(a)), h, "a whole 64-bit collision");
+            free(slot);
+            free(keys);
+            return;
+        }
+        slot[j] = i + 1;
+        keys[j] = key;
+    }
+    cr_assert_fail("no pair among %d ids", SLOTS / 2);
+}
+
+/* A run keeps 36 bits of an id's hash, so two ids can share an entry's
+ * key: each still names its own score, through replacement, merges of
+ * the runs that hold them and a delete. */
+Test(store, ids_that_share_the_kept_hash_bits_keep_their_own_scores)
+{
+    char a[32], b[32], json[256];
+    kept_bits_twins(a, b, sizeof a);
+    snprintf(json, sizeof json, "{\"id\":\"%s\",\"name\":\"n\",\"value\":1,\"trace_id\":\"t\",\"timestamp\":%lld}", a, T0);
+    put(0, T0, json);
+    cr_assert_eq(get_value(0, b), -1, "%s must not find %s's score", b, a);
+    snprintf(json, sizeof json, "{\"id\":\"%s\",\"name\":\"n\",\"value\":2,\"trace_id\":\"t\",\"timestamp\":%lld}", b, T0);
+    put(0, T0, json);
+    cr_assert_eq(get_value(0, a), 1);
+    cr_assert_eq(get_value(0, b), 2);
+    /* Enough batches of other ids that the twins' runs are merged. */
+    for (int k = 0; k < 24; k++) {
+        sdb_batch *bt = rows_batch(100, "m", 0);
+        cr_assert_eq(sdb_store_ingest(s, 0, bt, T0), SDB_OK);
+        sdb_batch_free(bt);
+    }
+    snprintf(json, sizeof json, "{\"id\":\"%s\",\"name\":\"n\",\"value\":3,\"trace_id\":\"t\",\"timestamp\":%lld}", a, T0);
+    put(0, T0, json);
+    cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+    cr_assert_eq(get_value(0, a), 3);
+    cr_assert_eq(get_value(0, b), 2);
+    cr_assert_eq(q1(0, "{\"name\":\"n\",\"stats\":[\"sum\"]}", "sum"), 5);
+    cr_assert_eq(sdb_score_delete(s, 0, b), SDB_OK);
+    cr_assert_eq(get_value(0, a), 3);
+    cr_assert_eq(get_value(0, b), -1);
+    cr_assert_eq(sdb_score_delete(s, 0, b), SDB_ENOTFOUND);
+}
+
+/* Widths of the id runs in the store: *narrow and *wide get the runs of
+ * 8- and 12-byte entries (docs/storage.md: width is the header's fifth
+ * u32). */
+static int run_widths(sdb__txn *t, void *arg)
+{
+    long *nw = arg;
+    sdb__cur *c;
+    cr_assert_eq(sdb__cur_open(t, SDB__DB_IDS, &c), SDB_OK);
+    sdb__val k, v;
+    int rc;
+    for (rc = sdb__cur_seek(c, NULL, 0, &k, &v); rc == SDB_OK; rc = sdb__cur_next(c, &k, &v)) {
+        uint32_t hdr[5];
+        cr_assert_geq(v.len, 20);
+        memcpy(hdr, v.p, 20);
+        cr_assert(hdr[4] == 8 || hdr[4] == 12, "width %u", hdr[4]);
+        nw[hdr[4] == 12]++;
+    }
+    sdb__cur_close(c);
+    return SDB_OK;
+}
+
+/* Runs of one project keep 8-byte entries; merges of runs of two
+ * projects keep 12 (the project in each entry). The same ids sent to
+ * both projects, batches alternating, each name their own project's
+ * score, against a plain reference. */
+Test(store, ids_of_two_projects_merged_into_one_run_stay_apart)
+{
+    enum { POOL = 800, BATCHES = 40 };
+    static double ref[2][POOL];
+    memset(ref, 0, sizeof ref);
+    sdb_batch *b;
+    cr_assert_eq(sdb_batch_new(&b), SDB_OK);
+    char json[256];
+    for (int k = 0; k < BATCHES; k++) {
+        uint32_t project = (uint32_t)(k & 1);
+        sdb_batch_clear(b);
+        for (int i = 0; i < 60; i++) {
+            int id = (int)rnd(POOL), v = 1 + (int)rnd(1000);
+            snprintf(json, sizeof json,
+                     "{\"id\":\"u-%d\",\"name\":\"n\",\"value\":%d,\"trace_id\":\"t\",\"timestamp\":%lld}", id, v,
+                     T0 + id);
+            cr_assert_eq(sdb_batch_add_json(b, json, strlen(json), err, sizeof err), SDB_OK);
+            ref[project][id] = v;
+        }
+        cr_assert_eq(sdb_store_ingest(s, project, b, T0), SDB_OK);
+    }
+    sdb_batch_free(b);
+    long nw[2] = {0, 0};
+    cr_assert_eq(sdb__write(s, run_widths, nw), SDB_OK);
+    cr_assert_gt(nw[0], 0, "one project's runs are narrow");
+    cr_assert_gt(nw[1], 0, "merged runs of two projects are wide");
+    char id[32];
+    for (uint32_t p = 0; p < 2; p++)
+        for (int i = 0; i < POOL; i++) {
+            snprintf(id, sizeof id, "u-%d", i);
+            cr_assert_eq(get_value(p, id), ref[p][i] ? ref[p][i] : -1, "project %u %s", p, id);
+        }
+    uint64_t problems = 1;
+    sdb__buf msgs = {0};
+    cr_assert_eq(sdb_store_check(s, collect, &msgs, &problems, NULL), SDB_OK);
+    cr_assert_eq(problems, 0, "%s", msgs.p);
+    sdb__buf_free(&msgs);
 }
 
 static int old_version_txn(sdb__txn *t, void *arg)
