@@ -401,18 +401,23 @@ bool sdb__row_prop_get(const sdb__row *r, const char *k, size_t klen, sdb__str *
  * other, which zstd finds only when they sit together.
  *
  *   key:   project u32 BE | last ref of the block u64 BE   (12 bytes)
- *   value: u8 version (1) | u8 codec: bit 0 zstd, bit 1 heads transposed
- *          | u16 n | u32 body_len | body, or a zstd frame of it
- *   body:  u64 first ref | u32 ref - first ref [n] | u32 end of record i [n]
- *          | the n records (the layout above), in ref order; transposed:
- *          the 53-byte heads of the records (version, masks, fixed part)
- *          byte by byte (byte 0 of every record, then byte 1...), then the
- *          rest of each record
+ *   value: u8 version (2) | u8 codec: bit 0 zstd, bit 1 refs consecutive
+ *          | u16 n | u32 body_len | u16 tw | u16 0 | body, or a zstd frame
+ *   body:  u64 first ref | u32 ref - first ref [n] (absent when the refs
+ *          are first, first + 1, ...) | u32 length of record i [n], byte
+ *          by byte (byte 0 of every length, then byte 1...) | the first tw
+ *          bytes of every record byte by byte, tw the shortest record's
+ *          length (at most TW_MAX) | the rest of each record, in ref order
  *
  * Transposed, the bytes that barely change from one record to the next
- * (the high bytes of times and refs, the ingest time, project, masks) form
- * long runs that zstd takes for almost nothing; record by record they are
- * short literals between the random bytes of ids and trace ids.
+ * (the high bytes of times and refs, the ingest time, project, masks, the
+ * packed trace id's length byte, a UUIDv4's version nibble) form long runs
+ * that zstd takes for almost nothing; record by record they are short
+ * literals between the random bytes of ids and trace ids. Version 1
+ * transposed only the 45-byte heads and kept u32 ref deltas and record
+ * ends as they are (counting sequences zstd cannot shrink): 55.4 bytes a
+ * record of 1M UUIDv4 scores (bench/gen --ids uuid4, `scoredb ingest`,
+ * `scoredb stats --db`), 47.9 now.
  *
  * Keyed by the last ref, a lookup of ref is one MDB_SET_RANGE: the first
  * block whose last ref is >= ref is the only one that can hold it. A write
@@ -476,8 +481,9 @@ static ZSTD_CCtx *cctx(void)
     return z ? z->c : NULL;
 }
 
-#define BLOCK_VERSION 1
-#define BLOCK_HEAD 8u
+#define BLOCK_VERSION 2
+#define BLOCK_HEAD 12u
+#define TW_MAX 1024u /* bytes of a record transposed at most: a GET gathers them */
 #define BLOCK_RAW (16u << 10) /* raw bytes of records per block, until a ratio is known */
 #define BLOCK_RAW_MAX (24u << 10) /* what a GET decompresses at most (~20 us) */
 #define LMDB_PAGE 4096u
@@ -485,17 +491,17 @@ static ZSTD_CCtx *cctx(void)
 #define BLOCK_MAX_ROWS 4096u
 #define ZLEVEL 1 /* ingest-bound: level 1 keeps ~350 MB/s on one core */
 
-#define ROW_HEAD (HEAD + FIXED) /* the bytes of a record transposed in a block */
 #define CODEC_ZSTD 1u
-#define CODEC_T 2u
+#define CODEC_CONSEC 2u
 
 typedef struct block {
-    uint32_t project, n;
+    uint32_t project, n, tw;
     uint64_t first, last;
-    sdb__buf raw; /* the body, owned */
-    sdb__buf rec; /* the last record put back together (transposed blocks) */
-    int transposed;
-    const uint8_t *deltas, *ends, *recs;
+    sdb__buf raw;  /* the body, owned */
+    sdb__buf rec;  /* the last record put back together */
+    sdb__buf meta; /* u32 deltas [n], u32 ends [n], decoded from the body */
+    const uint32_t *deltas, *ends;
+    const uint8_t *recs;
     size_t recs_len;
     int valid;
 } block;
@@ -522,6 +528,7 @@ void sdb__rows_txn_end(void *p)
     sdb__buf_free(&r->p_recs);
     sdb__buf_free(&r->cache.raw);
     sdb__buf_free(&r->cache.rec);
+    sdb__buf_free(&r->cache.meta);
     free(r);
 }
 
@@ -539,17 +546,21 @@ static void block_key(uint8_t *k, uint32_t project, uint64_t last)
 }
 
 /* Decode a block value into b (its body copied or decompressed into
- * b->raw). */
+ * b->raw, the ref deltas and record ends into b->meta). */
 static int block_decode(uint32_t project, const void *p, size_t len, block *b)
 {
     b->valid = 0;
     const uint8_t *v = p;
-    if (len < BLOCK_HEAD || v[0] != BLOCK_VERSION || v[1] > 3) return SDB_ECORRUPT;
-    uint16_t n;
+    if (len < BLOCK_HEAD || v[0] != BLOCK_VERSION || v[1] > 3 || v[10] || v[11])
+        return SDB_ECORRUPT;
+    uint16_t n, tw;
     uint32_t body_len;
     memcpy(&n, v + 2, 2);
     memcpy(&body_len, v + 4, 4);
-    if (n == 0 || body_len < 8 + 8ull * n) return SDB_ECORRUPT;
+    memcpy(&tw, v + 8, 2);
+    int consec = (v[1] & CODEC_CONSEC) != 0;
+    uint64_t fixed = 8 + (consec ? 4ull : 8ull) * n;
+    if (n == 0 || body_len < fixed || tw > TW_MAX) return SDB_ECORRUPT;
     b->raw.len = 0;
     if (sdb__buf_reserve(&b->raw, body_len)) return SDB_ENOMEM;
     if (!(v[1] & CODEC_ZSTD)) {
@@ -562,68 +573,56 @@ static int block_decode(uint32_t project, const void *p, size_t len, block *b)
         if (ZSTD_isError(got) || got != body_len) return SDB_ECORRUPT;
     }
     b->raw.len = body_len;
-    const uint8_t *q = (const uint8_t *)b->raw.p;
+    b->meta.len = 0;
+    if (sdb__buf_reserve(&b->meta, 8ull * n)) return SDB_ENOMEM;
+    uint32_t *deltas = (uint32_t *)(void *)b->meta.p, *ends = deltas + n;
+    const uint8_t *q = (const uint8_t *)b->raw.p, *lens;
     memcpy(&b->first, q, 8);
-    b->deltas = q + 8;
-    b->ends = b->deltas + 4ull * n;
-    b->recs = b->ends + 4ull * n;
-    b->recs_len = body_len - 8 - 8ull * n;
-    uint32_t prev_end = 0, prev_d = 0;
+    if (consec) {
+        for (uint32_t i = 0; i < n; i++) deltas[i] = i;
+        lens = q + 8;
+    } else {
+        memcpy(deltas, q + 8, 4ull * n);
+        lens = q + 8 + 4ull * n;
+    }
+    b->recs = lens + 4ull * n;
+    b->recs_len = body_len - fixed;
+    uint64_t end = 0;
     for (uint32_t i = 0; i < n; i++) { /* ascending refs, records inside */
-        uint32_t d, e;
-        memcpy(&d, b->deltas + 4ull * i, 4);
-        memcpy(&e, b->ends + 4ull * i, 4);
-        if ((i && d <= prev_d) || e < prev_end || e > b->recs_len) return SDB_ECORRUPT;
-        prev_d = d;
-        prev_end = e;
+        uint32_t l = (uint32_t)lens[i] | (uint32_t)lens[n + i] << 8 |
+                     (uint32_t)lens[2 * n + i] << 16 | (uint32_t)lens[3 * n + i] << 24;
+        if ((i && deltas[i] <= deltas[i - 1]) || l < tw || (end += l) > b->recs_len)
+            return SDB_ECORRUPT;
+        ends[i] = (uint32_t)end;
     }
-    if (prev_end != b->recs_len) return SDB_ECORRUPT;
-    b->transposed = (v[1] & CODEC_T) != 0;
-    if (b->transposed) { /* every record has its head */
-        uint32_t s = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            uint32_t e;
-            memcpy(&e, b->ends + 4ull * i, 4);
-            if (e - s < ROW_HEAD) return SDB_ECORRUPT;
-            s = e;
-        }
-    }
+    if (end != b->recs_len) return SDB_ECORRUPT;
+    b->deltas = deltas;
+    b->ends = ends;
+    b->tw = tw;
     b->n = n;
     b->project = project;
-    b->last = b->first + prev_d;
+    b->last = b->first + deltas[n - 1];
     b->valid = 1;
     return SDB_OK;
 }
 
-static uint32_t block_ref_at(const block *b, uint32_t i)
-{
-    uint32_t d;
-    memcpy(&d, b->deltas + 4ull * i, 4);
-    return d;
-}
+static uint32_t block_ref_at(const block *b, uint32_t i) { return b->deltas[i]; }
 
-/* Record i of b. In a transposed block it is put together in b->rec (so
- * it lasts until the next call): its head from the byte columns, its tail
- * from where the tails of the records before it end (each record's tail
- * is its length less the head). One record costs its own bytes, not the
- * block's: a GET by id reads one record of ~170. */
+/* Record i of b, put together in b->rec (so it lasts until the next
+ * call): its first tw bytes from the byte columns, the rest from where the
+ * rests of the records before it end (each is its length less tw). One
+ * record costs its own bytes, not the block's: a GET by id reads one
+ * record of ~100. */
 static int block_rec(block *b, uint32_t i, sdb__val *out)
 {
-    uint32_t s = 0, e;
-    if (i) memcpy(&s, b->ends + 4ull * (i - 1), 4);
-    memcpy(&e, b->ends + 4ull * i, 4);
-    if (!b->transposed) {
-        out->p = b->recs + s;
-        out->len = e - s;
-        return SDB_OK;
-    }
+    uint32_t s = i ? b->ends[i - 1] : 0, e = b->ends[i], tw = b->tw;
     b->rec.len = 0;
     if (sdb__buf_reserve(&b->rec, e - s)) return SDB_ENOMEM;
     uint8_t *o = (uint8_t *)b->rec.p;
-    const uint8_t *heads = b->recs;
-    for (uint32_t j = 0; j < ROW_HEAD; j++) o[j] = heads[(size_t)j * b->n + i];
-    const uint8_t *tail = b->recs + (size_t)ROW_HEAD * b->n + (s - (size_t)ROW_HEAD * i);
-    memcpy(o + ROW_HEAD, tail, e - s - ROW_HEAD);
+    const uint8_t *cols = b->recs;
+    for (uint32_t j = 0; j < tw; j++) o[j] = cols[(size_t)j * b->n + i];
+    const uint8_t *rest = b->recs + (size_t)tw * b->n + (s - (size_t)tw * i);
+    memcpy(o + tw, rest, e - s - tw);
     b->rec.len = e - s;
     out->p = b->rec.p;
     out->len = e - s;
@@ -767,37 +766,40 @@ static pthread_once_t zq_once = PTHREAD_ONCE_INIT;
 static int zq_running; /* the compressor thread started (set once, before any job) */
 
 /* The block value of rows refs[0..n) (ascending) into *out: the body of
- * docs/storage.md, heads transposed, one zstd frame (level ZLEVEL) unless
- * that does not shrink it. Runs on either thread (contexts are per thread). */
+ * docs/storage.md, one zstd frame (level ZLEVEL) unless that does not
+ * shrink it. Runs on either thread (contexts are per thread). */
 static int block_encode(const uint64_t *refs, const uint32_t *ends, const void *recs,
                         uint32_t n, sdb__buf *out)
 {
-    size_t recs_len = ends[n - 1], body_len = 8 + 8ull * n + recs_len;
+    size_t recs_len = ends[n - 1];
+    int consec = refs[n - 1] - refs[0] == n - 1;
+    size_t body_len = 8 + (consec ? 4ull : 8ull) * n + recs_len;
     sdb__buf body = {0};
     int rc = SDB_ENOMEM;
     if (sdb__buf_reserve(&body, body_len)) goto done;
-    uint8_t *q = (uint8_t *)body.p;
+    uint8_t *q = (uint8_t *)body.p, *lens;
     memcpy(q, &refs[0], 8);
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t d = (uint32_t)(refs[i] - refs[0]);
-        memcpy(q + 8 + 4ull * i, &d, 4);
-    }
-    memcpy(q + 8 + 4ull * n, ends, 4ull * n);
-    /* Heads transposed when every record has one (a record always does). */
-    int tr = 1;
-    for (uint32_t i = 0, s = 0; i < n; s = ends[i++])
-        if (ends[i] - s < ROW_HEAD) tr = 0;
-    uint8_t *dst = q + 8 + 8ull * n;
-    if (tr) {
-        const uint8_t *src = recs;
-        uint8_t *tail = dst + (size_t)ROW_HEAD * n;
-        for (uint32_t i = 0, s = 0; i < n; s = ends[i++]) {
-            for (uint32_t j = 0; j < ROW_HEAD; j++) dst[(size_t)j * n + i] = src[s + j];
-            memcpy(tail, src + s + ROW_HEAD, ends[i] - s - ROW_HEAD);
-            tail += ends[i] - s - ROW_HEAD;
-        }
+    if (consec) {
+        lens = q + 8;
     } else {
-        memcpy(dst, recs, recs_len);
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t d = (uint32_t)(refs[i] - refs[0]);
+            memcpy(q + 8 + 4ull * i, &d, 4);
+        }
+        lens = q + 8 + 4ull * n;
+    }
+    uint32_t tw = TW_MAX;
+    for (uint32_t i = 0, s = 0; i < n; s = ends[i++]) {
+        uint32_t l = ends[i] - s;
+        for (int j = 0; j < 4; j++) lens[(size_t)j * n + i] = (uint8_t)(l >> 8 * j);
+        if (l < tw) tw = l;
+    }
+    uint8_t *dst = lens + 4ull * n, *rest = dst + (size_t)tw * n;
+    const uint8_t *src = recs;
+    for (uint32_t i = 0, s = 0; i < n; s = ends[i++]) {
+        for (uint32_t j = 0; j < tw; j++) dst[(size_t)j * n + i] = src[s + j];
+        memcpy(rest, src + s + tw, ends[i] - s - tw);
+        rest += ends[i] - s - tw;
     }
     size_t bound = ZSTD_compressBound(body_len);
     out->len = 0;
@@ -806,18 +808,20 @@ static int block_encode(const uint64_t *refs, const uint32_t *ends, const void *
     if (!c) goto done;
     uint8_t *o = (uint8_t *)out->p;
     size_t z = ZSTD_compressCCtx(c, o + BLOCK_HEAD, bound, q, body_len, ZLEVEL);
-    uint16_t n16 = (uint16_t)n;
+    uint16_t n16 = (uint16_t)n, tw16 = (uint16_t)tw;
     uint32_t bl = (uint32_t)body_len;
     o[0] = BLOCK_VERSION;
+    o[1] = (uint8_t)(consec ? CODEC_CONSEC : 0);
     if (ZSTD_isError(z) || z >= body_len) { /* incompressible: kept raw */
-        o[1] = (uint8_t)(tr ? CODEC_T : 0);
         memcpy(o + BLOCK_HEAD, q, body_len);
         z = body_len;
     } else {
-        o[1] = (uint8_t)(CODEC_ZSTD | (tr ? CODEC_T : 0));
+        o[1] |= CODEC_ZSTD;
     }
     memcpy(o + 2, &n16, 2);
     memcpy(o + 4, &bl, 4);
+    memcpy(o + 8, &tw16, 2);
+    o[10] = o[11] = 0;
     out->len = BLOCK_HEAD + z;
     rc = SDB_OK;
 done:
@@ -1198,6 +1202,7 @@ int sdb__rows_purge(sdb__txn *t, uint32_t max_blocks, int *out_left)
     r->gone_known = 0;
     sdb__buf_free(&b.raw);
     sdb__buf_free(&b.rec);
+    sdb__buf_free(&b.meta);
     sdb__buf_free(&drop);
     return rc;
 }
@@ -1333,6 +1338,7 @@ void sdb__rows_close(sdb__rowit *it)
     sdb__cur_close(it->gone);
     sdb__buf_free(&it->b.raw);
     sdb__buf_free(&it->b.rec);
+    sdb__buf_free(&it->b.meta);
     free(it);
 }
 

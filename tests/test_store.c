@@ -506,11 +506,13 @@ Test(store, the_map_never_grows_past_the_free_disk_and_a_refused_batch_leaves_no
     cr_assert_eq(sdb_store_health(s, msg, sizeof msg), SDB_OK);
     cr_assert_str_eq(msg, "");
 
-    /* The disk has 64 KiB left: 20,000 rows need megabytes. Before, the
-     * map doubled regardless (and on a real full disk ENOSPC was taken
-     * for a full map and doubled it until mmap failed). */
+    /* The disk has 64 KiB left: 60,000 rows need more (20,000 of these
+     * regular rows fit in 64 KiB since row blocks keep record lengths
+     * and consecutive refs transposed). Before, the map doubled
+     * regardless (and on a real full disk ENOSPC was taken for a full map
+     * and doubled it until mmap failed). */
     sdb__test_free_bytes = 64 << 10;
-    b = rows_batch(20000, "big", 0);
+    b = rows_batch(60000, "big", 0);
     cr_assert_eq(sdb_store_ingest(s, 0, b, T0), SDB_ENOSPC);
     cr_assert_str_eq(sdb_strerror(SDB_ENOSPC), "no space left on device");
     cr_assert_eq(sdb_store_health(s, msg, sizeof msg), SDB_ENOSPC);
@@ -525,7 +527,7 @@ Test(store, the_map_never_grows_past_the_free_disk_and_a_refused_batch_leaves_no
     cr_assert_eq(sdb_store_ingest(s, 0, b, T0), SDB_OK);
     sdb_batch_free(b);
     cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
-    cr_assert_eq(q1(0, "{}", "count"), 20100);
+    cr_assert_eq(q1(0, "{}", "count"), 60100);
 }
 
 static int collect(void *ctx, const char *msg)
@@ -860,11 +862,14 @@ Test(store, a_writer_keeps_the_maps_resident_pages_bounded)
             int id = k * 5000 + i;
             snprintf(json, sizeof json,
                      "{\"id\":\"%08x-%04x-4%03x-8%03x-%012x\",\"name\":\"n%d\",\"value\":%d,"
-                     "\"trace_id\":\"%016llx%016llx\",\"timestamp\":%lld,\"comment\":\"%016llx\"}",
+                     "\"trace_id\":\"%016llx%016llx\",\"timestamp\":%lld,"
+                     "\"comment\":\"%016llx%016llx%016llx\"}",
                      (unsigned)(id * 2654435761u), id & 0xffff, id & 0xfff, (id >> 3) & 0xfff, id,
                      id % 7, id % 100, (unsigned long long)id * 0x9e3779b97f4a7c15ull,
                      (unsigned long long)id * 0xc2b2ae3d27d4eb4full, (long long)(T0 + id * 1000ll),
-                     (unsigned long long)id * 0xff51afd7ed558ccdull);
+                     (unsigned long long)id * 0xff51afd7ed558ccdull,
+                     (unsigned long long)id * 0xd6e8feb86659fd93ull,
+                     (unsigned long long)id * 0xa0761d6478bd642full);
             cr_assert_eq(sdb_batch_add_json(b, json, strlen(json), err, sizeof err), SDB_OK, "%s",
                          err);
         }
@@ -1288,8 +1293,8 @@ static uint8_t rb_live[RB_N + 1];
 static void rb_rec(uint64_t ref, uint8_t *buf, size_t *len)
 {
     /* A valid-looking record is not needed here: the block layer moves
-     * bytes. 53 bytes or more so that the heads are transposed, some
-     * shorter so that a block also falls back to plain records. */
+     * bytes. Lengths vary, some records of 20 bytes, so that the
+     * transposed width (the shortest record of the block) varies. */
     *len = ref % 97 == 0 ? 20 : 60 + ref % 150;
     for (size_t i = 0; i < *len; i++) buf[i] = (uint8_t)(ref * 31 + i * (ref % 7));
 }
@@ -1404,6 +1409,69 @@ Test(store, row_blocks_keep_every_record_through_deletes_purges_and_both_directi
     long live = 0;
     for (int i = 1; i <= RB_N; i++) live += rb_live[i];
     cr_assert_eq(db_entries("rows"), live, "the purged blocks hold the live rows only");
+}
+
+/* Block values planted raw (codec 0, docs/storage.md: version 2, n = 2,
+ * refs 7 and 8 consecutive, lengths transposed, then tw bytes of each
+ * record transposed and the rests): a good one reads back, and each
+ * damaged length, width or size is SDB_ECORRUPT, never a read outside. */
+typedef struct plant_ctx {
+    uint32_t len0, len1;
+    uint16_t tw;
+    uint32_t body_extra;
+} plant_ctx;
+
+static int plant_block(sdb__txn *t, void *arg)
+{
+    const plant_ctx *pc = arg;
+    uint8_t v[256] = {0}, k[12] = {0};
+    uint16_t n = 2;
+    uint32_t recs = 30 + 31, body = 8 + 4 * 2 + recs + pc->body_extra;
+    uint64_t first = 7;
+    v[0] = 2;
+    v[1] = 2; /* refs consecutive, not compressed */
+    memcpy(v + 2, &n, 2);
+    memcpy(v + 4, &body, 4);
+    memcpy(v + 8, &pc->tw, 2);
+    uint8_t *q = v + 12;
+    memcpy(q, &first, 8);
+    for (int j = 0; j < 4; j++) {
+        q[8 + j * 2] = (uint8_t)(pc->len0 >> 8 * j);
+        q[8 + j * 2 + 1] = (uint8_t)(pc->len1 >> 8 * j);
+    }
+    for (uint32_t i = 0; i < recs; i++) q[16 + i] = (uint8_t)i;
+    k[11] = 8; /* project 0, last ref 8 */
+    return sdb__put(t, SDB__DB_ROWS, k, sizeof k, v, 12 + body, 0);
+}
+
+static int get_ref(sdb__txn *t, void *arg)
+{
+    sdb__val v;
+    int rc = sdb__row_get(t, 0, *(uint64_t *)arg, &v);
+    if (rc == SDB_OK) *(uint64_t *)arg = v.len;
+    return rc;
+}
+
+Test(store, a_row_block_with_damaged_lengths_is_corrupt_not_read_past)
+{
+    const plant_ctx good = {30, 31, 30, 0};
+    cr_assert_eq(sdb__write(s, plant_block, (void *)&good), SDB_OK);
+    uint64_t ref = 8;
+    cr_assert_eq(sdb__write(s, get_ref, &ref), SDB_OK);
+    cr_assert_eq(ref, 31, "record 8 is 31 bytes");
+    const plant_ctx bad[] = {
+        {30, 32, 30, 0},        /* the lengths pass the records */
+        {30, 30, 30, 0},        /* they fall short of them */
+        {20, 41, 30, 0},        /* a record shorter than the transposed width */
+        {30, 31, 1025, 0},      /* a width past the most a GET gathers */
+        {0xFFFFFFF0u, 61 + 16, 0, 0}, /* lengths that wrap */
+        {30, 31, 30, 4},        /* a body longer than its parts */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cr_assert_eq(sdb__write(s, plant_block, (void *)&bad[i]), SDB_OK);
+        ref = 7;
+        cr_assert_eq(sdb__write(s, get_ref, &ref), SDB_ECORRUPT, "case %zu", i);
+    }
 }
 
 /* A `gone` mark without its record's block and a `dead` bitmap without
