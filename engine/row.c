@@ -401,13 +401,17 @@ bool sdb__row_prop_get(const sdb__row *r, const char *k, size_t klen, sdb__str *
  * other, which zstd finds only when they sit together.
  *
  *   key:   project u32 BE | last ref of the block u64 BE   (12 bytes)
- *   value: u8 version (2) | u8 codec: bit 0 zstd, bit 1 refs consecutive
- *          | u16 n | u32 body_len | u16 tw | u16 0 | body, or a zstd frame
+ *   value: u8 version (2) | u8 codec: bit 0 zstd, bit 1 refs consecutive,
+ *          bit 2 refs implied | u16 n | u32 body_len | u16 tw | u16 0 | body,
+ *          or a zstd frame of it
  *   body:  u64 first ref | u32 ref - first ref [n] (absent when the refs
  *          are first, first + 1, ...) | u32 length of record i [n], byte
  *          by byte (byte 0 of every length, then byte 1...) | the first tw
  *          bytes of every record byte by byte, tw the shortest record's
- *          length (at most TW_MAX) | the rest of each record, in ref order
+ *          length (at most TW_MAX) | the rest of each record, in ref order;
+ *          refs implied: every record keeps its own ref at REF_AT (as
+ *          sdb__row_encode writes it), and those 8 columns are left out
+ *          (put back from the block's refs: 1 byte a record less)
  *
  * Transposed, the bytes that barely change from one record to the next
  * (the high bytes of times and refs, the ingest time, project, masks, the
@@ -493,9 +497,12 @@ static ZSTD_CCtx *cctx(void)
 
 #define CODEC_ZSTD 1u
 #define CODEC_CONSEC 2u
+#define CODEC_REFS 4u
+#define REF_AT (HEAD + 24u) /* a record's ref: after ts, ingested and value */
 
 typedef struct block {
     uint32_t project, n, tw;
+    int refs; /* the ref columns are left out (CODEC_REFS) */
     uint64_t first, last;
     sdb__buf raw;  /* the body, owned */
     sdb__buf rec;  /* the last record put back together */
@@ -551,7 +558,7 @@ static int block_decode(uint32_t project, const void *p, size_t len, block *b)
 {
     b->valid = 0;
     const uint8_t *v = p;
-    if (len < BLOCK_HEAD || v[0] != BLOCK_VERSION || v[1] > 3 || v[10] || v[11])
+    if (len < BLOCK_HEAD || v[0] != BLOCK_VERSION || v[1] > 7 || v[10] || v[11])
         return SDB_ECORRUPT;
     uint16_t n, tw;
     uint32_t body_len;
@@ -560,7 +567,9 @@ static int block_decode(uint32_t project, const void *p, size_t len, block *b)
     memcpy(&tw, v + 8, 2);
     int consec = (v[1] & CODEC_CONSEC) != 0;
     uint64_t fixed = 8 + (consec ? 4ull : 8ull) * n;
-    if (n == 0 || body_len < fixed || tw > TW_MAX) return SDB_ECORRUPT;
+    b->refs = (v[1] & CODEC_REFS) != 0;
+    if (n == 0 || body_len < fixed || tw > TW_MAX || (b->refs && tw < REF_AT + 8))
+        return SDB_ECORRUPT;
     b->raw.len = 0;
     if (sdb__buf_reserve(&b->raw, body_len)) return SDB_ENOMEM;
     if (!(v[1] & CODEC_ZSTD)) {
@@ -587,6 +596,7 @@ static int block_decode(uint32_t project, const void *p, size_t len, block *b)
     }
     b->recs = lens + 4ull * n;
     b->recs_len = body_len - fixed;
+    if (b->refs) b->recs_len += 8ull * n; /* the lengths count the refs left out */
     uint64_t end = 0;
     for (uint32_t i = 0; i < n; i++) { /* ascending refs, records inside */
         uint32_t l = (uint32_t)lens[i] | (uint32_t)lens[n + i] << 8 |
@@ -596,6 +606,7 @@ static int block_decode(uint32_t project, const void *p, size_t len, block *b)
         ends[i] = (uint32_t)end;
     }
     if (end != b->recs_len) return SDB_ECORRUPT;
+    if (b->refs) b->recs_len -= 8ull * n;
     b->deltas = deltas;
     b->ends = ends;
     b->tw = tw;
@@ -620,8 +631,17 @@ static int block_rec(block *b, uint32_t i, sdb__val *out)
     if (sdb__buf_reserve(&b->rec, e - s)) return SDB_ENOMEM;
     uint8_t *o = (uint8_t *)b->rec.p;
     const uint8_t *cols = b->recs;
-    for (uint32_t j = 0; j < tw; j++) o[j] = cols[(size_t)j * b->n + i];
-    const uint8_t *rest = b->recs + (size_t)tw * b->n + (s - (size_t)tw * i);
+    uint32_t tc = tw; /* columns kept */
+    if (b->refs) {
+        uint64_t ref = b->first + b->deltas[i];
+        for (uint32_t j = 0; j < REF_AT; j++) o[j] = cols[(size_t)j * b->n + i];
+        memcpy(o + REF_AT, &ref, 8);
+        for (uint32_t j = REF_AT + 8; j < tw; j++) o[j] = cols[(size_t)(j - 8) * b->n + i];
+        tc = tw - 8;
+    } else {
+        for (uint32_t j = 0; j < tw; j++) o[j] = cols[(size_t)j * b->n + i];
+    }
+    const uint8_t *rest = b->recs + (size_t)tc * b->n + (s - (size_t)tw * i);
     memcpy(o + tw, rest, e - s - tw);
     b->rec.len = e - s;
     out->p = b->rec.p;
@@ -794,10 +814,18 @@ static int block_encode(const uint64_t *refs, const uint32_t *ends, const void *
         for (int j = 0; j < 4; j++) lens[(size_t)j * n + i] = (uint8_t)(l >> 8 * j);
         if (l < tw) tw = l;
     }
-    uint8_t *dst = lens + 4ull * n, *rest = dst + (size_t)tw * n;
     const uint8_t *src = recs;
+    int implied = tw >= REF_AT + 8;
+    for (uint32_t i = 0, s = 0; i < n && implied; s = ends[i++])
+        implied = memcmp(src + s + REF_AT, &refs[i], 8) == 0;
+    if (implied) body_len -= 8ull * n;
+    uint32_t tc = implied ? tw - 8 : tw; /* columns kept */
+    uint8_t *dst = lens + 4ull * n, *rest = dst + (size_t)tc * n;
     for (uint32_t i = 0, s = 0; i < n; s = ends[i++]) {
-        for (uint32_t j = 0; j < tw; j++) dst[(size_t)j * n + i] = src[s + j];
+        for (uint32_t j = 0, c = 0; j < tw; j++) {
+            if (implied && j >= REF_AT && j < REF_AT + 8) continue;
+            dst[(size_t)c++ * n + i] = src[s + j];
+        }
         memcpy(rest, src + s + tw, ends[i] - s - tw);
         rest += ends[i] - s - tw;
     }
@@ -811,7 +839,7 @@ static int block_encode(const uint64_t *refs, const uint32_t *ends, const void *
     uint16_t n16 = (uint16_t)n, tw16 = (uint16_t)tw;
     uint32_t bl = (uint32_t)body_len;
     o[0] = BLOCK_VERSION;
-    o[1] = (uint8_t)(consec ? CODEC_CONSEC : 0);
+    o[1] = (uint8_t)((consec ? CODEC_CONSEC : 0) | (implied ? CODEC_REFS : 0));
     if (ZSTD_isError(z) || z >= body_len) { /* incompressible: kept raw */
         memcpy(o + BLOCK_HEAD, q, body_len);
         z = body_len;

@@ -33,6 +33,7 @@ C cases". Servers listen on 127.0.0.1 with an ephemeral port only.
 """
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -422,10 +423,16 @@ def map_cannot_grow(tmp):
     try:
         # 64 MiB, the first map, holds ~1.2M of these (~640k before row
         # blocks were sized to whole pages and segments encoded); bounded
-        # at 3M.
+        # at 3M. Each carries a comment of 24 random bytes in hex, as
+        # content that no compression takes away: without it, row blocks of
+        # format 5 (lengths and refs transposed) fit 3M of these regular
+        # scores in 64 MiB.
+        rnd = random.Random(20261201)
         for b in range(300):
             batch = json.dumps([{"name": "big", "value": i % 100, "trace_id": "t%d" % i,
-                                 "timestamp": T0 + (b * 10000 + i) * 10} for i in range(10000)])
+                                 "timestamp": T0 + (b * 10000 + i) * 10,
+                                 "comment": "%048x" % rnd.getrandbits(192)}
+                                for i in range(10000)])
             st, body = ct.request(port, "POST", "/v1/scores", batch)
             if st != 200:
                 refused = (st, body)

@@ -1426,10 +1426,10 @@ static int plant_block(sdb__txn *t, void *arg)
     const plant_ctx *pc = arg;
     uint8_t v[256] = {0}, k[12] = {0};
     uint16_t n = 2;
-    uint32_t recs = 30 + 31, body = 8 + 4 * 2 + recs + pc->body_extra;
+    uint32_t recs = 30 + 31, body = 8 + 4 * 2 + recs + (pc->body_extra & 0xF);
     uint64_t first = 7;
     v[0] = 2;
-    v[1] = 2; /* refs consecutive, not compressed */
+    v[1] = pc->body_extra == 0xFF ? 6 : 2; /* refs consecutive (and implied), not compressed */
     memcpy(v + 2, &n, 2);
     memcpy(v + 4, &body, 4);
     memcpy(v + 8, &pc->tw, 2);
@@ -1466,6 +1466,7 @@ Test(store, a_row_block_with_damaged_lengths_is_corrupt_not_read_past)
         {30, 31, 1025, 0},      /* a width past the most a GET gathers */
         {0xFFFFFFF0u, 61 + 16, 0, 0}, /* lengths that wrap */
         {30, 31, 30, 4},        /* a body longer than its parts */
+        {30, 31, 30, 0xFF},     /* refs implied (codec bit 2) with a width short of them */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cr_assert_eq(sdb__write(s, plant_block, (void *)&bad[i]), SDB_OK);
