@@ -7,9 +7,10 @@
  * the index is a log-structured merge of sorted runs instead, written
  * sequentially (docs/storage.md draws the format):
  *
- * - An entry is 8 bytes: 32 bits of a 64-bit hash of (project, id) (the
- *   32 below the shard's 4) and the row ref as an offset from the run's
- *   smallest; the run's header names its one project. A run whose entries
+ * - An entry is 5 to 8 bytes: 32 bits of a 64-bit hash of (project, id)
+ *   (the 32 below the shard's 4) and the row ref as an offset from the
+ *   run's smallest, in the bytes the run's span needs; the run's header
+ *   names its one project. A run whose entries
  *   span projects or 2^32 refs keeps 12-byte entries (the 32 bits, ref
  *   with the project packed above it). The id string itself is not kept:
  *   the row record keeps it, and every hit is checked against the row (a
@@ -59,15 +60,15 @@ typedef struct entry {
 static inline uint64_t key_of(uint64_t h) { return h >> KEEP_SHIFT; }
 
 /* Run value: header, u32 off[k + 1], entries of `width` bytes from offset
- * ent_off: 8 (u32 hash bits, u32 ref - ref_base; all of `project`) or 12
- * (u32 hash bits, u64 ref | project << 44). */
+ * ent_off: 5..8 (u32 hash bits, ref - ref_base in width - 4 bytes; all of
+ * `project`) or 12 (u32 hash bits, u64 ref | project << 44). */
 typedef struct run_hdr {
     uint32_t magic, n, k, ent_off;
     uint32_t width, project;
     uint64_t ref_base;
 } run_hdr;
 _Static_assert(sizeof(run_hdr) == 32, "id run header is 32 bytes");
-#define W_NARROW 8u
+#define W_NARROW 8u /* the widest narrow entry: 4 + 1..4 bytes of ref offset */
 #define W_WIDE 12u
 
 typedef struct run_view {
@@ -152,10 +153,10 @@ static int run_open(const void *p, size_t len, uint64_t no, unsigned shard, run_
     if (len < sizeof(run_hdr)) return SDB_ECORRUPT;
     memcpy(&out->h, p, sizeof out->h);
     const run_hdr *h = &out->h;
-    if (h->magic != RUN_MAGIC || h->k == 0 || (h->width != W_NARROW && h->width != W_WIDE) ||
+    if (h->magic != RUN_MAGIC || h->k == 0 || h->width < 5 || (h->width > W_NARROW && h->width != W_WIDE) ||
         h->ent_off != ((sizeof(run_hdr) + 4ull * (h->k + 1) + 7) & ~7ull) ||
         len != h->ent_off + (uint64_t)h->width * h->n ||
-        (h->width == W_NARROW && (h->project >> (64 - REF_BITS) || h->ref_base >> REF_BITS)))
+        (h->width != W_WIDE && (h->project >> (64 - REF_BITS) || h->ref_base >> REF_BITS)))
         return SDB_ECORRUPT;
     out->p = p;
     out->no = no;
@@ -181,7 +182,8 @@ static inline void run_entry(const run_view *r, uint32_t i, entry *out)
     if (r->h.width == W_WIDE) {
         memcpy(&out->pr, q + 4, 8);
     } else {
-        memcpy(&d, q + 4, 4);
+        d = 0;
+        memcpy(&d, q + 4, r->h.width - 4); /* little-endian, as put_run wrote it */
         out->pr = ((r->h.ref_base + d) & ((1ull << REF_BITS) - 1)) |
                   (uint64_t)r->h.project << REF_BITS;
     }
@@ -502,7 +504,9 @@ static int cmp_entry(const void *a, const void *b)
 }
 
 /* Write sorted entries e[0..n) as run `no` of `shard`: narrow when they
- * share a project and their refs span less than 2^32. */
+ * share a project and their refs span less than 2^32, with as many bytes
+ * of ref offset as the span needs (a batch's run: 2; the largest runs at
+ * 10M scores: 3). */
 static int put_run(sdb__txn *t, unsigned shard, uint64_t no, const entry *e, uint32_t n)
 {
     uint32_t k = n / BUCKET_ENTRIES ? n / BUCKET_ENTRIES : 1;
@@ -518,6 +522,9 @@ static int put_run(sdb__txn *t, unsigned shard, uint64_t no, const entry *e, uin
     if (n == 0) h.ref_base = 0;
     if (n && ref_max - h.ref_base > UINT32_MAX) h.width = W_WIDE;
     if (h.width == W_WIDE) h.project = 0, h.ref_base = 0;
+    else
+        for (uint64_t span = ref_max - h.ref_base; h.width > 5 && span >> 8 * (h.width - 5) == 0;)
+            h.width--;
     size_t len = h.ent_off + (size_t)h.width * n;
     uint8_t key[RUN_KEY_LEN];
     run_key(key, shard, no);
@@ -549,7 +556,7 @@ static int put_run(sdb__txn *t, unsigned shard, uint64_t no, const entry *e, uin
             memcpy(q + 4, &e[i].pr, 8);
         } else {
             uint32_t d = (uint32_t)(pr_ref(e[i].pr) - h.ref_base);
-            memcpy(q + 4, &d, 4);
+            memcpy(q + 4, &d, h.width - 4);
         }
     }
     return SDB_OK;
