@@ -220,6 +220,11 @@ int sdb__put(sdb__txn *t, int db, const void *k, size_t klen, const void *v,
  * write in this txn. */
 int sdb__reserve(sdb__txn *t, int db, const void *k, size_t klen, size_t vlen,
                  void **out);
+/* sdb__reserve, appended when k sorts after every key of db (MDB_APPEND:
+ * the last page is not split in half, so keys written in order fill their
+ * pages), else an ordinary reserve. */
+int sdb__reserve_append(sdb__txn *t, int db, const void *k, size_t klen, size_t vlen,
+                        void **out);
 int sdb__del(sdb__txn *t, int db, const void *k, size_t klen);
 uint64_t sdb__count(sdb__txn *t, int db);
 int sdb__clear(sdb__txn *t, int db); /* delete every entry */

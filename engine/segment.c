@@ -728,12 +728,12 @@ static int put_chunk(sdb__txn *t, uint32_t project, uint32_t name, int64_t bucke
     sdb__seg_fmt f;
     size_t len = sdb__seg_plan(rows, n, &f);
     void *dst;
-    if ((rc = sdb__reserve(t, SDB__DB_SEGMENTS, k, sizeof k, len, &dst))) return rc;
+    if ((rc = sdb__reserve_append(t, SDB__DB_SEGMENTS, k, sizeof k, len, &dst))) return rc;
     if ((rc = sdb__seg_build(rows, n, &f, dst))) return rc;
     sdb__buf pa = {0};
     rc = build_preagg(rows, n, &pa);
     if (rc == SDB_OK && pa.len)
-        rc = sdb__put(t, SDB__DB_PREAGG, k, sizeof k, pa.p, pa.len, 0);
+        rc = sdb__put(t, SDB__DB_PREAGG, k, sizeof k, pa.p, pa.len, 1);
     else if (rc == SDB_OK && (rc = sdb__del(t, SDB__DB_PREAGG, k, sizeof k)) == SDB_ENOTFOUND)
         rc = SDB_OK;
     sdb__buf_free(&pa);

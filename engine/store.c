@@ -958,6 +958,20 @@ int sdb__reserve(sdb__txn *t, int db, const void *k, size_t klen, size_t vlen, v
     return SDB_OK;
 }
 
+int sdb__reserve_append(sdb__txn *t, int db, const void *k, size_t klen, size_t vlen,
+                        void **out)
+{
+    MDB_val key = {klen, (void *)k}, val = {vlen, NULL};
+    int rc = mdb_put(t->txn, dbi(t, db), &key, &val, MDB_RESERVE | MDB_APPEND);
+    if (rc == MDB_KEYEXIST) {
+        val = (MDB_val){vlen, NULL};
+        rc = mdb_put(t->txn, dbi(t, db), &key, &val, MDB_RESERVE);
+    }
+    if (rc) return from_mdb(rc);
+    *out = val.mv_data;
+    return SDB_OK;
+}
+
 int sdb__del(sdb__txn *t, int db, const void *k, size_t klen)
 {
     MDB_val key = {klen, (void *)k};
