@@ -7,10 +7,11 @@
  * the index is a log-structured merge of sorted runs instead, written
  * sequentially (docs/storage.md draws the format):
  *
- * - An entry is 5 to 8 bytes: 32 bits of a 64-bit hash of (project, id)
- *   (the 32 below the shard's 4) and the row ref as an offset from the
- *   run's smallest, in the bytes the run's span needs; the run's header
- *   names its one project. A run whose entries
+ * - An entry is 2 to 8 bytes: 32 bits of a 64-bit hash of (project, id)
+ *   (the 32 below the shard's 4) less the top log2(k) that its bucket
+ *   implies, and the row ref as an offset from the run's smallest, in the
+ *   bytes the run's span needs (5 bytes in a run of 600k ids of a 10M
+ *   store); the run's header names its one project. A run whose entries
  *   span projects or 2^32 refs keeps 12-byte entries (the 32 bits, ref
  *   with the project packed above it). The id string itself is not kept:
  *   the row record keeps it, and every hit is checked against the row (a
@@ -60,23 +61,38 @@ typedef struct entry {
 static inline uint64_t key_of(uint64_t h) { return h >> KEEP_SHIFT; }
 
 /* Run value: header, u32 off[k + 1], entries of `width` bytes from offset
- * ent_off: 5..8 (u32 hash bits, ref - ref_base in width - 4 bytes; all of
- * `project`) or 12 (u32 hash bits, u64 ref | project << 44). */
+ * ent_off, then 4 bytes of 0 (so that any field is read by one 4-byte
+ * load). k is a power of two, 2^kb, so an entry's bucket is the top kb of
+ * its 32 hash bits and the entry keeps the other 32 - kb (the residue) in
+ * hbw bytes. Narrow (one project): the residue, then ref - ref_base in
+ * width - hbw bytes (1..4). Wide: 4 bytes of residue (hbw 4), u64 ref |
+ * project << 44. */
 typedef struct run_hdr {
     uint32_t magic, n, k, ent_off;
-    uint32_t width, project;
+    uint16_t width, hbw;
+    uint32_t project;
     uint64_t ref_base;
 } run_hdr;
 _Static_assert(sizeof(run_hdr) == 32, "id run header is 32 bytes");
-#define W_NARROW 8u /* the widest narrow entry: 4 + 1..4 bytes of ref offset */
 #define W_WIDE 12u
+#define RUN_PAD 4u
 
 typedef struct run_view {
     const uint8_t *p;
     run_hdr h;
     uint64_t no; /* run number */
     unsigned shard;
+    unsigned rb;   /* residue bits, 32 - kb */
+    uint32_t mask; /* the residue's bits */
 } run_view;
+
+/* log2 of k, a power of two. */
+static inline unsigned log2_k(uint32_t k)
+{
+    unsigned b = 0;
+    while (k > 1) k >>= 1, b++;
+    return b;
+}
 
 struct sdb__idx {
     entry *e;      /* entries added in this txn, in order */
@@ -95,7 +111,7 @@ static inline unsigned shard_of(uint64_t h) { return (unsigned)(h >> (64 - SHARD
 static inline uint32_t bucket_bits(uint64_t h) { return (uint32_t)(h >> (64 - SHARD_BITS - 32)); }
 static inline uint32_t bucket_of(uint64_t h, uint32_t k)
 {
-    return (uint32_t)(((uint64_t)bucket_bits(h) * k) >> 32);
+    return (uint32_t)(((uint64_t)bucket_bits(h) * k) >> 32); /* k = 2^kb: the top kb bits */
 }
 static inline uint64_t pr_ref(uint64_t pr) { return pr & ((1ull << REF_BITS) - 1); }
 static inline uint32_t pr_project(uint64_t pr) { return (uint32_t)(pr >> REF_BITS); }
@@ -153,10 +169,16 @@ static int run_open(const void *p, size_t len, uint64_t no, unsigned shard, run_
     if (len < sizeof(run_hdr)) return SDB_ECORRUPT;
     memcpy(&out->h, p, sizeof out->h);
     const run_hdr *h = &out->h;
-    if (h->magic != RUN_MAGIC || h->k == 0 || h->width < 5 || (h->width > W_NARROW && h->width != W_WIDE) ||
+    if (h->magic != RUN_MAGIC || h->k == 0 || (h->k & (h->k - 1)) ||
         h->ent_off != ((sizeof(run_hdr) + 4ull * (h->k + 1) + 7) & ~7ull) ||
-        len != h->ent_off + (uint64_t)h->width * h->n ||
-        (h->width != W_WIDE && (h->project >> (64 - REF_BITS) || h->ref_base >> REF_BITS)))
+        len != h->ent_off + (uint64_t)h->width * h->n + RUN_PAD)
+        return SDB_ECORRUPT;
+    out->rb = 32 - log2_k(h->k);
+    out->mask = out->rb == 32 ? UINT32_MAX : (1u << out->rb) - 1;
+    unsigned need = (out->rb + 7) / 8;
+    if (h->width == W_WIDE ? h->hbw != 4
+                           : h->hbw != need || h->width < h->hbw + 1u || h->width > h->hbw + 4u ||
+                                 h->project >> (64 - REF_BITS) || h->ref_base >> REF_BITS)
         return SDB_ECORRUPT;
     out->p = p;
     out->no = no;
@@ -164,29 +186,52 @@ static int run_open(const void *p, size_t len, uint64_t no, unsigned shard, run_
     return SDB_OK;
 }
 
-/* The kept hash bits of entry i. */
-static inline uint32_t run_hb(const run_view *r, uint32_t i)
+static inline uint32_t ld32(const uint8_t *p)
 {
-    uint32_t hb;
-    memcpy(&hb, r->p + r->h.ent_off + (size_t)r->h.width * i, 4);
-    return hb;
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
 }
 
-/* Entry i, its h the kept bits (the rest 0). */
-static inline void run_entry(const run_view *r, uint32_t i, entry *out)
+/* The residue of entry i (of bucket b: its top bits). */
+static inline uint32_t run_res(const run_view *r, uint32_t i)
+{
+    return ld32(r->p + r->h.ent_off + (size_t)r->h.width * i) & r->mask;
+}
+
+/* The residue of hash h in run r. */
+static inline uint32_t res_of(const run_view *r, uint64_t h) { return bucket_bits(h) & r->mask; }
+
+/* Entry i of bucket b, its h the kept bits (the rest 0). */
+static inline void run_entry(const run_view *r, uint32_t i, uint32_t b, entry *out)
 {
     const uint8_t *q = r->p + r->h.ent_off + (size_t)r->h.width * i;
-    uint32_t hb, d;
-    memcpy(&hb, q, 4);
+    uint32_t hb = ld32(q) & r->mask;
+    if (r->rb < 32) hb |= b << r->rb;
     out->h = (uint64_t)r->shard << (64 - SHARD_BITS) | (uint64_t)hb << KEEP_SHIFT;
     if (r->h.width == W_WIDE) {
         memcpy(&out->pr, q + 4, 8);
     } else {
-        d = 0;
-        memcpy(&d, q + 4, r->h.width - 4); /* little-endian, as put_run wrote it */
+        unsigned ob = r->h.width - r->h.hbw;
+        uint32_t d = ld32(q + r->h.hbw);
+        if (ob < 4) d &= (1u << 8 * ob) - 1;
         out->pr = ((r->h.ref_base + d) & ((1ull << REF_BITS) - 1)) |
                   (uint64_t)r->h.project << REF_BITS;
     }
+}
+
+/* off[b] of run r. */
+static inline uint32_t run_off(const run_view *r, uint32_t b)
+{
+    return ld32(r->p + sizeof(run_hdr) + 4ull * b);
+}
+
+/* The bucket of entry i, from bucket b on (entries read in order: b only
+ * moves forward). */
+static inline uint32_t bucket_at(const run_view *r, uint32_t i, uint32_t b)
+{
+    while (b + 1 < r->h.k && run_off(r, b + 1) <= i) b++;
+    return b;
 }
 
 /* Runs of one shard, in run-number order, into *out (owned). */
@@ -252,13 +297,13 @@ static int run_find(sdb__txn *t, const run_view *r, uint64_t h, uint32_t project
     memcpy(&lo, r->p + sizeof(run_hdr) + 4ull * b, 4);
     memcpy(&hi, r->p + sizeof(run_hdr) + 4ull * (b + 1), 4);
     if (hi > r->h.n || lo > hi) return SDB_ECORRUPT;
-    uint32_t hb = bucket_bits(h);
+    uint32_t hb = res_of(r, h);
     for (uint32_t i = lo; i < hi; i++) {
-        uint32_t eh = run_hb(r, i);
+        uint32_t eh = run_res(r, i);
         if (eh < hb) continue;
         if (eh > hb) break;
         entry e;
-        run_entry(r, i, &e);
+        run_entry(r, i, b, &e);
         if (pr_project(e.pr) != project) continue;
         int ok;
         int rc = row_has_id(t, project, pr_ref(e.pr), id, len, &ok);
@@ -457,10 +502,9 @@ static void probe_run(const run_view *r, probe *p, size_t n, uint8_t *maybe)
         }
         if (j >= 2 * PIPE && j - 2 * PIPE < n) {
             const probe *q = &p[j - 2 * PIPE];
-            uint32_t hb = bucket_bits(q->h);
+            uint32_t hb = res_of(r, q->h);
             for (uint32_t e = q->lo; e < q->hi; e++) {
-                uint32_t eh;
-                memcpy(&eh, ent + (size_t)w * e, 4);
+                uint32_t eh = ld32(ent + (size_t)w * e) & r->mask;
                 if (eh >= hb) {
                     if (eh == hb) maybe[q->i] = 1;
                     break;
@@ -509,9 +553,12 @@ static int cmp_entry(const void *a, const void *b)
  * 10M scores: 3). */
 static int put_run(sdb__txn *t, unsigned shard, uint64_t no, const entry *e, uint32_t n)
 {
-    uint32_t k = n / BUCKET_ENTRIES ? n / BUCKET_ENTRIES : 1;
+    uint32_t k = 1; /* the largest power of two up to n / BUCKET_ENTRIES */
+    while (k <= n / BUCKET_ENTRIES / 2) k *= 2;
+    unsigned rb = 32 - log2_k(k), hbw = (rb + 7) / 8;
+    uint32_t mask = rb == 32 ? UINT32_MAX : (1u << rb) - 1;
     run_hdr h = {RUN_MAGIC, n, k, (uint32_t)((sizeof(run_hdr) + 4ull * (k + 1) + 7) & ~7ull),
-                 W_NARROW, n ? pr_project(e[0].pr) : 0, UINT64_MAX};
+                 (uint16_t)(hbw + 4), (uint16_t)hbw, n ? pr_project(e[0].pr) : 0, UINT64_MAX};
     uint64_t ref_max = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint64_t ref = pr_ref(e[i].pr);
@@ -521,11 +568,12 @@ static int put_run(sdb__txn *t, unsigned shard, uint64_t no, const entry *e, uin
     }
     if (n == 0) h.ref_base = 0;
     if (n && ref_max - h.ref_base > UINT32_MAX) h.width = W_WIDE;
-    if (h.width == W_WIDE) h.project = 0, h.ref_base = 0;
+    if (h.width == W_WIDE) h.project = 0, h.ref_base = 0, h.hbw = 4;
     else
-        for (uint64_t span = ref_max - h.ref_base; h.width > 5 && span >> 8 * (h.width - 5) == 0;)
+        for (uint64_t span = ref_max - h.ref_base;
+             h.width > hbw + 1 && span >> 8 * (h.width - hbw - 1) == 0;)
             h.width--;
-    size_t len = h.ent_off + (size_t)h.width * n;
+    size_t len = h.ent_off + (size_t)h.width * n + RUN_PAD;
     uint8_t key[RUN_KEY_LEN];
     run_key(key, shard, no);
     void *dst;
@@ -550,15 +598,16 @@ static int put_run(sdb__txn *t, unsigned shard, uint64_t no, const entry *e, uin
     }
     uint8_t *q = p + h.ent_off;
     for (uint32_t i = 0; i < n; i++, q += h.width) {
-        uint32_t hb = bucket_bits(e[i].h);
-        memcpy(q, &hb, 4);
+        uint32_t res = bucket_bits(e[i].h) & mask; /* little-endian, hbw bytes */
+        memcpy(q, &res, h.hbw);
         if (h.width == W_WIDE) {
             memcpy(q + 4, &e[i].pr, 8);
         } else {
             uint32_t d = (uint32_t)(pr_ref(e[i].pr) - h.ref_base);
-            memcpy(q + 4, &d, h.width - 4);
+            memcpy(q + h.hbw, &d, h.width - h.hbw);
         }
     }
+    memset(q, 0, RUN_PAD);
     return SDB_OK;
 }
 
@@ -580,7 +629,7 @@ static int merge_runs(sdb__txn *t, unsigned shard, const run_view *sel, uint32_t
     for (uint32_t i = 0; i < m; i++) total += sel[i].h.n;
     if (total > UINT32_MAX) return SDB_ELIMIT;
     entry *out = malloc(sizeof *out * (total ? total : 1));
-    uint32_t *at = calloc(m, sizeof *at);
+    uint32_t *at = calloc(2 * (size_t)m, sizeof *at), *bk = at + m; /* bk: at's bucket */
     int rc = SDB_OK;
     if (!out || !at) {
         rc = SDB_ENOMEM;
@@ -592,7 +641,8 @@ static int merge_runs(sdb__txn *t, unsigned shard, const run_view *sel, uint32_t
         entry be = {0, 0}, x;
         for (uint32_t i = 0; i < m; i++) {
             if (at[i] == sel[i].h.n) continue;
-            run_entry(&sel[i], at[i], &x);
+            bk[i] = bucket_at(&sel[i], at[i], bk[i]);
+            run_entry(&sel[i], at[i], bk[i], &x);
             if (best < 0 || cmp_entry(&x, &be) < 0) {
                 best = (int)i;
                 be = x;
@@ -733,20 +783,21 @@ int sdb__idx_check(sdb__txn *t, int (*on_problem)(void *ctx, const char *msg), v
         for (uint32_t r = 0; r < n; r++) {
             const char *bad = NULL;
             entry prev = {0, 0}, e;
-            uint32_t b = 0, lo;
-            for (uint32_t i = 0; i < v[r].h.n && !bad; i++) {
-                run_entry(&v[r], i, &e);
+            /* The directory first: an entry's bucket (its top hash bits)
+             * is where the directory puts it. */
+            for (uint32_t b = 0, last = 0; b <= v[r].h.k && !bad; b++) {
+                uint32_t lo = run_off(&v[r], b);
+                if (lo > v[r].h.n) bad = "a bucket offset past the end";
+                else if (lo < last) bad = "bucket offsets out of order";
+                else if ((b == 0 && lo != 0) || (b == v[r].h.k && lo != v[r].h.n))
+                    bad = "a directory that does not span the run";
+                last = lo;
+            }
+            for (uint32_t i = 0, b = 0; i < v[r].h.n && !bad; i++) {
+                b = bucket_at(&v[r], i, b);
+                run_entry(&v[r], i, b, &e);
                 if (i && cmp_entry(&prev, &e) >= 0) bad = "entries out of order";
                 prev = e;
-            }
-            for (b = 0; b <= v[r].h.k && !bad; b++) {
-                memcpy(&lo, v[r].p + sizeof(run_hdr) + 4ull * b, 4);
-                if (lo > v[r].h.n) bad = "a bucket offset past the end";
-                else if (lo < v[r].h.n) {
-                    run_entry(&v[r], lo, &e);
-                    if (b < v[r].h.k && bucket_of(e.h, v[r].h.k) < b)
-                        bad = "a bucket offset before its bucket";
-                }
             }
             if (bad) {
                 snprintf(msg, sizeof msg, "shard %u run %llu: %s", s, (unsigned long long)v[r].no,

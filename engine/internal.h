@@ -19,8 +19,8 @@
 #define SDB_ASSERT(x) ((void)0)
 #endif
 
-#define SDB_FORMAT_VERSION 5u /* 5: id index runs of 5-8-byte entries (32 hash bits,
-                                 ref offset), row blocks v2 (lengths and refs
+#define SDB_FORMAT_VERSION 5u /* 5: id index runs of 2-8-byte entries (hash bits
+                                 below the bucket's, ref offset), row blocks v2 (lengths and refs
                                  transposed, refs implied);
                                  4: encoded column segments, row records v3 (no
                                  trace hash), the attrs database (docs/storage.md);
@@ -674,8 +674,8 @@ int sdb__id_lookup(sdb__txn *t, sdb__idx *ix, uint32_t project, const char *id, 
 
 /* ------------------------------------------------------------- id index */
 
-/* The id index (engine/ids.c): 5-8-byte entries (32 bits of the hash of
- * project and id, row ref offset) in size-tiered sorted runs, every hit
+/* The id index (engine/ids.c): 2-8-byte entries (hash bits of project and
+ * id below the bucket's, row ref offset) in size-tiered sorted runs, every hit
  * checked against the row.
  * A write txn collects its new entries in an sdb__idx and writes them as
  * runs at its end (sdb__idx_flush); readers pass NULL. */

@@ -825,12 +825,14 @@ static int block_encode(const uint64_t *refs, const uint32_t *ends, const void *
     if (implied) body_len -= 8ull * n;
     uint32_t tc = implied ? tw - 8 : tw; /* columns kept */
     uint8_t *dst = lens + 4ull * n, *rest = dst + (size_t)tc * n;
+    /* Columns [0, cut) then [cut + skip, tw): the ref's 8 left out when implied. */
+    uint32_t cut = implied ? REF_AT : tw, skip = implied ? 8 : 0;
     for (uint32_t i = 0, s = 0; i < n; s = ends[i++]) {
-        for (uint32_t j = 0, c = 0; j < tw; j++) {
-            if (implied && j >= REF_AT && j < REF_AT + 8) continue;
-            dst[(size_t)c++ * n + i] = src[s + j];
-        }
-        memcpy(rest, src + s + tw, ends[i] - s - tw);
+        const uint8_t *r = src + s;
+        uint8_t *d = dst + i;
+        for (uint32_t j = 0; j < cut; j++, d += n) *d = r[j];
+        for (uint32_t j = cut + skip; j < tw; j++, d += n) *d = r[j];
+        memcpy(rest, r + tw, ends[i] - s - tw);
         rest += ends[i] - s - tw;
     }
     size_t bound = ZSTD_compressBound(body_len);

@@ -570,10 +570,11 @@ static int drop_row_of_id(sdb__txn *t, void *ctx)
     return sdb__row_del(t, 0, ref); /* the record only: its segment row stays live */
 }
 
-/* The id index entry of id ctx damaged (the low bit of its kept hash
- * bits flipped, as a torn write might): docs/storage.md draws the run
- * (header: magic, n, k, ent_off, width; an entry starts with the 32 hash
- * bits below the shard's 4). */
+/* The id index entry of id ctx damaged (the low bit of its hash residue
+ * flipped, as a torn write might): docs/storage.md draws the run (header:
+ * u32 magic, n, k, ent_off, u16 width, hbw; an entry of bucket b starts
+ * with the 32 hash bits below the shard's 4 less the top log2(k), which
+ * are b, in hbw bytes). */
 static int damage_id_entry(sdb__txn *t, void *ctx)
 {
     uint64_t h = sdb__idx_hash(0, ctx, strlen(ctx));
@@ -583,19 +584,28 @@ static int damage_id_entry(sdb__txn *t, void *ctx)
     sdb__val k, v;
     int rc;
     for (rc = sdb__cur_seek(c, NULL, 0, &k, &v); rc == SDB_OK; rc = sdb__cur_next(c, &k, &v)) {
-        uint32_t hdr[5];
-        memcpy(hdr, v.p, 20);
+        uint32_t hdr[4];
+        uint16_t width, hbw;
+        memcpy(hdr, v.p, 16);
+        memcpy(&width, (const uint8_t *)v.p + 16, 2);
+        memcpy(&hbw, (const uint8_t *)v.p + 18, 2);
         if (k.len != 10 || ((const uint8_t *)k.p)[1] != h >> 60) continue;
-        for (uint32_t i = 0; i < hdr[1]; i++) {
-            uint32_t eh;
-            memcpy(&eh, (const uint8_t *)v.p + hdr[3] + (size_t)hdr[4] * i, 4);
-            if (eh != hb) continue;
+        unsigned kb = 0;
+        while ((1u << kb) < hdr[2]) kb++;
+        uint32_t mask = kb ? (1u << (32 - kb)) - 1 : UINT32_MAX, b = kb ? hb >> (32 - kb) : 0;
+        uint32_t lo, hi;
+        memcpy(&lo, (const uint8_t *)v.p + 32 + 4ull * b, 4);
+        memcpy(&hi, (const uint8_t *)v.p + 32 + 4ull * (b + 1), 4);
+        for (uint32_t i = lo; i < hi; i++) {
+            uint32_t eh = 0;
+            memcpy(&eh, (const uint8_t *)v.p + hdr[3] + (size_t)width * i, hbw);
+            if ((eh & mask) != (hb & mask)) continue;
             uint8_t key[16], *copy = malloc(v.len);
             size_t klen = k.len, len = v.len;
             memcpy(key, k.p, klen);
             memcpy(copy, v.p, len);
             eh ^= 1;
-            memcpy(copy + hdr[3] + (size_t)hdr[4] * i, &eh, 4);
+            memcpy(copy + hdr[3] + (size_t)width * i, &eh, hbw);
             sdb__cur_close(c);
             rc = sdb__put(t, SDB__DB_IDS, key, klen, copy, len, 0);
             free(copy);
@@ -1194,8 +1204,8 @@ Test(store, ids_that_share_the_kept_hash_bits_keep_their_own_scores)
 }
 
 /* Widths of the id runs in the store: *narrow and *wide get the runs of
- * 5- to 8-byte and of 12-byte entries (docs/storage.md: width is the
- * header's fifth u32). */
+ * 2- to 8-byte and of 12-byte entries (docs/storage.md: width is the u16
+ * at byte 16 of the header). */
 static int run_widths(sdb__txn *t, void *arg)
 {
     long *nw = arg;
@@ -1204,17 +1214,17 @@ static int run_widths(sdb__txn *t, void *arg)
     sdb__val k, v;
     int rc;
     for (rc = sdb__cur_seek(c, NULL, 0, &k, &v); rc == SDB_OK; rc = sdb__cur_next(c, &k, &v)) {
-        uint32_t hdr[5];
-        cr_assert_geq(v.len, 20);
-        memcpy(hdr, v.p, 20);
-        cr_assert((hdr[4] >= 5 && hdr[4] <= 8) || hdr[4] == 12, "width %u", hdr[4]);
-        nw[hdr[4] == 12]++;
+        uint16_t w;
+        cr_assert_geq(v.len, 32);
+        memcpy(&w, (const uint8_t *)v.p + 16, 2);
+        cr_assert((w >= 2 && w <= 8) || w == 12, "width %u", w);
+        nw[w == 12]++;
     }
     sdb__cur_close(c);
     return SDB_OK;
 }
 
-/* Runs of one project keep 5- to 8-byte entries; merges of runs of two
+/* Runs of one project keep 2- to 8-byte entries; merges of runs of two
  * projects keep 12 (the project in each entry). The same ids sent to
  * both projects, batches alternating, each name their own project's
  * score, against a plain reference. */
