@@ -765,8 +765,13 @@ int sdb__row_get(sdb__txn *t, uint32_t project, uint64_t ref, sdb__val *out)
  * block that the compressor has not taken yet, it compresses it itself,
  * so progress never waits on the thread, and a process that cannot start
  * one compresses everything on the writer as before. At most MAX_JOBS
- * blocks (~1 MiB of rows) are in flight per txn. */
-#define MAX_JOBS 64u
+ * blocks (~128 KiB of rows) are in flight per txn: blocks close at the
+ * ratio of the last one compressed, and with 64 in flight a compressor
+ * slowed by a loaded machine left that ratio dozens of blocks stale (the
+ * rows-fill test's fill fell to 0.917-0.927 at load ~8, 0.937 with 4 and
+ * two copies of it running at once); 1M UUIDv4, the same run: 2.9/2.8 s of
+ * CPU with 4, main's build 3.3/3.2. */
+#define MAX_JOBS 4u
 
 enum { Z_WAIT, Z_RUN, Z_DONE };
 
