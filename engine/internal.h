@@ -137,6 +137,13 @@ static inline int64_t sdb__floor_div(int64_t a, int64_t b)
 
 uint64_t sdb__hash(const void *p, size_t len); /* xxh3-64 */
 
+/* Sort n records of `size` bytes (at most 32) that each start with a
+ * uniformly distributed u64 hash into hash order, ties by cmp (which must
+ * order by the hash first); tmp holds n records. Two passes for uniform
+ * hashes, never quadratic (engine/util.c). */
+void sdb__hash_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *),
+                    void *tmp);
+
 /* The times scoredb stores and queries: RFC 3339's years 0000..9999
  * (0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z in epoch ms).
  * Keeping every time inside them keeps all time arithmetic (buckets,

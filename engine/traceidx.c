@@ -196,20 +196,12 @@ done:
     return rc;
 }
 
-/* Sort e (n) by hash, stably, so that entries of one hash keep their
- * (ascending) ref order: an LSD radix sort, 8 passes of 8 bits through
- * tmp (n entries). A fold hands over up to a million rows per slice, and
- * qsort's comparator calls cost more than the rest of the hook. */
-static void radix_sort(tent *e, tent *tmp, size_t n)
+/* Entry order: by hash, then by ref (refs are unique, so this is total). */
+static int cmp_tent(const void *a, const void *b)
 {
-    for (unsigned shift = 0; shift < 64; shift += 8) {
-        size_t count[257] = {0};
-        for (size_t i = 0; i < n; i++) count[(e[i].h >> shift & 0xFF) + 1]++;
-        if (count[1 + (e[0].h >> shift & 0xFF)] == n) continue; /* one value: no move */
-        for (int d = 0; d < 256; d++) count[d + 1] += count[d];
-        for (size_t i = 0; i < n; i++) tmp[count[e[i].h >> shift & 0xFF]++] = e[i];
-        memcpy(e, tmp, n * sizeof *e);
-    }
+    const tent *x = a, *y = b;
+    if (x->h != y->h) return x->h < y->h ? -1 : 1;
+    return x->ref < y->ref ? -1 : x->ref > y->ref;
 }
 
 /* Record where indexing began for a project the index has not seen. */
@@ -234,7 +226,10 @@ int sdb__tix_fold(sdb__txn *t, const sdb__fixed *rows, uint32_t n)
         for (; i < n && rows[i].project == project; i++)
             if (rows[i].trace) e[m++] = (tent){rows[i].trace, rows[i].ref}; /* 0: no trace */
         if (!m) continue;
-        radix_sort(e, tmp, m);
+        /* A fold hands over up to a million rows per slice: qsort's
+         * comparator calls cost more than the rest of the hook, and an
+         * 8-pass LSD radix sort 3% of a 1M UUIDv4 ingest's CPU. */
+        sdb__hash_sort(e, m, sizeof *e, cmp_tent, tmp);
         rc = write_run(t, project, e, m);
     }
     free(tmp);
