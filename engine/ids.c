@@ -81,14 +81,19 @@ static inline uint32_t bucket_of(uint64_t h, uint32_t k)
 static inline uint64_t pr_ref(uint64_t pr) { return pr & ((1ull << REF_BITS) - 1); }
 static inline uint32_t pr_project(uint64_t pr) { return (uint32_t)(pr >> REF_BITS); }
 
-uint64_t sdb__idx_hash(uint32_t project, const char *id, size_t len)
+uint64_t sdb__idx_hash_of(uint32_t project, uint64_t id_hash)
 {
     /* The project is mixed in (splitmix64's finaliser) so that one id in
      * two projects lands on two unrelated entries. */
     uint64_t z = (uint64_t)project * 0x9e3779b97f4a7c15ull;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return sdb__hash(id, len) ^ z ^ (z >> 31);
+    return id_hash ^ z ^ (z >> 31);
+}
+
+uint64_t sdb__idx_hash(uint32_t project, const char *id, size_t len)
+{
+    return sdb__idx_hash_of(project, sdb__hash(id, len));
 }
 
 int sdb__idx_new(sdb__idx **out)
