@@ -261,31 +261,49 @@ typedef struct fmap {
     size_t size, at, dropped;
 } fmap;
 
+/* Give back the whole pages of the mapping inside [from, to). */
+static void map_forget(const fmap *m, size_t from, size_t to)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    from = (from + pg - 1) / pg * pg;
+    to -= to % pg;
+    if (to > from) madvise((char *)(uintptr_t)m->p + from, to - from, MADV_DONTNEED);
+}
+
 /* The next line of the mapping (no newline) into *out and its length, as
- * next_line: -1 at the end, -2 for a line over `max` bytes (skipped). */
+ * next_line: -1 at the end, -2 for a line over `max` bytes (skipped). The
+ * newline is looked for a window at a time, and the pages of a line that
+ * is already over the limit are given back as the search passes them, so
+ * that a file with no newline in gigabytes is not held either. */
+#define MAP_WINDOW (1u << 20)
 static ssize_t map_line(fmap *m, const char **out, size_t max, size_t *long_len)
 {
     if (m->at >= m->size) return -1;
-    const char *s = m->p + m->at;
-    const char *nl = memchr(s, '\n', m->size - m->at);
-    size_t len = nl ? (size_t)(nl - s) : m->size - m->at;
-    m->at += len + (nl != NULL);
+    size_t start = m->at, w = start;
+    const char *nl = NULL;
+    while (w < m->size) {
+        size_t n = m->size - w < MAP_WINDOW ? m->size - w : MAP_WINDOW;
+        if ((nl = memchr(m->p + w, '\n', n))) break;
+        w += n;
+        if (w - start > max) map_forget(m, start, w);
+    }
+    size_t len = nl ? (size_t)(nl - (m->p + start)) : m->size - start;
+    m->at = start + len + (nl != NULL);
     if (len > max) {
         *long_len = len;
         return -2;
     }
-    *out = s;
+    *out = m->p + start;
     return (ssize_t)len;
 }
 
 /* Drop the whole pages of the mapping before offset `upto` (committed). */
 static void map_drop(fmap *m, size_t upto)
 {
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    upto -= upto % pg;
     if (upto > m->dropped) {
-        madvise((char *)(uintptr_t)m->p + m->dropped, upto - m->dropped, MADV_DONTNEED);
-        m->dropped = upto;
+        map_forget(m, m->dropped, upto);
+        size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+        m->dropped = upto - upto % pg;
     }
 }
 
@@ -301,7 +319,7 @@ typedef struct job {
     /* Line i is llen[i] bytes at off[i] in text, or in the mapped file
      * `map` when the lines were not copied out of it. */
     struct fmap *map;
-    size_t map_end; /* map: the offset past this job's last line */
+    size_t map_end; /* map: the offset the reader had reached when j filled */
     size_t *off, *llen;
     unsigned long long *lineno;
     size_t n, cap_n;
@@ -365,7 +383,6 @@ static int job_add_line(job *j, const char *p, size_t len, unsigned long long li
     }
     if (j->map) {
         j->off[j->n] = (size_t)(p - j->map->p);
-        j->map_end = j->off[j->n] + len;
     } else {
         memcpy(j->text + j->len, p, len);
         j->text[j->len + len] = 0;
@@ -646,6 +663,7 @@ static int cmd_ingest(const char *db, int n_files, char **files)
                     break;
                 }
             }
+            if (map) j->map_end = map->at; /* committing j frees the file up to here */
             if (len == -1 && map) {
                 /* The mapping ends where the file ended when it was
                  * opened; whatever was appended since is read as before
