@@ -168,5 +168,18 @@ expect_has "$(cat "$T/mix-map.q")" '"count":31,' "mixed file (map) stores the go
 expect_eq "$(cat "$T/mix-map.q")" "$(cat "$T/mix-nomap.q")" "mapped and read stores agree"
 expect_eq "$(cat "$T/mix-map.q")" "$(cat "$T/mix-stdin.q")" "mapped and stdin stores agree"
 
+# A mapped file holds only the chunks in flight, a line over the limit
+# included: 200 MB without a newline (skipped, named) must not become
+# 200 MB of resident pages.
+{ echo '{"name":"big","value":1,"trace_id":"t"}'; head -c 200000000 /dev/zero | tr '\0' 'x'; echo
+  echo '{"name":"big","value":2,"trace_id":"t"}'; } >"$T/huge.ndjson"
+peak=$(python3 -c '
+import resource, subprocess, sys
+r = subprocess.run([sys.argv[1], "ingest", "--db", sys.argv[2], sys.argv[3]], stdout=subprocess.DEVNULL)
+print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)' "$BIN" "$T/huge-db" "$T/huge.ndjson")
+rm -f "$T/huge.ndjson"
+expect_eq "${peak% *}" 3 "a 200 MB line is refused, the others stored (exit 3)"
+if [ "${peak#* }" -lt 100 ]; then ok; else bad "a 200 MB line held ${peak#* } MiB resident (limit 100)"; fi
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]
