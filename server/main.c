@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,6 +261,31 @@ typedef struct fmap {
     const char *p;
     size_t size, at, dropped;
 } fmap;
+
+/* A mapped file that shrinks while it is read (truncated, or rewritten in
+ * place, as logrotate's copytruncate does) makes the next read of a page
+ * past its new end a SIGBUS, where read() would have seen the end of the
+ * file. The handler turns that into an error that says so, exit status 1:
+ * every commit before it is stored (commits write through the page cache,
+ * which outlives the process), and the summary line, the acknowledgement,
+ * is not printed. A SIGBUS anywhere else keeps its default action. */
+static const char *volatile map_lo, *volatile map_hi;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uctx)
+{
+    (void)uctx;
+    const char *a = si->si_addr;
+    if (map_lo && a >= map_lo && a < map_hi) {
+        static const char msg[] = "scoredb: the input file shrank while it was being read "
+                                  "(truncated or rewritten): stopped; the scores committed "
+                                  "before are stored, no summary is printed\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+        _exit(1);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
 
 /* Give back the whole pages of the mapping inside [from, to). */
 static void map_forget(const fmap *m, size_t from, size_t to)
@@ -543,6 +569,12 @@ static int cmd_ingest(const char *db, int n_files, char **files)
     pthread_mutex_init(&ctl.mu, NULL);
     pthread_cond_init(&ctl.cv, NULL);
     pthread_t th[N_WORKERS];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
     const char *jit = getenv("SCOREDB_TEST_JITTER");
     jitter_us = jit ? (unsigned)strtoul(jit, NULL, 10) : 0;
     int n_th = 0, fatal = 0;
@@ -616,6 +648,13 @@ static int cmd_ingest(const char *db, int n_files, char **files)
                 fm.p = p;
                 fm.size = (size_t)fst.st_size;
                 map = &fm;
+                map_lo = fm.p;
+                map_hi = fm.p + fm.size;
+                /* Tests only: the file shrinks to half once it is mapped. */
+                if (getenv("SCOREDB_TEST_SHRINK") && truncate(files[fi], fst.st_size / 2)) {
+                    fprintf(stderr, "scoredb: SCOREDB_TEST_SHRINK: %s\n", strerror(errno));
+                    fatal = 1;
+                }
             }
         }
         while (!eof && !fatal) {
@@ -701,6 +740,7 @@ static int cmd_ingest(const char *db, int n_files, char **files)
                 wait_ready(&ctl, &jobs[head]);
                 if (!fatal) fatal = commit(s, &jobs[head], &r);
             }
+            map_lo = map_hi = NULL;
             munmap((void *)(uintptr_t)fm.p, fm.size);
         }
         if (!is_stdin) fclose(f);

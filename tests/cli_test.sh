@@ -181,5 +181,18 @@ rm -f "$T/huge.ndjson"
 expect_eq "${peak% *}" 3 "a 200 MB line is refused, the others stored (exit 3)"
 if [ "${peak#* }" -lt 100 ]; then ok; else bad "a 200 MB line held ${peak#* } MiB resident (limit 100)"; fi
 
+# A mapped file that shrinks while it is read (SCOREDB_TEST_SHRINK truncates
+# it to half once mapped) is a clear error with exit 1, not a SIGBUS death,
+# and the store stays usable.
+for i in $(seq 1 40000); do printf '{"id":"s%d","name":"shrink","value":%d,"trace_id":"t%d"}\n' "$i" "$((i % 5))" "$i"; done >"$T/shrink.ndjson"
+SCOREDB_TEST_SHRINK=1 SCOREDB_INGEST_BATCH=1000 "$BIN" ingest --db "$T/shrink-db" "$T/shrink.ndjson" >"$T/shrink.out" 2>"$T/shrink.err"
+expect_eq "$?" 1 "a file that shrinks while mapped exits 1"
+expect_has "$(cat "$T/shrink.err")" "the input file shrank while it was being read" "a shrinking file is named as such"
+expect_eq "$(cat "$T/shrink.out")" "" "no summary for a shrinking file"
+out=$("$BIN" ingest --db "$T/shrink-db" "$T/shrink.ndjson"); rc=$?
+expect_eq "$rc" 3 "the store takes the shrunk file afterwards (its cut last line refused)"
+expect_has "$out" '"rejected":1,' "only the cut last line of the shrunk file is refused"
+expect_has "$("$BIN" query --db "$T/shrink-db" '{"names":["shrink"],"stats":["count"]}')" '"count":' "the store answers after the shrink"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]
