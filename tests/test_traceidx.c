@@ -39,14 +39,19 @@ static void setup(void)
     saved_slice = sdb__fold_slice;
 }
 
+static void rm_dir(const char *d)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    cr_assert_eq(system(cmd), 0);
+}
+
 static void teardown(void)
 {
     sdb__list_scan_max = saved_scan;
     sdb__fold_slice = saved_slice;
     sdb_store_close(s);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
+    rm_dir(dir);
 }
 
 TestSuite(traceidx, .init = setup, .fini = teardown);
@@ -350,7 +355,5 @@ Test(traceidx, a_slice_sorted_on_its_own_thread_indexes_like_small_slices)
     sdb__txn_abort(ta);
     sdb__txn_abort(tb);
     sdb_store_close(small);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", d2);
-    cr_assert_eq(system(cmd), 0);
+    rm_dir(d2);
 }
