@@ -321,6 +321,57 @@ static void run_dec_agg_time(const sdb_kernels *k)
     sink = n;
 }
 
+/* ---- the pipeline's batch kernels (exec.c batch_rows), 1024-row batches -- */
+
+#define BATCH 1024 /* exec.c's BATCH */
+static uint32_t *sel_half, *slot16; /* every other row of a batch; its slot < 16 */
+static sdb_slot slots[N_KEYS];
+static uint64_t bits_out[BATCH / 64];
+
+static void slots_reset(void)
+{
+    for (int j = 0; j < N_KEYS; j++) {
+        memset(&slots[j], 0, sizeof slots[j]);
+        slots[j].min = INFINITY;
+        slots[j].max = -INFINITY;
+    }
+}
+
+static void run_mask(const sdb_kernels *k)
+{
+    uint64_t acc = 0;
+    for (size_t i = 0; i + BATCH <= n_rows; i += BATCH) {
+        k->mask_f64(col_v + 8 * i, col_ts + 8 * i, BATCH, &f_time_value, bits_out);
+        acc += bits_out[3];
+    }
+    sink = acc;
+}
+
+static void run_slot_agg_one(const sdb_kernels *k)
+{
+    slots_reset();
+    for (size_t i = 0; i + BATCH <= n_rows; i += BATCH)
+        k->slot_agg(col_v + 8 * i, NULL, NULL, BATCH, slots);
+    sink = slots[0].n;
+}
+
+static void run_slot_agg_16(const sdb_kernels *k)
+{
+    slots_reset();
+    for (size_t i = 0; i + BATCH <= n_rows; i += BATCH)
+        k->slot_agg(col_v + 8 * i, sel_half, slot16, BATCH / 2, slots);
+    sink = slots[3].n;
+}
+
+static void run_slot_hist(const sdb_kernels *k)
+{
+    static uint64_t counts[BINS + 2];
+    double lo = 0.0, hi = 1.0, w = 1.0 / BINS;
+    for (size_t i = 0; i + BATCH <= n_rows; i += BATCH)
+        k->slot_hist(col_v + 8 * i, NULL, NULL, BATCH, &lo, &hi, &w, 0, BINS, counts);
+    sink = counts[1];
+}
+
 static const job jobs[] = {
     {"memread (ts+v)", 16, run_memread, 0},
     {"agg_f64, no filter (v only)", 8, run_agg_all, 1},
@@ -332,6 +383,13 @@ static const job jobs[] = {
     {"series_f64, 1-min buckets, time range", 16, run_series, 1},
     {"select_u64, time + value", 24, run_select, 1},
     {"select_u64, value only (v + hash)", 16, run_select_value, 1},
+    /* The pipeline's kernels over 1024-row batches: GB/s of the column
+     * bytes a batch covers (the selection and slot arrays are L1 scratch;
+     * "half" selects every other row, so half the value bytes are read). */
+    {"mask_f64, time + value, batches (ts+v)", 16, run_mask, 1},
+    {"slot_agg, every row, one slot (v)", 8, run_slot_agg_one, 1},
+    {"slot_agg, half the rows, 16 slots (v)", 8, run_slot_agg_16, 1},
+    {"slot_hist, 20 bins, every row, one group (v)", 8, run_slot_hist, 1},
     /* Decoders: GB/s of the f64/i64/u64 they write (8 bytes a row), so a
      * cell compares with memread's rate of reading those bytes raw. */
     {"unpack_dec, 7-bit decimals -> f64 (out)", 8, run_unpack_dec, 1},
@@ -364,7 +422,13 @@ int main(int argc, char **argv)
     if (n_rows < 2) n_rows = 2;
     make_data();
     select_out = malloc(n_rows * 8);
-    if (select_out == NULL) return 1;
+    sel_half = malloc(BATCH / 2 * sizeof *sel_half);
+    slot16 = malloc(BATCH / 2 * sizeof *slot16);
+    if (select_out == NULL || sel_half == NULL || slot16 == NULL) return 1;
+    for (uint32_t j = 0; j < BATCH / 2; j++) {
+        sel_half[j] = 2 * j;
+        slot16[j] = (j * 7 + j / 16) % N_KEYS;
+    }
 
     const char *names[] = {"scalar", "avx2", "avx512"};
     const sdb_kernels *tables[3];

@@ -37,6 +37,19 @@
 
 #define DEC_BLOCK 256
 
+/* Two variants were built and measured against these decoders, and
+ * dropped (8192-row chunks, thread CPU time, ns a row, avx2 / avx512):
+ * - a fused agg over the encoded columns (decode a 256- or 1024-row block
+ *   into L1, time bounds turned into offset bounds, then the table's
+ *   agg_f64 on the block): 7-bit decimals with a value filter 1.12 / 0.64
+ *   against 1.03 / 0.59 for unpack_dec of the whole chunk then agg_f64;
+ *   with 27-bit times and a time range 1.5 / 0.91 against 1.3 / 0.87. The
+ *   chunk's decoded 64 KiB stay in L2, so writing them is not the cost;
+ *   the division and the accumulation are.
+ * - decimals of up to 8 bits through a table of their 2^bits doubles read
+ *   with vgatherdpd instead of the division: 0.54 / 0.47 against 0.43 /
+ *   0.37 for the division. */
+
 /* Entries [i0, i0 + m) of a packed column of n entries of B bits into
  * out; i0 is a multiple of 8, m <= DEC_BLOCK. */
 typedef uint64_t dec_v8q __attribute__((vector_size(64)));
