@@ -76,10 +76,23 @@ static int take_project(sdb__txn *t, fold_ctx *c, uint32_t project, int64_t wm, 
             break;
         }
         sdb__fixed *fx = &c->rows[*n];
-        if ((rc = sdb__row_fixed(val.p, val.len, fx))) break;
-        if (fx->ingested > wm) break;
-        c->aoff[*n] = c->araw.len;
-        if ((rc = sdb__attrs_raw_rec(val.p, val.len, &c->araw))) break;
+        if (sdb__row_may_have_lists(val.p, val.len)) {
+            /* A record with tags or properties is decoded once for both
+             * its fixed part and its lists: decoding the fixed part on
+             * its own first was 4% of the fold of 1M UUIDv4 scores with
+             * bench/gen's tags (perf). */
+            sdb__row row;
+            if ((rc = sdb__row_decode(val.p, val.len, &row))) break;
+            *fx = row.fx;
+            if (fx->ingested > wm) break;
+            c->aoff[*n] = c->araw.len;
+            if ((rc = sdb__attrs_raw_add(&row, &c->araw))) break;
+        } else {
+            if ((rc = sdb__row_fixed(val.p, val.len, fx))) break;
+            if (fx->ingested > wm) break;
+            c->aoff[*n] = c->araw.len;
+            if ((rc = sdb__attrs_raw_rec(val.p, val.len, &c->araw))) break; /* no lists */
+        }
         *out_last = fx->ref;
         ++*n;
     }
