@@ -667,6 +667,118 @@ int sdb__dvec_push(sdb__gtab *g, sdb__dvec *d, double x)
     return rc;
 }
 
+/* ------------------------------------------------------------ merging */
+
+/* Slot b into slot a: b's sums about its shift re-expressed about a's
+ * (the re-expression sdb__slot_add_agg makes for a kernel's partial), so
+ * that merging slots is exact in the counts, min and max and is Chan's
+ * pairwise combination for the moments. */
+void sdb__slot_merge(sdb_slot *a, const sdb_slot *b)
+{
+    uint64_t count = b->count;
+    if (b->n) {
+        sdb_agg p = {b->n, b->sum, b->s1, b->s2, b->min, b->max};
+        sdb__slot_add_agg(a, &p, b->k);
+        count -= b->n; /* add_agg counted the numeric rows */
+    }
+    a->count += count;
+}
+
+int sdb__gtab_init_like(sdb__gtab *g, const sdb__gtab *like)
+{
+    memset(g, 0, sizeof *g);
+    g->n_keys = like->n_keys;
+    g->n_int = like->n_int;
+    g->n_labels = like->n_labels;
+    g->bins = like->bins;
+    g->want_hist = like->want_hist;
+    g->want_traces = like->want_traces;
+    g->want_vals = like->want_vals;
+    memcpy(g->dstride, like->dstride, sizeof g->dstride);
+    for (uint32_t k = 0; k < g->n_keys; k++) {
+        sdb__keycol *c = &g->key[k];
+        c->kind = like->key[k].kind;
+        c->dim = like->key[k].dim;
+        c->n_map = like->key[k].n_map;
+        c->bits = KEY_FIRST_BITS;
+        if (!(c->map = calloc(c->n_map, sizeof *c->map))) return SDB_ENOMEM;
+        g->mem += (size_t)c->n_map * sizeof *c->map;
+    }
+    if (like->direct) {
+        uint64_t prod = 1;
+        for (uint32_t k = 0; k < g->n_keys; k++) prod *= g->key[k].n_map;
+        if (!(g->direct = calloc(prod, sizeof *g->direct))) return SDB_ENOMEM;
+        g->mem += prod * sizeof *g->direct;
+    }
+    return SDB_OK;
+}
+
+int sdb__gtab_map(sdb__gtab *dst, const sdb__gtab *src, uint32_t *map)
+{
+    if (src->n == 0) return SDB_OK;
+    uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
+    uint32_t none[SDB_MAX_GROUP_BY] = {0};
+    int rc = SDB_OK;
+    for (uint32_t k = 0; k < src->n_keys; k++) {
+        if (!(raw[k] = malloc((size_t)src->n * sizeof *raw[k]))) {
+            rc = SDB_ENOMEM;
+            goto done;
+        }
+        for (uint32_t gi = 0; gi < src->n; gi++)
+            raw[k][gi] = src->key[k].raw[src->local[(size_t)gi * src->n_keys + k]];
+    }
+    rc = sdb__gtab_groups(dst, raw, none, src->n, map);
+done:
+    for (uint32_t k = 0; k < src->n_keys; k++) free(raw[k]);
+    return rc;
+}
+
+void sdb__gtab_merge_hist(sdb__gtab *dst, const sdb__gtab *src, const uint32_t *map)
+{
+    if (!dst->hist || !src->hist) return;
+    size_t w = dst->bins + 2;
+    for (uint32_t gi = 0; gi < src->n; gi++) {
+        uint64_t *a = dst->hist + (size_t)map[gi] * w;
+        const uint64_t *b = src->hist + (size_t)gi * w;
+        for (size_t i = 0; i < w; i++) a[i] += b[i];
+    }
+}
+
+int sdb__gtab_merge(sdb__gtab *dst, sdb__gtab *src, uint32_t *map)
+{
+    int rc = sdb__gtab_map(dst, src, map);
+    if (rc) return rc;
+    if (src->hist && (rc = sdb__gtab_hist_alloc(dst))) return rc;
+    for (uint32_t gi = 0; gi < src->n; gi++) {
+        uint32_t di = map[gi];
+        for (uint32_t s = 0; s < src->n_int; s++)
+            sdb__slot_merge(&dst->slot[(size_t)di * dst->n_int + s],
+                            &src->slot[(size_t)gi * src->n_int + s]);
+        if (src->cats[gi]) {
+            uint64_t *c = sdb__gtab_cats(dst, di);
+            if (!c) return SDB_ENOMEM;
+            for (uint32_t i = 0; i <= src->n_labels; i++) c[i] += src->cats[gi][i];
+        }
+        if (src->want_traces && src->traces[gi].n) {
+            const sdb__traceset *b = &src->traces[gi];
+            uint64_t *o = sdb__traceset_room(&dst->traces[di], b->n);
+            if (!o) return SDB_ENOMEM;
+            memcpy(o, b->v, b->n * sizeof *o);
+            dst->traces[di].n += b->n;
+            dst->mem += b->n * sizeof *o;
+        }
+        if (src->want_vals && src->vals[gi].n) {
+            const sdb__dvec *b = &src->vals[gi];
+            sdb__dvec *a = &dst->vals[di];
+            if ((rc = sdb__dvec_reserve(dst, a, b->n))) return rc;
+            memcpy(a->v + a->n, b->v, b->n * sizeof *b->v);
+            a->n += b->n;
+        }
+    }
+    sdb__gtab_merge_hist(dst, src, map);
+    return SDB_OK;
+}
+
 /* ---------------------------------------------------------- percentiles */
 
 static void swap_d(double *a, double *b)

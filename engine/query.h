@@ -207,6 +207,28 @@ void sdb__slot_add_mom(sdb_slot *s, uint64_t count, const sdb__mom *m);
 void sdb__slot_add_agg(sdb_slot *s, const sdb_agg *a, double shift);
 /* The slot's moments as an sdb__mom (mergeable). */
 void sdb__slot_mom(const sdb_slot *s, sdb__mom *out);
+/* Slot b into slot a (counts, sum, min, max exactly; the moments by
+ * Chan's pairwise formula, b's re-expressed about a's shift). */
+void sdb__slot_merge(sdb_slot *a, const sdb_slot *b);
+
+/* Merging tables: the partial tables of one query's workers, and later
+ * comparisons and agreement (API.md's analytics contract), combine
+ * through these. A table shaped like `like` (its key columns, intervals,
+ * bins, wanted accumulators), without groups. Returns SDB_OK or
+ * SDB_ENOMEM; free it with sdb__gtab_free either way. */
+int sdb__gtab_init_like(sdb__gtab *g, const sdb__gtab *like);
+/* map[gi] = the group of dst with src group gi's key (created when dst
+ * has none), for every group of src; map holds src->n entries. Returns
+ * SDB_OK or SDB_ENOMEM. */
+int sdb__gtab_map(sdb__gtab *dst, const sdb__gtab *src, uint32_t *map);
+/* Every accumulator of src into dst's groups of the same keys (map as
+ * sdb__gtab_map fills it, src->n entries): slots by sdb__slot_merge,
+ * histograms and label counts added, trace hashes and values appended.
+ * Merging the same tables in the same order gives the same bits. src is
+ * unchanged. Returns SDB_OK or SDB_ENOMEM (dst then holds part of src). */
+int sdb__gtab_merge(sdb__gtab *dst, sdb__gtab *src, uint32_t *map);
+/* The histogram counts alone (both allocated; map from sdb__gtab_map). */
+void sdb__gtab_merge_hist(sdb__gtab *dst, const sdb__gtab *src, const uint32_t *map);
 
 /* Exact order statistics by selection (no full sort): out[i] is the
  * pct[i]-th percentile of v[0..n) with linear interpolation between the
@@ -341,6 +363,17 @@ void sdb__aseg_keys(const sdb__aseg *s, uint32_t k, uint32_t i0, const uint32_t 
  * come from the data; then, when one is asked for without percentiles,
  * pass 1 with the bounds of each group). */
 int sdb__exec_run(const sdb__plan *p, sdb__gtab *g);
+/* Intra-query parallelism (exec.c): a plan whose kept segments hold at
+ * least sdb__par_min_rows rows is split between the caller and the idle
+ * helpers of the process's pool (sysconf's online CPUs - 1 threads, made
+ * on first use; SDB_QUERY_THREADS=N in the environment caps a query at N
+ * threads, 1: none). Tests lower the cut-off to force the threaded path
+ * on small data. */
+#define SDB__PAR_MIN_ROWS 262144
+extern uint64_t sdb__par_min_rows;
+/* Tests: when non-zero, every plan past the cut-off is cut into this many
+ * parts whatever the pool holds (the caller runs those no helper takes). */
+extern uint32_t sdb__par_parts;
 
 /* ----------------------------------------------------------------- answer */
 

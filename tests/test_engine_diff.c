@@ -944,6 +944,14 @@ static void run_round_sized(int round, int n_queries, int max_rows)
         int rc = sdb_query_json(s, 0, qs, strlen(qs), &out, err, sizeof err);
         cr_assert_eq(rc, SDB_OK, "query failed: %s\n%s", err, qs);
         check(&q, out, rows, n_rows, qs);
+        if (sdb__par_parts) {
+            /* Cut into parts, merged in part order: the same bits again,
+             * whichever thread ran which part. */
+            char *again = NULL;
+            cr_assert_eq(sdb_query_json(s, 0, qs, strlen(qs), &again, err, sizeof err), SDB_OK);
+            cr_assert_str_eq(again, out, "%s", qs);
+            free(again);
+        }
         if (qn == 0) {
             /* Reopen: the same answer from the same bytes on disk. */
             sdb_store_close(s);
@@ -1024,6 +1032,32 @@ Test(engine_diff, large_trace_sets_match_the_reference, .timeout = 240)
         run_round_sized(1001 + round, 30, 12000);
     }
     n_trace_ids = 40;
+}
+
+/* The matrix with every plan of two or more segments cut into three parts
+ * (sdb__par_parts: run by the pool's helpers where the machine has them,
+ * else by the caller in turn), each into its own group table, merged by
+ * sdb__gtab_merge: every accumulator kind (slots, fixed and free
+ * histograms, label counts, trace sets, percentile values) crosses a
+ * merge, and each answer is checked against the reference and against
+ * itself run again. */
+Test(engine_diff, the_query_matrix_split_into_parts_matches_the_reference, .timeout = 240)
+{
+    static const int rounds[] = {1, 5, 14};
+    sdb__par_min_rows = 1;
+    sdb__par_parts = 3;
+    sweep_mode = 1;
+    n_trace_ids = 40;
+    for (int i = 0; i < 3; i++) run_round_sized(rounds[i], N_SWEEP, rounds[i] % 7 ? 1500 : 0);
+    n_trace_ids = 400;
+    chunk_rows_override = 2500;
+    run_round_sized(2, N_SWEEP, 8000);
+    chunk_rows_override = 0;
+    sweep_mode = 0;
+    n_trace_ids = 40;
+    for (int round = 300; round < 340; round++) run_round(round, 40);
+    sdb__par_parts = 0;
+    sdb__par_min_rows = SDB__PAR_MIN_ROWS;
 }
 
 /* ------------------------------------------- the distinct counter alone */
