@@ -1111,9 +1111,7 @@ typedef struct xpart {
 
 typedef struct xjob {
     xpart *parts;
-    uint32_t n_parts;
     int pass;
-    atomic_uint next;
 } xjob;
 
 static void part_pass(xpart *pt, int pass)
@@ -1130,26 +1128,42 @@ static void part_pass(xpart *pt, int pass)
     pt->rc = run_pass(pt->x);
 }
 
-static void job_work(void *arg)
+static void part_run(void *arg, uint32_t i)
 {
     xjob *j = arg;
+    part_pass(&j->parts[i], j->pass);
+}
+
+typedef struct par_job {
+    void (*fn)(void *, uint32_t);
+    void *arg;
+    uint32_t n;
+    atomic_uint next;
+} par_job;
+
+static void par_work(void *arg)
+{
+    par_job *j = arg;
     for (;;) {
         unsigned i = atomic_fetch_add(&j->next, 1u);
-        if (i >= j->n_parts) return;
-        part_pass(&j->parts[i], j->pass);
+        if (i >= j->n) return;
+        j->fn(j->arg, i);
     }
 }
 
-/* Every part through one pass: the idle helpers and the caller take parts
- * until none is left. */
-static void job_pass(xjob *j, int pass)
+void sdb__par_for(uint32_t n, void (*fn)(void *arg, uint32_t i), void *arg, bool parallel)
 {
+    par_job j = {.fn = fn, .arg = arg, .n = n};
+    atomic_init(&j.next, 0u);
     helper *h[POOL_MAX];
-    j->pass = pass;
-    atomic_store(&j->next, 0u);
-    int nh = pool_take(pool.threads - 1 < (int)j->n_parts - 1 ? pool.threads - 1 : (int)j->n_parts - 1, h);
-    for (int i = 0; i < nh; i++) pool_run(h[i], job_work, j);
-    job_work(j);
+    int nh = 0;
+    if (parallel && n > 1) {
+        pthread_once(&pool.once, pool_start);
+        int want = pool.threads - 1 < (int)n - 1 ? pool.threads - 1 : (int)n - 1;
+        nh = pool_take(want, h);
+    }
+    for (int i = 0; i < nh; i++) pool_run(h[i], par_work, &j);
+    par_work(&j);
     for (int i = 0; i < nh; i++) pool_wait(h[i]);
 }
 
@@ -1196,8 +1210,8 @@ static int exec_parallel(const sdb__plan *p, sdb__gtab *g, uint32_t n_parts)
     static const uint8_t none[SDB__SEGKEY_LEN];
     sdb__val v;
     sdb__get(p->t, SDB__DB_PREAGG, none, sizeof none, &v);
-    xjob j = {.parts = pt, .n_parts = n_parts};
-    job_pass(&j, 0);
+    xjob j = {.parts = pt, .pass = 0};
+    sdb__par_for(n_parts, part_run, &j, true);
     if ((rc = parts_rc(p, pt, n_parts))) goto done;
     for (uint32_t i = 1; i < n_parts; i++) {
         if (!(pt[i].map = malloc((pt[i].g->n ? pt[i].g->n : 1) * sizeof *pt[i].map))) {
@@ -1228,7 +1242,8 @@ static int exec_parallel(const sdb__plan *p, sdb__gtab *g, uint32_t n_parts)
             }
         }
         if (rc) goto done;
-        job_pass(&j, 1);
+        j.pass = 1;
+        sdb__par_for(n_parts, part_run, &j, true);
         if ((rc = parts_rc(p, pt, n_parts))) goto done;
         for (uint32_t i = 1; i < n_parts; i++) sdb__gtab_merge_hist(g, pt[i].g, pt[i].map);
     }

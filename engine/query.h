@@ -374,6 +374,10 @@ extern uint64_t sdb__par_min_rows;
 /* Tests: when non-zero, every plan past the cut-off is cut into this many
  * parts whatever the pool holds (the caller runs those no helper takes). */
 extern uint32_t sdb__par_parts;
+/* fn(arg, i) for every i in [0, n), each once, on the caller's thread and
+ * (when `parallel`) the pool's idle helpers; returns when all are done.
+ * Which thread runs which i is not fixed: fn writes only i's results. */
+void sdb__par_for(uint32_t n, void (*fn)(void *arg, uint32_t i), void *arg, bool parallel);
 
 /* ----------------------------------------------------------------- answer */
 
