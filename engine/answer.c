@@ -85,10 +85,10 @@ static int hist_out(const sdb__plan *p, sdb__gtab *g, uint32_t gi, sdb__out_grou
         memcpy(o->hist, g->hist + (size_t)gi * (bins + 2), (bins + 2) * sizeof *o->hist);
     } else if (g->want_vals) {
         sdb_filter all = {INT64_MIN, INT64_MAX, -INFINITY, INFINITY, 0};
-        const sdb__dvec *d = &g->vals[gi];
         int64_t t = 0;
-        for (size_t i = 0; i < d->n; i++)
-            p->kern->hist_f64(&d->v[i], &t, 1, &all, lo, hi, width, bins, o->hist);
+        for (const sdb__dvec *d = &g->vals[gi]; d; d = d->more)
+            for (size_t i = 0; i < d->n; i++)
+                p->kern->hist_f64(&d->v[i], &t, 1, &all, lo, hi, width, bins, o->hist);
     }
     for (uint32_t i = 0; i < bins; i++) o->edges[i] = lo + width * i;
     o->edges[bins] = hi;
@@ -113,10 +113,12 @@ static void finish_group(void *arg, uint32_t gi)
 {
     finish *f = arg;
     sdb__gtab *g = f->g;
+    int rc = SDB_OK;
     if (f->pct && g->vals[gi].n)
-        sdb__percentiles(g->vals[gi].v, g->vals[gi].n, f->q->pct, f->q->n_pct,
-                         f->pct + (size_t)gi * f->q->n_pct);
-    if (f->traces) f->rc[gi] = sdb__traceset_count(&g->traces[gi], &f->traces[gi]);
+        rc = sdb__percentiles_dvec(&g->vals[gi], f->q->pct, f->q->n_pct,
+                                   f->pct + (size_t)gi * f->q->n_pct);
+    if (rc == SDB_OK && f->traces) rc = sdb__traceset_count(&g->traces[gi], &f->traces[gi]);
+    f->rc[gi] = rc;
 }
 
 static int finish_groups(const sdb__plan *p, sdb__gtab *g, finish *f)
@@ -127,17 +129,17 @@ static int finish_groups(const sdb__plan *p, sdb__gtab *g, finish *f)
     uint64_t work = 0;
     if (p->q->n_pct && g->want_vals) {
         if (!(f->pct = malloc((size_t)g->n * p->q->n_pct * sizeof *f->pct))) return SDB_ENOMEM;
-        for (uint32_t gi = 0; gi < g->n; gi++) work += g->vals[gi].n;
+        for (uint32_t gi = 0; gi < g->n; gi++)
+            for (const sdb__dvec *e = &g->vals[gi]; e; e = e->more) work += e->n;
     }
+    if (!(f->rc = calloc(g->n, sizeof *f->rc))) return SDB_ENOMEM;
     if (p->want_traces) {
-        f->traces = calloc(g->n, sizeof *f->traces);
-        f->rc = calloc(g->n, sizeof *f->rc);
-        if (!f->traces || !f->rc) return SDB_ENOMEM;
+        if (!(f->traces = calloc(g->n, sizeof *f->traces))) return SDB_ENOMEM;
         for (uint32_t gi = 0; gi < g->n; gi++) work += g->traces[gi].n;
     }
     if (!f->pct && !f->traces) return SDB_OK;
     sdb__par_for(g->n, finish_group, f, work >= sdb__par_min_rows && !p->need_row);
-    for (uint32_t gi = 0; f->rc && gi < g->n; gi++)
+    for (uint32_t gi = 0; gi < g->n; gi++)
         if (f->rc[gi]) return f->rc[gi];
     return SDB_OK;
 }

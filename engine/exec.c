@@ -993,8 +993,9 @@ typedef struct helper {
     pthread_cond_t cv;
     void (*fn)(void *);
     void *arg;
-    int busy; /* taken by a query */
-    int done; /* fn returned */
+    int busy;    /* taken by a query */
+    int started; /* took fn: the caller waits for it */
+    int done;    /* fn returned */
 } helper;
 
 static struct {
@@ -1013,12 +1014,14 @@ static void *helper_main(void *arg)
     pthread_mutex_lock(&pool.mu);
     for (;;) {
         while (!h->fn) pthread_cond_wait(&h->cv, &pool.mu);
+        h->started = 1;
         void (*fn)(void *) = h->fn;
         void *a = h->arg;
         pthread_mutex_unlock(&pool.mu);
         fn(a);
         pthread_mutex_lock(&pool.mu);
         h->fn = NULL;
+        h->started = 0;
         h->done = 1;
         pthread_cond_broadcast(&pool.done_cv);
     }
@@ -1083,14 +1086,22 @@ static void pool_run(helper *h, void (*fn)(void *), void *arg)
     pthread_mutex_lock(&pool.mu);
     h->arg = arg;
     h->done = 0;
+    h->started = 0;
     h->fn = fn;
     pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&pool.mu);
 }
 
+/* Once the caller has run out of work: a helper that has not started yet
+ * (the machine's other load kept it off a CPU) is taken back rather than
+ * waited for; one that started is waited for. */
 static void pool_wait(helper *h)
 {
     pthread_mutex_lock(&pool.mu);
+    if (h->fn && !h->started) {
+        h->fn = NULL;
+        h->done = 1;
+    }
     while (!h->done) pthread_cond_wait(&pool.done_cv, &pool.mu);
     h->done = 0;
     h->busy = 0;

@@ -115,6 +115,7 @@ int sdb__distinct_u64(uint64_t *v, size_t n, size_t *out_n);
 typedef struct sdb__dvec {
     double *v; /* owned */
     size_t n, cap;
+    struct sdb__dvec *more; /* owned: further values (a merged part's), or NULL */
 } sdb__dvec;
 
 /* One group-by column: its raw ids (dictionary ids, source/type + 1, the
@@ -223,9 +224,10 @@ int sdb__gtab_init_like(sdb__gtab *g, const sdb__gtab *like);
 int sdb__gtab_map(sdb__gtab *dst, const sdb__gtab *src, uint32_t *map);
 /* Every accumulator of src into dst's groups of the same keys (map as
  * sdb__gtab_map fills it, src->n entries): slots by sdb__slot_merge,
- * histograms and label counts added, trace hashes and values appended.
- * Merging the same tables in the same order gives the same bits. src is
- * unchanged. Returns SDB_OK or SDB_ENOMEM (dst then holds part of src). */
+ * histograms and label counts added, trace hashes appended, value lists
+ * moved into dst's chains (not copied: src's are left empty). Merging the
+ * same tables in the same order gives the same bits. Returns SDB_OK or
+ * SDB_ENOMEM (dst then holds part of src). */
 int sdb__gtab_merge(sdb__gtab *dst, sdb__gtab *src, uint32_t *map);
 /* The histogram counts alone (both allocated; map from sdb__gtab_map). */
 void sdb__gtab_merge_hist(sdb__gtab *dst, const sdb__gtab *src, const uint32_t *map);
@@ -234,6 +236,10 @@ void sdb__gtab_merge_hist(sdb__gtab *dst, const sdb__gtab *src, const uint32_t *
  * pct[i]-th percentile of v[0..n) with linear interpolation between the
  * closest ranks (SQL quantile_cont). Reorders v. n > 0. */
 void sdb__percentiles(double *v, size_t n, const double *pct, uint32_t n_pct, double *out);
+/* sdb__percentiles over every list of d's chain (a group's values after a
+ * parallel run's merge), reading them in place. d->n > 0. Reorders the
+ * values. Returns SDB_OK or SDB_ENOMEM. */
+int sdb__percentiles_dvec(sdb__dvec *d, const double *pct, uint32_t n_pct, double *out);
 /* The same by quickselect alone (the reference the bucketed one is tested
  * against, and its fallback). */
 void sdb__percentiles_select(double *v, size_t n, const double *pct, uint32_t n_pct, double *out);

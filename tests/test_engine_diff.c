@@ -1375,12 +1375,36 @@ Test(engine_diff, bucketed_percentiles_equal_quickselect_on_every_distribution)
                 }
             }
             memcpy(b, a, n * sizeof *a);
-            double got[16], want[16];
+            /* The same values as a chain of lists (a parallel run's merge):
+             * an empty head is not allowed, pieces of 1 and of a third. */
+            sdb__dvec d = {0}, *tail = &d;
+            for (size_t at = 0, k = 0; at < n; k++) {
+                size_t len = k % 2 ? 1 : n / 3 + 1;
+                if (len > n - at) len = n - at;
+                sdb__dvec *e = k ? calloc(1, sizeof *e) : &d;
+                e->v = malloc(len * sizeof *e->v);
+                memcpy(e->v, a + at, len * sizeof *e->v);
+                e->n = e->cap = len;
+                if (k) tail->more = e;
+                tail = e;
+                at += len;
+            }
+            double got[16], want[16], chain[16];
             sdb__percentiles(a, n, P, np, got);
             sdb__percentiles_select(b, n, P, np, want);
-            for (uint32_t i = 0; i < np; i++)
+            cr_assert_eq(sdb__percentiles_dvec(&d, P, np, chain), SDB_OK);
+            for (uint32_t i = 0; i < np; i++) {
                 cr_assert(got[i] == want[i], "mode %d n %zu p%g: %.17g, quickselect %.17g", mode,
                           n, P[i], got[i], want[i]);
+                cr_assert(chain[i] == want[i], "mode %d n %zu p%g: chain %.17g, quickselect %.17g",
+                          mode, n, P[i], chain[i], want[i]);
+            }
+            free(d.v);
+            for (sdb__dvec *e = d.more, *nx; e; e = nx) {
+                nx = e->more;
+                free(e->v);
+                free(e);
+            }
             free(a);
             free(b);
         }
