@@ -28,7 +28,6 @@
 #include "query.h"
 
 #include <math.h>
-#include <sys/mman.h>
 
 #define DENSE_MAX_BITS 20
 #define KEY_FIRST_BITS 2
@@ -657,42 +656,52 @@ uint64_t *sdb__gtab_cats(sdb__gtab *g, uint32_t gi)
     return g->cats[gi];
 }
 
-/* A value list from DVEC_MAP_BYTES on lives in its own mapping and grows
- * by mremap, which moves page table entries, not bytes. Through realloc a
- * list of millions of values (percentiles of the frequent name: 2.2M) was
- * copied at every doubling into heap pages faulted in fresh, and brk gave
- * them back at the free: memmove, page faults and unmaps took 30% of
- * type.model.pct.frequent at 10M (perf record of bench_query). */
-#define DVEC_MAP_BYTES ((size_t)1 << 20)
+/* A value list grows by doubling (realloc) up to DVEC_CHUNK values; past
+ * that, a full array is pushed onto the chain as it is and appends go to a
+ * fresh one, so no value is ever copied twice. Doubling realloc copied a
+ * list of millions of values (percentiles of the frequent name: 2.2M) at
+ * each step into heap pages faulted in fresh: memmove and page faults
+ * were 30% of type.model.pct.frequent at 10M (perf record of bench_query),
+ * and more with the parts of a parallel run each growing their own. */
+#define DVEC_CHUNK ((size_t)1 << 16)
 
 static void dvec_release(double *v, size_t cap)
 {
-    if (v && cap * sizeof *v >= DVEC_MAP_BYTES) munmap(v, cap * sizeof *v);
-    else free(v);
+    (void)cap;
+    free(v);
 }
 
-static double *dvec_grow(double *v, size_t n, size_t cap, size_t ncap)
+size_t sdb__dvec_count(const sdb__dvec *d)
 {
-    size_t len = cap * sizeof *v, nlen = ncap * sizeof *v;
-    if (nlen < DVEC_MAP_BYTES) return realloc(v, nlen);
-    void *m;
-    if (v && len >= DVEC_MAP_BYTES) {
-        m = mremap(v, len, nlen, MREMAP_MAYMOVE);
-        return m == MAP_FAILED ? NULL : m;
-    }
-    m = mmap(NULL, nlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return NULL;
-    if (n) memcpy(m, v, n * sizeof *v);
-    free(v);
-    return m;
+    size_t n = 0;
+    for (; d; d = d->more) n += d->n;
+    return n;
 }
 
 int sdb__dvec_reserve(sdb__gtab *g, sdb__dvec *d, size_t k)
 {
     if (d->cap - d->n >= k) return SDB_OK;
+    if (d->n && d->cap >= DVEC_CHUNK) {
+        /* The full array onto the chain, a fresh one in front. */
+        size_t cap = k > DVEC_CHUNK ? k : DVEC_CHUNK;
+        sdb__dvec *e = malloc(sizeof *e);
+        double *v = malloc(cap * sizeof *v);
+        if (!e || !v) {
+            free(e);
+            free(v);
+            return SDB_ENOMEM;
+        }
+        *e = *d;
+        d->more = e;
+        d->v = v;
+        d->n = 0;
+        d->cap = cap;
+        g->mem += cap * sizeof *v + sizeof *e;
+        return SDB_OK;
+    }
     size_t cap = d->cap ? d->cap : 1024;
     while (cap - d->n < k) cap *= 2;
-    double *v = dvec_grow(d->v, d->n, d->cap, cap);
+    double *v = realloc(d->v, cap * sizeof *v);
     if (!v) return SDB_ENOMEM;
     g->mem += (cap - d->cap) * sizeof *v;
     d->v = v;
@@ -785,19 +794,21 @@ void sdb__gtab_merge_hist(sdb__gtab *dst, const sdb__gtab *src, const uint32_t *
 }
 
 /* b's values into a without copying them: b's array becomes a's when a
- * has none, else the head of a's chain of further lists (a percentile
- * reads every list of the chain, sdb__percentiles_dvec). b is left empty.
- * Invariant: a list without values has no chain. */
+ * has none, else the first of a's chain of further lists (a percentile
+ * reads every list of the chain, sdb__percentiles_dvec). b is left empty. */
 static int dvec_move(sdb__gtab *g, sdb__dvec *a, sdb__dvec *b)
 {
-    if (a->n == 0) {
+    if (a->n == 0 && !a->more) {
         dvec_release(a->v, a->cap);
         *a = *b;
     } else {
         sdb__dvec *e = malloc(sizeof *e);
         if (!e) return SDB_ENOMEM;
         *e = *b;
-        e->more = a->more;
+        /* e then b's chain, then a's */
+        sdb__dvec *t = e;
+        while (t->more) t = t->more;
+        t->more = a->more;
         a->more = e;
     }
     g->mem += b->cap * sizeof *b->v;

@@ -114,7 +114,7 @@ static void finish_group(void *arg, uint32_t gi)
     finish *f = arg;
     sdb__gtab *g = f->g;
     int rc = SDB_OK;
-    if (f->pct && g->vals[gi].n)
+    if (f->pct && sdb__dvec_count(&g->vals[gi]))
         rc = sdb__percentiles_dvec(&g->vals[gi], f->q->pct, f->q->n_pct,
                                    f->pct + (size_t)gi * f->q->n_pct);
     if (rc == SDB_OK && f->traces) rc = sdb__traceset_count(&g->traces[gi], &f->traces[gi]);
@@ -130,7 +130,7 @@ static int finish_groups(const sdb__plan *p, sdb__gtab *g, finish *f)
     if (p->q->n_pct && g->want_vals) {
         if (!(f->pct = malloc((size_t)g->n * p->q->n_pct * sizeof *f->pct))) return SDB_ENOMEM;
         for (uint32_t gi = 0; gi < g->n; gi++)
-            for (const sdb__dvec *e = &g->vals[gi]; e; e = e->more) work += e->n;
+            work += sdb__dvec_count(&g->vals[gi]);
     }
     if (!(f->rc = calloc(g->n, sizeof *f->rc))) return SDB_ENOMEM;
     if (p->want_traces) {
@@ -206,7 +206,7 @@ int sdb__answer_build(const sdb__plan *p, sdb__gtab *g, sdb__answer *a)
         if (p->want_traces) o->traces = fin.traces[gi];
         bool numeric = o->mom.n > 0 || o->n_cat == 0;
         if (q->has_hist && numeric && (rc = hist_out(p, g, gi, o))) goto done;
-        if (q->n_pct && o->mom.n && g->vals[gi].n) {
+        if (q->n_pct && o->mom.n && sdb__dvec_count(&g->vals[gi])) {
             o->pct = malloc(q->n_pct * sizeof *o->pct);
             if (!o->pct) {
                 rc = SDB_ENOMEM;

@@ -195,7 +195,10 @@ int sdb__gtab_hist_alloc(sdb__gtab *g);
 /* Label counts of group gi, allocated on first use; NULL when out of memory. */
 uint64_t *sdb__gtab_cats(sdb__gtab *g, uint32_t gi);
 int sdb__dvec_push(sdb__gtab *g, sdb__dvec *d, double x);
-/* Room for k more values in d (capacity doubles; g->mem counts it).
+/* The values of d and its chain. */
+size_t sdb__dvec_count(const sdb__dvec *d);
+/* Room for k more values at d->v + d->n (capacity doubles up to a chunk;
+ * past that the full array joins d's chain; g->mem counts it).
  * Returns SDB_OK or SDB_ENOMEM. */
 int sdb__dvec_reserve(sdb__gtab *g, sdb__dvec *d, size_t k);
 
@@ -237,7 +240,7 @@ void sdb__gtab_merge_hist(sdb__gtab *dst, const sdb__gtab *src, const uint32_t *
  * closest ranks (SQL quantile_cont). Reorders v. n > 0. */
 void sdb__percentiles(double *v, size_t n, const double *pct, uint32_t n_pct, double *out);
 /* sdb__percentiles over every list of d's chain (a group's values after a
- * parallel run's merge), reading them in place. d->n > 0. Reorders the
+ * parallel run's merge, or one list past a chunk), reading them in place. Reorders the
  * values. Returns SDB_OK or SDB_ENOMEM. */
 int sdb__percentiles_dvec(sdb__dvec *d, const double *pct, uint32_t n_pct, double *out);
 /* The same by quickselect alone (the reference the bucketed one is tested
