@@ -376,8 +376,8 @@ int sdb__exec_run(const sdb__plan *p, sdb__gtab *g);
  * least sdb__par_min_rows rows is split between the caller and the idle
  * helpers of the process's pool (sysconf's online CPUs - 1 threads, made
  * on first use; SDB_QUERY_THREADS=N in the environment caps a query at N
- * threads, 1: none). Tests lower the cut-off to force the threaded path
- * on small data. */
+ * threads, 1: none; SDB_QUERY_PAR_MIN_ROWS=N sets the cut-off). Tests
+ * lower the cut-off to force the threaded path on small data. */
 #define SDB__PAR_MIN_ROWS 262144
 extern uint64_t sdb__par_min_rows;
 /* Tests: when non-zero, every plan past the cut-off is cut into this many
