@@ -16,9 +16,10 @@
  *
  * Accumulators are per slot (group x series interval) sdb_slot moments,
  * per group histograms, label counts, trace hashes and values; all of
- * them merge, so a later consumer (compare, regressions, trends) can
- * combine groups or slots without rescanning. Distinct trace counting and
- * exact percentiles by selection live here too.
+ * them merge (sdb__gtab_merge: the parts of a threaded run, and later
+ * compare, regressions, trends), so groups, slots or whole tables combine
+ * without rescanning. Distinct trace counting and exact percentiles by
+ * selection live here too.
  *
  * Invariant: g->n groups each own g->n_int slots, g->bins + 2 histogram
  * counts (once allocated) and, when asked for, one trace set and one

@@ -31,6 +31,11 @@
  * stored for it (unless percentiles store them anyway).
  *
  * The time and memory caps are checked between batches and segments.
+ *
+ * A plan with enough rows is cut into parts run on the process's helper
+ * threads and the caller, each into its own group table, merged in part
+ * order (docs/query-engine.md "Both cores"); the rest of this file does
+ * not know whether it runs on one thread or several.
  */
 #include "query.h"
 
