@@ -982,15 +982,17 @@ static int hist_bounds(const sdb__plan *p, const sdb__gtab *g, double **lo, doub
  * machine's other load delays costs only the parts it holds.
  *
  * The helpers are one pool per process, made on first use: online CPUs - 1
- * threads (the caller is the other). A query takes only helpers that are
- * idle: when the HTTP server runs several queries at once, the first takes
- * the helpers and the others run their parts on their own threads, so the
- * threads that compute never exceed the server's query threads + the
- * pool's (no threads x threads storm). */
+ * threads (the caller is the other). A query takes only idle helpers, and
+ * only as many as there are CPUs that no other running query holds
+ * (sdb__queries_running, counted by query.c): when the HTTP server runs as
+ * many queries at once as there are CPUs, each runs its parts on its own
+ * thread, so the threads that compute never exceed max(CPUs, the queries
+ * running) (no threads x threads storm). */
 #define POOL_MAX 7
 #define PARTS_PER_THREAD 2
 
 uint64_t sdb__par_min_rows = SDB__PAR_MIN_ROWS;
+atomic_uint sdb__queries_running;
 uint32_t sdb__par_parts;
 
 typedef struct helper {
@@ -1178,8 +1180,12 @@ void sdb__par_for(uint32_t n, void (*fn)(void *arg, uint32_t i), void *arg, bool
     int nh = 0;
     if (parallel && n > 1) {
         pthread_once(&pool.once, pool_start);
-        int want = pool.threads - 1 < (int)n - 1 ? pool.threads - 1 : (int)n - 1;
-        nh = pool_take(want, h);
+        /* Helpers only for the CPUs that no other running query holds: the
+         * caller is one of the running queries, so alone it takes all, and
+         * with as many queries running as CPUs none. */
+        int free_cpus = pool.threads - (int)atomic_load(&sdb__queries_running);
+        int want = free_cpus < (int)n - 1 ? free_cpus : (int)n - 1;
+        nh = want > 0 ? pool_take(want, h) : 0;
     }
     for (int i = 0; i < nh; i++) pool_run(h[i], par_work, &j);
     par_work(&j);

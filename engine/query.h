@@ -9,6 +9,8 @@
 
 #include "internal.h"
 
+#include <stdatomic.h>
+
 enum {
     SDB_STAT_COUNT = 1u << 0,
     SDB_STAT_AVG = 1u << 1,
@@ -380,6 +382,9 @@ int sdb__exec_run(const sdb__plan *p, sdb__gtab *g);
  * lower the cut-off to force the threaded path on small data. */
 #define SDB__PAR_MIN_ROWS 262144
 extern uint64_t sdb__par_min_rows;
+/* Queries inside sdb_query_json now (query.c counts them): a query takes
+ * helpers only for CPUs that the others do not hold. */
+extern atomic_uint sdb__queries_running;
 /* Tests: when non-zero, every plan past the cut-off is cut into this many
  * parts whatever the pool holds (the caller runs those no helper takes). */
 extern uint32_t sdb__par_parts;

@@ -29,6 +29,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1058,6 +1059,41 @@ Test(engine_diff, the_query_matrix_split_into_parts_matches_the_reference, .time
     for (int round = 300; round < 340; round++) run_round(round, 40);
     sdb__par_parts = 0;
     sdb__par_min_rows = SDB__PAR_MIN_ROWS;
+}
+
+/* sdb__par_for's items each run once; with as many queries running as the
+ * pool has threads (the HTTP server's threads all busy), none goes to a
+ * helper, so a busy server computes on no more threads than it has. */
+typedef struct par_rec {
+    pthread_t who[64];
+    int runs[64];
+} par_rec;
+
+static void par_item(void *arg, uint32_t i)
+{
+    par_rec *r = arg;
+    r->who[i] = pthread_self();
+    r->runs[i]++;
+    usleep(2000); /* long enough that an idle helper starts */
+}
+
+Test(engine_diff, par_for_runs_each_item_once_and_no_helper_while_cpus_are_held)
+{
+    for (int busy = 0; busy < 2; busy++) {
+        par_rec r;
+        memset(&r, 0, sizeof r);
+        atomic_store(&sdb__queries_running, busy ? 64u : 1u);
+        sdb__par_for(64, par_item, &r, true);
+        int on_caller = 0;
+        for (int i = 0; i < 64; i++) {
+            cr_assert_eq(r.runs[i], 1, "busy %d: item %d ran %d times", busy, i, r.runs[i]);
+            on_caller += pthread_equal(r.who[i], pthread_self()) != 0;
+        }
+        if (busy) cr_assert_eq(on_caller, 64, "a helper ran %d items while the CPUs were held", 64 - on_caller);
+        else if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
+            cr_assert_lt(on_caller, 64, "an idle helper ran none of 64 items of 2 ms");
+    }
+    atomic_store(&sdb__queries_running, 0u);
 }
 
 /* ------------------------------------------- the distinct counter alone */
