@@ -989,7 +989,7 @@ static int hist_bounds(const sdb__plan *p, const sdb__gtab *g, double **lo, doub
  * thread, so the threads that compute never exceed max(CPUs, the queries
  * running) (no threads x threads storm). */
 #define POOL_MAX 7
-#define PARTS_PER_THREAD 2
+#define PARTS_PER_THREAD 4
 
 uint64_t sdb__par_min_rows = SDB__PAR_MIN_ROWS;
 atomic_uint sdb__queries_running;
@@ -1071,9 +1071,12 @@ static void pool_start(void)
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pool.threads = pool.n + 1;
-    /* Benchmarks measure the cut-off with SDB_QUERY_PAR_MIN_ROWS=N. */
+    /* Benchmarks measure the cut-off with SDB_QUERY_PAR_MIN_ROWS=N and the
+     * parts with SDB_QUERY_PARTS=N. */
     const char *mr = getenv("SDB_QUERY_PAR_MIN_ROWS");
     if (mr && *mr) sdb__par_min_rows = strtoull(mr, NULL, 10);
+    const char *np = getenv("SDB_QUERY_PARTS");
+    if (np && *np) sdb__par_parts = (uint32_t)strtoul(np, NULL, 10);
     pthread_atfork(NULL, NULL, pool_after_fork);
 }
 
