@@ -987,12 +987,17 @@ static int hist_bounds(const sdb__plan *p, const sdb__gtab *g, double **lo, doub
  * (sdb__queries_running, counted by query.c): when the HTTP server runs as
  * many queries at once as there are CPUs, each runs its parts on its own
  * thread, so the threads that compute never exceed max(CPUs, the queries
- * running) (no threads x threads storm). */
+ * running) (no threads x threads storm). Nor does a query take helpers
+ * while the 1-minute load average is above CPUs + 1 (sdb__par_max_load):
+ * other processes hold the CPUs, a helper then waits for one, and the
+ * query waits for the helper's part (the 10M matrix at load 9-12 ran
+ * 0.87x main's serial build with helpers). */
 #define POOL_MAX 7
 #define PARTS_PER_THREAD 4
 
 uint64_t sdb__par_min_rows = SDB__PAR_MIN_ROWS;
 atomic_uint sdb__queries_running;
+double sdb__par_max_load = -1; /* -1: CPUs + 1, set when the pool starts */
 uint32_t sdb__par_parts;
 
 typedef struct helper {
@@ -1053,7 +1058,9 @@ static void pool_start(void)
     if (env && *env) {
         long cap = strtol(env, NULL, 10);
         if (cap >= 1 && cap - 1 < want) want = (int)(cap - 1);
+        if (sdb__par_max_load < 0) sdb__par_max_load = 0; /* asked for: no load gate */
     }
+    if (sdb__par_max_load < 0) sdb__par_max_load = (double)(cpus > 1 ? cpus : 1) + 1;
     /* Helpers take no signals: the server's handlers run on its own threads. */
     sigset_t all, old;
     sigfillset(&all);
@@ -1187,6 +1194,9 @@ void sdb__par_for(uint32_t n, void (*fn)(void *arg, uint32_t i), void *arg, bool
          * caller is one of the running queries, so alone it takes all, and
          * with as many queries running as CPUs none. */
         int free_cpus = pool.threads - (int)atomic_load(&sdb__queries_running);
+        double load;
+        if (sdb__par_max_load > 0 && getloadavg(&load, 1) == 1 && load > sdb__par_max_load)
+            free_cpus = 0;
         int want = free_cpus < (int)n - 1 ? free_cpus : (int)n - 1;
         nh = want > 0 ? pool_take(want, h) : 0;
     }

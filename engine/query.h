@@ -385,6 +385,9 @@ extern uint64_t sdb__par_min_rows;
 /* Queries inside sdb_query_json now (query.c counts them): a query takes
  * helpers only for CPUs that the others do not hold. */
 extern atomic_uint sdb__queries_running;
+/* No helpers while the 1-minute load average is above this (0: no limit;
+ * default CPUs + 1; SDB_QUERY_THREADS set: 0). */
+extern double sdb__par_max_load;
 /* Tests: when non-zero, every plan past the cut-off is cut into this many
  * parts whatever the pool holds (the caller runs those no helper takes). */
 extern uint32_t sdb__par_parts;

@@ -1079,6 +1079,7 @@ static void par_item(void *arg, uint32_t i)
 
 Test(engine_diff, par_for_runs_each_item_once_and_no_helper_while_cpus_are_held)
 {
+    sdb__par_max_load = 0; /* whatever else the machine runs */
     for (int busy = 0; busy < 2; busy++) {
         par_rec r;
         memset(&r, 0, sizeof r);
