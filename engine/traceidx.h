@@ -9,10 +9,17 @@
  * (xxh3, with 0 kept for "no trace" and so moved to 1). */
 uint64_t sdb__tix_hash(const char *id, size_t len);
 
-/* The fold's hook: index the rows it folds in this write txn (any
- * projects, any order; rows without a trace are skipped). Called before
- * the fold moves the projects' fold marks. SDB_OK or an LMDB/ENOMEM code. */
-int sdb__tix_fold(sdb__txn *t, const sdb__fixed *rows, uint32_t n);
+/* The fold's hook, in two halves so that the fold can sort on another
+ * thread while it builds its chunks. sdb__tix_prepare reads only
+ * rows[0..n) (any projects, any order; rows without a trace are skipped;
+ * no txn, any thread) into *out (owned: sdb__tix_prep_free, which takes
+ * NULL); sdb__tix_write then indexes them in the fold's write txn, before
+ * the fold moves the projects' fold marks. SDB_OK, SDB_ENOMEM, or an
+ * LMDB code from the write. */
+typedef struct sdb__tix_prep sdb__tix_prep;
+int sdb__tix_prepare(const sdb__fixed *rows, uint32_t n, sdb__tix_prep **out);
+int sdb__tix_write(sdb__txn *t, const sdb__tix_prep *p);
+void sdb__tix_prep_free(sdb__tix_prep *p);
 
 /* The refs of `project`'s rows whose trace hash is h and whose ref is
  * below `below`, newest first, at most `max` of them: the index's
