@@ -1551,6 +1551,56 @@ Test(store, a_row_block_with_damaged_lengths_is_corrupt_not_read_past)
     }
 }
 
+/* The transposed width of the first row block (docs/storage.md: the
+ * u16 at byte 8 of its value). */
+static int first_tw(sdb__txn *t, void *arg)
+{
+    sdb__cur *c;
+    cr_assert_eq(sdb__cur_open(t, SDB__DB_ROWS, &c), SDB_OK);
+    sdb__val k, v;
+    cr_assert_eq(sdb__cur_seek(c, NULL, 0, &k, &v), SDB_OK);
+    cr_assert_geq(v.len, 12);
+    uint16_t tw;
+    memcpy(&tw, (const uint8_t *)v.p + 8, 2);
+    *(uint32_t *)arg = tw;
+    sdb__cur_close(c);
+    return SDB_OK;
+}
+
+/* Records with tags and properties differ in length after the packed id
+ * and trace id: a block transposes only the prefix they share (45 bytes
+ * of fixed part, 4 for each of the two dimension ids, model and the
+ * environment "default" that ingest gives a score without one, 16 of the
+ * UUID, 17 of the hex trace id), not the text after it, whose repeats zstd finds record by
+ * record (rows 81.0 MB of 1M such scores with the whole shortest record
+ * transposed, 58.8 with the prefix). Every record reads back. */
+Test(store, row_blocks_transpose_only_the_prefix_records_share)
+{
+    char json[400];
+    sdb_batch *b;
+    cr_assert_eq(sdb_batch_new(&b), SDB_OK);
+    for (int i = 0; i < 200; i++) {
+        snprintf(json, sizeof json,
+                 "{\"id\":\"%08x-1111-4222-8333-%012d\",\"name\":\"n\",\"value\":%d,"
+                 "\"trace_id\":\"%032x\",\"timestamp\":%lld,\"model\":\"m\",\"tags\":[\"t%d\"%s],"
+                 "\"properties\":{\"feature\":\"f%d\"}}",
+                 (unsigned)(i * 2654435761u), i, i, (unsigned)(i * 40503u), (long long)(T0 + i),
+                 i % 3, i % 2 ? ",\"long-context\"" : "", i % 5);
+        cr_assert_eq(sdb_batch_add_json(b, json, strlen(json), err, sizeof err), SDB_OK, "%s",
+                     err);
+    }
+    cr_assert_eq(sdb_store_ingest(s, 0, b, T0), SDB_OK);
+    sdb_batch_free(b);
+    uint32_t tw = 0;
+    cr_assert_eq(sdb__write(s, first_tw, &tw), SDB_OK);
+    cr_assert_eq(tw, 45 + 2 * 4 + 16 + 17, "transposed width %u", tw);
+    char id[64];
+    for (int i = 0; i < 200; i += 7) {
+        snprintf(id, sizeof id, "%08x-1111-4222-8333-%012d", (unsigned)(i * 2654435761u), i);
+        cr_assert_eq(get_value(0, id), i, "%s", id);
+    }
+}
+
 /* A `gone` mark without its record's block and a `dead` bitmap without
  * its chunk (a bug or a torn store might leave them) must not stop the
  * fold's purge: it would stop every fold after it. */
