@@ -495,6 +495,7 @@ typedef struct list_run {
     uint64_t skipped, emitted, extra, scanned, last_ref;
     uint64_t floor; /* refs at or below it are not listed (`pending`: the fold mark) */
     bool more, counting, capped, stop;
+    bool count; /* count every match past the page (a total the walk gives) */
     /* Instead of rendering: each matching row handed to on_row (the trace
      * search); nonzero from it stops the walk with that code. */
     int (*on_row)(void *ctx, const sdb__row *row);
@@ -517,7 +518,7 @@ static int visit(list_run *w, uint64_t ref, const sdb__row *row)
     }
     if (!w->counting && w->emitted == w->r->limit) {
         w->more = true;
-        if (!w->r->total) {
+        if (!w->count) {
             w->stop = true;
             return SDB_OK;
         }
@@ -567,6 +568,51 @@ static int id_refs(sdb__txn *t, uint32_t project, const sdb__strs *ids, uint64_t
     for (size_t i = 0; i < *out_n; i++)
         if (!m || (*out)[m - 1] != (*out)[i]) (*out)[m++] = (*out)[i];
     *out_n = m;
+    return SDB_OK;
+}
+
+/* The keys a list reads its candidates through: the first of its filters
+ * that the refs index holds (engine/traceidx.c), every value asked for
+ * (any of); *out_kind -1 when there is none. *out_h owned. */
+static int index_keys(const rowfilter *f, int *out_kind, uint64_t **out_h, size_t *out_n)
+{
+    *out_kind = -1;
+    *out_h = NULL;
+    *out_n = 0;
+    const sdb__query *q = f->q;
+    const char *one = f->trace_id ? f->trace_id : f->session_id ? f->session_id : f->dataset_run_id;
+    int kind = f->trace_id     ? SDB__TIX_TRACE
+               : f->session_id ? SDB__TIX_SESSION
+               : f->dataset_run_id ? SDB__TIX_RUN
+                                   : -1;
+    const sdb__strs *set = NULL;
+    const sdb__str *pkey = NULL;
+    if (kind < 0 && f->obs && f->obs->n) {
+        kind = SDB__TIX_OBS;
+        set = f->obs;
+    } else if (kind < 0 && f->configs && f->configs->n) {
+        kind = SDB__TIX_CONFIG;
+        set = f->configs;
+    } else if (kind < 0 && q->n_props) {
+        kind = SDB__TIX_PROP;
+        set = &q->props[0].values;
+        pkey = &q->props[0].key;
+    }
+    if (kind < 0) return SDB_OK;
+    size_t n = set ? set->n : 1;
+    uint64_t *h = malloc((n ? n : 1) * sizeof *h);
+    if (!h) return SDB_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (!set)
+            h[i] = sdb__tix_key(kind, one, strlen(one), NULL, 0);
+        else if (pkey)
+            h[i] = sdb__tix_key(kind, pkey->p, pkey->len, set->v[i].p, set->v[i].len);
+        else
+            h[i] = sdb__tix_key(kind, set->v[i].p, set->v[i].len, NULL, 0);
+    }
+    *out_kind = kind;
+    *out_h = h;
+    *out_n = n;
     return SDB_OK;
 }
 
@@ -807,9 +853,14 @@ static int cs_count(colscan *cs, list_run *w, const cseg *c)
         /* Nothing to check but the trace column (v1's trace-only rule), or
          * nothing at all: one tight pass, or the position itself. */
         uint64_t m = rows;
-        if (f->has_trace) {
+        /* A chunk's trace dictionary is sorted, so a chunk with a row
+         * without a trace (hash 0) has 0 first: without it every row
+         * counts, and v1's total is one look per chunk. */
+        const sdb__seg *g = &c->g;
+        bool all = g->h.tr_bits != SDB__PK_RAW && g->h.n_tdict && sdb__ld_u64(g->tdict, 0) != 0;
+        if (f->has_trace && !all) {
             m = 0;
-            for (uint64_t i = 0; i < rows; i++) m += sdb__seg_trace_at(&c->g, (uint32_t)i) != 0;
+            for (uint64_t i = 0; i < rows; i++) m += sdb__seg_trace_at(g, (uint32_t)i) != 0;
         }
         cs->checked += rows;
         w->extra += m;
@@ -906,30 +957,34 @@ static int run_list(list_run *w)
     const list_req *r = w->r;
     const rowfilter *f = w->f;
     sdb__rowit *it = NULL;
-    uint64_t *refs = NULL;
-    int rc = SDB_OK;
+    uint64_t *refs = NULL, *hs = NULL;
+    size_t n_h = 0;
+    int rc = SDB_OK, kind = -1;
     uint64_t bound = r->cursor ? r->cursor : UINT64_MAX;
     if (r->pending && (rc = sdb__folded_of(w->t, w->project, &w->floor))) goto done;
     bool walk = !f->none;
-    if (walk && (r->ids.n || f->trace_id)) {
-        /* Candidates from an index: the named ids, else the trace's rows. */
+    if (walk && !r->ids.n && (rc = index_keys(f, &kind, &hs, &n_h))) goto done;
+    if (walk && (r->ids.n || kind >= 0)) {
+        /* Candidates from an index: the named ids, else the rows of the
+         * trace, session, dataset run, observations, configs or property
+         * values asked for. */
         size_t n_refs;
         uint64_t base = 0, cut = 0;
         if (r->ids.n)
             rc = id_refs(w->t, w->project, &r->ids, bound, &refs, &n_refs);
         else
-            rc = sdb__tix_refs(w->t, w->project, sdb__tix_hash(f->trace_id, strlen(f->trace_id)),
-                               bound, SCAN_MAX, &refs, &n_refs, &base, &cut);
+            rc = sdb__tix_refs(w->t, w->project, kind, hs, n_h, bound, SCAN_MAX, &refs, &n_refs,
+                               &base, &cut);
         if (rc == SDB_OK) rc = visit_refs(w, refs, n_refs);
         if (rc) goto done;
         if (!w->stop && !r->ids.n && (cut || n_refs == SCAN_MAX)) {
-            /* The answer was cut (a long pending walk, or a huge trace):
+            /* The answer was cut (a long pending walk, or a huge key):
              * go on below where it stopped. */
             w->more = w->capped = true;
             if (!w->counting) w->last_ref = cut ? cut : refs[n_refs - 1];
             w->stop = true;
         }
-        /* Rows folded before the trace index existed are walked, as
+        /* Rows folded before the index held this kind are walked, as
          * before it (engine/traceidx.c). */
         walk = !w->stop && base;
         if (walk && base + 1 < bound) bound = base + 1;
@@ -959,9 +1014,107 @@ static int run_list(list_run *w)
     }
     if (col_bound && !w->stop && (rc = visit_columns(w, col_bound))) goto done;
 done:
+    free(hs);
     free(refs);
     sdb__rows_close(it);
     return rc;
+}
+
+/* ----------------------------------------------------------------- totals */
+
+/* Whether the query engine counts the list's matches: every filter is a
+ * query's (names, time, type, source, value, dimensions, tags,
+ * properties), or `!=` on the value, which is two of its counts. */
+static bool query_counts(const rowfilter *f)
+{
+    return !f->trace_id && !f->session_id && !f->dataset_run_id && !(f->obs && f->obs->n) &&
+           !(f->ids && f->ids->n) && !(f->configs && f->configs->n) && !f->has_trace;
+}
+
+/* The folded rows matching q, counted by the query engine in the list's
+ * txn t (segment headers and pre-aggregates where chunks are covered, the
+ * pipeline's column scan elsewhere). */
+static int query_count(sdb_store *s, sdb__txn *t, uint32_t project, const sdb__query *src,
+                       uint64_t *out, char *err, size_t errlen)
+{
+    *out = 0;
+    sdb__query q = *src; /* borrows src's strings: never freed here */
+    q.stats = SDB_STAT_COUNT;
+    q.n_group = 0;
+    q.interval_ms = 0;
+    q.has_hist = false;
+    q.pct = NULL;
+    q.n_pct = 0;
+    sdb__limits lim = {
+        s->query_max_cells ? s->query_max_cells : SDB__QMAX_CELLS_DEFAULT,
+        s->query_max_answer_bytes ? s->query_max_answer_bytes : SDB__QMAX_ANSWER_DEFAULT,
+        s->query_max_mem_bytes ? s->query_max_mem_bytes : SDB__QMAX_MEM_DEFAULT,
+        s->query_max_ms ? s->query_max_ms : SDB__QMAX_MS_DEFAULT,
+    };
+    sdb__plan p;
+    sdb__gtab g;
+    sdb__answer a;
+    memset(&p, 0, sizeof p);
+    memset(&g, 0, sizeof g);
+    memset(&a, 0, sizeof a);
+    int rc;
+    if ((rc = sdb__plan_make(&p, t, project, &q, &lim, err, errlen))) goto done;
+    if ((rc = sdb__gtab_init(&g, t, project, &q, p.n_int, p.n_labels, false, p.want_traces,
+                             p.want_vals)))
+        goto done;
+    if ((rc = sdb__exec_run(&p, &g))) goto done;
+    if ((rc = sdb__answer_build(&p, &g, &a))) goto done;
+    for (uint32_t i = 0; i < a.n_groups; i++) *out += a.groups[i].count;
+done:
+    if (rc == SDB_ELIMIT) rc = SDB_EINVAL;
+    sdb__answer_free(&a);
+    sdb__gtab_free(&g);
+    sdb__plan_free(&p);
+    return rc;
+}
+
+/* Every match of f, in the list's txn: the folded ones through the query
+ * engine (for `!=`: the numeric and boolean matches less those equal to
+ * the value), the pending ones by a walk of the rows past the fold mark
+ * (newest first, at most the scan cap: *out_capped past it). One txn, so
+ * that a fold between the two reads cannot count a row twice or never. */
+static int list_total(sdb_store *s, sdb__txn *t, uint32_t project, const rowfilter *f,
+                      uint64_t *out, bool *out_capped, char *err, size_t errlen)
+{
+    *out = 0;
+    *out_capped = false;
+    if (f->none) return SDB_OK;
+    sdb__query q = *f->q;
+    uint64_t n = 0, eq = 0, folded, ref, walked = 0;
+    int rc;
+    if (f->has_ne && !q.has_value) {
+        q.has_value = true; /* != matches numeric and boolean scores only */
+        q.v_lo = -INFINITY;
+        q.v_hi = INFINITY;
+    }
+    if ((rc = query_count(s, t, project, &q, &n, err, errlen))) return rc;
+    if (f->has_ne && f->ne >= q.v_lo && f->ne <= q.v_hi) {
+        q.v_lo = q.v_hi = f->ne;
+        if ((rc = query_count(s, t, project, &q, &eq, err, errlen))) return rc;
+    }
+    n -= eq;
+    if ((rc = sdb__folded_of(t, project, &folded))) return rc;
+    sdb__rowit *it;
+    if ((rc = sdb__rows_open(t, project, UINT64_MAX, 1, &it))) return rc;
+    sdb__val val;
+    while ((rc = sdb__rows_next(it, &ref, &val)) == SDB_OK && ref > folded) {
+        if (walked++ == SCAN_MAX) {
+            *out_capped = true;
+            break;
+        }
+        sdb__row row;
+        if ((rc = sdb__row_decode(val.p, val.len, &row))) break;
+        n += filter_match(f, &row);
+    }
+    sdb__rows_close(it);
+    if (rc != SDB_OK && rc != SDB_ENOTFOUND) return rc;
+    *out = n;
+    return SDB_OK;
 }
 
 int sdb_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params, size_t n,
@@ -994,8 +1147,16 @@ int sdb_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params
     f.has_ne = r.has_ne;
     f.ne = r.ne;
     sdb__j_raw(&b, "{\"data\":[");
-    list_run w = {.r = &r, .f = &f, .t = t, .project = project, .b = &b};
+    /* A total the query engine can count is counted by it; else the walk
+     * counts every match past the page. */
+    bool qtotal = r.total && !r.pending && query_counts(&f);
+    list_run w = {.r = &r, .f = &f, .t = t, .project = project, .b = &b,
+                  .count = r.total && !qtotal};
     if ((rc = run_list(&w))) goto done;
+    uint64_t total = 0;
+    bool total_capped = false;
+    if (qtotal && (rc = list_total(s, t, project, &f, &total, &total_capped, err, errlen)))
+        goto done;
     sdb__j_raw(&b, "],\"next_cursor\":");
     if (w.more && (w.emitted || w.last_ref)) {
         char tmp[32];
@@ -1005,9 +1166,13 @@ int sdb_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params
         sdb__j_raw(&b, "null");
     }
     if (r.total) {
+        if (!qtotal) {
+            total = w.skipped + w.emitted + w.extra;
+            total_capped = w.capped;
+        }
         sdb__j_raw(&b, ",\"total\":");
-        sdb__j_u64(&b, w.skipped + w.emitted + w.extra);
-        sdb__j_raw(&b, w.capped ? ",\"total_exact\":false" : ",\"total_exact\":true");
+        sdb__j_u64(&b, total);
+        sdb__j_raw(&b, total_capped ? ",\"total_exact\":false" : ",\"total_exact\":true");
     }
     sdb__j_raw(&b, "}");
     rc = take(&b, out_json);

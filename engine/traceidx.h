@@ -1,5 +1,6 @@
-/* The trace index (engine/traceidx.c): trace -> row refs, exact, for the
- * list routes' trace filter. Private to engine/. */
+/* The refs index (engine/traceidx.c): trace, session, observation,
+ * dataset run, config and property (key, value) -> row refs, exact, for
+ * the list routes' filters on those fields. Private to engine/. */
 #ifndef SDB_TRACEIDX_H
 #define SDB_TRACEIDX_H
 
@@ -9,27 +10,50 @@
  * (xxh3, with 0 kept for "no trace" and so moved to 1). */
 uint64_t sdb__tix_hash(const char *id, size_t len);
 
-/* The fold's hook: index the rows it folds in this write txn (any
- * projects, any order; rows without a trace are skipped). Called before
- * the fold moves the projects' fold marks. SDB_OK or an LMDB/ENOMEM code. */
+/* What an entry is keyed by. A key's 64-bit hash carries its kind (a
+ * trace is its plain hash, the one the trace column holds; the others are
+ * salted by kind), so every kind shares one set of runs. */
+enum {
+    SDB__TIX_TRACE,
+    SDB__TIX_SESSION,
+    SDB__TIX_OBS,
+    SDB__TIX_RUN,    /* dataset run */
+    SDB__TIX_CONFIG,
+    SDB__TIX_PROP,   /* a property: key a, value b */
+    SDB__TIX_N_KINDS
+};
+/* The hash of a key of `kind` (b: the value of a property, else unused). */
+uint64_t sdb__tix_key(int kind, const char *a, size_t alen, const char *b, size_t blen);
+
+/* The fold's hook: index the rows it folds in this write txn (each
+ * project's rows in one ref-ordered span, as the fold takes them). A row
+ * gets one entry per key it has: its trace (from the fixed part) and,
+ * read from its record, its session, observation, dataset run, config and
+ * each property; a row with none of them costs one look at its record's
+ * masks. Called before the fold moves the projects' fold marks. SDB_OK or
+ * an LMDB/ENOMEM code. */
 int sdb__tix_fold(sdb__txn *t, const sdb__fixed *rows, uint32_t n);
 
-/* The refs of `project`'s rows whose trace hash is h and whose ref is
- * below `below`, newest first, at most `max` of them: the index's
+/* The refs of `project`'s rows with any of the n_h keys hs (each of
+ * `kind`, from sdb__tix_key or sdb__tix_hash) and whose ref is below
+ * `below`, newest first, at most `max` of them (a ref once, whichever
+ * keys it has): the index's
  * entries for the folded rows, and a walk of the rows past the fold mark
  * (the pending ones, which the fold drains). A ref may name a row that
  * has since been replaced or deleted, or (a 64-bit hash collision) a row
- * of another trace: callers read the row and check its trace id.
+ * of another key: callers read the row and check the field.
  * *out_refs is owned (free()); NULL when *out_n is 0.
- * *out_base: refs at or below it were folded before the index existed
- * (stores written by older versions) and are not in the answer; 0 on any
- * store the index has seen from its start.
+ * *out_base: refs at or below it were folded before the index held this
+ * kind (stores written by older versions: traces since "tixbase:", the
+ * other kinds since "rixbase:") and are not in the answer; 0 on any store
+ * the index has seen from its start.
  * The pending walk reads at most `max` rows: when it stops short of the
  * fold mark, *out_cut is the ref to go on below (a cursor) and the answer
  * holds only the pending rows above it; else *out_cut is 0.
  * SDB_OK, SDB_ECORRUPT or SDB_ENOMEM. */
-int sdb__tix_refs(sdb__txn *t, uint32_t project, uint64_t h, uint64_t below, size_t max,
-                  uint64_t **out_refs, size_t *out_n, uint64_t *out_base, uint64_t *out_cut);
+int sdb__tix_refs(sdb__txn *t, uint32_t project, int kind, const uint64_t *hs, size_t n_h,
+                  uint64_t below, size_t max, uint64_t **out_refs, size_t *out_n,
+                  uint64_t *out_base, uint64_t *out_cut);
 
 /* Entries and runs held (scoredb check and tests). */
 int sdb__tix_stats(sdb__txn *t, uint32_t project, uint64_t *out_entries, uint64_t *out_runs);
