@@ -339,6 +339,29 @@ Test(list, keyed_filters_are_exact_past_the_scan_cap)
     }
 }
 
+/* The same over chunks of 150 rows, so that the column count's 64-row
+ * vector steps run (a 16-row chunk is all tail) as well as their tails. */
+Test(list, totals_agree_over_chunks_of_hundreds_of_rows)
+{
+    /* A store's chunk size is fixed when it is created: a new one. */
+    sdb_store_close(s);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_not_null(mkdtemp(strcpy(dir, "/tmp/sdb_list_XXXXXX")));
+    sdb_options o = {0};
+    o.chunk_rows = 150;
+    cr_assert_eq(sdb_store_open(dir, &o, &s, err, sizeof err), SDB_OK, "%s", err);
+    static ev e[N_EVENTS];
+    size_t n;
+    int64_t now = build(e, &n);
+    cr_assert_eq(sdb_store_fold(s, now, NULL), SDB_OK);
+    for (int c = 0; c < 80; c++) {
+        flt f = random_filter(false);
+        check(e, n, &f);
+    }
+}
+
 /* POST /v1/traces/search over the same kind of store: every trace of the
  * matching scores, in trace id order, with count, first and last, paged;
  * and past the list's bounds a 400-class refusal, not a cut answer. */
