@@ -1031,13 +1031,14 @@ done:
 
 /* ----------------------------------------------------------------- totals */
 
-/* Whether the query engine counts the list's matches: every filter is a
+/* Whether the list's matches are counted as a query's: every filter is a
  * query's (names, time, type, source, value, dimensions, tags,
- * properties), or `!=` on the value, which is two of its counts. */
+ * properties), `!=` on the value, or has_trace (the matches less those
+ * without a trace, which the refs index lists). */
 static bool query_counts(const rowfilter *f)
 {
     return !f->trace_id && !f->session_id && !f->dataset_run_id && !(f->obs && f->obs->n) &&
-           !(f->ids && f->ids->n) && !(f->configs && f->configs->n) && !f->has_trace;
+           !(f->ids && f->ids->n) && !(f->configs && f->configs->n);
 }
 
 /* The folded rows matching q, counted by the query engine in the list's
@@ -1338,6 +1339,34 @@ static int list_total(sdb_store *s, sdb__txn *t, uint32_t project, const rowfilt
         n -= eq;
     }
     if ((rc = sdb__folded_of(t, project, &folded))) return rc;
+    if (f->has_trace) {
+        /* v1's rule: less the folded matches without a trace, read
+         * through the index's one key for them (few, or none: a score
+         * without a trace is on a session or a dataset run). */
+        rowfilter g = *f;
+        g.has_trace = false;
+        uint64_t h = sdb__tix_key(SDB__TIX_NOTRACE, "", 0, NULL, 0), *refs, base, cut, sub = 0;
+        size_t nr;
+        if ((rc = sdb__tix_refs(t, project, SDB__TIX_NOTRACE, &h, 1, UINT64_MAX, SCAN_MAX, &refs,
+                                &nr, &base, &cut)))
+            return rc;
+        if (cut || nr == SCAN_MAX) *out_capped = true;
+        for (size_t i = 0; i < nr && rc == SDB_OK; i++) {
+            if (refs[i] > folded) continue; /* pending: the walk below */
+            sdb__val val;
+            sdb__row row;
+            rc = sdb__row_get(t, project, refs[i], &val);
+            if (rc == SDB_ENOTFOUND) {
+                rc = SDB_OK; /* replaced or deleted since */
+                continue;
+            }
+            if (rc == SDB_OK && (rc = sdb__row_decode(val.p, val.len, &row)) == SDB_OK)
+                sub += filter_match(&g, &row);
+        }
+        free(refs);
+        if (rc) return rc;
+        n -= sub;
+    }
     sdb__rowit *it;
     if ((rc = sdb__rows_open(t, project, UINT64_MAX, 1, &it))) return rc;
     sdb__val val;
@@ -1389,6 +1418,14 @@ int sdb_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params
     /* A total the query engine can count is counted by it; else the walk
      * counts every match past the page. */
     bool qtotal = r.total && !r.pending && query_counts(&f);
+    if (qtotal && f.has_trace) {
+        /* With a property filter its index's rows are fewer to read than
+         * the rows without a trace; a store whose index lacks the
+         * no-trace key: the walk. */
+        uint64_t base;
+        if ((rc = sdb__tix_base(t, project, SDB__TIX_NOTRACE, &base))) goto done;
+        qtotal = base == 0 && !r.q.n_props;
+    }
     list_run w = {.r = &r, .f = &f, .t = t, .project = project, .b = &b,
                   .count = r.total && !qtotal};
     if ((rc = run_list(&w))) goto done;

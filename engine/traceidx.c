@@ -332,8 +332,9 @@ int sdb__tix_fold(sdb__txn *t, const sdb__fixed *rows, uint32_t n)
             (rc = ensure_base(t, "rixbase:", project)))
             break;
         e.n = 0;
+        uint64_t none = sdb__tix_key(SDB__TIX_NOTRACE, "", 0, NULL, 0);
         for (; i < n && rows[i].project == project && rc == SDB_OK; i++)
-            if (rows[i].trace) rc = tvec_push(&e, rows[i].trace, rows[i].ref); /* 0: no trace */
+            rc = tvec_push(&e, rows[i].trace ? rows[i].trace : none, rows[i].ref); /* 0: no trace */
         if (rc || (rc = record_keys(t, rows + start, i - start, &e))) break;
         if (!e.n) continue;
         if (e.n > cap_tmp) {
@@ -442,10 +443,10 @@ static int rec_has_key(int kind, const find_ctx *f, uint64_t ref, const sdb__val
 {
     *out = false;
     int rc;
-    if (kind == SDB__TIX_TRACE) {
+    if (kind == SDB__TIX_TRACE || kind == SDB__TIX_NOTRACE) {
         sdb__fixed fx;
         if ((rc = sdb__row_fixed(val->p, val->len, &fx))) return rc;
-        *out = in_sorted(f->hs, f->n_h, fx.trace);
+        *out = kind == SDB__TIX_TRACE ? in_sorted(f->hs, f->n_h, fx.trace) : fx.trace == 0;
         return SDB_OK;
     }
     if (!rec_may_have_keys(val->p, val->len)) return SDB_OK;
@@ -464,6 +465,17 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+int sdb__tix_base(sdb__txn *t, uint32_t project, int kind, uint64_t *out_base)
+{
+    uint64_t base, folded;
+    int rc = sdb__meta_get_project(t, kind == SDB__TIX_TRACE ? "tixbase:" : "rixbase:", project,
+                                   &base);
+    if (rc || (rc = sdb__folded_of(t, project, &folded))) return rc;
+    /* No base yet: nothing folded has been indexed. */
+    *out_base = base ? base - 1 : folded;
+    return SDB_OK;
+}
+
 int sdb__tix_refs(sdb__txn *t, uint32_t project, int kind, const uint64_t *hs, size_t n_h,
                   uint64_t below, size_t max, uint64_t **out_refs, size_t *out_n,
                   uint64_t *out_base, uint64_t *out_cut)
@@ -473,13 +485,12 @@ int sdb__tix_refs(sdb__txn *t, uint32_t project, int kind, const uint64_t *hs, s
     *out_base = 0;
     *out_cut = 0;
     find_ctx f = {NULL, 0, below, max, NULL, 0, 0};
-    uint64_t base, folded, *sorted = malloc((n_h ? n_h : 1) * sizeof *sorted);
+    uint64_t folded, *sorted = malloc((n_h ? n_h : 1) * sizeof *sorted);
     run_info *runs = NULL;
     size_t n_runs;
     sdb__rowit *it = NULL;
     tvec scratch = {0};
     int rc;
-    const char *prefix = kind == SDB__TIX_TRACE ? "tixbase:" : "rixbase:";
     if (!sorted) {
         rc = SDB_ENOMEM;
         goto done;
@@ -491,11 +502,8 @@ int sdb__tix_refs(sdb__txn *t, uint32_t project, int kind, const uint64_t *hs, s
     for (size_t i = 0; i < n_h; i++)
         if (!f.n_h || sorted[f.n_h - 1] != sorted[i]) sorted[f.n_h++] = sorted[i];
     f.hs = sorted;
-    if ((rc = sdb__meta_get_project(t, prefix, project, &base))) goto done;
+    if ((rc = sdb__tix_base(t, project, kind, out_base))) goto done;
     if ((rc = sdb__folded_of(t, project, &folded))) goto done;
-    /* No base yet: nothing folded has been indexed, so every folded row
-     * is below it. */
-    *out_base = base ? base - 1 : folded;
     /* The rows the fold has not reached, newest first, at most max of
      * them: past that the answer is cut there (the caller's cursor). */
     if ((rc = sdb__rows_open(t, project, below, 1, &it))) goto done;

@@ -20,6 +20,7 @@ enum {
     SDB__TIX_RUN,    /* dataset run */
     SDB__TIX_CONFIG,
     SDB__TIX_PROP,   /* a property: key a, value b */
+    SDB__TIX_NOTRACE, /* one key (a, b unused): the scores without a trace */
     SDB__TIX_N_KINDS
 };
 /* The hash of a key of `kind` (b: the value of a property, else unused). */
@@ -29,8 +30,8 @@ uint64_t sdb__tix_key(int kind, const char *a, size_t alen, const char *b, size_
  * project's rows in one ref-ordered span, as the fold takes them). A row
  * gets one entry per key it has: its trace (from the fixed part) and,
  * read from its record, its session, observation, dataset run, config and
- * each property; a row with none of them costs one look at its record's
- * masks. Called before the fold moves the projects' fold marks. SDB_OK or
+ * each property; a row without a trace gets the one SDB__TIX_NOTRACE key.
+ * A row with none of the record's keys costs one look at its masks. Called before the fold moves the projects' fold marks. SDB_OK or
  * an LMDB/ENOMEM code. */
 int sdb__tix_fold(sdb__txn *t, const sdb__fixed *rows, uint32_t n);
 
@@ -54,6 +55,10 @@ int sdb__tix_fold(sdb__txn *t, const sdb__fixed *rows, uint32_t n);
 int sdb__tix_refs(sdb__txn *t, uint32_t project, int kind, const uint64_t *hs, size_t n_h,
                   uint64_t below, size_t max, uint64_t **out_refs, size_t *out_n,
                   uint64_t *out_base, uint64_t *out_cut);
+
+/* *out_base as sdb__tix_refs gives it for kind: 0 when every folded row
+ * of the project is in the index. */
+int sdb__tix_base(sdb__txn *t, uint32_t project, int kind, uint64_t *out_base);
 
 /* Entries and runs held (scoredb check and tests). */
 int sdb__tix_stats(sdb__txn *t, uint32_t project, uint64_t *out_entries, uint64_t *out_runs);
