@@ -1097,8 +1097,9 @@ done:
 typedef struct ccount {
     const rowfilter *f;
     const sdb_kernels *k;
-    uint8_t codes[16];    /* the type/source codes that pass */
+    uint8_t codes[16];    /* a row passes when (its type/source byte & code_mask) is one of these */
     int n_codes;
+    uint8_t code_mask;
     bool tsrc_all;        /* every code that occurs passes: no per-row check */
     sdb_filter tv;        /* time and value range for mask_f64 */
     uint64_t *bits, *tmp; /* selection words */
@@ -1113,14 +1114,21 @@ static void bytes_in(const uint8_t *col, uint32_t n, uint8_t mask, const uint8_t
                      uint64_t *bits)
 {
     uint32_t i = 0;
+    if (nv == 0) { /* nothing passes */
+        memset(bits, 0, ((size_t)n + 63) / 64 * sizeof *bits);
+        return;
+    }
 #ifdef __SSE2__
     const __m128i mk = _mm_set1_epi8((char)mask);
-    for (; i + 64 <= n; i += 64) {
+    __m128i vv[16]; /* broadcast once, not per step */
+    for (int j = 0; j < nv && j < 16; j++) vv[j] = _mm_set1_epi8((char)vals[j]);
+    for (; nv <= 16 && i + 64 <= n; i += 64) {
         uint64_t word = 0;
         for (int q = 0; q < 4; q++) {
-            __m128i x = _mm_and_si128(_mm_loadu_si128((const void *)(col + i + 16 * q)), mk),
-                    r = _mm_setzero_si128();
-            for (int j = 0; j < nv; j++) r = _mm_or_si128(r, _mm_cmpeq_epi8(x, _mm_set1_epi8((char)vals[j])));
+            __m128i x = _mm_loadu_si128((const void *)(col + i + 16 * q)), r;
+            if (mask != 0xFF) x = _mm_and_si128(x, mk);
+            r = _mm_cmpeq_epi8(x, vv[0]);
+            for (int j = 1; j < nv; j++) r = _mm_or_si128(r, _mm_cmpeq_epi8(x, vv[j]));
             word |= (uint64_t)(uint32_t)_mm_movemask_epi8(r) << (16 * q);
         }
         bits[i / 64] &= word;
@@ -1219,7 +1227,7 @@ static int chunk_count(ccount *cc, const sdb__seg *g, uint64_t *out)
                              (value && t == SDB_CATEGORICAL)))
             types_pass = false;
     if (!cc->tsrc_all && (q->source_mask || !types_pass))
-        bytes_in(g->tsrc, n, 15, cc->codes, cc->n_codes, bits);
+        bytes_in(g->tsrc, n, cc->code_mask, cc->codes, cc->n_codes, bits);
     for (int d = 0; d < SDB_N_DIMS; d++) {
         if (!f->dims[d]) continue;
         unsigned w = h->dim_w[d];
@@ -1254,14 +1262,41 @@ static int col_total(sdb__txn *t, uint32_t project, const rowfilter *f, uint64_t
     ccount cc = {.f = f, .k = sdb__kernels()};
     bool value = q->has_value || f->has_ne;
     cc.tsrc_all = true;
+    bool pass[16];
     for (int c = 0; c < 16; c++) {
         int type = c & 3, src = c >> 2 & 3;
-        bool ok = (!q->type_mask || q->type_mask & (1u << type)) &&
+        pass[c] = (!q->type_mask || q->type_mask & (1u << type)) &&
                   (!q->source_mask || q->source_mask & (1u << src)) &&
                   !(value && type == SDB_CATEGORICAL);
-        if (ok) cc.codes[cc.n_codes++] = (uint8_t)c;
         /* Codes with type 3 or source 3 never occur. */
-        if (!ok && type < SDB_N_TYPES && src < SDB_N_SOURCES) cc.tsrc_all = false;
+        if (!pass[c] && type < SDB_N_TYPES && src < SDB_N_SOURCES) cc.tsrc_all = false;
+    }
+    /* The fewest compares that decide the codes which occur: the type bits
+     * alone (a type filter), the source bits alone (a source filter), or
+     * the whole code. */
+    static const uint8_t masks[] = {0x03, 0x0C, 0x0F};
+    for (int mi = 0; mi < 3; mi++) {
+        uint8_t m = masks[mi], vals[16];
+        int nv = 0;
+        bool ok = true;
+        for (int c = 0; c < 16; c++) {
+            if (!pass[c]) continue;
+            bool seen = false;
+            for (int j = 0; j < nv; j++) seen |= vals[j] == (c & m);
+            if (!seen) vals[nv++] = (uint8_t)(c & m);
+        }
+        for (int c = 0; c < 16 && ok; c++) {
+            if ((c & 3) >= SDB_N_TYPES || (c >> 2 & 3) >= SDB_N_SOURCES) continue;
+            bool in = false;
+            for (int j = 0; j < nv; j++) in |= vals[j] == (c & m);
+            ok = in == pass[c];
+        }
+        if (ok) {
+            memcpy(cc.codes, vals, (size_t)nv);
+            cc.n_codes = nv;
+            cc.code_mask = m;
+            break;
+        }
     }
     /* mask_f64's ranges are closed: `to` is exclusive. */
     cc.tv.t_lo = q->has_from ? q->from : INT64_MIN;
