@@ -780,66 +780,88 @@ static int cmp_top_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* The segments of the filter's names (or all of the project's) that may
- * hold a match below bound, each positioned at its last row below bound,
- * by that row's ref, newest first (c->top holds it until it joins). */
-static int cs_open(sdb__txn *t, uint32_t project, colscan *cs, uint64_t bound)
+/* Each segment of f's names (or every one of the project's) whose zone
+ * map may match, opened, to fn(ctx, lv, key, g), in key order; g views the
+ * segment in the map and lv is the txn's tombstone reader (engine/internal.h
+ * "tombstones"). A nonzero return from fn stops the walk with it. */
+typedef int (*chunk_fn)(void *ctx, sdb__live *lv, const uint8_t *key, sdb__seg *g);
+
+static int each_chunk(sdb__txn *t, uint32_t project, const rowfilter *f, chunk_fn fn, void *ctx)
 {
     sdb__cur *c = NULL;
     sdb__live lv;
     int rc = sdb__live_open(t, &lv);
     if (rc) return rc;
     if ((rc = sdb__cur_open(t, SDB__DB_SEGMENTS, &c))) goto done;
-    uint32_t n_names = cs->f->names ? cs->f->n_names : 1;
+    uint32_t n_names = f->names ? f->n_names : 1;
     for (uint32_t j = 0; j < n_names && rc == SDB_OK; j++) {
-        if (cs->f->names && j && in_ids(cs->f->names, j, cs->f->names[j]))
+        if (f->names && j && in_ids(f->names, j, f->names[j]))
             continue; /* a name given twice: its chunks once */
         uint8_t k[SDB__SEGKEY_LEN];
-        size_t plen = cs->f->names ? 8 : 4;
-        sdb__seg_key(k, project, cs->f->names ? cs->f->names[j] : 0, INT64_MIN, 0);
-        if (!cs->f->names) memset(k + 4, 0, SDB__SEGKEY_LEN - 4);
+        size_t plen = f->names ? 8 : 4;
+        sdb__seg_key(k, project, f->names ? f->names[j] : 0, INT64_MIN, 0);
+        if (!f->names) memset(k + 4, 0, SDB__SEGKEY_LEN - 4);
         sdb__val key, val;
         for (rc = sdb__cur_seek(c, k, plen == 8 ? sizeof k : 4, &key, &val); rc == SDB_OK;
              rc = sdb__cur_next(c, &key, &val)) {
             if (key.len != SDB__SEGKEY_LEN || memcmp(key.p, k, plen) != 0) break;
             sdb__seg g;
             if ((rc = sdb__seg_open(val.p, val.len, &g))) goto done;
-            if (!zone_may_match(cs->f, &g.h) || sdb__seg_ref(&g, 0) >= bound) continue;
-            sdb__seg cp = g; /* sdb__live_seg would make g view its copy */
-            int dead = sdb__live_seg(&lv, key.p, &cp);
-            if (dead < 0) {
-                rc = dead;
-                goto done;
-            }
-            /* The last row below bound (rows are in ref order). */
-            int64_t lo = 0, hi = (int64_t)g.n - 1;
-            while (lo < hi) {
-                int64_t mid = lo + (hi - lo + 1) / 2;
-                if (sdb__seg_ref(&g, (uint32_t)mid) < bound) lo = mid;
-                else hi = mid - 1;
-            }
-            if (cs->n == cs->cap) {
-                size_t cap = cs->cap ? 2 * cs->cap : 256;
-                cseg *v = realloc(cs->v, cap * sizeof *v);
-                if (!v) {
-                    rc = SDB_ENOMEM;
-                    goto done;
-                }
-                cs->v = v;
-                cs->cap = cap;
-            }
-            cs->v[cs->n++] = (cseg){g, lo, sdb__seg_ref(&g, (uint32_t)lo), dead == 1};
+            if (zone_may_match(f, &g.h) && (rc = fn(ctx, &lv, key.p, &g))) goto done;
         }
         if (rc == SDB_ENOTFOUND) rc = SDB_OK;
     }
-    if (rc) goto done;
-    if (cs->n > 1) qsort(cs->v, cs->n, sizeof *cs->v, cmp_top_desc);
-    cs->heap = malloc((cs->n ? cs->n : 1) * sizeof *cs->heap);
-    if (!cs->heap) rc = SDB_ENOMEM;
 done:
     sdb__cur_close(c);
     sdb__live_close(&lv);
     return rc;
+}
+
+typedef struct open_ctx {
+    colscan *cs;
+    uint64_t bound;
+} open_ctx;
+
+/* cs_open's step: segment g joins the scan, positioned at its last row
+ * below the bound. */
+static int open_chunk(void *ctx, sdb__live *lv, const uint8_t *key, sdb__seg *gp)
+{
+    open_ctx *o = ctx;
+    colscan *cs = o->cs;
+    sdb__seg g = *gp;
+    if (sdb__seg_ref(&g, 0) >= o->bound) return SDB_OK;
+    sdb__seg cp = g; /* sdb__live_seg would make g view its copy */
+    int dead = sdb__live_seg(lv, key, &cp);
+    if (dead < 0) return dead;
+    /* The last row below bound (rows are in ref order). */
+    int64_t lo = 0, hi = (int64_t)g.n - 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo + 1) / 2;
+        if (sdb__seg_ref(&g, (uint32_t)mid) < o->bound) lo = mid;
+        else hi = mid - 1;
+    }
+    if (cs->n == cs->cap) {
+        size_t cap = cs->cap ? 2 * cs->cap : 256;
+        cseg *v = realloc(cs->v, cap * sizeof *v);
+        if (!v) return SDB_ENOMEM;
+        cs->v = v;
+        cs->cap = cap;
+    }
+    cs->v[cs->n++] = (cseg){g, lo, sdb__seg_ref(&g, (uint32_t)lo), dead == 1};
+    return SDB_OK;
+}
+
+/* The segments of the filter's names (or all of the project's) that may
+ * hold a match below bound, each positioned at its last row below bound,
+ * by that row's ref, newest first (c->top holds it until it joins). */
+static int cs_open(sdb__txn *t, uint32_t project, colscan *cs, uint64_t bound)
+{
+    open_ctx o = {cs, bound};
+    int rc = each_chunk(t, project, cs->f, open_chunk, &o);
+    if (rc) return rc;
+    if (cs->n > 1) qsort(cs->v, cs->n, sizeof *cs->v, cmp_top_desc);
+    cs->heap = malloc((cs->n ? cs->n : 1) * sizeof *cs->heap);
+    return cs->heap ? SDB_OK : SDB_ENOMEM;
 }
 
 /* Count the matches of segment c at or below its position into w->extra
@@ -1055,31 +1077,11 @@ static int query_count(sdb_store *s, sdb__txn *t, uint32_t project, const sdb__q
     q.has_hist = false;
     q.pct = NULL;
     q.n_pct = 0;
-    sdb__limits lim = {
-        s->query_max_cells ? s->query_max_cells : SDB__QMAX_CELLS_DEFAULT,
-        s->query_max_answer_bytes ? s->query_max_answer_bytes : SDB__QMAX_ANSWER_DEFAULT,
-        s->query_max_mem_bytes ? s->query_max_mem_bytes : SDB__QMAX_MEM_DEFAULT,
-        s->query_max_ms ? s->query_max_ms : SDB__QMAX_MS_DEFAULT,
-    };
-    sdb__plan p;
-    sdb__gtab g;
     sdb__answer a;
-    memset(&p, 0, sizeof p);
-    memset(&g, 0, sizeof g);
     memset(&a, 0, sizeof a);
-    int rc;
-    if ((rc = sdb__plan_make(&p, t, project, &q, &lim, err, errlen))) goto done;
-    if ((rc = sdb__gtab_init(&g, t, project, &q, p.n_int, p.n_labels, false, p.want_traces,
-                             p.want_vals)))
-        goto done;
-    if ((rc = sdb__exec_run(&p, &g))) goto done;
-    if ((rc = sdb__answer_build(&p, &g, &a))) goto done;
-    for (uint32_t i = 0; i < a.n_groups; i++) *out += a.groups[i].count;
-done:
-    if (rc == SDB_ELIMIT) rc = SDB_EINVAL;
+    int rc = sdb__query_in(s, t, project, &q, &a, err, errlen);
+    for (uint32_t i = 0; rc == SDB_OK && i < a.n_groups; i++) *out += a.groups[i].count;
     sdb__answer_free(&a);
-    sdb__gtab_free(&g);
-    sdb__plan_free(&p);
     return rc;
 }
 
@@ -1106,6 +1108,7 @@ typedef struct ccount {
     int64_t *ts;          /* decoded columns */
     double *v;
     uint32_t cap;
+    uint64_t total;
 } ccount;
 
 /* bits &= whether each byte of col[0..n) (masked with `mask`) is one of
@@ -1254,6 +1257,18 @@ static int chunk_count(ccount *cc, const sdb__seg *g, uint64_t *out)
     return SDB_OK;
 }
 
+/* col_total's step: the live rows of chunk g that pass, into cc->total. */
+static int count_chunk(void *ctx, sdb__live *lv, const uint8_t *key, sdb__seg *g)
+{
+    ccount *cc = ctx;
+    int dead = sdb__live_seg(lv, key, g); /* 1: g views the live rows */
+    if (dead < 0) return dead;
+    uint64_t m;
+    int rc = chunk_count(cc, g, &m);
+    cc->total += m;
+    return rc;
+}
+
 /* The folded matches of f's column filters (no tags or properties). */
 static int col_total(sdb__txn *t, uint32_t project, const rowfilter *f, uint64_t *out)
 {
@@ -1303,39 +1318,8 @@ static int col_total(sdb__txn *t, uint32_t project, const rowfilter *f, uint64_t
     cc.tv.t_hi = q->has_to ? (q->to == INT64_MIN ? INT64_MIN : q->to - 1) : INT64_MAX;
     cc.tv.v_lo = value ? q->v_lo : -INFINITY;
     cc.tv.v_hi = value ? q->v_hi : INFINITY;
-    sdb__cur *c = NULL;
-    sdb__live lv;
-    int rc = sdb__live_open(t, &lv);
-    if (rc) return rc;
-    if ((rc = sdb__cur_open(t, SDB__DB_SEGMENTS, &c))) goto done;
-    uint32_t n_names = f->names ? f->n_names : 1;
-    for (uint32_t j = 0; j < n_names && rc == SDB_OK; j++) {
-        if (f->names && j && in_ids(f->names, j, f->names[j])) continue; /* a name twice */
-        uint8_t k[SDB__SEGKEY_LEN];
-        size_t plen = f->names ? 8 : 4;
-        sdb__seg_key(k, project, f->names ? f->names[j] : 0, INT64_MIN, 0);
-        if (!f->names) memset(k + 4, 0, SDB__SEGKEY_LEN - 4);
-        sdb__val key, val;
-        for (rc = sdb__cur_seek(c, k, plen == 8 ? sizeof k : 4, &key, &val); rc == SDB_OK;
-             rc = sdb__cur_next(c, &key, &val)) {
-            if (key.len != SDB__SEGKEY_LEN || memcmp(key.p, k, plen) != 0) break;
-            sdb__seg g;
-            if ((rc = sdb__seg_open(val.p, val.len, &g))) goto done;
-            if (!zone_may_match(f, &g.h)) continue;
-            int dead = sdb__live_seg(&lv, key.p, &g); /* 1: g views the live rows */
-            if (dead < 0) {
-                rc = dead;
-                goto done;
-            }
-            uint64_t m;
-            if ((rc = chunk_count(&cc, &g, &m))) goto done;
-            *out += m;
-        }
-        if (rc == SDB_ENOTFOUND) rc = SDB_OK;
-    }
-done:
-    sdb__cur_close(c);
-    sdb__live_close(&lv);
+    int rc = each_chunk(t, project, f, count_chunk, &cc);
+    *out = cc.total;
     free(cc.bits);
     free(cc.ts);
     free(cc.v);
