@@ -5,8 +5,9 @@
  * "Aggregation delay"). Refs are ingest sequence numbers, so "newest
  * first" is descending ref order, and the pagination cursor is the ref to
  * continue below. A list reads through the cheapest source its filters
- * allow, each giving rows newest first: the trace index (engine/traceidx.c)
- * for one trace_id, the id index for `id`, the column segments of the
+ * allow, each giving rows newest first: the refs index (engine/traceidx.c)
+ * for a trace, session, dataset run, observations, configs or property
+ * values, the id index for `id`, the column segments of the
  * folded rows for a filter a column holds (the zone maps drop chunks,
  * columns are checked in place, a k-way merge keeps ref order: "column
  * path" below), else the row store itself, walked backwards. The rows past
@@ -16,7 +17,10 @@
  * that the dictionary has never seen matches nothing, decided before any
  * read. A call reads at most SCAN_MAX records and COL_MAX column entries,
  * so that a selective filter over a huge store cannot pin a thread: the
- * answer then carries a cursor to continue from.
+ * answer then carries a cursor to continue from. A total is counted in the
+ * same read txn as the page ("totals" below): from segment headers and
+ * columns for the filters columns hold, by the query engine for tags and
+ * properties, by the walk for an index key's rows.
  */
 #include "list.h"
 #include "traceidx.h"
