@@ -1178,6 +1178,16 @@ static int chunk_count(ccount *cc, const sdb__seg *g, uint64_t *out)
     bool dims = false;
     for (int d = 0; d < SDB_N_DIMS; d++) dims = dims || f->dims[d];
     *out = 0;
+    if (!need_ts && !dims && !q->source_mask && (need_v || need_ne) &&
+        h->n_type[SDB_BOOLEAN] == h->n_rows && (!q->type_mask || q->type_mask & 2u)) {
+        /* All boolean: the values are 0 and 1, so the header's sum is the
+         * number of ones (exact: an integer far below 2^53). */
+        uint64_t ones = (uint64_t)h->sum, zeros = h->n_rows - ones;
+        bool one = 1.0 >= q->v_lo && 1.0 <= q->v_hi && !(f->has_ne && f->ne == 1.0);
+        bool zero = 0.0 >= q->v_lo && 0.0 <= q->v_hi && !(f->has_ne && f->ne == 0.0);
+        *out = (one ? ones : 0) + (zero ? zeros : 0);
+        return SDB_OK;
+    }
     if (!need_ts && !need_v && !need_ne && !dims && !q->source_mask) {
         /* The header decides: its per-type counts. */
         for (int t = 0; t < SDB_N_TYPES; t++)
@@ -1189,11 +1199,13 @@ static int chunk_count(ccount *cc, const sdb__seg *g, uint64_t *out)
         size_t w = ((size_t)n + 63) / 64;
         uint64_t *bits = realloc(cc->bits, w * sizeof *bits);
         if (bits) cc->bits = bits;
-        int64_t *ts = bits ? realloc(cc->ts, (size_t)n * sizeof *ts) : NULL;
+        uint64_t *tmp = bits ? realloc(cc->tmp, w * sizeof *tmp) : NULL;
+        if (tmp) cc->tmp = tmp;
+        int64_t *ts = tmp ? realloc(cc->ts, (size_t)n * sizeof *ts) : NULL;
         if (ts) cc->ts = ts;
         double *v = ts ? realloc(cc->v, (size_t)n * sizeof *v) : NULL;
         if (v) cc->v = v;
-        if (!bits || !ts || !v) return SDB_ENOMEM;
+        if (!bits || !tmp || !ts || !v) return SDB_ENOMEM;
         cc->cap = n;
     }
     uint64_t *bits = cc->bits;
@@ -1214,17 +1226,10 @@ static int chunk_count(ccount *cc, const sdb__seg *g, uint64_t *out)
         if (n % 64) bits[nw - 1] = (1ull << (n % 64)) - 1;
     }
     if (need_ne) {
-        const double ne = f->ne;
-        for (uint32_t i = 0; i < n; i += 64) {
-            uint64_t word = 0;
-            uint32_t cnt = n - i < 64 ? n - i : 64;
-            for (uint32_t j = 0; j < cnt; j++) {
-                double x;
-                memcpy(&x, (const uint8_t *)v + 8 * ((size_t)i + j), 8); /* raw: unaligned */
-                word |= (uint64_t)(x == ne) << j;
-            }
-            bits[i / 64] &= ~word;
-        }
+        /* The rows equal to ne, by mask_f64 over [ne, ne], come out. */
+        sdb_filter eq = {INT64_MIN, INT64_MAX, f->ne, f->ne, 0};
+        cc->k->mask_f64(v, v, n, &eq, cc->tmp);
+        for (uint32_t w = 0; w < nw; w++) bits[w] &= ~cc->tmp[w];
     }
     /* The type/source byte is checked only where it can fail: a source
      * filter, or a type of rows this chunk holds that does not pass. */
@@ -1325,6 +1330,7 @@ static int col_total(sdb__txn *t, uint32_t project, const rowfilter *f, uint64_t
     int rc = each_chunk(t, project, f, count_chunk, &cc);
     *out = cc.total;
     free(cc.bits);
+    free(cc.tmp);
     free(cc.ts);
     free(cc.v);
     return rc;
