@@ -1101,6 +1101,7 @@ static int query_count(sdb_store *s, sdb__txn *t, uint32_t project, const sdb__q
  * with its aggregation pipeline (moments and label counts kept for a
  * count: 21 ms for environment + source at 10M scores). */
 typedef struct ccount {
+    sdb__txn *t;
     const rowfilter *f;
     const sdb_kernels *k;
     uint8_t codes[16];    /* a row passes when (its type/source byte & code_mask) is one of these */
@@ -1165,7 +1166,7 @@ static inline uint64_t popcount64(uint64_t x)
 }
 
 /* The rows of chunk g (live rows only) that pass. */
-static int chunk_count(ccount *cc, const sdb__seg *g, uint64_t *out)
+static int chunk_count(ccount *cc, const uint8_t *key, const sdb__seg *g, uint64_t *out)
 {
     const rowfilter *f = cc->f;
     const sdb__query *q = f->q;
@@ -1175,9 +1176,40 @@ static int chunk_count(ccount *cc, const sdb__seg *g, uint64_t *out)
     bool need_ts = (q->has_from && h->ts_min < q->from) || (q->has_to && h->ts_max >= q->to);
     bool need_v = value && !(h->v_min >= q->v_lo && h->v_max <= q->v_hi);
     bool need_ne = f->has_ne && f->ne >= h->v_min && f->ne <= h->v_max;
-    bool dims = false;
-    for (int d = 0; d < SDB_N_DIMS; d++) dims = dims || f->dims[d];
+    int n_dims = 0, dim = -1;
+    for (int d = 0; d < SDB_N_DIMS; d++)
+        if (f->dims[d]) n_dims++, dim = d;
+    bool dims = n_dims > 0;
+    /* The type/source byte is checked only where it can fail: a source
+     * filter, or a type of rows this chunk holds that does not pass. */
+    bool types_pass = true;
+    for (int t = 0; t < SDB_N_TYPES; t++)
+        if (h->n_type[t] && ((q->type_mask && !(q->type_mask & (1u << t))) ||
+                             (value && t == SDB_CATEGORICAL)))
+            types_pass = false;
     *out = 0;
+    if (n_dims == 1 && !need_ts && !need_v && !need_ne && !q->source_mask && types_pass) {
+        /* One dimension, nothing else to check on the rows: the chunk's
+         * per-value pre-aggregates count it, when it keeps them and they
+         * add up to its live rows (a chunk with dead rows counts them
+         * too; a chunk with categorical rows keeps none): exec.c's rule. */
+        sdb__val pv;
+        int rc = sdb__get(cc->t, SDB__DB_PREAGG, key, SDB__SEGKEY_LEN, &pv);
+        if (rc && rc != SDB_ENOTFOUND) return rc;
+        const uint8_t *pp;
+        int m = rc ? -1 : sdb__preagg_find(pv.p, pv.len, dim, &pp);
+        uint64_t all = 0, hit = 0;
+        for (int i = 0; i < m; i++) {
+            sdb__preagg pa;
+            memcpy(&pa, pp + (size_t)i * sizeof pa, sizeof pa);
+            all += pa.n;
+            if (in_ids(f->dims[dim], f->n_dims[dim], pa.id)) hit += pa.n;
+        }
+        if (m >= 0 && all == n) {
+            *out = hit;
+            return SDB_OK;
+        }
+    }
     if (!need_ts && !dims && !q->source_mask && (need_v || need_ne) &&
         h->n_type[SDB_BOOLEAN] == h->n_rows && (!q->type_mask || q->type_mask & 2u)) {
         /* All boolean: the values are 0 and 1, so the header's sum is the
@@ -1231,13 +1263,6 @@ static int chunk_count(ccount *cc, const sdb__seg *g, uint64_t *out)
         cc->k->mask_f64(v, v, n, &eq, cc->tmp);
         for (uint32_t w = 0; w < nw; w++) bits[w] &= ~cc->tmp[w];
     }
-    /* The type/source byte is checked only where it can fail: a source
-     * filter, or a type of rows this chunk holds that does not pass. */
-    bool types_pass = true;
-    for (int t = 0; t < SDB_N_TYPES; t++)
-        if (h->n_type[t] && ((q->type_mask && !(q->type_mask & (1u << t))) ||
-                             (value && t == SDB_CATEGORICAL)))
-            types_pass = false;
     if (!cc->tsrc_all && (q->source_mask || !types_pass))
         bytes_in(g->tsrc, n, cc->code_mask, cc->codes, cc->n_codes, bits);
     for (int d = 0; d < SDB_N_DIMS; d++) {
@@ -1273,7 +1298,7 @@ static int count_chunk(void *ctx, sdb__live *lv, const uint8_t *key, sdb__seg *g
     int dead = sdb__live_seg(lv, key, g); /* 1: g views the live rows */
     if (dead < 0) return dead;
     uint64_t m;
-    int rc = chunk_count(cc, g, &m);
+    int rc = chunk_count(cc, key, g, &m);
     cc->total += m;
     return rc;
 }
@@ -1283,7 +1308,7 @@ static int col_total(sdb__txn *t, uint32_t project, const rowfilter *f, uint64_t
 {
     *out = 0;
     const sdb__query *q = f->q;
-    ccount cc = {.f = f, .k = sdb__kernels()};
+    ccount cc = {.t = t, .f = f, .k = sdb__kernels()};
     bool value = q->has_value || f->has_ne;
     cc.tsrc_all = true;
     bool pass[16];
