@@ -25,7 +25,9 @@ const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.le
 const plain = (row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v]));
 
 let reuse = false;
-try { reuse = args.reuse === '1' && statSync(args.db).size > 0; } catch { reuse = false; }
+// A database older than the CSV holds an earlier generator's rows (or
+// lacks its columns): load it again.
+try { reuse = args.reuse === '1' && statSync(args.db).size > 0 && statSync(args.db).mtimeMs >= statSync(args.csv).mtimeMs; } catch { reuse = false; }
 if (!reuse) {
   rmSync(args.db, { force: true });
   rmSync(args.db + '.wal', { force: true });
@@ -36,10 +38,15 @@ const version = (await conn.runAndReadAll('SELECT version() AS v')).getRowObject
 
 const csv = args.csv.replace(/'/g, "''");
 let t0 = performance.now();
-if (!reuse) await conn.run(`CREATE TABLE scores AS SELECT * FROM read_csv('${csv}', header = true, columns = {
+// Tags arrive '|'-joined (gen.c) and become a VARCHAR[] column, which
+// list_contains / list_has_all filter on; the two property keys are plain
+// columns (DuckDB's best case: dictionary-compressed strings, zone maps),
+// not a MAP or a JSON blob it would have to unpack per row.
+if (!reuse) await conn.run(`CREATE TABLE scores AS SELECT * REPLACE (coalesce(string_split(tags, '|'), []::VARCHAR[]) AS tags)
+  FROM read_csv('${csv}', header = true, columns = {
   'name': 'VARCHAR', 'value': 'DOUBLE', 'label': 'VARCHAR', 'data_type': 'VARCHAR', 'ts': 'BIGINT',
   'source': 'VARCHAR', 'environment': 'VARCHAR', 'model': 'VARCHAR', 'prompt_version': 'VARCHAR',
-  'trace_id': 'VARCHAR'})`);
+  'trace_id': 'VARCHAR', 'tags': 'VARCHAR', 'feature': 'VARCHAR', 'customer_tier': 'VARCHAR'})`);
 if (!reuse) await conn.run('CHECKPOINT');
 const loadMs = performance.now() - t0;
 const rows = Number((await conn.runAndReadAll('SELECT count(*) AS n FROM scores')).getRowObjects()[0].n);

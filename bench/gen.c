@@ -15,7 +15,16 @@
  *   with +-30 minutes of jitter (late and early scores);
  * - about 0.3 N distinct traces (32 hex digits); model (8), prompt version
  *   (20) and environment (3) belong to the trace, source (3) to the score;
- * - timestamps alternate between epoch milliseconds and RFC 3339 strings.
+ * - timestamps alternate between epoch milliseconds and RFC 3339 strings;
+ * - tags and properties belong to the trace, as Langfuse puts them on the
+ *   trace and its scores inherit them: 0-3 tags (20/40/30/10%) from a
+ *   vocabulary of 12 with Zipf(1) frequencies (`rag`, the first, is on
+ *   about 37% of the traces), and two property keys on every trace,
+ *   `feature` (5 values, 35/25/20/12/8%) and `customer_tier` (free 60%,
+ *   pro 30%, enterprise 10%). They derive from the trace number through
+ *   mix64, not from the row generator's stream, so every other column
+ *   (names, values, times, traces, dimensions) is byte-identical to what
+ *   the generator wrote before it had them.
  *
  * Usage: gen [-n ROWS] [--ndjson PATH] [--csv PATH] [--ids none|uuid4|uuid7] [--info]
  * --ids gives every NDJSON score an "id" as clients send them: uuid4 random
@@ -75,6 +84,12 @@ static const char *const MODELS[8] = {
     "gemini-1.5-pro", "llama-3.1-70b", "mistral-large", "qwen2.5-72b"};
 static const char *const ENVS[3] = {"production", "staging", "development"};
 static const char *const SOURCES[3] = {"API", "EVAL", "ANNOTATION"};
+#define N_TAGS 12
+static const char *const TAGS[N_TAGS] = {
+    "rag", "chat", "agent", "tool-use", "web", "mobile", "api", "beta",
+    "long-context", "summarize", "experiment-a", "experiment-b"};
+static const char *const FEATURES[5] = {"search", "chat", "summarize", "code", "support"};
+static const char *const TIERS[3] = {"free", "pro", "enterprise"};
 static const char *const LABELS[2][3] = {{"pass", "partial", "fail"},
                                          {"positive", "neutral", "negative"}};
 
@@ -251,6 +266,32 @@ static double quality(int name, int model, int prompt)
     return 0.35 + 0.5 * (double)(h >> 11) * 0x1.0p-53;
 }
 
+/* A trace's tags (indexes into TAGS, distinct, in draw order) and
+ * properties, from its number alone (see the top comment). Returns the
+ * tag count. tag_cdf is Zipf(1) over the 12 tags. */
+static int trace_attrs(uint64_t trace, const double *tag_cdf, int tags[3], int *feature,
+                       int *tier)
+{
+    uint64_t h = mix64(trace ^ 0x7a9ba77b5ULL);
+    int k10 = (int)(h % 10), want = k10 < 2 ? 0 : k10 < 6 ? 1 : k10 < 9 ? 2 : 3, n = 0;
+    /* Distinct Zipf draws; a few tries each (a repeat of a frequent tag
+     * is likely), so a trace may end with fewer tags than it drew. */
+    for (int tries = 0; n < want && tries < 8; tries++) {
+        h = mix64(h);
+        double u = (double)(h >> 11) * 0x1.0p-53;
+        int t = 0;
+        while (t < N_TAGS - 1 && u >= tag_cdf[t]) t++;
+        int dup = 0;
+        for (int j = 0; j < n; j++) dup |= tags[j] == t;
+        if (!dup) tags[n++] = t;
+    }
+    uint64_t g = mix64(h ^ 0xfea75ULL);
+    int f100 = (int)(g % 100), t100 = (int)((g >> 32) % 100);
+    *feature = f100 < 35 ? 0 : f100 < 60 ? 1 : f100 < 80 ? 2 : f100 < 92 ? 3 : 4;
+    *tier = t100 < 60 ? 0 : t100 < 90 ? 1 : 2;
+    return n;
+}
+
 static void print_info(void)
 {
     printf("{\"start_ms\":%lld,\"end_ms\":%lld,\"names\":[", (long long)START_MS,
@@ -260,7 +301,14 @@ static void print_info(void)
         printf("%s{\"rank\":%d,\"name\":\"%s\",\"kind\":\"%s\",\"data_type\":\"%s\"}",
                i ? "," : "", i + 1, NAMES[i], KIND_NAME[k], DATA_TYPE[k]);
     }
-    printf("]}\n");
+    /* Tags in rank order, property values in frequency order. */
+    printf("],\"tags\":[");
+    for (int i = 0; i < N_TAGS; i++) printf("%s\"%s\"", i ? "," : "", TAGS[i]);
+    printf("],\"properties\":{\"feature\":[");
+    for (int i = 0; i < 5; i++) printf("%s\"%s\"", i ? "," : "", FEATURES[i]);
+    printf("],\"customer_tier\":[");
+    for (int i = 0; i < 3; i++) printf("%s\"%s\"", i ? "," : "", TIERS[i]);
+    printf("]}}\n");
 }
 
 /* A UUID in canonical lower-case form: version 4 (122 random bits) or
@@ -348,6 +396,14 @@ int main(int argc, char **argv)
         cdf[i] = acc;
     }
     cdf[N_NAMES - 1] = 1.0;
+    double tag_cdf[N_TAGS], tag_total = 0, tag_acc = 0;
+    for (int i = 0; i < N_TAGS; i++)
+        tag_total += 1.0 / (i + 1);
+    for (int i = 0; i < N_TAGS; i++) {
+        tag_acc += 1.0 / (i + 1) / tag_total;
+        tag_cdf[i] = tag_acc;
+    }
+    tag_cdf[N_TAGS - 1] = 1.0;
 
     /* r * SPAN_MS below must fit in 64 bits. */
     if (n_rows > 1000000000) {
@@ -370,7 +426,7 @@ int main(int argc, char **argv)
         csv.buf = malloc(CAP);
         csv.cap = CAP - 1024;
         put_str(&csv, "name,value,label,data_type,ts,source,environment,model,"
-                      "prompt_version,trace_id\n");
+                      "prompt_version,trace_id,tags,feature,customer_tier\n");
     }
     if ((nd.f && !nd.buf) || (csv.f && !csv.buf)) {
         fprintf(stderr, "gen: out of memory\n");
@@ -408,6 +464,8 @@ int main(int argc, char **argv)
         int env = e10 < 7 ? 0 : e10 < 9 ? 1 : 2;
         uint64_t t_hi = mix64(trace ^ 0x1111111111111111ULL);
         uint64_t t_lo = mix64(trace ^ 0x2222222222222222ULL);
+        int tags[3], feature, tier;
+        int n_tags = trace_attrs(trace, tag_cdf, tags, &feature, &tier);
 
         int s100 = (int)next_below(100);
         int source = s100 < 15 ? 0 : s100 < 75 ? 1 : 2;
@@ -480,7 +538,21 @@ int main(int argc, char **argv)
             put_str(&nd, MODELS[model]);
             put_str(&nd, "\",\"prompt_version\":\"v");
             put_pad(&nd, prompt + 1, 2);
-            put_str(&nd, "\"}\n");
+            put_ch(&nd, '"');
+            if (n_tags) {
+                put_str(&nd, ",\"tags\":[");
+                for (int j = 0; j < n_tags; j++) {
+                    put_str(&nd, j ? ",\"" : "\"");
+                    put_str(&nd, TAGS[tags[j]]);
+                    put_ch(&nd, '"');
+                }
+                put_ch(&nd, ']');
+            }
+            put_str(&nd, ",\"properties\":{\"feature\":\"");
+            put_str(&nd, FEATURES[feature]);
+            put_str(&nd, "\",\"customer_tier\":\"");
+            put_str(&nd, TIERS[tier]);
+            put_str(&nd, "\"}}\n");
         }
         if (csv.f) {
             out_reserve(&csv, 512);
@@ -508,6 +580,17 @@ int main(int argc, char **argv)
             put_ch(&csv, ',');
             put_hex64(&csv, t_hi);
             put_hex64(&csv, t_lo);
+            /* Tags joined by '|' (empty: none), which duckdb_bench.mjs
+             * splits into a VARCHAR[] column at load. */
+            put_ch(&csv, ',');
+            for (int j = 0; j < n_tags; j++) {
+                if (j) put_ch(&csv, '|');
+                put_str(&csv, TAGS[tags[j]]);
+            }
+            put_ch(&csv, ',');
+            put_str(&csv, FEATURES[feature]);
+            put_ch(&csv, ',');
+            put_str(&csv, TIERS[tier]);
             put_ch(&csv, '\n');
         }
     }

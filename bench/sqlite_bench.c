@@ -89,9 +89,13 @@ static long long load_csv(sqlite3 *db, const char *path)
         int nf = 0;
         char *p = line;
         field[nf++] = p;
-        for (; *p && nf < N_COLS; p++) {
+        /* The first N_COLS columns; the generator's later ones (tags and
+         * properties, which the seven queries do not read) are cut off. */
+        for (; *p; p++) {
             if (*p == ',') {
                 *p = '\0';
+                if (nf == N_COLS)
+                    break;
                 field[nf++] = p + 1;
             }
         }

@@ -543,6 +543,9 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
 #define PIPE_W 4
 #define PIPE_MOVEMASK(m) (unsigned)_mm256_movemask_pd((__m256d)(m))
 #include "pipe_body.h"
+#define DEC_LOADU2(lo, hi) (dec_v32b)_mm256_loadu2_m128i((const __m128i_u *)(hi), (const __m128i_u *)(lo))
+#define DEC_PSHUFB(x, i) (dec_v32b)_mm256_shuffle_epi8((__m256i)(x), (__m256i)(i))
+#define DEC_WIN32_MAX 25
 #include "dec_body.h"
 
 static const sdb_kernels table = {
