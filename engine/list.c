@@ -6,8 +6,8 @@
  * first" is descending ref order, and the pagination cursor is the ref to
  * continue below. A list reads through the cheapest source its filters
  * allow, each giving rows newest first: the refs index (engine/traceidx.c)
- * for a trace, session, dataset run, observations, configs or property
- * values, the id index for `id`, the column segments of the
+ * for a trace, session, dataset run, observations, configs or queues
+ * (property queue_id), the id index for `id`, the column segments of the
  * folded rows for a filter a column holds (the zone maps drop chunks,
  * columns are checked in place, a k-way merge keeps ref order: "column
  * path" below), else the row store itself, walked backwards. The rows past
@@ -600,10 +600,13 @@ static int index_keys(const rowfilter *f, int *out_kind, uint64_t **out_h, size_
     } else if (kind < 0 && f->configs && f->configs->n) {
         kind = SDB__TIX_CONFIG;
         set = f->configs;
-    } else if (kind < 0 && q->n_props) {
-        kind = SDB__TIX_PROP;
-        set = &q->props[0].values;
-        pkey = &q->props[0].key;
+    } else if (kind < 0) {
+        for (uint32_t i = 0; i < q->n_props && kind < 0; i++)
+            if (sdb__tix_prop_indexed(q->props[i].key.p, q->props[i].key.len)) {
+                kind = SDB__TIX_PROP;
+                set = &q->props[i].values;
+                pkey = &q->props[i].key;
+            }
     }
     if (kind < 0) return SDB_OK;
     size_t n = set ? set->n : 1;
@@ -1473,12 +1476,15 @@ int sdb_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params
      * counts every match past the page. */
     bool qtotal = r.total && !r.pending && query_counts(&f);
     if (qtotal && f.has_trace) {
-        /* With a property filter its index's rows are fewer to read than
-         * the rows without a trace; a store whose index lacks the
-         * no-trace key: the walk. */
+        /* With a queue filter its index's rows are fewer to read than the
+         * rows without a trace; a store whose index lacks the no-trace
+         * key: the walk. */
         uint64_t base;
         if ((rc = sdb__tix_base(t, project, SDB__TIX_NOTRACE, &base))) goto done;
-        qtotal = base == 0 && !r.q.n_props;
+        bool queue = false;
+        for (uint32_t i = 0; i < r.q.n_props; i++)
+            queue = queue || sdb__tix_prop_indexed(r.q.props[i].key.p, r.q.props[i].key.len);
+        qtotal = base == 0 && !queue;
     }
     list_run w = {.r = &r, .f = &f, .t = t, .project = project, .b = &b,
                   .count = r.total && !qtotal};

@@ -1,6 +1,7 @@
 /* The refs index: key -> row refs, so that a list filtered by one trace
  * (GET /v1/scores?trace_id=, Langfuse's traceId), session, observation,
- * dataset run, config or property value (Langfuse's queueId is one) reads
+ * dataset run, config or annotation queue (the property queue_id:
+ * Langfuse's queueId; sdb__tix_prop_indexed says why only it) reads
  * that key's rows and nothing else, however deep in the store they are.
  *
  * Before it, those filters were a per-row check on a walk bounded at 2M
@@ -61,6 +62,11 @@ uint64_t sdb__tix_hash(const char *id, size_t len)
 {
     uint64_t h = sdb__hash(id, len);
     return h ? h : 1; /* as ingest: 0 means "no trace" */
+}
+
+bool sdb__tix_prop_indexed(const char *k, size_t len)
+{
+    return len == 8 && memcmp(k, "queue_id", 8) == 0;
 }
 
 uint64_t sdb__tix_key(int kind, const char *a, size_t alen, const char *b, size_t blen)
@@ -291,7 +297,8 @@ static int row_keys(const sdb__row *r, uint64_t ref, tvec *out)
         if (s[i]->p) rc = tvec_push(out, sdb__tix_key(kind[i], s[i]->p, s[i]->len, NULL, 0), ref);
     sdb__str k, v;
     for (uint32_t i = 0; rc == SDB_OK && sdb__row_prop(r, i, &k, &v); i++)
-        rc = tvec_push(out, sdb__tix_key(SDB__TIX_PROP, k.p, k.len, v.p, v.len), ref);
+        if (sdb__tix_prop_indexed(k.p, k.len))
+            rc = tvec_push(out, sdb__tix_key(SDB__TIX_PROP, k.p, k.len, v.p, v.len), ref);
     return rc;
 }
 

@@ -23,6 +23,13 @@ enum {
     SDB__TIX_NOTRACE, /* one key (a, b unused): the scores without a trace */
     SDB__TIX_N_KINDS
 };
+/* Whether property key k (len bytes) is indexed (SDB__TIX_PROP): only
+ * "queue_id", the annotation queue a score belongs to (Langfuse's queueId,
+ * server/langfuse.c). Every property of every score would cost 16 bytes
+ * each: the benchmark's two per score, +32 B a score, a quarter of the
+ * store. Other property filters are checked on the rows. */
+bool sdb__tix_prop_indexed(const char *k, size_t len);
+
 /* The hash of a key of `kind` (b: the value of a property, else unused). */
 uint64_t sdb__tix_key(int kind, const char *a, size_t alen, const char *b, size_t blen);
 
@@ -30,7 +37,8 @@ uint64_t sdb__tix_key(int kind, const char *a, size_t alen, const char *b, size_
  * project's rows in one ref-ordered span, as the fold takes them). A row
  * gets one entry per key it has: its trace (from the fixed part) and,
  * read from its record, its session, observation, dataset run, config and
- * each property; a row without a trace gets the one SDB__TIX_NOTRACE key.
+ * indexed property (sdb__tix_prop_indexed); a row without a trace gets the
+ * one SDB__TIX_NOTRACE key.
  * A row with none of the record's keys costs one look at its masks. Called before the fold moves the projects' fold marks. SDB_OK or
  * an LMDB/ENOMEM code. */
 int sdb__tix_fold(sdb__txn *t, const sdb__fixed *rows, uint32_t n);
