@@ -16,9 +16,10 @@
  *
  * Accumulators are per slot (group x series interval) sdb_slot moments,
  * per group histograms, label counts, trace hashes and values; all of
- * them merge, so a later consumer (compare, regressions, trends) can
- * combine groups or slots without rescanning. Distinct trace counting and
- * exact percentiles by selection live here too.
+ * them merge (sdb__gtab_merge: the parts of a threaded run, and later
+ * compare, regressions, trends), so groups, slots or whole tables combine
+ * without rescanning. Distinct trace counting and exact percentiles by
+ * selection live here too.
  *
  * Invariant: g->n groups each own g->n_int slots, g->bins + 2 histogram
  * counts (once allocated) and, when asked for, one trace set and one
@@ -345,6 +346,8 @@ int sdb__gtab_init(sdb__gtab *g, sdb__txn *t, uint32_t project, const sdb__query
     return SDB_OK;
 }
 
+static void dvec_release(double *v, size_t cap);
+
 void sdb__gtab_free(sdb__gtab *g)
 {
     for (uint32_t k = 0; k < g->n_keys; k++) {
@@ -364,7 +367,14 @@ void sdb__gtab_free(sdb__gtab *g)
         for (uint32_t i = 0; i < g->n; i++) sdb__traceset_free(&g->traces[i]);
     free(g->traces);
     if (g->vals)
-        for (uint32_t i = 0; i < g->n; i++) free(g->vals[i].v);
+        for (uint32_t i = 0; i < g->n; i++) {
+            dvec_release(g->vals[i].v, g->vals[i].cap);
+            for (sdb__dvec *e = g->vals[i].more, *nx; e; e = nx) {
+                nx = e->more;
+                dvec_release(e->v, e->cap);
+                free(e);
+            }
+        }
     free(g->vals);
     memset(g, 0, sizeof *g);
 }
@@ -647,9 +657,49 @@ uint64_t *sdb__gtab_cats(sdb__gtab *g, uint32_t gi)
     return g->cats[gi];
 }
 
+/* A value list grows by doubling (realloc) up to DVEC_CHUNK values; past
+ * that, a full array is pushed onto the chain as it is and appends go to a
+ * fresh one, so no value is ever copied twice. Doubling realloc copied a
+ * list of millions of values (percentiles of the frequent name: 2.2M) at
+ * each step into heap pages faulted in fresh: memmove and page faults
+ * were 30% of type.model.pct.frequent at 10M (perf record of bench_query),
+ * and more with the parts of a parallel run each growing their own. */
+#define DVEC_CHUNK ((size_t)1 << 16)
+
+static void dvec_release(double *v, size_t cap)
+{
+    (void)cap;
+    free(v);
+}
+
+size_t sdb__dvec_count(const sdb__dvec *d)
+{
+    size_t n = 0;
+    for (; d; d = d->more) n += d->n;
+    return n;
+}
+
 int sdb__dvec_reserve(sdb__gtab *g, sdb__dvec *d, size_t k)
 {
     if (d->cap - d->n >= k) return SDB_OK;
+    if (d->n && d->cap >= DVEC_CHUNK) {
+        /* The full array onto the chain, a fresh one in front. */
+        size_t cap = k > DVEC_CHUNK ? k : DVEC_CHUNK;
+        sdb__dvec *e = malloc(sizeof *e);
+        double *v = malloc(cap * sizeof *v);
+        if (!e || !v) {
+            free(e);
+            free(v);
+            return SDB_ENOMEM;
+        }
+        *e = *d;
+        d->more = e;
+        d->v = v;
+        d->n = 0;
+        d->cap = cap;
+        g->mem += cap * sizeof *v + sizeof *e;
+        return SDB_OK;
+    }
     size_t cap = d->cap ? d->cap : 1024;
     while (cap - d->n < k) cap *= 2;
     double *v = realloc(d->v, cap * sizeof *v);
@@ -665,6 +715,136 @@ int sdb__dvec_push(sdb__gtab *g, sdb__dvec *d, double x)
     int rc = sdb__dvec_reserve(g, d, 1);
     if (rc == SDB_OK) d->v[d->n++] = x;
     return rc;
+}
+
+/* ------------------------------------------------------------ merging */
+
+/* Slot b into slot a: b's sums about its shift re-expressed about a's
+ * (the re-expression sdb__slot_add_agg makes for a kernel's partial), so
+ * that merging slots is exact in the counts, min and max and is Chan's
+ * pairwise combination for the moments. */
+void sdb__slot_merge(sdb_slot *a, const sdb_slot *b)
+{
+    uint64_t count = b->count;
+    if (b->n) {
+        sdb_agg p = {b->n, b->sum, b->s1, b->s2, b->min, b->max};
+        sdb__slot_add_agg(a, &p, b->k);
+        count -= b->n; /* add_agg counted the numeric rows */
+    }
+    a->count += count;
+}
+
+int sdb__gtab_init_like(sdb__gtab *g, const sdb__gtab *like)
+{
+    memset(g, 0, sizeof *g);
+    g->n_keys = like->n_keys;
+    g->n_int = like->n_int;
+    g->n_labels = like->n_labels;
+    g->bins = like->bins;
+    g->want_hist = like->want_hist;
+    g->want_traces = like->want_traces;
+    g->want_vals = like->want_vals;
+    memcpy(g->dstride, like->dstride, sizeof g->dstride);
+    for (uint32_t k = 0; k < g->n_keys; k++) {
+        sdb__keycol *c = &g->key[k];
+        c->kind = like->key[k].kind;
+        c->dim = like->key[k].dim;
+        c->n_map = like->key[k].n_map;
+        c->bits = KEY_FIRST_BITS;
+        if (!(c->map = calloc(c->n_map, sizeof *c->map))) return SDB_ENOMEM;
+        g->mem += (size_t)c->n_map * sizeof *c->map;
+    }
+    if (like->direct) {
+        uint64_t prod = 1;
+        for (uint32_t k = 0; k < g->n_keys; k++) prod *= g->key[k].n_map;
+        if (!(g->direct = calloc(prod, sizeof *g->direct))) return SDB_ENOMEM;
+        g->mem += prod * sizeof *g->direct;
+    }
+    return SDB_OK;
+}
+
+int sdb__gtab_map(sdb__gtab *dst, const sdb__gtab *src, uint32_t *map)
+{
+    if (src->n == 0) return SDB_OK;
+    uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
+    uint32_t none[SDB_MAX_GROUP_BY] = {0};
+    int rc = SDB_OK;
+    for (uint32_t k = 0; k < src->n_keys; k++) {
+        if (!(raw[k] = malloc((size_t)src->n * sizeof *raw[k]))) {
+            rc = SDB_ENOMEM;
+            goto done;
+        }
+        for (uint32_t gi = 0; gi < src->n; gi++)
+            raw[k][gi] = src->key[k].raw[src->local[(size_t)gi * src->n_keys + k]];
+    }
+    rc = sdb__gtab_groups(dst, raw, none, src->n, map);
+done:
+    for (uint32_t k = 0; k < src->n_keys; k++) free(raw[k]);
+    return rc;
+}
+
+void sdb__gtab_merge_hist(sdb__gtab *dst, const sdb__gtab *src, const uint32_t *map)
+{
+    if (!dst->hist || !src->hist) return;
+    size_t w = dst->bins + 2;
+    for (uint32_t gi = 0; gi < src->n; gi++) {
+        uint64_t *a = dst->hist + (size_t)map[gi] * w;
+        const uint64_t *b = src->hist + (size_t)gi * w;
+        for (size_t i = 0; i < w; i++) a[i] += b[i];
+    }
+}
+
+/* b's values into a without copying them: b's array becomes a's when a
+ * has none, else the first of a's chain of further lists (a percentile
+ * reads every list of the chain, sdb__percentiles_dvec). b is left empty. */
+static int dvec_move(sdb__gtab *g, sdb__dvec *a, sdb__dvec *b)
+{
+    if (a->n == 0 && !a->more) {
+        dvec_release(a->v, a->cap);
+        *a = *b;
+    } else {
+        sdb__dvec *e = malloc(sizeof *e);
+        if (!e) return SDB_ENOMEM;
+        *e = *b;
+        /* e then b's chain, then a's */
+        sdb__dvec *t = e;
+        while (t->more) t = t->more;
+        t->more = a->more;
+        a->more = e;
+    }
+    g->mem += b->cap * sizeof *b->v;
+    memset(b, 0, sizeof *b);
+    return SDB_OK;
+}
+
+int sdb__gtab_merge(sdb__gtab *dst, sdb__gtab *src, uint32_t *map)
+{
+    int rc = sdb__gtab_map(dst, src, map);
+    if (rc) return rc;
+    if (src->hist && (rc = sdb__gtab_hist_alloc(dst))) return rc;
+    for (uint32_t gi = 0; gi < src->n; gi++) {
+        uint32_t di = map[gi];
+        for (uint32_t s = 0; s < src->n_int; s++)
+            sdb__slot_merge(&dst->slot[(size_t)di * dst->n_int + s],
+                            &src->slot[(size_t)gi * src->n_int + s]);
+        if (src->cats[gi]) {
+            uint64_t *c = sdb__gtab_cats(dst, di);
+            if (!c) return SDB_ENOMEM;
+            for (uint32_t i = 0; i <= src->n_labels; i++) c[i] += src->cats[gi][i];
+        }
+        if (src->want_traces && src->traces[gi].n) {
+            const sdb__traceset *b = &src->traces[gi];
+            uint64_t *o = sdb__traceset_room(&dst->traces[di], b->n);
+            if (!o) return SDB_ENOMEM;
+            memcpy(o, b->v, b->n * sizeof *o);
+            dst->traces[di].n += b->n;
+            dst->mem += b->n * sizeof *o;
+        }
+        if (src->want_vals && src->vals[gi].n && (rc = dvec_move(dst, &dst->vals[di], &src->vals[gi])))
+            return rc;
+    }
+    sdb__gtab_merge_hist(dst, src, map);
+    return SDB_OK;
 }
 
 /* ---------------------------------------------------------- percentiles */
@@ -734,19 +914,27 @@ static inline uint16_t pct_bucket(double x, double mn, double scale, double last
     return t < lastd ? (uint16_t)(int64_t)t : last;
 }
 
-static int ranks_by_buckets(const double *v, size_t n, const size_t *want, uint32_t m, double *out)
+/* The values are np pieces vs[i][0..ns[i]) (one, or a group's lists from
+ * the parts of a parallel run, sdb__dvec_more), n in all. */
+static int ranks_by_buckets(const double *const *vs, const size_t *ns, uint32_t np, size_t n,
+                            const size_t *want, uint32_t m, double *out)
 {
     /* Four running minima and maxima: independent chains. */
-    double mn4[4] = {v[0], v[0], v[0], v[0]}, mx4[4] = {v[0], v[0], v[0], v[0]};
+    double first = vs[0][0];
+    double mn4[4] = {first, first, first, first}, mx4[4] = {first, first, first, first};
     size_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        for (int k = 0; k < 4; k++) {
-            mn4[k] = v[i + k] < mn4[k] ? v[i + k] : mn4[k];
-            mx4[k] = v[i + k] > mx4[k] ? v[i + k] : mx4[k];
+    for (uint32_t pc = 0; pc < np; pc++) {
+        const double *v = vs[pc];
+        size_t nv = ns[pc];
+        for (i = 0; i + 4 <= nv; i += 4)
+            for (int k = 0; k < 4; k++) {
+                mn4[k] = v[i + k] < mn4[k] ? v[i + k] : mn4[k];
+                mx4[k] = v[i + k] > mx4[k] ? v[i + k] : mx4[k];
+            }
+        for (; i < nv; i++) {
+            mn4[0] = v[i] < mn4[0] ? v[i] : mn4[0];
+            mx4[0] = v[i] > mx4[0] ? v[i] : mx4[0];
         }
-    for (; i < n; i++) {
-        mn4[0] = v[i] < mn4[0] ? v[i] : mn4[0];
-        mx4[0] = v[i] > mx4[0] ? v[i] : mx4[0];
     }
     double mn = mn4[0], mx = mx4[0];
     for (int k = 1; k < 4; k++) {
@@ -770,8 +958,9 @@ static int ranks_by_buckets(const double *v, size_t n, const size_t *want, uint3
      * in L1 (pct micro-bench, 160 groups of 1300: 3.5 against 4.0 ns a
      * value); past that recomputing it is cheaper than the traffic (one
      * group of 70000: 2.7 against 3.6 ns). */
-    uint16_t *bid = n <= PCT_BID_MAX ? malloc(n * sizeof *bid) : NULL;
-    if (!cnt || (n <= PCT_BID_MAX && !bid)) {
+    bool keep_bid = n <= PCT_BID_MAX && np == 1;
+    uint16_t *bid = keep_bid ? malloc(n * sizeof *bid) : NULL;
+    if (!cnt || (keep_bid && !bid)) {
         free(cnt);
         free(bid);
         return 0;
@@ -782,6 +971,7 @@ static int ranks_by_buckets(const double *v, size_t n, const size_t *want, uint3
     const uint16_t last = (uint16_t)(nb - 1);
 #define PCT_B(x) pct_bucket(x, mn, scale, lastd, last)
     if (bid) {
+        const double *v = vs[0];
         for (i = 0; i < n; i++) bid[i] = PCT_B(v[i]);
         for (i = 0; i + 4 <= n; i += 4) {
             cnt[bid[i]]++;
@@ -791,13 +981,17 @@ static int ranks_by_buckets(const double *v, size_t n, const size_t *want, uint3
         }
         for (; i < n; i++) cnt[bid[i]]++;
     } else {
-        for (i = 0; i + 4 <= n; i += 4) {
-            cnt[PCT_B(v[i])]++;
-            c1[PCT_B(v[i + 1])]++;
-            c2[PCT_B(v[i + 2])]++;
-            c3[PCT_B(v[i + 3])]++;
+        for (uint32_t pc = 0; pc < np; pc++) {
+            const double *v = vs[pc];
+            size_t nv = ns[pc];
+            for (i = 0; i + 4 <= nv; i += 4) {
+                cnt[PCT_B(v[i])]++;
+                c1[PCT_B(v[i + 1])]++;
+                c2[PCT_B(v[i + 2])]++;
+                c3[PCT_B(v[i + 3])]++;
+            }
+            for (; i < nv; i++) cnt[PCT_B(v[i])]++;
         }
-        for (; i < n; i++) cnt[PCT_B(v[i])]++;
     }
     for (size_t b = 0; b < nb; b++) cnt[b] += c1[b] + c2[b] + c3[b];
     /* The bucket of each wanted rank and its rank inside it. */
@@ -824,9 +1018,20 @@ static int ranks_by_buckets(const double *v, size_t n, const size_t *want, uint3
         free(bid);
         return 0;
     }
-    for (i = 0; i < n; i++) {
-        int32_t sl = slot[bid ? bid[i] : PCT_B(v[i])];
-        if (sl >= 0) tmp[offs[sl]++] = v[i];
+    if (bid) {
+        const double *v = vs[0];
+        for (i = 0; i < n; i++) {
+            int32_t sl = slot[bid[i]];
+            if (sl >= 0) tmp[offs[sl]++] = v[i];
+        }
+    } else {
+        for (uint32_t pc = 0; pc < np; pc++) {
+            const double *v = vs[pc];
+            for (i = 0; i < ns[pc]; i++) {
+                int32_t sl = slot[PCT_B(v[i])];
+                if (sl >= 0) tmp[offs[sl]++] = v[i];
+            }
+        }
     }
 #undef PCT_B
     for (uint32_t i = 0; i < m; i++) {
@@ -850,45 +1055,95 @@ static int ranks_by_buckets(const double *v, size_t n, const size_t *want, uint3
     return 1;
 }
 
+/* Percentiles of the pieces by buckets: 1, or 0 when this path does not
+ * serve (few values, many percentiles, no memory), out then unset. */
+static int pct_pieces(const double *const *vs, const size_t *ns, uint32_t np, size_t n,
+                      const double *pct, uint32_t n_pct, double *out)
+{
+    if (n < PCT_BUCKET_MIN_N || n_pct > 128) return 0;
+    /* Every rank asked for and the one after it, sorted. */
+    size_t want[256], pos_lo[128];
+    double frac[128];
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n_pct; i++) {
+        double pos = pct[i] / 100.0 * (double)(n - 1);
+        size_t lo = (size_t)floor(pos);
+        if (lo >= n) lo = n - 1;
+        pos_lo[i] = lo;
+        frac[i] = pos - (double)lo;
+        want[m++] = lo;
+        if (lo + 1 < n) want[m++] = lo + 1;
+    }
+    for (uint32_t i = 1; i < m; i++)
+        for (uint32_t j = i; j > 0 && want[j] < want[j - 1]; j--) {
+            size_t t = want[j];
+            want[j] = want[j - 1];
+            want[j - 1] = t;
+        }
+    double got[256];
+    if (!ranks_by_buckets(vs, ns, np, n, want, m, got)) return 0;
+    for (uint32_t i = 0; i < n_pct; i++) {
+        uint32_t a = 0;
+        while (want[a] != pos_lo[i]) a++;
+        double x = got[a], y = x;
+        if (pos_lo[i] + 1 < n) {
+            uint32_t b = a;
+            while (want[b] != pos_lo[i] + 1) b++;
+            y = got[b];
+        }
+        out[i] = frac[i] == 0 ? x : x + (y - x) * frac[i];
+    }
+    return 1;
+}
+
 void sdb__percentiles(double *v, size_t n, const double *pct, uint32_t n_pct, double *out)
 {
-    if (n >= PCT_BUCKET_MIN_N && n_pct <= 128) {
-        /* Every rank asked for and the one after it, sorted. */
-        size_t want[256], pos_lo[128];
-        double frac[128];
-        uint32_t m = 0;
-        for (uint32_t i = 0; i < n_pct; i++) {
-            double pos = pct[i] / 100.0 * (double)(n - 1);
-            size_t lo = (size_t)floor(pos);
-            if (lo >= n) lo = n - 1;
-            pos_lo[i] = lo;
-            frac[i] = pos - (double)lo;
-            want[m++] = lo;
-            if (lo + 1 < n) want[m++] = lo + 1;
-        }
-        for (uint32_t i = 1; i < m; i++)
-            for (uint32_t j = i; j > 0 && want[j] < want[j - 1]; j--) {
-                size_t t = want[j];
-                want[j] = want[j - 1];
-                want[j - 1] = t;
+    const double *vs[1] = {v};
+    if (pct_pieces(vs, &n, 1, n, pct, n_pct, out)) return;
+    sdb__percentiles_select(v, n, pct, n_pct, out);
+}
+
+int sdb__percentiles_dvec(sdb__dvec *d, const double *pct, uint32_t n_pct, double *out)
+{
+    if (!d->more) {
+        sdb__percentiles(d->v, d->n, pct, n_pct, out);
+        return SDB_OK;
+    }
+    uint32_t np = 0;
+    size_t n = 0;
+    for (const sdb__dvec *e = d; e; e = e->more) {
+        np++;
+        n += e->n;
+    }
+    if (!n) return SDB_OK;
+    const double **vs = malloc(np * sizeof *vs);
+    size_t *ns = malloc(np * sizeof *ns);
+    int rc = vs && ns ? SDB_OK : SDB_ENOMEM;
+    if (rc == SDB_OK) {
+        np = 0;
+        for (const sdb__dvec *e = d; e; e = e->more)
+            if (e->n) {
+                vs[np] = e->v;
+                ns[np++] = e->n;
             }
-        double got[256];
-        if (ranks_by_buckets(v, n, want, m, got)) {
-            for (uint32_t i = 0; i < n_pct; i++) {
-                uint32_t a = 0;
-                while (want[a] != pos_lo[i]) a++;
-                double x = got[a], y = x;
-                if (pos_lo[i] + 1 < n) {
-                    uint32_t b = a;
-                    while (want[b] != pos_lo[i] + 1) b++;
-                    y = got[b];
+        if (!pct_pieces(vs, ns, np, n, pct, n_pct, out)) {
+            /* Few values or many percentiles: one array for quickselect. */
+            double *all = malloc((n ? n : 1) * sizeof *all);
+            if (!all) rc = SDB_ENOMEM;
+            else {
+                size_t at = 0;
+                for (uint32_t i = 0; i < np; i++) {
+                    memcpy(all + at, vs[i], ns[i] * sizeof *all);
+                    at += ns[i];
                 }
-                out[i] = frac[i] == 0 ? x : x + (y - x) * frac[i];
+                sdb__percentiles_select(all, n, pct, n_pct, out);
+                free(all);
             }
-            return;
         }
     }
-    sdb__percentiles_select(v, n, pct, n_pct, out);
+    free(vs);
+    free(ns);
+    return rc;
 }
 
 /* The ranks asked for, in increasing order, are selected one after the

@@ -85,10 +85,10 @@ static int hist_out(const sdb__plan *p, sdb__gtab *g, uint32_t gi, sdb__out_grou
         memcpy(o->hist, g->hist + (size_t)gi * (bins + 2), (bins + 2) * sizeof *o->hist);
     } else if (g->want_vals) {
         sdb_filter all = {INT64_MIN, INT64_MAX, -INFINITY, INFINITY, 0};
-        const sdb__dvec *d = &g->vals[gi];
         int64_t t = 0;
-        for (size_t i = 0; i < d->n; i++)
-            p->kern->hist_f64(&d->v[i], &t, 1, &all, lo, hi, width, bins, o->hist);
+        for (const sdb__dvec *d = &g->vals[gi]; d; d = d->more)
+            for (size_t i = 0; i < d->n; i++)
+                p->kern->hist_f64(&d->v[i], &t, 1, &all, lo, hi, width, bins, o->hist);
     }
     for (uint32_t i = 0; i < bins; i++) o->edges[i] = lo + width * i;
     o->edges[bins] = hi;
@@ -97,10 +97,59 @@ static int hist_out(const sdb__plan *p, sdb__gtab *g, uint32_t gi, sdb__out_grou
     return SDB_OK;
 }
 
+/* What each group needs that costs time in proportion to its rows: the
+ * exact percentiles of its values and its distinct trace count, per group
+ * into arrays indexed by group, so that groups can run on several threads
+ * (sdb__par_for) when there are enough values to pay for it. */
+typedef struct finish {
+    const sdb__query *q;
+    sdb__gtab *g;
+    double *pct;     /* g->n x n_pct */
+    uint64_t *traces;
+    int *rc;
+} finish;
+
+static void finish_group(void *arg, uint32_t gi)
+{
+    finish *f = arg;
+    sdb__gtab *g = f->g;
+    int rc = SDB_OK;
+    if (f->pct && sdb__dvec_count(&g->vals[gi]))
+        rc = sdb__percentiles_dvec(&g->vals[gi], f->q->pct, f->q->n_pct,
+                                   f->pct + (size_t)gi * f->q->n_pct);
+    if (rc == SDB_OK && f->traces) rc = sdb__traceset_count(&g->traces[gi], &f->traces[gi]);
+    f->rc[gi] = rc;
+}
+
+static int finish_groups(const sdb__plan *p, sdb__gtab *g, finish *f)
+{
+    f->q = p->q;
+    f->g = g;
+    if (!g->n) return SDB_OK;
+    uint64_t work = 0;
+    if (p->q->n_pct && g->want_vals) {
+        if (!(f->pct = malloc((size_t)g->n * p->q->n_pct * sizeof *f->pct))) return SDB_ENOMEM;
+        for (uint32_t gi = 0; gi < g->n; gi++)
+            work += sdb__dvec_count(&g->vals[gi]);
+    }
+    if (!(f->rc = calloc(g->n, sizeof *f->rc))) return SDB_ENOMEM;
+    if (p->want_traces) {
+        if (!(f->traces = calloc(g->n, sizeof *f->traces))) return SDB_ENOMEM;
+        for (uint32_t gi = 0; gi < g->n; gi++) work += g->traces[gi].n;
+    }
+    if (!f->pct && !f->traces) return SDB_OK;
+    sdb__par_for(g->n, finish_group, f, work >= sdb__par_min_rows && !p->need_row);
+    for (uint32_t gi = 0; gi < g->n; gi++)
+        if (f->rc[gi]) return f->rc[gi];
+    return SDB_OK;
+}
+
 int sdb__answer_build(const sdb__plan *p, sdb__gtab *g, sdb__answer *a)
 {
     const sdb__query *q = p->q;
     int rc;
+    finish fin;
+    memset(&fin, 0, sizeof fin);
     a->groups = calloc(g->n ? g->n : 1, sizeof *a->groups);
     if (!a->groups) return SDB_ENOMEM;
     a->n_groups = 0;
@@ -130,7 +179,7 @@ int sdb__answer_build(const sdb__plan *p, sdb__gtab *g, sdb__answer *a)
             goto done;
         }
     }
-    rc = SDB_OK;
+    if ((rc = finish_groups(p, g, &fin))) goto done;
     for (uint32_t gi = 0; gi < g->n; gi++) {
         const sdb_slot *sl = g->slot + (size_t)gi * g->n_int;
         uint64_t count = 0;
@@ -154,16 +203,16 @@ int sdb__answer_build(const sdb__plan *p, sdb__gtab *g, sdb__answer *a)
         o->count = count;
         o->mom = mom;
         o->n_cat = count - mom.n;
-        if (p->want_traces && (rc = sdb__traceset_count(&g->traces[gi], &o->traces))) goto done;
+        if (p->want_traces) o->traces = fin.traces[gi];
         bool numeric = o->mom.n > 0 || o->n_cat == 0;
         if (q->has_hist && numeric && (rc = hist_out(p, g, gi, o))) goto done;
-        if (q->n_pct && o->mom.n && g->vals[gi].n) {
+        if (q->n_pct && o->mom.n && sdb__dvec_count(&g->vals[gi])) {
             o->pct = malloc(q->n_pct * sizeof *o->pct);
             if (!o->pct) {
                 rc = SDB_ENOMEM;
                 goto done;
             }
-            sdb__percentiles(g->vals[gi].v, g->vals[gi].n, q->pct, q->n_pct, o->pct);
+            memcpy(o->pct, fin.pct + (size_t)gi * q->n_pct, q->n_pct * sizeof *o->pct);
         }
         if (g->cats[gi]) {
             o->cats = malloc(sizeof *o->cats * (g->n_labels + 1));
@@ -205,6 +254,9 @@ int sdb__answer_build(const sdb__plan *p, sdb__gtab *g, sdb__answer *a)
     uint32_t ng = q->n_group;
     qsort_r(a->groups, a->n_groups, sizeof *a->groups, cmp_out, &ng);
 done:
+    free(fin.pct);
+    free(fin.traces);
+    free(fin.rc);
     for (uint32_t k = 0; k < SDB_MAX_GROUP_BY; k++) {
         free(kcache[k]);
         free(khave[k]);

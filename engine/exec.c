@@ -31,10 +31,19 @@
  * stored for it (unless percentiles store them anyway).
  *
  * The time and memory caps are checked between batches and segments.
+ *
+ * A plan with enough rows is cut into parts run on the process's helper
+ * threads and the caller, each into its own group table, merged in part
+ * order (docs/query-engine.md "Both cores"); the rest of this file does
+ * not know whether it runs on one thread or several.
  */
 #include "query.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <unistd.h>
 
 #define BATCH 1024
 #define SERIES_TMP_MAX 4096
@@ -901,11 +910,11 @@ static int run_pass(xstate *x)
     return rc ? rc : sdb__plan_check(p, x->g);
 }
 
-int sdb__exec_run(const sdb__plan *p, sdb__gtab *g)
+/* Scratch for one part of a run (nothing is read before it is written). */
+static xstate *xstate_new(const sdb__plan *p, sdb__gtab *g)
 {
-    if (p->empty) return SDB_OK;
-    xstate *x = malloc(sizeof *x); /* scratch: nothing is read before it is written */
-    if (!x) return SDB_ENOMEM;
+    xstate *x = malloc(sizeof *x);
+    if (!x) return NULL;
     x->stmp = NULL;
     x->dts = NULL;
     x->dv = NULL;
@@ -919,34 +928,12 @@ int sdb__exec_run(const sdb__plan *p, sdb__gtab *g)
     for (int d = 0; d < SDB_N_DIMS; d++)
         if (p->dim_bits[d])
             for (uint32_t id = 0; id < 256; id++) x->dpass[d][id] = sdb__plan_dim_has(p, d, id);
-    int rc = SDB_OK;
-    if (p->fixed_hist) rc = sdb__gtab_hist_alloc(g);
-    if (rc == SDB_OK) rc = run_pass(x);
-    if (rc == SDB_OK && p->free_hist && !p->want_vals && g->n) {
-        /* Pass 1: each group's bounds from its moments (the query's where
-         * it gives one), then the bins. */
-        const sdb__query *q = p->q;
-        x->lo = malloc(g->n * sizeof *x->lo);
-        x->hi = malloc(g->n * sizeof *x->hi);
-        x->width = malloc(g->n * sizeof *x->width);
-        rc = x->lo && x->hi && x->width ? sdb__gtab_hist_alloc(g) : SDB_ENOMEM;
-        for (uint32_t gi = 0; rc == SDB_OK && gi < g->n; gi++) {
-            sdb__mom m, s;
-            sdb__mom_init(&m);
-            for (uint32_t k = 0; k < g->n_int; k++) {
-                sdb__slot_mom(&g->slot[(size_t)gi * g->n_int + k], &s);
-                sdb__mom_merge(&m, &s);
-            }
-            double lo = q->hist_has_min ? q->hist_min : m.min;
-            double hi = q->hist_has_max ? q->hist_max : m.max;
-            if (!(hi >= lo)) hi = lo;
-            x->lo[gi] = lo;
-            x->hi[gi] = hi;
-            x->width[gi] = (hi - lo) / q->bins;
-        }
-        x->pass = 1;
-        if (rc == SDB_OK) rc = run_pass(x);
-    }
+    return x;
+}
+
+static void xstate_free(xstate *x)
+{
+    if (!x) return;
     free(x->lo);
     free(x->hi);
     free(x->width);
@@ -955,5 +942,388 @@ int sdb__exec_run(const sdb__plan *p, sdb__gtab *g)
     free(x->dv);
     free(x->dtr);
     free(x);
+}
+
+/* Pass 1's bounds of g's groups: each group's min and max from its slots
+ * (the query's where it gives one). */
+static int hist_bounds(const sdb__plan *p, const sdb__gtab *g, double **lo, double **hi,
+                       double **width)
+{
+    const sdb__query *q = p->q;
+    *lo = malloc(g->n * sizeof **lo);
+    *hi = malloc(g->n * sizeof **hi);
+    *width = malloc(g->n * sizeof **width);
+    if (!*lo || !*hi || !*width) return SDB_ENOMEM;
+    for (uint32_t gi = 0; gi < g->n; gi++) {
+        sdb__mom m, s;
+        sdb__mom_init(&m);
+        for (uint32_t k = 0; k < g->n_int; k++) {
+            sdb__slot_mom(&g->slot[(size_t)gi * g->n_int + k], &s);
+            sdb__mom_merge(&m, &s);
+        }
+        double l = q->hist_has_min ? q->hist_min : m.min;
+        double h = q->hist_has_max ? q->hist_max : m.max;
+        if (!(h >= l)) h = l;
+        (*lo)[gi] = l;
+        (*hi)[gi] = h;
+        (*width)[gi] = (h - l) / q->bins;
+    }
+    return SDB_OK;
+}
+
+/* ------------------------------------------------ intra-query parallelism */
+
+/* A plan with enough rows is cut into parts, consecutive runs of its kept
+ * segments of about equal bytes, each run by one thread into its own group
+ * table and merged into the caller's in part order at the end. The parts
+ * depend only on the plan and the pool's size, never on which thread ran
+ * which part or when, so the merged sums are the same bits run to run.
+ * Threads take the next part from a shared counter, so a helper that the
+ * machine's other load delays costs only the parts it holds.
+ *
+ * The helpers are one pool per process, made on first use: online CPUs - 1
+ * threads (the caller is the other). A query takes only idle helpers, and
+ * only as many as there are CPUs that no other running query holds
+ * (sdb__queries_running, counted by query.c): when the HTTP server runs as
+ * many queries at once as there are CPUs, each runs its parts on its own
+ * thread, so the threads that compute never exceed max(CPUs, the queries
+ * running) (no threads x threads storm). Nor does a query take helpers
+ * while the 1-minute load average is above CPUs + 1 (sdb__par_max_load):
+ * other processes hold the CPUs, a helper then waits for one, and the
+ * query waits for the helper's part (the 10M matrix at load 9-12 ran
+ * 0.87x main's serial build with helpers). */
+#define POOL_MAX 7
+#define PARTS_PER_THREAD 4
+
+uint64_t sdb__par_min_rows = SDB__PAR_MIN_ROWS;
+atomic_uint sdb__queries_running;
+double sdb__par_max_load = -1; /* -1: CPUs + 1, set when the pool starts */
+uint32_t sdb__par_parts;
+
+typedef struct helper {
+    pthread_t th;
+    pthread_cond_t cv;
+    void (*fn)(void *);
+    void *arg;
+    int busy;    /* taken by a query */
+    int started; /* took fn: the caller waits for it */
+    int done;    /* fn returned */
+} helper;
+
+static struct {
+    pthread_once_t once;
+    pthread_mutex_t mu;
+    pthread_cond_t done_cv;
+    helper h[POOL_MAX];
+    int n;       /* helpers running */
+    int threads; /* threads a query may use: n + 1, or SDB_QUERY_THREADS's cap */
+} pool = {.once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER,
+          .done_cv = PTHREAD_COND_INITIALIZER};
+
+static void *helper_main(void *arg)
+{
+    helper *h = arg;
+    pthread_mutex_lock(&pool.mu);
+    for (;;) {
+        while (!h->fn) pthread_cond_wait(&h->cv, &pool.mu);
+        h->started = 1;
+        void (*fn)(void *) = h->fn;
+        void *a = h->arg;
+        pthread_mutex_unlock(&pool.mu);
+        fn(a);
+        pthread_mutex_lock(&pool.mu);
+        h->fn = NULL;
+        h->started = 0;
+        h->done = 1;
+        pthread_cond_broadcast(&pool.done_cv);
+    }
+    return NULL;
+}
+
+/* A child of fork() has no helpers (only the forking thread survives). */
+static void pool_after_fork(void)
+{
+    pthread_mutex_init(&pool.mu, NULL);
+    pthread_cond_init(&pool.done_cv, NULL);
+    pool.n = 0;
+    pool.threads = 1;
+}
+
+static void pool_start(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = cpus > 1 ? (int)(cpus - 1) : 0;
+    if (want > POOL_MAX) want = POOL_MAX;
+    const char *env = getenv("SDB_QUERY_THREADS");
+    if (env && *env) {
+        long cap = strtol(env, NULL, 10);
+        if (cap >= 1 && cap - 1 < want) want = (int)(cap - 1);
+        if (sdb__par_max_load < 0) sdb__par_max_load = 0; /* asked for: no load gate */
+    }
+    if (sdb__par_max_load < 0) sdb__par_max_load = (double)(cpus > 1 ? cpus : 1) + 1;
+    /* Helpers take no signals: the server's handlers run on its own threads. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (int i = 0; i < want; i++) {
+        helper *h = &pool.h[pool.n];
+        memset(h, 0, sizeof *h);
+        if (pthread_cond_init(&h->cv, NULL)) break;
+        if (pthread_create(&h->th, NULL, helper_main, h)) {
+            pthread_cond_destroy(&h->cv);
+            break;
+        }
+        pthread_detach(h->th);
+        pool.n++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pool.threads = pool.n + 1;
+    /* Benchmarks measure the cut-off with SDB_QUERY_PAR_MIN_ROWS=N and the
+     * parts with SDB_QUERY_PARTS=N. */
+    const char *mr = getenv("SDB_QUERY_PAR_MIN_ROWS");
+    if (mr && *mr) sdb__par_min_rows = strtoull(mr, NULL, 10);
+    const char *np = getenv("SDB_QUERY_PARTS");
+    if (np && *np) sdb__par_parts = (uint32_t)strtoul(np, NULL, 10);
+    pthread_atfork(NULL, NULL, pool_after_fork);
+}
+
+/* Up to `want` idle helpers, marked busy, into out; how many. */
+static int pool_take(int want, helper **out)
+{
+    int k = 0;
+    pthread_mutex_lock(&pool.mu);
+    for (int i = 0; i < pool.n && k < want; i++)
+        if (!pool.h[i].busy) {
+            pool.h[i].busy = 1;
+            out[k++] = &pool.h[i];
+        }
+    pthread_mutex_unlock(&pool.mu);
+    return k;
+}
+
+static void pool_run(helper *h, void (*fn)(void *), void *arg)
+{
+    pthread_mutex_lock(&pool.mu);
+    h->arg = arg;
+    h->done = 0;
+    h->started = 0;
+    h->fn = fn;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&pool.mu);
+}
+
+/* Once the caller has run out of work: a helper that has not started yet
+ * (the machine's other load kept it off a CPU) is taken back rather than
+ * waited for; one that started is waited for. */
+static void pool_wait(helper *h)
+{
+    pthread_mutex_lock(&pool.mu);
+    if (h->fn && !h->started) {
+        h->fn = NULL;
+        h->done = 1;
+    }
+    while (!h->done) pthread_cond_wait(&pool.done_cv, &pool.mu);
+    h->done = 0;
+    h->busy = 0;
+    pthread_mutex_unlock(&pool.mu);
+}
+
+/* One part: its plan is the query's with its own run of segments and its
+ * own error text; part 0's table is the caller's, the others their own. */
+typedef struct xpart {
+    sdb__plan p;
+    sdb__gtab own;
+    sdb__gtab *g;
+    xstate *x;
+    uint32_t *map; /* after pass 0: its groups -> the caller's */
+    int rc;
+    char err[256];
+} xpart;
+
+typedef struct xjob {
+    xpart *parts;
+    int pass;
+} xjob;
+
+static void part_pass(xpart *pt, int pass)
+{
+    if (pt->rc) return;
+    if (pass == 0) {
+        if (!(pt->x = xstate_new(&pt->p, pt->g))) {
+            pt->rc = SDB_ENOMEM;
+            return;
+        }
+        if (pt->p.fixed_hist && (pt->rc = sdb__gtab_hist_alloc(pt->g))) return;
+    }
+    pt->x->pass = pass;
+    pt->rc = run_pass(pt->x);
+}
+
+static void part_run(void *arg, uint32_t i)
+{
+    xjob *j = arg;
+    part_pass(&j->parts[i], j->pass);
+}
+
+typedef struct par_job {
+    void (*fn)(void *, uint32_t);
+    void *arg;
+    uint32_t n;
+    atomic_uint next;
+} par_job;
+
+static void par_work(void *arg)
+{
+    par_job *j = arg;
+    for (;;) {
+        unsigned i = atomic_fetch_add(&j->next, 1u);
+        if (i >= j->n) return;
+        j->fn(j->arg, i);
+    }
+}
+
+void sdb__par_for(uint32_t n, void (*fn)(void *arg, uint32_t i), void *arg, bool parallel)
+{
+    par_job j = {.fn = fn, .arg = arg, .n = n};
+    atomic_init(&j.next, 0u);
+    helper *h[POOL_MAX];
+    int nh = 0;
+    if (parallel && n > 1) {
+        pthread_once(&pool.once, pool_start);
+        /* Helpers only for the CPUs that no other running query holds: the
+         * caller is one of the running queries, so alone it takes all, and
+         * with as many queries running as CPUs none. */
+        int free_cpus = pool.threads - (int)atomic_load(&sdb__queries_running);
+        double load;
+        if (sdb__par_max_load > 0 && getloadavg(&load, 1) == 1 && load > sdb__par_max_load)
+            free_cpus = 0;
+        int want = free_cpus < (int)n - 1 ? free_cpus : (int)n - 1;
+        nh = want > 0 ? pool_take(want, h) : 0;
+    }
+    for (int i = 0; i < nh; i++) pool_run(h[i], par_work, &j);
+    par_work(&j);
+    for (int i = 0; i < nh; i++) pool_wait(h[i]);
+}
+
+/* The first error of the parts in part order (its text into the plan's). */
+static int parts_rc(const sdb__plan *p, const xpart *pt, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (pt[i].rc) {
+            if (p->err && p->errlen) snprintf(p->err, p->errlen, "%s", pt[i].err);
+            return pt[i].rc;
+        }
+    return SDB_OK;
+}
+
+static int exec_parallel(const sdb__plan *p, sdb__gtab *g, uint32_t n_parts)
+{
+    xpart *pt = calloc(n_parts, sizeof *pt);
+    if (!pt) return SDB_ENOMEM;
+    int rc = SDB_OK;
+    /* Consecutive runs of about equal bytes (a segment's bytes follow its
+     * rows), part i ending where the running total passes (i+1)/n. */
+    uint64_t total = 0, run = 0;
+    for (size_t i = 0; i < p->n_segs; i++) total += p->segs[i].len;
+    size_t at = 0;
+    for (uint32_t i = 0; i < n_parts; i++) {
+        xpart *x = &pt[i];
+        x->p = *p;
+        x->p.err = x->err;
+        x->p.errlen = sizeof x->err;
+        x->p.segs = p->segs + at;
+        uint64_t end = total * (i + 1) / n_parts;
+        size_t e = at;
+        while (e < p->n_segs && (i + 1 == n_parts || run + p->segs[e].len <= end || e == at))
+            run += p->segs[e++].len;
+        x->p.n_segs = e - at;
+        at = e;
+        if (i == 0) x->g = g;
+        else if ((rc = sdb__gtab_init_like(&x->own, g))) goto done;
+        else x->g = &x->own;
+    }
+    /* Worker threads read the transaction's pages concurrently: LMDB
+     * refreshes a named database's root on its first use in a txn (a write
+     * into the txn), so that use happens here, once, before they start. */
+    static const uint8_t none[SDB__SEGKEY_LEN];
+    sdb__val v;
+    sdb__get(p->t, SDB__DB_PREAGG, none, sizeof none, &v);
+    xjob j = {.parts = pt, .pass = 0};
+    sdb__par_for(n_parts, part_run, &j, true);
+    if ((rc = parts_rc(p, pt, n_parts))) goto done;
+    for (uint32_t i = 1; i < n_parts; i++) {
+        if (!(pt[i].map = malloc((pt[i].g->n ? pt[i].g->n : 1) * sizeof *pt[i].map))) {
+            rc = SDB_ENOMEM;
+            goto done;
+        }
+        if ((rc = sdb__gtab_merge(g, pt[i].g, pt[i].map))) goto done;
+    }
+    if ((rc = sdb__plan_check(p, g))) goto done;
+    if (p->free_hist && !p->want_vals && g->n) {
+        double *lo, *hi, *width;
+        rc = hist_bounds(p, g, &lo, &hi, &width);
+        pt[0].x->lo = lo;
+        pt[0].x->hi = hi;
+        pt[0].x->width = width;
+        if (rc == SDB_OK) rc = sdb__gtab_hist_alloc(g);
+        for (uint32_t i = 1; rc == SDB_OK && i < n_parts; i++) {
+            xstate *x = pt[i].x;
+            uint32_t n = pt[i].g->n ? pt[i].g->n : 1;
+            x->lo = malloc(n * sizeof *x->lo);
+            x->hi = malloc(n * sizeof *x->hi);
+            x->width = malloc(n * sizeof *x->width);
+            if (!x->lo || !x->hi || !x->width || sdb__gtab_hist_alloc(pt[i].g)) rc = SDB_ENOMEM;
+            for (uint32_t gi = 0; rc == SDB_OK && gi < pt[i].g->n; gi++) {
+                x->lo[gi] = lo[pt[i].map[gi]];
+                x->hi[gi] = hi[pt[i].map[gi]];
+                x->width[gi] = width[pt[i].map[gi]];
+            }
+        }
+        if (rc) goto done;
+        j.pass = 1;
+        sdb__par_for(n_parts, part_run, &j, true);
+        if ((rc = parts_rc(p, pt, n_parts))) goto done;
+        for (uint32_t i = 1; i < n_parts; i++) sdb__gtab_merge_hist(g, pt[i].g, pt[i].map);
+    }
+done:
+    for (uint32_t i = 0; i < n_parts; i++) {
+        xstate_free(pt[i].x);
+        free(pt[i].map);
+        if (i) sdb__gtab_free(&pt[i].own);
+    }
+    free(pt);
+    return rc;
+}
+
+/* How many parts a plan is cut into: 1 (the caller's thread alone) for a
+ * small plan, one that reads the row store (its per-transaction state is
+ * one thread's) or a process without helpers. */
+static uint32_t parts_of(const sdb__plan *p)
+{
+    pthread_once(&pool.once, pool_start);
+    if (p->rows < sdb__par_min_rows || p->need_row || p->n_segs < 2) return 1;
+    if (pool.threads < 2 && !sdb__par_parts) return 1;
+    uint64_t n = sdb__par_parts ? sdb__par_parts : (uint64_t)pool.threads * PARTS_PER_THREAD;
+    return (uint32_t)(n < p->n_segs ? n : p->n_segs);
+}
+
+int sdb__exec_run(const sdb__plan *p, sdb__gtab *g)
+{
+    if (p->empty) return SDB_OK;
+    uint32_t n_parts = parts_of(p);
+    if (n_parts > 1) return exec_parallel(p, g, n_parts);
+    xstate *x = xstate_new(p, g);
+    if (!x) return SDB_ENOMEM;
+    int rc = SDB_OK;
+    if (p->fixed_hist) rc = sdb__gtab_hist_alloc(g);
+    if (rc == SDB_OK) rc = run_pass(x);
+    if (rc == SDB_OK && p->free_hist && !p->want_vals && g->n) {
+        /* Pass 1: each group's bounds from its moments, then the bins. */
+        rc = hist_bounds(p, g, &x->lo, &x->hi, &x->width);
+        if (rc == SDB_OK) rc = sdb__gtab_hist_alloc(g);
+        x->pass = 1;
+        if (rc == SDB_OK) rc = run_pass(x);
+    }
+    xstate_free(x);
     return rc;
 }

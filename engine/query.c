@@ -53,6 +53,7 @@ int sdb_query_json(sdb_store *s, uint32_t project, const char *text, size_t len,
     sdb__query q;
     int rc = sdb__query_parse(text, len, &q, err, errlen);
     if (rc) return rc;
+    atomic_fetch_add(&sdb__queries_running, 1u);
     sdb__txn *t = NULL;
     sdb__answer a;
     memset(&a, 0, sizeof a);
@@ -66,5 +67,6 @@ done:
     sdb__answer_free(&a);
     sdb__txn_abort(t);
     sdb__query_free(&q);
+    atomic_fetch_sub(&sdb__queries_running, 1u);
     return rc;
 }

@@ -9,6 +9,8 @@
 
 #include "internal.h"
 
+#include <stdatomic.h>
+
 enum {
     SDB_STAT_COUNT = 1u << 0,
     SDB_STAT_AVG = 1u << 1,
@@ -115,6 +117,7 @@ int sdb__distinct_u64(uint64_t *v, size_t n, size_t *out_n);
 typedef struct sdb__dvec {
     double *v; /* owned */
     size_t n, cap;
+    struct sdb__dvec *more; /* owned: further values (a merged part's), or NULL */
 } sdb__dvec;
 
 /* One group-by column: its raw ids (dictionary ids, source/type + 1, the
@@ -194,7 +197,10 @@ int sdb__gtab_hist_alloc(sdb__gtab *g);
 /* Label counts of group gi, allocated on first use; NULL when out of memory. */
 uint64_t *sdb__gtab_cats(sdb__gtab *g, uint32_t gi);
 int sdb__dvec_push(sdb__gtab *g, sdb__dvec *d, double x);
-/* Room for k more values in d (capacity doubles; g->mem counts it).
+/* The values of d and its chain. */
+size_t sdb__dvec_count(const sdb__dvec *d);
+/* Room for k more values at d->v + d->n (capacity doubles up to a chunk;
+ * past that the full array joins d's chain; g->mem counts it).
  * Returns SDB_OK or SDB_ENOMEM. */
 int sdb__dvec_reserve(sdb__gtab *g, sdb__dvec *d, size_t k);
 
@@ -207,11 +213,38 @@ void sdb__slot_add_mom(sdb_slot *s, uint64_t count, const sdb__mom *m);
 void sdb__slot_add_agg(sdb_slot *s, const sdb_agg *a, double shift);
 /* The slot's moments as an sdb__mom (mergeable). */
 void sdb__slot_mom(const sdb_slot *s, sdb__mom *out);
+/* Slot b into slot a (counts, sum, min, max exactly; the moments by
+ * Chan's pairwise formula, b's re-expressed about a's shift). */
+void sdb__slot_merge(sdb_slot *a, const sdb_slot *b);
+
+/* Merging tables: the partial tables of one query's workers, and later
+ * comparisons and agreement (API.md's analytics contract), combine
+ * through these. A table shaped like `like` (its key columns, intervals,
+ * bins, wanted accumulators), without groups. Returns SDB_OK or
+ * SDB_ENOMEM; free it with sdb__gtab_free either way. */
+int sdb__gtab_init_like(sdb__gtab *g, const sdb__gtab *like);
+/* map[gi] = the group of dst with src group gi's key (created when dst
+ * has none), for every group of src; map holds src->n entries. Returns
+ * SDB_OK or SDB_ENOMEM. */
+int sdb__gtab_map(sdb__gtab *dst, const sdb__gtab *src, uint32_t *map);
+/* Every accumulator of src into dst's groups of the same keys (map as
+ * sdb__gtab_map fills it, src->n entries): slots by sdb__slot_merge,
+ * histograms and label counts added, trace hashes appended, value lists
+ * moved into dst's chains (not copied: src's are left empty). Merging the
+ * same tables in the same order gives the same bits. Returns SDB_OK or
+ * SDB_ENOMEM (dst then holds part of src). */
+int sdb__gtab_merge(sdb__gtab *dst, sdb__gtab *src, uint32_t *map);
+/* The histogram counts alone (both allocated; map from sdb__gtab_map). */
+void sdb__gtab_merge_hist(sdb__gtab *dst, const sdb__gtab *src, const uint32_t *map);
 
 /* Exact order statistics by selection (no full sort): out[i] is the
  * pct[i]-th percentile of v[0..n) with linear interpolation between the
  * closest ranks (SQL quantile_cont). Reorders v. n > 0. */
 void sdb__percentiles(double *v, size_t n, const double *pct, uint32_t n_pct, double *out);
+/* sdb__percentiles over every list of d's chain (a group's values after a
+ * parallel run's merge, or one list past a chunk), reading them in place. Reorders the
+ * values. Returns SDB_OK or SDB_ENOMEM. */
+int sdb__percentiles_dvec(sdb__dvec *d, const double *pct, uint32_t n_pct, double *out);
 /* The same by quickselect alone (the reference the bucketed one is tested
  * against, and its fallback). */
 void sdb__percentiles_select(double *v, size_t n, const double *pct, uint32_t n_pct, double *out);
@@ -341,6 +374,27 @@ void sdb__aseg_keys(const sdb__aseg *s, uint32_t k, uint32_t i0, const uint32_t 
  * come from the data; then, when one is asked for without percentiles,
  * pass 1 with the bounds of each group). */
 int sdb__exec_run(const sdb__plan *p, sdb__gtab *g);
+/* Intra-query parallelism (exec.c): a plan whose kept segments hold at
+ * least sdb__par_min_rows rows is split between the caller and the idle
+ * helpers of the process's pool (sysconf's online CPUs - 1 threads, made
+ * on first use; SDB_QUERY_THREADS=N in the environment caps a query at N
+ * threads, 1: none; SDB_QUERY_PAR_MIN_ROWS=N sets the cut-off). Tests
+ * lower the cut-off to force the threaded path on small data. */
+#define SDB__PAR_MIN_ROWS 262144
+extern uint64_t sdb__par_min_rows;
+/* Queries inside sdb_query_json now (query.c counts them): a query takes
+ * helpers only for CPUs that the others do not hold. */
+extern atomic_uint sdb__queries_running;
+/* No helpers while the 1-minute load average is above this (0: no limit;
+ * default CPUs + 1; SDB_QUERY_THREADS set: 0). */
+extern double sdb__par_max_load;
+/* Tests: when non-zero, every plan past the cut-off is cut into this many
+ * parts whatever the pool holds (the caller runs those no helper takes). */
+extern uint32_t sdb__par_parts;
+/* fn(arg, i) for every i in [0, n), each once, on the caller's thread and
+ * (when `parallel`) the pool's idle helpers; returns when all are done.
+ * Which thread runs which i is not fixed: fn writes only i's results. */
+void sdb__par_for(uint32_t n, void (*fn)(void *arg, uint32_t i), void *arg, bool parallel);
 
 /* ----------------------------------------------------------------- answer */
 

@@ -29,6 +29,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -944,6 +945,14 @@ static void run_round_sized(int round, int n_queries, int max_rows)
         int rc = sdb_query_json(s, 0, qs, strlen(qs), &out, err, sizeof err);
         cr_assert_eq(rc, SDB_OK, "query failed: %s\n%s", err, qs);
         check(&q, out, rows, n_rows, qs);
+        if (sdb__par_parts) {
+            /* Cut into parts, merged in part order: the same bits again,
+             * whichever thread ran which part. */
+            char *again = NULL;
+            cr_assert_eq(sdb_query_json(s, 0, qs, strlen(qs), &again, err, sizeof err), SDB_OK);
+            cr_assert_str_eq(again, out, "%s", qs);
+            free(again);
+        }
         if (qn == 0) {
             /* Reopen: the same answer from the same bytes on disk. */
             sdb_store_close(s);
@@ -1024,6 +1033,68 @@ Test(engine_diff, large_trace_sets_match_the_reference, .timeout = 240)
         run_round_sized(1001 + round, 30, 12000);
     }
     n_trace_ids = 40;
+}
+
+/* The matrix with every plan of two or more segments cut into three parts
+ * (sdb__par_parts: run by the pool's helpers where the machine has them,
+ * else by the caller in turn), each into its own group table, merged by
+ * sdb__gtab_merge: every accumulator kind (slots, fixed and free
+ * histograms, label counts, trace sets, percentile values) crosses a
+ * merge, and each answer is checked against the reference and against
+ * itself run again. */
+Test(engine_diff, the_query_matrix_split_into_parts_matches_the_reference, .timeout = 240)
+{
+    static const int rounds[] = {1, 5, 14};
+    sdb__par_min_rows = 1;
+    sdb__par_parts = 3;
+    sweep_mode = 1;
+    n_trace_ids = 40;
+    for (int i = 0; i < 3; i++) run_round_sized(rounds[i], N_SWEEP, rounds[i] % 7 ? 1500 : 0);
+    n_trace_ids = 400;
+    chunk_rows_override = 2500;
+    run_round_sized(2, N_SWEEP, 8000);
+    chunk_rows_override = 0;
+    sweep_mode = 0;
+    n_trace_ids = 40;
+    for (int round = 300; round < 340; round++) run_round(round, 40);
+    sdb__par_parts = 0;
+    sdb__par_min_rows = SDB__PAR_MIN_ROWS;
+}
+
+/* sdb__par_for's items each run once; with as many queries running as the
+ * pool has threads (the HTTP server's threads all busy), none goes to a
+ * helper, so a busy server computes on no more threads than it has. */
+typedef struct par_rec {
+    pthread_t who[64];
+    int runs[64];
+} par_rec;
+
+static void par_item(void *arg, uint32_t i)
+{
+    par_rec *r = arg;
+    r->who[i] = pthread_self();
+    r->runs[i]++;
+    usleep(2000); /* long enough that an idle helper starts */
+}
+
+Test(engine_diff, par_for_runs_each_item_once_and_no_helper_while_cpus_are_held)
+{
+    sdb__par_max_load = 0; /* whatever else the machine runs */
+    for (int busy = 0; busy < 2; busy++) {
+        par_rec r;
+        memset(&r, 0, sizeof r);
+        atomic_store(&sdb__queries_running, busy ? 64u : 1u);
+        sdb__par_for(64, par_item, &r, true);
+        int on_caller = 0;
+        for (int i = 0; i < 64; i++) {
+            cr_assert_eq(r.runs[i], 1, "busy %d: item %d ran %d times", busy, i, r.runs[i]);
+            on_caller += pthread_equal(r.who[i], pthread_self()) != 0;
+        }
+        if (busy) cr_assert_eq(on_caller, 64, "a helper ran %d items while the CPUs were held", 64 - on_caller);
+        else if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
+            cr_assert_lt(on_caller, 64, "an idle helper ran none of 64 items of 2 ms");
+    }
+    atomic_store(&sdb__queries_running, 0u);
 }
 
 /* ------------------------------------------- the distinct counter alone */
@@ -1341,12 +1412,36 @@ Test(engine_diff, bucketed_percentiles_equal_quickselect_on_every_distribution)
                 }
             }
             memcpy(b, a, n * sizeof *a);
-            double got[16], want[16];
+            /* The same values as a chain of lists (a parallel run's merge):
+             * an empty head is not allowed, pieces of 1 and of a third. */
+            sdb__dvec d = {0}, *tail = &d;
+            for (size_t at = 0, k = 0; at < n; k++) {
+                size_t len = k % 2 ? 1 : n / 3 + 1;
+                if (len > n - at) len = n - at;
+                sdb__dvec *e = k ? calloc(1, sizeof *e) : &d;
+                e->v = malloc(len * sizeof *e->v);
+                memcpy(e->v, a + at, len * sizeof *e->v);
+                e->n = e->cap = len;
+                if (k) tail->more = e;
+                tail = e;
+                at += len;
+            }
+            double got[16], want[16], chain[16];
             sdb__percentiles(a, n, P, np, got);
             sdb__percentiles_select(b, n, P, np, want);
-            for (uint32_t i = 0; i < np; i++)
+            cr_assert_eq(sdb__percentiles_dvec(&d, P, np, chain), SDB_OK);
+            for (uint32_t i = 0; i < np; i++) {
                 cr_assert(got[i] == want[i], "mode %d n %zu p%g: %.17g, quickselect %.17g", mode,
                           n, P[i], got[i], want[i]);
+                cr_assert(chain[i] == want[i], "mode %d n %zu p%g: chain %.17g, quickselect %.17g",
+                          mode, n, P[i], chain[i], want[i]);
+            }
+            free(d.v);
+            for (sdb__dvec *e = d.more, *nx; e; e = nx) {
+                nx = e->more;
+                free(e->v);
+                free(e);
+            }
             free(a);
             free(b);
         }
