@@ -1086,7 +1086,11 @@ static int query_count(sdb_store *s, sdb__txn *t, uint32_t project, const sdb__q
     q.n_pct = 0;
     sdb__answer a;
     memset(&a, 0, sizeof a);
+    /* A query in flight, as sdb_query_json counts them (exec.c sizes its
+     * helpers by them). */
+    atomic_fetch_add(&sdb__queries_running, 1u);
     int rc = sdb__query_in(s, t, project, &q, &a, err, errlen);
+    atomic_fetch_sub(&sdb__queries_running, 1u);
     for (uint32_t i = 0; rc == SDB_OK && i < a.n_groups; i++) *out += a.groups[i].count;
     sdb__answer_free(&a);
     return rc;
