@@ -6,6 +6,7 @@
 // Usage: node duckdb_ingest.mjs --out F --db F NAME=FILE.ndjson...
 import { DuckDBInstance } from '@duckdb/node-api';
 import { writeFileSync, rmSync, statSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
 const args = { files: [] };
@@ -26,6 +27,7 @@ for (const [name, file] of args.files) {
   const conn = await inst.connect();
   result.version = (await conn.runAndReadAll('SELECT version() AS v')).getRowObjects()[0].v;
   const f = file.replace(/'/g, "''");
+  const load = loadavg()[0];
   const t0 = performance.now();
   await conn.run(`CREATE TABLE scores AS SELECT * FROM read_json('${f}', format = 'newline_delimited')`);
   await conn.run('CHECKPOINT');
@@ -33,7 +35,7 @@ for (const [name, file] of args.files) {
   const rows = Number((await conn.runAndReadAll('SELECT count(*) AS n FROM scores')).getRowObjects()[0].n);
   conn.closeSync();
   const bytes = statSync(args.db).size;
-  result.runs[name] = { ms, rows, file_bytes: bytes };
+  result.runs[name] = { ms, rows, file_bytes: bytes, load: Number(load.toFixed(2)) };
   console.error(`duckdb ${name}: ${rows} rows in ${(ms / 1000).toFixed(2)} s ` +
                 `(${Math.round(rows / ms * 1000)} rows/s), ${(bytes / rows).toFixed(1)} bytes/score`);
 }

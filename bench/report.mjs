@@ -205,30 +205,53 @@ if (ids && ids.runs) {
   const n = ids.rows, mb = (b) => (b / n).toFixed(1);
   lines.push(`## Ingest with client ids (${n.toLocaleString('en-US')} scores, same scores, only the ids differ)`);
   lines.push('');
-  lines.push('| ids | scoredb s | scoredb scores/s | peak RSS MiB | store B/score | DuckDB s | DuckDB scores/s | DuckDB B/score | speed vs DuckDB | size vs DuckDB |');
-  lines.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
+  lines.push('| ids | scoredb s | scoredb scores/s | CPU s | load | peak RSS MiB | store B/score | DuckDB s | DuckDB scores/s | DuckDB B/score | speed vs DuckDB | size vs DuckDB |');
+  lines.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
   for (const m of ['none', 'uuid4', 'uuid7']) {
     const r = ids.runs[m];
     if (!r) continue;
     const d = duckIds?.runs?.[m];
     if (r.exit) errors.push(`scoredb ingest (${m} ids): exit ${r.exit}: ${r.out}`);
-    lines.push(`| ${m} | ${(r.ms / 1000).toFixed(2)} | ${rate(n, r.ms)} | ${Math.round(r.rss_kib / 1024)} | ${mb(r.store_bytes)} | ` +
+    lines.push(`| ${m} | ${(r.ms / 1000).toFixed(2)} | ${rate(n, r.ms)} | ${r.cpu_s ?? '—'} | ${r.load ?? '—'} | ` +
+      `${Math.round(r.rss_kib / 1024)} | ${mb(r.store_bytes)} | ` +
       `${d ? (d.ms / 1000).toFixed(2) : '—'} | ${d ? rate(d.rows, d.ms) : '—'} | ${d ? (d.file_bytes / d.rows).toFixed(1) : '—'} | ` +
       `${d ? (d.ms / r.ms).toFixed(2) + '×' : '—'} | ${d ? (r.store_bytes / d.file_bytes).toFixed(2) + '×' : '—'} |`);
   }
   lines.push('');
   const f = ids.runs.long_first, l = ids.runs.long_last;
+  let flat;
   if (f && l) {
     const rf = ids.slice / f.ms * 1000, rl = ids.slice / l.ms * 1000;
+    flat = rl / rf;
     lines.push(`UUIDv4 ids, ${ids.slice.toLocaleString('en-US')} scores into an empty store: ${(f.ms / 1000).toFixed(2)} s ` +
       `(${Math.round(rf).toLocaleString('en-US')}/s); the last ${ids.slice.toLocaleString('en-US')} of a ` +
       `${ids.long.toLocaleString('en-US')}-score store: ${(l.ms / 1000).toFixed(2)} s (${Math.round(rl).toLocaleString('en-US')}/s, ` +
       `${(rl / rf * 100).toFixed(0)}% of the first; peak RSS ${Math.round(l.rss_kib / 1024)} MiB; the store ` +
-      `${(l.store_bytes / ids.long).toFixed(1)} B/score).`);
+      `${(l.store_bytes / ids.long).toFixed(1)} B/score)` +
+      (f.cpu_s && l.cpu_s ? `; CPU s ${f.cpu_s} first, ${l.cpu_s} last (load ${f.load}, ${l.load}).` : '.'));
     lines.push('');
   }
-  lines.push('DuckDB: `CREATE TABLE AS SELECT * FROM read_json(...)` + CHECKPOINT on every core; scoredb: `scoredb ingest`, ' +
-    'durable (each 20,000-row commit synced), store = every file of its directory.');
+  // Issue 9's targets for the UUIDv4 file, met or the distance stated.
+  const u = ids.runs.uuid4, du = duckIds?.runs?.uuid4;
+  if (u) {
+    const sps = n / u.ms * 1000, t = [];
+    t.push(`≥ 1M scores/s durable: ${sps >= 1e6 ? 'met' : `**missed** (${rate(n, u.ms)}/s, ${(1e6 / sps).toFixed(2)}× short)`}`);
+    if (du) t.push(`≥ 3× DuckDB's NDJSON load: ${du.ms / u.ms >= 3 ? 'met' : '**missed**'} (${(du.ms / u.ms).toFixed(2)}×)`);
+    const fl = ids.runs.long_first, la = ids.runs.long_last;
+    const flatCpu = fl?.cpu_s && la?.cpu_s ? fl.cpu_s / la.cpu_s : undefined;
+    if (flat !== undefined) t.push(`the last million of the long store within 20% of the first: ${flat >= 0.8 ? 'met' : '**missed**'} ` +
+      `(${(flat * 100).toFixed(0)}% of the first's rate by wall` +
+      (flatCpu !== undefined ? `, ${(flatCpu * 100).toFixed(0)}% by CPU seconds` : '') + ')');
+    if (du) t.push(`store ≤ 1.5× DuckDB's file: ${u.store_bytes / du.file_bytes <= 1.5 ? 'met' : '**missed**'} (${(u.store_bytes / du.file_bytes).toFixed(2)}×)`);
+    const peak = Math.max(...Object.values(ids.runs).map((r) => r.rss_kib || 0));
+    t.push(`peak RSS < 1 GiB: ${peak < 1 << 20 ? 'met' : '**missed**'} (${Math.round(peak / 1024)} MiB, the largest of these runs)`);
+    lines.push(`Targets (issue 9, UUIDv4 ids${n === 10000000 ? '' : `; set for 10,000,000 scores, here ${n.toLocaleString('en-US')}`}): ${t.join('; ')}. Walls and DuckDB's every-core load move with the machine's load (the load column): read them beside it.`);
+    lines.push('');
+  }
+  const dl = ['none', 'uuid4', 'uuid7'].map((m) => duckIds?.runs?.[m]?.load).filter((x) => x !== undefined);
+  lines.push('DuckDB: `CREATE TABLE AS SELECT * FROM read_json(...)` + CHECKPOINT on every core' +
+    (dl.length ? ` (load average ${dl.join(', ')} as each began)` : '') + '; scoredb: `scoredb ingest`, ' +
+    'durable (each 20,000-row commit synced), store = every file of its directory; CPU s = user + sys of the whole process.');
   lines.push('');
 }
 const rep = load('replace.json');

@@ -81,14 +81,19 @@ static inline uint32_t bucket_of(uint64_t h, uint32_t k)
 static inline uint64_t pr_ref(uint64_t pr) { return pr & ((1ull << REF_BITS) - 1); }
 static inline uint32_t pr_project(uint64_t pr) { return (uint32_t)(pr >> REF_BITS); }
 
-uint64_t sdb__idx_hash(uint32_t project, const char *id, size_t len)
+uint64_t sdb__idx_hash_of(uint32_t project, uint64_t id_hash)
 {
     /* The project is mixed in (splitmix64's finaliser) so that one id in
      * two projects lands on two unrelated entries. */
     uint64_t z = (uint64_t)project * 0x9e3779b97f4a7c15ull;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return sdb__hash(id, len) ^ z ^ (z >> 31);
+    return id_hash ^ z ^ (z >> 31);
+}
+
+uint64_t sdb__idx_hash(uint32_t project, const char *id, size_t len)
+{
+    return sdb__idx_hash_of(project, sdb__hash(id, len));
 }
 
 int sdb__idx_new(sdb__idx **out)
@@ -319,63 +324,6 @@ int sdb__idx_find(sdb__txn *t, sdb__idx *ix, uint32_t project, const char *id, s
     return rc;
 }
 
-/* Sort n records of `size` bytes that start with a u64 hash, by that hash
- * (ties by cmp): a counting pass over the hash's top bits, then each small
- * bucket in place. Hashes are uniform, so buckets hold about one record
- * and the sort is two passes; qsort cost 8% of a UUIDv4 ingest's CPU
- * (perf, 10M scores). A bucket past a few records (one id sent many
- * times shares one hash) is left to qsort, so no input makes it
- * quadratic. tmp holds n records. */
-#define HSORT_SMALL 16u
-
-static void hash_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *),
-                      void *tmp)
-{
-    if (n < 64) {
-        qsort(base, n, size, cmp);
-        return;
-    }
-    unsigned bits = 1;
-    while (bits < 20 && (1ull << bits) < n) bits++;
-    size_t nb = (size_t)1 << bits;
-    size_t *start = calloc(nb + 1, sizeof *start);
-    if (!start) {
-        qsort(base, n, size, cmp);
-        return;
-    }
-    uint8_t *b = base, *o = tmp;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t h;
-        memcpy(&h, b + i * size, 8);
-        start[(h >> (64 - bits)) + 1]++;
-    }
-    for (size_t k = 0; k < nb; k++) start[k + 1] += start[k];
-    for (size_t i = 0; i < n; i++) {
-        uint64_t h;
-        memcpy(&h, b + i * size, 8);
-        memcpy(o + start[h >> (64 - bits)]++ * size, b + i * size, size);
-    }
-    /* start[k] is now the end of bucket k, the start of bucket k + 1. */
-    uint8_t x[32];
-    for (size_t k = 0, lo = 0; k < nb; lo = start[k++]) {
-        size_t m = start[k] - lo;
-        uint8_t *q = o + lo * size;
-        if (m > HSORT_SMALL || size > sizeof x) {
-            qsort(q, m, size, cmp);
-            continue;
-        }
-        for (size_t i = 1; i < m; i++) { /* insertion sort */
-            memcpy(x, q + i * size, size);
-            size_t j = i;
-            for (; j > 0 && cmp(q + (j - 1) * size, x) > 0; j--)
-                memcpy(q + j * size, q + (j - 1) * size, size);
-            memcpy(q + j * size, x, size);
-        }
-    }
-    memcpy(base, tmp, n * size);
-    free(start);
-}
-
 /* Probing the runs costs a cache miss or two per run and id, and the
  * misses of one id wait on each other (offsets, then entries). A batch of
  * ids is therefore probed together, in hash order (runs are read front to
@@ -433,7 +381,7 @@ int sdb__idx_probe(sdb__txn *t, sdb__idx *ix, const uint64_t *h, size_t n, uint8
     probe *p = malloc(sizeof *p * n * 2);
     if (!p) return SDB_ENOMEM;
     for (size_t i = 0; i < n; i++) p[i] = (probe){h[i], (uint32_t)i, 0, 0};
-    hash_sort(p, n, sizeof *p, cmp_probe, p + n);
+    sdb__hash_sort(p, n, sizeof *p, cmp_probe, p + n);
     int rc = SDB_OK;
     for (size_t a = 0; a < n && rc == SDB_OK;) {
         unsigned s = shard_of(p[a].h);
@@ -607,7 +555,7 @@ int sdb__idx_flush(sdb__txn *t, sdb__idx *ix)
     for (size_t i = 0; i < ix->n; i++)
         if (!ix->dead[i]) ix->e[w++] = ix->e[i];
     entry *tmp = malloc(sizeof *tmp * (w ? w : 1));
-    if (tmp) hash_sort(ix->e, w, sizeof *ix->e, cmp_entry, tmp);
+    if (tmp) sdb__hash_sort(ix->e, w, sizeof *ix->e, cmp_entry, tmp);
     else qsort(ix->e, w, sizeof *ix->e, cmp_entry);
     free(tmp);
     int rc = SDB_OK;

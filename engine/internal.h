@@ -75,6 +75,10 @@ typedef struct sdb__score {
     uint32_t n_tags, n_props;
     double value; /* numeric; boolean 0/1; categorical: unused */
     int64_t ts;   /* epoch ms; valid when has_ts */
+    /* sdb__hash of id (0 for a generated one), trace_id (0 when absent),
+     * name and each dimension, set by sdb__batch_push: the thread that
+     * parses hashes, not the one writer (ingest.c says why). */
+    uint64_t id_h, trace_h, name_h, dim_h[SDB_N_DIMS];
     uint8_t type, source, has_ts, id_generated;
 } sdb__score;
 
@@ -136,6 +140,13 @@ static inline int64_t sdb__floor_div(int64_t a, int64_t b)
 }
 
 uint64_t sdb__hash(const void *p, size_t len); /* xxh3-64 */
+
+/* Sort n records of `size` bytes (at most 32) that each start with a
+ * uniformly distributed u64 hash into hash order, ties by cmp (which must
+ * order by the hash first); tmp holds n records. Two passes for uniform
+ * hashes, never quadratic (engine/util.c). */
+void sdb__hash_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *),
+                    void *tmp);
 
 /* The times scoredb stores and queries: RFC 3339's years 0000..9999
  * (0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z in epoch ms).
@@ -674,6 +685,8 @@ int sdb__idx_new(sdb__idx **out);
 void sdb__idx_free(sdb__idx *ix);   /* takes NULL */
 void sdb__idx_reset(sdb__idx *ix);  /* forget the entries of an aborted attempt */
 uint64_t sdb__idx_hash(uint32_t project, const char *id, size_t len);
+/* The same from sdb__hash(id, len), already at hand. */
+uint64_t sdb__idx_hash_of(uint32_t project, uint64_t id_hash);
 /* The live row of (project, id) with hash h: SDB_OK, SDB_ENOTFOUND or a
  * store error. Every candidate is checked against its row. The runs are
  * searched only when in_runs (0: sdb__idx_probe said no run has h). */

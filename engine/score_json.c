@@ -43,16 +43,23 @@ typedef struct arena {
 static pthread_key_t arena_key;
 static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
 
+static _Thread_local arena *arena_mine;
+
+/* At thread exit (the key's destructor runs in the exiting thread). */
 static void arena_drop(void *a)
 {
     if (!a) return;
+    arena_mine = NULL;
     free(((arena *)a)->p);
     free(a);
 }
 
+/* The thread's arena is found through the thread-local arena_mine; the
+ * key only frees it when the thread ends. pthread_getspecific on every
+ * node was 5% of a parse worker's samples (perf, 1M UUIDv4 lines). */
 static arena *arena_get(void)
 {
-    arena *a = pthread_getspecific(arena_key);
+    arena *a = arena_mine;
     if (a) return a;
     a = calloc(1, sizeof *a);
     if (!a) return NULL;
@@ -62,7 +69,7 @@ static arena *arena_get(void)
         free(a);
         return NULL;
     }
-    return a;
+    return arena_mine = a;
 }
 
 /* Each block carries a 16-byte tag saying where it came from, so a free
@@ -104,8 +111,7 @@ static void arena_init(void)
 static void arena_reset(void)
 {
     pthread_once(&arena_once, arena_init);
-    arena *a = pthread_getspecific(arena_key);
-    if (a) a->used = 0;
+    if (arena_mine) arena_mine->used = 0;
 }
 
 /* A short rendering of a JSON value for error messages. */

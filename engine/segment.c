@@ -345,7 +345,12 @@ static int cmp_u64(const void *a, const void *b)
 static uint32_t trace_dict(const sdb__fixed *const *rows, uint32_t n, uint64_t *d)
 {
     for (uint32_t i = 0; i < n; i++) d[i] = rows[i]->trace;
-    qsort(d, n, sizeof *d, cmp_u64);
+    /* Trace hashes are uniform (xxh3): qsort here was 0.8 s of the 7 s
+     * fold that ends a 10M UUIDv4 ingest (perf), the hash sort a fraction. */
+    uint64_t *tmp = malloc(sizeof *tmp * (n ? n : 1));
+    if (tmp) sdb__hash_sort(d, n, sizeof *d, cmp_u64, tmp);
+    else qsort(d, n, sizeof *d, cmp_u64);
+    free(tmp);
     uint32_t m = 0;
     for (uint32_t i = 0; i < n; i++)
         if (m == 0 || d[m - 1] != d[i]) d[m++] = d[i];

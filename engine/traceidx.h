@@ -33,15 +33,21 @@ bool sdb__tix_prop_indexed(const char *k, size_t len);
 /* The hash of a key of `kind` (b: the value of a property, else unused). */
 uint64_t sdb__tix_key(int kind, const char *a, size_t alen, const char *b, size_t blen);
 
-/* The fold's hook: index the rows it folds in this write txn (each
- * project's rows in one ref-ordered span, as the fold takes them). A row
- * gets one entry per key it has: its trace (from the fixed part) and,
- * read from its record, its session, observation, dataset run, config and
- * indexed property (sdb__tix_prop_indexed); a row without a trace gets the
- * one SDB__TIX_NOTRACE key.
- * A row with none of the record's keys costs one look at its masks. Called before the fold moves the projects' fold marks. SDB_OK or
- * an LMDB/ENOMEM code. */
-int sdb__tix_fold(sdb__txn *t, const sdb__fixed *rows, uint32_t n);
+/* The fold's hook, in two halves so that the fold can sort on another
+ * thread while it builds its chunks. sdb__tix_prepare reads only
+ * rows[0..n) (each project's rows in one ref-ordered span, as the fold
+ * takes them; no txn, any thread): each row's trace, or the one
+ * SDB__TIX_NOTRACE key for a row without one, sorted, into *out (owned:
+ * sdb__tix_prep_free, which takes NULL). sdb__tix_write then indexes them
+ * in the fold's write txn, before the fold moves the projects' fold marks,
+ * with the keys only the records hold: session, observation, dataset run,
+ * config and indexed property (sdb__tix_prop_indexed), read from the
+ * span's records again; a record without any costs one look at its masks.
+ * SDB_OK, SDB_ENOMEM, or an LMDB code from the write. */
+typedef struct sdb__tix_prep sdb__tix_prep;
+int sdb__tix_prepare(const sdb__fixed *rows, uint32_t n, sdb__tix_prep **out);
+int sdb__tix_write(sdb__txn *t, const sdb__tix_prep *p);
+void sdb__tix_prep_free(sdb__tix_prep *p);
 
 /* The refs of `project`'s rows with any of the n_h keys hs (each of
  * `kind`, from sdb__tix_key or sdb__tix_hash) and whose ref is below

@@ -39,14 +39,19 @@ static void setup(void)
     saved_slice = sdb__fold_slice;
 }
 
+static void rm_dir(const char *d)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    cr_assert_eq(system(cmd), 0);
+}
+
 static void teardown(void)
 {
     sdb__list_scan_max = saved_scan;
     sdb__fold_slice = saved_slice;
     sdb_store_close(s);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
+    rm_dir(dir);
 }
 
 TestSuite(traceidx, .init = setup, .fini = teardown);
@@ -297,4 +302,78 @@ Test(traceidx, a_store_folded_before_the_index_is_still_listed_exactly)
     sdb__txn_abort(t);
     cr_assert_eq(entries, 600, "only the rows folded since (a trace and a session each): %llu",
                  (unsigned long long)entries);
+}
+
+/* A slice of at least 65,536 rows sorts its entries on a thread of its own
+ * while the fold builds chunks (engine/fold.c): two projects' rows in one
+ * such slice must index exactly what small slices (sorted inline) index,
+ * every trace with every one of its scores. */
+#define BIG_ROWS 70000
+#define BIG_TRACES 997
+
+static void put_big(sdb_store *st)
+{
+    for (int i = 0; i < BIG_ROWS;) {
+        uint32_t project = (uint32_t)(i / 1000 % 2);
+        sdb_batch *b;
+        cr_assert_eq(sdb_batch_new(&b), SDB_OK);
+        for (int j = 0; j < 1000; j++, i++) {
+            char js[160];
+            snprintf(js, sizeof js, "{\"name\":\"n%d\",\"value\":%d,\"trace_id\":\"big-%d\","
+                     "\"timestamp\":%lld}", i % 3, i, i % BIG_TRACES,
+                     (long long)(T0 + (int64_t)(i % 86400) * 1000));
+            cr_assert_eq(sdb_batch_add_json(b, js, strlen(js), err, sizeof err), SDB_OK, "%s",
+                         err);
+        }
+        cr_assert_eq(sdb_store_ingest(st, project, b, T0), SDB_OK);
+        sdb_batch_free(b);
+    }
+}
+
+Test(traceidx, a_slice_sorted_on_its_own_thread_indexes_like_small_slices)
+{
+    char d2[64] = "/tmp/sdb_traceidx2_XXXXXX";
+    cr_assert_not_null(mkdtemp(d2));
+    sdb_store *small;
+    sdb_options o = {0};
+    cr_assert_eq(sdb_store_open(d2, &o, &small, err, sizeof err), SDB_OK, "%s", err);
+    put_big(s);
+    put_big(small);
+    sdb__fold_slice = 1u << 20; /* one slice: the threaded sort */
+    cr_assert_eq(sdb_store_fold(s, T0, NULL), SDB_OK);
+    sdb__fold_slice = 5000; /* inline sorts */
+    cr_assert_eq(sdb_store_fold(small, T0, NULL), SDB_OK);
+    sdb__txn *ta, *tb;
+    cr_assert_eq(sdb__txn_begin(s, 0, &ta), SDB_OK);
+    cr_assert_eq(sdb__txn_begin(small, 0, &tb), SDB_OK);
+    for (uint32_t project = 0; project < 2; project++) {
+        size_t total = 0;
+        for (int tr = 0; tr < BIG_TRACES; tr++) {
+            char tid[32];
+            snprintf(tid, sizeof tid, "big-%d", tr);
+            uint64_t h = sdb__tix_hash(tid, strlen(tid)), *ra, *rb, base, cut;
+            size_t na, nb;
+            cr_assert_eq(sdb__tix_refs(ta, project, SDB__TIX_TRACE, &h, 1, UINT64_MAX, BIG_ROWS,
+                                       &ra, &na, &base, &cut),
+                         SDB_OK);
+            cr_assert_eq(sdb__tix_refs(tb, project, SDB__TIX_TRACE, &h, 1, UINT64_MAX, BIG_ROWS,
+                                       &rb, &nb, &base, &cut),
+                         SDB_OK);
+            /* Rows i with i % 997 == tr, in project (i / 1000) % 2. */
+            size_t want = 0;
+            for (int i = tr; i < BIG_ROWS; i += BIG_TRACES) want += (uint32_t)(i / 1000 % 2) == project;
+            cr_assert_eq(na, want, "project %u trace %d: %zu refs, want %zu", project, tr, na, want);
+            cr_assert_eq(nb, want, "project %u trace %d (small slices): %zu refs", project, tr, nb);
+            for (size_t k = 0; k < na; k++)
+                cr_assert_eq(ra[k], rb[k], "project %u trace %d: ref %zu differs", project, tr, k);
+            total += na;
+            free(ra);
+            free(rb);
+        }
+        cr_assert_eq(total, BIG_ROWS / 2, "project %u: every score indexed", project);
+    }
+    sdb__txn_abort(ta);
+    sdb__txn_abort(tb);
+    sdb_store_close(small);
+    rm_dir(d2);
 }
