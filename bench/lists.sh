@@ -36,6 +36,9 @@ URLS="/v1/scores?limit=1
 /api/public/v2/scores?limit=1&value=0.5&operator=%3E%3D
 /api/public/v2/scores?limit=1&traceId=$TRACE
 /api/public/v2/scores?limit=1&configId=none
+/api/public/v2/scores?limit=1&sessionId=none
+/api/public/v2/scores?limit=1&queueId=none
+/api/public/v2/scores?limit=1&value=0.5&operator=%21%3D
 /api/public/v2/scores?limit=1&fromTimestamp=2026-10-01T00:00:00Z&toTimestamp=2026-10-02T00:00:00Z
 /api/public/scores?limit=1
 /api/public/v3/scores?limit=1

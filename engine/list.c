@@ -5,8 +5,9 @@
  * "Aggregation delay"). Refs are ingest sequence numbers, so "newest
  * first" is descending ref order, and the pagination cursor is the ref to
  * continue below. A list reads through the cheapest source its filters
- * allow, each giving rows newest first: the trace index (engine/traceidx.c)
- * for one trace_id, the id index for `id`, the column segments of the
+ * allow, each giving rows newest first: the refs index (engine/traceidx.c)
+ * for a trace, session, dataset run, observations, configs or queues
+ * (property queue_id), the id index for `id`, the column segments of the
  * folded rows for a filter a column holds (the zone maps drop chunks,
  * columns are checked in place, a k-way merge keeps ref order: "column
  * path" below), else the row store itself, walked backwards. The rows past
@@ -16,13 +17,19 @@
  * that the dictionary has never seen matches nothing, decided before any
  * read. A call reads at most SCAN_MAX records and COL_MAX column entries,
  * so that a selective filter over a huge store cannot pin a thread: the
- * answer then carries a cursor to continue from.
+ * answer then carries a cursor to continue from. A total is counted in the
+ * same read txn as the page ("totals" below): from segment headers and
+ * columns for the filters columns hold, by the query engine for tags and
+ * properties, by the walk for an index key's rows.
  */
 #include "list.h"
 #include "traceidx.h"
 
 #include <errno.h>
 #include <math.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* Rows one list call reads at most; tests shrink it to reach past it. */
 uint32_t sdb__list_scan_max = 2000000u;
@@ -495,6 +502,7 @@ typedef struct list_run {
     uint64_t skipped, emitted, extra, scanned, last_ref;
     uint64_t floor; /* refs at or below it are not listed (`pending`: the fold mark) */
     bool more, counting, capped, stop;
+    bool count; /* count every match past the page (a total the walk gives) */
     /* Instead of rendering: each matching row handed to on_row (the trace
      * search); nonzero from it stops the walk with that code. */
     int (*on_row)(void *ctx, const sdb__row *row);
@@ -517,7 +525,7 @@ static int visit(list_run *w, uint64_t ref, const sdb__row *row)
     }
     if (!w->counting && w->emitted == w->r->limit) {
         w->more = true;
-        if (!w->r->total) {
+        if (!w->count) {
             w->stop = true;
             return SDB_OK;
         }
@@ -567,6 +575,54 @@ static int id_refs(sdb__txn *t, uint32_t project, const sdb__strs *ids, uint64_t
     for (size_t i = 0; i < *out_n; i++)
         if (!m || (*out)[m - 1] != (*out)[i]) (*out)[m++] = (*out)[i];
     *out_n = m;
+    return SDB_OK;
+}
+
+/* The keys a list reads its candidates through: the first of its filters
+ * that the refs index holds (engine/traceidx.c), every value asked for
+ * (any of); *out_kind -1 when there is none. *out_h owned. */
+static int index_keys(const rowfilter *f, int *out_kind, uint64_t **out_h, size_t *out_n)
+{
+    *out_kind = -1;
+    *out_h = NULL;
+    *out_n = 0;
+    const sdb__query *q = f->q;
+    const char *one = f->trace_id ? f->trace_id : f->session_id ? f->session_id : f->dataset_run_id;
+    int kind = f->trace_id     ? SDB__TIX_TRACE
+               : f->session_id ? SDB__TIX_SESSION
+               : f->dataset_run_id ? SDB__TIX_RUN
+                                   : -1;
+    const sdb__strs *set = NULL;
+    const sdb__str *pkey = NULL;
+    if (kind < 0 && f->obs && f->obs->n) {
+        kind = SDB__TIX_OBS;
+        set = f->obs;
+    } else if (kind < 0 && f->configs && f->configs->n) {
+        kind = SDB__TIX_CONFIG;
+        set = f->configs;
+    } else if (kind < 0) {
+        for (uint32_t i = 0; i < q->n_props && kind < 0; i++)
+            if (sdb__tix_prop_indexed(q->props[i].key.p, q->props[i].key.len)) {
+                kind = SDB__TIX_PROP;
+                set = &q->props[i].values;
+                pkey = &q->props[i].key;
+            }
+    }
+    if (kind < 0) return SDB_OK;
+    size_t n = set ? set->n : 1;
+    uint64_t *h = malloc((n ? n : 1) * sizeof *h);
+    if (!h) return SDB_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (!set)
+            h[i] = sdb__tix_key(kind, one, strlen(one), NULL, 0);
+        else if (pkey)
+            h[i] = sdb__tix_key(kind, pkey->p, pkey->len, set->v[i].p, set->v[i].len);
+        else
+            h[i] = sdb__tix_key(kind, set->v[i].p, set->v[i].len, NULL, 0);
+    }
+    *out_kind = kind;
+    *out_h = h;
+    *out_n = n;
     return SDB_OK;
 }
 
@@ -731,66 +787,88 @@ static int cmp_top_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* The segments of the filter's names (or all of the project's) that may
- * hold a match below bound, each positioned at its last row below bound,
- * by that row's ref, newest first (c->top holds it until it joins). */
-static int cs_open(sdb__txn *t, uint32_t project, colscan *cs, uint64_t bound)
+/* Each segment of f's names (or every one of the project's) whose zone
+ * map may match, opened, to fn(ctx, lv, key, g), in key order; g views the
+ * segment in the map and lv is the txn's tombstone reader (engine/internal.h
+ * "tombstones"). A nonzero return from fn stops the walk with it. */
+typedef int (*chunk_fn)(void *ctx, sdb__live *lv, const uint8_t *key, sdb__seg *g);
+
+static int each_chunk(sdb__txn *t, uint32_t project, const rowfilter *f, chunk_fn fn, void *ctx)
 {
     sdb__cur *c = NULL;
     sdb__live lv;
     int rc = sdb__live_open(t, &lv);
     if (rc) return rc;
     if ((rc = sdb__cur_open(t, SDB__DB_SEGMENTS, &c))) goto done;
-    uint32_t n_names = cs->f->names ? cs->f->n_names : 1;
+    uint32_t n_names = f->names ? f->n_names : 1;
     for (uint32_t j = 0; j < n_names && rc == SDB_OK; j++) {
-        if (cs->f->names && j && in_ids(cs->f->names, j, cs->f->names[j]))
+        if (f->names && j && in_ids(f->names, j, f->names[j]))
             continue; /* a name given twice: its chunks once */
         uint8_t k[SDB__SEGKEY_LEN];
-        size_t plen = cs->f->names ? 8 : 4;
-        sdb__seg_key(k, project, cs->f->names ? cs->f->names[j] : 0, INT64_MIN, 0);
-        if (!cs->f->names) memset(k + 4, 0, SDB__SEGKEY_LEN - 4);
+        size_t plen = f->names ? 8 : 4;
+        sdb__seg_key(k, project, f->names ? f->names[j] : 0, INT64_MIN, 0);
+        if (!f->names) memset(k + 4, 0, SDB__SEGKEY_LEN - 4);
         sdb__val key, val;
         for (rc = sdb__cur_seek(c, k, plen == 8 ? sizeof k : 4, &key, &val); rc == SDB_OK;
              rc = sdb__cur_next(c, &key, &val)) {
             if (key.len != SDB__SEGKEY_LEN || memcmp(key.p, k, plen) != 0) break;
             sdb__seg g;
             if ((rc = sdb__seg_open(val.p, val.len, &g))) goto done;
-            if (!zone_may_match(cs->f, &g.h) || sdb__seg_ref(&g, 0) >= bound) continue;
-            sdb__seg cp = g; /* sdb__live_seg would make g view its copy */
-            int dead = sdb__live_seg(&lv, key.p, &cp);
-            if (dead < 0) {
-                rc = dead;
-                goto done;
-            }
-            /* The last row below bound (rows are in ref order). */
-            int64_t lo = 0, hi = (int64_t)g.n - 1;
-            while (lo < hi) {
-                int64_t mid = lo + (hi - lo + 1) / 2;
-                if (sdb__seg_ref(&g, (uint32_t)mid) < bound) lo = mid;
-                else hi = mid - 1;
-            }
-            if (cs->n == cs->cap) {
-                size_t cap = cs->cap ? 2 * cs->cap : 256;
-                cseg *v = realloc(cs->v, cap * sizeof *v);
-                if (!v) {
-                    rc = SDB_ENOMEM;
-                    goto done;
-                }
-                cs->v = v;
-                cs->cap = cap;
-            }
-            cs->v[cs->n++] = (cseg){g, lo, sdb__seg_ref(&g, (uint32_t)lo), dead == 1};
+            if (zone_may_match(f, &g.h) && (rc = fn(ctx, &lv, key.p, &g))) goto done;
         }
         if (rc == SDB_ENOTFOUND) rc = SDB_OK;
     }
-    if (rc) goto done;
-    if (cs->n > 1) qsort(cs->v, cs->n, sizeof *cs->v, cmp_top_desc);
-    cs->heap = malloc((cs->n ? cs->n : 1) * sizeof *cs->heap);
-    if (!cs->heap) rc = SDB_ENOMEM;
 done:
     sdb__cur_close(c);
     sdb__live_close(&lv);
     return rc;
+}
+
+typedef struct open_ctx {
+    colscan *cs;
+    uint64_t bound;
+} open_ctx;
+
+/* cs_open's step: segment g joins the scan, positioned at its last row
+ * below the bound. */
+static int open_chunk(void *ctx, sdb__live *lv, const uint8_t *key, sdb__seg *gp)
+{
+    open_ctx *o = ctx;
+    colscan *cs = o->cs;
+    sdb__seg g = *gp;
+    if (sdb__seg_ref(&g, 0) >= o->bound) return SDB_OK;
+    sdb__seg cp = g; /* sdb__live_seg would make g view its copy */
+    int dead = sdb__live_seg(lv, key, &cp);
+    if (dead < 0) return dead;
+    /* The last row below bound (rows are in ref order). */
+    int64_t lo = 0, hi = (int64_t)g.n - 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo + 1) / 2;
+        if (sdb__seg_ref(&g, (uint32_t)mid) < o->bound) lo = mid;
+        else hi = mid - 1;
+    }
+    if (cs->n == cs->cap) {
+        size_t cap = cs->cap ? 2 * cs->cap : 256;
+        cseg *v = realloc(cs->v, cap * sizeof *v);
+        if (!v) return SDB_ENOMEM;
+        cs->v = v;
+        cs->cap = cap;
+    }
+    cs->v[cs->n++] = (cseg){g, lo, sdb__seg_ref(&g, (uint32_t)lo), dead == 1};
+    return SDB_OK;
+}
+
+/* The segments of the filter's names (or all of the project's) that may
+ * hold a match below bound, each positioned at its last row below bound,
+ * by that row's ref, newest first (c->top holds it until it joins). */
+static int cs_open(sdb__txn *t, uint32_t project, colscan *cs, uint64_t bound)
+{
+    open_ctx o = {cs, bound};
+    int rc = each_chunk(t, project, cs->f, open_chunk, &o);
+    if (rc) return rc;
+    if (cs->n > 1) qsort(cs->v, cs->n, sizeof *cs->v, cmp_top_desc);
+    cs->heap = malloc((cs->n ? cs->n : 1) * sizeof *cs->heap);
+    return cs->heap ? SDB_OK : SDB_ENOMEM;
 }
 
 /* Count the matches of segment c at or below its position into w->extra
@@ -807,9 +885,14 @@ static int cs_count(colscan *cs, list_run *w, const cseg *c)
         /* Nothing to check but the trace column (v1's trace-only rule), or
          * nothing at all: one tight pass, or the position itself. */
         uint64_t m = rows;
-        if (f->has_trace) {
+        /* A chunk's trace dictionary is sorted, so a chunk with a row
+         * without a trace (hash 0) has 0 first: without it every row
+         * counts, and v1's total is one look per chunk. */
+        const sdb__seg *g = &c->g;
+        bool all = g->h.tr_bits != SDB__PK_RAW && g->h.n_tdict && sdb__ld_u64(g->tdict, 0) != 0;
+        if (f->has_trace && !all) {
             m = 0;
-            for (uint64_t i = 0; i < rows; i++) m += sdb__seg_trace_at(&c->g, (uint32_t)i) != 0;
+            for (uint64_t i = 0; i < rows; i++) m += sdb__seg_trace_at(g, (uint32_t)i) != 0;
         }
         cs->checked += rows;
         w->extra += m;
@@ -906,30 +989,34 @@ static int run_list(list_run *w)
     const list_req *r = w->r;
     const rowfilter *f = w->f;
     sdb__rowit *it = NULL;
-    uint64_t *refs = NULL;
-    int rc = SDB_OK;
+    uint64_t *refs = NULL, *hs = NULL;
+    size_t n_h = 0;
+    int rc = SDB_OK, kind = -1;
     uint64_t bound = r->cursor ? r->cursor : UINT64_MAX;
     if (r->pending && (rc = sdb__folded_of(w->t, w->project, &w->floor))) goto done;
     bool walk = !f->none;
-    if (walk && (r->ids.n || f->trace_id)) {
-        /* Candidates from an index: the named ids, else the trace's rows. */
+    if (walk && !r->ids.n && (rc = index_keys(f, &kind, &hs, &n_h))) goto done;
+    if (walk && (r->ids.n || kind >= 0)) {
+        /* Candidates from an index: the named ids, else the rows of the
+         * trace, session, dataset run, observations, configs or property
+         * values asked for. */
         size_t n_refs;
         uint64_t base = 0, cut = 0;
         if (r->ids.n)
             rc = id_refs(w->t, w->project, &r->ids, bound, &refs, &n_refs);
         else
-            rc = sdb__tix_refs(w->t, w->project, sdb__tix_hash(f->trace_id, strlen(f->trace_id)),
-                               bound, SCAN_MAX, &refs, &n_refs, &base, &cut);
+            rc = sdb__tix_refs(w->t, w->project, kind, hs, n_h, bound, SCAN_MAX, &refs, &n_refs,
+                               &base, &cut);
         if (rc == SDB_OK) rc = visit_refs(w, refs, n_refs);
         if (rc) goto done;
         if (!w->stop && !r->ids.n && (cut || n_refs == SCAN_MAX)) {
-            /* The answer was cut (a long pending walk, or a huge trace):
+            /* The answer was cut (a long pending walk, or a huge key):
              * go on below where it stopped. */
             w->more = w->capped = true;
             if (!w->counting) w->last_ref = cut ? cut : refs[n_refs - 1];
             w->stop = true;
         }
-        /* Rows folded before the trace index existed are walked, as
+        /* Rows folded before the index held this kind are walked, as
          * before it (engine/traceidx.c). */
         walk = !w->stop && base;
         if (walk && base + 1 < bound) bound = base + 1;
@@ -940,6 +1027,8 @@ static int run_list(list_run *w)
     uint64_t folded = 0, col_bound = 0;
     bool cols = walk && cols_help(f) && !r->pending;
     if (cols && (rc = sdb__folded_of(w->t, w->project, &folded))) goto done;
+    /* No filter at all: a row that is only skipped (offset) is not decoded. */
+    bool trivial = !cols_help(f) && cols_decide(f);
     if (walk) {
         /* Newest first: backwards from the cursor (exclusive) or the end. */
         if ((rc = sdb__rows_open(w->t, w->project, bound, 1, &it))) goto done;
@@ -950,6 +1039,10 @@ static int run_list(list_run *w)
                 col_bound = ref + 1; /* the columns go on from here */
                 break;
             }
+            if (trivial && !wants_row(w)) { /* only skipped or counted: no decode */
+                if ((rc = visit(w, ref, NULL))) goto done;
+                continue;
+            }
             sdb__row row;
             if ((rc = sdb__row_decode(val.p, val.len, &row)) || (rc = visit(w, ref, &row)))
                 goto done;
@@ -959,9 +1052,398 @@ static int run_list(list_run *w)
     }
     if (col_bound && !w->stop && (rc = visit_columns(w, col_bound))) goto done;
 done:
+    free(hs);
     free(refs);
     sdb__rows_close(it);
     return rc;
+}
+
+/* ----------------------------------------------------------------- totals */
+
+/* Whether the list's matches are counted as a query's: every filter is a
+ * query's (names, time, type, source, value, dimensions, tags,
+ * properties), `!=` on the value, or has_trace (the matches less those
+ * without a trace, which the refs index lists). */
+static bool query_counts(const rowfilter *f)
+{
+    return !f->trace_id && !f->session_id && !f->dataset_run_id && !(f->obs && f->obs->n) &&
+           !(f->ids && f->ids->n) && !(f->configs && f->configs->n);
+}
+
+/* The folded rows matching q, counted by the query engine in the list's
+ * txn t (segment headers and pre-aggregates where chunks are covered, the
+ * pipeline's column scan elsewhere). */
+static int query_count(sdb_store *s, sdb__txn *t, uint32_t project, const sdb__query *src,
+                       uint64_t *out, char *err, size_t errlen)
+{
+    *out = 0;
+    sdb__query q = *src; /* borrows src's strings: never freed here */
+    q.stats = SDB_STAT_COUNT;
+    q.n_group = 0;
+    q.interval_ms = 0;
+    q.has_hist = false;
+    q.pct = NULL;
+    q.n_pct = 0;
+    sdb__answer a;
+    memset(&a, 0, sizeof a);
+    /* A query in flight, as sdb_query_json counts them (exec.c sizes its
+     * helpers by them). */
+    atomic_fetch_add(&sdb__queries_running, 1u);
+    int rc = sdb__query_in(s, t, project, &q, &a, err, errlen);
+    atomic_fetch_sub(&sdb__queries_running, 1u);
+    for (uint32_t i = 0; rc == SDB_OK && i < a.n_groups; i++) *out += a.groups[i].count;
+    sdb__answer_free(&a);
+    return rc;
+}
+
+/* The folded rows matching f's column filters (names, time, type,
+ * source, value, value_ne, dimensions), counted from the segments: a chunk
+ * that its zone map excludes costs nothing, one that its header decides
+ * (time range covering it, no source or dimension filter, the value range
+ * covering its values) its per-type counts, and the rest a selection as
+ * bit words, then popcounts: time and value through the kernel table's
+ * mask_f64 (the query pipeline's own), the type/source byte and a one-byte
+ * dimension compared 16 rows a step (SSE2, the x86-64 baseline: no ISA
+ * flag; elsewhere row by row). The query engine's count did the same work
+ * with its aggregation pipeline (moments and label counts kept for a
+ * count: 21 ms for environment + source at 10M scores). */
+typedef struct ccount {
+    sdb__txn *t;
+    const rowfilter *f;
+    const sdb_kernels *k;
+    uint8_t codes[16];    /* a row passes when (its type/source byte & code_mask) is one of these */
+    int n_codes;
+    uint8_t code_mask;
+    bool tsrc_all;        /* every code that occurs passes: no per-row check */
+    sdb_filter tv;        /* time and value range for mask_f64 */
+    uint64_t *bits, *tmp; /* selection words */
+    int64_t *ts;          /* decoded columns */
+    double *v;
+    uint32_t cap;
+    uint64_t total;
+} ccount;
+
+/* bits &= whether each byte of col[0..n) (masked with `mask`) is one of
+ * vals[0..nv). */
+static void bytes_in(const uint8_t *col, uint32_t n, uint8_t mask, const uint8_t *vals, int nv,
+                     uint64_t *bits)
+{
+    uint32_t i = 0;
+    if (nv == 0) { /* nothing passes */
+        memset(bits, 0, ((size_t)n + 63) / 64 * sizeof *bits);
+        return;
+    }
+#ifdef __SSE2__
+    const __m128i mk = _mm_set1_epi8((char)mask);
+    __m128i vv[16]; /* broadcast once, not per step */
+    for (int j = 0; j < nv && j < 16; j++) vv[j] = _mm_set1_epi8((char)vals[j]);
+    for (; nv <= 16 && i + 64 <= n; i += 64) {
+        uint64_t word = 0;
+        for (int q = 0; q < 4; q++) {
+            __m128i x = _mm_loadu_si128((const void *)(col + i + 16 * q)), r;
+            if (mask != 0xFF) x = _mm_and_si128(x, mk);
+            r = _mm_cmpeq_epi8(x, vv[0]);
+            for (int j = 1; j < nv; j++) r = _mm_or_si128(r, _mm_cmpeq_epi8(x, vv[j]));
+            word |= (uint64_t)(uint32_t)_mm_movemask_epi8(r) << (16 * q);
+        }
+        bits[i / 64] &= word;
+    }
+#endif
+    for (; i < n; i += 64) {
+        uint64_t word = 0;
+        uint32_t cnt = n - i < 64 ? n - i : 64;
+        for (uint32_t q = 0; q < cnt; q++) {
+            uint8_t x = col[i + q] & mask;
+            bool in = false;
+            for (int j = 0; j < nv; j++) in |= x == vals[j];
+            word |= (uint64_t)in << q;
+        }
+        bits[i / 64] &= word;
+    }
+}
+
+/* Set bits of x: SWAR, as the baseline x86-64 has no popcnt instruction
+ * (__builtin_popcountll is a libgcc call there: 5% of a count). */
+static inline uint64_t popcount64(uint64_t x)
+{
+    x -= x >> 1 & 0x5555555555555555ull;
+    x = (x & 0x3333333333333333ull) + (x >> 2 & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+    return x * 0x0101010101010101ull >> 56;
+}
+
+/* The rows of chunk g (live rows only) that pass. */
+static int chunk_count(ccount *cc, const uint8_t *key, const sdb__seg *g, uint64_t *out)
+{
+    const rowfilter *f = cc->f;
+    const sdb__query *q = f->q;
+    const sdb__seg_hdr *h = &g->h;
+    uint32_t n = g->n, nw = (n + 63) / 64;
+    bool value = q->has_value || f->has_ne;
+    bool need_ts = (q->has_from && h->ts_min < q->from) || (q->has_to && h->ts_max >= q->to);
+    bool need_v = value && !(h->v_min >= q->v_lo && h->v_max <= q->v_hi);
+    bool need_ne = f->has_ne && f->ne >= h->v_min && f->ne <= h->v_max;
+    int n_dims = 0, dim = -1;
+    for (int d = 0; d < SDB_N_DIMS; d++)
+        if (f->dims[d]) n_dims++, dim = d;
+    bool dims = n_dims > 0;
+    /* The type/source byte is checked only where it can fail: a source
+     * filter, or a type of rows this chunk holds that does not pass. */
+    bool types_pass = true;
+    for (int t = 0; t < SDB_N_TYPES; t++)
+        if (h->n_type[t] && ((q->type_mask && !(q->type_mask & (1u << t))) ||
+                             (value && t == SDB_CATEGORICAL)))
+            types_pass = false;
+    *out = 0;
+    if (n_dims == 1 && !need_ts && !need_v && !need_ne && !q->source_mask && types_pass) {
+        /* One dimension, nothing else to check on the rows: the chunk's
+         * per-value pre-aggregates count it, when it keeps them and they
+         * add up to its live rows (a chunk with dead rows counts them
+         * too; a chunk with categorical rows keeps none): exec.c's rule. */
+        sdb__val pv;
+        int rc = sdb__get(cc->t, SDB__DB_PREAGG, key, SDB__SEGKEY_LEN, &pv);
+        if (rc && rc != SDB_ENOTFOUND) return rc;
+        const uint8_t *pp;
+        int m = rc ? -1 : sdb__preagg_find(pv.p, pv.len, dim, &pp);
+        uint64_t all = 0, hit = 0;
+        for (int i = 0; i < m; i++) {
+            sdb__preagg pa;
+            memcpy(&pa, pp + (size_t)i * sizeof pa, sizeof pa);
+            all += pa.n;
+            if (in_ids(f->dims[dim], f->n_dims[dim], pa.id)) hit += pa.n;
+        }
+        if (m >= 0 && all == n) {
+            *out = hit;
+            return SDB_OK;
+        }
+    }
+    if (!need_ts && !dims && !q->source_mask && (need_v || need_ne) &&
+        h->n_type[SDB_BOOLEAN] == h->n_rows && (!q->type_mask || q->type_mask & 2u)) {
+        /* All boolean: the values are 0 and 1, so the header's sum is the
+         * number of ones (exact: an integer far below 2^53). */
+        uint64_t ones = (uint64_t)h->sum, zeros = h->n_rows - ones;
+        bool one = 1.0 >= q->v_lo && 1.0 <= q->v_hi && !(f->has_ne && f->ne == 1.0);
+        bool zero = 0.0 >= q->v_lo && 0.0 <= q->v_hi && !(f->has_ne && f->ne == 0.0);
+        *out = (one ? ones : 0) + (zero ? zeros : 0);
+        return SDB_OK;
+    }
+    if (!need_ts && !need_v && !need_ne && !dims && !q->source_mask) {
+        /* The header decides: its per-type counts. */
+        for (int t = 0; t < SDB_N_TYPES; t++)
+            if ((!q->type_mask || q->type_mask & (1u << t)) && !(value && t == SDB_CATEGORICAL))
+                *out += h->n_type[t];
+        return SDB_OK;
+    }
+    if (n > cc->cap) {
+        size_t w = ((size_t)n + 63) / 64;
+        uint64_t *bits = realloc(cc->bits, w * sizeof *bits);
+        if (bits) cc->bits = bits;
+        uint64_t *tmp = bits ? realloc(cc->tmp, w * sizeof *tmp) : NULL;
+        if (tmp) cc->tmp = tmp;
+        int64_t *ts = tmp ? realloc(cc->ts, (size_t)n * sizeof *ts) : NULL;
+        if (ts) cc->ts = ts;
+        double *v = ts ? realloc(cc->v, (size_t)n * sizeof *v) : NULL;
+        if (v) cc->v = v;
+        if (!bits || !tmp || !ts || !v) return SDB_ENOMEM;
+        cc->cap = n;
+    }
+    uint64_t *bits = cc->bits;
+    const double *v = NULL;
+    if (need_ts || need_v || need_ne) {
+        v = sdb__seg_values(g, cc->k, cc->v);
+        /* Without a time bound to check, the values stand in for the
+         * times (as exec.c does): any 8 bytes are inside the full range. */
+        sdb_filter tv = cc->tv;
+        const void *ts = v;
+        if (need_ts)
+            ts = sdb__seg_ts(g, cc->k, cc->ts);
+        else
+            tv.t_lo = INT64_MIN, tv.t_hi = INT64_MAX;
+        cc->k->mask_f64(v, ts, n, &tv, bits);
+    } else {
+        for (uint32_t w = 0; w < nw; w++) bits[w] = ~0ull;
+        if (n % 64) bits[nw - 1] = (1ull << (n % 64)) - 1;
+    }
+    if (need_ne) {
+        /* The rows equal to ne, by mask_f64 over [ne, ne], come out. */
+        sdb_filter eq = {INT64_MIN, INT64_MAX, f->ne, f->ne, 0};
+        cc->k->mask_f64(v, v, n, &eq, cc->tmp);
+        for (uint32_t w = 0; w < nw; w++) bits[w] &= ~cc->tmp[w];
+    }
+    if (!cc->tsrc_all && (q->source_mask || !types_pass))
+        bytes_in(g->tsrc, n, cc->code_mask, cc->codes, cc->n_codes, bits);
+    for (int d = 0; d < SDB_N_DIMS; d++) {
+        if (!f->dims[d]) continue;
+        unsigned w = h->dim_w[d];
+        if (!w) return SDB_OK; /* every row absent: none is one of the ids */
+        const uint8_t *col = sdb__seg_dim_col(g, d);
+        uint8_t ids[8];
+        int ni = 0;
+        for (uint32_t j = 0; j < f->n_dims[d] && ni <= 8; j++)
+            if (f->dims[d][j] < 256 && ni < 8) ids[ni++] = (uint8_t)f->dims[d][j];
+            else ni = 9;
+        if (w == 1 && ni <= 8) {
+            bytes_in(col, n, 0xFF, ids, ni, bits);
+            continue;
+        }
+        for (uint32_t i = 0; i < n; i += 64) {
+            uint64_t word = 0;
+            uint32_t cnt = n - i < 64 ? n - i : 64;
+            for (uint32_t j = 0; j < cnt; j++)
+                word |= (uint64_t)in_ids(f->dims[d], f->n_dims[d], sdb__seg_ld(col, w, i + j)) << j;
+            bits[i / 64] &= word;
+        }
+    }
+    for (uint32_t w = 0; w < nw; w++) *out += popcount64(bits[w]);
+    return SDB_OK;
+}
+
+/* col_total's step: the live rows of chunk g that pass, into cc->total. */
+static int count_chunk(void *ctx, sdb__live *lv, const uint8_t *key, sdb__seg *g)
+{
+    ccount *cc = ctx;
+    int dead = sdb__live_seg(lv, key, g); /* 1: g views the live rows */
+    if (dead < 0) return dead;
+    uint64_t m;
+    int rc = chunk_count(cc, key, g, &m);
+    cc->total += m;
+    return rc;
+}
+
+/* The folded matches of f's column filters (no tags or properties). */
+static int col_total(sdb__txn *t, uint32_t project, const rowfilter *f, uint64_t *out)
+{
+    *out = 0;
+    const sdb__query *q = f->q;
+    ccount cc = {.t = t, .f = f, .k = sdb__kernels()};
+    bool value = q->has_value || f->has_ne;
+    cc.tsrc_all = true;
+    bool pass[16];
+    for (int c = 0; c < 16; c++) {
+        int type = c & 3, src = c >> 2 & 3;
+        pass[c] = (!q->type_mask || q->type_mask & (1u << type)) &&
+                  (!q->source_mask || q->source_mask & (1u << src)) &&
+                  !(value && type == SDB_CATEGORICAL);
+        /* Codes with type 3 or source 3 never occur. */
+        if (!pass[c] && type < SDB_N_TYPES && src < SDB_N_SOURCES) cc.tsrc_all = false;
+    }
+    /* The fewest compares that decide the codes which occur: the type bits
+     * alone (a type filter), the source bits alone (a source filter), or
+     * the whole code. */
+    static const uint8_t masks[] = {0x03, 0x0C, 0x0F};
+    for (int mi = 0; mi < 3; mi++) {
+        uint8_t m = masks[mi], vals[16];
+        int nv = 0;
+        bool ok = true;
+        for (int c = 0; c < 16; c++) {
+            if (!pass[c]) continue;
+            bool seen = false;
+            for (int j = 0; j < nv; j++) seen |= vals[j] == (c & m);
+            if (!seen) vals[nv++] = (uint8_t)(c & m);
+        }
+        for (int c = 0; c < 16 && ok; c++) {
+            if ((c & 3) >= SDB_N_TYPES || (c >> 2 & 3) >= SDB_N_SOURCES) continue;
+            bool in = false;
+            for (int j = 0; j < nv; j++) in |= vals[j] == (c & m);
+            ok = in == pass[c];
+        }
+        if (ok) {
+            memcpy(cc.codes, vals, (size_t)nv);
+            cc.n_codes = nv;
+            cc.code_mask = m;
+            break;
+        }
+    }
+    /* mask_f64's ranges are closed: `to` is exclusive. */
+    cc.tv.t_lo = q->has_from ? q->from : INT64_MIN;
+    cc.tv.t_hi = q->has_to ? (q->to == INT64_MIN ? INT64_MIN : q->to - 1) : INT64_MAX;
+    cc.tv.v_lo = value ? q->v_lo : -INFINITY;
+    cc.tv.v_hi = value ? q->v_hi : INFINITY;
+    int rc = each_chunk(t, project, f, count_chunk, &cc);
+    *out = cc.total;
+    free(cc.bits);
+    free(cc.tmp);
+    free(cc.ts);
+    free(cc.v);
+    return rc;
+}
+
+/* Every match of f, in the list's txn: the folded ones through the query
+ * engine (for `!=`: the numeric and boolean matches less those equal to
+ * the value), the pending ones by a walk of the rows past the fold mark
+ * (newest first, at most the scan cap: *out_capped past it). One txn, so
+ * that a fold between the two reads cannot count a row twice or never. */
+static int list_total(sdb_store *s, sdb__txn *t, uint32_t project, const rowfilter *f,
+                      uint64_t *out, bool *out_capped, char *err, size_t errlen)
+{
+    *out = 0;
+    *out_capped = false;
+    if (f->none) return SDB_OK;
+    sdb__query q = *f->q;
+    uint64_t n = 0, eq = 0, folded, ref, walked = 0;
+    int rc;
+    if (f->has_ne && !q.has_value) {
+        q.has_value = true; /* != matches numeric and boolean scores only */
+        q.v_lo = -INFINITY;
+        q.v_hi = INFINITY;
+    }
+    if (!q.tags.n && !q.n_props) {
+        if ((rc = col_total(t, project, f, &n))) return rc;
+    } else {
+        /* Tags and properties live in the attrs columns the query engine
+         * reads (engine/attrs.c). */
+        if ((rc = query_count(s, t, project, &q, &n, err, errlen))) return rc;
+        if (f->has_ne && f->ne >= q.v_lo && f->ne <= q.v_hi) {
+            q.v_lo = q.v_hi = f->ne;
+            if ((rc = query_count(s, t, project, &q, &eq, err, errlen))) return rc;
+        }
+        n -= eq;
+    }
+    if ((rc = sdb__folded_of(t, project, &folded))) return rc;
+    if (f->has_trace) {
+        /* v1's rule: less the folded matches without a trace, read
+         * through the index's one key for them (few, or none: a score
+         * without a trace is on a session or a dataset run). */
+        rowfilter g = *f;
+        g.has_trace = false;
+        uint64_t h = sdb__tix_key(SDB__TIX_NOTRACE, "", 0, NULL, 0), *refs, base, cut, sub = 0;
+        size_t nr;
+        if ((rc = sdb__tix_refs(t, project, SDB__TIX_NOTRACE, &h, 1, UINT64_MAX, SCAN_MAX, &refs,
+                                &nr, &base, &cut)))
+            return rc;
+        if (cut || nr == SCAN_MAX) *out_capped = true;
+        for (size_t i = 0; i < nr && rc == SDB_OK; i++) {
+            if (refs[i] > folded) continue; /* pending: the walk below */
+            sdb__val val;
+            sdb__row row;
+            rc = sdb__row_get(t, project, refs[i], &val);
+            if (rc == SDB_ENOTFOUND) {
+                rc = SDB_OK; /* replaced or deleted since */
+                continue;
+            }
+            if (rc == SDB_OK && (rc = sdb__row_decode(val.p, val.len, &row)) == SDB_OK)
+                sub += filter_match(&g, &row);
+        }
+        free(refs);
+        if (rc) return rc;
+        n -= sub;
+    }
+    sdb__rowit *it;
+    if ((rc = sdb__rows_open(t, project, UINT64_MAX, 1, &it))) return rc;
+    sdb__val val;
+    while ((rc = sdb__rows_next(it, &ref, &val)) == SDB_OK && ref > folded) {
+        if (walked++ == SCAN_MAX) {
+            *out_capped = true;
+            break;
+        }
+        sdb__row row;
+        if ((rc = sdb__row_decode(val.p, val.len, &row))) break;
+        n += filter_match(f, &row);
+    }
+    sdb__rows_close(it);
+    if (rc != SDB_OK && rc != SDB_ENOTFOUND) return rc;
+    *out = n;
+    return SDB_OK;
 }
 
 int sdb_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params, size_t n,
@@ -994,8 +1476,27 @@ int sdb_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params
     f.has_ne = r.has_ne;
     f.ne = r.ne;
     sdb__j_raw(&b, "{\"data\":[");
-    list_run w = {.r = &r, .f = &f, .t = t, .project = project, .b = &b};
+    /* A total the query engine can count is counted by it; else the walk
+     * counts every match past the page. */
+    bool qtotal = r.total && !r.pending && query_counts(&f);
+    if (qtotal && f.has_trace) {
+        /* With a queue filter its index's rows are fewer to read than the
+         * rows without a trace; a store whose index lacks the no-trace
+         * key: the walk. */
+        uint64_t base;
+        if ((rc = sdb__tix_base(t, project, SDB__TIX_NOTRACE, &base))) goto done;
+        bool queue = false;
+        for (uint32_t i = 0; i < r.q.n_props; i++)
+            queue = queue || sdb__tix_prop_indexed(r.q.props[i].key.p, r.q.props[i].key.len);
+        qtotal = base == 0 && !queue;
+    }
+    list_run w = {.r = &r, .f = &f, .t = t, .project = project, .b = &b,
+                  .count = r.total && !qtotal};
     if ((rc = run_list(&w))) goto done;
+    uint64_t total = 0;
+    bool total_capped = false;
+    if (qtotal && (rc = list_total(s, t, project, &f, &total, &total_capped, err, errlen)))
+        goto done;
     sdb__j_raw(&b, "],\"next_cursor\":");
     if (w.more && (w.emitted || w.last_ref)) {
         char tmp[32];
@@ -1005,9 +1506,13 @@ int sdb_scores_list_json(sdb_store *s, uint32_t project, const sdb_param *params
         sdb__j_raw(&b, "null");
     }
     if (r.total) {
+        if (!qtotal) {
+            total = w.skipped + w.emitted + w.extra;
+            total_capped = w.capped;
+        }
         sdb__j_raw(&b, ",\"total\":");
-        sdb__j_u64(&b, w.skipped + w.emitted + w.extra);
-        sdb__j_raw(&b, w.capped ? ",\"total_exact\":false" : ",\"total_exact\":true");
+        sdb__j_u64(&b, total);
+        sdb__j_raw(&b, total_capped ? ",\"total_exact\":false" : ",\"total_exact\":true");
     }
     sdb__j_raw(&b, "}");
     rc = take(&b, out_json);

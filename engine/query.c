@@ -22,6 +22,30 @@ static void limits_of(const sdb_store *s, sdb__limits *l)
     l->max_ms = s->query_max_ms ? s->query_max_ms : SDB__QMAX_MS_DEFAULT;
 }
 
+int sdb__query_in(sdb_store *s, sdb__txn *t, uint32_t project, const sdb__query *q,
+                  sdb__answer *a, char *err, size_t errlen)
+{
+    sdb__plan p;
+    sdb__gtab g;
+    memset(&p, 0, sizeof p);
+    memset(&g, 0, sizeof g);
+    sdb__limits lim;
+    limits_of(s, &lim);
+    int rc;
+    if ((rc = sdb__plan_make(&p, t, project, q, &lim, err, errlen))) goto done;
+    bool hist = q->has_hist && (p.fixed_hist || !p.want_vals);
+    if ((rc = sdb__gtab_init(&g, t, project, q, p.n_int, p.n_labels, hist, p.want_traces,
+                             p.want_vals)))
+        goto done;
+    if ((rc = sdb__exec_run(&p, &g))) goto done;
+    rc = sdb__answer_build(&p, &g, a);
+done:
+    if (rc == SDB_ELIMIT) rc = SDB_EINVAL;
+    sdb__gtab_free(&g);
+    sdb__plan_free(&p);
+    return rc;
+}
+
 int sdb_query_json(sdb_store *s, uint32_t project, const char *text, size_t len,
                    char **out_json, char *err, size_t errlen)
 {
@@ -31,31 +55,16 @@ int sdb_query_json(sdb_store *s, uint32_t project, const char *text, size_t len,
     if (rc) return rc;
     atomic_fetch_add(&sdb__queries_running, 1u);
     sdb__txn *t = NULL;
-    sdb__plan p;
-    sdb__gtab g;
     sdb__answer a;
-    memset(&p, 0, sizeof p);
-    memset(&g, 0, sizeof g);
     memset(&a, 0, sizeof a);
-    sdb__limits lim;
-    limits_of(s, &lim);
     if ((rc = sdb__txn_begin(s, 0, &t))) goto done;
     uint64_t wm = 0;
     a.as_of = sdb__meta_get_u64(t, "watermark", &wm) == SDB_OK ? sdb__key_ts(wm) : INT64_MIN;
     if ((rc = sdb__pending_of(t, project, &a.pending))) goto done;
-    if ((rc = sdb__plan_make(&p, t, project, &q, &lim, err, errlen))) goto done;
-    bool hist = q.has_hist && (p.fixed_hist || !p.want_vals);
-    if ((rc = sdb__gtab_init(&g, t, project, &q, p.n_int, p.n_labels, hist, p.want_traces,
-                             p.want_vals)))
-        goto done;
-    if ((rc = sdb__exec_run(&p, &g))) goto done;
-    if ((rc = sdb__answer_build(&p, &g, &a))) goto done;
+    if ((rc = sdb__query_in(s, t, project, &q, &a, err, errlen))) goto done;
     rc = sdb__answer_render(&q, &a, out_json);
 done:
-    if (rc == SDB_ELIMIT) rc = SDB_EINVAL;
     sdb__answer_free(&a);
-    sdb__gtab_free(&g);
-    sdb__plan_free(&p);
     sdb__txn_abort(t);
     sdb__query_free(&q);
     atomic_fetch_sub(&sdb__queries_running, 1u);

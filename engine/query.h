@@ -445,6 +445,13 @@ void sdb__j_time(sdb__buf *b, int64_t ms);               /* quoted RFC 3339 */
 /* Render the answer as JSON text (caller frees). */
 int sdb__answer_render(const sdb__query *q, const sdb__answer *a, char **out);
 
+/* Answer q in read txn t (plan, pipeline, answer; query.c): the list's
+ * totals run a count inside their own txn this way. a's groups are owned
+ * (sdb__answer_free), also on failure. SDB_OK, SDB_EINVAL (err says why,
+ * a limit included) or a store error. */
+int sdb__query_in(sdb_store *s, sdb__txn *t, uint32_t project, const sdb__query *q,
+                  sdb__answer *a, char *err, size_t errlen);
+
 /* Build the answer from a run's groups (answer.c). */
 int sdb__answer_build(const sdb__plan *p, sdb__gtab *g, sdb__answer *a);
 void sdb__answer_free(sdb__answer *a);

@@ -1,31 +1,47 @@
-/* The trace index: trace -> row refs, so that a list filtered by one
- * trace (GET /v1/scores?trace_id=, Langfuse's traceId) reads that trace's
- * rows and nothing else, however deep in the store they are.
+/* The refs index: key -> row refs, so that a list filtered by one trace
+ * (GET /v1/scores?trace_id=, Langfuse's traceId), session, observation,
+ * dataset run, config or annotation queue (the property queue_id:
+ * Langfuse's queueId; sdb__tix_prop_indexed says why only it) reads
+ * that key's rows and nothing else, however deep in the store they are.
  *
- * Before it, the trace filter was a per-row check on a walk bounded at 2M
- * rows per call (list.c), and a trace whose scores lay further back was
- * silently missed. The index is exact:
+ * Before it, those filters were a per-row check on a walk bounded at 2M
+ * rows per call (list.c), and a key whose scores lay further back was
+ * silently missed, and a v2 total was only a lower bound. The index is
+ * exact:
  *
  * - It is written at fold time (engine/fold.c calls sdb__tix_prepare and
  *   sdb__tix_write once per fold transaction), not at ingest, so that
  *   ingest pays nothing for it; the fold already holds every folded row's
- *   fixed part, which carries the trace hash and the ref. The rows past a
- *   project's fold mark (pending, which the fold drains) are walked at
- *   lookup, newest first and at most the list's scan cap of them (past it
- *   the answer is cut with a cursor): together the two cover every row.
- * - An entry is 16 bytes, (xxh3 of the trace id, ref), and a fold writes
- *   one sorted run per project: key 't' | project (be32) | run number
- *   (be64) in its own database, `traces`. Runs merge
+ *   fixed part, which carries the trace hash and the ref (sorted on a
+ *   thread of its own by prepare). The other keys are read from the
+ *   records again (the fold keeps only fixed parts); a record's masks say
+ *   whether it has any, so a score with none costs one look at them. The
+ *   rows past a project's fold mark (pending, which the fold drains) are
+ *   walked at lookup, newest first and at most the list's scan cap of
+ *   them (past it the answer is cut with a cursor): together the two
+ *   cover every row.
+ * - An entry is 16 bytes, (64-bit key hash, ref). The hash carries the
+ *   kind: a trace's is the plain xxh3 the trace column holds, the others
+ *   are salted by kind (sdb__tix_key), so one set of runs serves every
+ *   kind and a trace-only store is what the trace index always wrote.
+ *   Low-cardinality keys (configs, queues) are here too rather than in a
+ *   column: a column costs 4 bytes every score and a pass over every
+ *   chunk per lookup, an entry costs 16 bytes only on the scores that
+ *   have the key and a binary search per run.
+ * - A fold writes one sorted run per project: key 't' | project (be32) |
+ *   run number (be64) in its own database, `traces`. Runs merge
  *   like a binary counter: the new run absorbs the newest stored run while
  *   that one is not larger than it (and the sum stays under MERGE_MAX), so
  *   an entry is rewritten about log2(n / slice) times, sequentially, and
  *   a lookup does one binary search in each of a few runs.
  * - Entries are never removed when a row is replaced or deleted: refs are
  *   never reused, so an entry names its row or a row that is gone, and the
- *   reader checks the row (and its trace id string, for hash collisions).
+ *   reader checks the row (and its field, for hash collisions).
  * - A store folded by a version without the index keeps "tixbase:" + the
  *   project (the fold mark when indexing began, + 1) in meta; refs at or
- *   below it are not indexed and callers say so (sdb__tix_refs).
+ *   below it are not indexed and callers say so (sdb__tix_refs). A store
+ *   whose index held traces only keeps "rixbase:" the same way for the
+ *   other kinds.
  */
 #include "traceidx.h"
 
@@ -47,6 +63,25 @@ uint64_t sdb__tix_hash(const char *id, size_t len)
 {
     uint64_t h = sdb__hash(id, len);
     return h ? h : 1; /* as ingest: 0 means "no trace" */
+}
+
+bool sdb__tix_prop_indexed(const char *k, size_t len)
+{
+    return len == 8 && memcmp(k, "queue_id", 8) == 0;
+}
+
+uint64_t sdb__tix_key(int kind, const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (kind == SDB__TIX_TRACE) return sdb__tix_hash(a, alen);
+    /* Salted by kind so that a session named like a trace is another key;
+     * a property hashes its key and value apart and combines them (a
+     * separator byte could occur in either). */
+    uint64_t h = sdb__hash(a, alen) ^ (0x9E3779B97F4A7C15ull * (uint64_t)kind);
+    if (kind == SDB__TIX_PROP) h = (h * 0xBF58476D1CE4E5B9ull) ^ sdb__hash(b, blen);
+    h ^= h >> 31;
+    h *= 0x94D049BB133111EBull;
+    h ^= h >> 29;
+    return h ? h : 1;
 }
 
 static void run_key(uint8_t *k, uint32_t project, uint64_t no)
@@ -204,19 +239,84 @@ static int cmp_tent(const void *a, const void *b)
     return x->ref < y->ref ? -1 : x->ref > y->ref;
 }
 
-/* Record where indexing began for a project the index has not seen. */
-static int ensure_base(sdb__txn *t, uint32_t project)
+/* Record where indexing began (prefix "tixbase:" for traces, "rixbase:"
+ * for the other kinds) for a project the index has not seen. */
+static int ensure_base(sdb__txn *t, const char *prefix, uint32_t project)
 {
     uint64_t base, folded;
-    int rc = sdb__meta_get_project(t, "tixbase:", project, &base);
+    int rc = sdb__meta_get_project(t, prefix, project, &base);
     if (rc || base) return rc;
     if ((rc = sdb__folded_of(t, project, &folded))) return rc;
-    return sdb__meta_put_project(t, "tixbase:", project, folded + 1);
+    return sdb__meta_put_project(t, prefix, project, folded + 1);
 }
 
-/* One project's span of the prepared entries. */
+typedef struct tvec {
+    tent *v;
+    size_t n, cap;
+} tvec;
+
+static int tvec_push(tvec *v, uint64_t h, uint64_t ref)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? 2 * v->cap : 1024;
+        tent *nv = realloc(v->v, cap * sizeof *nv);
+        if (!nv) return SDB_ENOMEM;
+        v->v = nv;
+        v->cap = cap;
+    }
+    v->v[v->n++] = (tent){h, ref};
+    return SDB_OK;
+}
+
+/* Whether a record may hold a key other than its trace, read from its
+ * masks without a decode (engine/row.c's layout, version 3: byte 3 the
+ * strings mask, bits 2-5 observation, session, dataset run, config; byte
+ * 4 the lists mask, bit 1 properties). Another version is decoded. */
+static bool rec_may_have_keys(const void *rec, size_t len)
+{
+    const uint8_t *p = rec;
+    if (len < 5 || p[0] != 3) return true;
+    return (p[3] & 0x3C) || (p[4] & 2);
+}
+
+/* The keys of row r other than its trace, as entries of ref. */
+static int row_keys(const sdb__row *r, uint64_t ref, tvec *out)
+{
+    const sdb__str *s[] = {&r->session_id, &r->observation_id, &r->dataset_run_id,
+                           &r->config_id};
+    static const int kind[] = {SDB__TIX_SESSION, SDB__TIX_OBS, SDB__TIX_RUN, SDB__TIX_CONFIG};
+    int rc = SDB_OK;
+    for (int i = 0; rc == SDB_OK && i < 4; i++)
+        if (s[i]->p) rc = tvec_push(out, sdb__tix_key(kind[i], s[i]->p, s[i]->len, NULL, 0), ref);
+    sdb__str k, v;
+    for (uint32_t i = 0; rc == SDB_OK && sdb__row_prop(r, i, &k, &v); i++)
+        if (sdb__tix_prop_indexed(k.p, k.len))
+            rc = tvec_push(out, sdb__tix_key(SDB__TIX_PROP, k.p, k.len, v.p, v.len), ref);
+    return rc;
+}
+
+/* The record keys of one project's folded rows, refs first..last, read
+ * from their records, into out. */
+static int record_keys(sdb__txn *t, uint32_t project, uint64_t first, uint64_t last, tvec *out)
+{
+    sdb__rowit *it;
+    int rc = sdb__rows_open(t, project, first, 0, &it);
+    if (rc) return rc;
+    uint64_t ref;
+    sdb__val val;
+    while ((rc = sdb__rows_next(it, &ref, &val)) == SDB_OK && ref <= last) {
+        if (!rec_may_have_keys(val.p, val.len)) continue;
+        sdb__row row;
+        if ((rc = sdb__row_decode(val.p, val.len, &row)) || (rc = row_keys(&row, ref, out))) break;
+    }
+    sdb__rows_close(it);
+    return rc == SDB_ENOTFOUND ? SDB_OK : rc;
+}
+
+/* One project's span of the prepared entries, and its rows' refs. */
 typedef struct tix_span {
     uint32_t project, start, n;
+    uint64_t first, last;
 } tix_span;
 
 struct sdb__tix_prep {
@@ -240,11 +340,15 @@ int sdb__tix_prepare(const sdb__fixed *rows, uint32_t n, sdb__tix_prep **out)
     tent *tmp = malloc((n ? n : 1) * sizeof *tmp);
     size_t cap = 0;
     int rc = p && tmp && (p->e = malloc((n ? n : 1) * sizeof *p->e)) ? SDB_OK : SDB_ENOMEM;
+    uint64_t none = sdb__tix_key(SDB__TIX_NOTRACE, "", 0, NULL, 0);
     /* The fold takes each project's rows in one ref-ordered span. */
     for (uint32_t i = 0, w = 0; rc == SDB_OK && i < n;) {
         uint32_t project = rows[i].project, start = w;
-        for (; i < n && rows[i].project == project; i++)
-            if (rows[i].trace) p->e[w++] = (tent){rows[i].trace, rows[i].ref}; /* 0: no trace */
+        uint64_t first = rows[i].ref, last = first;
+        for (; i < n && rows[i].project == project; i++) {
+            p->e[w++] = (tent){rows[i].trace ? rows[i].trace : none, rows[i].ref}; /* 0: no trace */
+            last = rows[i].ref;
+        }
         if (p->n_spans == cap) {
             cap = cap ? 2 * cap : 4;
             tix_span *ns = realloc(p->spans, cap * sizeof *ns);
@@ -254,7 +358,7 @@ int sdb__tix_prepare(const sdb__fixed *rows, uint32_t n, sdb__tix_prep **out)
             }
             p->spans = ns;
         }
-        p->spans[p->n_spans++] = (tix_span){project, start, w - start};
+        p->spans[p->n_spans++] = (tix_span){project, start, w - start, first, last};
         /* A fold hands over up to a million rows per slice: qsort's
          * comparator calls cost more than the rest of the hook, and an
          * 8-pass LSD radix sort 3% of a 1M UUIDv4 ingest's CPU. */
@@ -272,18 +376,49 @@ int sdb__tix_prepare(const sdb__fixed *rows, uint32_t n, sdb__tix_prep **out)
 int sdb__tix_write(sdb__txn *t, const sdb__tix_prep *p)
 {
     int rc = SDB_OK;
+    tvec x = {0};
+    tent *tmp = NULL;
+    uint8_t *merged = NULL;
     for (size_t k = 0; rc == SDB_OK && k < p->n_spans; k++) {
         const tix_span *sp = &p->spans[k];
-        if ((rc = ensure_base(t, sp->project)) == SDB_OK && sp->n)
+        if ((rc = ensure_base(t, "tixbase:", sp->project)) ||
+            (rc = ensure_base(t, "rixbase:", sp->project)))
+            break;
+        if (!sp->n) continue;
+        /* The keys only the records hold, sorted, merged with the
+         * prepared ones into the span's run. */
+        x.n = 0;
+        if ((rc = record_keys(t, sp->project, sp->first, sp->last, &x))) break;
+        if (!x.n) {
             rc = write_run(t, sp->project, p->e + sp->start, sp->n);
+            continue;
+        }
+        tent *nt = realloc(tmp, x.n * sizeof *nt);
+        if (!nt) {
+            rc = SDB_ENOMEM;
+            break;
+        }
+        tmp = nt;
+        sdb__hash_sort(x.v, x.n, sizeof *x.v, cmp_tent, tmp);
+        if ((rc = merge(p->e + sp->start, sp->n, (const uint8_t *)(const void *)x.v, x.n,
+                        &merged)))
+            break;
+        rc = write_run(t, sp->project, (const tent *)(const void *)(merged + HDR_LEN),
+                       sp->n + x.n);
+        free(merged);
+        merged = NULL;
     }
+    free(tmp);
+    free(x.v);
     return rc;
 }
 
 /* ------------------------------------------------------------------- read */
 
 typedef struct find_ctx {
-    uint64_t h, below, max;
+    const uint64_t *hs; /* sorted */
+    size_t n_h;
+    uint64_t below, max;
     uint64_t *refs;
     size_t n, cap;
 } find_ctx;
@@ -315,15 +450,19 @@ static uint64_t lower_bound(const uint8_t *ents, uint64_t n, uint64_t h, uint64_
     return lo;
 }
 
-/* One run's entries for f->h below f->below, the newest f->max of them. */
+/* One run's entries for each of f->hs below f->below, the newest f->max
+ * of each. */
 static int find_in_run(const uint8_t *ents, uint64_t n, void *ctx)
 {
     find_ctx *f = ctx;
-    uint64_t lo = lower_bound(ents, n, f->h, 0), hi = lower_bound(ents, n, f->h, f->below);
-    if (hi - lo > f->max) lo = hi - f->max;
-    for (uint64_t i = hi; i > lo; i--) {
-        int rc = add_ref(f, ent_at(ents, i - 1).ref);
-        if (rc) return rc;
+    for (size_t k = 0; k < f->n_h; k++) {
+        uint64_t h = f->hs[k];
+        uint64_t lo = lower_bound(ents, n, h, 0), hi = lower_bound(ents, n, h, f->below);
+        if (hi - lo > f->max) lo = hi - f->max;
+        for (uint64_t i = hi; i > lo; i--) {
+            int rc = add_ref(f, ent_at(ents, i - 1).ref);
+            if (rc) return rc;
+        }
     }
     return SDB_OK;
 }
@@ -334,24 +473,86 @@ static int cmp_ref_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-int sdb__tix_refs(sdb__txn *t, uint32_t project, uint64_t h, uint64_t below, size_t max,
-                  uint64_t **out_refs, size_t *out_n, uint64_t *out_base, uint64_t *out_cut)
+static bool in_sorted(const uint64_t *v, size_t n, uint64_t x)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && v[lo] == x;
+}
+
+/* Whether pending record val (ref) has a key of kind among f's. */
+static int rec_has_key(int kind, const find_ctx *f, uint64_t ref, const sdb__val *val,
+                       tvec *scratch, bool *out)
+{
+    *out = false;
+    int rc;
+    if (kind == SDB__TIX_TRACE || kind == SDB__TIX_NOTRACE) {
+        sdb__fixed fx;
+        if ((rc = sdb__row_fixed(val->p, val->len, &fx))) return rc;
+        *out = kind == SDB__TIX_TRACE ? in_sorted(f->hs, f->n_h, fx.trace) : fx.trace == 0;
+        return SDB_OK;
+    }
+    if (!rec_may_have_keys(val->p, val->len)) return SDB_OK;
+    sdb__row row;
+    scratch->n = 0;
+    if ((rc = sdb__row_decode(val->p, val->len, &row)) || (rc = row_keys(&row, ref, scratch)))
+        return rc;
+    for (size_t i = 0; i < scratch->n && !*out; i++)
+        *out = in_sorted(f->hs, f->n_h, scratch->v[i].h);
+    return SDB_OK;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int sdb__tix_base(sdb__txn *t, uint32_t project, int kind, uint64_t *out_base)
+{
+    uint64_t base, folded;
+    int rc = sdb__meta_get_project(t, kind == SDB__TIX_TRACE ? "tixbase:" : "rixbase:", project,
+                                   &base);
+    if (rc || (rc = sdb__folded_of(t, project, &folded))) return rc;
+    /* No base yet: nothing folded has been indexed. */
+    *out_base = base ? base - 1 : folded;
+    return SDB_OK;
+}
+
+int sdb__tix_refs(sdb__txn *t, uint32_t project, int kind, const uint64_t *hs, size_t n_h,
+                  uint64_t below, size_t max, uint64_t **out_refs, size_t *out_n,
+                  uint64_t *out_base, uint64_t *out_cut)
 {
     *out_refs = NULL;
     *out_n = 0;
     *out_base = 0;
     *out_cut = 0;
-    find_ctx f = {h, below, max, NULL, 0, 0};
-    uint64_t base, folded;
+    find_ctx f = {NULL, 0, below, max, NULL, 0, 0};
+    uint64_t folded, *sorted = malloc((n_h ? n_h : 1) * sizeof *sorted);
     run_info *runs = NULL;
     size_t n_runs;
     sdb__rowit *it = NULL;
+    tvec scratch = {0};
     int rc;
-    if ((rc = sdb__meta_get_project(t, "tixbase:", project, &base))) goto done;
+    if (!sorted) {
+        rc = SDB_ENOMEM;
+        goto done;
+    }
+    /* Distinct and sorted: the pending walk's set, and each key's
+     * entries taken once. */
+    memcpy(sorted, hs, n_h * sizeof *hs);
+    qsort(sorted, n_h, sizeof *sorted, cmp_u64);
+    for (size_t i = 0; i < n_h; i++)
+        if (!f.n_h || sorted[f.n_h - 1] != sorted[i]) sorted[f.n_h++] = sorted[i];
+    f.hs = sorted;
+    if ((rc = sdb__tix_base(t, project, kind, out_base))) goto done;
     if ((rc = sdb__folded_of(t, project, &folded))) goto done;
-    /* No base yet: nothing folded has been indexed, so every folded row
-     * is below it. */
-    *out_base = base ? base - 1 : folded;
     /* The rows the fold has not reached, newest first, at most max of
      * them: past that the answer is cut there (the caller's cursor). */
     if ((rc = sdb__rows_open(t, project, below, 1, &it))) goto done;
@@ -362,20 +563,26 @@ int sdb__tix_refs(sdb__txn *t, uint32_t project, uint64_t h, uint64_t below, siz
             *out_cut = ref + 1;
             break;
         }
-        sdb__fixed fx;
-        if ((rc = sdb__row_fixed(val.p, val.len, &fx))) goto done;
-        if (fx.trace == h && (rc = add_ref(&f, ref))) goto done;
+        bool has;
+        if ((rc = rec_has_key(kind, &f, ref, &val, &scratch, &has))) goto done;
+        if (has && (rc = add_ref(&f, ref))) goto done;
     }
     if (rc != SDB_OK && rc != SDB_ENOTFOUND) goto done;
     rc = SDB_OK;
     if (!*out_cut && (rc = load_runs(t, project, &runs, &n_runs, find_in_run, &f))) goto done;
     if (f.n > 1) qsort(f.refs, f.n, sizeof *f.refs, cmp_ref_desc);
+    size_t m = 0;
+    for (size_t i = 0; i < f.n; i++)
+        if (!m || f.refs[m - 1] != f.refs[i]) f.refs[m++] = f.refs[i];
+    f.n = m;
     *out_n = f.n < max ? f.n : max;
     *out_refs = f.n ? f.refs : NULL;
     if (!f.n) free(f.refs);
     f.refs = NULL;
 done:
     sdb__rows_close(it);
+    free(sorted);
+    free(scratch.v);
     free(runs);
     free(f.refs);
     return rc;

@@ -620,8 +620,6 @@ typedef struct lf_list {
     uint64_t page, limit;
     const char *cursor;      /* v3: the native cursor */
     bool no_trace_fields, v3;
-    bool countable;  /* the filters are all a query's: totals from analytics */
-    json_t *where;   /* the query's where for the totals */
     json_t *hold;    /* keeps the strings the native parameters borrow */
     sdb_param *np;   /* the native parameters */
     size_t n_np, cap_np;
@@ -632,7 +630,6 @@ typedef struct lf_list {
 
 static void lf_list_free(lf_list *f)
 {
-    json_decref(f->where);
     json_decref(f->hold);
     free(f->np);
 }
@@ -678,16 +675,8 @@ static json_t *np_split(lf_list *f, const char *key, const char *v)
     return a;
 }
 
-/* Add value v to where[key] (an any-of array). */
-static void where_any(json_t *where, const char *key, const char *v)
-{
-    json_t *l = json_object_get(where, key);
-    if (!l) json_object_set_new(where, key, l = json_array());
-    json_array_append_new(l, json_string(v));
-}
-
 /* Langfuse's parameters (v1/v2 when !v3, else v3's) into native ones
- * (f->np) and the query's where for the totals (f->where). */
+ * (f->np). */
 static int lf_params(const sdb_param *params, size_t n, bool v3, lf_list *f, char *err,
                      size_t errlen)
 {
@@ -696,12 +685,9 @@ static int lf_params(const sdb_param *params, size_t n, bool v3, lf_list *f, cha
     f->limit = 50;
     f->op = "=";
     f->v3 = v3;
-    f->countable = true;
-    f->where = json_object();
     f->hold = json_array();
-    json_t *tags = json_array();
-    if (!f->where || !f->hold || !tags || json_array_append_new(f->hold, tags)) return SDB_ENOMEM;
-    /* name → the native parameter; dimension filters also go to where. */
+    if (!f->hold) return SDB_ENOMEM;
+    /* name → the native parameter. */
     static const char *const direct[][2] = {
         {"name", "name"},         {"traceId", "trace_id"},   {"sessionId", "session_id"},
         {"source", "source"},     {"dataType", "data_type"}, {"environment", "environment"},
@@ -753,13 +739,10 @@ static int lf_params(const sdb_param *params, size_t n, bool v3, lf_list *f, cha
                     json_decref(vals);
                     return SDB_ENOMEM;
                 }
-                if (d == 1 || d == 2) f->countable = false; /* not a query filter */
-                if (d == 3 || d == 4 || d == 5 || d == 6) where_any(f->where, direct[d][1], one);
                 if (d == 6) has_trace_filter = true;
             }
             /* The strings live in vals, kept until the request ends. */
             json_array_append_new(f->hold, vals);
-            if (d == 0 || d == 7 || d == 8) json_object_set(f->where, k, vals);
         } else if (!strcmp(k, "page") && !v3) {
             rc = parse_uint(k, v, 1, UINT32_MAX, &f->page, err, errlen);
         } else if (!strcmp(k, "limit")) {
@@ -768,22 +751,14 @@ static int lf_params(const sdb_param *params, size_t n, bool v3, lf_list *f, cha
             f->cursor = v;
         } else if (!strcmp(k, "observationId")) {
             if (!np_split(f, "observation_id", v)) return SDB_ENOMEM;
-            f->countable = false;
         } else if (!strcmp(k, v3 ? "experimentId" : "datasetRunId")) {
             if (np_add(f, "dataset_run_id", v)) return SDB_ENOMEM;
-            f->countable = false;
         } else if (!strcmp(k, "configId")) {
             if (!np_split(f, "config_id", v)) return SDB_ENOMEM;
-            f->countable = false;
         } else if (!strcmp(k, "queueId")) {
-            json_t *queues = np_split(f, "properties." PROP_QUEUE, v);
-            if (!queues) return SDB_ENOMEM;
-            json_t *p = json_object_get(f->where, "properties");
-            if (!p) json_object_set_new(f->where, "properties", p = json_object());
-            json_object_set(p, PROP_QUEUE, queues);
+            if (!np_split(f, "properties." PROP_QUEUE, v)) return SDB_ENOMEM;
         } else if (!strcmp(k, "authorUserId") && v3) {
             if (!np_split(f, "author", v)) return SDB_ENOMEM;
-            f->countable = false;
         } else if (!strcmp(k, v3 ? "id" : "scoreIds")) {
             json_t *ids = np_split(f, "id", v);
             if (!ids) return SDB_ENOMEM;
@@ -792,10 +767,9 @@ static int lf_params(const sdb_param *params, size_t n, bool v3, lf_list *f, cha
                              json_array_size(ids));
                 return SDB_EINVAL;
             }
-            f->countable = false;
         } else if (!strcmp(k, "traceTags") && !v3) {
             json_t *t = json_string(v);
-            if (!t || json_array_append_new(tags, t) || np_add(f, "tag", json_string_value(t)))
+            if (!t || json_array_append_new(f->hold, t) || np_add(f, "tag", json_string_value(t)))
                 return SDB_ENOMEM;
             has_trace_filter = true;
         } else if (!strcmp(k, "value") || !strcmp(k, "valueMin") || !strcmp(k, "valueMax")) {
@@ -859,26 +833,14 @@ static int lf_params(const sdb_param *params, size_t n, bool v3, lf_list *f, cha
             return SDB_EINVAL;
         }
     }
-    if (json_array_size(tags)) json_object_set(f->where, "tags", tags);
-    /* The value filters, natively and as the query's where. */
-    static const char *const ops[][3] = {{"=", "value_eq", "eq"},  {"!=", "value_ne", NULL},
-                                         {"<", "value_lt", "lt"},  {"<=", "value_lte", "lte"},
-                                         {">", "value_gt", "gt"},  {">=", "value_gte", "gte"}};
-    json_t *vr = json_object();
-    if (!vr || json_array_append_new(f->hold, vr)) return SDB_ENOMEM;
-    for (size_t o = 0; o < 6 && f->has_value; o++) {
-        if (strcmp(f->op, ops[o][0])) continue;
-        if (np_add(f, ops[o][1], f->num[0])) return SDB_ENOMEM;
-        if (ops[o][2]) json_object_set_new(vr, ops[o][2], json_real(strtod(f->num[0], NULL)));
-        else f->countable = false; /* the native where has no negation */
-    }
-    if (f->has_vmin && (np_add(f, "value_gte", f->num[1]) ||
-                        json_object_set_new(vr, "gte", json_real(strtod(f->num[1], NULL)))))
-        return SDB_ENOMEM;
-    if (f->has_vmax && (np_add(f, "value_lte", f->num[2]) ||
-                        json_object_set_new(vr, "lte", json_real(strtod(f->num[2], NULL)))))
-        return SDB_ENOMEM;
-    if (json_object_size(vr)) json_object_set(f->where, "value", vr);
+    /* The value filters as native parameters. */
+    static const char *const ops[][2] = {{"=", "value_eq"}, {"!=", "value_ne"},
+                                         {"<", "value_lt"}, {"<=", "value_lte"},
+                                         {">", "value_gt"}, {">=", "value_gte"}};
+    for (size_t o = 0; o < 6 && f->has_value; o++)
+        if (!strcmp(f->op, ops[o][0]) && np_add(f, ops[o][1], f->num[0])) return SDB_ENOMEM;
+    if (f->has_vmin && np_add(f, "value_gte", f->num[1])) return SDB_ENOMEM;
+    if (f->has_vmax && np_add(f, "value_lte", f->num[2])) return SDB_ENOMEM;
     return SDB_OK;
 }
 
@@ -919,10 +881,9 @@ static json_t *lf_row(sdb_store *s, uint32_t project, const lf_list *f, const js
  * `skip` matches, from `cursor` (NULL: the newest), appended to data in
  * Langfuse's shape; *next the native cursor to go on from (owned, NULL at
  * the end). With out_total, the call also counts every match (the native
- * `total`: exact unless the walk met the native scan cap) and, with
- * pending, only the scores not yet folded into analytics. */
+ * `total`, in the page's read transaction). */
 static int lf_page(sdb_store *s, uint32_t project, lf_list *f, uint64_t skip, uint64_t take,
-                   const char *cursor, bool pending, json_t *data, char **next,
+                   const char *cursor, json_t *data, char **next,
                    uint64_t *out_total, char *err, size_t errlen)
 {
     char lim[24], off[24];
@@ -933,7 +894,6 @@ static int lf_page(sdb_store *s, uint32_t project, lf_list *f, uint64_t skip, ui
     if (!rc && skip) rc = np_add(f, "offset", off);
     if (!rc && cursor) rc = np_add(f, "cursor", cursor);
     if (!rc && out_total) rc = np_add(f, "total", "true");
-    if (!rc && pending) rc = np_add(f, "pending", "true");
     char *text = NULL;
     if (!rc) rc = sdb_scores_list_json(s, project, f->np, f->n_np, &text, err, errlen);
     f->n_np = base;
@@ -955,45 +915,6 @@ static int lf_page(sdb_store *s, uint32_t project, lf_list *f, uint64_t skip, ui
     return rc;
 }
 
-/* The number of scores matching f when its filters are all a query's:
- * from analytics (segment headers and pre-aggregates, sdb_query_json) for
- * the folded scores, plus the matching pending ones, counted by the
- * native listing over the rows past the fold mark. */
-static int lf_total(sdb_store *s, uint32_t project, lf_list *f, uint64_t *out, char *err,
-                    size_t errlen)
-{
-    *out = 0;
-    json_t *q = json_pack("{s:o,s:[s]}", "where", json_deep_copy(f->where), "stats", "count");
-    json_t *w = json_object_get(q, "where");
-    static const char *const lfk[] = {"name", "fromTimestamp", "toTimestamp"};
-    for (size_t i = 0; i < 3; i++) {
-        json_t *v = json_object_get(w, lfk[i]);
-        if (v && i == 0) json_object_set(q, "names", v);
-        if (v && i) json_object_set(q, i == 1 ? "from" : "to", json_array_get(v, 0));
-        json_object_del(w, lfk[i]);
-    }
-    char *qt = q ? json_dumps(q, JSON_COMPACT) : NULL, *ans = NULL;
-    json_decref(q);
-    int rc = qt ? sdb_query_json(s, project, qt, strlen(qt), &ans, err, errlen) : SDB_ENOMEM;
-    free(qt);
-    json_t *a = ans ? json_loads(ans, 0, NULL) : NULL;
-    free(ans);
-    size_t i;
-    json_t *g;
-    json_array_foreach(json_object_get(a, "groups"), i, g)
-        *out += (uint64_t)json_integer_value(json_object_get(g, "count"));
-    uint64_t pending = (uint64_t)json_integer_value(json_object_get(a, "pending"));
-    json_decref(a);
-    if (rc || pending == 0) return rc;
-    json_t *none = json_array();
-    uint64_t more = 0;
-    rc = none ? lf_page(s, project, f, 0, 1, NULL, true, none, NULL, &more, err, errlen)
-              : SDB_ENOMEM;
-    json_decref(none);
-    *out += more;
-    return rc;
-}
-
 static int lf_list_run(sdb_store *s, uint32_t project, const sdb_param *params, size_t n, int v,
                        char **out_json, char *err, size_t errlen)
 {
@@ -1003,10 +924,8 @@ static int lf_list_run(sdb_store *s, uint32_t project, const sdb_param *params, 
     json_t *data = json_array();
     char *next = NULL;
     int rc = data ? lf_params(params, n, v == 3, &f, err, errlen) : SDB_ENOMEM;
-    if (rc == SDB_OK && v == 1) { /* the v1 list shows trace scores only */
+    if (rc == SDB_OK && v == 1) /* the v1 list shows trace scores only */
         rc = np_add(&f, "has_trace", "true");
-        f.countable = false;
-    }
     uint64_t total = 0;
     if (rc == SDB_OK && v == 3) {
         /* v3's cursor is base64url of the native one (a decimal ref). */
@@ -1039,7 +958,7 @@ static int lf_list_run(sdb_store *s, uint32_t project, const sdb_param *params, 
             }
         }
         if (rc == SDB_OK)
-            rc = lf_page(s, project, &f, 0, f.limit, c ? dec : NULL, false, data, &next, NULL,
+            rc = lf_page(s, project, &f, 0, f.limit, c ? dec : NULL, data, &next, NULL,
                          err, errlen);
         json_t *meta = json_pack("{s:I}", "limit", (json_int_t)f.limit);
         if (rc == SDB_OK && next) {
@@ -1063,13 +982,13 @@ static int lf_list_run(sdb_store *s, uint32_t project, const sdb_param *params, 
         else
             json_decref(meta);
     } else if (rc == SDB_OK) {
-        /* v1/v2: page/limit as an offset into the native order; totals
-         * from analytics when the filters allow, else counted by the same
-         * native walk (exact through an index: traceId, scoreIds). */
+        /* v1/v2: page/limit as an offset into the native order; the total
+         * is the native listing's, read in the page's own transaction (the
+         * query engine's count for a query's filters, else through the
+         * index or the columns: engine/list.c). */
         uint64_t skip = (f.page - 1) * f.limit;
-        rc = lf_page(s, project, &f, skip, f.limit, NULL, false, data, NULL,
-                     f.countable ? NULL : &total, err, errlen);
-        if (rc == SDB_OK && f.countable) rc = lf_total(s, project, &f, &total, err, errlen);
+        rc = lf_page(s, project, &f, skip, f.limit, NULL, data, NULL, &total, err,
+                     errlen);
         if (rc == SDB_OK)
             rc = sdb__cj_finish(json_pack("{s:O,s:o}", "data", data, "meta",
                                           page_meta(f.page, f.limit, total)),

@@ -5,7 +5,8 @@
  * replaced and deleted at random; then random filter combinations, each
  * listed with a random offset, page by page with random limits and a
  * total, are compared id by id and in order with the reference's live
- * matching scores, newest ingested first.
+ * matching scores, newest ingested first; and the same with the scan cap
+ * shrunk far below the store for the filters the refs index holds.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -39,6 +40,7 @@ static void setup(void)
 static void teardown(void)
 {
     sdb__fold_slice = saved_slice;
+    sdb__list_scan_max = 2000000u;
     sdb__list_probe_rows = 256;
     sdb_store_close(s);
     char cmd[128];
@@ -51,6 +53,7 @@ TestSuite(list, .init = setup, .fini = teardown);
 typedef struct ev {
     char id[16];
     int name, type, source, env, tag, session;
+    int obs, run, config, queue; /* -1: absent */
     bool traced;
     int trace;
     int64_t ts;
@@ -73,6 +76,7 @@ static const char *const sources[] = {"API", "EVAL", "ANNOTATION"};
 /* One filter combination, as parameters and as a predicate. */
 typedef struct flt {
     int name, type, source, env, tag, session; /* -1: none */
+    int obs[2], run, config[2], queue[2];       /* any of; -1: none */
     bool has_trace;
     bool from, to;
     int64_t t_from, t_to;
@@ -89,6 +93,10 @@ static bool match(const flt *f, const ev *e)
     if (f->env >= 0 && e->env != f->env) return false;
     if (f->tag >= 0 && e->tag != f->tag) return false;
     if (f->session >= 0 && e->session != f->session) return false;
+    if (f->obs[0] >= 0 && e->obs != f->obs[0] && e->obs != f->obs[1]) return false;
+    if (f->run >= 0 && e->run != f->run) return false;
+    if (f->config[0] >= 0 && e->config != f->config[0] && e->config != f->config[1]) return false;
+    if (f->queue[0] >= 0 && e->queue != f->queue[0] && e->queue != f->queue[1]) return false;
     if (f->has_trace && !e->traced) return false;
     if (f->from && e->ts < f->t_from) return false;
     if (f->to && e->ts >= f->t_to) return false;
@@ -106,8 +114,8 @@ static bool match(const flt *f, const ev *e)
 
 static void check(const ev *e, size_t n, const flt *f)
 {
-    char b[12][64];
-    sdb_param p[16];
+    char b[20][64];
+    sdb_param p[24];
     size_t np = 0;
 #define P(k, ...) (snprintf(b[np], sizeof b[np], __VA_ARGS__), p[np] = (sdb_param){k, b[np]}, np++)
     if (f->name >= 0) P("name", "n%d", f->name);
@@ -117,6 +125,12 @@ static void check(const ev *e, size_t n, const flt *f)
     if (f->env >= 0) P("environment", "e%d", f->env);
     if (f->tag >= 0) P("tag", "g%d", f->tag);
     if (f->session >= 0) P("session_id", "s%d", f->session);
+    for (int k = 0; k < 2; k++) {
+        if (f->obs[0] >= 0) P("observation_id", "o%d", f->obs[k]);
+        if (f->config[0] >= 0) P("config_id", "c%d", f->config[k]);
+        if (f->queue[0] >= 0) P("properties.queue_id", "q%d", f->queue[k]);
+    }
+    if (f->run >= 0) P("dataset_run_id", "r%d", f->run);
     if (f->has_trace) P("has_trace", "true");
     if (f->from) P("from", "%lld", (long long)f->t_from);
     if (f->to) P("to", "%lld", (long long)f->t_to);
@@ -181,6 +195,42 @@ static void check(const ev *e, size_t n, const flt *f)
 
 static const double vals[] = {0, 0.25, 0.5, 1, 2, -0.0};
 
+static flt blank(void)
+{
+    flt f;
+    memset(&f, 0, sizeof f);
+    f.name = f.type = f.source = f.env = f.tag = f.session = f.run = -1;
+    f.obs[0] = f.config[0] = f.queue[0] = -1;
+    return f;
+}
+
+/* One random filter combination; with `keyed`, one that holds a key of
+ * the refs index (session, observation, dataset run, config, queue). */
+static flt random_filter(bool keyed)
+{
+    flt f = blank();
+    f.has_trace = rnd() % 5 == 0;
+    if (rnd() % 2) f.name = (int)(rnd() % 6); /* n5: no such name */
+    if (rnd() % 5 == 0) f.type = (int)(rnd() % 3);
+    if (rnd() % 4 == 0) f.source = (int)(rnd() % 3);
+    if (rnd() % 4 == 0) f.env = (int)(rnd() % 3);
+    if (rnd() % 6 == 0) f.tag = (int)(rnd() % 4);
+    int key = keyed ? (int)(rnd() % 5) : (int)(rnd() % 16);
+    if (key == 0) f.session = (int)(rnd() % 41); /* s40: no such session */
+    if (key == 1) f.obs[0] = (int)(rnd() % 300), f.obs[1] = (int)(rnd() % 301);
+    if (key == 2) f.run = (int)(rnd() % 101);
+    if (key == 3) f.config[0] = (int)(rnd() % 8), f.config[1] = (int)(rnd() % 9);
+    if (key == 4) f.queue[0] = (int)(rnd() % 8), f.queue[1] = (int)(rnd() % 9);
+    if (rnd() % 3 == 0) f.from = true, f.t_from = T0 - (int64_t)(rnd() % (11 * DAY));
+    if (rnd() % 3 == 0) f.to = true, f.t_to = T0 - (int64_t)(rnd() % (11 * DAY));
+    if (rnd() % 3 == 0) {
+        f.vop = 1 + (int)(rnd() % 5);
+        f.v1 = vals[rnd() % 6];
+        f.v2 = f.v1 + (double)(rnd() % 3) * 0.5;
+    }
+    return f;
+}
+
 /* The random store and its reference; returns the clock it ended at. */
 static int64_t build(ev *e, size_t *out_n)
 {
@@ -206,14 +256,24 @@ static int64_t build(ev *e, size_t *out_n)
             x->source = (int)(rnd() % 3);
             x->env = (int)(rnd() % 3);
             x->tag = (int)(rnd() % 4);
-            x->session = (int)(rnd() % 6);
+            x->session = (int)(rnd() % 40);
+            x->obs = rnd() % 5 ? (int)(rnd() % 300) : -1;
+            x->run = rnd() % 2 ? (int)(rnd() % 100) : -1;
+            x->config = rnd() % 3 == 0 ? (int)(rnd() % 8) : -1;
+            x->queue = rnd() % 4 == 0 ? (int)(rnd() % 8) : -1;
             x->ts = T0 - (int64_t)(rnd() % (10 * DAY));
             x->value = x->type == 1 ? (double)(rnd() % 2) : x->type == 0 ? vals[rnd() % 6] : -1;
             x->alive = true;
             x->traced = rnd() % 4 != 0;
-            char js[400], val[32], tr[32] = "";
+            char js[600], val[32], tr[160] = "", q[64] = "";
             x->trace = (int)(rnd() % 50);
-            if (x->traced) snprintf(tr, sizeof tr, "\"trace_id\":\"t%02d\",", x->trace);
+            if (!x->traced) x->obs = -1; /* an observation needs a trace */
+            size_t at = 0;
+            if (x->traced) at += (size_t)snprintf(tr, sizeof tr, "\"trace_id\":\"t%02d\",", x->trace);
+            if (x->obs >= 0) at += (size_t)snprintf(tr + at, sizeof tr - at, "\"observation_id\":\"o%d\",", x->obs);
+            if (x->run >= 0) at += (size_t)snprintf(tr + at, sizeof tr - at, "\"dataset_run_id\":\"r%d\",", x->run);
+            if (x->config >= 0) snprintf(tr + at, sizeof tr - at, "\"config_id\":\"c%d\",", x->config);
+            if (x->queue >= 0) snprintf(q, sizeof q, ",\"properties\":{\"queue_id\":\"q%d\"}", x->queue);
             if (x->type == 2)
                 snprintf(val, sizeof val, "\"c%d\"", (int)(rnd() % 3));
             else if (x->type == 1)
@@ -222,8 +282,8 @@ static int64_t build(ev *e, size_t *out_n)
                 snprintf(val, sizeof val, "%.17g", x->value);
             snprintf(js, sizeof js, "{%s\"id\":\"%s\",\"name\":\"n%d\",\"value\":%s,\"source\":\"%s\","
                      "\"environment\":\"e%d\",\"tags\":[\"g%d\"],\"session_id\":\"s%d\","
-                     "\"timestamp\":%lld}", tr, x->id, x->name, val, sources[x->source], x->env,
-                     x->tag, x->session, (long long)x->ts);
+                     "\"timestamp\":%lld%s}", tr, x->id, x->name, val, sources[x->source], x->env,
+                     x->tag, x->session, (long long)x->ts, q);
             cr_assert_eq(sdb_batch_add_json(b, js, strlen(js), err, sizeof err), SDB_OK, "%s",
                          err);
             n++;
@@ -251,24 +311,54 @@ Test(list, filtered_pages_offsets_and_totals_agree_with_a_reference)
     int64_t now = build(e, &n);
     for (int round = 0; round < 2; round++) {
         for (int c = 0; c < 80; c++) {
-            flt f = {-1, -1, -1, -1, -1, -1, false, false, false, 0, 0, 0, 0, 0};
-            f.has_trace = rnd() % 5 == 0;
-            if (rnd() % 2) f.name = (int)(rnd() % 6); /* n5: no such name */
-            if (rnd() % 5 == 0) f.type = (int)(rnd() % 3);
-            if (rnd() % 4 == 0) f.source = (int)(rnd() % 3);
-            if (rnd() % 4 == 0) f.env = (int)(rnd() % 3);
-            if (rnd() % 6 == 0) f.tag = (int)(rnd() % 4);
-            if (rnd() % 8 == 0) f.session = (int)(rnd() % 6);
-            if (rnd() % 3 == 0) f.from = true, f.t_from = T0 - (int64_t)(rnd() % (11 * DAY));
-            if (rnd() % 3 == 0) f.to = true, f.t_to = T0 - (int64_t)(rnd() % (11 * DAY));
-            if (rnd() % 3 == 0) {
-                f.vop = 1 + (int)(rnd() % 5);
-                f.v1 = vals[rnd() % 6];
-                f.v2 = f.v1 + (double)(rnd() % 3) * 0.5;
-            }
+            flt f = random_filter(false);
             check(e, n, &f);
         }
         cr_assert_eq(sdb_store_fold(s, now, NULL), SDB_OK); /* then from segments alone */
+    }
+}
+
+/* The filters the refs index holds (session, observation, dataset run,
+ * config, a property: Langfuse's queueId) read their key's rows alone:
+ * with the scan cap far below the store (600 of 4000 rows, above any
+ * key's matches and the pending rows), every page and total is exact.
+ * The row walk these filters used before stopped at the cap: its total
+ * was a lower bound (total_exact false) and its pages came back short. */
+Test(list, keyed_filters_are_exact_past_the_scan_cap)
+{
+    static ev e[N_EVENTS];
+    size_t n;
+    int64_t now = build(e, &n);
+    sdb__list_scan_max = 600;
+    for (int round = 0; round < 2; round++) {
+        for (int c = 0; c < 60; c++) {
+            flt f = random_filter(true);
+            check(e, n, &f);
+        }
+        cr_assert_eq(sdb_store_fold(s, now, NULL), SDB_OK);
+    }
+}
+
+/* The same over chunks of 150 rows, so that the column count's 64-row
+ * vector steps run (a 16-row chunk is all tail) as well as their tails. */
+Test(list, totals_agree_over_chunks_of_hundreds_of_rows)
+{
+    /* A store's chunk size is fixed when it is created: a new one. */
+    sdb_store_close(s);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_not_null(mkdtemp(strcpy(dir, "/tmp/sdb_list_XXXXXX")));
+    sdb_options o = {0};
+    o.chunk_rows = 150;
+    cr_assert_eq(sdb_store_open(dir, &o, &s, err, sizeof err), SDB_OK, "%s", err);
+    static ev e[N_EVENTS];
+    size_t n;
+    int64_t now = build(e, &n);
+    cr_assert_eq(sdb_store_fold(s, now, NULL), SDB_OK);
+    for (int c = 0; c < 80; c++) {
+        flt f = random_filter(false);
+        check(e, n, &f);
     }
 }
 
@@ -281,7 +371,7 @@ Test(list, trace_search_agrees_with_a_reference_and_refuses_past_its_bounds)
     size_t n;
     build(e, &n);
     for (int c = 0; c < 40; c++) {
-        flt f = {-1, -1, -1, -1, -1, -1, false, false, false, 0, 0, 0, 0, 0};
+        flt f = blank();
         char body[256] = "{", *w = body + 1;
         if (rnd() % 2) f.name = (int)(rnd() % 5), w += sprintf(w, "\"name\":\"n%d\",", f.name);
         if (rnd() % 2) {

@@ -79,18 +79,21 @@ static int pick_trace(void)
 }
 
 /* List trace `tr` (with name filter `name` when >= 0) page by page with
- * random limits; compare with the reference, returning the count. */
-static size_t check_trace(const ev *e, size_t n, int tr, int name, bool full)
+ * random limits; compare with the reference, returning the count. With
+ * `key` "session_id": the session "sess-<tr>" instead, which put_n gives
+ * every score of trace tr. */
+static size_t check_key(const ev *e, size_t n, int tr, int name, bool full, const char *key)
 {
     char tid[32], nm[16], lim[16], cur[32] = "";
-    snprintf(tid, sizeof tid, "trace-%d", tr);
+    bool session = !strcmp(key, "session_id");
+    snprintf(tid, sizeof tid, session ? "sess-%d" : "trace-%d", tr);
     snprintf(nm, sizeof nm, "n%d", name);
     size_t want = n, got = 0; /* reference index, newest first */
     for (int pages = 0;; pages++) {
         cr_assert_lt(pages, 10000);
         uint64_t limit = 1 + rnd() % 7;
         snprintf(lim, sizeof lim, "%llu", (unsigned long long)limit);
-        sdb_param p[4] = {{"trace_id", tid}, {"limit", lim}};
+        sdb_param p[4] = {{key, tid}, {"limit", lim}};
         size_t np = 2;
         if (name >= 0) p[np++] = (sdb_param){"name", nm};
         if (*cur) p[np++] = (sdb_param){"cursor", cur};
@@ -111,7 +114,7 @@ static size_t check_trace(const ev *e, size_t n, int tr, int name, bool full)
             want--;
             cr_assert_str_eq(json_string_value(json_object_get(x, "id")), e[want].id,
                              "trace %d, score %zu", tr, got);
-            cr_assert_str_eq(json_string_value(json_object_get(x, "trace_id")), tid);
+            cr_assert_str_eq(json_string_value(json_object_get(x, key)), tid);
             got++;
         }
         const char *nx = json_string_value(json_object_get(a, "next_cursor"));
@@ -129,6 +132,11 @@ static size_t check_trace(const ev *e, size_t n, int tr, int name, bool full)
         want--;
     cr_assert_eq(want, 0, "trace %d: the list missed scores of the reference", tr);
     return got;
+}
+
+static size_t check_trace(const ev *e, size_t n, int tr, int name, bool full)
+{
+    return check_key(e, n, tr, name, full, "trace_id");
 }
 
 Test(traceidx, lists_by_trace_agree_with_a_reference_past_the_scan_cap)
@@ -221,7 +229,7 @@ Test(traceidx, lists_by_trace_agree_with_a_reference_past_the_scan_cap)
                   (unsigned long long)entries);
 }
 
-/* A store folded by a version without the index: its runs and base are
+/* A store folded by a version without the index: its runs and bases are
  * gone, as they never were. */
 static int forget_index(sdb__txn *t, void *ctx)
 {
@@ -237,10 +245,15 @@ static int forget_index(sdb__txn *t, void *ctx)
     }
     sdb__cur_close(c);
     if (rc != SDB_OK && rc != SDB_ENOTFOUND) return rc;
-    char key[12] = "tixbase:";
-    memset(key + 8, 0, 4);
-    rc = sdb__del(t, SDB__DB_META, key, sizeof key);
-    return rc == SDB_ENOTFOUND ? SDB_OK : rc;
+    static const char *const bases[] = {"tixbase:", "rixbase:"};
+    for (int i = 0; i < 2; i++) {
+        char key[12];
+        memcpy(key, bases[i], 8);
+        memset(key + 8, 0, 4);
+        rc = sdb__del(t, SDB__DB_META, key, sizeof key);
+        if (rc && rc != SDB_ENOTFOUND) return rc;
+    }
+    return SDB_OK;
 }
 
 static void put_n(ev *e, size_t *n, size_t k, int64_t now)
@@ -255,7 +268,7 @@ static void put_n(ev *e, size_t *n, size_t k, int64_t now)
         x->alive = true;
         char js[160];
         snprintf(js, sizeof js, "{\"id\":\"%s\",\"name\":\"n0\",\"value\":1,\"trace_id\":"
-                 "\"trace-%d\"}", x->id, x->trace);
+                 "\"trace-%d\",\"session_id\":\"sess-%d\"}", x->id, x->trace, x->trace);
         cr_assert_eq(sdb_batch_add_json(b, js, strlen(js), err, sizeof err), SDB_OK, "%s", err);
     }
     cr_assert_eq(sdb_store_ingest(s, 0, b, now), SDB_OK);
@@ -271,6 +284,7 @@ Test(traceidx, a_store_folded_before_the_index_is_still_listed_exactly)
     sdb_store *st = s;
     cr_assert_eq(sdb__write(st, forget_index, NULL), SDB_OK);
     for (int tr = 0; tr < N_TRACES; tr++) check_trace(e, n, tr, -1, true);
+    for (int tr = 0; tr < N_TRACES; tr++) check_key(e, n, tr, -1, true, "session_id");
     /* Indexing begins at the next fold, above the old rows. */
     put_n(e, &n, 300, T0 + 1000);
     cr_assert_eq(sdb_store_fold(s, T0 + 1000, NULL), SDB_OK);
@@ -278,12 +292,16 @@ Test(traceidx, a_store_folded_before_the_index_is_still_listed_exactly)
     size_t total = 0;
     for (int tr = 0; tr < N_TRACES; tr++) total += check_trace(e, n, tr, -1, true);
     cr_assert_eq(total, n);
+    total = 0;
+    for (int tr = 0; tr < N_TRACES; tr++) total += check_key(e, n, tr, -1, true, "session_id");
+    cr_assert_eq(total, n);
     sdb__txn *t;
     uint64_t entries, runs;
     cr_assert_eq(sdb__txn_begin(s, 0, &t), SDB_OK);
     cr_assert_eq(sdb__tix_stats(t, 0, &entries, &runs), SDB_OK);
     sdb__txn_abort(t);
-    cr_assert_eq(entries, 300, "only the rows folded since: %llu", (unsigned long long)entries);
+    cr_assert_eq(entries, 600, "only the rows folded since (a trace and a session each): %llu",
+                 (unsigned long long)entries);
 }
 
 /* A slice of at least 65,536 rows sorts its entries on a thread of its own
@@ -335,9 +353,11 @@ Test(traceidx, a_slice_sorted_on_its_own_thread_indexes_like_small_slices)
             snprintf(tid, sizeof tid, "big-%d", tr);
             uint64_t h = sdb__tix_hash(tid, strlen(tid)), *ra, *rb, base, cut;
             size_t na, nb;
-            cr_assert_eq(sdb__tix_refs(ta, project, h, UINT64_MAX, BIG_ROWS, &ra, &na, &base, &cut),
+            cr_assert_eq(sdb__tix_refs(ta, project, SDB__TIX_TRACE, &h, 1, UINT64_MAX, BIG_ROWS,
+                                       &ra, &na, &base, &cut),
                          SDB_OK);
-            cr_assert_eq(sdb__tix_refs(tb, project, h, UINT64_MAX, BIG_ROWS, &rb, &nb, &base, &cut),
+            cr_assert_eq(sdb__tix_refs(tb, project, SDB__TIX_TRACE, &h, 1, UINT64_MAX, BIG_ROWS,
+                                       &rb, &nb, &base, &cut),
                          SDB_OK);
             /* Rows i with i % 997 == tr, in project (i / 1000) % 2. */
             size_t want = 0;
