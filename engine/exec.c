@@ -390,7 +390,23 @@ static int dim_preagg(xstate *x, const xseg *ps, const segclass *c, int fdim)
  * for a chunk whose attrs value does not keep what the query asks (over
  * engine/attrs.c's bounds): drops the rows of sel[0..n) that fail, fills
  * the property key columns; returns the rows kept. */
+static int row_store_locked(xstate *x, const sdb__seg *g, uint32_t i0, uint32_t n, uint32_t *out_n);
+
+/* The row store's reader state (its block cache, engine/row.c) and the
+ * dictionary's are the transaction's, one thread's: the parts of a
+ * threaded plan take turns here. A chunk past attrs' bounds is rare, so
+ * the parts that need none never wait. */
+static pthread_mutex_t row_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static int row_store(xstate *x, const sdb__seg *g, uint32_t i0, uint32_t n, uint32_t *out_n)
+{
+    pthread_mutex_lock(&row_mu);
+    int rc = row_store_locked(x, g, i0, n, out_n);
+    pthread_mutex_unlock(&row_mu);
+    return rc;
+}
+
+static int row_store_locked(xstate *x, const sdb__seg *g, uint32_t i0, uint32_t n, uint32_t *out_n)
 {
     const sdb__plan *p = x->p;
     const sdb__query *q = p->q;
@@ -1248,6 +1264,7 @@ static int exec_parallel(const sdb__plan *p, sdb__gtab *g, uint32_t n_parts)
     static const uint8_t none[SDB__SEGKEY_LEN];
     sdb__val v;
     sdb__get(p->t, SDB__DB_PREAGG, none, sizeof none, &v);
+    if (p->need_row) sdb__get(p->t, SDB__DB_ATTRS, none, sizeof none, &v);
     xjob j = {.parts = pt, .pass = 0};
     sdb__par_for(n_parts, part_run, &j, true);
     if ((rc = parts_rc(p, pt, n_parts))) goto done;
@@ -1296,12 +1313,13 @@ done:
 }
 
 /* How many parts a plan is cut into: 1 (the caller's thread alone) for a
- * small plan, one that reads the row store (its per-transaction state is
- * one thread's) or a process without helpers. */
+ * small plan or a process without helpers. A plan with tags or properties
+ * is cut too: its parts read the attrs columns concurrently, and take
+ * turns in row_store for a chunk past attrs' bounds. */
 static uint32_t parts_of(const sdb__plan *p)
 {
     pthread_once(&pool.once, pool_start);
-    if (p->rows < sdb__par_min_rows || p->need_row || p->n_segs < 2) return 1;
+    if (p->rows < sdb__par_min_rows || p->n_segs < 2) return 1;
     if (pool.threads < 2 && !sdb__par_parts) return 1;
     uint64_t n = sdb__par_parts ? sdb__par_parts : (uint64_t)pool.threads * PARTS_PER_THREAD;
     return (uint32_t)(n < p->n_segs ? n : p->n_segs);
