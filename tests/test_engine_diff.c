@@ -37,6 +37,7 @@
 
 #include "scoredb.h"
 #include "query.h" /* sdb__distinct_u64, sdb__traceset; internal.h: dictionaries */
+#include "xorshift.h"
 
 #define BASE_MS 1767225600000ll /* 2026-01-01T00:00:00Z */
 #define DAY 86400000ll
@@ -70,13 +71,7 @@ static const char *const SOURCES[] = {"API", "EVAL", "ANNOTATION"};
 static const char *const TYPES[] = {"NUMERIC", "BOOLEAN", "CATEGORICAL"};
 
 static uint64_t rng;
-static uint64_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
+static uint64_t rnd(void) { return xorshift64(&rng); }
 static int ri(int n) { return (int)(rnd() % (uint64_t)n); }
 static double rf(void) { return (double)(rnd() >> 11) / 9007199254740992.0; }
 

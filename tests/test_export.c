@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "scoredb.h"
+#include "xorshift.h"
 
 #define T0 1767225600000ll /* 2026-01-01 */
 
@@ -120,13 +121,7 @@ static char *ask(sdb_store *s, const char *q)
 /* -------------------------------------------------------- a random store */
 
 static uint64_t rng = 88172645463325252ull;
-static uint32_t rnd(uint32_t n)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng % n);
-}
+static uint32_t rnd(uint32_t n) { return (uint32_t)(xorshift64(&rng) % n); }
 
 static void add(char **text, size_t *len, size_t *cap, const char *line)
 {

@@ -17,6 +17,7 @@
 
 #include "list.h"
 #include "scoredb.h"
+#include "xorshift.h"
 
 #define T0 1767225600000ll /* 2026-01-01 */
 #define N_EVENTS 4000
@@ -62,13 +63,7 @@ typedef struct ev {
 } ev;
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint64_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
+static uint64_t rnd(void) { return xorshift64(&rng); }
 
 static const char *const types[] = {"NUMERIC", "BOOLEAN", "CATEGORICAL"};
 static const char *const sources[] = {"API", "EVAL", "ANNOTATION"};

@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 
 #include "internal.h"
+#include "xorshift.h"
 
 #define MAX_ROWS 3000
 
@@ -18,13 +19,7 @@ static sdb__fixed rows[MAX_ROWS];
 static const sdb__fixed *ptrs[MAX_ROWS];
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint64_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
+static uint64_t rnd(void) { return xorshift64(&rng); }
 
 /* n rows whose dimension d takes values in [0, max[d]] (max[d] itself in
  * row d % n, so it sets the width), refs from ref0 spaced by step. */

@@ -18,6 +18,7 @@
 #include "list.h"
 #include "scoredb.h"
 #include "traceidx.h"
+#include "xorshift.h"
 
 #define T0 1767225600000ll /* 2026-01-01 */
 #define N_EVENTS 3000
@@ -64,13 +65,7 @@ typedef struct ev {
 } ev;
 
 static uint64_t rng = 88172645463325252ull;
-static uint64_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
+static uint64_t rnd(void) { return xorshift64(&rng); }
 
 /* Skewed: trace 0 is a third of the scores, the rest share what is left. */
 static int pick_trace(void)
