@@ -394,15 +394,15 @@ static int row_store_locked(xstate *x, const sdb__seg *g, uint32_t i0, uint32_t 
 
 /* The row store's reader state (its block cache, engine/row.c) and the
  * dictionary's are the transaction's, one thread's: the parts of a
- * threaded plan take turns here. A chunk past attrs' bounds is rare, so
- * the parts that need none never wait. */
-static pthread_mutex_t row_mu = PTHREAD_MUTEX_INITIALIZER;
-
+ * threaded plan take turns here, under their run's lock (exec_parallel).
+ * A chunk past attrs' bounds is rare, so the parts that need none never
+ * wait, and other queries (other transactions) never do. */
 static int row_store(xstate *x, const sdb__seg *g, uint32_t i0, uint32_t n, uint32_t *out_n)
 {
-    pthread_mutex_lock(&row_mu);
+    pthread_mutex_t *mu = x->p->row_mu;
+    if (mu) pthread_mutex_lock(mu);
     int rc = row_store_locked(x, g, i0, n, out_n);
-    pthread_mutex_unlock(&row_mu);
+    if (mu) pthread_mutex_unlock(mu);
     return rc;
 }
 
@@ -1236,6 +1236,7 @@ static int exec_parallel(const sdb__plan *p, sdb__gtab *g, uint32_t n_parts)
 {
     xpart *pt = calloc(n_parts, sizeof *pt);
     if (!pt) return SDB_ENOMEM;
+    pthread_mutex_t row_mu = PTHREAD_MUTEX_INITIALIZER;
     int rc = SDB_OK;
     /* Consecutive runs of about equal bytes (a segment's bytes follow its
      * rows), part i ending where the running total passes (i+1)/n. */
@@ -1247,6 +1248,7 @@ static int exec_parallel(const sdb__plan *p, sdb__gtab *g, uint32_t n_parts)
         x->p = *p;
         x->p.err = x->err;
         x->p.errlen = sizeof x->err;
+        x->p.row_mu = &row_mu;
         x->p.segs = p->segs + at;
         uint64_t end = total * (i + 1) / n_parts;
         size_t e = at;

@@ -7,6 +7,7 @@
 #ifndef SDB_QUERY_H
 #define SDB_QUERY_H
 
+#include <pthread.h>
 #include "internal.h"
 
 #include <stdatomic.h>
@@ -296,6 +297,7 @@ typedef struct sdb__plan {
     uint32_t dim_nbits[SDB_N_DIMS];
     bool dim_filter, need_row, row_filter; /* need_row: tags or properties */
     sdb__aplan *attrs;            /* owned, when need_row */
+    pthread_mutex_t *row_mu;      /* a threaded run's parts take turns in the row store under it */
     bool want_traces, want_vals, fixed_hist, free_hist; /* free: bounds from the data */
     bool counts_only;             /* no stat, bound or later use needs sums, min or max */
     double h_lo, h_hi, h_width;
