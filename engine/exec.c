@@ -500,41 +500,36 @@ static void codes_add(const uint8_t *col, unsigned w, uint32_t i0, const uint32_
     }
 }
 
-typedef struct dimcol {
-    int d;
-    const uint8_t *col;
-    unsigned w;
-} dimcol;
-
-/* bits &= whether each row of the batch (m rows from i0) passes dimension
- * filter dc: one table or bitmap load per row from the contiguous id
- * column, no gather through a selection and no branch but the skip of a
- * word that is already empty. */
-static void dim_words(const xstate *x, const dimcol *dc, uint32_t i0, uint32_t m, uint64_t *bits)
+/* bits &= whether each row of the batch (m rows from i0) passes filter
+ * fc (a dimension, property or tag filter, query.h's sdb__fcol): one
+ * table or bitmap load per row from the contiguous id column, no gather
+ * through a selection and no branch but the skip of a word that is
+ * already empty. */
+static void fcol_words(const sdb__fcol *fc, uint32_t i0, uint32_t m, uint64_t *bits)
 {
-    const uint64_t *mem = x->p->dim_bits[dc->d];
-    uint32_t nb = x->p->dim_nbits[dc->d];
+    const uint64_t *mem = fc->mem;
+    uint32_t nb = fc->nb;
     for (uint32_t w = 0, base = 0; base < m; w++, base += 64) {
         if (!bits[w]) continue;
         uint32_t cnt = m - base < 64 ? m - base : 64;
         uint64_t word = 0;
-        switch (dc->w) {
+        switch (fc->w) {
         case 1: {
-            const uint8_t *col = dc->col + i0 + base, *t = x->dpass[dc->d];
+            const uint8_t *col = fc->col + i0 + base, *t = fc->tab;
             for (uint32_t j = 0; j < cnt; j++) word |= (uint64_t)t[col[j]] << j;
             break;
         }
         case 2:
             for (uint32_t j = 0; j < cnt; j++) {
                 uint16_t id;
-                memcpy(&id, dc->col + 2 * ((size_t)i0 + base + j), 2);
+                memcpy(&id, fc->col + 2 * ((size_t)i0 + base + j), 2);
                 word |= (uint64_t)(id < nb && (mem[id / 64] >> (id % 64) & 1)) << j;
             }
             break;
         default:
             for (uint32_t j = 0; j < cnt; j++) {
                 uint32_t id;
-                memcpy(&id, dc->col + 4 * ((size_t)i0 + base + j), 4);
+                memcpy(&id, fc->col + 4 * ((size_t)i0 + base + j), 4);
                 word |= (uint64_t)(id < nb && (mem[id / 64] >> (id % 64) & 1)) << j;
             }
             break;
@@ -545,11 +540,13 @@ static void dim_words(const xstate *x, const dimcol *dc, uint32_t i0, uint32_t m
 
 /* The selection of a batch of m rows from i0 into x->sel / x->iscat: the
  * time/value mask (all rows when !need_tv) as bit words, the type/source
- * pass table (when `tables`) and each dimension filter ANDed into the
- * words from their contiguous columns, then the set bits. A row is
+ * pass table (when `tables`) and each dimension filter (dc), then each tag
+ * and property filter (afc), ANDed into the words from their contiguous
+ * columns, then the set bits. A row is
  * categorical by the table (or, without one, when the segment is all
  * categorical); only a segment with categorical rows reads it back. */
-static uint32_t select_rows(xstate *x, const dimcol *dc, int n_dc, const uint8_t *v,
+static uint32_t select_rows(xstate *x, const sdb__fcol *dc, int n_dc, const sdb__fcol *afc,
+                            uint32_t n_afc, const uint8_t *v,
                             const uint8_t *ts, const uint8_t *tsrc, uint32_t i0, uint32_t m,
                             bool need_tv, bool tables, const segclass *c, const sdb_filter *f)
 {
@@ -569,7 +566,8 @@ static uint32_t select_rows(xstate *x, const dimcol *dc, int n_dc, const uint8_t
             for (uint32_t j = 0; j < cnt; j++) word |= (uint64_t)x->pass_any[tsrc[base + j] & 15u] << j;
             x->bits[w] &= word;
         }
-    for (int k = 0; k < n_dc; k++) dim_words(x, &dc[k], i0, m, x->bits);
+    for (int k = 0; k < n_dc; k++) fcol_words(&dc[k], i0, m, x->bits);
+    for (uint32_t k = 0; k < n_afc; k++) fcol_words(&afc[k], i0, m, x->bits);
     for (uint32_t w = 0; w < nw; w++)
         for (uint64_t b = x->bits[w]; b; b &= b - 1) x->sel[ns++] = w * 64 + (uint32_t)__builtin_ctzll(b);
     if (tables && c->has_cat && !c->all_cat)
@@ -592,17 +590,26 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
         f.t_hi = INT64_MAX;
     }
     bool need_tv = !c->t_in || q->has_value;
-    dimcol dc[SDB_N_DIMS];
+    sdb__fcol dc[SDB_N_DIMS];
     int n_dc = 0;
     for (int d = 0; d < SDB_N_DIMS; d++)
         if (p->dim_bits[d] && g->h.dim_w[d])
-            dc[n_dc++] = (dimcol){d, sdb__seg_dim_col(g, d), g->h.dim_w[d]};
+            dc[n_dc++] = (sdb__fcol){sdb__seg_dim_col(g, d), g->h.dim_w[d], p->dim_bits[d],
+                                     p->dim_nbits[d], x->dpass[d]};
+    /* Tags and properties: their columns (engine/attrs.c) where the chunk
+     * keeps what the query asks (amode 1), filtered and grouped as a
+     * dimension's; else the row records (row_store, per batch). */
+    const sdb__fcol *afc = amode == 1 ? as->fc : NULL;
+    uint32_t n_afc = amode == 1 ? as->n_fc : 0;
     const uint8_t *kcol[SDB_MAX_GROUP_BY] = {NULL};
     unsigned kw[SDB_MAX_GROUP_BY] = {0};
     for (uint32_t k = 0; k < q->n_group; k++)
         if (q->group[k].kind == SDB_GB_DIM) {
             kcol[k] = sdb__seg_dim_col(g, q->group[k].dim);
             kw[k] = g->h.dim_w[q->group[k].dim];
+        } else if (q->group[k].kind == SDB_GB_PROP && amode == 1) {
+            kcol[k] = as->gcol[k];
+            kw[k] = as->gw[k];
         }
     bool want_num = x->pass == 1 || !skip_moments || p->fixed_hist || p->want_vals || p->want_traces;
     bool want_cat = x->pass == 0 && c->has_cat;
@@ -614,7 +621,7 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
          * pass tables, then each dimension filter over the survivors. */
         uint32_t ns = 0;
         const uint8_t *tsrc = g->tsrc + i0;
-        if (!need_tv && !c->tsrc_rows && n_dc == 0) {
+        if (!need_tv && !c->tsrc_rows && n_dc == 0 && n_afc == 0) {
             for (uint32_t i = 0; i < m; i++) x->sel[i] = i;
             memset(x->iscat, c->all_cat, m);
             ns = m;
@@ -624,14 +631,9 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
              * categorical rows, or when a value filter drops categorical
              * rows; a time range alone does not need it. */
             bool tables = c->tsrc_rows || (q->has_value && c->has_cat);
-            ns = select_rows(x, dc, n_dc, v, ts, tsrc, i0, m, need_tv, tables, c, &f);
+            ns = select_rows(x, dc, n_dc, afc, n_afc, v, ts, tsrc, i0, m, need_tv, tables, c, &f);
         }
-        /* Tags and properties: their columns (engine/attrs.c) where the
-         * chunk keeps what the query asks, else the row records. */
-        if (p->need_row && ns) {
-            if (amode == 1) ns = sdb__aseg_select(as, p, i0, x->sel, x->iscat, ns);
-            else if ((rc = row_store(x, g, i0, ns, &ns))) return rc;
-        }
+        if (p->need_row && amode != 1 && ns && (rc = row_store(x, g, i0, ns, &ns))) return rc;
         if (ns == 0) continue;
         /* 2. Slots: with a direct code table, each row's raw code is
          * summed column by column straight from the columns; else the raw
@@ -653,9 +655,10 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
                 case SDB_GB_TYPE:
                     for (uint32_t j = 0; j < ns; j++) code[j] += ((tsrc[x->sel[j]] & 3u) + 1u) * st;
                     break;
-                default: /* properties: filled by row_store when it ran, else from attrs */
-                    if (amode == 1) sdb__aseg_keys(as, k, i0, x->sel, ns, x->raw[k]);
-                    for (uint32_t j = 0; j < ns; j++) code[j] += sdb__gtab_code_part(gt, k, x->raw[k][j]);
+                default: /* properties: their column, or row_store's ids */
+                    if (amode == 1) codes_add(kcol[k], kw[k], i0, x->sel, ns, st, nm, code);
+                    else
+                        for (uint32_t j = 0; j < ns; j++) code[j] += sdb__gtab_code_part(gt, k, x->raw[k][j]);
                     break;
                 }
             }
@@ -674,8 +677,8 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
                 case SDB_GB_TYPE:
                     for (uint32_t j = 0; j < ns; j++) r[j] = (tsrc[x->sel[j]] & 3u) + 1u;
                     break;
-                default: /* properties: filled by row_store when it ran */
-                    if (amode == 1) sdb__aseg_keys(as, k, i0, x->sel, ns, r);
+                default: /* properties: their column, or row_store's ids */
+                    if (amode == 1) ids_of(kcol[k], kw[k], i0, x->sel, ns, r);
                     break;
                 }
             }
@@ -870,16 +873,19 @@ static int exec_segment(xstate *x, xseg *ps)
         c.iv_const && !c.has_cat && !extras) {
         if ((rc = dim_preagg(x, ps, &c, c.fdim)) != 1) return rc;
     }
-    if (x->pass == 0 && c.covered && p->need_row && c.iv_const && !c.has_cat && !extras) {
-        /* The same for one varying properties.KEY (engine/attrs.c). */
+    if (x->pass == 0 && c.t_in && c.v_in && !c.tsrc_rows && !c.dims_rows && p->need_row &&
+        !p->q->tags.n && p->q->n_props <= 1 && c.iv_const && !c.has_cat && !extras) {
+        /* The same for one varying properties.KEY, or for one property
+         * filter over constant keys (engine/attrs.c's per-value moments,
+         * those of the values the filter keeps). */
         int pk = -1, n_var = 0;
         for (uint32_t k = 0; k < p->q->n_group; k++)
             if (c.key_var[k]) {
                 n_var++;
                 if (p->q->group[k].kind == SDB_GB_PROP) pk = (int)k;
             }
-        if (n_var == 1 && pk >= 0 &&
-            (rc = sdb__aseg_preagg(p, x->g, ps->key, g->n, (uint32_t)pk, c.raw_const, c.iv)) != 1)
+        if (((n_var == 1 && pk >= 0) || (n_var == 0 && p->q->n_props == 1)) &&
+            (rc = sdb__aseg_preagg(p, x->g, ps->key, g->n, pk, c.raw_const, c.iv)) != 1)
             return rc;
     }
     if ((rc = load_cols(x, ps, !c.t_in || !c.iv_const))) return rc;
