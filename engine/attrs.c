@@ -884,7 +884,9 @@ int sdb__attrs_plan(sdb__plan *p)
     a->prop_key = calloc(q->n_props + 1, sizeof *a->prop_key);
     a->prop_bits = calloc(q->n_props + 1, sizeof *a->prop_bits);
     a->prop_nbits = calloc(q->n_props + 1, sizeof *a->prop_nbits);
-    if (!a->tags || !a->prop_key || !a->prop_bits || !a->prop_nbits) return SDB_ENOMEM;
+    a->prop_tab = calloc(q->n_props + 1, sizeof *a->prop_tab);
+    if (!a->tags || !a->prop_key || !a->prop_bits || !a->prop_nbits || !a->prop_tab)
+        return SDB_ENOMEM;
     a->n_props = q->n_props;
     /* The fold gives every tag and key of a folded row an id: one that has
      * none is on no folded row, and no row can pass. */
@@ -912,6 +914,7 @@ int sdb__attrs_plan(sdb__plan *p)
                              q->props[k].values.v[v].len, 0, &id) == SDB_OK &&
                 id < nb) {
                 a->prop_bits[k][id / 64] |= 1ull << (id % 64);
+                if (id < 256) a->prop_tab[k][id] = 1;
                 m++;
             }
         }
@@ -933,6 +936,7 @@ void sdb__attrs_plan_free(sdb__plan *p)
     for (uint32_t k = 0; a->prop_bits && k < a->n_props; k++) free(a->prop_bits[k]);
     free(a->prop_bits);
     free(a->prop_nbits);
+    free(a->prop_tab);
     free(a->prop_key);
     free(a->tags);
     free(a);
@@ -1058,27 +1062,23 @@ int sdb__aseg_open(sdb__aseg *s, const sdb__plan *p, const uint8_t *key, uint32_
         }
     }
     uint32_t n_fc = (tag_col ? 1u : 0u) + q->n_props;
-    s->fc = calloc(n_fc ? n_fc : 1, sizeof *s->fc);
-    s->tabs = calloc(n_fc ? n_fc : 1, 256);
-    if (!s->fc || !s->tabs) {
+    if (!(s->fc = malloc(sizeof *s->fc * (n_fc ? n_fc : 1)))) {
         free(map);
         return SDB_ENOMEM;
     }
     uint8_t *at = s->own;
-    if (tag_col)
+    if (tag_col) {
+        /* (set indexes past the sets: a corrupt value, and no row passes) */
+        for (uint32_t i = 0; i < 256; i++)
+            s->set_tab[i] = i < a.n_sets && (s->set_pass[i / 64] >> (i % 64) & 1);
         s->fc[s->n_fc++] = (sdb__fcol){plan_col(a.set_col, a.set_w, map, n_rows, &at), a.set_w,
-                                       s->set_pass, a.n_sets, NULL};
+                                       s->set_pass, a.n_sets, s->set_tab};
+    }
     for (uint32_t k = 0; k < q->n_props; k++) {
         int ak = sdb__attrs_key(&a, ap->prop_key[k]);
         s->fc[s->n_fc++] = (sdb__fcol){plan_col(a.key_col[ak], a.key_w[ak], map, n_rows, &at),
-                                       a.key_w[ak], ap->prop_bits[k], ap->prop_nbits[k], NULL};
-    }
-    for (uint32_t f = 0; f < s->n_fc; f++) {
-        sdb__fcol *c = &s->fc[f];
-        if (c->w != 1) continue;
-        uint8_t *t = s->tabs + 256u * f;
-        for (uint32_t id = 0; id < 256 && id < c->nb; id++) t[id] = c->mem[id / 64] >> (id % 64) & 1;
-        c->tab = t;
+                                       a.key_w[ak], ap->prop_bits[k], ap->prop_nbits[k],
+                                       ap->prop_tab[k]};
     }
     for (uint32_t k = 0; k < q->n_group; k++) {
         if (q->group[k].kind != SDB_GB_PROP) continue;
@@ -1093,9 +1093,11 @@ void sdb__aseg_close(sdb__aseg *s)
 {
     free(s->fc);
     free(s->set_pass);
-    free(s->tabs);
     free(s->own);
-    memset(s, 0, sizeof *s);
+    s->fc = NULL;
+    s->set_pass = NULL;
+    s->own = NULL;
+    s->n_fc = 0;
 }
 
 int sdb__aseg_preagg(const sdb__plan *p, sdb__gtab *gt, const uint8_t *key, uint32_t n_rows,

@@ -281,6 +281,7 @@ typedef struct sdb__aplan {
     uint32_t *prop_key, n_props;      /* per where.properties entry: key id */
     uint64_t **prop_bits;             /* its allowed value ids */
     uint32_t *prop_nbits;
+    uint8_t (*prop_tab)[256];         /* the same for a 1-byte column, by id */
     uint32_t gb_key[SDB_MAX_GROUP_BY]; /* properties.KEY group-bys: key id (0 unknown) */
 } sdb__aplan;
 
@@ -358,7 +359,7 @@ typedef struct sdb__aseg {
     sdb__fcol *fc;                /* owned: the tag filter (if any), then each property filter */
     uint32_t n_fc;
     uint64_t *set_pass;           /* owned: tag sets that hold every tag asked for */
-    uint8_t *tabs;                /* owned: the 1-byte columns' tables */
+    uint8_t set_tab[256];         /* the same for a 1-byte set column, by set index */
     uint8_t *own;                 /* owned: compacted columns of a chunk with dead rows */
     const uint8_t *gcol[SDB_MAX_GROUP_BY]; /* per property group-by (NULL: all absent) */
     uint8_t gw[SDB_MAX_GROUP_BY];
