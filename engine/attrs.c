@@ -885,7 +885,9 @@ int sdb__attrs_plan(sdb__plan *p)
     a->prop_bits = calloc(q->n_props + 1, sizeof *a->prop_bits);
     a->prop_nbits = calloc(q->n_props + 1, sizeof *a->prop_nbits);
     a->prop_tab = calloc(q->n_props + 1, sizeof *a->prop_tab);
-    if (!a->tags || !a->prop_key || !a->prop_bits || !a->prop_nbits || !a->prop_tab)
+    a->prop_one = calloc(q->n_props + 1, sizeof *a->prop_one);
+    if (!a->tags || !a->prop_key || !a->prop_bits || !a->prop_nbits || !a->prop_tab ||
+        !a->prop_one)
         return SDB_ENOMEM;
     a->n_props = q->n_props;
     /* The fold gives every tag and key of a folded row an id: one that has
@@ -919,6 +921,7 @@ int sdb__attrs_plan(sdb__plan *p)
             }
         }
         if (m == 0) p->empty = true;
+        a->prop_one[k] = sdb__bits_one(a->prop_bits[k], nb);
     }
     for (uint32_t k = 0; k < q->n_group; k++) {
         if (q->group[k].kind != SDB_GB_PROP) continue;
@@ -937,6 +940,7 @@ void sdb__attrs_plan_free(sdb__plan *p)
     free(a->prop_bits);
     free(a->prop_nbits);
     free(a->prop_tab);
+    free(a->prop_one);
     free(a->prop_key);
     free(a->tags);
     free(a);
@@ -1072,13 +1076,14 @@ int sdb__aseg_open(sdb__aseg *s, const sdb__plan *p, const uint8_t *key, uint32_
         for (uint32_t i = 0; i < 256; i++)
             s->set_tab[i] = i < a.n_sets && (s->set_pass[i / 64] >> (i % 64) & 1);
         s->fc[s->n_fc++] = (sdb__fcol){plan_col(a.set_col, a.set_w, map, n_rows, &at), a.set_w,
-                                       s->set_pass, a.n_sets, s->set_tab};
+                                       s->set_pass, a.n_sets, s->set_tab,
+                                       sdb__bits_one(s->set_pass, a.n_sets)};
     }
     for (uint32_t k = 0; k < q->n_props; k++) {
         int ak = sdb__attrs_key(&a, ap->prop_key[k]);
         s->fc[s->n_fc++] = (sdb__fcol){plan_col(a.key_col[ak], a.key_w[ak], map, n_rows, &at),
                                        a.key_w[ak], ap->prop_bits[k], ap->prop_nbits[k],
-                                       ap->prop_tab[k]};
+                                       ap->prop_tab[k], ap->prop_one[k]};
     }
     for (uint32_t k = 0; k < q->n_group; k++) {
         if (q->group[k].kind != SDB_GB_PROP) continue;

@@ -75,6 +75,7 @@ typedef struct xstate {
     uint8_t iscat[BATCH];
     uint8_t pass_any[16];            /* pass_num | pass_cat */
     uint8_t dpass[SDB_N_DIMS][256];  /* a dimension filter over the ids of a 1-byte column */
+    int32_t done[SDB_N_DIMS];        /* its one id, or -1 (sdb__bits_one) */
     uint32_t raw[SDB_MAX_GROUP_BY][BATCH];
     uint32_t grp[BATCH], slot[BATCH];
     uint32_t idx_n[BATCH], grp_n[BATCH], slot_n[BATCH];
@@ -516,7 +517,22 @@ static void fcol_words(const sdb__fcol *fc, uint32_t i0, uint32_t m, uint64_t *b
         switch (fc->w) {
         case 1: {
             const uint8_t *col = fc->col + i0 + base, *t = fc->tab;
-            for (uint32_t j = 0; j < cnt; j++) word |= (uint64_t)t[col[j]] << j;
+            uint32_t j = 0;
+            if (fc->one >= 0) {
+                /* One id passes (a filter on one value, the usual case):
+                 * 8 rows a word, a zero byte of col ^ id found by the
+                 * carry trick and its high bits gathered by a multiply. */
+                const uint64_t lo7 = 0x7F7F7F7F7F7F7F7Full;
+                uint64_t rep = 0x0101010101010101ull * (uint32_t)fc->one;
+                for (; j + 8 <= cnt; j += 8) {
+                    uint64_t v;
+                    memcpy(&v, col + j, 8);
+                    v ^= rep;
+                    uint64_t z = ~(((v & lo7) + lo7) | v | lo7);
+                    word |= ((z >> 7) * 0x0102040810204080ull >> 56) << j;
+                }
+            }
+            for (; j < cnt; j++) word |= (uint64_t)t[col[j]] << j;
             break;
         }
         case 2:
@@ -595,7 +611,7 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
     for (int d = 0; d < SDB_N_DIMS; d++)
         if (p->dim_bits[d] && g->h.dim_w[d])
             dc[n_dc++] = (sdb__fcol){sdb__seg_dim_col(g, d), g->h.dim_w[d], p->dim_bits[d],
-                                     p->dim_nbits[d], x->dpass[d]};
+                                     p->dim_nbits[d], x->dpass[d], x->done[d]};
     /* Tags and properties: their columns (engine/attrs.c) where the chunk
      * keeps what the query asks (amode 1), filtered and grouped as a
      * dimension's; else the row records (row_store, per batch). */
@@ -948,8 +964,10 @@ static xstate *xstate_new(const sdb__plan *p, sdb__gtab *g)
     x->g = g;
     for (int b = 0; b < 16; b++) x->pass_any[b] = p->pass_num[b] | p->pass_cat[b];
     for (int d = 0; d < SDB_N_DIMS; d++)
-        if (p->dim_bits[d])
+        if (p->dim_bits[d]) {
             for (uint32_t id = 0; id < 256; id++) x->dpass[d][id] = sdb__plan_dim_has(p, d, id);
+            x->done[d] = sdb__bits_one(p->dim_bits[d], p->dim_nbits[d]);
+        }
     return x;
 }
 

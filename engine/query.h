@@ -282,6 +282,7 @@ typedef struct sdb__aplan {
     uint64_t **prop_bits;             /* its allowed value ids */
     uint32_t *prop_nbits;
     uint8_t (*prop_tab)[256];         /* the same for a 1-byte column, by id */
+    int32_t *prop_one;                /* sdb__bits_one of prop_bits */
     uint32_t gb_key[SDB_MAX_GROUP_BY]; /* properties.KEY group-bys: key id (0 unknown) */
 } sdb__aplan;
 
@@ -351,7 +352,21 @@ typedef struct sdb__fcol {
     const uint64_t *mem;
     uint32_t nb;
     const uint8_t *tab;           /* w == 1: 256 entries, 0 or 1 */
+    int32_t one;                  /* w == 1: the one id that passes (< 256), else -1 */
 } sdb__fcol;
+
+/* The one id set in mem[0..nb) when there is exactly one and it is below
+ * 256, else -1 (sdb__fcol.one: a 1-byte column compared 8 rows a word). */
+static inline int32_t sdb__bits_one(const uint64_t *mem, uint32_t nb)
+{
+    int32_t one = -1;
+    for (uint32_t w = 0; w < (nb + 63) / 64; w++) {
+        if (!mem[w]) continue;
+        if (one >= 0 || (mem[w] & (mem[w] - 1))) return -1;
+        one = (int32_t)(w * 64 + (uint32_t)__builtin_ctzll(mem[w]));
+    }
+    return one < 256 ? one : -1;
+}
 
 /* One segment's tag and property columns for the pipeline, indexed by the
  * plan's rows (a chunk with dead rows gets compacted copies). */
