@@ -1066,7 +1066,8 @@ int sdb__aseg_open(sdb__aseg *s, const sdb__plan *p, const uint8_t *key, uint32_
         }
     }
     uint32_t n_fc = (tag_col ? 1u : 0u) + q->n_props;
-    if (!(s->fc = malloc(sizeof *s->fc * (n_fc ? n_fc : 1)))) {
+    s->fc = n_fc <= sizeof s->fc_in / sizeof *s->fc_in ? s->fc_in : malloc(sizeof *s->fc * n_fc);
+    if (!s->fc) {
         free(map);
         return SDB_ENOMEM;
     }
@@ -1096,7 +1097,7 @@ int sdb__aseg_open(sdb__aseg *s, const sdb__plan *p, const uint8_t *key, uint32_
 
 void sdb__aseg_close(sdb__aseg *s)
 {
-    free(s->fc);
+    if (s->fc != s->fc_in) free(s->fc);
     free(s->set_pass);
     free(s->own);
     s->fc = NULL;

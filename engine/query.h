@@ -371,8 +371,9 @@ static inline int32_t sdb__bits_one(const uint64_t *mem, uint32_t nb)
 /* One segment's tag and property columns for the pipeline, indexed by the
  * plan's rows (a chunk with dead rows gets compacted copies). */
 typedef struct sdb__aseg {
-    sdb__fcol *fc;                /* owned: the tag filter (if any), then each property filter */
+    sdb__fcol *fc;                /* the tag filter (if any), then each property filter */
     uint32_t n_fc;
+    sdb__fcol fc_in[4];           /* fc when they fit (no allocation per chunk), else owned */
     uint64_t *set_pass;           /* owned: tag sets that hold every tag asked for */
     uint8_t set_tab[256];         /* the same for a 1-byte set column, by set index */
     uint8_t *own;                 /* owned: compacted columns of a chunk with dead rows */
