@@ -588,99 +588,163 @@ static uint32_t select_rows(xstate *x, const dimcol *dc, int n_dc, const uint8_t
     return ns;
 }
 
-/* The bitmap path: a segment whose query wants only its slots' stats
- * (no series, categorical rows, histograms, percentiles, traces, tags or
- * properties), with every row in one slot or one varying one-byte key (a
- * dimension, the source, the type), is aggregated straight from the
- * selection bitmap, without the index list, group ids and slots that the
- * general path below writes a row at a time. One slot: a masked vector
- * pass (bits_agg). One key: a walk over the set bits that takes each
- * row's slot from a table of the key's 256 byte values, filled as values
- * are first seen (so no group is made for a value no selected row has). */
+/* The bitmap path: a segment whose query wants only slot stats and fixed
+ * histograms (no categorical rows, percentiles, traces, tags, properties
+ * or unbounded histograms), grouped by one-byte keys (dimensions of
+ * one-byte ids, the source, the type) and the series interval, is
+ * aggregated straight from the selection bitmap, without the index list,
+ * group ids and slots that the general path below writes a row at a time.
+ * Every row in one slot: a masked vector pass (bits_agg). Else a walk over
+ * the set bits: a row's group from its key bytes through per-segment
+ * tables (the group table's direct code, each key's part looked up by
+ * byte; one key without a direct table: the group of each byte value,
+ * filled on first sight), so no group is made for a value that no
+ * selected row has. */
 #define BITS_NONE UINT32_MAX
 typedef struct bitgroups {
-    int key;                 /* the varying key, or -1 (one slot) */
-    int kind;                /* 0: a dimension id; 1: source; 2: type (of the tsrc byte) */
-    const uint8_t *col;      /* its byte column (whole segment) */
-    uint32_t slot[256];      /* slot of each byte value, BITS_NONE until seen */
+    bool walk;                              /* else one slot for the segment */
+    uint32_t n_var;                         /* varying keys */
+    uint32_t key[SDB_MAX_GROUP_BY];         /* their indexes in the group-by */
+    uint8_t kind[SDB_MAX_GROUP_BY];         /* 0: a dimension id; 1: source; 2: type */
+    const uint8_t *col[SDB_MAX_GROUP_BY];   /* their byte columns (whole segment) */
+    uint32_t base;                          /* direct: the constant keys' code */
+    uint32_t part[SDB_MAX_GROUP_BY][256];   /* direct: each key's code part by byte */
+    uint32_t grp[256];                      /* no direct table, one key: group by byte */
 } bitgroups;
+
+static inline uint32_t bits_raw(uint8_t kind, uint8_t b)
+{
+    return kind == 0 ? b : kind == 1 ? (b >> 2 & 3u) + 1u : (b & 3u) + 1u;
+}
 
 static bool bits_plan(const xstate *x, const sdb__seg *g, const segclass *c, bool skip_moments,
                       const uint8_t *const *kcol, const unsigned *kw, bitgroups *bg)
 {
     const sdb__plan *p = x->p;
     const sdb__query *q = p->q;
-    if (x->pass != 0 || skip_moments || p->need_row || c->has_cat || !c->iv_const ||
-        p->fixed_hist || p->want_vals || p->want_traces || p->free_hist)
+    const sdb__gtab *gt = x->g;
+    if (x->pass != 0 || skip_moments || p->need_row || c->has_cat || p->want_vals ||
+        p->want_traces || p->free_hist)
         return false;
-    bg->key = -1;
-    if (c->keys_const) return true;
+    bg->n_var = 0;
+    bg->base = 0;
     for (uint32_t k = 0; k < q->n_group; k++) {
         if (!c->key_var[k]) continue;
-        if (bg->key >= 0) return false; /* two varying keys */
-        bg->key = (int)k;
+        uint32_t v = bg->n_var++;
+        bg->key[v] = k;
+        switch (q->group[k].kind) {
+        case SDB_GB_DIM:
+            if (kw[k] != 1) return false;
+            bg->kind[v] = 0;
+            bg->col[v] = kcol[k];
+            break;
+        case SDB_GB_SOURCE:
+        case SDB_GB_TYPE:
+            bg->kind[v] = q->group[k].kind == SDB_GB_SOURCE ? 1 : 2;
+            bg->col[v] = g->tsrc;
+            break;
+        default:
+            return false;
+        }
     }
-    if (bg->key < 0) return true;
-    switch (q->group[bg->key].kind) {
-    case SDB_GB_DIM:
-        if (kw[bg->key] != 1) return false;
-        bg->kind = 0;
-        bg->col = kcol[bg->key];
-        break;
-    case SDB_GB_SOURCE:
-    case SDB_GB_TYPE:
-        bg->kind = q->group[bg->key].kind == SDB_GB_SOURCE ? 1 : 2;
-        bg->col = g->tsrc;
-        break;
-    default:
-        return false;
+    bg->walk = bg->n_var > 0 || !c->iv_const || p->fixed_hist;
+    if (!bg->walk) return true;
+    if (gt->direct) {
+        for (uint32_t k = 0; k < q->n_group; k++)
+            if (!c->key_var[k]) bg->base += sdb__gtab_code_part(gt, k, c->raw_const[k]);
+        for (uint32_t v = 0; v < bg->n_var; v++)
+            for (uint32_t b = 0; b < 256; b++)
+                bg->part[v][b] = sdb__gtab_code_part(gt, bg->key[v], bits_raw(bg->kind[v], (uint8_t)b));
+    } else {
+        if (bg->n_var > 1) return false;
+        for (int b = 0; b < 256; b++) bg->grp[b] = BITS_NONE;
     }
-    for (int b = 0; b < 256; b++) bg->slot[b] = BITS_NONE;
     return true;
 }
 
-static int bits_path(xstate *x, const segclass *c, bitgroups *bg, const uint8_t *v, uint32_t i0,
-                     uint32_t m)
+/* The group of one row by its key bytes (bits_plan's tables), creating it
+ * on first sight. */
+static inline int bits_group(sdb__gtab *gt, const segclass *c, bitgroups *bg, uint32_t i,
+                             uint32_t *gi)
+{
+    if (gt->direct) {
+        uint32_t code = bg->base;
+        for (uint32_t v = 0; v < bg->n_var; v++) code += bg->part[v][bg->col[v][i]];
+        uint32_t d = gt->direct[code];
+        if (__builtin_expect(d != 0, 1)) {
+            *gi = d - 1;
+            return SDB_OK;
+        }
+        return sdb__gtab_groups_code(gt, &code, 1, gi);
+    }
+    uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
+    if (bg->n_var == 0) return sdb__gtab_groups(gt, raw, c->raw_const, 1, gi);
+    uint8_t b = bg->col[0][i];
+    if (__builtin_expect(bg->grp[b] != BITS_NONE, 1)) {
+        *gi = bg->grp[b];
+        return SDB_OK;
+    }
+    uint32_t r = bits_raw(bg->kind[0], b);
+    raw[bg->key[0]] = &r;
+    int rc = sdb__gtab_groups(gt, raw, c->raw_const, 1, gi);
+    if (rc == SDB_OK) bg->grp[b] = *gi;
+    return rc;
+}
+
+static int bits_path(xstate *x, const segclass *c, bitgroups *bg, const uint8_t *v,
+                     const uint8_t *ts, uint32_t i0, uint32_t m)
 {
     const sdb__plan *p = x->p;
     sdb__gtab *gt = x->g;
     int moments = !p->no_moments, rc;
     uint32_t nw = (m + 63) / 64, gi;
-    uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
-    if (bg->key < 0) {
+    if (!bg->walk) {
         uint64_t any = 0;
         for (uint32_t w = 0; w < nw; w++) any |= x->bits[w];
         if (!any) return SDB_OK;
+        uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
         if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, 1, &gi))) return rc;
         p->kern->bits_agg(v, x->bits, m, moments, &gt->slot[gi * gt->n_int + c->iv]);
         return sdb__plan_check(p, gt);
     }
-    const uint8_t *col = bg->col + i0;
-    uint32_t *so = bg->slot;
-    sdb_slot *acc = gt->slot;
+    const uint32_t ni = gt->n_int, bins = p->q->bins, stride = bins + 2;
+    const bool hist = p->fixed_hist, one = bg->n_var == 0;
+    const double lo = p->h_lo, hi = p->h_hi, width = p->h_width;
+    if (one) {
+        uint64_t any = 0;
+        for (uint32_t w = 0; w < nw; w++) any |= x->bits[w];
+        if (!any) return SDB_OK;
+        uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
+        if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, 1, &gi))) return rc;
+    }
     for (uint32_t w = 0; w < nw; w++)
         for (uint64_t b = x->bits[w]; b; b &= b - 1) {
             uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b);
-            uint8_t key = col[i];
-            if (so[key] == BITS_NONE) {
-                uint32_t r = bg->kind == 0 ? key : bg->kind == 1 ? (key >> 2 & 3u) + 1u : (key & 3u) + 1u;
-                raw[bg->key] = &r;
-                if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, 1, &gi))) return rc;
-                /* The slot table may have moved (a new group grows it). */
-                so[key] = gi * gt->n_int + c->iv;
-                acc = gt->slot;
-            }
-            sdb_slot *a = &acc[so[key]];
+            if (!one && (rc = bits_group(gt, c, bg, i0 + i, &gi))) return rc;
+            uint32_t iv = c->iv_const ? c->iv : (uint32_t)(interval_of(p, ld_i64(ts, i)) - p->i_lo);
+            sdb_slot *a = &gt->slot[(size_t)gi * ni + iv];
             double val = ld_f64(v, i);
             if (moments) {
                 sdb_slot_add(a, val);
-                continue;
+            } else {
+                a->n++;
+                a->count++;
+                a->sum += val;
+                a->min = val < a->min ? val : a->min;
+                a->max = val > a->max ? val : a->max;
             }
-            a->n++;
-            a->count++;
-            a->sum += val;
-            a->min = val < a->min ? val : a->min;
-            a->max = val > a->max ? val : a->max;
+            if (hist) {
+                /* hist_f64's bins (kernels.h), to the same counts. */
+                uint64_t *cnt = gt->hist + (size_t)gi * stride;
+                if (val < lo) {
+                    cnt[bins]++;
+                } else if (val > hi) {
+                    cnt[bins + 1]++;
+                } else {
+                    double qb = floor((val - lo) / width);
+                    cnt[(qb >= 0 && qb < (double)bins) ? (uint32_t)qb : bins - 1]++;
+                }
+            }
         }
     return sdb__plan_check(p, gt);
 }
@@ -714,13 +778,15 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
     bool want_cat = x->pass == 0 && c->has_cat;
     int rc;
     bitgroups bg;
+    bg.walk = false;
+    bg.n_var = bg.base = 0;
     bool on_bits = bits_plan(x, g, c, skip_moments, kcol, kw, &bg);
     for (uint32_t i0 = 0; i0 < g->n; i0 += BATCH) {
         uint32_t m = g->n - i0 < BATCH ? g->n - i0 : BATCH;
         const uint8_t *v = ps->value + 8ull * i0, *ts = ps->ts + 8ull * i0;
         if (on_bits) {
             select_bits(x, dc, n_dc, v, ts, g->tsrc + i0, i0, m, need_tv, c->tsrc_rows, &f);
-            if ((rc = bits_path(x, c, &bg, v, i0, m))) return rc;
+            if ((rc = bits_path(x, c, &bg, v, ts, i0, m))) return rc;
             continue;
         }
         /* 1. Selection: time and value by mask, type and source by the
