@@ -741,7 +741,10 @@ static int bits_path(xstate *x, const segclass *c, bitgroups *bg, const uint8_t 
                 } else if (val > hi) {
                     cnt[bins + 1]++;
                 } else {
-                    double qb = floor((val - lo) / width);
+                    /* val >= lo, so the quotient is >= 0 (or NaN when the
+                     * width is 0): truncation is floor, without floor()'s
+                     * rounding-mode dance (no SSE4.1 in the base build). */
+                    double qb = (val - lo) / width;
                     cnt[(qb >= 0 && qb < (double)bins) ? (uint32_t)qb : bins - 1]++;
                 }
             }
