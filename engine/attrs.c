@@ -884,10 +884,8 @@ int sdb__attrs_plan(sdb__plan *p)
     a->prop_key = calloc(q->n_props + 1, sizeof *a->prop_key);
     a->prop_bits = calloc(q->n_props + 1, sizeof *a->prop_bits);
     a->prop_nbits = calloc(q->n_props + 1, sizeof *a->prop_nbits);
-    a->prop_tab = calloc(q->n_props + 1, sizeof *a->prop_tab);
-    a->prop_one = calloc(q->n_props + 1, sizeof *a->prop_one);
-    if (!a->tags || !a->prop_key || !a->prop_bits || !a->prop_nbits || !a->prop_tab ||
-        !a->prop_one)
+    a->prop_set = calloc(q->n_props + 1, sizeof *a->prop_set);
+    if (!a->tags || !a->prop_key || !a->prop_bits || !a->prop_nbits || !a->prop_set)
         return SDB_ENOMEM;
     a->n_props = q->n_props;
     /* The fold gives every tag and key of a folded row an id: one that has
@@ -916,12 +914,11 @@ int sdb__attrs_plan(sdb__plan *p)
                              q->props[k].values.v[v].len, 0, &id) == SDB_OK &&
                 id < nb) {
                 a->prop_bits[k][id / 64] |= 1ull << (id % 64);
-                if (id < 256) a->prop_tab[k][id] = 1;
+                if (id < 256) a->prop_set[k][id / 8] |= (uint8_t)(1u << id % 8);
                 m++;
             }
         }
         if (m == 0) p->empty = true;
-        a->prop_one[k] = sdb__bits_one(a->prop_bits[k], nb);
     }
     for (uint32_t k = 0; k < q->n_group; k++) {
         if (q->group[k].kind != SDB_GB_PROP) continue;
@@ -939,8 +936,7 @@ void sdb__attrs_plan_free(sdb__plan *p)
     for (uint32_t k = 0; a->prop_bits && k < a->n_props; k++) free(a->prop_bits[k]);
     free(a->prop_bits);
     free(a->prop_nbits);
-    free(a->prop_tab);
-    free(a->prop_one);
+    free(a->prop_set);
     free(a->prop_key);
     free(a->tags);
     free(a);
@@ -1074,17 +1070,16 @@ int sdb__aseg_open(sdb__aseg *s, const sdb__plan *p, const uint8_t *key, uint32_
     uint8_t *at = s->own;
     if (tag_col) {
         /* (set indexes past the sets: a corrupt value, and no row passes) */
-        for (uint32_t i = 0; i < 256; i++)
-            s->set_tab[i] = i < a.n_sets && (s->set_pass[i / 64] >> (i % 64) & 1);
+        for (uint32_t i = 0; i < 256 && i < a.n_sets; i++)
+            if (s->set_pass[i / 64] >> (i % 64) & 1) s->set_set[i / 8] |= (uint8_t)(1u << i % 8);
         s->fc[s->n_fc++] = (sdb__fcol){plan_col(a.set_col, a.set_w, map, n_rows, &at), a.set_w,
-                                       s->set_pass, a.n_sets, s->set_tab,
-                                       sdb__bits_one(s->set_pass, a.n_sets)};
+                                       s->set_pass, a.n_sets, s->set_set};
     }
     for (uint32_t k = 0; k < q->n_props; k++) {
         int ak = sdb__attrs_key(&a, ap->prop_key[k]);
         s->fc[s->n_fc++] = (sdb__fcol){plan_col(a.key_col[ak], a.key_w[ak], map, n_rows, &at),
                                        a.key_w[ak], ap->prop_bits[k], ap->prop_nbits[k],
-                                       ap->prop_tab[k], ap->prop_one[k]};
+                                       ap->prop_set[k]};
     }
     for (uint32_t k = 0; k < q->n_group; k++) {
         if (q->group[k].kind != SDB_GB_PROP) continue;

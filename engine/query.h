@@ -281,8 +281,7 @@ typedef struct sdb__aplan {
     uint32_t *prop_key, n_props;      /* per where.properties entry: key id */
     uint64_t **prop_bits;             /* its allowed value ids */
     uint32_t *prop_nbits;
-    uint8_t (*prop_tab)[256];         /* the same for a 1-byte column, by id */
-    int32_t *prop_one;                /* sdb__bits_one of prop_bits */
+    uint8_t (*prop_set)[32];          /* the same for a 1-byte column, ids below 256 */
     uint32_t gb_key[SDB_MAX_GROUP_BY]; /* properties.KEY group-bys: key id (0 unknown) */
 } sdb__aplan;
 
@@ -302,6 +301,7 @@ typedef struct sdb__plan {
     pthread_mutex_t *row_mu;      /* a threaded run's parts take turns in the row store under it */
     bool want_traces, want_vals, fixed_hist, free_hist; /* free: bounds from the data */
     bool counts_only;             /* no stat, bound or later use needs sums, min or max */
+    bool no_moments;              /* no stddev asked: slots skip s1, s2 and k (slot_agg_nm) */
     double h_lo, h_hi, h_width;
     int64_t i_width, i_origin;    /* 0: no series */
     int64_t i_lo, i_hi;           /* interval indexes the slots cover */
@@ -345,28 +345,15 @@ void sdb__attrs_plan_free(sdb__plan *p);
  * dimension filter over its dictionary ids, a property filter over its
  * value ids, a tag filter over the chunk's tag set indexes. Row i passes
  * when its id is set in mem (ids past nb fail); a 1-byte column also has
- * the same answer as a table by id (tab), one load a row. */
+ * the same answer as a 256-bit set (bit b % 8 of set[b / 8]), which the
+ * bits_lut8 kernel reads. */
 typedef struct sdb__fcol {
     const uint8_t *col;           /* w bytes a row, indexed by the plan's rows */
     unsigned w;                   /* 1, 2 or 4 */
     const uint64_t *mem;
     uint32_t nb;
-    const uint8_t *tab;           /* w == 1: 256 entries, 0 or 1 */
-    int32_t one;                  /* w == 1: the one id that passes (< 256), else -1 */
+    const uint8_t *set;           /* w == 1: 32 bytes */
 } sdb__fcol;
-
-/* The one id set in mem[0..nb) when there is exactly one and it is below
- * 256, else -1 (sdb__fcol.one: a 1-byte column compared 8 rows a word). */
-static inline int32_t sdb__bits_one(const uint64_t *mem, uint32_t nb)
-{
-    int32_t one = -1;
-    for (uint32_t w = 0; w < (nb + 63) / 64; w++) {
-        if (!mem[w]) continue;
-        if (one >= 0 || (mem[w] & (mem[w] - 1))) return -1;
-        one = (int32_t)(w * 64 + (uint32_t)__builtin_ctzll(mem[w]));
-    }
-    return one < 256 ? one : -1;
-}
 
 /* One segment's tag and property columns for the pipeline, indexed by the
  * plan's rows (a chunk with dead rows gets compacted copies). */
@@ -375,7 +362,7 @@ typedef struct sdb__aseg {
     uint32_t n_fc;
     sdb__fcol fc_in[4];           /* fc when they fit (no allocation per chunk), else owned */
     uint64_t *set_pass;           /* owned: tag sets that hold every tag asked for */
-    uint8_t set_tab[256];         /* the same for a 1-byte set column, by set index */
+    uint8_t set_set[32];          /* the same for a 1-byte set column, a 256-bit set */
     uint8_t *own;                 /* owned: compacted columns of a chunk with dead rows */
     const uint8_t *gcol[SDB_MAX_GROUP_BY]; /* per property group-by (NULL: all absent) */
     uint8_t gw[SDB_MAX_GROUP_BY];
