@@ -582,9 +582,10 @@ static uint32_t select_rows(xstate *x, const sdb__fcol *dc, int n_dc, const sdb_
 }
 
 /* The bitmap path: a segment whose query wants only slot stats and fixed
- * histograms (no categorical rows, percentiles, traces, tags, properties
- * or unbounded histograms), grouped by one-byte keys (dimensions of
- * one-byte ids, the source, the type) and the series interval, is
+ * histograms (no categorical rows, percentiles, traces, unbounded
+ * histograms, or tags and properties the chunk's attrs columns do not
+ * keep), grouped by one-byte keys (dimensions and properties of one-byte
+ * ids, the source, the type) and the series interval, is
  * aggregated straight from the selection bitmap, without the index list,
  * group ids and slots that the general path below writes a row at a time.
  * Every row in one slot: a masked vector pass (bits_agg). Else a walk over
@@ -611,13 +612,17 @@ static inline uint32_t bits_raw(uint8_t kind, uint8_t b)
 }
 
 static bool bits_plan(const xstate *x, const sdb__seg *g, const segclass *c, bool skip_moments,
-                      const uint8_t *const *kcol, const unsigned *kw, bitgroups *bg)
+                      bool attrs_cols, const uint8_t *const *kcol, const unsigned *kw,
+                      bitgroups *bg)
 {
     const sdb__plan *p = x->p;
     const sdb__query *q = p->q;
     const sdb__gtab *gt = x->g;
-    if (x->pass != 0 || skip_moments || p->need_row || c->has_cat || p->want_vals ||
-        p->want_traces || p->free_hist)
+    /* Tags and properties from their columns (attrs_cols: the chunk keeps
+     * them) are filters and keys like a dimension's; from row records,
+     * not here. */
+    if (x->pass != 0 || skip_moments || (p->need_row && !attrs_cols) || c->has_cat ||
+        p->want_vals || p->want_traces || p->free_hist)
         return false;
     bg->n_var = 0;
     bg->base = 0;
@@ -627,7 +632,8 @@ static bool bits_plan(const xstate *x, const sdb__seg *g, const segclass *c, boo
         bg->key[v] = k;
         switch (q->group[k].kind) {
         case SDB_GB_DIM:
-            if (kw[k] != 1) return false;
+        case SDB_GB_PROP: /* kcol: the property's column when attrs_cols */
+            if (kw[k] != 1 || (q->group[k].kind == SDB_GB_PROP && !attrs_cols)) return false;
             bg->kind[v] = 0;
             bg->col[v] = kcol[k];
             break;
@@ -780,7 +786,7 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
     bitgroups bg;
     bg.walk = false;
     bg.n_var = bg.base = 0;
-    bool on_bits = bits_plan(x, g, c, skip_moments, kcol, kw, &bg);
+    bool on_bits = bits_plan(x, g, c, skip_moments, amode == 1, kcol, kw, &bg);
     for (uint32_t i0 = 0; i0 < g->n; i0 += BATCH) {
         uint32_t m = g->n - i0 < BATCH ? g->n - i0 : BATCH;
         const uint8_t *v = ps->value + 8ull * i0, *ts = ps->ts + 8ull * i0;
