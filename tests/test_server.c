@@ -1117,3 +1117,157 @@ Test(server, free_heap_goes_back_once_idle_and_not_while_busy, .timeout = 60)
     cr_assert_eq(metric(v.port, "scoredb_heap_trims_total"), busy0 + 1);
     stop(&v);
 }
+
+/* ---------------------------------------- concurrent keep-alive queries */
+
+/* One keep-alive connection: requests written one after the other, each
+ * response read by its Content-Length. */
+typedef struct kconn {
+    int fd;
+    char *buf;
+    size_t len, cap;
+} kconn;
+
+/* The next response's status and body (malloc'd, NUL-terminated) on c;
+ * status 0 when the connection failed. */
+static int kconn_query(kconn *c, const char *body, char **out)
+{
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "POST /v1/query HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", strlen(body));
+    send_all(c->fd, head, (size_t)n);
+    send_all(c->fd, body, strlen(body));
+    *out = NULL;
+    size_t need = 0, hl = 0;
+    int status = 0;
+    for (;;) {
+        if (!hl && c->len) {
+            c->buf[c->len] = 0;
+            char *e = strstr(c->buf, "\r\n\r\n");
+            if (e) {
+                hl = (size_t)(e - c->buf) + 4;
+                sscanf(c->buf, "HTTP/1.1 %d", &status);
+                const char *cl = strcasestr(c->buf, "\r\nContent-Length: ");
+                if (!cl || cl > e) return 0;
+                need = hl + strtoull(cl + 18, NULL, 10);
+            }
+        }
+        if (hl && c->len >= need) break;
+        if (c->cap - c->len < 65537) c->buf = realloc(c->buf, c->cap = c->cap * 2 + 65537);
+        ssize_t got = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
+        if (got <= 0) return 0;
+        c->len += (size_t)got;
+    }
+    *out = malloc(need - hl + 1);
+    memcpy(*out, c->buf + hl, need - hl);
+    (*out)[need - hl] = 0;
+    memmove(c->buf, c->buf + need, c->len - need);
+    c->len -= need;
+    return status;
+}
+
+static const char *const conc_queries[] = {
+    "{\"name\":\"acc\",\"stats\":[\"count\",\"avg\",\"min\",\"max\",\"sum\",\"stddev\"]}",
+    "{\"name\":\"acc\",\"group_by\":[\"model\",\"source\"],\"interval\":\"1h\","
+    "\"stats\":[\"count\",\"avg\",\"stddev\"]}", /* 48 x 20 points: a large answer */
+    "{\"name\":\"acc\",\"group_by\":[\"model\"],\"percentiles\":[50,90,99],\"stats\":[\"traces\"]}",
+    "{\"name\":\"acc\",\"group_by\":[\"source\"],\"histogram\":{\"bins\":7}}",
+    "{\"name\":\"acc\",\"histogram\":{\"bins\":5,\"min\":0,\"max\":1},\"where\":{\"model\":[\"m1\",\"m3\"]}}",
+    "{\"name\":\"verdict\",\"group_by\":[\"model\"]}",
+    "{\"group_by\":[\"name\"],\"from\":\"2099-12-31T00:00:00Z\",\"to\":\"2099-12-31T12:00:00Z\"}",
+};
+#define N_CONC_Q (sizeof conc_queries / sizeof *conc_queries)
+enum { CONC_THREADS = 4, CONC_ROUNDS = 6 };
+
+typedef struct conc_worker {
+    uint16_t port;
+    int id;
+    char *got[CONC_ROUNDS][N_CONC_Q];
+    int status[CONC_ROUNDS][N_CONC_Q];
+} conc_worker;
+
+static void *conc_work(void *arg)
+{
+    conc_worker *w = arg;
+    kconn c = {connect_to(w->port), NULL, 0, 0};
+    for (int r = 0; r < CONC_ROUNDS; r++)
+        for (size_t k = 0; k < N_CONC_Q; k++) {
+            size_t q = (k + (size_t)w->id + (size_t)r) % N_CONC_Q; /* each its own order */
+            w->status[r][q] = kconn_query(&c, conc_queries[q], &w->got[r][q]);
+        }
+    close(c.fd);
+    free(c.buf);
+    return NULL;
+}
+
+/* Four clients, each on one keep-alive connection, ask seven shapes six
+ * times in their own orders with the cache off, on a server with fewer
+ * HTTP threads than clients: every answer is byte for byte what the
+ * engine answers in process (plus the newline), the large one too. */
+Test(server, concurrent_keep_alive_queries_answer_what_the_engine_answers, .timeout = 120)
+{
+    srv v;
+    sdb_server_opts o;
+    memset(&o, 0, sizeof o);
+    o.delay_ms = 0;
+    o.fake_clock = 1;
+    o.fake_now_ms = T0;
+    o.cache_off = 1;
+    o.threads = 2;
+    start_with(&v, o);
+    enum { N = 20000 };
+    size_t cap = (size_t)N * 160, n = 0;
+    char *body = malloc(cap);
+    n += (size_t)snprintf(body + n, cap - n, "[");
+    for (int i = 0; i < N; i++) {
+        static const char *const src[] = {"API", "EVAL", "ANNOTATION", "API"};
+        int cat = i % 9 == 4;
+        n += (size_t)snprintf(body + n, cap - n,
+                              "%s{\"name\":\"%s\",\"value\":%s%d%s,\"trace_id\":\"t%d\","
+                              "\"model\":\"m%d\",\"source\":\"%s\",\"timestamp\":%lld}",
+                              i ? "," : "", cat ? "verdict" : "acc", cat ? "\"v" : "0.",
+                              cat ? i % 3 : (i * 7919) % 1000, cat ? "\"" : "", i % 1500, i % 5,
+                              src[i % 4], T0 - 2 * 86400000LL + (i * 8640LL));
+    }
+    snprintf(body + n, cap - n, "]");
+    resp r = req(v.port, "POST", "/v1/scores", body);
+    free(body);
+    cr_assert_eq(r.status, 200, "%.300s", r.raw);
+    cr_assert_eq(num_field(r.body, "accepted"), N);
+    resp_free(&r);
+    pthread_t th[CONC_THREADS];
+    conc_worker *w = calloc(CONC_THREADS, sizeof *w);
+    for (int i = 0; i < CONC_THREADS; i++) {
+        w[i].port = v.port;
+        w[i].id = i;
+        pthread_create(&th[i], NULL, conc_work, &w[i]);
+    }
+    for (int i = 0; i < CONC_THREADS; i++) pthread_join(th[i], NULL);
+    sdb_server_stop(v.s);
+    sdb_store *s;
+    cr_assert_eq(sdb_store_open(v.dir, NULL, &s, NULL, 0), SDB_OK);
+    cr_assert_eq(sdb_store_fold(s, sdb_now_ms(), NULL), SDB_OK);
+    for (size_t q = 0; q < N_CONC_Q; q++) {
+        char *want = NULL;
+        cr_assert_eq(sdb_query_json(s, 0, conc_queries[q], strlen(conc_queries[q]), &want, NULL, 0),
+                     SDB_OK);
+        size_t wl = strlen(want);
+        cr_assert_gt(wl, 100, "%s", want);
+        if (q == 1) cr_assert_gt(wl, 64 * 1024, "the series answer: %zu bytes", wl);
+        for (int i = 0; i < CONC_THREADS; i++)
+            for (int k = 0; k < CONC_ROUNDS; k++) {
+                const char *got = w[i].got[k][q];
+                cr_assert_eq(w[i].status[k][q], 200, "client %d round %d query %zu: %s", i, k, q,
+                             got ? got : "(no answer)");
+                cr_assert_eq(strlen(got), wl + 1, "client %d round %d query %zu", i, k, q);
+                cr_assert_eq(memcmp(got, want, wl), 0, "client %d query %zu:\n%.300s\n%.300s", i,
+                             q, got, want);
+                cr_assert_eq(got[wl], '\n');
+                free(w[i].got[k][q]);
+            }
+        free(want);
+    }
+    free(w);
+    sdb_store_close(s);
+    rm_store(v.dir);
+}
