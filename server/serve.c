@@ -38,16 +38,17 @@
  * Memory: kept warm while busy, given back when idle. A query's scratch
  * (values for percentiles, trace hashes, group tables: megabytes at 10M
  * scores) is malloc'd and freed on every request. malloc keeps it for the
- * next one (M_MMAP_THRESHOLD 64 MiB, M_TRIM_THRESHOLD 128 MiB): with the
- * threshold at 1 MiB, as it was, every such buffer was a fresh mmap whose
- * pages the kernel zeroed on first touch, about 400 page faults a query
- * and 2.5 of the 4.0 ms of the worst cell of the 10M HTTP matrix (1.5 ms
- * in process, where glibc's moving threshold keeps them). Request bodies
- * of 1 MiB and more are mapped pages of their own (http.c) and go back at
- * once. What the heap keeps goes back on the aggregator's tick: after a
- * burst of large bodies, and once the server has served nothing for a
- * whole tick (idle_trim), so RSS comes back down when the work ends
- * (docs/limits.md has the peak memory formula).
+ * next one (M_MMAP_THRESHOLD 64 MiB, M_TRIM_THRESHOLD 128 MiB). With the
+ * threshold at 1 MiB, as it was (which also fixed the trim threshold at
+ * 128 KiB), such buffers were fresh pages the kernel zeroed on first
+ * touch: about 410 page faults a request of the worst cell of the 10M
+ * HTTP matrix, 0.77 of its 3.16 ms of server CPU (in process, glibc's
+ * moving thresholds keep them; bench/results/matrix-http-cpu.md).
+ * Request bodies of 1 MiB and more are mapped pages of their own (http.c)
+ * and go back at once. What the heap keeps goes back on the aggregator's
+ * tick: after a burst of large bodies, and once the server has served
+ * nothing for a whole tick (idle_trim), so RSS comes back down when the
+ * work ends (docs/limits.md has the peak memory formula).
  *
  * A full disk (docs/reliability.md). Writes the disk refuses (no space,
  * I/O error) are answered 507 with a message naming the store, and

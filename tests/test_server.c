@@ -1027,8 +1027,8 @@ Test(server, a_chunked_body_past_1_mib_is_stored_whole, .timeout = 60)
  * faulted in page by page: with malloc handing out every block of 1 MiB
  * or more from mmap and the heap trimmed past 128 KiB (as serve.c once
  * set it), these 20 queries cost 23,702 page faults, 436 now (the worst
- * cell of the 10M HTTP matrix lost 2.5 ms to them). The answers stay the
- * same bytes. */
+ * cell of the 10M HTTP matrix lost a quarter of its server CPU to them).
+ * The answers stay the same bytes. */
 Test(server, repeated_queries_reuse_their_scratch_instead_of_faulting_it_in, .timeout = 60)
 {
     /* The store is filled before the server starts, so that the server's
