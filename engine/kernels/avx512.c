@@ -572,6 +572,10 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
 #define DEC_LOADU2(lo, hi) (dec_v32b)_mm256_loadu2_m128i((const __m128i_u *)(hi), (const __m128i_u *)(lo))
 #define DEC_PSHUFB(x, i) (dec_v32b)_mm256_shuffle_epi8((__m256i)(x), (__m256i)(i))
 #define DEC_WIN32_MAX 0
+#define DEC_FMA(a, b, c) (dec_vd)_mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c))
+#define DEC_CVTU32 1
+#define DEC_I32TOD(x) (dec_vd)_mm512_cvtepi32_pd((__m256i)(x))
+#define DEC_I32TO64(x) (dec_vi64)_mm512_cvtepi32_epi64((__m256i)(x))
 #include "dec_body.h"
 
 static const sdb_kernels table = {
@@ -588,6 +592,7 @@ static const sdb_kernels table = {
     .unpack_dec = dec_unpack_dec,
     .widen_f32 = dec_widen_f32,
     .unpack_dict = dec_unpack_dict,
+    .agg_dec = dec_agg_dec,
 };
 
 /* Compiled for the baseline ISA although the file is built with AVX-512

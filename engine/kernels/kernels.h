@@ -150,10 +150,41 @@ typedef struct sdb_kernels {
      * unaligned): trace hashes through the segment's dictionary. */
     void (*unpack_dict)(const void *p, unsigned bits, size_t n, const void *dict,
                         uint32_t n_dict, uint64_t *out);
+
+    /* ---- scans of encoded columns, decoded and filtered in one pass ------ */
+
+    /* agg_f64 over a decimal value column (v, v_bits, v_base, scale: as
+     * unpack_dec) and a packed time column (t, t_bits, t_base: as
+     * unpack_u64), without writing either decoded: *out is what
+     * unpack_dec + unpack_u64 + agg_f64 would give (n, min and max
+     * exactly, sums within rounding). t NULL: no time is read and every
+     * row's time passes (the caller's filter takes the segment's whole
+     * time range). The caller promises t_base + (2^t_bits - 1) does not
+     * overflow int64 (else it decodes); f->shift is K. */
+    void (*agg_dec)(const void *v, unsigned v_bits, int64_t v_base, double scale,
+                    const void *t, unsigned t_bits, int64_t t_base, size_t n,
+                    const sdb_filter *f, sdb_agg *out);
 } sdb_kernels;
 
 /* The empty partial aggregate. */
 void sdb__agg_empty(sdb_agg *a);
+
+/* The encoded-domain bounds of agg_dec's filter, once per call. Entries
+ * e (< 2^bits) of a decimal column with v_lo <= (e + base) / scale <=
+ * v_hi are exactly e_lo <= e <= e_hi: the decoded value is non-decreasing
+ * in e (an exact sum, then a correctly rounded division by a positive
+ * scale), so each bound is the first or last entry that a binary search
+ * by the decoder's own formula finds, and rounding at the boundary is the
+ * decoder's. Returns 0 when no entry passes (a NaN bound, a range beside
+ * the column's). */
+int sdb__dec_bounds(const sdb_filter *f, unsigned bits, int64_t base, double scale,
+                    uint32_t *e_lo, uint32_t *e_hi);
+
+/* Time offsets o (< 2^bits) with t_lo <= base + o <= t_hi are exactly
+ * o_lo <= o <= o_hi (base + o never overflowing: agg_dec's promise).
+ * Returns 0 when none is. */
+int sdb__off_bounds(const sdb_filter *f, unsigned bits, int64_t base, uint32_t *o_lo,
+                    uint32_t *o_hi);
 
 /* Tables. sdb__kernels_scalar always exists; the others are NULL when the
  * build or the CPU lacks them. */
