@@ -473,6 +473,15 @@ int main(int argc, char **argv)
             (tables[n_tables] = sdb__kernels_by_name(names[t])) != NULL)
             n_tables++;
 
+    /* The dispatched table's source of each kernel (dispatch.c). */
+    static const char *const kernel_names[] = {
+        "agg_f64",  "hist_f64",   "group_u32",  "series_f64", "select_u64", "mask_f64", "slot_agg",
+        "slot_hist", "unpack_u64", "unpack_dec", "widen_f32", "unpack_dict", "agg_dec"};
+    printf("Dispatch (SDB_KERNELS unset: %s):", sdb__kernels()->name);
+    for (size_t i = 0; i < sizeof kernel_names / sizeof kernel_names[0]; i++)
+        printf(" %s=%s", kernel_names[i], sdb__kernels_choice(kernel_names[i]));
+    printf("\n\n");
+
     double mem = measure(&jobs[0], NULL);
     printf("Kernel throughput, %zu rows, GB/s of input columns (%% of memread), median of %d\n\n",
            n_rows, RUNS);

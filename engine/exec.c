@@ -308,6 +308,52 @@ static int filter_path(xstate *x, const xseg *ps, const segclass *c)
     return SDB_OK;
 }
 
+/* A decimal value column (and, when the filter cuts the segment's time,
+ * a packed time column that cannot overflow) that agg_dec scans without
+ * decoding: the fused path's condition. */
+static bool dec_fusable(const sdb__seg *g, bool need_ts)
+{
+    if (g->h.v_enc != SDB__V_DEC || g->h.v_bits > 32) return false;
+    if (!need_ts) return true;
+    if (g->h.ts_bits > 32) return false;
+    int64_t top = g->h.ts_bits ? (int64_t)((1ull << g->h.ts_bits) - 1) : 0;
+    return g->h.ts_min <= INT64_MAX - top;
+}
+
+/* filter_path's agg of one slot over a decimal segment, fused: agg_dec
+ * compares entries and time offsets with bounds converted once and sums
+ * the decoded doubles without writing them (kernels.h), so load_cols is
+ * skipped. The shift is first_value's, read through the row accessor. */
+static int dec_path(xstate *x, xseg *ps, const segclass *c)
+{
+    const sdb__plan *p = x->p;
+    sdb__seg *g = &ps->g;
+    sdb__seg_cols(g);
+    sdb_filter f = {p->t_lo, p->t_hi, p->v_lo, p->v_hi, 0};
+    uint32_t gi;
+    int rc = const_group(x, c, &gi);
+    if (rc) return rc;
+    sdb_slot *s = slot_at(x, gi, c->iv);
+    f.shift = c->mean;
+    if (s->n) f.shift = s->k;
+    else
+        for (uint32_t i = 0; i < g->n; i++) {
+            double v = sdb__seg_value_at(g, i);
+            int64_t t = sdb__seg_ts_at(g, i);
+            if (v >= f.v_lo && v <= f.v_hi && t >= f.t_lo && t <= f.t_hi) {
+                f.shift = v;
+                break;
+            }
+        }
+    double scale = 1.0; /* 10^e: exact for every e the format allows */
+    for (unsigned e = 0; e < g->h.v_exp; e++) scale *= 10.0;
+    sdb_agg a;
+    p->kern->agg_dec(g->value, g->h.v_bits, g->h.v_base, scale, c->t_in ? NULL : g->ts,
+                     g->h.ts_bits, g->h.ts_min, g->n, &f, &a);
+    sdb__slot_add_agg(s, &a, f.shift);
+    return SDB_OK;
+}
+
 /* A categorical chunk wholly inside the query: its label counts are
  * pre-aggregated. Returns 1 when the chunk kept none (or they do not
  * cover it). */
@@ -882,8 +928,11 @@ static int exec_segment(xstate *x, xseg *ps)
             (rc = sdb__aseg_preagg(p, x->g, ps->key, g->n, (uint32_t)pk, c.raw_const, c.iv)) != 1)
             return rc;
     }
-    if ((rc = load_cols(x, ps, !c.t_in || !c.iv_const))) return rc;
     bool only_tv = !c.tsrc_rows && !c.dims_rows && !p->row_filter && !c.has_cat;
+    if (x->pass == 0 && only_tv && c.keys_const && c.iv_const && !extras &&
+        dec_fusable(g, !c.t_in))
+        return dec_path(x, ps, &c);
+    if ((rc = load_cols(x, ps, !c.t_in || !c.iv_const))) return rc;
     if (only_tv && c.keys_const) {
         bool series_ok = true;
         if (!c.iv_const) {

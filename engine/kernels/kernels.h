@@ -197,6 +197,12 @@ const sdb_kernels *sdb__kernels_avx512(void); /* NULL unless built and supported
  * to the best supported table). Thread-safe. */
 const sdb_kernels *sdb__kernels(void);
 
+/* The table whose variant of `kernel` (a field name of sdb_kernels, such
+ * as "mask_f64") sdb__kernels() runs: "avx512", "avx2" or "scalar"; NULL
+ * for an unknown name. On a CPU with both SIMD tables the default table
+ * takes each kernel from the faster one (dispatch.c says which and why). */
+const char *sdb__kernels_choice(const char *kernel);
+
 /* A table by name, or NULL when not built or not supported by this CPU. */
 const sdb_kernels *sdb__kernels_by_name(const char *name);
 
