@@ -550,6 +550,7 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
 #define DEC_CVTU32 0
 #define DEC_I32TOD(x) (dec_vd)_mm256_cvtepi32_pd((__m128i)(x))
 #define DEC_I32TO64(x) (dec_vi64)_mm256_cvtepi32_epi64((__m128i)(x))
+#define DEC_MINU32(a, b) (dec_vu)_mm_min_epu32((__m128i)(a), (__m128i)(b))
 #include "dec_body.h"
 
 static const sdb_kernels table = {

@@ -576,6 +576,7 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
 #define DEC_CVTU32 1
 #define DEC_I32TOD(x) (dec_vd)_mm512_cvtepi32_pd((__m256i)(x))
 #define DEC_I32TO64(x) (dec_vi64)_mm512_cvtepi32_epi64((__m256i)(x))
+#define DEC_MINU32(a, b) (dec_vu)_mm256_min_epu32((__m256i)(a), (__m256i)(b))
 #include "dec_body.h"
 
 static const sdb_kernels table = {

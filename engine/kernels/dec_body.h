@@ -38,12 +38,14 @@
  *                       __builtin_convertvector of these to 16-byte halves
  *                       and an insert (perf: a third of agg_dec's AVX2
  *                       samples)
+ *   DEC_MINU32(a, b)    the lane-wise unsigned min of two vectors of
+ *                       PIPE_W u32s (vpminud)
  *   DEC_FMA(a, b, c)    a * b + c with one rounding, on vectors of PIPE_W
  *                       doubles (vfmadd: GCC's vector extensions have no
  *                       fused multiply-add, and -std=c11 never contracts) */
 #if !defined(DEC_LOADU2) || !defined(DEC_PSHUFB) || !defined(DEC_WIN32_MAX) || !defined(DEC_FMA) || \
-    !defined(DEC_CVTU32) || !defined(DEC_I32TOD) || !defined(DEC_I32TO64)
-#error "define DEC_LOADU2, DEC_PSHUFB, DEC_WIN32_MAX, DEC_FMA, DEC_CVTU32, DEC_I32TOD and DEC_I32TO64 before including dec_body.h"
+    !defined(DEC_CVTU32) || !defined(DEC_I32TOD) || !defined(DEC_I32TO64) || !defined(DEC_MINU32)
+#error "define DEC_LOADU2, DEC_PSHUFB, DEC_WIN32_MAX, DEC_FMA, DEC_CVTU32, DEC_I32TOD, DEC_I32TO64 and DEC_MINU32 before including dec_body.h"
 #endif
 
 #define DEC_BLOCK 256
@@ -372,22 +374,23 @@ static void dec_unpack_dict(const void *p, unsigned bits, size_t n, const void *
 typedef int32_t dec_vi32 __attribute__((vector_size(4 * PIPE_W)));
 typedef int64_t dec_vi64 __attribute__((vector_size(8 * PIPE_W)));
 
-/* Entries of at most 31 bits are non-negative int32s: signed compares,
- * min and max and the signed int-to-double conversion (one instruction on
- * either ISA) serve them. 32-bit entries take the row loop. Register
- * pressure shaped the loop (16 ymm registers on AVX2; with six
- * accumulators a chain the sums spilled to the stack): the count, min and
- * max are one chain each (integer ops of latency 1), the sums two. */
-static inline __attribute__((always_inline)) dec_vi32 dec_smin(dec_vi32 a, dec_vi32 b)
+/* The filter, min and max in unsigned entry arithmetic: with u = e - e_lo
+ * and w = e_hi - e (wrapping), a row passes exactly when u <= span (=
+ * e_hi - e_lo), and then also w <= span, while a row outside has u > span
+ * and w > span. So min(u, span) over every row is the passing rows'
+ * least u (a row outside counts as span, no more than any passing u),
+ * and min(w, span) likewise their least w, that is e_hi less their
+ * greatest entry: two unsigned mins each (vpminud) and no select. A time
+ * filter adds rows that fail on time only; their u and w are set to all
+ * ones. Entries of at most 31 bits are non-negative int32s for the
+ * conversion to double (vcvtdq2pd on either ISA); 32-bit entries take the
+ * row loop. Register pressure shaped the rest (16 ymm registers on AVX2:
+ * with six accumulators a chain the sums spilled to the stack): count,
+ * min and max are one chain each (integer ops of latency 1), the sums
+ * two. */
+static inline __attribute__((always_inline)) dec_vu dec_minu(dec_vu a, dec_vu b)
 {
-    dec_vi32 lt = a < b;
-    return (a & lt) | (b & ~lt);
-}
-
-static inline __attribute__((always_inline)) dec_vi32 dec_smax(dec_vi32 a, dec_vi32 b)
-{
-    dec_vi32 gt = a > b;
-    return (a & gt) | (b & ~gt);
+    return DEC_MINU32(a, b);
 }
 
 typedef struct dec_sums {
@@ -430,15 +433,10 @@ dec_agg_body(const void *v, unsigned v_bits, double b, double scale, const void 
     const int vec = v_bits <= 31; /* else every row by the row loop */
     const dec_vd vb = (dec_vd){0} + b, vs = (dec_vd){0} + scale, vy = (dec_vd){0} + 1.0 / scale;
     const dec_vd vk = (dec_vd){0} + k;
-    const dec_vi32 velo = (dec_vi32){0} + (int32_t)elo, vehi = (dec_vi32){0} + (int32_t)ehi;
-    const dec_vi32 volo = (dec_vi32){0} + (int32_t)(olo ^ 0x80000000u);
-    const dec_vi32 vohi = (dec_vi32){0} + (int32_t)(ohi ^ 0x80000000u);
-    const dec_vi32 sgn = (dec_vi32){0} + INT32_MIN;
+    const dec_vu velo = (dec_vu){0} + elo, vehi = (dec_vu){0} + ehi, vesp = vehi - velo;
+    const dec_vu volo = (dec_vu){0} + olo, vosp = (dec_vu){0} + (ohi - olo);
     dec_sums a0 = {(dec_vd){0}, (dec_vd){0}, (dec_vd){0}}, a1 = a0;
-    /* Rows that fail count at the bound on the other side, which every
-     * passing entry lies within: min and max are then those of the
-     * passing rows (when there are any). */
-    dec_vi32 mn = vehi, mx = velo;
+    dec_vu mn = vesp, mw = vesp; /* least u and least w of the passing rows */
     uint64_t nv = 0;
     sdb_agg tl; /* the rows past the last whole pair of vectors of a block */
     sdb__agg_empty(&tl);
@@ -446,28 +444,35 @@ dec_agg_body(const void *v, unsigned v_bits, double b, double scale, const void 
         size_t m = n - i < DEC_BLOCK ? n - i : DEC_BLOCK, j = 0;
         unv(v, i, m, n, ev);
         if (use_t) unt(t, i, m, n, ov);
-        dec_vi32 cnt = (dec_vi32){0};
+        dec_vu cnt = (dec_vu){0};
         for (; vec && j + 2 * PIPE_W <= m; j += 2 * PIPE_W) {
-            dec_vi32 e0, e1, k0, k1;
+            dec_vu e0, e1;
             memcpy(&e0, ev + j, sizeof e0);
             memcpy(&e1, ev + j + PIPE_W, sizeof e1);
-            k0 = (e0 >= velo) & (e0 <= vehi);
-            k1 = (e1 >= velo) & (e1 <= vehi);
+            dec_vu u0 = e0 - velo, u1 = e1 - velo;
+            dec_vu um0 = dec_minu(u0, vesp), um1 = dec_minu(u1, vesp);
+            dec_vu wm0 = dec_minu(vehi - e0, vesp), wm1 = dec_minu(vehi - e1, vesp);
+            dec_vu k0 = (dec_vu)(um0 == u0), k1 = (dec_vu)(um1 == u1);
             if (use_t) {
-                /* Offsets may use all 32 bits: compared sign-flipped. */
-                dec_vi32 o0, o1;
+                dec_vu o0, o1;
                 memcpy(&o0, ov + j, sizeof o0);
                 memcpy(&o1, ov + j + PIPE_W, sizeof o1);
-                o0 ^= sgn;
-                o1 ^= sgn;
-                k0 &= (o0 >= volo) & (o0 <= vohi);
-                k1 &= (o1 >= volo) & (o1 <= vohi);
+                o0 -= volo;
+                o1 -= volo;
+                dec_vu t0 = (dec_vu)(dec_minu(o0, vosp) == o0);
+                dec_vu t1 = (dec_vu)(dec_minu(o1, vosp) == o1);
+                k0 &= t0;
+                k1 &= t1;
+                um0 |= ~t0;
+                um1 |= ~t1;
+                wm0 |= ~t0;
+                wm1 |= ~t1;
             }
             cnt -= k0 + k1;
-            mn = dec_smin(mn, dec_smin((e0 & k0) | (vehi & ~k0), (e1 & k1) | (vehi & ~k1)));
-            mx = dec_smax(mx, dec_smax((e0 & k0) | (velo & ~k0), (e1 & k1) | (velo & ~k1)));
-            dec_sums_add(&a0, e0, k0, vb, vs, vy, vk, div);
-            dec_sums_add(&a1, e1, k1, vb, vs, vy, vk, div);
+            mn = dec_minu(mn, dec_minu(um0, um1));
+            mw = dec_minu(mw, dec_minu(wm0, wm1));
+            dec_sums_add(&a0, (dec_vi32)e0, (dec_vi32)k0, vb, vs, vy, vk, div);
+            dec_sums_add(&a1, (dec_vi32)e1, (dec_vi32)k1, vb, vs, vy, vk, div);
         }
         for (int l = 0; l < PIPE_W; l++) nv += (uint32_t)cnt[l];
         for (; j < m; j++) {
@@ -477,14 +482,15 @@ dec_agg_body(const void *v, unsigned v_bits, double b, double scale, const void 
     }
     *out = tl;
     if (nv == 0) return;
-    uint32_t emin = ehi, emax = elo;
+    uint32_t umin = ehi - elo, wmin = ehi - elo;
     for (int l = 0; l < PIPE_W; l++) {
         out->sum += a0.sum[l] + a1.sum[l];
         out->s1 += a0.s1[l] + a1.s1[l];
         out->s2 += a0.s2[l] + a1.s2[l];
-        emin = (uint32_t)mn[l] < emin ? (uint32_t)mn[l] : emin;
-        emax = (uint32_t)mx[l] > emax ? (uint32_t)mx[l] : emax;
+        umin = mn[l] < umin ? mn[l] : umin;
+        wmin = mw[l] < wmin ? mw[l] : wmin;
     }
+    uint32_t emin = elo + umin, emax = ehi - wmin;
     /* The decoder's values of the extreme entries (dec_div and the
      * division give the same double). */
     double lo = ((double)emin + b) / scale, hi = ((double)emax + b) / scale;
