@@ -330,7 +330,7 @@ static void run_agg_dec(const sdb_kernels *k)
     for (size_t i = 0; i < n_rows; i += CHUNK) {
         size_t m = n_rows - i < CHUNK ? n_rows - i : CHUNK;
         sdb_agg a;
-        k->agg_dec(chunk_of(pk_dec, DEC_BITS, i), DEC_BITS, 0, 100.0, NULL, 0, 0, m, &f_value, &a);
+        k->agg_dec(chunk_of(pk_dec, DEC_BITS, i), DEC_BITS, 0, 100.0, NULL, 0, 0, m, &f_value, &a, NULL);
         n += a.n;
     }
     sink = n;
@@ -346,7 +346,7 @@ static void run_agg_dec_time(const sdb_kernels *k)
         size_t m = n_rows - i < CHUNK ? n_rows - i : CHUNK;
         sdb_agg a;
         k->agg_dec(chunk_of(pk_dec, DEC_BITS, i), DEC_BITS, 0, 100.0, chunk_of(pk_ts, TS_BITS, i),
-                   TS_BITS, t_first, m, &f, &a);
+                   TS_BITS, t_first, m, &f, &a, NULL);
         n += a.n;
     }
     sink = n;

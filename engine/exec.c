@@ -323,7 +323,9 @@ static bool dec_fusable(const sdb__seg *g, bool need_ts)
 /* filter_path's agg of one slot over a decimal segment, fused: agg_dec
  * compares entries and time offsets with bounds converted once and sums
  * the decoded doubles without writing them (kernels.h), so load_cols is
- * skipped. The shift is first_value's, read through the row accessor. */
+ * skipped. (An empty slot's shift read through the row accessors, row by
+ * row until one passed, cost a query cut at a time 1.35x: 5.5 -> 7.5 us at
+ * 1M, time.none.stats.) */
 static int dec_path(xstate *x, xseg *ps, const segclass *c)
 {
     const sdb__plan *p = x->p;
@@ -334,23 +336,16 @@ static int dec_path(xstate *x, xseg *ps, const segclass *c)
     int rc = const_group(x, c, &gi);
     if (rc) return rc;
     sdb_slot *s = slot_at(x, gi, c->iv);
-    f.shift = c->mean;
-    if (s->n) f.shift = s->k;
-    else
-        for (uint32_t i = 0; i < g->n; i++) {
-            double v = sdb__seg_value_at(g, i);
-            int64_t t = sdb__seg_ts_at(g, i);
-            if (v >= f.v_lo && v <= f.v_hi && t >= f.t_lo && t <= f.t_hi) {
-                f.shift = v;
-                break;
-            }
-        }
+    /* An empty slot's shift is the first value the filter selects
+     * (first_value's rule), which agg_dec finds itself for a NaN one. */
+    f.shift = s->n ? s->k : NAN;
     double scale = 1.0; /* 10^e: exact for every e the format allows */
     for (unsigned e = 0; e < g->h.v_exp; e++) scale *= 10.0;
     sdb_agg a;
+    double k;
     p->kern->agg_dec(g->value, g->h.v_bits, g->h.v_base, scale, c->t_in ? NULL : g->ts,
-                     g->h.ts_bits, g->h.ts_min, g->n, &f, &a);
-    sdb__slot_add_agg(s, &a, f.shift);
+                     g->h.ts_bits, g->h.ts_min, g->n, &f, &a, &k);
+    sdb__slot_add_agg(s, &a, k);
     return SDB_OK;
 }
 

@@ -1061,11 +1061,17 @@ static void agg_dec_check(const sdb_kernels *k, const void *pv, unsigned vb, int
     absum sc = {0, 0, 0, 0};
     sdb_filter fa = *f;
     if (!pt) fa.t_lo = INT64_MIN, fa.t_hi = INT64_MAX;
+    /* A NaN shift: K is the first passing value (none: stays NaN). */
+    double kwant = f->shift, kgot = 0;
+    for (size_t i = 0; isnan(kwant) && i < n; i++)
+        if (passes(&fa, td[i], xd[i])) kwant = xd[i];
+    fa.shift = kwant;
     memset(&got, 0x55, sizeof got);
-    k->agg_dec(pv, vb, base, scale, pt, tb, t0, n, f, &got);
+    k->agg_dec(pv, vb, base, scale, pt, tb, t0, n, f, &got, &kgot);
     S->agg_f64(xd, td, n, &fa, &want);
+    CHECK(memcmp(&kgot, &kwant, 8) == 0, "%s: K %.17g, want %.17g", ctx, kgot, kwant);
     for (size_t i = 0; i < n; i++)
-        if (passes(&fa, td[i], xd[i])) absum_add(&sc, xd[i], f->shift);
+        if (passes(&fa, td[i], xd[i])) absum_add(&sc, xd[i], kwant);
     expect_agg(&got, &want, &sc, ctx, "agg_dec", 0);
 }
 
@@ -1118,6 +1124,10 @@ static void agg_dec_match(const sdb_kernels *k)
                     }
                     agg_dec_check(k, pv, vb, bases[q], scales[q], pt, tb, t0, n, xd, td, &f, ctx);
                     agg_dec_check(k, pv, vb, bases[q], scales[q], NULL, tb, t0, n, xd, td, &f, ctx);
+                    double k0 = f.shift;
+                    f.shift = NAN;
+                    agg_dec_check(k, pv, vb, bases[q], scales[q], pt, tb, t0, n, xd, td, &f, ctx);
+                    f.shift = k0;
                 }
                 f = (sdb_filter){INT64_MIN, INT64_MAX, NAN, INFINITY, 0};
                 agg_dec_check(k, pv, vb, bases[q], scales[q], pt, tb, t0, n, xd, td, &f, ctx);
@@ -1149,7 +1159,7 @@ Test(kernels, scalar_agg_dec_equals_decode_then_agg_exactly)
     S->unpack_u64(pt, 20, 1000, 1000, (uint64_t *)td);
     sdb_filter f = {1000 + 100000, 1000 + 900000, 0.05, 0.8, 0.3};
     sdb_agg got, want;
-    S->agg_dec(pv, 7, -20, 100.0, pt, 20, 1000, 1000, &f, &got);
+    S->agg_dec(pv, 7, -20, 100.0, pt, 20, 1000, 1000, &f, &got, NULL);
     S->agg_f64(xd, td, 1000, &f, &want);
     cr_assert(want.n > 100 && want.n < 900, "the filter keeps some rows: %llu",
               (unsigned long long)want.n);

@@ -424,15 +424,16 @@ static inline void dec_row_add(sdb_agg *a, double x, double k)
 
 static inline __attribute__((always_inline)) void
 dec_agg_body(const void *v, unsigned v_bits, double b, double scale, const void *t,
-             unsigned t_bits, size_t n, double k, uint32_t elo, uint32_t ehi, uint32_t olo,
+             unsigned t_bits, size_t n, double *kp, uint32_t elo, uint32_t ehi, uint32_t olo,
              uint32_t ohi, sdb_agg *out, int div, int use_t)
 {
+    double k = *kp;
     uint32_t ev[DEC_BLOCK], ov[DEC_BLOCK];
     dec_unpack_fn unv = dec_unpack[v_bits <= 32 ? v_bits : 0];
     dec_unpack_fn unt = dec_unpack[use_t && t_bits <= 32 ? t_bits : 0];
     const int vec = v_bits <= 31; /* else every row by the row loop */
     const dec_vd vb = (dec_vd){0} + b, vs = (dec_vd){0} + scale, vy = (dec_vd){0} + 1.0 / scale;
-    const dec_vd vk = (dec_vd){0} + k;
+    dec_vd vk = (dec_vd){0} + k;
     const dec_vu velo = (dec_vu){0} + elo, vehi = (dec_vu){0} + ehi, vesp = vehi - velo;
     const dec_vu volo = (dec_vu){0} + olo, vosp = (dec_vu){0} + (ohi - olo);
     dec_sums a0 = {(dec_vd){0}, (dec_vd){0}, (dec_vd){0}}, a1 = a0;
@@ -444,6 +445,16 @@ dec_agg_body(const void *v, unsigned v_bits, double b, double scale, const void 
         size_t m = n - i < DEC_BLOCK ? n - i : DEC_BLOCK, j = 0;
         unv(v, i, m, n, ev);
         if (use_t) unt(t, i, m, n, ov);
+        if (k != k) {
+            /* A NaN shift asks for the first passing row's value as K
+             * (exec.c first_value's rule, without its scan of decoded
+             * values); blocks before that row add nothing. */
+            size_t r = 0;
+            while (r < m && (ev[r] - elo > ehi - elo || (use_t && ov[r] - olo > ohi - olo))) r++;
+            if (r == m) continue;
+            k = ((double)ev[r] + b) / scale;
+            vk = (dec_vd){0} + k;
+        }
         dec_vu cnt = (dec_vu){0};
         for (; vec && j + 2 * PIPE_W <= m; j += 2 * PIPE_W) {
             dec_vu e0, e1;
@@ -481,6 +492,7 @@ dec_agg_body(const void *v, unsigned v_bits, double b, double scale, const void 
         }
     }
     *out = tl;
+    *kp = k;
     if (nv == 0) return;
     uint32_t umin = ehi - elo, wmin = ehi - elo;
     for (int l = 0; l < PIPE_W; l++) {
@@ -501,13 +513,14 @@ dec_agg_body(const void *v, unsigned v_bits, double b, double scale, const void 
 
 static void dec_agg_dec(const void *v, unsigned v_bits, int64_t v_base, double scale,
                         const void *t, unsigned t_bits, int64_t t_base, size_t n,
-                        const sdb_filter *f, sdb_agg *out)
+                        const sdb_filter *f, sdb_agg *out, double *out_k)
 {
     uint32_t elo, ehi, olo = 0, ohi = UINT32_MAX;
+    double b = (double)v_base, kk = f->shift, *k = out_k ? out_k : &kk;
+    *k = f->shift;
     sdb__agg_empty(out);
     if (!sdb__dec_bounds(f, v_bits, v_base, scale, &elo, &ehi)) return;
     if (t && !sdb__off_bounds(f, t_bits, t_base, &olo, &ohi)) return;
-    double b = (double)v_base, k = f->shift;
     /* x / 1.0 is x: integers skip the division. */
     if (t) {
         if (scale == 1.0)

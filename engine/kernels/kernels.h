@@ -160,10 +160,13 @@ typedef struct sdb_kernels {
      * exactly, sums within rounding). t NULL: no time is read and every
      * row's time passes (the caller's filter takes the segment's whole
      * time range). The caller promises t_base + (2^t_bits - 1) does not
-     * overflow int64 (else it decodes); f->shift is K. */
+     * overflow int64 (else it decodes). f->shift is K; a NaN shift asks
+     * for the first passing row's value (in row order) as K. *out_k (when
+     * not NULL) receives the K used: f->shift, or that first value (NaN
+     * still when no row passes). */
     void (*agg_dec)(const void *v, unsigned v_bits, int64_t v_base, double scale,
                     const void *t, unsigned t_bits, int64_t t_base, size_t n,
-                    const sdb_filter *f, sdb_agg *out);
+                    const sdb_filter *f, sdb_agg *out, double *out_k);
 } sdb_kernels;
 
 /* The empty partial aggregate. */

@@ -249,8 +249,10 @@ int sdb__off_bounds(const sdb_filter *f, unsigned bits, int64_t base, uint32_t *
 }
 
 static void agg_dec(const void *v, unsigned v_bits, int64_t v_base, double scale, const void *t,
-                    unsigned t_bits, int64_t t_base, size_t n, const sdb_filter *f, sdb_agg *out)
+                    unsigned t_bits, int64_t t_base, size_t n, const sdb_filter *f, sdb_agg *out,
+                    double *out_k)
 {
+    double k = f->shift;
     sdb__agg_empty(out);
     for (size_t i = 0; i < n; i++) {
         double x = dec_value(pk_get(v, v_bits, i), v_base, scale);
@@ -259,8 +261,11 @@ static void agg_dec(const void *v, unsigned v_bits, int64_t v_base, double scale
             int64_t ts = (int64_t)((uint64_t)t_base + pk_get(t, t_bits, i));
             ok = ok && ts >= f->t_lo && ts <= f->t_hi;
         }
-        if (ok) add(out, x, f->shift);
+        if (!ok) continue;
+        if (k != k) k = x; /* a NaN shift: the first passing value */
+        add(out, x, k);
     }
+    if (out_k) *out_k = k;
 }
 
 const sdb_kernels sdb__kernels_scalar = {
