@@ -324,32 +324,27 @@ static void run_dec_agg_time(const sdb_kernels *k)
 
 /* The same two scans fused: agg_dec decodes, filters in the encoded
  * domain and aggregates each chunk without writing it decoded. */
-static void run_agg_dec(const sdb_kernels *k)
+static void agg_dec_chunks(const sdb_kernels *k, const sdb_filter *f, int with_ts)
 {
     uint64_t n = 0;
     for (size_t i = 0; i < n_rows; i += CHUNK) {
         size_t m = n_rows - i < CHUNK ? n_rows - i : CHUNK;
         sdb_agg a;
-        k->agg_dec(chunk_of(pk_dec, DEC_BITS, i), DEC_BITS, 0, 100.0, NULL, 0, 0, m, &f_value, &a, NULL);
+        k->agg_dec(chunk_of(pk_dec, DEC_BITS, i), DEC_BITS, 0, 100.0,
+                   with_ts ? chunk_of(pk_ts, TS_BITS, i) : NULL, TS_BITS, t_first, m, f, &a, NULL);
         n += a.n;
     }
     sink = n;
 }
 
+static void run_agg_dec(const sdb_kernels *k) { agg_dec_chunks(k, &f_value, 0); }
+
 static void run_agg_dec_time(const sdb_kernels *k)
 {
-    uint64_t n = 0;
     sdb_filter f = f_all;
     f.t_lo = t_first + 3600000;
     f.t_hi = t_first + 5 * 3600000;
-    for (size_t i = 0; i < n_rows; i += CHUNK) {
-        size_t m = n_rows - i < CHUNK ? n_rows - i : CHUNK;
-        sdb_agg a;
-        k->agg_dec(chunk_of(pk_dec, DEC_BITS, i), DEC_BITS, 0, 100.0, chunk_of(pk_ts, TS_BITS, i),
-                   TS_BITS, t_first, m, &f, &a, NULL);
-        n += a.n;
-    }
-    sink = n;
+    agg_dec_chunks(k, &f, 1);
 }
 
 /* ---- the pipeline's batch kernels (exec.c batch_rows), 1024-row batches -- */

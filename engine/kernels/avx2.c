@@ -69,17 +69,6 @@ static inline int pass(const sdb_filter *f, int64_t t, double x)
     return t >= f->t_lo && t <= f->t_hi && x >= f->v_lo && x <= f->v_hi;
 }
 
-static inline void add(sdb_agg *a, double x, double k)
-{
-    double d = x - k;
-    a->n++;
-    a->sum += x;
-    a->s1 += d;
-    a->s2 += d * d;
-    if (x < a->min) a->min = x;
-    if (x > a->max) a->max = x;
-}
-
 static inline void merge(sdb_agg *a, const sdb_agg *b)
 {
     a->n += b->n;
@@ -206,7 +195,7 @@ agg_body(const void *v, const void *ts, size_t n, const sdb_filter *f, sdb_agg *
     acc4_merge(out, &a1);
     for (; i < n; i++) {
         double x = ld_f64(v, i);
-        if (pass(f, use_ts ? ld_i64(ts, i) : 0, x)) add(out, x, f->shift);
+        if (pass(f, use_ts ? ld_i64(ts, i) : 0, x)) sdb_agg_add(out, x, f->shift);
     }
 }
 
@@ -407,14 +396,14 @@ static void group_u32(const void *keys, const void *v, const void *ts, size_t n,
         for (; bits != 0; bits &= bits - 1) {
             size_t r = i + (size_t)__builtin_ctz(bits);
             uint32_t key = ld_u32(keys, r);
-            if (key < n_keys) add(&accs[key], ld_f64(v, r), f->shift);
+            if (key < n_keys) sdb_agg_add(&accs[key], ld_f64(v, r), f->shift);
         }
     }
     for (; i < n; i++) {
         double x = ld_f64(v, i);
         if (!pass(f, ld_i64(ts, i), x)) continue;
         uint32_t key = ld_u32(keys, i);
-        if (key < n_keys) add(&accs[key], x, f->shift);
+        if (key < n_keys) sdb_agg_add(&accs[key], x, f->shift);
     }
 }
 
@@ -480,7 +469,7 @@ static void series_f64(const void *v, const void *ts, size_t n, const sdb_filter
         for (; bits != 0; bits &= bits - 1) {
             size_t r = i + (size_t)__builtin_ctz(bits);
             b = ((uint64_t)ld_i64(ts, r) - (uint64_t)t0) / w;
-            if (b < n_buckets) add(&accs[b], ld_f64(v, r), f->shift);
+            if (b < n_buckets) sdb_agg_add(&accs[b], ld_f64(v, r), f->shift);
         }
         bucket_set(&B, b, w, n_buckets);
     }
@@ -490,7 +479,7 @@ static void series_f64(const void *v, const void *ts, size_t n, const sdb_filter
         int64_t t = ld_i64(ts, i);
         if (!pass(f, t, x)) continue;
         uint64_t b = ((uint64_t)t - (uint64_t)t0) / w;
-        if (b < n_buckets) add(&accs[b], x, f->shift);
+        if (b < n_buckets) sdb_agg_add(&accs[b], x, f->shift);
     }
 }
 

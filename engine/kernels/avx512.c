@@ -67,17 +67,6 @@ static inline uint32_t ld_u32(const void *p, size_t i)
 
 /* ---- the filter and one-row helpers (scalar.c's formulas) --------------- */
 
-static inline void add(sdb_agg *a, double x, double k)
-{
-    double d = x - k;
-    a->n++;
-    a->sum += x;
-    a->s1 += d;
-    a->s2 += d * d;
-    if (x < a->min) a->min = x;
-    if (x > a->max) a->max = x;
-}
-
 static inline void merge(sdb_agg *a, const sdb_agg *b)
 {
     a->n += b->n;
@@ -457,7 +446,7 @@ static void group_u32(const void *keys, const void *v, const void *ts, size_t n,
         for (unsigned bits = pass8(&F, live, t, x); bits != 0; bits &= bits - 1) {
             size_t r = i + (size_t)__builtin_ctz(bits);
             uint32_t key = ld_u32(keys, r);
-            if (key < n_keys) add(&accs[key], ld_f64(v, r), f->shift);
+            if (key < n_keys) sdb_agg_add(&accs[key], ld_f64(v, r), f->shift);
         }
     }
 }
@@ -521,7 +510,7 @@ static void series_f64(const void *v, const void *ts, size_t n, const sdb_filter
         for (unsigned bits = m; bits != 0; bits &= bits - 1) {
             size_t r = i + (size_t)__builtin_ctz(bits);
             b = ((uint64_t)ld_i64(ts, r) - (uint64_t)t0) / w;
-            if (b < n_buckets) add(&accs[b], ld_f64(v, r), f->shift);
+            if (b < n_buckets) sdb_agg_add(&accs[b], ld_f64(v, r), f->shift);
         }
         bucket_set(&B, b, w, n_buckets);
     }

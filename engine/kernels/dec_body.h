@@ -411,17 +411,6 @@ dec_sums_add(dec_sums *a, dec_vi32 e, dec_vi32 keep, dec_vd vb, dec_vd vs, dec_v
     a->s2 = DEC_FMA(d, d, a->s2);
 }
 
-static inline void dec_row_add(sdb_agg *a, double x, double k)
-{
-    double d = x - k;
-    a->n++;
-    a->sum += x;
-    a->s1 += d;
-    a->s2 += d * d;
-    a->min = x < a->min ? x : a->min;
-    a->max = x > a->max ? x : a->max;
-}
-
 static inline __attribute__((always_inline)) void
 dec_agg_body(const void *v, unsigned v_bits, double b, double scale, const void *t,
              unsigned t_bits, size_t n, double *kp, uint32_t elo, uint32_t ehi, uint32_t olo,
@@ -488,7 +477,7 @@ dec_agg_body(const void *v, unsigned v_bits, double b, double scale, const void 
         for (int l = 0; l < PIPE_W; l++) nv += (uint32_t)cnt[l];
         for (; j < m; j++) {
             if (ev[j] - elo > ehi - elo || (use_t && ov[j] - olo > ohi - olo)) continue;
-            dec_row_add(&tl, ((double)ev[j] + b) / scale, k);
+            sdb_agg_add(&tl, ((double)ev[j] + b) / scale, k);
         }
     }
     *out = tl;

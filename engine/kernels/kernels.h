@@ -39,6 +39,19 @@ typedef struct sdb_agg {
     double min, max;
 } sdb_agg;
 
+/* One row into a partial aggregate about the shift k: the reference's
+ * update, and the row-at-a-time tails of every table, so none can drift. */
+static inline void sdb_agg_add(sdb_agg *a, double x, double k)
+{
+    double d = x - k;
+    a->n++;
+    a->sum += x;
+    a->s1 += d;
+    a->s2 += d * d;
+    if (x < a->min) a->min = x;
+    if (x > a->max) a->max = x;
+}
+
 /* One accumulator of the query pipeline: a group, or a (group, interval)
  * of a series. The numeric fields are an sdb_agg about the shift k, which
  * the kernels set to the first value they add when n is 0 (the caller may

@@ -43,17 +43,6 @@ static inline int pass(const sdb_filter *f, int64_t t, double x)
     return t >= f->t_lo && t <= f->t_hi && x >= f->v_lo && x <= f->v_hi;
 }
 
-static inline void add(sdb_agg *a, double x, double k)
-{
-    double d = x - k;
-    a->n++;
-    a->sum += x;
-    a->s1 += d;
-    a->s2 += d * d;
-    if (x < a->min) a->min = x;
-    if (x > a->max) a->max = x;
-}
-
 void sdb__agg_empty(sdb_agg *a)
 {
     a->n = 0;
@@ -68,7 +57,7 @@ static void agg_f64(const void *v, const void *ts, size_t n, const sdb_filter *f
     sdb__agg_empty(out);
     for (size_t i = 0; i < n; i++) {
         double x = ld_f64(v, i);
-        if (pass(f, ld_i64(ts, i), x)) add(out, x, f->shift);
+        if (pass(f, ld_i64(ts, i), x)) sdb_agg_add(out, x, f->shift);
     }
 }
 
@@ -99,7 +88,7 @@ static void group_u32(const void *keys, const void *v, const void *ts, size_t n,
         double x = ld_f64(v, i);
         if (!pass(f, ld_i64(ts, i), x)) continue;
         uint32_t k = ld_u32(keys, i);
-        if (k < n_keys) add(&accs[k], x, f->shift);
+        if (k < n_keys) sdb_agg_add(&accs[k], x, f->shift);
     }
 }
 
@@ -111,7 +100,7 @@ static void series_f64(const void *v, const void *ts, size_t n, const sdb_filter
         int64_t t = ld_i64(ts, i);
         if (!pass(f, t, x)) continue;
         uint64_t b = (uint64_t)(t - t0) / (uint64_t)width;
-        if (b < n_buckets) add(&accs[b], x, f->shift);
+        if (b < n_buckets) sdb_agg_add(&accs[b], x, f->shift);
     }
 }
 
@@ -263,7 +252,7 @@ static void agg_dec(const void *v, unsigned v_bits, int64_t v_base, double scale
         }
         if (!ok) continue;
         if (k != k) k = x; /* a NaN shift: the first passing value */
-        add(out, x, k);
+        sdb_agg_add(out, x, k);
     }
     if (out_k) *out_k = k;
 }
