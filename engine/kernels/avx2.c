@@ -532,6 +532,10 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
 #define PIPE_W 4
 #define PIPE_MOVEMASK(m) (unsigned)_mm256_movemask_pd((__m256d)(m))
 #include "pipe_body.h"
+#define BITS_BW 32
+#define BITS_PSHUFB(t, i) (bits_vb)_mm256_shuffle_epi8((__m256i)(t), (__m256i)(i))
+#define BITS_MOVEMASK8(m) (uint64_t)(uint32_t)_mm256_movemask_epi8((__m256i)(m))
+#include "bits_body.h"
 #define DEC_LOADU2(lo, hi) (dec_v32b)_mm256_loadu2_m128i((const __m128i_u *)(hi), (const __m128i_u *)(lo))
 #define DEC_PSHUFB(x, i) (dec_v32b)_mm256_shuffle_epi8((__m256i)(x), (__m256i)(i))
 #define DEC_WIN32_MAX 25
@@ -551,6 +555,9 @@ static const sdb_kernels table = {
     .select_u64 = select_u64,
     .mask_f64 = pipe_mask_f64,
     .slot_agg = pipe_slot_agg,
+    .slot_agg_nm = pipe_slot_agg_nm,
+    .bits_lut8 = bits_lut8,
+    .bits_agg = bits_agg,
     .slot_hist = pipe_slot_hist,
     .unpack_u64 = dec_unpack_u64,
     .unpack_dec = dec_unpack_dec,
