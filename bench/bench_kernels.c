@@ -469,12 +469,9 @@ int main(int argc, char **argv)
             n_tables++;
 
     /* The dispatched table's source of each kernel (dispatch.c). */
-    static const char *const kernel_names[] = {
-        "agg_f64",  "hist_f64",   "group_u32",  "series_f64", "select_u64", "mask_f64", "slot_agg",
-        "slot_hist", "unpack_u64", "unpack_dec", "widen_f32", "unpack_dict", "agg_dec"};
     printf("Dispatch (SDB_KERNELS unset: %s):", sdb__kernels()->name);
-    for (size_t i = 0; i < sizeof kernel_names / sizeof kernel_names[0]; i++)
-        printf(" %s=%s", kernel_names[i], sdb__kernels_choice(kernel_names[i]));
+    for (size_t i = 0; sdb__kernels_field(i) != NULL; i++)
+        printf(" %s=%s", sdb__kernels_field(i), sdb__kernels_choice(sdb__kernels_field(i)));
     printf("\n\n");
 
     double mem = measure(&jobs[0], NULL);

@@ -636,6 +636,19 @@ Test(kernels, dispatch_falls_back_on_unknown_override)
     expect_best_table();
 }
 
+Test(kernels, dispatch_lists_every_kernel_of_the_table)
+{
+    /* sdb_kernels is its name and one pointer per kernel. */
+    size_t n = 0;
+    while (sdb__kernels_field(n) != NULL) {
+        cr_assert_not_null(sdb__kernels_choice(sdb__kernels_field(n)), "%s",
+                           sdb__kernels_field(n));
+        n++;
+    }
+    cr_assert_eq(n, (sizeof(sdb_kernels) - sizeof(const char *)) / sizeof(void (*)(void)),
+                 "dispatch.c lists %zu kernels", n);
+}
+
 Test(kernels, dispatch_override_gives_the_whole_table)
 {
     setenv("SDB_KERNELS", "avx512", 1);

@@ -31,9 +31,10 @@ static const struct {
     const char *name;
     size_t off;
 } fields[] = {
-    K(agg_f64),  K(hist_f64),   K(group_u32),  K(series_f64),  K(select_u64),
-    K(mask_f64), K(slot_agg),   K(slot_hist),  K(unpack_u64),  K(unpack_dec),
-    K(widen_f32), K(unpack_dict), K(agg_dec),
+    K(agg_f64),    K(hist_f64),   K(group_u32),  K(series_f64), K(select_u64),
+    K(mask_f64),   K(slot_agg),   K(slot_agg_nm), K(bits_lut8), K(bits_agg),
+    K(slot_hist),  K(unpack_u64), K(unpack_dec), K(widen_f32),  K(unpack_dict),
+    K(agg_dec),
 };
 #undef K
 #define N_FIELDS (sizeof fields / sizeof fields[0])
@@ -71,6 +72,11 @@ static const sdb_kernels *best(void)
     if (k512 != NULL) return k512;
     if (k2 != NULL) return k2;
     return &sdb__kernels_scalar;
+}
+
+const char *sdb__kernels_field(size_t i)
+{
+    return i < N_FIELDS ? fields[i].name : NULL;
 }
 
 const char *sdb__kernels_choice(const char *kernel)

@@ -241,6 +241,12 @@ const sdb_kernels *sdb__kernels(void);
  * takes each kernel from the faster one (dispatch.c says which and why). */
 const char *sdb__kernels_choice(const char *kernel);
 
+/* The name of the i-th kernel of a table (field order), NULL past the
+ * last: for listing every kernel's choice. A kernel added to sdb_kernels
+ * is added to dispatch.c's list too (tests/test_kernels.c checks the
+ * count against the struct's size). */
+const char *sdb__kernels_field(size_t i);
+
 /* A table by name, or NULL when not built or not supported by this CPU. */
 const sdb_kernels *sdb__kernels_by_name(const char *name);
 
