@@ -77,7 +77,7 @@ typedef struct xstate {
     uint8_t dpass[SDB_N_DIMS][256];  /* a dimension filter over the ids of a 1-byte column */
     uint8_t any_set[32];             /* pass_any as a 256-bit set of tsrc bytes (bits_lut8) */
     uint8_t dset[SDB_N_DIMS][32];    /* dpass as 256-bit sets */
-    uint64_t kbits[BATCH / 64];      /* the rows of one group (bits_path) */
+    uint16_t bin[BATCH];             /* each row's histogram bin (bits_path) */
     uint32_t raw[SDB_MAX_GROUP_BY][BATCH];
     uint32_t grp[BATCH], slot[BATCH];
     uint32_t idx_n[BATCH], grp_n[BATCH], slot_n[BATCH];
@@ -745,18 +745,36 @@ static int bits_path(xstate *x, const segclass *c, bitgroups *bg, const uint8_t 
         if (!any) return SDB_OK;
         uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
         if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, 1, &gi))) return rc;
-        p->kern->bits_agg(v, x->bits, m, moments, &gt->slot[gi * gt->n_int + c->iv]);
+        sdb_slot *sl = &gt->slot[gi * gt->n_int + c->iv];
+        if (p->counts_only) {
+            /* A count alone (the general path's two counters a row). */
+            uint64_t cnt = 0;
+            for (uint32_t w = 0; w < nw; w++) cnt += (uint64_t)__builtin_popcountll(x->bits[w]);
+            sl->n += cnt;
+            sl->count += cnt;
+        } else {
+            p->kern->bits_agg(v, x->bits, m, moments, sl);
+        }
         return sdb__plan_check(p, gt);
     }
     const uint32_t ni = gt->n_int, bins = p->q->bins, stride = bins + 2;
     const bool hist = p->fixed_hist, one = bg->n_var == 0;
-    const double lo = p->h_lo, hi = p->h_hi, width = p->h_width;
+    if (hist) p->kern->bins_f64(v, m, p->h_lo, p->h_hi, p->h_width, bins, x->bin);
     if (one) {
         uint64_t any = 0;
         for (uint32_t w = 0; w < nw; w++) any |= x->bits[w];
         if (!any) return SDB_OK;
         uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
         if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, 1, &gi))) return rc;
+        if (c->iv_const) {
+            /* One slot: its stats by the vector pass, then only the bins
+             * a row at a time. */
+            p->kern->bits_agg(v, x->bits, m, moments, &gt->slot[gi * ni + c->iv]);
+            uint64_t *cnt = gt->hist + (size_t)gi * stride;
+            for (uint32_t w = 0; w < nw; w++)
+                for (uint64_t b = x->bits[w]; b; b &= b - 1) cnt[x->bin[w * 64 + (uint32_t)__builtin_ctzll(b)]]++;
+            return sdb__plan_check(p, gt);
+        }
     }
     for (uint32_t w = 0; w < nw; w++)
         for (uint64_t b = x->bits[w]; b; b &= b - 1) {
@@ -774,21 +792,7 @@ static int bits_path(xstate *x, const segclass *c, bitgroups *bg, const uint8_t 
                 a->min = val < a->min ? val : a->min;
                 a->max = val > a->max ? val : a->max;
             }
-            if (hist) {
-                /* hist_f64's bins (kernels.h), to the same counts. */
-                uint64_t *cnt = gt->hist + (size_t)gi * stride;
-                if (val < lo) {
-                    cnt[bins]++;
-                } else if (val > hi) {
-                    cnt[bins + 1]++;
-                } else {
-                    /* val >= lo, so the quotient is >= 0 (or NaN when the
-                     * width is 0): truncation is floor, without floor()'s
-                     * rounding-mode dance (no SSE4.1 in the base build). */
-                    double qb = (val - lo) / width;
-                    cnt[(qb >= 0 && qb < (double)bins) ? (uint32_t)qb : bins - 1]++;
-                }
-            }
+            if (hist) gt->hist[(size_t)gi * stride + x->bin[i]]++;
         }
     return sdb__plan_check(p, gt);
 }

@@ -1347,8 +1347,55 @@ static void bits_kernels_match(const sdb_kernels *k)
                               k->name, n, shape, g.sum, e.sum, g.s1, e.s1, g.s2, e.s2);
                     }
             }
+    /* bins_f64: values on and around every edge, below lo, above hi,
+     * and a zero width (lo == hi), at every length and offset. */
+    uint16_t *bg = malloc(MAXN * sizeof *bg), *bw = malloc(MAXN * sizeof *bw);
+    cr_assert(bg && bw);
+    const double los[3] = {0, 0.2, 0.5}, his[3] = {1, 0.8, 0.5};
+    const uint32_t nbins[3] = {20, 7, 3};
+    for (int r = 0; r < 3; r++)
+        for (size_t a = 0; a < N_LENGTHS; a++)
+            for (unsigned off = 0; off < 8; off += 5) {
+                size_t n = lengths[a];
+                double lo = los[r], hi = his[r], width = (hi - lo) / nbins[r];
+                for (size_t i = 0; i < n; i++) {
+                    uint64_t pick = rng_next(&s) % 4;
+                    double x = pick == 0 ? lo + (double)(rng_next(&s) % (nbins[r] + 1)) * width
+                             : pick == 1 ? nextafter(lo + (double)(rng_next(&s) % (nbins[r] + 1)) * width,
+                                                     (rng_next(&s) & 1) ? INFINITY : -INFINITY)
+                             : pick == 2 ? (double)(rng_next(&s) % 101) / 100.0
+                                         : (rng_unit(&s) - 0.25) * 2.0;
+                    memcpy(vals + off + 8 * i, &x, 8);
+                }
+                k->bins_f64(vals + off, n, lo, hi, width, nbins[r], bg);
+                S->bins_f64(vals + off, n, lo, hi, width, nbins[r], bw);
+                for (size_t i = 0; i < n; i++) {
+                    double x;
+                    memcpy(&x, vals + off + 8 * i, 8);
+                    CHECK(bg[i] == bw[i], "%s bins_f64 [%g, %g] / %u row %zu (%.17g): bin %u, scalar %u",
+                          k->name, lo, hi, nbins[r], i, x, bg[i], bw[i]);
+                }
+            }
+    free(bg);
+    free(bw);
     free(col);
     free(vals);
+}
+
+Test(kernels, scalar_bins_follow_hist_f64)
+{
+    /* The reference against the histogram kernel's own counts. */
+    double v[9] = {-0.1, 0, 0.05, 0.1, 0.2999999, 0.3, 0.95, 1, 1.5};
+    uint16_t b[9];
+    S->bins_f64(v, 9, 0, 1, 0.1, 10, b);
+    for (int i = 0; i < 9; i++) {
+        uint64_t counts[12] = {0};
+        sdb_filter all = {INT64_MIN, INT64_MAX, -INFINITY, INFINITY, 0};
+        int64_t t[1] = {0};
+        S->hist_f64(&v[i], t, 1, &all, 0, 1, 0.1, 10, counts);
+        cr_expect_eq(counts[b[i]], 1u, "value %g: bin %u", v[i], b[i]);
+    }
+    cr_expect(b[0] == 10 && b[1] == 0 && b[7] == 9 && b[8] == 11, "%u %u %u %u", b[0], b[1], b[7], b[8]);
 }
 
 Test(kernels, scalar_bits_kernels_by_hand)

@@ -22,11 +22,12 @@
  *   BITS_BW            bytes of a byte vector (32 or 64)
  *   BITS_PSHUFB(t, i)  per-16-byte-lane byte shuffle (vpshufb)
  *   BITS_MOVEMASK8(m)  the sign bits of a BITS_BW x int8 mask, as a uint64_t
+ *   BITS_LANES(b)      a pipe_vi with lane l all ones where bit l of b is set
  * Semantics are scalar.c's (kernels.h): bits exactly, count, n, min and
  * max exactly, sums within rounding.
  */
 #ifndef BITS_BW
-#error "define BITS_BW, BITS_PSHUFB and BITS_MOVEMASK8 before including bits_body.h"
+#error "define BITS_BW, BITS_PSHUFB, BITS_MOVEMASK8 and BITS_LANES before including bits_body.h"
 #endif
 
 typedef uint8_t bits_vb __attribute__((vector_size(BITS_BW)));
@@ -80,15 +81,10 @@ static void bits_lut8(const uint8_t *col, size_t n, const uint8_t *set, const ui
     }
 }
 
-/* Lane l of a mask vector: -1 when bit l of b is set. */
+/* Lane l of a mask vector: -1 when bit l of b (< 2^PIPE_W) is set. */
 static inline pipe_vi bits_lanes(uint64_t b)
 {
-    pipe_vi lane, x;
-    for (int l = 0; l < PIPE_W; l++) {
-        lane[l] = (int64_t)1 << l;
-        x[l] = (int64_t)b;
-    }
-    return (x & lane) != 0;
+    return BITS_LANES(b);
 }
 
 static inline pipe_vd bits_pick(pipe_vi m, pipe_vd a, pipe_vd b) /* m ? a : b */
@@ -165,5 +161,38 @@ static void bits_agg(const void *v, const uint64_t *bits, size_t n, int moments,
     if (moments) {
         acc->s1 += h1;
         acc->s2 += h2;
+    }
+}
+
+/* hist_f64's bin of each value, PIPE_W at a time: the division is IEEE
+ * (the scalar one's double), and truncation is floor where the quotient
+ * is >= 0, the only place its result is used. */
+static void bits_bins_f64(const void *v, size_t n, double lo, double hi, double width,
+                          uint32_t bins, uint16_t *out)
+{
+    const pipe_vd zero = {0}, vlo = zero + lo, vhi = zero + hi, vw = zero + width;
+    const pipe_vd vbins = zero + (double)bins;
+    const pipe_vi below = (pipe_vi){0} + (int64_t)bins, above = below + 1, last = below - 1;
+    size_t i = 0;
+    for (; i + PIPE_W <= n; i += PIPE_W) {
+        pipe_vd x = pipe_ldd(v, i), q = (x - vlo) / vw;
+        pipe_vi in = (q >= zero) & (q < vbins);
+        pipe_vi qi = __builtin_convertvector(bits_pick(in, q, zero), pipe_vi);
+        pipe_vi b = (qi & in) | (last & ~in);
+        pipe_vi lt = x < vlo, gt = x > vhi;
+        b = (below & lt) | (b & ~lt);
+        b = (above & gt) | (b & ~gt);
+        for (int l = 0; l < PIPE_W; l++) out[i + l] = (uint16_t)b[l];
+    }
+    for (; i < n; i++) {
+        double x = pipe_ld1(v, i);
+        if (x < lo) {
+            out[i] = (uint16_t)bins;
+        } else if (x > hi) {
+            out[i] = (uint16_t)(bins + 1);
+        } else {
+            double q = (x - lo) / width; /* >= 0 or NaN: truncation is floor */
+            out[i] = (uint16_t)((q >= 0 && q < (double)bins) ? (uint32_t)q : bins - 1);
+        }
     }
 }

@@ -153,6 +153,14 @@ typedef struct sdb_kernels {
      * as they are. */
     void (*bits_agg)(const void *v, const uint64_t *bits, size_t n, int moments, sdb_slot *acc);
 
+    /* out[i] = the bin of v[i] by hist_f64's formula (bins <= 10000): below
+     * lo bins, above hi bins + 1, else floor((v - lo) / width) clamped to
+     * bins - 1 (a zero width puts every value in the last bin). For a
+     * pipeline that bins the rows of a batch once and counts them per
+     * group as it walks its selection. */
+    void (*bins_f64)(const void *v, size_t n, double lo, double hi, double width, uint32_t bins,
+                     uint16_t *out);
+
     /* Histogram of the selected rows into counts + g * (bins + 2) for
      * g = slot[j], with hist_f64's bins: bounds lo[b], hi[b], width[b] with
      * b = per_group ? g : 0. counts accumulated into. */

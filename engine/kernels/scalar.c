@@ -177,6 +177,22 @@ static void bits_agg(const void *v, const uint64_t *bits, size_t n, int moments,
     }
 }
 
+static void bins_f64(const void *v, size_t n, double lo, double hi, double width, uint32_t bins,
+                     uint16_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        double x = ld_f64(v, i);
+        if (x < lo) {
+            out[i] = (uint16_t)bins;
+        } else if (x > hi) {
+            out[i] = (uint16_t)(bins + 1);
+        } else {
+            double q = floor((x - lo) / width);
+            out[i] = (uint16_t)((q >= 0 && q < (double)bins) ? (uint32_t)q : bins - 1);
+        }
+    }
+}
+
 static void slot_hist(const void *v, const uint32_t *idx, const uint32_t *slot, size_t n,
                       const double *lo, const double *hi, const double *width, int per_group,
                       uint32_t bins, uint64_t *counts)
@@ -313,6 +329,7 @@ const sdb_kernels sdb__kernels_scalar = {
     .slot_agg_nm = slot_agg_nm,
     .bits_lut8 = bits_lut8,
     .bits_agg = bits_agg,
+    .bins_f64 = bins_f64,
     .slot_hist = slot_hist,
     .unpack_u64 = unpack_u64,
     .unpack_dec = unpack_dec,
