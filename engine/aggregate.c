@@ -186,93 +186,25 @@ done:
     return rc;
 }
 
-/* ------------------------------------------------- a group's trace set */
-
-/* Hashes are appended to a staging array that stays in L2; when it fills
- * it is scattered into SDB__TRACE_PARTS partitions by the top bits of
- * dmix (the partition of sdb__distinct_u64 with a fixed count, so a
- * partition's hashes are deduped by the same dedupe_part). This is the
- * count-and-scatter sdb__distinct_u64 makes over the whole array, done
- * 512 KiB at a time while the hashes are still in cache, so the final
- * count neither re-reads the array from memory nor faults in a second
- * one for the scatter: type.none.traces.frequent at 10M (2.2M hashes,
- * 1.57M distinct) spent 60% of its time in that distinct and 25% in page
- * faults of the arrays it grew and allocated. A partition dedupes in place
- * once it holds 2 x its distinct count + its share of the slack, so memory
- * is O(distinct + slack) and each hash is deduped O(1) times. */
-size_t sdb__traceset_stage = SDB__TRACESET_STAGE;
-
-static inline unsigned tpart_of(uint64_t x)
-{
-    return (unsigned)(dmix(x) >> (64 - SDB__TRACE_PART_BITS));
-}
-
-static size_t tpart_slack(const sdb__traceset *s)
-{
-    size_t sl = s->slack ? s->slack : SDB__TRACESET_SLACK;
-    return sl / SDB__TRACE_PARTS + 16;
-}
-
-/* Partition t of s deduped in place with table d. */
-static int tpart_dedupe(sdb__traceset *s, dtab *d, sdb__tpart *t)
+/* Keep only the distinct hashes; the next compaction waits until as many
+ * again, plus the slack, have been appended, so each appended hash is
+ * compacted O(1) times and memory stays O(distinct + slack). */
+static int traceset_compact(sdb__traceset *s)
 {
     size_t k;
-    int rc = dedupe_part(d, t->v, t->n, SDB__TRACE_PART_BITS, t->v, &k);
+    int rc = sdb__distinct_u64(s->v, s->n, &k);
     if (rc) return rc;
-    s->held -= t->n - k;
-    t->n = k;
-    t->limit = 2 * k + tpart_slack(s);
+    s->n = k;
+    s->limit = 2 * k + (s->slack ? s->slack : SDB__TRACESET_SLACK);
     return SDB_OK;
-}
-
-/* The staging array into the partitions (made on first use); the
- * partitions that passed their limit deduped. */
-static int traceset_flush(sdb__traceset *s)
-{
-    if (!s->n) return SDB_OK;
-    if (!s->part && !(s->part = calloc(SDB__TRACE_PARTS, sizeof *s->part))) return SDB_ENOMEM;
-    size_t cnt[SDB__TRACE_PARTS] = {0};
-    uint64_t *to[SDB__TRACE_PARTS];
-    const uint64_t *v = s->v;
-    for (size_t i = 0; i < s->n; i++) cnt[tpart_of(v[i])]++;
-    for (unsigned p = 0; p < SDB__TRACE_PARTS; p++) {
-        sdb__tpart *t = &s->part[p];
-        if (t->n + cnt[p] > t->cap) {
-            size_t cap = t->cap ? 2 * t->cap : 64;
-            while (cap < t->n + cnt[p]) cap *= 2;
-            uint64_t *nv = realloc(t->v, cap * sizeof *nv);
-            if (!nv) return SDB_ENOMEM;
-            t->v = nv;
-            t->cap = cap;
-        }
-        to[p] = t->v + t->n;
-    }
-    for (size_t i = 0; i < s->n; i++) {
-        uint64_t x = v[i];
-        *to[tpart_of(x)]++ = x;
-    }
-    s->held += s->n;
-    s->n = 0;
-    int rc = SDB_OK;
-    dtab d = {s->dt, s->dt_used, s->dt_bits};
-    for (unsigned p = 0; rc == SDB_OK && p < SDB__TRACE_PARTS; p++) {
-        sdb__tpart *t = &s->part[p];
-        t->n += cnt[p];
-        if (!t->limit) t->limit = tpart_slack(s);
-        if (cnt[p] && t->n > t->limit) rc = tpart_dedupe(s, &d, t);
-    }
-    s->dt = d.t;
-    s->dt_used = d.used;
-    s->dt_bits = d.bits;
-    return rc;
 }
 
 uint64_t *sdb__traceset_room(sdb__traceset *s, size_t k)
 {
-    size_t stage = s->stage ? s->stage : sdb__traceset_stage;
-    if (s->n > 0 && s->n + k > stage && traceset_flush(s)) return NULL;
+    size_t limit = s->limit ? s->limit : (s->slack ? s->slack : SDB__TRACESET_SLACK);
+    if (s->n > 0 && s->n + k > limit && traceset_compact(s)) return NULL;
     if (s->n + k > s->cap) {
-        size_t cap = s->cap ? s->cap : stage < 1024 ? stage : 1024;
+        size_t cap = s->cap ? s->cap : 1024;
         while (cap < s->n + k) cap *= 2;
         uint64_t *v = realloc(s->v, cap * sizeof *v);
         if (!v) return NULL;
@@ -291,126 +223,16 @@ int sdb__traceset_add(sdb__traceset *s, uint64_t h)
     return SDB_OK;
 }
 
-size_t sdb__traceset_held(const sdb__traceset *s)
+int sdb__traceset_count(sdb__traceset *s, uint64_t *out)
 {
-    size_t n = 0;
-    for (; s; s = s->more) n += s->n + s->held;
-    return n;
-}
-
-int sdb__traceset_move(sdb__traceset *a, sdb__traceset *b)
-{
-    if (!b->n && !b->held && !b->more) return SDB_OK;
-    sdb__traceset *e = malloc(sizeof *e);
-    if (!e) return SDB_ENOMEM;
-    *e = *b;
-    sdb__traceset *t = e;
-    while (t->more) t = t->more;
-    t->more = a->more;
-    a->more = e;
-    memset(b, 0, sizeof *b);
-    return SDB_OK;
-}
-
-/* The count's work on partitions [lo, hi) of s: each partition's hashes
- * from s and its merged sets gathered into s's (taken over when s has
- * none), then deduped; k[p] = its distinct count. */
-typedef struct tcount {
-    sdb__traceset *s;
-    size_t *k;
-    int rc[16];
-} tcount;
-
-static void tcount_block(void *arg, uint32_t blk)
-{
-    tcount *c = arg;
-    sdb__traceset *s = c->s;
-    dtab d = {NULL, NULL, 0};
-    int rc = SDB_OK;
-    unsigned per = SDB__TRACE_PARTS / 16;
-    for (unsigned p = blk * per; rc == SDB_OK && p < (blk + 1) * per; p++) {
-        sdb__tpart *t = &s->part[p];
-        for (sdb__traceset *m = s->more; rc == SDB_OK && m; m = m->more) {
-            sdb__tpart *o = m->part ? &m->part[p] : NULL;
-            if (!o || !o->n) continue;
-            if (!t->n) {
-                free(t->v);
-                *t = *o;
-                memset(o, 0, sizeof *o);
-                continue;
-            }
-            if (t->n + o->n > t->cap) {
-                uint64_t *nv = realloc(t->v, (t->n + o->n) * sizeof *nv);
-                if (!nv) {
-                    rc = SDB_ENOMEM;
-                    break;
-                }
-                t->v = nv;
-                t->cap = t->n + o->n;
-            }
-            memcpy(t->v + t->n, o->v, o->n * sizeof *o->v);
-            t->n += o->n;
-        }
-        size_t k = 0;
-        if (rc == SDB_OK && t->n) rc = dedupe_part(&d, t->v, t->n, SDB__TRACE_PART_BITS, t->v, &k);
-        t->n = k;
-        t->limit = 2 * k + tpart_slack(s);
-        c->k[p] = k;
-    }
-    free(d.t);
-    free(d.used);
-    c->rc[blk] = rc;
-}
-
-static void traceset_free_more(sdb__traceset *s)
-{
-    for (sdb__traceset *m = s->more, *nx; m; m = nx) {
-        nx = m->more;
-        m->more = NULL;
-        sdb__traceset_free(m);
-        free(m);
-    }
-    s->more = NULL;
-}
-
-int sdb__traceset_count(sdb__traceset *s, bool parallel, uint64_t *out)
-{
-    *out = 0;
-    int rc;
-    size_t k;
-    if (!s->part && !s->more) {
-        /* Never scattered: one array, counted as it is. */
-        if ((rc = sdb__distinct_u64(s->v, s->n, &k))) return rc;
-        s->n = k;
-        *out = k;
-        return SDB_OK;
-    }
-    size_t total = sdb__traceset_held(s);
-    for (sdb__traceset *m = s; m; m = m->more)
-        if ((rc = traceset_flush(m))) return rc;
-    if (!s->part && !(s->part = calloc(SDB__TRACE_PARTS, sizeof *s->part))) return SDB_ENOMEM;
-    size_t kp[SDB__TRACE_PARTS] = {0};
-    tcount c = {.s = s, .k = kp};
-    sdb__par_for(16, tcount_block, &c, parallel && total >= sdb__par_min_rows);
-    for (int i = 0; i < 16; i++)
-        if (c.rc[i]) return c.rc[i];
-    traceset_free_more(s);
-    size_t sum = 0;
-    for (unsigned p = 0; p < SDB__TRACE_PARTS; p++) sum += kp[p];
-    s->held = sum;
-    *out = sum;
-    return SDB_OK;
+    int rc = traceset_compact(s);
+    *out = rc ? 0 : s->n;
+    return rc;
 }
 
 void sdb__traceset_free(sdb__traceset *s)
 {
-    traceset_free_more(s);
-    if (s->part)
-        for (unsigned p = 0; p < SDB__TRACE_PARTS; p++) free(s->part[p].v);
-    free(s->part);
     free(s->v);
-    free(s->dt);
-    free(s->dt_used);
     memset(s, 0, sizeof *s);
 }
 
@@ -1010,10 +832,13 @@ int sdb__gtab_merge(sdb__gtab *dst, sdb__gtab *src, uint32_t *map)
             if (!c) return SDB_ENOMEM;
             for (uint32_t i = 0; i <= src->n_labels; i++) c[i] += src->cats[gi][i];
         }
-        if (src->want_traces) {
-            /* Moved, not copied: the count gathers each partition. */
-            dst->mem += sdb__traceset_held(&src->traces[gi]) * sizeof(uint64_t);
-            if ((rc = sdb__traceset_move(&dst->traces[di], &src->traces[gi]))) return rc;
+        if (src->want_traces && src->traces[gi].n) {
+            const sdb__traceset *b = &src->traces[gi];
+            uint64_t *o = sdb__traceset_room(&dst->traces[di], b->n);
+            if (!o) return SDB_ENOMEM;
+            memcpy(o, b->v, b->n * sizeof *o);
+            dst->traces[di].n += b->n;
+            dst->mem += b->n * sizeof *o;
         }
         if (src->want_vals && src->vals[gi].n && (rc = dvec_move(dst, &dst->vals[di], &src->vals[gi])))
             return rc;

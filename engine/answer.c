@@ -117,7 +117,7 @@ static void finish_group(void *arg, uint32_t gi)
     if (f->pct && sdb__dvec_count(&g->vals[gi]))
         rc = sdb__percentiles_dvec(&g->vals[gi], f->q->pct, f->q->n_pct,
                                    f->pct + (size_t)gi * f->q->n_pct);
-    if (rc == SDB_OK && f->traces) rc = sdb__traceset_count(&g->traces[gi], true, &f->traces[gi]);
+    if (rc == SDB_OK && f->traces) rc = sdb__traceset_count(&g->traces[gi], &f->traces[gi]);
     f->rc[gi] = rc;
 }
 
@@ -135,7 +135,7 @@ static int finish_groups(const sdb__plan *p, sdb__gtab *g, finish *f)
     if (!(f->rc = calloc(g->n, sizeof *f->rc))) return SDB_ENOMEM;
     if (p->want_traces) {
         if (!(f->traces = calloc(g->n, sizeof *f->traces))) return SDB_ENOMEM;
-        for (uint32_t gi = 0; gi < g->n; gi++) work += sdb__traceset_held(&g->traces[gi]);
+        for (uint32_t gi = 0; gi < g->n; gi++) work += g->traces[gi].n;
     }
     if (!f->pct && !f->traces) return SDB_OK;
     sdb__par_for(g->n, finish_group, f, work >= sdb__par_min_rows && !p->need_row);

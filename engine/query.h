@@ -73,68 +73,37 @@ void sdb__query_free(sdb__query *q);
 /* ------------------------------------------------------ distinct traces */
 
 /* The trace hashes of one group, for an exact distinct count. Zero it to
- * start; hashes are appended to a staging array (room, then n += how many
- * were written). A full staging array (SDB__TRACESET_STAGE hashes, 512 KiB:
- * it stays in L2 while it is read back) is scattered into
- * SDB__TRACE_PARTS partitions by the top bits of a mixed hash, and a
- * partition that reaches 2 x its distinct count + its share of the slack
- * is deduped in place, so memory is O(distinct + slack) and each dedupe
- * works on one partition's hashes in cache. The count dedupes each
- * partition once (on the pool's threads when there are many hashes).
- * A set that never filled its staging array stays one flat array. */
-#define SDB__TRACE_PART_BITS 8
-#define SDB__TRACE_PARTS (1u << SDB__TRACE_PART_BITS)
-typedef struct sdb__tpart {
-    uint64_t *v;  /* owned */
-    size_t n, cap;
-    size_t limit; /* dedupe before n passes it */
-} sdb__tpart;
+ * start; hashes are appended (room, then n += how many were written) and
+ * the array is compacted to its distinct members whenever it reaches
+ * `limit` (2 x distinct + slack), so memory is O(distinct + slack). */
 typedef struct sdb__traceset {
-    uint64_t *v;        /* owned: the staging array */
+    uint64_t *v;        /* owned */
     size_t n, cap;
-    size_t slack;       /* 0: the default (SDB__TRACESET_SLACK); tests set it small */
-    size_t stage;       /* 0: the default (sdb__traceset_stage); tests set it small */
-    sdb__tpart *part;   /* owned: SDB__TRACE_PARTS partitions, or NULL while flat */
-    size_t held;        /* hashes in the partitions */
-    struct sdb__traceset *more; /* owned: a merged table's set (sdb__gtab_merge), or NULL */
-    uint64_t *dt;       /* owned: the dedupe table, all zero between uses */
-    size_t *dt_used;
-    unsigned dt_bits;
+    size_t limit;       /* compact before n passes it; 0 until the first compaction */
+    size_t slack;       /* 0: the default (2^20); tests set it small */
 } sdb__traceset;
 
-/* Hashes a staging array holds before it is scattered; a variable so that
- * the differential test can make every set partition. */
-extern size_t sdb__traceset_stage;
-#define SDB__TRACESET_STAGE ((size_t)1 << 16)
-#define SDB__TRACESET_SLACK ((size_t)1 << 22) /* appends between dedupes, at least, over all partitions */
-
 /* Room for k more hashes at s->v + s->n (borrowed until the next call);
- * NULL when out of memory. May scatter the staging array first. */
+ * NULL when out of memory. May compact first. */
 uint64_t *sdb__traceset_room(sdb__traceset *s, size_t k);
 /* Append one hash (nonzero). Returns SDB_OK or SDB_ENOMEM. */
 int sdb__traceset_add(sdb__traceset *s, uint64_t h);
-/* sdb__traceset_add with its common case inline: room left in the staging
- * array (the per-row loop of a grouped scan). */
+#define SDB__TRACESET_SLACK ((size_t)1 << 20) /* appends between compactions, at least */
+/* sdb__traceset_add with its common case inline: room left and no
+ * compaction due (the per-row loop of a grouped scan). */
 static inline int sdb__traceset_push(sdb__traceset *s, uint64_t h)
 {
-    if (s->n < s->cap) {
+    size_t limit = s->limit ? s->limit : (s->slack ? s->slack : SDB__TRACESET_SLACK);
+    if (s->n < s->cap && s->n < limit) {
         s->v[s->n++] = h;
         return SDB_OK;
     }
     return sdb__traceset_add(s, h);
 }
-/* The hashes s and its merged sets hold (appended, less the repeats that
- * dedupes dropped). */
-size_t sdb__traceset_held(const sdb__traceset *s);
-/* b's hashes into a without copying them: b's set joins a's chain of
- * merged sets; b is left empty. Returns SDB_OK or SDB_ENOMEM. */
-int sdb__traceset_move(sdb__traceset *a, sdb__traceset *b);
-/* The number of distinct nonzero hashes appended so far (to s and the sets
- * moved into it), exactly; leaves s compacted, with no merged sets. Large
- * sets dedupe their partitions on the pool's threads when `parallel`.
- * Returns SDB_OK or SDB_ENOMEM (*out is then 0). */
-int sdb__traceset_count(sdb__traceset *s, bool parallel, uint64_t *out);
-/* Free the arrays (s may be reused, zeroed). */
+/* The number of distinct nonzero hashes appended so far, exactly; leaves
+ * s compacted. Returns SDB_OK or SDB_ENOMEM (*out is then 0). */
+int sdb__traceset_count(sdb__traceset *s, uint64_t *out);
+/* Free the array (s may be reused, zeroed). */
 void sdb__traceset_free(sdb__traceset *s);
 
 /* Count the distinct nonzero values of v[0..n) exactly and move them, in

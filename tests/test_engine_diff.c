@@ -1025,12 +1025,8 @@ Test(engine_diff, large_trace_sets_match_the_reference, .timeout = 240)
     static const int ids[] = {20000, 1500, 20000, 1500};
     for (int round = 0; round < 4; round++) {
         n_trace_ids = ids[round];
-        /* Rounds 2 and 3 scatter every 100 hashes into the partitions
-         * (sdb__traceset_stage), so the partitions dedupe mid-scan too. */
-        sdb__traceset_stage = round >= 2 ? 100 : SDB__TRACESET_STAGE;
         run_round_sized(1001 + round, 30, 12000);
     }
-    sdb__traceset_stage = SDB__TRACESET_STAGE;
     n_trace_ids = 40;
 }
 
@@ -1046,10 +1042,6 @@ Test(engine_diff, the_query_matrix_split_into_parts_matches_the_reference, .time
     static const int rounds[] = {1, 5, 14};
     sdb__par_min_rows = 1;
     sdb__par_parts = 3;
-    /* Trace sets scatter into partitions every 8 hashes: the merge moves
-     * partitioned sets onto a chain, and the count gathers each partition
-     * from the chain on the pool's threads (par_min_rows 1). */
-    sdb__traceset_stage = 8;
     sweep_mode = 1;
     n_trace_ids = 40;
     for (int i = 0; i < 3; i++) run_round_sized(rounds[i], N_SWEEP, rounds[i] % 7 ? 1500 : 0);
@@ -1068,7 +1060,6 @@ Test(engine_diff, the_query_matrix_split_into_parts_matches_the_reference, .time
     sdb__attrs_off = 0;
     sdb__par_parts = 0;
     sdb__par_min_rows = SDB__PAR_MIN_ROWS;
-    sdb__traceset_stage = SDB__TRACESET_STAGE;
 }
 
 /* sdb__par_for's items each run once; with as many queries running as the
@@ -1195,7 +1186,6 @@ Test(engine_diff, traceset_compacts_and_stays_exact)
     sdb__traceset s;
     memset(&s, 0, sizeof s);
     s.slack = slack;
-    s.stage = 256; /* scattered into partitions every 256 hashes */
     size_t n_seen = 0, checks = 0;
     while (n_seen < total) {
         /* A draw from a pool that grows: the distinct count keeps rising. */
@@ -1213,18 +1203,13 @@ Test(engine_diff, traceset_compacts_and_stays_exact)
             cr_assert_eq(sdb__traceset_add(&s, h), SDB_OK);
         }
         /* Memory follows the distinct count, not the rows appended. */
-        /* Each partition holds at most 2 x its distinct + its share of
-         * the slack (slack / parts + 16); the staging array at most the
-         * stage or the largest room asked, doubled. */
-        size_t held = sdb__traceset_held(&s);
-        cr_assert(held <= 2 * live + slack + 16 * SDB__TRACE_PARTS + 1024,
-                  "held %zu with at most %zu distinct", held, live);
+        cr_assert(s.n <= 2 * live + slack + 400, "n %zu with at most %zu distinct", s.n, live);
         if (ri(20) == 0 || n_seen == total) {
             uint64_t *want = malloc(n_seen * sizeof *want);
             memcpy(want, seen, n_seen * sizeof *want);
             size_t nw = sorted_distinct(want, n_seen);
             uint64_t got = 0;
-            cr_assert_eq(sdb__traceset_count(&s, false, &got), SDB_OK);
+            cr_assert_eq(sdb__traceset_count(&s, &got), SDB_OK);
             cr_assert_eq(got, nw, "after %zu appends: got %llu want %zu", n_seen,
                          (unsigned long long)got, nw);
             free(want);
@@ -1236,53 +1221,6 @@ Test(engine_diff, traceset_compacts_and_stays_exact)
     cr_assert_null(s.v);
     free(pool);
     free(seen);
-}
-
-/* Sets moved into one (the merge of a threaded run's parts), some
- * partitioned, some flat, some empty, with hashes shared between them:
- * the count gathers each partition from the chain, on the pool's threads
- * or not, and equals sorting; a second count of the compacted set agrees. */
-Test(engine_diff, moved_trace_sets_count_like_sorting)
-{
-    rng = 0x9E3779B97F4A7C15ull;
-    for (int trial = 0; trial < 12; trial++) {
-        size_t pool_n = 50 + (size_t)ri(20000), total = 0;
-        uint64_t *pool = malloc(pool_n * sizeof *pool), *all = malloc(200000 * sizeof *all);
-        cr_assert(pool && all);
-        for (size_t i = 0; i < pool_n; i++) pool[i] = ri(50) ? rnd() : 0;
-        sdb__traceset head;
-        memset(&head, 0, sizeof head);
-        int n_sets = 1 + ri(6);
-        for (int k = 0; k < n_sets; k++) {
-            sdb__traceset t, *d = k == 0 ? &head : &t;
-            memset(&t, 0, sizeof t);
-            d->stage = ri(3) == 0 ? 0 : 1 + (size_t)ri(3000);
-            d->slack = (size_t)ri(5000);
-            size_t n = ri(4) == 0 ? 0 : (size_t)ri(30000);
-            for (size_t i = 0; i < n; i++) {
-                uint64_t h = pool[rnd() % pool_n];
-                all[total++] = h;
-                cr_assert_eq(sdb__traceset_add(d, h), SDB_OK);
-            }
-            if (k) {
-                cr_assert_eq(sdb__traceset_move(&head, &t), SDB_OK);
-                cr_assert_eq(t.n + t.held, 0);
-            }
-        }
-        size_t want = sorted_distinct(all, total);
-        sdb__par_min_rows = trial % 2 ? 1 : SDB__PAR_MIN_ROWS;
-        uint64_t got = 0, again = 0;
-        cr_assert_eq(sdb__traceset_count(&head, trial % 2 == 1, &got), SDB_OK);
-        cr_assert_eq(got, want, "trial %d: %d sets, %zu hashes: got %llu want %zu", trial, n_sets,
-                     total, (unsigned long long)got, want);
-        cr_assert_null(head.more);
-        cr_assert_eq(sdb__traceset_count(&head, false, &again), SDB_OK);
-        cr_assert_eq(again, want);
-        sdb__traceset_free(&head);
-        free(pool);
-        free(all);
-    }
-    sdb__par_min_rows = SDB__PAR_MIN_ROWS;
 }
 
 /* ------------------------------------------------------- cost budget */
