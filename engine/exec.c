@@ -773,7 +773,16 @@ static int bits_path(xstate *x, const segclass *c, bitgroups *bg, const uint8_t 
         if (!any) return SDB_OK;
         uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
         if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, 1, &gi))) return rc;
-        p->kern->bits_agg(v, x->bits, m, moments, &gt->slot[gi * gt->n_int + c->iv]);
+        sdb_slot *sl = &gt->slot[gi * gt->n_int + c->iv];
+        if (p->counts_only) {
+            /* A count alone (the general path's two counters a row). */
+            uint64_t cnt = 0;
+            for (uint32_t w = 0; w < nw; w++) cnt += (uint64_t)__builtin_popcountll(x->bits[w]);
+            sl->n += cnt;
+            sl->count += cnt;
+        } else {
+            p->kern->bits_agg(v, x->bits, m, moments, sl);
+        }
         return sdb__plan_check(p, gt);
     }
     const uint32_t ni = gt->n_int, bins = p->q->bins, stride = bins + 2;
