@@ -1410,9 +1410,17 @@ static void pool_after_fork(void)
  * 0.67-0.85x (docs/query-engine.md "Memory between queries"). Set once
  * for the process, on its first query; a GLIBC_TUNABLES that sets malloc
  * parameters is left to decide. */
+static atomic_bool malloc_hosts; /* sdb_malloc_policy_is_hosts was called */
+
+void sdb_malloc_policy_is_hosts(void)
+{
+    atomic_store(&malloc_hosts, true);
+}
+
 static void malloc_keep(void)
 {
 #if defined(__GLIBC__) && defined(M_TRIM_THRESHOLD) && defined(M_MMAP_THRESHOLD)
+    if (atomic_load(&malloc_hosts)) return;
     const char *tun = getenv("GLIBC_TUNABLES");
     if (tun && strstr(tun, "glibc.malloc.")) return;
     mallopt(M_MMAP_THRESHOLD, 32 << 20);

@@ -913,6 +913,7 @@ int sdb_server_start(const sdb_server_opts *opts, sdb_server **out, char *err, s
      * Fixed values also turn off glibc's adjustment. */
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
     mallopt(M_TRIM_THRESHOLD, 128 << 20);
+    sdb_malloc_policy_is_hosts(); /* the engine's own setting would override these */
     atomic_init(&s->fake_now, opts->fake_clock ? opts->fake_now_ms : INT64_MIN);
     s->fold_unknown = 1;
     s->folded_to = INT64_MIN;
