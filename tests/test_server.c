@@ -1082,7 +1082,12 @@ Test(server, repeated_queries_reuse_their_scratch_instead_of_faulting_it_in, .ti
         resp_free(&r);
     }
     long faults = minor_faults() - f0;
-    if (GLIBC_MALLOC) cr_assert_lt(faults, Q * 50, "%ld page faults in %d queries", faults, Q);
+    /* 436 on a quiet machine, but 1,050 once beside an ASan build (load
+     * ~4): which threads run a query's parts depends on the load gate, and
+     * the heap is trimmed when a whole tick passes without a request, so
+     * the count moves with the load (not checked which of the two it was).
+     * The old policy's 23,702 stays far above this bound either way. */
+    if (GLIBC_MALLOC) cr_assert_lt(faults, Q * 250, "%ld page faults in %d queries", faults, Q);
     free(first);
     stop(&v);
 }
