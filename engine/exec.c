@@ -706,7 +706,6 @@ static int hcache_bin(xstate *x, size_t i)
  * selected row has. */
 #define BITS_NONE UINT32_MAX
 typedef struct bitgroups {
-    bool walk;                              /* else one slot for the segment */
     uint32_t n_var;                         /* varying keys */
     uint32_t key[SDB_MAX_GROUP_BY];         /* their indexes in the group-by */
     uint8_t kind[SDB_MAX_GROUP_BY];         /* 0: a dimension id; 1: source; 2: type */
@@ -756,8 +755,7 @@ static bool bits_plan(const xstate *x, const sdb__seg *g, const segclass *c, boo
             return false;
         }
     }
-    bg->walk = bg->n_var > 0 || !c->iv_const || p->fixed_hist;
-    if (!bg->walk) return true;
+    if (bg->n_var == 0) return true; /* one group: bits_path looks it up once */
     if (gt->direct) {
         for (uint32_t k = 0; k < q->n_group; k++)
             if (!c->key_var[k]) bg->base += sdb__gtab_code_part(gt, k, c->raw_const[k]);
@@ -787,7 +785,6 @@ static inline int bits_group(sdb__gtab *gt, const segclass *c, bitgroups *bg, ui
         return sdb__gtab_groups_code(gt, &code, 1, gi);
     }
     uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
-    if (bg->n_var == 0) return sdb__gtab_groups(gt, raw, c->raw_const, 1, gi);
     uint8_t b = bg->col[0][i];
     if (__builtin_expect(bg->grp[b] != BITS_NONE, 1)) {
         *gi = bg->grp[b];
@@ -806,43 +803,37 @@ static int bits_path(xstate *x, const segclass *c, bitgroups *bg, const uint8_t 
     const sdb__plan *p = x->p;
     sdb__gtab *gt = x->g;
     int moments = !p->no_moments, rc;
-    uint32_t nw = (m + 63) / 64, gi;
-    if (!bg->walk) {
+    const uint32_t nw = (m + 63) / 64, ni = gt->n_int, bins = p->q->bins, stride = bins + 2;
+    const bool hist = p->fixed_hist, one = bg->n_var == 0;
+    uint32_t gi = 0;
+    if (one) {
+        /* Every row in one group: looked up once, when a row passes. */
         uint64_t any = 0;
         for (uint32_t w = 0; w < nw; w++) any |= x->bits[w];
         if (!any) return SDB_OK;
         uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
         if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, 1, &gi))) return rc;
-        sdb_slot *sl = &gt->slot[gi * gt->n_int + c->iv];
-        if (p->counts_only) {
+    }
+    if (hist) p->kern->bins_f64(v, m, p->h_lo, p->h_hi, p->h_width, bins, x->bin);
+    if (one && c->iv_const) {
+        sdb_slot *sl = &gt->slot[gi * ni + c->iv];
+        if (p->counts_only && !hist) {
             /* A count alone (the general path's two counters a row). */
             uint64_t cnt = 0;
             for (uint32_t w = 0; w < nw; w++) cnt += (uint64_t)__builtin_popcountll(x->bits[w]);
             sl->n += cnt;
             sl->count += cnt;
         } else {
-            p->kern->bits_agg(v, x->bits, m, moments, sl);
-        }
-        return sdb__plan_check(p, gt);
-    }
-    const uint32_t ni = gt->n_int, bins = p->q->bins, stride = bins + 2;
-    const bool hist = p->fixed_hist, one = bg->n_var == 0;
-    if (hist) p->kern->bins_f64(v, m, p->h_lo, p->h_hi, p->h_width, bins, x->bin);
-    if (one) {
-        uint64_t any = 0;
-        for (uint32_t w = 0; w < nw; w++) any |= x->bits[w];
-        if (!any) return SDB_OK;
-        uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
-        if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, 1, &gi))) return rc;
-        if (c->iv_const) {
             /* One slot: its stats by the vector pass, then only the bins
              * a row at a time. */
-            p->kern->bits_agg(v, x->bits, m, moments, &gt->slot[gi * ni + c->iv]);
+            p->kern->bits_agg(v, x->bits, m, moments, sl);
+        }
+        if (hist) {
             uint64_t *cnt = gt->hist + (size_t)gi * stride;
             for (uint32_t w = 0; w < nw; w++)
                 for (uint64_t b = x->bits[w]; b; b &= b - 1) cnt[x->bin[w * 64 + (uint32_t)__builtin_ctzll(b)]]++;
-            return sdb__plan_check(p, gt);
         }
+        return sdb__plan_check(p, gt);
     }
     for (uint32_t w = 0; w < nw; w++)
         for (uint64_t b = x->bits[w]; b; b &= b - 1) {
@@ -851,15 +842,10 @@ static int bits_path(xstate *x, const segclass *c, bitgroups *bg, const uint8_t 
             uint32_t iv = c->iv_const ? c->iv : (uint32_t)(interval_of(p, ld_i64(ts, i)) - p->i_lo);
             sdb_slot *a = &gt->slot[(size_t)gi * ni + iv];
             double val = ld_f64(v, i);
-            if (moments) {
+            if (moments)
                 sdb_slot_add(a, val);
-            } else {
-                a->n++;
-                a->count++;
-                a->sum += val;
-                a->min = val < a->min ? val : a->min;
-                a->max = val > a->max ? val : a->max;
-            }
+            else
+                sdb_slot_add_nm(a, val);
             if (hist) gt->hist[(size_t)gi * stride + x->bin[i]]++;
         }
     return sdb__plan_check(p, gt);
@@ -903,7 +889,6 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
     bool want_cat = x->pass == 0 && c->has_cat;
     int rc;
     bitgroups bg;
-    bg.walk = false;
     bg.n_var = bg.base = 0;
     bool on_bits = bits_plan(x, g, c, skip_moments, amode == 1, kcol, kw, &bg);
     for (uint32_t i0 = 0; i0 < g->n; i0 += BATCH) {
