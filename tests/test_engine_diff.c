@@ -1404,12 +1404,25 @@ Test(engine_diff, numbers_print_as_the_shortest_printf_text_that_reads_back)
  * quickselect ones exactly, whatever the distribution. */
 Test(engine_diff, bucketed_percentiles_equal_quickselect_on_every_distribution)
 {
-    static const double P[] = {0, 0.1, 1, 25, 50, 50, 90, 99, 99.9, 100, 33.333};
-    const uint32_t np = sizeof P / sizeof P[0];
+    /* Eleven percentiles (more intervals than the sample path takes: the
+     * buckets), and the dashboards' three, which it takes. */
+    static const double P11[] = {0, 0.1, 1, 25, 50, 50, 90, 99, 99.9, 100, 33.333};
+    static const double P3[] = {99, 50, 90};
     uint64_t r = 99;
-    for (int mode = 0; mode < 7; mode++)
-        for (size_t n = 1; n < 100000; n = n < 2000 ? n * 3 + 1 : n + 41231) {
+    /* n crosses 256 (buckets) and 32768 (the radix buckets of the keys'
+     * top bits, with their buckets ranked again inside). */
+    for (int ps = 0; ps < 2; ps++)
+    for (int mode = 0; mode < 16; mode++)
+        for (size_t n = 1; n < 100000; n = n < 2000 ? n * 3 + 1 : n < 32768 ? 32768 : n + 20011) {
+            const double *P = ps ? P3 : P11;
+            const uint32_t np = ps ? 3 : 11;
             double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+            /* aggregate.c's sample for lists of 32768 and more: blocks of
+             * 32 values, n / 512 of them (at most 256) spread evenly.
+             * Modes 14 and 15 put other values there than elsewhere, so
+             * that its intervals miss the ranks or overflow with values. */
+            size_t nbl = n / 512 < 256 ? n / 512 : 256;
+            size_t sp = nbl > 1 ? (n - 32) / (nbl - 1) : n + 1;
             for (size_t i = 0; i < n; i++) {
                 r ^= r << 13;
                 r ^= r >> 7;
@@ -1422,7 +1435,20 @@ Test(engine_diff, bucketed_percentiles_equal_quickselect_on_every_distribution)
                 case 3: a[i] = 0.5; break;                        /* all equal */
                 case 4: a[i] = (u - 0.5) * 1e12; break;           /* wide, negative */
                 case 5: a[i] = i % 1000 == 0 ? 1e300 : u; break;  /* one far outlier */
-                default: a[i] = (double)(n - i) * (i % 2 ? 1 : -1); break;
+                case 6: a[i] = (double)(n - i) * (i % 2 ? 1 : -1); break;
+                /* Zeros of both signs among negatives and positives
+                 * (`<` holds -0.0 equal to 0.0, so do the keys). */
+                case 7: a[i] = r % 3 == 0 ? 0.0 : r % 3 == 1 ? -0.0 : (u - 0.5) * 4; break;
+                case 8: a[i] = r % 10 < 7 ? (r & 16 ? 1.0 : 0.0) : u; break; /* clamped piles */
+                case 9: a[i] = 0.5 + u * 1e-12; break;  /* all in one top-bits bucket */
+                case 10: a[i] = (double)(r % 5) / 4; break; /* grades: decimal codes */
+                case 11: a[i] = (double)((int64_t)(r % 2001) - 1000); break; /* integers */
+                case 12: a[i] = (u - 0.5) * 1e-310; break; /* subnormals */
+                case 13: a[i] = i % 2 ? u : floor(u * 4); break; /* values and heavy ties */
+                case 14: a[i] = i % sp < 32 ? 1 + u : u; break;  /* a sample above the rest */
+                default: /* a crowd at the median that the sample misses */
+                    a[i] = i % sp < 32 ? u : i % 3 == 0 ? u * 0.4 : i % 3 == 1 ? 0.5 + u * 1e-9 : 0.6 + u * 0.4;
+                    break;
                 }
             }
             memcpy(b, a, n * sizeof *a);

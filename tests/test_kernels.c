@@ -1424,3 +1424,86 @@ Test(kernels, scalar_bits_kernels_by_hand)
 
 Test(kernels, avx2_bits_kernels_match_scalar) { bits_kernels_match(need("avx2")); }
 Test(kernels, avx512_bits_kernels_match_scalar) { bits_kernels_match(need("avx512")); }
+
+/* ---- exact percentiles: pct_count_f64 ------------------------------------ */
+
+Test(kernels, scalar_pct_count_counts_and_keeps_by_hand)
+{
+    /* Intervals [0, 0] (zeros of both signs), [0.5, 0.75], [2, 2] (a
+     * pile) and an unused one; cap 2 so [0.5, 0.75]'s third value is
+     * counted but not kept. */
+    double v[11] = {-1, -0.0, 0, 0.25, 0.5, 0.6, 0.75, 0.8, 2, 2, 3};
+    double lo[4] = {0, 0.5, 2, INFINITY}, hi[4] = {0, 0.75, 2, -INFINITY};
+    uint64_t below[4] = {0}, upto[4] = {0}, got[4] = {0};
+    double out[8] = {0};
+    S->pct_count_f64(v, 11, lo, hi, 2, below, upto, got, out);
+    uint64_t wb[4] = {1, 4, 8, 11}, wu[4] = {3, 7, 10, 0}, wg[4] = {2, 3, 2, 0};
+    for (int j = 0; j < 4; j++)
+        cr_expect(below[j] == wb[j] && upto[j] == wu[j] && got[j] == wg[j],
+                  "interval %d: below %llu upto %llu got %llu", j, (unsigned long long)below[j],
+                  (unsigned long long)upto[j], (unsigned long long)got[j]);
+    cr_expect(out[0] == 0 && signbit(out[0]) && out[1] == 0 && !signbit(out[1]), "zeros kept in order");
+    cr_expect(out[2] == 0.5 && out[3] == 0.6, "kept %g %g", out[2], out[3]);
+    cr_expect(out[4] == 2 && out[5] == 2, "pile kept %g %g", out[4], out[5]);
+}
+
+/* Every SIMD table against scalar: random values (ties, zeros of both
+ * signs, a pile), random disjoint intervals, every length of the sweep,
+ * unaligned starts, a cap that overflows; counts and kept values (and
+ * their order) exactly, accumulating onto nonzero counters. */
+static void pct_count_matches(const sdb_kernels *k)
+{
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    size_t nmax = lengths[N_LENGTHS - 1];
+    unsigned char *col = malloc(8 * nmax + 8);
+    for (int r = 0; r < 24; r++)
+        for (size_t li = 0; li < N_LENGTHS; li++)
+            for (size_t off = 0; off < 8; off += 3) {
+                size_t n = lengths[li];
+                for (size_t i = 0; i < n; i++) {
+                    uint64_t u = rng_next(&s);
+                    double x = u % 8 == 0 ? 1.0 : u % 8 == 1 ? (u & 8 ? 0.0 : -0.0)
+                                                               : floor(rng_unit(&s) * (r % 3 ? 1e6 : 16)) / 8;
+                    memcpy(col + off + 8 * i, &x, 8);
+                }
+                /* Up to four disjoint intervals from sorted random cuts. */
+                double cut[8];
+                for (int j = 0; j < 8; j++) cut[j] = floor(rng_unit(&s) * (r % 3 ? 1e6 : 16)) / 8 - 0.5;
+                for (int a = 1; a < 8; a++)
+                    for (int b = a; b > 0 && cut[b] < cut[b - 1]; b--) {
+                        double t = cut[b];
+                        cut[b] = cut[b - 1];
+                        cut[b - 1] = t;
+                    }
+                double lo[4], hi[4];
+                int used = r % 5;
+                for (int j = 0; j < 4; j++) {
+                    lo[j] = j < used ? cut[2 * j] : INFINITY;
+                    hi[j] = j < used ? (r % 4 == 0 ? cut[2 * j] : cut[2 * j + 1]) : -INFINITY;
+                    if (j > 0 && j < used && lo[j] <= hi[j - 1]) lo[j] = hi[j] = INFINITY;
+                }
+                if (r % 6 == 1) lo[0] = hi[0] = 1.0; /* the pile */
+                if (r % 6 == 1 && used > 1 && lo[1] <= 1.0) lo[1] = hi[1] = INFINITY;
+                size_t cap = r % 2 ? n + 1 : n / 7 + 1;
+                uint64_t b1[4] = {5, 6, 7, 8}, u1[4] = {1, 2, 3, 4}, g1[4] = {0, 1, 0, 2};
+                uint64_t b2[4] = {5, 6, 7, 8}, u2[4] = {1, 2, 3, 4}, g2[4] = {0, 1, 0, 2};
+                double *o1 = calloc(4 * cap, sizeof *o1), *o2 = calloc(4 * cap, sizeof *o2);
+                k->pct_count_f64(col + off, n, lo, hi, cap, b1, u1, g1, o1);
+                S->pct_count_f64(col + off, n, lo, hi, cap, b2, u2, g2, o2);
+                for (int j = 0; j < 4; j++) {
+                    CHECK(b1[j] == b2[j] && u1[j] == u2[j] && g1[j] == g2[j],
+                          "%s pct_count n %zu off %zu interval %d [%g, %g]: %llu %llu %llu, scalar %llu %llu %llu",
+                          k->name, n, off, j, lo[j], hi[j], (unsigned long long)b1[j],
+                          (unsigned long long)u1[j], (unsigned long long)g1[j], (unsigned long long)b2[j],
+                          (unsigned long long)u2[j], (unsigned long long)g2[j]);
+                }
+                CHECK(memcmp(o1, o2, 4 * cap * sizeof *o1) == 0, "%s pct_count n %zu off %zu: kept values differ",
+                      k->name, n, off);
+                free(o1);
+                free(o2);
+            }
+    free(col);
+}
+
+Test(kernels, avx2_pct_count_matches_scalar) { pct_count_matches(need("avx2")); }
+Test(kernels, avx512_pct_count_matches_scalar) { pct_count_matches(need("avx512")); }

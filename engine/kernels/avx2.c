@@ -574,6 +574,7 @@ static const sdb_kernels table = {
     .widen_f32 = dec_widen_f32,
     .unpack_dict = dec_unpack_dict,
     .agg_dec = dec_agg_dec,
+    .pct_count_f64 = pipe_pct_count_f64,
 };
 
 /* Compiled for the baseline ISA although the file is built with -mavx2: a

@@ -221,7 +221,37 @@ typedef struct sdb_kernels {
     void (*agg_dec)(const void *v, unsigned v_bits, int64_t v_base, double scale,
                     const void *t, unsigned t_bits, int64_t t_base, size_t n,
                     const sdb_filter *f, sdb_agg *out, double *out_k);
+
+    /* ---- exact percentiles (aggregate.c's ranks_by_sample) --------------- */
+
+    /* Over v[0..n) (doubles, unaligned, no NaN) and SDB_PCT_IV closed
+     * intervals [lo[j], hi[j]], pairwise disjoint (an unused one has
+     * lo = +inf, hi = -inf): below[j] += the values < lo[j], upto[j] +=
+     * the values <= hi[j], got[j] += the values inside [lo[j], hi[j]],
+     * the first cap - got[j] of which (in order) are stored at out[j * cap
+     * + got[j]] on the way (got[j] may so pass cap: the caller's sign that
+     * the interval overflowed). Compares are the C operators', so -0.0 and
+     * 0.0 are one value. */
+    void (*pct_count_f64)(const void *v, size_t n, const double *lo, const double *hi,
+                          size_t cap, uint64_t *below, uint64_t *upto, uint64_t *got,
+                          double *out);
 } sdb_kernels;
+
+#define SDB_PCT_IV 4 /* pipe_body.h spells the four out */
+
+/* pct_count_f64 for one value x. */
+static inline void sdb_pct_count1(double x, const double *lo, const double *hi, size_t cap,
+                                  uint64_t *below, uint64_t *upto, uint64_t *got, double *out)
+{
+    for (uint32_t j = 0; j < SDB_PCT_IV; j++) {
+        below[j] += x < lo[j];
+        upto[j] += x <= hi[j];
+        if (x >= lo[j] && x <= hi[j]) {
+            if (got[j] < cap) out[j * cap + got[j]] = x;
+            got[j]++;
+        }
+    }
+}
 
 /* The empty partial aggregate. */
 void sdb__agg_empty(sdb_agg *a);

@@ -304,6 +304,18 @@ static void agg_dec(const void *v, unsigned v_bits, int64_t v_base, double scale
     if (out_k) *out_k = k;
 }
 
+/* ---- exact percentiles --------------------------------------------- */
+
+static void pct_count_f64(const void *v, size_t n, const double *lo, const double *hi, size_t cap,
+                          uint64_t *below, uint64_t *upto, uint64_t *got, double *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        double x;
+        memcpy(&x, (const char *)v + 8 * i, sizeof x);
+        sdb_pct_count1(x, lo, hi, cap, below, upto, got, out);
+    }
+}
+
 const sdb_kernels sdb__kernels_scalar = {
     .name = "scalar",
     .agg_f64 = agg_f64,
@@ -323,4 +335,5 @@ const sdb_kernels sdb__kernels_scalar = {
     .widen_f32 = widen_f32,
     .unpack_dict = unpack_dict,
     .agg_dec = agg_dec,
+    .pct_count_f64 = pct_count_f64,
 };
