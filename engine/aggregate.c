@@ -1199,8 +1199,11 @@ static int ranks_by_sample(const double *const *vs, const size_t *ns, uint32_t n
     double *buf = malloc(PCT_SAMPLE_IV * cap * sizeof *buf);
     if (!buf) return 0;
     uint64_t below[PCT_SAMPLE_IV] = {0}, upto[PCT_SAMPLE_IV] = {0}, got[PCT_SAMPLE_IV] = {0};
+    unsigned keep = 0; /* a pile's values are counted, not kept */
+    for (uint32_t j = 0; j < ni; j++) keep |= (unsigned)!same[j] << j;
     const sdb_kernels *kern = sdb__kernels();
-    for (pc = 0; pc < np; pc++) kern->pct_count_f64(vs[pc], ns[pc], lo, hi, cap, below, upto, got, buf);
+    for (pc = 0; pc < np; pc++)
+        kern->pct_count_f64(vs[pc], ns[pc], lo, hi, keep, cap, below, upto, got, buf);
     /* Every wanted rank inside its interval, and the interval's values
      * all kept (or all equal), then ranked among them (an interval's
      * wants are consecutive in want). */

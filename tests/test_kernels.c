@@ -1430,27 +1430,27 @@ Test(kernels, avx512_bits_kernels_match_scalar) { bits_kernels_match(need("avx51
 Test(kernels, scalar_pct_count_counts_and_keeps_by_hand)
 {
     /* Intervals [0, 0] (zeros of both signs), [0.5, 0.75], [2, 2] (a
-     * pile) and an unused one; cap 2 so [0.5, 0.75]'s third value is
-     * counted but not kept. */
+     * pile, counted but not kept: keep 0x3) and an unused one; cap 2 so
+     * [0.5, 0.75]'s third value is counted but not stored. */
     double v[11] = {-1, -0.0, 0, 0.25, 0.5, 0.6, 0.75, 0.8, 2, 2, 3};
     double lo[4] = {0, 0.5, 2, INFINITY}, hi[4] = {0, 0.75, 2, -INFINITY};
     uint64_t below[4] = {0}, upto[4] = {0}, got[4] = {0};
     double out[8] = {0};
-    S->pct_count_f64(v, 11, lo, hi, 2, below, upto, got, out);
-    uint64_t wb[4] = {1, 4, 8, 11}, wu[4] = {3, 7, 10, 0}, wg[4] = {2, 3, 2, 0};
+    S->pct_count_f64(v, 11, lo, hi, 0x3, 2, below, upto, got, out);
+    uint64_t wb[4] = {1, 4, 8, 11}, wu[4] = {3, 7, 10, 0}, wg[4] = {2, 3, 0, 0};
     for (int j = 0; j < 4; j++)
         cr_expect(below[j] == wb[j] && upto[j] == wu[j] && got[j] == wg[j],
                   "interval %d: below %llu upto %llu got %llu", j, (unsigned long long)below[j],
                   (unsigned long long)upto[j], (unsigned long long)got[j]);
     cr_expect(out[0] == 0 && signbit(out[0]) && out[1] == 0 && !signbit(out[1]), "zeros kept in order");
     cr_expect(out[2] == 0.5 && out[3] == 0.6, "kept %g %g", out[2], out[3]);
-    cr_expect(out[4] == 2 && out[5] == 2, "pile kept %g %g", out[4], out[5]);
+    cr_expect(out[4] == 0 && out[5] == 0, "pile not kept: %g %g", out[4], out[5]);
 }
 
 /* Every SIMD table against scalar: random values (ties, zeros of both
- * signs, a pile), random disjoint intervals, every length of the sweep,
- * unaligned starts, a cap that overflows; counts and kept values (and
- * their order) exactly, accumulating onto nonzero counters. */
+ * signs, a pile), random disjoint intervals, some not kept, every length
+ * of the sweep, unaligned starts, a cap that overflows; counts and kept
+ * values (and their order) exactly, accumulating onto nonzero counters. */
 static void pct_count_matches(const sdb_kernels *k)
 {
     uint64_t s = 0x9e3779b97f4a7c15ull;
@@ -1488,8 +1488,9 @@ static void pct_count_matches(const sdb_kernels *k)
                 uint64_t b1[4] = {5, 6, 7, 8}, u1[4] = {1, 2, 3, 4}, g1[4] = {0, 1, 0, 2};
                 uint64_t b2[4] = {5, 6, 7, 8}, u2[4] = {1, 2, 3, 4}, g2[4] = {0, 1, 0, 2};
                 double *o1 = calloc(4 * cap, sizeof *o1), *o2 = calloc(4 * cap, sizeof *o2);
-                k->pct_count_f64(col + off, n, lo, hi, cap, b1, u1, g1, o1);
-                S->pct_count_f64(col + off, n, lo, hi, cap, b2, u2, g2, o2);
+                unsigned keep = r % 7 ? 0xf : (unsigned)(rng_next(&s) & 0xf);
+                k->pct_count_f64(col + off, n, lo, hi, keep, cap, b1, u1, g1, o1);
+                S->pct_count_f64(col + off, n, lo, hi, keep, cap, b2, u2, g2, o2);
                 for (int j = 0; j < 4; j++) {
                     CHECK(b1[j] == b2[j] && u1[j] == u2[j] && g1[j] == g2[j],
                           "%s pct_count n %zu off %zu interval %d [%g, %g]: %llu %llu %llu, scalar %llu %llu %llu",

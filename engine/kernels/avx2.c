@@ -531,6 +531,20 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
 
 #define PIPE_W 4
 #define PIPE_MOVEMASK(m) (unsigned)_mm256_movemask_pd((__m256d)(m))
+/* AVX2 has no compress: the lanes of mask m (4 bits) moved to the front
+ * by a permutation of 32-bit halves from a table, then one full store. */
+static const int32_t pipe_compress_perm[16][8] = {
+    {0, 0, 0, 0, 0, 0, 0, 0}, {0, 1, 0, 0, 0, 0, 0, 0}, {2, 3, 0, 0, 0, 0, 0, 0},
+    {0, 1, 2, 3, 0, 0, 0, 0}, {4, 5, 0, 0, 0, 0, 0, 0}, {0, 1, 4, 5, 0, 0, 0, 0},
+    {2, 3, 4, 5, 0, 0, 0, 0}, {0, 1, 2, 3, 4, 5, 0, 0}, {6, 7, 0, 0, 0, 0, 0, 0},
+    {0, 1, 6, 7, 0, 0, 0, 0}, {2, 3, 6, 7, 0, 0, 0, 0}, {0, 1, 2, 3, 6, 7, 0, 0},
+    {4, 5, 6, 7, 0, 0, 0, 0}, {0, 1, 4, 5, 6, 7, 0, 0}, {2, 3, 4, 5, 6, 7, 0, 0},
+    {0, 1, 2, 3, 4, 5, 6, 7},
+};
+#define PIPE_COMPRESS(dst, m, x)                                                                 \
+    _mm256_storeu_pd((dst), _mm256_castps_pd(_mm256_permutevar8x32_ps(                            \
+                                _mm256_castpd_ps((__m256d)(x)),                                   \
+                                _mm256_loadu_si256((const __m256i *)pipe_compress_perm[(m)]))))
 #include "pipe_body.h"
 #define BITS_BW 32
 #define BITS_PSHUFB(t, i) (bits_vb)_mm256_shuffle_epi8((__m256i)(t), (__m256i)(i))

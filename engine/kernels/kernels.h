@@ -227,26 +227,28 @@ typedef struct sdb_kernels {
     /* Over v[0..n) (doubles, unaligned, no NaN) and SDB_PCT_IV closed
      * intervals [lo[j], hi[j]], pairwise disjoint (an unused one has
      * lo = +inf, hi = -inf): below[j] += the values < lo[j], upto[j] +=
-     * the values <= hi[j], got[j] += the values inside [lo[j], hi[j]],
-     * the first cap - got[j] of which (in order) are stored at out[j * cap
-     * + got[j]] on the way (got[j] may so pass cap: the caller's sign that
-     * the interval overflowed). Compares are the C operators', so -0.0 and
-     * 0.0 are one value. */
+     * the values <= hi[j]; for each interval j whose bit is set in keep,
+     * got[j] += the values inside it, the first cap - got[j] of which (in
+     * order) are stored at out[j * cap + got[j]] on the way (got[j] may so
+     * pass cap: the caller's sign that the interval overflowed); got[j] of
+     * the others is left alone. Compares are the C operators', so -0.0
+     * and 0.0 are one value. */
     void (*pct_count_f64)(const void *v, size_t n, const double *lo, const double *hi,
-                          size_t cap, uint64_t *below, uint64_t *upto, uint64_t *got,
-                          double *out);
+                          unsigned keep, size_t cap, uint64_t *below, uint64_t *upto,
+                          uint64_t *got, double *out);
 } sdb_kernels;
 
 #define SDB_PCT_IV 4 /* pipe_body.h spells the four out */
 
 /* pct_count_f64 for one value x. */
-static inline void sdb_pct_count1(double x, const double *lo, const double *hi, size_t cap,
-                                  uint64_t *below, uint64_t *upto, uint64_t *got, double *out)
+static inline void sdb_pct_count1(double x, const double *lo, const double *hi, unsigned keep,
+                                  size_t cap, uint64_t *below, uint64_t *upto, uint64_t *got,
+                                  double *out)
 {
     for (uint32_t j = 0; j < SDB_PCT_IV; j++) {
         below[j] += x < lo[j];
         upto[j] += x <= hi[j];
-        if (x >= lo[j] && x <= hi[j]) {
+        if ((keep >> j & 1) && x >= lo[j] && x <= hi[j]) {
             if (got[j] < cap) out[j * cap + got[j]] = x;
             got[j]++;
         }

@@ -306,13 +306,13 @@ static void agg_dec(const void *v, unsigned v_bits, int64_t v_base, double scale
 
 /* ---- exact percentiles --------------------------------------------- */
 
-static void pct_count_f64(const void *v, size_t n, const double *lo, const double *hi, size_t cap,
-                          uint64_t *below, uint64_t *upto, uint64_t *got, double *out)
+static void pct_count_f64(const void *v, size_t n, const double *lo, const double *hi, unsigned keep,
+                          size_t cap, uint64_t *below, uint64_t *upto, uint64_t *got, double *out)
 {
     for (size_t i = 0; i < n; i++) {
         double x;
         memcpy(&x, (const char *)v + 8 * i, sizeof x);
-        sdb_pct_count1(x, lo, hi, cap, below, upto, got, out);
+        sdb_pct_count1(x, lo, hi, keep, cap, below, upto, got, out);
     }
 }
 
