@@ -914,6 +914,21 @@ static inline uint16_t pct_bucket(double x, double mn, double scale, double last
     return t < lastd ? (uint16_t)(int64_t)t : last;
 }
 
+/* The k-th smallest of v[0..len), which may be reordered: a selection,
+ * skipped when the values are all equal (scores clamped to 0 or 1 pile
+ * into one bucket). */
+static double rank_in(double *v, size_t len, size_t k)
+{
+    double mn = v[0], mx = v[0];
+    for (size_t j = 1; j < len; j++) {
+        mn = v[j] < mn ? v[j] : mn;
+        mx = v[j] > mx ? v[j] : mx;
+    }
+    if (mn == mx) return mn;
+    select_kth(v, 0, len - 1, k);
+    return v[k];
+}
+
 /* The values are np pieces vs[i][0..ns[i]) (one, or a group's lists from
  * the parts of a parallel run, sdb__dvec_more), n in all. */
 static int ranks_by_buckets(const double *const *vs, const size_t *ns, uint32_t np, size_t n,
@@ -1036,18 +1051,7 @@ static int ranks_by_buckets(const double *const *vs, const size_t *ns, uint32_t 
 #undef PCT_B
     for (uint32_t i = 0; i < m; i++) {
         uint32_t sl = (uint32_t)slot[bk[i]];
-        size_t lo = start[sl], len = cnt[bk[i]];
-        double bmn = tmp[lo], bmx = tmp[lo];
-        for (size_t j = lo + 1; j < lo + len; j++) {
-            bmn = tmp[j] < bmn ? tmp[j] : bmn;
-            bmx = tmp[j] > bmx ? tmp[j] : bmx;
-        }
-        if (bmn == bmx) {
-            out[i] = bmn;
-            continue;
-        }
-        select_kth(tmp, lo, lo + len - 1, lo + in[i]);
-        out[i] = tmp[lo + in[i]];
+        out[i] = rank_in(tmp + start[sl], cnt[bk[i]], in[i]);
     }
     free(tmp);
     free(cnt);
@@ -1090,28 +1094,14 @@ static uint32_t sdb__pct_find(const size_t *spos, uint32_t n, size_t pos)
 }
 
 /* Ranks want[0..m) (sorted) of the len values at v, which may be
- * reordered: by buckets when many, else quickselect each (skipped when
- * all are equal). 0 on out of memory. */
-static int ranks_small(double *v, size_t len, const size_t *want, uint32_t m, double *out)
+ * reordered: by buckets when many, else one selection each. */
+static void ranks_small(double *v, size_t len, const size_t *want, uint32_t m, double *out)
 {
     if (len >= PCT_BUCKET_MIN_N) {
         const double *vs[1] = {v};
-        if (ranks_by_buckets(vs, &len, 1, len, want, m, out)) return 1;
+        if (ranks_by_buckets(vs, &len, 1, len, want, m, out)) return;
     }
-    double bmn = v[0], bmx = v[0];
-    for (size_t j = 1; j < len; j++) {
-        bmn = v[j] < bmn ? v[j] : bmn;
-        bmx = v[j] > bmx ? v[j] : bmx;
-    }
-    for (uint32_t i = 0; i < m; i++) {
-        if (bmn == bmx) {
-            out[i] = bmn;
-            continue;
-        }
-        select_kth(v, 0, len - 1, want[i]);
-        out[i] = v[want[i]];
-    }
-    return 1;
+    for (uint32_t i = 0; i < m; i++) out[i] = rank_in(v, len, want[i]);
 }
 
 /* 1 with out set, 0 when the sample's intervals missed (or more than
@@ -1224,7 +1214,7 @@ static int ranks_by_sample(const double *const *vs, const size_t *ns, uint32_t n
             in[e - i] = want[e] - below[j];
             e++;
         }
-        ok = ranks_small(buf + j * cap, got[j], in, e - i, out + i);
+        ranks_small(buf + j * cap, got[j], in, e - i, out + i);
         i = e;
     }
     free(buf);

@@ -1487,6 +1487,121 @@ Test(engine_diff, bucketed_percentiles_equal_quickselect_on_every_distribution)
         }
 }
 
+/* Groups of tens of thousands of values through the whole engine (the
+ * sampled select of lists of 32,768 and more, aggregate.c), on one
+ * thread and cut into three parts (a chain of lists per group): chunks of
+ * f64 values, decimals, integers and booleans mixed in one name, heavy
+ * ties (a pile at 1), zeros of both signs, a one-row group and groups the
+ * filter empties; each percentile must be the reference's exactly. */
+static int cmp_d_total(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+Test(engine_diff, percentiles_of_large_groups_match_sorting, .timeout = 240)
+{
+    char dir[] = "/tmp/sdb_pctbig_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    sdb_options o = {.no_sync = 1, .chunk_rows = 4096, .bucket_ms = 32 * DAY};
+    sdb_store *s;
+    char err[512], buf[512];
+    cr_assert_eq(sdb_store_open(dir, &o, &s, err, sizeof err), SDB_OK, "%s", err);
+    enum { N = 120000 };
+    static double val[N];
+    static int grp[N];
+    rng = 0x5eed5eedull;
+    sdb_batch *b;
+    sdb_batch_new(&b);
+    for (int i = 0; i < N; i++) {
+        /* model: gpt-4o 2/3, claude 1/3 (both over 32,768 unfiltered), llama one row */
+        grp[i] = i == N / 2 ? 2 : ri(3) == 0;
+        int kind = (i / 4096) % 5; /* the chunk's values: f64, decimal, integer, boolean, ties */
+        double v;
+        switch (kind) {
+        case 0: v = rf(); break;
+        case 1: v = (double)ri(1001) / 1000; break;
+        case 2: v = (double)(ri(21) - 10); break;
+        case 3: v = ri(2); break;
+        default: v = ri(3) == 0 ? 1.0 : ri(2) ? (ri(2) ? 0.0 : -0.0) : rf() - 0.5; break;
+        }
+        val[i] = v;
+        int len = snprintf(buf, sizeof buf,
+                           "{\"id\":\"p%d\",\"name\":\"big\",\"value\":%.17g,\"timestamp\":%lld,\"trace_id\":\"t%d\","
+                           "\"model\":\"%s\"}",
+                           i, v, (long long)(BASE_MS + (long long)i * 1000), i % 50, MODELS[1 + grp[i]]);
+        cr_assert_eq(sdb_batch_add_json(b, buf, (size_t)len, err, sizeof err), SDB_OK, "%s: %s", err, buf);
+        if (i % 10000 == 9999 || i == N - 1) {
+            cr_assert_eq(sdb_store_ingest(s, 0, b, BASE_MS + 20 * DAY + i), SDB_OK);
+            sdb_batch_clear(b);
+        }
+    }
+    sdb_batch_free(b);
+    cr_assert_eq(sdb_store_fold(s, BASE_MS + 30 * DAY, NULL), SDB_OK);
+    static const char *const PS[] = {"[50,90,99]", "[99,1,50]", "[0,25,50,75,100]"};
+    static const double PV[3][5] = {{50, 90, 99}, {99, 1, 50}, {0, 25, 50, 75, 100}};
+    static const int PN[3] = {3, 3, 5};
+    double *sorted = malloc(N * sizeof *sorted);
+    for (int parts = 0; parts < 2; parts++) {
+        sdb__par_min_rows = parts ? 1 : SDB__PAR_MIN_ROWS;
+        sdb__par_parts = parts ? 3 : 0;
+        for (int pi = 0; pi < 3; pi++)
+            for (int vf = 0; vf < 2; vf++) {
+                /* vf: a value filter that keeps some of every chunk kind */
+                char qs[256];
+                snprintf(qs, sizeof qs, "{\"name\":\"big\",%s\"group_by\":[\"model\"],\"percentiles\":%s}",
+                         vf ? "\"where\":{\"value\":{\"gte\":-0.25,\"lte\":0.75}}," : "", PS[pi]);
+                char *out = NULL;
+                cr_assert_eq(sdb_query_json(s, 0, qs, strlen(qs), &out, err, sizeof err), SDB_OK, "%s", err);
+                json_error_t je;
+                json_t *a = json_loads(out, 0, &je);
+                cr_assert_not_null(a, "%s", out);
+                json_t *groups = json_object_get(a, "groups");
+                size_t gi;
+                json_t *g;
+                int seen = 0;
+                json_array_foreach(groups, gi, g)
+                {
+                    const char *model = json_string_value(json_object_get(json_object_get(g, "key"), "model"));
+                    int want_g = -1;
+                    for (int k = 0; k < 3; k++)
+                        if (model && !strcmp(model, MODELS[1 + k])) want_g = k;
+                    cr_assert(want_g >= 0, "group %s\n%s", model ? model : "(none)", qs);
+                    size_t n = 0;
+                    for (int i = 0; i < N; i++)
+                        if (grp[i] == want_g && (!vf || (val[i] >= -0.25 && val[i] <= 0.75))) sorted[n++] = val[i];
+                    if (n == 0) continue; /* emptied by the filter: no group, or no percentiles */
+                    seen++;
+                    qsort(sorted, n, sizeof *sorted, cmp_d_total);
+                    json_t *p = json_object_get(g, "percentiles");
+                    cr_assert(json_is_object(p), "percentiles missing\n%s", qs);
+                    for (int k = 0; k < PN[pi]; k++) {
+                        double pos = PV[pi][k] / 100.0 * (double)(n - 1);
+                        size_t lo = (size_t)floor(pos);
+                        double fr = pos - (double)lo;
+                        double x = sorted[lo], y = lo + 1 < n ? sorted[lo + 1] : x;
+                        double want = fr == 0 ? x : x + (y - x) * fr;
+                        char key[16];
+                        snprintf(key, sizeof key, "%g", PV[pi][k]);
+                        double got = json_number_value(json_object_get(p, key));
+                        cr_assert(got == want, "%s group %s p%s: %.17g, sorting %.17g (n %zu, parts %d)", qs,
+                                  model, key, got, want, n, parts);
+                    }
+                }
+                cr_assert(seen >= 2, "%s: %d groups checked", qs, seen);
+                json_decref(a);
+                free(out);
+            }
+    }
+    sdb__par_parts = 0;
+    sdb__par_min_rows = SDB__PAR_MIN_ROWS;
+    free(sorted);
+    sdb_store_close(s);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
 /* Times print by hand for years 0 to 9999: the same text as the printf
  * form (checked across the range, day and leap edges, and outside it). */
 Test(engine_diff, times_print_like_the_printf_form)
