@@ -372,3 +372,86 @@ Test(traceidx, a_slice_sorted_on_its_own_thread_indexes_like_small_slices)
     sdb_store_close(small);
     rm_dir(d2);
 }
+
+/* The run coding (version 2: blocks of hash deltas and refs bit-packed
+ * to each block's widths) against a plain reference, written straight
+ * through sdb__tix_prepare/sdb__tix_write in slices so that runs merge:
+ * hashes at the ends of the 64-bit range (deltas of 2^63 and more: full
+ * 64-bit widths), keys with one entry and keys with hundreds (spanning
+ * blocks, so a lookup walks several blocks back from its bound), refs far
+ * apart and adjacent. Every key is then looked up with random bounds and
+ * caps, and must give exactly the newest `max` refs below the bound. */
+#define RC_KEYS 300
+#define RC_SLICES 9
+Test(traceidx, block_coded_runs_answer_like_a_plain_list)
+{
+    static uint64_t key[RC_KEYS];
+    for (int i = 0; i < RC_KEYS; i++) key[i] = rnd() | 1;
+    key[0] = 1;
+    key[1] = 2;
+    key[2] = UINT64_MAX;
+    key[3] = UINT64_MAX - 1;
+    key[4] = 1ull << 63;
+    key[5] = (1ull << 63) + 1;
+    /* Entries (key index, ref), in ref order: key 6 takes a quarter. */
+    size_t cap = 20000, n = 0;
+    uint32_t *who = malloc(cap * sizeof *who);
+    uint64_t *refs = malloc(cap * sizeof *refs), ref = 1;
+    cr_assert(who && refs);
+    for (int sl = 0; sl < RC_SLICES; sl++) {
+        /* The last slice is keys 1 and UINT64_MAX alone: a run of its own
+         * (the run before it is larger) whose one delta needs 64 bits. */
+        bool last = sl == RC_SLICES - 1;
+        uint32_t m = last ? 2 : 1 + (uint32_t)(rnd() % 1500);
+        sdb__fixed *rows = calloc(m, sizeof *rows);
+        cr_assert_not_null(rows);
+        for (uint32_t i = 0; i < m; i++) {
+            ref += rnd() % 4 == 0 ? 1 + rnd() % 100000 : 1;
+            uint32_t k = last ? 2 * i : rnd() % 4 == 0 ? 6 : (uint32_t)(rnd() % RC_KEYS);
+            rows[i].project = 0;
+            rows[i].ref = ref;
+            rows[i].trace = key[k];
+            cr_assert_lt(n, cap);
+            who[n] = k;
+            refs[n++] = ref;
+        }
+        sdb__tix_prep *p;
+        cr_assert_eq(sdb__tix_prepare(rows, m, &p), SDB_OK);
+        sdb__txn *t;
+        cr_assert_eq(sdb__txn_begin(s, 1, &t), SDB_OK);
+        cr_assert_eq(sdb__tix_write(t, p), SDB_OK);
+        cr_assert_eq(sdb__txn_commit(t), SDB_OK);
+        sdb__tix_prep_free(p);
+        free(rows);
+    }
+    sdb__txn *t;
+    cr_assert_eq(sdb__txn_begin(s, 0, &t), SDB_OK);
+    uint64_t entries, runs;
+    cr_assert_eq(sdb__tix_stats(t, 0, &entries, &runs), SDB_OK);
+    cr_assert_eq(entries, n);
+    for (int k = 0; k < RC_KEYS; k++) {
+        for (int trial = 0; trial < 3; trial++) {
+            uint64_t below = trial == 0 ? UINT64_MAX : 1 + rnd() % (ref + 1);
+            size_t max = trial == 2 ? 1 + rnd() % 40 : n + 1;
+            uint64_t *got, base, cut;
+            size_t ng;
+            cr_assert_eq(sdb__tix_refs(t, 0, SDB__TIX_TRACE, &key[k], 1, below, max, &got, &ng,
+                                       &base, &cut),
+                         SDB_OK);
+            size_t w = 0;
+            for (size_t i = n; i > 0 && w < max; i--) {
+                if (who[i - 1] != (uint32_t)k || refs[i - 1] >= below) continue;
+                cr_assert_lt(w, ng, "key %d: %zu refs, the reference has more", k, ng);
+                cr_assert_eq(got[w], refs[i - 1], "key %d, ref %zu: %llu, want %llu", k, w,
+                             (unsigned long long)got[w], (unsigned long long)refs[i - 1]);
+                w++;
+            }
+            cr_assert_eq(ng, w, "key %d (below %llu, max %zu): %zu refs, want %zu", k,
+                         (unsigned long long)below, max, ng, w);
+            free(got);
+        }
+    }
+    sdb__txn_abort(t);
+    free(who);
+    free(refs);
+}
