@@ -455,3 +455,73 @@ Test(traceidx, block_coded_runs_answer_like_a_plain_list)
     free(who);
     free(refs);
 }
+
+/* A store of format 5 holds version 1 runs (16 plain bytes an entry): they
+ * are read as they are, and a later fold's merge rewrites them in version
+ * 2 with the new entries, every ref still found. */
+Test(traceidx, version_1_runs_are_read_and_merged_into_version_2)
+{
+    enum { N1 = 700, N2 = 900 };
+    static uint64_t h1[N1];
+    uint8_t *v1 = malloc(16 + N1 * 16);
+    cr_assert_not_null(v1);
+    uint32_t magic = 0x58495453u, zero = 0;
+    uint64_t n1 = N1;
+    memcpy(v1, &magic, 4);
+    memcpy(v1 + 4, &zero, 4);
+    memcpy(v1 + 8, &n1, 8);
+    /* Sorted hashes 3, 6, 9, ... (every fifth repeated), refs 1..N1. */
+    for (uint64_t i = 0; i < N1; i++) {
+        h1[i] = 3 * (i - i % 5 / 4) + 3;
+        uint64_t ref = i + 1;
+        memcpy(v1 + 16 + i * 16, &h1[i], 8);
+        memcpy(v1 + 24 + i * 16, &ref, 8);
+    }
+    uint8_t key[13] = {'t'};
+    sdb__be32(key + 1, 0);
+    sdb__be64(key + 5, 1);
+    sdb__txn *t;
+    cr_assert_eq(sdb__txn_begin(s, 1, &t), SDB_OK);
+    cr_assert_eq(sdb__put(t, SDB__DB_TRACES, key, sizeof key, v1, 16 + N1 * 16, 0), SDB_OK);
+    cr_assert_eq(sdb__txn_commit(t), SDB_OK);
+    free(v1);
+    /* A fold's entries: the same hashes again at refs past N1, so the
+     * merge takes the version 1 run (it is not larger). */
+    sdb__fixed *rows = calloc(N2, sizeof *rows);
+    cr_assert_not_null(rows);
+    for (uint32_t i = 0; i < N2; i++) {
+        rows[i].ref = N1 + 1 + i;
+        rows[i].trace = h1[rnd() % N1];
+    }
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(sdb__txn_begin(s, 0, &t), SDB_OK);
+        uint64_t entries, runs;
+        cr_assert_eq(sdb__tix_stats(t, 0, &entries, &runs), SDB_OK);
+        cr_assert_eq(entries, round ? (uint64_t)N1 + N2 : N1);
+        cr_assert_eq(runs, 1, "round %d: %llu runs", round, (unsigned long long)runs);
+        for (uint64_t i = 0; i < N1; i++) {
+            if (i && h1[i] == h1[i - 1]) continue;
+            uint64_t *got, base, cut;
+            size_t ng, want = 0;
+            cr_assert_eq(sdb__tix_refs(t, 0, SDB__TIX_TRACE, &h1[i], 1, UINT64_MAX, 1u << 20,
+                                       &got, &ng, &base, &cut),
+                         SDB_OK);
+            for (uint64_t j = 0; j < N1; j++) want += h1[j] == h1[i];
+            if (round)
+                for (uint32_t j = 0; j < N2; j++) want += rows[j].trace == h1[i];
+            cr_assert_eq(ng, want, "round %d, hash %llu: %zu refs, want %zu", round,
+                         (unsigned long long)h1[i], ng, want);
+            for (size_t k = 1; k < ng; k++) cr_assert_gt(got[k - 1], got[k]);
+            free(got);
+        }
+        sdb__txn_abort(t);
+        if (round) break;
+        sdb__tix_prep *p;
+        cr_assert_eq(sdb__tix_prepare(rows, N2, &p), SDB_OK);
+        cr_assert_eq(sdb__txn_begin(s, 1, &t), SDB_OK);
+        cr_assert_eq(sdb__tix_write(t, p), SDB_OK);
+        cr_assert_eq(sdb__txn_commit(t), SDB_OK);
+        sdb__tix_prep_free(p);
+    }
+    free(rows);
+}
