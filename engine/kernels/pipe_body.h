@@ -217,6 +217,10 @@ static void pipe_pct_count_f64(const void *v, size_t n, const double *lo, const 
         unsigned m[SDB_PCT_IV] = {PIPE_MOVEMASK(d0 & ~c0 & k0), PIPE_MOVEMASK(d1 & ~c1 & k1),
                                   PIPE_MOVEMASK(d2 & ~c2 & k2), PIPE_MOVEMASK(d3 & ~c3 & k3)};
         for (uint32_t j = 0; j < SDB_PCT_IV; j++) {
+            /* an interval not kept (unused, or a pile) stores nothing: a
+             * branch the same way every time, where the stores of zero
+             * lanes were 29% of this kernel in a 10M pct query */
+            if (!(keep >> j & 1)) continue;
             if (g[j] + PIPE_W <= cap) {
                 PIPE_COMPRESS(out + j * cap + g[j], m[j], x);
             } else {
