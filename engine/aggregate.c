@@ -140,59 +140,140 @@ static int dedupe_part(dtab *d, const uint64_t *src, size_t n, unsigned skip, ui
     return SDB_OK;
 }
 
-int sdb__distinct_u64(uint64_t *v, size_t n, size_t *out_n)
+/* The parallel shape of the count: the input is cut into chunks (one when
+ * serial), each chunk histograms its partitions and then scatters into
+ * the partition's run at its own offsets (so chunks never write the same
+ * place), and runs of partitions are deduped in place, each with its own
+ * table. Partitions of equal top bits hold every copy of a hash, so they
+ * are deduped independently: which thread ran which does not change the
+ * count, and the distinct values are gathered back in partition order. */
+#define DISTINCT_CHUNKS 4      /* chunks of the input when parallel */
+#define DISTINCT_PART_RUNS 16  /* runs of partitions when parallel */
+
+typedef struct dpar {
+    const uint64_t *v;
+    uint64_t *tmp;
+    size_t n, np;
+    unsigned pbits, chunks, runs;
+    size_t *cnt;   /* chunks x np: counts, then each chunk's write offsets */
+    size_t *start; /* np + 1: partition p is tmp[start[p], start[p+1]) */
+    size_t *kp;    /* np: distinct values at the start of partition p */
+    int *rc;       /* runs */
+} dpar;
+
+static void dpar_count(void *arg, uint32_t c)
+{
+    dpar *j = arg;
+    size_t lo = j->n * c / j->chunks, hi = j->n * (c + 1) / j->chunks;
+    size_t *cnt = j->cnt + (size_t)c * j->np;
+    unsigned sh = 64 - j->pbits;
+    for (size_t i = lo; i < hi; i++) cnt[dmix(j->v[i]) >> sh]++;
+}
+
+static void dpar_scatter(void *arg, uint32_t c)
+{
+    dpar *j = arg;
+    size_t lo = j->n * c / j->chunks, hi = j->n * (c + 1) / j->chunks;
+    size_t *at = j->cnt + (size_t)c * j->np;
+    unsigned sh = 64 - j->pbits;
+    uint64_t *tmp = j->tmp;
+    for (size_t i = lo; i < hi; i++) {
+        uint64_t x = j->v[i];
+        tmp[at[dmix(x) >> sh]++] = x;
+    }
+}
+
+static void dpar_dedupe(void *arg, uint32_t r)
+{
+    dpar *j = arg;
+    size_t plo = j->np * r / j->runs, phi = j->np * (r + 1) / j->runs;
+    dtab d = {NULL, NULL, 0};
+    int rc = SDB_OK;
+    for (size_t p = plo; rc == SDB_OK && p < phi; p++) {
+        uint64_t *part = j->tmp + j->start[p];
+        size_t m = j->start[p + 1] - j->start[p];
+        j->kp[p] = 0;
+        if (m) rc = dedupe_part(&d, part, m, j->pbits, part, &j->kp[p]);
+    }
+    free(d.t);
+    free(d.used);
+    j->rc[r] = rc;
+}
+
+int sdb__distinct_u64_par(uint64_t *v, size_t n, size_t *out_n, bool parallel)
 {
     *out_n = 0;
     if (n == 0) return SDB_OK;
     unsigned pbits = 0;
     while (pbits < DISTINCT_MAX_PART_BITS && (n >> pbits) > DISTINCT_PART_ROWS) pbits++;
-    size_t np = (size_t)1 << pbits, k = 0;
-    uint64_t *tmp = NULL;
-    size_t *end = NULL;
-    dtab d = {NULL, NULL, 0};
-    int rc = SDB_ENOMEM;
     if (!pbits) {
-        rc = dedupe_part(&d, v, n, 0, v, &k);
-        goto done;
+        /* One partition: dedupe in place (a doubling that fails leaves
+         * v's prefix rewritten with distinct values of its own: the same
+         * set). */
+        dtab d = {NULL, NULL, 0};
+        size_t k = 0;
+        int rc = dedupe_part(&d, v, n, 0, v, &k);
+        free(d.t);
+        free(d.used);
+        if (rc == SDB_OK) *out_n = k;
+        return rc;
     }
-    /* Counting pass, then scatter: end[p] moves from the start of
-     * partition p to its end. */
-    tmp = malloc(n * sizeof *tmp);
-    end = calloc(np, sizeof *end);
-    if (!tmp || !end) goto done;
-    for (size_t i = 0; i < n; i++) end[dmix(v[i]) >> (64 - pbits)]++;
-    for (size_t p = 0, at = 0; p < np; p++) {
-        size_t c = end[p];
-        end[p] = at;
-        at += c;
+    dpar j = {.v = v, .n = n, .np = (size_t)1 << pbits, .pbits = pbits};
+    j.chunks = parallel ? DISTINCT_CHUNKS : 1;
+    j.runs = parallel ? DISTINCT_PART_RUNS : 1;
+    int rc = SDB_ENOMEM;
+    j.tmp = malloc(n * sizeof *j.tmp);
+    j.cnt = calloc((size_t)j.chunks * j.np, sizeof *j.cnt);
+    j.start = malloc((j.np + 1) * sizeof *j.start);
+    j.kp = malloc(j.np * sizeof *j.kp);
+    j.rc = calloc(j.runs, sizeof *j.rc);
+    if (!j.tmp || !j.cnt || !j.start || !j.kp || !j.rc) goto done;
+    sdb__par_for(j.chunks, dpar_count, &j, parallel);
+    /* Partition p starts after every smaller partition; within it, chunk
+     * c writes after the chunks before it. */
+    size_t at = 0;
+    for (size_t p = 0; p < j.np; p++) {
+        j.start[p] = at;
+        for (unsigned c = 0; c < j.chunks; c++) {
+            size_t *x = &j.cnt[(size_t)c * j.np + p], m = *x;
+            *x = at;
+            at += m;
+        }
     }
-    for (size_t i = 0; i < n; i++) {
-        uint64_t x = v[i];
-        tmp[end[dmix(x) >> (64 - pbits)]++] = x;
-    }
+    j.start[j.np] = at;
+    sdb__par_for(j.chunks, dpar_scatter, &j, parallel);
+    sdb__par_for(j.runs, dpar_dedupe, &j, parallel);
     rc = SDB_OK;
-    for (size_t p = 0, start = 0; rc == SDB_OK && p < np; start = end[p++]) {
-        size_t m = end[p] - start, kp = 0;
-        if (!m) continue;
-        rc = dedupe_part(&d, tmp + start, m, pbits, v + k, &kp);
-        k += kp;
+    for (unsigned r = 0; r < j.runs; r++)
+        if (j.rc[r]) rc = j.rc[r];
+    if (rc) goto done;
+    size_t k = 0;
+    for (size_t p = 0; p < j.np; p++) {
+        memcpy(v + k, j.tmp + j.start[p], j.kp[p] * sizeof *v);
+        k += j.kp[p];
     }
+    *out_n = k;
 done:
-    if (rc == SDB_OK) *out_n = k;
-    free(tmp);
-    free(end);
-    free(d.t);
-    free(d.used);
+    free(j.tmp);
+    free(j.cnt);
+    free(j.start);
+    free(j.kp);
+    free(j.rc);
     return rc;
+}
+
+int sdb__distinct_u64(uint64_t *v, size_t n, size_t *out_n)
+{
+    return sdb__distinct_u64_par(v, n, out_n, false);
 }
 
 /* Keep only the distinct hashes; the next compaction waits until as many
  * again, plus the slack, have been appended, so each appended hash is
  * compacted O(1) times and memory stays O(distinct + slack). */
-static int traceset_compact(sdb__traceset *s)
+static int traceset_compact(sdb__traceset *s, bool parallel)
 {
     size_t k;
-    int rc = sdb__distinct_u64(s->v, s->n, &k);
+    int rc = sdb__distinct_u64_par(s->v, s->n, &k, parallel);
     if (rc) return rc;
     s->n = k;
     s->limit = 2 * k + (s->slack ? s->slack : SDB__TRACESET_SLACK);
@@ -202,7 +283,7 @@ static int traceset_compact(sdb__traceset *s)
 uint64_t *sdb__traceset_room(sdb__traceset *s, size_t k)
 {
     size_t limit = s->limit ? s->limit : (s->slack ? s->slack : SDB__TRACESET_SLACK);
-    if (s->n > 0 && s->n + k > limit && traceset_compact(s)) return NULL;
+    if (s->n > 0 && s->n + k > limit && traceset_compact(s, false)) return NULL;
     if (s->n + k > s->cap) {
         size_t cap = s->cap ? s->cap : 1024;
         while (cap < s->n + k) cap *= 2;
@@ -223,9 +304,9 @@ int sdb__traceset_add(sdb__traceset *s, uint64_t h)
     return SDB_OK;
 }
 
-int sdb__traceset_count(sdb__traceset *s, uint64_t *out)
+int sdb__traceset_count(sdb__traceset *s, uint64_t *out, bool parallel)
 {
-    int rc = traceset_compact(s);
+    int rc = traceset_compact(s, parallel);
     *out = rc ? 0 : s->n;
     return rc;
 }

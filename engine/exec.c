@@ -1004,6 +1004,12 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
         if (want_num && nn) {
             if (skip_moments) {
                 /* the header counted them */
+            } else if (p->counts_only && c->keys_const && c->iv_const) {
+                /* One slot takes the whole batch (a count of traces without
+                 * group_by: 19% of source.none.traces at 10M was the per-row
+                 * increments below). */
+                gt->slot[slot_n[0]].n += nn;
+                gt->slot[slot_n[0]].count += nn;
             } else if (p->counts_only) {
                 /* Nothing asked for needs the values' moments (a count, a
                  * fixed histogram): two counters a row, not seven fields. */

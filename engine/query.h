@@ -80,7 +80,7 @@ typedef struct sdb__traceset {
     uint64_t *v;        /* owned */
     size_t n, cap;
     size_t limit;       /* compact before n passes it; 0 until the first compaction */
-    size_t slack;       /* 0: the default (2^20); tests set it small */
+    size_t slack;       /* 0: the default (2^22); tests set it small */
 } sdb__traceset;
 
 /* Room for k more hashes at s->v + s->n (borrowed until the next call);
@@ -88,7 +88,7 @@ typedef struct sdb__traceset {
 uint64_t *sdb__traceset_room(sdb__traceset *s, size_t k);
 /* Append one hash (nonzero). Returns SDB_OK or SDB_ENOMEM. */
 int sdb__traceset_add(sdb__traceset *s, uint64_t h);
-#define SDB__TRACESET_SLACK ((size_t)1 << 20) /* appends between compactions, at least */
+#define SDB__TRACESET_SLACK ((size_t)1 << 22) /* appends between compactions, at least */
 /* sdb__traceset_add with its common case inline: room left and no
  * compaction due (the per-row loop of a grouped scan). */
 static inline int sdb__traceset_push(sdb__traceset *s, uint64_t h)
@@ -101,8 +101,10 @@ static inline int sdb__traceset_push(sdb__traceset *s, uint64_t h)
     return sdb__traceset_add(s, h);
 }
 /* The number of distinct nonzero hashes appended so far, exactly; leaves
- * s compacted. Returns SDB_OK or SDB_ENOMEM (*out is then 0). */
-int sdb__traceset_count(sdb__traceset *s, uint64_t *out);
+ * s compacted. `parallel`: the count may use the pool's idle helpers
+ * (sdb__distinct_u64_par; never from inside an sdb__par_for).
+ * Returns SDB_OK or SDB_ENOMEM (*out is then 0). */
+int sdb__traceset_count(sdb__traceset *s, uint64_t *out, bool parallel);
 /* Free the array (s may be reused, zeroed). */
 void sdb__traceset_free(sdb__traceset *s);
 
@@ -110,6 +112,10 @@ void sdb__traceset_free(sdb__traceset *s);
  * no particular order, to v[0..*out_n). Allocates O(n) scratch for the
  * call. Returns SDB_OK or SDB_ENOMEM (v is then unchanged). */
 int sdb__distinct_u64(uint64_t *v, size_t n, size_t *out_n);
+/* The same, with the partitions histogrammed, scattered and deduped on the
+ * pool's idle helpers when `parallel` (sdb__par_for: not from inside one).
+ * The count and the set moved to v are the same either way. */
+int sdb__distinct_u64_par(uint64_t *v, size_t n, size_t *out_n, bool parallel);
 
 /* ------------------------------------------------------ group table */
 
