@@ -45,7 +45,7 @@
  *
  * The count radix-partitions the array by the top bits of a multiplicative
  * hash (a bijection of u64, so distinct stays distinct) into at most 2^10
- * partitions of about DISTINCT_PART_ROWS (more partitions cost a TLB miss
+ * partitions of about sdb__distinct_part_rows (more partitions cost a TLB miss
  * per scattered write), then dedupes each partition with an open-addressing
  * table (linear probing) of at least 8 slots per row, mostly cache-resident:
  * at that load most probes end at the first slot, so the loop mispredicts
@@ -57,7 +57,8 @@
  * replaced.
  * The result is exact: two hashes are one trace only when all 64 bits are
  * equal (API.md: the xxh3 hash of a trace_id is its identity). */
-#define DISTINCT_PART_ROWS 1024
+size_t sdb__distinct_part_rows = SDB__DISTINCT_PART_ROWS;
+size_t sdb__traceset_slack = SDB__TRACESET_SLACK;
 #define DISTINCT_MAX_PART_BITS 10
 #define DISTINCT_SLOTS_PER_ROW 8
 #define DISTINCT_START_BITS_MAX 16 /* first table of a partition: at most 2^16 slots */
@@ -205,7 +206,7 @@ int sdb__distinct_u64_par(uint64_t *v, size_t n, size_t *out_n, bool parallel)
     *out_n = 0;
     if (n == 0) return SDB_OK;
     unsigned pbits = 0;
-    while (pbits < DISTINCT_MAX_PART_BITS && (n >> pbits) > DISTINCT_PART_ROWS) pbits++;
+    while (pbits < DISTINCT_MAX_PART_BITS && (n >> pbits) > sdb__distinct_part_rows) pbits++;
     if (!pbits) {
         /* One partition: dedupe in place (a doubling that fails leaves
          * v's prefix rewritten with distinct values of its own: the same
@@ -276,13 +277,13 @@ static int traceset_compact(sdb__traceset *s, bool parallel)
     int rc = sdb__distinct_u64_par(s->v, s->n, &k, parallel);
     if (rc) return rc;
     s->n = k;
-    s->limit = 2 * k + (s->slack ? s->slack : SDB__TRACESET_SLACK);
+    s->limit = 2 * k + (s->slack ? s->slack : sdb__traceset_slack);
     return SDB_OK;
 }
 
 uint64_t *sdb__traceset_room(sdb__traceset *s, size_t k)
 {
-    size_t limit = s->limit ? s->limit : (s->slack ? s->slack : SDB__TRACESET_SLACK);
+    size_t limit = s->limit ? s->limit : (s->slack ? s->slack : sdb__traceset_slack);
     if (s->n > 0 && s->n + k > limit && traceset_compact(s, false)) return NULL;
     if (s->n + k > s->cap) {
         size_t cap = s->cap ? s->cap : 1024;

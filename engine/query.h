@@ -89,11 +89,19 @@ uint64_t *sdb__traceset_room(sdb__traceset *s, size_t k);
 /* Append one hash (nonzero). Returns SDB_OK or SDB_ENOMEM. */
 int sdb__traceset_add(sdb__traceset *s, uint64_t h);
 #define SDB__TRACESET_SLACK ((size_t)1 << 22) /* appends between compactions, at least */
+/* The slack of a set whose own is 0; tests lower it so that queries
+ * compact their sets mid-scan. */
+extern size_t sdb__traceset_slack;
+/* sdb__distinct_u64 cuts its input into partitions of about this many
+ * hashes (up to 2^10 of them); tests lower it so that small sets run
+ * through every partition. */
+#define SDB__DISTINCT_PART_ROWS ((size_t)1024)
+extern size_t sdb__distinct_part_rows;
 /* sdb__traceset_add with its common case inline: room left and no
  * compaction due (the per-row loop of a grouped scan). */
 static inline int sdb__traceset_push(sdb__traceset *s, uint64_t h)
 {
-    size_t limit = s->limit ? s->limit : (s->slack ? s->slack : SDB__TRACESET_SLACK);
+    size_t limit = s->limit ? s->limit : (s->slack ? s->slack : sdb__traceset_slack);
     if (s->n < s->cap && s->n < limit) {
         s->v[s->n++] = h;
         return SDB_OK;

@@ -1075,6 +1075,31 @@ Test(engine_diff, the_query_matrix_split_into_parts_matches_the_reference, .time
     sdb__par_min_rows = SDB__PAR_MIN_ROWS;
 }
 
+/* Trace sets past every threshold of the distinct counter inside real
+ * queries: partitions of 2 hashes (so a set of 2048 fills all 2^10 of
+ * them and a few dozen hashes already partition), sets compacted every 60
+ * appends mid-scan, plans cut into three parts whose sets merge (the
+ * same trace ids recur across segments and parts) and, with
+ * sdb__par_min_rows at 1, every set counted by the parallel path. A
+ * dropped partition or a merge that skips a part's hashes fails it. */
+Test(engine_diff, trace_sets_past_every_partition_and_compaction_match_the_reference, .timeout = 240)
+{
+    static const int ids[] = {20000, 1500, 300};
+    sdb__distinct_part_rows = 2;
+    sdb__traceset_slack = 60;
+    for (int round = 0; round < 3; round++) {
+        n_trace_ids = ids[round];
+        sdb__par_min_rows = round ? 1 : SDB__PAR_MIN_ROWS;
+        sdb__par_parts = round ? 3 : 0;
+        run_round_sized(1101 + round, 30, 12000);
+    }
+    sdb__par_parts = 0;
+    sdb__par_min_rows = SDB__PAR_MIN_ROWS;
+    sdb__distinct_part_rows = SDB__DISTINCT_PART_ROWS;
+    sdb__traceset_slack = SDB__TRACESET_SLACK;
+    n_trace_ids = 40;
+}
+
 /* sdb__par_for's items each run once; with as many queries running as the
  * pool has threads (the HTTP server's threads all busy), none goes to a
  * helper, so a busy server computes on no more threads than it has. */
@@ -1164,13 +1189,23 @@ static void check_distinct(size_t n, int rep, int one_part)
     cr_assert(v && want);
     make_hashes(v, n, rep, one_part);
     memcpy(want, v, n * sizeof *v);
-    size_t nw = sorted_distinct(want, n), k = 12345;
-    cr_assert_eq(sdb__distinct_u64(v, n, &k), SDB_OK);
-    cr_assert_eq(k, nw, "n=%zu rep=%d one_part=%d: got %zu distinct, want %zu", n, rep, one_part,
-                 k, nw);
-    /* The distinct values themselves, each once. */
-    qsort(v, k, sizeof *v, cmp_u64);
-    cr_assert(memcmp(v, want, k * sizeof *v) == 0, "n=%zu rep=%d: other values", n, rep);
+    size_t nw = sorted_distinct(want, n);
+    uint64_t *orig = malloc((n + 1) * sizeof *orig);
+    cr_assert(orig);
+    memcpy(orig, v, n * sizeof *v);
+    /* Serial, then cut into chunks and partition runs for the pool. */
+    for (int par = 0; par < 2; par++) {
+        size_t k = 12345;
+        memcpy(v, orig, n * sizeof *v);
+        cr_assert_eq(sdb__distinct_u64_par(v, n, &k, par), SDB_OK);
+        cr_assert_eq(k, nw, "n=%zu rep=%d one_part=%d par=%d: got %zu distinct, want %zu", n, rep,
+                     one_part, par, k, nw);
+        /* The distinct values themselves, each once. */
+        qsort(v, k, sizeof *v, cmp_u64);
+        cr_assert(memcmp(v, want, k * sizeof *v) == 0, "n=%zu rep=%d par=%d: other values", n, rep,
+                  par);
+    }
+    free(orig);
     free(v);
     free(want);
 }
