@@ -160,6 +160,7 @@ typedef struct dpar {
     size_t *start; /* np + 1: partition p is tmp[start[p], start[p+1]) */
     size_t *kp;    /* np: distinct values at the start of partition p */
     int *rc;       /* runs */
+    uint64_t *out; /* one run: the distinct values go straight here */
 } dpar;
 
 static void dpar_count(void *arg, uint32_t c)
@@ -194,7 +195,8 @@ static void dpar_dedupe(void *arg, uint32_t r)
         uint64_t *part = j->tmp + j->start[p];
         size_t m = j->start[p + 1] - j->start[p];
         j->kp[p] = 0;
-        if (m) rc = dedupe_part(&d, part, m, j->pbits, part, &j->kp[p]);
+        if (m) rc = dedupe_part(&d, part, m, j->pbits, j->out ? j->out : part, &j->kp[p]);
+        if (j->out) j->out += j->kp[p];
     }
     free(d.t);
     free(d.used);
@@ -243,6 +245,9 @@ int sdb__distinct_u64_par(uint64_t *v, size_t n, size_t *out_n, bool parallel)
     }
     j.start[j.np] = at;
     sdb__par_for(j.chunks, dpar_scatter, &j, parallel);
+    /* One run writes its distinct values to v as it goes (v is read no
+     * more); several dedupe in place and are gathered after. */
+    j.out = j.runs == 1 ? v : NULL;
     sdb__par_for(j.runs, dpar_dedupe, &j, parallel);
     rc = SDB_OK;
     for (unsigned r = 0; r < j.runs; r++)
@@ -250,7 +255,7 @@ int sdb__distinct_u64_par(uint64_t *v, size_t n, size_t *out_n, bool parallel)
     if (rc) goto done;
     size_t k = 0;
     for (size_t p = 0; p < j.np; p++) {
-        memcpy(v + k, j.tmp + j.start[p], j.kp[p] * sizeof *v);
+        if (j.runs > 1) memcpy(v + k, j.tmp + j.start[p], j.kp[p] * sizeof *v);
         k += j.kp[p];
     }
     *out_n = k;

@@ -118,7 +118,8 @@ void sdb__traceset_free(sdb__traceset *s);
 
 /* Count the distinct nonzero values of v[0..n) exactly and move them, in
  * no particular order, to v[0..*out_n). Allocates O(n) scratch for the
- * call. Returns SDB_OK or SDB_ENOMEM (v is then unchanged). */
+ * call. Returns SDB_OK or SDB_ENOMEM (v then holds part of its values:
+ * the query fails). */
 int sdb__distinct_u64(uint64_t *v, size_t n, size_t *out_n);
 /* The same, with the partitions histogrammed, scattered and deduped on the
  * pool's idle helpers when `parallel` (sdb__par_for: not from inside one).
