@@ -232,6 +232,9 @@ int sdb__distinct_u64_par(uint64_t *v, size_t n, size_t *out_n, bool parallel)
         if (rc == SDB_OK) *out_n = k;
         return rc;
     }
+    /* Chunks and runs cost a copy back and a table per run: only when a
+     * helper may run some of them. */
+    if (parallel && !sdb__par_may_help()) parallel = false;
     dpar j = {.v = v, .n = n, .np = (size_t)1 << pbits, .pbits = pbits};
     j.chunks = parallel ? DISTINCT_CHUNKS : 1;
     j.runs = parallel ? DISTINCT_PART_RUNS : 1;

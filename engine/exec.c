@@ -1558,6 +1558,24 @@ static void par_work(void *arg)
     }
 }
 
+/* Helpers only for the CPUs that no other running query holds: the
+ * caller is one of the running queries, so alone it takes all, and with
+ * as many queries running as CPUs none. */
+static int par_free_cpus(void)
+{
+    pthread_once(&pool.once, pool_start);
+    int free_cpus = pool.threads - (int)atomic_load(&sdb__queries_running);
+    double load;
+    if (sdb__par_max_load > 0 && getloadavg(&load, 1) == 1 && load > sdb__par_max_load)
+        free_cpus = 0;
+    return free_cpus;
+}
+
+bool sdb__par_may_help(void)
+{
+    return par_free_cpus() > 0;
+}
+
 void sdb__par_for(uint32_t n, void (*fn)(void *arg, uint32_t i), void *arg, bool parallel)
 {
     par_job j = {.fn = fn, .arg = arg, .n = n};
@@ -1565,14 +1583,7 @@ void sdb__par_for(uint32_t n, void (*fn)(void *arg, uint32_t i), void *arg, bool
     helper *h[POOL_MAX];
     int nh = 0;
     if (parallel && n > 1) {
-        pthread_once(&pool.once, pool_start);
-        /* Helpers only for the CPUs that no other running query holds: the
-         * caller is one of the running queries, so alone it takes all, and
-         * with as many queries running as CPUs none. */
-        int free_cpus = pool.threads - (int)atomic_load(&sdb__queries_running);
-        double load;
-        if (sdb__par_max_load > 0 && getloadavg(&load, 1) == 1 && load > sdb__par_max_load)
-            free_cpus = 0;
+        int free_cpus = par_free_cpus();
         int want = free_cpus < (int)n - 1 ? free_cpus : (int)n - 1;
         nh = want > 0 ? pool_take(want, h) : 0;
     }

@@ -428,6 +428,10 @@ extern size_t sdb__hcache_max_rows;
  * (when `parallel`) the pool's idle helpers; returns when all are done.
  * Which thread runs which i is not fixed: fn writes only i's results. */
 void sdb__par_for(uint32_t n, void (*fn)(void *arg, uint32_t i), void *arg, bool parallel);
+/* Whether an sdb__par_for asked to run in parallel now would find a CPU
+ * for a helper (no other query holds it, the load gate is open); work
+ * that costs more when laid out for several threads asks first. */
+bool sdb__par_may_help(void);
 
 /* ----------------------------------------------------------------- answer */
 
