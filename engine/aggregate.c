@@ -302,8 +302,8 @@ static int traceset_compact(sdb__traceset *s, bool parallel)
 
 uint64_t *sdb__traceset_room(sdb__traceset *s, size_t k)
 {
-    size_t limit = s->limit ? s->limit : (s->slack ? s->slack : sdb__traceset_slack);
-    if (s->n > 0 && s->n + k > limit && traceset_compact(s, false)) return NULL;
+    if (!s->limit) s->limit = s->slack ? s->slack : sdb__traceset_slack;
+    if (s->n > 0 && s->n + k > s->limit && traceset_compact(s, false)) return NULL;
     if (s->n + k > s->cap) {
         size_t cap = s->cap ? s->cap : 1024;
         while (cap < s->n + k) cap *= 2;

@@ -79,7 +79,7 @@ void sdb__query_free(sdb__query *q);
 typedef struct sdb__traceset {
     uint64_t *v;        /* owned */
     size_t n, cap;
-    size_t limit;       /* compact before n passes it; 0 until the first compaction */
+    size_t limit;       /* compact before n passes it; 0 until the first room */
     size_t slack;       /* 0: the default (2^22); tests set it small */
 } sdb__traceset;
 
@@ -101,8 +101,8 @@ extern size_t sdb__distinct_part_rows;
  * compaction due (the per-row loop of a grouped scan). */
 static inline int sdb__traceset_push(sdb__traceset *s, uint64_t h)
 {
-    size_t limit = s->limit ? s->limit : (s->slack ? s->slack : sdb__traceset_slack);
-    if (s->n < s->cap && s->n < limit) {
+    /* cap > 0: room was called, so limit is set (no global load a row) */
+    if (s->n < s->cap && s->n < s->limit) {
         s->v[s->n++] = h;
         return SDB_OK;
     }
