@@ -47,6 +47,9 @@
 #include <unistd.h>
 
 #define BATCH 1024
+/* The bitmap path's dense slots (bits_dense): up to GPASS_MAX local slots
+ * a segment, each aggregated by one masked pass over the batch. */
+#define GPASS_MAX 8
 #define SERIES_TMP_MAX 4096
 #define PREFETCH 8 /* segments ahead */
 
@@ -78,6 +81,11 @@ typedef struct xstate {
     uint8_t any_set[32];             /* pass_any as a 256-bit set of tsrc bytes (bits_lut8) */
     uint8_t dset[SDB_N_DIMS][32];    /* a dimension filter over the ids of a 1-byte column */
     uint16_t bin[BATCH];             /* each row's histogram bin (bits_path) */
+    /* bits_dense: each row's local slot, the rows of one local slot, and
+     * each local slot's group (BITS_NONE until seen in the segment). */
+    uint8_t loc8[BATCH];
+    uint64_t sbits[BATCH / 64];
+    uint32_t lgrp[GPASS_MAX];
     uint32_t raw[SDB_MAX_GROUP_BY][BATCH];
     uint32_t grp[BATCH], slot[BATCH];
     uint32_t idx_n[BATCH], grp_n[BATCH], slot_n[BATCH];
@@ -698,12 +706,21 @@ static int hcache_bin(xstate *x, size_t i)
  * ids, the source, the type) and the series interval, is
  * aggregated straight from the selection bitmap, without the index list,
  * group ids and slots that the general path below writes a row at a time.
- * Every row in one slot: a masked vector pass (bits_agg). Else a walk over
- * the set bits: a row's group from its key bytes through per-segment
- * tables (the group table's direct code, each key's part looked up by
- * byte; one key without a direct table: the group of each byte value,
- * filled on first sight), so no group is made for a value that no
- * selected row has. */
+ * Every row in one slot: a masked vector pass (bits_agg). Else, when the
+ * varying keys' values times the intervals the segment spans are at most
+ * GPASS_MAX, dense local slots (bits_dense): each key's byte and the
+ * interval map through small per-segment tables to one local slot a row,
+ * and each local slot is one bits_agg pass over the bitmap of its rows
+ * (bits_lut8 over the key's bytes, or over the local slot bytes computed
+ * column by column). Why: the walk below updates a row's slot in memory
+ * and waits on the previous row's update of the same slot; with few
+ * slots most rows follow one of their own (time.source.stats.frequent,
+ * three groups: 4 ns a row, nearly all of it the n, sum, min and max
+ * chains). Otherwise that walk over the set bits: a row's group from its
+ * key bytes through per-segment tables (the group table's direct code,
+ * each key's part looked up by byte; one key without a direct table: the
+ * group of each byte value, filled on first sight). Either way no group
+ * is made for a value that no selected row has. */
 #define BITS_NONE UINT32_MAX
 typedef struct bitgroups {
     uint32_t n_var;                         /* varying keys */
@@ -713,6 +730,14 @@ typedef struct bitgroups {
     uint32_t base;                          /* direct: the constant keys' code */
     uint32_t part[SDB_MAX_GROUP_BY][256];   /* direct: each key's code part by byte */
     uint32_t grp[256];                      /* no direct table, one key: group by byte */
+    /* bits_dense: local slot = sum of lp[v][byte] + interval * n_keyloc */
+    bool dense;
+    uint32_t n_loc, n_keyloc, n_iv, iv0;    /* slots, key tuples, intervals, first interval */
+    uint32_t nl[SDB_MAX_GROUP_BY];          /* local values of each key */
+    int64_t bnd[GPASS_MAX];                 /* interval j + 1 starts at bnd[j] */
+    uint16_t lp[SDB_MAX_GROUP_BY][256];     /* a byte's local value times the key's stride */
+    uint8_t lbyte[SDB_MAX_GROUP_BY][GPASS_MAX]; /* a byte of each local value */
+    uint8_t lset[GPASS_MAX][32];            /* the bytes of local slot s (bits_lut8's set) */
 } bitgroups;
 
 static inline uint32_t bits_raw(uint8_t kind, uint8_t b)
@@ -720,7 +745,77 @@ static inline uint32_t bits_raw(uint8_t kind, uint8_t b)
     return kind == 0 ? b : kind == 1 ? (b >> 2 & 3u) + 1u : (b & 3u) + 1u;
 }
 
-static bool bits_plan(const xstate *x, const sdb__seg *g, const segclass *c, bool skip_moments,
+/* Dense local slots for segment g (bitgroups above): false when the
+ * varying keys' values times the intervals the segment spans exceed
+ * GPASS_MAX. A key's values are bounded without reading rows where that
+ * is cheap (source and type: 4 codes; a dimension: its dictionary), else
+ * (a property, whose ids come from every key's one dictionary) by the
+ * bytes its column holds in the segment. */
+static bool bits_dense(xstate *x, const sdb__seg *g, const segclass *c, bitgroups *bg)
+{
+    const sdb__plan *p = x->p;
+    uint32_t n_loc = 1;
+    for (uint32_t v = 0; v < bg->n_var; v++) {
+        uint32_t nl = 0, bound = x->g->key[bg->key[v]].n_map;
+        if (bg->kind[v] != 0) {
+            /* source, type: the code's two bits (raw - 1) */
+            nl = 4;
+            for (uint32_t li = 0; li < 4; li++) bg->lbyte[v][li] = (uint8_t)(bg->kind[v] == 1 ? li << 2 : li);
+            for (uint32_t b = 0; b < 256; b++)
+                bg->lp[v][b] = (uint16_t)((bits_raw(bg->kind[v], (uint8_t)b) - 1) * n_loc);
+        } else if (bound <= GPASS_MAX) {
+            /* ids past the dictionary count as 0, as sdb__gtab_code_part has them */
+            nl = bound ? bound : 1;
+            for (uint32_t li = 0; li < nl; li++) bg->lbyte[v][li] = (uint8_t)li;
+            for (uint32_t b = 0; b < 256; b++) bg->lp[v][b] = (uint16_t)((b < bound ? b : 0) * n_loc);
+        } else if (p->q->group[bg->key[v]].kind == SDB_GB_PROP) {
+            uint8_t seen[256] = {0};
+            const uint8_t *col = bg->col[v];
+            for (uint32_t i = 0; i < g->n; i++) seen[col[i]] = 1;
+            for (uint32_t b = 0; b < 256; b++) {
+                bg->lp[v][b] = 0;
+                if (!seen[b]) continue;
+                if (nl == GPASS_MAX) return false;
+                bg->lp[v][b] = (uint16_t)(nl * n_loc);
+                bg->lbyte[v][nl++] = (uint8_t)b;
+            }
+            if (!nl) nl = 1; /* an empty segment: never read */
+        } else {
+            return false;
+        }
+        bg->nl[v] = nl;
+        n_loc *= nl;
+        if (n_loc > GPASS_MAX) return false;
+    }
+    bg->n_keyloc = n_loc;
+    bg->n_iv = 1;
+    bg->iv0 = c->iv;
+    if (!c->iv_const) {
+        int64_t a = interval_of(p, g->h.ts_min > p->t_lo ? g->h.ts_min : p->t_lo);
+        int64_t b = interval_of(p, g->h.ts_max < p->t_hi ? g->h.ts_max : p->t_hi);
+        if (b - a + 1 > GPASS_MAX) return false;
+        bg->n_iv = (uint32_t)(b - a + 1);
+        bg->iv0 = (uint32_t)(a - p->i_lo);
+        for (uint32_t j = 0; j + 1 < bg->n_iv; j++)
+            bg->bnd[j] = p->i_origin + (a + (int64_t)j + 1) * p->i_width;
+        n_loc *= bg->n_iv;
+        if (n_loc > GPASS_MAX) return false;
+    }
+    bg->n_loc = n_loc;
+    /* One key in one interval: each local slot's rows by bits_lut8 over
+     * the key's own bytes; else over the local slot bytes (dense_batch). */
+    memset(bg->lset, 0, sizeof bg->lset);
+    for (uint32_t s = 0; s < n_loc; s++) {
+        x->lgrp[s] = BITS_NONE;
+        if (bg->n_var != 1 || bg->n_iv != 1) bg->lset[s][s / 8] = (uint8_t)(1u << s % 8);
+    }
+    if (bg->n_var == 1 && bg->n_iv == 1)
+        for (uint32_t b = 0; b < 256; b++) bg->lset[bg->lp[0][b]][b / 8] |= (uint8_t)(1u << b % 8);
+    bg->dense = true;
+    return true;
+}
+
+static bool bits_plan(xstate *x, const sdb__seg *g, const segclass *c, bool skip_moments,
                       bool attrs_cols, const uint8_t *const *kcol, const unsigned *kw,
                       bitgroups *bg)
 {
@@ -735,6 +830,7 @@ static bool bits_plan(const xstate *x, const sdb__seg *g, const segclass *c, boo
         return false;
     bg->n_var = 0;
     bg->base = 0;
+    bg->dense = false;
     for (uint32_t k = 0; k < q->n_group; k++) {
         if (!c->key_var[k]) continue;
         uint32_t v = bg->n_var++;
@@ -755,25 +851,51 @@ static bool bits_plan(const xstate *x, const sdb__seg *g, const segclass *c, boo
             return false;
         }
     }
-    if (bg->n_var == 0) return true; /* one group: bits_path looks it up once */
+    if (bg->n_var == 0 && c->iv_const) return true; /* one slot: bits_path looks it up once */
     if (gt->direct) {
         for (uint32_t k = 0; k < q->n_group; k++)
             if (!c->key_var[k]) bg->base += sdb__gtab_code_part(gt, k, c->raw_const[k]);
         for (uint32_t v = 0; v < bg->n_var; v++)
             for (uint32_t b = 0; b < 256; b++)
                 bg->part[v][b] = sdb__gtab_code_part(gt, bg->key[v], bits_raw(bg->kind[v], (uint8_t)b));
-    } else {
+    }
+    if (bits_dense(x, g, c, bg) || bg->n_var == 0) return true;
+    if (!gt->direct) {
         if (bg->n_var > 1) return false;
         for (int b = 0; b < 256; b++) bg->grp[b] = BITS_NONE;
     }
     return true;
 }
 
-/* The group of one row by its key bytes (bits_plan's tables), creating it
- * on first sight. */
+/* The group of the varying keys' bytes by[v] (bits_plan's tables),
+ * creating it on first sight. */
+static int bits_group_bytes(sdb__gtab *gt, const segclass *c, const bitgroups *bg,
+                            const uint8_t *by, uint32_t *gi)
+{
+    if (gt->direct) {
+        uint32_t code = bg->base;
+        for (uint32_t v = 0; v < bg->n_var; v++) code += bg->part[v][by[v]];
+        uint32_t d = gt->direct[code];
+        if (__builtin_expect(d != 0, 1)) {
+            *gi = d - 1;
+            return SDB_OK;
+        }
+        return sdb__gtab_groups_code(gt, &code, 1, gi);
+    }
+    uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL}, r[SDB_MAX_GROUP_BY];
+    for (uint32_t v = 0; v < bg->n_var; v++) {
+        r[v] = bits_raw(bg->kind[v], by[v]);
+        raw[bg->key[v]] = &r[v];
+    }
+    return sdb__gtab_groups(gt, raw, c->raw_const, 1, gi);
+}
+
+/* The group of row i by its key bytes (the walk): the direct code summed
+ * from the columns, or one key's group by byte. */
 static inline int bits_group(sdb__gtab *gt, const segclass *c, bitgroups *bg, uint32_t i,
                              uint32_t *gi)
 {
+    uint8_t by[SDB_MAX_GROUP_BY];
     if (gt->direct) {
         uint32_t code = bg->base;
         for (uint32_t v = 0; v < bg->n_var; v++) code += bg->part[v][bg->col[v][i]];
@@ -784,17 +906,90 @@ static inline int bits_group(sdb__gtab *gt, const segclass *c, bitgroups *bg, ui
         }
         return sdb__gtab_groups_code(gt, &code, 1, gi);
     }
-    uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
-    uint8_t b = bg->col[0][i];
-    if (__builtin_expect(bg->grp[b] != BITS_NONE, 1)) {
-        *gi = bg->grp[b];
+    by[0] = bg->col[0][i];
+    if (__builtin_expect(bg->grp[by[0]] != BITS_NONE, 1)) {
+        *gi = bg->grp[by[0]];
         return SDB_OK;
     }
-    uint32_t r = bits_raw(bg->kind[0], b);
-    raw[bg->key[0]] = &r;
-    int rc = sdb__gtab_groups(gt, raw, c->raw_const, 1, gi);
-    if (rc == SDB_OK) bg->grp[b] = *gi;
+    int rc = bits_group_bytes(gt, c, bg, by, gi);
+    if (rc == SDB_OK) bg->grp[by[0]] = *gi;
     return rc;
+}
+
+/* The group and slot of local slot s (bits_dense), the group made on
+ * first sight; the slot pointer is good until the next group is made. */
+static int dense_slot(xstate *x, const segclass *c, const bitgroups *bg, uint32_t s,
+                      uint32_t *gi, sdb_slot **sl)
+{
+    sdb__gtab *gt = x->g;
+    if (x->lgrp[s] == BITS_NONE) {
+        uint8_t by[SDB_MAX_GROUP_BY];
+        uint32_t r = s % bg->n_keyloc;
+        for (uint32_t v = 0; v < bg->n_var; v++) {
+            by[v] = bg->lbyte[v][r % bg->nl[v]];
+            r /= bg->nl[v];
+        }
+        int rc = bits_group_bytes(gt, c, bg, by, &x->lgrp[s]);
+        if (rc) {
+            x->lgrp[s] = BITS_NONE;
+            return rc;
+        }
+    }
+    *gi = x->lgrp[s];
+    *sl = &gt->slot[(size_t)*gi * gt->n_int + bg->iv0 + s / bg->n_keyloc];
+    return SDB_OK;
+}
+
+/* One batch on dense local slots (bitgroups above): a masked pass per
+ * local slot over the bitmap of its rows. x->bin holds the rows' bins
+ * when the query has a fixed histogram. */
+static int dense_batch(xstate *x, const segclass *c, const bitgroups *bg, const uint8_t *v,
+                       const uint8_t *ts, uint32_t i0, uint32_t m)
+{
+    const sdb__plan *p = x->p;
+    sdb__gtab *gt = x->g;
+    const int moments = !p->no_moments;
+    const bool hist = p->fixed_hist, counts = p->counts_only && !hist;
+    const uint32_t nw = (m + 63) / 64, stride = p->q->bins + 2;
+    const uint8_t *col = bg->col[0] + i0;
+    int rc;
+    if (bg->n_var != 1 || bg->n_iv != 1) {
+        /* Each row's local slot, column by column over the batch. */
+        uint8_t *loc = x->loc8;
+        memset(loc, 0, m);
+        for (uint32_t k = 0; k < bg->n_var; k++) {
+            const uint8_t *kc = bg->col[k] + i0;
+            const uint16_t *lp = bg->lp[k];
+            for (uint32_t i = 0; i < m; i++) loc[i] = (uint8_t)(loc[i] + lp[kc[i]]);
+        }
+        for (uint32_t j = 0; j + 1 < bg->n_iv; j++) {
+            const int64_t b = bg->bnd[j];
+            const uint8_t kl = (uint8_t)bg->n_keyloc;
+            for (uint32_t i = 0; i < m; i++) loc[i] = (uint8_t)(loc[i] + (ld_i64(ts, i) >= b ? kl : 0));
+        }
+        col = loc;
+    }
+    for (uint32_t s = 0; s < bg->n_loc; s++) {
+        p->kern->bits_lut8(col, m, bg->lset[s], x->bits, x->sbits);
+        uint64_t cnt = 0;
+        for (uint32_t w = 0; w < nw; w++) cnt += (uint64_t)__builtin_popcountll(x->sbits[w]);
+        if (!cnt) continue;
+        uint32_t gi;
+        sdb_slot *sl;
+        if ((rc = dense_slot(x, c, bg, s, &gi, &sl))) return rc;
+        if (counts) {
+            sl->n += cnt;
+            sl->count += cnt;
+        } else {
+            p->kern->bits_agg(v, x->sbits, m, moments, sl);
+        }
+        if (hist) {
+            uint64_t *h = gt->hist + (size_t)gi * stride;
+            for (uint32_t w = 0; w < nw; w++)
+                for (uint64_t b = x->sbits[w]; b; b &= b - 1) h[x->bin[w * 64 + (uint32_t)__builtin_ctzll(b)]]++;
+        }
+    }
+    return sdb__plan_check(p, gt);
 }
 
 static int bits_path(xstate *x, const segclass *c, bitgroups *bg, const uint8_t *v,
@@ -806,15 +1001,16 @@ static int bits_path(xstate *x, const segclass *c, bitgroups *bg, const uint8_t 
     const uint32_t nw = (m + 63) / 64, ni = gt->n_int, bins = p->q->bins, stride = bins + 2;
     const bool hist = p->fixed_hist, one = bg->n_var == 0;
     uint32_t gi = 0;
-    if (one) {
+    uint64_t any = 0;
+    for (uint32_t w = 0; w < nw; w++) any |= x->bits[w];
+    if (!any) return SDB_OK;
+    if (one && !bg->dense) {
         /* Every row in one group: looked up once, when a row passes. */
-        uint64_t any = 0;
-        for (uint32_t w = 0; w < nw; w++) any |= x->bits[w];
-        if (!any) return SDB_OK;
         uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
         if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, 1, &gi))) return rc;
     }
     if (hist) p->kern->bins_f64(v, m, p->h_lo, p->h_hi, p->h_width, bins, x->bin);
+    if (bg->dense) return dense_batch(x, c, bg, v, ts, i0, m);
     if (one && c->iv_const) {
         sdb_slot *sl = &gt->slot[gi * ni + c->iv];
         if (p->counts_only && !hist) {
@@ -890,6 +1086,7 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
     int rc;
     bitgroups bg;
     bg.n_var = bg.base = 0;
+    bg.dense = false;
     bool on_bits = bits_plan(x, g, c, skip_moments, amode == 1, kcol, kw, &bg);
     for (uint32_t i0 = 0; i0 < g->n; i0 += BATCH) {
         uint32_t m = g->n - i0 < BATCH ? g->n - i0 : BATCH;
