@@ -48,8 +48,12 @@
 
 #define BATCH 1024
 /* The bitmap path's dense slots (bits_dense): up to GPASS_MAX local slots
- * a segment, each aggregated by one masked pass over the batch. */
+ * a segment are each aggregated by one masked pass over the batch; up to
+ * DENSE_MAX (over at most DENSE_IV_MAX intervals) by a walk that takes a
+ * row's slot from its local slot. */
 #define GPASS_MAX 8
+#define DENSE_MAX 4096
+#define DENSE_IV_MAX 32
 #define SERIES_TMP_MAX 4096
 #define PREFETCH 8 /* segments ahead */
 
@@ -84,8 +88,9 @@ typedef struct xstate {
     /* bits_dense: each row's local slot, the rows of one local slot, and
      * each local slot's group (BITS_NONE until seen in the segment). */
     uint8_t loc8[BATCH];
+    uint16_t loc[BATCH];
     uint64_t sbits[BATCH / 64];
-    uint32_t lgrp[GPASS_MAX];
+    uint32_t lgrp[DENSE_MAX], lslot[DENSE_MAX];
     uint32_t raw[SDB_MAX_GROUP_BY][BATCH];
     uint32_t grp[BATCH], slot[BATCH];
     uint32_t idx_n[BATCH], grp_n[BATCH], slot_n[BATCH];
@@ -731,12 +736,12 @@ typedef struct bitgroups {
     uint32_t part[SDB_MAX_GROUP_BY][256];   /* direct: each key's code part by byte */
     uint32_t grp[256];                      /* no direct table, one key: group by byte */
     /* bits_dense: local slot = sum of lp[v][byte] + interval * n_keyloc */
-    bool dense;
+    bool dense, gpass;                      /* gpass: n_loc <= GPASS_MAX */
     uint32_t n_loc, n_keyloc, n_iv, iv0;    /* slots, key tuples, intervals, first interval */
     uint32_t nl[SDB_MAX_GROUP_BY];          /* local values of each key */
-    int64_t bnd[GPASS_MAX];                 /* interval j + 1 starts at bnd[j] */
+    int64_t bnd[DENSE_IV_MAX];              /* interval j + 1 starts at bnd[j] */
     uint16_t lp[SDB_MAX_GROUP_BY][256];     /* a byte's local value times the key's stride */
-    uint8_t lbyte[SDB_MAX_GROUP_BY][GPASS_MAX]; /* a byte of each local value */
+    uint8_t lbyte[SDB_MAX_GROUP_BY][256];   /* a byte of each local value */
     uint8_t lset[GPASS_MAX][32];            /* the bytes of local slot s (bits_lut8's set) */
 } bitgroups;
 
@@ -745,72 +750,87 @@ static inline uint32_t bits_raw(uint8_t kind, uint8_t b)
     return kind == 0 ? b : kind == 1 ? (b >> 2 & 3u) + 1u : (b & 3u) + 1u;
 }
 
+/* A key's local values: source and type, their code's two bits (raw -
+ * 1); a dimension or property, its id, bounded by the dictionary (ids
+ * past it count as 0, as sdb__gtab_code_part has them) or, with `scan`,
+ * the bytes its column holds in the segment (a property's ids come from
+ * every key's one dictionary). Returns the number of local values. */
+static uint32_t dense_key(bitgroups *bg, uint32_t v, uint32_t bound, const sdb__seg *g, bool scan,
+                          uint32_t stride)
+{
+    uint32_t nl = 0;
+    if (bg->kind[v] != 0) {
+        for (uint32_t li = 0; li < 4; li++) bg->lbyte[v][li] = (uint8_t)(bg->kind[v] == 1 ? li << 2 : li);
+        for (uint32_t b = 0; b < 256; b++)
+            bg->lp[v][b] = (uint16_t)((bits_raw(bg->kind[v], (uint8_t)b) - 1) * stride);
+        return 4;
+    }
+    if (!scan) {
+        nl = bound < 1 ? 1 : bound > 256 ? 256 : bound;
+        for (uint32_t li = 0; li < nl; li++) bg->lbyte[v][li] = (uint8_t)li;
+        for (uint32_t b = 0; b < 256; b++) bg->lp[v][b] = (uint16_t)((b < nl ? b : 0) * stride);
+        return nl;
+    }
+    uint8_t seen[256] = {0};
+    const uint8_t *col = bg->col[v];
+    for (uint32_t i = 0; i < g->n; i++) seen[col[i]] = 1;
+    for (uint32_t b = 0; b < 256; b++) {
+        bg->lp[v][b] = (uint16_t)(nl * stride);
+        if (seen[b]) bg->lbyte[v][nl++] = (uint8_t)b;
+    }
+    return nl ? nl : 1; /* an empty segment: never read */
+}
+
 /* Dense local slots for segment g (bitgroups above): false when the
  * varying keys' values times the intervals the segment spans exceed
- * GPASS_MAX. A key's values are bounded without reading rows where that
- * is cheap (source and type: 4 codes; a dimension: its dictionary), else
- * (a property, whose ids come from every key's one dictionary) by the
- * bytes its column holds in the segment. */
+ * DENSE_MAX. A property key whose dictionary bound would leave more than
+ * GPASS_MAX local slots is bounded by the bytes its column holds. */
 static bool bits_dense(xstate *x, const sdb__seg *g, const segclass *c, bitgroups *bg)
 {
     const sdb__plan *p = x->p;
-    uint32_t n_loc = 1;
-    for (uint32_t v = 0; v < bg->n_var; v++) {
-        uint32_t nl = 0, bound = x->g->key[bg->key[v]].n_map;
-        if (bg->kind[v] != 0) {
-            /* source, type: the code's two bits (raw - 1) */
-            nl = 4;
-            for (uint32_t li = 0; li < 4; li++) bg->lbyte[v][li] = (uint8_t)(bg->kind[v] == 1 ? li << 2 : li);
-            for (uint32_t b = 0; b < 256; b++)
-                bg->lp[v][b] = (uint16_t)((bits_raw(bg->kind[v], (uint8_t)b) - 1) * n_loc);
-        } else if (bound <= GPASS_MAX) {
-            /* ids past the dictionary count as 0, as sdb__gtab_code_part has them */
-            nl = bound ? bound : 1;
-            for (uint32_t li = 0; li < nl; li++) bg->lbyte[v][li] = (uint8_t)li;
-            for (uint32_t b = 0; b < 256; b++) bg->lp[v][b] = (uint16_t)((b < bound ? b : 0) * n_loc);
-        } else if (p->q->group[bg->key[v]].kind == SDB_GB_PROP) {
-            uint8_t seen[256] = {0};
-            const uint8_t *col = bg->col[v];
-            for (uint32_t i = 0; i < g->n; i++) seen[col[i]] = 1;
-            for (uint32_t b = 0; b < 256; b++) {
-                bg->lp[v][b] = 0;
-                if (!seen[b]) continue;
-                if (nl == GPASS_MAX) return false;
-                bg->lp[v][b] = (uint16_t)(nl * n_loc);
-                bg->lbyte[v][nl++] = (uint8_t)b;
-            }
-            if (!nl) nl = 1; /* an empty segment: never read */
-        } else {
-            return false;
-        }
-        bg->nl[v] = nl;
-        n_loc *= nl;
-        if (n_loc > GPASS_MAX) return false;
-    }
-    bg->n_keyloc = n_loc;
-    bg->n_iv = 1;
+    uint32_t n_iv = 1, bound[SDB_MAX_GROUP_BY];
     bg->iv0 = c->iv;
     if (!c->iv_const) {
         int64_t a = interval_of(p, g->h.ts_min > p->t_lo ? g->h.ts_min : p->t_lo);
         int64_t b = interval_of(p, g->h.ts_max < p->t_hi ? g->h.ts_max : p->t_hi);
-        if (b - a + 1 > GPASS_MAX) return false;
-        bg->n_iv = (uint32_t)(b - a + 1);
+        if (b - a + 1 > DENSE_IV_MAX) return false;
+        n_iv = (uint32_t)(b - a + 1);
         bg->iv0 = (uint32_t)(a - p->i_lo);
-        for (uint32_t j = 0; j + 1 < bg->n_iv; j++)
-            bg->bnd[j] = p->i_origin + (a + (int64_t)j + 1) * p->i_width;
-        n_loc *= bg->n_iv;
-        if (n_loc > GPASS_MAX) return false;
+        for (uint32_t j = 0; j + 1 < n_iv; j++) bg->bnd[j] = p->i_origin + (a + (int64_t)j + 1) * p->i_width;
     }
-    bg->n_loc = n_loc;
-    /* One key in one interval: each local slot's rows by bits_lut8 over
-     * the key's own bytes; else over the local slot bytes (dense_batch). */
-    memset(bg->lset, 0, sizeof bg->lset);
-    for (uint32_t s = 0; s < n_loc; s++) {
-        x->lgrp[s] = BITS_NONE;
-        if (bg->n_var != 1 || bg->n_iv != 1) bg->lset[s][s / 8] = (uint8_t)(1u << s % 8);
+    bg->n_iv = n_iv;
+    uint64_t n_loc = n_iv;
+    bool scan = false;
+    for (uint32_t v = 0; v < bg->n_var; v++) {
+        bound[v] = bg->kind[v] != 0 ? 4 : x->g->key[bg->key[v]].n_map;
+        if (bound[v] > 256) bound[v] = 256;
+        n_loc *= bound[v] ? bound[v] : 1;
+        if (bg->kind[v] == 0 && p->q->group[bg->key[v]].kind == SDB_GB_PROP && bound[v] > GPASS_MAX)
+            scan = true;
     }
-    if (bg->n_var == 1 && bg->n_iv == 1)
-        for (uint32_t b = 0; b < 256; b++) bg->lset[bg->lp[0][b]][b / 8] |= (uint8_t)(1u << b % 8);
+    if (n_loc <= GPASS_MAX) scan = false;
+    uint32_t st = 1;
+    for (uint32_t v = 0; v < bg->n_var; v++) {
+        bool sc = scan && bg->kind[v] == 0 && p->q->group[bg->key[v]].kind == SDB_GB_PROP;
+        bg->nl[v] = dense_key(bg, v, bound[v], g, sc, st);
+        st *= bg->nl[v];
+        if (st > DENSE_MAX) return false;
+    }
+    bg->n_keyloc = st;
+    if ((uint64_t)st * n_iv > DENSE_MAX) return false;
+    bg->n_loc = st * n_iv;
+    bg->gpass = bg->n_loc <= GPASS_MAX;
+    /* Group and slot of each local slot, on first sight. With one key in
+     * one interval a local slot's rows come from bits_lut8 over the key's
+     * own bytes; else over the local slot bytes (dense_batch). */
+    for (uint32_t s = 0; s < bg->n_loc; s++) x->lgrp[s] = x->lslot[s] = BITS_NONE;
+    if (bg->gpass) {
+        memset(bg->lset, 0, sizeof bg->lset);
+        if (bg->n_var == 1 && n_iv == 1)
+            for (uint32_t b = 0; b < 256; b++) bg->lset[bg->lp[0][b]][b / 8] |= (uint8_t)(1u << b % 8);
+        else
+            for (uint32_t s = 0; s < bg->n_loc; s++) bg->lset[s][s / 8] = (uint8_t)(1u << s % 8);
+    }
     bg->dense = true;
     return true;
 }
@@ -929,20 +949,49 @@ static int dense_slot(xstate *x, const segclass *c, const bitgroups *bg, uint32_
             by[v] = bg->lbyte[v][r % bg->nl[v]];
             r /= bg->nl[v];
         }
-        int rc = bits_group_bytes(gt, c, bg, by, &x->lgrp[s]);
-        if (rc) {
-            x->lgrp[s] = BITS_NONE;
-            return rc;
-        }
+        uint32_t g;
+        int rc = bits_group_bytes(gt, c, bg, by, &g);
+        if (rc) return rc;
+        x->lgrp[s] = g;
+        x->lslot[s] = g * gt->n_int + bg->iv0 + s / bg->n_keyloc;
     }
     *gi = x->lgrp[s];
-    *sl = &gt->slot[(size_t)*gi * gt->n_int + bg->iv0 + s / bg->n_keyloc];
+    *sl = &gt->slot[x->lslot[s]];
     return SDB_OK;
 }
 
-/* One batch on dense local slots (bitgroups above): a masked pass per
- * local slot over the bitmap of its rows. x->bin holds the rows' bins
- * when the query has a fixed histogram. */
+/* The rows of bitmap bits (of m), all in slot sl of group gi: a count
+ * alone (the general path's two counters a row) or the stats by the
+ * vector pass, then only the fixed histogram's bins (x->bin) a row at a
+ * time. */
+static void bits_slot(xstate *x, const uint64_t *bits, const uint8_t *v, uint32_t m, uint32_t gi,
+                      sdb_slot *sl)
+{
+    const sdb__plan *p = x->p;
+    const uint32_t nw = (m + 63) / 64;
+    const bool hist = p->fixed_hist;
+    if (p->counts_only && !hist) {
+        uint64_t cnt = 0;
+        for (uint32_t w = 0; w < nw; w++) cnt += (uint64_t)__builtin_popcountll(bits[w]);
+        sl->n += cnt;
+        sl->count += cnt;
+    } else {
+        p->kern->bits_agg(v, bits, m, !p->no_moments, sl);
+    }
+    if (hist) {
+        uint64_t *h = x->g->hist + (size_t)gi * (p->q->bins + 2);
+        for (uint32_t w = 0; w < nw; w++)
+            for (uint64_t b = bits[w]; b; b &= b - 1) h[x->bin[w * 64 + (uint32_t)__builtin_ctzll(b)]]++;
+    }
+}
+
+/* One batch on dense local slots (bitgroups above): up to GPASS_MAX, a
+ * masked pass per local slot over the bitmap of its rows; more, a walk
+ * over the set bits that takes each row's slot from its local slot's
+ * (no code sums, direct-table lookups or interval divisions a row; the
+ * rows reach each slot in the same order as before, so the sums are the
+ * same bits). x->bin holds the rows' bins when the query has a fixed
+ * histogram. */
 static int dense_batch(xstate *x, const segclass *c, const bitgroups *bg, const uint8_t *v,
                        const uint8_t *ts, uint32_t i0, uint32_t m)
 {
@@ -953,21 +1002,46 @@ static int dense_batch(xstate *x, const segclass *c, const bitgroups *bg, const 
     const uint32_t nw = (m + 63) / 64, stride = p->q->bins + 2;
     const uint8_t *col = bg->col[0] + i0;
     int rc;
-    if (bg->n_var != 1 || bg->n_iv != 1) {
+    if (bg->n_var != 1 || bg->n_iv != 1 || !bg->gpass) {
         /* Each row's local slot, column by column over the batch. */
-        uint8_t *loc = x->loc8;
-        memset(loc, 0, m);
+        uint16_t *loc = x->loc;
+        for (uint32_t i = 0; i < m; i++) loc[i] = 0;
         for (uint32_t k = 0; k < bg->n_var; k++) {
             const uint8_t *kc = bg->col[k] + i0;
             const uint16_t *lp = bg->lp[k];
-            for (uint32_t i = 0; i < m; i++) loc[i] = (uint8_t)(loc[i] + lp[kc[i]]);
+            for (uint32_t i = 0; i < m; i++) loc[i] = (uint16_t)(loc[i] + lp[kc[i]]);
         }
         for (uint32_t j = 0; j + 1 < bg->n_iv; j++) {
             const int64_t b = bg->bnd[j];
-            const uint8_t kl = (uint8_t)bg->n_keyloc;
-            for (uint32_t i = 0; i < m; i++) loc[i] = (uint8_t)(loc[i] + (ld_i64(ts, i) >= b ? kl : 0));
+            const uint16_t kl = (uint16_t)bg->n_keyloc;
+            for (uint32_t i = 0; i < m; i++) loc[i] = (uint16_t)(loc[i] + (ld_i64(ts, i) >= b ? kl : 0));
         }
-        col = loc;
+        if (!bg->gpass) {
+            /* The walk, each row's slot through its local slot's. */
+            for (uint32_t w = 0; w < nw; w++)
+                for (uint64_t b = x->bits[w]; b; b &= b - 1) {
+                    uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b), s = loc[i];
+                    if (__builtin_expect(x->lslot[s] == BITS_NONE, 0)) {
+                        uint32_t gi;
+                        sdb_slot *sl;
+                        if ((rc = dense_slot(x, c, bg, s, &gi, &sl))) return rc;
+                    }
+                    sdb_slot *a = &gt->slot[x->lslot[s]];
+                    double val = ld_f64(v, i);
+                    if (counts) {
+                        a->n++;
+                        a->count++;
+                    } else if (moments) {
+                        sdb_slot_add(a, val);
+                    } else {
+                        sdb_slot_add_nm(a, val);
+                    }
+                    if (hist) gt->hist[(size_t)x->lgrp[s] * stride + x->bin[i]]++;
+                }
+            return sdb__plan_check(p, gt);
+        }
+        for (uint32_t i = 0; i < m; i++) x->loc8[i] = (uint8_t)loc[i];
+        col = x->loc8;
     }
     for (uint32_t s = 0; s < bg->n_loc; s++) {
         p->kern->bits_lut8(col, m, bg->lset[s], x->bits, x->sbits);
@@ -977,17 +1051,7 @@ static int dense_batch(xstate *x, const segclass *c, const bitgroups *bg, const 
         uint32_t gi;
         sdb_slot *sl;
         if ((rc = dense_slot(x, c, bg, s, &gi, &sl))) return rc;
-        if (counts) {
-            sl->n += cnt;
-            sl->count += cnt;
-        } else {
-            p->kern->bits_agg(v, x->sbits, m, moments, sl);
-        }
-        if (hist) {
-            uint64_t *h = gt->hist + (size_t)gi * stride;
-            for (uint32_t w = 0; w < nw; w++)
-                for (uint64_t b = x->sbits[w]; b; b &= b - 1) h[x->bin[w * 64 + (uint32_t)__builtin_ctzll(b)]]++;
-        }
+        bits_slot(x, x->sbits, v, m, gi, sl);
     }
     return sdb__plan_check(p, gt);
 }
@@ -1012,23 +1076,7 @@ static int bits_path(xstate *x, const segclass *c, bitgroups *bg, const uint8_t 
     if (hist) p->kern->bins_f64(v, m, p->h_lo, p->h_hi, p->h_width, bins, x->bin);
     if (bg->dense) return dense_batch(x, c, bg, v, ts, i0, m);
     if (one && c->iv_const) {
-        sdb_slot *sl = &gt->slot[gi * ni + c->iv];
-        if (p->counts_only && !hist) {
-            /* A count alone (the general path's two counters a row). */
-            uint64_t cnt = 0;
-            for (uint32_t w = 0; w < nw; w++) cnt += (uint64_t)__builtin_popcountll(x->bits[w]);
-            sl->n += cnt;
-            sl->count += cnt;
-        } else {
-            /* One slot: its stats by the vector pass, then only the bins
-             * a row at a time. */
-            p->kern->bits_agg(v, x->bits, m, moments, sl);
-        }
-        if (hist) {
-            uint64_t *cnt = gt->hist + (size_t)gi * stride;
-            for (uint32_t w = 0; w < nw; w++)
-                for (uint64_t b = x->bits[w]; b; b &= b - 1) cnt[x->bin[w * 64 + (uint32_t)__builtin_ctzll(b)]]++;
-        }
+        bits_slot(x, x->bits, v, m, gi, &gt->slot[gi * ni + c->iv]);
         return sdb__plan_check(p, gt);
     }
     for (uint32_t w = 0; w < nw; w++)
