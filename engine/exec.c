@@ -52,6 +52,10 @@
  * DENSE_MAX (over at most DENSE_IV_MAX intervals) by a walk that takes a
  * row's slot from its local slot. */
 #define GPASS_MAX 8
+/* Selected rows a batch per local slot for the passes: a pass costs about
+ * 430 ns a batch (time.source.stats.frequent, 10M: 1.7 ns a row over 4
+ * local slots), the walk about 4 ns a row when slots are few. */
+#define GPASS_ROWS 100
 #define DENSE_MAX 4096
 #define DENSE_IV_MAX 32
 #define SERIES_TMP_MAX 4096
@@ -88,9 +92,15 @@ typedef struct xstate {
     /* bits_dense: each row's local slot, the rows of one local slot, and
      * each local slot's group (BITS_NONE until seen in the segment). */
     uint8_t loc8[BATCH];
-    uint16_t loc[BATCH];
     uint64_t sbits[BATCH / 64];
     uint32_t lgrp[DENSE_MAX], lslot[DENSE_MAX];
+    /* What lgrp and lslot were made for (the local slots' meaning: keys,
+     * their local values, the constant keys, the intervals), so that the
+     * next segment with the same keeps them: resolving every local slot
+     * again was a quarter of source.model_prompt.stddev.typical (1M, small
+     * segments). lsig_n 0: none. */
+    uint32_t lsig[3 + SDB_MAX_GROUP_BY], lsig_n;
+    struct bitgroups *bg; /* the bitmap path's tables (bits_plan), kept between segments */
     uint32_t raw[SDB_MAX_GROUP_BY][BATCH];
     uint32_t grp[BATCH], slot[BATCH];
     uint32_t idx_n[BATCH], grp_n[BATCH], slot_n[BATCH];
@@ -752,67 +762,77 @@ static inline uint32_t bits_raw(uint8_t kind, uint8_t b)
 
 /* A key's local values: source and type, their code's two bits (raw -
  * 1); a dimension or property, its id, bounded by the dictionary (ids
- * past it count as 0, as sdb__gtab_code_part has them) or, with `scan`,
- * the bytes its column holds in the segment (a property's ids come from
- * every key's one dictionary). Returns the number of local values. */
-static uint32_t dense_key(bitgroups *bg, uint32_t v, uint32_t bound, const sdb__seg *g, bool scan,
-                          uint32_t stride)
+ * past it count as 0, as sdb__gtab_code_part has them). Returns the
+ * number of local values. A property's ids come from every key's one
+ * dictionary, so it rarely has few; bounding it by the bytes its column
+ * holds cost a pass over each segment, which made model.property.stats
+ * .frequent (1M, a model filter passing a quarter of the rows) 3x
+ * slower, so it is not done. */
+/* The direct code's parts (the group table has one): the constant keys'
+ * code, and each varying key's part by byte. */
+static void bits_parts(const sdb__gtab *gt, const segclass *c, bitgroups *bg)
 {
-    uint32_t nl = 0;
+    if (!gt->direct) return;
+    bg->base = 0;
+    for (uint32_t k = 0; k < gt->n_keys; k++)
+        if (!c->key_var[k]) bg->base += sdb__gtab_code_part(gt, k, c->raw_const[k]);
+    for (uint32_t v = 0; v < bg->n_var; v++)
+        for (uint32_t b = 0; b < 256; b++)
+            bg->part[v][b] = sdb__gtab_code_part(gt, bg->key[v], bits_raw(bg->kind[v], (uint8_t)b));
+}
+
+static uint32_t dense_key(bitgroups *bg, uint32_t v, uint32_t bound, uint32_t stride)
+{
     if (bg->kind[v] != 0) {
         for (uint32_t li = 0; li < 4; li++) bg->lbyte[v][li] = (uint8_t)(bg->kind[v] == 1 ? li << 2 : li);
         for (uint32_t b = 0; b < 256; b++)
             bg->lp[v][b] = (uint16_t)((bits_raw(bg->kind[v], (uint8_t)b) - 1) * stride);
         return 4;
     }
-    if (!scan) {
-        nl = bound < 1 ? 1 : bound > 256 ? 256 : bound;
-        for (uint32_t li = 0; li < nl; li++) bg->lbyte[v][li] = (uint8_t)li;
-        for (uint32_t b = 0; b < 256; b++) bg->lp[v][b] = (uint16_t)((b < nl ? b : 0) * stride);
-        return nl;
-    }
-    uint8_t seen[256] = {0};
-    const uint8_t *col = bg->col[v];
-    for (uint32_t i = 0; i < g->n; i++) seen[col[i]] = 1;
-    for (uint32_t b = 0; b < 256; b++) {
-        bg->lp[v][b] = (uint16_t)(nl * stride);
-        if (seen[b]) bg->lbyte[v][nl++] = (uint8_t)b;
-    }
-    return nl ? nl : 1; /* an empty segment: never read */
+    uint32_t nl = bound < 1 ? 1 : bound > 256 ? 256 : bound;
+    for (uint32_t li = 0; li < nl; li++) bg->lbyte[v][li] = (uint8_t)li;
+    for (uint32_t b = 0; b < 256; b++) bg->lp[v][b] = (uint16_t)((b < nl ? b : 0) * stride);
+    return nl;
 }
 
 /* Dense local slots for segment g (bitgroups above): false when the
  * varying keys' values times the intervals the segment spans exceed
- * DENSE_MAX. A property key whose dictionary bound would leave more than
- * GPASS_MAX local slots is bounded by the bytes its column holds. */
+ * DENSE_MAX. */
 static bool bits_dense(xstate *x, const sdb__seg *g, const segclass *c, bitgroups *bg)
 {
     const sdb__plan *p = x->p;
-    uint32_t n_iv = 1, bound[SDB_MAX_GROUP_BY];
-    bg->iv0 = c->iv;
+    const sdb__gtab *gt = x->g;
+    int64_t a = 0;
+    uint32_t n_iv = 1, iv0 = c->iv;
     if (!c->iv_const) {
-        int64_t a = interval_of(p, g->h.ts_min > p->t_lo ? g->h.ts_min : p->t_lo);
+        a = interval_of(p, g->h.ts_min > p->t_lo ? g->h.ts_min : p->t_lo);
         int64_t b = interval_of(p, g->h.ts_max < p->t_hi ? g->h.ts_max : p->t_hi);
         if (b - a + 1 > DENSE_IV_MAX) return false;
         n_iv = (uint32_t)(b - a + 1);
-        bg->iv0 = (uint32_t)(a - p->i_lo);
-        for (uint32_t j = 0; j + 1 < n_iv; j++) bg->bnd[j] = p->i_origin + (a + (int64_t)j + 1) * p->i_width;
+        iv0 = (uint32_t)(a - p->i_lo);
     }
+    /* The previous segment's tables serve when its local slots meant the
+     * same (the same varying keys, constant keys and intervals): their
+     * groups and slots too, so that a store of small segments does not
+     * resolve every local slot again (a quarter of source.model_prompt
+     * .stddev.typical at 1M before), nor rebuild 256-entry tables. */
+    uint32_t sig[3 + SDB_MAX_GROUP_BY], ns = 0;
+    sig[ns++] = bg->n_var;
+    sig[ns++] = n_iv;
+    sig[ns++] = iv0;
+    for (uint32_t k = 0; k < p->q->n_group; k++)
+        sig[ns++] = c->key_var[k] ? 0x80000000u : c->raw_const[k];
+    if (ns == x->lsig_n && !memcmp(sig, x->lsig, ns * sizeof *sig)) {
+        bg->dense = true;
+        return true;
+    }
+    x->lsig_n = 0;
     bg->n_iv = n_iv;
-    uint64_t n_loc = n_iv;
-    bool scan = false;
-    for (uint32_t v = 0; v < bg->n_var; v++) {
-        bound[v] = bg->kind[v] != 0 ? 4 : x->g->key[bg->key[v]].n_map;
-        if (bound[v] > 256) bound[v] = 256;
-        n_loc *= bound[v] ? bound[v] : 1;
-        if (bg->kind[v] == 0 && p->q->group[bg->key[v]].kind == SDB_GB_PROP && bound[v] > GPASS_MAX)
-            scan = true;
-    }
-    if (n_loc <= GPASS_MAX) scan = false;
+    bg->iv0 = iv0;
+    for (uint32_t j = 0; j + 1 < n_iv; j++) bg->bnd[j] = p->i_origin + (a + (int64_t)j + 1) * p->i_width;
     uint32_t st = 1;
     for (uint32_t v = 0; v < bg->n_var; v++) {
-        bool sc = scan && bg->kind[v] == 0 && p->q->group[bg->key[v]].kind == SDB_GB_PROP;
-        bg->nl[v] = dense_key(bg, v, bound[v], g, sc, st);
+        bg->nl[v] = dense_key(bg, v, gt->key[bg->key[v]].n_map, st);
         st *= bg->nl[v];
         if (st > DENSE_MAX) return false;
     }
@@ -820,10 +840,15 @@ static bool bits_dense(xstate *x, const sdb__seg *g, const segclass *c, bitgroup
     if ((uint64_t)st * n_iv > DENSE_MAX) return false;
     bg->n_loc = st * n_iv;
     bg->gpass = bg->n_loc <= GPASS_MAX;
-    /* Group and slot of each local slot, on first sight. With one key in
-     * one interval a local slot's rows come from bits_lut8 over the key's
-     * own bytes; else over the local slot bytes (dense_batch). */
+    /* One key in one interval, too many values for the passes: the walk
+     * below takes its group by byte in one load, the local slot's in two. */
+    if (!bg->gpass && bg->n_var == 1 && n_iv == 1) return false;
+    /* Each local slot's group and slot on first sight (dense_slot, which
+     * takes the group by the direct code when there is one). With one
+     * key in one interval a local slot's rows come from bits_lut8 over the
+     * key's own bytes; else over the local slot bytes (dense_batch). */
     for (uint32_t s = 0; s < bg->n_loc; s++) x->lgrp[s] = x->lslot[s] = BITS_NONE;
+    bits_parts(gt, c, bg);
     if (bg->gpass) {
         memset(bg->lset, 0, sizeof bg->lset);
         if (bg->n_var == 1 && n_iv == 1)
@@ -831,6 +856,8 @@ static bool bits_dense(xstate *x, const sdb__seg *g, const segclass *c, bitgroup
         else
             for (uint32_t s = 0; s < bg->n_loc; s++) bg->lset[s][s / 8] = (uint8_t)(1u << s % 8);
     }
+    memcpy(x->lsig, sig, ns * sizeof *sig);
+    x->lsig_n = ns;
     bg->dense = true;
     return true;
 }
@@ -849,7 +876,6 @@ static bool bits_plan(xstate *x, const sdb__seg *g, const segclass *c, bool skip
         p->want_vals || p->want_traces || p->free_hist)
         return false;
     bg->n_var = 0;
-    bg->base = 0;
     bg->dense = false;
     for (uint32_t k = 0; k < q->n_group; k++) {
         if (!c->key_var[k]) continue;
@@ -872,14 +898,9 @@ static bool bits_plan(xstate *x, const sdb__seg *g, const segclass *c, bool skip
         }
     }
     if (bg->n_var == 0 && c->iv_const) return true; /* one slot: bits_path looks it up once */
-    if (gt->direct) {
-        for (uint32_t k = 0; k < q->n_group; k++)
-            if (!c->key_var[k]) bg->base += sdb__gtab_code_part(gt, k, c->raw_const[k]);
-        for (uint32_t v = 0; v < bg->n_var; v++)
-            for (uint32_t b = 0; b < 256; b++)
-                bg->part[v][b] = sdb__gtab_code_part(gt, bg->key[v], bits_raw(bg->kind[v], (uint8_t)b));
-    }
     if (bits_dense(x, g, c, bg) || bg->n_var == 0) return true;
+    x->lsig_n = 0; /* the parts below are this segment's, not the dense slots' */
+    bits_parts(gt, c, bg);
     if (!gt->direct) {
         if (bg->n_var > 1) return false;
         for (int b = 0; b < 256; b++) bg->grp[b] = BITS_NONE;
@@ -999,49 +1020,56 @@ static int dense_batch(xstate *x, const segclass *c, const bitgroups *bg, const 
     sdb__gtab *gt = x->g;
     const int moments = !p->no_moments;
     const bool hist = p->fixed_hist, counts = p->counts_only && !hist;
-    const uint32_t nw = (m + 63) / 64, stride = p->q->bins + 2;
-    const uint8_t *col = bg->col[0] + i0;
+    const uint32_t nw = (m + 63) / 64, stride = p->q->bins + 2, K = bg->n_keyloc;
     int rc;
-    if (bg->n_var != 1 || bg->n_iv != 1 || !bg->gpass) {
+    uint32_t ns = 0;
+    if (bg->gpass)
+        for (uint32_t w = 0; w < nw; w++) ns += (uint32_t)__builtin_popcountll(x->bits[w]);
+    if (!bg->gpass || ns < GPASS_ROWS * bg->n_loc) {
+        /* The walk, each row's slot through its local slot's, the local
+         * slot summed from the key bytes and the interval compares. */
+        for (uint32_t w = 0; w < nw; w++)
+            for (uint64_t b = x->bits[w]; b; b &= b - 1) {
+                uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b), s = 0;
+                for (uint32_t k = 0; k < bg->n_var; k++) s += bg->lp[k][bg->col[k][i0 + i]];
+                if (bg->n_iv > 1) {
+                    int64_t t = ld_i64(ts, i);
+                    for (uint32_t j = 0; j + 1 < bg->n_iv; j++) s += t >= bg->bnd[j] ? K : 0;
+                }
+                if (__builtin_expect(x->lslot[s] == BITS_NONE, 0)) {
+                    uint32_t gi;
+                    sdb_slot *sl;
+                    if ((rc = dense_slot(x, c, bg, s, &gi, &sl))) return rc;
+                }
+                sdb_slot *a = &gt->slot[x->lslot[s]];
+                double val = ld_f64(v, i);
+                if (counts) {
+                    a->n++;
+                    a->count++;
+                } else if (moments) {
+                    sdb_slot_add(a, val);
+                } else {
+                    sdb_slot_add_nm(a, val);
+                }
+                if (hist) gt->hist[(size_t)x->lgrp[s] * stride + x->bin[i]]++;
+            }
+        return sdb__plan_check(p, gt);
+    }
+    const uint8_t *col = bg->col[0] + i0;
+    if (bg->n_var != 1 || bg->n_iv != 1) {
         /* Each row's local slot, column by column over the batch. */
-        uint16_t *loc = x->loc;
-        for (uint32_t i = 0; i < m; i++) loc[i] = 0;
+        uint8_t *loc = x->loc8;
+        memset(loc, 0, m);
         for (uint32_t k = 0; k < bg->n_var; k++) {
             const uint8_t *kc = bg->col[k] + i0;
             const uint16_t *lp = bg->lp[k];
-            for (uint32_t i = 0; i < m; i++) loc[i] = (uint16_t)(loc[i] + lp[kc[i]]);
+            for (uint32_t i = 0; i < m; i++) loc[i] = (uint8_t)(loc[i] + lp[kc[i]]);
         }
         for (uint32_t j = 0; j + 1 < bg->n_iv; j++) {
             const int64_t b = bg->bnd[j];
-            const uint16_t kl = (uint16_t)bg->n_keyloc;
-            for (uint32_t i = 0; i < m; i++) loc[i] = (uint16_t)(loc[i] + (ld_i64(ts, i) >= b ? kl : 0));
+            for (uint32_t i = 0; i < m; i++) loc[i] = (uint8_t)(loc[i] + (ld_i64(ts, i) >= b ? K : 0));
         }
-        if (!bg->gpass) {
-            /* The walk, each row's slot through its local slot's. */
-            for (uint32_t w = 0; w < nw; w++)
-                for (uint64_t b = x->bits[w]; b; b &= b - 1) {
-                    uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b), s = loc[i];
-                    if (__builtin_expect(x->lslot[s] == BITS_NONE, 0)) {
-                        uint32_t gi;
-                        sdb_slot *sl;
-                        if ((rc = dense_slot(x, c, bg, s, &gi, &sl))) return rc;
-                    }
-                    sdb_slot *a = &gt->slot[x->lslot[s]];
-                    double val = ld_f64(v, i);
-                    if (counts) {
-                        a->n++;
-                        a->count++;
-                    } else if (moments) {
-                        sdb_slot_add(a, val);
-                    } else {
-                        sdb_slot_add_nm(a, val);
-                    }
-                    if (hist) gt->hist[(size_t)x->lgrp[s] * stride + x->bin[i]]++;
-                }
-            return sdb__plan_check(p, gt);
-        }
-        for (uint32_t i = 0; i < m; i++) x->loc8[i] = (uint8_t)loc[i];
-        col = x->loc8;
+        col = loc;
     }
     for (uint32_t s = 0; s < bg->n_loc; s++) {
         p->kern->bits_lut8(col, m, bg->lset[s], x->bits, x->sbits);
@@ -1132,16 +1160,15 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
     bool want_num = x->pass == 1 || !skip_moments || p->fixed_hist || p->want_vals || p->want_traces;
     bool want_cat = x->pass == 0 && c->has_cat;
     int rc;
-    bitgroups bg;
-    bg.n_var = bg.base = 0;
-    bg.dense = false;
-    bool on_bits = bits_plan(x, g, c, skip_moments, amode == 1, kcol, kw, &bg);
+    bitgroups *bg = x->bg;
+    bg->dense = false;
+    bool on_bits = bits_plan(x, g, c, skip_moments, amode == 1, kcol, kw, bg);
     for (uint32_t i0 = 0; i0 < g->n; i0 += BATCH) {
         uint32_t m = g->n - i0 < BATCH ? g->n - i0 : BATCH;
         const uint8_t *v = ps->value + 8ull * i0, *ts = ps->ts + 8ull * i0;
         if (on_bits) {
             select_bits(x, dc, n_dc, afc, n_afc, v, ts, g->tsrc + i0, i0, m, need_tv, c->tsrc_rows, &f);
-            if ((rc = bits_path(x, c, &bg, v, ts, i0, m))) return rc;
+            if ((rc = bits_path(x, c, bg, v, ts, i0, m))) return rc;
             continue;
         }
         /* 1. Selection: time and value by mask, type and source by the
@@ -1484,6 +1511,10 @@ static xstate *xstate_new(const sdb__plan *p, sdb__gtab *g)
 {
     xstate *x = malloc(sizeof *x);
     if (!x) return NULL;
+    if (!(x->bg = malloc(sizeof *x->bg))) {
+        free(x);
+        return NULL;
+    }
     x->stmp = NULL;
     x->dts = NULL;
     x->dv = NULL;
@@ -1496,6 +1527,7 @@ static xstate *xstate_new(const sdb__plan *p, sdb__gtab *g)
     x->hseg = NULL;
     x->hfull = false;
     x->hstart = 0;
+    x->lsig_n = 0;
     for (uint32_t j = 0; j < BATCH; j++) x->iota[j] = j;
     x->pass = 0;
     x->p = p;
@@ -1515,6 +1547,7 @@ static xstate *xstate_new(const sdb__plan *p, sdb__gtab *g)
 static void xstate_free(xstate *x)
 {
     if (!x) return;
+    free(x->bg);
     free(x->lo);
     free(x->hi);
     free(x->width);
