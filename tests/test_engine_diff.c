@@ -219,7 +219,7 @@ typedef struct rq {
     int hist, hist_fixed, bins;
     double hmin, hmax;
     int pct;
-    int lean; /* stats without stddev and traces: lets the kernel paths run */
+    int lean; /* stats without traces (lets the kernel paths run): 1 without stddev, 2 with */
     int counts; /* 1: stats ["count"], 2: ["count", "traces"] (no moments needed) */
 } rq;
 
@@ -283,7 +283,7 @@ static void make_query(rq *q, int n_names, const rrow *rows, int n_rows)
         if (!q->hist_fixed) q->hist_bound = ri(4) == 0 ? 1 + ri(2) : 0;
     }
     q->pct = ri(3) == 0;
-    q->lean = ri(2);
+    q->lean = ri(3);
     if (ri(6) == 0) q->counts = 1 + ri(2);
 }
 
@@ -340,7 +340,7 @@ static void sweep_query(rq *q, int k, const rrow *rows, int n_rows)
     }
     switch (ok) {
     case 0: q->lean = 1; break;
-    case 1: break; /* stddev and traces */
+    case 1: q->lean = k % 2 ? 2 : 0; break; /* stddev, with and without traces */
     case 2:
         q->lean = k % 2;
         q->counts = k % 3 == 0 ? 1 + (k / 3) % 2 : 0; /* the histogram dashboards ask for */
@@ -364,7 +364,8 @@ static int query_json(const rq *q, char *buf, size_t n)
 {
     int o = snprintf(buf, n, q->counts == 1 ? "{\"stats\":[\"count\"]"
                              : q->counts == 2 ? "{\"stats\":[\"count\",\"traces\"]"
-                             : q->lean ? "{\"stats\":[\"count\",\"avg\",\"min\",\"max\",\"sum\"]"
+                             : q->lean == 1 ? "{\"stats\":[\"count\",\"avg\",\"min\",\"max\",\"sum\"]"
+                             : q->lean == 2 ? "{\"stats\":[\"count\",\"avg\",\"min\",\"max\",\"sum\",\"stddev\"]"
                                        : "{\"stats\":[\"count\",\"avg\",\"min\",\"max\",\"sum\",\"stddev\",\"traces\"]");
     if (q->n_names == 1) o += snprintf(buf + o, n - o, ",\"name\":\"%s\"", q->names[0]);
     if (q->n_names == 2)
@@ -605,7 +606,7 @@ static void check_stats(json_t *o, rrow **rs, int n, const char *qs, const char 
     snprintf(what, sizeof what, "%s sum", where);
     near(jnum(o, "sum", qs), sum, what, qs);
     json_t *sd = json_object_get(o, "stddev");
-    if (lean_check) {
+    if (lean_check == 1) {
         cr_assert_null(sd, "stddev not asked for\n%s", qs);
     } else if (nn < 2) {
         cr_assert(json_is_null(sd), "%s stddev should be null\n%s", where, qs);
