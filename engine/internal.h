@@ -341,6 +341,11 @@ typedef struct sdb__rowit sdb__rowit;
 int sdb__rows_open(sdb__txn *t, uint32_t project, uint64_t bound, int backward, sdb__rowit **out);
 int sdb__rows_next(sdb__rowit *it, uint64_t *out_ref, sdb__val *out);
 void sdb__rows_close(sdb__rowit *it); /* takes NULL */
+/* The block value of records recs (ends[i]: where record i ends) of refs
+ * refs[0..n), ascending, into *out (the format above row.c's blocks);
+ * what the row store writes, for tools that measure it. */
+int sdb__rows_block_encode(const uint64_t *refs, const uint32_t *ends, const void *recs,
+                           uint32_t n, sdb__buf *out);
 /* Rows in a block value (stats). */
 int sdb__rows_block_count(const void *p, size_t len, uint32_t *out_n);
 /* Only the fixed part of a row record (what the fold needs). */

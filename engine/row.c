@@ -865,8 +865,8 @@ static uint32_t rec_prefix(const uint8_t *p, uint32_t len)
 /* The block value of rows refs[0..n) (ascending) into *out: the body of
  * docs/storage.md, one zstd frame (level ZLEVEL) unless that does not
  * shrink it. Runs on either thread (contexts are per thread). */
-static int block_encode(const uint64_t *refs, const uint32_t *ends, const void *recs,
-                        uint32_t n, sdb__buf *out)
+int sdb__rows_block_encode(const uint64_t *refs, const uint32_t *ends, const void *recs,
+                           uint32_t n, sdb__buf *out)
 {
     size_t recs_len = ends[n - 1];
     int consec = refs[n - 1] - refs[0] == n - 1;
@@ -971,7 +971,7 @@ static size_t body_target(void)
 
 static int job_encode(zjob *j)
 {
-    int rc = block_encode((const uint64_t *)(void *)j->refs.p,
+    int rc = sdb__rows_block_encode((const uint64_t *)(void *)j->refs.p,
                           (const uint32_t *)(void *)j->ends.p, j->recs.p, j->n, &j->out);
     if (rc == SDB_OK) ratio_note(8 + 8ull * j->n + j->recs.len, j->out.len);
     return rc;
