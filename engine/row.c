@@ -197,17 +197,6 @@ int sdb__row_encode_ids(const sdb__fixed *fx, const sdb__score *sc, const uint32
             w += 4;
         }
     for (int i = 0; i < 8; i++) {
-        if (v4 && i == 2) { /* version 4: the lists right after the packed ids */
-            if (sc->n_props) {
-                w = put_var(w, sc->n_props);
-                for (uint32_t j = 0; j < 2 * sc->n_props; j++)
-                    w = put_item(w, sc->props[j], ids[sc->n_tags + j]);
-            }
-            if (sc->n_tags) {
-                w = put_var(w, sc->n_tags);
-                for (uint32_t j = 0; j < sc->n_tags; j++) w = put_item(w, sc->tags[j], ids[j]);
-            }
-        }
         if (!strs[i]->p) continue;
         int kind = i == 0 ? kind_id : i == 1 ? kind_tr : PACK_RAW;
         if (kind != PACK_RAW) {
@@ -217,13 +206,26 @@ int sdb__row_encode_ids(const sdb__fixed *fx, const sdb__score *sc, const uint32
             w = put_str(w, *strs[i], i >= 6);
         }
     }
-    if (sc->n_tags && !v4) {
+    if (v4) { /* the lists as varints and items, properties first (below) */
+        if (sc->n_props) {
+            w = put_var(w, sc->n_props);
+            for (uint32_t j = 0; j < 2 * sc->n_props; j++)
+                w = put_item(w, sc->props[j], ids[sc->n_tags + j]);
+        }
+        if (sc->n_tags) {
+            w = put_var(w, sc->n_tags);
+            for (uint32_t j = 0; j < sc->n_tags; j++) w = put_item(w, sc->tags[j], ids[j]);
+        }
+        out->len = (size_t)(w - head);
+        return SDB_OK;
+    }
+    if (sc->n_tags) {
         uint16_t n = (uint16_t)sc->n_tags;
         memcpy(w, &n, 2);
         w += 2;
         for (uint32_t i = 0; i < sc->n_tags; i++) w = put_str(w, sc->tags[i], 0);
     }
-    if (sc->n_props && !v4) {
+    if (sc->n_props) {
         uint16_t n = (uint16_t)sc->n_props;
         memcpy(w, &n, 2);
         w += 2;
@@ -619,10 +621,9 @@ typedef struct block {
  * sdb__row_get and sdb__rows_next, so that no code past the row store sees
  * the difference, and version 3 records stay as they are. The purge
  * (block_drop) moves records as stored. Layout: version 3's through the
- * id and trace id, then
+ * strings, then
  *   properties (when present): varint n, n x (item key, item value)
  *   tags (when present): varint n, n x item
- *   the other strings of version 3, in mask order
  * item: varint id << 1 | 1 (a dictionary id, 1..SDB__ROW_ID_CAP), or
  *       varint len << 1 and the bytes (any bytes: NUL, empty, not UTF-8)
  * varint: LEB128, 7 bits a byte, low first, at most 5 bytes.
@@ -702,6 +703,10 @@ static int xcache_str(sdb__txn *t, xcache *x, uint32_t project, int xd, uint32_t
 
 static int get_var(rd *r, uint32_t *out)
 {
+    if (r->p < r->end && *r->p < 0x80) { /* most: one byte */
+        *out = *r->p++;
+        return SDB_OK;
+    }
     uint32_t x = 0;
     for (int i = 0; i < 5; i++) {
         if (r->p >= r->end) return SDB_ECORRUPT;
@@ -743,11 +748,20 @@ static int list_v3(sdb__txn *t, xcache *x, uint32_t project, rd *r, int per, sdb
         uint32_t id;
         sdb__str s;
         int rc = get_item(r, &id, &s);
-        if (rc == SDB_OK && id)
-            rc = xcache_str(t, x, project, per == 1 ? XD_TAG : i % 2 ? XD_PROP : XD_PKEY, id, &s);
         if (rc) return rc;
+        if (id) {
+            int xd = per == 1 ? XD_TAG : i % 2 ? XD_PROP : XD_PKEY;
+            const xent *e = x->project == project && id < x->n_ent[xd] ? &x->ent[xd][id] : NULL;
+            if (e && e->len1) { /* cached: most items */
+                s.p = x->arena.p + e->off;
+                s.len = e->len1 - 1;
+            } else if ((rc = xcache_str(t, x, project, xd, id, &s))) {
+                return rc;
+            }
+        }
         uint16_t l = (uint16_t)s.len;
-        if (sdb__buf_reserve(out, 2ull + s.len)) return SDB_ENOMEM;
+        if (out->cap - out->len < 2ull + s.len && sdb__buf_reserve(out, 2ull + s.len))
+            return SDB_ENOMEM;
         memcpy(out->p + out->len, &l, 2);
         if (s.len) memcpy(out->p + out->len + 2, s.p, s.len);
         out->len += 2ull + s.len;
@@ -756,7 +770,8 @@ static int list_v3(sdb__txn *t, xcache *x, uint32_t project, rd *r, int per, sdb
 }
 
 /* When v is a version 4 record, the version 3 record of the same score
- * into out, and v views it; any other record is left as it is. */
+ * into out, and v views it; any other record is left as it is: the bytes
+ * up to the lists as they are, then each list item by item. */
 static int rec_v3(sdb__txn *t, xcache *x, uint32_t project, sdb__buf *out, sdb__val *v)
 {
     const uint8_t *p = v->p;
@@ -764,36 +779,37 @@ static int rec_v3(sdb__txn *t, xcache *x, uint32_t project, sdb__buf *out, sdb__
     if (v->len < HEAD + FIXED || p[2] >> SDB_N_DIMS || !(p[4] & 3)) return SDB_ECORRUPT;
     rd r = {p + HEAD + FIXED + 4u * (uint32_t)__builtin_popcount(p[2]), p + v->len};
     if (r.p > r.end) return SDB_ECORRUPT;
-    for (int k = 0; k < 2; k++) { /* the id and trace id, as they are */
+    for (int k = 0; k < 8; k++) { /* step over the strings */
         if (!(p[3] & (1u << k))) continue;
-        int kind = p[4] >> (2 + 2 * k) & 3;
+        int kind = k < 2 ? p[4] >> (2 + 2 * k) & 3 : PACK_RAW;
         sdb__str s;
         size_t nb = kind == PACK_UUID ? 16 : kind == PACK_HEX && r.p < r.end ? 1u + *r.p : 0;
         if (kind == PACK_RAW) {
-            if (get16(&r, &s)) return SDB_ECORRUPT;
-        } else if (kind == 3 || nb == 0 || nb == 1 || (size_t)(r.end - r.p) < nb) {
+            if (k < 6 ? get16(&r, &s) : get32(&r, &s)) return SDB_ECORRUPT;
+        } else if (kind == 3 || nb <= 1 || (size_t)(r.end - r.p) < nb) {
             return SDB_ECORRUPT;
         } else {
             r.p += nb;
         }
     }
-    const uint8_t *lists = r.p;
-    rd props = r, tags = r;
-    uint32_t n, id;
-    sdb__str s;
-    for (int l = 1; l >= 0; l--) { /* properties, then tags: find where they end */
-        if (!(p[4] & (1u << l))) continue;
-        if (l == 0) tags = r;
+    /* The lists at most double (a 1-byte id for a str16 of up to
+     * SDB_MAX_VALUE bytes grows more, reserved as it comes). */
+    out->len = 0;
+    size_t pre = (size_t)(r.p - p);
+    if (sdb__buf_reserve(out, 2 * v->len + 64) || sdb__buf_add(out, p, pre)) return SDB_ENOMEM;
+    out->p[0] = ROW_VERSION;
+    /* Version 3 has the tags first: step over the properties to them. */
+    rd props = r;
+    if (p[4] & 2) {
+        uint32_t n, id;
+        sdb__str s;
         if (get_var(&r, &n)) return SDB_ECORRUPT;
-        for (uint64_t i = 0; i < (uint64_t)n * (l ? 2u : 1u); i++)
+        for (uint64_t i = 0; i < 2ull * n; i++)
             if (get_item(&r, &id, &s)) return SDB_ECORRUPT;
     }
-    out->len = 0;
-    size_t pre = (size_t)(lists - p), rest = (size_t)(r.end - r.p);
-    if (sdb__buf_add(out, p, pre) || sdb__buf_add(out, r.p, rest)) return SDB_ENOMEM;
-    out->p[0] = ROW_VERSION;
     int rc;
-    if ((p[4] & 1) && (rc = list_v3(t, x, project, &tags, 1, out))) return rc;
+    if ((p[4] & 1) && (rc = list_v3(t, x, project, &r, 1, out))) return rc;
+    if (r.p != r.end) return SDB_ECORRUPT;
     if ((p[4] & 2) && (rc = list_v3(t, x, project, &props, 2, out))) return rc;
     v->p = out->p;
     v->len = out->len;
