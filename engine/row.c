@@ -29,6 +29,10 @@
  * zstd cannot shrink (1M UUIDv4 scores: 63.9 MB of row blocks, 55.7 MB
  * without); decoding computes it from the trace id as ingest does.
  *
+ * Version 4 (the block section below draws it) keeps tags, property keys
+ * and values as dictionary ids; the row store gives it back to readers as
+ * this version 3 record, so sdb__row_decode reads version 3 only.
+ *
  * Version 1 wrote the 80-byte in-memory sdb__fixed and a length for every
  * absent string: 173 bytes for a typical score against 101 now (a
  * generated id and a 32-digit hex trace id), and the row store is most of
