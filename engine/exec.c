@@ -69,6 +69,8 @@ typedef struct xstate {
     int64_t *dts;  /* decoded columns of the segment at hand (load_cols) */
     double *dv;
     uint64_t *dtr;
+    uint8_t *ddim; /* dimension d's ids at byte widths: 4 cap_cols bytes from ddim + 4 d cap_cols */
+    uint8_t *dtsrc; /* the type/source bytes */
     uint32_t cap_cols;
     uint64_t bits[BATCH / 64];
     uint32_t sel[BATCH];
@@ -592,18 +594,33 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
         f.t_hi = INT64_MAX;
     }
     bool need_tv = !c->t_in || q->has_value;
+    /* The dimension and type/source columns this segment's rows are read
+     * from, unpacked to bytes once per segment (load_cols sized the
+     * scratch); a dimension that both filters and groups is unpacked once. */
+    const uint8_t *dcol[SDB_N_DIMS] = {NULL};
+    unsigned dw[SDB_N_DIMS] = {0};
     dimcol dc[SDB_N_DIMS];
     int n_dc = 0;
     for (int d = 0; d < SDB_N_DIMS; d++)
-        if (p->dim_bits[d] && g->h.dim_w[d])
-            dc[n_dc++] = (dimcol){d, sdb__seg_dim_col(g, d), g->h.dim_w[d]};
+        if (p->dim_bits[d] && g->h.dim_w[d]) {
+            dcol[d] = sdb__seg_dim_bytes(g, p->kern, d, x->ddim + (size_t)4 * d * x->cap_cols, &dw[d]);
+            dc[n_dc++] = (dimcol){d, dcol[d], dw[d]};
+        }
     const uint8_t *kcol[SDB_MAX_GROUP_BY] = {NULL};
     unsigned kw[SDB_MAX_GROUP_BY] = {0};
-    for (uint32_t k = 0; k < q->n_group; k++)
+    bool need_tsrc = c->tsrc_rows || (q->has_value && c->has_cat);
+    for (uint32_t k = 0; k < q->n_group; k++) {
+        int d = q->group[k].dim;
+        if (!c->key_var[k]) continue; /* constant over the segment: no column read */
         if (q->group[k].kind == SDB_GB_DIM) {
-            kcol[k] = sdb__seg_dim_col(g, q->group[k].dim);
-            kw[k] = g->h.dim_w[q->group[k].dim];
+            if (!dcol[d])
+                dcol[d] = sdb__seg_dim_bytes(g, p->kern, d, x->ddim + (size_t)4 * d * x->cap_cols, &dw[d]);
+            kcol[k] = dcol[d];
+            kw[k] = dw[d];
         }
+        need_tsrc |= q->group[k].kind == SDB_GB_SOURCE || q->group[k].kind == SDB_GB_TYPE;
+    }
+    const uint8_t *tsrc_col = need_tsrc ? sdb__seg_tsrc(g, p->kern, x->dtsrc) : NULL;
     bool want_num = x->pass == 1 || !skip_moments || p->fixed_hist || p->want_vals || p->want_traces;
     bool want_cat = x->pass == 0 && c->has_cat;
     int rc;
@@ -613,7 +630,7 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
         /* 1. Selection: time and value by mask, type and source by the
          * pass tables, then each dimension filter over the survivors. */
         uint32_t ns = 0;
-        const uint8_t *tsrc = g->tsrc + i0;
+        const uint8_t *tsrc = tsrc_col ? tsrc_col + i0 : NULL;
         if (!need_tv && !c->tsrc_rows && n_dc == 0) {
             for (uint32_t i = 0; i < m; i++) x->sel[i] = i;
             memset(x->iscat, c->all_cat, m);
@@ -623,7 +640,7 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
              * type filter the header leaves open, in a segment that mixes
              * categorical rows, or when a value filter drops categorical
              * rows; a time range alone does not need it. */
-            bool tables = c->tsrc_rows || (q->has_value && c->has_cat);
+            bool tables = c->tsrc_rows || (q->has_value && c->has_cat); /* need_tsrc */
             ns = select_rows(x, dc, n_dc, v, ts, tsrc, i0, m, need_tv, tables, c, &f);
         }
         /* Tags and properties: their columns (engine/attrs.c) where the
@@ -811,10 +828,14 @@ static int load_cols(xstate *x, xseg *ps, bool need_ts)
         free(x->dts);
         free(x->dv);
         free(x->dtr);
+        free(x->ddim);
+        free(x->dtsrc);
         x->dts = malloc((size_t)cap * sizeof *x->dts);
         x->dv = malloc((size_t)cap * sizeof *x->dv);
         x->dtr = malloc((size_t)cap * sizeof *x->dtr);
-        x->cap_cols = x->dts && x->dv && x->dtr ? cap : 0;
+        x->ddim = malloc((size_t)cap * 4 * SDB_N_DIMS);
+        x->dtsrc = malloc(cap);
+        x->cap_cols = x->dts && x->dv && x->dtr && x->ddim && x->dtsrc ? cap : 0;
         if (!x->cap_cols) return SDB_ENOMEM;
     }
     ps->value = sdb__seg_values(g, k, x->dv);
@@ -935,6 +956,8 @@ static xstate *xstate_new(const sdb__plan *p, sdb__gtab *g)
     x->dts = NULL;
     x->dv = NULL;
     x->dtr = NULL;
+    x->ddim = NULL;
+    x->dtsrc = NULL;
     x->cap_cols = 0;
     x->lo = x->hi = x->width = NULL;
     x->pass = 0;
@@ -957,6 +980,8 @@ static void xstate_free(xstate *x)
     free(x->dts);
     free(x->dv);
     free(x->dtr);
+    free(x->ddim);
+    free(x->dtsrc);
     free(x);
 }
 

@@ -1047,3 +1047,50 @@ Test(kernels, scalar_decoders_read_packed_entries_by_the_formula) { decoders_mat
 
 TABLE_TESTS(avx2)
 TABLE_TESTS(avx512)
+
+/* ---- narrow ids (store format 6): unpack_ids, a block of its own ----
+ * Every table's unpack_ids against the entries packed, at every width
+ * 0..32, each output width that holds it, odd lengths and unaligned
+ * packed and output starts; nothing is written past n entries. */
+static void ids_match(const sdb_kernels *k)
+{
+    static const size_t ns[] = {0, 1, 7, 8, 9, 31, 33, 255, 256, 257, 1000, 4099};
+    uint32_t *want = malloc(4099 * sizeof *want);
+    uint8_t *got = malloc(4 * 4099 + 16), *ref = malloc(4 * 4099 + 16);
+    cr_assert(want && got && ref);
+    for (unsigned bits = 0; bits <= 32; bits++)
+        for (unsigned w = 1; w <= 4; w *= 2) {
+            if (bits > 8 * w) continue;
+            for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+                for (unsigned off = 0; off < 8; off += 3) {
+                    size_t n = ns[a];
+                    void *base;
+                    const void *p = pack_make(n, bits, off, 7000 * bits + 10 * n + off + w, want, &base);
+                    unsigned oo = (off + w) % 4; /* an unaligned output */
+                    memset(got, 0xA5, 4 * 4099 + 16);
+                    memset(ref, 0x5A, 4 * 4099 + 16);
+                    k->unpack_ids(p, bits, n, w, got + oo);
+                    S->unpack_ids(p, bits, n, w, ref + oo);
+                    for (size_t i = 0; i < n; i++) {
+                        uint32_t g = 0, r = 0;
+                        memcpy(&g, got + oo + w * i, w);
+                        memcpy(&r, ref + oo + w * i, w);
+                        cr_assert_eq(r, want[i], "scalar bits %u w %u n %zu off %u row %zu", bits, w, n,
+                                     off, i);
+                        cr_assert_eq(g, r, "%s bits %u w %u n %zu off %u row %zu", k->name, bits, w, n,
+                                     off, i);
+                    }
+                    cr_assert_eq(got[oo + w * n], 0xA5, "%s bits %u w %u n %zu: wrote past the end",
+                                 k->name, bits, w, n);
+                    if (oo) cr_assert_eq(got[oo - 1], 0xA5, "%s: wrote before the start", k->name);
+                    free(base);
+                }
+        }
+    free(want);
+    free(got);
+    free(ref);
+}
+
+Test(kernels, scalar_unpack_ids_reads_packed_entries_into_bytes) { ids_match(S); }
+Test(kernels, avx2_unpack_ids_matches_scalar_at_every_width) { ids_match(need("avx2")); }
+Test(kernels, avx512_unpack_ids_matches_scalar_at_every_width) { ids_match(need("avx512")); }

@@ -562,6 +562,7 @@ static const sdb_kernels table = {
     .unpack_dec = dec_unpack_dec,
     .widen_f32 = dec_widen_f32,
     .unpack_dict = dec_unpack_dict,
+    .unpack_ids = dec_unpack_ids,
 };
 
 /* Compiled for the baseline ISA although the file is built with -mavx2: a

@@ -19,6 +19,49 @@
 #define DEC_BODY_H
 #ifndef PIPE_W
 #error "include pipe_body.h (which needs PIPE_W) before dec_body.h"
+/* ---- narrow ids (store format 6; a block of its own) ----
+ * Dimension ids and type/source codes: each block's entries unpacked to
+ * u32 by the same width-specialised loops, then narrowed to the caller's
+ * width in whole vectors (vpmovdb / vpmovdw, or a pack on avx2). */
+typedef uint16_t dec_vw __attribute__((vector_size(2 * PIPE_W)));
+typedef uint8_t dec_vb __attribute__((vector_size(PIPE_W)));
+
+static void dec_unpack_ids(const void *p, unsigned bits, size_t n, unsigned w, void *out)
+{
+    uint32_t tmp[DEC_BLOCK];
+    dec_unpack_fn un = dec_unpack[bits <= 32 ? bits : 0];
+    uint8_t *o = out;
+    for (size_t i = 0; i < n; i += DEC_BLOCK) {
+        size_t m = n - i < DEC_BLOCK ? n - i : DEC_BLOCK, j = 0;
+        if (w == 4) {
+            un(p, i, m, n, tmp);
+            memcpy(o + 4 * i, tmp, 4 * m);
+            continue;
+        }
+        un(p, i, m, n, tmp);
+        if (w == 1) {
+            for (; j + PIPE_W <= m; j += PIPE_W) {
+                dec_vu u;
+                memcpy(&u, tmp + j, sizeof u);
+                dec_vb b = __builtin_convertvector(u, dec_vb);
+                memcpy(o + i + j, &b, sizeof b);
+            }
+            for (; j < m; j++) o[i + j] = (uint8_t)tmp[j];
+        } else {
+            for (; j + PIPE_W <= m; j += PIPE_W) {
+                dec_vu u;
+                memcpy(&u, tmp + j, sizeof u);
+                dec_vw h = __builtin_convertvector(u, dec_vw);
+                memcpy(o + 2 * (i + j), &h, sizeof h);
+            }
+            for (; j < m; j++) {
+                uint16_t h = (uint16_t)tmp[j];
+                memcpy(o + 2 * (i + j), &h, 2);
+            }
+        }
+    }
+}
+
 #endif
 /* The includer also defines
  *   DEC_LOADU2(lo, hi)  32 bytes: 16 unaligned from lo, then 16 from hi
@@ -33,6 +76,49 @@
  *                       (dec_wide), so it keeps dec_wide */
 #if !defined(DEC_LOADU2) || !defined(DEC_PSHUFB) || !defined(DEC_WIN32_MAX)
 #error "define DEC_LOADU2, DEC_PSHUFB and DEC_WIN32_MAX before including dec_body.h"
+/* ---- narrow ids (store format 6; a block of its own) ----
+ * Dimension ids and type/source codes: each block's entries unpacked to
+ * u32 by the same width-specialised loops, then narrowed to the caller's
+ * width in whole vectors (vpmovdb / vpmovdw, or a pack on avx2). */
+typedef uint16_t dec_vw __attribute__((vector_size(2 * PIPE_W)));
+typedef uint8_t dec_vb __attribute__((vector_size(PIPE_W)));
+
+static void dec_unpack_ids(const void *p, unsigned bits, size_t n, unsigned w, void *out)
+{
+    uint32_t tmp[DEC_BLOCK];
+    dec_unpack_fn un = dec_unpack[bits <= 32 ? bits : 0];
+    uint8_t *o = out;
+    for (size_t i = 0; i < n; i += DEC_BLOCK) {
+        size_t m = n - i < DEC_BLOCK ? n - i : DEC_BLOCK, j = 0;
+        if (w == 4) {
+            un(p, i, m, n, tmp);
+            memcpy(o + 4 * i, tmp, 4 * m);
+            continue;
+        }
+        un(p, i, m, n, tmp);
+        if (w == 1) {
+            for (; j + PIPE_W <= m; j += PIPE_W) {
+                dec_vu u;
+                memcpy(&u, tmp + j, sizeof u);
+                dec_vb b = __builtin_convertvector(u, dec_vb);
+                memcpy(o + i + j, &b, sizeof b);
+            }
+            for (; j < m; j++) o[i + j] = (uint8_t)tmp[j];
+        } else {
+            for (; j + PIPE_W <= m; j += PIPE_W) {
+                dec_vu u;
+                memcpy(&u, tmp + j, sizeof u);
+                dec_vw h = __builtin_convertvector(u, dec_vw);
+                memcpy(o + 2 * (i + j), &h, sizeof h);
+            }
+            for (; j < m; j++) {
+                uint16_t h = (uint16_t)tmp[j];
+                memcpy(o + 2 * (i + j), &h, 2);
+            }
+        }
+    }
+}
+
 #endif
 
 #define DEC_BLOCK 256
@@ -303,6 +389,49 @@ static void dec_unpack_dict(const void *p, unsigned bits, size_t n, const void *
         for (size_t j = 0; j < m; j++) {
             uint32_t k = tmp[j] < last ? tmp[j] : last;
             memcpy(&o[j], d + 8 * (size_t)k, 8);
+        }
+    }
+}
+
+/* ---- narrow ids (store format 6; a block of its own) ----
+ * Dimension ids and type/source codes: each block's entries unpacked to
+ * u32 by the same width-specialised loops, then narrowed to the caller's
+ * width in whole vectors (vpmovdb / vpmovdw, or a pack on avx2). */
+typedef uint16_t dec_vw __attribute__((vector_size(2 * PIPE_W)));
+typedef uint8_t dec_vb __attribute__((vector_size(PIPE_W)));
+
+static void dec_unpack_ids(const void *p, unsigned bits, size_t n, unsigned w, void *out)
+{
+    uint32_t tmp[DEC_BLOCK];
+    dec_unpack_fn un = dec_unpack[bits <= 32 ? bits : 0];
+    uint8_t *o = out;
+    for (size_t i = 0; i < n; i += DEC_BLOCK) {
+        size_t m = n - i < DEC_BLOCK ? n - i : DEC_BLOCK, j = 0;
+        if (w == 4) {
+            un(p, i, m, n, tmp);
+            memcpy(o + 4 * i, tmp, 4 * m);
+            continue;
+        }
+        un(p, i, m, n, tmp);
+        if (w == 1) {
+            for (; j + PIPE_W <= m; j += PIPE_W) {
+                dec_vu u;
+                memcpy(&u, tmp + j, sizeof u);
+                dec_vb b = __builtin_convertvector(u, dec_vb);
+                memcpy(o + i + j, &b, sizeof b);
+            }
+            for (; j < m; j++) o[i + j] = (uint8_t)tmp[j];
+        } else {
+            for (; j + PIPE_W <= m; j += PIPE_W) {
+                dec_vu u;
+                memcpy(&u, tmp + j, sizeof u);
+                dec_vw h = __builtin_convertvector(u, dec_vw);
+                memcpy(o + 2 * (i + j), &h, sizeof h);
+            }
+            for (; j < m; j++) {
+                uint16_t h = (uint16_t)tmp[j];
+                memcpy(o + 2 * (i + j), &h, 2);
+            }
         }
     }
 }

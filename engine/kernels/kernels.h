@@ -150,6 +150,12 @@ typedef struct sdb_kernels {
      * unaligned): trace hashes through the segment's dictionary. */
     void (*unpack_dict)(const void *p, unsigned bits, size_t n, const void *dict,
                         uint32_t n_dict, uint64_t *out);
+
+    /* ---- narrow ids (store format 6; appended as a block of its own) ---
+     * Entry i of a packed column into w bytes (1, 2 or 4: the caller picks
+     * a w that holds `bits`, 0..32) at out + w i: dimension ids and
+     * type/source codes unpacked for the pipeline's byte gathers. */
+    void (*unpack_ids)(const void *p, unsigned bits, size_t n, unsigned w, void *out);
 } sdb_kernels;
 
 /* The empty partial aggregate. */

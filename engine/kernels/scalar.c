@@ -199,6 +199,29 @@ static void unpack_dict(const void *p, unsigned bits, size_t n, const void *dict
     }
 }
 
+/* ---- narrow ids (store format 6) ---- */
+
+static void unpack_ids(const void *p, unsigned bits, size_t n, unsigned w, void *out)
+{
+    uint8_t *o = out;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = pk_get(p, bits, i);
+        switch (w) {
+        case 1: o[i] = (uint8_t)x; break;
+        case 2: {
+            uint16_t y = (uint16_t)x;
+            memcpy(o + 2 * i, &y, 2);
+            break;
+        }
+        default: {
+            uint32_t y = (uint32_t)x;
+            memcpy(o + 4 * i, &y, 4);
+            break;
+        }
+        }
+    }
+}
+
 const sdb_kernels sdb__kernels_scalar = {
     .name = "scalar",
     .agg_f64 = agg_f64,
@@ -213,4 +236,5 @@ const sdb_kernels sdb__kernels_scalar = {
     .unpack_dec = unpack_dec,
     .widen_f32 = widen_f32,
     .unpack_dict = unpack_dict,
+    .unpack_ids = unpack_ids,
 };
