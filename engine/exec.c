@@ -77,6 +77,9 @@ typedef struct xstate {
     uint8_t iscat[BATCH];
     uint8_t pass_any[16];            /* pass_num | pass_cat */
     uint8_t dpass[SDB_N_DIMS][256];  /* a dimension filter over the ids of a 1-byte column */
+    uint8_t any_set[32];             /* pass_any as a 256-bit set of tsrc bytes (bits_lut8) */
+    uint8_t dset[SDB_N_DIMS][32];    /* dpass as 256-bit sets */
+    uint16_t bin[BATCH];             /* each row's histogram bin (bits_path) */
     uint32_t raw[SDB_MAX_GROUP_BY][BATCH];
     uint32_t grp[BATCH], slot[BATCH];
     uint32_t idx_n[BATCH], grp_n[BATCH], slot_n[BATCH];
@@ -516,6 +519,10 @@ static void dim_words(const xstate *x, const dimcol *dc, uint32_t i0, uint32_t m
 {
     const uint64_t *mem = x->p->dim_bits[dc->d];
     uint32_t nb = x->p->dim_nbits[dc->d];
+    if (dc->w == 1) {
+        x->p->kern->bits_lut8(dc->col + i0, m, x->dset[dc->d], bits, bits);
+        return;
+    }
     for (uint32_t w = 0, base = 0; base < m; w++, base += 64) {
         if (!bits[w]) continue;
         uint32_t cnt = m - base < 64 ? m - base : 64;
@@ -551,27 +558,29 @@ static void dim_words(const xstate *x, const dimcol *dc, uint32_t i0, uint32_t m
  * words from their contiguous columns, then the set bits. A row is
  * categorical by the table (or, without one, when the segment is all
  * categorical); only a segment with categorical rows reads it back. */
-static uint32_t select_rows(xstate *x, const dimcol *dc, int n_dc, const uint8_t *v,
-                            const uint8_t *ts, const uint8_t *tsrc, uint32_t i0, uint32_t m,
-                            bool need_tv, bool tables, const segclass *c, const sdb_filter *f)
+static void select_bits(xstate *x, const dimcol *dc, int n_dc, const uint8_t *v,
+                        const uint8_t *ts, const uint8_t *tsrc, uint32_t i0, uint32_t m,
+                        bool need_tv, bool tables, const sdb_filter *f)
 {
     const sdb__plan *p = x->p;
-    uint32_t nw = (m + 63) / 64, ns = 0;
+    uint32_t nw = (m + 63) / 64;
     if (need_tv) {
         p->kern->mask_f64(v, ts, m, f, x->bits);
     } else {
         for (uint32_t w = 0; w < nw; w++) x->bits[w] = ~0ull;
         if (m % 64) x->bits[nw - 1] = (1ull << (m % 64)) - 1;
     }
-    if (tables)
-        for (uint32_t w = 0, base = 0; base < m; w++, base += 64) {
-            if (!x->bits[w]) continue;
-            uint32_t cnt = m - base < 64 ? m - base : 64;
-            uint64_t word = 0;
-            for (uint32_t j = 0; j < cnt; j++) word |= (uint64_t)x->pass_any[tsrc[base + j] & 15u] << j;
-            x->bits[w] &= word;
-        }
+    if (tables) p->kern->bits_lut8(tsrc, m, x->any_set, x->bits, x->bits);
     for (int k = 0; k < n_dc; k++) dim_words(x, &dc[k], i0, m, x->bits);
+}
+
+static uint32_t select_rows(xstate *x, const dimcol *dc, int n_dc, const uint8_t *v,
+                            const uint8_t *ts, const uint8_t *tsrc, uint32_t i0, uint32_t m,
+                            bool need_tv, bool tables, const segclass *c, const sdb_filter *f)
+{
+    const sdb__plan *p = x->p;
+    uint32_t nw = (m + 63) / 64, ns = 0;
+    select_bits(x, dc, n_dc, v, ts, tsrc, i0, m, need_tv, tables, f);
     for (uint32_t w = 0; w < nw; w++)
         for (uint64_t b = x->bits[w]; b; b &= b - 1) x->sel[ns++] = w * 64 + (uint32_t)__builtin_ctzll(b);
     if (tables && c->has_cat && !c->all_cat)
@@ -579,6 +588,175 @@ static uint32_t select_rows(xstate *x, const dimcol *dc, int n_dc, const uint8_t
     else
         memset(x->iscat, c->all_cat, ns);
     return ns;
+}
+
+/* The bitmap path: a segment whose query wants only slot stats and fixed
+ * histograms (no categorical rows, percentiles, traces, tags, properties
+ * or unbounded histograms), grouped by one-byte keys (dimensions of
+ * one-byte ids, the source, the type) and the series interval, is
+ * aggregated straight from the selection bitmap, without the index list,
+ * group ids and slots that the general path below writes a row at a time.
+ * Every row in one slot: a masked vector pass (bits_agg). Else a walk over
+ * the set bits: a row's group from its key bytes through per-segment
+ * tables (the group table's direct code, each key's part looked up by
+ * byte; one key without a direct table: the group of each byte value,
+ * filled on first sight), so no group is made for a value that no
+ * selected row has. */
+#define BITS_NONE UINT32_MAX
+typedef struct bitgroups {
+    bool walk;                              /* else one slot for the segment */
+    uint32_t n_var;                         /* varying keys */
+    uint32_t key[SDB_MAX_GROUP_BY];         /* their indexes in the group-by */
+    uint8_t kind[SDB_MAX_GROUP_BY];         /* 0: a dimension id; 1: source; 2: type */
+    const uint8_t *col[SDB_MAX_GROUP_BY];   /* their byte columns (whole segment) */
+    uint32_t base;                          /* direct: the constant keys' code */
+    uint32_t part[SDB_MAX_GROUP_BY][256];   /* direct: each key's code part by byte */
+    uint32_t grp[256];                      /* no direct table, one key: group by byte */
+} bitgroups;
+
+static inline uint32_t bits_raw(uint8_t kind, uint8_t b)
+{
+    return kind == 0 ? b : kind == 1 ? (b >> 2 & 3u) + 1u : (b & 3u) + 1u;
+}
+
+static bool bits_plan(const xstate *x, const segclass *c, bool skip_moments,
+                      const uint8_t *const *kcol, const unsigned *kw, const uint8_t *tsrc,
+                      bitgroups *bg)
+{
+    const sdb__plan *p = x->p;
+    const sdb__query *q = p->q;
+    const sdb__gtab *gt = x->g;
+    if (x->pass != 0 || skip_moments || p->need_row || c->has_cat || p->want_vals ||
+        p->want_traces || p->free_hist)
+        return false;
+    bg->n_var = 0;
+    bg->base = 0;
+    for (uint32_t k = 0; k < q->n_group; k++) {
+        if (!c->key_var[k]) continue;
+        uint32_t v = bg->n_var++;
+        bg->key[v] = k;
+        switch (q->group[k].kind) {
+        case SDB_GB_DIM:
+            if (kw[k] != 1) return false;
+            bg->kind[v] = 0;
+            bg->col[v] = kcol[k];
+            break;
+        case SDB_GB_SOURCE:
+        case SDB_GB_TYPE:
+            bg->kind[v] = q->group[k].kind == SDB_GB_SOURCE ? 1 : 2;
+            bg->col[v] = tsrc; /* batch_rows unpacked it for this key */
+            break;
+        default:
+            return false;
+        }
+    }
+    bg->walk = bg->n_var > 0 || !c->iv_const || p->fixed_hist;
+    if (!bg->walk) return true;
+    if (gt->direct) {
+        for (uint32_t k = 0; k < q->n_group; k++)
+            if (!c->key_var[k]) bg->base += sdb__gtab_code_part(gt, k, c->raw_const[k]);
+        for (uint32_t v = 0; v < bg->n_var; v++)
+            for (uint32_t b = 0; b < 256; b++)
+                bg->part[v][b] = sdb__gtab_code_part(gt, bg->key[v], bits_raw(bg->kind[v], (uint8_t)b));
+    } else {
+        if (bg->n_var > 1) return false;
+        for (int b = 0; b < 256; b++) bg->grp[b] = BITS_NONE;
+    }
+    return true;
+}
+
+/* The group of one row by its key bytes (bits_plan's tables), creating it
+ * on first sight. */
+static inline int bits_group(sdb__gtab *gt, const segclass *c, bitgroups *bg, uint32_t i,
+                             uint32_t *gi)
+{
+    if (gt->direct) {
+        uint32_t code = bg->base;
+        for (uint32_t v = 0; v < bg->n_var; v++) code += bg->part[v][bg->col[v][i]];
+        uint32_t d = gt->direct[code];
+        if (__builtin_expect(d != 0, 1)) {
+            *gi = d - 1;
+            return SDB_OK;
+        }
+        return sdb__gtab_groups_code(gt, &code, 1, gi);
+    }
+    uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
+    if (bg->n_var == 0) return sdb__gtab_groups(gt, raw, c->raw_const, 1, gi);
+    uint8_t b = bg->col[0][i];
+    if (__builtin_expect(bg->grp[b] != BITS_NONE, 1)) {
+        *gi = bg->grp[b];
+        return SDB_OK;
+    }
+    uint32_t r = bits_raw(bg->kind[0], b);
+    raw[bg->key[0]] = &r;
+    int rc = sdb__gtab_groups(gt, raw, c->raw_const, 1, gi);
+    if (rc == SDB_OK) bg->grp[b] = *gi;
+    return rc;
+}
+
+static int bits_path(xstate *x, const segclass *c, bitgroups *bg, const uint8_t *v,
+                     const uint8_t *ts, uint32_t i0, uint32_t m)
+{
+    const sdb__plan *p = x->p;
+    sdb__gtab *gt = x->g;
+    int moments = !p->no_moments, rc;
+    uint32_t nw = (m + 63) / 64, gi;
+    if (!bg->walk) {
+        uint64_t any = 0;
+        for (uint32_t w = 0; w < nw; w++) any |= x->bits[w];
+        if (!any) return SDB_OK;
+        uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
+        if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, 1, &gi))) return rc;
+        sdb_slot *sl = &gt->slot[gi * gt->n_int + c->iv];
+        if (p->counts_only) {
+            /* A count alone (the general path's two counters a row). */
+            uint64_t cnt = 0;
+            for (uint32_t w = 0; w < nw; w++) cnt += (uint64_t)__builtin_popcountll(x->bits[w]);
+            sl->n += cnt;
+            sl->count += cnt;
+        } else {
+            p->kern->bits_agg(v, x->bits, m, moments, sl);
+        }
+        return sdb__plan_check(p, gt);
+    }
+    const uint32_t ni = gt->n_int, bins = p->q->bins, stride = bins + 2;
+    const bool hist = p->fixed_hist, one = bg->n_var == 0;
+    if (hist) p->kern->bins_f64(v, m, p->h_lo, p->h_hi, p->h_width, bins, x->bin);
+    if (one) {
+        uint64_t any = 0;
+        for (uint32_t w = 0; w < nw; w++) any |= x->bits[w];
+        if (!any) return SDB_OK;
+        uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
+        if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, 1, &gi))) return rc;
+        if (c->iv_const) {
+            /* One slot: its stats by the vector pass, then only the bins
+             * a row at a time. */
+            p->kern->bits_agg(v, x->bits, m, moments, &gt->slot[gi * ni + c->iv]);
+            uint64_t *cnt = gt->hist + (size_t)gi * stride;
+            for (uint32_t w = 0; w < nw; w++)
+                for (uint64_t b = x->bits[w]; b; b &= b - 1) cnt[x->bin[w * 64 + (uint32_t)__builtin_ctzll(b)]]++;
+            return sdb__plan_check(p, gt);
+        }
+    }
+    for (uint32_t w = 0; w < nw; w++)
+        for (uint64_t b = x->bits[w]; b; b &= b - 1) {
+            uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b);
+            if (!one && (rc = bits_group(gt, c, bg, i0 + i, &gi))) return rc;
+            uint32_t iv = c->iv_const ? c->iv : (uint32_t)(interval_of(p, ld_i64(ts, i)) - p->i_lo);
+            sdb_slot *a = &gt->slot[(size_t)gi * ni + iv];
+            double val = ld_f64(v, i);
+            if (moments) {
+                sdb_slot_add(a, val);
+            } else {
+                a->n++;
+                a->count++;
+                a->sum += val;
+                a->min = val < a->min ? val : a->min;
+                a->max = val > a->max ? val : a->max;
+            }
+            if (hist) gt->hist[(size_t)gi * stride + x->bin[i]]++;
+        }
+    return sdb__plan_check(p, gt);
 }
 
 static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_moments,
@@ -624,9 +802,19 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
     bool want_num = x->pass == 1 || !skip_moments || p->fixed_hist || p->want_vals || p->want_traces;
     bool want_cat = x->pass == 0 && c->has_cat;
     int rc;
+    bitgroups bg;
+    bg.walk = false;
+    bg.n_var = bg.base = 0;
+    bool on_bits = bits_plan(x, c, skip_moments, kcol, kw, tsrc_col, &bg);
     for (uint32_t i0 = 0; i0 < g->n; i0 += BATCH) {
         uint32_t m = g->n - i0 < BATCH ? g->n - i0 : BATCH;
         const uint8_t *v = ps->value + 8ull * i0, *ts = ps->ts + 8ull * i0;
+        if (on_bits) {
+            select_bits(x, dc, n_dc, v, ts, tsrc_col ? tsrc_col + i0 : NULL, i0, m, need_tv,
+                        c->tsrc_rows, &f);
+            if ((rc = bits_path(x, c, &bg, v, ts, i0, m))) return rc;
+            continue;
+        }
         /* 1. Selection: time and value by mask, type and source by the
          * pass tables, then each dimension filter over the survivors. */
         uint32_t ns = 0;
@@ -744,7 +932,12 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
                     sl->count++;
                 }
             } else {
-                p->kern->slot_agg(v, idx_n, slot_n, nn, gt->slot);
+                /* Every row in one slot (no key varies in the segment):
+                 * the kernel keeps that slot in registers. */
+                bool one = c->keys_const && c->iv_const;
+                sdb_slot *acc = one ? &gt->slot[slot_n[0]] : gt->slot;
+                (p->no_moments ? p->kern->slot_agg_nm : p->kern->slot_agg)(v, idx_n, one ? NULL : slot_n,
+                                                                          nn, acc);
             }
             if (p->fixed_hist)
                 p->kern->slot_hist(v, idx_n, grp_n, nn, &p->h_lo, &p->h_hi, &p->h_width, 0,
@@ -964,9 +1157,16 @@ static xstate *xstate_new(const sdb__plan *p, sdb__gtab *g)
     x->p = p;
     x->g = g;
     for (int b = 0; b < 16; b++) x->pass_any[b] = p->pass_num[b] | p->pass_cat[b];
+    memset(x->any_set, 0, sizeof x->any_set);
+    memset(x->dset, 0, sizeof x->dset);
+    for (uint32_t b = 0; b < 256; b++)
+        if (x->pass_any[b & 15u]) x->any_set[b / 8] |= (uint8_t)(1u << b % 8);
     for (int d = 0; d < SDB_N_DIMS; d++)
         if (p->dim_bits[d])
-            for (uint32_t id = 0; id < 256; id++) x->dpass[d][id] = sdb__plan_dim_has(p, d, id);
+            for (uint32_t id = 0; id < 256; id++) {
+                x->dpass[d][id] = sdb__plan_dim_has(p, d, id);
+                if (x->dpass[d][id]) x->dset[d][id / 8] |= (uint8_t)(1u << id % 8);
+            }
     return x;
 }
 

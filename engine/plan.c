@@ -321,6 +321,7 @@ int sdb__plan_make(sdb__plan *p, sdb__txn *t, uint32_t project, const sdb__query
     p->free_hist = q->has_hist && !p->fixed_hist;
     p->want_vals = q->n_pct > 0;
     p->counts_only = !(q->stats & ~(uint32_t)(SDB_STAT_COUNT | SDB_STAT_TRACES)) && !p->free_hist;
+    p->no_moments = !(q->stats & SDB_STAT_STDDEV);
     if (p->fixed_hist) {
         p->h_lo = q->hist_min;
         p->h_hi = q->hist_max;

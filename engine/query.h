@@ -300,6 +300,7 @@ typedef struct sdb__plan {
     pthread_mutex_t *row_mu;      /* a threaded run's parts take turns in the row store under it */
     bool want_traces, want_vals, fixed_hist, free_hist; /* free: bounds from the data */
     bool counts_only;             /* no stat, bound or later use needs sums, min or max */
+    bool no_moments;              /* no stddev asked: slots skip s1, s2 and k (slot_agg_nm) */
     double h_lo, h_hi, h_width;
     int64_t i_width, i_origin;    /* 0: no series */
     int64_t i_lo, i_hi;           /* interval indexes the slots cover */

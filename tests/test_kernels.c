@@ -1048,6 +1048,147 @@ Test(kernels, scalar_decoders_read_packed_entries_by_the_formula) { decoders_mat
 TABLE_TESTS(avx2)
 TABLE_TESTS(avx512)
 
+/* ---- kernels over selection bitmaps (bits_body.h) ------------------------
+ * Against scalar.c on random bytes, sets and bitmaps (empty, full, sparse
+ * and random words), every length of `lengths`, byte offsets 0..7 of the
+ * column and of the values (unaligned starts); bits_agg with and without
+ * moments, into an empty slot and into one that already holds values. */
+static void bits_kernels_match(const sdb_kernels *k)
+{
+    uint64_t s = 0x5eed0b175ull;
+    enum { MAXN = 4099 + 8 };
+    uint8_t *col = malloc(MAXN);
+    char *vals = malloc((MAXN + 1) * sizeof(double)); /* doubles at byte offset off */
+    uint64_t in[(MAXN + 63) / 64], got[(MAXN + 63) / 64], want[(MAXN + 63) / 64];
+    cr_assert(col && vals);
+    for (size_t a = 0; a < N_LENGTHS; a++)
+        for (unsigned off = 0; off < 8; off += 3)
+            for (int shape = 0; shape < 4; shape++) {
+                size_t n = lengths[a], nw = (n + 63) / 64;
+                for (size_t i = 0; i < n + off; i++) {
+                    col[i] = (uint8_t)(shape == 3 ? rng_next(&s) % 5 : rng_next(&s));
+                    double x = (rng_unit(&s) - 0.5) * 1000.0;
+                    memcpy(vals + off + 8 * i, &x, 8);
+                }
+                uint8_t set[32];
+                for (int b = 0; b < 32; b++) set[b] = (uint8_t)rng_next(&s);
+                if (shape == 3) memset(set, 0, sizeof set), set[0] = 0x05; /* bytes 0 and 2 */
+                for (size_t w = 0; w < nw; w++) {
+                    uint64_t r = rng_next(&s);
+                    in[w] = shape == 0 ? 0 : shape == 1 ? ~0ull : shape == 2 ? r & rng_next(&s) & rng_next(&s) : r;
+                    if (w == nw - 1 && n % 64) in[w] &= (1ull << (n % 64)) - 1;
+                }
+                k->bits_lut8(col + off, n, set, in, got);
+                S->bits_lut8(col + off, n, set, in, want);
+                for (size_t w = 0; w < nw; w++)
+                    CHECK(got[w] == want[w], "%s bits_lut8 n %zu off %u shape %d word %zu: %016llx, scalar %016llx",
+                          k->name, n, off, shape, w, (unsigned long long)got[w], (unsigned long long)want[w]);
+                for (int moments = 0; moments < 2; moments++)
+                    for (int filled = 0; filled < 2; filled++) {
+                        sdb_slot g, e;
+                        memset(&g, 0, sizeof g);
+                        g.min = INFINITY;
+                        g.max = -INFINITY;
+                        if (filled) {
+                            g.n = g.count = 3;
+                            g.sum = 1.5;
+                            g.k = 0.5;
+                            g.min = -600;
+                            g.max = 0.5;
+                        }
+                        e = g;
+                        k->bits_agg(vals + off, in, n, moments, &g);
+                        S->bits_agg(vals + off, in, n, moments, &e);
+                        double scale = 1000.0 * (double)(n + 3);
+                        CHECK(g.n == e.n && g.count == e.count && g.min == e.min && g.max == e.max &&
+                                  g.k == e.k,
+                              "%s bits_agg n %zu off %u shape %d moments %d filled %d: n %llu/%llu min %g/%g "
+                              "max %g/%g k %g/%g",
+                              k->name, n, off, shape, moments, filled, (unsigned long long)g.n,
+                              (unsigned long long)e.n, g.min, e.min, g.max, e.max, g.k, e.k);
+                        CHECK(fabs(g.sum - e.sum) <= 1e-12 * scale && fabs(g.s1 - e.s1) <= 1e-12 * scale &&
+                                  fabs(g.s2 - e.s2) <= 1e-12 * scale * 1000.0,
+                              "%s bits_agg n %zu shape %d: sum %.17g/%.17g s1 %.17g/%.17g s2 %.17g/%.17g",
+                              k->name, n, shape, g.sum, e.sum, g.s1, e.s1, g.s2, e.s2);
+                    }
+            }
+    /* bins_f64: values on and around every edge, below lo, above hi,
+     * and a zero width (lo == hi), at every length and offset. */
+    uint16_t *bg = malloc(MAXN * sizeof *bg), *bw = malloc(MAXN * sizeof *bw);
+    cr_assert(bg && bw);
+    const double los[3] = {0, 0.2, 0.5}, his[3] = {1, 0.8, 0.5};
+    const uint32_t nbins[3] = {20, 7, 3};
+    for (int r = 0; r < 3; r++)
+        for (size_t a = 0; a < N_LENGTHS; a++)
+            for (unsigned off = 0; off < 8; off += 5) {
+                size_t n = lengths[a];
+                double lo = los[r], hi = his[r], width = (hi - lo) / nbins[r];
+                for (size_t i = 0; i < n; i++) {
+                    uint64_t pick = rng_next(&s) % 4;
+                    double x = pick == 0 ? lo + (double)(rng_next(&s) % (nbins[r] + 1)) * width
+                             : pick == 1 ? nextafter(lo + (double)(rng_next(&s) % (nbins[r] + 1)) * width,
+                                                     (rng_next(&s) & 1) ? INFINITY : -INFINITY)
+                             : pick == 2 ? (double)(rng_next(&s) % 101) / 100.0
+                                         : (rng_unit(&s) - 0.25) * 2.0;
+                    memcpy(vals + off + 8 * i, &x, 8);
+                }
+                k->bins_f64(vals + off, n, lo, hi, width, nbins[r], bg);
+                S->bins_f64(vals + off, n, lo, hi, width, nbins[r], bw);
+                for (size_t i = 0; i < n; i++) {
+                    double x;
+                    memcpy(&x, vals + off + 8 * i, 8);
+                    CHECK(bg[i] == bw[i], "%s bins_f64 [%g, %g] / %u row %zu (%.17g): bin %u, scalar %u",
+                          k->name, lo, hi, nbins[r], i, x, bg[i], bw[i]);
+                }
+            }
+    free(bg);
+    free(bw);
+    free(col);
+    free(vals);
+}
+
+Test(kernels, scalar_bins_follow_hist_f64)
+{
+    /* The reference against the histogram kernel's own counts. */
+    double v[9] = {-0.1, 0, 0.05, 0.1, 0.2999999, 0.3, 0.95, 1, 1.5};
+    uint16_t b[9];
+    S->bins_f64(v, 9, 0, 1, 0.1, 10, b);
+    for (int i = 0; i < 9; i++) {
+        uint64_t counts[12] = {0};
+        sdb_filter all = {INT64_MIN, INT64_MAX, -INFINITY, INFINITY, 0};
+        int64_t t[1] = {0};
+        S->hist_f64(&v[i], t, 1, &all, 0, 1, 0.1, 10, counts);
+        cr_expect_eq(counts[b[i]], 1u, "value %g: bin %u", v[i], b[i]);
+    }
+    cr_expect(b[0] == 10 && b[1] == 0 && b[7] == 9 && b[8] == 11, "%u %u %u %u", b[0], b[1], b[7], b[8]);
+}
+
+Test(kernels, scalar_bits_kernels_by_hand)
+{
+    uint8_t col[70], set[32] = {0};
+    for (int i = 0; i < 70; i++) col[i] = (uint8_t)(i % 4 == 0 ? 200 : i % 7);
+    set[200 / 8] |= 1u << (200 % 8); /* byte 200 */
+    set[0] |= 1u << 3;               /* byte 3 */
+    uint64_t in[2] = {~0ull, 0x3full}, out[2];
+    S->bits_lut8(col, 70, set, in, out);
+    for (int i = 0; i < 70; i++) {
+        int want = (i % 4 == 0 || i % 7 == 3) && (i < 64 || i - 64 < 6);
+        cr_expect_eq((int)(out[i / 64] >> (i % 64) & 1), want, "row %d", i);
+    }
+    double v[5] = {4, -1, 2.5, 8, 0.5};
+    uint64_t b = 0x1b; /* rows 0, 1, 3, 4 */
+    sdb_slot a;
+    memset(&a, 0, sizeof a);
+    a.min = INFINITY;
+    a.max = -INFINITY;
+    S->bits_agg(v, &b, 5, 1, &a);
+    cr_expect(a.n == 4 && a.count == 4 && a.sum == 11.5 && a.min == -1 && a.max == 8 && a.k == 4,
+              "n %llu sum %g min %g max %g k %g", (unsigned long long)a.n, a.sum, a.min, a.max, a.k);
+    cr_expect(a.s1 == (0 - 5 + 4 - 3.5) && a.s2 == (0 + 25 + 16 + 12.25), "s1 %g s2 %g", a.s1, a.s2);
+}
+
+Test(kernels, avx2_bits_kernels_match_scalar) { bits_kernels_match(need("avx2")); }
+Test(kernels, avx512_bits_kernels_match_scalar) { bits_kernels_match(need("avx512")); }
 /* ---- narrow ids (store format 6): unpack_ids, a block of its own ----
  * Every table's unpack_ids against the entries packed, at every width
  * 0..32, each output width that holds it, odd lengths and unaligned

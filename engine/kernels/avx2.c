@@ -543,6 +543,19 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
 #define PIPE_W 4
 #define PIPE_MOVEMASK(m) (unsigned)_mm256_movemask_pd((__m256d)(m))
 #include "pipe_body.h"
+#define BITS_BW 32
+#define BITS_PSHUFB(t, i) (bits_vb)_mm256_shuffle_epi8((__m256i)(t), (__m256i)(i))
+#define BITS_MOVEMASK8(m) (uint64_t)(uint32_t)_mm256_movemask_epi8((__m256i)(m))
+/* Lane masks of the 16 nibbles: one load instead of a broadcast, an and
+ * and a compare. */
+static const int64_t bits_nib[16][4] __attribute__((aligned(32))) = {
+#define BN(b) {-(int64_t)((b) & 1), -(int64_t)((b) >> 1 & 1), -(int64_t)((b) >> 2 & 1), -(int64_t)((b) >> 3 & 1)}
+    BN(0), BN(1), BN(2), BN(3), BN(4), BN(5), BN(6), BN(7),
+    BN(8), BN(9), BN(10), BN(11), BN(12), BN(13), BN(14), BN(15)
+#undef BN
+};
+#define BITS_LANES(b) (*(const pipe_vi *)bits_nib[(b)])
+#include "bits_body.h"
 #define DEC_LOADU2(lo, hi) (dec_v32b)_mm256_loadu2_m128i((const __m128i_u *)(hi), (const __m128i_u *)(lo))
 #define DEC_PSHUFB(x, i) (dec_v32b)_mm256_shuffle_epi8((__m256i)(x), (__m256i)(i))
 #define DEC_WIN32_MAX 25
@@ -557,6 +570,10 @@ static const sdb_kernels table = {
     .select_u64 = select_u64,
     .mask_f64 = pipe_mask_f64,
     .slot_agg = pipe_slot_agg,
+    .slot_agg_nm = pipe_slot_agg_nm,
+    .bits_lut8 = bits_lut8,
+    .bits_agg = bits_agg,
+    .bins_f64 = bits_bins_f64,
     .slot_hist = pipe_slot_hist,
     .unpack_u64 = dec_unpack_u64,
     .unpack_dec = dec_unpack_dec,

@@ -569,6 +569,11 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
 #define PIPE_W 8
 #define PIPE_MOVEMASK(m) (unsigned)_mm512_movepi64_mask((__m512i)(m))
 #include "pipe_body.h"
+#define BITS_BW 64
+#define BITS_PSHUFB(t, i) (bits_vb)_mm512_shuffle_epi8((__m512i)(t), (__m512i)(i))
+#define BITS_MOVEMASK8(m) (uint64_t)_mm512_movepi8_mask((__m512i)(m))
+#define BITS_LANES(b) (pipe_vi)_mm512_movm_epi64((__mmask8)(b))
+#include "bits_body.h"
 #define DEC_LOADU2(lo, hi) (dec_v32b)_mm256_loadu2_m128i((const __m128i_u *)(hi), (const __m128i_u *)(lo))
 #define DEC_PSHUFB(x, i) (dec_v32b)_mm256_shuffle_epi8((__m256i)(x), (__m256i)(i))
 #define DEC_WIN32_MAX 0
@@ -583,6 +588,10 @@ static const sdb_kernels table = {
     .select_u64 = select_u64,
     .mask_f64 = pipe_mask_f64,
     .slot_agg = pipe_slot_agg,
+    .slot_agg_nm = pipe_slot_agg_nm,
+    .bits_lut8 = bits_lut8,
+    .bits_agg = bits_agg,
+    .bins_f64 = bits_bins_f64,
     .slot_hist = pipe_slot_hist,
     .unpack_u64 = dec_unpack_u64,
     .unpack_dec = dec_unpack_dec,

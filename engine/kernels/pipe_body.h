@@ -129,6 +129,46 @@ static void pipe_slot_agg(const void *v, const uint32_t *idx, const uint32_t *sl
     }
 }
 
+/* slot_agg without s1, s2 and k (kernels.h). One slot: two chains in
+ * registers; several: row by row, five fields instead of eight. */
+static void pipe_slot_agg_nm(const void *v, const uint32_t *idx, const uint32_t *slot, size_t n,
+                             sdb_slot *acc)
+{
+    if (!slot) {
+        sdb_slot *a = acc;
+        double sum[2] = {0, 0}, mn = a->min, mx = a->max;
+        size_t j = 0;
+        for (; j + 2 <= n; j += 2)
+            for (int c = 0; c < 2; c++) {
+                double x = pipe_ld1(v, idx ? idx[j + c] : j + c);
+                sum[c] += x;
+                mn = x < mn ? x : mn;
+                mx = x > mx ? x : mx;
+            }
+        for (; j < n; j++) {
+            double x = pipe_ld1(v, idx ? idx[j] : j);
+            sum[0] += x;
+            mn = x < mn ? x : mn;
+            mx = x > mx ? x : mx;
+        }
+        a->n += n;
+        a->count += n;
+        a->sum += sum[0] + sum[1];
+        a->min = mn;
+        a->max = mx;
+        return;
+    }
+    for (size_t j = 0; j < n; j++) {
+        sdb_slot *a = &acc[slot[j]];
+        double x = pipe_ld1(v, idx ? idx[j] : j);
+        a->n++;
+        a->count++;
+        a->sum += x;
+        a->min = x < a->min ? x : a->min;
+        a->max = x > a->max ? x : a->max;
+    }
+}
+
 /* scalar.c's bin formula, row by row: the bounds and the counters of a row
  * depend on its slot. */
 static void pipe_slot_hist(const void *v, const uint32_t *idx, const uint32_t *slot, size_t n,

@@ -144,6 +144,66 @@ static void slot_agg(const void *v, const uint32_t *idx, const uint32_t *slot, s
     }
 }
 
+static void slot_agg_nm(const void *v, const uint32_t *idx, const uint32_t *slot, size_t n,
+                        sdb_slot *acc)
+{
+    for (size_t j = 0; j < n; j++) {
+        sdb_slot *a = &acc[slot ? slot[j] : 0];
+        double x = ld_f64(v, idx ? idx[j] : j);
+        a->n++;
+        a->count++;
+        a->sum += x;
+        if (x < a->min) a->min = x;
+        if (x > a->max) a->max = x;
+    }
+}
+
+static void bits_lut8(const uint8_t *col, size_t n, const uint8_t *set, const uint64_t *in,
+                      uint64_t *out)
+{
+    for (size_t w = 0; w < (n + 63) / 64; w++) {
+        uint64_t word = 0;
+        for (size_t j = 0; j < 64 && w * 64 + j < n; j++) {
+            uint8_t b = col[w * 64 + j];
+            word |= (uint64_t)(set[b / 8] >> (b % 8) & 1) << j;
+        }
+        out[w] = in[w] & word;
+    }
+}
+
+static void bits_agg(const void *v, const uint64_t *bits, size_t n, int moments, sdb_slot *acc)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!(bits[i / 64] >> (i % 64) & 1)) continue;
+        double x = ld_f64(v, i);
+        if (moments) {
+            sdb_slot_add(acc, x);
+            continue;
+        }
+        acc->n++;
+        acc->count++;
+        acc->sum += x;
+        if (x < acc->min) acc->min = x;
+        if (x > acc->max) acc->max = x;
+    }
+}
+
+static void bins_f64(const void *v, size_t n, double lo, double hi, double width, uint32_t bins,
+                     uint16_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        double x = ld_f64(v, i);
+        if (x < lo) {
+            out[i] = (uint16_t)bins;
+        } else if (x > hi) {
+            out[i] = (uint16_t)(bins + 1);
+        } else {
+            double q = floor((x - lo) / width);
+            out[i] = (uint16_t)((q >= 0 && q < (double)bins) ? (uint32_t)q : bins - 1);
+        }
+    }
+}
+
 static void slot_hist(const void *v, const uint32_t *idx, const uint32_t *slot, size_t n,
                       const double *lo, const double *hi, const double *width, int per_group,
                       uint32_t bins, uint64_t *counts)
@@ -231,6 +291,10 @@ const sdb_kernels sdb__kernels_scalar = {
     .select_u64 = select_u64,
     .mask_f64 = mask_f64,
     .slot_agg = slot_agg,
+    .slot_agg_nm = slot_agg_nm,
+    .bits_lut8 = bits_lut8,
+    .bits_agg = bits_agg,
+    .bins_f64 = bins_f64,
     .slot_hist = slot_hist,
     .unpack_u64 = unpack_u64,
     .unpack_dec = unpack_dec,
