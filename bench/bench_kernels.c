@@ -8,7 +8,8 @@
  *      bench/bench_kernels.c build/engine/kernels/scalar.o build/engine/kernels/avx2.o \
  *      build/engine/kernels/avx512.o build/engine/kernels/dispatch.o \
  *      -lm -lpthread -o build/bench_kernels
- *   build/bench_kernels [rows]          # rows defaults to 8388608 (8M)
+ *   build/bench_kernels [rows [text [table]]]  # rows defaults to 8388608
+ *                     (8M); text: only the rows naming it; table: one table
  *
  * The columns mimic a segment read in place from the LMDB map: ts (i64,
  * sorted, 10 ms apart), v (f64 scores in [0, 1)), keys (u32 dictionary ids
@@ -321,6 +322,31 @@ static void run_dec_agg_time(const sdb_kernels *k)
     sink = n;
 }
 
+/* The same two scans fused: agg_dec decodes, filters in the encoded
+ * domain and aggregates each chunk without writing it decoded. */
+static void agg_dec_chunks(const sdb_kernels *k, const sdb_filter *f, int with_ts)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < n_rows; i += CHUNK) {
+        size_t m = n_rows - i < CHUNK ? n_rows - i : CHUNK;
+        sdb_agg a;
+        k->agg_dec(chunk_of(pk_dec, DEC_BITS, i), DEC_BITS, 0, 100.0,
+                   with_ts ? chunk_of(pk_ts, TS_BITS, i) : NULL, TS_BITS, t_first, m, f, &a, NULL);
+        n += a.n;
+    }
+    sink = n;
+}
+
+static void run_agg_dec(const sdb_kernels *k) { agg_dec_chunks(k, &f_value, 0); }
+
+static void run_agg_dec_time(const sdb_kernels *k)
+{
+    sdb_filter f = f_all;
+    f.t_lo = t_first + 3600000;
+    f.t_hi = t_first + 5 * 3600000;
+    agg_dec_chunks(k, &f, 1);
+}
+
 /* ---- the pipeline's batch kernels (exec.c batch_rows), 1024-row batches -- */
 
 #define BATCH 1024 /* exec.c's BATCH */
@@ -400,6 +426,8 @@ static const job jobs[] = {
      * columns they stand for (v 8 bytes a row; ts + v 16). */
     {"decimals: unpack_dec + agg_f64, value filter (v as f64)", 8, run_dec_agg, 1},
     {"decimals + times: unpack x2 + agg_f64, time range (ts+v)", 16, run_dec_agg_time, 1},
+    {"decimals: agg_dec (fused), value filter (v as f64)", 8, run_agg_dec, 1},
+    {"decimals + times: agg_dec (fused), time range (ts+v)", 16, run_agg_dec_time, 1},
 };
 #define N_JOBS (sizeof jobs / sizeof jobs[0])
 
@@ -419,6 +447,7 @@ static double measure(const job *j, const sdb_kernels *k)
 int main(int argc, char **argv)
 {
     n_rows = argc > 1 ? strtoull(argv[1], NULL, 10) : (size_t)8 << 20;
+    const char *only = argc > 2 ? argv[2] : NULL; /* rows whose name holds it */
     if (n_rows < 2) n_rows = 2;
     make_data();
     select_out = malloc(n_rows * 8);
@@ -433,8 +462,17 @@ int main(int argc, char **argv)
     const char *names[] = {"scalar", "avx2", "avx512"};
     const sdb_kernels *tables[3];
     int n_tables = 0;
+    const char *table_only = argc > 3 ? argv[3] : NULL; /* one table by name */
     for (int t = 0; t < 3; t++)
-        if ((tables[n_tables] = sdb__kernels_by_name(names[t])) != NULL) n_tables++;
+        if ((table_only == NULL || strcmp(table_only, names[t]) == 0) &&
+            (tables[n_tables] = sdb__kernels_by_name(names[t])) != NULL)
+            n_tables++;
+
+    /* The dispatched table's source of each kernel (dispatch.c). */
+    printf("Dispatch (SDB_KERNELS unset: %s):", sdb__kernels()->name);
+    for (size_t i = 0; sdb__kernels_field(i) != NULL; i++)
+        printf(" %s=%s", sdb__kernels_field(i), sdb__kernels_choice(sdb__kernels_field(i)));
+    printf("\n\n");
 
     double mem = measure(&jobs[0], NULL);
     printf("Kernel throughput, %zu rows, GB/s of input columns (%% of memread), median of %d\n\n",
@@ -447,6 +485,7 @@ int main(int argc, char **argv)
     for (int t = 0; t < n_tables; t++) printf(" %.1f |", mem);
     printf("\n");
     for (size_t j = 1; j < N_JOBS; j++) {
+        if (only != NULL && strstr(jobs[j].name, only) == NULL) continue;
         printf("| %s |", jobs[j].name);
         for (int t = 0; t < n_tables; t++) {
             /* memread again beside each cell: on a shared machine the

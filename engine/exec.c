@@ -39,6 +39,7 @@
  */
 #include "query.h"
 
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -84,6 +85,16 @@ typedef struct xstate {
     uint32_t grp[BATCH], slot[BATCH];
     uint32_t idx_n[BATCH], grp_n[BATCH], slot_n[BATCH];
     uint32_t idx_c[BATCH], grp_c[BATCH], slot_c[BATCH];
+    /* A free histogram's pass 0 keeps the numeric rows the batch path
+     * selected (value, group) so that pass 1 bins them without walking
+     * those segments again (hcache_* below). */
+    double *hv;
+    uint32_t *hg;
+    size_t hn, hcap;
+    size_t *hseg;   /* per segment of the run: [hseg[2i], hseg[2i+1]) in hv, or SIZE_MAX */
+    size_t hstart;  /* where its rows start in hv */
+    bool hfull;     /* past sdb__hcache_max_rows: later segments walk again */
+    uint32_t iota[BATCH]; /* 0, 1, ...: the row indexes of hv's batches */
 } xstate;
 
 static inline double ld_f64(const uint8_t *p, size_t i)
@@ -310,6 +321,47 @@ static int filter_path(xstate *x, const xseg *ps, const segclass *c)
     sdb_agg a;
     p->kern->agg_f64(ps->value, ps->ts, g->n, &f, &a);
     sdb__slot_add_agg(s, &a, f.shift);
+    return SDB_OK;
+}
+
+/* A decimal value column (and, when the filter cuts the segment's time,
+ * a packed time column that cannot overflow) that agg_dec scans without
+ * decoding: the fused path's condition. */
+static bool dec_fusable(const sdb__seg *g, bool need_ts)
+{
+    if (g->h.v_enc != SDB__V_DEC || g->h.v_bits > 32) return false;
+    if (!need_ts) return true;
+    if (g->h.ts_bits > 32) return false;
+    int64_t top = g->h.ts_bits ? (int64_t)((1ull << g->h.ts_bits) - 1) : 0;
+    return g->h.ts_min <= INT64_MAX - top;
+}
+
+/* filter_path's agg of one slot over a decimal segment, fused: agg_dec
+ * compares entries and time offsets with bounds converted once and sums
+ * the decoded doubles without writing them (kernels.h), so load_cols is
+ * skipped. (An empty slot's shift read through the row accessors, row by
+ * row until one passed, cost a query cut at a time 1.35x: 5.5 -> 7.5 us at
+ * 1M, time.none.stats.) */
+static int dec_path(xstate *x, xseg *ps, const segclass *c)
+{
+    const sdb__plan *p = x->p;
+    sdb__seg *g = &ps->g;
+    sdb__seg_cols(g);
+    sdb_filter f = {p->t_lo, p->t_hi, p->v_lo, p->v_hi, 0};
+    uint32_t gi;
+    int rc = const_group(x, c, &gi);
+    if (rc) return rc;
+    sdb_slot *s = slot_at(x, gi, c->iv);
+    /* An empty slot's shift is the first value the filter selects
+     * (first_value's rule), which agg_dec finds itself for a NaN one. */
+    f.shift = s->n ? s->k : NAN;
+    double scale = 1.0; /* 10^e: exact for every e the format allows */
+    for (unsigned e = 0; e < g->h.v_exp; e++) scale *= 10.0;
+    sdb_agg a;
+    double k;
+    p->kern->agg_dec(g->value, g->h.v_bits, g->h.v_base, scale, c->t_in ? NULL : g->ts,
+                     g->h.ts_bits, g->h.ts_min, g->n, &f, &a, &k);
+    sdb__slot_add_agg(s, &a, k);
     return SDB_OK;
 }
 
@@ -588,6 +640,64 @@ static uint32_t select_rows(xstate *x, const dimcol *dc, int n_dc, const uint8_t
     else
         memset(x->iscat, c->all_cat, ns);
     return ns;
+}
+
+/* ---------------------------------------- pass 0's rows for pass 1 */
+
+/* A histogram without bounds bins in pass 1 what pass 0 selected: the
+ * batch path's selection, group codes and slots cost 20-40 ns a row at the
+ * typical name (environment.model_prompt.hist_free.typical, 155k rows, 4.2
+ * ms: perf puts batch_rows' selection words, code sums and set-bit
+ * extraction at 43% and the two kernels at 32%), and pass 1 paid them
+ * again. Pass 0 now appends each selected numeric row's value and group
+ * (12 bytes), up to sdb__hcache_max_rows (2^21) per part (counted in the table's
+ * memory), and pass 1 runs slot_hist over them; segments that pass 0
+ * answered otherwise (headers, pre-aggregates, the filter kernels) or
+ * that came after the cache filled walk again. The rows and groups are
+ * the same, so the bins are the same counts. */
+size_t sdb__hcache_max_rows = SDB__HCACHE_MAX_ROWS;
+
+static int hcache_add(xstate *x, const uint8_t *v, const uint32_t *idx, const uint32_t *grp,
+                      uint32_t n)
+{
+    if (x->hfull || !n) return SDB_OK;
+    if (x->hn + n > sdb__hcache_max_rows) {
+        /* This segment is walked again in pass 1, and so are later ones. */
+        x->hfull = true;
+        x->hn = x->hstart;
+        return SDB_OK;
+    }
+    if (x->hn + n > x->hcap) {
+        size_t cap = x->hcap ? 2 * x->hcap : 4096;
+        while (cap < x->hn + n) cap *= 2;
+        double *hv = realloc(x->hv, cap * sizeof *hv);
+        if (!hv) return SDB_ENOMEM;
+        x->hv = hv;
+        uint32_t *hg = realloc(x->hg, cap * sizeof *hg);
+        if (!hg) return SDB_ENOMEM;
+        x->hg = hg;
+        x->g->mem += (cap - x->hcap) * (sizeof *hv + sizeof *hg);
+        x->hcap = cap;
+    }
+    for (uint32_t j = 0; j < n; j++) {
+        x->hv[x->hn + j] = ld_f64(v, idx[j]);
+        x->hg[x->hn + j] = grp[j];
+    }
+    x->hn += n;
+    return SDB_OK;
+}
+
+/* Pass 1 over the rows pass 0 kept for segment i: 1, or 0 when it kept none. */
+static int hcache_bin(xstate *x, size_t i)
+{
+    if (!x->hseg || x->hseg[2 * i] == SIZE_MAX) return 0;
+    const sdb__plan *p = x->p;
+    for (size_t at = x->hseg[2 * i], end = x->hseg[2 * i + 1]; at < end; at += BATCH) {
+        size_t m = end - at < BATCH ? end - at : BATCH;
+        p->kern->slot_hist(x->hv + at, x->iota, x->hg + at, m, x->lo, x->hi, x->width, 1,
+                           p->q->bins, x->g->hist);
+    }
+    return 1;
 }
 
 /* The bitmap path: a segment whose query wants only slot stats and fixed
@@ -915,6 +1025,7 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
             grp_n = x->grp_n;
             slot_n = x->slot_n;
         }
+        if (x->pass == 0 && x->hseg && (rc = hcache_add(x, v, idx_n, grp_n, nn))) return rc;
         /* 4. Aggregate kernels. */
         if (x->pass == 1) {
             p->kern->slot_hist(v, idx_n, grp_n, nn, x->lo, x->hi, x->width, 1, q->bins, gt->hist);
@@ -1096,8 +1207,11 @@ static int exec_segment(xstate *x, xseg *ps)
             (rc = sdb__aseg_preagg(p, x->g, ps->key, g->n, (uint32_t)pk, c.raw_const, c.iv)) != 1)
             return rc;
     }
-    if ((rc = load_cols(x, ps, !c.t_in || !c.iv_const))) return rc;
     bool only_tv = !c.tsrc_rows && !c.dims_rows && !p->row_filter && !c.has_cat;
+    if (x->pass == 0 && only_tv && c.keys_const && c.iv_const && !extras &&
+        dec_fusable(g, !c.t_in))
+        return dec_path(x, ps, &c);
+    if ((rc = load_cols(x, ps, !c.t_in || !c.iv_const))) return rc;
     if (only_tv && c.keys_const) {
         bool series_ok = true;
         if (!c.iv_const) {
@@ -1118,7 +1232,12 @@ static int run_pass(xstate *x)
 {
     const sdb__plan *p = x->p;
     int rc = SDB_OK;
+    if (x->pass == 0 && p->free_hist && !p->want_vals && !x->hseg) {
+        if (!(x->hseg = malloc((p->n_segs ? p->n_segs : 1) * 2 * sizeof *x->hseg))) return SDB_ENOMEM;
+        for (size_t i = 0; i < 2 * p->n_segs; i++) x->hseg[i] = SIZE_MAX;
+    }
     for (size_t i = 0; rc == SDB_OK && i < p->n_segs; i++) {
+        if (x->pass == 1 && hcache_bin(x, i)) continue;
         xseg xs;
         const sdb__pseg *ps = &p->segs[i];
         /* The plan read these headers a while ago: most are out of cache
@@ -1134,7 +1253,13 @@ static int run_pass(xstate *x)
         sdb__seg_head(ps->val, ps->len, &xs.g);
         xs.key = ps->key;
         xs.name = ps->name;
+        size_t at = x->hstart = x->hn;
+        bool keep = x->pass == 0 && x->hseg && !x->hfull;
         rc = exec_segment(x, &xs);
+        if (keep && !x->hfull && x->hn > at) {
+            x->hseg[2 * i] = at;
+            x->hseg[2 * i + 1] = x->hn;
+        }
         if (rc == SDB_OK && (i & 63) == 63) rc = sdb__plan_check(p, x->g);
     }
     return rc ? rc : sdb__plan_check(p, x->g);
@@ -1153,6 +1278,13 @@ static xstate *xstate_new(const sdb__plan *p, sdb__gtab *g)
     x->dtsrc = NULL;
     x->cap_cols = 0;
     x->lo = x->hi = x->width = NULL;
+    x->hv = NULL;
+    x->hg = NULL;
+    x->hn = x->hcap = 0;
+    x->hseg = NULL;
+    x->hfull = false;
+    x->hstart = 0;
+    for (uint32_t j = 0; j < BATCH; j++) x->iota[j] = j;
     x->pass = 0;
     x->p = p;
     x->g = g;
@@ -1177,6 +1309,9 @@ static void xstate_free(xstate *x)
     free(x->hi);
     free(x->width);
     free(x->stmp);
+    free(x->hv);
+    free(x->hg);
+    free(x->hseg);
     free(x->dts);
     free(x->dv);
     free(x->dtr);
@@ -1290,8 +1425,31 @@ static void pool_after_fork(void)
     pool.threads = 1;
 }
 
+/* Freed memory stays with the process for the next query. glibc's
+ * defaults hand a block of 128 KiB or more (a value list's arrays, a trace
+ * set, the distinct counter's scatter array, a histogram table) back to
+ * the kernel on free, by munmap or by trimming the heap's top past 128
+ * KiB (raised at most to 32 MiB as blocks are freed), so each query faulted
+ * its accumulators in afresh, zeroed: page faults were 25-35% of the 10M
+ * percentile and traces cells (perf record, one thread). With blocks up
+ * to 32 MiB from the heap and up to 256 MiB of free heap kept, the traces
+ * cells take 0.53-0.61x the CPU, the percentile cells with large lists
+ * 0.67-0.85x (docs/query-engine.md "Memory between queries"). Set once
+ * for the process, on its first query; a GLIBC_TUNABLES that sets malloc
+ * parameters is left to decide. */
+static void malloc_keep(void)
+{
+#if defined(__GLIBC__) && defined(M_TRIM_THRESHOLD) && defined(M_MMAP_THRESHOLD)
+    const char *tun = getenv("GLIBC_TUNABLES");
+    if (tun && strstr(tun, "glibc.malloc.")) return;
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
+}
+
 static void pool_start(void)
 {
+    malloc_keep();
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int want = cpus > 1 ? (int)(cpus - 1) : 0;
     if (want > POOL_MAX) want = POOL_MAX;

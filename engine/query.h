@@ -394,6 +394,11 @@ extern double sdb__par_max_load;
 /* Tests: when non-zero, every plan past the cut-off is cut into this many
  * parts whatever the pool holds (the caller runs those no helper takes). */
 extern uint32_t sdb__par_parts;
+/* A histogram without bounds: pass 0 keeps up to this many selected rows
+ * (value and group) per part for pass 1 (exec.c hcache_add); tests lower it
+ * so that later segments walk again. */
+#define SDB__HCACHE_MAX_ROWS ((size_t)1 << 21)
+extern size_t sdb__hcache_max_rows;
 /* fn(arg, i) for every i in [0, n), each once, on the caller's thread and
  * (when `parallel`) the pool's idle helpers; returns when all are done.
  * Which thread runs which i is not fixed: fn writes only i's results. */

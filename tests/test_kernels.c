@@ -600,23 +600,62 @@ Test(kernels, dispatch_honours_sdb_kernels_override)
     cr_assert_str_eq(sdb_kernels_name(), "scalar");
 }
 
+/* The default table: the best one the CPU runs, and with both SIMD tables
+ * avx512's kernels but for those dispatch.c takes from avx2 (measured
+ * slower on AVX-512 here), each named by sdb__kernels_choice. */
+static void expect_best_table(void)
+{
+    const sdb_kernels *k = sdb__kernels(), *a5 = sdb__kernels_by_name("avx512");
+    const sdb_kernels *a2 = sdb__kernels_by_name("avx2");
+    if (a5 != NULL && a2 != NULL) {
+        cr_assert_str_eq(k->name, "avx512");
+        cr_assert(k->agg_f64 == a5->agg_f64 && k->agg_dec == a5->agg_dec &&
+                  k->unpack_dec == a5->unpack_dec);
+        cr_assert(k->mask_f64 == a2->mask_f64 && k->slot_hist == a2->slot_hist);
+        cr_assert_str_eq(sdb__kernels_choice("mask_f64"), "avx2");
+        cr_assert_str_eq(sdb__kernels_choice("slot_hist"), "avx2");
+        cr_assert_str_eq(sdb__kernels_choice("agg_dec"), "avx512");
+        cr_assert_null(sdb__kernels_choice("no_such_kernel"));
+        return;
+    }
+    const sdb_kernels *want = a5 ? a5 : a2 ? a2 : &sdb__kernels_scalar;
+    cr_assert_eq(k, want);
+    cr_assert_str_eq(sdb__kernels_choice("agg_f64"), want->name);
+}
+
 Test(kernels, dispatch_picks_the_best_table_without_override)
 {
     unsetenv("SDB_KERNELS");
-    const sdb_kernels *want = sdb__kernels_by_name("avx512");
-    if (want == NULL) want = sdb__kernels_by_name("avx2");
-    if (want == NULL) want = &sdb__kernels_scalar;
-    cr_assert_eq(sdb__kernels(), want);
-    cr_assert_eq(sdb__kernels(), want, "the choice is stable");
+    expect_best_table();
+    cr_assert_eq(sdb__kernels(), sdb__kernels(), "the choice is stable");
 }
 
 Test(kernels, dispatch_falls_back_on_unknown_override)
 {
     setenv("SDB_KERNELS", "avx9000", 1);
-    const sdb_kernels *want = sdb__kernels_by_name("avx512");
-    if (want == NULL) want = sdb__kernels_by_name("avx2");
-    if (want == NULL) want = &sdb__kernels_scalar;
-    cr_assert_eq(sdb__kernels(), want);
+    expect_best_table();
+}
+
+Test(kernels, dispatch_lists_every_kernel_of_the_table)
+{
+    /* sdb_kernels is its name and one pointer per kernel. */
+    size_t n = 0;
+    while (sdb__kernels_field(n) != NULL) {
+        cr_assert_not_null(sdb__kernels_choice(sdb__kernels_field(n)), "%s",
+                           sdb__kernels_field(n));
+        n++;
+    }
+    cr_assert_eq(n, (sizeof(sdb_kernels) - sizeof(const char *)) / sizeof(void (*)(void)),
+                 "dispatch.c lists %zu kernels", n);
+}
+
+Test(kernels, dispatch_override_gives_the_whole_table)
+{
+    setenv("SDB_KERNELS", "avx512", 1);
+    const sdb_kernels *a5 = sdb__kernels_by_name("avx512");
+    if (a5 == NULL) cr_skip_test("no AVX-512 on this CPU");
+    cr_assert_eq(sdb__kernels(), a5);
+    cr_assert_str_eq(sdb__kernels_choice("mask_f64"), "avx512");
 }
 
 /* ---- each SIMD table against scalar ------------------------------------- */
@@ -1022,6 +1061,197 @@ static void decoders_match(const sdb_kernels *k)
 
 Test(kernels, scalar_decoders_read_packed_entries_by_the_formula) { decoders_match(S); }
 
+/* ---- agg_dec: the fused scan of encoded columns ------------------------- */
+
+/* agg_dec of table k against scalar's agg_f64 over the columns decoded by
+ * scalar's unpack_dec and unpack_u64: the definition agg_dec states. */
+static void agg_dec_check(const sdb_kernels *k, const void *pv, unsigned vb, int64_t base,
+                          double scale, const void *pt, unsigned tb, int64_t t0, size_t n,
+                          const double *xd, const int64_t *td, const sdb_filter *f,
+                          const char *ctx)
+{
+    sdb_agg got, want;
+    absum sc = {0, 0, 0, 0};
+    sdb_filter fa = *f;
+    if (!pt) fa.t_lo = INT64_MIN, fa.t_hi = INT64_MAX;
+    /* A NaN shift: K is the first passing value (none: stays NaN). */
+    double kwant = f->shift, kgot = 0;
+    for (size_t i = 0; isnan(kwant) && i < n; i++)
+        if (passes(&fa, td[i], xd[i])) kwant = xd[i];
+    fa.shift = kwant;
+    memset(&got, 0x55, sizeof got);
+    k->agg_dec(pv, vb, base, scale, pt, tb, t0, n, f, &got, &kgot);
+    S->agg_f64(xd, td, n, &fa, &want);
+    CHECK(memcmp(&kgot, &kwant, 8) == 0, "%s: K %.17g, want %.17g", ctx, kgot, kwant);
+    for (size_t i = 0; i < n; i++)
+        if (passes(&fa, td[i], xd[i])) absum_add(&sc, xd[i], kwant);
+    expect_agg(&got, &want, &sc, ctx, "agg_dec", 0);
+}
+
+static void agg_dec_match(const sdb_kernels *k)
+{
+    static const size_t ns[] = {0, 1, 7, 8, 9, 15, 16, 17, 255, 256, 257, 1000, 4099};
+    static const unsigned vbits[] = {0, 1, 3, 7, 8, 9, 13, 20, 25, 27, 31, 32};
+    static const unsigned tbits[] = {0, 5, 27, 32};
+    static const double scales[] = {1.0, 100.0, 1e15, 1e3};
+    static const int64_t bases[] = {3, -50, -(1ll << 40), 0};
+    uint32_t *ve = malloc(4099 * sizeof *ve), *te = malloc(4099 * sizeof *te);
+    double *xd = malloc(4099 * sizeof *xd);
+    int64_t *td = malloc(4099 * sizeof *td);
+    cr_assert(ve && te && xd && td);
+    uint64_t s = 4242;
+    for (size_t a = 0; a < sizeof vbits / sizeof vbits[0]; a++)
+        for (size_t c = 0; c < sizeof ns / sizeof ns[0]; c++) {
+            size_t n = ns[c];
+            unsigned vb = vbits[a], tb = tbits[(a + c) % 4], off = (unsigned)((a + c) % 8);
+            void *vbase, *tbase;
+            const void *pv = pack_make(n, vb, off, 31 * vb + n, ve, &vbase);
+            const void *pt = pack_make(n, tb, (off + 5) % 8, 17 * tb + n + 1, te, &tbase);
+            int64_t t0 = 1767225600000 + (int64_t)(rng_next(&s) % 1000);
+            for (int q = 0; q < 4; q++) {
+                S->unpack_dec(pv, vb, n, bases[q], scales[q], xd);
+                S->unpack_u64(pt, tb, n, (uint64_t)t0, (uint64_t *)td);
+                char ctx[96];
+                snprintf(ctx, sizeof ctx, "%s v %u t %u n %zu off %u scale %g", k->name, vb, tb, n,
+                         off, scales[q]);
+                /* Everything; then value bounds at decoded values of rows,
+                 * one ulp either side; time ranges at rows' offsets; a NaN
+                 * bound; an empty range. */
+                sdb_filter f = {INT64_MIN, INT64_MAX, -INFINITY, INFINITY, n ? xd[n / 2] : 0};
+                agg_dec_check(k, pv, vb, bases[q], scales[q], NULL, tb, t0, n, xd, td, &f, ctx);
+                agg_dec_check(k, pv, vb, bases[q], scales[q], pt, tb, t0, n, xd, td, &f, ctx);
+                for (int r = 0; r < 12 && n; r++) {
+                    double x1 = xd[rng_next(&s) % n], x2 = xd[rng_next(&s) % n];
+                    f.v_lo = x1 < x2 ? x1 : x2;
+                    f.v_hi = x1 < x2 ? x2 : x1;
+                    if (r % 3 == 1) f.v_lo = nextafter(f.v_lo, INFINITY);
+                    if (r % 3 == 2) f.v_hi = nextafter(f.v_hi, -INFINITY);
+                    if (r % 4 == 3) f.v_lo = nextafter(f.v_lo, -INFINITY);
+                    if (r % 2) {
+                        int64_t t1 = td[rng_next(&s) % n], t2 = td[rng_next(&s) % n];
+                        f.t_lo = (t1 < t2 ? t1 : t2) + (r % 5 == 1);
+                        f.t_hi = (t1 < t2 ? t2 : t1) - (r % 5 == 3);
+                    } else {
+                        f.t_lo = r % 4 ? t0 - 5 : INT64_MIN;
+                        f.t_hi = INT64_MAX;
+                    }
+                    agg_dec_check(k, pv, vb, bases[q], scales[q], pt, tb, t0, n, xd, td, &f, ctx);
+                    agg_dec_check(k, pv, vb, bases[q], scales[q], NULL, tb, t0, n, xd, td, &f, ctx);
+                    double k0 = f.shift;
+                    f.shift = NAN;
+                    agg_dec_check(k, pv, vb, bases[q], scales[q], pt, tb, t0, n, xd, td, &f, ctx);
+                    f.shift = k0;
+                }
+                f = (sdb_filter){INT64_MIN, INT64_MAX, NAN, INFINITY, 0};
+                agg_dec_check(k, pv, vb, bases[q], scales[q], pt, tb, t0, n, xd, td, &f, ctx);
+                f = (sdb_filter){INT64_MIN, INT64_MAX, 2.0, 1.0, 0};
+                agg_dec_check(k, pv, vb, bases[q], scales[q], pt, tb, t0, n, xd, td, &f, ctx);
+                f = (sdb_filter){t0 + 10, t0 + 5, -INFINITY, INFINITY, 0};
+                agg_dec_check(k, pv, vb, bases[q], scales[q], pt, tb, t0, n, xd, td, &f, ctx);
+            }
+            free(vbase);
+            free(tbase);
+        }
+    free(ve);
+    free(te);
+    free(xd);
+    free(td);
+}
+
+Test(kernels, scalar_agg_dec_equals_decode_then_agg_exactly)
+{
+    /* The reference's own definition, bit for bit: the same rows in the
+     * same order. */
+    uint32_t ve[1000], te[1000];
+    double xd[1000];
+    int64_t td[1000];
+    void *vbase, *tbase;
+    const void *pv = pack_make(1000, 7, 1, 5, ve, &vbase);
+    const void *pt = pack_make(1000, 20, 3, 6, te, &tbase);
+    S->unpack_dec(pv, 7, 1000, -20, 100.0, xd);
+    S->unpack_u64(pt, 20, 1000, 1000, (uint64_t *)td);
+    sdb_filter f = {1000 + 100000, 1000 + 900000, 0.05, 0.8, 0.3};
+    sdb_agg got, want;
+    S->agg_dec(pv, 7, -20, 100.0, pt, 20, 1000, 1000, &f, &got, NULL);
+    S->agg_f64(xd, td, 1000, &f, &want);
+    cr_assert(want.n > 100 && want.n < 900, "the filter keeps some rows: %llu",
+              (unsigned long long)want.n);
+    cr_assert(memcmp(&got, &want, sizeof got) == 0, "n %llu vs %llu, sum %.17g vs %.17g",
+              (unsigned long long)got.n, (unsigned long long)want.n, got.sum, want.sum);
+    free(vbase);
+    free(tbase);
+}
+
+Test(kernels, dec_bounds_are_exact_at_the_bound_and_one_ulp_either_side)
+{
+    /* Entries 0..127 of hundredths from -50: values -0.50 .. 0.77. */
+    uint32_t lo, hi;
+    for (uint32_t e = 0; e < 128; e++) {
+        double x = ((double)e - 50.0) / 100.0;
+        sdb_filter f = {INT64_MIN, INT64_MAX, x, x, 0};
+        cr_assert(sdb__dec_bounds(&f, 7, -50, 100.0, &lo, &hi), "entry %u", e);
+        cr_assert(lo == e && hi == e, "[%.17g, %.17g]: entries %u..%u, want %u", x, x, lo, hi, e);
+        f.v_lo = nextafter(x, INFINITY);
+        f.v_hi = INFINITY;
+        int any = sdb__dec_bounds(&f, 7, -50, 100.0, &lo, &hi);
+        cr_assert(e == 127 ? !any : any && lo == e + 1, "above %.17g: from %u", x, lo);
+        f.v_lo = -INFINITY;
+        f.v_hi = nextafter(x, -INFINITY);
+        any = sdb__dec_bounds(&f, 7, -50, 100.0, &lo, &hi);
+        cr_assert(e == 0 ? !any : any && lo == 0 && hi == e - 1, "below %.17g: to %u", x, hi);
+    }
+    sdb_filter f = {INT64_MIN, INT64_MAX, NAN, 1.0, 0};
+    cr_assert(!sdb__dec_bounds(&f, 7, -50, 100.0, &lo, &hi), "a NaN bound keeps nothing");
+    f = (sdb_filter){INT64_MIN, INT64_MAX, 0.78, 5.0, 0};
+    cr_assert(!sdb__dec_bounds(&f, 7, -50, 100.0, &lo, &hi), "a range above the column's");
+    uint32_t olo, ohi;
+    f = (sdb_filter){1005, 1010, 0, 0, 0};
+    cr_assert(sdb__off_bounds(&f, 4, 1000, &olo, &ohi) && olo == 5 && ohi == 10, "%u..%u", olo,
+              ohi);
+    f.t_hi = 2000;
+    cr_assert(sdb__off_bounds(&f, 4, 1000, &olo, &ohi) && olo == 5 && ohi == 15, "%u..%u", olo,
+              ohi);
+    f.t_lo = 1016;
+    cr_assert(!sdb__off_bounds(&f, 4, 1000, &olo, &ohi), "past the widest offset");
+    f = (sdb_filter){INT64_MIN, 999, 0, 0, 0};
+    cr_assert(!sdb__off_bounds(&f, 4, 1000, &olo, &ohi), "before the base");
+}
+
+/* unpack_dec divides by 10^e through a reciprocal and two fused
+ * multiply-adds (dec_body.h dec_div): the same double as the division for
+ * every scale, over every entry of 20 bits from -2^19 and from bases near
+ * 2^53. */
+static void dec_division_exact(const sdb_kernels *k)
+{
+    enum { N = 1 << 20 };
+    uint32_t *e = malloc(N * sizeof *e);
+    uint8_t *p = calloc((size_t)N * 20 / 8 + 8, 1);
+    double *got = malloc(N * sizeof *got);
+    cr_assert(e && p && got);
+    for (uint32_t i = 0; i < N; i++) {
+        uint64_t bit = (uint64_t)i * 20, w;
+        memcpy(&w, p + bit / 8, 8);
+        w |= (uint64_t)i << (bit % 8);
+        memcpy(p + bit / 8, &w, 8);
+    }
+    static const int64_t bases[] = {-(1 << 19), (1ll << 53) - N, -(1ll << 53) + 1, 123456789};
+    for (int eexp = 0; eexp <= 15; eexp++) {
+        double scale = 1.0;
+        for (int j = 0; j < eexp; j++) scale *= 10.0;
+        for (int b = 0; b < 4; b++) {
+            k->unpack_dec(p, 20, N, bases[b], scale, got);
+            for (uint32_t i = 0; i < N; i++) {
+                double w = ((double)i + (double)bases[b]) / scale;
+                CHECK(memcmp(&got[i], &w, 8) == 0, "%s 1e%d base %lld entry %u: %.17g vs %.17g",
+                      k->name, eexp, (long long)bases[b], i, got[i], w);
+            }
+        }
+    }
+    free(e);
+    free(p);
+    free(got);
+}
+
 #define TABLE_TESTS(isa)                                                                 \
     Test(kernels, isa##_agg_matches_scalar_on_random_data) { sweep_agg(need(#isa)); }   \
     Test(kernels, isa##_agg_matches_scalar_on_zeros_huge_tiny_negative_and_nan)         \
@@ -1043,7 +1273,12 @@ Test(kernels, scalar_decoders_read_packed_entries_by_the_formula) { decoders_mat
     Test(kernels, isa##_series_fills_known_buckets) { series_known(need(#isa)); }       \
     Test(kernels, isa##_select_matches_scalar_row_for_row) { sweep_select(need(#isa)); } \
     Test(kernels, isa##_pipeline_mask_and_slot_kernels_match_scalar) { sweep_pipe(need(#isa)); } \
-    Test(kernels, isa##_decoders_match_scalar_bit_for_bit) { decoders_match(need(#isa)); }
+    Test(kernels, isa##_decoders_match_scalar_bit_for_bit) { decoders_match(need(#isa)); } \
+    Test(kernels, isa##_decimal_division_equals_the_true_division_at_every_scale)        \
+    {                                                                                    \
+        dec_division_exact(need(#isa));                                                  \
+    }                                                                                    \
+    Test(kernels, isa##_agg_dec_matches_decode_then_agg) { agg_dec_match(need(#isa)); }
 
 TABLE_TESTS(avx2)
 TABLE_TESTS(avx512)
@@ -1189,6 +1424,7 @@ Test(kernels, scalar_bits_kernels_by_hand)
 
 Test(kernels, avx2_bits_kernels_match_scalar) { bits_kernels_match(need("avx2")); }
 Test(kernels, avx512_bits_kernels_match_scalar) { bits_kernels_match(need("avx512")); }
+
 /* ---- narrow ids (store format 6): unpack_ids, a block of its own ----
  * Every table's unpack_ids against the entries packed, at every width
  * 0..32, each output width that holds it, odd lengths and unaligned

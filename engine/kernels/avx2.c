@@ -69,17 +69,6 @@ static inline int pass(const sdb_filter *f, int64_t t, double x)
     return t >= f->t_lo && t <= f->t_hi && x >= f->v_lo && x <= f->v_hi;
 }
 
-static inline void add(sdb_agg *a, double x, double k)
-{
-    double d = x - k;
-    a->n++;
-    a->sum += x;
-    a->s1 += d;
-    a->s2 += d * d;
-    if (x < a->min) a->min = x;
-    if (x > a->max) a->max = x;
-}
-
 static inline void merge(sdb_agg *a, const sdb_agg *b)
 {
     a->n += b->n;
@@ -206,7 +195,7 @@ agg_body(const void *v, const void *ts, size_t n, const sdb_filter *f, sdb_agg *
     acc4_merge(out, &a1);
     for (; i < n; i++) {
         double x = ld_f64(v, i);
-        if (pass(f, use_ts ? ld_i64(ts, i) : 0, x)) add(out, x, f->shift);
+        if (pass(f, use_ts ? ld_i64(ts, i) : 0, x)) sdb_agg_add(out, x, f->shift);
     }
 }
 
@@ -407,14 +396,14 @@ static void group_u32(const void *keys, const void *v, const void *ts, size_t n,
         for (; bits != 0; bits &= bits - 1) {
             size_t r = i + (size_t)__builtin_ctz(bits);
             uint32_t key = ld_u32(keys, r);
-            if (key < n_keys) add(&accs[key], ld_f64(v, r), f->shift);
+            if (key < n_keys) sdb_agg_add(&accs[key], ld_f64(v, r), f->shift);
         }
     }
     for (; i < n; i++) {
         double x = ld_f64(v, i);
         if (!pass(f, ld_i64(ts, i), x)) continue;
         uint32_t key = ld_u32(keys, i);
-        if (key < n_keys) add(&accs[key], x, f->shift);
+        if (key < n_keys) sdb_agg_add(&accs[key], x, f->shift);
     }
 }
 
@@ -480,7 +469,7 @@ static void series_f64(const void *v, const void *ts, size_t n, const sdb_filter
         for (; bits != 0; bits &= bits - 1) {
             size_t r = i + (size_t)__builtin_ctz(bits);
             b = ((uint64_t)ld_i64(ts, r) - (uint64_t)t0) / w;
-            if (b < n_buckets) add(&accs[b], ld_f64(v, r), f->shift);
+            if (b < n_buckets) sdb_agg_add(&accs[b], ld_f64(v, r), f->shift);
         }
         bucket_set(&B, b, w, n_buckets);
     }
@@ -490,7 +479,7 @@ static void series_f64(const void *v, const void *ts, size_t n, const sdb_filter
         int64_t t = ld_i64(ts, i);
         if (!pass(f, t, x)) continue;
         uint64_t b = ((uint64_t)t - (uint64_t)t0) / w;
-        if (b < n_buckets) add(&accs[b], x, f->shift);
+        if (b < n_buckets) sdb_agg_add(&accs[b], x, f->shift);
     }
 }
 
@@ -559,6 +548,11 @@ static const int64_t bits_nib[16][4] __attribute__((aligned(32))) = {
 #define DEC_LOADU2(lo, hi) (dec_v32b)_mm256_loadu2_m128i((const __m128i_u *)(hi), (const __m128i_u *)(lo))
 #define DEC_PSHUFB(x, i) (dec_v32b)_mm256_shuffle_epi8((__m256i)(x), (__m256i)(i))
 #define DEC_WIN32_MAX 25
+#define DEC_FMA(a, b, c) (dec_vd)_mm256_fmadd_pd((__m256d)(a), (__m256d)(b), (__m256d)(c))
+#define DEC_CVTU32 0
+#define DEC_I32TOD(x) (dec_vd)_mm256_cvtepi32_pd((__m128i)(x))
+#define DEC_I32TO64(x) (dec_vi64)_mm256_cvtepi32_epi64((__m128i)(x))
+#define DEC_MINU32(a, b) (dec_vu)_mm_min_epu32((__m128i)(a), (__m128i)(b))
 #include "dec_body.h"
 
 static const sdb_kernels table = {
@@ -579,6 +573,7 @@ static const sdb_kernels table = {
     .unpack_dec = dec_unpack_dec,
     .widen_f32 = dec_widen_f32,
     .unpack_dict = dec_unpack_dict,
+    .agg_dec = dec_agg_dec,
     .unpack_ids = dec_unpack_ids,
 };
 

@@ -67,17 +67,6 @@ static inline uint32_t ld_u32(const void *p, size_t i)
 
 /* ---- the filter and one-row helpers (scalar.c's formulas) --------------- */
 
-static inline void add(sdb_agg *a, double x, double k)
-{
-    double d = x - k;
-    a->n++;
-    a->sum += x;
-    a->s1 += d;
-    a->s2 += d * d;
-    if (x < a->min) a->min = x;
-    if (x > a->max) a->max = x;
-}
-
 static inline void merge(sdb_agg *a, const sdb_agg *b)
 {
     a->n += b->n;
@@ -457,7 +446,7 @@ static void group_u32(const void *keys, const void *v, const void *ts, size_t n,
         for (unsigned bits = pass8(&F, live, t, x); bits != 0; bits &= bits - 1) {
             size_t r = i + (size_t)__builtin_ctz(bits);
             uint32_t key = ld_u32(keys, r);
-            if (key < n_keys) add(&accs[key], ld_f64(v, r), f->shift);
+            if (key < n_keys) sdb_agg_add(&accs[key], ld_f64(v, r), f->shift);
         }
     }
 }
@@ -521,7 +510,7 @@ static void series_f64(const void *v, const void *ts, size_t n, const sdb_filter
         for (unsigned bits = m; bits != 0; bits &= bits - 1) {
             size_t r = i + (size_t)__builtin_ctz(bits);
             b = ((uint64_t)ld_i64(ts, r) - (uint64_t)t0) / w;
-            if (b < n_buckets) add(&accs[b], ld_f64(v, r), f->shift);
+            if (b < n_buckets) sdb_agg_add(&accs[b], ld_f64(v, r), f->shift);
         }
         bucket_set(&B, b, w, n_buckets);
     }
@@ -577,6 +566,11 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
 #define DEC_LOADU2(lo, hi) (dec_v32b)_mm256_loadu2_m128i((const __m128i_u *)(hi), (const __m128i_u *)(lo))
 #define DEC_PSHUFB(x, i) (dec_v32b)_mm256_shuffle_epi8((__m256i)(x), (__m256i)(i))
 #define DEC_WIN32_MAX 0
+#define DEC_FMA(a, b, c) (dec_vd)_mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c))
+#define DEC_CVTU32 1
+#define DEC_I32TOD(x) (dec_vd)_mm512_cvtepi32_pd((__m256i)(x))
+#define DEC_I32TO64(x) (dec_vi64)_mm512_cvtepi32_epi64((__m256i)(x))
+#define DEC_MINU32(a, b) (dec_vu)_mm256_min_epu32((__m256i)(a), (__m256i)(b))
 #include "dec_body.h"
 
 static const sdb_kernels table = {
@@ -597,6 +591,7 @@ static const sdb_kernels table = {
     .unpack_dec = dec_unpack_dec,
     .widen_f32 = dec_widen_f32,
     .unpack_dict = dec_unpack_dict,
+    .agg_dec = dec_agg_dec,
     .unpack_ids = dec_unpack_ids,
 };
 

@@ -31,8 +31,21 @@
  *                       up to 8 bits the broadcast below stays (0.24, where
  *                       dec_win32 took 0.29); avx512 0.24-0.25 either way
  *                       (dec_wide), so it keeps dec_wide */
-#if !defined(DEC_LOADU2) || !defined(DEC_PSHUFB) || !defined(DEC_WIN32_MAX)
-#error "define DEC_LOADU2, DEC_PSHUFB and DEC_WIN32_MAX before including dec_body.h"
+/*   DEC_CVTU32          1 when the ISA converts u32 to double in one
+ *                       instruction (vcvtudq2pd), else 0
+ *   DEC_I32TOD(x)       PIPE_W int32 lanes as doubles (vcvtdq2pd) and
+ *   DEC_I32TO64(x)      sign-extended to int64 (vpmovsxdq): GCC lowered
+ *                       __builtin_convertvector of these to 16-byte halves
+ *                       and an insert (perf: a third of agg_dec's AVX2
+ *                       samples)
+ *   DEC_MINU32(a, b)    the lane-wise unsigned min of two vectors of
+ *                       PIPE_W u32s (vpminud)
+ *   DEC_FMA(a, b, c)    a * b + c with one rounding, on vectors of PIPE_W
+ *                       doubles (vfmadd: GCC's vector extensions have no
+ *                       fused multiply-add, and -std=c11 never contracts) */
+#if !defined(DEC_LOADU2) || !defined(DEC_PSHUFB) || !defined(DEC_WIN32_MAX) || !defined(DEC_FMA) || \
+    !defined(DEC_CVTU32) || !defined(DEC_I32TOD) || !defined(DEC_I32TO64) || !defined(DEC_MINU32)
+#error "define DEC_LOADU2, DEC_PSHUFB, DEC_WIN32_MAX, DEC_FMA, DEC_CVTU32, DEC_I32TOD, DEC_I32TO64 and DEC_MINU32 before including dec_body.h"
 #endif
 
 #define DEC_BLOCK 256
@@ -240,13 +253,48 @@ static void dec_unpack_u64(const void *p, unsigned bits, size_t n, uint64_t base
     }
 }
 
+/* Entries (u32) as doubles, exactly. With DEC_CVTU32 (the includer has an
+ * unsigned conversion: vcvtudq2pd) one instruction; else the bits of
+ * 2^52 + u (u below 2^32 fills the low mantissa bits of 2^52, exactly),
+ * less 2^52: a widening, an or and a subtraction. GCC's own unsigned
+ * conversion on AVX2 converted two signed halves and corrected each
+ * (eleven instructions for four lanes; half the time of unpack_dec). */
+static inline __attribute__((always_inline)) dec_vd dec_u2d(dec_vu u)
+{
+#if DEC_CVTU32
+    return __builtin_convertvector(u, dec_vd);
+#else
+    dec_vq q = __builtin_convertvector(u, dec_vq) | 0x4330000000000000ull;
+    return (dec_vd)q - 0x1p52;
+#endif
+}
+
+/* a / scale, correctly rounded, without a division: q = a * y with
+ * y = RN(1 / scale), the remainder r = a - q scale (exact with one fused
+ * multiply-add), then RN(q + r y). Markstein's theorem (Muller et al.,
+ * Handbook of Floating-Point Arithmetic, 2nd ed., th. 4.10 and its use
+ * in IA-64 division) makes that RN(a / scale) when y is within half an
+ * ulp of 1 / scale and q within one ulp of a / scale, both true here for
+ * every a the decimal encoding admits (an integer, |a| < 2^53, no
+ * overflow or underflow: scale is 10^0..10^15). tests/test_kernels.c
+ * checks it against the division for every scale over |a| <= 2^20 and
+ * random a up to 2^53. vdivpd was the decode's cost: one per 2.5 cycles
+ * a lane on AVX2 (Zen 4), where the three FMA-unit ops cost 0.75 a lane
+ * (bench_kernels, "unpack_dec" row). */
+static inline __attribute__((always_inline)) dec_vd dec_div(dec_vd a, dec_vd scale, dec_vd y)
+{
+    dec_vd q = a * y;
+    dec_vd r = DEC_FMA(-q, scale, a);
+    return DEC_FMA(r, y, q);
+}
+
 static void dec_unpack_dec(const void *p, unsigned bits, size_t n, int64_t base, double scale,
                            double *out)
 {
     uint32_t tmp[DEC_BLOCK];
     dec_unpack_fn un = dec_unpack[bits <= 32 ? bits : 0];
     double b = (double)base;
-    dec_vd vb = (dec_vd){0} + b, vs = (dec_vd){0} + scale;
+    dec_vd vb = (dec_vd){0} + b, vs = (dec_vd){0} + scale, vy = (dec_vd){0} + 1.0 / scale;
     for (size_t i = 0; i < n; i += DEC_BLOCK) {
         size_t m = n - i < DEC_BLOCK ? n - i : DEC_BLOCK, j = 0;
         un(p, i, m, n, tmp);
@@ -256,14 +304,14 @@ static void dec_unpack_dec(const void *p, unsigned bits, size_t n, int64_t base,
             for (; j + PIPE_W <= m; j += PIPE_W) {
                 dec_vu u;
                 memcpy(&u, tmp + j, sizeof u);
-                dec_vd d = __builtin_convertvector(u, dec_vd) + vb;
+                dec_vd d = dec_u2d(u) + vb;
                 memcpy(o + j, &d, sizeof d);
             }
         } else {
             for (; j + PIPE_W <= m; j += PIPE_W) {
                 dec_vu u;
                 memcpy(&u, tmp + j, sizeof u);
-                dec_vd d = (__builtin_convertvector(u, dec_vd) + vb) / vs;
+                dec_vd d = dec_div(dec_u2d(u) + vb, vs, vy);
                 memcpy(o + j, &d, sizeof d);
             }
         }
@@ -304,6 +352,175 @@ static void dec_unpack_dict(const void *p, unsigned bits, size_t n, const void *
             uint32_t k = tmp[j] < last ? tmp[j] : last;
             memcpy(&o[j], d + 8 * (size_t)k, 8);
         }
+    }
+}
+
+/* ---- agg_dec: decode, filter and aggregate in one pass --------------
+ * Why fused: unpack_dec then agg_f64 wrote the chunk's doubles (64 KiB:
+ * L2, not L1) and read them back, and the store was the decoder's cost
+ * (perf on avx2: 40% of unpack_dec's samples on its vmovupd; 0.52 ns a
+ * row written, against 0.27 for the entries alone). Here a block of
+ * DEC_BLOCK entries goes to a u32 scratch in L1 and is consumed from
+ * there. The filter compares entries with the code bounds sdb__dec_bounds
+ * found once per call (exactly the rows whose decoded value passes) and
+ * time offsets with sdb__off_bounds', as one unsigned compare of e - lo
+ * against hi - lo each. Min and max are kept as entries (the value is
+ * non-decreasing in the entry) and decoded once at the end. The sums stay
+ * per row over the decoded doubles, so they are the doubles' sums: a sum of
+ * entries as integers, then one division, would be the correctly rounded
+ * sum of the decimals, not the sum of the rounded doubles every other
+ * path adds (bit-identical only when scale is 1, and there the doubles
+ * are integers whose sum is exact anyway). */
+typedef int32_t dec_vi32 __attribute__((vector_size(4 * PIPE_W)));
+typedef int64_t dec_vi64 __attribute__((vector_size(8 * PIPE_W)));
+
+/* The filter, min and max in unsigned entry arithmetic: with u = e - e_lo
+ * and w = e_hi - e (wrapping), a row passes exactly when u <= span (=
+ * e_hi - e_lo), and then also w <= span, while a row outside has u > span
+ * and w > span. So min(u, span) over every row is the passing rows'
+ * least u (a row outside counts as span, no more than any passing u),
+ * and min(w, span) likewise their least w, that is e_hi less their
+ * greatest entry: two unsigned mins each (vpminud) and no select. A time
+ * filter adds rows that fail on time only; their u and w are set to all
+ * ones. Entries of at most 31 bits are non-negative int32s for the
+ * conversion to double (vcvtdq2pd on either ISA); 32-bit entries take the
+ * row loop. Register pressure shaped the rest (16 ymm registers on AVX2:
+ * with six accumulators a chain the sums spilled to the stack): count,
+ * min and max are one chain each (integer ops of latency 1), the sums
+ * two. */
+static inline __attribute__((always_inline)) dec_vu dec_minu(dec_vu a, dec_vu b)
+{
+    return DEC_MINU32(a, b);
+}
+
+typedef struct dec_sums {
+    dec_vd sum, s1, s2; /* about k */
+} dec_sums;
+
+/* Lanes of keep (all ones or zero) add entry e's value. */
+static inline __attribute__((always_inline)) void
+dec_sums_add(dec_sums *a, dec_vi32 e, dec_vi32 keep, dec_vd vb, dec_vd vs, dec_vd vy, dec_vd vk,
+             int div)
+{
+    dec_vi64 m = DEC_I32TO64(keep);
+    dec_vd x = DEC_I32TOD(e) + vb;
+    if (div) x = dec_div(x, vs, vy);
+    dec_vd d = (dec_vd)((dec_vi64)(x - vk) & m);
+    a->sum += (dec_vd)((dec_vi64)x & m);
+    a->s1 += d;
+    a->s2 = DEC_FMA(d, d, a->s2);
+}
+
+static inline __attribute__((always_inline)) void
+dec_agg_body(const void *v, unsigned v_bits, double b, double scale, const void *t,
+             unsigned t_bits, size_t n, double *kp, uint32_t elo, uint32_t ehi, uint32_t olo,
+             uint32_t ohi, sdb_agg *out, int div, int use_t)
+{
+    double k = *kp;
+    uint32_t ev[DEC_BLOCK], ov[DEC_BLOCK];
+    dec_unpack_fn unv = dec_unpack[v_bits <= 32 ? v_bits : 0];
+    dec_unpack_fn unt = dec_unpack[use_t && t_bits <= 32 ? t_bits : 0];
+    const int vec = v_bits <= 31; /* else every row by the row loop */
+    const dec_vd vb = (dec_vd){0} + b, vs = (dec_vd){0} + scale, vy = (dec_vd){0} + 1.0 / scale;
+    dec_vd vk = (dec_vd){0} + k;
+    const dec_vu velo = (dec_vu){0} + elo, vehi = (dec_vu){0} + ehi, vesp = vehi - velo;
+    const dec_vu volo = (dec_vu){0} + olo, vosp = (dec_vu){0} + (ohi - olo);
+    dec_sums a0 = {(dec_vd){0}, (dec_vd){0}, (dec_vd){0}}, a1 = a0;
+    dec_vu mn = vesp, mw = vesp; /* least u and least w of the passing rows */
+    uint64_t nv = 0;
+    sdb_agg tl; /* the rows past the last whole pair of vectors of a block */
+    sdb__agg_empty(&tl);
+    for (size_t i = 0; i < n; i += DEC_BLOCK) {
+        size_t m = n - i < DEC_BLOCK ? n - i : DEC_BLOCK, j = 0;
+        unv(v, i, m, n, ev);
+        if (use_t) unt(t, i, m, n, ov);
+        if (k != k) {
+            /* A NaN shift asks for the first passing row's value as K
+             * (exec.c first_value's rule, without its scan of decoded
+             * values); blocks before that row add nothing. */
+            size_t r = 0;
+            while (r < m && (ev[r] - elo > ehi - elo || (use_t && ov[r] - olo > ohi - olo))) r++;
+            if (r == m) continue;
+            k = ((double)ev[r] + b) / scale;
+            vk = (dec_vd){0} + k;
+        }
+        dec_vu cnt = (dec_vu){0};
+        for (; vec && j + 2 * PIPE_W <= m; j += 2 * PIPE_W) {
+            dec_vu e0, e1;
+            memcpy(&e0, ev + j, sizeof e0);
+            memcpy(&e1, ev + j + PIPE_W, sizeof e1);
+            dec_vu u0 = e0 - velo, u1 = e1 - velo;
+            dec_vu um0 = dec_minu(u0, vesp), um1 = dec_minu(u1, vesp);
+            dec_vu wm0 = dec_minu(vehi - e0, vesp), wm1 = dec_minu(vehi - e1, vesp);
+            dec_vu k0 = (dec_vu)(um0 == u0), k1 = (dec_vu)(um1 == u1);
+            if (use_t) {
+                dec_vu o0, o1;
+                memcpy(&o0, ov + j, sizeof o0);
+                memcpy(&o1, ov + j + PIPE_W, sizeof o1);
+                o0 -= volo;
+                o1 -= volo;
+                dec_vu t0 = (dec_vu)(dec_minu(o0, vosp) == o0);
+                dec_vu t1 = (dec_vu)(dec_minu(o1, vosp) == o1);
+                k0 &= t0;
+                k1 &= t1;
+                um0 |= ~t0;
+                um1 |= ~t1;
+                wm0 |= ~t0;
+                wm1 |= ~t1;
+            }
+            cnt -= k0 + k1;
+            mn = dec_minu(mn, dec_minu(um0, um1));
+            mw = dec_minu(mw, dec_minu(wm0, wm1));
+            dec_sums_add(&a0, (dec_vi32)e0, (dec_vi32)k0, vb, vs, vy, vk, div);
+            dec_sums_add(&a1, (dec_vi32)e1, (dec_vi32)k1, vb, vs, vy, vk, div);
+        }
+        for (int l = 0; l < PIPE_W; l++) nv += (uint32_t)cnt[l];
+        for (; j < m; j++) {
+            if (ev[j] - elo > ehi - elo || (use_t && ov[j] - olo > ohi - olo)) continue;
+            sdb_agg_add(&tl, ((double)ev[j] + b) / scale, k);
+        }
+    }
+    *out = tl;
+    *kp = k;
+    if (nv == 0) return;
+    uint32_t umin = ehi - elo, wmin = ehi - elo;
+    for (int l = 0; l < PIPE_W; l++) {
+        out->sum += a0.sum[l] + a1.sum[l];
+        out->s1 += a0.s1[l] + a1.s1[l];
+        out->s2 += a0.s2[l] + a1.s2[l];
+        umin = mn[l] < umin ? mn[l] : umin;
+        wmin = mw[l] < wmin ? mw[l] : wmin;
+    }
+    uint32_t emin = elo + umin, emax = ehi - wmin;
+    /* The decoder's values of the extreme entries (dec_div and the
+     * division give the same double). */
+    double lo = ((double)emin + b) / scale, hi = ((double)emax + b) / scale;
+    out->n += nv;
+    out->min = lo < out->min ? lo : out->min;
+    out->max = hi > out->max ? hi : out->max;
+}
+
+static void dec_agg_dec(const void *v, unsigned v_bits, int64_t v_base, double scale,
+                        const void *t, unsigned t_bits, int64_t t_base, size_t n,
+                        const sdb_filter *f, sdb_agg *out, double *out_k)
+{
+    uint32_t elo, ehi, olo = 0, ohi = UINT32_MAX;
+    double b = (double)v_base, kk = f->shift, *k = out_k ? out_k : &kk;
+    *k = f->shift;
+    sdb__agg_empty(out);
+    if (!sdb__dec_bounds(f, v_bits, v_base, scale, &elo, &ehi)) return;
+    if (t && !sdb__off_bounds(f, t_bits, t_base, &olo, &ohi)) return;
+    /* x / 1.0 is x: integers skip the division. */
+    if (t) {
+        if (scale == 1.0)
+            dec_agg_body(v, v_bits, b, scale, t, t_bits, n, k, elo, ehi, olo, ohi, out, 0, 1);
+        else
+            dec_agg_body(v, v_bits, b, scale, t, t_bits, n, k, elo, ehi, olo, ohi, out, 1, 1);
+    } else {
+        if (scale == 1.0)
+            dec_agg_body(v, v_bits, b, scale, t, t_bits, n, k, elo, ehi, olo, ohi, out, 0, 0);
+        else
+            dec_agg_body(v, v_bits, b, scale, t, t_bits, n, k, elo, ehi, olo, ohi, out, 1, 0);
     }
 }
 

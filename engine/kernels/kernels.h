@@ -39,6 +39,19 @@ typedef struct sdb_agg {
     double min, max;
 } sdb_agg;
 
+/* One row into a partial aggregate about the shift k: the reference's
+ * update, and the row-at-a-time tails of every table, so none can drift. */
+static inline void sdb_agg_add(sdb_agg *a, double x, double k)
+{
+    double d = x - k;
+    a->n++;
+    a->sum += x;
+    a->s1 += d;
+    a->s2 += d * d;
+    if (x < a->min) a->min = x;
+    if (x > a->max) a->max = x;
+}
+
 /* One accumulator of the query pipeline: a group, or a (group, interval)
  * of a series. The numeric fields are an sdb_agg about the shift k, which
  * the kernels set to the first value they add when n is 0 (the caller may
@@ -181,6 +194,23 @@ typedef struct sdb_kernels {
     void (*unpack_dict)(const void *p, unsigned bits, size_t n, const void *dict,
                         uint32_t n_dict, uint64_t *out);
 
+    /* ---- scans of encoded columns, decoded and filtered in one pass ------ */
+
+    /* agg_f64 over a decimal value column (v, v_bits, v_base, scale: as
+     * unpack_dec) and a packed time column (t, t_bits, t_base: as
+     * unpack_u64), without writing either decoded: *out is what
+     * unpack_dec + unpack_u64 + agg_f64 would give (n, min and max
+     * exactly, sums within rounding). t NULL: no time is read and every
+     * row's time passes (the caller's filter takes the segment's whole
+     * time range). The caller promises t_base + (2^t_bits - 1) does not
+     * overflow int64 (else it decodes). f->shift is K; a NaN shift asks
+     * for the first passing row's value (in row order) as K. *out_k (when
+     * not NULL) receives the K used: f->shift, or that first value (NaN
+     * still when no row passes). */
+    void (*agg_dec)(const void *v, unsigned v_bits, int64_t v_base, double scale,
+                    const void *t, unsigned t_bits, int64_t t_base, size_t n,
+                    const sdb_filter *f, sdb_agg *out, double *out_k);
+
     /* ---- narrow ids (store format 6; appended as a block of its own) ---
      * Entry i of a packed column into w bytes (1, 2 or 4: the caller picks
      * a w that holds `bits`, 0..32) at out + w i: dimension ids and
@@ -190,6 +220,23 @@ typedef struct sdb_kernels {
 
 /* The empty partial aggregate. */
 void sdb__agg_empty(sdb_agg *a);
+
+/* The encoded-domain bounds of agg_dec's filter, once per call. Entries
+ * e (< 2^bits) of a decimal column with v_lo <= (e + base) / scale <=
+ * v_hi are exactly e_lo <= e <= e_hi: the decoded value is non-decreasing
+ * in e (an exact sum, then a correctly rounded division by a positive
+ * scale), so each bound is the first or last entry that a binary search
+ * by the decoder's own formula finds, and rounding at the boundary is the
+ * decoder's. Returns 0 when no entry passes (a NaN bound, a range beside
+ * the column's). */
+int sdb__dec_bounds(const sdb_filter *f, unsigned bits, int64_t base, double scale,
+                    uint32_t *e_lo, uint32_t *e_hi);
+
+/* Time offsets o (< 2^bits) with t_lo <= base + o <= t_hi are exactly
+ * o_lo <= o <= o_hi (base + o never overflowing: agg_dec's promise).
+ * Returns 0 when none is. */
+int sdb__off_bounds(const sdb_filter *f, unsigned bits, int64_t base, uint32_t *o_lo,
+                    uint32_t *o_hi);
 
 /* Tables. sdb__kernels_scalar always exists; the others are NULL when the
  * build or the CPU lacks them. */
@@ -201,6 +248,18 @@ const sdb_kernels *sdb__kernels_avx512(void); /* NULL unless built and supported
  * variable SDB_KERNELS=scalar|avx2|avx512 (an unsupported choice falls back
  * to the best supported table). Thread-safe. */
 const sdb_kernels *sdb__kernels(void);
+
+/* The table whose variant of `kernel` (a field name of sdb_kernels, such
+ * as "mask_f64") sdb__kernels() runs: "avx512", "avx2" or "scalar"; NULL
+ * for an unknown name. On a CPU with both SIMD tables the default table
+ * takes each kernel from the faster one (dispatch.c says which and why). */
+const char *sdb__kernels_choice(const char *kernel);
+
+/* The name of the i-th kernel of a table (field order), NULL past the
+ * last: for listing every kernel's choice. A kernel added to sdb_kernels
+ * is added to dispatch.c's list too (tests/test_kernels.c checks the
+ * count against the struct's size). */
+const char *sdb__kernels_field(size_t i);
 
 /* A table by name, or NULL when not built or not supported by this CPU. */
 const sdb_kernels *sdb__kernels_by_name(const char *name);

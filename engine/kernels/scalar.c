@@ -43,17 +43,6 @@ static inline int pass(const sdb_filter *f, int64_t t, double x)
     return t >= f->t_lo && t <= f->t_hi && x >= f->v_lo && x <= f->v_hi;
 }
 
-static inline void add(sdb_agg *a, double x, double k)
-{
-    double d = x - k;
-    a->n++;
-    a->sum += x;
-    a->s1 += d;
-    a->s2 += d * d;
-    if (x < a->min) a->min = x;
-    if (x > a->max) a->max = x;
-}
-
 void sdb__agg_empty(sdb_agg *a)
 {
     a->n = 0;
@@ -68,7 +57,7 @@ static void agg_f64(const void *v, const void *ts, size_t n, const sdb_filter *f
     sdb__agg_empty(out);
     for (size_t i = 0; i < n; i++) {
         double x = ld_f64(v, i);
-        if (pass(f, ld_i64(ts, i), x)) add(out, x, f->shift);
+        if (pass(f, ld_i64(ts, i), x)) sdb_agg_add(out, x, f->shift);
     }
 }
 
@@ -99,7 +88,7 @@ static void group_u32(const void *keys, const void *v, const void *ts, size_t n,
         double x = ld_f64(v, i);
         if (!pass(f, ld_i64(ts, i), x)) continue;
         uint32_t k = ld_u32(keys, i);
-        if (k < n_keys) add(&accs[k], x, f->shift);
+        if (k < n_keys) sdb_agg_add(&accs[k], x, f->shift);
     }
 }
 
@@ -111,7 +100,7 @@ static void series_f64(const void *v, const void *ts, size_t n, const sdb_filter
         int64_t t = ld_i64(ts, i);
         if (!pass(f, t, x)) continue;
         uint64_t b = (uint64_t)(t - t0) / (uint64_t)width;
-        if (b < n_buckets) add(&accs[b], x, f->shift);
+        if (b < n_buckets) sdb_agg_add(&accs[b], x, f->shift);
     }
 }
 
@@ -259,6 +248,75 @@ static void unpack_dict(const void *p, unsigned bits, size_t n, const void *dict
     }
 }
 
+/* ---- scans of encoded columns ------------------------------------------- */
+
+/* The value of entry e, by unpack_dec's formula. */
+static inline double dec_value(uint64_t e, int64_t base, double scale)
+{
+    return ((double)e + (double)base) / scale;
+}
+
+int sdb__dec_bounds(const sdb_filter *f, unsigned bits, int64_t base, double scale,
+                    uint32_t *e_lo, uint32_t *e_hi)
+{
+    uint64_t top = bits ? (1ull << bits) - 1 : 0; /* the largest entry */
+    /* The first entry whose value is >= v_lo (top + 1: none; NaN never
+     * compares, so a NaN bound finds none). */
+    uint64_t lo = 0, hi = top + 1;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (dec_value(mid, base, scale) >= f->v_lo) hi = mid;
+        else lo = mid + 1;
+    }
+    uint64_t first = lo;
+    /* One past the last entry whose value is <= v_hi. */
+    lo = 0, hi = top + 1;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (dec_value(mid, base, scale) <= f->v_hi) lo = mid + 1;
+        else hi = mid;
+    }
+    if (first > top || lo == 0 || first > lo - 1) return 0;
+    *e_lo = (uint32_t)first;
+    *e_hi = (uint32_t)(lo - 1);
+    return 1;
+}
+
+int sdb__off_bounds(const sdb_filter *f, unsigned bits, int64_t base, uint32_t *o_lo,
+                    uint32_t *o_hi)
+{
+    uint64_t top = bits ? (1ull << bits) - 1 : 0;
+    if (f->t_lo > f->t_hi || f->t_hi < base) return 0;
+    /* Both differences are of a larger int64 minus a smaller one: exact
+     * as u64. */
+    uint64_t lo = f->t_lo <= base ? 0 : (uint64_t)f->t_lo - (uint64_t)base;
+    uint64_t hi = (uint64_t)f->t_hi - (uint64_t)base;
+    if (lo > top) return 0;
+    *o_lo = (uint32_t)lo;
+    *o_hi = (uint32_t)(hi < top ? hi : top);
+    return 1;
+}
+
+static void agg_dec(const void *v, unsigned v_bits, int64_t v_base, double scale, const void *t,
+                    unsigned t_bits, int64_t t_base, size_t n, const sdb_filter *f, sdb_agg *out,
+                    double *out_k)
+{
+    double k = f->shift;
+    sdb__agg_empty(out);
+    for (size_t i = 0; i < n; i++) {
+        double x = dec_value(pk_get(v, v_bits, i), v_base, scale);
+        int ok = x >= f->v_lo && x <= f->v_hi;
+        if (t) {
+            int64_t ts = (int64_t)((uint64_t)t_base + pk_get(t, t_bits, i));
+            ok = ok && ts >= f->t_lo && ts <= f->t_hi;
+        }
+        if (!ok) continue;
+        if (k != k) k = x; /* a NaN shift: the first passing value */
+        sdb_agg_add(out, x, k);
+    }
+    if (out_k) *out_k = k;
+}
+
 /* ---- narrow ids (store format 6) ---- */
 
 static void unpack_ids(const void *p, unsigned bits, size_t n, unsigned w, void *out)
@@ -300,5 +358,6 @@ const sdb_kernels sdb__kernels_scalar = {
     .unpack_dec = unpack_dec,
     .widen_f32 = widen_f32,
     .unpack_dict = unpack_dict,
+    .agg_dec = agg_dec,
     .unpack_ids = unpack_ids,
 };
