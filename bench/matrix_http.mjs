@@ -9,10 +9,16 @@
 // /healthz on the same connection, reported as "client_ms" (it is part of
 // every cell's time, as it is of any client's).
 //
+// With --pid (the server's process id) each request's CPU time in the
+// server is measured too, all its threads summed (/proc/PID/task/*/schedstat,
+// nanoseconds run), and each cell gets "cpu_ms", the median over its runs:
+// on a loaded machine the wall time is the scheduler's as much as the
+// server's, the CPU time much less so.
+//
 // Every request has a 30 s timeout; only 127.0.0.1 is ever addressed.
 //
-// Usage: node matrix_http.mjs --port P --queries matrix.json --runs N --out F
-import { readFileSync, writeFileSync } from 'node:fs';
+// Usage: node matrix_http.mjs --port P --queries matrix.json --runs N --out F [--pid PID]
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 
 const args = {};
@@ -20,6 +26,18 @@ for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^
 const port = Number(args.port);
 const runs = Number(args.runs || 5);
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+const pid = args.pid ? Number(args.pid) : 0;
+
+// The server's CPU time so far in ms (every thread, live ones: a thread
+// that ended between two reads takes its time with it; the server's
+// threads live as long as it does).
+function serverCpuMs() {
+  let ns = 0;
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try { ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]); } catch { /* gone */ }
+  }
+  return ns / 1e6;
+}
 
 function request(method, path, body) {
   return new Promise((resolve, reject) => {
@@ -49,14 +67,17 @@ out.client_ms = median(probe);
 for (const q of spec.queries) {
   try {
     let r = await request('POST', '/v1/query', q.scoredb);
-    const ms = [];
+    const ms = [], cpu = [];
     for (let i = 0; i < runs && r.status === 200; i++) {
+      const c0 = pid ? serverCpuMs() : 0;
       r = await request('POST', '/v1/query', q.scoredb);
+      if (pid) cpu.push(serverCpuMs() - c0);
       ms.push(r.ms);
     }
     if (r.status !== 200) { out.queries[q.id] = { error: `HTTP ${r.status}: ${r.body.slice(0, 200)}` }; continue; }
     out.queries[q.id] = { ms: median(ms), runs_ms: ms, answer: JSON.parse(r.body) };
-    process.stderr.write(`scoredb-http ${q.id}: ${median(ms).toFixed(3)} ms\n`);
+    if (pid) out.queries[q.id].cpu_ms = median(cpu);
+    process.stderr.write(`scoredb-http ${q.id}: ${median(ms).toFixed(3)} ms${pid ? `, server cpu ${median(cpu).toFixed(3)} ms` : ''}\n`);
   } catch (e) {
     out.queries[q.id] = { error: String(e.message || e) };
   }

@@ -302,7 +302,7 @@ int sdb__attrs_open(const void *p, size_t len, sdb__attrs *a)
     }
     if (off != len) return SDB_ECORRUPT;
     /* A set index past the table (a corrupt value) is checked where it is
-     * read (sdb__attrs_set, sdb__aseg_select): a scan of the column here
+     * read (sdb__attrs_set; the selection's bound test, id < nb): a scan of the column here
      * would cost every query a pass over every chunk it reads. */
     if (a->set_w && a->n_sets == 0) return SDB_ECORRUPT;
     return SDB_OK;
@@ -884,7 +884,9 @@ int sdb__attrs_plan(sdb__plan *p)
     a->prop_key = calloc(q->n_props + 1, sizeof *a->prop_key);
     a->prop_bits = calloc(q->n_props + 1, sizeof *a->prop_bits);
     a->prop_nbits = calloc(q->n_props + 1, sizeof *a->prop_nbits);
-    if (!a->tags || !a->prop_key || !a->prop_bits || !a->prop_nbits) return SDB_ENOMEM;
+    a->prop_set = calloc(q->n_props + 1, sizeof *a->prop_set);
+    if (!a->tags || !a->prop_key || !a->prop_bits || !a->prop_nbits || !a->prop_set)
+        return SDB_ENOMEM;
     a->n_props = q->n_props;
     /* The fold gives every tag and key of a folded row an id: one that has
      * none is on no folded row, and no row can pass. */
@@ -912,6 +914,7 @@ int sdb__attrs_plan(sdb__plan *p)
                              q->props[k].values.v[v].len, 0, &id) == SDB_OK &&
                 id < nb) {
                 a->prop_bits[k][id / 64] |= 1ull << (id % 64);
+                if (id < 256) a->prop_set[k][id / 8] |= (uint8_t)(1u << id % 8);
                 m++;
             }
         }
@@ -933,6 +936,7 @@ void sdb__attrs_plan_free(sdb__plan *p)
     for (uint32_t k = 0; a->prop_bits && k < a->n_props; k++) free(a->prop_bits[k]);
     free(a->prop_bits);
     free(a->prop_nbits);
+    free(a->prop_set);
     free(a->prop_key);
     free(a->tags);
     free(a);
@@ -964,6 +968,38 @@ static bool set_has_all(const uint8_t *ids, uint32_t n, const uint32_t *want, ui
     return true;
 }
 
+/* The rows of a chunk with dead rows as the plan's copy has them (its live
+ * rows, in order): map[i] is plan row i's row in the chunk. SDB_OK, or
+ * SDB_ENOTFOUND when the live rows are not n_rows (the columns do not
+ * serve), or an error. */
+static int live_map(const sdb__plan *p, const uint8_t *key, uint32_t n_chunk, uint32_t n_rows,
+                    uint32_t *map)
+{
+    sdb__val bm = {NULL, 0};
+    int rc = sdb__get(p->t, SDB__DB_DEAD, key, SDB__SEGKEY_LEN, &bm);
+    if (rc && rc != SDB_ENOTFOUND) return rc;
+    const uint8_t *d = bm.p;
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n_chunk; i++) {
+        if ((size_t)i / 8 < bm.len && (d[i / 8] >> (i % 8) & 1u)) continue;
+        if (m < n_rows) map[m] = i;
+        m++;
+    }
+    return m == n_rows ? SDB_OK : SDB_ENOTFOUND;
+}
+
+/* Column col (width w) of the chunk, as the plan's rows see it: itself, or
+ * its live rows copied to *at (map set). */
+static const uint8_t *plan_col(const uint8_t *col, unsigned w, const uint32_t *map, uint32_t n,
+                               uint8_t **at)
+{
+    if (!map) return col;
+    uint8_t *out = *at;
+    for (uint32_t i = 0; i < n; i++) memcpy(out + (size_t)w * i, col + (size_t)w * map[i], w);
+    *at += (size_t)w * n;
+    return out;
+}
+
 int sdb__aseg_open(sdb__aseg *s, const sdb__plan *p, const uint8_t *key, uint32_t n_rows)
 {
     const sdb__query *q = p->q;
@@ -975,35 +1011,20 @@ int sdb__aseg_open(sdb__aseg *s, const sdb__plan *p, const uint8_t *key, uint32_
     if (rc == SDB_ENOTFOUND) return 0;
     if (rc) return rc;
     if (q->tags.n && (a.flags & SDB__ATTR_NO_TAGS)) return 0;
-    if (q->n_props) {
-        s->pcol = malloc(sizeof *s->pcol * q->n_props);
-        s->pw = malloc(q->n_props);
-        if (!s->pcol || !s->pw) {
-            sdb__aseg_close(s);
-            return SDB_ENOMEM;
-        }
-    }
     /* A key the chunk does not keep: absent from every row when it keeps
      * every key, unknown (read the records) when it keeps only some. */
-    for (uint32_t k = 0; k < q->n_props; k++) {
-        int at = sdb__attrs_key(&a, ap->prop_key[k]);
-        if (at < 0) {
-            sdb__aseg_close(s);
-            return (a.flags & SDB__ATTR_SOME_KEYS) ? 0 : 2;
-        }
-        s->pcol[k] = a.key_col[at];
-        s->pw[k] = a.key_w[at];
-    }
+    for (uint32_t k = 0; k < q->n_props; k++)
+        if (sdb__attrs_key(&a, ap->prop_key[k]) < 0) return (a.flags & SDB__ATTR_SOME_KEYS) ? 0 : 2;
+    int at_g[SDB_MAX_GROUP_BY];
     for (uint32_t k = 0; k < q->n_group; k++) {
+        at_g[k] = -1;
         if (q->group[k].kind != SDB_GB_PROP) continue;
-        int at = ap->gb_key[k] ? sdb__attrs_key(&a, ap->gb_key[k]) : -1;
-        if (at < 0 && (a.flags & SDB__ATTR_SOME_KEYS)) {
-            sdb__aseg_close(s);
-            return 0;
-        }
-        s->gcol[k] = at < 0 ? NULL : a.key_col[at];
-        s->gw[k] = at < 0 ? 0 : a.key_w[at];
+        at_g[k] = ap->gb_key[k] ? sdb__attrs_key(&a, ap->gb_key[k]) : -1;
+        if (at_g[k] < 0 && (a.flags & SDB__ATTR_SOME_KEYS)) return 0;
     }
+    /* The tag filter: the sets that hold every tag asked for. A chunk
+     * with one set for every row (set_w 0) passes whole or not at all. */
+    bool tag_col = false;
     if (q->tags.n) {
         uint32_t n_sets = a.n_sets ? a.n_sets : 1;
         if (!(s->set_pass = calloc((n_sets + 63) / 64, sizeof(uint64_t)))) return SDB_ENOMEM;
@@ -1017,123 +1038,109 @@ int sdb__aseg_open(sdb__aseg *s, const sdb__plan *p, const uint8_t *key, uint32_
                 any = true;
             }
         }
-        if (!any) {
-            sdb__aseg_close(s);
-            return 2;
-        }
-        s->tags = true;
-        s->n_sets = a.n_sets;
-        s->set_col = a.set_col;
-        s->set_w = a.set_w;
+        if (!any) return 2;
+        tag_col = a.set_w != 0;
     }
+    /* The plan's copy of a chunk without its dead rows: the columns it
+     * reads are copied to its rows once, so that the selection reads them
+     * as it reads a dimension's. */
+    uint32_t *map = NULL;
+    size_t own = 0;
     if (a.n != n_rows) {
-        /* The plan's copy of a chunk without its dead rows: map each of its
-         * rows to the chunk's. */
-        sdb__val bm = {NULL, 0};
-        rc = sdb__get(p->t, SDB__DB_DEAD, key, SDB__SEGKEY_LEN, &bm);
-        if (rc && rc != SDB_ENOTFOUND) {
-            sdb__aseg_close(s);
-            return rc;
+        if (!(map = malloc(sizeof *map * (n_rows ? n_rows : 1)))) return SDB_ENOMEM;
+        if ((rc = live_map(p, key, a.n, n_rows, map))) {
+            free(map);
+            return rc == SDB_ENOTFOUND ? 0 : rc;
         }
-        uint32_t *map = malloc(sizeof *map * (n_rows ? n_rows : 1));
-        if (!map) {
-            sdb__aseg_close(s);
+        own = (size_t)(tag_col ? a.set_w : 0) * n_rows;
+        for (uint32_t k = 0; k < q->n_props; k++) own += (size_t)a.key_w[sdb__attrs_key(&a, ap->prop_key[k])] * n_rows;
+        for (uint32_t k = 0; k < q->n_group; k++)
+            if (at_g[k] >= 0) own += (size_t)a.key_w[at_g[k]] * n_rows;
+        if (!(s->own = malloc(own ? own : 1))) {
+            free(map);
             return SDB_ENOMEM;
         }
-        const uint8_t *d = bm.p;
-        uint32_t m = 0;
-        for (uint32_t i = 0; i < a.n; i++) {
-            if ((size_t)i / 8 < bm.len && (d[i / 8] >> (i % 8) & 1u)) continue;
-            if (m < n_rows) map[m] = i;
-            m++;
-        }
-        s->map = map;
-        if (m != n_rows) {
-            sdb__aseg_close(s);
-            return 0;
-        }
     }
+    uint32_t n_fc = (tag_col ? 1u : 0u) + q->n_props;
+    s->fc = n_fc <= sizeof s->fc_in / sizeof *s->fc_in ? s->fc_in : malloc(sizeof *s->fc * n_fc);
+    if (!s->fc) {
+        free(map);
+        return SDB_ENOMEM;
+    }
+    uint8_t *at = s->own;
+    if (tag_col) {
+        /* (set indexes past the sets: a corrupt value, and no row passes) */
+        for (uint32_t i = 0; i < 256 && i < a.n_sets; i++)
+            if (s->set_pass[i / 64] >> (i % 64) & 1) s->set_set[i / 8] |= (uint8_t)(1u << i % 8);
+        s->fc[s->n_fc++] = (sdb__fcol){plan_col(a.set_col, a.set_w, map, n_rows, &at), a.set_w,
+                                       s->set_pass, a.n_sets, s->set_set};
+    }
+    for (uint32_t k = 0; k < q->n_props; k++) {
+        int ak = sdb__attrs_key(&a, ap->prop_key[k]);
+        s->fc[s->n_fc++] = (sdb__fcol){plan_col(a.key_col[ak], a.key_w[ak], map, n_rows, &at),
+                                       a.key_w[ak], ap->prop_bits[k], ap->prop_nbits[k],
+                                       ap->prop_set[k]};
+    }
+    for (uint32_t k = 0; k < q->n_group; k++) {
+        if (q->group[k].kind != SDB_GB_PROP) continue;
+        s->gcol[k] = at_g[k] < 0 ? NULL : plan_col(a.key_col[at_g[k]], a.key_w[at_g[k]], map, n_rows, &at);
+        s->gw[k] = at_g[k] < 0 ? 0 : a.key_w[at_g[k]];
+    }
+    free(map);
     return 1;
 }
 
 void sdb__aseg_close(sdb__aseg *s)
 {
+    if (s->fc != s->fc_in) free(s->fc);
     free(s->set_pass);
-    free(s->map);
-    free(s->pcol);
-    free(s->pw);
-    memset(s, 0, sizeof *s);
-}
-
-static inline uint32_t row_of(const sdb__aseg *s, uint32_t i) { return s->map ? s->map[i] : i; }
-
-uint32_t sdb__aseg_select(const sdb__aseg *s, const sdb__plan *p, uint32_t i0, uint32_t *sel,
-                          uint8_t *iscat, uint32_t ns)
-{
-    const sdb__aplan *ap = p->attrs;
-    if (s->tags && s->set_w) {
-        uint32_t kept = 0;
-        for (uint32_t j = 0; j < ns; j++) {
-            uint32_t set = sdb__seg_ld(s->set_col, s->set_w, row_of(s, i0 + sel[j]));
-            sel[kept] = sel[j];
-            iscat[kept] = iscat[j];
-            kept += set < s->n_sets && (s->set_pass[set / 64] >> (set % 64) & 1);
-        }
-        ns = kept;
-    }
-    /* (set_w 0: one set for every row, and open() kept the chunk only if it
-     * passes.) */
-    for (uint32_t k = 0; k < p->q->n_props && ns; k++) {
-        const uint64_t *bits = ap->prop_bits[k];
-        uint32_t nb = ap->prop_nbits[k], kept = 0;
-        for (uint32_t j = 0; j < ns; j++) {
-            uint32_t id = sdb__seg_ld(s->pcol[k], s->pw[k], row_of(s, i0 + sel[j]));
-            sel[kept] = sel[j];
-            iscat[kept] = iscat[j];
-            kept += id < nb && (bits[id / 64] >> (id % 64) & 1);
-        }
-        ns = kept;
-    }
-    return ns;
-}
-
-void sdb__aseg_keys(const sdb__aseg *s, uint32_t k, uint32_t i0, const uint32_t *sel,
-                    uint32_t ns, uint32_t *out)
-{
-    if (!s->gcol[k]) {
-        memset(out, 0, ns * sizeof *out);
-        return;
-    }
-    for (uint32_t j = 0; j < ns; j++) out[j] = sdb__seg_ld(s->gcol[k], s->gw[k], row_of(s, i0 + sel[j]));
+    free(s->own);
+    s->fc = NULL;
+    s->set_pass = NULL;
+    s->own = NULL;
+    s->n_fc = 0;
 }
 
 int sdb__aseg_preagg(const sdb__plan *p, sdb__gtab *gt, const uint8_t *key, uint32_t n_rows,
-                     uint32_t k, const uint32_t *raw_const, uint32_t iv)
+                     int k, const uint32_t *raw_const, uint32_t iv)
 {
-    if (sdb__attrs_off || !p->attrs || !p->attrs->gb_key[k]) return 1;
+    const sdb__aplan *ap = p->attrs;
+    if (sdb__attrs_off || !ap || p->q->tags.n || p->q->n_props > 1) return 1;
+    /* The key whose moments serve: the group-by's, which must then be the
+     * filter's too when there is one. */
+    uint32_t pk = k >= 0 ? ap->gb_key[k] : p->q->n_props ? ap->prop_key[0] : 0;
+    if (!pk || (k >= 0 && p->q->n_props && ap->prop_key[0] != pk)) return 1;
     sdb__attrs a;
     int rc = value_of(p->t, key, &a);
     if (rc == SDB_ENOTFOUND) return 1;
     if (rc) return rc;
     /* A chunk with dead rows (the plan's copy has fewer rows) is scanned:
      * its moments count them. */
-    int at = sdb__attrs_key(&a, p->attrs->gb_key[k]);
+    int at = sdb__attrs_key(&a, pk);
     if (a.n != n_rows || at < 0 || a.n_pre[at] < 0) return 1;
-    uint32_t m = (uint32_t)a.n_pre[at], ids[SDB__PREAGG_MAX], grp[SDB__PREAGG_MAX];
+    uint32_t m = (uint32_t)a.n_pre[at], ids[SDB__PREAGG_MAX], ent[SDB__PREAGG_MAX], grp[SDB__PREAGG_MAX];
     uint64_t total = 0;
+    uint32_t kept = 0;
     for (uint32_t j = 0; j < m; j++) {
         sdb__mom mm;
-        memcpy(&ids[j], a.pre[at] + (size_t)j * PRE_ENT, 4);
+        uint32_t id;
+        memcpy(&id, a.pre[at] + (size_t)j * PRE_ENT, 4);
         memcpy(&mm, a.pre[at] + (size_t)j * PRE_ENT + 8, sizeof mm);
         total += mm.n;
+        if (p->q->n_props &&
+            !(id < ap->prop_nbits[0] && (ap->prop_bits[0][id / 64] >> (id % 64) & 1)))
+            continue;
+        ids[kept] = id;
+        ent[kept++] = j;
     }
     if (total != n_rows) return 1;
+    if (kept == 0) return SDB_OK; /* no row passes: no group, as a scan leaves none */
     uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
-    raw[k] = ids;
-    if ((rc = sdb__gtab_groups(gt, raw, raw_const, m, grp))) return rc;
-    for (uint32_t j = 0; j < m; j++) {
+    if (k >= 0) raw[k] = ids;
+    if ((rc = sdb__gtab_groups(gt, raw, raw_const, kept, grp))) return rc;
+    for (uint32_t j = 0; j < kept; j++) {
         sdb__mom mm;
-        memcpy(&mm, a.pre[at] + (size_t)j * PRE_ENT + 8, sizeof mm);
+        memcpy(&mm, a.pre[at] + (size_t)ent[j] * PRE_ENT + 8, sizeof mm);
         sdb__slot_add_mom(&gt->slot[(size_t)grp[j] * gt->n_int + iv], mm.n, &mm);
     }
     return SDB_OK;

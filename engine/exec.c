@@ -77,9 +77,8 @@ typedef struct xstate {
     uint32_t sel[BATCH];
     uint8_t iscat[BATCH];
     uint8_t pass_any[16];            /* pass_num | pass_cat */
-    uint8_t dpass[SDB_N_DIMS][256];  /* a dimension filter over the ids of a 1-byte column */
     uint8_t any_set[32];             /* pass_any as a 256-bit set of tsrc bytes (bits_lut8) */
-    uint8_t dset[SDB_N_DIMS][32];    /* dpass as 256-bit sets */
+    uint8_t dset[SDB_N_DIMS][32];    /* a dimension filter over the ids of a 1-byte column */
     uint16_t bin[BATCH];             /* each row's histogram bin (bits_path) */
     uint32_t raw[SDB_MAX_GROUP_BY][BATCH];
     uint32_t grp[BATCH], slot[BATCH];
@@ -557,45 +556,36 @@ static void codes_add(const uint8_t *col, unsigned w, uint32_t i0, const uint32_
     }
 }
 
-typedef struct dimcol {
-    int d;
-    const uint8_t *col;
-    unsigned w;
-} dimcol;
-
-/* bits &= whether each row of the batch (m rows from i0) passes dimension
- * filter dc: one table or bitmap load per row from the contiguous id
- * column, no gather through a selection and no branch but the skip of a
- * word that is already empty. */
-static void dim_words(const xstate *x, const dimcol *dc, uint32_t i0, uint32_t m, uint64_t *bits)
+/* bits &= whether each row of the batch (m rows from i0) passes filter
+ * fc (a dimension, property or tag filter, query.h's sdb__fcol): a 1-byte
+ * column by the bits_lut8 kernel over its 256-bit set, a wider one by a
+ * bitmap load per row from the contiguous id column, no gather through a
+ * selection and no branch but the skip of a word that is already empty. */
+static void fcol_words(const sdb_kernels *k, const sdb__fcol *fc, uint32_t i0, uint32_t m,
+                       uint64_t *bits)
 {
-    const uint64_t *mem = x->p->dim_bits[dc->d];
-    uint32_t nb = x->p->dim_nbits[dc->d];
-    if (dc->w == 1) {
-        x->p->kern->bits_lut8(dc->col + i0, m, x->dset[dc->d], bits, bits);
+    const uint64_t *mem = fc->mem;
+    uint32_t nb = fc->nb;
+    if (fc->w == 1) {
+        k->bits_lut8(fc->col + i0, m, fc->set, bits, bits);
         return;
     }
     for (uint32_t w = 0, base = 0; base < m; w++, base += 64) {
         if (!bits[w]) continue;
         uint32_t cnt = m - base < 64 ? m - base : 64;
         uint64_t word = 0;
-        switch (dc->w) {
-        case 1: {
-            const uint8_t *col = dc->col + i0 + base, *t = x->dpass[dc->d];
-            for (uint32_t j = 0; j < cnt; j++) word |= (uint64_t)t[col[j]] << j;
-            break;
-        }
+        switch (fc->w) {
         case 2:
             for (uint32_t j = 0; j < cnt; j++) {
                 uint16_t id;
-                memcpy(&id, dc->col + 2 * ((size_t)i0 + base + j), 2);
+                memcpy(&id, fc->col + 2 * ((size_t)i0 + base + j), 2);
                 word |= (uint64_t)(id < nb && (mem[id / 64] >> (id % 64) & 1)) << j;
             }
             break;
         default:
             for (uint32_t j = 0; j < cnt; j++) {
                 uint32_t id;
-                memcpy(&id, dc->col + 4 * ((size_t)i0 + base + j), 4);
+                memcpy(&id, fc->col + 4 * ((size_t)i0 + base + j), 4);
                 word |= (uint64_t)(id < nb && (mem[id / 64] >> (id % 64) & 1)) << j;
             }
             break;
@@ -606,13 +596,14 @@ static void dim_words(const xstate *x, const dimcol *dc, uint32_t i0, uint32_t m
 
 /* The selection of a batch of m rows from i0 into x->sel / x->iscat: the
  * time/value mask (all rows when !need_tv) as bit words, the type/source
- * pass table (when `tables`) and each dimension filter ANDed into the
- * words from their contiguous columns, then the set bits. A row is
+ * pass table (when `tables`) and each dimension filter (dc), then each tag
+ * and property filter (afc), ANDed into the words from their contiguous
+ * columns, then the set bits. A row is
  * categorical by the table (or, without one, when the segment is all
  * categorical); only a segment with categorical rows reads it back. */
-static void select_bits(xstate *x, const dimcol *dc, int n_dc, const uint8_t *v,
-                        const uint8_t *ts, const uint8_t *tsrc, uint32_t i0, uint32_t m,
-                        bool need_tv, bool tables, const sdb_filter *f)
+static void select_bits(xstate *x, const sdb__fcol *dc, int n_dc, const sdb__fcol *afc,
+                        uint32_t n_afc, const uint8_t *v, const uint8_t *ts, const uint8_t *tsrc,
+                        uint32_t i0, uint32_t m, bool need_tv, bool tables, const sdb_filter *f)
 {
     const sdb__plan *p = x->p;
     uint32_t nw = (m + 63) / 64;
@@ -623,16 +614,18 @@ static void select_bits(xstate *x, const dimcol *dc, int n_dc, const uint8_t *v,
         if (m % 64) x->bits[nw - 1] = (1ull << (m % 64)) - 1;
     }
     if (tables) p->kern->bits_lut8(tsrc, m, x->any_set, x->bits, x->bits);
-    for (int k = 0; k < n_dc; k++) dim_words(x, &dc[k], i0, m, x->bits);
+    for (int k = 0; k < n_dc; k++) fcol_words(p->kern, &dc[k], i0, m, x->bits);
+    for (uint32_t k = 0; k < n_afc; k++) fcol_words(p->kern, &afc[k], i0, m, x->bits);
 }
 
-static uint32_t select_rows(xstate *x, const dimcol *dc, int n_dc, const uint8_t *v,
-                            const uint8_t *ts, const uint8_t *tsrc, uint32_t i0, uint32_t m,
-                            bool need_tv, bool tables, const segclass *c, const sdb_filter *f)
+static uint32_t select_rows(xstate *x, const sdb__fcol *dc, int n_dc, const sdb__fcol *afc,
+                            uint32_t n_afc, const uint8_t *v, const uint8_t *ts,
+                            const uint8_t *tsrc, uint32_t i0, uint32_t m, bool need_tv,
+                            bool tables, const segclass *c, const sdb_filter *f)
 {
     const sdb__plan *p = x->p;
     uint32_t nw = (m + 63) / 64, ns = 0;
-    select_bits(x, dc, n_dc, v, ts, tsrc, i0, m, need_tv, tables, f);
+    select_bits(x, dc, n_dc, afc, n_afc, v, ts, tsrc, i0, m, need_tv, tables, f);
     for (uint32_t w = 0; w < nw; w++)
         for (uint64_t b = x->bits[w]; b; b &= b - 1) x->sel[ns++] = w * 64 + (uint32_t)__builtin_ctzll(b);
     if (tables && c->has_cat && !c->all_cat)
@@ -701,9 +694,10 @@ static int hcache_bin(xstate *x, size_t i)
 }
 
 /* The bitmap path: a segment whose query wants only slot stats and fixed
- * histograms (no categorical rows, percentiles, traces, tags, properties
- * or unbounded histograms), grouped by one-byte keys (dimensions of
- * one-byte ids, the source, the type) and the series interval, is
+ * histograms (no categorical rows, percentiles, traces, unbounded
+ * histograms, or tags and properties the chunk's attrs columns do not
+ * keep), grouped by one-byte keys (dimensions and properties of one-byte
+ * ids, the source, the type) and the series interval, is
  * aggregated straight from the selection bitmap, without the index list,
  * group ids and slots that the general path below writes a row at a time.
  * Every row in one slot: a masked vector pass (bits_agg). Else a walk over
@@ -714,7 +708,6 @@ static int hcache_bin(xstate *x, size_t i)
  * selected row has. */
 #define BITS_NONE UINT32_MAX
 typedef struct bitgroups {
-    bool walk;                              /* else one slot for the segment */
     uint32_t n_var;                         /* varying keys */
     uint32_t key[SDB_MAX_GROUP_BY];         /* their indexes in the group-by */
     uint8_t kind[SDB_MAX_GROUP_BY];         /* 0: a dimension id; 1: source; 2: type */
@@ -729,15 +722,18 @@ static inline uint32_t bits_raw(uint8_t kind, uint8_t b)
     return kind == 0 ? b : kind == 1 ? (b >> 2 & 3u) + 1u : (b & 3u) + 1u;
 }
 
-static bool bits_plan(const xstate *x, const segclass *c, bool skip_moments,
+static bool bits_plan(const xstate *x, const segclass *c, bool skip_moments, bool attrs_cols,
                       const uint8_t *const *kcol, const unsigned *kw, const uint8_t *tsrc,
                       bitgroups *bg)
 {
     const sdb__plan *p = x->p;
     const sdb__query *q = p->q;
     const sdb__gtab *gt = x->g;
-    if (x->pass != 0 || skip_moments || p->need_row || c->has_cat || p->want_vals ||
-        p->want_traces || p->free_hist)
+    /* Tags and properties from their columns (attrs_cols: the chunk keeps
+     * them) are filters and keys like a dimension's; from row records,
+     * not here. */
+    if (x->pass != 0 || skip_moments || (p->need_row && !attrs_cols) || c->has_cat ||
+        p->want_vals || p->want_traces || p->free_hist)
         return false;
     bg->n_var = 0;
     bg->base = 0;
@@ -747,7 +743,8 @@ static bool bits_plan(const xstate *x, const segclass *c, bool skip_moments,
         bg->key[v] = k;
         switch (q->group[k].kind) {
         case SDB_GB_DIM:
-            if (kw[k] != 1) return false;
+        case SDB_GB_PROP: /* kcol: the property's column when attrs_cols */
+            if (kw[k] != 1 || (q->group[k].kind == SDB_GB_PROP && !attrs_cols)) return false;
             bg->kind[v] = 0;
             bg->col[v] = kcol[k];
             break;
@@ -760,8 +757,7 @@ static bool bits_plan(const xstate *x, const segclass *c, bool skip_moments,
             return false;
         }
     }
-    bg->walk = bg->n_var > 0 || !c->iv_const || p->fixed_hist;
-    if (!bg->walk) return true;
+    if (bg->n_var == 0) return true; /* one group: bits_path looks it up once */
     if (gt->direct) {
         for (uint32_t k = 0; k < q->n_group; k++)
             if (!c->key_var[k]) bg->base += sdb__gtab_code_part(gt, k, c->raw_const[k]);
@@ -791,7 +787,6 @@ static inline int bits_group(sdb__gtab *gt, const segclass *c, bitgroups *bg, ui
         return sdb__gtab_groups_code(gt, &code, 1, gi);
     }
     uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
-    if (bg->n_var == 0) return sdb__gtab_groups(gt, raw, c->raw_const, 1, gi);
     uint8_t b = bg->col[0][i];
     if (__builtin_expect(bg->grp[b] != BITS_NONE, 1)) {
         *gi = bg->grp[b];
@@ -810,43 +805,37 @@ static int bits_path(xstate *x, const segclass *c, bitgroups *bg, const uint8_t 
     const sdb__plan *p = x->p;
     sdb__gtab *gt = x->g;
     int moments = !p->no_moments, rc;
-    uint32_t nw = (m + 63) / 64, gi;
-    if (!bg->walk) {
+    const uint32_t nw = (m + 63) / 64, ni = gt->n_int, bins = p->q->bins, stride = bins + 2;
+    const bool hist = p->fixed_hist, one = bg->n_var == 0;
+    uint32_t gi = 0;
+    if (one) {
+        /* Every row in one group: looked up once, when a row passes. */
         uint64_t any = 0;
         for (uint32_t w = 0; w < nw; w++) any |= x->bits[w];
         if (!any) return SDB_OK;
         uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
         if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, 1, &gi))) return rc;
-        sdb_slot *sl = &gt->slot[gi * gt->n_int + c->iv];
-        if (p->counts_only) {
+    }
+    if (hist) p->kern->bins_f64(v, m, p->h_lo, p->h_hi, p->h_width, bins, x->bin);
+    if (one && c->iv_const) {
+        sdb_slot *sl = &gt->slot[gi * ni + c->iv];
+        if (p->counts_only && !hist) {
             /* A count alone (the general path's two counters a row). */
             uint64_t cnt = 0;
             for (uint32_t w = 0; w < nw; w++) cnt += (uint64_t)__builtin_popcountll(x->bits[w]);
             sl->n += cnt;
             sl->count += cnt;
         } else {
-            p->kern->bits_agg(v, x->bits, m, moments, sl);
-        }
-        return sdb__plan_check(p, gt);
-    }
-    const uint32_t ni = gt->n_int, bins = p->q->bins, stride = bins + 2;
-    const bool hist = p->fixed_hist, one = bg->n_var == 0;
-    if (hist) p->kern->bins_f64(v, m, p->h_lo, p->h_hi, p->h_width, bins, x->bin);
-    if (one) {
-        uint64_t any = 0;
-        for (uint32_t w = 0; w < nw; w++) any |= x->bits[w];
-        if (!any) return SDB_OK;
-        uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
-        if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, 1, &gi))) return rc;
-        if (c->iv_const) {
             /* One slot: its stats by the vector pass, then only the bins
              * a row at a time. */
-            p->kern->bits_agg(v, x->bits, m, moments, &gt->slot[gi * ni + c->iv]);
+            p->kern->bits_agg(v, x->bits, m, moments, sl);
+        }
+        if (hist) {
             uint64_t *cnt = gt->hist + (size_t)gi * stride;
             for (uint32_t w = 0; w < nw; w++)
                 for (uint64_t b = x->bits[w]; b; b &= b - 1) cnt[x->bin[w * 64 + (uint32_t)__builtin_ctzll(b)]]++;
-            return sdb__plan_check(p, gt);
         }
+        return sdb__plan_check(p, gt);
     }
     for (uint32_t w = 0; w < nw; w++)
         for (uint64_t b = x->bits[w]; b; b &= b - 1) {
@@ -855,15 +844,10 @@ static int bits_path(xstate *x, const segclass *c, bitgroups *bg, const uint8_t 
             uint32_t iv = c->iv_const ? c->iv : (uint32_t)(interval_of(p, ld_i64(ts, i)) - p->i_lo);
             sdb_slot *a = &gt->slot[(size_t)gi * ni + iv];
             double val = ld_f64(v, i);
-            if (moments) {
+            if (moments)
                 sdb_slot_add(a, val);
-            } else {
-                a->n++;
-                a->count++;
-                a->sum += val;
-                a->min = val < a->min ? val : a->min;
-                a->max = val > a->max ? val : a->max;
-            }
+            else
+                sdb_slot_add_nm(a, val);
             if (hist) gt->hist[(size_t)gi * stride + x->bin[i]]++;
         }
     return sdb__plan_check(p, gt);
@@ -887,13 +871,18 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
      * scratch); a dimension that both filters and groups is unpacked once. */
     const uint8_t *dcol[SDB_N_DIMS] = {NULL};
     unsigned dw[SDB_N_DIMS] = {0};
-    dimcol dc[SDB_N_DIMS];
+    sdb__fcol dc[SDB_N_DIMS];
     int n_dc = 0;
     for (int d = 0; d < SDB_N_DIMS; d++)
         if (p->dim_bits[d] && g->h.dim_w[d]) {
             dcol[d] = sdb__seg_dim_bytes(g, p->kern, d, x->ddim + (size_t)4 * d * x->cap_cols, &dw[d]);
-            dc[n_dc++] = (dimcol){d, dcol[d], dw[d]};
+            dc[n_dc++] = (sdb__fcol){dcol[d], dw[d], p->dim_bits[d], p->dim_nbits[d], x->dset[d]};
         }
+    /* Tags and properties: their columns (engine/attrs.c) where the chunk
+     * keeps what the query asks (amode 1), filtered and grouped as a
+     * dimension's; else the row records (row_store, per batch). */
+    const sdb__fcol *afc = amode == 1 ? as->fc : NULL;
+    uint32_t n_afc = amode == 1 ? as->n_fc : 0;
     const uint8_t *kcol[SDB_MAX_GROUP_BY] = {NULL};
     unsigned kw[SDB_MAX_GROUP_BY] = {0};
     bool need_tsrc = c->tsrc_rows || (q->has_value && c->has_cat);
@@ -905,6 +894,9 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
                 dcol[d] = sdb__seg_dim_bytes(g, p->kern, d, x->ddim + (size_t)4 * d * x->cap_cols, &dw[d]);
             kcol[k] = dcol[d];
             kw[k] = dw[d];
+        } else if (q->group[k].kind == SDB_GB_PROP && amode == 1) {
+            kcol[k] = as->gcol[k];
+            kw[k] = as->gw[k];
         }
         need_tsrc |= q->group[k].kind == SDB_GB_SOURCE || q->group[k].kind == SDB_GB_TYPE;
     }
@@ -913,15 +905,14 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
     bool want_cat = x->pass == 0 && c->has_cat;
     int rc;
     bitgroups bg;
-    bg.walk = false;
     bg.n_var = bg.base = 0;
-    bool on_bits = bits_plan(x, c, skip_moments, kcol, kw, tsrc_col, &bg);
+    bool on_bits = bits_plan(x, c, skip_moments, amode == 1, kcol, kw, tsrc_col, &bg);
     for (uint32_t i0 = 0; i0 < g->n; i0 += BATCH) {
         uint32_t m = g->n - i0 < BATCH ? g->n - i0 : BATCH;
         const uint8_t *v = ps->value + 8ull * i0, *ts = ps->ts + 8ull * i0;
         if (on_bits) {
-            select_bits(x, dc, n_dc, v, ts, tsrc_col ? tsrc_col + i0 : NULL, i0, m, need_tv,
-                        c->tsrc_rows, &f);
+            select_bits(x, dc, n_dc, afc, n_afc, v, ts, tsrc_col ? tsrc_col + i0 : NULL, i0, m,
+                        need_tv, c->tsrc_rows, &f);
             if ((rc = bits_path(x, c, &bg, v, ts, i0, m))) return rc;
             continue;
         }
@@ -929,7 +920,7 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
          * pass tables, then each dimension filter over the survivors. */
         uint32_t ns = 0;
         const uint8_t *tsrc = tsrc_col ? tsrc_col + i0 : NULL;
-        if (!need_tv && !c->tsrc_rows && n_dc == 0) {
+        if (!need_tv && !c->tsrc_rows && n_dc == 0 && n_afc == 0) {
             for (uint32_t i = 0; i < m; i++) x->sel[i] = i;
             memset(x->iscat, c->all_cat, m);
             ns = m;
@@ -939,14 +930,9 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
              * categorical rows, or when a value filter drops categorical
              * rows; a time range alone does not need it. */
             bool tables = c->tsrc_rows || (q->has_value && c->has_cat); /* need_tsrc */
-            ns = select_rows(x, dc, n_dc, v, ts, tsrc, i0, m, need_tv, tables, c, &f);
+            ns = select_rows(x, dc, n_dc, afc, n_afc, v, ts, tsrc, i0, m, need_tv, tables, c, &f);
         }
-        /* Tags and properties: their columns (engine/attrs.c) where the
-         * chunk keeps what the query asks, else the row records. */
-        if (p->need_row && ns) {
-            if (amode == 1) ns = sdb__aseg_select(as, p, i0, x->sel, x->iscat, ns);
-            else if ((rc = row_store(x, g, i0, ns, &ns))) return rc;
-        }
+        if (p->need_row && amode != 1 && ns && (rc = row_store(x, g, i0, ns, &ns))) return rc;
         if (ns == 0) continue;
         /* 2. Slots: with a direct code table, each row's raw code is
          * summed column by column straight from the columns; else the raw
@@ -968,9 +954,10 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
                 case SDB_GB_TYPE:
                     for (uint32_t j = 0; j < ns; j++) code[j] += ((tsrc[x->sel[j]] & 3u) + 1u) * st;
                     break;
-                default: /* properties: filled by row_store when it ran, else from attrs */
-                    if (amode == 1) sdb__aseg_keys(as, k, i0, x->sel, ns, x->raw[k]);
-                    for (uint32_t j = 0; j < ns; j++) code[j] += sdb__gtab_code_part(gt, k, x->raw[k][j]);
+                default: /* properties: their column, or row_store's ids */
+                    if (amode == 1) codes_add(kcol[k], kw[k], i0, x->sel, ns, st, nm, code);
+                    else
+                        for (uint32_t j = 0; j < ns; j++) code[j] += sdb__gtab_code_part(gt, k, x->raw[k][j]);
                     break;
                 }
             }
@@ -989,8 +976,8 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
                 case SDB_GB_TYPE:
                     for (uint32_t j = 0; j < ns; j++) r[j] = (tsrc[x->sel[j]] & 3u) + 1u;
                     break;
-                default: /* properties: filled by row_store when it ran */
-                    if (amode == 1) sdb__aseg_keys(as, k, i0, x->sel, ns, r);
+                default: /* properties: their column, or row_store's ids */
+                    if (amode == 1) ids_of(kcol[k], kw[k], i0, x->sel, ns, r);
                     break;
                 }
             }
@@ -1195,16 +1182,19 @@ static int exec_segment(xstate *x, xseg *ps)
         c.iv_const && !c.has_cat && !extras) {
         if ((rc = dim_preagg(x, ps, &c, c.fdim)) != 1) return rc;
     }
-    if (x->pass == 0 && c.covered && p->need_row && c.iv_const && !c.has_cat && !extras) {
-        /* The same for one varying properties.KEY (engine/attrs.c). */
+    if (x->pass == 0 && c.t_in && c.v_in && !c.tsrc_rows && !c.dims_rows && p->need_row &&
+        !p->q->tags.n && p->q->n_props <= 1 && c.iv_const && !c.has_cat && !extras) {
+        /* The same for one varying properties.KEY, or for one property
+         * filter over constant keys (engine/attrs.c's per-value moments,
+         * those of the values the filter keeps). */
         int pk = -1, n_var = 0;
         for (uint32_t k = 0; k < p->q->n_group; k++)
             if (c.key_var[k]) {
                 n_var++;
                 if (p->q->group[k].kind == SDB_GB_PROP) pk = (int)k;
             }
-        if (n_var == 1 && pk >= 0 &&
-            (rc = sdb__aseg_preagg(p, x->g, ps->key, g->n, (uint32_t)pk, c.raw_const, c.iv)) != 1)
+        if (((n_var == 1 && pk >= 0) || (n_var == 0 && p->q->n_props == 1)) &&
+            (rc = sdb__aseg_preagg(p, x->g, ps->key, g->n, pk, c.raw_const, c.iv)) != 1)
             return rc;
     }
     bool only_tv = !c.tsrc_rows && !c.dims_rows && !p->row_filter && !c.has_cat;
@@ -1295,10 +1285,8 @@ static xstate *xstate_new(const sdb__plan *p, sdb__gtab *g)
         if (x->pass_any[b & 15u]) x->any_set[b / 8] |= (uint8_t)(1u << b % 8);
     for (int d = 0; d < SDB_N_DIMS; d++)
         if (p->dim_bits[d])
-            for (uint32_t id = 0; id < 256; id++) {
-                x->dpass[d][id] = sdb__plan_dim_has(p, d, id);
-                if (x->dpass[d][id]) x->dset[d][id / 8] |= (uint8_t)(1u << id % 8);
-            }
+            for (uint32_t id = 0; id < 256; id++)
+                if (sdb__plan_dim_has(p, d, id)) x->dset[d][id / 8] |= (uint8_t)(1u << id % 8);
     return x;
 }
 
@@ -1437,9 +1425,17 @@ static void pool_after_fork(void)
  * 0.67-0.85x (docs/query-engine.md "Memory between queries"). Set once
  * for the process, on its first query; a GLIBC_TUNABLES that sets malloc
  * parameters is left to decide. */
+static atomic_bool malloc_hosts; /* sdb_malloc_policy_is_hosts was called */
+
+void sdb_malloc_policy_is_hosts(void)
+{
+    atomic_store(&malloc_hosts, true);
+}
+
 static void malloc_keep(void)
 {
 #if defined(__GLIBC__) && defined(M_TRIM_THRESHOLD) && defined(M_MMAP_THRESHOLD)
+    if (atomic_load(&malloc_hosts)) return;
     const char *tun = getenv("GLIBC_TUNABLES");
     if (tun && strstr(tun, "glibc.malloc.")) return;
     mallopt(M_MMAP_THRESHOLD, 32 << 20);

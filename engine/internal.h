@@ -256,6 +256,17 @@ int sdb__cur_del(sdb__cur *c); /* delete the current entry */
  * state outside the txn that a retry would see half-done. */
 int sdb__write(sdb_store *s, int (*fn)(sdb__txn *t, void *ctx), void *ctx);
 
+/* Grow the map now, with no transaction of this thread open, so that it
+ * has at least `room` bytes past the pages in use: a large write that
+ * would fill the map midway is then not run twice (sdb__write redoes a
+ * transaction that hit MDB_MAP_FULL from the start). Bounded by what the
+ * file system can hold; SDB_ENOSPC/SDB_EFULL when it cannot grow, which
+ * a caller may ignore (sdb__write still grows on demand). */
+int sdb__map_reserve(sdb_store *s, uint64_t room);
+/* Transactions sdb__write has run again after the map filled, in this
+ * process (tests read it: a fold that reserved its room redoes none). */
+extern uint64_t sdb__write_redos;
+
 /* meta helpers */
 int sdb__meta_get_u64(sdb__txn *t, const char *key, uint64_t *out); /* ENOTFOUND */
 int sdb__meta_put_u64(sdb__txn *t, const char *key, uint64_t v);

@@ -281,6 +281,7 @@ typedef struct sdb__aplan {
     uint32_t *prop_key, n_props;      /* per where.properties entry: key id */
     uint64_t **prop_bits;             /* its allowed value ids */
     uint32_t *prop_nbits;
+    uint8_t (*prop_set)[32];          /* the same for a 1-byte column, ids below 256 */
     uint32_t gb_key[SDB_MAX_GROUP_BY]; /* properties.KEY group-bys: key id (0 unknown) */
 } sdb__aplan;
 
@@ -340,16 +341,29 @@ int64_t sdb__mono_ms(void);
 int sdb__attrs_plan(sdb__plan *p);
 void sdb__attrs_plan_free(sdb__plan *p);
 
-/* One segment's tag and property columns for the pipeline. */
+/* A filter over a narrow id column, as the selection reads it: a
+ * dimension filter over its dictionary ids, a property filter over its
+ * value ids, a tag filter over the chunk's tag set indexes. Row i passes
+ * when its id is set in mem (ids past nb fail); a 1-byte column also has
+ * the same answer as a 256-bit set (bit b % 8 of set[b / 8]), which the
+ * bits_lut8 kernel reads. */
+typedef struct sdb__fcol {
+    const uint8_t *col;           /* w bytes a row, indexed by the plan's rows */
+    unsigned w;                   /* 1, 2 or 4 */
+    const uint64_t *mem;
+    uint32_t nb;
+    const uint8_t *set;           /* w == 1: 32 bytes */
+} sdb__fcol;
+
+/* One segment's tag and property columns for the pipeline, indexed by the
+ * plan's rows (a chunk with dead rows gets compacted copies). */
 typedef struct sdb__aseg {
-    uint32_t *map;                /* owned: plan's copy without dead rows -> chunk row */
+    sdb__fcol *fc;                /* the tag filter (if any), then each property filter */
+    uint32_t n_fc;
+    sdb__fcol fc_in[4];           /* fc when they fit (no allocation per chunk), else owned */
     uint64_t *set_pass;           /* owned: tag sets that hold every tag asked for */
-    bool tags;
-    uint8_t set_w;
-    uint32_t n_sets;
-    const uint8_t *set_col;
-    const uint8_t **pcol;         /* owned array: per property filter, its column */
-    uint8_t *pw;
+    uint8_t set_set[32];          /* the same for a 1-byte set column, a 256-bit set */
+    uint8_t *own;                 /* owned: compacted columns of a chunk with dead rows */
     const uint8_t *gcol[SDB_MAX_GROUP_BY]; /* per property group-by (NULL: all absent) */
     uint8_t gw[SDB_MAX_GROUP_BY];
 } sdb__aseg;
@@ -358,18 +372,14 @@ typedef struct sdb__aseg {
  * error. Close it whatever the result. */
 int sdb__aseg_open(sdb__aseg *s, const sdb__plan *p, const uint8_t *key, uint32_t n_rows);
 void sdb__aseg_close(sdb__aseg *s);
-/* Drop the rows of sel[0..ns) (batch starting at i0) that fail the tag and
- * property filters; returns the rows kept. */
-uint32_t sdb__aseg_select(const sdb__aseg *s, const sdb__plan *p, uint32_t i0, uint32_t *sel,
-                          uint8_t *iscat, uint32_t ns);
-/* A chunk the query covers wholly, whose only varying group-by key is
- * property key k (the others raw_const, one interval iv): add its per-value
- * pre-aggregates to gt. 1 when it keeps none that serve (scan it). */
+/* A chunk the query covers wholly but for tags and properties, with no
+ * tag filter and at most one property filter, whose only varying group-by
+ * key is property key k (or none: k < 0; the others raw_const, one
+ * interval iv): add its per-value pre-aggregates of that key (or of the
+ * filter's key), those of the values the filter lets through, to gt.
+ * 1 when it keeps none that serve (scan it). */
 int sdb__aseg_preagg(const sdb__plan *p, sdb__gtab *gt, const uint8_t *key, uint32_t n_rows,
-                     uint32_t k, const uint32_t *raw_const, uint32_t iv);
-/* Group-by key k's value ids of the selected rows. */
-void sdb__aseg_keys(const sdb__aseg *s, uint32_t k, uint32_t i0, const uint32_t *sel,
-                    uint32_t ns, uint32_t *out);
+                     int k, const uint32_t *raw_const, uint32_t iv);
 
 /* ------------------------------------------------------------- execute */
 

@@ -38,6 +38,7 @@
 typedef struct arena {
     char *p;
     size_t used;
+    size_t spilled; /* blocks from malloc since the reset */
 } arena;
 
 static pthread_key_t arena_key;
@@ -89,6 +90,7 @@ static void *arena_malloc(size_t n)
     } else {
         if (!(r = malloc(n + TAG))) return NULL;
         r[0] = FROM_MALLOC;
+        if (a) a->spilled++;
     }
     return r + TAG;
 }
@@ -111,7 +113,17 @@ static void arena_init(void)
 static void arena_reset(void)
 {
     pthread_once(&arena_once, arena_init);
-    if (arena_mine) arena_mine->used = 0;
+    if (arena_mine) arena_mine->used = arena_mine->spilled = 0;
+}
+
+/* Free the tree of the document this thread parsed last. When every block
+ * since the reset came from the arena, the next reset takes the whole
+ * tree back at once: cJSON_Delete's walk, calling a free that does
+ * nothing on each node, was 2.7% of a 1M-score ingest (perf). */
+static void tree_free(cJSON *o)
+{
+    if (!o || (arena_mine && arena_mine->spilled == 0)) return;
+    cJSON_Delete(o);
 }
 
 /* A short rendering of a JSON value for error messages. */
@@ -545,7 +557,7 @@ static int load(const char *text, size_t len, cJSON **out, sdb__jbads *bads, cha
         position(text, (size_t)(end - text), &line, &col);
         sdb__errf(err, errlen, "invalid JSON at line %d column %d: text after the value", line,
                   col);
-        cJSON_Delete(o);
+        tree_free(o);
         sdb__jbads_free(&l);
         return SDB_EINVAL;
     }
@@ -936,7 +948,7 @@ int sdb__score_parse(sdb_batch *b, const char *text, size_t len, sdb__score *sc,
     } else {
         rc = score_from_obj(b, o, sc, err, errlen);
     }
-    cJSON_Delete(o);
+    tree_free(o);
     return rc;
 }
 
@@ -1000,7 +1012,7 @@ int sdb__batch_add_array(sdb_batch *b, const char *body, size_t len, size_t max_
     }
     *out_items = i;
 done:
-    cJSON_Delete(root);
+    tree_free(root);
     sdb__jbads_free(&bads);
     return rc;
 }

@@ -817,9 +817,19 @@ sdb_store *sdb__txn_store(sdb__txn *t) { return t->s; }
 
 void **sdb__txn_rows(sdb__txn *t) { return &t->rows; }
 
+/* Bytes of the map up to its last page in use. */
+static uint64_t map_used(sdb_store *s, MDB_envinfo *info)
+{
+    MDB_stat st;
+    mdb_env_stat((MDB_env *)s->env, &st);
+    return ((uint64_t)info->me_last_pgno + 1) * st.ms_psize;
+}
+
 /* Double the map, up to what the file system can hold (the file plus
- * its free space) and MAP_MAX. */
-static int grow(sdb_store *s)
+ * its free space) and MAP_MAX; with `room` set, keep doubling until the
+ * map has `room` bytes past the pages in use, and do nothing when it
+ * already has (sdb__map_reserve). */
+static int grow_for(sdb_store *s, uint64_t need)
 {
     pthread_rwlock_wrlock(lock_of(s));
     int rc = SDB_OK;
@@ -827,6 +837,11 @@ static int grow(sdb_store *s)
     MDB_envinfo info;
     mdb_env_info((MDB_env *)s->env, &info);
     uint64_t cur = info.me_mapsize, want = cur * 2, room = fs_free(s);
+    if (need) {
+        uint64_t used = map_used(s, &info);
+        if (cur >= used && cur - used >= need) goto done;
+        while (want < MAP_MAX && (want < used || want - used < need)) want *= 2;
+    }
     uint64_t cap = file_len(s);
     cap = room > MAP_MAX - cap ? MAP_MAX : cap + room;
     cap &= ~(uint64_t)0xFFFF; /* whole pages of any size LMDB uses */
@@ -848,6 +863,26 @@ static int grow(sdb_store *s)
 done:
     pthread_rwlock_unlock(lock_of(s));
     return rc;
+}
+
+static int grow(sdb_store *s) { return grow_for(s, 0); }
+
+int sdb__map_reserve(sdb_store *s, uint64_t room)
+{
+    if (s->read_only || room == 0) return SDB_OK;
+    /* Looked at under the shared lock first: the exclusive one waits for
+     * every open transaction, and a server folds often with room to
+     * spare. */
+    pthread_rwlock_rdlock(lock_of(s));
+    int enough = 0;
+    if (s->env) {
+        MDB_envinfo info;
+        mdb_env_info((MDB_env *)s->env, &info);
+        uint64_t used = map_used(s, &info);
+        enough = info.me_mapsize >= used && info.me_mapsize - used >= room;
+    }
+    pthread_rwlock_unlock(lock_of(s));
+    return enough ? SDB_OK : grow_for(s, room);
 }
 
 /* Resident pages of the map. A process keeps every page of the map it has
@@ -895,6 +930,8 @@ static void map_trim(sdb_store *s)
     fclose(f);
 }
 
+uint64_t sdb__write_redos;
+
 int sdb__write(sdb_store *s, int (*fn)(sdb__txn *t, void *ctx), void *ctx)
 {
     if (s->read_only) {
@@ -918,6 +955,7 @@ int sdb__write(sdb_store *s, int (*fn)(sdb__txn *t, void *ctx), void *ctx)
         }
         if (rc != SDB_EFULL) return is_disk_refusal(rc) ? refused(s, rc) : rc;
         /* MDB_MAP_FULL from a put or the commit: grow and redo the batch. */
+        __atomic_fetch_add(&sdb__write_redos, 1, __ATOMIC_RELAXED);
         if ((rc = grow(s))) return is_disk_refusal(rc) ? refused(s, rc) : rc;
     }
     return SDB_EFULL;

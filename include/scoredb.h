@@ -259,6 +259,14 @@ int64_t sdb_now_ms(void);
 /* The name of the kernel table in use: "scalar", "avx2" or "avx512". */
 const char *sdb_kernels_name(void);
 
+/* The engine sets glibc malloc's mmap and trim thresholds once, on its
+ * first query, so that a query's freed scratch is reused by the next one
+ * instead of being returned and faulted in afresh (docs/query-engine.md,
+ * "Memory between queries"). A host that sets its own policy (the server,
+ * the ingest command) calls this before its first query, and the engine
+ * leaves the thresholds alone. */
+void sdb_malloc_policy_is_hosts(void);
+
 
 /* ------------------------------------------- query server support (issue 4)
  * Functions the HTTP server (server/serve.c) needs beyond the CLI's. */

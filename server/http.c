@@ -55,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -229,20 +230,51 @@ static void budget_give(sdb_server *s, sdb__req *r)
 {
     if (!r->held) return;
     atomic_fetch_sub(&s->body_held, r->held);
-    /* A large body came from mmap (M_MMAP_THRESHOLD, serve.c) and is gone
-     * already; what a burst of them leaves in the heap goes back to the
-     * system on the aggregator's next tick (malloc_trim). */
+    /* A large body was mapped pages of its own (body_resize) and is gone
+     * already; what a burst of them leaves in the heap (the batches parsed
+     * from them) goes back to the system on the aggregator's next tick
+     * (malloc_trim). */
     if (r->held >= (1u << 20)) atomic_store(&s->trim_wanted, 1);
     r->held = 0;
+}
+
+/* Request bodies of BODY_MAP bytes or more are mapped pages of their own
+ * (mmap, mremap to grow, munmap when done), so each one goes back to the
+ * system the moment its request ends, whatever malloc keeps for reuse
+ * (serve.c keeps freed heap memory warm for queries). A smaller body, and
+ * the start of a chunked one, comes from malloc. r->cap says which. */
+#define BODY_MAP (1u << 20)
+
+static char *body_resize(char *p, size_t cap, size_t ncap)
+{
+    if (ncap < BODY_MAP) return realloc(p, ncap);
+    void *q;
+    if (cap >= BODY_MAP) {
+        q = mremap(p, cap, ncap, MREMAP_MAYMOVE);
+    } else {
+        q = mmap(NULL, ncap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (q != MAP_FAILED && p) {
+            memcpy(q, p, cap);
+            free(p);
+        }
+    }
+    return q == MAP_FAILED ? NULL : q;
+}
+
+static void body_free(sdb__req *r)
+{
+    if (r->cap >= BODY_MAP) munmap(r->body, r->cap);
+    else free(r->body);
+    r->body = NULL;
+    r->cap = 0;
 }
 
 /* The body will not be used (over the cap, or the budget): free it and
  * its reservation; the rest of it is discarded as it arrives. */
 static void drop_body(sdb_server *s, sdb__req *r)
 {
-    free(r->body);
-    r->body = NULL;
-    r->len = r->cap = 0;
+    body_free(r);
+    r->len = 0;
     budget_give(s, r);
 }
 
@@ -363,7 +395,7 @@ static enum MHD_Result first_call(sdb_server *s, struct MHD_Connection *c, const
     /* Only an authorised request holds body memory. */
     if (declared) {
         if (!budget_take(s, r, declared + 1)) return body_budget_503(s, c, r);
-        r->body = malloc(declared + 1);
+        r->body = body_resize(NULL, 0, declared + 1);
         if (!r->body) return send_error(c, r, 503, "out of memory; retry", NULL);
         r->cap = declared + 1;
     }
@@ -426,7 +458,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 drop_body(s, r);
                 return MHD_YES;
             }
-            char *p = realloc(r->body, cap);
+            char *p = body_resize(r->body, r->cap, cap);
             if (!p) return MHD_NO;
             r->body = p;
             r->cap = cap;
@@ -495,8 +527,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         atomic_fetch_add(&s->lat_sum_us[r->route], (uint64_t)(dt * 1e6));
     }
     sdb__serve_req_done(s, r);
-    free(r->body);
+    body_free(r);
     budget_give(s, r);
+    atomic_fetch_add(&s->served, 1);
     if (r->conn) {
         /* Keep-alive: the next head is due within the idle timeout (or
          * the head deadline, when longer); on_uri shortens it once the
@@ -966,7 +999,11 @@ char *sdb__metrics_text(sdb_server *s, const sdb__req *rq, size_t *len)
             "# HELP scoredb_http_refused_total Requests refused with 503 for a limit.\n"
             "# TYPE scoredb_http_refused_total counter\n"
             "scoredb_http_refused_total{limit=\"connections\"} %llu\n"
-            "scoredb_http_refused_total{limit=\"body_budget\"} %llu\n",
+            "scoredb_http_refused_total{limit=\"body_budget\"} %llu\n"
+            "# HELP scoredb_heap_trims_total Free heap handed back to the system (after a "
+            "burst of large bodies, or once idle).\n"
+            "# TYPE scoredb_heap_trims_total counter\n"
+            "scoredb_heap_trims_total %llu\n",
             (unsigned long long)atomic_load(&s->cache_used),
             (unsigned long long)s->o.cache_bytes,
             (unsigned long long)atomic_load(&s->cache_evictions), open,
@@ -975,7 +1012,8 @@ char *sdb__metrics_text(sdb_server *s, const sdb__req *rq, size_t *len)
             (unsigned long long)atomic_load(&s->cut_body),
             (unsigned long long)atomic_load(&s->cut_full),
             (unsigned long long)atomic_load(&s->refused_reserve),
-            (unsigned long long)atomic_load(&s->refused_budget));
+            (unsigned long long)atomic_load(&s->refused_budget),
+            (unsigned long long)atomic_load(&s->trims));
     *len = b.len;
     return b.p;
 }

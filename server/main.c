@@ -560,6 +560,7 @@ static int cmd_ingest(const char *db, int n_files, char **files)
      * The peak stays what the largest moment needs. */
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
     mallopt(M_TRIM_THRESHOLD, 512 << 20);
+    sdb_malloc_policy_is_hosts();
     sdb_store *s;
     int rc = cli_open_with(db, 0, &opts, &s);
     if (rc) return rc;

@@ -35,12 +35,20 @@
  * (`--cache-bytes 0`) leaves the table out: every query is computed,
  * which benchmarks need when they time the engine over HTTP.
  *
- * Memory given back. Large buffers (request bodies, answers) are mmap'd
- * by malloc (M_MMAP_THRESHOLD fixed at 1 MiB: glibc's moving threshold
- * would otherwise climb to 32 MiB after the first large free and keep
- * every later body in the heap), and after a burst of large bodies the
- * aggregator's tick calls malloc_trim, so RSS comes back down when the
- * burst ends (docs/limits.md has the peak memory formula).
+ * Memory: kept warm while busy, given back when idle. A query's scratch
+ * (values for percentiles, trace hashes, group tables: megabytes at 10M
+ * scores) is malloc'd and freed on every request. malloc keeps it for the
+ * next one (M_MMAP_THRESHOLD 64 MiB, M_TRIM_THRESHOLD 128 MiB). With the
+ * threshold at 1 MiB, as it was (which also fixed the trim threshold at
+ * 128 KiB), such buffers were fresh pages the kernel zeroed on first
+ * touch: about 410 page faults a request of the worst cell of the 10M
+ * HTTP matrix, 0.77 of its 3.16 ms of server CPU (in process, glibc's
+ * moving thresholds keep them; bench/results/matrix-http-cpu.md).
+ * Request bodies of 1 MiB and more are mapped pages of their own (http.c)
+ * and go back at once. What the heap keeps goes back on the aggregator's
+ * tick: after a burst of large bodies, and once the server has served
+ * nothing for a whole tick (idle_trim), so RSS comes back down when the
+ * work ends (docs/limits.md has the peak memory formula).
  *
  * A full disk (docs/reliability.md). Writes the disk refuses (no space,
  * I/O error) are answered 507 with a message naming the store, and
@@ -282,9 +290,23 @@ static void fold_failed(sdb_server *s, int rc)
         fprintf(stderr, "scoredb serve: folding again\n");
 }
 
+/* The tick's malloc_trim when nothing was served since the last tick and
+ * something was since the last trim: once per idle spell, never while
+ * requests keep coming (a trim there would hand back the scratch the next
+ * query is about to fault in again). */
+static int idle_trim(sdb_server *s, uint64_t *seen, uint64_t *trimmed)
+{
+    uint64_t served = atomic_load(&s->served);
+    int idle = served == *seen && served != *trimmed;
+    *seen = served;
+    if (idle) *trimmed = served;
+    return idle;
+}
+
 static void *agg_main(void *arg)
 {
     sdb_server *s = arg;
+    uint64_t seen = 0, trimmed = 0;
     pthread_mutex_lock(&s->agg_mu);
     while (!s->agg_stop) {
         struct timespec ts;
@@ -300,11 +322,15 @@ static void *agg_main(void *arg)
         if (refused && (refused = sdb_store_probe(s->store)) == SDB_OK)
             fprintf(stderr, "scoredb serve: the store takes writes again\n");
         if (!refused) fold_failed(s, fold_due(s, 1));
-        /* A burst of large bodies ended: give the heap's free pages back
-         * (milliseconds at most, once a second at most). */
-        if (atomic_load(&s->trim_wanted) && atomic_load(&s->body_held) < s->o.body_budget / 4) {
+        /* A burst of large bodies ended, or the server went idle: give
+         * the heap's free pages back (milliseconds at most, once a second
+         * at most). */
+        int burst = atomic_load(&s->trim_wanted) &&
+                    atomic_load(&s->body_held) < s->o.body_budget / 4;
+        if (idle_trim(s, &seen, &trimmed) || burst) {
             atomic_store(&s->trim_wanted, 0);
             malloc_trim(0);
+            atomic_fetch_add(&s->trims, 1);
         }
         pthread_mutex_lock(&s->agg_mu);
     }
@@ -883,9 +909,11 @@ int sdb_server_start(const sdb_server_opts *opts, sdb_server **out, char *err, s
     if (!s->o.max_per_ip) s->o.max_per_ip = 128;
     if (!s->o.body_budget) s->o.body_budget = 256u << 20;
     if (s->o.body_budget < s->o.max_body + 1) s->o.body_budget = s->o.max_body + 1;
-    /* Process-wide, and the server is the process: see "Memory given
-     * back" above. A fixed threshold also turns off glibc's adjustment. */
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    /* Process-wide, and the server is the process: see "Memory" above.
+     * Fixed values also turn off glibc's adjustment. */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 128 << 20);
+    sdb_malloc_policy_is_hosts(); /* the engine's own setting would override these */
     atomic_init(&s->fake_now, opts->fake_clock ? opts->fake_now_ms : INT64_MIN);
     s->fold_unknown = 1;
     s->folded_to = INT64_MIN;

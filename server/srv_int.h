@@ -233,6 +233,8 @@ struct sdb_server {
     unsigned n_conns;
     _Atomic uint64_t body_held;   /* bytes of request bodies reserved */
     _Atomic int trim_wanted;      /* a large body was freed: malloc_trim on the next tick */
+    _Atomic uint64_t served;      /* requests completed (the idle trim watches it) */
+    _Atomic uint64_t trims;       /* malloc_trim calls (/metrics) */
     _Atomic uint64_t cut_head, cut_body, cut_full, refused_reserve, refused_budget;
     _Atomic uint64_t gen; /* bumped when answers may change */
 

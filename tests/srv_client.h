@@ -173,4 +173,16 @@ static inline long long num_field(const char *s, const char *key)
     return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
 }
 
+/* The value of one line of /metrics ("name VALUE"), or -1. */
+static inline long long metric(uint16_t port, const char *name)
+{
+    resp r = req(port, "GET", "/metrics", NULL);
+    char pat[160];
+    snprintf(pat, sizeof pat, "\n%s ", name);
+    const char *p = strstr(r.body, pat);
+    long long v = p ? strtoll(p + strlen(pat), NULL, 10) : -1;
+    resp_free(&r);
+    return v;
+}
+
 #endif

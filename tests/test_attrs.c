@@ -203,6 +203,20 @@ static char *answer(sdb_store *s, const char *q)
     return out;
 }
 
+/* q answered from the attrs columns, checked equal to the answer read from
+ * the row records (sdb__attrs_off); the columns' answer is returned. */
+static char *answer_cols_as_recs(sdb_store *s, const char *q)
+{
+    sdb__attrs_off = 0;
+    char *cols = answer(s, q);
+    sdb__attrs_off = 1;
+    char *recs = answer(s, q);
+    sdb__attrs_off = 0;
+    cr_assert_str_eq(cols, recs, "%s", q);
+    free(recs);
+    return cols;
+}
+
 Test(attrs, chunks_past_the_long_tail_bounds_answer_like_the_row_records)
 {
     char dir[] = "/tmp/sdb_attrs_XXXXXX";
@@ -234,15 +248,9 @@ Test(attrs, chunks_past_the_long_tail_bounds_answer_like_the_row_records)
     snprintf(want[2], 64, "\"count\":1500,");
     snprintf(want[3], 64, "\"count\":%d}", k39);
     for (size_t i = 0; i < sizeof qs / sizeof *qs; i++) {
-        sdb__attrs_off = 0;
-        char *cols = answer(s, qs[i]);
-        sdb__attrs_off = 1;
-        char *recs = answer(s, qs[i]);
-        sdb__attrs_off = 0;
-        cr_assert_str_eq(cols, recs, "%s", qs[i]);
+        char *cols = answer_cols_as_recs(s, qs[i]);
         if (i < 4) cr_assert(strstr(cols, want[i]), "%s: %s wanted %s", qs[i], cols, want[i]);
         free(cols);
-        free(recs);
     }
     drop(s, dir);
 }
@@ -272,5 +280,53 @@ Test(attrs, a_fold_without_tags_appends_to_a_chunk_with_them)
     uint64_t n = 99;
     cr_assert_eq(sdb_store_check(s, collect, msgs, &n, NULL), SDB_OK);
     cr_assert_eq(n, 0, "%s", msgs);
+    drop(s, dir);
+}
+
+static void many_keys_tail(int i, char *buf, size_t len)
+{
+    snprintf(buf, len,
+             ",\"tags\":[%s],\"properties\":{\"p0\":\"v%d\",\"p1\":\"v%d\",\"p2\":\"v%d\","
+             "\"p3\":\"v%d\",\"p4\":\"v%d\",\"p5\":\"v%d\"}",
+             i % 2 ? "\"a\"" : "", i % 2, i % 3, i % 5, i % 7, i % 11, i % 13);
+}
+
+/* More tag and property filters than sdb__aseg keeps inline (4): the
+ * selection reads every one of them, as the row records do, and the count
+ * is the rows that pass them all. */
+Test(attrs, many_tag_and_property_filters_answer_like_the_row_records)
+{
+    char dir[] = "/tmp/sdb_attrs_XXXXXX";
+    sdb_store *s = open_tmp(dir);
+    load(s, 3000, many_keys_tail);
+#define Q0 "\"tags\":[\"a\"],\"properties\":{\"p1\":[\"v1\"],\"p2\":[\"v1\",\"v3\"],\"p3\":[\"v0\"," \
+           "\"v1\",\"v2\",\"v3\",\"v4\"],\"p4\":[\"v1\",\"v2\",\"v3\",\"v4\",\"v5\",\"v6\",\"v7\","  \
+           "\"v8\",\"v9\"]}"
+#define Q1 "\"properties\":{\"p0\":[\"v1\"],\"p1\":[\"v1\",\"v2\"],\"p2\":[\"v0\",\"v1\",\"v2\"],"   \
+           "\"p3\":[\"v1\",\"v2\",\"v3\",\"v4\",\"v5\",\"v6\"],\"p5\":[\"v0\",\"v1\",\"v2\",\"v3\","     \
+           "\"v4\",\"v5\",\"v6\",\"v7\",\"v8\",\"v9\",\"v10\",\"v11\"]}"
+    static const char *const qs[] = {
+        "{\"name\":\"q\",\"where\":{" Q0 "},\"stats\":[\"count\",\"avg\"]}",
+        "{\"name\":\"q\",\"where\":{" Q1 "},\"stats\":[\"count\",\"avg\"]}",
+        "{\"name\":\"q\",\"where\":{" Q0 "},\"group_by\":[\"properties.p5\"],\"stats\":[\"count\"]}",
+        "{\"name\":\"q\",\"where\":{" Q1 "},\"group_by\":[\"properties.p4\"],\"stats\":[\"count\"]}",
+    };
+#undef Q0
+#undef Q1
+    int want[2] = {0, 0};
+    for (int i = 0; i < 3000; i++) {
+        want[0] += i % 2 == 1 && i % 3 == 1 && (i % 5 == 1 || i % 5 == 3) && i % 7 <= 4 &&
+                   i % 11 >= 1 && i % 11 <= 9;
+        want[1] += i % 2 == 1 && i % 3 >= 1 && i % 5 <= 2 && i % 7 >= 1 && i % 13 <= 11;
+    }
+    for (size_t i = 0; i < sizeof qs / sizeof *qs; i++) {
+        char *cols = answer_cols_as_recs(s, qs[i]);
+        if (i < 2) {
+            char w[64];
+            snprintf(w, sizeof w, "\"count\":%d,", want[i]);
+            cr_assert(strstr(cols, w), "%s: %s wanted %s", qs[i], cols, w);
+        }
+        free(cols);
+    }
     drop(s, dir);
 }

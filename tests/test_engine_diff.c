@@ -10,9 +10,9 @@
  *
  * Segments store each dimension at the width its largest id needs (0, 1,
  * 2 or 4 bytes): some rounds pad the dictionaries of model, prompt version
- * or environment past 255 or 65535 ids before ingesting, some leave model
- * absent from every row, and trace_name is always absent, so the row loop
- * and the group-by kernel read every width. Rounds also vary what values
+ * or environment (and property values) past 255 or 65535 ids before
+ * ingesting, some leave model absent from every row, and trace_name is
+ * always absent, so the row loop and the group-by kernel read every width. Rounds also vary what values
  * and times look like (value_kind, ts_kind) and the chunk size, so that
  * every column encoding (f64, f32, decimals and integers of 0-32 bits,
  * time offsets of 0-32 bits and raw times, trace dictionaries and raw
@@ -834,6 +834,10 @@ static void pad_round(sdb_store *s, int round)
     pad_dict(s, SDB_DIM_MODEL, round % 10 == 7 ? 65600 : round % 4 == 1 ? 300 : 0);
     pad_dict(s, SDB_DIM_PROMPT_VERSION, round % 25 == 11 ? 65600 : round % 5 == 2 ? 300 : 0);
     pad_dict(s, SDB_DIM_ENVIRONMENT, round % 6 == 3 ? 300 : 0);
+    /* Property values too: their attrs columns (engine/attrs.c) are then
+     * 2 or 4 bytes a row, filtered and grouped through the same words and
+     * codes as a dimension's. */
+    pad_dict(s, SDB_DICT_PROP, round % 7 == 5 ? 300 : round % 25 == 17 ? 65600 : 0);
 }
 
 /* scoredb check finds nothing wrong (it compares every chunk's tags and

@@ -46,18 +46,6 @@ static double closed_after(int fd, const char *drip, double limit)
     return -1;
 }
 
-/* The value of a metric line "NAME VALUE" in the /metrics text, or -1. */
-static long long metric(uint16_t port, const char *name)
-{
-    resp r = req(port, "GET", "/metrics", NULL);
-    char pat[160];
-    snprintf(pat, sizeof pat, "\n%s ", name);
-    const char *p = strstr(r.body, pat);
-    long long v = p ? strtoll(p + strlen(pat), NULL, 10) : -1;
-    resp_free(&r);
-    return v;
-}
-
 /* -------------------------------------------------------- slow clients */
 
 /* Open n connections that send a request line and never finish the head. */

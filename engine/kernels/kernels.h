@@ -80,6 +80,17 @@ static inline void sdb_slot_add(sdb_slot *a, double x)
     if (x > a->max) a->max = x;
 }
 
+/* sdb_slot_add without the moments (slot_agg_nm, for queries that ask no
+ * stddev): s1, s2 and k are left as they are. */
+static inline void sdb_slot_add_nm(sdb_slot *a, double x)
+{
+    a->n++;
+    a->count++;
+    a->sum += x;
+    if (x < a->min) a->min = x;
+    if (x > a->max) a->max = x;
+}
+
 typedef struct sdb_kernels {
     const char *name; /* "scalar", "avx2", "avx512" */
 

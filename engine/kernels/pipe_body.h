@@ -158,15 +158,7 @@ static void pipe_slot_agg_nm(const void *v, const uint32_t *idx, const uint32_t 
         a->max = mx;
         return;
     }
-    for (size_t j = 0; j < n; j++) {
-        sdb_slot *a = &acc[slot[j]];
-        double x = pipe_ld1(v, idx ? idx[j] : j);
-        a->n++;
-        a->count++;
-        a->sum += x;
-        a->min = x < a->min ? x : a->min;
-        a->max = x > a->max ? x : a->max;
-    }
+    for (size_t j = 0; j < n; j++) sdb_slot_add_nm(&acc[slot[j]], pipe_ld1(v, idx ? idx[j] : j));
 }
 
 /* scalar.c's bin formula, row by row: the bounds and the counters of a row

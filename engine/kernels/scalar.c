@@ -136,15 +136,7 @@ static void slot_agg(const void *v, const uint32_t *idx, const uint32_t *slot, s
 static void slot_agg_nm(const void *v, const uint32_t *idx, const uint32_t *slot, size_t n,
                         sdb_slot *acc)
 {
-    for (size_t j = 0; j < n; j++) {
-        sdb_slot *a = &acc[slot ? slot[j] : 0];
-        double x = ld_f64(v, idx ? idx[j] : j);
-        a->n++;
-        a->count++;
-        a->sum += x;
-        if (x < a->min) a->min = x;
-        if (x > a->max) a->max = x;
-    }
+    for (size_t j = 0; j < n; j++) sdb_slot_add_nm(&acc[slot ? slot[j] : 0], ld_f64(v, idx ? idx[j] : j));
 }
 
 static void bits_lut8(const uint8_t *col, size_t n, const uint8_t *set, const uint64_t *in,
@@ -165,15 +157,10 @@ static void bits_agg(const void *v, const uint64_t *bits, size_t n, int moments,
     for (size_t i = 0; i < n; i++) {
         if (!(bits[i / 64] >> (i % 64) & 1)) continue;
         double x = ld_f64(v, i);
-        if (moments) {
+        if (moments)
             sdb_slot_add(acc, x);
-            continue;
-        }
-        acc->n++;
-        acc->count++;
-        acc->sum += x;
-        if (x < acc->min) acc->min = x;
-        if (x > acc->max) acc->max = x;
+        else
+            sdb_slot_add_nm(acc, x);
     }
 }
 
