@@ -554,6 +554,7 @@ static const int64_t bits_nib[16][4] __attribute__((aligned(32))) = {
 #define DEC_I32TO64(x) (dec_vi64)_mm256_cvtepi32_epi64((__m128i)(x))
 #define DEC_MINU32(a, b) (dec_vu)_mm_min_epu32((__m128i)(a), (__m128i)(b))
 #include "dec_body.h"
+#include "pkbits_body.h"
 
 static const sdb_kernels table = {
     .name = "avx2",
@@ -575,6 +576,7 @@ static const sdb_kernels table = {
     .unpack_dict = dec_unpack_dict,
     .agg_dec = dec_agg_dec,
     .unpack_ids = dec_unpack_ids,
+    .bits_pk = bits_pk,
 };
 
 /* Compiled for the baseline ISA although the file is built with -mavx2: a

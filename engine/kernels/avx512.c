@@ -572,6 +572,7 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
 #define DEC_I32TO64(x) (dec_vi64)_mm512_cvtepi32_epi64((__m256i)(x))
 #define DEC_MINU32(a, b) (dec_vu)_mm256_min_epu32((__m256i)(a), (__m256i)(b))
 #include "dec_body.h"
+#include "pkbits_body.h"
 
 static const sdb_kernels table = {
     .name = "avx512",
@@ -593,6 +594,7 @@ static const sdb_kernels table = {
     .unpack_dict = dec_unpack_dict,
     .agg_dec = dec_agg_dec,
     .unpack_ids = dec_unpack_ids,
+    .bits_pk = bits_pk,
 };
 
 /* Compiled for the baseline ISA although the file is built with AVX-512

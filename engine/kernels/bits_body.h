@@ -48,11 +48,24 @@ static inline bits_vb bits_rep16(const uint8_t *p)
     return x;
 }
 
+/* Bit l: whether byte l of x is in the 256-bit set whose two halves are
+ * t0 and t1 (bits_rep16 of set and set + 16). */
+static inline uint64_t bits_set_word(bits_vb x, bits_vb t0, bits_vb t1)
+{
+    static const uint8_t pow2[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    const bits_vb p2 = bits_rep16(pow2);
+    bits_vb hi5 = x >> 3;                          /* the set's byte: 0..31 */
+    bits_vb lo = BITS_PSHUFB(t0, hi5 & 15), hi = BITS_PSHUFB(t1, hi5 & 15);
+    bits_vb up = (bits_vb)((hi5 & 16) != 0);       /* -1 where byte >= 16 */
+    bits_vb byte = (lo & ~up) | (hi & up);
+    bits_vb bit = BITS_PSHUFB(p2, x & 7);
+    return BITS_MOVEMASK8((bits_vsb)((byte & bit) != 0));
+}
+
 static void bits_lut8(const uint8_t *col, size_t n, const uint8_t *set, const uint64_t *in,
                       uint64_t *out)
 {
-    static const uint8_t pow2[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
-    const bits_vb t0 = bits_rep16(set), t1 = bits_rep16(set + 16), p2 = bits_rep16(pow2);
+    const bits_vb t0 = bits_rep16(set), t1 = bits_rep16(set + 16);
     size_t i = 0, w = 0;
     for (; i + 64 <= n; i += 64, w++) {
         if (!in[w]) {
@@ -60,15 +73,7 @@ static void bits_lut8(const uint8_t *col, size_t n, const uint8_t *set, const ui
             continue;
         }
         uint64_t word = 0;
-        for (int j = 0; j < 64; j += BITS_BW) {
-            bits_vb x = bits_ldb(col + i + j);
-            bits_vb hi5 = x >> 3;                          /* the set's byte: 0..31 */
-            bits_vb lo = BITS_PSHUFB(t0, hi5 & 15), hi = BITS_PSHUFB(t1, hi5 & 15);
-            bits_vb up = (bits_vb)((hi5 & 16) != 0);       /* -1 where byte >= 16 */
-            bits_vb byte = (lo & ~up) | (hi & up);
-            bits_vb bit = BITS_PSHUFB(p2, x & 7);
-            word |= BITS_MOVEMASK8((bits_vsb)((byte & bit) != 0)) << j;
-        }
+        for (int j = 0; j < 64; j += BITS_BW) word |= bits_set_word(bits_ldb(col + i + j), t0, t1) << j;
         out[w] = in[w] & word;
     }
     if (i < n) {

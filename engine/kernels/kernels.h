@@ -227,6 +227,16 @@ typedef struct sdb_kernels {
      * a w that holds `bits`, 0..32) at out + w i: dimension ids and
      * type/source codes unpacked for the pipeline's byte gathers. */
     void (*unpack_ids)(const void *p, unsigned bits, size_t n, unsigned w, void *out);
+
+    /* ---- packed filters (store format 6; appended as a block of its own) -
+     * bits_lut8 over a packed column without unpacking it: bit j of out[w]
+     * = bit j of in[w] and whether entry i0 + 64 w + j (of bits 1..8, the
+     * layout of unpack_ids) is in set (bit e % 8 of set[e / 8]), for the
+     * n entries from i0 (any i0: the words start where i0 does). A word
+     * whose in is 0 is not read. out may be in. The column keeps the 7
+     * bytes of padding after its last entry that unpack_ids reads. */
+    void (*bits_pk)(const void *p, unsigned bits, size_t i0, size_t n, const uint8_t *set,
+                    const uint64_t *in, uint64_t *out);
 } sdb_kernels;
 
 /* The empty partial aggregate. */
