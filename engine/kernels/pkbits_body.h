@@ -7,14 +7,14 @@
  * bits_lut8 over the bytes: a store and a reload of every row, also of
  * the rows the time filter had already dropped. bits_pk tests the packed
  * entries where they lie: 64 entries at a time are spread into a 64-byte
- * register by dec_body.h's three shifts (dec_ids8's, from any bit offset)
+ * register by dec_body.h's three shifts (dec_spread8, from any bit offset)
  * and looked up in the filter's 256-bit set by bits_lut8's two shuffles,
  * straight into the selection word; a 1-bit column is its own bitmap (the
  * word or its complement); an 8-bit one is a byte column (bits_lut8).
  * A word whose selection is already empty is not read.
  *
  * zstd's pattern: included by avx2.c and avx512.c after bits_body.h
- * (bits_vb, bits_set_word, BITS_BW) and dec_body.h (dec_v8q), each
+ * (bits_vb, bits_set_word, BITS_BW) and dec_body.h (dec_spread8), each
  * defining PK_UNPACKLO8/HI8/LO16/HI16(a, b): the in-lane interleaves of
  * bytes and 16-bit words (vpunpck*). Semantics are scalar.c's
  * (kernels.h): bits exactly.
@@ -30,32 +30,6 @@ static inline uint32_t pk_entry(const uint8_t *p, unsigned b, size_t i)
     uint64_t x, bit = (uint64_t)i * b;
     memcpy(&x, p + (bit >> 3), 8);
     return (uint32_t)(x >> (bit & 7) & ((1ull << b) - 1));
-}
-
-static inline uint64_t pk_ld8(const uint8_t *p)
-{
-    uint64_t x;
-    memcpy(&x, p, 8);
-    return x;
-}
-
-/* The 64 entries of B (2..7) bits from bit sh (< 8) of p, entry e in byte
- * e: 8 loads of the 8 groups of 8 entries (B bytes each, 8B <= 56 bits so
- * the shift by sh keeps a whole group), then dec_ids8's spreads. */
-static inline __attribute__((always_inline)) void pk_spread(const uint8_t *p, unsigned b,
-                                                            unsigned sh, dec_v8q *out)
-{
-    const uint64_t lo4 = (1ull << 4 * b) - 1, lo2 = (1ull << 2 * b) - 1, lo1 = (1ull << b) - 1;
-    const uint64_t a2 = lo2 | lo2 << 32, a1 = lo1 | lo1 << 16 | lo1 << 32 | lo1 << 48;
-    /* Built from eight scalar loads, not through memory: a vector load of
-     * the 8 stores it just made stalls on store forwarding (perf: 13% of
-     * the kernel on that load). */
-    dec_v8q x = {pk_ld8(p), pk_ld8(p + b), pk_ld8(p + 2 * b), pk_ld8(p + 3 * b),
-                 pk_ld8(p + 4 * b), pk_ld8(p + 5 * b), pk_ld8(p + 6 * b), pk_ld8(p + 7 * b)};
-    x >>= sh;
-    dec_v8q t = (x & lo4) | ((x >> (4 * b)) & lo4) << 32;
-    t = (t & a2) | ((t >> (2 * b)) & a2) << 16;
-    *out = (t & a1) | ((t >> b) & a1) << 8;
 }
 
 /* The whole words (64 entries each, at most nw) of B bits; returns the
@@ -74,7 +48,7 @@ static inline __attribute__((always_inline)) size_t pk_words(const uint8_t *p, u
             continue;
         }
         dec_v8q t;
-        pk_spread(q, b, sh, &t);
+        dec_spread8(q, b, sh, &t);
         uint64_t word = 0;
         for (int j = 0; j < 64; j += BITS_BW) {
             bits_vb x;
