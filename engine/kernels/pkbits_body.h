@@ -23,15 +23,6 @@
 #error "include bits_body.h before pkbits_body.h"
 #endif
 
-/* Entry i of b (0..8) bits of a packed column. */
-static inline uint32_t pk_entry(const uint8_t *p, unsigned b, size_t i)
-{
-    if (!b) return 0; /* an absent column: no bytes to read */
-    uint64_t x, bit = (uint64_t)i * b;
-    memcpy(&x, p + (bit >> 3), 8);
-    return (uint32_t)(x >> (bit & 7) & ((1ull << b) - 1));
-}
-
 /* The whole words (64 entries each, at most nw) of B bits; returns the
  * words done. The loads stay inside the column and its 7 bytes of padding:
  * the last group of a whole word ends at byte 8B + 7 of the word's start. */
@@ -85,18 +76,24 @@ static inline uint64_t pk_lane(uint64_t m, unsigned l)
     return m >> 16 * l & 0xffff;
 }
 
+/* Whether the k words of in are all empty (then so are out's): a step of
+ * several words is skipped whole. */
+static inline int pk_none(const uint64_t *in, uint64_t *out, unsigned k)
+{
+    uint64_t any = 0;
+    for (unsigned j = 0; j < k; j++) any |= in[j];
+    if (any) return 0;
+    for (unsigned j = 0; j < k; j++) out[j] = 0;
+    return 1;
+}
+
 /* 4 bits: BITS_BW bytes are BITS_BW / 32 words, lane l entries 32 l... */
 static size_t pk_nib4(const uint8_t *q, size_t nw, bits_vb t16, const uint64_t *in, uint64_t *out)
 {
     enum { WPS = BITS_BW / 32 };
     size_t w = 0;
     for (; w + WPS <= nw; w += WPS, q += BITS_BW) {
-        uint64_t any = 0;
-        for (unsigned k = 0; k < WPS; k++) any |= in[w + k];
-        if (!any) {
-            for (unsigned k = 0; k < WPS; k++) out[w + k] = 0;
-            continue;
-        }
+        if (pk_none(in + w, out + w, WPS)) continue;
         bits_vb x = bits_ldb(q);
         bits_vb lo = BITS_PSHUFB(t16, x & 15), hi = BITS_PSHUFB(t16, x >> 4);
         uint64_t ml = BITS_MOVEMASK8(PK_UNPACKLO8(lo, hi)), mh = BITS_MOVEMASK8(PK_UNPACKHI8(lo, hi));
@@ -113,12 +110,7 @@ static size_t pk_nib2(const uint8_t *q, size_t nw, bits_vb t16, const uint64_t *
     enum { WPS = BITS_BW / 16 };
     size_t w = 0;
     for (; w + WPS <= nw; w += WPS, q += BITS_BW) {
-        uint64_t any = 0;
-        for (unsigned k = 0; k < WPS; k++) any |= in[w + k];
-        if (!any) {
-            for (unsigned k = 0; k < WPS; k++) out[w + k] = 0;
-            continue;
-        }
+        if (pk_none(in + w, out + w, WPS)) continue;
         bits_vb x = bits_ldb(q);
         bits_vb m0 = BITS_PSHUFB(t16, x & 3), m1 = BITS_PSHUFB(t16, x >> 2 & 3);
         bits_vb m2 = BITS_PSHUFB(t16, x >> 4 & 3), m3 = BITS_PSHUFB(t16, x >> 6);
@@ -163,17 +155,5 @@ static void bits_pk(const void *pv, unsigned bits, size_t i0, size_t n, const ui
         }
         if (w < nw) w += pk_words_fn[bits](p, i0 + 64 * w, nw - w, set, in + w, out + w);
     }
-    for (size_t base = w * 64; base < n; w++, base += 64) {
-        if (!in[w]) {
-            out[w] = 0;
-            continue;
-        }
-        size_t cnt = n - base < 64 ? n - base : 64;
-        uint64_t word = 0;
-        for (size_t j = 0; j < cnt; j++) {
-            uint32_t e = pk_entry(p, bits, i0 + base + j);
-            word |= (uint64_t)(set[e >> 3] >> (e & 7) & 1) << j;
-        }
-        out[w] = in[w] & word;
-    }
+    sdb__bits_pk_ref(p, bits, i0, n, w, set, in, out);
 }

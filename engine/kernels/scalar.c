@@ -332,19 +332,7 @@ static void unpack_ids(const void *p, unsigned bits, size_t n, unsigned w, void 
 static void bits_pk(const void *p, unsigned bits, size_t i0, size_t n, const uint8_t *set,
                     const uint64_t *in, uint64_t *out)
 {
-    for (size_t w = 0, base = 0; base < n; w++, base += 64) {
-        if (!in[w]) {
-            out[w] = 0;
-            continue;
-        }
-        size_t cnt = n - base < 64 ? n - base : 64;
-        uint64_t word = 0;
-        for (size_t j = 0; j < cnt; j++) {
-            uint64_t e = pk_get(p, bits, i0 + base + j);
-            word |= (uint64_t)(set[e >> 3] >> (e & 7) & 1) << j;
-        }
-        out[w] = in[w] & word;
-    }
+    sdb__bits_pk_ref(p, bits, i0, n, 0, set, in, out);
 }
 
 const sdb_kernels sdb__kernels_scalar = {
