@@ -396,10 +396,11 @@ bool sdb__row_prop_get(const sdb__row *r, const char *k, size_t klen, sdb__str *
  * through a dictionary when that is smaller; refs and the decimal ints as
  * offsets from the smallest (frame of reference). Dimension ids and the
  * type/source codes take the bits of the chunk's largest (a 3-value
- * environment 2 bits, a type/source code 4); readers that scan them
- * unpack a whole column to bytes first (sdb__seg_dim_bytes,
- * sdb__seg_tsrc: in place when the width is 8, 16 or 32 bits), so the
- * pipeline's gathers by row index stay one byte load.
+ * environment 2 bits, a type/source code 4); filters of up to 8 bits
+ * test them packed (the bits_pk kernel), and readers that gather by row
+ * index unpack a whole column to bytes first (sdb__seg_dim_bytes,
+ * sdb__seg_tsrc: in place when the width is 8, 16 or 32 bits), so those
+ * gathers stay one byte load.
  *
  * Header, byte offsets:
  *
