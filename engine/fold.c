@@ -88,7 +88,7 @@ static int take_project(sdb__txn *t, fold_ctx *c, uint32_t project, int64_t wm, 
              * its own first was 4% of the fold of 1M UUIDv4 scores with
              * bench/gen's tags (perf). */
             sdb__row row;
-            if ((rc = sdb__row_decode(val.p, val.len, &row))) break;
+            if ((rc = sdb__row_decode_noid(val.p, val.len, &row))) break;
             *fx = row.fx;
             if (fx->ingested > wm) break;
             c->aoff[*n] = c->araw.len;

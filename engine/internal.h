@@ -312,6 +312,9 @@ typedef struct sdb__row {
     char text_[2][SDB_MAX_STR + 1];
 } sdb__row;
 int sdb__row_decode(const void *p, size_t len, sdb__row *out);
+/* The same with the id left empty (skipped, not rendered): for readers
+ * of the fixed part, trace and lists only (the fold). */
+int sdb__row_decode_noid(const void *p, size_t len, sdb__row *out);
 /* 0 when the record surely has neither tags nor properties (read from its
  * masks, without a decode), 1 when it may have either. */
 int sdb__row_may_have_lists(const void *p, size_t len);

@@ -1040,6 +1040,70 @@ Test(store, a_record_says_from_its_masks_whether_it_may_have_tags_or_properties)
     sdb__buf_free(&rec);
 }
 
+/* The fold's decode (sdb__row_decode_noid) skips the id instead of
+ * rendering it: for every way an id and a trace id are stored (UUID, hex,
+ * raw, absent) it must give the full decode's fixed part, trace hash,
+ * strings and lists, and refuse a record cut short inside the id. */
+Test(store, the_folds_decode_without_the_id_matches_the_full_decode)
+{
+    const char *ids[] = {"0f8fad5b-d9cb-469f-a165-70867728950e", "0e9afa3b2478c734", "p-17", NULL};
+    const char *traces[] = {"0e9afa3b2478c734bc460d1a9e55d779", "t1",
+                            "1b4e28ba-2fa1-11d2-883f-0000000000aa", NULL};
+    sdb__str tags[2] = {{"x", 1}, {"yy", 2}}, kv[4] = {{"k", 1}, {"v", 1}, {"k2", 2}, {"w", 1}};
+    sdb__buf rec = {0};
+    sdb__row full, part;
+    int n = 0;
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < 2; l++) {
+                sdb__fixed fx;
+                memset(&fx, 0, sizeof fx);
+                fx.ts = T0 + i;
+                fx.ref = 100u + (unsigned)n;
+                fx.project = 3;
+                fx.name = 9;
+                fx.value = 0.25 * j;
+                sdb__score sc;
+                memset(&sc, 0, sizeof sc);
+                if (ids[i]) sc.id = (sdb__str){ids[i], strlen(ids[i])};
+                if (traces[j]) sc.trace_id = (sdb__str){traces[j], strlen(traces[j])};
+                else sc.session_id = (sdb__str){"s9", 2};
+                sc.comment = (sdb__str){"c", 1};
+                sc.tags = tags;
+                sc.n_tags = l ? 2 : 0;
+                sc.props = kv;
+                sc.n_props = l ? 2 : 0;
+                cr_assert_eq(sdb__row_encode(&fx, &sc, 0, &rec), SDB_OK);
+                cr_assert_eq(sdb__row_decode(rec.p, rec.len, &full), SDB_OK);
+                cr_assert_eq(sdb__row_decode_noid(rec.p, rec.len, &part), SDB_OK);
+                cr_assert_eq(part.id.len, 0);
+                cr_assert_eq(memcmp(&part.fx, &full.fx, sizeof full.fx), 0, "id %d trace %d", i, j);
+                if (traces[j]) cr_assert_neq(part.fx.trace, 0);
+                cr_assert_eq(part.trace_id.len, full.trace_id.len);
+                if (full.trace_id.len)
+                    cr_assert_eq(memcmp(part.trace_id.p, full.trace_id.p, full.trace_id.len), 0);
+                cr_assert_eq(part.session_id.len, full.session_id.len);
+                cr_assert_eq(part.comment.len, 1);
+                cr_assert_eq(part.n_tags, full.n_tags);
+                cr_assert_eq(part.n_props, full.n_props);
+                sdb__str k, v;
+                if (l) {
+                    cr_assert(sdb__row_prop(&part, 1, &k, &v));
+                    cr_assert(k.len == 2 && memcmp(k.p, "k2", 2) == 0 && v.len == 1 && v.p[0] == 'w');
+                    cr_assert(sdb__row_has_tag(&part, "yy", 2));
+                }
+                /* Cut inside the id: both refuse it. */
+                if (ids[i]) {
+                    size_t cut = 5 + 40 + 3;
+                    cr_assert_eq(sdb__row_decode_noid(rec.p, cut, &part), SDB_ECORRUPT);
+                    cr_assert_eq(sdb__row_decode(rec.p, cut, &full), SDB_ECORRUPT);
+                }
+                n++;
+            }
+    cr_assert_eq(n, 32);
+    sdb__buf_free(&rec);
+}
+
 /* Replacing folded scores marks them dead in their chunk at once (no
  * rewrite): every path of a query that reads chunks (header, kernels,
  * per-dimension pre-aggregates, label counts, the row loop) and the names
