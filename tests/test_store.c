@@ -930,6 +930,78 @@ Test(store, a_writer_keeps_the_maps_resident_pages_bounded)
     cr_assert_eq(q1(0, "{\"stats\":[\"sum\"]}", "sum"), 40 * 5000 / 100 * 4950.0);
 }
 
+/* The resident cap applied inside a write transaction
+ * (sdb__map_trim_in_txn, which the id index's merges call: a 29M ingest's
+ * map pages rose to 920 MiB within one transaction, past the cap applied
+ * between commits): it drops the pages the transaction has read, and what
+ * it reads afterwards is the same bytes. */
+typedef struct walk_ctx {
+    uint64_t sum[2];
+    long rss[2];
+    uint64_t n;
+} walk_ctx;
+
+static uint64_t walk_rows(sdb__txn *t, uint64_t *n)
+{
+    sdb__rowit *it;
+    cr_assert_eq(sdb__rows_open(t, 0, 1, 0, &it), SDB_OK);
+    uint64_t ref, h = 0;
+    sdb__val v;
+    *n = 0;
+    while (sdb__rows_next(it, &ref, &v) == SDB_OK) {
+        h = h * 31 + sdb__hash(v.p, v.len) + ref;
+        ++*n;
+    }
+    sdb__rows_close(it);
+    return h;
+}
+
+static int walk_trim_walk(sdb__txn *t, void *arg)
+{
+    walk_ctx *c = arg;
+    uint64_t n1, n2;
+    c->sum[0] = walk_rows(t, &n1);
+    c->rss[0] = map_rss_kib();
+    uint64_t old = sdb__map_resident_max;
+    sdb__map_resident_max = 1u << 20;
+    sdb__map_trim_in_txn(t);
+    sdb__map_resident_max = old;
+    c->rss[1] = map_rss_kib();
+    c->sum[1] = walk_rows(t, &n2);
+    cr_assert_eq(n1, n2);
+    c->n = n1;
+    return SDB_OK;
+}
+
+Test(store, a_trim_inside_a_write_transaction_drops_the_map_pages_it_read_and_keeps_the_bytes)
+{
+    char json[384];
+    sdb_batch *b;
+    cr_assert_eq(sdb_batch_new(&b), SDB_OK);
+    for (int k = 0; k < 12; k++) {
+        sdb_batch_clear(b);
+        for (int i = 0; i < 5000; i++) {
+            unsigned long long id = (unsigned long long)(k * 5000 + i) + 1;
+            snprintf(json, sizeof json,
+                     "{\"id\":\"x%llx\",\"name\":\"n%d\",\"value\":%d,\"trace_id\":\"t%llu\","
+                     "\"comment\":\"%016llx%016llx%016llx%016llx\"}",
+                     id * 0x9e3779b97f4a7c15ull, (int)(id % 5), (int)(id % 100), id % 997,
+                     id * 0xff51afd7ed558ccdull, id * 0xd6e8feb86659fd93ull,
+                     id * 0xa0761d6478bd642full, id * 0xe7037ed1a0b428dbull);
+            cr_assert_eq(sdb_batch_add_json(b, json, strlen(json), err, sizeof err), SDB_OK, "%s",
+                         err);
+        }
+        cr_assert_eq(sdb_store_ingest(s, 0, b, T0), SDB_OK);
+    }
+    sdb_batch_free(b);
+    walk_ctx c = {{0, 0}, {0, 0}, 0};
+    cr_assert_eq(sdb__write(s, walk_trim_walk, &c), SDB_OK);
+    cr_assert_eq(c.n, 60000);
+    cr_assert_eq(c.sum[0], c.sum[1]);
+    cr_assert_gt(c.rss[0], 2 * 1024, "the walk kept %ld KiB of the map", c.rss[0]);
+    cr_assert_lt(c.rss[1], 512, "%ld KiB of the map after the trim", c.rss[1]);
+}
+
 /* The "fill" of database db in sdb_store_stats_json. */
 static double db_fill(const char *db)
 {
