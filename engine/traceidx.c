@@ -28,6 +28,16 @@
  *   column: a column costs 4 bytes every score and a pass over every
  *   chunk per lookup, an entry costs 16 bytes only on the scores that
  *   have the key and a binary search per run.
+ * - A run stores its entries block-coded (version 2, RUN_MAGIC2): blocks
+ *   of BLK entries, each one's first entry in a directory (binary-searched
+ *   as the plain entries were), and in the block the hash deltas and the
+ *   refs less the block's smallest, bit-packed to the block's widths.
+ *   Sorted random 64-bit hashes differ by about 2^64 / n, so a delta takes
+ *   log2(64 / n) + 3 bits and a ref log2(refs) bits: 10M UUIDv4 scores'
+ *   entries took 16 bytes each in version 1 and take about 9 here. A
+ *   lookup decodes only the blocks that can hold its key, newest first,
+ *   until it has its `max`. Version 1 runs (16 plain bytes an entry) are
+ *   still read, and are rewritten in version 2 when a merge takes them.
  * - A fold writes one sorted run per project: key 't' | project (be32) |
  *   run number (be64) in its own database, `traces`. Runs merge
  *   like a binary counter: the new run absorbs the newest stored run while
@@ -45,15 +55,30 @@
  */
 #include "traceidx.h"
 
-#define RUN_MAGIC 0x58495453u /* "STIX" */
+#define RUN_MAGIC 0x58495453u  /* "STIX": version 1, plain entries */
+#define RUN_MAGIC2 0x32585453u /* "STX2": version 2, block-coded */
 #define KEY_LEN 13u
 #define HDR_LEN 16u
 #define ENT_LEN 16u
-#define MERGE_MAX (1u << 22) /* entries of the largest merged run: 64 MiB */
+#define MERGE_MAX (1u << 22) /* entries of the largest merged run: 64 MiB decoded */
+#define BLK 256u       /* entries a block */
+#define HDR2_LEN 24u   /* magic, BLK, n (u64), blocks (u32), 0 (u32) */
+#define DIR_LEN 20u    /* a block's first hash and ref (u64 each), payload offset (u32) */
+#define BLK_HEAD 10u   /* hash-delta width, ref width (u8 each), smallest ref (u64) */
+#define PAD 8u         /* after the payload, so that a bit read may load 8 bytes */
 
 typedef struct tent {
     uint64_t h, ref;
 } tent;
+
+/* One stored run as its reader sees it, in either version. */
+typedef struct run_view {
+    uint64_t n;
+    const uint8_t *ents;           /* version 1: n entries of ENT_LEN */
+    const uint8_t *dir, *pay;      /* version 2: nb directory entries, payload */
+    uint64_t pay_len;              /* the payload's bytes, PAD not counted */
+    uint32_t nb;
+} run_view;
 
 typedef struct run_info {
     uint64_t no, n;
@@ -103,25 +128,202 @@ static inline bool ent_less(tent a, uint64_t h, uint64_t ref)
     return a.h < h || (a.h == h && a.ref < ref);
 }
 
-/* Check a run value; *out_n its entry count, *out_ents its entries. */
-static int run_open(const void *p, size_t len, uint64_t *out_n, const uint8_t **out_ents)
+/* ---------------------------------------------------------- run coding */
+
+static unsigned width_of(uint64_t x)
 {
+    return x ? 64u - (unsigned)__builtin_clzll(x) : 0u;
+}
+
+typedef struct bitw {
+    uint8_t *p;
+    uint64_t acc;
+    unsigned n;
+} bitw;
+
+static void bw_put32(bitw *w, uint64_t x, unsigned bits)
+{
+    w->acc |= x << w->n;
+    w->n += bits;
+    while (w->n >= 8) {
+        *w->p++ = (uint8_t)w->acc;
+        w->acc >>= 8;
+        w->n -= 8;
+    }
+}
+
+static void bw_put(bitw *w, uint64_t x, unsigned bits)
+{
+    if (bits > 32) {
+        bw_put32(w, x & 0xFFFFFFFFu, 32);
+        x >>= 32;
+        bits -= 32;
+    }
+    if (bits) bw_put32(w, x & ((1ull << bits) - 1), bits);
+}
+
+static void bw_flush(bitw *w)
+{
+    if (w->n) *w->p++ = (uint8_t)w->acc;
+    w->acc = 0;
+    w->n = 0;
+}
+
+/* bits (<= 64) at bit position pos of p; PAD bytes follow every payload. */
+static inline uint64_t br_get(const uint8_t *p, uint64_t pos, unsigned bits)
+{
+    uint64_t lo, hi = 0;
+    unsigned a = bits > 32 ? 32 : bits;
+    memcpy(&lo, p + (pos >> 3), 8);
+    lo = (lo >> (pos & 7)) & ((1ull << a) - 1);
+    if (bits > 32) {
+        pos += 32;
+        memcpy(&hi, p + (pos >> 3), 8);
+        hi = (hi >> (pos & 7)) & (bits == 64 ? 0xFFFFFFFFull : (1ull << (bits - 32)) - 1);
+    }
+    return lo | hi << 32;
+}
+
+static inline uint32_t blk_len(uint64_t n, uint32_t b, uint32_t nb)
+{
+    return b + 1 < nb ? BLK : (uint32_t)(n - (uint64_t)b * BLK);
+}
+
+/* The payload bytes of a block of m entries at widths wh, wr. */
+static inline uint64_t blk_bytes(uint32_t m, unsigned wh, unsigned wr)
+{
+    return BLK_HEAD + (((uint64_t)(m - 1) * wh + (uint64_t)m * wr + 7) >> 3);
+}
+
+/* The largest encoding of n entries (version 2). */
+static size_t enc_bound(uint64_t n)
+{
+    uint64_t nb = (n + BLK - 1) / BLK;
+    return HDR2_LEN + nb * (DIR_LEN + BLK_HEAD) + n * ENT_LEN + PAD;
+}
+
+/* Block-code the sorted entries e (m <= BLK) as block b of the run at
+ * buf (its directory and payload cursor *pay_off). */
+static void enc_block(uint8_t *buf, uint32_t b, uint32_t nb, const tent *e, uint32_t m,
+                      size_t *pay_off)
+{
+    uint64_t dmax = 0, rmin = e[0].ref, rmax = e[0].ref;
+    for (uint32_t i = 1; i < m; i++) {
+        uint64_t d = e[i].h - e[i - 1].h;
+        if (d > dmax) dmax = d;
+        if (e[i].ref < rmin) rmin = e[i].ref;
+        if (e[i].ref > rmax) rmax = e[i].ref;
+    }
+    unsigned wh = width_of(dmax), wr = width_of(rmax - rmin);
+    uint8_t *d = buf + HDR2_LEN + (size_t)b * DIR_LEN, *p = buf + HDR2_LEN + (size_t)nb * DIR_LEN;
+    uint32_t off = (uint32_t)*pay_off;
+    memcpy(d, &e[0].h, 8);
+    memcpy(d + 8, &e[0].ref, 8);
+    memcpy(d + 16, &off, 4);
+    p += off;
+    p[0] = (uint8_t)wh;
+    p[1] = (uint8_t)wr;
+    memcpy(p + 2, &rmin, 8);
+    bitw w = {p + BLK_HEAD, 0, 0};
+    for (uint32_t i = 1; i < m; i++) bw_put(&w, e[i].h - e[i - 1].h, wh);
+    for (uint32_t i = 0; i < m; i++) bw_put(&w, e[i].ref - rmin, wr);
+    bw_flush(&w);
+    *pay_off += blk_bytes(m, wh, wr);
+}
+
+/* Decode block b of run v into out (BLK entries of room), *out_m its
+ * length. A block is checked as it is decoded (its widths possible and its
+ * bits inside the payload), not all of a run's at every open: a lookup
+ * decodes one or two of thousands. */
+static int dec_block(const run_view *v, uint32_t b, tent *out, uint32_t *out_m)
+{
+    uint32_t m = blk_len(v->n, b, v->nb), off;
+    const uint8_t *d = v->dir + (size_t)b * DIR_LEN;
+    uint64_t h;
+    memcpy(&h, d, 8);
+    memcpy(&off, d + 16, 4);
+    if (off > v->pay_len || v->pay_len - off < BLK_HEAD) return SDB_ECORRUPT;
+    const uint8_t *p = v->pay + off;
+    unsigned wh = p[0], wr = p[1];
+    if (wh > 64 || wr > 64 || blk_bytes(m, wh, wr) > v->pay_len - off) return SDB_ECORRUPT;
+    uint64_t rmin, pos = 0;
+    memcpy(&rmin, p + 2, 8);
+    p += BLK_HEAD;
+    out[0].h = h;
+    for (uint32_t i = 1; i < m; i++, pos += wh) out[i].h = h += br_get(p, pos, wh);
+    for (uint32_t i = 0; i < m; i++, pos += wr) out[i].ref = rmin + br_get(p, pos, wr);
+    *out_m = m;
+    return SDB_OK;
+}
+
+/* Check a run value and view it (either version). */
+static int run_open(const void *p, size_t len, run_view *out)
+{
+    memset(out, 0, sizeof *out);
     if (len < HDR_LEN) return SDB_ECORRUPT;
     uint32_t magic;
     uint64_t n;
     memcpy(&magic, p, 4);
     memcpy(&n, (const uint8_t *)p + 8, 8);
-    if (magic != RUN_MAGIC || n > (len - HDR_LEN) / ENT_LEN || HDR_LEN + n * ENT_LEN != len)
+    if (magic == RUN_MAGIC) {
+        if (n > (len - HDR_LEN) / ENT_LEN || HDR_LEN + n * ENT_LEN != len) return SDB_ECORRUPT;
+        out->n = n;
+        out->ents = (const uint8_t *)p + HDR_LEN;
+        return SDB_OK;
+    }
+    uint32_t blk, nb;
+    memcpy(&blk, (const uint8_t *)p + 4, 4);
+    if (magic != RUN_MAGIC2 || len < HDR2_LEN + PAD || blk != BLK) return SDB_ECORRUPT;
+    memcpy(&nb, (const uint8_t *)p + 16, 4);
+    if (!n || nb != (n + BLK - 1) / BLK || (uint64_t)nb * DIR_LEN > len - HDR2_LEN - PAD)
         return SDB_ECORRUPT;
-    *out_n = n;
-    *out_ents = (const uint8_t *)p + HDR_LEN;
+    const uint8_t *dir = (const uint8_t *)p + HDR2_LEN;
+    out->pay_len = len - HDR2_LEN - (uint64_t)nb * DIR_LEN - PAD;
+    out->pay = dir + (size_t)nb * DIR_LEN;
+    out->n = n;
+    out->nb = nb;
+    out->dir = dir;
+    return SDB_OK;
+}
+
+/* A reader of a run's entries in order, a block at a time. */
+typedef struct run_it {
+    const run_view *v;
+    uint64_t i;    /* next entry */
+    uint32_t b, m; /* decoded block, its length */
+    tent blk[BLK];
+} run_it;
+
+static void it_init(run_it *it, const run_view *v)
+{
+    it->v = v;
+    it->i = 0;
+    it->b = UINT32_MAX;
+    it->m = 0;
+}
+
+/* The entry at it->i (it->i < n) into *out. */
+static inline int it_peek(run_it *it, tent *out)
+{
+    const run_view *v = it->v;
+    if (v->ents) {
+        memcpy(out, v->ents + it->i * ENT_LEN, sizeof *out);
+        return SDB_OK;
+    }
+    uint32_t b = (uint32_t)(it->i / BLK);
+    if (b != it->b) {
+        int rc = dec_block(v, b, it->blk, &it->m);
+        if (rc) return rc;
+        it->b = b;
+    }
+    *out = it->blk[it->i % BLK];
     return SDB_OK;
 }
 
 /* The project's runs, oldest first (*out owned). With fn, each run's
  * entries are handed to fn while the cursor holds them. */
 static int load_runs(sdb__txn *t, uint32_t project, run_info **out, size_t *out_n,
-                     int (*fn)(const uint8_t *ents, uint64_t n, void *ctx), void *ctx)
+                     int (*fn)(const run_view *v, void *ctx), void *ctx)
 {
     *out = NULL;
     *out_n = 0;
@@ -136,9 +338,8 @@ static int load_runs(sdb__txn *t, uint32_t project, run_info **out, size_t *out_
     for (rc = sdb__cur_seek(c, k, sizeof k, &key, &val); rc == SDB_OK;
          rc = sdb__cur_next(c, &key, &val)) {
         if (key.len != KEY_LEN || memcmp(key.p, k, 5) != 0) break;
-        uint64_t m;
-        const uint8_t *ents;
-        if ((rc = run_open(val.p, val.len, &m, &ents))) break;
+        run_view rv;
+        if ((rc = run_open(val.p, val.len, &rv))) break;
         if (n == cap) {
             cap = cap ? 2 * cap : 16;
             run_info *nv = realloc(v, cap * sizeof *nv);
@@ -148,8 +349,8 @@ static int load_runs(sdb__txn *t, uint32_t project, run_info **out, size_t *out_
             }
             v = nv;
         }
-        v[n++] = (run_info){sdb__rd64((const uint8_t *)key.p + 5), m};
-        if (fn && (rc = fn(ents, m, ctx))) break;
+        v[n++] = (run_info){sdb__rd64((const uint8_t *)key.p + 5), rv.n};
+        if (fn && (rc = fn(&rv, ctx))) break;
     }
     sdb__cur_close(c);
     if (rc != SDB_OK && rc != SDB_ENOTFOUND) {
@@ -163,72 +364,98 @@ static int load_runs(sdb__txn *t, uint32_t project, run_info **out, size_t *out_
 
 /* ------------------------------------------------------------------ write */
 
-/* Merge sorted a (na) and the stored entries b (nb) into a new buffer
- * with room for a run header (*out owned). */
-static int merge(const tent *a, uint64_t na, const uint8_t *b, uint64_t nb, uint8_t **out)
-{
-    uint8_t *m = malloc(HDR_LEN + (na + nb) * ENT_LEN);
-    if (!m) return SDB_ENOMEM;
-    uint8_t *w = m + HDR_LEN;
-    uint64_t i = 0, j = 0;
-    while (i < na || j < nb) {
-        tent x;
-        if (j == nb || (i < na && ent_less(a[i], ent_at(b, j).h, ent_at(b, j).ref)))
-            x = a[i++];
-        else
-            x = ent_at(b, j++);
-        memcpy(w, &x, sizeof x);
-        w += ENT_LEN;
-    }
-    *out = m;
-    return SDB_OK;
-}
-
 /* Store the sorted entries e (n) of one project as a run, absorbing the
- * newest stored runs while they are not larger (the binary counter). */
+ * newest stored runs while they are not larger (the binary counter). The
+ * absorbed runs are read in place (a get is not an update: LMDB keeps
+ * their pages valid until the first put or del) and merged with e straight
+ * into the new run's blocks, so a merge holds no decoded copy of them. */
 static int write_run(sdb__txn *t, uint32_t project, const tent *e, uint64_t n)
 {
     run_info *runs;
     size_t n_runs;
     int rc = load_runs(t, project, &runs, &n_runs, NULL, NULL);
     if (rc) return rc;
-    uint64_t no = n_runs ? runs[n_runs - 1].no + 1 : 1;
-    uint8_t *buf = malloc(HDR_LEN + n * ENT_LEN), k[KEY_LEN];
-    if (!buf) {
+    uint64_t no = n_runs ? runs[n_runs - 1].no + 1 : 1, total = n;
+    size_t k = 0; /* runs absorbed: the newest k */
+    while (k < n_runs && runs[n_runs - 1 - k].n <= total &&
+           runs[n_runs - 1 - k].n + total <= MERGE_MAX)
+        total += runs[n_runs - 1 - k++].n;
+    run_view *views = calloc(k ? k : 1, sizeof *views);
+    run_it *its = malloc((k ? k : 1) * sizeof *its);
+    uint8_t *buf = NULL, key[KEY_LEN];
+    tent *blk = malloc(BLK * sizeof *blk);
+    if (!views || !its || !blk || !(buf = malloc(enc_bound(total)))) {
         rc = SDB_ENOMEM;
         goto done;
     }
-    memcpy(buf + HDR_LEN, e, n * ENT_LEN); /* tent is two packed u64s: ENT_LEN */
-    while (n_runs && runs[n_runs - 1].n <= n && runs[n_runs - 1].n + n <= MERGE_MAX) {
-        run_info *r = &runs[n_runs - 1];
+    for (size_t j = 0; j < k; j++) {
         sdb__val v;
-        uint64_t m;
-        const uint8_t *ents;
-        uint8_t *nb;
-        run_key(k, project, r->no);
-        if ((rc = sdb__get(t, SDB__DB_TRACES, k, sizeof k, &v))) {
+        run_key(key, project, runs[n_runs - 1 - j].no);
+        if ((rc = sdb__get(t, SDB__DB_TRACES, key, sizeof key, &v))) {
             if (rc == SDB_ENOTFOUND) rc = SDB_ECORRUPT;
             goto done;
         }
-        if ((rc = run_open(v.p, v.len, &m, &ents))) goto done;
-        if ((rc = merge((const tent *)(void *)(buf + HDR_LEN), n, ents, m, &nb))) goto done;
-        free(buf);
-        buf = nb;
-        n += m;
-        if ((rc = sdb__del(t, SDB__DB_TRACES, k, sizeof k))) goto done;
-        no = r->no;
-        n_runs--;
+        if ((rc = run_open(v.p, v.len, &views[j]))) goto done;
+        it_init(&its[j], &views[j]);
     }
-    uint32_t magic = RUN_MAGIC, zero = 0;
+    /* A k + 1-way merge (k is a few: the binary counter keeps about
+     * log2 of the store's runs) into blocks of BLK. */
+    uint32_t nb = (uint32_t)((total + BLK - 1) / BLK), b = 0, m = 0;
+    size_t pay = 0;
+    for (uint64_t i = 0, out = 0; out < total; out++) {
+        tent best = {0, 0};
+        int from = -1;
+        if (i < n) best = e[i], from = (int)k;
+        for (size_t j = 0; j < k; j++) {
+            if (its[j].i == views[j].n) continue;
+            tent x;
+            if ((rc = it_peek(&its[j], &x))) goto done;
+            if (from < 0 || ent_less(x, best.h, best.ref)) best = x, from = (int)j;
+        }
+        if (from == (int)k)
+            i++;
+        else
+            its[from].i++;
+        blk[m++] = best;
+        if (m == BLK || out + 1 == total) {
+            enc_block(buf, b++, nb, blk, m, &pay);
+            m = 0;
+        }
+    }
+    uint32_t magic = RUN_MAGIC2, bsz = BLK, zero = 0;
     memcpy(buf, &magic, 4);
-    memcpy(buf + 4, &zero, 4);
-    memcpy(buf + 8, &n, 8);
-    run_key(k, project, no);
-    rc = sdb__put(t, SDB__DB_TRACES, k, sizeof k, buf, HDR_LEN + n * ENT_LEN, 0);
+    memcpy(buf + 4, &bsz, 4);
+    memcpy(buf + 8, &total, 8);
+    memcpy(buf + 16, &nb, 4);
+    memcpy(buf + 20, &zero, 4);
+    size_t len = HDR2_LEN + (size_t)nb * DIR_LEN + pay + PAD;
+    memset(buf + len - PAD, 0, PAD);
+    for (size_t j = 0; j < k; j++) {
+        run_key(key, project, runs[n_runs - 1 - j].no);
+        if ((rc = sdb__del(t, SDB__DB_TRACES, key, sizeof key))) goto done;
+    }
+    if (k) no = runs[n_runs - k].no;
+    run_key(key, project, no);
+    rc = sdb__put(t, SDB__DB_TRACES, key, sizeof key, buf, len, 0);
 done:
     free(buf);
+    free(blk);
+    free(its);
+    free(views);
     free(runs);
     return rc;
+}
+
+/* Merge the sorted entry arrays a (na) and b (nb) into *out (owned). */
+static int merge(const tent *a, uint64_t na, const tent *b, uint64_t nb, tent **out)
+{
+    tent *m = malloc((na + nb ? na + nb : 1) * sizeof *m);
+    if (!m) return SDB_ENOMEM;
+    uint64_t i = 0, j = 0, w = 0;
+    while (i < na || j < nb)
+        m[w++] = j == nb || (i < na && ent_less(a[i], b[j].h, b[j].ref)) ? a[i++] : b[j++];
+    *out = m;
+    return SDB_OK;
 }
 
 /* Entry order: by hash, then by ref (refs are unique, so this is total). */
@@ -378,7 +605,7 @@ int sdb__tix_write(sdb__txn *t, const sdb__tix_prep *p)
     int rc = SDB_OK;
     tvec x = {0};
     tent *tmp = NULL;
-    uint8_t *merged = NULL;
+    tent *merged = NULL;
     for (size_t k = 0; rc == SDB_OK && k < p->n_spans; k++) {
         const tix_span *sp = &p->spans[k];
         if ((rc = ensure_base(t, "tixbase:", sp->project)) ||
@@ -400,11 +627,8 @@ int sdb__tix_write(sdb__txn *t, const sdb__tix_prep *p)
         }
         tmp = nt;
         sdb__hash_sort(x.v, x.n, sizeof *x.v, cmp_tent, tmp);
-        if ((rc = merge(p->e + sp->start, sp->n, (const uint8_t *)(const void *)x.v, x.n,
-                        &merged)))
-            break;
-        rc = write_run(t, sp->project, (const tent *)(const void *)(merged + HDR_LEN),
-                       sp->n + x.n);
+        if ((rc = merge(p->e + sp->start, sp->n, x.v, x.n, &merged))) break;
+        rc = write_run(t, sp->project, merged, sp->n + x.n);
         free(merged);
         merged = NULL;
     }
@@ -450,21 +674,59 @@ static uint64_t lower_bound(const uint8_t *ents, uint64_t n, uint64_t h, uint64_
     return lo;
 }
 
-/* One run's entries for each of f->hs below f->below, the newest f->max
- * of each. */
-static int find_in_run(const uint8_t *ents, uint64_t n, void *ctx)
+/* The first block of run v (version 2) whose first entry is at or past
+ * (h, ref): every entry before (h, ref) is in the blocks before it. */
+static uint32_t dir_lower(const run_view *v, uint64_t h, uint64_t ref)
 {
-    find_ctx *f = ctx;
-    for (size_t k = 0; k < f->n_h; k++) {
-        uint64_t h = f->hs[k];
-        uint64_t lo = lower_bound(ents, n, h, 0), hi = lower_bound(ents, n, h, f->below);
+    uint32_t lo = 0, hi = v->nb;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        tent d;
+        memcpy(&d, v->dir + (size_t)mid * DIR_LEN, sizeof d);
+        if (ent_less(d, h, ref))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Key h's entries below f->below in run v, the newest f->max of them,
+ * newest first. */
+static int find_key(find_ctx *f, const run_view *v, uint64_t h)
+{
+    int rc = SDB_OK;
+    if (v->ents) {
+        uint64_t lo = lower_bound(v->ents, v->n, h, 0), hi = lower_bound(v->ents, v->n, h, f->below);
         if (hi - lo > f->max) lo = hi - f->max;
-        for (uint64_t i = hi; i > lo; i--) {
-            int rc = add_ref(f, ent_at(ents, i - 1).ref);
-            if (rc) return rc;
+        for (uint64_t i = hi; rc == SDB_OK && i > lo; i--) rc = add_ref(f, ent_at(v->ents, i - 1).ref);
+        return rc;
+    }
+    tent blk[BLK];
+    size_t got = 0;
+    for (uint32_t b = dir_lower(v, h, f->below); b > 0 && got < f->max;) {
+        uint32_t m;
+        if ((rc = dec_block(v, --b, blk, &m))) return rc;
+        for (uint32_t i = m; i > 0 && got < f->max; i--) {
+            tent x = blk[i - 1];
+            if (x.h < h) return SDB_OK;
+            if (x.h > h || x.ref >= f->below) continue;
+            if ((rc = add_ref(f, x.ref))) return rc;
+            got++;
         }
+        if (blk[0].h < h) break;
     }
     return SDB_OK;
+}
+
+/* One run's entries for each of f->hs below f->below, the newest f->max
+ * of each. */
+static int find_in_run(const run_view *v, void *ctx)
+{
+    find_ctx *f = ctx;
+    int rc = SDB_OK;
+    for (size_t k = 0; rc == SDB_OK && k < f->n_h; k++) rc = find_key(f, v, f->hs[k]);
+    return rc;
 }
 
 static int cmp_ref_desc(const void *a, const void *b)
@@ -588,10 +850,9 @@ done:
     return rc;
 }
 
-static int count_run(const uint8_t *ents, uint64_t n, void *ctx)
+static int count_run(const run_view *v, void *ctx)
 {
-    (void)ents;
-    *(uint64_t *)ctx += n;
+    *(uint64_t *)ctx += v->n;
     return SDB_OK;
 }
 

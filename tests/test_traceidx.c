@@ -372,3 +372,156 @@ Test(traceidx, a_slice_sorted_on_its_own_thread_indexes_like_small_slices)
     sdb_store_close(small);
     rm_dir(d2);
 }
+
+/* The run coding (version 2: blocks of hash deltas and refs bit-packed
+ * to each block's widths) against a plain reference, written straight
+ * through sdb__tix_prepare/sdb__tix_write in slices so that runs merge:
+ * hashes at the ends of the 64-bit range (deltas of 2^63 and more: full
+ * 64-bit widths), keys with one entry and keys with hundreds (spanning
+ * blocks, so a lookup walks several blocks back from its bound), refs far
+ * apart and adjacent. Every key is then looked up with random bounds and
+ * caps, and must give exactly the newest `max` refs below the bound. */
+#define RC_KEYS 300
+#define RC_SLICES 9
+Test(traceidx, block_coded_runs_answer_like_a_plain_list)
+{
+    static uint64_t key[RC_KEYS];
+    for (int i = 0; i < RC_KEYS; i++) key[i] = rnd() | 1;
+    key[0] = 1;
+    key[1] = 2;
+    key[2] = UINT64_MAX;
+    key[3] = UINT64_MAX - 1;
+    key[4] = 1ull << 63;
+    key[5] = (1ull << 63) + 1;
+    /* Entries (key index, ref), in ref order: key 6 takes a quarter. */
+    size_t cap = 20000, n = 0;
+    uint32_t *who = malloc(cap * sizeof *who);
+    uint64_t *refs = malloc(cap * sizeof *refs), ref = 1;
+    cr_assert(who && refs);
+    for (int sl = 0; sl < RC_SLICES; sl++) {
+        /* The last slice is keys 1 and UINT64_MAX alone: a run of its own
+         * (the run before it is larger) whose one delta needs 64 bits. */
+        bool last = sl == RC_SLICES - 1;
+        uint32_t m = last ? 2 : 1 + (uint32_t)(rnd() % 1500);
+        sdb__fixed *rows = calloc(m, sizeof *rows);
+        cr_assert_not_null(rows);
+        for (uint32_t i = 0; i < m; i++) {
+            ref += rnd() % 4 == 0 ? 1 + rnd() % 100000 : 1;
+            uint32_t k = last ? 2 * i : rnd() % 4 == 0 ? 6 : (uint32_t)(rnd() % RC_KEYS);
+            rows[i].project = 0;
+            rows[i].ref = ref;
+            rows[i].trace = key[k];
+            cr_assert_lt(n, cap);
+            who[n] = k;
+            refs[n++] = ref;
+        }
+        sdb__tix_prep *p;
+        cr_assert_eq(sdb__tix_prepare(rows, m, &p), SDB_OK);
+        sdb__txn *t;
+        cr_assert_eq(sdb__txn_begin(s, 1, &t), SDB_OK);
+        cr_assert_eq(sdb__tix_write(t, p), SDB_OK);
+        cr_assert_eq(sdb__txn_commit(t), SDB_OK);
+        sdb__tix_prep_free(p);
+        free(rows);
+    }
+    sdb__txn *t;
+    cr_assert_eq(sdb__txn_begin(s, 0, &t), SDB_OK);
+    uint64_t entries, runs;
+    cr_assert_eq(sdb__tix_stats(t, 0, &entries, &runs), SDB_OK);
+    cr_assert_eq(entries, n);
+    for (int k = 0; k < RC_KEYS; k++) {
+        for (int trial = 0; trial < 3; trial++) {
+            uint64_t below = trial == 0 ? UINT64_MAX : 1 + rnd() % (ref + 1);
+            size_t max = trial == 2 ? 1 + rnd() % 40 : n + 1;
+            uint64_t *got, base, cut;
+            size_t ng;
+            cr_assert_eq(sdb__tix_refs(t, 0, SDB__TIX_TRACE, &key[k], 1, below, max, &got, &ng,
+                                       &base, &cut),
+                         SDB_OK);
+            size_t w = 0;
+            for (size_t i = n; i > 0 && w < max; i--) {
+                if (who[i - 1] != (uint32_t)k || refs[i - 1] >= below) continue;
+                cr_assert_lt(w, ng, "key %d: %zu refs, the reference has more", k, ng);
+                cr_assert_eq(got[w], refs[i - 1], "key %d, ref %zu: %llu, want %llu", k, w,
+                             (unsigned long long)got[w], (unsigned long long)refs[i - 1]);
+                w++;
+            }
+            cr_assert_eq(ng, w, "key %d (below %llu, max %zu): %zu refs, want %zu", k,
+                         (unsigned long long)below, max, ng, w);
+            free(got);
+        }
+    }
+    sdb__txn_abort(t);
+    free(who);
+    free(refs);
+}
+
+/* A store of format 5 holds version 1 runs (16 plain bytes an entry): they
+ * are read as they are, and a later fold's merge rewrites them in version
+ * 2 with the new entries, every ref still found. */
+Test(traceidx, version_1_runs_are_read_and_merged_into_version_2)
+{
+    enum { N1 = 700, N2 = 900 };
+    static uint64_t h1[N1];
+    uint8_t *v1 = malloc(16 + N1 * 16);
+    cr_assert_not_null(v1);
+    uint32_t magic = 0x58495453u, zero = 0;
+    uint64_t n1 = N1;
+    memcpy(v1, &magic, 4);
+    memcpy(v1 + 4, &zero, 4);
+    memcpy(v1 + 8, &n1, 8);
+    /* Sorted hashes 3, 6, 9, ... (every fifth repeated), refs 1..N1. */
+    for (uint64_t i = 0; i < N1; i++) {
+        h1[i] = 3 * (i - i % 5 / 4) + 3;
+        uint64_t ref = i + 1;
+        memcpy(v1 + 16 + i * 16, &h1[i], 8);
+        memcpy(v1 + 24 + i * 16, &ref, 8);
+    }
+    uint8_t key[13] = {'t'};
+    sdb__be32(key + 1, 0);
+    sdb__be64(key + 5, 1);
+    sdb__txn *t;
+    cr_assert_eq(sdb__txn_begin(s, 1, &t), SDB_OK);
+    cr_assert_eq(sdb__put(t, SDB__DB_TRACES, key, sizeof key, v1, 16 + N1 * 16, 0), SDB_OK);
+    cr_assert_eq(sdb__txn_commit(t), SDB_OK);
+    free(v1);
+    /* A fold's entries: the same hashes again at refs past N1, so the
+     * merge takes the version 1 run (it is not larger). */
+    sdb__fixed *rows = calloc(N2, sizeof *rows);
+    cr_assert_not_null(rows);
+    for (uint32_t i = 0; i < N2; i++) {
+        rows[i].ref = N1 + 1 + i;
+        rows[i].trace = h1[rnd() % N1];
+    }
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(sdb__txn_begin(s, 0, &t), SDB_OK);
+        uint64_t entries, runs;
+        cr_assert_eq(sdb__tix_stats(t, 0, &entries, &runs), SDB_OK);
+        cr_assert_eq(entries, round ? (uint64_t)N1 + N2 : N1);
+        cr_assert_eq(runs, 1, "round %d: %llu runs", round, (unsigned long long)runs);
+        for (uint64_t i = 0; i < N1; i++) {
+            if (i && h1[i] == h1[i - 1]) continue;
+            uint64_t *got, base, cut;
+            size_t ng, want = 0;
+            cr_assert_eq(sdb__tix_refs(t, 0, SDB__TIX_TRACE, &h1[i], 1, UINT64_MAX, 1u << 20,
+                                       &got, &ng, &base, &cut),
+                         SDB_OK);
+            for (uint64_t j = 0; j < N1; j++) want += h1[j] == h1[i];
+            if (round)
+                for (uint32_t j = 0; j < N2; j++) want += rows[j].trace == h1[i];
+            cr_assert_eq(ng, want, "round %d, hash %llu: %zu refs, want %zu", round,
+                         (unsigned long long)h1[i], ng, want);
+            for (size_t k = 1; k < ng; k++) cr_assert_gt(got[k - 1], got[k]);
+            free(got);
+        }
+        sdb__txn_abort(t);
+        if (round) break;
+        sdb__tix_prep *p;
+        cr_assert_eq(sdb__tix_prepare(rows, N2, &p), SDB_OK);
+        cr_assert_eq(sdb__txn_begin(s, 1, &t), SDB_OK);
+        cr_assert_eq(sdb__tix_write(t, p), SDB_OK);
+        cr_assert_eq(sdb__txn_commit(t), SDB_OK);
+        sdb__tix_prep_free(p);
+    }
+    free(rows);
+}
