@@ -45,7 +45,7 @@
  *
  * The count radix-partitions the array by the top bits of a multiplicative
  * hash (a bijection of u64, so distinct stays distinct) into at most 2^10
- * partitions of about DISTINCT_PART_ROWS (more partitions cost a TLB miss
+ * partitions of about sdb__distinct_part_rows (more partitions cost a TLB miss
  * per scattered write), then dedupes each partition with an open-addressing
  * table (linear probing) of at least 8 slots per row, mostly cache-resident:
  * at that load most probes end at the first slot, so the loop mispredicts
@@ -56,8 +56,20 @@
  * (11% repeats): 0.7 ms, against about 8 ms for the per-row set it
  * replaced.
  * The result is exact: two hashes are one trace only when all 64 bits are
- * equal (API.md: the xxh3 hash of a trace_id is its identity). */
-#define DISTINCT_PART_ROWS 1024
+ * equal (API.md: the xxh3 hash of a trace_id is its identity).
+ *
+ * A set is compacted to its distinct members mid-scan only past 2^22
+ * appends (sdb__traceset_slack), then past 2 x distinct + 2^22: with 2^20,
+ * a 1.33M-row set (source.none.traces at 10M) was counted over 1M hashes
+ * and then again over the 1.33M, 40% of its distinct-count time. The
+ * bound: a set holds at most 2 x distinct + 2^22 hashes (32 MiB past its
+ * distinct ones), and all sets together at most 8 bytes a selected row,
+ * counted in the table's memory against query_max_mem_bytes.
+ * A set of sdb__par_min_rows hashes or more is counted at the end with
+ * its histogram, scatter and dedupe spread over the pool's idle helpers
+ * (sdb__distinct_u64_par, below). */
+size_t sdb__distinct_part_rows = SDB__DISTINCT_PART_ROWS;
+size_t sdb__traceset_slack = SDB__TRACESET_SLACK;
 #define DISTINCT_MAX_PART_BITS 10
 #define DISTINCT_SLOTS_PER_ROW 8
 #define DISTINCT_START_BITS_MAX 16 /* first table of a partition: at most 2^16 slots */
@@ -140,69 +152,158 @@ static int dedupe_part(dtab *d, const uint64_t *src, size_t n, unsigned skip, ui
     return SDB_OK;
 }
 
-int sdb__distinct_u64(uint64_t *v, size_t n, size_t *out_n)
+/* The parallel shape of the count: the input is cut into chunks (one when
+ * serial), each chunk histograms its partitions and then scatters into
+ * the partition's run at its own offsets (so chunks never write the same
+ * place), and runs of partitions are deduped in place, each with its own
+ * table. Partitions of equal top bits hold every copy of a hash, so they
+ * are deduped independently: which thread ran which does not change the
+ * count, and the distinct values are gathered back in partition order. */
+#define DISTINCT_CHUNKS 4      /* chunks of the input when parallel */
+#define DISTINCT_PART_RUNS 16  /* runs of partitions when parallel */
+
+typedef struct dpar {
+    const uint64_t *v;
+    uint64_t *tmp;
+    size_t n, np;
+    unsigned pbits, chunks, runs;
+    size_t *cnt;   /* chunks x np: counts, then each chunk's write offsets */
+    size_t *start; /* np + 1: partition p is tmp[start[p], start[p+1]) */
+    size_t *kp;    /* np: distinct values at the start of partition p */
+    int *rc;       /* runs */
+    uint64_t *out; /* one run: the distinct values go straight here */
+} dpar;
+
+static void dpar_count(void *arg, uint32_t c)
+{
+    dpar *j = arg;
+    size_t lo = j->n * c / j->chunks, hi = j->n * (c + 1) / j->chunks;
+    size_t *cnt = j->cnt + (size_t)c * j->np;
+    unsigned sh = 64 - j->pbits;
+    for (size_t i = lo; i < hi; i++) cnt[dmix(j->v[i]) >> sh]++;
+}
+
+static void dpar_scatter(void *arg, uint32_t c)
+{
+    dpar *j = arg;
+    size_t lo = j->n * c / j->chunks, hi = j->n * (c + 1) / j->chunks;
+    size_t *at = j->cnt + (size_t)c * j->np;
+    unsigned sh = 64 - j->pbits;
+    uint64_t *tmp = j->tmp;
+    for (size_t i = lo; i < hi; i++) {
+        uint64_t x = j->v[i];
+        tmp[at[dmix(x) >> sh]++] = x;
+    }
+}
+
+static void dpar_dedupe(void *arg, uint32_t r)
+{
+    dpar *j = arg;
+    size_t plo = j->np * r / j->runs, phi = j->np * (r + 1) / j->runs;
+    dtab d = {NULL, NULL, 0};
+    int rc = SDB_OK;
+    for (size_t p = plo; rc == SDB_OK && p < phi; p++) {
+        uint64_t *part = j->tmp + j->start[p];
+        size_t m = j->start[p + 1] - j->start[p];
+        j->kp[p] = 0;
+        if (m) rc = dedupe_part(&d, part, m, j->pbits, j->out ? j->out : part, &j->kp[p]);
+        if (j->out) j->out += j->kp[p];
+    }
+    free(d.t);
+    free(d.used);
+    j->rc[r] = rc;
+}
+
+int sdb__distinct_u64_par(uint64_t *v, size_t n, size_t *out_n, bool parallel)
 {
     *out_n = 0;
     if (n == 0) return SDB_OK;
     unsigned pbits = 0;
-    while (pbits < DISTINCT_MAX_PART_BITS && (n >> pbits) > DISTINCT_PART_ROWS) pbits++;
-    size_t np = (size_t)1 << pbits, k = 0;
-    uint64_t *tmp = NULL;
-    size_t *end = NULL;
-    dtab d = {NULL, NULL, 0};
-    int rc = SDB_ENOMEM;
+    while (pbits < DISTINCT_MAX_PART_BITS && (n >> pbits) > sdb__distinct_part_rows) pbits++;
     if (!pbits) {
-        rc = dedupe_part(&d, v, n, 0, v, &k);
-        goto done;
+        /* One partition: dedupe in place (a doubling that fails leaves
+         * v's prefix rewritten with distinct values of its own: the same
+         * set). */
+        dtab d = {NULL, NULL, 0};
+        size_t k = 0;
+        int rc = dedupe_part(&d, v, n, 0, v, &k);
+        free(d.t);
+        free(d.used);
+        if (rc == SDB_OK) *out_n = k;
+        return rc;
     }
-    /* Counting pass, then scatter: end[p] moves from the start of
-     * partition p to its end. */
-    tmp = malloc(n * sizeof *tmp);
-    end = calloc(np, sizeof *end);
-    if (!tmp || !end) goto done;
-    for (size_t i = 0; i < n; i++) end[dmix(v[i]) >> (64 - pbits)]++;
-    for (size_t p = 0, at = 0; p < np; p++) {
-        size_t c = end[p];
-        end[p] = at;
-        at += c;
+    /* Chunks and runs cost a copy back and a table per run: only when a
+     * helper may run some of them. */
+    if (parallel && !sdb__par_may_help()) parallel = false;
+    dpar j = {.v = v, .n = n, .np = (size_t)1 << pbits, .pbits = pbits};
+    j.chunks = parallel ? DISTINCT_CHUNKS : 1;
+    j.runs = parallel ? DISTINCT_PART_RUNS : 1;
+    int rc = SDB_ENOMEM;
+    j.tmp = malloc(n * sizeof *j.tmp);
+    j.cnt = calloc((size_t)j.chunks * j.np, sizeof *j.cnt);
+    j.start = malloc((j.np + 1) * sizeof *j.start);
+    j.kp = malloc(j.np * sizeof *j.kp);
+    j.rc = calloc(j.runs, sizeof *j.rc);
+    if (!j.tmp || !j.cnt || !j.start || !j.kp || !j.rc) goto done;
+    sdb__par_for(j.chunks, dpar_count, &j, parallel);
+    /* Partition p starts after every smaller partition; within it, chunk
+     * c writes after the chunks before it. */
+    size_t at = 0;
+    for (size_t p = 0; p < j.np; p++) {
+        j.start[p] = at;
+        for (unsigned c = 0; c < j.chunks; c++) {
+            size_t *x = &j.cnt[(size_t)c * j.np + p], m = *x;
+            *x = at;
+            at += m;
+        }
     }
-    for (size_t i = 0; i < n; i++) {
-        uint64_t x = v[i];
-        tmp[end[dmix(x) >> (64 - pbits)]++] = x;
-    }
+    j.start[j.np] = at;
+    sdb__par_for(j.chunks, dpar_scatter, &j, parallel);
+    /* One run writes its distinct values to v as it goes (v is read no
+     * more); several dedupe in place and are gathered after. */
+    j.out = j.runs == 1 ? v : NULL;
+    sdb__par_for(j.runs, dpar_dedupe, &j, parallel);
     rc = SDB_OK;
-    for (size_t p = 0, start = 0; rc == SDB_OK && p < np; start = end[p++]) {
-        size_t m = end[p] - start, kp = 0;
-        if (!m) continue;
-        rc = dedupe_part(&d, tmp + start, m, pbits, v + k, &kp);
-        k += kp;
+    for (unsigned r = 0; r < j.runs; r++)
+        if (j.rc[r]) rc = j.rc[r];
+    if (rc) goto done;
+    size_t k = 0;
+    for (size_t p = 0; p < j.np; p++) {
+        if (j.runs > 1) memcpy(v + k, j.tmp + j.start[p], j.kp[p] * sizeof *v);
+        k += j.kp[p];
     }
+    *out_n = k;
 done:
-    if (rc == SDB_OK) *out_n = k;
-    free(tmp);
-    free(end);
-    free(d.t);
-    free(d.used);
+    free(j.tmp);
+    free(j.cnt);
+    free(j.start);
+    free(j.kp);
+    free(j.rc);
     return rc;
+}
+
+int sdb__distinct_u64(uint64_t *v, size_t n, size_t *out_n)
+{
+    return sdb__distinct_u64_par(v, n, out_n, false);
 }
 
 /* Keep only the distinct hashes; the next compaction waits until as many
  * again, plus the slack, have been appended, so each appended hash is
  * compacted O(1) times and memory stays O(distinct + slack). */
-static int traceset_compact(sdb__traceset *s)
+static int traceset_compact(sdb__traceset *s, bool parallel)
 {
     size_t k;
-    int rc = sdb__distinct_u64(s->v, s->n, &k);
+    int rc = sdb__distinct_u64_par(s->v, s->n, &k, parallel);
     if (rc) return rc;
     s->n = k;
-    s->limit = 2 * k + (s->slack ? s->slack : SDB__TRACESET_SLACK);
+    s->limit = 2 * k + (s->slack ? s->slack : sdb__traceset_slack);
     return SDB_OK;
 }
 
 uint64_t *sdb__traceset_room(sdb__traceset *s, size_t k)
 {
-    size_t limit = s->limit ? s->limit : (s->slack ? s->slack : SDB__TRACESET_SLACK);
-    if (s->n > 0 && s->n + k > limit && traceset_compact(s)) return NULL;
+    if (!s->limit) s->limit = s->slack ? s->slack : sdb__traceset_slack;
+    if (s->n > 0 && s->n + k > s->limit && traceset_compact(s, false)) return NULL;
     if (s->n + k > s->cap) {
         size_t cap = s->cap ? s->cap : 1024;
         while (cap < s->n + k) cap *= 2;
@@ -223,9 +324,9 @@ int sdb__traceset_add(sdb__traceset *s, uint64_t h)
     return SDB_OK;
 }
 
-int sdb__traceset_count(sdb__traceset *s, uint64_t *out)
+int sdb__traceset_count(sdb__traceset *s, uint64_t *out, bool parallel)
 {
-    int rc = traceset_compact(s);
+    int rc = traceset_compact(s, parallel);
     *out = rc ? 0 : s->n;
     return rc;
 }

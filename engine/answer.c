@@ -106,6 +106,7 @@ typedef struct finish {
     sdb__gtab *g;
     double *pct;     /* g->n x n_pct */
     uint64_t *traces;
+    bool *counted;   /* the large trace sets, counted before the others */
     int *rc;
 } finish;
 
@@ -117,7 +118,8 @@ static void finish_group(void *arg, uint32_t gi)
     if (f->pct && sdb__dvec_count(&g->vals[gi]))
         rc = sdb__percentiles_dvec(&g->vals[gi], f->q->pct, f->q->n_pct,
                                    f->pct + (size_t)gi * f->q->n_pct);
-    if (rc == SDB_OK && f->traces) rc = sdb__traceset_count(&g->traces[gi], &f->traces[gi]);
+    if (rc == SDB_OK && f->traces && !(f->counted && f->counted[gi]))
+        rc = sdb__traceset_count(&g->traces[gi], &f->traces[gi], false);
     f->rc[gi] = rc;
 }
 
@@ -138,7 +140,20 @@ static int finish_groups(const sdb__plan *p, sdb__gtab *g, finish *f)
         for (uint32_t gi = 0; gi < g->n; gi++) work += g->traces[gi].n;
     }
     if (!f->pct && !f->traces) return SDB_OK;
-    sdb__par_for(g->n, finish_group, f, work >= sdb__par_min_rows && !p->need_row);
+    bool par = work >= sdb__par_min_rows && !p->need_row;
+    if (f->traces && par) {
+        /* A set of sdb__par_min_rows hashes or more is counted on its own,
+         * its partitions spread over the pool: one large group (a query
+         * without group_by) would otherwise count on one thread. */
+        if (!(f->counted = calloc(g->n, sizeof *f->counted))) return SDB_ENOMEM;
+        for (uint32_t gi = 0; gi < g->n; gi++) {
+            if (g->traces[gi].n < sdb__par_min_rows) continue;
+            int rc = sdb__traceset_count(&g->traces[gi], &f->traces[gi], true);
+            if (rc) return rc;
+            f->counted[gi] = true;
+        }
+    }
+    sdb__par_for(g->n, finish_group, f, par);
     for (uint32_t gi = 0; gi < g->n; gi++)
         if (f->rc[gi]) return f->rc[gi];
     return SDB_OK;
@@ -256,6 +271,7 @@ int sdb__answer_build(const sdb__plan *p, sdb__gtab *g, sdb__answer *a)
 done:
     free(fin.pct);
     free(fin.traces);
+    free(fin.counted);
     free(fin.rc);
     for (uint32_t k = 0; k < SDB_MAX_GROUP_BY; k++) {
         free(kcache[k]);

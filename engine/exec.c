@@ -47,6 +47,17 @@
 #include <unistd.h>
 
 #define BATCH 1024
+/* The bitmap path's dense slots (bits_dense): up to GPASS_MAX local slots
+ * a segment are each aggregated by one masked pass over the batch; up to
+ * DENSE_MAX (over at most DENSE_IV_MAX intervals) by a walk that takes a
+ * row's slot from its local slot. */
+#define GPASS_MAX 8
+/* Selected rows a batch per local slot for the passes: a pass costs about
+ * 430 ns a batch (time.source.stats.frequent, 10M: 1.7 ns a row over 4
+ * local slots), the walk about 4 ns a row when slots are few. */
+#define GPASS_ROWS 100
+#define DENSE_MAX 4096
+#define DENSE_IV_MAX 32
 #define SERIES_TMP_MAX 4096
 #define PREFETCH 8 /* segments ahead */
 
@@ -78,6 +89,18 @@ typedef struct xstate {
     uint8_t any_set[32];             /* pass_any as a 256-bit set of tsrc bytes (bits_lut8) */
     uint8_t dset[SDB_N_DIMS][32];    /* a dimension filter over the ids of a 1-byte column */
     uint16_t bin[BATCH];             /* each row's histogram bin (bits_path) */
+    /* bits_dense: each row's local slot, the rows of one local slot, and
+     * each local slot's group (BITS_NONE until seen in the segment). */
+    uint8_t loc8[BATCH];
+    uint64_t sbits[BATCH / 64];
+    uint32_t lgrp[DENSE_MAX], lslot[DENSE_MAX];
+    /* What lgrp and lslot were made for (the local slots' meaning: keys,
+     * their local values, the constant keys, the intervals), so that the
+     * next segment with the same keeps them: resolving every local slot
+     * again was a quarter of source.model_prompt.stddev.typical (1M, small
+     * segments). lsig_n 0: none. */
+    uint32_t lsig[3 + SDB_MAX_GROUP_BY], lsig_n;
+    struct bitgroups *bg; /* the bitmap path's tables (bits_plan), kept between segments */
     uint32_t raw[SDB_MAX_GROUP_BY][BATCH];
     uint32_t grp[BATCH], slot[BATCH];
     uint32_t idx_n[BATCH], grp_n[BATCH], slot_n[BATCH];
@@ -698,12 +721,21 @@ static int hcache_bin(xstate *x, size_t i)
  * ids, the source, the type) and the series interval, is
  * aggregated straight from the selection bitmap, without the index list,
  * group ids and slots that the general path below writes a row at a time.
- * Every row in one slot: a masked vector pass (bits_agg). Else a walk over
- * the set bits: a row's group from its key bytes through per-segment
- * tables (the group table's direct code, each key's part looked up by
- * byte; one key without a direct table: the group of each byte value,
- * filled on first sight), so no group is made for a value that no
- * selected row has. */
+ * Every row in one slot: a masked vector pass (bits_agg). Else, when the
+ * varying keys' values times the intervals the segment spans are at most
+ * GPASS_MAX, dense local slots (bits_dense): each key's byte and the
+ * interval map through small per-segment tables to one local slot a row,
+ * and each local slot is one bits_agg pass over the bitmap of its rows
+ * (bits_lut8 over the key's bytes, or over the local slot bytes computed
+ * column by column). Why: the walk below updates a row's slot in memory
+ * and waits on the previous row's update of the same slot; with few
+ * slots most rows follow one of their own (time.source.stats.frequent,
+ * three groups: 4 ns a row, nearly all of it the n, sum, min and max
+ * chains). Otherwise that walk over the set bits: a row's group from its
+ * key bytes through per-segment tables (the group table's direct code,
+ * each key's part looked up by byte; one key without a direct table: the
+ * group of each byte value, filled on first sight). Either way no group
+ * is made for a value that no selected row has. */
 #define BITS_NONE UINT32_MAX
 typedef struct bitgroups {
     uint32_t n_var;                         /* varying keys */
@@ -713,6 +745,14 @@ typedef struct bitgroups {
     uint32_t base;                          /* direct: the constant keys' code */
     uint32_t part[SDB_MAX_GROUP_BY][256];   /* direct: each key's code part by byte */
     uint32_t grp[256];                      /* no direct table, one key: group by byte */
+    /* bits_dense: local slot = sum of lp[v][byte] + interval * n_keyloc */
+    bool dense, gpass;                      /* gpass: n_loc <= GPASS_MAX */
+    uint32_t n_loc, n_keyloc, n_iv, iv0;    /* slots, key tuples, intervals, first interval */
+    uint32_t nl[SDB_MAX_GROUP_BY];          /* local values of each key */
+    int64_t bnd[DENSE_IV_MAX];              /* interval j + 1 starts at bnd[j] */
+    uint16_t lp[SDB_MAX_GROUP_BY][256];     /* a byte's local value times the key's stride */
+    uint8_t lbyte[SDB_MAX_GROUP_BY][256];   /* a byte of each local value */
+    uint8_t lset[GPASS_MAX][32];            /* the bytes of local slot s (bits_lut8's set) */
 } bitgroups;
 
 static inline uint32_t bits_raw(uint8_t kind, uint8_t b)
@@ -720,7 +760,109 @@ static inline uint32_t bits_raw(uint8_t kind, uint8_t b)
     return kind == 0 ? b : kind == 1 ? (b >> 2 & 3u) + 1u : (b & 3u) + 1u;
 }
 
-static bool bits_plan(const xstate *x, const sdb__seg *g, const segclass *c, bool skip_moments,
+/* A key's local values: source and type, their code's two bits (raw -
+ * 1); a dimension or property, its id, bounded by the dictionary (ids
+ * past it count as 0, as sdb__gtab_code_part has them). Returns the
+ * number of local values. A property's ids come from every key's one
+ * dictionary, so it rarely has few; bounding it by the bytes its column
+ * holds cost a pass over each segment, which made model.property.stats
+ * .frequent (1M, a model filter passing a quarter of the rows) 3x
+ * slower, so it is not done. */
+/* The direct code's parts (the group table has one): the constant keys'
+ * code, and each varying key's part by byte. */
+static void bits_parts(const sdb__gtab *gt, const segclass *c, bitgroups *bg)
+{
+    if (!gt->direct) return;
+    bg->base = 0;
+    for (uint32_t k = 0; k < gt->n_keys; k++)
+        if (!c->key_var[k]) bg->base += sdb__gtab_code_part(gt, k, c->raw_const[k]);
+    for (uint32_t v = 0; v < bg->n_var; v++)
+        for (uint32_t b = 0; b < 256; b++)
+            bg->part[v][b] = sdb__gtab_code_part(gt, bg->key[v], bits_raw(bg->kind[v], (uint8_t)b));
+}
+
+static uint32_t dense_key(bitgroups *bg, uint32_t v, uint32_t bound, uint32_t stride)
+{
+    if (bg->kind[v] != 0) {
+        for (uint32_t li = 0; li < 4; li++) bg->lbyte[v][li] = (uint8_t)(bg->kind[v] == 1 ? li << 2 : li);
+        for (uint32_t b = 0; b < 256; b++)
+            bg->lp[v][b] = (uint16_t)((bits_raw(bg->kind[v], (uint8_t)b) - 1) * stride);
+        return 4;
+    }
+    uint32_t nl = bound < 1 ? 1 : bound > 256 ? 256 : bound;
+    for (uint32_t li = 0; li < nl; li++) bg->lbyte[v][li] = (uint8_t)li;
+    for (uint32_t b = 0; b < 256; b++) bg->lp[v][b] = (uint16_t)((b < nl ? b : 0) * stride);
+    return nl;
+}
+
+/* Dense local slots for segment g (bitgroups above): false when the
+ * varying keys' values times the intervals the segment spans exceed
+ * DENSE_MAX. */
+static bool bits_dense(xstate *x, const sdb__seg *g, const segclass *c, bitgroups *bg)
+{
+    const sdb__plan *p = x->p;
+    const sdb__gtab *gt = x->g;
+    int64_t a = 0;
+    uint32_t n_iv = 1, iv0 = c->iv;
+    if (!c->iv_const) {
+        a = interval_of(p, g->h.ts_min > p->t_lo ? g->h.ts_min : p->t_lo);
+        int64_t b = interval_of(p, g->h.ts_max < p->t_hi ? g->h.ts_max : p->t_hi);
+        if (b - a + 1 > DENSE_IV_MAX) return false;
+        n_iv = (uint32_t)(b - a + 1);
+        iv0 = (uint32_t)(a - p->i_lo);
+    }
+    /* The previous segment's tables serve when its local slots meant the
+     * same (the same varying keys, constant keys and intervals): their
+     * groups and slots too, so that a store of small segments does not
+     * resolve every local slot again (a quarter of source.model_prompt
+     * .stddev.typical at 1M before), nor rebuild 256-entry tables. */
+    uint32_t sig[3 + SDB_MAX_GROUP_BY], ns = 0;
+    sig[ns++] = bg->n_var;
+    sig[ns++] = n_iv;
+    sig[ns++] = iv0;
+    for (uint32_t k = 0; k < p->q->n_group; k++)
+        sig[ns++] = c->key_var[k] ? 0x80000000u : c->raw_const[k];
+    if (ns == x->lsig_n && !memcmp(sig, x->lsig, ns * sizeof *sig)) {
+        bg->dense = true;
+        return true;
+    }
+    x->lsig_n = 0;
+    bg->n_iv = n_iv;
+    bg->iv0 = iv0;
+    for (uint32_t j = 0; j + 1 < n_iv; j++) bg->bnd[j] = p->i_origin + (a + (int64_t)j + 1) * p->i_width;
+    uint32_t st = 1;
+    for (uint32_t v = 0; v < bg->n_var; v++) {
+        bg->nl[v] = dense_key(bg, v, gt->key[bg->key[v]].n_map, st);
+        st *= bg->nl[v];
+        if (st > DENSE_MAX) return false;
+    }
+    bg->n_keyloc = st;
+    if ((uint64_t)st * n_iv > DENSE_MAX) return false;
+    bg->n_loc = st * n_iv;
+    bg->gpass = bg->n_loc <= GPASS_MAX;
+    /* One key in one interval, too many values for the passes: the walk
+     * below takes its group by byte in one load, the local slot's in two. */
+    if (!bg->gpass && bg->n_var == 1 && n_iv == 1) return false;
+    /* Each local slot's group and slot on first sight (dense_slot, which
+     * takes the group by the direct code when there is one). With one
+     * key in one interval a local slot's rows come from bits_lut8 over the
+     * key's own bytes; else over the local slot bytes (dense_batch). */
+    for (uint32_t s = 0; s < bg->n_loc; s++) x->lgrp[s] = x->lslot[s] = BITS_NONE;
+    bits_parts(gt, c, bg);
+    if (bg->gpass) {
+        memset(bg->lset, 0, sizeof bg->lset);
+        if (bg->n_var == 1 && n_iv == 1)
+            for (uint32_t b = 0; b < 256; b++) bg->lset[bg->lp[0][b]][b / 8] |= (uint8_t)(1u << b % 8);
+        else
+            for (uint32_t s = 0; s < bg->n_loc; s++) bg->lset[s][s / 8] = (uint8_t)(1u << s % 8);
+    }
+    memcpy(x->lsig, sig, ns * sizeof *sig);
+    x->lsig_n = ns;
+    bg->dense = true;
+    return true;
+}
+
+static bool bits_plan(xstate *x, const sdb__seg *g, const segclass *c, bool skip_moments,
                       bool attrs_cols, const uint8_t *const *kcol, const unsigned *kw,
                       bitgroups *bg)
 {
@@ -734,7 +876,7 @@ static bool bits_plan(const xstate *x, const sdb__seg *g, const segclass *c, boo
         p->want_vals || p->want_traces || p->free_hist)
         return false;
     bg->n_var = 0;
-    bg->base = 0;
+    bg->dense = false;
     for (uint32_t k = 0; k < q->n_group; k++) {
         if (!c->key_var[k]) continue;
         uint32_t v = bg->n_var++;
@@ -755,25 +897,46 @@ static bool bits_plan(const xstate *x, const sdb__seg *g, const segclass *c, boo
             return false;
         }
     }
-    if (bg->n_var == 0) return true; /* one group: bits_path looks it up once */
-    if (gt->direct) {
-        for (uint32_t k = 0; k < q->n_group; k++)
-            if (!c->key_var[k]) bg->base += sdb__gtab_code_part(gt, k, c->raw_const[k]);
-        for (uint32_t v = 0; v < bg->n_var; v++)
-            for (uint32_t b = 0; b < 256; b++)
-                bg->part[v][b] = sdb__gtab_code_part(gt, bg->key[v], bits_raw(bg->kind[v], (uint8_t)b));
-    } else {
+    if (bg->n_var == 0 && c->iv_const) return true; /* one slot: bits_path looks it up once */
+    if (bits_dense(x, g, c, bg) || bg->n_var == 0) return true;
+    x->lsig_n = 0; /* the parts below are this segment's, not the dense slots' */
+    bits_parts(gt, c, bg);
+    if (!gt->direct) {
         if (bg->n_var > 1) return false;
         for (int b = 0; b < 256; b++) bg->grp[b] = BITS_NONE;
     }
     return true;
 }
 
-/* The group of one row by its key bytes (bits_plan's tables), creating it
- * on first sight. */
+/* The group of the varying keys' bytes by[v] (bits_plan's tables),
+ * creating it on first sight. */
+static int bits_group_bytes(sdb__gtab *gt, const segclass *c, const bitgroups *bg,
+                            const uint8_t *by, uint32_t *gi)
+{
+    if (gt->direct) {
+        uint32_t code = bg->base;
+        for (uint32_t v = 0; v < bg->n_var; v++) code += bg->part[v][by[v]];
+        uint32_t d = gt->direct[code];
+        if (__builtin_expect(d != 0, 1)) {
+            *gi = d - 1;
+            return SDB_OK;
+        }
+        return sdb__gtab_groups_code(gt, &code, 1, gi);
+    }
+    uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL}, r[SDB_MAX_GROUP_BY];
+    for (uint32_t v = 0; v < bg->n_var; v++) {
+        r[v] = bits_raw(bg->kind[v], by[v]);
+        raw[bg->key[v]] = &r[v];
+    }
+    return sdb__gtab_groups(gt, raw, c->raw_const, 1, gi);
+}
+
+/* The group of row i by its key bytes (the walk): the direct code summed
+ * from the columns, or one key's group by byte. */
 static inline int bits_group(sdb__gtab *gt, const segclass *c, bitgroups *bg, uint32_t i,
                              uint32_t *gi)
 {
+    uint8_t by[SDB_MAX_GROUP_BY];
     if (gt->direct) {
         uint32_t code = bg->base;
         for (uint32_t v = 0; v < bg->n_var; v++) code += bg->part[v][bg->col[v][i]];
@@ -784,17 +947,141 @@ static inline int bits_group(sdb__gtab *gt, const segclass *c, bitgroups *bg, ui
         }
         return sdb__gtab_groups_code(gt, &code, 1, gi);
     }
-    uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
-    uint8_t b = bg->col[0][i];
-    if (__builtin_expect(bg->grp[b] != BITS_NONE, 1)) {
-        *gi = bg->grp[b];
+    by[0] = bg->col[0][i];
+    if (__builtin_expect(bg->grp[by[0]] != BITS_NONE, 1)) {
+        *gi = bg->grp[by[0]];
         return SDB_OK;
     }
-    uint32_t r = bits_raw(bg->kind[0], b);
-    raw[bg->key[0]] = &r;
-    int rc = sdb__gtab_groups(gt, raw, c->raw_const, 1, gi);
-    if (rc == SDB_OK) bg->grp[b] = *gi;
+    int rc = bits_group_bytes(gt, c, bg, by, gi);
+    if (rc == SDB_OK) bg->grp[by[0]] = *gi;
     return rc;
+}
+
+/* The group and slot of local slot s (bits_dense), the group made on
+ * first sight; the slot pointer is good until the next group is made. */
+static int dense_slot(xstate *x, const segclass *c, const bitgroups *bg, uint32_t s,
+                      uint32_t *gi, sdb_slot **sl)
+{
+    sdb__gtab *gt = x->g;
+    if (x->lgrp[s] == BITS_NONE) {
+        uint8_t by[SDB_MAX_GROUP_BY];
+        uint32_t r = s % bg->n_keyloc;
+        for (uint32_t v = 0; v < bg->n_var; v++) {
+            by[v] = bg->lbyte[v][r % bg->nl[v]];
+            r /= bg->nl[v];
+        }
+        uint32_t g;
+        int rc = bits_group_bytes(gt, c, bg, by, &g);
+        if (rc) return rc;
+        x->lgrp[s] = g;
+        x->lslot[s] = g * gt->n_int + bg->iv0 + s / bg->n_keyloc;
+    }
+    *gi = x->lgrp[s];
+    *sl = &gt->slot[x->lslot[s]];
+    return SDB_OK;
+}
+
+/* The rows of bitmap bits (of m), all in slot sl of group gi: a count
+ * alone (the general path's two counters a row) or the stats by the
+ * vector pass, then only the fixed histogram's bins (x->bin) a row at a
+ * time. */
+static void bits_slot(xstate *x, const uint64_t *bits, const uint8_t *v, uint32_t m, uint32_t gi,
+                      sdb_slot *sl)
+{
+    const sdb__plan *p = x->p;
+    const uint32_t nw = (m + 63) / 64;
+    const bool hist = p->fixed_hist;
+    if (p->counts_only && !hist) {
+        uint64_t cnt = 0;
+        for (uint32_t w = 0; w < nw; w++) cnt += (uint64_t)__builtin_popcountll(bits[w]);
+        sl->n += cnt;
+        sl->count += cnt;
+    } else {
+        p->kern->bits_agg(v, bits, m, !p->no_moments, sl);
+    }
+    if (hist) {
+        uint64_t *h = x->g->hist + (size_t)gi * (p->q->bins + 2);
+        for (uint32_t w = 0; w < nw; w++)
+            for (uint64_t b = bits[w]; b; b &= b - 1) h[x->bin[w * 64 + (uint32_t)__builtin_ctzll(b)]]++;
+    }
+}
+
+/* One batch on dense local slots (bitgroups above): up to GPASS_MAX, a
+ * masked pass per local slot over the bitmap of its rows; more, a walk
+ * over the set bits that takes each row's slot from its local slot's
+ * (no code sums, direct-table lookups or interval divisions a row; the
+ * rows reach each slot in the same order as before, so the sums are the
+ * same bits). x->bin holds the rows' bins when the query has a fixed
+ * histogram. */
+static int dense_batch(xstate *x, const segclass *c, const bitgroups *bg, const uint8_t *v,
+                       const uint8_t *ts, uint32_t i0, uint32_t m)
+{
+    const sdb__plan *p = x->p;
+    sdb__gtab *gt = x->g;
+    const int moments = !p->no_moments;
+    const bool hist = p->fixed_hist, counts = p->counts_only && !hist;
+    const uint32_t nw = (m + 63) / 64, stride = p->q->bins + 2, K = bg->n_keyloc;
+    int rc;
+    uint32_t ns = 0;
+    if (bg->gpass)
+        for (uint32_t w = 0; w < nw; w++) ns += (uint32_t)__builtin_popcountll(x->bits[w]);
+    if (!bg->gpass || ns < GPASS_ROWS * bg->n_loc) {
+        /* The walk, each row's slot through its local slot's, the local
+         * slot summed from the key bytes and the interval compares. */
+        for (uint32_t w = 0; w < nw; w++)
+            for (uint64_t b = x->bits[w]; b; b &= b - 1) {
+                uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b), s = 0;
+                for (uint32_t k = 0; k < bg->n_var; k++) s += bg->lp[k][bg->col[k][i0 + i]];
+                if (bg->n_iv > 1) {
+                    int64_t t = ld_i64(ts, i);
+                    for (uint32_t j = 0; j + 1 < bg->n_iv; j++) s += t >= bg->bnd[j] ? K : 0;
+                }
+                if (__builtin_expect(x->lslot[s] == BITS_NONE, 0)) {
+                    uint32_t gi;
+                    sdb_slot *sl;
+                    if ((rc = dense_slot(x, c, bg, s, &gi, &sl))) return rc;
+                }
+                sdb_slot *a = &gt->slot[x->lslot[s]];
+                double val = ld_f64(v, i);
+                if (counts) {
+                    a->n++;
+                    a->count++;
+                } else if (moments) {
+                    sdb_slot_add(a, val);
+                } else {
+                    sdb_slot_add_nm(a, val);
+                }
+                if (hist) gt->hist[(size_t)x->lgrp[s] * stride + x->bin[i]]++;
+            }
+        return sdb__plan_check(p, gt);
+    }
+    const uint8_t *col = bg->col[0] + i0;
+    if (bg->n_var != 1 || bg->n_iv != 1) {
+        /* Each row's local slot, column by column over the batch. */
+        uint8_t *loc = x->loc8;
+        memset(loc, 0, m);
+        for (uint32_t k = 0; k < bg->n_var; k++) {
+            const uint8_t *kc = bg->col[k] + i0;
+            const uint16_t *lp = bg->lp[k];
+            for (uint32_t i = 0; i < m; i++) loc[i] = (uint8_t)(loc[i] + lp[kc[i]]);
+        }
+        for (uint32_t j = 0; j + 1 < bg->n_iv; j++) {
+            const int64_t b = bg->bnd[j];
+            for (uint32_t i = 0; i < m; i++) loc[i] = (uint8_t)(loc[i] + (ld_i64(ts, i) >= b ? K : 0));
+        }
+        col = loc;
+    }
+    for (uint32_t s = 0; s < bg->n_loc; s++) {
+        p->kern->bits_lut8(col, m, bg->lset[s], x->bits, x->sbits);
+        uint64_t cnt = 0;
+        for (uint32_t w = 0; w < nw; w++) cnt += (uint64_t)__builtin_popcountll(x->sbits[w]);
+        if (!cnt) continue;
+        uint32_t gi;
+        sdb_slot *sl;
+        if ((rc = dense_slot(x, c, bg, s, &gi, &sl))) return rc;
+        bits_slot(x, x->sbits, v, m, gi, sl);
+    }
+    return sdb__plan_check(p, gt);
 }
 
 static int bits_path(xstate *x, const segclass *c, bitgroups *bg, const uint8_t *v,
@@ -806,33 +1093,18 @@ static int bits_path(xstate *x, const segclass *c, bitgroups *bg, const uint8_t 
     const uint32_t nw = (m + 63) / 64, ni = gt->n_int, bins = p->q->bins, stride = bins + 2;
     const bool hist = p->fixed_hist, one = bg->n_var == 0;
     uint32_t gi = 0;
-    if (one) {
+    uint64_t any = 0;
+    for (uint32_t w = 0; w < nw; w++) any |= x->bits[w];
+    if (!any) return SDB_OK;
+    if (one && !bg->dense) {
         /* Every row in one group: looked up once, when a row passes. */
-        uint64_t any = 0;
-        for (uint32_t w = 0; w < nw; w++) any |= x->bits[w];
-        if (!any) return SDB_OK;
         uint32_t *raw[SDB_MAX_GROUP_BY] = {NULL};
         if ((rc = sdb__gtab_groups(gt, raw, c->raw_const, 1, &gi))) return rc;
     }
     if (hist) p->kern->bins_f64(v, m, p->h_lo, p->h_hi, p->h_width, bins, x->bin);
+    if (bg->dense) return dense_batch(x, c, bg, v, ts, i0, m);
     if (one && c->iv_const) {
-        sdb_slot *sl = &gt->slot[gi * ni + c->iv];
-        if (p->counts_only && !hist) {
-            /* A count alone (the general path's two counters a row). */
-            uint64_t cnt = 0;
-            for (uint32_t w = 0; w < nw; w++) cnt += (uint64_t)__builtin_popcountll(x->bits[w]);
-            sl->n += cnt;
-            sl->count += cnt;
-        } else {
-            /* One slot: its stats by the vector pass, then only the bins
-             * a row at a time. */
-            p->kern->bits_agg(v, x->bits, m, moments, sl);
-        }
-        if (hist) {
-            uint64_t *cnt = gt->hist + (size_t)gi * stride;
-            for (uint32_t w = 0; w < nw; w++)
-                for (uint64_t b = x->bits[w]; b; b &= b - 1) cnt[x->bin[w * 64 + (uint32_t)__builtin_ctzll(b)]]++;
-        }
+        bits_slot(x, x->bits, v, m, gi, &gt->slot[gi * ni + c->iv]);
         return sdb__plan_check(p, gt);
     }
     for (uint32_t w = 0; w < nw; w++)
@@ -888,15 +1160,15 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
     bool want_num = x->pass == 1 || !skip_moments || p->fixed_hist || p->want_vals || p->want_traces;
     bool want_cat = x->pass == 0 && c->has_cat;
     int rc;
-    bitgroups bg;
-    bg.n_var = bg.base = 0;
-    bool on_bits = bits_plan(x, g, c, skip_moments, amode == 1, kcol, kw, &bg);
+    bitgroups *bg = x->bg;
+    bg->dense = false;
+    bool on_bits = bits_plan(x, g, c, skip_moments, amode == 1, kcol, kw, bg);
     for (uint32_t i0 = 0; i0 < g->n; i0 += BATCH) {
         uint32_t m = g->n - i0 < BATCH ? g->n - i0 : BATCH;
         const uint8_t *v = ps->value + 8ull * i0, *ts = ps->ts + 8ull * i0;
         if (on_bits) {
             select_bits(x, dc, n_dc, afc, n_afc, v, ts, g->tsrc + i0, i0, m, need_tv, c->tsrc_rows, &f);
-            if ((rc = bits_path(x, c, &bg, v, ts, i0, m))) return rc;
+            if ((rc = bits_path(x, c, bg, v, ts, i0, m))) return rc;
             continue;
         }
         /* 1. Selection: time and value by mask, type and source by the
@@ -1004,6 +1276,12 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
         if (want_num && nn) {
             if (skip_moments) {
                 /* the header counted them */
+            } else if (p->counts_only && c->keys_const && c->iv_const) {
+                /* One slot takes the whole batch (a count of traces without
+                 * group_by: 19% of source.none.traces at 10M was the per-row
+                 * increments below). */
+                gt->slot[slot_n[0]].n += nn;
+                gt->slot[slot_n[0]].count += nn;
             } else if (p->counts_only) {
                 /* Nothing asked for needs the values' moments (a count, a
                  * fixed histogram): two counters a row, not seven fields. */
@@ -1239,6 +1517,10 @@ static xstate *xstate_new(const sdb__plan *p, sdb__gtab *g)
 {
     xstate *x = malloc(sizeof *x);
     if (!x) return NULL;
+    if (!(x->bg = malloc(sizeof *x->bg))) {
+        free(x);
+        return NULL;
+    }
     x->stmp = NULL;
     x->dts = NULL;
     x->dv = NULL;
@@ -1251,6 +1533,7 @@ static xstate *xstate_new(const sdb__plan *p, sdb__gtab *g)
     x->hseg = NULL;
     x->hfull = false;
     x->hstart = 0;
+    x->lsig_n = 0;
     for (uint32_t j = 0; j < BATCH; j++) x->iota[j] = j;
     x->pass = 0;
     x->p = p;
@@ -1270,6 +1553,7 @@ static xstate *xstate_new(const sdb__plan *p, sdb__gtab *g)
 static void xstate_free(xstate *x)
 {
     if (!x) return;
+    free(x->bg);
     free(x->lo);
     free(x->hi);
     free(x->width);
@@ -1552,6 +1836,24 @@ static void par_work(void *arg)
     }
 }
 
+/* Helpers only for the CPUs that no other running query holds: the
+ * caller is one of the running queries, so alone it takes all, and with
+ * as many queries running as CPUs none. */
+static int par_free_cpus(void)
+{
+    pthread_once(&pool.once, pool_start);
+    int free_cpus = pool.threads - (int)atomic_load(&sdb__queries_running);
+    double load;
+    if (sdb__par_max_load > 0 && getloadavg(&load, 1) == 1 && load > sdb__par_max_load)
+        free_cpus = 0;
+    return free_cpus;
+}
+
+bool sdb__par_may_help(void)
+{
+    return par_free_cpus() > 0;
+}
+
 void sdb__par_for(uint32_t n, void (*fn)(void *arg, uint32_t i), void *arg, bool parallel)
 {
     par_job j = {.fn = fn, .arg = arg, .n = n};
@@ -1559,14 +1861,7 @@ void sdb__par_for(uint32_t n, void (*fn)(void *arg, uint32_t i), void *arg, bool
     helper *h[POOL_MAX];
     int nh = 0;
     if (parallel && n > 1) {
-        pthread_once(&pool.once, pool_start);
-        /* Helpers only for the CPUs that no other running query holds: the
-         * caller is one of the running queries, so alone it takes all, and
-         * with as many queries running as CPUs none. */
-        int free_cpus = pool.threads - (int)atomic_load(&sdb__queries_running);
-        double load;
-        if (sdb__par_max_load > 0 && getloadavg(&load, 1) == 1 && load > sdb__par_max_load)
-            free_cpus = 0;
+        int free_cpus = par_free_cpus();
         int want = free_cpus < (int)n - 1 ? free_cpus : (int)n - 1;
         nh = want > 0 ? pool_take(want, h) : 0;
     }

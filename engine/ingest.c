@@ -269,6 +269,8 @@ typedef struct ingest_ctx {
     uint32_t cache_n;
     sdb__idx *ix; /* the client ids this txn adds (engine/ids.c) */
     uint8_t *maybe; /* per row: some id run may hold its id (sdb__idx_probe) */
+    uint32_t lmax[2]; /* highest id of the tag, property key dictionaries; */
+    uint8_t lmax_known[2]; /* read once per ingest_txn (list_ids) */
 } ingest_ctx;
 
 /* sh is sdb__hash of s (hash_of). */
@@ -301,6 +303,48 @@ static int dict_cached(sdb__txn *t, ingest_ctx *c, uint32_t project, int dict, s
     c->cache[j] = (dcache_ent){h, s.p, s.len, *out, project, (uint8_t)dict, 1};
     c->cache_n++;
     return SDB_OK;
+}
+
+/* The ids a version 4 record keeps for sc's tags and properties
+ * (sdb__row_encode_ids: tags, then key and value of each property), made
+ * here, in the row's own transaction: property values have theirs already
+ * (SDB_DICT_PROP, for group-bys), tags and keys get theirs while their
+ * dictionary holds fewer than sdb__row_id_cap (65535; the fold would give them
+ * ids anyway). Past the cap, or for a value whose id is past it (a
+ * property with a value per score, such as a request id, fills
+ * SDB_DICT_PROP), the record keeps the text. 0: no ids (too many lists to
+ * hold here), a version 3 record. */
+#define LIST_IDS 64u
+uint32_t sdb__row_id_cap = SDB__ROW_ID_CAP;
+static int list_ids(sdb__txn *t, ingest_ctx *c, const sdb__score *sc, const uint32_t *vals,
+                    uint32_t *ids)
+{
+    if (sc->n_tags + 2ull * sc->n_props > LIST_IDS) return 0;
+    for (uint32_t i = 0; i < sc->n_tags + sc->n_props; i++) {
+        int k = i < sc->n_tags ? 0 : 1, dict = k ? SDB_DICT_PKEY : SDB_DICT_TAG;
+        sdb__str s = k ? sc->props[2 * (i - sc->n_tags)] : sc->tags[i];
+        uint32_t *id = k ? &ids[sc->n_tags + 2 * (i - sc->n_tags)] : &ids[i];
+        if (!c->lmax_known[k]) {
+            c->lmax[k] = sdb__dict_max(t, c->project, dict);
+            c->lmax_known[k] = 1;
+        }
+        int rc;
+        if (!s.p) {
+            *id = 0;
+            continue;
+        }
+        if (c->lmax[k] < sdb__row_id_cap) {
+            if ((rc = dict_cached(t, c, c->project, dict, s, hash_of(s), id))) return rc;
+            if (*id > c->lmax[k]) c->lmax[k] = *id;
+        } else if ((rc = sdb__dict_id(t, c->project, dict, s.p, s.len, 0, id))) {
+            if (rc != SDB_ENOTFOUND) return rc;
+            *id = 0;
+        }
+        if (*id > sdb__row_id_cap) *id = 0;
+    }
+    for (uint32_t p = 0; p < sc->n_props; p++)
+        ids[sc->n_tags + 2 * p + 1] = vals[p] <= sdb__row_id_cap ? vals[p] : 0;
+    return 1;
 }
 
 /* Take the score with row ref `ref` out of every aggregate and the row
@@ -380,6 +424,7 @@ static int ingest_txn(sdb__txn *t, void *arg)
     int64_t now = c->now > (int64_t)last ? c->now : (int64_t)last;
     int64_t pending = (int64_t)c->b->n;
     if ((rc = probe_batch(t, c))) return rc;
+    c->lmax_known[0] = c->lmax_known[1] = 0;
 
     for (size_t i = 0; i < c->b->n; i++) {
         const sdb__score *sc = &c->b->rows[i];
@@ -407,12 +452,16 @@ static int ingest_txn(sdb__txn *t, void *arg)
         } else {
             fx.value = sc->value;
         }
+        uint32_t vals[LIST_IDS], ids[LIST_IDS];
         for (uint32_t p = 0; p < sc->n_props; p++) {
             uint32_t pid;
             if ((rc = dict_cached(t, c, c->project, SDB_DICT_PROP, sc->props[2 * p + 1],
                                   hash_of(sc->props[2 * p + 1]), &pid)))
                 return rc;
+            if (p < LIST_IDS) vals[p] = pid;
         }
+        int with_ids = sc->n_tags || sc->n_props ? list_ids(t, c, sc, vals, ids) : 0;
+        if (with_ids < 0) return with_ids;
 
         if (sc->id_generated) {
             /* New by construction; the id names its row (no index entry).
@@ -433,8 +482,8 @@ static int ingest_txn(sdb__txn *t, void *arg)
             }
             if ((rc = sdb__idx_add(c->ix, c->project, h, fx.ref))) return rc;
         }
-        if ((rc = sdb__row_encode(&fx, sc, label, &c->rec))) return rc;
-        if ((rc = sdb__row_put(t, c->project, fx.ref, c->rec.p, c->rec.len))) return rc;
+        if ((rc = sdb__row_encode_ids(&fx, sc, with_ids ? ids : NULL, &c->rec))) return rc;
+        if ((rc = sdb__row_put_v4(t, c->project, fx.ref, c->rec.p, c->rec.len))) return rc;
     }
     if ((rc = sdb__pending_add(t, c->project, pending))) return rc;
     if ((rc = sdb__meta_put_u64(t, "next_ref", next_ref))) return rc;

@@ -303,6 +303,18 @@ uint32_t sdb__dict_max(sdb__txn *t, uint32_t project, int dict);
 /* Encode a score (with its resolved fixed part) into a row record. */
 int sdb__row_encode(const sdb__fixed *fx, const sdb__score *sc, uint32_t label_id,
                     sdb__buf *out);
+/* The same with ids[0..n_tags) the tags' ids (SDB_DICT_TAG) and
+ * ids[n_tags + 2 i], ids[n_tags + 2 i + 1] property i's key id
+ * (SDB_DICT_PKEY) and value id (SDB_DICT_PROP), 0 where the text is to be
+ * kept: a record of version 4 (engine/row.c), which sdb__row_get and
+ * sdb__rows_next give back as the version 3 record of the same score.
+ * ids NULL, or a score without tags and properties: version 3. Ids must
+ * be at most SDB__ROW_ID_CAP; ingest writes ids at most sdb__row_id_cap
+ * (that by default; tests set it small) and keeps the text of any other. */
+#define SDB__ROW_ID_CAP 65535u
+extern uint32_t sdb__row_id_cap;
+int sdb__row_encode_ids(const sdb__fixed *fx, const sdb__score *sc, const uint32_t *ids,
+                        sdb__buf *out);
 /* A decoded row record: views into the record bytes (borrowed). */
 typedef struct sdb__row {
     sdb__fixed fx;
@@ -329,8 +341,12 @@ int sdb__row_may_have_lists(const void *p, size_t len);
 /* The record of (project, ref), borrowed until the next row call on this
  * txn or its end. SDB_OK, SDB_ENOTFOUND, SDB_ECORRUPT or SDB_ENOMEM. */
 int sdb__row_get(sdb__txn *t, uint32_t project, uint64_t ref, sdb__val *out);
-/* Add a record; refs only grow. Written by the commit at the latest. */
+/* Add a record; refs only grow. Written by the commit at the latest.
+ * sdb__row_put moves the bytes as they are; sdb__row_put_v4 takes a row
+ * record of sdb__row_encode_ids, and readers get a version 4 one back as
+ * version 3 (its block is marked, engine/row.c). */
 int sdb__row_put(sdb__txn *t, uint32_t project, uint64_t ref, const void *rec, size_t len);
+int sdb__row_put_v4(sdb__txn *t, uint32_t project, uint64_t ref, const void *rec, size_t len);
 /* Delete a record: marked in `gone` (every read skips it), its block
  * rewritten later by sdb__rows_purge. SDB_ENOTFOUND when absent. */
 int sdb__row_del(sdb__txn *t, uint32_t project, uint64_t ref);
@@ -348,6 +364,11 @@ typedef struct sdb__rowit sdb__rowit;
 int sdb__rows_open(sdb__txn *t, uint32_t project, uint64_t bound, int backward, sdb__rowit **out);
 int sdb__rows_next(sdb__rowit *it, uint64_t *out_ref, sdb__val *out);
 void sdb__rows_close(sdb__rowit *it); /* takes NULL */
+/* The block value of records recs (ends[i]: where record i ends) of refs
+ * refs[0..n), ascending, into *out (the format above row.c's blocks);
+ * what the row store writes, for tools that measure it. */
+int sdb__rows_block_encode(const uint64_t *refs, const uint32_t *ends, const void *recs,
+                           uint32_t n, int v4, sdb__buf *out);
 /* Rows in a block value (stats). */
 int sdb__rows_block_count(const void *p, size_t len, uint32_t *out_n);
 /* Only the fixed part of a row record (what the fold needs). */

@@ -79,8 +79,8 @@ void sdb__query_free(sdb__query *q);
 typedef struct sdb__traceset {
     uint64_t *v;        /* owned */
     size_t n, cap;
-    size_t limit;       /* compact before n passes it; 0 until the first compaction */
-    size_t slack;       /* 0: the default (2^20); tests set it small */
+    size_t limit;       /* compact before n passes it; 0 until the first room */
+    size_t slack;       /* 0: the default (2^22); tests set it small */
 } sdb__traceset;
 
 /* Room for k more hashes at s->v + s->n (borrowed until the next call);
@@ -88,28 +88,43 @@ typedef struct sdb__traceset {
 uint64_t *sdb__traceset_room(sdb__traceset *s, size_t k);
 /* Append one hash (nonzero). Returns SDB_OK or SDB_ENOMEM. */
 int sdb__traceset_add(sdb__traceset *s, uint64_t h);
-#define SDB__TRACESET_SLACK ((size_t)1 << 20) /* appends between compactions, at least */
+#define SDB__TRACESET_SLACK ((size_t)1 << 22) /* appends between compactions, at least */
+/* The slack of a set whose own is 0; tests lower it so that queries
+ * compact their sets mid-scan. */
+extern size_t sdb__traceset_slack;
+/* sdb__distinct_u64 cuts its input into partitions of about this many
+ * hashes (up to 2^10 of them); tests lower it so that small sets run
+ * through every partition. */
+#define SDB__DISTINCT_PART_ROWS ((size_t)1024)
+extern size_t sdb__distinct_part_rows;
 /* sdb__traceset_add with its common case inline: room left and no
  * compaction due (the per-row loop of a grouped scan). */
 static inline int sdb__traceset_push(sdb__traceset *s, uint64_t h)
 {
-    size_t limit = s->limit ? s->limit : (s->slack ? s->slack : SDB__TRACESET_SLACK);
-    if (s->n < s->cap && s->n < limit) {
+    /* cap > 0: room was called, so limit is set (no global load a row) */
+    if (s->n < s->cap && s->n < s->limit) {
         s->v[s->n++] = h;
         return SDB_OK;
     }
     return sdb__traceset_add(s, h);
 }
 /* The number of distinct nonzero hashes appended so far, exactly; leaves
- * s compacted. Returns SDB_OK or SDB_ENOMEM (*out is then 0). */
-int sdb__traceset_count(sdb__traceset *s, uint64_t *out);
+ * s compacted. `parallel`: the count may use the pool's idle helpers
+ * (sdb__distinct_u64_par; never from inside an sdb__par_for).
+ * Returns SDB_OK or SDB_ENOMEM (*out is then 0). */
+int sdb__traceset_count(sdb__traceset *s, uint64_t *out, bool parallel);
 /* Free the array (s may be reused, zeroed). */
 void sdb__traceset_free(sdb__traceset *s);
 
 /* Count the distinct nonzero values of v[0..n) exactly and move them, in
  * no particular order, to v[0..*out_n). Allocates O(n) scratch for the
- * call. Returns SDB_OK or SDB_ENOMEM (v is then unchanged). */
+ * call. Returns SDB_OK or SDB_ENOMEM (v then holds part of its values:
+ * the query fails). */
 int sdb__distinct_u64(uint64_t *v, size_t n, size_t *out_n);
+/* The same, with the partitions histogrammed, scattered and deduped on the
+ * pool's idle helpers when `parallel` (sdb__par_for: not from inside one).
+ * The count and the set moved to v are the same either way. */
+int sdb__distinct_u64_par(uint64_t *v, size_t n, size_t *out_n, bool parallel);
 
 /* ------------------------------------------------------ group table */
 
@@ -413,6 +428,10 @@ extern size_t sdb__hcache_max_rows;
  * (when `parallel`) the pool's idle helpers; returns when all are done.
  * Which thread runs which i is not fixed: fn writes only i's results. */
 void sdb__par_for(uint32_t n, void (*fn)(void *arg, uint32_t i), void *arg, bool parallel);
+/* Whether an sdb__par_for asked to run in parallel now would find a CPU
+ * for a helper (no other query holds it, the load gate is open); work
+ * that costs more when laid out for several threads asks first. */
+bool sdb__par_may_help(void);
 
 /* ----------------------------------------------------------------- answer */
 

@@ -29,6 +29,10 @@
  * zstd cannot shrink (1M UUIDv4 scores: 63.9 MB of row blocks, 55.7 MB
  * without); decoding computes it from the trace id as ingest does.
  *
+ * Version 4 (the block section below draws it) keeps tags, property keys
+ * and values as dictionary ids; the row store gives it back to readers as
+ * this version 3 record, so sdb__row_decode reads version 3 only.
+ *
  * Version 1 wrote the 80-byte in-memory sdb__fixed and a length for every
  * absent string: 173 bytes for a typical score against 101 now (a
  * generated id and a 32-digit hex trace id), and the row store is most of
@@ -37,6 +41,7 @@
 #include "internal.h"
 
 #define ROW_VERSION 3
+#define ROW_V4 4 /* tags and properties as dictionary ids (below) */
 #define HEAD 5u /* version and the four masks */
 #define FIXED 40u /* ts, ingested, value, ref, project, name */
 
@@ -112,21 +117,52 @@ static uint8_t *put_str(uint8_t *w, sdb__str s, int wide)
     return w + s.len;
 }
 
+/* A LEB128 varint (7 bits a byte, low first) at w; returns the end. */
+static uint8_t *put_var(uint8_t *w, uint32_t x)
+{
+    while (x >= 0x80) {
+        *w++ = (uint8_t)(x | 0x80);
+        x >>= 7;
+    }
+    *w++ = (uint8_t)x;
+    return w;
+}
+
+/* A version 4 list item: a dictionary id as the varint id << 1 | 1, else
+ * the text as the varint len << 1 and the bytes. */
+static uint8_t *put_item(uint8_t *w, sdb__str s, uint32_t id)
+{
+    if (id) return put_var(w, id << 1 | 1);
+    w = put_var(w, s.len << 1);
+    if (s.len) memcpy(w, s.p, s.len);
+    return w + s.len;
+}
+
 int sdb__row_encode(const sdb__fixed *fx, const sdb__score *sc, uint32_t label_id,
                     sdb__buf *out)
 {
     (void)label_id;
+    return sdb__row_encode_ids(fx, sc, NULL, out);
+}
+
+int sdb__row_encode_ids(const sdb__fixed *fx, const sdb__score *sc, const uint32_t *ids,
+                        sdb__buf *out)
+{
     out->len = 0;
     const sdb__str *strs[] = {&sc->id, &sc->trace_id, &sc->observation_id, &sc->session_id,
                               &sc->dataset_run_id, &sc->config_id, &sc->comment,
                               &sc->metadata};
+    /* Version 4 only for a record with a list to shorten: one without is
+     * the same bytes in both, and stays version 3. */
+    int v4 = ids && (sc->n_tags || sc->n_props);
     uint8_t packed[2][SDB_MAX_STR / 2 + 1];
     size_t n_packed[2] = {0, 0};
     int kind_id = sc->id.p ? try_pack(sc->id, packed[0], &n_packed[0]) : PACK_RAW;
     int kind_tr = sc->trace_id.p ? try_pack(sc->trace_id, packed[1], &n_packed[1]) : PACK_RAW;
     /* The record's size first, so that it is written with one reserve and
      * plain stores: two sdb__buf_add calls a string were 2.6% of a 1M-score
-     * ingest (perf, the writer thread). */
+     * ingest (perf, the writer thread). Version 4's varints are counted at
+     * their widest (5 bytes). */
     size_t total = HEAD + FIXED + 4 * SDB_N_DIMS;
     for (int i = 0; i < 8; i++) {
         if (!strs[i]->p) continue;
@@ -134,16 +170,16 @@ int sdb__row_encode(const sdb__fixed *fx, const sdb__score *sc, uint32_t label_i
         total += kind != PACK_RAW ? n_packed[i] : (i < 6 ? 2u : 4u) + strs[i]->len;
     }
     if (sc->n_tags) {
-        total += 2;
-        for (uint32_t i = 0; i < sc->n_tags; i++) total += 2 + (size_t)sc->tags[i].len;
+        total += 5;
+        for (uint32_t i = 0; i < sc->n_tags; i++) total += 5 + (size_t)sc->tags[i].len;
     }
     if (sc->n_props) {
-        total += 2;
-        for (uint32_t i = 0; i < 2 * sc->n_props; i++) total += 2 + (size_t)sc->props[i].len;
+        total += 5;
+        for (uint32_t i = 0; i < 2 * sc->n_props; i++) total += 5 + (size_t)sc->props[i].len;
     }
     if (sdb__buf_reserve(out, total)) return SDB_ENOMEM;
     uint8_t *head = (uint8_t *)out->p;
-    head[0] = ROW_VERSION;
+    head[0] = v4 ? ROW_V4 : ROW_VERSION;
     head[1] = (uint8_t)(fx->type | fx->source << 2);
     head[2] = head[3] = 0;
     head[4] = (uint8_t)((sc->n_tags ? 1 : 0) | (sc->n_props ? 2 : 0) | kind_id << 2 |
@@ -173,6 +209,19 @@ int sdb__row_encode(const sdb__fixed *fx, const sdb__score *sc, uint32_t label_i
         } else {
             w = put_str(w, *strs[i], i >= 6);
         }
+    }
+    if (v4) { /* the lists as varints and items, properties first (below) */
+        if (sc->n_props) {
+            w = put_var(w, sc->n_props);
+            for (uint32_t j = 0; j < 2 * sc->n_props; j++)
+                w = put_item(w, sc->props[j], ids[sc->n_tags + j]);
+        }
+        if (sc->n_tags) {
+            w = put_var(w, sc->n_tags);
+            for (uint32_t j = 0; j < sc->n_tags; j++) w = put_item(w, sc->tags[j], ids[j]);
+        }
+        out->len = (size_t)(w - head);
+        return SDB_OK;
     }
     if (sc->n_tags) {
         uint16_t n = (uint16_t)sc->n_tags;
@@ -570,11 +619,16 @@ static ZSTD_CCtx *cctx(void)
 #define CODEC_ZSTD 1u
 #define CODEC_CONSEC 2u
 #define CODEC_REFS 4u
+/* The block's records are row records, some of version 4: readers get
+ * those back as version 3 (rec_v3). Blocks of sdb__row_put (bytes moved as
+ * they are) and of builds before version 4 do not have it. */
+#define CODEC_V4 8u
 #define REF_AT (HEAD + 24u) /* a record's ref: after ts, ingested and value */
 
 typedef struct block {
     uint32_t project, n, tw;
     int refs; /* the ref columns are left out (CODEC_REFS) */
+    int v4;   /* CODEC_V4 */
     uint64_t first, last;
     sdb__buf raw;  /* the body, owned */
     sdb__buf rec;  /* the last record put back together */
@@ -585,14 +639,221 @@ typedef struct block {
     int valid;
 } block;
 
+/* ------------------------------------------------- version 4 records
+ *
+ * A version 4 record keeps its tags, property keys and property values as
+ * ids of the project's dictionaries (SDB_DICT_TAG, SDB_DICT_PKEY,
+ * SDB_DICT_PROP), given at ingest in the row's own transaction; every
+ * reader gets the version 3 record of the same score back from
+ * sdb__row_get and sdb__rows_next, so that no code past the row store sees
+ * the difference, and version 3 records stay as they are. The purge
+ * (block_drop) moves records as stored. Layout: version 3's through the
+ * strings, then
+ *   properties (when present): varint n, n x (item key, item value)
+ *   tags (when present): varint n, n x item
+ * item: varint id << 1 | 1 (a dictionary id, 1..SDB__ROW_ID_CAP), or
+ *       varint len << 1 and the bytes (any bytes: NUL, empty, not UTF-8)
+ * varint: LEB128, 7 bits a byte, low first, at most 5 bytes.
+ * The block's transposed prefix (rec_prefix) ends before the lists, as in
+ * version 3: taking in the properties' count and ids too (the same keys on
+ * every score of an app) was 0.9 bytes a record less on the 1M bench
+ * scores (50.66 against 51.54, /tmp tool of docs/storage.md), left for
+ * later so that the block layout of every existing record stays as it is.
+ *
+ * A txn keeps the text of every id it has read (xcache) so that a list of
+ * 1,000 rows looks each tag up once: dictionary ids never change once
+ * given, and a cache per txn sees exactly the txn's dictionaries. It is
+ * dropped when it passes XC_BYTES of text (a long tail of long values). */
+#define XC_BYTES (8u << 20)
+enum { XD_TAG, XD_PKEY, XD_PROP, XD_N };
+static const int xd_dict[XD_N] = {SDB_DICT_TAG, SDB_DICT_PKEY, SDB_DICT_PROP};
+
+typedef struct xent {
+    uint32_t off, len1; /* len1: length + 1, 0 when not cached */
+} xent;
+
+typedef struct xcache {
+    uint32_t project;
+    xent *ent[XD_N];
+    uint32_t n_ent[XD_N];
+    sdb__buf arena;
+} xcache;
+
+static void xcache_free(xcache *x)
+{
+    for (int d = 0; d < XD_N; d++) free(x->ent[d]);
+    sdb__buf_free(&x->arena);
+    memset(x, 0, sizeof *x);
+}
+
+static void xcache_clear(xcache *x)
+{
+    for (int d = 0; d < XD_N; d++)
+        if (x->ent[d]) memset(x->ent[d], 0, x->n_ent[d] * sizeof *x->ent[d]);
+    x->arena.len = 0;
+}
+
+/* The text of id in dictionary xd of project, valid until the next call. */
+static int xcache_str(sdb__txn *t, xcache *x, uint32_t project, int xd, uint32_t id, sdb__str *out)
+{
+    if (id == 0 || id > SDB__ROW_ID_CAP) return SDB_ECORRUPT;
+    if (x->project != project) {
+        xcache_clear(x);
+        x->project = project;
+    }
+    if (id >= x->n_ent[xd]) {
+        uint32_t n = x->n_ent[xd] ? x->n_ent[xd] : 64;
+        while (n <= id) n *= 2;
+        xent *e = realloc(x->ent[xd], n * sizeof *e);
+        if (!e) return SDB_ENOMEM;
+        memset(e + x->n_ent[xd], 0, (n - x->n_ent[xd]) * sizeof *e);
+        x->ent[xd] = e;
+        x->n_ent[xd] = n;
+    }
+    xent *e = &x->ent[xd][id];
+    if (!e->len1) {
+        sdb__val v;
+        int rc = sdb__dict_str(t, project, xd_dict[xd], id, &v);
+        if (rc) return rc == SDB_ENOTFOUND ? SDB_ECORRUPT : rc;
+        if (v.len > SDB_MAX_VALUE) return SDB_ECORRUPT;
+        if (x->arena.len + v.len > XC_BYTES) xcache_clear(x);
+        /* Copied: a write txn's later writes may move the page v is on. */
+        if (sdb__buf_add(&x->arena, v.p, v.len)) return SDB_ENOMEM;
+        e = &x->ent[xd][id];
+        e->off = (uint32_t)(x->arena.len - v.len);
+        e->len1 = (uint32_t)v.len + 1;
+    }
+    out->p = x->arena.p + e->off;
+    out->len = e->len1 - 1;
+    return SDB_OK;
+}
+
+static int get_var(rd *r, uint32_t *out)
+{
+    if (r->p < r->end && *r->p < 0x80) { /* most: one byte */
+        *out = *r->p++;
+        return SDB_OK;
+    }
+    uint32_t x = 0;
+    for (int i = 0; i < 5; i++) {
+        if (r->p >= r->end) return SDB_ECORRUPT;
+        uint8_t b = *r->p++;
+        if (i == 4 && b > 15) return SDB_ECORRUPT; /* past 32 bits */
+        x |= (uint32_t)(b & 0x7F) << 7 * i;
+        if (!(b & 0x80)) {
+            *out = x;
+            return SDB_OK;
+        }
+    }
+    return SDB_ECORRUPT;
+}
+
+/* Step over one item (validated); *out_id its id or 0 with *out its text. */
+static int get_item(rd *r, uint32_t *out_id, sdb__str *out)
+{
+    uint32_t x;
+    if (get_var(r, &x)) return SDB_ECORRUPT;
+    *out_id = x & 1 ? x >> 1 : 0;
+    if (x & 1) return x >> 1 ? SDB_OK : SDB_ECORRUPT;
+    uint32_t n = x >> 1;
+    if (n > SDB_MAX_VALUE || (size_t)(r->end - r->p) < n) return SDB_ECORRUPT;
+    out->p = (const char *)r->p;
+    out->len = n;
+    r->p += n;
+    return SDB_OK;
+}
+
+/* A list of version 4 (n items of per, from r) appended as version 3's:
+ * u16 n, then a str16 per item. */
+static int list_v3(sdb__txn *t, xcache *x, uint32_t project, rd *r, int per, sdb__buf *out)
+{
+    uint32_t n;
+    if (get_var(r, &n) || n == 0 || n > UINT16_MAX) return SDB_ECORRUPT;
+    uint16_t n16 = (uint16_t)n;
+    if (sdb__buf_add(out, &n16, 2)) return SDB_ENOMEM;
+    for (uint32_t i = 0; i < n * (uint32_t)per; i++) {
+        uint32_t id;
+        sdb__str s;
+        int rc = get_item(r, &id, &s);
+        if (rc) return rc;
+        if (id) {
+            int xd = per == 1 ? XD_TAG : i % 2 ? XD_PROP : XD_PKEY;
+            const xent *e = x->project == project && id < x->n_ent[xd] ? &x->ent[xd][id] : NULL;
+            if (e && e->len1) { /* cached: most items */
+                s.p = x->arena.p + e->off;
+                s.len = e->len1 - 1;
+            } else if ((rc = xcache_str(t, x, project, xd, id, &s))) {
+                return rc;
+            }
+        }
+        uint16_t l = (uint16_t)s.len;
+        if (out->cap - out->len < 2ull + s.len && sdb__buf_reserve(out, 2ull + s.len))
+            return SDB_ENOMEM;
+        memcpy(out->p + out->len, &l, 2);
+        if (s.len) memcpy(out->p + out->len + 2, s.p, s.len);
+        out->len += 2ull + s.len;
+    }
+    return SDB_OK;
+}
+
+/* When v is a version 4 record, the version 3 record of the same score
+ * into out, and v views it; any other record is left as it is: the bytes
+ * up to the lists as they are, then each list item by item. */
+static int rec_v3(sdb__txn *t, xcache *x, uint32_t project, sdb__buf *out, sdb__val *v)
+{
+    const uint8_t *p = v->p;
+    if (v->len == 0 || p[0] != ROW_V4) return SDB_OK;
+    if (v->len < HEAD + FIXED || p[2] >> SDB_N_DIMS || !(p[4] & 3)) return SDB_ECORRUPT;
+    rd r = {p + HEAD + FIXED + 4u * (uint32_t)__builtin_popcount(p[2]), p + v->len};
+    if (r.p > r.end) return SDB_ECORRUPT;
+    for (int k = 0; k < 8; k++) { /* step over the strings */
+        if (!(p[3] & (1u << k))) continue;
+        int kind = k < 2 ? p[4] >> (2 + 2 * k) & 3 : PACK_RAW;
+        sdb__str s;
+        size_t nb = kind == PACK_UUID ? 16 : kind == PACK_HEX && r.p < r.end ? 1u + *r.p : 0;
+        if (kind == PACK_RAW) {
+            if (k < 6 ? get16(&r, &s) : get32(&r, &s)) return SDB_ECORRUPT;
+        } else if (kind == 3 || nb <= 1 || (size_t)(r.end - r.p) < nb) {
+            return SDB_ECORRUPT;
+        } else {
+            r.p += nb;
+        }
+    }
+    /* The lists at most double (a 1-byte id for a str16 of up to
+     * SDB_MAX_VALUE bytes grows more, reserved as it comes). */
+    out->len = 0;
+    size_t pre = (size_t)(r.p - p);
+    if (sdb__buf_reserve(out, 2 * v->len + 64) || sdb__buf_add(out, p, pre)) return SDB_ENOMEM;
+    out->p[0] = ROW_VERSION;
+    /* Version 3 has the tags first: step over the properties to them. */
+    rd props = r;
+    if (p[4] & 2) {
+        uint32_t n, id;
+        sdb__str s;
+        if (get_var(&r, &n)) return SDB_ECORRUPT;
+        for (uint64_t i = 0; i < 2ull * n; i++)
+            if (get_item(&r, &id, &s)) return SDB_ECORRUPT;
+    }
+    int rc;
+    if ((p[4] & 1) && (rc = list_v3(t, x, project, &r, 1, out))) return rc;
+    if (r.p != r.end) return SDB_ECORRUPT;
+    if ((p[4] & 2) && (rc = list_v3(t, x, project, &props, 2, out))) return rc;
+    v->p = out->p;
+    v->len = out->len;
+    return SDB_OK;
+}
+
 typedef struct sdb__rowstate {
     /* pending block of this write txn */
     uint32_t p_project, p_n;
+    int p_v4;                        /* its records are sdb__row_put_v4's */
     sdb__buf p_refs, p_ends, p_recs; /* u64 refs, u32 ends, records */
     block cache;                     /* last block read */
     int gone_known, gone_any;        /* whether `gone` has entries */
     struct zjob *jobs, *jobs_tail;   /* closed blocks not yet put, in order */
     uint32_t n_jobs;
+    xcache xc;                       /* the text of version 4 records' ids */
+    sdb__buf xl;                     /* the last version 4 record sdb__row_get gave back */
 } sdb__rowstate;
 
 static void jobs_cancel(sdb__rowstate *r);
@@ -608,6 +869,8 @@ void sdb__rows_txn_end(void *p)
     sdb__buf_free(&r->cache.raw);
     sdb__buf_free(&r->cache.rec);
     sdb__buf_free(&r->cache.meta);
+    xcache_free(&r->xc);
+    sdb__buf_free(&r->xl);
     free(r);
 }
 
@@ -630,7 +893,7 @@ static int block_decode(uint32_t project, const void *p, size_t len, block *b)
 {
     b->valid = 0;
     const uint8_t *v = p;
-    if (len < BLOCK_HEAD || v[0] != BLOCK_VERSION || v[1] > 7 || v[10] || v[11])
+    if (len < BLOCK_HEAD || v[0] != BLOCK_VERSION || v[1] > 15 || v[10] || v[11])
         return SDB_ECORRUPT;
     uint16_t n, tw;
     uint32_t body_len;
@@ -640,6 +903,7 @@ static int block_decode(uint32_t project, const void *p, size_t len, block *b)
     int consec = (v[1] & CODEC_CONSEC) != 0;
     uint64_t fixed = 8 + (consec ? 4ull : 8ull) * n;
     b->refs = (v[1] & CODEC_REFS) != 0;
+    b->v4 = (v[1] & CODEC_V4) != 0;
     if (n == 0 || body_len < fixed || tw > TW_MAX || (b->refs && tw < REF_AT + 8))
         return SDB_ECORRUPT;
     b->raw.len = 0;
@@ -808,7 +1072,7 @@ int sdb__row_get(sdb__txn *t, uint32_t project, uint64_t ref, sdb__val *out)
     int64_t i = pending_find(r, project, ref);
     if (i >= 0) {
         pending_rec(r, (uint32_t)i, out);
-        return SDB_OK;
+        return r->p_v4 ? rec_v3(t, &r->xc, project, &r->xl, out) : SDB_OK;
     }
     if (!(r->cache.valid && r->cache.project == project && ref >= r->cache.first &&
           ref <= r->cache.last)) {
@@ -818,7 +1082,8 @@ int sdb__row_get(sdb__txn *t, uint32_t project, uint64_t ref, sdb__val *out)
     if ((i = block_find(&r->cache, ref)) < 0) return SDB_ENOTFOUND;
     int g = is_gone(t, r, project, ref);
     if (g) return g > 0 ? SDB_ENOTFOUND : g;
-    return block_rec(&r->cache, (uint32_t)i, out);
+    int rc = block_rec(&r->cache, (uint32_t)i, out);
+    return rc || !r->cache.v4 ? rc : rec_v3(t, &r->xc, project, &r->xl, out);
 }
 
 /* ------------------------------------------- compression off the writer */
@@ -847,6 +1112,7 @@ typedef struct zjob {
     struct zjob *qnext; /* in the compressor's queue (Z_WAIT only) */
     struct zjob *next;  /* in its txn's list, in closing order */
     uint32_t project, n;
+    int v4; /* CODEC_V4 */
     uint64_t first, last;
     sdb__buf refs, ends, recs; /* the block's rows: u64, u32 ends, records */
     sdb__buf out;              /* the value to put */
@@ -873,7 +1139,7 @@ static int zq_running; /* the compressor thread started (set once, before any jo
  * Bytes that are not a record of this version: all of them. */
 static uint32_t rec_prefix(const uint8_t *p, uint32_t len)
 {
-    if (len < HEAD + FIXED || p[0] != ROW_VERSION) return len;
+    if (len < HEAD + FIXED || (p[0] != ROW_VERSION && p[0] != ROW_V4)) return len;
     uint32_t q = HEAD + FIXED + 4u * (uint32_t)__builtin_popcount(p[2] & ((1u << SDB_N_DIMS) - 1));
     for (int k = 0; k < 2 && q < len; k++) {
         if (!(p[3] & (1u << k))) continue;
@@ -888,8 +1154,8 @@ static uint32_t rec_prefix(const uint8_t *p, uint32_t len)
 /* The block value of rows refs[0..n) (ascending) into *out: the body of
  * docs/storage.md, one zstd frame (level ZLEVEL) unless that does not
  * shrink it. Runs on either thread (contexts are per thread). */
-static int block_encode(const uint64_t *refs, const uint32_t *ends, const void *recs,
-                        uint32_t n, sdb__buf *out)
+int sdb__rows_block_encode(const uint64_t *refs, const uint32_t *ends, const void *recs,
+                           uint32_t n, int v4, sdb__buf *out)
 {
     size_t recs_len = ends[n - 1];
     int consec = refs[n - 1] - refs[0] == n - 1;
@@ -941,7 +1207,8 @@ static int block_encode(const uint64_t *refs, const uint32_t *ends, const void *
     uint16_t n16 = (uint16_t)n, tw16 = (uint16_t)tw;
     uint32_t bl = (uint32_t)body_len;
     o[0] = BLOCK_VERSION;
-    o[1] = (uint8_t)((consec ? CODEC_CONSEC : 0) | (implied ? CODEC_REFS : 0));
+    o[1] = (uint8_t)((consec ? CODEC_CONSEC : 0) | (implied ? CODEC_REFS : 0) |
+                     (v4 ? CODEC_V4 : 0));
     if (ZSTD_isError(z) || z >= body_len) { /* incompressible: kept raw */
         memcpy(o + BLOCK_HEAD, q, body_len);
         z = body_len;
@@ -994,8 +1261,9 @@ static size_t body_target(void)
 
 static int job_encode(zjob *j)
 {
-    int rc = block_encode((const uint64_t *)(void *)j->refs.p,
-                          (const uint32_t *)(void *)j->ends.p, j->recs.p, j->n, &j->out);
+    int rc = sdb__rows_block_encode((const uint64_t *)(void *)j->refs.p,
+                          (const uint32_t *)(void *)j->ends.p, j->recs.p, j->n, j->v4,
+                                    &j->out);
     if (rc == SDB_OK) ratio_note(8 + 8ull * j->n + j->recs.len, j->out.len);
     return rc;
 }
@@ -1137,10 +1405,11 @@ static void jobs_cancel(sdb__rowstate *r)
 /* Close rows (refs ascending, in the three buffers, which the job takes:
  * they are left empty) as one block of project. */
 static int block_submit(sdb__txn *t, sdb__rowstate *r, uint32_t project, sdb__buf *refs,
-                        sdb__buf *ends, sdb__buf *recs, uint32_t n)
+                        sdb__buf *ends, sdb__buf *recs, uint32_t n, int v4)
 {
     zjob *j = calloc(1, sizeof *j);
     if (!j) return SDB_ENOMEM;
+    j->v4 = v4;
     const uint64_t *rf = (const uint64_t *)(void *)refs->p;
     j->project = project;
     j->n = n;
@@ -1188,25 +1457,26 @@ int sdb__rows_flush(sdb__txn *t)
     if (r->p_n) {
         uint32_t n = r->p_n;
         r->p_n = 0;
-        rc = block_submit(t, r, r->p_project, &r->p_refs, &r->p_ends, &r->p_recs, n);
+        rc = block_submit(t, r, r->p_project, &r->p_refs, &r->p_ends, &r->p_recs, n, r->p_v4);
     }
     if (rc == SDB_OK) rc = jobs_settle(t, r);
     return rc;
 }
 
-int sdb__row_put(sdb__txn *t, uint32_t project, uint64_t ref, const void *rec, size_t len)
+static int row_put(sdb__txn *t, uint32_t project, uint64_t ref, const void *rec, size_t len,
+                   int v4)
 {
     sdb__rowstate *r = state(t);
     if (!r) return SDB_ENOMEM;
     if (len > UINT32_MAX / 2) return SDB_ELIMIT;
     const uint64_t *refs = (const uint64_t *)(void *)r->p_refs.p;
-    if (r->p_n && (r->p_project != project || r->p_n == BLOCK_MAX_ROWS ||
+    if (r->p_n && (r->p_project != project || r->p_v4 != v4 || r->p_n == BLOCK_MAX_ROWS ||
                    r->p_recs.len + len + 8ull * (r->p_n + 1) + 8 > body_target() ||
                    ref <= refs[r->p_n - 1] ||
                    ref - refs[0] > UINT32_MAX)) {
         uint32_t n = r->p_n;
         r->p_n = 0;
-        int rc = block_submit(t, r, r->p_project, &r->p_refs, &r->p_ends, &r->p_recs, n);
+        int rc = block_submit(t, r, r->p_project, &r->p_refs, &r->p_ends, &r->p_recs, n, r->p_v4);
         if (rc) return rc;
     }
     uint32_t end = (uint32_t)(r->p_recs.len + len);
@@ -1214,8 +1484,19 @@ int sdb__row_put(sdb__txn *t, uint32_t project, uint64_t ref, const void *rec, s
         sdb__buf_add(&r->p_recs, rec, len))
         return SDB_ENOMEM;
     r->p_project = project;
+    r->p_v4 = v4;
     r->p_n++;
     return SDB_OK;
+}
+
+int sdb__row_put(sdb__txn *t, uint32_t project, uint64_t ref, const void *rec, size_t len)
+{
+    return row_put(t, project, ref, rec, len, 0);
+}
+
+int sdb__row_put_v4(sdb__txn *t, uint32_t project, uint64_t ref, const void *rec, size_t len)
+{
+    return row_put(t, project, ref, rec, len, 1);
 }
 
 int sdb__row_del(sdb__txn *t, uint32_t project, uint64_t ref)
@@ -1269,7 +1550,7 @@ static int block_drop(sdb__txn *t, sdb__rowstate *r, uint32_t project, block *b,
             rc = SDB_ENOMEM;
         n++;
     }
-    if (rc == SDB_OK && n) rc = block_submit(t, r, project, &refs, &ends, &recs, n);
+    if (rc == SDB_OK && n) rc = block_submit(t, r, project, &refs, &ends, &recs, n, b->v4);
     sdb__buf_free(&refs);
     sdb__buf_free(&ends);
     sdb__buf_free(&recs);
@@ -1350,7 +1631,8 @@ struct sdb__rowit {
     int backward;
     uint64_t bound;
     block b;
-    int64_t i; /* next index in b */
+    int64_t i;   /* next index in b */
+    sdb__buf xl; /* the last version 4 record given back, as version 3 */
 };
 
 static int it_block(sdb__rowit *it, int rc, sdb__val *key, sdb__val *val)
@@ -1449,7 +1731,8 @@ int sdb__rows_next(sdb__rowit *it, uint64_t *out_ref, sdb__val *out)
             if (g < 0) return g;
             if (g) continue;
             *out_ref = ref;
-            return block_rec(&it->b, i, out);
+            int rc = block_rec(&it->b, i, out);
+            return rc || !it->b.v4 ? rc : rec_v3(it->t, &it->r->xc, it->project, &it->xl, out);
         }
         sdb__val key, val;
         int rc = it->backward ? sdb__cur_prev(it->cur, &key, &val) : sdb__cur_next(it->cur, &key, &val);
@@ -1469,6 +1752,7 @@ void sdb__rows_close(sdb__rowit *it)
     sdb__buf_free(&it->b.raw);
     sdb__buf_free(&it->b.rec);
     sdb__buf_free(&it->b.meta);
+    sdb__buf_free(&it->xl);
     free(it);
 }
 
