@@ -81,6 +81,8 @@ typedef struct xstate {
     int64_t *dts;  /* decoded columns of the segment at hand (load_cols) */
     double *dv;
     uint64_t *dtr;
+    uint8_t *ddim; /* dimension d's ids at byte widths: 4 cap_cols bytes from ddim + 4 d cap_cols */
+    uint8_t *dtsrc; /* the type/source bytes */
     uint32_t cap_cols;
     uint64_t bits[BATCH / 64];
     uint32_t sel[BATCH];
@@ -591,6 +593,10 @@ static void fcol_words(const sdb_kernels *k, const sdb__fcol *fc, uint32_t i0, u
         k->bits_lut8(fc->col + i0, m, fc->set, bits, bits);
         return;
     }
+    if (fc->w == 0) {
+        k->bits_pk(fc->col, fc->nb, i0, m, fc->set, bits, bits);
+        return;
+    }
     for (uint32_t w = 0, base = 0; base < m; w++, base += 64) {
         if (!bits[w]) continue;
         uint32_t cnt = m - base < 64 ? m - base : 64;
@@ -617,14 +623,15 @@ static void fcol_words(const sdb_kernels *k, const sdb__fcol *fc, uint32_t i0, u
 
 /* The selection of a batch of m rows from i0 into x->sel / x->iscat: the
  * time/value mask (all rows when !need_tv) as bit words, the type/source
- * pass table (when `tables`) and each dimension filter (dc), then each tag
- * and property filter (afc), ANDed into the words from their contiguous
- * columns, then the set bits. A row is
- * categorical by the table (or, without one, when the segment is all
- * categorical); only a segment with categorical rows reads it back. */
+ * pass table (tf, when not NULL: the packed column against any_set) and
+ * each dimension filter (dc), then each tag and property filter (afc),
+ * ANDed into the words from their contiguous columns, then the set bits.
+ * A row is categorical by the table (read from tsrc, the unpacked bytes
+ * from i0, or, without a table, when the segment is all categorical);
+ * only a segment with categorical rows reads it back. */
 static void select_bits(xstate *x, const sdb__fcol *dc, int n_dc, const sdb__fcol *afc,
-                        uint32_t n_afc, const uint8_t *v, const uint8_t *ts, const uint8_t *tsrc,
-                        uint32_t i0, uint32_t m, bool need_tv, bool tables, const sdb_filter *f)
+                        uint32_t n_afc, const uint8_t *v, const uint8_t *ts, const sdb__fcol *tf,
+                        uint32_t i0, uint32_t m, bool need_tv, const sdb_filter *f)
 {
     const sdb__plan *p = x->p;
     uint32_t nw = (m + 63) / 64;
@@ -634,22 +641,22 @@ static void select_bits(xstate *x, const sdb__fcol *dc, int n_dc, const sdb__fco
         for (uint32_t w = 0; w < nw; w++) x->bits[w] = ~0ull;
         if (m % 64) x->bits[nw - 1] = (1ull << (m % 64)) - 1;
     }
-    if (tables) p->kern->bits_lut8(tsrc, m, x->any_set, x->bits, x->bits);
+    if (tf) fcol_words(p->kern, tf, i0, m, x->bits);
     for (int k = 0; k < n_dc; k++) fcol_words(p->kern, &dc[k], i0, m, x->bits);
     for (uint32_t k = 0; k < n_afc; k++) fcol_words(p->kern, &afc[k], i0, m, x->bits);
 }
 
 static uint32_t select_rows(xstate *x, const sdb__fcol *dc, int n_dc, const sdb__fcol *afc,
                             uint32_t n_afc, const uint8_t *v, const uint8_t *ts,
-                            const uint8_t *tsrc, uint32_t i0, uint32_t m, bool need_tv,
-                            bool tables, const segclass *c, const sdb_filter *f)
+                            const sdb__fcol *tf, const uint8_t *tsrc, uint32_t i0, uint32_t m,
+                            bool need_tv, const segclass *c, const sdb_filter *f)
 {
     const sdb__plan *p = x->p;
     uint32_t nw = (m + 63) / 64, ns = 0;
-    select_bits(x, dc, n_dc, afc, n_afc, v, ts, tsrc, i0, m, need_tv, tables, f);
+    select_bits(x, dc, n_dc, afc, n_afc, v, ts, tf, i0, m, need_tv, f);
     for (uint32_t w = 0; w < nw; w++)
         for (uint64_t b = x->bits[w]; b; b &= b - 1) x->sel[ns++] = w * 64 + (uint32_t)__builtin_ctzll(b);
-    if (tables && c->has_cat && !c->all_cat)
+    if (tf && c->has_cat && !c->all_cat)
         for (uint32_t j = 0; j < ns; j++) x->iscat[j] = p->pass_cat[tsrc[x->sel[j]] & 15u];
     else
         memset(x->iscat, c->all_cat, ns);
@@ -864,6 +871,7 @@ static bool bits_dense(xstate *x, const sdb__seg *g, const segclass *c, bitgroup
 
 static bool bits_plan(xstate *x, const sdb__seg *g, const segclass *c, bool skip_moments,
                       bool attrs_cols, const uint8_t *const *kcol, const unsigned *kw,
+                      const uint8_t *tsrc,
                       bitgroups *bg)
 {
     const sdb__plan *p = x->p;
@@ -891,7 +899,7 @@ static bool bits_plan(xstate *x, const sdb__seg *g, const segclass *c, bool skip
         case SDB_GB_SOURCE:
         case SDB_GB_TYPE:
             bg->kind[v] = q->group[k].kind == SDB_GB_SOURCE ? 1 : 2;
-            bg->col[v] = g->tsrc;
+            bg->col[v] = tsrc; /* batch_rows unpacked it for this key */
             break;
         default:
             return false;
@@ -1136,12 +1144,23 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
         f.t_hi = INT64_MAX;
     }
     bool need_tv = !c->t_in || q->has_value;
+    /* Dimension and type/source filters read the packed columns (bits_pk)
+     * up to 8 bits; a wider dimension, a group key and the categorical
+     * flag are unpacked to bytes once per segment (load_cols sized the
+     * scratch), a dimension that both filters and groups once. */
+    const uint8_t *dcol[SDB_N_DIMS] = {NULL};
+    unsigned dw[SDB_N_DIMS] = {0};
     sdb__fcol dc[SDB_N_DIMS];
     int n_dc = 0;
-    for (int d = 0; d < SDB_N_DIMS; d++)
-        if (p->dim_bits[d] && g->h.dim_w[d])
-            dc[n_dc++] = (sdb__fcol){sdb__seg_dim_col(g, d), g->h.dim_w[d], p->dim_bits[d],
-                                     p->dim_nbits[d], x->dset[d]};
+    for (int d = 0; d < SDB_N_DIMS; d++) {
+        if (!p->dim_bits[d] || !g->h.dim_w[d]) continue;
+        if (g->h.dim_w[d] <= 8) {
+            dc[n_dc++] = (sdb__fcol){sdb__seg_dim_col(g, d), 0, NULL, g->h.dim_w[d], x->dset[d]};
+            continue;
+        }
+        dcol[d] = sdb__seg_dim_bytes(g, p->kern, d, x->ddim + (size_t)4 * d * x->cap_cols, &dw[d]);
+        dc[n_dc++] = (sdb__fcol){dcol[d], dw[d], p->dim_bits[d], p->dim_nbits[d], x->dset[d]};
+    }
     /* Tags and properties: their columns (engine/attrs.c) where the chunk
      * keeps what the query asks (amode 1), filtered and grouped as a
      * dimension's; else the row records (row_store, per batch). */
@@ -1149,43 +1168,53 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
     uint32_t n_afc = amode == 1 ? as->n_fc : 0;
     const uint8_t *kcol[SDB_MAX_GROUP_BY] = {NULL};
     unsigned kw[SDB_MAX_GROUP_BY] = {0};
-    for (uint32_t k = 0; k < q->n_group; k++)
+    /* The type/source table decides something only with a source or type
+     * filter the header leaves open, in a segment that mixes categorical
+     * rows, or when a value filter drops categorical rows; a time range
+     * alone does not need it. */
+    bool tables = c->tsrc_rows || (q->has_value && c->has_cat);
+    const sdb__fcol tfc = {g->tsrc, 0, NULL, g->h.tsrc_bits, x->any_set};
+    const sdb__fcol *tf = tables ? &tfc : NULL;
+    bool need_tsrc = tables && c->has_cat && !c->all_cat;
+    for (uint32_t k = 0; k < q->n_group; k++) {
+        int d = q->group[k].dim;
+        if (!c->key_var[k]) continue; /* constant over the segment: no column read */
         if (q->group[k].kind == SDB_GB_DIM) {
-            kcol[k] = sdb__seg_dim_col(g, q->group[k].dim);
-            kw[k] = g->h.dim_w[q->group[k].dim];
+            if (!dcol[d])
+                dcol[d] = sdb__seg_dim_bytes(g, p->kern, d, x->ddim + (size_t)4 * d * x->cap_cols, &dw[d]);
+            kcol[k] = dcol[d];
+            kw[k] = dw[d];
         } else if (q->group[k].kind == SDB_GB_PROP && amode == 1) {
             kcol[k] = as->gcol[k];
             kw[k] = as->gw[k];
         }
+        need_tsrc |= q->group[k].kind == SDB_GB_SOURCE || q->group[k].kind == SDB_GB_TYPE;
+    }
+    const uint8_t *tsrc_col = need_tsrc ? sdb__seg_tsrc(g, p->kern, x->dtsrc) : NULL;
     bool want_num = x->pass == 1 || !skip_moments || p->fixed_hist || p->want_vals || p->want_traces;
     bool want_cat = x->pass == 0 && c->has_cat;
     int rc;
     bitgroups *bg = x->bg;
     bg->dense = false;
-    bool on_bits = bits_plan(x, g, c, skip_moments, amode == 1, kcol, kw, bg);
+    bool on_bits = bits_plan(x, g, c, skip_moments, amode == 1, kcol, kw, tsrc_col, bg);
     for (uint32_t i0 = 0; i0 < g->n; i0 += BATCH) {
         uint32_t m = g->n - i0 < BATCH ? g->n - i0 : BATCH;
         const uint8_t *v = ps->value + 8ull * i0, *ts = ps->ts + 8ull * i0;
         if (on_bits) {
-            select_bits(x, dc, n_dc, afc, n_afc, v, ts, g->tsrc + i0, i0, m, need_tv, c->tsrc_rows, &f);
+            select_bits(x, dc, n_dc, afc, n_afc, v, ts, tf, i0, m, need_tv, &f);
             if ((rc = bits_path(x, c, bg, v, ts, i0, m))) return rc;
             continue;
         }
         /* 1. Selection: time and value by mask, type and source by the
          * pass tables, then each dimension filter over the survivors. */
         uint32_t ns = 0;
-        const uint8_t *tsrc = g->tsrc + i0;
+        const uint8_t *tsrc = tsrc_col ? tsrc_col + i0 : NULL;
         if (!need_tv && !c->tsrc_rows && n_dc == 0 && n_afc == 0) {
             for (uint32_t i = 0; i < m; i++) x->sel[i] = i;
             memset(x->iscat, c->all_cat, m);
             ns = m;
         } else {
-            /* The type/source table decides something only with a source or
-             * type filter the header leaves open, in a segment that mixes
-             * categorical rows, or when a value filter drops categorical
-             * rows; a time range alone does not need it. */
-            bool tables = c->tsrc_rows || (q->has_value && c->has_cat);
-            ns = select_rows(x, dc, n_dc, afc, n_afc, v, ts, tsrc, i0, m, need_tv, tables, c, &f);
+            ns = select_rows(x, dc, n_dc, afc, n_afc, v, ts, tf, tsrc, i0, m, need_tv, c, &f);
         }
         if (p->need_row && amode != 1 && ns && (rc = row_store(x, g, i0, ns, &ns))) return rc;
         if (ns == 0) continue;
@@ -1380,10 +1409,14 @@ static int load_cols(xstate *x, xseg *ps, bool need_ts)
         free(x->dts);
         free(x->dv);
         free(x->dtr);
+        free(x->ddim);
+        free(x->dtsrc);
         x->dts = malloc((size_t)cap * sizeof *x->dts);
         x->dv = malloc((size_t)cap * sizeof *x->dv);
         x->dtr = malloc((size_t)cap * sizeof *x->dtr);
-        x->cap_cols = x->dts && x->dv && x->dtr ? cap : 0;
+        x->ddim = malloc((size_t)cap * 4 * SDB_N_DIMS);
+        x->dtsrc = malloc(cap);
+        x->cap_cols = x->dts && x->dv && x->dtr && x->ddim && x->dtsrc ? cap : 0;
         if (!x->cap_cols) return SDB_ENOMEM;
     }
     ps->value = sdb__seg_values(g, k, x->dv);
@@ -1525,6 +1558,8 @@ static xstate *xstate_new(const sdb__plan *p, sdb__gtab *g)
     x->dts = NULL;
     x->dv = NULL;
     x->dtr = NULL;
+    x->ddim = NULL;
+    x->dtsrc = NULL;
     x->cap_cols = 0;
     x->lo = x->hi = x->width = NULL;
     x->hv = NULL;
@@ -1564,6 +1599,8 @@ static void xstate_free(xstate *x)
     free(x->dts);
     free(x->dv);
     free(x->dtr);
+    free(x->ddim);
+    free(x->dtsrc);
     free(x);
 }
 

@@ -19,7 +19,9 @@
 #define SDB_ASSERT(x) ((void)0)
 #endif
 
-#define SDB_FORMAT_VERSION 5u /* 5: id index runs of 2-8-byte entries (hash bits
+#define SDB_FORMAT_VERSION 6u /* 6: segments v4 (dimension and type/source
+                                 columns bit-packed to their widths);
+                                 5: id index runs of 2-8-byte entries (hash bits
                                  below the bucket's, ref offset), row blocks v2 (lengths and refs
                                  transposed, refs implied);
                                  4: encoded column segments, row records v3 (no
@@ -382,7 +384,7 @@ bool sdb__row_prop_get(const sdb__row *r, const char *k, size_t klen, sdb__str *
 
 /* ------------------------------------------------------------- segments */
 
-/* On-disk column segment, format 3. Little-endian, n rows:
+/* On-disk column segment, format 4. Little-endian, n rows:
  *
  *   +------------------------+  0
  *   | sdb__seg_hdr           |  128 bytes: zone map, pre-aggregate, encodings
@@ -394,17 +396,23 @@ bool sdb__row_prop_get(const sdb__row *r, const char *k, size_t klen, sdb__str *
  *   | trace  packed[tr_bits] |  index into tdict; tr_bits 64: raw u64[n]
  *   |                        |  and no tdict
  *   | ref    packed[ref_bits]|  row ref - ref_base; ref_bits 64: raw u64
- *   | dim 0  u{dim_w[0]}[n]  |  one array per dimension, in column order;
- *   | ...                    |  dim_w 0 (every row absent: no bytes), 1, 2
- *   | dim 5  u{dim_w[5]}[n]  |  or 4 bytes a row
- *   | tsrc   u8[n]           |  type | source << 2, two bits each
+ *   | dim 0  bits[dim_w[0]]  |  one column per dimension, in column order,
+ *   | ...                    |  dim_w 0..32 bits a row (0: every row
+ *   | dim 5  bits[dim_w[5]]  |  absent, no bytes), no padding between
+ *   | tsrc   bits[tsrc_bits] |  type | source << 2, tsrc_bits 0..8,
+ *   |                        |  then 7 bytes of padding (none when
+ *   |                        |  these seven columns all take 0 bits)
  *   +------------------------+  sdb__seg_len()
  *
  * A packed column of b bits (0..32) holds entry i at bits [i b, i b + b)
  * of the byte string (little-endian), in sdb__pk_len(n, b) bytes: the
  * bits rounded up to bytes plus 7, so that an 8-byte load at the byte of
  * any entry stays inside the column. b = 0 takes no bytes (every entry 0);
- * the plan gives an empty segment 0 bits everywhere.
+ * the plan gives an empty segment 0 bits everywhere. The dimension and
+ * type/source columns are packed the same way but share one padding, the
+ * 7 bytes after the last of them: a load at any of their entries' bytes
+ * stays inside the segment (the bits past the entry are masked off), and
+ * seven columns of a ~200-row chunk would otherwise pay 49 bytes.
  *
  * Encodings are chosen per segment when it is built (sdb__seg_plan), each
  * the narrowest that gives every row back bit for bit: time offsets in the
@@ -414,14 +422,17 @@ bool sdb__row_prop_get(const sdb__row *r, const char *k, size_t klen, sdb__str *
  * reads from the text "0.85"; booleans, integers and label ids are the
  * e = 0 case), else as f32 when every value is one, else f64; trace hashes
  * through a dictionary when that is smaller; refs and the decimal ints as
- * offsets from the smallest (frame of reference). Dimensions keep byte
- * widths (0, 1, 2, 4): the pipeline gathers them by row index for every
- * filter and group-by (exec.c ids_of), where a byte load is one
- * instruction and a bit field four.
+ * offsets from the smallest (frame of reference). Dimension ids and the
+ * type/source codes take the bits of the chunk's largest (a 3-value
+ * environment 2 bits, a type/source code 4); filters of up to 8 bits
+ * test them packed (the bits_pk kernel), and readers that gather by row
+ * index unpack a whole column to bytes first (sdb__seg_dim_bytes,
+ * sdb__seg_tsrc: in place when the width is 8, 16 or 32 bits), so those
+ * gathers stay one byte load.
  *
  * Header, byte offsets:
  *
- *     0 magic u32   4 version u16   6 flags u16   8 n_rows u32
+ *     0 magic u32   4 version u16   6 tsrc_bits u8 7 flags u8  8 n_rows u32
  *    12 n_type u32[3]                24 ts_min i64   32 ts_max i64
  *    40 v_min f64   48 v_max f64    56 sum f64     64 m2 f64
  *    72 max_ingested i64            80 k f64       88 dm f64
@@ -432,7 +443,8 @@ bool sdb__row_prop_get(const sdb__row *r, const char *k, size_t klen, sdb__str *
 typedef struct sdb__seg_hdr {
     uint32_t magic;    /* 'SSEG' */
     uint16_t version;  /* SDB__SEG_VERSION */
-    uint16_t flags;
+    uint8_t tsrc_bits; /* bits a row of the type/source column: 0..8 */
+    uint8_t flags;     /* SDB__SEG_PADDED or 0 */
     uint32_t n_rows;
     uint32_t n_type[SDB_N_TYPES]; /* rows per data type */
     int64_t ts_min, ts_max;       /* over every row */
@@ -443,7 +455,7 @@ typedef struct sdb__seg_hdr {
     double k, dm;                 /* the mean as k + dm (sdb__mom): k the first
                                      numeric value, dm the mean deviation from it */
     uint64_t ref_base;            /* a row's ref is ref_base + its ref column entry */
-    uint8_t dim_w[SDB_N_DIMS];    /* bytes per row of each dimension column: 0, 1, 2, 4 */
+    uint8_t dim_w[SDB_N_DIMS];    /* bits per row of each dimension column: 0..32 */
     uint8_t ref_bits;             /* 0..32 packed, 64 raw */
     uint8_t ts_bits;              /* 0..32 packed offsets from ts_min, 64 raw */
     uint8_t v_enc;                /* SDB__V_F64, SDB__V_F32, SDB__V_DEC */
@@ -454,6 +466,7 @@ typedef struct sdb__seg_hdr {
     int64_t v_base;               /* SDB__V_DEC: the integer of a row is v_base + entry */
 } sdb__seg_hdr;
 _Static_assert(sizeof(sdb__seg_hdr) == 128, "segment header is 128 bytes");
+_Static_assert(offsetof(sdb__seg_hdr, tsrc_bits) == 6, "segment header layout");
 _Static_assert(offsetof(sdb__seg_hdr, n_type) == 12, "segment header layout");
 _Static_assert(offsetof(sdb__seg_hdr, ts_min) == 24, "segment header layout");
 _Static_assert(offsetof(sdb__seg_hdr, max_ingested) == 72, "segment header layout");
@@ -468,7 +481,8 @@ _Static_assert(offsetof(sdb__seg_hdr, v_base) == 120, "segment header layout");
 _Static_assert(SDB_N_DIMS == 6, "the header holds six dimension widths");
 
 #define SDB__SEG_MAGIC 0x47455353u /* "SSEG" */
-#define SDB__SEG_VERSION 3u        /* 3: encoded columns; 2: per-segment widths;
+#define SDB__SEG_VERSION 4u        /* 4: bit-packed dimensions and type/source;
+                                      3: encoded columns; 2: per-segment widths;
                                       1: 58-byte rows */
 enum { SDB__V_F64 = 0, SDB__V_F32 = 1, SDB__V_DEC = 2 };
 #define SDB__SEG_MAX_EXP 15u /* decimal exponents: 10^15 is exact, ints below 2^53 */
@@ -483,21 +497,25 @@ enum { SDB__V_F64 = 0, SDB__V_F32 = 1, SDB__V_DEC = 2 };
  * benchmark's rarest names have 30-60 rows a day: 743 of its 4500
  * segments landed in leaves (612 leaf pages instead of 45, tree depth 3
  * instead of 2) and query g went from 0.30 to 0.36 ms. sdb__seg_plan
- * therefore writes a segment that would fit here at full width (raw 8-byte
- * time, value, trace and ref columns, 4-byte dimensions: 57 bytes a row)
- * when that takes it past this size, as the 58-byte rows of the fixed
- * layout did: one overflow page each, 1.7% more pages on the benchmark
- * (10,052 against 9,887) and its leaf walk as short as before (query g:
- * 0.36 -> 0.325 ms, measured with the slower open of the time). With
- * larger pages the rule merely applies to fewer segments. */
+ * therefore kept such a segment out of the leaves (when it would not have
+ * fitted there at full width, as the 58-byte rows of the fixed layout did
+ * not): format 5 wrote it at full width (raw 8-byte columns, 57 bytes a
+ * row: 1-2 overflow pages, 157k of the 1M bench rows), format 6 pads its
+ * encoded columns with zeros to SDB__SEG_LEAF_MAX + 1 bytes (header flag
+ * SDB__SEG_PADDED): one overflow page, the same leaf walk, and the rows
+ * keep their narrow encodings. With larger pages the rule merely applies
+ * to fewer segments. */
 #define SDB__SEG_LEAF_MAX 2010u
+#define SDB__SEG_PADDED 1u /* header flag: the value is SDB__SEG_LEAF_MAX + 1 bytes, zeros after the columns */
 
 /* Column encodings of one segment, as the header records them. */
 typedef struct sdb__seg_fmt {
     uint64_t ref_base;
     int64_t v_base;
     uint32_t n_tdict;
-    uint8_t dim_w[SDB_N_DIMS]; /* 0, 1, 2 or 4 */
+    uint8_t dim_w[SDB_N_DIMS]; /* bits: 0..32 */
+    uint8_t tsrc_bits;         /* 0..8 */
+    uint8_t padded;            /* 1: padded to SDB__SEG_LEAF_MAX + 1 bytes (SDB__SEG_PADDED) */
     uint8_t ref_bits, ts_bits, tr_bits; /* 0..32 or SDB__PK_RAW */
     uint8_t v_enc, v_bits, v_exp;
 } sdb__seg_fmt;
@@ -534,7 +552,6 @@ typedef struct sdb__seg {
     size_t len;
     const uint8_t *ts, *value, *tdict, *trace, *ref, *tsrc;
     const uint8_t *dim0;  /* the first dimension column */
-    uint64_t dim_before;  /* byte d: dim_w[0] + ... + dim_w[d - 1] */
     uint32_t n;
 } sdb__seg;
 
@@ -545,23 +562,40 @@ static inline size_t sdb__seg_vlen(uint32_t n, unsigned v_enc, unsigned v_bits)
     return ((size_t)n * b + 7) / 8 + (v_enc == SDB__V_DEC && (b - 1u) < 32u ? 7u : 0u);
 }
 
-/* Bytes of a segment of n rows with encodings f. */
+/* Bytes of the dimension and type/source columns of n rows: packed
+ * without padding between them, 7 bytes after the last unless every one
+ * takes 0 bits. */
+static inline size_t sdb__seg_dlen(uint32_t n, const uint8_t *dim_w, unsigned tsrc_bits)
+{
+    size_t len = ((size_t)n * tsrc_bits + 7) / 8;
+    unsigned any = tsrc_bits;
+    for (int d = 0; d < SDB_N_DIMS; d++) {
+        len += ((size_t)n * dim_w[d] + 7) / 8;
+        any |= dim_w[d];
+    }
+    return len + (any ? 7 : 0);
+}
+
+/* Bytes of a segment of n rows with encodings f (padded: at least
+ * SDB__SEG_LEAF_MAX + 1). */
 static inline size_t sdb__seg_len(uint32_t n, const sdb__seg_fmt *f)
 {
     size_t len = sizeof(sdb__seg_hdr) + sdb__pk_len(n, f->ts_bits) +
                  sdb__seg_vlen(n, f->v_enc, f->v_bits) + 8 * (size_t)f->n_tdict +
-                 sdb__pk_len(n, f->tr_bits) + sdb__pk_len(n, f->ref_bits) + n;
-    for (int d = 0; d < SDB_N_DIMS; d++) len += (size_t)f->dim_w[d] * n;
-    return len;
+                 sdb__pk_len(n, f->tr_bits) + sdb__pk_len(n, f->ref_bits) +
+                 sdb__seg_dlen(n, f->dim_w, f->tsrc_bits);
+    return f->padded && len <= SDB__SEG_LEAF_MAX ? SDB__SEG_LEAF_MAX + 1 : len;
 }
 
-/* The column of dimension d: dim_w[d] bytes a row. A dimension of width 0
- * has no bytes: the pointer marks where it would be. */
+/* The packed column of dimension d (dim_w[d] bits a row). A dimension of
+ * width 0 has no bytes: the pointer marks where it would be. */
 static inline const uint8_t *sdb__seg_dim_col(const sdb__seg *g, int d)
 {
-    return g->dim0 + (size_t)(g->dim_before >> (8 * d) & 0xFF) * g->n;
+    size_t off = 0;
+    for (int e = 0; e < d; e++) off += ((size_t)g->n * g->h.dim_w[e] + 7) / 8;
+    return g->dim0 + off;
 }
-/* Entry i of a dimension column of width w (0 when w is 0). */
+/* Entry i of a byte-width id column of width w (1, 2 or 4; 0 when w is 0). */
 static inline uint32_t sdb__seg_ld(const uint8_t *col, unsigned w, uint32_t i)
 {
     switch (w) {
@@ -582,14 +616,17 @@ static inline uint32_t sdb__seg_ld(const uint8_t *col, unsigned w, uint32_t i)
 /* Dimension d of row i (0 = absent). */
 static inline uint32_t sdb__seg_dim(const sdb__seg *g, int d, uint32_t i)
 {
-    return sdb__seg_ld(sdb__seg_dim_col(g, d), g->h.dim_w[d], i);
+    return (uint32_t)sdb__pk_get(sdb__seg_dim_col(g, d), g->h.dim_w[d], i);
 }
 /* Data type and source of row i: two bits each, so always < 4 (a corrupt
  * segment may hold 3, which no reader indexes a table with). */
-static inline uint8_t sdb__seg_type(const sdb__seg *g, uint32_t i) { return g->tsrc[i] & 3u; }
+static inline uint8_t sdb__seg_type(const sdb__seg *g, uint32_t i)
+{
+    return (uint8_t)(sdb__pk_get(g->tsrc, g->h.tsrc_bits, i) & 3u);
+}
 static inline uint8_t sdb__seg_source(const sdb__seg *g, uint32_t i)
 {
-    return (uint8_t)(g->tsrc[i] >> 2 & 3u);
+    return (uint8_t)(sdb__pk_get(g->tsrc, g->h.tsrc_bits, i) >> 2 & 3u);
 }
 /* Row ref of row i. */
 static inline uint64_t sdb__seg_ref(const sdb__seg *g, uint32_t i)
@@ -638,6 +675,15 @@ const void *sdb__seg_dim_u32(const sdb__seg *g, int d, uint32_t *tmp);
 const void *sdb__seg_ts(const sdb__seg *g, const sdb_kernels *k, int64_t *tmp);
 const void *sdb__seg_values(const sdb__seg *g, const sdb_kernels *k, double *tmp);
 const void *sdb__seg_traces(const sdb__seg *g, const sdb_kernels *k, uint64_t *tmp);
+/* Dimension d's ids as a column of *out_w bytes a row (0: every row
+ * absent, no bytes; else 1, 2 or 4, the fewest that hold dim_w[d] bits):
+ * in place when the chunk packs them at exactly 8, 16 or 32 bits, else
+ * unpacked through k into tmp (room for 4 n bytes). Valid while g is. */
+const uint8_t *sdb__seg_dim_bytes(const sdb__seg *g, const sdb_kernels *k, int d, void *tmp,
+                                  unsigned *out_w);
+/* Every row's type | source << 2 as one byte: in place at 8 bits, else
+ * unpacked into tmp (n bytes). */
+const uint8_t *sdb__seg_tsrc(const sdb__seg *g, const sdb_kernels *k, uint8_t *tmp);
 /* The narrowest encodings that give rows[0..n) back exactly, or full
  * widths when that keeps the segment out of an LMDB leaf
  * (SDB__SEG_LEAF_MAX); returns the segment's length. */

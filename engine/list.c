@@ -1119,6 +1119,7 @@ typedef struct ccount {
     uint64_t *bits, *tmp; /* selection words */
     int64_t *ts;          /* decoded columns */
     double *v;
+    uint8_t *ids;         /* a dimension's or the type/source column at byte widths (4 cap bytes) */
     uint32_t cap;
     uint64_t total;
 } ccount;
@@ -1244,7 +1245,9 @@ static int chunk_count(ccount *cc, const uint8_t *key, const sdb__seg *g, uint64
         if (ts) cc->ts = ts;
         double *v = ts ? realloc(cc->v, (size_t)n * sizeof *v) : NULL;
         if (v) cc->v = v;
-        if (!bits || !tmp || !ts || !v) return SDB_ENOMEM;
+        uint8_t *ids = v ? realloc(cc->ids, (size_t)n * 4) : NULL;
+        if (ids) cc->ids = ids;
+        if (!bits || !tmp || !ts || !v || !ids) return SDB_ENOMEM;
         cc->cap = n;
     }
     uint64_t *bits = cc->bits;
@@ -1271,12 +1274,12 @@ static int chunk_count(ccount *cc, const uint8_t *key, const sdb__seg *g, uint64
         for (uint32_t w = 0; w < nw; w++) bits[w] &= ~cc->tmp[w];
     }
     if (!cc->tsrc_all && (q->source_mask || !types_pass))
-        bytes_in(g->tsrc, n, cc->code_mask, cc->codes, cc->n_codes, bits);
+        bytes_in(sdb__seg_tsrc(g, cc->k, cc->ids), n, cc->code_mask, cc->codes, cc->n_codes, bits);
     for (int d = 0; d < SDB_N_DIMS; d++) {
         if (!f->dims[d]) continue;
-        unsigned w = h->dim_w[d];
-        if (!w) return SDB_OK; /* every row absent: none is one of the ids */
-        const uint8_t *col = sdb__seg_dim_col(g, d);
+        if (!h->dim_w[d]) return SDB_OK; /* every row absent: none is one of the ids */
+        unsigned w;
+        const uint8_t *col = sdb__seg_dim_bytes(g, cc->k, d, cc->ids, &w);
         uint8_t ids[8];
         int ni = 0;
         for (uint32_t j = 0; j < f->n_dims[d] && ni <= 8; j++)
@@ -1365,6 +1368,7 @@ static int col_total(sdb__txn *t, uint32_t project, const rowfilter *f, uint64_t
     free(cc.tmp);
     free(cc.ts);
     free(cc.v);
+    free(cc.ids);
     return rc;
 }
 

@@ -361,13 +361,14 @@ void sdb__attrs_plan_free(sdb__plan *p);
  * value ids, a tag filter over the chunk's tag set indexes. Row i passes
  * when its id is set in mem (ids past nb fail); a 1-byte column also has
  * the same answer as a 256-bit set (bit b % 8 of set[b / 8]), which the
- * bits_lut8 kernel reads. */
+ * bits_lut8 kernel reads, and so has a segment's packed column of up to 8
+ * bits (w 0: the bits_pk kernel reads it packed, no byte copy). */
 typedef struct sdb__fcol {
     const uint8_t *col;           /* w bytes a row, indexed by the plan's rows */
-    unsigned w;                   /* 1, 2 or 4 */
-    const uint64_t *mem;
-    uint32_t nb;
-    const uint8_t *set;           /* w == 1: 32 bytes */
+    unsigned w;                   /* 1, 2 or 4; 0: col is packed at nb bits a row */
+    const uint64_t *mem;          /* w > 0 */
+    uint32_t nb;                  /* w == 0: the packed width, 0..8 (engine/segment.c) */
+    const uint8_t *set;           /* w == 1 or w == 0: 32 bytes */
 } sdb__fcol;
 
 /* One segment's tag and property columns for the pipeline, indexed by the

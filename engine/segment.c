@@ -65,33 +65,32 @@ _Static_assert(SDB__PK_RAW == 64, "pk_pad has the raw width at 64");
 
 /* Every query opens every segment it keeps, most of them only for the
  * header (query g: 4500 of them in 0.3 ms), so the open stays a few dozen
- * instructions: the checks are OR-ed into one branch, and the six width
- * bytes are handled as one word (SWAR; the format is little-endian, so
+ * instructions: the checks are OR-ed into one branch, the six width
+ * bytes are checked as one word (SWAR; the format is little-endian, so
  * byte d of the word is dim_w[d]), and the dimension columns' pointers
  * are left to sdb__seg_dim_col(). Measured on one core, cache-hot: the
  * fixed layout's open took 5 ns; a loop over the widths that read them
- * back from the copied header and stored six pointers took 11; this takes
- * 6. */
+ * back from the copied header and stored six pointers took 11; the SWAR
+ * open of byte widths 6. */
 /* The byte lengths of a segment's columns from its header (any header:
  * each is at most 8 n + 7 for a u32 n, since the widths are bytes). */
 typedef struct seg_lens {
     size_t ts, v, td, tr, ref, dim;
-    uint64_t pre; /* byte d: dim_w[0] + ... + dim_w[d] */
 } seg_lens;
 
-static inline uint64_t lens_of(const sdb__seg_hdr *h, uint64_t dw, seg_lens *l)
+static inline uint64_t lens_of(const sdb__seg_hdr *h, seg_lens *l)
 {
     uint64_t n = h->n_rows;
     unsigned pt = pk_pad[h->ts_bits], pr = pk_pad[h->ref_bits], ptr = pk_pad[h->tr_bits];
     unsigned ve = h->v_enc & 3u, vb = ve == SDB__V_DEC ? h->v_bits : 64u >> ve;
     unsigned pv = ve == SDB__V_DEC ? pk_pad[vb] : 0;
-    l->pre = dw * B8(1); /* at most 24 a byte: no carries */
     l->ts = (n * h->ts_bits + 7) / 8 + (pt & 7);
     l->v = (n * vb + 7) / 8 + (pv & 7);
     l->td = 8 * (size_t)h->n_tdict;
     l->tr = (n * h->tr_bits + 7) / 8 + (ptr & 7);
     l->ref = (n * h->ref_bits + 7) / 8 + (pr & 7);
-    l->dim = (size_t)(l->pre >> 40 & 0xFF) * n;
+    l->dim = 0;
+    for (int d = 0; d < SDB_N_DIMS; d++) l->dim += (n * h->dim_w[d] + 7) / 8;
     return (pt | pr | ptr | pv) >> 7; /* some width is no width */
 }
 
@@ -104,7 +103,6 @@ static inline void set_cols(sdb__seg *g, const seg_lens *l)
     g->trace = g->tdict + l->td;
     g->ref = g->trace + l->tr;
     g->dim0 = g->ref + l->ref;
-    g->dim_before = l->pre << 8;
     g->tsrc = g->dim0 + l->dim;
 }
 
@@ -123,9 +121,10 @@ int sdb__seg_open(const void *p, size_t len, sdb__seg *g)
     uint64_t dw = dim_word(h);
     uint32_t n = h->n_rows;
     unsigned ve = h->v_enc, vb = h->v_bits;
-    /* A dimension width is 0, 1, 2 or 4: no bit above the low three, and
-     * no two of those set (bits 0 and 1, 1 and 2, or 0 and 2). */
-    uint64_t bad = (dw & B8(0xF8)) | (dw & dw >> 1 & B8(3)) | (dw & dw >> 2 & B8(1));
+    /* A dimension width is 0..32 bits: no byte of 64 or more, and none
+     * that adding 31 to its low six bits carries into bit 6 (33..63). */
+    uint64_t bad = (dw & B8(0xC0)) | (((dw & B8(0x3F)) + B8(31)) & B8(0x40));
+    bad |= (h->tsrc_bits > 8) | ((h->flags & ~SDB__SEG_PADDED) != 0);
     /* Decimal values take 0..32 bits (pk_pad, in lens_of) and an exponent
      * up to 15; the other encodings neither. */
     bad |= (ve > SDB__V_DEC) | (h->v_exp > SDB__SEG_MAX_EXP);
@@ -135,9 +134,14 @@ int sdb__seg_open(const void *p, size_t len, sdb__seg *g)
     bad |= (h->magic != SDB__SEG_MAGIC) | (h->version != SDB__SEG_VERSION);
     bad |= (uint64_t)h->n_type[0] + h->n_type[1] + h->n_type[2] != n;
     seg_lens l;
-    bad |= lens_of(h, dw, &l);
-    /* No overflow of a 64-bit size_t: seven terms of at most 8 n + 7. */
-    bad |= len != sizeof(sdb__seg_hdr) + l.ts + l.v + l.td + l.tr + l.ref + l.dim + n;
+    bad |= lens_of(h, &l);
+    /* No overflow of a 64-bit size_t: a dozen terms of at most 8 n + 7. */
+    size_t cols = sizeof(sdb__seg_hdr) + l.ts + l.v + l.td + l.tr + l.ref + l.dim +
+                  ((size_t)n * h->tsrc_bits + 7) / 8 + ((dw | h->tsrc_bits) ? 7 : 0);
+    /* A padded segment is exactly one byte past the leaf limit, its
+     * columns within it; any other is exactly its columns. */
+    bad |= h->flags & SDB__SEG_PADDED ? cols > SDB__SEG_LEAF_MAX || len != SDB__SEG_LEAF_MAX + 1
+                                      : len != cols;
     if (bad) return SDB_ECORRUPT;
     g->start = p;
     g->len = len;
@@ -157,7 +161,7 @@ void sdb__seg_head(const void *p, size_t len, sdb__seg *g)
 void sdb__seg_cols(sdb__seg *g)
 {
     seg_lens l;
-    lens_of(&g->h, dim_word(&g->h), &l);
+    lens_of(&g->h, &l);
     set_cols(g, &l);
 }
 
@@ -220,52 +224,43 @@ const void *sdb__seg_traces(const sdb__seg *g, const sdb_kernels *k, uint64_t *t
     return tmp;
 }
 
-/* Widening runs in blocks of WIDEN ids through helpers whose pointers
- * cannot alias: a loop of constant trip count over restrict parameters is
- * one GCC vectorizes at -O2 (its "very cheap" cost model takes no loop
- * that needs a scalar epilogue or a runtime alias check). The plain loop
- * stayed scalar: 1 us for a segment of 2500 rows, 8% of a group-by over
- * them. */
-#define WIDEN 32
-
-static inline void widen8(uint32_t *restrict out, const uint8_t *restrict p)
+const uint8_t *sdb__seg_dim_bytes(const sdb__seg *g, const sdb_kernels *k, int d, void *tmp,
+                                  unsigned *out_w)
 {
-    for (int j = 0; j < WIDEN; j++) out[j] = p[j];
+    unsigned b = g->h.dim_w[d], w = b == 0 ? 0 : b <= 8 ? 1 : b <= 16 ? 2 : 4;
+    const uint8_t *p = sdb__seg_dim_col(g, d);
+    *out_w = w;
+    if (b == 8 * w) return p; /* 0, 8, 16, 32 bits: already bytes */
+    k->unpack_ids(p, b, g->n, w, tmp);
+    return tmp;
 }
 
-static inline void widen16(uint32_t *restrict out, const uint8_t *restrict p)
+const uint8_t *sdb__seg_tsrc(const sdb__seg *g, const sdb_kernels *k, uint8_t *tmp)
 {
-    for (int j = 0; j < WIDEN; j++) {
-        uint16_t x;
-        memcpy(&x, p + 2 * j, 2);
-        out[j] = x;
-    }
+    if (g->h.tsrc_bits == 8) return g->tsrc;
+    k->unpack_ids(g->tsrc, g->h.tsrc_bits, g->n, 1, tmp);
+    return tmp;
 }
 
 const void *sdb__seg_dim_u32(const sdb__seg *g, int d, uint32_t *tmp)
 {
     const uint8_t *p = sdb__seg_dim_col(g, d);
-    uint32_t n = g->n, i = 0;
-    switch (g->h.dim_w[d]) {
-    case 4: return p;
-    case 2:
-        for (; i + WIDEN <= n; i += WIDEN) widen16(tmp + i, p + 2 * (size_t)i);
-        for (; i < n; i++) {
-            uint16_t x;
-            memcpy(&x, p + 2 * (size_t)i, 2);
-            tmp[i] = x;
-        }
-        break;
-    case 1:
-        for (; i + WIDEN <= n; i += WIDEN) widen8(tmp + i, p + i);
-        for (; i < n; i++) tmp[i] = p[i];
-        break;
-    default: memset(tmp, 0, sizeof *tmp * n); break;
-    }
+    unsigned b = g->h.dim_w[d];
+    if (b == 32) return p;
+    sdb__kernels()->unpack_ids(p, b, g->n, 4, tmp);
     return tmp;
 }
 
 /* ------------------------------------------------------------ encoding */
+
+/* A row's type | source << 2. Ingest validates type and source (< 3);
+ * two bits each keep them exactly, and what the column reads back is what
+ * the header counts. */
+static inline uint32_t tsrc_code(const sdb__fixed *r)
+{
+    SDB_ASSERT(r->type < 4 && r->source < 4);
+    return (r->type & 3u) | (r->source & 3u) << 2;
+}
 
 /* Bits of the largest of x: 0 for 0, 64 past 32 (raw). */
 static unsigned span_bits(uint64_t x)
@@ -371,7 +366,7 @@ static uint32_t dict_find(const uint64_t *d, uint32_t m, uint64_t h)
 
 size_t sdb__seg_plan(const sdb__fixed *const *rows, uint32_t n, sdb__seg_fmt *f)
 {
-    uint32_t max[SDB_N_DIMS] = {0};
+    uint32_t max[SDB_N_DIMS] = {0}, code = 0;
     uint64_t lo = UINT64_MAX, hi = 0;
     int64_t t_lo = INT64_MAX, t_hi = INT64_MIN;
     for (uint32_t i = 0; i < n; i++) {
@@ -382,10 +377,11 @@ size_t sdb__seg_plan(const sdb__fixed *const *rows, uint32_t n, sdb__seg_fmt *f)
         if (r->ref > hi) hi = r->ref;
         if (r->ts < t_lo) t_lo = r->ts;
         if (r->ts > t_hi) t_hi = r->ts;
+        code |= tsrc_code(r);
     }
     memset(f, 0, sizeof *f);
-    for (int d = 0; d < SDB_N_DIMS; d++)
-        f->dim_w[d] = max[d] == 0 ? 0 : max[d] <= UINT8_MAX ? 1 : max[d] <= UINT16_MAX ? 2 : 4;
+    for (int d = 0; d < SDB_N_DIMS; d++) f->dim_w[d] = (uint8_t)span_bits(max[d]); /* ids are u32 */
+    f->tsrc_bits = (uint8_t)span_bits(code);
     f->ref_base = n ? lo : 0;
     f->ref_bits = (uint8_t)(n ? span_bits(hi - lo) : 0);
     f->ts_bits = (uint8_t)(n ? span_bits((uint64_t)t_hi - (uint64_t)t_lo) : 0);
@@ -415,39 +411,19 @@ size_t sdb__seg_plan(const sdb__fixed *const *rows, uint32_t n, sdb__seg_fmt *f)
     }
     size_t len = sdb__seg_len(n, f);
     if (len <= SDB__SEG_LEAF_MAX) {
-        /* Small enough for LMDB to keep in a B-tree leaf: at full width it
-         * may not be (internal.h, SDB__SEG_LEAF_MAX, says why that pays). */
+        /* Small enough for LMDB to keep in a B-tree leaf: unless it would
+         * fit there at full width too, it is padded out of the leaf
+         * (internal.h, SDB__SEG_LEAF_MAX, says why that pays). */
         sdb__seg_fmt full = {.ref_base = f->ref_base, .ref_bits = SDB__PK_RAW,
                              .ts_bits = SDB__PK_RAW, .tr_bits = SDB__PK_RAW,
-                             .v_enc = SDB__V_F64};
-        memset(full.dim_w, 4, sizeof full.dim_w);
-        size_t full_len = sdb__seg_len(n, &full);
-        if (full_len > SDB__SEG_LEAF_MAX) {
-            *f = full;
-            len = full_len;
+                             .v_enc = SDB__V_F64, .tsrc_bits = 8};
+        memset(full.dim_w, 32, sizeof full.dim_w);
+        if (sdb__seg_len(n, &full) > SDB__SEG_LEAF_MAX) {
+            f->padded = 1;
+            len = sdb__seg_len(n, f);
         }
     }
     return len;
-}
-
-/* Store the low w bytes of x (little-endian, like every column). */
-static inline void put_w(uint8_t *p, uint64_t x, unsigned w)
-{
-    switch (w) {
-    case 1: *p = (uint8_t)x; break;
-    case 2: {
-        uint16_t v = (uint16_t)x;
-        memcpy(p, &v, 2);
-        break;
-    }
-    case 4: {
-        uint32_t v = (uint32_t)x;
-        memcpy(p, &v, 4);
-        break;
-    }
-    case 8: memcpy(p, &x, 8); break;
-    default: break;
-    }
 }
 
 /* Entry i of a packed column of b bits (or raw: 8 bytes). The column was
@@ -466,12 +442,22 @@ static inline void pk_put(uint8_t *p, unsigned b, size_t i, uint64_t x)
     memcpy(p + (bit >> 3), &word, 8);
 }
 
+/* Bytes of a segment's columns and header, without padding. */
+static size_t len_of_cols(uint32_t n, const sdb__seg_fmt *f)
+{
+    sdb__seg_fmt u = *f;
+    u.padded = 0;
+    return sdb__seg_len(n, &u);
+}
+
 int sdb__seg_build(const sdb__fixed *const *rows, uint32_t n, const sdb__seg_fmt *f, void *dst)
 {
     sdb__seg_hdr h;
     memset(&h, 0, sizeof h);
     h.magic = SDB__SEG_MAGIC;
     h.version = SDB__SEG_VERSION;
+    h.tsrc_bits = f->tsrc_bits;
+    h.flags = f->padded && len_of_cols(n, f) <= SDB__SEG_LEAF_MAX ? SDB__SEG_PADDED : 0;
     h.n_rows = n;
     h.ts_min = INT64_MAX;
     h.ts_max = INT64_MIN;
@@ -503,7 +489,7 @@ int sdb__seg_build(const sdb__fixed *const *rows, uint32_t n, const sdb__seg_fmt
     uint8_t *at = col_ref + sdb__pk_len(n, f->ref_bits), *col_dim[SDB_N_DIMS];
     for (int d = 0; d < SDB_N_DIMS; d++) {
         col_dim[d] = at;
-        at += (size_t)f->dim_w[d] * n;
+        at += ((size_t)n * f->dim_w[d] + 7) / 8;
     }
     uint8_t *col_tsrc = at;
     uint64_t *dict = NULL;
@@ -542,15 +528,10 @@ int sdb__seg_build(const sdb__fixed *const *rows, uint32_t n, const sdb__seg_fmt
         SDB_ASSERT(r->ref >= f->ref_base &&
                    (f->ref_bits == SDB__PK_RAW || (r->ref - f->ref_base) >> f->ref_bits == 0));
         pk_put(col_ref, f->ref_bits, i, r->ref - f->ref_base);
-        for (int d = 0; d < SDB_N_DIMS; d++) {
-            SDB_ASSERT(f->dim_w[d] == 4 || r->dims[d] >> (8 * f->dim_w[d]) == 0);
-            put_w(col_dim[d] + (size_t)f->dim_w[d] * i, r->dims[d], f->dim_w[d]);
-        }
-        /* Ingest validates type and source (< 3); two bits each keep them
-         * exactly, and what the columns read back is what the header counts. */
-        SDB_ASSERT(r->type < 4 && r->source < 4);
-        uint8_t type = r->type & 3u;
-        col_tsrc[i] = (uint8_t)(type | (r->source & 3u) << 2);
+        for (int d = 0; d < SDB_N_DIMS; d++) pk_put(col_dim[d], f->dim_w[d], i, r->dims[d]);
+        uint32_t code = tsrc_code(r);
+        uint8_t type = code & 3u;
+        pk_put(col_tsrc, f->tsrc_bits, i, code);
         h.n_type[type < SDB_N_TYPES ? type : 0]++;
         if (r->ingested > h.max_ingested) h.max_ingested = r->ingested;
         if (type != SDB_CATEGORICAL) {

@@ -1424,3 +1424,114 @@ Test(kernels, scalar_bits_kernels_by_hand)
 
 Test(kernels, avx2_bits_kernels_match_scalar) { bits_kernels_match(need("avx2")); }
 Test(kernels, avx512_bits_kernels_match_scalar) { bits_kernels_match(need("avx512")); }
+
+/* ---- narrow ids (store format 6): unpack_ids, a block of its own ----
+ * Every table's unpack_ids against the entries packed, at every width
+ * 0..32, each output width that holds it, odd lengths and unaligned
+ * packed and output starts; nothing is written past n entries. */
+static void ids_match(const sdb_kernels *k)
+{
+    static const size_t ns[] = {0, 1, 7, 8, 9, 31, 33, 255, 256, 257, 1000, 4099};
+    uint32_t *want = malloc(4099 * sizeof *want);
+    uint8_t *got = malloc(4 * 4099 + 16), *ref = malloc(4 * 4099 + 16);
+    cr_assert(want && got && ref);
+    for (unsigned bits = 0; bits <= 32; bits++)
+        for (unsigned w = 1; w <= 4; w *= 2) {
+            if (bits > 8 * w) continue;
+            for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+                for (unsigned off = 0; off < 8; off += 3) {
+                    size_t n = ns[a];
+                    void *base;
+                    const void *p = pack_make(n, bits, off, 7000 * bits + 10 * n + off + w, want, &base);
+                    unsigned oo = (off + w) % 4; /* an unaligned output */
+                    memset(got, 0xA5, 4 * 4099 + 16);
+                    memset(ref, 0x5A, 4 * 4099 + 16);
+                    k->unpack_ids(p, bits, n, w, got + oo);
+                    S->unpack_ids(p, bits, n, w, ref + oo);
+                    for (size_t i = 0; i < n; i++) {
+                        uint32_t g = 0, r = 0;
+                        memcpy(&g, got + oo + w * i, w);
+                        memcpy(&r, ref + oo + w * i, w);
+                        cr_assert_eq(r, want[i], "scalar bits %u w %u n %zu off %u row %zu", bits, w, n,
+                                     off, i);
+                        cr_assert_eq(g, r, "%s bits %u w %u n %zu off %u row %zu", k->name, bits, w, n,
+                                     off, i);
+                    }
+                    cr_assert_eq(got[oo + w * n], 0xA5, "%s bits %u w %u n %zu: wrote past the end",
+                                 k->name, bits, w, n);
+                    if (oo) cr_assert_eq(got[oo - 1], 0xA5, "%s: wrote before the start", k->name);
+                    free(base);
+                }
+        }
+    free(want);
+    free(got);
+    free(ref);
+}
+
+Test(kernels, scalar_unpack_ids_reads_packed_entries_into_bytes) { ids_match(S); }
+Test(kernels, avx2_unpack_ids_matches_scalar_at_every_width) { ids_match(need("avx2")); }
+Test(kernels, avx512_unpack_ids_matches_scalar_at_every_width) { ids_match(need("avx512")); }
+
+/* ---- packed filters (store format 6): bits_pk, a block of its own ----
+ * Every table's bits_pk against a plain reference (the entries packed,
+ * looked up in the set one by one) at every width 0..8, odd lengths,
+ * starts at every bit offset and unaligned column addresses, sets empty,
+ * full and random, selections with empty words; the last call filters in
+ * place (out == in). */
+static void bits_pk_match(const sdb_kernels *k)
+{
+    static const size_t ns[] = {0, 1, 7, 63, 64, 65, 130, 1000, 1024};
+    static const size_t i0s[] = {0, 1, 3, 5, 7, 8, 13, 64, 99};
+    enum { TOTAL = 1024 + 99 };
+    uint32_t *want = malloc(TOTAL * sizeof *want);
+    cr_assert_not_null(want);
+    uint64_t s = 4242, in[17], got[17], ref[17];
+    for (unsigned bits = 0; bits <= 8; bits++)
+        for (unsigned off = 0; off < 8; off += 3) {
+            void *base;
+            const uint8_t *p = pack_make(TOTAL, bits, off, 900 + 10 * bits + off, want, &base);
+            for (unsigned sk = 0; sk < 4; sk++) {
+                uint8_t set[32];
+                for (int b = 0; b < 32; b++)
+                    set[b] = sk == 0 ? 0 : sk == 1 ? 0xff : (uint8_t)rng_next(&s);
+                if (sk == 3) set[0] = (uint8_t)(set[0] & ~1u); /* entry 0 out, entry 1 by chance */
+                for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+                    for (size_t b = 0; b < sizeof i0s / sizeof i0s[0]; b++) {
+                        size_t n = ns[a], i0 = i0s[b], nw = (n + 63) / 64;
+                        for (size_t w = 0; w < nw; w++) {
+                            in[w] = w % 3 == 1 ? 0 : w % 3 == 2 ? rng_next(&s) : ~0ull;
+                            if (w == nw - 1 && n % 64) in[w] &= (1ull << n % 64) - 1;
+                        }
+                        memset(got, 0xA5, sizeof got);
+                        memset(ref, 0x5A, sizeof ref);
+                        k->bits_pk(p, bits, i0, n, set, in, got);
+                        S->bits_pk(p, bits, i0, n, set, in, ref);
+                        for (size_t i = 0; i < n; i++) {
+                            uint32_t e = want[i0 + i];
+                            int exp = (int)(in[i / 64] >> i % 64 & 1) && (set[e / 8] >> e % 8 & 1);
+                            cr_assert_eq((int)(ref[i / 64] >> i % 64 & 1), exp,
+                                         "scalar bits %u off %u set %u n %zu i0 %zu row %zu", bits, off,
+                                         sk, n, i0, i);
+                            cr_assert_eq((int)(got[i / 64] >> i % 64 & 1), exp,
+                                         "%s bits %u off %u set %u n %zu i0 %zu row %zu", k->name, bits,
+                                         off, sk, n, i0, i);
+                        }
+                        for (size_t w = 0; w < nw; w++)
+                            cr_assert_eq(got[w] & ~in[w], 0, "%s bits %u: a bit outside in", k->name, bits);
+                        cr_assert_eq(got[nw], 0xA5A5A5A5A5A5A5A5ull, "%s bits %u n %zu: wrote past nw",
+                                     k->name, bits, n);
+                        if (a == sizeof ns / sizeof ns[0] - 1 && b == 1) {
+                            memcpy(got, in, sizeof in);
+                            k->bits_pk(p, bits, i0, n, set, got, got);
+                            cr_assert(memcmp(got, ref, nw * 8) == 0, "%s bits %u in place", k->name, bits);
+                        }
+                    }
+            }
+            free(base);
+        }
+    free(want);
+}
+
+Test(kernels, scalar_bits_pk_tests_packed_entries_against_the_set) { bits_pk_match(S); }
+Test(kernels, avx2_bits_pk_matches_scalar_at_every_width) { bits_pk_match(need("avx2")); }
+Test(kernels, avx512_bits_pk_matches_scalar_at_every_width) { bits_pk_match(need("avx512")); }

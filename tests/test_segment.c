@@ -93,7 +93,7 @@ static sdb__seg_fmt round_trip(uint32_t n, const sdb__seg_fmt *given)
     for (int t = 0; t < SDB_N_TYPES; t++) cr_assert_eq(g.h.n_type[t], n_type[t]);
     for (int d = 0; d < SDB_N_DIMS; d++) {
         const uint8_t *k = sdb__seg_dim_u32(&g, d, wide);
-        if (f.dim_w[d] == 4) cr_assert_eq(k, sdb__seg_dim_col(&g, d), "a 4-byte column is read in place");
+        if (f.dim_w[d] == 32) cr_assert_eq(k, sdb__seg_dim_col(&g, d), "a 32-bit column is read in place");
         for (uint32_t i = 0; i < n; i++) {
             uint32_t x;
             memcpy(&x, k + 4 * (size_t)i, 4);
@@ -112,6 +112,23 @@ static sdb__seg_fmt round_trip(uint32_t n, const sdb__seg_fmt *given)
         if (f.ts_bits == SDB__PK_RAW) cr_assert_eq(ts, g.ts, "raw times are read in place");
         if (f.v_enc == SDB__V_F64) cr_assert_eq(v, g.value, "f64 values are read in place");
         if (f.tr_bits == SDB__PK_RAW) cr_assert_eq(tr, g.trace, "raw hashes are read in place");
+        /* Dimensions and type/source at byte widths, through the table. */
+        for (int d = 0; d < SDB_N_DIMS; d++) {
+            unsigned w = 9;
+            memset(wide, 0xA5, sizeof *wide * (n + 1));
+            const uint8_t *col = sdb__seg_dim_bytes(&g, kt, d, wide, &w);
+            unsigned b = f.dim_w[d];
+            cr_assert_eq(w, b == 0 ? 0u : b <= 8 ? 1u : b <= 16 ? 2u : 4u, "%s dim %d of %u bits", tables[k], d, b);
+            if (b % 8 == 0) cr_assert_eq(col, sdb__seg_dim_col(&g, d), "%u bits are read in place", b);
+            for (uint32_t i = 0; i < n && w; i++)
+                cr_assert_eq(sdb__seg_ld(col, w, i), rows[i].dims[d], "%s dim %d row %u", tables[k], d, i);
+            if (w && col != sdb__seg_dim_col(&g, d))
+                cr_assert_eq(((uint8_t *)wide)[(size_t)w * n], 0xA5, "%s: nothing past n entries", tables[k]);
+        }
+        memset(wide, 0xA5, sizeof *wide * (n + 1));
+        const uint8_t *tc = sdb__seg_tsrc(&g, kt, (uint8_t *)wide);
+        for (uint32_t i = 0; i < n; i++)
+            cr_assert_eq(tc[i], rows[i].type | rows[i].source << 2, "%s: type/source of row %u", tables[k], i);
         for (uint32_t i = 0; i < n; i++) {
             int64_t t;
             double x;
@@ -137,7 +154,7 @@ Test(segment, plan_picks_each_dimension_width_and_rows_read_back)
 {
     /* absent, < 256, 256, 65535, 65536, the largest id */
     static const uint32_t max[SDB_N_DIMS] = {0, 255, 256, 65535, 65536, UINT32_MAX};
-    static const uint8_t want[SDB_N_DIMS] = {0, 1, 2, 2, 4, 4};
+    static const uint8_t want[SDB_N_DIMS] = {0, 8, 9, 16, 17, 32};
     /* Small (20 rows stay small even at full width), large, and row counts
      * around the widening blocks of 32 and the decoders' blocks of 256. */
     static const uint32_t sizes[] = {1, 6, 20, 200, 1000, 1025, 2999};
@@ -193,13 +210,16 @@ Test(segment, typical_chunks_take_what_their_values_need)
         cr_assert_eq(f.ref_bits, 11, "2000 consecutive refs");
         cr_assert_eq(f.tr_bits, 9, "500 traces");
         cr_assert_eq(f.n_tdict, 500);
-        /* 27 + 11 + 9 bits, three 1-byte dimensions and tsrc: 9.875 bytes
-         * a row, plus the values, the dictionary, the padding. */
+        /* 27 + 11 + 9 bits, dimensions of ids up to 3, 10, 40 in 2, 4 and
+         * 6 bits and a type/source code of 4: 7.875 bytes a row, plus the
+         * values, the dictionary, the padding. */
+        cr_assert(memcmp(f.dim_w, (uint8_t[]){2, 4, 6, 0, 0, 0}, 6) == 0, "kind %d", kind);
+        cr_assert_eq(f.tsrc_bits, 4, "kind %d", kind);
         size_t v_len = want[kind].enc == SDB__V_F64 ? 8 * 2000
                      : want[kind].enc == SDB__V_F32 ? 4 * 2000
                                                     : (2000 * want[kind].bits + 7) / 8 + 7;
         size_t want_len = 128 + (2000 * 27 + 7) / 8 + 7 + v_len + 8 * 500 + (2000 * 9 + 7) / 8 + 7 +
-                          (2000 * 11 + 7) / 8 + 7 + 4 * 2000;
+                          (2000 * 11 + 7) / 8 + 7 + 2 * 2000 + 7;
         cr_assert_eq(len, want_len, "kind %d: %zu bytes", kind, len);
         round_trip(2000, NULL);
     }
@@ -303,31 +323,52 @@ Test(segment, wider_columns_than_needed_read_the_same)
     make_rows(500, max, 1ull << 40, 11);
     sdb__seg_fmt wide = {.ref_base = 0, .ref_bits = SDB__PK_RAW, .ts_bits = SDB__PK_RAW,
                          .tr_bits = SDB__PK_RAW, .v_enc = SDB__V_F64,
-                         .dim_w = {4, 4, 4, 4, 4, 4}};
+                         .tsrc_bits = 8, .dim_w = {32, 32, 32, 32, 32, 32}};
     round_trip(500, &wide);
     sdb__seg_fmt mid = wide;
     mid.ref_base = 1ull << 40;
     mid.ref_bits = 32;
     mid.ts_bits = 32;
-    memcpy(mid.dim_w, (uint8_t[]){1, 2, 2, 1, 4, 2}, 6);
+    mid.tsrc_bits = 5;
+    memcpy(mid.dim_w, (uint8_t[]){8, 16, 12, 3, 31, 16}, 6);
     round_trip(500, &mid);
 }
 
-Test(segment, small_segments_are_widened_out_of_lmdb_leaves)
+Test(segment, small_segments_are_padded_out_of_lmdb_leaves)
 {
     static const uint32_t max[SDB_N_DIMS] = {2, 5, 9, 0, 0, 0};
     /* 40 rows: under 2010 bytes encoded, 2408 at full width (57-byte
-     * rows): widened. */
+     * rows): padded to one byte past the leaf limit, encodings kept. */
     make_rows(40, max, 50, 1);
     sdb__seg_fmt f;
     size_t len = sdb__seg_plan(ptrs, 40, &f);
-    cr_assert_eq(len, 128 + 57 * 40u);
-    cr_assert_eq(f.ref_bits, SDB__PK_RAW);
-    cr_assert_eq(f.ts_bits, SDB__PK_RAW);
-    cr_assert_eq(f.tr_bits, SDB__PK_RAW);
-    cr_assert_eq(f.v_enc, SDB__V_F64);
-    for (int d = 0; d < SDB_N_DIMS; d++) cr_assert_eq(f.dim_w[d], 4);
+    cr_assert_eq(len, SDB__SEG_LEAF_MAX + 1);
+    cr_assert_eq(f.padded, 1);
+    cr_assert_eq(f.ref_bits, 6);
+    cr_assert_eq(f.ts_bits, 27);
+    cr_assert(memcmp(f.dim_w, (uint8_t[]){2, 3, 4, 0, 0, 0}, 6) == 0);
     round_trip(40, NULL);
+    {
+        /* The padding is zeros, the header says so, and a padded segment
+         * of any other length, or an unpadded one with its bytes, is
+         * corrupt. */
+        static uint8_t buf[4096];
+        cr_assert_eq(sdb__seg_build(ptrs, 40, &f, buf), SDB_OK);
+        sdb__seg g;
+        cr_assert_eq(sdb__seg_open(buf, len, &g), SDB_OK);
+        cr_assert_eq(g.h.flags, SDB__SEG_PADDED);
+        size_t cols = (size_t)(g.tsrc - buf) + (40 * g.h.tsrc_bits + 7) / 8 + 7;
+        cr_assert_lt(cols, len);
+        for (size_t i = cols; i < len; i++) cr_assert_eq(buf[i], 0, "pad byte %zu", i);
+        cr_assert_eq(sdb__seg_open(buf, len - 1, &g), SDB_ECORRUPT);
+        cr_assert_eq(sdb__seg_open(buf, len + 1, &g), SDB_ECORRUPT);
+        cr_assert_eq(sdb__seg_open(buf, cols, &g), SDB_ECORRUPT, "padded columns without the padding");
+        buf[7] = 0;
+        cr_assert_eq(sdb__seg_open(buf, len, &g), SDB_ECORRUPT, "padding not flagged");
+        cr_assert_eq(sdb__seg_open(buf, cols, &g), SDB_OK, "the columns alone, unflagged");
+        buf[7] = 2;
+        cr_assert_eq(sdb__seg_open(buf, cols, &g), SDB_ECORRUPT, "an unknown flag");
+    }
     /* 20 rows stay under it even at full width: encoded. */
     make_rows(20, max, 50, 1);
     cr_assert_lt(sdb__seg_plan(ptrs, 20, &f), 128 + 57 * 20u);
@@ -404,7 +445,8 @@ Test(segment, rejects_corrupt_headers_and_lengths)
     } while (0)
     MUTATE(magic, 0x12345678u, "magic");
     MUTATE(version, 2, "the per-segment widths of format 3");
-    MUTATE(version, 4, "a later version");
+    MUTATE(version, 3, "the byte-wide dimensions of segment version 3");
+    MUTATE(version, 5, "a later version");
     MUTATE(n_rows, 301, "row count");
     MUTATE(n_rows, UINT32_MAX, "huge row count");
     MUTATE(n_type[0], g.h.n_type[0] + 1, "type counts");
@@ -420,13 +462,18 @@ Test(segment, rejects_corrupt_headers_and_lengths)
     MUTATE(n_tdict, 0, "a trace index without a dictionary");
     MUTATE(n_tdict, 301, "a dictionary longer than the rows");
     MUTATE(tr_bits, SDB__PK_RAW, "a dictionary beside raw hashes");
-    static const uint8_t bad_w[] = {3, 5, 6, 7, 8, 16, 128, 255};
+    static const uint8_t bad_w[] = {33, 40, 63, 64, 65, 96, 128, 255};
     for (size_t k = 0; k < sizeof bad_w; k++)
         for (int d = 0; d < SDB_N_DIMS; d++) MUTATE(dim_w[d], bad_w[k], "dimension width");
+    MUTATE(tsrc_bits, 9, "type/source bits");
+    MUTATE(tsrc_bits, 255, "type/source bits");
+    MUTATE(flags, SDB__SEG_PADDED, "padding claimed on a segment of its columns alone");
+    MUTATE(flags, 2, "an unknown flag");
     /* Valid encodings the body is not sized for. */
-    MUTATE(dim_w[0], 1, "a width 0 column claimed as 1");
-    MUTATE(dim_w[2], 4, "a 2-byte column claimed as 4");
-    MUTATE(dim_w[1], 0, "a 1-byte column claimed as 0");
+    MUTATE(dim_w[0], 8, "a width 0 column claimed as 8 bits");
+    MUTATE(dim_w[2], 32, "a narrower column claimed as 32 bits");
+    MUTATE(dim_w[1], 0, "a column claimed as absent");
+    MUTATE(tsrc_bits, 8, "a 4-bit type/source column claimed as 8");
     MUTATE(ref_bits, SDB__PK_RAW, "packed refs claimed as raw");
     MUTATE(ts_bits, (uint8_t)(g.h.ts_bits + 8), "a wider time column");
     MUTATE(v_enc, SDB__V_F64, "decimals claimed as f64");
@@ -478,7 +525,7 @@ Test(segment, stray_type_bits_read_as_two_bit_fields)
     sdb__seg g;
     cr_assert_eq(sdb__seg_open(buf, len, &g), SDB_OK);
     uint8_t *tsrc = buf + (g.tsrc - buf);
-    tsrc[0] = 0xFF; /* type 3, source 3, high bits set */
+    tsrc[0] |= (1u << g.h.tsrc_bits) - 1; /* type 3, source 3 */
     cr_assert_eq(sdb__seg_open(buf, len, &g), SDB_OK);
     cr_assert_eq(sdb__seg_type(&g, 0), 3);
     cr_assert_eq(sdb__seg_source(&g, 0), 3);

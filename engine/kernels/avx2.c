@@ -554,6 +554,11 @@ static const int64_t bits_nib[16][4] __attribute__((aligned(32))) = {
 #define DEC_I32TO64(x) (dec_vi64)_mm256_cvtepi32_epi64((__m128i)(x))
 #define DEC_MINU32(a, b) (dec_vu)_mm_min_epu32((__m128i)(a), (__m128i)(b))
 #include "dec_body.h"
+#define PK_UNPACKLO8(a, b) (bits_vb)_mm256_unpacklo_epi8((__m256i)(a), (__m256i)(b))
+#define PK_UNPACKHI8(a, b) (bits_vb)_mm256_unpackhi_epi8((__m256i)(a), (__m256i)(b))
+#define PK_UNPACKLO16(a, b) (bits_vb)_mm256_unpacklo_epi16((__m256i)(a), (__m256i)(b))
+#define PK_UNPACKHI16(a, b) (bits_vb)_mm256_unpackhi_epi16((__m256i)(a), (__m256i)(b))
+#include "pkbits_body.h"
 
 static const sdb_kernels table = {
     .name = "avx2",
@@ -574,6 +579,8 @@ static const sdb_kernels table = {
     .widen_f32 = dec_widen_f32,
     .unpack_dict = dec_unpack_dict,
     .agg_dec = dec_agg_dec,
+    .unpack_ids = dec_unpack_ids,
+    .bits_pk = bits_pk,
 };
 
 /* Compiled for the baseline ISA although the file is built with -mavx2: a

@@ -572,6 +572,11 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
 #define DEC_I32TO64(x) (dec_vi64)_mm512_cvtepi32_epi64((__m256i)(x))
 #define DEC_MINU32(a, b) (dec_vu)_mm256_min_epu32((__m256i)(a), (__m256i)(b))
 #include "dec_body.h"
+#define PK_UNPACKLO8(a, b) (bits_vb)_mm512_unpacklo_epi8((__m512i)(a), (__m512i)(b))
+#define PK_UNPACKHI8(a, b) (bits_vb)_mm512_unpackhi_epi8((__m512i)(a), (__m512i)(b))
+#define PK_UNPACKLO16(a, b) (bits_vb)_mm512_unpacklo_epi16((__m512i)(a), (__m512i)(b))
+#define PK_UNPACKHI16(a, b) (bits_vb)_mm512_unpackhi_epi16((__m512i)(a), (__m512i)(b))
+#include "pkbits_body.h"
 
 static const sdb_kernels table = {
     .name = "avx512",
@@ -592,6 +597,8 @@ static const sdb_kernels table = {
     .widen_f32 = dec_widen_f32,
     .unpack_dict = dec_unpack_dict,
     .agg_dec = dec_agg_dec,
+    .unpack_ids = dec_unpack_ids,
+    .bits_pk = bits_pk,
 };
 
 /* Compiled for the baseline ISA although the file is built with AVX-512

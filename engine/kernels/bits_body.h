@@ -44,15 +44,32 @@ static inline bits_vb bits_ldb(const void *p)
 static inline bits_vb bits_rep16(const uint8_t *p)
 {
     bits_vb x;
-    for (int i = 0; i < BITS_BW; i++) x[i] = p[i % 16];
+    /* Whole lanes (a broadcast), not a loop of bytes: the kernels build
+     * their tables on every call, once a batch and filter. */
+    for (int l = 0; l < BITS_BW; l += 16) memcpy((uint8_t *)&x + l, p, 16);
     return x;
+}
+
+static const uint8_t bits_pow2[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+
+/* Bit l: whether byte l of x is in the 256-bit set whose two halves are
+ * t0 and t1 (bits_rep16 of set and set + 16); p2 is bits_rep16(bits_pow2).
+ * The callers build the three tables once, outside their loops (built
+ * here, the byte loops of bits_rep16 ran for every 64 rows). */
+static inline uint64_t bits_set_word(bits_vb x, bits_vb t0, bits_vb t1, bits_vb p2)
+{
+    bits_vb hi5 = x >> 3;                          /* the set's byte: 0..31 */
+    bits_vb lo = BITS_PSHUFB(t0, hi5 & 15), hi = BITS_PSHUFB(t1, hi5 & 15);
+    bits_vb up = (bits_vb)((hi5 & 16) != 0);       /* -1 where byte >= 16 */
+    bits_vb byte = (lo & ~up) | (hi & up);
+    bits_vb bit = BITS_PSHUFB(p2, x & 7);
+    return BITS_MOVEMASK8((bits_vsb)((byte & bit) != 0));
 }
 
 static void bits_lut8(const uint8_t *col, size_t n, const uint8_t *set, const uint64_t *in,
                       uint64_t *out)
 {
-    static const uint8_t pow2[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
-    const bits_vb t0 = bits_rep16(set), t1 = bits_rep16(set + 16), p2 = bits_rep16(pow2);
+    const bits_vb t0 = bits_rep16(set), t1 = bits_rep16(set + 16), p2 = bits_rep16(bits_pow2);
     size_t i = 0, w = 0;
     for (; i + 64 <= n; i += 64, w++) {
         if (!in[w]) {
@@ -60,15 +77,7 @@ static void bits_lut8(const uint8_t *col, size_t n, const uint8_t *set, const ui
             continue;
         }
         uint64_t word = 0;
-        for (int j = 0; j < 64; j += BITS_BW) {
-            bits_vb x = bits_ldb(col + i + j);
-            bits_vb hi5 = x >> 3;                          /* the set's byte: 0..31 */
-            bits_vb lo = BITS_PSHUFB(t0, hi5 & 15), hi = BITS_PSHUFB(t1, hi5 & 15);
-            bits_vb up = (bits_vb)((hi5 & 16) != 0);       /* -1 where byte >= 16 */
-            bits_vb byte = (lo & ~up) | (hi & up);
-            bits_vb bit = BITS_PSHUFB(p2, x & 7);
-            word |= BITS_MOVEMASK8((bits_vsb)((byte & bit) != 0)) << j;
-        }
+        for (int j = 0; j < 64; j += BITS_BW) word |= bits_set_word(bits_ldb(col + i + j), t0, t1, p2) << j;
         out[w] = in[w] & word;
     }
     if (i < n) {

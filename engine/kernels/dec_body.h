@@ -524,4 +524,115 @@ static void dec_agg_dec(const void *v, unsigned v_bits, int64_t v_base, double s
     }
 }
 
+/* ---- narrow ids (store format 6; a block of its own) ----
+ * Dimension ids and type/source codes: each block's entries unpacked to
+ * u32 by the same width-specialised loops, then narrowed to the caller's
+ * width in whole vectors (vpmovdb / vpmovdw, or a pack on avx2). */
+typedef uint16_t dec_vw __attribute__((vector_size(2 * PIPE_W)));
+typedef uint8_t dec_vb __attribute__((vector_size(PIPE_W)));
+
+/* Entries of B <= 8 bits straight into bytes: 8 entries are the B bytes
+ * of one group, and three spreads of a 64-bit word (entries 4-7 up to
+ * bit 32, then 2-3 of each half up by 16, then every odd entry up by 8)
+ * put entry e in byte e; a vector holds 8 groups, so 64 entries take 8
+ * loads and 15 operations. Through the u32 scratch (the loop below) a
+ * 2-5 bit column took 0.5 ns a row on avx512, as long as a 12-bit one
+ * into u16s. Groups whose load would pass the column's end (n entries,
+ * 7 bytes of padding) are left to the caller's loop; returns the entries
+ * done. */
+static inline uint64_t dec_ld8(const uint8_t *p)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return x;
+}
+
+/* The 64 entries of b (1..8) bits from bit sh of p (sh < 8, and 0 when b
+ * is 8: 8b <= 56 bits of each group's load remain after the shift), entry
+ * e in byte e of *out (by pointer: a 64-byte vector return changes the
+ * avx2 ABI). The vector is built from eight scalar loads, not through
+ * memory: a vector load of the 8 stores just made stalls on store
+ * forwarding (perf: 70% of dec_ids8's samples on that store and load,
+ * combined.none / model.model_prompt cells at 1M). pkbits_body.h tests
+ * the same spread against a set without storing it. */
+static inline __attribute__((always_inline)) void dec_spread8(const uint8_t *p, unsigned b,
+                                                              unsigned sh, dec_v8q *out)
+{
+    const uint64_t lo4 = (1ull << 4 * b) - 1, lo2 = (1ull << 2 * b) - 1, lo1 = (1ull << b) - 1;
+    const uint64_t a2 = lo2 | lo2 << 32, a1 = lo1 | lo1 << 16 | lo1 << 32 | lo1 << 48;
+    dec_v8q x = {dec_ld8(p), dec_ld8(p + b), dec_ld8(p + 2 * b), dec_ld8(p + 3 * b),
+                 dec_ld8(p + 4 * b), dec_ld8(p + 5 * b), dec_ld8(p + 6 * b), dec_ld8(p + 7 * b)};
+    x >>= sh;
+    dec_v8q t = (x & lo4) | ((x >> (4 * b)) & lo4) << 32;
+    t = (t & a2) | ((t >> (2 * b)) & a2) << 16;
+    *out = (t & a1) | ((t >> b) & a1) << 8;
+}
+
+static inline __attribute__((always_inline)) size_t dec_ids8(const uint8_t *p, unsigned b, size_t n,
+                                                             uint8_t *o)
+{
+    size_t end = (n * b + 7) / 8 + 7, i = 0;
+    for (; i + 64 <= n && (i / 8 + 7) * b + 8 <= end; i += 64) {
+        dec_v8q t;
+        dec_spread8(p + i / 8 * b, b, 0, &t);
+        memcpy(o + i, &t, 64);
+    }
+    return i;
+}
+
+#define DEC_IDS8(B)                                                                  \
+    static size_t dec_ids8_##B(const uint8_t *p, size_t n, uint8_t *o) { return dec_ids8(p, B, n, o); }
+DEC_IDS8(1) DEC_IDS8(2) DEC_IDS8(3) DEC_IDS8(4) DEC_IDS8(5) DEC_IDS8(6) DEC_IDS8(7) DEC_IDS8(8)
+#undef DEC_IDS8
+static size_t (*const dec_ids8_fn[9])(const uint8_t *, size_t, uint8_t *) = {
+    NULL, dec_ids8_1, dec_ids8_2, dec_ids8_3, dec_ids8_4, dec_ids8_5, dec_ids8_6, dec_ids8_7, dec_ids8_8,
+};
+
+static void dec_unpack_ids(const void *p, unsigned bits, size_t n, unsigned w, void *out)
+{
+    if (w == 1 && bits >= 1 && bits <= 8) {
+        const uint8_t *q = p;
+        uint8_t *o = out;
+        size_t i = dec_ids8_fn[bits](q, n, o);
+        for (; i < n; i++) {
+            uint64_t x;
+            memcpy(&x, q + i * bits / 8, 8);
+            o[i] = (uint8_t)(x >> (i * bits % 8) & ((1u << bits) - 1));
+        }
+        return;
+    }
+    uint32_t tmp[DEC_BLOCK];
+    dec_unpack_fn un = dec_unpack[bits <= 32 ? bits : 0];
+    uint8_t *o = out;
+    for (size_t i = 0; i < n; i += DEC_BLOCK) {
+        size_t m = n - i < DEC_BLOCK ? n - i : DEC_BLOCK, j = 0;
+        if (w == 4) {
+            un(p, i, m, n, tmp);
+            memcpy(o + 4 * i, tmp, 4 * m);
+            continue;
+        }
+        un(p, i, m, n, tmp);
+        if (w == 1) {
+            for (; j + PIPE_W <= m; j += PIPE_W) {
+                dec_vu u;
+                memcpy(&u, tmp + j, sizeof u);
+                dec_vb b = __builtin_convertvector(u, dec_vb);
+                memcpy(o + i + j, &b, sizeof b);
+            }
+            for (; j < m; j++) o[i + j] = (uint8_t)tmp[j];
+        } else {
+            for (; j + PIPE_W <= m; j += PIPE_W) {
+                dec_vu u;
+                memcpy(&u, tmp + j, sizeof u);
+                dec_vw h = __builtin_convertvector(u, dec_vw);
+                memcpy(o + 2 * (i + j), &h, sizeof h);
+            }
+            for (; j < m; j++) {
+                uint16_t h = (uint16_t)tmp[j];
+                memcpy(o + 2 * (i + j), &h, 2);
+            }
+        }
+    }
+}
+
 #endif

@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct sdb_filter {
     int64_t t_lo, t_hi; /* inclusive time range, epoch ms */
@@ -221,6 +222,22 @@ typedef struct sdb_kernels {
     void (*agg_dec)(const void *v, unsigned v_bits, int64_t v_base, double scale,
                     const void *t, unsigned t_bits, int64_t t_base, size_t n,
                     const sdb_filter *f, sdb_agg *out, double *out_k);
+
+    /* ---- narrow ids (store format 6; appended as a block of its own) ---
+     * Entry i of a packed column into w bytes (1, 2 or 4: the caller picks
+     * a w that holds `bits`, 0..32) at out + w i: dimension ids and
+     * type/source codes unpacked for the pipeline's byte gathers. */
+    void (*unpack_ids)(const void *p, unsigned bits, size_t n, unsigned w, void *out);
+
+    /* ---- packed filters (store format 6; appended as a block of its own) -
+     * bits_lut8 over a packed column without unpacking it: bit j of out[w]
+     * = bit j of in[w] and whether entry i0 + 64 w + j (of bits 1..8, the
+     * layout of unpack_ids) is in set (bit e % 8 of set[e / 8]), for the
+     * n entries from i0 (any i0: the words start where i0 does). A word
+     * whose in is 0 is not read. out may be in. The column keeps the 7
+     * bytes of padding after its last entry that unpack_ids reads. */
+    void (*bits_pk)(const void *p, unsigned bits, size_t i0, size_t n, const uint8_t *set,
+                    const uint64_t *in, uint64_t *out);
 } sdb_kernels;
 
 /* The empty partial aggregate. */
@@ -242,6 +259,32 @@ int sdb__dec_bounds(const sdb_filter *f, unsigned bits, int64_t base, double sca
  * Returns 0 when none is. */
 int sdb__off_bounds(const sdb_filter *f, unsigned bits, int64_t base, uint32_t *o_lo,
                     uint32_t *o_hi);
+
+/* bits_pk one entry at a time, from word w (entries i0 + 64 w..) to the
+ * n-th entry: scalar.c's table, and the SIMD tables' tails and unaligned
+ * widths. */
+static inline void sdb__bits_pk_ref(const uint8_t *p, unsigned bits, size_t i0, size_t n, size_t w,
+                                    const uint8_t *set, const uint64_t *in, uint64_t *out)
+{
+    for (size_t base = w * 64; base < n; w++, base += 64) {
+        if (!in[w]) {
+            out[w] = 0;
+            continue;
+        }
+        size_t cnt = n - base < 64 ? n - base : 64;
+        uint64_t word = 0;
+        for (size_t j = 0; j < cnt; j++) {
+            uint32_t e = 0;
+            if (bits) { /* 0 bits: an absent column, every entry 0 and no bytes */
+                uint64_t x, bit = (uint64_t)(i0 + base + j) * bits;
+                memcpy(&x, p + (bit >> 3), 8);
+                e = (uint32_t)(x >> (bit & 7) & ((1ull << bits) - 1));
+            }
+            word |= (uint64_t)(set[e >> 3] >> (e & 7) & 1) << j;
+        }
+        out[w] = in[w] & word;
+    }
+}
 
 /* Tables. sdb__kernels_scalar always exists; the others are NULL when the
  * build or the CPU lacks them. */

@@ -304,6 +304,37 @@ static void agg_dec(const void *v, unsigned v_bits, int64_t v_base, double scale
     if (out_k) *out_k = k;
 }
 
+/* ---- narrow ids (store format 6) ---- */
+
+static void unpack_ids(const void *p, unsigned bits, size_t n, unsigned w, void *out)
+{
+    uint8_t *o = out;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = pk_get(p, bits, i);
+        switch (w) {
+        case 1: o[i] = (uint8_t)x; break;
+        case 2: {
+            uint16_t y = (uint16_t)x;
+            memcpy(o + 2 * i, &y, 2);
+            break;
+        }
+        default: {
+            uint32_t y = (uint32_t)x;
+            memcpy(o + 4 * i, &y, 4);
+            break;
+        }
+        }
+    }
+}
+
+/* ---- packed filters (store format 6) ---- */
+
+static void bits_pk(const void *p, unsigned bits, size_t i0, size_t n, const uint8_t *set,
+                    const uint64_t *in, uint64_t *out)
+{
+    sdb__bits_pk_ref(p, bits, i0, n, 0, set, in, out);
+}
+
 const sdb_kernels sdb__kernels_scalar = {
     .name = "scalar",
     .agg_f64 = agg_f64,
@@ -323,4 +354,6 @@ const sdb_kernels sdb__kernels_scalar = {
     .widen_f32 = widen_f32,
     .unpack_dict = unpack_dict,
     .agg_dec = agg_dec,
+    .unpack_ids = unpack_ids,
+    .bits_pk = bits_pk,
 };
