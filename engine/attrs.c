@@ -113,7 +113,7 @@ int sdb__attrs_raw_rec(const void *rec, size_t len, sdb__buf *out)
         return sdb__buf_add(out, none, sizeof none) ? SDB_ENOMEM : SDB_OK;
     }
     sdb__row row;
-    int rc = sdb__row_decode(rec, len, &row);
+    int rc = sdb__row_decode_noid(rec, len, &row);
     return rc ? rc : sdb__attrs_raw_add(&row, out);
 }
 

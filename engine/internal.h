@@ -263,6 +263,10 @@ int sdb__write(sdb_store *s, int (*fn)(sdb__txn *t, void *ctx), void *ctx);
  * file system can hold; SDB_ENOSPC/SDB_EFULL when it cannot grow, which
  * a caller may ignore (sdb__write still grows on demand). */
 int sdb__map_reserve(sdb_store *s, uint64_t room);
+/* The resident cap of the map (engine/store.c), applied inside a write
+ * transaction: for a writer that reads much of the map in one (the id
+ * index's merges). */
+void sdb__map_trim_in_txn(sdb__txn *t);
 /* Transactions sdb__write has run again after the map filled, in this
  * process (tests read it: a fold that reserved its room redoes none). */
 extern uint64_t sdb__write_redos;
@@ -326,6 +330,9 @@ typedef struct sdb__row {
     char text_[2][SDB_MAX_STR + 1];
 } sdb__row;
 int sdb__row_decode(const void *p, size_t len, sdb__row *out);
+/* The same with the id left empty (skipped, not rendered): for readers
+ * of the fixed part, trace and lists only (the fold). */
+int sdb__row_decode_noid(const void *p, size_t len, sdb__row *out);
 /* 0 when the record surely has neither tags nor properties (read from its
  * masks, without a decode), 1 when it may have either. */
 int sdb__row_may_have_lists(const void *p, size_t len);

@@ -396,7 +396,12 @@ int sdb__row_fixed(const void *p, size_t len, sdb__fixed *out)
     return decode_fixed(p, len, out, &end, 1);
 }
 
-int sdb__row_decode(const void *p, size_t len, sdb__row *out)
+/* With with_id 0 a packed id is skipped by its length, not rendered, and
+ * out->id stays empty: the fold reads every record for its fixed part,
+ * trace hash and lists only, and rendering each UUIDv4 id as text was
+ * ~3% of the fold of 1M such scores (perf: get_packed, 340 of 5647
+ * samples, half of them the id's). */
+static int row_decode(const void *p, size_t len, sdb__row *out, int with_id)
 {
     const uint8_t *b = p;
     rd r = {NULL, b + len};
@@ -411,16 +416,34 @@ int sdb__row_decode(const void *p, size_t len, sdb__row *out)
         strs[i]->len = 0;
         if (!(smask & (1u << i))) continue;
         int kind = i == 0 ? lmask >> 2 & 3 : i == 1 ? lmask >> 4 & 3 : PACK_RAW;
+        if (i == 0 && kind != PACK_RAW && !with_id) {
+            size_t nb = kind == PACK_UUID ? 16 : r.p < r.end && *r.p ? 1u + *r.p : 0;
+            if (nb == 0 || (size_t)(r.end - r.p) < nb || (kind == PACK_HEX && 2 * (nb - 1) > SDB_MAX_STR))
+                return SDB_ECORRUPT;
+            r.p += nb;
+            continue;
+        }
         int rc = kind != PACK_RAW ? get_packed(&r, kind, out->text_[i], strs[i])
                  : i < 6         ? get16(&r, strs[i])
                                  : get32(&r, strs[i]);
         if (rc) return SDB_ECORRUPT;
+        if (i == 0 && !with_id) strs[0]->p = NULL, strs[0]->len = 0; /* a plain one: read past */
     }
     if (out->trace_id.p) out->fx.trace = trace_hash(out->trace_id);
     if (skip_list(&r, lmask & 1, 1, &out->n_tags, &out->tags)) return SDB_ECORRUPT;
     if (skip_list(&r, lmask & 2, 2, &out->n_props, &out->props)) return SDB_ECORRUPT;
     if (r.p != r.end) return SDB_ECORRUPT;
     return SDB_OK;
+}
+
+int sdb__row_decode(const void *p, size_t len, sdb__row *out)
+{
+    return row_decode(p, len, out, 1);
+}
+
+int sdb__row_decode_noid(const void *p, size_t len, sdb__row *out)
+{
+    return row_decode(p, len, out, 0);
 }
 
 int sdb__row_may_have_lists(const void *p, size_t len)

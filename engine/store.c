@@ -900,7 +900,18 @@ int sdb__map_reserve(sdb_store *s, uint64_t room)
  * meanwhile. */
 uint64_t sdb__map_resident_max = 256ull << 20; /* tests lower it */
 
-static void map_trim(sdb_store *s)
+static void map_trim_as(sdb_store *s, int held);
+
+static void map_trim(sdb_store *s) { map_trim_as(s, 0); }
+
+void sdb__map_trim_in_txn(sdb__txn *t)
+{
+    if (!(t->s->read_only)) map_trim_as(t->s, 1);
+}
+
+/* held: the caller's open transaction holds the shared lock already (a
+ * second rdlock could wait behind a queued grow that waits for it). */
+static void map_trim_as(sdb_store *s, int held)
 {
     if (s->env_flags & MDB_WRITEMAP) return;
     FILE *f = fopen("/proc/self/statm", "r");
@@ -914,7 +925,7 @@ static void map_trim(sdb_store *s)
     struct stat st;
     snprintf(path, sizeof path, "%s/data.mdb", s->path);
     if (stat(path, &st) != 0 || !(f = fopen("/proc/self/maps", "r"))) return;
-    pthread_rwlock_rdlock(lock_of(s));
+    if (!held) pthread_rwlock_rdlock(lock_of(s));
     char line[512];
     while (fgets(line, sizeof line, f)) {
         unsigned long long lo, hi, off, ino;
@@ -926,7 +937,7 @@ static void map_trim(sdb_store *s)
             perm[3] == 's' && perm[1] != 'w')
             madvise((void *)(uintptr_t)lo, (size_t)(hi - lo), MADV_DONTNEED);
     }
-    pthread_rwlock_unlock(lock_of(s));
+    if (!held) pthread_rwlock_unlock(lock_of(s));
     fclose(f);
 }
 

@@ -534,7 +534,7 @@ static int record_keys(sdb__txn *t, uint32_t project, uint64_t first, uint64_t l
     while ((rc = sdb__rows_next(it, &ref, &val)) == SDB_OK && ref <= last) {
         if (!rec_may_have_keys(val.p, val.len)) continue;
         sdb__row row;
-        if ((rc = sdb__row_decode(val.p, val.len, &row)) || (rc = row_keys(&row, ref, out))) break;
+        if ((rc = sdb__row_decode_noid(val.p, val.len, &row)) || (rc = row_keys(&row, ref, out))) break;
     }
     sdb__rows_close(it);
     return rc == SDB_ENOTFOUND ? SDB_OK : rc;
