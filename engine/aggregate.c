@@ -1205,6 +1205,17 @@ static void ranks_small(double *v, size_t len, const size_t *want, uint32_t m, d
     for (uint32_t i = 0; i < m; i++) out[i] = rank_in(v, len, want[i]);
 }
 
+
+/* Sort the few wanted ranks (at most a few hundred) in place. */
+static void sort_ranks(size_t *v, uint32_t n)
+{
+    for (uint32_t i = 1; i < n; i++)
+        for (uint32_t j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            size_t t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+}
 /* 1 with out set, 0 when the sample's intervals missed (or more than
  * PCT_SAMPLE_IV were needed, or no memory): then the caller buckets. */
 static int ranks_by_sample(const double *const *vs, const size_t *ns, uint32_t np, size_t n,
@@ -1241,12 +1252,7 @@ static int ranks_by_sample(const double *const *vs, const size_t *ns, uint32_t n
         if (hi_at[i] < (long)S) spos[nsp++] = (size_t)hi_at[i];
         spos[nsp++] = (size_t)mid_at[i];
     }
-    for (uint32_t i = 1; i < nsp; i++)
-        for (uint32_t j = i; j > 0 && spos[j] < spos[j - 1]; j--) {
-            size_t t = spos[j];
-            spos[j] = spos[j - 1];
-            spos[j - 1] = t;
-        }
+    sort_ranks(spos, nsp);
     double sval[768];
     if (nsp) {
         const double *sv[1] = {smp};
@@ -1341,12 +1347,7 @@ static int pct_pieces(const double *const *vs, const size_t *ns, uint32_t np, si
         want[m++] = lo;
         if (lo + 1 < n) want[m++] = lo + 1;
     }
-    for (uint32_t i = 1; i < m; i++)
-        for (uint32_t j = i; j > 0 && want[j] < want[j - 1]; j--) {
-            size_t t = want[j];
-            want[j] = want[j - 1];
-            want[j - 1] = t;
-        }
+    sort_ranks(want, m);
     double got[256];
     if (!(n >= PCT_SAMPLE_MIN_N && ranks_by_sample(vs, ns, np, n, want, m, got)) &&
         !ranks_by_buckets(vs, ns, np, n, want, m, got))
