@@ -290,7 +290,7 @@ static int run_open(const void *p, size_t len, run_view *out)
 typedef struct run_it {
     const run_view *v;
     uint64_t i;    /* next entry */
-    uint32_t b, m; /* decoded block, its length */
+    uint32_t b;    /* the decoded block */
     tent blk[BLK];
 } run_it;
 
@@ -299,7 +299,6 @@ static void it_init(run_it *it, const run_view *v)
     it->v = v;
     it->i = 0;
     it->b = UINT32_MAX;
-    it->m = 0;
 }
 
 /* The entry at it->i (it->i < n) into *out. */
@@ -312,7 +311,8 @@ static inline int it_peek(run_it *it, tent *out)
     }
     uint32_t b = (uint32_t)(it->i / BLK);
     if (b != it->b) {
-        int rc = dec_block(v, b, it->blk, &it->m);
+        uint32_t m;
+        int rc = dec_block(v, b, it->blk, &m);
         if (rc) return rc;
         it->b = b;
     }
