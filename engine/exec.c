@@ -102,6 +102,23 @@ typedef struct xstate {
      * again was a quarter of source.model_prompt.stddev.typical (1M, small
      * segments). lsig_n 0: none. */
     uint32_t lsig[3 + SDB_MAX_GROUP_BY], lsig_n;
+    /* The scatter (slot_scatter): each row's local slot in the batch, the
+     * SDB_SCAT_COPIES partial slots of each local slot and its histogram
+     * (local slot x bin), which local slots the segment's rows reached
+     * (dense_seen gives those their group), and the local slots holding
+     * rows (lpend, listed in lpl), merged into the group table by
+     * dense_flush when the local slots change meaning (lsig) and at the
+     * end of a pass: a merge a segment cost more than the scatter saved
+     * where segments are small, and partials of a few rows each took
+     * mispredicted min/max branches on most rows. */
+    uint16_t loc16[BATCH];
+    sdb_slot *lacc;
+    uint32_t *lhist;
+    uint32_t lacc_cap, lhist_cap; /* local slots they have room for */
+    bool scat;                    /* the segment at hand scattered */
+    uint32_t n_lpl;
+    uint8_t lseen[DENSE_MAX], lpend[DENSE_MAX];
+    uint16_t lpl[DENSE_MAX];
     struct bitgroups *bg; /* the bitmap path's tables (bits_plan), kept between segments */
     uint32_t raw[SDB_MAX_GROUP_BY][BATCH];
     uint32_t grp[BATCH], slot[BATCH];
@@ -802,6 +819,8 @@ static uint32_t dense_key(bitgroups *bg, uint32_t v, uint32_t bound, uint32_t st
     return nl;
 }
 
+static void dense_flush(xstate *x);
+
 /* Dense local slots for segment g (bitgroups above): false when the
  * varying keys' values times the intervals the segment spans exceed
  * DENSE_MAX. */
@@ -833,6 +852,7 @@ static bool bits_dense(xstate *x, const sdb__seg *g, const segclass *c, bitgroup
         bg->dense = true;
         return true;
     }
+    dense_flush(x);
     x->lsig_n = 0;
     bg->n_iv = n_iv;
     bg->iv0 = iv0;
@@ -847,9 +867,6 @@ static bool bits_dense(xstate *x, const sdb__seg *g, const segclass *c, bitgroup
     if ((uint64_t)st * n_iv > DENSE_MAX) return false;
     bg->n_loc = st * n_iv;
     bg->gpass = bg->n_loc <= GPASS_MAX;
-    /* One key in one interval, too many values for the passes: the walk
-     * below takes its group by byte in one load, the local slot's in two. */
-    if (!bg->gpass && bg->n_var == 1 && n_iv == 1) return false;
     /* Each local slot's group and slot on first sight (dense_slot, which
      * takes the group by the direct code when there is one). With one
      * key in one interval a local slot's rows come from bits_lut8 over the
@@ -907,6 +924,7 @@ static bool bits_plan(xstate *x, const sdb__seg *g, const segclass *c, bool skip
     }
     if (bg->n_var == 0 && c->iv_const) return true; /* one slot: bits_path looks it up once */
     if (bits_dense(x, g, c, bg) || bg->n_var == 0) return true;
+    dense_flush(x);
     x->lsig_n = 0; /* the parts below are this segment's, not the dense slots' */
     bits_parts(gt, c, bg);
     if (!gt->direct) {
@@ -1014,6 +1032,129 @@ static void bits_slot(xstate *x, const uint64_t *bits, const uint8_t *v, uint32_
     }
 }
 
+/* Room in the scatter's local slots and histogram for bg's local slots,
+ * the new ones empty. */
+static int dense_room(xstate *x, const bitgroups *bg)
+{
+    const sdb__plan *p = x->p;
+    uint32_t need = bg->n_loc;
+    if (x->lacc_cap < need) {
+        sdb_slot *a = realloc(x->lacc, (size_t)need * SDB_SCAT_COPIES * sizeof *a);
+        if (!a) return SDB_ENOMEM;
+        for (size_t i = (size_t)x->lacc_cap * SDB_SCAT_COPIES; i < (size_t)need * SDB_SCAT_COPIES; i++)
+            sdb__slot_init(&a[i]);
+        x->lacc = a;
+        x->lacc_cap = need;
+    }
+    if (p->fixed_hist && x->lhist_cap < need) {
+        size_t stride = p->q->bins + 2;
+        uint32_t *h = realloc(x->lhist, (size_t)need * stride * sizeof *h);
+        if (!h) return SDB_ENOMEM;
+        memset(h + (size_t)x->lhist_cap * stride, 0, (size_t)(need - x->lhist_cap) * stride * sizeof *h);
+        x->lhist = h;
+        x->lhist_cap = need;
+    }
+    return SDB_OK;
+}
+
+/* Each row's local slot into x->loc16, column by column over the words
+ * of the batch that have a selected row (the scatter reads it only at
+ * those rows). */
+static void dense_locs(xstate *x, const bitgroups *bg, const uint8_t *ts, uint32_t i0, uint32_t m)
+{
+    uint16_t *loc = x->loc16;
+    const uint32_t nw = (m + 63) / 64;
+    const uint16_t K = (uint16_t)bg->n_keyloc;
+    for (uint32_t w = 0; w < nw; w++) {
+        if (!x->bits[w]) continue;
+        uint32_t a = w * 64, e = a + 64 < m ? a + 64 : m;
+        const uint8_t *c0 = bg->col[0] + i0;
+        const uint16_t *lp0 = bg->lp[0];
+        if (bg->n_var == 0)
+            memset(loc + a, 0, (e - a) * sizeof *loc);
+        else
+            for (uint32_t i = a; i < e; i++) loc[i] = lp0[c0[i]];
+        for (uint32_t k = 1; k < bg->n_var; k++) {
+            const uint8_t *kc = bg->col[k] + i0;
+            const uint16_t *lp = bg->lp[k];
+            for (uint32_t i = a; i < e; i++) loc[i] = (uint16_t)(loc[i] + lp[kc[i]]);
+        }
+        for (uint32_t j = 0; j + 1 < bg->n_iv; j++) {
+            const int64_t b = bg->bnd[j];
+            for (uint32_t i = a; i < e; i++) loc[i] = (uint16_t)(loc[i] + (ld_i64(ts, i) >= b ? K : 0));
+        }
+    }
+}
+
+/* After a segment that scattered: each local slot its rows reached gets
+ * its group and slot (dense_slot) and joins the pending list. */
+static int dense_seen(xstate *x, const segclass *c, const bitgroups *bg)
+{
+    x->scat = false;
+    for (uint32_t s = 0; s < bg->n_loc; s++) {
+        if (!x->lseen[s]) continue;
+        x->lseen[s] = 0;
+        if (x->lpend[s]) continue;
+        if (x->lslot[s] == BITS_NONE) {
+            uint32_t gi;
+            sdb_slot *sl;
+            int rc = dense_slot(x, c, bg, s, &gi, &sl);
+            if (rc) return rc;
+        }
+        x->lpend[s] = 1;
+        x->lpl[x->n_lpl++] = (uint16_t)s;
+    }
+    return SDB_OK;
+}
+
+/* The pending local slots into the group table: each one's copies merged
+ * into its slot (sdb__slot_merge for the moments, plain sums otherwise)
+ * and its histogram row added to its group's, all left empty. Called
+ * before the local slots change meaning and at the end of a pass. */
+static void dense_flush(xstate *x)
+{
+    const sdb__plan *p = x->p;
+    sdb__gtab *gt = x->g;
+    const bool hist = p->fixed_hist, acc = !(hist && p->counts_only);
+    const bool moments = !p->no_moments && !p->counts_only;
+    const size_t stride = p->q->bins + 2;
+    for (uint32_t i = 0; i < x->n_lpl; i++) {
+        uint32_t s = x->lpl[i];
+        x->lpend[s] = 0;
+        sdb_slot *sl = &gt->slot[x->lslot[s]];
+        if (acc) {
+            sdb_slot *a = x->lacc + (size_t)SDB_SCAT_COPIES * s;
+            for (uint32_t k = 0; k < SDB_SCAT_COPIES; k++) {
+                if (a[k].n && moments) {
+                    a[k].count = a[k].n;
+                    sdb__slot_merge(sl, &a[k]);
+                } else if (a[k].n) {
+                    sl->n += a[k].n;
+                    sl->count += a[k].n;
+                    sl->sum += a[k].sum;
+                    if (a[k].min < sl->min) sl->min = a[k].min;
+                    if (a[k].max > sl->max) sl->max = a[k].max;
+                }
+                sdb__slot_init(&a[k]);
+            }
+        }
+        if (hist) {
+            uint32_t *h = x->lhist + s * stride;
+            uint64_t *gh = hist_of(x, x->lgrp[s]), cnt = 0;
+            for (size_t b = 0; b < stride; b++) {
+                gh[b] += h[b];
+                cnt += h[b];
+                h[b] = 0;
+            }
+            if (!acc) {
+                sl->n += cnt;
+                sl->count += cnt;
+            }
+        }
+    }
+    x->n_lpl = 0;
+}
+
 /* One batch on dense local slots (bitgroups above): up to GPASS_MAX, a
  * masked pass per local slot over the bitmap of its rows; more, a walk
  * over the set bits that takes each row's slot from its local slot's
@@ -1034,33 +1175,13 @@ static int dense_batch(xstate *x, const segclass *c, const bitgroups *bg, const 
     if (bg->gpass)
         for (uint32_t w = 0; w < nw; w++) ns += (uint32_t)__builtin_popcountll(x->bits[w]);
     if (!bg->gpass || ns < GPASS_ROWS * bg->n_loc) {
-        /* The walk, each row's slot through its local slot's, the local
-         * slot summed from the key bytes and the interval compares. */
-        for (uint32_t w = 0; w < nw; w++)
-            for (uint64_t b = x->bits[w]; b; b &= b - 1) {
-                uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b), s = 0;
-                for (uint32_t k = 0; k < bg->n_var; k++) s += bg->lp[k][bg->col[k][i0 + i]];
-                if (bg->n_iv > 1) {
-                    int64_t t = ld_i64(ts, i);
-                    for (uint32_t j = 0; j + 1 < bg->n_iv; j++) s += t >= bg->bnd[j] ? K : 0;
-                }
-                if (__builtin_expect(x->lslot[s] == BITS_NONE, 0)) {
-                    uint32_t gi;
-                    sdb_slot *sl;
-                    if ((rc = dense_slot(x, c, bg, s, &gi, &sl))) return rc;
-                }
-                sdb_slot *a = &gt->slot[x->lslot[s]];
-                double val = ld_f64(v, i);
-                if (counts) {
-                    a->n++;
-                    a->count++;
-                } else if (moments) {
-                    sdb_slot_add(a, val);
-                } else {
-                    sdb_slot_add_nm(a, val);
-                }
-                if (hist) gt->hist[(size_t)x->lgrp[s] * stride + x->bin[i]]++;
-            }
+        if ((rc = dense_room(x, bg))) return rc;
+        dense_locs(x, bg, ts, i0, m);
+        /* count-and-histogram: the histogram's rows are the counts */
+        sdb_slot *acc = hist && p->counts_only ? NULL : x->lacc;
+        p->kern->slot_scatter(v, x->bits, m, x->loc16, counts ? 0 : moments ? 2 : 1, acc, x->bin,
+                              stride, hist ? x->lhist : NULL, x->lseen);
+        x->scat = true;
         return sdb__plan_check(p, gt);
     }
     const uint8_t *col = bg->col[0] + i0;
@@ -1203,6 +1324,7 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
         if (on_bits) {
             select_bits(x, dc, n_dc, afc, n_afc, v, ts, tf, i0, m, need_tv, &f);
             if ((rc = bits_path(x, c, bg, v, ts, i0, m))) return rc;
+            if (i0 + m >= g->n && x->scat && (rc = dense_seen(x, c, bg))) return rc;
             continue;
         }
         /* 1. Selection: time and value by mask, type and source by the
@@ -1542,6 +1664,7 @@ static int run_pass(xstate *x)
         }
         if (rc == SDB_OK && (i & 63) == 63) rc = sdb__plan_check(p, x->g);
     }
+    dense_flush(x);
     return rc ? rc : sdb__plan_check(p, x->g);
 }
 
@@ -1569,6 +1692,13 @@ static xstate *xstate_new(const sdb__plan *p, sdb__gtab *g)
     x->hfull = false;
     x->hstart = 0;
     x->lsig_n = 0;
+    x->lacc = NULL;
+    x->lhist = NULL;
+    x->lacc_cap = x->lhist_cap = 0;
+    x->scat = false;
+    x->n_lpl = 0;
+    memset(x->lseen, 0, sizeof x->lseen);
+    memset(x->lpend, 0, sizeof x->lpend);
     for (uint32_t j = 0; j < BATCH; j++) x->iota[j] = j;
     x->pass = 0;
     x->p = p;
@@ -1589,6 +1719,8 @@ static void xstate_free(xstate *x)
 {
     if (!x) return;
     free(x->bg);
+    free(x->lacc);
+    free(x->lhist);
     free(x->lo);
     free(x->hi);
     free(x->width);

@@ -1618,3 +1618,135 @@ static void pct_count_matches(const sdb_kernels *k)
 
 Test(kernels, avx2_pct_count_matches_scalar) { pct_count_matches(need("avx2")); }
 Test(kernels, avx512_pct_count_matches_scalar) { pct_count_matches(need("avx512")); }
+
+/* ---- dense local slots: slot_scatter, a block of its own -----------------
+ * scalar.c's slot_scatter against the contract written out here (the j-th
+ * selected row into copy j % SDB_SCAT_COPIES of its local slot, seen and
+ * the local histogram), then every SIMD table against scalar.c exactly
+ * (the same rows reach the same copies in the same order, so every field
+ * is the same bits): random values at byte offsets 0..7, empty, full,
+ * sparse and random bitmaps, every length of `lengths`, 1 to 4096 local
+ * slots (one slot, a few, model x prompt_version's ~117, DENSE_MAX), each
+ * mode with and without a histogram, and the count-and-histogram call
+ * (no copies). */
+static void scat_run(const sdb_kernels *k, const char *vals, size_t n, const uint64_t *in,
+                     const uint16_t *loc, const uint16_t *bin, uint32_t nslot, int mode, int with_acc,
+                     int with_hist, sdb_slot *acc, uint32_t *hist, uint8_t *seen)
+{
+    const uint32_t stride = 7;
+    for (size_t i = 0; i < (size_t)nslot * SDB_SCAT_COPIES; i++) {
+        memset(&acc[i], 0, sizeof acc[i]);
+        acc[i].min = INFINITY;
+        acc[i].max = -INFINITY;
+        if (i % 3 == 1) { /* a copy that already holds rows */
+            acc[i].n = 2;
+            acc[i].sum = 1.0;
+            acc[i].k = 0.25;
+            acc[i].min = -2;
+            acc[i].max = 3;
+        }
+    }
+    memset(hist, 0, (size_t)nslot * stride * sizeof *hist);
+    memset(seen, 0, nslot);
+    k->slot_scatter(vals, in, n, loc, mode, with_acc ? acc : NULL, bin, stride, with_hist ? hist : NULL,
+                    seen);
+}
+
+static void slot_scatter_match(const sdb_kernels *k)
+{
+    uint64_t s = 0x5ca77e4ull;
+    enum { MAXN = 4099 + 8, MAXS = 4096, STRIDE = 7 };
+    char *vals = malloc((MAXN + 1) * sizeof(double));
+    uint16_t *loc = malloc(MAXN * sizeof *loc), *bin = malloc(MAXN * sizeof *bin);
+    sdb_slot *ga = malloc((size_t)MAXS * SDB_SCAT_COPIES * sizeof *ga);
+    sdb_slot *wa = malloc((size_t)MAXS * SDB_SCAT_COPIES * sizeof *wa);
+    uint32_t *gh = malloc((size_t)MAXS * STRIDE * sizeof *gh), *wh = malloc((size_t)MAXS * STRIDE * sizeof *wh);
+    uint8_t *gs = malloc(MAXS), *ws = malloc(MAXS);
+    uint64_t in[(MAXN + 63) / 64];
+    cr_assert(vals && loc && bin && ga && wa && gh && wh && gs && ws);
+    const uint32_t nslots[] = {1, 3, 117, MAXS};
+    for (size_t a = 0; a < N_LENGTHS; a++)
+        for (unsigned off = 0; off < 8; off += 3)
+            for (int shape = 0; shape < 4; shape++)
+                for (size_t ns = 0; ns < sizeof nslots / sizeof nslots[0]; ns++) {
+                    size_t n = lengths[a], nw = (n + 63) / 64;
+                    uint32_t nslot = nslots[ns];
+                    for (size_t i = 0; i < n; i++) {
+                        double x = (rng_unit(&s) - 0.5) * 1000.0;
+                        memcpy(vals + off + 8 * i, &x, 8);
+                        /* skewed: half the rows in slot 0, as a popular model makes */
+                        loc[i] = (uint16_t)(rng_next(&s) & 1 ? 0 : rng_next(&s) % nslot);
+                        bin[i] = (uint16_t)(rng_next(&s) % STRIDE);
+                    }
+                    for (size_t w = 0; w < nw; w++) {
+                        uint64_t r = rng_next(&s);
+                        in[w] = shape == 0 ? 0 : shape == 1 ? ~0ull : shape == 2 ? r & rng_next(&s) & rng_next(&s) : r;
+                        if (w == nw - 1 && n % 64) in[w] &= (1ull << (n % 64)) - 1;
+                    }
+                    for (int mode = 0; mode < 3; mode++)
+                        for (int variant = 0; variant < 3; variant++) {
+                            /* variant 0: copies, 1: copies and histogram, 2: histogram alone */
+                            int with_acc = variant < 2, with_hist = variant > 0;
+                            if (variant == 2 && mode) continue;
+                            scat_run(k, vals + off, n, in, loc, bin, nslot, mode, with_acc, with_hist, ga, gh, gs);
+                            if (k == S) {
+                                /* the contract, row by row */
+                                scat_run(S, vals + off, 0, in, loc, bin, nslot, mode, with_acc, with_hist, wa, wh, ws);
+                                size_t j = 0;
+                                for (size_t i = 0; i < n; i++) {
+                                    if (!(in[i / 64] >> (i % 64) & 1)) continue;
+                                    double x;
+                                    memcpy(&x, vals + off + 8 * i, 8);
+                                    ws[loc[i]] = 1;
+                                    if (with_acc) {
+                                        sdb_slot *c = &wa[(size_t)loc[i] * SDB_SCAT_COPIES + j % SDB_SCAT_COPIES];
+                                        c->n++;
+                                        if (mode) {
+                                            c->sum += x;
+                                            c->min = x < c->min ? x : c->min;
+                                            c->max = x > c->max ? x : c->max;
+                                        }
+                                        if (mode == 2) {
+                                            if (c->n == 1) c->k = x;
+                                            c->s1 += x - c->k;
+                                            c->s2 += (x - c->k) * (x - c->k);
+                                        }
+                                    }
+                                    if (with_hist) wh[(size_t)loc[i] * STRIDE + bin[i]]++;
+                                    j++;
+                                }
+                            } else {
+                                scat_run(S, vals + off, n, in, loc, bin, nslot, mode, with_acc, with_hist, wa, wh, ws);
+                            }
+                            CHECK(!memcmp(gs, ws, nslot), "%s slot_scatter n %zu shape %d slots %u mode %d variant %d: seen differs",
+                                  k->name, n, shape, nslot, mode, variant);
+                            CHECK(!memcmp(gh, wh, (size_t)nslot * STRIDE * sizeof *gh),
+                                  "%s slot_scatter n %zu shape %d slots %u mode %d variant %d: histogram differs",
+                                  k->name, n, shape, nslot, mode, variant);
+                            for (size_t i = 0; i < (size_t)nslot * SDB_SCAT_COPIES; i++) {
+                                const sdb_slot *g = &ga[i], *e = &wa[i];
+                                CHECK(g->n == e->n && g->count == e->count && g->min == e->min &&
+                                          g->max == e->max && g->k == e->k && g->sum == e->sum &&
+                                          g->s1 == e->s1 && g->s2 == e->s2,
+                                      "%s slot_scatter n %zu off %u shape %d slots %u mode %d variant %d copy %zu: "
+                                      "n %llu/%llu sum %.17g/%.17g min %g/%g max %g/%g k %g/%g s2 %.17g/%.17g",
+                                      k->name, n, off, shape, nslot, mode, variant, i, (unsigned long long)g->n,
+                                      (unsigned long long)e->n, g->sum, e->sum, g->min, e->min, g->max, e->max,
+                                      g->k, e->k, g->s2, e->s2);
+                            }
+                        }
+                }
+    free(vals);
+    free(loc);
+    free(bin);
+    free(ga);
+    free(wa);
+    free(gh);
+    free(wh);
+    free(gs);
+    free(ws);
+}
+
+Test(kernels, scalar_slot_scatter_puts_each_row_in_its_copy) { slot_scatter_match(S); }
+Test(kernels, avx2_slot_scatter_matches_scalar) { slot_scatter_match(need("avx2")); }
+Test(kernels, avx512_slot_scatter_matches_scalar) { slot_scatter_match(need("avx512")); }

@@ -573,6 +573,7 @@ static const int64_t bits_nib[16][4] __attribute__((aligned(32))) = {
 #define PK_UNPACKLO16(a, b) (bits_vb)_mm256_unpacklo_epi16((__m256i)(a), (__m256i)(b))
 #define PK_UNPACKHI16(a, b) (bits_vb)_mm256_unpackhi_epi16((__m256i)(a), (__m256i)(b))
 #include "pkbits_body.h"
+#include "scatter_body.h"
 
 static const sdb_kernels table = {
     .name = "avx2",
@@ -596,6 +597,7 @@ static const sdb_kernels table = {
     .unpack_ids = dec_unpack_ids,
     .bits_pk = bits_pk,
     .pct_count_f64 = pipe_pct_count_f64,
+    .slot_scatter = slot_scatter,
 };
 
 /* Compiled for the baseline ISA although the file is built with -mavx2: a

@@ -581,6 +581,7 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
 #define PK_UNPACKLO16(a, b) (bits_vb)_mm512_unpacklo_epi16((__m512i)(a), (__m512i)(b))
 #define PK_UNPACKHI16(a, b) (bits_vb)_mm512_unpackhi_epi16((__m512i)(a), (__m512i)(b))
 #include "pkbits_body.h"
+#include "scatter_body.h"
 
 static const sdb_kernels table = {
     .name = "avx512",
@@ -604,6 +605,7 @@ static const sdb_kernels table = {
     .unpack_ids = dec_unpack_ids,
     .bits_pk = bits_pk,
     .pct_count_f64 = pipe_pct_count_f64,
+    .slot_scatter = slot_scatter,
 };
 
 /* Compiled for the baseline ISA although the file is built with AVX-512

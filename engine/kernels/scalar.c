@@ -347,6 +347,22 @@ static void pct_count_f64(const void *v, size_t n, const double *lo, const doubl
     }
 }
 
+/* ---- dense local slots ---------------------------------------------- */
+
+static void slot_scatter(const void *v, const uint64_t *bits, size_t n, const uint16_t *loc,
+                         int mode, sdb_slot *acc, const uint16_t *bin, uint32_t stride,
+                         uint32_t *hist, uint8_t *seen)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(bits[i / 64] >> (i % 64) & 1)) continue;
+        seen[loc[i]] = 1;
+        if (acc) sdb_scat_add(&acc[SDB_SCAT_COPIES * (size_t)loc[i] + j % SDB_SCAT_COPIES], mode, ld_f64(v, i));
+        if (hist) hist[(size_t)loc[i] * stride + bin[i]]++;
+        j++;
+    }
+}
+
 const sdb_kernels sdb__kernels_scalar = {
     .name = "scalar",
     .agg_f64 = agg_f64,
@@ -369,4 +385,5 @@ const sdb_kernels sdb__kernels_scalar = {
     .unpack_ids = unpack_ids,
     .bits_pk = bits_pk,
     .pct_count_f64 = pct_count_f64,
+    .slot_scatter = slot_scatter,
 };

@@ -1,0 +1,65 @@
+/* Dense local slots: the scatter of a batch's selected rows into per-slot
+ * partial aggregates, one body for every SIMD table; a block of its own.
+ *
+ * A group-by over many groups (model x prompt_version, model x
+ * environment x a daily series) cannot take one masked pass per group
+ * (bits_body.h's bits_agg) and updates each row's slot in memory. When
+ * the slot itself is the target, a row's update waits on the previous
+ * update of the same slot through the store buffer (n, sum, s1, s2, min
+ * and max are each a read-modify-write), and with tens of slots of
+ * skewed popularity nearby rows share one often: the walk in exec.c cost
+ * ~6 ns a row (type.model_env_series.stddev.frequent, 10M, perf annotate:
+ * the slot's fields and the first-sight check). Here the j-th selected
+ * row goes to copy j % SDB_SCAT_COPIES of its local slot, so rows j and
+ * j + 1 never chain, and the walk is specialized on what it updates
+ * (count only, no moments, moments; a histogram of local slot x bin, the
+ * only update of a count-and-histogram query), with no per-row branch on
+ * the query. exec.c merges the copies into the group table once a
+ * segment (sdb__slot_merge, Chan's combination).
+ *
+ * The scatter has no vector form short of conflict detection; the bit
+ * walk, the loads and the compares are what the includer's flags make of
+ * them. Semantics are scalar.c's (kernels.h): the same rows into the same
+ * copies in the same order, so every table gives the same bits.
+ *
+ * Included by avx2.c and avx512.c; needs nothing of the other bodies.
+ */
+
+static inline __attribute__((always_inline)) void
+scat_body(const void *v, const uint64_t *bits, size_t n, const uint16_t *loc, int mode,
+          sdb_slot *acc, const uint16_t *bin, uint32_t stride, uint32_t *hist, uint8_t *seen)
+{
+    size_t nw = (n + 63) / 64;
+    unsigned j = 0;
+    for (size_t w = 0; w < nw; w++) {
+        for (uint64_t b = bits[w]; b; b &= b - 1) {
+            size_t i = w * 64 + (size_t)__builtin_ctzll(b);
+            uint32_t s = loc[i];
+            seen[s] = 1;
+            if (acc) {
+                double x;
+                memcpy(&x, (const char *)v + 8 * i, 8);
+                sdb_scat_add(&acc[SDB_SCAT_COPIES * s + (j++ % SDB_SCAT_COPIES)], mode, x);
+            }
+            if (hist) hist[(size_t)s * stride + bin[i]]++;
+        }
+    }
+}
+
+static void slot_scatter(const void *v, const uint64_t *bits, size_t n, const uint16_t *loc,
+                         int mode, sdb_slot *acc, const uint16_t *bin, uint32_t stride,
+                         uint32_t *hist, uint8_t *seen)
+{
+    if (!acc) {
+        if (hist) scat_body(v, bits, n, loc, 0, NULL, bin, stride, hist, seen);
+        else scat_body(v, bits, n, loc, 0, NULL, NULL, 0, NULL, seen);
+    } else if (hist) {
+        if (mode == 0) scat_body(v, bits, n, loc, 0, acc, bin, stride, hist, seen);
+        else if (mode == 1) scat_body(v, bits, n, loc, 1, acc, bin, stride, hist, seen);
+        else scat_body(v, bits, n, loc, 2, acc, bin, stride, hist, seen);
+    } else {
+        if (mode == 0) scat_body(v, bits, n, loc, 0, acc, NULL, 0, NULL, seen);
+        else if (mode == 1) scat_body(v, bits, n, loc, 1, acc, NULL, 0, NULL, seen);
+        else scat_body(v, bits, n, loc, 2, acc, NULL, 0, NULL, seen);
+    }
+}
