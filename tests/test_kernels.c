@@ -1750,3 +1750,79 @@ static void slot_scatter_match(const sdb_kernels *k)
 Test(kernels, scalar_slot_scatter_puts_each_row_in_its_copy) { slot_scatter_match(S); }
 Test(kernels, avx2_slot_scatter_matches_scalar) { slot_scatter_match(need("avx2")); }
 Test(kernels, avx512_slot_scatter_matches_scalar) { slot_scatter_match(need("avx512")); }
+
+/* slot_bins against the formula written out here (hist_f64's, each row
+ * with its local slot's bounds), then every SIMD table against scalar.c
+ * exactly: values on and beside every bin edge, below and above the
+ * bounds, a zero width (lo == hi), 1 to 117 local slots of different
+ * bounds, random and full bitmaps, every length, offsets 0..7. */
+static void slot_bins_match(const sdb_kernels *k)
+{
+    uint64_t s = 0xb1275ull;
+    enum { MAXN = 4099 + 8, MAXS = 117, BINS = 20, STRIDE = BINS + 2 };
+    char *vals = malloc((MAXN + 1) * sizeof(double));
+    uint16_t *loc = malloc(MAXN * sizeof *loc);
+    uint32_t *got = malloc((size_t)MAXS * STRIDE * sizeof *got), *want = malloc((size_t)MAXS * STRIDE * sizeof *want);
+    double lo[MAXS], hi[MAXS], width[MAXS];
+    uint64_t in[(MAXN + 63) / 64];
+    cr_assert(vals && loc && got && want);
+    for (uint32_t j = 0; j < MAXS; j++) {
+        lo[j] = j % 5 == 4 ? 0.5 : (double)(j % 7) / 10.0;
+        hi[j] = j % 5 == 4 ? 0.5 : lo[j] + 0.3 + (double)(j % 3) / 4.0;
+        width[j] = (hi[j] - lo[j]) / BINS;
+    }
+    const uint32_t nslots[] = {1, 5, MAXS};
+    for (size_t a = 0; a < N_LENGTHS; a++)
+        for (unsigned off = 0; off < 8; off += 3)
+            for (int shape = 1; shape < 4; shape++)
+                for (size_t ns = 0; ns < sizeof nslots / sizeof nslots[0]; ns++) {
+                    size_t n = lengths[a], nw = (n + 63) / 64;
+                    for (size_t i = 0; i < n; i++) {
+                        uint16_t sl = (uint16_t)(rng_next(&s) % nslots[ns]);
+                        uint64_t pick = rng_next(&s) % 4;
+                        double x = pick == 0 ? lo[sl] + (double)(rng_next(&s) % (BINS + 1)) * width[sl]
+                                 : pick == 1 ? nextafter(lo[sl] + (double)(rng_next(&s) % (BINS + 1)) * width[sl],
+                                                         (rng_next(&s) & 1) ? INFINITY : -INFINITY)
+                                 : pick == 2 ? (double)(rng_next(&s) % 101) / 100.0
+                                             : (rng_unit(&s) - 0.25) * 2.0;
+                        loc[i] = sl;
+                        memcpy(vals + off + 8 * i, &x, 8);
+                    }
+                    for (size_t w = 0; w < nw; w++) {
+                        uint64_t r = rng_next(&s);
+                        in[w] = shape == 1 ? ~0ull : shape == 2 ? r & rng_next(&s) : r;
+                        if (w == nw - 1 && n % 64) in[w] &= (1ull << (n % 64)) - 1;
+                    }
+                    memset(got, 0, (size_t)MAXS * STRIDE * sizeof *got);
+                    memset(want, 0, (size_t)MAXS * STRIDE * sizeof *want);
+                    k->slot_bins(vals + off, in, n, loc, lo, hi, width, BINS, STRIDE, got);
+                    if (k == S) {
+                        for (size_t i = 0; i < n; i++) {
+                            if (!(in[i / 64] >> (i % 64) & 1)) continue;
+                            double x;
+                            memcpy(&x, vals + off + 8 * i, 8);
+                            uint32_t sl = loc[i], b;
+                            if (x < lo[sl]) b = BINS;
+                            else if (x > hi[sl]) b = BINS + 1;
+                            else {
+                                double q = floor((x - lo[sl]) / width[sl]);
+                                b = (q >= 0 && q < BINS) ? (uint32_t)q : BINS - 1;
+                            }
+                            want[(size_t)sl * STRIDE + b]++;
+                        }
+                    } else {
+                        S->slot_bins(vals + off, in, n, loc, lo, hi, width, BINS, STRIDE, want);
+                    }
+                    for (size_t i = 0; i < (size_t)MAXS * STRIDE; i++)
+                        CHECK(got[i] == want[i], "%s slot_bins n %zu off %u shape %d slots %u: slot %zu bin %zu: %u, want %u",
+                              k->name, n, off, shape, nslots[ns], i / STRIDE, i % STRIDE, got[i], want[i]);
+                }
+    free(vals);
+    free(loc);
+    free(got);
+    free(want);
+}
+
+Test(kernels, scalar_slot_bins_bins_each_row_by_its_slots_bounds) { slot_bins_match(S); }
+Test(kernels, avx2_slot_bins_matches_scalar) { slot_bins_match(need("avx2")); }
+Test(kernels, avx512_slot_bins_matches_scalar) { slot_bins_match(need("avx512")); }

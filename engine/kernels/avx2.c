@@ -573,6 +573,15 @@ static const int64_t bits_nib[16][4] __attribute__((aligned(32))) = {
 #define PK_UNPACKLO16(a, b) (bits_vb)_mm256_unpacklo_epi16((__m256i)(a), (__m256i)(b))
 #define PK_UNPACKHI16(a, b) (bits_vb)_mm256_unpackhi_epi16((__m256i)(a), (__m256i)(b))
 #include "pkbits_body.h"
+typedef int32_t scat_vi32 __attribute__((vector_size(16)));
+#define SCAT_GATHER(p, i) (pipe_vd)_mm256_i32gather_pd((p), (__m128i)(i), 8)
+static const int32_t scat_nib[16][4] __attribute__((aligned(16))) = {
+#define SN(b) {-((b) & 1), -((b) >> 1 & 1), -((b) >> 2 & 1), -((b) >> 3 & 1)}
+    SN(0), SN(1), SN(2), SN(3), SN(4), SN(5), SN(6), SN(7),
+    SN(8), SN(9), SN(10), SN(11), SN(12), SN(13), SN(14), SN(15)
+#undef SN
+};
+#define SCAT_LANES32(b) (*(const scat_vi32 *)scat_nib[(b)])
 #include "scatter_body.h"
 
 static const sdb_kernels table = {
@@ -598,6 +607,7 @@ static const sdb_kernels table = {
     .bits_pk = bits_pk,
     .pct_count_f64 = pipe_pct_count_f64,
     .slot_scatter = slot_scatter,
+    .slot_bins = slot_bins,
 };
 
 /* Compiled for the baseline ISA although the file is built with -mavx2: a

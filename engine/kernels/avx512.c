@@ -581,6 +581,9 @@ static size_t select_u64(const void *hash, const void *v, const void *ts, size_t
 #define PK_UNPACKLO16(a, b) (bits_vb)_mm512_unpacklo_epi16((__m512i)(a), (__m512i)(b))
 #define PK_UNPACKHI16(a, b) (bits_vb)_mm512_unpackhi_epi16((__m512i)(a), (__m512i)(b))
 #include "pkbits_body.h"
+typedef int32_t scat_vi32 __attribute__((vector_size(32)));
+#define SCAT_GATHER(p, i) (pipe_vd)_mm512_i32gather_pd((__m256i)(i), (p), 8)
+#define SCAT_LANES32(b) (scat_vi32)_mm256_movm_epi32((__mmask8)(b))
 #include "scatter_body.h"
 
 static const sdb_kernels table = {
@@ -606,6 +609,7 @@ static const sdb_kernels table = {
     .bits_pk = bits_pk,
     .pct_count_f64 = pipe_pct_count_f64,
     .slot_scatter = slot_scatter,
+    .slot_bins = slot_bins,
 };
 
 /* Compiled for the baseline ISA although the file is built with AVX-512

@@ -37,7 +37,7 @@ static const struct {
     K(unpack_dict), K(agg_dec),    K(unpack_ids),
     K(bits_pk),
     K(pct_count_f64),
-    K(slot_scatter),
+    K(slot_scatter), K(slot_bins),
 };
 #undef K
 #define N_FIELDS (sizeof fields / sizeof fields[0])

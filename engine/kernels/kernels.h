@@ -271,6 +271,16 @@ typedef struct sdb_kernels {
     void (*slot_scatter)(const void *v, const uint64_t *bits, size_t n, const uint16_t *loc,
                          int mode, sdb_slot *acc, const uint16_t *bin, uint32_t stride,
                          uint32_t *hist, uint8_t *seen);
+
+    /* For each set bit i of bits (n rows), local slot s = loc[i]:
+     * hist[s * stride + b] += 1, b the bin of v[i] by hist_f64's formula
+     * with the bounds lo[s], hi[s], width[s] (bins <= 10000): pass 1 of a
+     * histogram without bounds, each group's own. loc[i] is read for
+     * every i < n of a word with a set bit (n entries readable), its
+     * value used only at set bits. */
+    void (*slot_bins)(const void *v, const uint64_t *bits, size_t n, const uint16_t *loc,
+                      const double *lo, const double *hi, const double *width, uint32_t bins,
+                      uint32_t stride, uint32_t *hist);
 } sdb_kernels;
 
 #define SDB_SCAT_COPIES 4 /* slot_scatter's copies of a local slot */
@@ -282,8 +292,10 @@ static inline void sdb_scat_add(sdb_slot *a, int mode, double x)
     a->n++;
     if (mode == 0) return;
     a->sum += x;
-    if (x < a->min) a->min = x;
-    if (x > a->max) a->max = x;
+    /* Branch-free (vminsd/vmaxsd and a store): a partial that holds few
+     * rows finds a new minimum or maximum on many of them. */
+    a->min = x < a->min ? x : a->min;
+    a->max = x > a->max ? x : a->max;
     if (mode == 2) {
         if (a->n == 1) a->k = x;
         double d = x - a->k;

@@ -363,6 +363,27 @@ static void slot_scatter(const void *v, const uint64_t *bits, size_t n, const ui
     }
 }
 
+static void slot_bins(const void *v, const uint64_t *bits, size_t n, const uint16_t *loc,
+                      const double *lo, const double *hi, const double *width, uint32_t bins,
+                      uint32_t stride, uint32_t *hist)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!(bits[i / 64] >> (i % 64) & 1)) continue;
+        uint32_t s = loc[i];
+        double x = ld_f64(v, i);
+        uint32_t b;
+        if (x < lo[s]) {
+            b = bins;
+        } else if (x > hi[s]) {
+            b = bins + 1;
+        } else {
+            double q = floor((x - lo[s]) / width[s]); /* NaN for a zero width: the last bin */
+            b = (q >= 0 && q < (double)bins) ? (uint32_t)q : bins - 1;
+        }
+        hist[(size_t)s * stride + b]++;
+    }
+}
+
 const sdb_kernels sdb__kernels_scalar = {
     .name = "scalar",
     .agg_f64 = agg_f64,
@@ -386,4 +407,5 @@ const sdb_kernels sdb__kernels_scalar = {
     .bits_pk = bits_pk,
     .pct_count_f64 = pct_count_f64,
     .slot_scatter = slot_scatter,
+    .slot_bins = slot_bins,
 };
