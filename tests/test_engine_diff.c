@@ -830,8 +830,17 @@ static void pad_dict(sdb_store *s, int dim, uint32_t n)
 /* The padding of one round: mostly none; 300 ids (2-byte columns, and a
  * dictionary small enough for the group-by kernel) in some rounds, 65600
  * (4-byte columns, the row loop) in a few. */
+/* A round's model and prompt version paddings when not -1 (and no other
+ * padding): the dense local slots' thresholds (exec.c), see below. */
+static int pad_model = -1, pad_prompt = -1;
+
 static void pad_round(sdb_store *s, int round)
 {
+    if (pad_model >= 0) {
+        pad_dict(s, SDB_DIM_MODEL, (uint32_t)pad_model);
+        pad_dict(s, SDB_DIM_PROMPT_VERSION, (uint32_t)pad_prompt);
+        return;
+    }
     pad_dict(s, SDB_DIM_MODEL, round % 10 == 7 ? 65600 : round % 4 == 1 ? 300 : 0);
     pad_dict(s, SDB_DIM_PROMPT_VERSION, round % 25 == 11 ? 65600 : round % 5 == 2 ? 300 : 0);
     pad_dict(s, SDB_DIM_ENVIRONMENT, round % 6 == 3 ? 300 : 0);
@@ -1025,6 +1034,28 @@ Test(engine_diff, the_query_matrix_on_multi_batch_segments_matches_the_reference
     }
     sdb__hcache_max_rows = SDB__HCACHE_MAX_ROWS;
     chunk_rows_override = 0;
+    sweep_mode = 0;
+}
+
+/* The matrix at each threshold of the bitmap path's dense local slots
+ * (exec.c: a key of n ids has n local values, model ids pad + 1..pad + 3
+ * so pad + 4 of them, prompt versions pad + 5): a model group-by of 8
+ * local slots (GPASS_MAX: one masked pass each) and of 9 (the scatter,
+ * slot_scatter and slot_bins); model x prompt_version of 4096 (DENSE_MAX,
+ * the scatter over 4096 local slots) and of 4160 (the walk by group
+ * code); model x source x a daily series between them. Small rounds
+ * (round 14: a few rows) give empty and single-row groups. */
+Test(engine_diff, the_query_matrix_at_the_dense_slot_thresholds_matches_the_reference, .timeout = 240)
+{
+    static const int pads[][3] = {{4, 0, 3}, {5, 0, 1}, {60, 59, 2}, {60, 60, 3}, {5, 0, 14}};
+    sweep_mode = 1;
+    n_trace_ids = 40;
+    for (size_t i = 0; i < sizeof pads / sizeof pads[0]; i++) {
+        pad_model = pads[i][0];
+        pad_prompt = pads[i][1];
+        run_round_sized(pads[i][2], N_SWEEP, pads[i][2] % 7 ? 3000 : 0);
+    }
+    pad_model = pad_prompt = -1;
     sweep_mode = 0;
 }
 
