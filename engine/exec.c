@@ -772,6 +772,7 @@ typedef struct bitgroups {
     uint32_t grp[256];                      /* no direct table, one key: group by byte */
     /* bits_dense: local slot = sum of lp[v][byte] + interval * n_keyloc */
     bool dense, gpass;                      /* gpass: n_loc <= GPASS_MAX */
+    bool bytes;                             /* dense: the one key's byte is the local slot */
     uint32_t n_loc, n_keyloc, n_iv, iv0;    /* slots, key tuples, intervals, first interval */
     uint32_t nl[SDB_MAX_GROUP_BY];          /* local values of each key */
     int64_t bnd[DENSE_IV_MAX];              /* interval j + 1 starts at bnd[j] */
@@ -868,6 +869,16 @@ static bool bits_dense(xstate *x, const sdb__seg *g, const segclass *c, bitgroup
     if ((uint64_t)st * n_iv > DENSE_MAX) return false;
     bg->n_loc = st * n_iv;
     bg->gpass = bg->n_loc <= GPASS_MAX;
+    /* One dimension key in one interval, too many values for the passes:
+     * its byte column is the local slots as they lie (256 of them, ids
+     * past the dictionary grouped as id 0 by dense_slot as by the
+     * tables), so the scatter reads the column and nothing is summed: the
+     * sums were a quarter of value.model.stats.frequent (perf). */
+    bg->bytes = !bg->gpass && bg->n_var == 1 && n_iv == 1 && bg->kind[0] == 0;
+    if (bg->bytes) {
+        bg->nl[0] = dense_key(bg, 0, 256, 1);
+        bg->n_keyloc = bg->n_loc = 256;
+    }
     /* Each local slot's group and slot on first sight (dense_slot, which
      * takes the group by the direct code when there is one). With one
      * key in one interval a local slot's rows come from bits_lut8 over the
@@ -1182,10 +1193,11 @@ static int dense_bins(xstate *x, const segclass *c, const bitgroups *bg, const u
     const uint32_t nw = (m + 63) / 64, bins = p->q->bins;
     int rc = dense_room(x, bg);
     if (rc) return rc;
-    dense_locs(x, bg, ts, i0, m);
+    if (!bg->bytes) dense_locs(x, bg, ts, i0, m);
+    const uint8_t *l8 = bg->col[0] + i0;
     for (uint32_t w = 0; w < nw; w++)
         for (uint64_t b = x->bits[w]; b; b &= b - 1) {
-            uint32_t s = x->loc16[w * 64 + (uint32_t)__builtin_ctzll(b)];
+            uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b), s = bg->bytes ? l8[i] : x->loc16[i];
             if (__builtin_expect(x->lgrp[s] != BITS_NONE, 1)) continue;
             uint32_t gi;
             sdb_slot *sl;
@@ -1196,7 +1208,8 @@ static int dense_bins(xstate *x, const segclass *c, const bitgroups *bg, const u
             x->lpend[s] = 1;
             x->lpl[x->n_lpl++] = (uint16_t)s;
         }
-    p->kern->slot_bins(v, x->bits, m, x->loc16, x->llo, x->lhi, x->lw, bins, bins + 2, x->lhist);
+    p->kern->slot_bins(v, x->bits, m, bg->bytes ? (const void *)l8 : x->loc16, bg->bytes ? 1 : 2,
+                       x->llo, x->lhi, x->lw, bins, bins + 2, x->lhist);
     return sdb__plan_check(p, x->g);
 }
 
@@ -1222,10 +1235,11 @@ static int dense_batch(xstate *x, const segclass *c, const bitgroups *bg, const 
         for (uint32_t w = 0; w < nw; w++) ns += (uint32_t)__builtin_popcountll(x->bits[w]);
     if (!bg->gpass || ns < GPASS_ROWS * bg->n_loc) {
         if ((rc = dense_room(x, bg))) return rc;
-        dense_locs(x, bg, ts, i0, m);
+        if (!bg->bytes) dense_locs(x, bg, ts, i0, m);
         /* count-and-histogram: the histogram's rows are the counts */
         sdb_slot *acc = hist && p->counts_only ? NULL : x->lacc;
-        p->kern->slot_scatter(v, x->bits, m, x->loc16, counts ? 0 : moments ? 2 : 1, acc, x->bin,
+        p->kern->slot_scatter(v, x->bits, m, bg->bytes ? (const void *)(bg->col[0] + i0) : x->loc16,
+                              bg->bytes ? 1 : 2, counts ? 0 : moments ? 2 : 1, acc, x->bin,
                               stride, hist ? x->lhist : NULL, x->lseen);
         x->scat = true;
         return sdb__plan_check(p, gt);

@@ -1630,7 +1630,7 @@ Test(kernels, avx512_pct_count_matches_scalar) { pct_count_matches(need("avx512"
  * mode with and without a histogram, and the count-and-histogram call
  * (no copies). */
 static void scat_run(const sdb_kernels *k, const char *vals, size_t n, const uint64_t *in,
-                     const uint16_t *loc, const uint16_t *bin, uint32_t nslot, int mode, int with_acc,
+                     const void *loc, unsigned lw, const uint16_t *bin, uint32_t nslot, int mode, int with_acc,
                      int with_hist, sdb_slot *acc, uint32_t *hist, uint8_t *seen)
 {
     const uint32_t stride = 7;
@@ -1648,7 +1648,7 @@ static void scat_run(const sdb_kernels *k, const char *vals, size_t n, const uin
     }
     memset(hist, 0, (size_t)nslot * stride * sizeof *hist);
     memset(seen, 0, nslot);
-    k->slot_scatter(vals, in, n, loc, mode, with_acc ? acc : NULL, bin, stride, with_hist ? hist : NULL,
+    k->slot_scatter(vals, in, n, loc, lw, mode, with_acc ? acc : NULL, bin, stride, with_hist ? hist : NULL,
                     seen);
 }
 
@@ -1658,12 +1658,13 @@ static void slot_scatter_match(const sdb_kernels *k)
     enum { MAXN = 4099 + 8, MAXS = 4096, STRIDE = 7 };
     char *vals = malloc((MAXN + 1) * sizeof(double));
     uint16_t *loc = malloc(MAXN * sizeof *loc), *bin = malloc(MAXN * sizeof *bin);
+    uint8_t *loc8 = malloc(MAXN);
     sdb_slot *ga = malloc((size_t)MAXS * SDB_SCAT_COPIES * sizeof *ga);
     sdb_slot *wa = malloc((size_t)MAXS * SDB_SCAT_COPIES * sizeof *wa);
     uint32_t *gh = malloc((size_t)MAXS * STRIDE * sizeof *gh), *wh = malloc((size_t)MAXS * STRIDE * sizeof *wh);
     uint8_t *gs = malloc(MAXS), *ws = malloc(MAXS);
     uint64_t in[(MAXN + 63) / 64];
-    cr_assert(vals && loc && bin && ga && wa && gh && wh && gs && ws);
+    cr_assert(vals && loc && loc8 && bin && ga && wa && gh && wh && gs && ws);
     const uint32_t nslots[] = {1, 3, 117, MAXS};
     for (size_t a = 0; a < N_LENGTHS; a++)
         for (unsigned off = 0; off < 8; off += 3)
@@ -1676,6 +1677,7 @@ static void slot_scatter_match(const sdb_kernels *k)
                         memcpy(vals + off + 8 * i, &x, 8);
                         /* skewed: half the rows in slot 0, as a popular model makes */
                         loc[i] = (uint16_t)(rng_next(&s) & 1 ? 0 : rng_next(&s) % nslot);
+                        loc8[i] = (uint8_t)loc[i];
                         bin[i] = (uint16_t)(rng_next(&s) % STRIDE);
                     }
                     for (size_t w = 0; w < nw; w++) {
@@ -1684,14 +1686,17 @@ static void slot_scatter_match(const sdb_kernels *k)
                         if (w == nw - 1 && n % 64) in[w] &= (1ull << (n % 64)) - 1;
                     }
                     for (int mode = 0; mode < 3; mode++)
-                        for (int variant = 0; variant < 3; variant++) {
-                            /* variant 0: copies, 1: copies and histogram, 2: histogram alone */
-                            int with_acc = variant < 2, with_hist = variant > 0;
-                            if (variant == 2 && mode) continue;
-                            scat_run(k, vals + off, n, in, loc, bin, nslot, mode, with_acc, with_hist, ga, gh, gs);
+                        for (int variant = 0; variant < 6; variant++) {
+                            /* variant % 3 0: copies, 1: copies and histogram, 2: histogram
+                             * alone; >= 3: local slots of one byte (a key's own column) */
+                            int with_acc = variant % 3 < 2, with_hist = variant % 3 > 0;
+                            unsigned lw = variant >= 3 ? 1 : 2;
+                            const void *lp = lw == 1 ? (const void *)loc8 : (const void *)loc;
+                            if ((variant % 3 == 2 && mode) || (lw == 1 && nslot > 256)) continue;
+                            scat_run(k, vals + off, n, in, lp, lw, bin, nslot, mode, with_acc, with_hist, ga, gh, gs);
                             if (k == S) {
                                 /* the contract, row by row */
-                                scat_run(S, vals + off, 0, in, loc, bin, nslot, mode, with_acc, with_hist, wa, wh, ws);
+                                scat_run(S, vals + off, 0, in, lp, lw, bin, nslot, mode, with_acc, with_hist, wa, wh, ws);
                                 size_t j = 0;
                                 for (size_t i = 0; i < n; i++) {
                                     if (!(in[i / 64] >> (i % 64) & 1)) continue;
@@ -1716,7 +1721,7 @@ static void slot_scatter_match(const sdb_kernels *k)
                                     j++;
                                 }
                             } else {
-                                scat_run(S, vals + off, n, in, loc, bin, nslot, mode, with_acc, with_hist, wa, wh, ws);
+                                scat_run(S, vals + off, n, in, lp, lw, bin, nslot, mode, with_acc, with_hist, wa, wh, ws);
                             }
                             CHECK(!memcmp(gs, ws, nslot), "%s slot_scatter n %zu shape %d slots %u mode %d variant %d: seen differs",
                                   k->name, n, shape, nslot, mode, variant);
@@ -1738,6 +1743,7 @@ static void slot_scatter_match(const sdb_kernels *k)
                 }
     free(vals);
     free(loc);
+    free(loc8);
     free(bin);
     free(ga);
     free(wa);
@@ -1762,10 +1768,11 @@ static void slot_bins_match(const sdb_kernels *k)
     enum { MAXN = 4099 + 8, MAXS = 117, BINS = 20, STRIDE = BINS + 2 };
     char *vals = malloc((MAXN + 1) * sizeof(double));
     uint16_t *loc = malloc(MAXN * sizeof *loc);
+    uint8_t *loc8 = malloc(MAXN);
     uint32_t *got = malloc((size_t)MAXS * STRIDE * sizeof *got), *want = malloc((size_t)MAXS * STRIDE * sizeof *want);
     double lo[MAXS], hi[MAXS], width[MAXS];
     uint64_t in[(MAXN + 63) / 64];
-    cr_assert(vals && loc && got && want);
+    cr_assert(vals && loc && loc8 && got && want);
     for (uint32_t j = 0; j < MAXS; j++) {
         lo[j] = j % 5 == 4 ? 0.5 : (double)(j % 7) / 10.0;
         hi[j] = j % 5 == 4 ? 0.5 : lo[j] + 0.3 + (double)(j % 3) / 4.0;
@@ -1786,6 +1793,7 @@ static void slot_bins_match(const sdb_kernels *k)
                                  : pick == 2 ? (double)(rng_next(&s) % 101) / 100.0
                                              : (rng_unit(&s) - 0.25) * 2.0;
                         loc[i] = sl;
+                        loc8[i] = (uint8_t)sl;
                         memcpy(vals + off + 8 * i, &x, 8);
                     }
                     for (size_t w = 0; w < nw; w++) {
@@ -1793,9 +1801,11 @@ static void slot_bins_match(const sdb_kernels *k)
                         in[w] = shape == 1 ? ~0ull : shape == 2 ? r & rng_next(&s) : r;
                         if (w == nw - 1 && n % 64) in[w] &= (1ull << (n % 64)) - 1;
                     }
+                    for (unsigned lw = 1; lw <= 2; lw++) {
+                    const void *lp = lw == 1 ? (const void *)loc8 : (const void *)loc;
                     memset(got, 0, (size_t)MAXS * STRIDE * sizeof *got);
                     memset(want, 0, (size_t)MAXS * STRIDE * sizeof *want);
-                    k->slot_bins(vals + off, in, n, loc, lo, hi, width, BINS, STRIDE, got);
+                    k->slot_bins(vals + off, in, n, lp, lw, lo, hi, width, BINS, STRIDE, got);
                     if (k == S) {
                         for (size_t i = 0; i < n; i++) {
                             if (!(in[i / 64] >> (i % 64) & 1)) continue;
@@ -1811,14 +1821,16 @@ static void slot_bins_match(const sdb_kernels *k)
                             want[(size_t)sl * STRIDE + b]++;
                         }
                     } else {
-                        S->slot_bins(vals + off, in, n, loc, lo, hi, width, BINS, STRIDE, want);
+                        S->slot_bins(vals + off, in, n, lp, lw, lo, hi, width, BINS, STRIDE, want);
                     }
                     for (size_t i = 0; i < (size_t)MAXS * STRIDE; i++)
-                        CHECK(got[i] == want[i], "%s slot_bins n %zu off %u shape %d slots %u: slot %zu bin %zu: %u, want %u",
-                              k->name, n, off, shape, nslots[ns], i / STRIDE, i % STRIDE, got[i], want[i]);
+                        CHECK(got[i] == want[i], "%s slot_bins n %zu off %u shape %d slots %u width %u: slot %zu bin %zu: %u, want %u",
+                              k->name, n, off, shape, nslots[ns], lw, i / STRIDE, i % STRIDE, got[i], want[i]);
+                    }
                 }
     free(vals);
     free(loc);
+    free(loc8);
     free(got);
     free(want);
 }

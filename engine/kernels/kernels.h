@@ -256,8 +256,9 @@ typedef struct sdb_kernels {
 
     /* ---- dense local slots (engine/exec.c's walk over many groups; a block
      * of its own) ---------------------------------------------------------
-     * For the j-th set bit i of bits (n rows, in row order), local slot
-     * s = loc[i]: seen[s] = 1; when acc is not NULL, copy
+     * loc holds each row's local slot in loc_w bytes (1: a key's own
+     * byte column, 2: u16s exec.c summed). For the j-th set bit i of bits
+     * (n rows, in row order), local slot s = loc[i]: seen[s] = 1; when acc is not NULL, copy
      * acc[SDB_SCAT_COPIES * s + j % SDB_SCAT_COPIES] gains v[i]: n (mode
      * 0), n, sum, min and max (mode 1), and with mode 2 s1 and s2 about
      * its k too (set to the value when its n is 0), as sdb_slot_add; its
@@ -268,8 +269,8 @@ typedef struct sdb_kernels {
      * group's slot itself spent ~6 ns a row on those chains
      * (type.model_env_series.stddev.frequent, 10M). loc and bin are read
      * only at set bits. */
-    void (*slot_scatter)(const void *v, const uint64_t *bits, size_t n, const uint16_t *loc,
-                         int mode, sdb_slot *acc, const uint16_t *bin, uint32_t stride,
+    void (*slot_scatter)(const void *v, const uint64_t *bits, size_t n, const void *loc,
+                         unsigned loc_w, int mode, sdb_slot *acc, const uint16_t *bin, uint32_t stride,
                          uint32_t *hist, uint8_t *seen);
 
     /* For each set bit i of bits (n rows), local slot s = loc[i]:
@@ -278,8 +279,8 @@ typedef struct sdb_kernels {
      * histogram without bounds, each group's own. loc[i] is read for
      * every i < n of a word with a set bit (n entries readable), its
      * value used only at set bits. */
-    void (*slot_bins)(const void *v, const uint64_t *bits, size_t n, const uint16_t *loc,
-                      const double *lo, const double *hi, const double *width, uint32_t bins,
+    void (*slot_bins)(const void *v, const uint64_t *bits, size_t n, const void *loc,
+                      unsigned loc_w, const double *lo, const double *hi, const double *width, uint32_t bins,
                       uint32_t stride, uint32_t *hist);
 } sdb_kernels;
 

@@ -349,27 +349,36 @@ static void pct_count_f64(const void *v, size_t n, const double *lo, const doubl
 
 /* ---- dense local slots ---------------------------------------------- */
 
-static void slot_scatter(const void *v, const uint64_t *bits, size_t n, const uint16_t *loc,
-                         int mode, sdb_slot *acc, const uint16_t *bin, uint32_t stride,
-                         uint32_t *hist, uint8_t *seen)
+static uint32_t loc_of(const void *loc, unsigned w, size_t i)
+{
+    if (w == 1) return ((const uint8_t *)loc)[i];
+    uint16_t s;
+    memcpy(&s, (const char *)loc + 2 * i, 2);
+    return s;
+}
+
+static void slot_scatter(const void *v, const uint64_t *bits, size_t n, const void *loc,
+                         unsigned loc_w, int mode, sdb_slot *acc, const uint16_t *bin,
+                         uint32_t stride, uint32_t *hist, uint8_t *seen)
 {
     size_t j = 0;
     for (size_t i = 0; i < n; i++) {
         if (!(bits[i / 64] >> (i % 64) & 1)) continue;
-        seen[loc[i]] = 1;
-        if (acc) sdb_scat_add(&acc[SDB_SCAT_COPIES * (size_t)loc[i] + j % SDB_SCAT_COPIES], mode, ld_f64(v, i));
-        if (hist) hist[(size_t)loc[i] * stride + bin[i]]++;
+        uint32_t s = loc_of(loc, loc_w, i);
+        seen[s] = 1;
+        if (acc) sdb_scat_add(&acc[SDB_SCAT_COPIES * (size_t)s + j % SDB_SCAT_COPIES], mode, ld_f64(v, i));
+        if (hist) hist[(size_t)s * stride + bin[i]]++;
         j++;
     }
 }
 
-static void slot_bins(const void *v, const uint64_t *bits, size_t n, const uint16_t *loc,
-                      const double *lo, const double *hi, const double *width, uint32_t bins,
-                      uint32_t stride, uint32_t *hist)
+static void slot_bins(const void *v, const uint64_t *bits, size_t n, const void *loc,
+                      unsigned loc_w, const double *lo, const double *hi, const double *width,
+                      uint32_t bins, uint32_t stride, uint32_t *hist)
 {
     for (size_t i = 0; i < n; i++) {
         if (!(bits[i / 64] >> (i % 64) & 1)) continue;
-        uint32_t s = loc[i];
+        uint32_t s = loc_of(loc, loc_w, i);
         double x = ld_f64(v, i);
         uint32_t b;
         if (x < lo[s]) {

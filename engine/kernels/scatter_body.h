@@ -35,8 +35,16 @@
  *   SCAT_LANES32(b)        a scat_vi32 with lane l all ones where bit l of b is set
  */
 
+static inline __attribute__((always_inline)) uint32_t scat_loc(const void *loc, unsigned w, size_t i)
+{
+    if (w == 1) return ((const uint8_t *)loc)[i];
+    uint16_t s;
+    memcpy(&s, (const char *)loc + 2 * i, 2);
+    return s;
+}
+
 static inline __attribute__((always_inline)) void
-scat_body(const void *v, const uint64_t *bits, size_t n, const uint16_t *loc, int mode,
+scat_body(const void *v, const uint64_t *bits, size_t n, const void *loc, unsigned lw, int mode,
           sdb_slot *acc, const uint16_t *bin, uint32_t stride, uint32_t *hist, uint8_t *seen)
 {
     size_t nw = (n + 63) / 64;
@@ -44,7 +52,7 @@ scat_body(const void *v, const uint64_t *bits, size_t n, const uint16_t *loc, in
     for (size_t w = 0; w < nw; w++) {
         for (uint64_t b = bits[w]; b; b &= b - 1) {
             size_t i = w * 64 + (size_t)__builtin_ctzll(b);
-            uint32_t s = loc[i];
+            uint32_t s = scat_loc(loc, lw, i);
             seen[s] = 1;
             if (acc) {
                 double x;
@@ -56,28 +64,37 @@ scat_body(const void *v, const uint64_t *bits, size_t n, const uint16_t *loc, in
     }
 }
 
-static void slot_scatter(const void *v, const uint64_t *bits, size_t n, const uint16_t *loc,
-                         int mode, sdb_slot *acc, const uint16_t *bin, uint32_t stride,
-                         uint32_t *hist, uint8_t *seen)
+static inline __attribute__((always_inline)) void
+scat_modes(const void *v, const uint64_t *bits, size_t n, const void *loc, unsigned lw, int mode,
+           sdb_slot *acc, const uint16_t *bin, uint32_t stride, uint32_t *hist, uint8_t *seen)
 {
     if (!acc) {
-        if (hist) scat_body(v, bits, n, loc, 0, NULL, bin, stride, hist, seen);
-        else scat_body(v, bits, n, loc, 0, NULL, NULL, 0, NULL, seen);
+        if (hist) scat_body(v, bits, n, loc, lw, 0, NULL, bin, stride, hist, seen);
+        else scat_body(v, bits, n, loc, lw, 0, NULL, NULL, 0, NULL, seen);
     } else if (hist) {
-        if (mode == 0) scat_body(v, bits, n, loc, 0, acc, bin, stride, hist, seen);
-        else if (mode == 1) scat_body(v, bits, n, loc, 1, acc, bin, stride, hist, seen);
-        else scat_body(v, bits, n, loc, 2, acc, bin, stride, hist, seen);
+        if (mode == 0) scat_body(v, bits, n, loc, lw, 0, acc, bin, stride, hist, seen);
+        else if (mode == 1) scat_body(v, bits, n, loc, lw, 1, acc, bin, stride, hist, seen);
+        else scat_body(v, bits, n, loc, lw, 2, acc, bin, stride, hist, seen);
     } else {
-        if (mode == 0) scat_body(v, bits, n, loc, 0, acc, NULL, 0, NULL, seen);
-        else if (mode == 1) scat_body(v, bits, n, loc, 1, acc, NULL, 0, NULL, seen);
-        else scat_body(v, bits, n, loc, 2, acc, NULL, 0, NULL, seen);
+        if (mode == 0) scat_body(v, bits, n, loc, lw, 0, acc, NULL, 0, NULL, seen);
+        else if (mode == 1) scat_body(v, bits, n, loc, lw, 1, acc, NULL, 0, NULL, seen);
+        else scat_body(v, bits, n, loc, lw, 2, acc, NULL, 0, NULL, seen);
     }
 }
 
-typedef uint16_t scat_vu16 __attribute__((vector_size(2 * PIPE_W)));
+static void slot_scatter(const void *v, const uint64_t *bits, size_t n, const void *loc,
+                         unsigned loc_w, int mode, sdb_slot *acc, const uint16_t *bin,
+                         uint32_t stride, uint32_t *hist, uint8_t *seen)
+{
+    if (loc_w == 1) scat_modes(v, bits, n, loc, 1, mode, acc, bin, stride, hist, seen);
+    else scat_modes(v, bits, n, loc, 2, mode, acc, bin, stride, hist, seen);
+}
 
-static void slot_bins(const void *v, const uint64_t *bits, size_t n, const uint16_t *loc,
-                      const double *lo, const double *hi, const double *width, uint32_t bins,
+typedef uint16_t scat_vu16 __attribute__((vector_size(2 * PIPE_W)));
+typedef uint8_t scat_vu8 __attribute__((vector_size(PIPE_W)));
+
+static void slot_bins(const void *v, const uint64_t *bits, size_t n, const void *loc,
+                      unsigned loc_w, const double *lo, const double *hi, const double *width, uint32_t bins,
                       uint32_t stride, uint32_t *hist)
 {
     const pipe_vd zero = {0}, vbins = zero + (double)bins;
@@ -94,11 +111,17 @@ static void slot_bins(const void *v, const uint64_t *bits, size_t n, const uint1
             scat_vu16 s16 = {0};
             if (j + PIPE_W <= lim) {
                 x = pipe_ldd(v, base + j);
-                memcpy(&s16, loc + base + j, sizeof s16);
+                if (loc_w == 1) {
+                    scat_vu8 s8;
+                    memcpy(&s8, (const uint8_t *)loc + base + j, sizeof s8);
+                    s16 = __builtin_convertvector(s8, scat_vu16);
+                } else {
+                    memcpy(&s16, (const uint16_t *)loc + base + j, sizeof s16);
+                }
             } else {
                 for (size_t q = 0; j + q < lim; q++) {
                     x[q] = pipe_ld1(v, base + j + q);
-                    s16[q] = loc[base + j + q];
+                    s16[q] = (uint16_t)scat_loc(loc, loc_w, base + j + q);
                 }
             }
             /* Lanes without a selected row take local slot 0's bounds and
