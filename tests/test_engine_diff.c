@@ -1046,7 +1046,7 @@ Test(engine_diff, the_query_matrix_on_multi_batch_segments_matches_the_reference
  * the scatter over 4096 local slots) and of 4160 (the walk by group
  * code); model x source x a daily series between them. Small rounds
  * (round 14: a few rows) give empty and single-row groups. */
-Test(engine_diff, the_query_matrix_at_the_dense_slot_thresholds_matches_the_reference, .timeout = 240)
+Test(engine_diff, the_query_matrix_at_the_dense_slot_thresholds_matches_the_reference, .timeout = SDB_BOUND_S(240))
 {
     static const int pads[][3] = {{4, 0, 3}, {5, 0, 1}, {60, 59, 2}, {60, 60, 3}, {5, 0, 14}};
     sweep_mode = 1;
