@@ -58,6 +58,12 @@
 #define GPASS_ROWS 100
 #define DENSE_MAX 4096
 #define DENSE_IV_MAX 32
+/* A 64-row word with fewer selected rows than this has its local slots
+ * computed row by row (dense_locs), and its bins too (slot_bins): a
+ * prompt_version filter keeping 2 of 12 values made the whole-word loops
+ * 4.6x slower than the row walk before them (prompt.model_prompt
+ * .hist_free.frequent, 1M). */
+#define DENSE_SPARSE 16
 #define SERIES_TMP_MAX 4096
 #define PREFETCH 8 /* segments ahead */
 
@@ -1087,6 +1093,17 @@ static void dense_locs(xstate *x, const bitgroups *bg, const uint8_t *ts, uint32
     for (uint32_t w = 0; w < nw; w++) {
         if (!x->bits[w]) continue;
         uint32_t a = w * 64, e = a + 64 < m ? a + 64 : m;
+        if (__builtin_popcountll(x->bits[w]) < DENSE_SPARSE) {
+            /* A sparse word (a dimension filter that keeps a few values):
+             * only its selected rows, which is all the kernels read. */
+            for (uint64_t b = x->bits[w]; b; b &= b - 1) {
+                uint32_t i = a + (uint32_t)__builtin_ctzll(b), sum = 0;
+                for (uint32_t k = 0; k < nv; k++) sum += bg->lp[k][bg->col[k][i0 + i]];
+                for (uint32_t j = 0; j + 1 < bg->n_iv; j++) sum += ld_i64(ts, i) >= bg->bnd[j] ? K : 0;
+                loc[i] = (uint16_t)sum;
+            }
+            continue;
+        }
         /* Each row's sum in a register, stored once (a second key added in
          * place was a store and a reload a row: 3/4 of this function in
          * perf annotate). */
@@ -1213,6 +1230,38 @@ static int dense_bins(xstate *x, const segclass *c, const bitgroups *bg, const u
     return sdb__plan_check(p, x->g);
 }
 
+/* Pass 0 of a histogram without bounds keeps the selected rows for pass 1
+ * (hcache_add, "pass 0's rows for pass 1") from the bitmap too: each
+ * row's value and local slot (loc16, the key's byte, or the passes' loc8
+ * or key table: `from`), turned into its group at the segment's end
+ * (dense_keep_groups). Re-selecting the segment in pass 1 instead made
+ * the free-histogram cells of selective filters up to 2x slower at 1M
+ * (prompt.model_prompt.hist_free.frequent). */
+enum { KEEP_LOC16, KEEP_BYTES, KEEP_LOC8, KEEP_KEY };
+static int dense_keep(xstate *x, const bitgroups *bg, const uint8_t *v, uint32_t i0, uint32_t m,
+                      int from)
+{
+    const uint32_t nw = (m + 63) / 64;
+    const uint8_t *c0 = bg->col[0] + i0;
+    uint32_t n = 0;
+    for (uint32_t w = 0; w < nw; w++)
+        for (uint64_t b = x->bits[w]; b; b &= b - 1) {
+            uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b);
+            x->sel[n] = i;
+            x->grp[n++] = from == KEEP_LOC16 ? x->loc16[i] : from == KEEP_BYTES ? c0[i]
+                        : from == KEEP_LOC8 ? x->loc8[i] : bg->lp[0][c0[i]];
+        }
+    return hcache_add(x, v, x->sel, x->grp, n);
+}
+
+/* The kept rows of the segment at hand ([hstart, hn)): local slots to
+ * groups, every one of them resolved by then (dense_seen, dense_slot). */
+static void dense_keep_groups(xstate *x)
+{
+    if (!x->hseg || x->hfull) return;
+    for (size_t j = x->hstart; j < x->hn; j++) x->hg[j] = x->lgrp[x->hg[j]];
+}
+
 /* One batch on dense local slots (bitgroups above): up to GPASS_MAX, a
  * masked pass per local slot over the bitmap of its rows; more, a walk
  * over the set bits that takes each row's slot from its local slot's
@@ -1231,6 +1280,7 @@ static int dense_batch(xstate *x, const segclass *c, const bitgroups *bg, const 
     int rc;
     uint32_t ns = 0;
     if (x->pass == 1) return dense_bins(x, c, bg, v, ts, i0, m);
+    const bool keep = x->hseg && !x->hfull;
     if (bg->gpass)
         for (uint32_t w = 0; w < nw; w++) ns += (uint32_t)__builtin_popcountll(x->bits[w]);
     if (!bg->gpass || ns < GPASS_ROWS * bg->n_loc) {
@@ -1242,6 +1292,7 @@ static int dense_batch(xstate *x, const segclass *c, const bitgroups *bg, const 
                               bg->bytes ? 1 : 2, counts ? 0 : moments ? 2 : 1, acc, x->bin,
                               stride, hist ? x->lhist : NULL, x->lseen);
         x->scat = true;
+        if (keep && (rc = dense_keep(x, bg, v, i0, m, bg->bytes ? KEEP_BYTES : KEEP_LOC16))) return rc;
         return sdb__plan_check(p, gt);
     }
     const uint8_t *col = bg->col[0] + i0;
@@ -1260,6 +1311,7 @@ static int dense_batch(xstate *x, const segclass *c, const bitgroups *bg, const 
         }
         col = loc;
     }
+    if (keep && (rc = dense_keep(x, bg, v, i0, m, col == x->loc8 ? KEEP_LOC8 : KEEP_KEY))) return rc;
     for (uint32_t s = 0; s < bg->n_loc; s++) {
         p->kern->bits_lut8(col, m, bg->lset[s], x->bits, x->sbits);
         uint64_t cnt = 0;
@@ -1385,6 +1437,7 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
             select_bits(x, dc, n_dc, afc, n_afc, v, ts, tf, i0, m, need_tv, &f);
             if ((rc = bits_path(x, c, bg, v, ts, i0, m))) return rc;
             if (i0 + m >= g->n && x->scat && (rc = dense_seen(x, c, bg))) return rc;
+            if (i0 + m >= g->n && bg->dense && x->pass == 0) dense_keep_groups(x);
             continue;
         }
         /* 1. Selection: time and value by mask, type and source by the

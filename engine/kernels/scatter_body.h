@@ -90,6 +90,7 @@ static void slot_scatter(const void *v, const uint64_t *bits, size_t n, const vo
     else scat_modes(v, bits, n, loc, 2, mode, acc, bin, stride, hist, seen);
 }
 
+#define SCAT_SPARSE 16 /* exec.c's DENSE_SPARSE */
 typedef uint16_t scat_vu16 __attribute__((vector_size(2 * PIPE_W)));
 typedef uint8_t scat_vu8 __attribute__((vector_size(PIPE_W)));
 
@@ -104,6 +105,27 @@ static void slot_bins(const void *v, const uint64_t *bits, size_t n, const void 
         uint64_t b = bits[w];
         if (!b) continue;
         size_t base = w * 64, lim = n - base < 64 ? n - base : 64;
+        if (__builtin_popcountll(b) < SCAT_SPARSE) {
+            /* Few rows in the word: one at a time, by the same formula
+             * (the vectors' gathers and division cost the same for one
+             * lane as for all). */
+            for (; b; b &= b - 1) {
+                size_t i = base + (size_t)__builtin_ctzll(b);
+                uint32_t s = scat_loc(loc, loc_w, i);
+                double x = pipe_ld1(v, i);
+                uint32_t bin;
+                if (x < lo[s]) {
+                    bin = bins;
+                } else if (x > hi[s]) {
+                    bin = bins + 1;
+                } else {
+                    double q = (x - lo[s]) / width[s]; /* >= 0 or NaN: truncation is floor */
+                    bin = (q >= 0 && q < (double)bins) ? (uint32_t)q : bins - 1;
+                }
+                hist[(size_t)s * stride + bin]++;
+            }
+            continue;
+        }
         for (size_t j = 0; j < lim; j += PIPE_W) {
             uint64_t lb = b >> j & ((1ull << PIPE_W) - 1);
             if (!lb) continue;
