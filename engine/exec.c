@@ -702,6 +702,7 @@ static uint32_t select_rows(xstate *x, const sdb__fcol *dc, int n_dc, const sdb_
  * that came after the cache filled walk again. The rows and groups are
  * the same, so the bins are the same counts. */
 size_t sdb__hcache_max_rows = SDB__HCACHE_MAX_ROWS;
+uint32_t sdb__hdrop_min_rows = SDB__HDROP_MIN_ROWS;
 
 static int hcache_add(xstate *x, const uint8_t *v, const uint32_t *idx, const uint32_t *grp,
                       uint32_t n)
@@ -1437,15 +1438,18 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
         if (on_bits) {
             select_bits(x, dc, n_dc, afc, n_afc, v, ts, tf, i0, m, need_tv, &f);
             if (i0 == 0) {
-                /* A free histogram keeps a segment's rows for pass 1 only
-                 * where its first batch selects under a quarter of them:
-                 * selecting a dense segment again on the bitmap in pass 1
-                 * cost less than keeping its rows (type.source.hist_free
-                 * .frequent, 2.2M rows: 15.2 ms so, 21.3 keeping them),
-                 * a sparse one more (dense_keep). */
+                /* A free histogram keeps a segment's rows for pass 1 but
+                 * for a segment of 4 batches or more, without tags or
+                 * properties, whose first batch selects a quarter of its
+                 * rows or more: selecting that again on the bitmap in pass
+                 * 1 cost less than keeping its rows (type.source.hist_free
+                 * .frequent, 2.2M rows: 15.2 ms so, 21.3 keeping them); a
+                 * sparse one or a small one (a segment's opening, its
+                 * attrs, its tables again: the 1M typical cells) costs
+                 * more (dense_keep). */
                 uint32_t sel = 0;
                 for (uint32_t w = 0; w < (m + 63) / 64; w++) sel += (uint32_t)__builtin_popcountll(x->bits[w]);
-                x->hdrop = (uint64_t)sel * 4 >= m;
+                x->hdrop = g->n >= sdb__hdrop_min_rows && !p->need_row && (uint64_t)sel * 4 >= m;
             }
             if ((rc = bits_path(x, c, bg, v, ts, i0, m))) return rc;
             if (i0 + m >= g->n && x->scat && (rc = dense_seen(x, c, bg))) return rc;

@@ -425,6 +425,11 @@ extern uint32_t sdb__par_parts;
  * so that later segments walk again. */
 #define SDB__HCACHE_MAX_ROWS ((size_t)1 << 21)
 extern size_t sdb__hcache_max_rows;
+/* The rows a bitmap-path segment needs for a free histogram's pass 1 to
+ * select it again rather than keep its rows (exec.c, dense_keep); tests
+ * lower it. */
+#define SDB__HDROP_MIN_ROWS ((uint32_t)4096)
+extern uint32_t sdb__hdrop_min_rows;
 /* fn(arg, i) for every i in [0, n), each once, on the caller's thread and
  * (when `parallel`) the pool's idle helpers; returns when all are done.
  * Which thread runs which i is not fixed: fn writes only i's results. */
