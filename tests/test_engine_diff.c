@@ -1447,11 +1447,13 @@ Test(engine_diff, bucketed_percentiles_equal_quickselect_on_every_distribution)
     static const double P11[] = {0, 0.1, 1, 25, 50, 50, 90, 99, 99.9, 100, 33.333};
     static const double P3[] = {99, 50, 90};
     uint64_t r = 99;
-    /* n crosses 256 (buckets) and 32768 (the radix buckets of the keys'
-     * top bits, with their buckets ranked again inside). */
+    /* n crosses 256 (buckets), 8192 (ranks_by_buckets' kept bucket ids
+     * end: past it each value's bucket is computed again in the copy
+     * pass) and 32768 (the sampled select). */
     for (int ps = 0; ps < 2; ps++)
     for (int mode = 0; mode < 16; mode++)
-        for (size_t n = 1; n < 100000; n = n < 2000 ? n * 3 + 1 : n < 32768 ? 32768 : n + 20011) {
+        for (size_t n = 1; n < 100000;
+             n = n < 2000 ? n * 3 + 1 : n < 9000 ? 9000 : n < 20000 ? 20000 : n < 32768 ? 32768 : n + 20011) {
             const double *P = ps ? P3 : P11;
             const uint32_t np = ps ? 3 : 11;
             double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
