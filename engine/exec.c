@@ -1257,8 +1257,9 @@ static int vals_batch(xstate *x, const segclass *c, bitgroups *bg, const uint8_t
     for (uint32_t t = 0; t < nt && rc == SDB_OK; t++) {
         uint32_t s = x->vtl[t], gi;
         sdb_slot *sl;
-        if ((rc = dense_slot(x, c, bg, s, &gi, &sl))) break;
-        rc = sdb__dvec_reserve(gt, &gt->vals[gi], ns);
+        if (x->lgrp[s] == BITS_NONE && (rc = dense_slot(x, c, bg, s, &gi, &sl))) break;
+        sdb__dvec *d = &gt->vals[x->lgrp[s]];
+        if (d->cap - d->n < ns) rc = sdb__dvec_reserve(gt, d, ns);
     }
     for (uint32_t t = 0; t < nt; t++) {
         uint32_t s = x->vtl[t], cnt = x->vcnt[s];
