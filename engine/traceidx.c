@@ -9,13 +9,15 @@
  * silently missed, and a v2 total was only a lower bound. The index is
  * exact:
  *
- * - It is written at fold time (engine/fold.c calls sdb__tix_prepare and
- *   sdb__tix_write once per fold transaction), not at ingest, so that
+ * - It is written at fold time (engine/fold.c calls sdb__tix_prepare_keyed
+ *   and sdb__tix_write once per fold transaction), not at ingest, so that
  *   ingest pays nothing for it; the fold already holds every folded row's
  *   fixed part, which carries the trace hash and the ref (sorted on a
- *   thread of its own by prepare). The other keys are read from the
- *   records again (the fold keeps only fixed parts); a record's masks say
- *   whether it has any, so a score with none costs one look at them. The
+ *   thread of its own by prepare). The other keys the fold takes from
+ *   each record as it reads it (sdb__tix_rec_keys; sdb__tix_prepare
+ *   without them has sdb__tix_write read the records again); a record's
+ *   masks say whether it has any, so a score with none costs one look at
+ *   them. The
  *   rows past a project's fold mark (pending, which the fold drains) are
  *   walked at lookup, newest first and at most the list's scan cap of
  *   them (past it the answer is cut with a cursor): together the two
