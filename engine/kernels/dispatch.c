@@ -37,6 +37,7 @@ static const struct {
     K(unpack_dict), K(agg_dec),    K(unpack_ids),
     K(bits_pk),
     K(pct_count_f64),
+    K(sel_f64),
     K(slot_scatter), K(slot_bins),
 };
 #undef K

@@ -254,6 +254,13 @@ typedef struct sdb_kernels {
                           unsigned keep, size_t cap, uint64_t *below, uint64_t *upto,
                           uint64_t *got, double *out);
 
+    /* ---- values of the selected rows (exec.c's vals_batch; a block of its own) ---
+     * The values v[i] (doubles, unaligned) of the rows i < n whose bit is
+     * set in bits (bit i % 64 of bits[i / 64]), packed in row order into
+     * out[0..k); returns k. Writes only within out[0..n) (a SIMD table
+     * may write lanes past k there), so out needs room for n values. The
+     * bit pattern is copied (no arithmetic): -0.0 stays -0.0. */
+    size_t (*sel_f64)(const void *v, const uint64_t *bits, size_t n, double *out);
     /* ---- dense local slots (engine/exec.c's walk over many groups; a block
      * of its own) ---------------------------------------------------------
      * loc holds each row's local slot in loc_w bytes (1: a key's own
