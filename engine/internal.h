@@ -181,6 +181,7 @@ enum {
     SDB__DB_GONE,         /* project|ref → deleted row records not yet purged (engine/row.c) */
     SDB__DB_ATTRS,        /* segment key → the chunk's tags and properties as columns (engine/attrs.c) */
     SDB__DB_TRACES,       /* the trace index: sorted runs of (trace hash, ref) (engine/traceidx.c) */
+    SDB__DB_TNUM,         /* trace numbers: sorted runs of (trace hash, number) (engine/tracenum.c) */
     SDB__N_DBS
 };
 
@@ -804,6 +805,26 @@ int sdb__idx_flush(sdb__txn *t, sdb__idx *ix);
 int sdb__idx_check(sdb__txn *t, int (*on_problem)(void *ctx, const char *msg), void *ctx);
 /* Entries and runs in the index (stats). */
 int sdb__idx_stats(sdb__txn *t, uint64_t *out_entries, uint64_t *out_runs);
+
+/* ---------------------------------------------------------- trace numbers */
+
+/* Every distinct trace hash of the store has a number 1, 2, ... (0: no
+ * trace), given by the fold in its write transaction (engine/tracenum.c);
+ * the trace column of a segment holds numbers. */
+
+/* The numbers of h[0..n) into out[0..n) (0 for a hash of 0), numbering
+ * hashes the map does not hold yet in the order of their first row, and
+ * writing them to the map (write txn). SDB_OK, SDB_ENOMEM, SDB_ECORRUPT
+ * (a bad run), SDB_ELIMIT (past 2^32 - 1 traces) or an LMDB code. */
+int sdb__tnum_assign(sdb__txn *t, const uint64_t *h, size_t n, uint32_t *out);
+/* The number of hash h (0 for h = 0), or SDB_ENOTFOUND. */
+int sdb__tnum_lookup(sdb__txn *t, uint64_t h, uint32_t *out);
+/* How many numbers have been given (the largest). */
+int sdb__tnum_count(sdb__txn *t, uint64_t *out);
+/* Entries and runs of the map (stats, tests). */
+int sdb__tnum_stats(sdb__txn *t, uint64_t *out_entries, uint64_t *out_runs);
+/* Entries of the largest run a merge writes; tests lower it. */
+extern uint32_t sdb__tnum_merge_max;
 
 /* ------------------------------------------------------------ tombstones */
 
