@@ -374,9 +374,12 @@ static int traceset_densify(sdb__traceset *s, bool *out, uint64_t *out_words)
 static int traceset_compact(sdb__traceset *s, bool parallel)
 {
     if (s->bits) return traceset_drain(s);
-    bool dense;
-    uint64_t words;
-    int rc = traceset_densify(s, &dense, &words);
+    /* A set below the first compaction's size stays a list: the scan for
+     * its largest value would cost a pass and rarely turn it (the
+     * final count of a small group). */
+    bool dense = false;
+    uint64_t words = 0;
+    int rc = s->n >= sdb__traceset_dense_at ? traceset_densify(s, &dense, &words) : SDB_OK;
     if (rc || dense) return rc;
     size_t k;
     rc = sdb__distinct_u64_par(s->v, s->n, &k, parallel);
