@@ -842,6 +842,27 @@ int sdb__answer_render(const sdb__query *q, const sdb__answer *a, char **out)
         sdb__buf_free(&pk);
         return SDB_ENOMEM;
     }
+    /* Every group's series has the same intervals (answer.c): their
+     * heads, ,{"t":"...","count":, are printed once, from the first
+     * group's, and copied into each group's (a point whose t differs
+     * prints its own). Date and time by hand per point were a sixth of
+     * the time of an answer of a thousand groups x 90 points. */
+    sdb__buf heads = {0};
+    uint32_t *heads_off = NULL, n_heads = 0;
+    if (q->interval_ms && a->n_groups > 1 && a->groups[0].n_series &&
+        /* 6 + 33 (a quoted time, sdb_time_format) + 9 bytes a head */
+        sdb__buf_reserve(&heads, (size_t)a->groups[0].n_series * 48) == SDB_OK &&
+        (heads_off = malloc(((size_t)a->groups[0].n_series + 1) * sizeof *heads_off))) {
+        const sdb__out_group *g0 = &a->groups[0];
+        for (uint32_t i = 0; i < g0->n_series; i++) {
+            heads_off[i] = (uint32_t)heads.len;
+            LIT(&heads, ",{\"t\":");
+            sdb__j_time(&heads, g0->series[i].t);
+            LIT(&heads, ",\"count\":");
+        }
+        heads_off[g0->n_series] = (uint32_t)heads.len;
+        n_heads = g0->n_series; /* reserved: no append above could fail */
+    }
     LIT(&b, "{\"as_of\":");
     if (a->as_of == INT64_MIN)
         LIT(&b, "null");
@@ -921,9 +942,14 @@ int sdb__answer_render(const sdb__query *q, const sdb__answer *a, char **out)
             LIT(&b, ",\"series\":[");
             for (uint32_t i = 0; i < g->n_series; i++) {
                 const sdb__point *p = &g->series[i];
-                sdb__j_raw(&b, i ? ",{\"t\":" : "{\"t\":");
-                sdb__j_time(&b, p->t);
-                LIT(&b, ",\"count\":");
+                if (i < n_heads && p->t == a->groups[0].series[i].t) {
+                    size_t at = heads_off[i] + (i == 0); /* the first has no comma */
+                    sdb__buf_add(&b, heads.p + at, heads_off[i + 1] - at);
+                } else {
+                    sdb__j_raw(&b, i ? ",{\"t\":" : "{\"t\":");
+                    sdb__j_time(&b, p->t);
+                    LIT(&b, ",\"count\":");
+                }
                 sdb__j_u64(&b, p->count);
                 stat_fields(&b, q->stats, &p->mom, numeric);
                 LIT(&b, "}");
@@ -934,6 +960,8 @@ int sdb__answer_render(const sdb__query *q, const sdb__answer *a, char **out)
     }
     LIT(&b, "]}");
     sdb__buf_free(&pk);
+    sdb__buf_free(&heads);
+    free(heads_off);
     if (sdb__buf_add(&b, "", 1)) {
         sdb__buf_free(&b);
         return SDB_ENOMEM;

@@ -1360,6 +1360,10 @@ Test(server, a_large_answer_arrives_whole_and_clients_leaving_mid_answer_cost_no
     cr_assert_gt(blen, 2u << 20, "%zu bytes", blen);
     cr_assert_eq(count_of(first.body, "\"key\":{\"trace_name\":"), 1500);
     cr_assert_eq(count_of(first.body, "{\"t\":\""), 1500 * 48);
+    /* Each group's series heads are the first group's, printed once. */
+    cr_assert_eq(count_of(first.body, "\"series\":[{\"t\":\"2099-12-30T00:00:00.000Z\",\"count\":"),
+                 1500);
+    cr_assert_eq(count_of(first.body, ",{\"t\":\"2099-12-31T23:00:00.000Z\",\"count\":"), 1500);
     cr_assert_eq(strcmp(first.body + blen - 3, "]}\n"), 0);
     const char *cl = strstr(first.raw, "Content-Length: ");
     cr_assert_not_null(cl, "%.300s", first.raw);
