@@ -225,12 +225,8 @@ void sdb__j_num(sdb__buf *b, double v)
 
 void sdb__j_u64(sdb__buf *b, uint64_t v)
 {
-    char tmp[24];
-    char *e = tmp + sizeof tmp - 1, *o = e;
-    *o = 0;
-    do *--o = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    sdb__buf_add(b, o, (size_t)(e - o));
+    if (sdb__buf_reserve(b, 20)) return;
+    b->len += u64_text(v, b->p + b->len);
 }
 
 void sdb__j_time(sdb__buf *b, int64_t ms)
