@@ -26,7 +26,18 @@
  *   (names, values, times, traces, dimensions) is byte-identical to what
  *   the generator wrote before it had them.
  *
- * Usage: gen [-n ROWS] [--ndjson PATH] [--csv PATH] [--ids none|uuid4|uuid7] [--info]
+ * Usage: gen [-n ROWS] [--ndjson PATH] [--csv PATH] [--ids none|uuid4|uuid7]
+ *            [--traces uniform|local] [--info]
+ * --traces says how a score picks its trace. uniform (the default, and
+ * what every stored benchmark file was made with) draws it from all the
+ * traces, so a trace's ~3.3 scores are spread over the 90 days and the
+ * names: almost no chunk repeats a trace. local draws it among the 17
+ * traces nearest the row's place in arrival order, so a trace's scores
+ * arrive together (their times then differ by the rows' own +-30 minutes
+ * of jitter), as with an application that scores each trace when it ends
+ * and judges that run right after. Same trace count, same
+ * dimensions per trace; only the rows' choice of trace (one draw either
+ * way) differs.
  * --ids gives every NDJSON score an "id" as clients send them: uuid4 random
  * (what every Langfuse SDK sends), uuid7 time-ordered (RFC 9562: 48 bits of
  * the row's arrival millisecond, then random bits). The ids come from a
@@ -47,6 +58,7 @@
 #define SPAN_MS (90 * DAY_MS)
 #define START_MS (END_MS - SPAN_MS)
 #define JITTER_MS 1800000LL
+#define LOCAL_SPAN 17 /* --traces local: the traces a row picks among */
 
 /* Score names in rank order: rank 1 is the most frequent. */
 static const char *const NAMES[N_NAMES] = {
@@ -334,7 +346,7 @@ static void put_uuid(out *o, uint64_t hi, uint64_t lo, int version, int64_t ms)
 static void usage(void)
 {
     fprintf(stderr, "usage: gen [-n ROWS] [--ndjson PATH|-] [--csv PATH] [--ids none|uuid4|uuid7] "
-                    "[--info]\n");
+                    "[--traces uniform|local] [--info]\n");
     exit(2);
 }
 
@@ -355,6 +367,7 @@ int main(int argc, char **argv)
     uint64_t n_rows = 10000000;
     const char *nd_path = NULL, *csv_path = NULL;
     int ids = 0; /* 0 none, 4 uuid4, 7 uuid7 */
+    int local = 0; /* --traces: 0 uniform, 1 local */
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
@@ -370,6 +383,11 @@ int main(int argc, char **argv)
             const char *v = argv[++i];
             ids = !strcmp(v, "none") ? 0 : !strcmp(v, "uuid4") ? 4 : !strcmp(v, "uuid7") ? 7 : -1;
             if (ids < 0)
+                usage();
+        } else if (strcmp(argv[i], "--traces") == 0 && i + 1 < argc) {
+            const char *v = argv[++i];
+            local = !strcmp(v, "uniform") ? 0 : !strcmp(v, "local") ? 1 : -1;
+            if (local < 0)
                 usage();
         } else if (strcmp(argv[i], "--info") == 0) {
             print_info();
@@ -456,7 +474,17 @@ int main(int argc, char **argv)
             ts = END_MS - 1;
 
         /* Trace and the dimensions that belong to it. */
-        uint64_t trace = next_below(n_traces);
+        uint64_t trace;
+        if (local) {
+            /* Among the LOCAL_SPAN traces around the row's place. */
+            uint64_t mid = r * n_traces / n_rows;
+            uint64_t lo = mid > LOCAL_SPAN / 2 ? mid - LOCAL_SPAN / 2 : 0;
+            trace = lo + next_below(LOCAL_SPAN);
+            if (trace >= n_traces)
+                trace = n_traces - 1;
+        } else {
+            trace = next_below(n_traces);
+        }
         uint64_t th = mix64(trace ^ 0x7ace7ace7aceULL);
         int model = (int)(th % 8);
         int prompt = (int)((th >> 8) % 20);

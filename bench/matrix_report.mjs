@@ -10,14 +10,27 @@
 // between <!-- matrix:MODE --> and <!-- /matrix:MODE -->, or is appended,
 // so that `make bench` leaves latest.md pointing at the matrix it just ran.
 //
-// Usage: node matrix_report.mjs --scoredb F --duckdb F --rows N [--out F.md] [--mode http]
+// --scoredb takes one run or several, comma-separated (F1,F2,F3): each
+// cell's scoredb time is then the median of the runs' medians (the machine
+// is shared, and one run can catch a writeback or a neighbour), and the
+// answer is the first run's.
+//
+// Usage: node matrix_report.mjs --scoredb F[,F...] --duckdb F --rows N [--out F.md] [--mode http]
 //        [--load "1.0 0.9 0.8"] [--latest results/latest.md]
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 
 const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
-const sdb = JSON.parse(readFileSync(args.scoredb, 'utf8'));
+const runs = args.scoredb.split(',').map((f) => JSON.parse(readFileSync(f, 'utf8')));
+const sdb = runs[0];
+if (runs.length > 1) {
+  for (const [id, s] of Object.entries(sdb.queries)) {
+    const ms = runs.map((r) => r.queries[id]).filter((q) => q && !q.error).map((q) => q.ms)
+      .sort((a, b) => a - b);
+    if (ms.length) s.ms = ms[ms.length >> 1];
+  }
+}
 const duck = JSON.parse(readFileSync(args.duckdb, 'utf8'));
 const dq = duck.threads['2'] || duck.threads[2];
 

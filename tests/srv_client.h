@@ -8,6 +8,7 @@
 #define SDB_TEST_SRV_CLIENT_H
 
 #include "server.h"
+#include "bounds.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -73,7 +74,7 @@ static inline int connect_to(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_geq(fd, 0);
-    struct timeval tv = {5, 0};
+    struct timeval tv = {SDB_BOUND_S(5), 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     struct sockaddr_in a;

@@ -7,6 +7,7 @@
  */
 #include "compat.h"
 #include "server.h"
+#include "bounds.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -102,7 +103,7 @@ static resp req_n(uint16_t port, const char *method, const char *path, const cha
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_geq(fd, 0);
-    struct timeval tv = {5, 0};
+    struct timeval tv = {SDB_BOUND_S(5), 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     struct sockaddr_in a;

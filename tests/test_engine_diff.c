@@ -38,6 +38,7 @@
 #include "scoredb.h"
 #include "query.h" /* sdb__distinct_u64, sdb__traceset; internal.h: dictionaries */
 #include "xorshift.h"
+#include "bounds.h"
 
 #define BASE_MS 1767225600000ll /* 2026-01-01T00:00:00Z */
 #define DAY 86400000ll
@@ -984,7 +985,7 @@ static void run_round(int round, int n_queries)
     run_round_sized(round, n_queries, 0);
 }
 
-Test(engine_diff, random_scores_and_queries_match_the_reference, .timeout = 240)
+Test(engine_diff, random_scores_and_queries_match_the_reference, .timeout = SDB_BOUND_S(240))
 {
     const char *kernels = getenv("SDB_KERNELS");
     (void)kernels;
@@ -994,7 +995,7 @@ Test(engine_diff, random_scores_and_queries_match_the_reference, .timeout = 240)
 /* Every filter kind x every group-by kind x every output, on stores of
  * both bucket widths, with dimension columns of every width, and with a
  * handful of rows (empty and single-row groups). */
-Test(engine_diff, the_whole_query_matrix_matches_the_reference, .timeout = 240)
+Test(engine_diff, the_whole_query_matrix_matches_the_reference, .timeout = SDB_BOUND_S(240))
 {
     /* 1, 3: plain; 2: 2-byte prompt versions; 5: no model; 7: 4-byte
      * models; 11: 4-byte prompt versions; 14, 21: a few rows. */
@@ -1011,7 +1012,7 @@ Test(engine_diff, the_whole_query_matrix_matches_the_reference, .timeout = 240)
  * batches), groups of hundreds of values (bucketed percentiles), with
  * plain, padded (300: still direct codes for two keys, not for three)
  * and 65600-entry dictionaries. */
-Test(engine_diff, the_query_matrix_on_multi_batch_segments_matches_the_reference, .timeout = 240)
+Test(engine_diff, the_query_matrix_on_multi_batch_segments_matches_the_reference, .timeout = SDB_BOUND_S(240))
 {
     static const int rounds[] = {1, 2, 17};
     sweep_mode = 1;
@@ -1031,7 +1032,7 @@ Test(engine_diff, the_query_matrix_on_multi_batch_segments_matches_the_reference
 /* Thousands of rows and trace ids: the selected trace hashes of a group
  * run past the distinct counter's unpartitioned size (1024), with few
  * repeats (20000 ids) or many (1500 ids). */
-Test(engine_diff, large_trace_sets_match_the_reference, .timeout = 240)
+Test(engine_diff, large_trace_sets_match_the_reference, .timeout = SDB_BOUND_S(240))
 {
     static const int ids[] = {20000, 1500, 20000, 1500};
     for (int round = 0; round < 4; round++) {
@@ -1048,7 +1049,7 @@ Test(engine_diff, large_trace_sets_match_the_reference, .timeout = 240)
  * histograms, label counts, trace sets, percentile values) crosses a
  * merge, and each answer is checked against the reference and against
  * itself run again. */
-Test(engine_diff, the_query_matrix_split_into_parts_matches_the_reference, .timeout = 240)
+Test(engine_diff, the_query_matrix_split_into_parts_matches_the_reference, .timeout = SDB_BOUND_S(240))
 {
     static const int rounds[] = {1, 5, 14};
     sdb__par_min_rows = 1;
@@ -1083,7 +1084,7 @@ Test(engine_diff, the_query_matrix_split_into_parts_matches_the_reference, .time
  * same trace ids recur across segments and parts) and, with
  * sdb__par_min_rows at 1, every set counted by the parallel path. A
  * dropped partition or a merge that skips a part's hashes fails it. */
-Test(engine_diff, trace_sets_past_every_partition_and_compaction_match_the_reference, .timeout = 240)
+Test(engine_diff, trace_sets_past_every_partition_and_compaction_match_the_reference, .timeout = SDB_BOUND_S(240))
 {
     static const int ids[] = {20000, 1500, 300};
     sdb__par_max_load = 0; /* helpers (and the chunked count) whatever the load */
@@ -1571,7 +1572,7 @@ static int cmp_d_total(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-Test(engine_diff, percentiles_of_large_groups_match_sorting, .timeout = 240)
+Test(engine_diff, percentiles_of_large_groups_match_sorting, .timeout = SDB_BOUND_S(240))
 {
     char dir[] = "/tmp/sdb_pctbig_XXXXXX";
     cr_assert_not_null(mkdtemp(dir));

@@ -432,7 +432,7 @@ Test(server, nul_bytes_are_refused_on_every_native_route)
 /* The reply lists every id in order; building it was quadratic (each id
  * appended with a realloc to the exact size: over 120 s for 100k ids under
  * ASan). This test completing inside the suite is the bound. */
-Test(server, an_ingest_of_100k_scores_answers_every_id_in_order, .timeout = 120)
+Test(server, an_ingest_of_100k_scores_answers_every_id_in_order, .timeout = SDB_BOUND_S(120))
 {
     srv v;
     start(&v, 0);
@@ -886,7 +886,7 @@ static void *work(void *arg)
     return NULL;
 }
 
-Test(server, concurrent_ingest_and_query_lose_no_acknowledged_score, .timeout = 60)
+Test(server, concurrent_ingest_and_query_lose_no_acknowledged_score, .timeout = SDB_BOUND_S(60))
 {
     srv v;
     start(&v, 0);
@@ -999,7 +999,7 @@ static resp ingest_chunked(uint16_t port, int n)
 /* A chunked body grows from malloc'd memory into pages of its own past
  * 1 MiB (http.c body_resize: malloc, then mmap, then mremap): the whole
  * body arrives intact, every score stored. */
-Test(server, a_chunked_body_past_1_mib_is_stored_whole, .timeout = 60)
+Test(server, a_chunked_body_past_1_mib_is_stored_whole, .timeout = SDB_BOUND_S(60))
 {
     srv v;
     start(&v, 0);
@@ -1029,7 +1029,7 @@ Test(server, a_chunked_body_past_1_mib_is_stored_whole, .timeout = 60)
  * set it), these 20 queries cost 23,702 page faults, 436 now (the worst
  * cell of the 10M HTTP matrix lost a quarter of its server CPU to them).
  * The answers stay the same bytes. */
-Test(server, repeated_queries_reuse_their_scratch_instead_of_faulting_it_in, .timeout = 60)
+Test(server, repeated_queries_reuse_their_scratch_instead_of_faulting_it_in, .timeout = SDB_BOUND_S(60))
 {
     /* The store is filled before the server starts, so that the server's
      * threads begin with heaps of their own that only queries have used
@@ -1096,7 +1096,7 @@ Test(server, repeated_queries_reuse_their_scratch_instead_of_faulting_it_in, .ti
  * is idle for a whole tick, once per idle spell, and never while requests
  * keep coming (scoredb_heap_trims_total counts the trims; reading it is a
  * request too). */
-Test(server, free_heap_goes_back_once_idle_and_not_while_busy, .timeout = 60)
+Test(server, free_heap_goes_back_once_idle_and_not_while_busy, .timeout = SDB_BOUND_S(60))
 {
     srv v;
     start(&v, 0);
@@ -1209,7 +1209,7 @@ static void *conc_work(void *arg)
  * times in their own orders with the cache off, on a server with fewer
  * HTTP threads than clients: every answer is byte for byte what the
  * engine answers in process (plus the newline), the large one too. */
-Test(server, concurrent_keep_alive_queries_answer_what_the_engine_answers, .timeout = 120)
+Test(server, concurrent_keep_alive_queries_answer_what_the_engine_answers, .timeout = SDB_BOUND_S(120))
 {
     srv v;
     sdb_server_opts o;

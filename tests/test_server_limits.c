@@ -180,7 +180,10 @@ Test(limits, healthz_answers_when_slow_clients_outnumber_the_reserve)
     double dt = now_s() - t0;
     cr_assert_eq(r.status, 200, "%s", r.raw);
     resp_free(&r);
-    cr_assert_lt(dt, 3.0, "answered after %.2f s", dt);
+    /* The failure this guards against is the 10 s wait above; 6 s leaves
+     * room for a loaded machine (3.02 s was seen at load 16) and still
+     * tells the two apart. */
+    cr_assert_lt(dt, 6.0, "answered after %.2f s", dt);
     cr_assert_gt(metric(v.port, "scoredb_http_cut_total{reason=\"full\"}"), 0);
     for (int i = 0; i < 30; i++) close(held[i]);
     stop(&v);
@@ -453,7 +456,7 @@ static void rm_ingest(const char *dir, const char *file)
  * metadata used to fill 20,000-line chunks (481 MiB peak RSS on this
  * 120 MB file before, 210 MiB after, of which about 125 MiB are the
  * store's file pages). */
-Test(limits, cli_ingest_of_wide_lines_stays_under_320_mib, .timeout = 120)
+Test(limits, cli_ingest_of_wide_lines_stays_under_320_mib, .timeout = SDB_BOUND_S(120))
 {
     char dir[] = "/tmp/sdb_wide_XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
@@ -481,7 +484,7 @@ Test(limits, cli_ingest_of_wide_lines_stays_under_320_mib, .timeout = 120)
 
 /* A line over 16 MiB is an error for its line, skipped without being held;
  * the lines around it are stored. */
-Test(limits, cli_ingest_refuses_a_line_over_16_mib_and_keeps_the_rest, .timeout = 60)
+Test(limits, cli_ingest_refuses_a_line_over_16_mib_and_keeps_the_rest, .timeout = SDB_BOUND_S(60))
 {
     char dir[] = "/tmp/sdb_long_XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
