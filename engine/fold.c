@@ -50,6 +50,9 @@ typedef struct fold_ctx {
      * a write, which may move the records the bytes were read from). */
     sdb__buf araw, awords;
     size_t *aoff;
+    /* The trace index's keys that only the records hold (sessions,
+     * observations, ...), taken as each record is read. */
+    sdb__tix_keys tkeys;
 } fold_ctx;
 
 int sdb__folded_of(sdb__txn *t, uint32_t project, uint64_t *out)
@@ -92,12 +95,16 @@ static int take_project(sdb__txn *t, fold_ctx *c, uint32_t project, int64_t wm, 
             *fx = row.fx;
             if (fx->ingested > wm) break;
             c->aoff[*n] = c->araw.len;
-            if ((rc = sdb__attrs_raw_add(&row, &c->araw))) break;
+            if ((rc = sdb__attrs_raw_add(&row, &c->araw)) ||
+                (rc = sdb__tix_rec_keys(val.p, val.len, &row, fx->ref, &c->tkeys)))
+                break;
         } else {
             if ((rc = sdb__row_fixed(val.p, val.len, fx))) break;
             if (fx->ingested > wm) break;
             c->aoff[*n] = c->araw.len;
-            if ((rc = sdb__attrs_raw_rec(val.p, val.len, &c->araw))) break; /* no lists */
+            if ((rc = sdb__attrs_raw_rec(val.p, val.len, &c->araw)) || /* no lists */
+                (rc = sdb__tix_rec_keys(val.p, val.len, NULL, fx->ref, &c->tkeys)))
+                break;
         }
         *out_last = fx->ref;
         ++*n;
@@ -224,6 +231,7 @@ static int group_rows(fold_ctx *c, uint32_t n, group **out_groups, uint32_t *out
 typedef struct tix_job {
     const sdb__fixed *rows;
     uint32_t n;
+    const sdb__tix_keys *keys;
     sdb__tix_prep *prep;
     int rc;
 } tix_job;
@@ -231,7 +239,7 @@ typedef struct tix_job {
 static void *tix_prepare_job(void *arg)
 {
     tix_job *j = arg;
-    j->rc = sdb__tix_prepare(j->rows, j->n, &j->prep);
+    j->rc = sdb__tix_prepare_keyed(j->rows, j->n, j->keys, &j->prep);
     return NULL;
 }
 
@@ -273,6 +281,7 @@ static int fold_txn(sdb__txn *t, void *arg)
     int64_t wm = c->watermark;
     if (rc == SDB_OK && sdb__key_ts(old_wm) > wm) wm = sdb__key_ts(old_wm);
     c->araw.len = 0; /* a retried txn starts again */
+    c->tkeys.n = 0;
 
     /* The projects' visible rows, copied out (the map may move once we
      * write), one project after another until the slice is full. */
@@ -317,7 +326,7 @@ static int fold_txn(sdb__txn *t, void *arg)
     uint32_t n_g = 0, big = 0;
     sdb__arow *arows = NULL;
     /* c->rows is only read from here until the join. */
-    tix_job tj = {c->rows, n, NULL, SDB_OK};
+    tix_job tj = {c->rows, n, &c->tkeys, NULL, SDB_OK};
     pthread_t tix_th;
     int tix_threaded = rc == SDB_OK && n >= TIX_THREAD_ROWS &&
                        pthread_create(&tix_th, NULL, tix_prepare_job, &tj) == 0;
@@ -417,6 +426,7 @@ int sdb_store_fold(sdb_store *s, int64_t watermark_ms, uint64_t *out_pending)
     free(c.aoff);
     sdb__buf_free(&c.araw);
     sdb__buf_free(&c.awords);
+    free(c.tkeys.v);
     if (rc == SDB_OK && out_pending) rc = sdb_store_watermark(s, NULL, out_pending);
     return rc;
 }

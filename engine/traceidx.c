@@ -9,13 +9,15 @@
  * silently missed, and a v2 total was only a lower bound. The index is
  * exact:
  *
- * - It is written at fold time (engine/fold.c calls sdb__tix_prepare and
- *   sdb__tix_write once per fold transaction), not at ingest, so that
+ * - It is written at fold time (engine/fold.c calls sdb__tix_prepare_keyed
+ *   and sdb__tix_write once per fold transaction), not at ingest, so that
  *   ingest pays nothing for it; the fold already holds every folded row's
  *   fixed part, which carries the trace hash and the ref (sorted on a
- *   thread of its own by prepare). The other keys are read from the
- *   records again (the fold keeps only fixed parts); a record's masks say
- *   whether it has any, so a score with none costs one look at them. The
+ *   thread of its own by prepare). The other keys the fold takes from
+ *   each record as it reads it (sdb__tix_rec_keys; sdb__tix_prepare
+ *   without them has sdb__tix_write read the records again); a record's
+ *   masks say whether it has any, so a score with none costs one look at
+ *   them. The
  *   rows past a project's fold mark (pending, which the fold drains) are
  *   walked at lookup, newest first and at most the list's scan cap of
  *   them (past it the answer is cut with a cursor): together the two
@@ -67,9 +69,7 @@
 #define BLK_HEAD 10u   /* hash-delta width, ref width (u8 each), smallest ref (u64) */
 #define PAD 8u         /* after the payload, so that a bit read may load 8 bytes */
 
-typedef struct tent {
-    uint64_t h, ref;
-} tent;
+typedef sdb__tix_ent tent;
 
 /* One stored run as its reader sees it, in either version. */
 typedef struct run_view {
@@ -477,10 +477,7 @@ static int ensure_base(sdb__txn *t, const char *prefix, uint32_t project)
     return sdb__meta_put_project(t, prefix, project, folded + 1);
 }
 
-typedef struct tvec {
-    tent *v;
-    size_t n, cap;
-} tvec;
+typedef sdb__tix_keys tvec;
 
 static int tvec_push(tvec *v, uint64_t h, uint64_t ref)
 {
@@ -540,6 +537,16 @@ static int record_keys(sdb__txn *t, uint32_t project, uint64_t first, uint64_t l
     return rc == SDB_ENOTFOUND ? SDB_OK : rc;
 }
 
+int sdb__tix_rec_keys(const void *rec, size_t len, const sdb__row *row, uint64_t ref,
+                      sdb__tix_keys *k)
+{
+    if (row) return row_keys(row, ref, k);
+    if (!rec_may_have_keys(rec, len)) return SDB_OK;
+    sdb__row r;
+    int rc = sdb__row_decode_noid(rec, len, &r);
+    return rc ? rc : row_keys(&r, ref, k);
+}
+
 /* One project's span of the prepared entries, and its rows' refs. */
 typedef struct tix_span {
     uint32_t project, start, n;
@@ -550,6 +557,7 @@ struct sdb__tix_prep {
     tent *e;
     tix_span *spans;
     size_t n_spans;
+    int keyed; /* the spans hold the record keys too (sdb__tix_prepare_keyed) */
 };
 
 void sdb__tix_prep_free(sdb__tix_prep *p)
@@ -562,11 +570,19 @@ void sdb__tix_prep_free(sdb__tix_prep *p)
 
 int sdb__tix_prepare(const sdb__fixed *rows, uint32_t n, sdb__tix_prep **out)
 {
+    return sdb__tix_prepare_keyed(rows, n, NULL, out);
+}
+
+int sdb__tix_prepare_keyed(const sdb__fixed *rows, uint32_t n, const sdb__tix_keys *k,
+                           sdb__tix_prep **out)
+{
     *out = NULL;
+    size_t nk = k ? k->n : 0, kj = 0, all = n + nk;
     sdb__tix_prep *p = calloc(1, sizeof *p);
-    tent *tmp = malloc((n ? n : 1) * sizeof *tmp);
+    tent *tmp = malloc((all ? all : 1) * sizeof *tmp);
     size_t cap = 0;
-    int rc = p && tmp && (p->e = malloc((n ? n : 1) * sizeof *p->e)) ? SDB_OK : SDB_ENOMEM;
+    int rc = p && tmp && (p->e = malloc((all ? all : 1) * sizeof *p->e)) ? SDB_OK : SDB_ENOMEM;
+    if (p) p->keyed = k != NULL;
     uint64_t none = sdb__tix_key(SDB__TIX_NOTRACE, "", 0, NULL, 0);
     /* The fold takes each project's rows in one ref-ordered span. */
     for (uint32_t i = 0, w = 0; rc == SDB_OK && i < n;) {
@@ -575,6 +591,8 @@ int sdb__tix_prepare(const sdb__fixed *rows, uint32_t n, sdb__tix_prep **out)
         for (; i < n && rows[i].project == project; i++) {
             p->e[w++] = (tent){rows[i].trace ? rows[i].trace : none, rows[i].ref}; /* 0: no trace */
             last = rows[i].ref;
+            /* Refs are unique in the store, so a key is its row's. */
+            while (kj < nk && k->v[kj].ref == rows[i].ref) p->e[w++] = k->v[kj++];
         }
         if (p->n_spans == cap) {
             cap = cap ? 2 * cap : 4;
@@ -592,6 +610,7 @@ int sdb__tix_prepare(const sdb__fixed *rows, uint32_t n, sdb__tix_prep **out)
         if (w > start) sdb__hash_sort(p->e + start, w - start, sizeof *p->e, cmp_tent, tmp);
     }
     free(tmp);
+    if (rc == SDB_OK && kj != nk) rc = SDB_EINVAL; /* a key of no row, or out of order */
     if (rc) {
         sdb__tix_prep_free(p);
         return rc;
@@ -613,9 +632,9 @@ int sdb__tix_write(sdb__txn *t, const sdb__tix_prep *p)
             break;
         if (!sp->n) continue;
         /* The keys only the records hold, sorted, merged with the
-         * prepared ones into the span's run. */
+         * prepared ones into the span's run (keyed: sorted in already). */
         x.n = 0;
-        if ((rc = record_keys(t, sp->project, sp->first, sp->last, &x))) break;
+        if (!p->keyed && (rc = record_keys(t, sp->project, sp->first, sp->last, &x))) break;
         if (!x.n) {
             rc = write_run(t, sp->project, p->e + sp->start, sp->n);
             continue;

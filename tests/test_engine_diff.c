@@ -1482,11 +1482,13 @@ Test(engine_diff, bucketed_percentiles_equal_quickselect_on_every_distribution)
     static const double P11[] = {0, 0.1, 1, 25, 50, 50, 90, 99, 99.9, 100, 33.333};
     static const double P3[] = {99, 50, 90};
     uint64_t r = 99;
-    /* n crosses 256 (buckets) and 32768 (the radix buckets of the keys'
-     * top bits, with their buckets ranked again inside). */
+    /* n crosses 256 (buckets), 8192 (ranks_by_buckets' kept bucket ids
+     * end: past it each value's bucket is computed again in the copy
+     * pass) and 32768 (the sampled select). */
     for (int ps = 0; ps < 2; ps++)
     for (int mode = 0; mode < 16; mode++)
-        for (size_t n = 1; n < 100000; n = n < 2000 ? n * 3 + 1 : n < 32768 ? 32768 : n + 20011) {
+        for (size_t n = 1; n < 100000;
+             n = n < 2000 ? n * 3 + 1 : n < 9000 ? 9000 : n < 20000 ? 20000 : n < 32768 ? 32768 : n + 20011) {
             const double *P = ps ? P3 : P11;
             const uint32_t np = ps ? 3 : 11;
             double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
@@ -1619,11 +1621,26 @@ Test(engine_diff, percentiles_of_large_groups_match_sorting, .timeout = SDB_BOUN
         sdb__par_min_rows = parts ? 1 : SDB__PAR_MIN_ROWS;
         sdb__par_parts = parts ? 3 : 0;
         for (int pi = 0; pi < 3; pi++)
-            for (int vf = 0; vf < 2; vf++) {
-                /* vf: a value filter that keeps some of every chunk kind */
-                char qs[256];
-                snprintf(qs, sizeof qs, "{\"name\":\"big\",%s\"group_by\":[\"model\"],\"percentiles\":%s}",
-                         vf ? "\"where\":{\"value\":{\"gte\":-0.25,\"lte\":0.75}}," : "", PS[pi]);
+            for (int vf = 0; vf < 3; vf++)
+            for (int sh = 0; sh < 4; sh++) {
+                /* vf: none, a value filter that keeps some of every chunk
+                 * kind, a time range that starts and ends inside chunks;
+                 * sh: the default stats (the bitmap path's scatter and
+                 * stat kernels), a count only (its walk through write
+                 * pointers, lists growing past one array), one model
+                 * grouped by model (one local slot), one model and no
+                 * group_by (one group packed straight into its list) */
+                char qs[384];
+                static const char *const VF[3] = {
+                    "", "\"where\":{\"value\":{\"gte\":-0.25,\"lte\":0.75}},",
+                    "\"from\":1767235600000,\"to\":1767325600000,"};
+                if (sh < 2)
+                    snprintf(qs, sizeof qs, "{\"name\":\"big\",%s%s\"group_by\":[\"model\"],\"percentiles\":%s}",
+                             VF[vf], sh ? "\"stats\":[\"count\"]," : "", PS[pi]);
+                else /* the model filter's where carries the value filter */
+                    snprintf(qs, sizeof qs, "{\"name\":\"big\",\"stats\":[\"count\"],%s\"where\":{\"model\":[\"gpt-4o\"]%s},%s\"percentiles\":%s}",
+                             vf == 2 ? VF[2] : "", vf == 1 ? ",\"value\":{\"gte\":-0.25,\"lte\":0.75}" : "",
+                             sh == 2 ? "\"group_by\":[\"model\"]," : "", PS[pi]);
                 char *out = NULL;
                 cr_assert_eq(sdb_query_json(s, 0, qs, strlen(qs), &out, err, sizeof err), SDB_OK, "%s", err);
                 json_error_t je;
@@ -1636,13 +1653,22 @@ Test(engine_diff, percentiles_of_large_groups_match_sorting, .timeout = SDB_BOUN
                 json_array_foreach(groups, gi, g)
                 {
                     const char *model = json_string_value(json_object_get(json_object_get(g, "key"), "model"));
-                    int want_g = -1;
+                    int want_g = sh == 3 ? 0 : -1;
                     for (int k = 0; k < 3; k++)
                         if (model && !strcmp(model, MODELS[1 + k])) want_g = k;
+                    if (sh == 3) model = "(all)";
                     cr_assert(want_g >= 0, "group %s\n%s", model ? model : "(none)", qs);
+                    cr_assert(sh < 2 || want_g == 0, "group %s past the model filter\n%s", model, qs);
                     size_t n = 0;
-                    for (int i = 0; i < N; i++)
-                        if (grp[i] == want_g && (!vf || (val[i] >= -0.25 && val[i] <= 0.75))) sorted[n++] = val[i];
+                    for (int i = 0; i < N; i++) {
+                        long long t = BASE_MS + (long long)i * 1000;
+                        if (grp[i] == want_g && (vf != 1 || (val[i] >= -0.25 && val[i] <= 0.75)) &&
+                            (vf != 2 || (t >= 1767235600000ll && t < 1767325600000ll)))
+                            sorted[n++] = val[i];
+                    }
+                    json_t *cnt = json_object_get(g, "count");
+                    cr_assert(!cnt || json_integer_value(cnt) == (json_int_t)n, "%s group %s: count %lld, want %zu", qs,
+                              model, (long long)json_integer_value(cnt), n);
                     if (n == 0) continue; /* emptied by the filter: no group, or no percentiles */
                     seen++;
                     qsort(sorted, n, sizeof *sorted, cmp_d_total);
@@ -1661,7 +1687,7 @@ Test(engine_diff, percentiles_of_large_groups_match_sorting, .timeout = SDB_BOUN
                                   model, key, got, want, n, parts);
                     }
                 }
-                cr_assert(seen >= 2, "%s: %d groups checked", qs, seen);
+                cr_assert(seen >= (sh >= 2 ? 1 : 2), "%s: %d groups checked", qs, seen);
                 json_decref(a);
                 free(out);
             }

@@ -1618,3 +1618,74 @@ static void pct_count_matches(const sdb_kernels *k)
 
 Test(kernels, avx2_pct_count_matches_scalar) { pct_count_matches(need("avx2")); }
 Test(kernels, avx512_pct_count_matches_scalar) { pct_count_matches(need("avx512")); }
+
+/* ---- values of the selected rows: sel_f64 -------------------------------- */
+
+Test(kernels, scalar_sel_f64_packs_the_selected_values_in_row_order)
+{
+    double v[70];
+    for (int i = 0; i < 70; i++) v[i] = i + 0.5;
+    v[3] = -0.0;
+    uint64_t bits[2] = {(1ull << 1) | (1ull << 3) | (1ull << 63), (1ull << 5)};
+    double out[70];
+    size_t k = S->sel_f64(v, bits, 70, out);
+    cr_assert_eq(k, 4, "selected %zu", k);
+    cr_expect(out[0] == 1.5 && out[1] == 0 && signbit(out[1]) && out[2] == 63.5 && out[3] == 69.5,
+              "packed %g %g %g %g", out[0], out[1], out[2], out[3]);
+    uint64_t none[2] = {0, 0};
+    cr_expect_eq(S->sel_f64(v, none, 70, out), 0);
+    cr_expect_eq(S->sel_f64(v, bits, 0, out), 0);
+}
+
+/* Every SIMD table against scalar: every length of the sweep, unaligned
+ * starts, selections of every density (none, sparse, half, dense, all,
+ * whole empty words), values with both zeros; the count and the packed
+ * values bit for bit, and nothing written at or past out[n]. */
+static void sel_f64_matches(const sdb_kernels *k)
+{
+    uint64_t s = 0x51ed270b27e1d4b3ull;
+    size_t nmax = lengths[N_LENGTHS - 1];
+    unsigned char *col = malloc(8 * nmax + 8);
+    uint64_t *bits = malloc(((nmax + 63) / 64 + 1) * sizeof *bits);
+    double *o1 = malloc((nmax + 8) * sizeof *o1), *o2 = malloc((nmax + 8) * sizeof *o2);
+    for (int r = 0; r < 12; r++)
+        for (size_t li = 0; li < N_LENGTHS; li++)
+            for (size_t off = 0; off < 8; off += 3) {
+                size_t n = lengths[li], nw = (n + 63) / 64;
+                for (size_t i = 0; i < n; i++) {
+                    uint64_t u = rng_next(&s);
+                    double x = u % 5 == 0 ? (u & 8 ? 0.0 : -0.0) : rng_unit(&s) * 2 - 1;
+                    memcpy(col + off + 8 * i, &x, 8);
+                }
+                unsigned dens = r % 6; /* 0 none, 1 1/16, 2 1/2, 3 15/16, 4 all, 5 mixed words */
+                for (size_t w = 0; w < nw; w++) {
+                    uint64_t a = rng_next(&s), b = rng_next(&s), c = rng_next(&s), d = rng_next(&s);
+                    uint64_t word = dens == 0   ? 0
+                                    : dens == 1 ? a & b & c & d
+                                    : dens == 2 ? a
+                                    : dens == 3 ? a | b | c | d
+                                    : dens == 4 ? ~0ull
+                                                : (w % 3 == 0 ? 0 : w % 3 == 1 ? ~0ull : a & b);
+                    bits[w] = word;
+                }
+                if (n % 64) bits[nw - 1] &= (1ull << (n % 64)) - 1;
+                for (size_t i = 0; i < nmax + 8; i++) o1[i] = o2[i] = 7.25;
+                size_t k1 = k->sel_f64(col + off, bits, n, o1);
+                size_t k2 = S->sel_f64(col + off, bits, n, o2);
+                size_t want = 0;
+                for (size_t w = 0; w < nw; w++) want += (size_t)__builtin_popcountll(bits[w]);
+                CHECK(k1 == k2 && k2 == want, "%s sel_f64 n %zu off %zu density %u: %zu, scalar %zu, bits %zu",
+                      k->name, n, off, dens, k1, k2, want);
+                CHECK(memcmp(o1, o2, k2 * sizeof *o1) == 0, "%s sel_f64 n %zu off %zu: values differ", k->name,
+                      n, off);
+                for (size_t i = n; i < nmax + 8; i++)
+                    CHECK(o1[i] == 7.25 && o2[i] == 7.25, "%s sel_f64 n %zu wrote out[%zu]", k->name, n, i);
+            }
+    free(o1);
+    free(o2);
+    free(bits);
+    free(col);
+}
+
+Test(kernels, avx2_sel_f64_matches_scalar) { sel_f64_matches(need("avx2")); }
+Test(kernels, avx512_sel_f64_matches_scalar) { sel_f64_matches(need("avx512")); }

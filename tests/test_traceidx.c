@@ -525,3 +525,128 @@ Test(traceidx, version_1_runs_are_read_and_merged_into_version_2)
     }
     free(rows);
 }
+
+/* The keys only the records hold (session, observation, dataset run,
+ * config, the indexed property queue_id), which the fold now takes as it
+ * reads each record once instead of the index reading the records again:
+ * against a plain reference of which ref carries which key, over two
+ * projects ingested in turns (their ref ranges interleave), records with
+ * lists (decoded whole by the fold) and without (only their masks looked
+ * at), keys on some rows and not others, folded in slices of 29 rows.
+ * Every key of every kind must list exactly its refs, none missing, none
+ * extra (no score is replaced: every entry is live). */
+#define RK_ROWS 1200
+#define RK_KEYS 7
+Test(traceidx, record_keys_taken_by_the_fold_list_exactly_their_rows)
+{
+    static const char *const field[] = {"session_id", "observation_id", "dataset_run_id",
+                                        "config_id", "queue_id"};
+    static const int kind[] = {SDB__TIX_SESSION, SDB__TIX_OBS, SDB__TIX_RUN, SDB__TIX_CONFIG,
+                               SDB__TIX_PROP};
+    enum { NF = 5 };
+    /* key[r][f]: the key index row r carries in field f, or -1. */
+    static int key[RK_ROWS][NF];
+    static uint32_t proj[RK_ROWS];
+    sdb__fold_slice = 29;
+    uint64_t ref = 0;
+    for (int r = 0; r < RK_ROWS;) {
+        uint32_t project = (uint32_t)(rnd() % 2);
+        sdb_batch *b;
+        cr_assert_eq(sdb_batch_new(&b), SDB_OK);
+        int k = 1 + (int)(rnd() % 40);
+        for (int j = 0; j < k && r < RK_ROWS; j++, r++) {
+            char js[600];
+            int o = snprintf(js, sizeof js, "{\"name\":\"n\",\"value\":1,\"trace_id\":\"t%d\"",
+                             (int)(rnd() % 5));
+            int props = 0;
+            for (int f = 0; f < NF; f++) {
+                key[r][f] = rnd() % 3 == 0 ? (int)(rnd() % RK_KEYS) : -1;
+                if (key[r][f] < 0) continue;
+                if (f < 4) {
+                    o += snprintf(js + o, sizeof js - (size_t)o, ",\"%s\":\"%c%d\"", field[f],
+                                  'a' + f, key[r][f]);
+                }
+            }
+            /* Lists on some rows: tags, or properties (queue_id among
+             * others that are not indexed). */
+            if (rnd() % 2) o += snprintf(js + o, sizeof js - (size_t)o, ",\"tags\":[\"x\"]");
+            if (key[r][4] >= 0 || rnd() % 3 == 0) {
+                o += snprintf(js + o, sizeof js - (size_t)o, ",\"properties\":{\"feature\":\"f\"");
+                if (key[r][4] >= 0)
+                    o += snprintf(js + o, sizeof js - (size_t)o, ",\"queue_id\":\"q%d\"",
+                                  key[r][4]);
+                o += snprintf(js + o, sizeof js - (size_t)o, "}");
+                props = 1;
+            }
+            (void)props;
+            snprintf(js + o, sizeof js - (size_t)o, "}");
+            cr_assert_eq(sdb_batch_add_json(b, js, strlen(js), err, sizeof err), SDB_OK, "%s: %s",
+                         js, err);
+            proj[r] = project;
+        }
+        cr_assert_eq(sdb_store_ingest(s, project, b, T0 + r), SDB_OK);
+        sdb_batch_free(b);
+        if (rnd() % 3 == 0) cr_assert_eq(sdb_store_fold(s, T0 + r, NULL), SDB_OK);
+        ref = (uint64_t)r;
+    }
+    cr_assert_eq(sdb_store_fold(s, T0 + RK_ROWS + 1, NULL), SDB_OK);
+    uint64_t pending = 1;
+    cr_assert_eq(sdb_store_watermark(s, NULL, &pending), SDB_OK);
+    cr_assert_eq(pending, 0);
+    cr_assert_eq(ref, RK_ROWS);
+
+    sdb__txn *t;
+    cr_assert_eq(sdb__txn_begin(s, 0, &t), SDB_OK);
+    size_t checked = 0;
+    for (uint32_t project = 0; project < 2; project++) {
+        for (int f = 0; f < NF; f++) {
+            for (int v = 0; v < RK_KEYS; v++) {
+                char a[16];
+                snprintf(a, sizeof a, "%s%d", f < 4 ? (char[]){(char)('a' + f), 0} : "q", v);
+                uint64_t h = f < 4 ? sdb__tix_key(kind[f], a, strlen(a), NULL, 0)
+                                   : sdb__tix_key(SDB__TIX_PROP, "queue_id", 8, a, strlen(a));
+                uint64_t *got, base, cut;
+                size_t ng;
+                cr_assert_eq(sdb__tix_refs(t, project, kind[f], &h, 1, UINT64_MAX, RK_ROWS + 1,
+                                           &got, &ng, &base, &cut),
+                             SDB_OK);
+                cr_assert_eq(base, 0);
+                /* Refs are 1 + the row's index, newest first. */
+                size_t w = 0;
+                for (int r = RK_ROWS - 1; r >= 0; r--) {
+                    if (proj[r] != project || key[r][f] != v) continue;
+                    cr_assert_lt(w, ng, "project %u %s=%s: %zu refs, the reference has more",
+                                 project, field[f], a, ng);
+                    cr_assert_eq(got[w], (uint64_t)r + 1, "project %u %s=%s, #%zu: ref %llu, want %d",
+                                 project, field[f], a, w, (unsigned long long)got[w], r + 1);
+                    w++;
+                }
+                cr_assert_eq(ng, w, "project %u %s=%s: %zu refs, want %zu", project, field[f], a,
+                             ng, w);
+                checked += w;
+                free(got);
+            }
+        }
+    }
+    sdb__txn_abort(t);
+    cr_assert_gt(checked, RK_ROWS / 2);
+}
+
+/* A key whose ref is no row's (or out of the rows' order) is refused,
+ * not dropped. */
+Test(traceidx, a_record_key_of_no_row_is_refused)
+{
+    sdb__fixed rows[2];
+    memset(rows, 0, sizeof rows);
+    rows[0].ref = 5;
+    rows[1].ref = 9;
+    sdb__tix_ent e[2] = {{42, 9}, {43, 5}}; /* out of order */
+    sdb__tix_keys k = {e, 2, 2};
+    sdb__tix_prep *p = NULL;
+    cr_assert_eq(sdb__tix_prepare_keyed(rows, 2, &k, &p), SDB_EINVAL);
+    cr_assert_null(p);
+    e[0].ref = 5;
+    e[1].ref = 9;
+    cr_assert_eq(sdb__tix_prepare_keyed(rows, 2, &k, &p), SDB_OK);
+    sdb__tix_prep_free(p);
+}

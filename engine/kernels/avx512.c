@@ -604,6 +604,7 @@ static const sdb_kernels table = {
     .unpack_ids = dec_unpack_ids,
     .bits_pk = bits_pk,
     .pct_count_f64 = pipe_pct_count_f64,
+    .sel_f64 = pipe_sel_f64,
 };
 
 /* Compiled for the baseline ISA although the file is built with AVX-512

@@ -37,6 +37,7 @@ static const struct {
     K(unpack_dict), K(agg_dec),    K(unpack_ids),
     K(bits_pk),
     K(pct_count_f64),
+    K(sel_f64),
 };
 #undef K
 #define N_FIELDS (sizeof fields / sizeof fields[0])

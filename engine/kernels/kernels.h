@@ -253,6 +253,14 @@ typedef struct sdb_kernels {
     void (*pct_count_f64)(const void *v, size_t n, const double *lo, const double *hi,
                           unsigned keep, size_t cap, uint64_t *below, uint64_t *upto,
                           uint64_t *got, double *out);
+
+    /* ---- values of the selected rows (exec.c's vals_batch; a block of its own) ---
+     * The values v[i] (doubles, unaligned) of the rows i < n whose bit is
+     * set in bits (bit i % 64 of bits[i / 64]), packed in row order into
+     * out[0..k); returns k. Writes only within out[0..n) (a SIMD table
+     * may write lanes past k there), so out needs room for n values. The
+     * bit pattern is copied (no arithmetic): -0.0 stays -0.0. */
+    size_t (*sel_f64)(const void *v, const uint64_t *bits, size_t n, double *out);
 } sdb_kernels;
 
 #define SDB_PCT_IV 4 /* pipe_body.h spells the four out */

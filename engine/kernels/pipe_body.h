@@ -241,3 +241,28 @@ static void pipe_pct_count_f64(const void *v, size_t n, const double *lo, const 
     for (uint32_t j = 0; j < SDB_PCT_IV; j++) got[j] = g[j];
     for (; i < n; i++) sdb_pct_count1(pipe_ld1(v, i), lo, hi, keep, cap, below, upto, got, out);
 }
+
+/* ---- values of the selected rows ------------------------------------ */
+
+/* scalar.c's sel_f64, PIPE_W rows a step: each step's bits of the
+ * selection word packed out by PIPE_COMPRESS at out + k (within out[0..n):
+ * k <= i), no branch on the data; a word with no bit set is skipped (a
+ * sparse selection: a property filter passing few rows of a batch). */
+static size_t pipe_sel_f64(const void *v, const uint64_t *bits, size_t n, double *out)
+{
+    size_t i = 0, k = 0;
+    for (; i + 64 <= n; i += 64) {
+        uint64_t w = bits[i / 64];
+        if (!w) continue;
+        for (size_t j = 0; j < 64; j += PIPE_W) {
+            unsigned m = (unsigned)(w >> j) & ((1u << PIPE_W) - 1);
+            PIPE_COMPRESS(out + k, m, pipe_ldd(v, i + j));
+            k += (size_t)__builtin_popcount(m);
+        }
+    }
+    for (; i < n; i++) {
+        memcpy(&out[k], (const char *)v + 8 * i, 8);
+        k += bits[i / 64] >> (i % 64) & 1;
+    }
+    return k;
+}

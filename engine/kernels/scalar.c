@@ -347,6 +347,20 @@ static void pct_count_f64(const void *v, size_t n, const double *lo, const doubl
     }
 }
 
+/* ---- values of the selected rows ------------------------------------ */
+
+/* Branch-free: every row is stored at out[k] and k moves on by its bit,
+ * so a selection of any density costs the same. */
+static size_t sel_f64(const void *v, const uint64_t *bits, size_t n, double *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(&out[k], (const char *)v + 8 * i, 8);
+        k += bits[i / 64] >> (i % 64) & 1;
+    }
+    return k;
+}
+
 const sdb_kernels sdb__kernels_scalar = {
     .name = "scalar",
     .agg_f64 = agg_f64,
@@ -369,4 +383,5 @@ const sdb_kernels sdb__kernels_scalar = {
     .unpack_ids = unpack_ids,
     .bits_pk = bits_pk,
     .pct_count_f64 = pct_count_f64,
+    .sel_f64 = sel_f64,
 };
