@@ -1321,12 +1321,12 @@ Test(server, a_query_followed_by_white_space_answers_the_same_bytes_as_a_miss)
     stop(&v);
 }
 
-/* A multi-megabyte answer (1,500 groups x 48 hourly points) comes whole,
+/* A megabyte answer (1,000 groups x 24 hourly points) comes whole,
  * with its Content-Length, the same bytes each time; clients that read a
  * little of it and close (with a reset) neither hang the server nor cost
  * the next client its answer, and leave nothing in flight. */
 Test(server, a_large_answer_arrives_whole_and_clients_leaving_mid_answer_cost_nothing,
-     .timeout = 120)
+     .timeout = SDB_BOUND_S(60))
 {
     srv v;
     sdb_server_opts o;
@@ -1336,7 +1336,7 @@ Test(server, a_large_answer_arrives_whole_and_clients_leaving_mid_answer_cost_no
     o.fake_now_ms = T0;
     o.cache_off = 1; /* every answer computed and rendered anew */
     start_with(&v, o);
-    enum { N = 3000 };
+    enum { N = 2000 };
     size_t cap = (size_t)N * 160, n = 0;
     char *body = malloc(cap);
     n += (size_t)snprintf(body + n, cap - n, "[");
@@ -1344,26 +1344,26 @@ Test(server, a_large_answer_arrives_whole_and_clients_leaving_mid_answer_cost_no
         n += (size_t)snprintf(body + n, cap - n,
                               "%s{\"name\":\"acc\",\"value\":%d.%03d,\"trace_id\":\"t%d\","
                               "\"trace_name\":\"tn%04d\",\"timestamp\":%lld}",
-                              i ? "," : "", i % 2, (i * 37) % 1000, i, i % 1500,
-                              T0 - 48 * 3600000LL + (long long)(i % 48) * 3600000LL);
+                              i ? "," : "", i % 2, (i * 37) % 1000, i, i % 1000,
+                              T0 - 24 * 3600000LL + (long long)(i % 24) * 3600000LL);
     snprintf(body + n, cap - n, "]");
     resp r = req(v.port, "POST", "/v1/scores", body);
     cr_assert_eq(r.status, 200, "%.300s", r.raw);
     resp_free(&r);
     free(body);
     const char *q = "{\"name\":\"acc\",\"group_by\":[\"trace_name\"],\"interval\":\"1h\","
-                    "\"from\":\"2099-12-30T00:00:00Z\",\"to\":\"2100-01-01T00:00:00Z\","
+                    "\"from\":\"2099-12-31T00:00:00Z\",\"to\":\"2100-01-01T00:00:00Z\","
                     "\"stats\":[\"count\",\"avg\",\"min\",\"max\",\"stddev\"]}";
     resp first = req(v.port, "POST", "/v1/query", q);
     cr_assert_eq(first.status, 200, "%.300s", first.raw);
     size_t blen = strlen(first.body);
-    cr_assert_gt(blen, 2u << 20, "%zu bytes", blen);
-    cr_assert_eq(count_of(first.body, "\"key\":{\"trace_name\":"), 1500);
-    cr_assert_eq(count_of(first.body, "{\"t\":\""), 1500 * 48);
+    cr_assert_gt(blen, 1u << 20, "%zu bytes", blen);
+    cr_assert_eq(count_of(first.body, "\"key\":{\"trace_name\":"), 1000);
+    cr_assert_eq(count_of(first.body, "{\"t\":\""), 1000 * 24);
     /* Each group's series heads are the first group's, printed once. */
-    cr_assert_eq(count_of(first.body, "\"series\":[{\"t\":\"2099-12-30T00:00:00.000Z\",\"count\":"),
-                 1500);
-    cr_assert_eq(count_of(first.body, ",{\"t\":\"2099-12-31T23:00:00.000Z\",\"count\":"), 1500);
+    cr_assert_eq(count_of(first.body, "\"series\":[{\"t\":\"2099-12-31T00:00:00.000Z\",\"count\":"),
+                 1000);
+    cr_assert_eq(count_of(first.body, ",{\"t\":\"2099-12-31T23:00:00.000Z\",\"count\":"), 1000);
     cr_assert_eq(strcmp(first.body + blen - 3, "]}\n"), 0);
     const char *cl = strstr(first.raw, "Content-Length: ");
     cr_assert_not_null(cl, "%.300s", first.raw);
@@ -1372,7 +1372,7 @@ Test(server, a_large_answer_arrives_whole_and_clients_leaving_mid_answer_cost_no
     int hl = snprintf(head, sizeof head,
                       "POST /v1/query HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
                       strlen(q), q);
-    for (int i = 0; i < 20; i++) {
+    for (int i = 0; i < 6; i++) {
         int fd = connect_to(v.port);
         send_all(fd, head, (size_t)hl);
         char part[4096];
