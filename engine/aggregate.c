@@ -287,22 +287,134 @@ int sdb__distinct_u64(uint64_t *v, size_t n, size_t *out_n)
     return sdb__distinct_u64_par(v, n, out_n, false);
 }
 
+/* Trace numbers as a bitmap. The trace column holds the store's dense
+ * trace numbers (engine/tracenum.c: 1..n_traces), so a set of many of
+ * them is a bitmap of n_traces bits (375 KiB at 3M traces) that each
+ * value sets one bit of, and its count is a popcount: no sort, no hash
+ * table, no pass at the end over every appended value. A set starts as
+ * the list above (a few values, or values that are not dense) and turns
+ * dense at a compaction (the first at sdb__traceset_dense_at appends)
+ * when the bitmap that covers its largest value takes no more words than
+ * the list holds values; the list then serves as a buffer of at most
+ * DENSE_BUF values (the scan's appends stay sequential stores into L1/L2),
+ * drained into the bitmap when full. Memory is therefore never more than
+ * the list would take: the bitmap grows to cover a value only within the
+ * values drained so far plus DENSE_SLACK_WORDS; a value past that (no
+ * segment this build writes gives one: numbers are below the store's
+ * count) stays in the buffer, outside the bitmap's range, and is counted
+ * there, so the count stays exact whatever the values.
+ * Parts (threads, partial tables) merge by OR (sdb__traceset_or). */
+size_t sdb__traceset_dense_at = SDB__TRACESET_DENSE_AT;
+#define DENSE_BUF ((size_t)1 << 14)
+#define DENSE_SLACK_WORDS ((size_t)1 << 17) /* 1 MiB: 8M trace numbers */
+
+static int bits_grow(sdb__traceset *s, size_t words)
+{
+    if (words <= s->words) return SDB_OK;
+    uint64_t *b = realloc(s->bits, words * sizeof *b);
+    if (!b) return SDB_ENOMEM;
+    memset(b + s->words, 0, (words - s->words) * sizeof *b);
+    s->bits = b;
+    s->words = words;
+    return SDB_OK;
+}
+
+/* Set the values of v[0..n) below lim (64 x the bitmap's words) in the
+ * bitmap; the others move to the front of v: returns how many. */
+static size_t bits_set(uint64_t *bits, uint64_t lim, uint64_t *v, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = v[i];
+        if (x < lim) bits[x >> 6] |= 1ull << (x & 63);
+        else v[k++] = x;
+    }
+    return k;
+}
+
+/* Set the buffer's values in the bitmap, growing it to cover them within
+ * its bound; what lies past the bound stays in the buffer (distinct: it
+ * is deduped when it fills half the buffer). One pass when every value
+ * is inside the bitmap already (a second pass over a whole buffer was
+ * half of type.none.traces.frequent's time at 10M, perf). */
+static int traceset_drain(sdb__traceset *s)
+{
+    size_t k = bits_set(s->bits, (uint64_t)s->words * 64, s->v, s->n);
+    s->seen += s->n - k;
+    if (k) {
+        /* Values past the bitmap: grow it to the largest of them that
+         * the bound allows, then set those. */
+        size_t bound = s->seen + k + DENSE_SLACK_WORDS;
+        uint64_t mx = 0, top = (uint64_t)bound * 64;
+        for (size_t i = 0; i < k; i++) mx = s->v[i] > mx && s->v[i] < top ? s->v[i] : mx;
+        size_t want = (size_t)(mx / 64) + 1;
+        if (want > s->words) {
+            size_t w = want + want / 8; /* headroom: numbers grow as later segments come */
+            int rc = bits_grow(s, w < bound ? w : bound);
+            if (rc) return rc;
+        }
+        size_t kept = bits_set(s->bits, (uint64_t)s->words * 64, s->v, k);
+        s->seen += k - kept;
+        k = kept;
+    }
+    s->n = k;
+    if (k > DENSE_BUF / 2) {
+        int rc = sdb__distinct_u64(s->v, k, &s->n);
+        if (rc) return rc;
+    }
+    s->limit = s->n + DENSE_BUF;
+    return SDB_OK;
+}
+
+/* Turn a list into a bitmap when one covering its largest value takes no
+ * more words than it holds values; true when it did. *out_words: the
+ * words such a bitmap takes. */
+static int traceset_densify(sdb__traceset *s, bool *out, uint64_t *out_words)
+{
+    *out = false;
+    uint64_t mx = 0;
+    for (size_t i = 0; i < s->n; i++) mx = s->v[i] > mx ? s->v[i] : mx;
+    *out_words = mx / 64 + 1;
+    if (mx / 64 + 1 > s->n) return SDB_OK;
+    int rc = bits_grow(s, (size_t)(mx / 64) + 1);
+    if (rc) return rc;
+    *out = true;
+    return traceset_drain(s);
+}
+
 /* Keep only the distinct hashes; the next compaction waits until as many
  * again, plus the slack, have been appended, so each appended hash is
- * compacted O(1) times and memory stays O(distinct + slack). */
+ * compacted O(1) times and memory stays O(distinct + slack). A set of
+ * trace numbers turns into a bitmap here instead. */
 static int traceset_compact(sdb__traceset *s, bool parallel)
 {
+    if (s->bits) return traceset_drain(s);
+    /* A set below the first compaction's size stays a list: the scan for
+     * its largest value would cost a pass and rarely turn it (the
+     * final count of a small group). */
+    bool dense = false;
+    uint64_t words = 0;
+    int rc = s->n >= sdb__traceset_dense_at ? traceset_densify(s, &dense, &words) : SDB_OK;
+    if (rc || dense) return rc;
     size_t k;
-    int rc = sdb__distinct_u64_par(s->v, s->n, &k, parallel);
+    rc = sdb__distinct_u64_par(s->v, s->n, &k, parallel);
     if (rc) return rc;
     s->n = k;
     s->limit = 2 * k + (s->slack ? s->slack : sdb__traceset_slack);
+    /* Numbers too many for the list's size yet: compact again once the
+     * list could turn into their bitmap (a few compactions at most: each
+     * limit is at least twice the distinct values kept). */
+    uint64_t again = words + 1 > 2 * k + sdb__traceset_dense_at ? words + 1 : 2 * k + sdb__traceset_dense_at;
+    if (again < s->limit) s->limit = (size_t)again;
     return SDB_OK;
 }
 
 uint64_t *sdb__traceset_room(sdb__traceset *s, size_t k)
 {
-    if (!s->limit) s->limit = s->slack ? s->slack : sdb__traceset_slack;
+    if (!s->limit) {
+        size_t slack = s->slack ? s->slack : sdb__traceset_slack;
+        s->limit = slack < sdb__traceset_dense_at ? slack : sdb__traceset_dense_at;
+    }
     if (s->n > 0 && s->n + k > s->limit && traceset_compact(s, false)) return NULL;
     if (s->n + k > s->cap) {
         size_t cap = s->cap ? s->cap : 1024;
@@ -324,16 +436,40 @@ int sdb__traceset_add(sdb__traceset *s, uint64_t h)
     return SDB_OK;
 }
 
+int sdb__traceset_or(sdb__traceset *a, const sdb__traceset *b)
+{
+    if (!b->bits) return SDB_OK;
+    if (!a->bits) a->limit = a->n + DENSE_BUF; /* a's list is drained as a buffer */
+    int rc = bits_grow(a, b->words);
+    if (rc) return rc;
+    for (size_t i = 0; i < b->words; i++) a->bits[i] |= b->bits[i];
+    a->seen += b->seen;
+    return SDB_OK;
+}
+
 int sdb__traceset_count(sdb__traceset *s, uint64_t *out, bool parallel)
 {
+    *out = 0;
     int rc = traceset_compact(s, parallel);
-    *out = rc ? 0 : s->n;
-    return rc;
+    if (rc) return rc;
+    if (!s->bits) {
+        *out = s->n;
+        return SDB_OK;
+    }
+    /* The buffer holds only values past the bitmap, distinct once deduped. */
+    size_t k = 0;
+    if (s->n && (rc = sdb__distinct_u64(s->v, s->n, &k))) return rc;
+    s->n = k;
+    uint64_t c = 0;
+    for (size_t i = 0; i < s->words; i++) c += (uint64_t)__builtin_popcountll(s->bits[i]);
+    *out = c - (s->bits[0] & 1) + k; /* 0 is "no trace" */
+    return SDB_OK;
 }
 
 void sdb__traceset_free(sdb__traceset *s)
 {
     free(s->v);
+    free(s->bits);
     memset(s, 0, sizeof *s);
 }
 
@@ -933,6 +1069,9 @@ int sdb__gtab_merge(sdb__gtab *dst, sdb__gtab *src, uint32_t *map)
             if (!c) return SDB_ENOMEM;
             for (uint32_t i = 0; i <= src->n_labels; i++) c[i] += src->cats[gi][i];
         }
+        if (src->want_traces && src->traces[gi].bits &&
+            (rc = sdb__traceset_or(&dst->traces[di], &src->traces[gi])))
+            return rc;
         if (src->want_traces && src->traces[gi].n) {
             const sdb__traceset *b = &src->traces[gi];
             uint64_t *o = sdb__traceset_room(&dst->traces[di], b->n);

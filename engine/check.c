@@ -409,8 +409,13 @@ static int check_segments(checker *c)
                 sdb__row_fixed(rv.p, rv.len, &fx) != SDB_OK)
                 continue; /* reported by check_rows */
             r->ingested = fx.ingested;
+            /* The segment holds the trace's number, the record its hash. */
+            uint32_t num = 0;
+            int trc = sdb__tnum_lookup(c->t, fx.trace, &num);
+            if (trc && trc != SDB_ENOTFOUND)
+                problem(c, "%s row %u: trace number map: %s", where, i, sdb_strerror(trc));
             int same = fx.ts == r->ts && fx.name == name && fx.type == r->type &&
-                       fx.source == r->source && fx.trace == r->trace &&
+                       fx.source == r->source && num == r->trace &&
                        memcmp(&fx.value, &r->value, sizeof fx.value) == 0 &&
                        memcmp(fx.dims, r->dims, sizeof fx.dims) == 0;
             if (!same)

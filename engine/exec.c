@@ -86,6 +86,7 @@ typedef struct xstate {
     uint32_t cap_cols;
     uint64_t bits[BATCH / 64];
     uint32_t sel[BATCH];
+    uint64_t trd[BATCH]; /* the batch's trace numbers (batch_rows) */
     uint8_t iscat[BATCH];
     uint8_t pass_any[16];            /* pass_num | pass_cat */
     uint8_t any_set[32];             /* pass_any as a 256-bit set of tsrc bytes (bits_lut8) */
@@ -267,7 +268,8 @@ static int filter_extras(xstate *x, const xseg *ps, uint32_t gi, const sdb_filte
         sdb__traceset *ts = &x->g->traces[gi];
         uint64_t *out = sdb__traceset_room(ts, g->n);
         if (!out) return SDB_ENOMEM;
-        size_t k = p->kern->select_u64(ps->trace, ps->value, ps->ts, g->n, f, out);
+        const void *tr = sdb__seg_traces(g, p->kern, x->dtr); /* load_cols leaves it */
+        size_t k = p->kern->select_u64(tr, ps->value, ps->ts, g->n, f, out);
         ts->n += k;
         x->g->mem += k * 8;
     }
@@ -1515,7 +1517,18 @@ static int batch_rows(xstate *x, const xseg *ps, const segclass *c, bool skip_mo
             }
         }
         if (p->want_traces) {
-            const uint8_t *tr = ps->trace + 8ull * i0;
+            /* Trace numbers of the selected rows: a batch that selects
+             * many decodes its range of the packed column, one that
+             * selects few reads each (typical-name cells select a few
+             * rows a segment, and decoding every segment's whole column
+             * cost them up to 40%). */
+            const uint8_t *tr = (const uint8_t *)x->trd;
+            unsigned trb = g->h.tr_bits;
+            uint32_t n_b = g->n - i0 < BATCH ? g->n - i0 : BATCH;
+            if (ns >= n_b / 8 && trb) /* i0 is a multiple of BATCH: a whole byte */
+                p->kern->unpack_u64(g->trace + (size_t)i0 * trb / 8, trb, n_b, g->h.tr_base, x->trd);
+            else
+                for (uint32_t j = 0; j < ns; j++) x->trd[x->sel[j]] = sdb__seg_trace_at(g, i0 + x->sel[j]);
             if (c->keys_const) {
                 /* One group: room for the batch once, then plain stores
                  * (a zero hash, no trace, is overwritten by the next). */
@@ -1581,7 +1594,7 @@ static int load_cols(xstate *x, xseg *ps, bool need_ts)
     }
     ps->value = sdb__seg_values(g, k, x->dv);
     ps->ts = need_ts ? sdb__seg_ts(g, k, x->dts) : ps->value;
-    ps->trace = x->p->want_traces ? sdb__seg_traces(g, k, x->dtr) : NULL;
+    ps->trace = NULL; /* trace numbers: decoded by the path that reads them */
     return SDB_OK;
 }
 

@@ -113,6 +113,23 @@ static int take_project(sdb__txn *t, fold_ctx *c, uint32_t project, int64_t wm, 
     return rc == SDB_ENOTFOUND ? SDB_OK : rc;
 }
 
+/* The slice's trace hashes to the store's trace numbers (engine/tracenum.c),
+ * in the fold's txn, so a number is as durable as the chunks that hold
+ * it: the sorted copies the chunks are built from get the numbers,
+ * c->rows keeps the hashes (the trace index, on its thread, reads them). */
+static int assign_tnums(sdb__txn *t, fold_ctx *c, uint32_t n)
+{
+    uint64_t *h = malloc(sizeof *h * (n ? n : 1));
+    uint32_t *num = malloc(sizeof *num * (n ? n : 1));
+    int rc = h && num ? SDB_OK : SDB_ENOMEM;
+    for (uint32_t i = 0; rc == SDB_OK && i < n; i++) h[i] = c->rows[i].trace;
+    if (rc == SDB_OK) rc = sdb__tnum_assign(t, h, n, num);
+    for (uint32_t j = 0; rc == SDB_OK && j < n; j++) c->sorted[j].trace = num[c->orig[j]];
+    free(num);
+    free(h);
+    return rc;
+}
+
 /* Group order: (project, name, bucket). */
 typedef struct group {
     uint32_t project, name;
@@ -331,6 +348,7 @@ static int fold_txn(sdb__txn *t, void *arg)
     int tix_threaded = rc == SDB_OK && n >= TIX_THREAD_ROWS &&
                        pthread_create(&tix_th, NULL, tix_prepare_job, &tj) == 0;
     if (rc == SDB_OK) rc = group_rows(c, n, &g, &n_g);
+    if (rc == SDB_OK) rc = assign_tnums(t, c, n);
     for (uint32_t q = 0; q < n_g; q++)
         if (g[q].count > big) big = g[q].count;
     if (rc == SDB_OK && any && !(arows = malloc(sizeof *arows * (big ? big : 1)))) rc = SDB_ENOMEM;

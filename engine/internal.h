@@ -19,7 +19,8 @@
 #define SDB_ASSERT(x) ((void)0)
 #endif
 
-#define SDB_FORMAT_VERSION 6u /* 6: segments v4 (dimension and type/source
+#define SDB_FORMAT_VERSION 7u /* 7: segments v5 (trace numbers, the tnum database);
+                                 6: segments v4 (dimension and type/source
                                  columns bit-packed to their widths);
                                  5: id index runs of 2-8-byte entries (hash bits
                                  below the bucket's, ref offset), row blocks v2 (lengths and refs
@@ -93,7 +94,10 @@ typedef struct sdb__fixed {
     int64_t ts;
     int64_t ingested;
     double value; /* categorical: label id */
-    uint64_t trace; /* xxh3 of trace_id; 0 when absent */
+    /* xxh3 of trace_id (0 when absent) as a record decodes it; in the
+     * rows the fold hands to segments and that segments give back, the
+     * trace's number instead (engine/tracenum.c; 0: no trace, < 2^32) */
+    uint64_t trace;
     uint64_t ref;   /* row ref: ingest sequence number */
     uint32_t project;
     uint32_t name;
@@ -181,6 +185,7 @@ enum {
     SDB__DB_GONE,         /* project|ref → deleted row records not yet purged (engine/row.c) */
     SDB__DB_ATTRS,        /* segment key → the chunk's tags and properties as columns (engine/attrs.c) */
     SDB__DB_TRACES,       /* the trace index: sorted runs of (trace hash, ref) (engine/traceidx.c) */
+    SDB__DB_TNUM,         /* trace numbers: sorted runs of (trace hash, number) (engine/tracenum.c) */
     SDB__N_DBS
 };
 
@@ -384,7 +389,7 @@ bool sdb__row_prop_get(const sdb__row *r, const char *k, size_t klen, sdb__str *
 
 /* ------------------------------------------------------------- segments */
 
-/* On-disk column segment, format 4. Little-endian, n rows:
+/* On-disk column segment, format 5. Little-endian, n rows:
  *
  *   +------------------------+  0
  *   | sdb__seg_hdr           |  128 bytes: zone map, pre-aggregate, encodings
@@ -392,9 +397,7 @@ bool sdb__row_prop_get(const sdb__row *r, const char *k, size_t klen, sdb__str *
  *   | ts     packed[ts_bits] |  ts - ts_min; ts_bits 64: raw i64
  *   | value  (v_enc)         |  f64[n], f32[n], or decimal: packed[v_bits]
  *   |                        |  i - v_base, value = i / 10^v_exp
- *   | tdict  u64[n_tdict]    |  the chunk's distinct trace hashes (sorted)
- *   | trace  packed[tr_bits] |  index into tdict; tr_bits 64: raw u64[n]
- *   |                        |  and no tdict
+ *   | trace  packed[tr_bits] |  trace number - tr_base (engine/tracenum.c)
  *   | ref    packed[ref_bits]|  row ref - ref_base; ref_bits 64: raw u64
  *   | dim 0  bits[dim_w[0]]  |  one column per dimension, in column order,
  *   | ...                    |  dim_w 0..32 bits a row (0: every row
@@ -420,9 +423,9 @@ bool sdb__row_prop_get(const sdb__row *r, const char *k, size_t klen, sdb__str *
  * chunk is (double)i / 10^e for one e <= SDB__SEG_MAX_EXP (division by an
  * exact power of ten is correctly rounded, so that is the double strtod
  * reads from the text "0.85"; booleans, integers and label ids are the
- * e = 0 case), else as f32 when every value is one, else f64; trace hashes
- * through a dictionary when that is smaller; refs and the decimal ints as
- * offsets from the smallest (frame of reference). Dimension ids and the
+ * e = 0 case), else as f32 when every value is one, else f64; trace
+ * numbers, refs and the decimal ints as offsets from the smallest (frame
+ * of reference). Dimension ids and the
  * type/source codes take the bits of the chunk's largest (a 3-value
  * environment 2 bits, a type/source code 4); filters of up to 8 bits
  * test them packed (the bits_pk kernel), and readers that gather by row
@@ -438,7 +441,7 @@ bool sdb__row_prop_get(const sdb__row *r, const char *k, size_t klen, sdb__str *
  *    72 max_ingested i64            80 k f64       88 dm f64
  *    96 ref_base u64               104 dim_w u8[6] 110 ref_bits u8
  *   111 ts_bits u8  112 v_enc u8    113 v_bits u8  114 v_exp u8
- *   115 tr_bits u8  116 n_tdict u32                120 v_base i64
+ *   115 tr_bits u8  116 tr_base u32                120 v_base i64
  */
 typedef struct sdb__seg_hdr {
     uint32_t magic;    /* 'SSEG' */
@@ -461,8 +464,8 @@ typedef struct sdb__seg_hdr {
     uint8_t v_enc;                /* SDB__V_F64, SDB__V_F32, SDB__V_DEC */
     uint8_t v_bits;               /* SDB__V_DEC: 0..32 */
     uint8_t v_exp;                /* SDB__V_DEC: 0..SDB__SEG_MAX_EXP */
-    uint8_t tr_bits;              /* 0..32: dictionary indexes; 64: raw hashes */
-    uint32_t n_tdict;             /* trace dictionary entries (0 when raw) */
+    uint8_t tr_bits;              /* 0..32: bits of a trace number - tr_base */
+    uint32_t tr_base;             /* the chunk's smallest trace number (0: a row has none) */
     int64_t v_base;               /* SDB__V_DEC: the integer of a row is v_base + entry */
 } sdb__seg_hdr;
 _Static_assert(sizeof(sdb__seg_hdr) == 128, "segment header is 128 bytes");
@@ -476,17 +479,18 @@ _Static_assert(offsetof(sdb__seg_hdr, dim_w) == 104, "segment header layout");
 _Static_assert(offsetof(sdb__seg_hdr, ref_bits) == 110, "segment header layout");
 _Static_assert(offsetof(sdb__seg_hdr, ts_bits) == 111, "segment header layout");
 _Static_assert(offsetof(sdb__seg_hdr, tr_bits) == 115, "segment header layout");
-_Static_assert(offsetof(sdb__seg_hdr, n_tdict) == 116, "segment header layout");
+_Static_assert(offsetof(sdb__seg_hdr, tr_base) == 116, "segment header layout");
 _Static_assert(offsetof(sdb__seg_hdr, v_base) == 120, "segment header layout");
 _Static_assert(SDB_N_DIMS == 6, "the header holds six dimension widths");
 
 #define SDB__SEG_MAGIC 0x47455353u /* "SSEG" */
-#define SDB__SEG_VERSION 4u        /* 4: bit-packed dimensions and type/source;
+#define SDB__SEG_VERSION 5u        /* 5: trace numbers, not hashes;
+                                      4: bit-packed dimensions and type/source;
                                       3: encoded columns; 2: per-segment widths;
                                       1: 58-byte rows */
 enum { SDB__V_F64 = 0, SDB__V_F32 = 1, SDB__V_DEC = 2 };
 #define SDB__SEG_MAX_EXP 15u /* decimal exponents: 10^15 is exact, ints below 2^53 */
-#define SDB__PK_RAW 64u      /* a ts, trace or ref "width" that means raw 8 bytes */
+#define SDB__PK_RAW 64u      /* a ts or ref "width" that means raw 8 bytes */
 
 /* The longest segment LMDB keeps inside a B-tree leaf page: a leaf node (an
  * 8-byte header, the 20-byte key, the value) goes to overflow pages when it
@@ -512,11 +516,12 @@ enum { SDB__V_F64 = 0, SDB__V_F32 = 1, SDB__V_DEC = 2 };
 typedef struct sdb__seg_fmt {
     uint64_t ref_base;
     int64_t v_base;
-    uint32_t n_tdict;
+    uint32_t tr_base;
     uint8_t dim_w[SDB_N_DIMS]; /* bits: 0..32 */
     uint8_t tsrc_bits;         /* 0..8 */
     uint8_t padded;            /* 1: padded to SDB__SEG_LEAF_MAX + 1 bytes (SDB__SEG_PADDED) */
-    uint8_t ref_bits, ts_bits, tr_bits; /* 0..32 or SDB__PK_RAW */
+    uint8_t ref_bits, ts_bits; /* 0..32 or SDB__PK_RAW */
+    uint8_t tr_bits;           /* 0..32 */
     uint8_t v_enc, v_bits, v_exp;
 } sdb__seg_fmt;
 
@@ -550,7 +555,7 @@ typedef struct sdb__seg {
     sdb__seg_hdr h; /* copied out (aligned) */
     const uint8_t *start; /* the segment value: header, then columns */
     size_t len;
-    const uint8_t *ts, *value, *tdict, *trace, *ref, *tsrc;
+    const uint8_t *ts, *value, *trace, *ref, *tsrc;
     const uint8_t *dim0;  /* the first dimension column */
     uint32_t n;
 } sdb__seg;
@@ -581,8 +586,7 @@ static inline size_t sdb__seg_dlen(uint32_t n, const uint8_t *dim_w, unsigned ts
 static inline size_t sdb__seg_len(uint32_t n, const sdb__seg_fmt *f)
 {
     size_t len = sizeof(sdb__seg_hdr) + sdb__pk_len(n, f->ts_bits) +
-                 sdb__seg_vlen(n, f->v_enc, f->v_bits) + 8 * (size_t)f->n_tdict +
-                 sdb__pk_len(n, f->tr_bits) + sdb__pk_len(n, f->ref_bits) +
+                 sdb__seg_vlen(n, f->v_enc, f->v_bits) + sdb__pk_len(n, f->tr_bits) + sdb__pk_len(n, f->ref_bits) +
                  sdb__seg_dlen(n, f->dim_w, f->tsrc_bits);
     return f->padded && len <= SDB__SEG_LEAF_MAX ? SDB__SEG_LEAF_MAX + 1 : len;
 }
@@ -640,22 +644,17 @@ static inline int64_t sdb__seg_ts_at(const sdb__seg *g, uint32_t i)
     if (g->h.ts_bits == SDB__PK_RAW) return (int64_t)sdb__ld_u64(g->ts, i);
     return (int64_t)((uint64_t)g->h.ts_min + sdb__pk_get(g->ts, g->h.ts_bits, i));
 }
-/* Trace hash of row i (0: no trace). */
+/* Trace number of row i (0: no trace; engine/tracenum.c). */
 static inline uint64_t sdb__seg_trace_at(const sdb__seg *g, uint32_t i)
 {
-    if (g->h.tr_bits == SDB__PK_RAW) return sdb__ld_u64(g->trace, i);
-    uint64_t j = sdb__pk_get(g->trace, g->h.tr_bits, i);
-    /* open guarantees n_tdict >= 1 when there are rows; a corrupt index
-     * reads the last entry rather than past the dictionary. */
-    return sdb__ld_u64(g->tdict, j < g->h.n_tdict ? j : g->h.n_tdict - 1);
+    return g->h.tr_base + sdb__pk_get(g->trace, g->h.tr_bits, i);
 }
 /* Value of row i. */
 double sdb__seg_value_at(const sdb__seg *g, uint32_t i);
 
 /* Validate and map a segment value: SDB_ECORRUPT unless the header is one
- * this build writes (magic, version, widths and encodings, a trace
- * dictionary of 1..n entries when there are rows, type counts that add up
- * to n_rows) and len is exactly sdb__seg_len(). */
+ * this build writes (magic, version, widths and encodings, trace
+ * numbers below 2^32, type counts that add up to n_rows) and len is exactly sdb__seg_len(). */
 int sdb__seg_open(const void *p, size_t len, sdb__seg *out);
 /* A segment that sdb__seg_open accepted earlier in the same read txn (or
  * a copy of one): its header and row count only, unchecked, for a reader
@@ -669,9 +668,10 @@ void sdb__seg_row(const sdb__seg *g, uint32_t i, sdb__fixed *out);
 /* Dimension d of rows [0, n) as u32s: the column itself when it is 4 bytes
  * wide (borrowed, unaligned), else widened into tmp (room for g->n). */
 const void *sdb__seg_dim_u32(const sdb__seg *g, int d, uint32_t *tmp);
-/* The whole time, value or trace column as i64, f64 or u64 arrays for the
- * kernels: the column itself when it is stored raw (borrowed, unaligned),
- * else decoded into tmp (room for g->n) by the kernel table k. */
+/* The whole time, value or trace-number column as i64, f64 or u64 arrays
+ * for the kernels: the column itself when it is stored raw (borrowed,
+ * unaligned), else decoded into tmp (room for g->n) by the kernel table
+ * k (traces: always decoded). */
 const void *sdb__seg_ts(const sdb__seg *g, const sdb_kernels *k, int64_t *tmp);
 const void *sdb__seg_values(const sdb__seg *g, const sdb_kernels *k, double *tmp);
 const void *sdb__seg_traces(const sdb__seg *g, const sdb_kernels *k, uint64_t *tmp);
@@ -691,8 +691,7 @@ size_t sdb__seg_plan(const sdb__fixed *const *rows, uint32_t n, sdb__seg_fmt *ou
 /* Write n rows (from an array of fixed) as a segment with encodings f into
  * dst, which has sdb__seg_len(n, f) bytes; computes the header. f must hold
  * every row exactly (sdb__seg_plan's, or wider: a raw column holds
- * anything; a trace dictionary must be the plan's). SDB_OK or SDB_ENOMEM
- * (the dictionary's scratch). */
+ * anything; the trace numbers' base and bits must be the plan's). SDB_OK. */
 int sdb__seg_build(const sdb__fixed *const *rows, uint32_t n, const sdb__seg_fmt *f, void *dst);
 
 /* Segment key: project | name | bucket (biased) | chunk. 20 bytes. */
@@ -804,6 +803,26 @@ int sdb__idx_flush(sdb__txn *t, sdb__idx *ix);
 int sdb__idx_check(sdb__txn *t, int (*on_problem)(void *ctx, const char *msg), void *ctx);
 /* Entries and runs in the index (stats). */
 int sdb__idx_stats(sdb__txn *t, uint64_t *out_entries, uint64_t *out_runs);
+
+/* ---------------------------------------------------------- trace numbers */
+
+/* Every distinct trace hash of the store has a number 1, 2, ... (0: no
+ * trace), given by the fold in its write transaction (engine/tracenum.c);
+ * the trace column of a segment holds numbers. */
+
+/* The numbers of h[0..n) into out[0..n) (0 for a hash of 0), numbering
+ * hashes the map does not hold yet in the order of their first row, and
+ * writing them to the map (write txn). SDB_OK, SDB_ENOMEM, SDB_ECORRUPT
+ * (a bad run), SDB_ELIMIT (past 2^32 - 1 traces) or an LMDB code. */
+int sdb__tnum_assign(sdb__txn *t, const uint64_t *h, size_t n, uint32_t *out);
+/* The number of hash h (0 for h = 0), or SDB_ENOTFOUND. */
+int sdb__tnum_lookup(sdb__txn *t, uint64_t h, uint32_t *out);
+/* How many numbers have been given (the largest). */
+int sdb__tnum_count(sdb__txn *t, uint64_t *out);
+/* Entries and runs of the map (stats, tests). */
+int sdb__tnum_stats(sdb__txn *t, uint64_t *out_entries, uint64_t *out_runs);
+/* Entries of the largest run a merge writes; tests lower it. */
+extern uint32_t sdb__tnum_merge_max;
 
 /* ------------------------------------------------------------ tombstones */
 

@@ -885,11 +885,11 @@ static int cs_count(colscan *cs, list_run *w, const cseg *c)
         /* Nothing to check but the trace column (v1's trace-only rule), or
          * nothing at all: one tight pass, or the position itself. */
         uint64_t m = rows;
-        /* A chunk's trace dictionary is sorted, so a chunk with a row
-         * without a trace (hash 0) has 0 first: without it every row
-         * counts, and v1's total is one look per chunk. */
+        /* A chunk's smallest trace number is its base, so a chunk with
+         * a row without a trace (number 0) has base 0: without it every
+         * row counts, and v1's total is one look per chunk. */
         const sdb__seg *g = &c->g;
-        bool all = g->h.tr_bits != SDB__PK_RAW && g->h.n_tdict && sdb__ld_u64(g->tdict, 0) != 0;
+        bool all = g->h.tr_base != 0;
         if (f->has_trace && !all) {
             m = 0;
             for (uint64_t i = 0; i < rows; i++) m += sdb__seg_trace_at(g, (uint32_t)i) != 0;

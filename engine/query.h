@@ -79,8 +79,14 @@ void sdb__query_free(sdb__query *q);
 typedef struct sdb__traceset {
     uint64_t *v;        /* owned */
     size_t n, cap;
-    size_t limit;       /* compact before n passes it; 0 until the first room */
+    size_t limit;       /* compact (or drain) before n passes it; 0 until the first room */
     size_t slack;       /* 0: the default (2^22); tests set it small */
+    /* Dense once a compaction finds the values to be trace numbers a
+     * bitmap holds in no more bytes than the list (aggregate.c): bit x for
+     * number x, v then a buffer drained into it. */
+    uint64_t *bits;     /* owned; NULL while a list */
+    size_t words;       /* of bits */
+    size_t seen;        /* values drained so far (bounds the bitmap's growth) */
 } sdb__traceset;
 
 /* Room for k more hashes at s->v + s->n (borrowed until the next call);
@@ -92,6 +98,13 @@ int sdb__traceset_add(sdb__traceset *s, uint64_t h);
 /* The slack of a set whose own is 0; tests lower it so that queries
  * compact their sets mid-scan. */
 extern size_t sdb__traceset_slack;
+/* A list set is first compacted at this many appends, where it turns
+ * into a bitmap when that is no larger (tests lower it). */
+#define SDB__TRACESET_DENSE_AT ((size_t)1 << 16)
+extern size_t sdb__traceset_dense_at;
+/* OR the set b into a (a turns dense if it was not); b's list buffer is
+ * not added (the caller appends it). SDB_OK or SDB_ENOMEM. */
+int sdb__traceset_or(sdb__traceset *a, const sdb__traceset *b);
 /* sdb__distinct_u64 cuts its input into partitions of about this many
  * hashes (up to 2^10 of them); tests lower it so that small sets run
  * through every partition. */

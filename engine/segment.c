@@ -15,10 +15,9 @@
  * says why each): times as bit-packed offsets from the chunk's earliest,
  * values as decimals (i / 10^e, which is what a client's "0.85" parses
  * to; booleans, grades and label ids are e = 0) or f32 or f64, trace
- * hashes through a per-chunk dictionary when that is smaller, refs as
- * bit-packed offsets, dimension ids at byte widths. The fold is where the
- * encoder's cost goes (a sort of the chunk's hashes, a few divisions a
- * value); readers decode whole columns through the kernel table
+ * numbers (engine/tracenum.c) and refs as bit-packed offsets from the
+ * chunk's smallest, dimension ids at byte widths. The fold is where the
+ * encoder's cost goes (a few divisions a value); readers decode whole columns through the kernel table
  * (sdb__seg_ts/values/traces), a pass over a chunk that stays in L1/L2,
  * and the SIMD kernels then scan f64/i64 arrays as before.
  *
@@ -75,7 +74,7 @@ _Static_assert(SDB__PK_RAW == 64, "pk_pad has the raw width at 64");
 /* The byte lengths of a segment's columns from its header (any header:
  * each is at most 8 n + 7 for a u32 n, since the widths are bytes). */
 typedef struct seg_lens {
-    size_t ts, v, td, tr, ref, dim;
+    size_t ts, v, tr, ref, dim;
 } seg_lens;
 
 static inline uint64_t lens_of(const sdb__seg_hdr *h, seg_lens *l)
@@ -86,7 +85,6 @@ static inline uint64_t lens_of(const sdb__seg_hdr *h, seg_lens *l)
     unsigned pv = ve == SDB__V_DEC ? pk_pad[vb] : 0;
     l->ts = (n * h->ts_bits + 7) / 8 + (pt & 7);
     l->v = (n * vb + 7) / 8 + (pv & 7);
-    l->td = 8 * (size_t)h->n_tdict;
     l->tr = (n * h->tr_bits + 7) / 8 + (ptr & 7);
     l->ref = (n * h->ref_bits + 7) / 8 + (pr & 7);
     l->dim = 0;
@@ -99,8 +97,7 @@ static inline void set_cols(sdb__seg *g, const seg_lens *l)
     const uint8_t *c = g->start + sizeof(sdb__seg_hdr);
     g->ts = c;
     g->value = c + l->ts;
-    g->tdict = g->value + l->v;
-    g->trace = g->tdict + l->td;
+    g->trace = g->value + l->v;
     g->ref = g->trace + l->tr;
     g->dim0 = g->ref + l->ref;
     g->tsrc = g->dim0 + l->dim;
@@ -129,14 +126,15 @@ int sdb__seg_open(const void *p, size_t len, sdb__seg *g)
      * up to 15; the other encodings neither. */
     bad |= (ve > SDB__V_DEC) | (h->v_exp > SDB__SEG_MAX_EXP);
     bad |= (ve != SDB__V_DEC) & ((vb | h->v_exp) != 0);
-    /* A dictionary of 1..n entries, or none with raw hashes. */
-    bad |= h->tr_bits == SDB__PK_RAW ? h->n_tdict != 0 : (h->n_tdict - 1u) >= n;
+    /* Trace numbers are u32: 0..32 bits, and no entry past 2^32 - 1
+     * (the plan lowers a base that would let one). */
+    bad |= (h->tr_bits > 32) | ((uint64_t)h->tr_base + ((1ull << (h->tr_bits & 63)) - 1) > UINT32_MAX);
     bad |= (h->magic != SDB__SEG_MAGIC) | (h->version != SDB__SEG_VERSION);
     bad |= (uint64_t)h->n_type[0] + h->n_type[1] + h->n_type[2] != n;
     seg_lens l;
     bad |= lens_of(h, &l);
     /* No overflow of a 64-bit size_t: a dozen terms of at most 8 n + 7. */
-    size_t cols = sizeof(sdb__seg_hdr) + l.ts + l.v + l.td + l.tr + l.ref + l.dim +
+    size_t cols = sizeof(sdb__seg_hdr) + l.ts + l.v + l.tr + l.ref + l.dim +
                   ((size_t)n * h->tsrc_bits + 7) / 8 + ((dw | h->tsrc_bits) ? 7 : 0);
     /* A padded segment is exactly one byte past the leaf limit, its
      * columns within it; any other is exactly its columns. */
@@ -219,8 +217,7 @@ const void *sdb__seg_values(const sdb__seg *g, const sdb_kernels *k, double *tmp
 
 const void *sdb__seg_traces(const sdb__seg *g, const sdb_kernels *k, uint64_t *tmp)
 {
-    if (g->h.tr_bits == SDB__PK_RAW) return g->trace;
-    k->unpack_dict(g->trace, g->h.tr_bits, g->n, g->tdict, g->h.n_tdict, tmp);
+    k->unpack_u64(g->trace, g->h.tr_bits, g->n, g->h.tr_base, tmp);
     return tmp;
 }
 
@@ -335,42 +332,16 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The sorted distinct trace hashes of rows[0..n) into d (room for n);
- * returns how many. */
-static uint32_t trace_dict(const sdb__fixed *const *rows, uint32_t n, uint64_t *d)
-{
-    for (uint32_t i = 0; i < n; i++) d[i] = rows[i]->trace;
-    /* Trace hashes are uniform (xxh3): qsort here was 0.8 s of the 7 s
-     * fold that ends a 10M UUIDv4 ingest (perf), the hash sort a fraction. */
-    uint64_t *tmp = malloc(sizeof *tmp * (n ? n : 1));
-    if (tmp) sdb__hash_sort(d, n, sizeof *d, cmp_u64, tmp);
-    else qsort(d, n, sizeof *d, cmp_u64);
-    free(tmp);
-    uint32_t m = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (m == 0 || d[m - 1] != d[i]) d[m++] = d[i];
-    return m;
-}
-
-/* The index of hash h in d[0..m) (it is there). */
-static uint32_t dict_find(const uint64_t *d, uint32_t m, uint64_t h)
-{
-    uint32_t lo = 0, hi = m;
-    while (hi - lo > 1) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (d[mid] <= h) lo = mid;
-        else hi = mid;
-    }
-    return lo;
-}
-
 size_t sdb__seg_plan(const sdb__fixed *const *rows, uint32_t n, sdb__seg_fmt *f)
 {
     uint32_t max[SDB_N_DIMS] = {0}, code = 0;
-    uint64_t lo = UINT64_MAX, hi = 0;
+    uint64_t lo = UINT64_MAX, hi = 0, tr_lo = UINT64_MAX, tr_hi = 0;
     int64_t t_lo = INT64_MAX, t_hi = INT64_MIN;
     for (uint32_t i = 0; i < n; i++) {
         const sdb__fixed *r = rows[i];
+        SDB_ASSERT(r->trace <= UINT32_MAX); /* a number, not a hash */
+        if (r->trace < tr_lo) tr_lo = r->trace;
+        if (r->trace > tr_hi) tr_hi = r->trace;
         for (int d = 0; d < SDB_N_DIMS; d++)
             if (r->dims[d] > max[d]) max[d] = r->dims[d];
         if (r->ref < lo) lo = r->ref;
@@ -397,28 +368,24 @@ size_t sdb__seg_plan(const sdb__fixed *const *rows, uint32_t n, sdb__seg_fmt *f)
             f->v_enc = f32 ? SDB__V_F32 : SDB__V_F64;
         }
     }
-    /* Traces: a dictionary when it is smaller than the raw hashes. */
-    f->tr_bits = SDB__PK_RAW;
-    uint64_t *d = n ? malloc(sizeof *d * n) : NULL;
-    if (d) {
-        uint32_t m = trace_dict(rows, n, d);
-        unsigned b = span_bits(m - 1);
-        if (8 * (size_t)m + sdb__pk_len(n, b) < 8 * (size_t)n) {
-            f->tr_bits = (uint8_t)b;
-            f->n_tdict = m;
-        }
-        free(d);
-    }
+    /* Trace numbers: offsets from the chunk's smallest, or from a base
+     * lowered so that no entry of the width reads past 2^32 - 1 (open
+     * refuses that: every number a segment gives is a u32). */
+    f->tr_bits = (uint8_t)(n ? span_bits(tr_hi - tr_lo) : 0);
+    uint64_t mask = (1ull << f->tr_bits) - 1;
+    f->tr_base = n ? (uint32_t)(tr_lo + mask > UINT32_MAX ? UINT32_MAX - mask : tr_lo) : 0;
     size_t len = sdb__seg_len(n, f);
     if (len <= SDB__SEG_LEAF_MAX) {
         /* Small enough for LMDB to keep in a B-tree leaf: unless it would
          * fit there at full width too, it is padded out of the leaf
          * (internal.h, SDB__SEG_LEAF_MAX, says why that pays). */
         sdb__seg_fmt full = {.ref_base = f->ref_base, .ref_bits = SDB__PK_RAW,
-                             .ts_bits = SDB__PK_RAW, .tr_bits = SDB__PK_RAW,
+                             .ts_bits = SDB__PK_RAW, .tr_bits = 32,
                              .v_enc = SDB__V_F64, .tsrc_bits = 8};
         memset(full.dim_w, 32, sizeof full.dim_w);
-        if (sdb__seg_len(n, &full) > SDB__SEG_LEAF_MAX) {
+        /* (full width as format 6 had it: 8-byte trace hashes, 4 bytes
+         * a row more than 32-bit numbers; the same chunks stay out) */
+        if (sdb__seg_len(n, &full) + 4 * (size_t)n > SDB__SEG_LEAF_MAX) {
             f->padded = 1;
             len = sdb__seg_len(n, f);
         }
@@ -468,7 +435,7 @@ int sdb__seg_build(const sdb__fixed *const *rows, uint32_t n, const sdb__seg_fmt
     h.ref_bits = f->ref_bits;
     h.ts_bits = f->ts_bits;
     h.tr_bits = f->tr_bits;
-    h.n_tdict = f->n_tdict;
+    h.tr_base = f->tr_base;
     h.v_enc = f->v_enc;
     h.v_bits = f->v_bits;
     h.v_exp = f->v_exp;
@@ -483,8 +450,7 @@ int sdb__seg_build(const sdb__fixed *const *rows, uint32_t n, const sdb__seg_fmt
     memset(c, 0, len - sizeof h); /* packed columns OR their bits in */
     uint8_t *col_ts = c;
     uint8_t *col_v = col_ts + sdb__pk_len(n, f->ts_bits);
-    uint8_t *col_td = col_v + sdb__seg_vlen(n, f->v_enc, f->v_bits);
-    uint8_t *col_tr = col_td + 8 * (size_t)f->n_tdict;
+    uint8_t *col_tr = col_v + sdb__seg_vlen(n, f->v_enc, f->v_bits);
     uint8_t *col_ref = col_tr + sdb__pk_len(n, f->tr_bits);
     uint8_t *at = col_ref + sdb__pk_len(n, f->ref_bits), *col_dim[SDB_N_DIMS];
     for (int d = 0; d < SDB_N_DIMS; d++) {
@@ -492,14 +458,6 @@ int sdb__seg_build(const sdb__fixed *const *rows, uint32_t n, const sdb__seg_fmt
         at += ((size_t)n * f->dim_w[d] + 7) / 8;
     }
     uint8_t *col_tsrc = at;
-    uint64_t *dict = NULL;
-    if (f->tr_bits != SDB__PK_RAW) {
-        if (!(dict = malloc(sizeof *dict * n))) return SDB_ENOMEM;
-        uint32_t m = trace_dict(rows, n, dict);
-        (void)m;
-        SDB_ASSERT(m == f->n_tdict);
-        memcpy(col_td, dict, 8 * (size_t)f->n_tdict);
-    }
     uint64_t n_num = 0;
     for (uint32_t i = 0; i < n; i++) {
         const sdb__fixed *r = rows[i];
@@ -521,10 +479,8 @@ int sdb__seg_build(const sdb__fixed *const *rows, uint32_t n, const sdb__seg_fmt
         }
         default: memcpy(col_v + 8 * (size_t)i, &r->value, 8); break;
         }
-        if (dict)
-            pk_put(col_tr, f->tr_bits, i, dict_find(dict, f->n_tdict, r->trace));
-        else
-            pk_put(col_tr, SDB__PK_RAW, i, r->trace);
+        SDB_ASSERT(r->trace >= f->tr_base);
+        pk_put(col_tr, f->tr_bits, i, r->trace - f->tr_base);
         SDB_ASSERT(r->ref >= f->ref_base &&
                    (f->ref_bits == SDB__PK_RAW || (r->ref - f->ref_base) >> f->ref_bits == 0));
         pk_put(col_ref, f->ref_bits, i, r->ref - f->ref_base);
@@ -541,7 +497,6 @@ int sdb__seg_build(const sdb__fixed *const *rows, uint32_t n, const sdb__seg_fmt
             if (r->value > h.v_max) h.v_max = r->value;
         }
     }
-    free(dict);
     /* Two-pass M2 about the mean of this chunk, both passes on deviations
      * from k, its first numeric value (sdb__mom says why). */
     if (n_num) {

@@ -52,6 +52,7 @@ uint64_t sdb__test_free_bytes;
 static const char *const db_names[SDB__N_DBS] = {
     "segments", "rows", "ids", "dict", "dictrev", "meta", "preagg", "dead", "gone", "attrs",
     "traces",
+    "tnum",
 };
 
 struct sdb__txn {
@@ -324,7 +325,9 @@ static int env_open(sdb_store *s, unsigned flags, char *err, size_t errlen)
          * the id index's database in its place, where no key starts with
          * the trace index's 't', so the index reads as empty and lookups
          * walk the rows as they did (engine/traceidx.c). */
-        if (mrc == MDB_NOTFOUND && rdonly && i == SDB__DB_TRACES) {
+        /* The same for the trace numbers of a store older than them,
+         * which the format check below then refuses before any read. */
+        if (mrc == MDB_NOTFOUND && rdonly && (i == SDB__DB_TRACES || i == SDB__DB_TNUM)) {
             dbi = s->dbi[SDB__DB_IDS];
             mrc = 0;
         }

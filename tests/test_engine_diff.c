@@ -1096,6 +1096,18 @@ Test(engine_diff, trace_sets_past_every_partition_and_compaction_match_the_refer
         sdb__par_parts = round ? 3 : 0;
         run_round_sized(1101 + round, 30, 12000);
     }
+    /* Sets of trace numbers turned into bitmaps after 40 appends (the
+     * first compaction): a group's bitmap and its buffer across segments,
+     * parts whose bitmaps merge by OR into a list or a bitmap, sets that
+     * stay lists (few rows) beside ones that turn. */
+    sdb__traceset_dense_at = 40;
+    for (int round = 0; round < 4; round++) {
+        n_trace_ids = ids[round % 3];
+        sdb__par_min_rows = round % 2 ? 1 : SDB__PAR_MIN_ROWS;
+        sdb__par_parts = round % 2 ? 3 : 0;
+        run_round_sized(1201 + round, 30, 12000);
+    }
+    sdb__traceset_dense_at = SDB__TRACESET_DENSE_AT;
     sdb__par_parts = 0;
     sdb__par_min_rows = SDB__PAR_MIN_ROWS;
     sdb__distinct_part_rows = SDB__DISTINCT_PART_ROWS;
@@ -1226,6 +1238,89 @@ Test(engine_diff, distinct_counter_matches_sorting)
     /* Every value in one partition: its table doubles twice, mid-partition. */
     check_distinct(100000, 0, 1);
     check_distinct(100000, 500, 1);
+}
+
+/* A set of small numbers (trace numbers) turns into a bitmap at its
+ * first compaction and stays exact: appends through room and add, the
+ * value 0 (no trace) never counted, values past the bitmap's bound kept
+ * in its buffer, and two sets merged by OR plus the other's buffer. */
+Test(engine_diff, traceset_of_numbers_turns_dense_and_stays_exact)
+{
+    rng = 0x9E3779B97F4A7C15ull;
+    enum { TOTAL = 40000 };
+    uint64_t *seen = malloc(2 * TOTAL * sizeof *seen), *want = malloc(2 * TOTAL * sizeof *want);
+    cr_assert(seen && want);
+    sdb__traceset a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    sdb__traceset_dense_at = 64;
+    size_t n_seen = 0;
+    for (size_t step = 0; step < TOTAL; step++) {
+        sdb__traceset *s = step % 3 ? &a : &b;
+        uint64_t x = 1 + rnd() % 20000;
+        if (ri(50) == 0) x = 0;
+        /* Far past any bound, once dense (a list with one turns dense
+         * only when a bitmap to it would be no larger): kept. */
+        if (step > 2000 && ri(200) == 0) x = (1ull << 40) + ri(5);
+        if (ri(2)) {
+            uint64_t *o = sdb__traceset_room(s, 1);
+            cr_assert_not_null(o);
+            *o = x;
+            s->n++;
+        } else {
+            cr_assert_eq(sdb__traceset_add(s, x), SDB_OK);
+        }
+        seen[n_seen++] = x;
+        if (s == &a && ri(3000) == 0) {
+            /* a alone: b's values are not in it */
+            size_t m = 0;
+            for (size_t i = 0; i < n_seen; i++)
+                if (i % 3) want[m++] = seen[i];
+            uint64_t got = 0;
+            cr_assert_eq(sdb__traceset_count(&a, &got, false), SDB_OK);
+            cr_assert_eq(got, sorted_distinct(want, m), "a after %zu", n_seen);
+        }
+    }
+    cr_assert_not_null(a.bits, "numbers turn dense");
+    cr_assert_not_null(b.bits);
+    cr_assert_leq(a.words, (20001 / 64 + 1) * 9 / 8, "the bitmap covers the numbers, no more: %zu", a.words);
+    /* a OR b, then b's buffer appended: the union. */
+    cr_assert_eq(sdb__traceset_or(&a, &b), SDB_OK);
+    uint64_t *o = sdb__traceset_room(&a, b.n);
+    cr_assert_not_null(o);
+    memcpy(o, b.v, b.n * sizeof *o);
+    a.n += b.n;
+    memcpy(want, seen, n_seen * sizeof *want);
+    uint64_t got = 0;
+    cr_assert_eq(sdb__traceset_count(&a, &got, false), SDB_OK);
+    cr_assert_eq(got, sorted_distinct(want, n_seen));
+    /* A list merged into by a dense set becomes dense. */
+    sdb__traceset c;
+    memset(&c, 0, sizeof c);
+    cr_assert_eq(sdb__traceset_add(&c, 1ull << 50), SDB_OK);
+    cr_assert_eq(sdb__traceset_add(&c, 7), SDB_OK);
+    cr_assert_eq(sdb__traceset_count(&b, &got, false), SDB_OK); /* drained: its buffer only the kept */
+    cr_assert_eq(sdb__traceset_or(&c, &b), SDB_OK);
+    cr_assert_not_null(c.bits);
+    o = sdb__traceset_room(&c, b.n);
+    cr_assert_not_null(o);
+    memcpy(o, b.v, b.n * sizeof *o);
+    c.n += b.n;
+    uint64_t got_c = 0;
+    cr_assert_eq(sdb__traceset_count(&c, &got_c, false), SDB_OK);
+    size_t m = 0;
+    for (size_t i = 0; i < n_seen; i++)
+        if (i % 3 == 0) want[m++] = seen[i];
+    want[m++] = 1ull << 50;
+    want[m++] = 7;
+    cr_assert_eq(got_c, sorted_distinct(want, m));
+    sdb__traceset_dense_at = SDB__TRACESET_DENSE_AT;
+    sdb__traceset_free(&a);
+    sdb__traceset_free(&b);
+    sdb__traceset_free(&c);
+    cr_assert_null(a.bits);
+    free(seen);
+    free(want);
 }
 
 Test(engine_diff, traceset_compacts_and_stays_exact)

@@ -35,7 +35,7 @@ static void make_rows(uint32_t n, const uint32_t max[SDB_N_DIMS], uint64_t ref0,
         r->value = r->type == SDB_BOOLEAN ? (double)(rnd() & 1)
                    : r->type == SDB_CATEGORICAL ? (double)(1 + rnd() % 5)
                                                 : (double)(int64_t)rnd() / 1e15;
-        r->trace = rnd() % 4 ? rnd() : 0;
+        r->trace = rnd() % 4 ? 1 + rnd() % UINT32_MAX : 0; /* a trace number */
         r->ref = ref0 + step * i;
         for (int d = 0; d < SDB_N_DIMS; d++)
             r->dims[d] = max[d] == 0 ? 0 : (uint32_t)(rnd() % ((uint64_t)max[d] + 1));
@@ -71,6 +71,7 @@ static sdb__seg_fmt round_trip(uint32_t n, const sdb__seg_fmt *given)
     cr_assert_eq(g.h.ts_bits, f.ts_bits);
     cr_assert_eq(g.h.v_enc, f.v_enc);
     cr_assert_eq(g.h.tr_bits, f.tr_bits);
+    cr_assert_eq(g.h.tr_base, f.tr_base);
     cr_assert(memcmp(g.h.dim_w, f.dim_w, sizeof f.dim_w) == 0);
     uint32_t n_type[SDB_N_TYPES] = {0};
     for (uint32_t i = 0; i < n; i++) {
@@ -111,7 +112,6 @@ static sdb__seg_fmt round_trip(uint32_t n, const sdb__seg_fmt *given)
         const uint8_t *tr = sdb__seg_traces(&g, kt, dtr);
         if (f.ts_bits == SDB__PK_RAW) cr_assert_eq(ts, g.ts, "raw times are read in place");
         if (f.v_enc == SDB__V_F64) cr_assert_eq(v, g.value, "f64 values are read in place");
-        if (f.tr_bits == SDB__PK_RAW) cr_assert_eq(tr, g.trace, "raw hashes are read in place");
         /* Dimensions and type/source at byte widths, through the table. */
         for (int d = 0; d < SDB_N_DIMS; d++) {
             unsigned w = 9;
@@ -180,7 +180,7 @@ static void typical_rows(uint32_t n, int kind)
     make_rows(n, max, 123456789, 1);
     for (uint32_t i = 0; i < n; i++) {
         sdb__fixed *r = &rows[i];
-        r->trace = 0x9E3779B97F4A7C15ull * (1 + i / 4); /* 4 scores a trace */
+        r->trace = 70000 + i / 4; /* 4 scores a trace, numbered as they come */
         r->source = (uint8_t)(i % 3);
         switch (kind) {
         case 0: r->type = SDB_NUMERIC; r->value = (double)(rnd() % 101) / 100; break; /* 0.85 */
@@ -209,16 +209,16 @@ Test(segment, typical_chunks_take_what_their_values_need)
         cr_assert_eq(f.ts_bits, 27, "a day of milliseconds takes 27 bits");
         cr_assert_eq(f.ref_bits, 11, "2000 consecutive refs");
         cr_assert_eq(f.tr_bits, 9, "500 traces");
-        cr_assert_eq(f.n_tdict, 500);
+        cr_assert_eq(f.tr_base, 70000);
         /* 27 + 11 + 9 bits, dimensions of ids up to 3, 10, 40 in 2, 4 and
          * 6 bits and a type/source code of 4: 7.875 bytes a row, plus the
-         * values, the dictionary, the padding. */
+         * values, the padding. */
         cr_assert(memcmp(f.dim_w, (uint8_t[]){2, 4, 6, 0, 0, 0}, 6) == 0, "kind %d", kind);
         cr_assert_eq(f.tsrc_bits, 4, "kind %d", kind);
         size_t v_len = want[kind].enc == SDB__V_F64 ? 8 * 2000
                      : want[kind].enc == SDB__V_F32 ? 4 * 2000
                                                     : (2000 * want[kind].bits + 7) / 8 + 7;
-        size_t want_len = 128 + (2000 * 27 + 7) / 8 + 7 + v_len + 8 * 500 + (2000 * 9 + 7) / 8 + 7 +
+        size_t want_len = 128 + (2000 * 27 + 7) / 8 + 7 + v_len + (2000 * 9 + 7) / 8 + 7 +
                           (2000 * 11 + 7) / 8 + 7 + 2 * 2000 + 7;
         cr_assert_eq(len, want_len, "kind %d: %zu bytes", kind, len);
         round_trip(2000, NULL);
@@ -274,22 +274,38 @@ Test(segment, time_spans_from_none_to_the_whole_range)
     cr_assert_eq(round_trip(500, NULL).ts_bits, SDB__PK_RAW);
 }
 
-Test(segment, traces_go_through_a_dictionary_only_when_smaller)
+Test(segment, trace_numbers_take_the_bits_of_their_span)
 {
     static const uint32_t max[SDB_N_DIMS] = {1, 0, 0, 0, 0, 0};
     make_rows(1000, max, 1, 1);
     for (uint32_t i = 0; i < 1000; i++) rows[i].trace = 0;
     sdb__seg_fmt f = round_trip(1000, NULL);
-    cr_assert_eq(f.tr_bits, 0, "no trace anywhere: one entry, no index bits");
-    cr_assert_eq(f.n_tdict, 1);
-    for (uint32_t i = 0; i < 1000; i++) rows[i].trace = rnd() | 1;
+    cr_assert_eq(f.tr_bits, 0, "no trace anywhere: no bits");
+    cr_assert_eq(f.tr_base, 0);
+    for (uint32_t i = 0; i < 1000; i++) rows[i].trace = 123456;
     f = round_trip(1000, NULL);
-    cr_assert_eq(f.tr_bits, SDB__PK_RAW, "distinct hashes: raw");
-    cr_assert_eq(f.n_tdict, 0);
-    for (uint32_t i = 0; i < 1000; i++) rows[i].trace = i % 3 ? UINT64_MAX - i % 7 : 0;
+    cr_assert_eq(f.tr_bits, 0, "one trace: no bits");
+    cr_assert_eq(f.tr_base, 123456);
+    for (uint32_t i = 0; i < 1000; i++) rows[i].trace = 3000000 + (i * 7919) % 1000;
     f = round_trip(1000, NULL);
-    cr_assert_eq(f.n_tdict, 8, "seven hashes and 0");
-    cr_assert_eq(f.tr_bits, 3);
+    cr_assert_eq(f.tr_bits, 10, "a thousand recent traces");
+    cr_assert_eq(f.tr_base, 3000000);
+    rows[500].trace = 0;
+    f = round_trip(1000, NULL);
+    cr_assert_eq(f.tr_bits, 22, "a row without a trace: from 0");
+    cr_assert_eq(f.tr_base, 0);
+    rows[501].trace = UINT32_MAX;
+    f = round_trip(1000, NULL);
+    cr_assert_eq(f.tr_bits, 32, "the whole u32 range");
+    rows[500].trace = 1;
+    f = round_trip(1000, NULL);
+    cr_assert_eq(f.tr_bits, 32);
+    cr_assert_eq(f.tr_base, 0, "lowered: base 1 + 32 bits could read 2^32");
+    /* Near the top of the range the base is lowered the same way. */
+    for (uint32_t i = 0; i < 1000; i++) rows[i].trace = UINT32_MAX - i % 101;
+    f = round_trip(1000, NULL);
+    cr_assert_eq(f.tr_bits, 7);
+    cr_assert_eq(f.tr_base, UINT32_MAX - 127);
 }
 
 Test(segment, refs_spanning_2_to_the_32_are_stored_raw)
@@ -322,7 +338,7 @@ Test(segment, wider_columns_than_needed_read_the_same)
     static const uint32_t max[SDB_N_DIMS] = {0, 7, 300, 0, 70000, 1};
     make_rows(500, max, 1ull << 40, 11);
     sdb__seg_fmt wide = {.ref_base = 0, .ref_bits = SDB__PK_RAW, .ts_bits = SDB__PK_RAW,
-                         .tr_bits = SDB__PK_RAW, .v_enc = SDB__V_F64,
+                         .tr_bits = 32, .v_enc = SDB__V_F64,
                          .tsrc_bits = 8, .dim_w = {32, 32, 32, 32, 32, 32}};
     round_trip(500, &wide);
     sdb__seg_fmt mid = wide;
@@ -399,7 +415,7 @@ Test(segment, empty_segment_is_a_bare_header)
 }
 
 /* A valid 300-row segment with dimensions of width 0, 1 and 2, decimal
- * values and a trace dictionary. */
+ * values and 3-bit trace numbers. */
 static size_t valid_segment(uint8_t *buf)
 {
     static const uint32_t max[SDB_N_DIMS] = {0, 200, 1000, 0, 3, 0};
@@ -411,7 +427,7 @@ static size_t valid_segment(uint8_t *buf)
     sdb__seg_fmt f;
     size_t len = sdb__seg_plan(ptrs, 300, &f);
     cr_assert_eq(f.v_enc, SDB__V_DEC);
-    cr_assert_eq(f.n_tdict, 5);
+    cr_assert_eq(f.tr_bits, 3);
     cr_assert_eq(sdb__seg_build(ptrs, 300, &f, buf), SDB_OK);
     return len;
 }
@@ -446,7 +462,8 @@ Test(segment, rejects_corrupt_headers_and_lengths)
     MUTATE(magic, 0x12345678u, "magic");
     MUTATE(version, 2, "the per-segment widths of format 3");
     MUTATE(version, 3, "the byte-wide dimensions of segment version 3");
-    MUTATE(version, 5, "a later version");
+    MUTATE(version, 4, "the trace hashes of segment version 4");
+    MUTATE(version, 6, "a later version");
     MUTATE(n_rows, 301, "row count");
     MUTATE(n_rows, UINT32_MAX, "huge row count");
     MUTATE(n_type[0], g.h.n_type[0] + 1, "type counts");
@@ -459,9 +476,7 @@ Test(segment, rejects_corrupt_headers_and_lengths)
     }
     MUTATE(v_enc, 3, "value encoding");
     MUTATE(v_exp, SDB__SEG_MAX_EXP + 1, "decimal exponent");
-    MUTATE(n_tdict, 0, "a trace index without a dictionary");
-    MUTATE(n_tdict, 301, "a dictionary longer than the rows");
-    MUTATE(tr_bits, SDB__PK_RAW, "a dictionary beside raw hashes");
+    MUTATE(tr_bits, SDB__PK_RAW, "raw trace hashes (segment version 4)");
     static const uint8_t bad_w[] = {33, 40, 63, 64, 65, 96, 128, 255};
     for (size_t k = 0; k < sizeof bad_w; k++)
         for (int d = 0; d < SDB_N_DIMS; d++) MUTATE(dim_w[d], bad_w[k], "dimension width");
@@ -477,7 +492,8 @@ Test(segment, rejects_corrupt_headers_and_lengths)
     MUTATE(ref_bits, SDB__PK_RAW, "packed refs claimed as raw");
     MUTATE(ts_bits, (uint8_t)(g.h.ts_bits + 8), "a wider time column");
     MUTATE(v_enc, SDB__V_F64, "decimals claimed as f64");
-    MUTATE(n_tdict, 6, "one more dictionary entry");
+    MUTATE(tr_bits, 4, "a wider trace column");
+    MUTATE(tr_base, UINT32_MAX - 6, "trace numbers past 2^32 - 1");
 #undef MUTATE
     /* Decimal fields on a value column that is not decimal. */
     {
@@ -493,15 +509,17 @@ Test(segment, rejects_corrupt_headers_and_lengths)
     }
 }
 
-Test(segment, corrupt_trace_indexes_stay_inside_the_dictionary)
+Test(segment, corrupt_trace_numbers_read_as_numbers_of_their_width)
 {
     static uint8_t buf[1 << 14];
     size_t len = valid_segment(buf);
     sdb__seg g;
     cr_assert_eq(sdb__seg_open(buf, len, &g), SDB_OK);
     cr_assert_eq(g.h.tr_bits, 3);
-    /* Every index bit set: 7 for entries 0..4 of the dictionary. */
-    memset(buf + (g.trace - buf), 0xFF, sdb__pk_len(300, 3));
+    cr_assert_eq(g.h.tr_base, 0);
+    /* Every bit set: base + 7, a number no row was given, read by every
+     * table alike (a count is wrong, nothing is read out of bounds). */
+    memset(buf + (g.trace - buf), 0xFF, sdb__pk_len(300, 3) - 7);
     cr_assert_eq(sdb__seg_open(buf, len, &g), SDB_OK);
     uint64_t out[300];
     static const char *const tables[] = {"scalar", "avx2", "avx512"};
@@ -512,10 +530,10 @@ Test(segment, corrupt_trace_indexes_stay_inside_the_dictionary)
         for (uint32_t i = 0; i < 300; i++) {
             uint64_t h;
             memcpy(&h, tr + 8 * (size_t)i, 8);
-            cr_assert_eq(h, 4, "%s row %u: the last entry", tables[k], i);
+            cr_assert_eq(h, 7, "%s row %u", tables[k], i);
         }
     }
-    cr_assert_eq(sdb__seg_trace_at(&g, 0), 4);
+    cr_assert_eq(sdb__seg_trace_at(&g, 0), 7);
 }
 
 Test(segment, stray_type_bits_read_as_two_bit_fields)

@@ -59,17 +59,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(rc == SDB_OK || rc == SDB_ECORRUPT);
     if (rc) return 0;
     const sdb__seg_hdr *h = &g.h;
-    sdb__seg_fmt f = {.ref_base = h->ref_base, .v_base = h->v_base, .n_tdict = h->n_tdict,
+    sdb__seg_fmt f = {.ref_base = h->ref_base, .v_base = h->v_base, .tr_base = h->tr_base,
                       .ref_bits = h->ref_bits, .ts_bits = h->ts_bits, .tr_bits = h->tr_bits,
                       .v_enc = h->v_enc, .v_bits = h->v_bits, .v_exp = h->v_exp};
     memcpy(f.dim_w, h->dim_w, sizeof f.dim_w);
     FUZZ_CHECK(size == sdb__seg_len(g.n, &f));
-    FUZZ_CHECK(valid_bits(f.ref_bits) && valid_bits(f.ts_bits) && valid_bits(f.tr_bits));
+    FUZZ_CHECK(valid_bits(f.ref_bits) && valid_bits(f.ts_bits) && f.tr_bits <= 32);
     FUZZ_CHECK(f.v_enc <= SDB__V_DEC && f.v_bits <= 32 && f.v_exp <= SDB__SEG_MAX_EXP);
-    FUZZ_CHECK(f.tr_bits == SDB__PK_RAW ? f.n_tdict == 0 : f.n_tdict >= 1 && f.n_tdict <= g.n);
     FUZZ_CHECK(col_inside(g.ts, sdb__pk_len(g.n, f.ts_bits), data, size));
     FUZZ_CHECK(col_inside(g.value, sdb__seg_vlen(g.n, f.v_enc, f.v_bits), data, size));
-    FUZZ_CHECK(col_inside(g.tdict, 8 * (size_t)f.n_tdict, data, size));
     FUZZ_CHECK(col_inside(g.trace, sdb__pk_len(g.n, f.tr_bits), data, size));
     FUZZ_CHECK(col_inside(g.ref, sdb__pk_len(g.n, f.ref_bits), data, size));
     for (int d = 0; d < SDB_N_DIMS; d++) {
