@@ -15,9 +15,21 @@
 // on a loaded machine the wall time is the scheduler's as much as the
 // server's, the CPU time much less so.
 //
+// What a dashboard sees: a keep-alive agent (one connection, reused), and
+// every request a body of its own (the cell's query followed by white
+// space that spells the request's sequence number, which JSON ignores and
+// the answer cache would not: with the cache on, no request is a hit).
+//
+// With --inproc F (bench_query's run of the same cells, in process) the
+// overhead of HTTP per cell (HTTP time minus in-process time, and with
+// --pid the server's CPU minus in-process time) is summarized as median,
+// p90 and p99 over the cells, on stderr and as "overhead" in the output.
+// --probes N sets the count of /healthz probes (default RUNS x 20).
+//
 // Every request has a 30 s timeout; only 127.0.0.1 is ever addressed.
 //
 // Usage: node matrix_http.mjs --port P --queries matrix.json --runs N --out F [--pid PID]
+//        [--inproc F] [--probes N]
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 
@@ -57,20 +69,25 @@ function request(method, path, body) {
   });
 }
 
+// The request's own body: the query, then the sequence number in binary
+// as spaces and tabs (JSON white space, RFC 8259 section 2).
+let seq = 0;
+const distinct = (body) => { let n = ++seq, pad = ''; while (n) { pad += n & 1 ? '\t' : ' '; n >>= 1; } return body + pad; };
+
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 
 const spec = JSON.parse(readFileSync(args.queries, 'utf8'));
 const out = { engine: 'scoredb-http', kernels: 'http, cache off', runs, queries: {} };
 const probe = [];
-for (let i = 0; i < runs * 20; i++) probe.push((await request('GET', '/healthz')).ms);
-out.client_ms = median(probe);
+for (let i = 0; i < (args.probes !== undefined ? Number(args.probes) : runs * 20); i++) probe.push((await request('GET', '/healthz')).ms);
+out.client_ms = probe.length ? median(probe) : 0;
 for (const q of spec.queries) {
   try {
-    let r = await request('POST', '/v1/query', q.scoredb);
+    let r = await request('POST', '/v1/query', distinct(q.scoredb));
     const ms = [], cpu = [];
     for (let i = 0; i < runs && r.status === 200; i++) {
       const c0 = pid ? serverCpuMs() : 0;
-      r = await request('POST', '/v1/query', q.scoredb);
+      r = await request('POST', '/v1/query', distinct(q.scoredb));
       if (pid) cpu.push(serverCpuMs() - c0);
       ms.push(r.ms);
     }
@@ -83,5 +100,22 @@ for (const q of spec.queries) {
   }
 }
 agent.destroy();
+if (args.inproc) {
+  // Overhead percentiles over the cells both runs answered.
+  const inproc = JSON.parse(readFileSync(args.inproc, 'utf8')).queries;
+  const pick = (xs, f) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.min(s.length - 1, Math.floor(f * s.length))] : NaN; };
+  const wall = [], cpu = [];
+  for (const [id, h] of Object.entries(out.queries)) {
+    const p = inproc[id];
+    if (!p || !(p.ms >= 0) || !(h.ms >= 0)) continue;
+    wall.push(h.ms - p.ms);
+    if (h.cpu_ms !== undefined) cpu.push(h.cpu_ms - p.ms);
+  }
+  const sum = (xs) => ({ cells: xs.length, median: pick(xs, 0.5), p90: pick(xs, 0.9), p99: pick(xs, 0.99) });
+  out.overhead = { wall_ms: sum(wall) };
+  if (cpu.length) out.overhead.server_cpu_ms = sum(cpu);
+  for (const [k, v] of Object.entries(out.overhead))
+    process.stderr.write(`scoredb-http: overhead (${k === 'wall_ms' ? 'HTTP' : 'server CPU'} minus in process) over ${v.cells} cells: median ${v.median.toFixed(3)} ms, p90 ${v.p90.toFixed(3)}, p99 ${v.p99.toFixed(3)}\n`);
+}
 writeFileSync(args.out, JSON.stringify(out));
 process.stderr.write(`scoredb-http: ${spec.queries.length} cells, client round trip ${out.client_ms.toFixed(3)} ms\n`);

@@ -63,6 +63,8 @@ lines.push(`kernels: ${sdb.kernels}; duckdb ${duck.version}; median of ${sdb.run
   (sdb.client_ms !== undefined ? `; the client's own round trip (GET /healthz): ${sdb.client_ms.toFixed(3)} ms, inside every scoredb time` : '') +
   (args.load ? `; load average at the end: ${args.load}` : ''), '');
 lines.push(`**worst ratio ${worst ? worst.ratio.toFixed(1) : '-'}x (${worst ? worst.id : '-'}: scoredb ${worst ? worst.sdb.toFixed(3) : '-'} ms, duckdb ${worst ? worst.duck.toFixed(2) : '-'} ms); median ${median.toFixed(1)}x**`, '');
+if (sdb.overhead) for (const [k, v] of Object.entries(sdb.overhead))
+  lines.push(`HTTP overhead per cell (${k === 'wall_ms' ? 'HTTP time' : "the server's CPU time"} minus the in-process time, ${v.cells} cells): median ${v.median.toFixed(3)} ms, p90 ${v.p90.toFixed(3)} ms, p99 ${v.p99.toFixed(3)} ms`, '');
 lines.push(`cells under ${target}x: ${under.length} of ${ok.length}; typical-name cells over 2 ms: ${slowTypical.length}; row-count mismatches: ${mismatch.length}; errors: ${cells.length - ok.length}`, '');
 lines.push('| cell (filter.group.output.name) | rows | scoredb ms | duckdb ms | ratio | same rows |', '|---|--:|--:|--:|--:|:-:|');
 for (const c of cells) {

@@ -1540,6 +1540,17 @@ static void check_num(double v)
         snprintf(want, sizeof want, "%lld", (long long)v);
     }
     cr_assert_str_eq(got, want, "%.17g", v);
+    cr_assert(strtod(got, NULL) == v, "%s does not read back as %.17g", got, v);
+    /* sdb__j_num writes straight into the answer's buffer: the same text,
+     * also after a buffer grows from an odd length. */
+    static sdb__buf b;
+    b.len = 0;
+    if (v > 0.5) sdb__buf_add(&b, "x", 1);
+    size_t at = b.len;
+    sdb__j_num(&b, v);
+    cr_assert_eq(b.len - at, strlen(want), "%.17g", v);
+    cr_assert(memcmp(b.p + at, want, b.len - at) == 0, "%.17g: %.*s", v, (int)(b.len - at),
+              b.p + at);
 }
 
 Test(engine_diff, numbers_print_as_the_shortest_printf_text_that_reads_back)
@@ -1552,17 +1563,40 @@ Test(engine_diff, numbers_print_as_the_shortest_printf_text_that_reads_back)
                                    -0.1, -2.5e-3, 5e-324, 1e300, -1e300};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) check_num(fixed[i]);
     for (int i = 0; i <= 10000; i++) check_num(0.05 * i); /* histogram edges */
+    /* The printer's first guess at the decimal exponent comes from the
+     * binary one: every power of two, and both neighbours of every power
+     * of ten, across its range and past its ends. */
+    for (int e = -1074; e <= 1023; e++) {
+        double v = ldexp(1, e);
+        check_num(v);
+        check_num(nextafter(v, 0));
+        check_num(nextafter(v, INFINITY));
+    }
+    for (int e = -6; e <= 18; e++) {
+        double v = pow(10, e);
+        for (int k = 0; k < 4; k++) {
+            check_num(v);
+            check_num(-v);
+            v = nextafter(v, INFINITY);
+        }
+        v = pow(10, e);
+        for (int k = 0; k < 4; k++) check_num(v = nextafter(v, 0));
+    }
+    static const double ints[] = {1e15 - 1, 1e15, 1e15 + 2, 9007199254740992.0, 4294967296.0,
+                                  -1e15 + 1, -123456789012345.0};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) check_num(ints[i]);
     uint64_t r = 12345;
     for (int i = 0; i < 300000; i++) {
         r ^= r << 13;
         r ^= r >> 7;
         r ^= r << 17;
         double v;
-        switch (i % 4) {
+        switch (i % 5) {
         case 0: v = (double)(r >> 11) / 9007199254740992.0; break;        /* [0, 1) */
         case 1: v = ldexp((double)(r >> 11), (int)(r % 100) - 80); break; /* wide */
         case 2: { uint64_t bits = r & 0x7FEFFFFFFFFFFFFFull; memcpy(&v, &bits, 8); break; }
-        default: v = (double)(r % 1000000) / 1000.0 + 1e-9 * (double)(r % 7); break;
+        case 3: v = (double)(r % 1000000) / 1000.0 + 1e-9 * (double)(r % 7); break;
+        default: v = (double)(r >> 11) / pow(10, (double)(r % 23)); break; /* decimals */
         }
         if (r & 1) v = -v;
         check_num(v);

@@ -1276,3 +1276,127 @@ Test(server, concurrent_keep_alive_queries_answer_what_the_engine_answers, .time
     sdb_store_close(s);
     rm_store(v.dir);
 }
+
+/* ------------------------------------------------- large answers */
+
+/* The bench's requests (bench/matrix_http.mjs) each carry white space of
+ * their own after the query, so that no two bodies are the same: such a
+ * body must answer the same bytes as the bare query, and, the cache being
+ * keyed by the body, as a miss of its own. */
+Test(server, a_query_followed_by_white_space_answers_the_same_bytes_as_a_miss)
+{
+    srv v;
+    start(&v, 0);
+    resp r = req(v.port, "POST", "/v1/scores",
+                 "[{\"name\":\"acc\",\"value\":0.25,\"trace_id\":\"a\",\"model\":\"m1\"},"
+                 "{\"name\":\"acc\",\"value\":0.5,\"trace_id\":\"b\",\"model\":\"m2\"}]");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    resp_free(&r);
+    const char *q = "{\"name\":\"acc\",\"group_by\":[\"model\"],\"percentiles\":[50]}";
+    resp bare = req(v.port, "POST", "/v1/query", q);
+    cr_assert_eq(bare.status, 200, "%s", bare.raw);
+    cr_assert(strstr(bare.body, "\"percentiles\":{\"50\":0.25}"), "%s", bare.body);
+    long long miss0 = -1;
+    resp m = req(v.port, "GET", "/metrics", NULL);
+    const char *p = strstr(m.body, "scoredb_query_cache_total{result=\"miss\"} ");
+    cr_assert_not_null(p);
+    miss0 = strtoll(p + strlen("scoredb_query_cache_total{result=\"miss\"} "), NULL, 10);
+    resp_free(&m);
+    static const char *const pads[] = {" ", "\t", " \t", "\n", "\r\n\t "};
+    char body[256];
+    for (size_t i = 0; i < sizeof pads / sizeof *pads; i++) {
+        snprintf(body, sizeof body, "%s%s", q, pads[i]);
+        resp a = req(v.port, "POST", "/v1/query", body);
+        cr_assert_eq(a.status, 200, "%s", a.raw);
+        cr_assert_str_eq(a.body, bare.body);
+        resp_free(&a);
+    }
+    m = req(v.port, "GET", "/metrics", NULL);
+    p = strstr(m.body, "scoredb_query_cache_total{result=\"miss\"} ");
+    cr_assert_not_null(p);
+    cr_assert_eq(strtoll(p + strlen("scoredb_query_cache_total{result=\"miss\"} "), NULL, 10),
+                 miss0 + 5, "%s", m.body);
+    resp_free(&m);
+    resp_free(&bare);
+    stop(&v);
+}
+
+/* A megabyte answer (1,000 groups x 24 hourly points) comes whole,
+ * with its Content-Length, the same bytes each time; clients that read a
+ * little of it and close (with a reset) neither hang the server nor cost
+ * the next client its answer, and leave nothing in flight. */
+Test(server, a_large_answer_arrives_whole_and_clients_leaving_mid_answer_cost_nothing,
+     .timeout = SDB_BOUND_S(60))
+{
+    srv v;
+    sdb_server_opts o;
+    memset(&o, 0, sizeof o);
+    o.delay_ms = 0;
+    o.fake_clock = 1;
+    o.fake_now_ms = T0;
+    o.cache_off = 1; /* every answer computed and rendered anew */
+    start_with(&v, o);
+    enum { N = 2000 };
+    size_t cap = (size_t)N * 160, n = 0;
+    char *body = malloc(cap);
+    n += (size_t)snprintf(body + n, cap - n, "[");
+    for (int i = 0; i < N; i++)
+        n += (size_t)snprintf(body + n, cap - n,
+                              "%s{\"name\":\"acc\",\"value\":%d.%03d,\"trace_id\":\"t%d\","
+                              "\"trace_name\":\"tn%04d\",\"timestamp\":%lld}",
+                              i ? "," : "", i % 2, (i * 37) % 1000, i, i % 1000,
+                              T0 - 24 * 3600000LL + (long long)(i % 24) * 3600000LL);
+    snprintf(body + n, cap - n, "]");
+    resp r = req(v.port, "POST", "/v1/scores", body);
+    cr_assert_eq(r.status, 200, "%.300s", r.raw);
+    resp_free(&r);
+    free(body);
+    const char *q = "{\"name\":\"acc\",\"group_by\":[\"trace_name\"],\"interval\":\"1h\","
+                    "\"from\":\"2099-12-31T00:00:00Z\",\"to\":\"2100-01-01T00:00:00Z\","
+                    "\"stats\":[\"count\",\"avg\",\"min\",\"max\",\"stddev\"]}";
+    resp first = req(v.port, "POST", "/v1/query", q);
+    cr_assert_eq(first.status, 200, "%.300s", first.raw);
+    size_t blen = strlen(first.body);
+    cr_assert_gt(blen, 1u << 20, "%zu bytes", blen);
+    cr_assert_eq(count_of(first.body, "\"key\":{\"trace_name\":"), 1000);
+    cr_assert_eq(count_of(first.body, "{\"t\":\""), 1000 * 24);
+    /* Each group's series heads are the first group's, printed once. */
+    cr_assert_eq(count_of(first.body, "\"series\":[{\"t\":\"2099-12-31T00:00:00.000Z\",\"count\":"),
+                 1000);
+    cr_assert_eq(count_of(first.body, ",{\"t\":\"2099-12-31T23:00:00.000Z\",\"count\":"), 1000);
+    cr_assert_eq(strcmp(first.body + blen - 3, "]}\n"), 0);
+    const char *cl = strstr(first.raw, "Content-Length: ");
+    cr_assert_not_null(cl, "%.300s", first.raw);
+    cr_assert_eq(strtoull(cl + 16, NULL, 10), blen);
+    char head[512];
+    int hl = snprintf(head, sizeof head,
+                      "POST /v1/query HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+                      strlen(q), q);
+    for (int i = 0; i < 6; i++) {
+        int fd = connect_to(v.port);
+        send_all(fd, head, (size_t)hl);
+        char part[4096];
+        ssize_t got = recv(fd, part, sizeof part, 0);
+        cr_assert_gt(got, 0);
+        cr_assert_eq(strncmp(part, "HTTP/1.1 200", 12), 0);
+        struct linger lg = {1, 0}; /* close with a reset, mid-answer */
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close(fd);
+    }
+    resp again = req(v.port, "POST", "/v1/query", q);
+    cr_assert_eq(again.status, 200);
+    cr_assert_str_eq(again.body, first.body);
+    resp_free(&again);
+    r = req(v.port, "GET", "/healthz", NULL);
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+    /* Only /metrics' own request is in flight once the resets are seen. */
+    long long inflight = -1;
+    for (int i = 0; i < 100 && inflight != 0; i++) {
+        inflight = metric(v.port, "scoredb_http_inflight");
+        if (inflight) usleep(50000);
+    }
+    cr_assert_eq(inflight, 0);
+    resp_free(&first);
+    stop(&v);
+}
