@@ -42,6 +42,18 @@ typedef struct sdb_agg {
 
 /* One row into a partial aggregate about the shift k: the reference's
  * update, and the row-at-a-time tails of every table, so none can drift. */
+/* hist_f64's bin of one value (the reference formula every table keeps):
+ * bins for x < lo, bins + 1 for x > hi, else floor((x - lo) / width) by a
+ * true division, the last bin when that is past it or NaN (a zero width). */
+static inline uint32_t sdb_bin_of(double x, double lo, double hi, double width, uint32_t bins)
+{
+    if (x < lo) return bins;
+    if (x > hi) return bins + 1;
+    /* x - lo >= 0 here, so truncation is floor. */
+    double q = (x - lo) / width;
+    return (q >= 0 && q < (double)bins) ? (uint32_t)q : bins - 1;
+}
+
 static inline void sdb_agg_add(sdb_agg *a, double x, double k)
 {
     double d = x - k;

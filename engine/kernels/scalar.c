@@ -393,17 +393,7 @@ static void slot_bins(const void *v, const uint64_t *bits, size_t n, const void 
     for (size_t i = 0; i < n; i++) {
         if (!(bits[i / 64] >> (i % 64) & 1)) continue;
         uint32_t s = loc_of(loc, loc_w, i);
-        double x = ld_f64(v, i);
-        uint32_t b;
-        if (x < lo[s]) {
-            b = bins;
-        } else if (x > hi[s]) {
-            b = bins + 1;
-        } else {
-            double q = floor((x - lo[s]) / width[s]); /* NaN for a zero width: the last bin */
-            b = (q >= 0 && q < (double)bins) ? (uint32_t)q : bins - 1;
-        }
-        hist[(size_t)s * stride + b]++;
+        hist[(size_t)s * stride + sdb_bin_of(ld_f64(v, i), lo[s], hi[s], width[s], bins)]++;
     }
 }
 

@@ -112,17 +112,7 @@ static void slot_bins(const void *v, const uint64_t *bits, size_t n, const void 
             for (; b; b &= b - 1) {
                 size_t i = base + (size_t)__builtin_ctzll(b);
                 uint32_t s = scat_loc(loc, loc_w, i);
-                double x = pipe_ld1(v, i);
-                uint32_t bin;
-                if (x < lo[s]) {
-                    bin = bins;
-                } else if (x > hi[s]) {
-                    bin = bins + 1;
-                } else {
-                    double q = (x - lo[s]) / width[s]; /* >= 0 or NaN: truncation is floor */
-                    bin = (q >= 0 && q < (double)bins) ? (uint32_t)q : bins - 1;
-                }
-                hist[(size_t)s * stride + bin]++;
+                hist[(size_t)s * stride + sdb_bin_of(pipe_ld1(v, i), lo[s], hi[s], width[s], bins)]++;
             }
             continue;
         }
