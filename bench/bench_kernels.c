@@ -44,16 +44,13 @@
 static size_t n_rows;
 static char *col_v, *col_ts, *col_keys, *col_hash; /* each 2 bytes past alignment */
 /* Encoded columns (engine/internal.h): two-digit decimals in 7 bits, time
- * offsets in 27 bits (a day of milliseconds), trace indexes in 9 bits
- * into a dictionary of 512 hashes, f32 values. */
+ * offsets in 27 bits (a day of milliseconds), f32 values. */
 #define DEC_BITS 7
 #define TS_BITS 27
-#define TR_BITS 9
 #define CHUNK 8192 /* rows a segment decodes at once: store.c's chunk_rows */
-static char *pk_dec, *pk_ts, *pk_tr, *col_f32, *dict;
+static char *pk_dec, *pk_ts, *col_f32;
 static double *dec_v;  /* CHUNK: decoded scratch, as exec.c's load_cols */
 static int64_t *dec_t;
-static uint64_t *dec_h;
 static sdb_filter f_all, f_value, f_time, f_time_value;
 static int64_t t_first;
 static volatile uint64_t sink; /* keeps results observable */
@@ -113,24 +110,16 @@ static void make_data(void)
     }
     /* Packed columns, padded by 7 bytes (kernels.h). */
     size_t l_dec = (n_rows * DEC_BITS + 7) / 8 + 7, l_ts = (n_rows * TS_BITS + 7) / 8 + 7;
-    size_t l_tr = (n_rows * TR_BITS + 7) / 8 + 7;
     pk_dec = column(l_dec);
     pk_ts = column(l_ts);
-    pk_tr = column(l_tr);
     col_f32 = column(n_rows * 4);
-    dict = column(8 << TR_BITS);
     memset(pk_dec, 0, l_dec);
     memset(pk_ts, 0, l_ts);
-    memset(pk_tr, 0, l_tr);
-    for (size_t i = 0; i < (1u << TR_BITS); i++) {
-        uint64_t h = rng_next(&s) | 1;
-        memcpy(dict + 8 * i, &h, 8);
-    }
     for (size_t i = 0; i < n_rows; i++) {
-        uint64_t x[3] = {rng_next(&s) % 101, (i * 10) % 86400000, rng_next(&s) % (1u << TR_BITS)};
-        char *col[3] = {pk_dec, pk_ts, pk_tr};
-        unsigned bits[3] = {DEC_BITS, TS_BITS, TR_BITS};
-        for (int c = 0; c < 3; c++) {
+        uint64_t x[2] = {rng_next(&s) % 101, (i * 10) % 86400000};
+        char *col[2] = {pk_dec, pk_ts};
+        unsigned bits[2] = {DEC_BITS, TS_BITS};
+        for (int c = 0; c < 2; c++) {
             uint64_t bit = (uint64_t)i * bits[c], w;
             memcpy(&w, col[c] + (bit >> 3), 8);
             w |= x[c] << (bit & 7);
@@ -141,8 +130,7 @@ static void make_data(void)
     }
     dec_v = malloc(CHUNK * sizeof *dec_v);
     dec_t = malloc(CHUNK * sizeof *dec_t);
-    dec_h = malloc(CHUNK * sizeof *dec_h);
-    if (!dec_v || !dec_t || !dec_h) exit(1);
+    if (!dec_v || !dec_t) exit(1);
     int64_t span = (int64_t)n_rows * 10;
     f_all = (sdb_filter){INT64_MIN, INT64_MAX, -INFINITY, INFINITY, 0.5};
     /* The middle half of the segment's time. */
@@ -269,15 +257,6 @@ static void run_unpack_ts(const sdb_kernels *k)
         k->unpack_u64(chunk_of(pk_ts, TS_BITS, i), TS_BITS, m, (uint64_t)t_first, (uint64_t *)dec_t);
     }
     sink = (uint64_t)dec_t[0];
-}
-
-static void run_unpack_dict(const sdb_kernels *k)
-{
-    for (size_t i = 0; i < n_rows; i += CHUNK) {
-        size_t m = n_rows - i < CHUNK ? n_rows - i : CHUNK;
-        k->unpack_dict(chunk_of(pk_tr, TR_BITS, i), TR_BITS, m, dict, 1u << TR_BITS, dec_h);
-    }
-    sink = dec_h[0];
 }
 
 static void run_widen_f32(const sdb_kernels *k)
@@ -420,7 +399,6 @@ static const job jobs[] = {
      * cell compares with memread's rate of reading those bytes raw. */
     {"unpack_dec, 7-bit decimals -> f64 (out)", 8, run_unpack_dec, 1},
     {"unpack_u64, 27-bit time offsets -> i64 (out)", 8, run_unpack_ts, 1},
-    {"unpack_dict, 9-bit trace indexes -> u64 (out)", 8, run_unpack_dict, 1},
     {"widen_f32 -> f64 (out)", 8, run_widen_f32, 1},
     /* Scans of encoded columns, per 8192-row chunk: GB/s of the raw
      * columns they stand for (v 8 bytes a row; ts + v 16). */

@@ -988,9 +988,7 @@ static void decoders_match(const sdb_kernels *k)
     uint64_t *got = malloc(4099 * sizeof *got), *ref = malloc(4099 * sizeof *ref);
     double *gd = malloc(4099 * sizeof *gd), *rd = malloc(4099 * sizeof *rd);
     cr_assert(want && got && ref && gd && rd);
-    uint64_t dict_v[40];
     uint64_t s = 77;
-    for (int j = 0; j < 40; j++) dict_v[j] = rng_next(&s);
     for (unsigned bits = 0; bits <= 32; bits++)
         for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
             for (unsigned off = 0; off < 8; off += 3) {
@@ -1021,17 +1019,6 @@ static void decoders_match(const sdb_kernels *k)
                                   gd[i], rd[i]);
                     }
                 }
-                /* a dictionary of 40 entries: larger entries read the last */
-                void *dbase;
-                const void *dict = place(dict_v, sizeof dict_v, (off + 1) % 8, &dbase);
-                k->unpack_dict(p, bits, n, dict, 40, got);
-                S->unpack_dict(p, bits, n, dict, 40, ref);
-                for (size_t i = 0; i < n; i++) {
-                    cr_assert_eq(ref[i], dict_v[want[i] < 40 ? want[i] : 39],
-                                 "%s: scalar dict row %zu", ctx, i);
-                    cr_assert_eq(got[i], ref[i], "%s: dict row %zu", ctx, i);
-                }
-                free(dbase);
                 free(base);
             }
     /* f32 widening, edge values included */

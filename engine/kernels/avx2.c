@@ -601,7 +601,6 @@ static const sdb_kernels table = {
     .unpack_u64 = dec_unpack_u64,
     .unpack_dec = dec_unpack_dec,
     .widen_f32 = dec_widen_f32,
-    .unpack_dict = dec_unpack_dict,
     .agg_dec = dec_agg_dec,
     .unpack_ids = dec_unpack_ids,
     .bits_pk = bits_pk,

@@ -337,24 +337,6 @@ static void dec_widen_f32(const void *p, size_t n, double *out)
     }
 }
 
-static void dec_unpack_dict(const void *p, unsigned bits, size_t n, const void *dict,
-                            uint32_t n_dict, uint64_t *out)
-{
-    uint32_t tmp[DEC_BLOCK];
-    dec_unpack_fn un = dec_unpack[bits <= 32 ? bits : 0];
-    const uint8_t *d = dict;
-    uint32_t last = n_dict ? n_dict - 1 : 0;
-    for (size_t i = 0; i < n; i += DEC_BLOCK) {
-        size_t m = n - i < DEC_BLOCK ? n - i : DEC_BLOCK;
-        un(p, i, m, n, tmp);
-        uint64_t *o = out + i;
-        for (size_t j = 0; j < m; j++) {
-            uint32_t k = tmp[j] < last ? tmp[j] : last;
-            memcpy(&o[j], d + 8 * (size_t)k, 8);
-        }
-    }
-}
-
 /* ---- agg_dec: decode, filter and aggregate in one pass --------------
  * Why fused: unpack_dec then agg_f64 wrote the chunk's doubles (64 KiB:
  * L2, not L1) and read them back, and the store was the decoder's cost

@@ -34,7 +34,7 @@ static const struct {
     K(agg_f64),    K(hist_f64),   K(group_u32),  K(series_f64), K(select_u64),
     K(mask_f64),   K(slot_agg),   K(slot_agg_nm), K(bits_lut8), K(bits_agg),
     K(slot_hist),  K(bins_f64),   K(unpack_u64), K(unpack_dec), K(widen_f32),
-    K(unpack_dict), K(agg_dec),    K(unpack_ids),
+    K(agg_dec),    K(unpack_ids),
     K(bits_pk),
     K(pct_count_f64),
     K(sel_f64),

@@ -213,11 +213,6 @@ typedef struct sdb_kernels {
     /* out[i] = the i-th f32 of p, widened. */
     void (*widen_f32)(const void *p, size_t n, double *out);
 
-    /* out[i] = dict[min(entry i, n_dict - 1)] (dict: n_dict >= 1 u64s,
-     * unaligned): trace hashes through the segment's dictionary. */
-    void (*unpack_dict)(const void *p, unsigned bits, size_t n, const void *dict,
-                        uint32_t n_dict, uint64_t *out);
-
     /* ---- scans of encoded columns, decoded and filtered in one pass ------ */
 
     /* agg_f64 over a decimal value column (v, v_bits, v_base, scale: as

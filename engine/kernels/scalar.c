@@ -225,16 +225,6 @@ static void widen_f32(const void *p, size_t n, double *out)
     }
 }
 
-static void unpack_dict(const void *p, unsigned bits, size_t n, const void *dict,
-                        uint32_t n_dict, uint64_t *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint64_t k = pk_get(p, bits, i);
-        if (k >= n_dict) k = n_dict ? n_dict - 1 : 0;
-        out[i] = ld_u64(dict, k);
-    }
-}
-
 /* ---- scans of encoded columns ------------------------------------------- */
 
 /* The value of entry e, by unpack_dec's formula. */
@@ -414,7 +404,6 @@ const sdb_kernels sdb__kernels_scalar = {
     .unpack_u64 = unpack_u64,
     .unpack_dec = unpack_dec,
     .widen_f32 = widen_f32,
-    .unpack_dict = unpack_dict,
     .agg_dec = agg_dec,
     .unpack_ids = unpack_ids,
     .bits_pk = bits_pk,
